@@ -1,0 +1,1 @@
+//! strongbox server library

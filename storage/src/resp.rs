@@ -1,0 +1,1 @@
+//! RESP commands as stored in AOF files.
