@@ -1,0 +1,166 @@
+//! File-system layer.
+//!
+//! Everything the durable log does to the disk goes through [`Vfs`], so the same code runs on
+//! the real file system ([`RealFs`]) and on a simulated, fault-injecting one ([`SimFs`]) that
+//! keeps written-but-unsynced bytes apart from synced ones and can compute what a power loss
+//! leaves behind.
+//!
+//! Rules the rest of the crate follows:
+//! - Durable creation or replacement of a whole file goes through [`write_file_atomic`]
+//!   (temp → write → fsync → rename → fsync dir). Nothing else calls [`Vfs::rename`].
+//! - A new file that later data depends on must have its directory entry made durable
+//!   ([`Vfs::sync_dir`]) before anything durable refers to it.
+
+mod real;
+mod sim;
+
+pub use real::RealFs;
+pub use sim::{CrashOptions, SimFs};
+
+use std::io;
+use std::path::Path;
+
+/// Name of the lock file [`Vfs::lock_dir`] creates inside a data directory.
+pub const LOCK_FILE_NAME: &str = ".strongbox.lock";
+
+/// Prefix of temporary files written by [`write_file_atomic`]. Same as Redis's
+/// `TEMP_FILE_NAME_PREFIX`, so leftovers look familiar and are ignored by both.
+pub const TEMP_FILE_PREFIX: &str = "temp-";
+
+/// An open file handle for appending.
+pub trait VfsFile: Send {
+    /// Write some bytes at the end of the file; returns how many were written (may be short).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Make the file's data durable (`fdatasync`).
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
+/// A held lock on a data directory; released when dropped.
+pub trait DirLock: Send + Sync {}
+
+/// The operations the durable log needs from a file system.
+pub trait Vfs: Send + Sync {
+    /// Create a directory and its parents (not durable until the parent is dir-synced).
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Open a file for appending, creating it (empty) if absent.
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    /// Create or truncate a file and open it for writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    /// Read a whole file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Read up to `len` bytes starting at `offset` (fewer at end of file).
+    fn read_range(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+    /// Length of a file in bytes.
+    fn len(&self, path: &Path) -> io::Result<u64>;
+    /// Whether a path exists (file or directory).
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Truncate a file to `len` bytes and make the new length durable.
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// Rename a file. Only [`write_file_atomic`] calls this.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Remove a file (not durable until the directory is synced).
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Names of the regular files in a directory, sorted.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Make the directory's entries (create/rename/remove) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Take an exclusive lock on a data directory for the life of the returned guard.
+    fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>>;
+}
+
+/// Durably create or replace `dir/name` with `bytes`:
+/// write `dir/temp-<name>`, fsync it, rename it over `dir/name`, fsync `dir`.
+///
+/// Crash argument: before the rename the old file is intact (the temp file is garbage that
+/// readers ignore); after the rename the new name points at fully synced bytes; the final
+/// directory fsync makes the rename itself durable before we return, so a caller that acts on
+/// "the manifest now says X" never acts ahead of the disk.
+pub fn write_file_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let temp = dir.join(format!("{TEMP_FILE_PREFIX}{name}"));
+    let target = dir.join(name);
+    {
+        let mut file = vfs.create(&temp)?;
+        write_all(file.as_mut(), bytes)?;
+        file.sync_data()?;
+    }
+    vfs.rename(&temp, &target)?;
+    // IMPORTANT: fsync the directory so the rename (and any earlier creates in it) survive.
+    vfs.sync_dir(dir)
+}
+
+/// Write all of `buf`, looping over short writes. A zero-length write is an error.
+pub fn write_all(file: &mut dyn VfsFile, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.write(buf) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "write returned 0 bytes",
+                ))
+            }
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn exercise(vfs: &dyn Vfs, dir: &Path) {
+        vfs.create_dir_all(dir).expect("mkdir");
+        write_file_atomic(vfs, dir, "m", b"one").expect("atomic 1");
+        write_file_atomic(vfs, dir, "m", b"two!").expect("atomic 2");
+        assert_eq!(vfs.read(&dir.join("m")).expect("read"), b"two!");
+        assert_eq!(vfs.list_dir(dir).expect("list"), vec!["m".to_string()]);
+        let mut f = vfs.open_append(&dir.join("a")).expect("open");
+        write_all(f.as_mut(), b"hello ").expect("w");
+        write_all(f.as_mut(), b"world").expect("w");
+        f.sync_data().expect("sync");
+        drop(f);
+        assert_eq!(vfs.len(&dir.join("a")).expect("len"), 11);
+        assert_eq!(
+            vfs.read_range(&dir.join("a"), 6, 100).expect("rr"),
+            b"world"
+        );
+        vfs.truncate(&dir.join("a"), 5).expect("truncate");
+        assert_eq!(vfs.read(&dir.join("a")).expect("read"), b"hello");
+        vfs.remove_file(&dir.join("a")).expect("rm");
+        assert!(!vfs.exists(&dir.join("a")).expect("exists"));
+        assert!(vfs.exists(dir).expect("exists"));
+    }
+
+    #[test]
+    fn real_and_sim_fs_agree_on_basic_operations() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        exercise(&RealFs, &tmp.path().join("d"));
+        exercise(&SimFs::new(1), &PathBuf::from("/data/d"));
+    }
+
+    #[test]
+    fn second_lock_on_a_dir_fails_and_names_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let first = RealFs.lock_dir(tmp.path()).expect("first lock");
+        let err = match RealFs.lock_dir(tmp.path()) {
+            Ok(_) => panic!("second lock must fail"),
+            Err(e) => e,
+        };
+        let msg = err.to_string();
+        assert!(msg.contains(&tmp.path().display().to_string()), "{msg}");
+        assert!(msg.contains("another process"), "{msg}");
+        drop(first);
+        RealFs.lock_dir(tmp.path()).expect("lock after release");
+
+        let sim = SimFs::new(3);
+        let dir = Path::new("/x");
+        sim.create_dir_all(dir).expect("mkdir");
+        let g = sim.lock_dir(dir).expect("lock");
+        assert!(sim.lock_dir(dir).is_err());
+        drop(g);
+        assert!(sim.lock_dir(dir).is_ok());
+    }
+}
