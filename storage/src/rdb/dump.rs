@@ -1,0 +1,97 @@
+//! DUMP / RESTORE payloads (`createDumpPayload` / `verifyDumpPayload`, `src/cluster.c`):
+//!
+//! ```text
+//! <type byte> <value payload as in an RDB file> <RDB version: u16 LE> <CRC-64 of all before: u64 LE>
+//! ```
+//! No magic, no key, no expire. Redis always verifies the CRC of a payload (a zero CRC is not
+//! "disabled" here).
+
+use super::consts::{RDB_VERSION_DEFAULT, RDB_VERSION_MAX};
+use super::crc64::crc64;
+use super::error::{RdbError, Reason};
+use super::reader::{RdbReader, ReaderOptions};
+use super::value::Value;
+use super::writer::{validate, Encoder, WriterOptions};
+use super::WriteError;
+
+/// Redis's RESTORE reply when the footer is wrong.
+pub const DUMP_VERSION_OR_CHECKSUM_ERR: &str = "ERR DUMP payload version or checksum are wrong";
+/// Redis's RESTORE reply when the payload does not decode.
+pub const DUMP_BAD_FORMAT_ERR: &str = "ERR Bad data format";
+/// Footer: 2 bytes version + 8 bytes CRC-64.
+pub const DUMP_FOOTER_BYTES: usize = 10;
+
+/// Encodes a value as DUMP does (RDB version 10, compression on, Redis 7.0's encodings).
+/// Fails only for values no RDB can hold (duplicates, NaN scores).
+pub fn encode_dump(v: &Value) -> Result<Vec<u8>, WriteError> {
+    validate(b"", v)?;
+    let mut enc = Encoder::new(&WriterOptions::default());
+    enc.value(v);
+    let mut out = enc.buf;
+    out.extend_from_slice(&(RDB_VERSION_DEFAULT as u16).to_le_bytes());
+    let crc = crc64(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Decodes a DUMP payload: checks the footer (version <= 11, CRC-64), then decodes the value
+/// with full validation. A footer error is [`Reason::DumpFooter`] (answer
+/// [`DUMP_VERSION_OR_CHECKSUM_ERR`]); anything else answers [`DUMP_BAD_FORMAT_ERR`].
+pub fn decode_dump(payload: &[u8]) -> Result<Value, RdbError> {
+    if payload.len() < DUMP_FOOTER_BYTES {
+        return Err(RdbError::new(
+            0,
+            None,
+            Reason::DumpFooter(format!(
+                "payload is {} bytes, shorter than its footer",
+                payload.len()
+            )),
+        ));
+    }
+    let body_len = payload.len() - DUMP_FOOTER_BYTES;
+    let version = u16::from_le_bytes([payload[body_len], payload[body_len + 1]]);
+    if u32::from(version) > RDB_VERSION_MAX {
+        return Err(RdbError::new(
+            body_len as u64,
+            None,
+            Reason::DumpFooter(format!(
+                "RDB version {version}, this codec reads up to {RDB_VERSION_MAX}"
+            )),
+        ));
+    }
+    let mut c = [0u8; 8];
+    c.copy_from_slice(&payload[body_len + 2..]);
+    let stored = u64::from_le_bytes(c);
+    let computed = crc64(&payload[..body_len + 2]);
+    if stored != computed {
+        return Err(RdbError::new(
+            (body_len + 2) as u64,
+            None,
+            Reason::DumpFooter(format!(
+                "CRC-64 stored {stored:016x}, computed {computed:016x}"
+            )),
+        ));
+    }
+    let body = &payload[..body_len];
+    let mut r = RdbReader::headerless(body, u32::from(version), ReaderOptions::default());
+    let v = r.typed_value()?;
+    let used = r.offset();
+    let Some(v) = v else {
+        return Err(RdbError::new(
+            0,
+            None,
+            Reason::Corrupt("empty collection in DUMP payload".into()),
+        ));
+    };
+    if used != body_len as u64 {
+        return Err(RdbError::new(
+            used,
+            None,
+            Reason::Corrupt(format!(
+                "{} trailing bytes after the value",
+                body_len as u64 - used
+            )),
+        ));
+    }
+    Ok(v)
+}
