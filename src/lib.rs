@@ -1,1 +1,33 @@
-//! strongbox server library
+//! # strongbox — a persistence-first, Redis-compatible key-value server
+//!
+//! Reading order (the request path, see docs/architecture.md):
+//! - [`server`]: accept loop and connection tasks (RESP parsing, reply encoding, reply gating).
+//! - [`resp`]: the request parser and reply encoder.
+//! - [`exec`]: the execution thread that owns the keyspace; `process_command` → `call`.
+//! - [`cmd`]: the command table, one file per family; handlers see a [`ctx::Ctx`].
+//! - [`keyspace`] and [`types`]: databases, objects and the collection representations.
+//! - [`durability`]: where effects become log bytes and replies learn what to wait for.
+//! - [`aof`]: the log writer and recovery at start, over `strongbox-storage` and
+//!   `strongbox-recovery`.
+//! - [`config`], [`limits`], [`util`].
+
+pub mod aof;
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod ctx;
+pub mod durability;
+pub mod exec;
+pub mod keyspace;
+pub mod limits;
+pub mod persist;
+pub mod resp;
+pub mod server;
+pub mod startup;
+pub mod types;
+pub mod util;
+
+/// The Redis version we answer as (`redis_version`): client libraries check it.
+pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
+/// Strongbox's own version.
+pub const STRONGBOX_VERSION: &str = env!("CARGO_PKG_VERSION");

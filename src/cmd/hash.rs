@@ -1,0 +1,5 @@
+//! Commands: hash.
+
+use crate::cmd::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,5 @@
+//! Commands: list.
+
+use crate::cmd::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,5 @@
+//! Commands: persistence.
+
+use crate::cmd::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

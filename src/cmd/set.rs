@@ -1,0 +1,5 @@
+//! Commands: set.
+
+use crate::cmd::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

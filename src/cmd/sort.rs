@@ -1,0 +1,5 @@
+//! Commands: sort.
+
+use crate::cmd::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,5 @@
+//! Commands: string.
+
+use crate::cmd::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,135 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH (Redis 7 semantics).
+
+use bytes::Bytes;
+
+use crate::client::MultiState;
+use crate::cmd::{self, cmd, flags::*, CommandSpec, KALL, KNONE};
+use crate::ctx::Ctx;
+use crate::resp::{Reply, OK};
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd(
+        "multi",
+        1,
+        NO_MULTI | NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        KNONE,
+        "transactions",
+        multi,
+    ),
+    cmd(
+        "exec",
+        1,
+        NO_MULTI | NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG,
+        KNONE,
+        "transactions",
+        exec,
+    ),
+    cmd(
+        "discard",
+        1,
+        NO_MULTI | NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        KNONE,
+        "transactions",
+        discard,
+    ),
+    cmd(
+        "watch",
+        -2,
+        NO_MULTI | NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        KALL,
+        "transactions",
+        watch,
+    ),
+    cmd(
+        "unwatch",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        KNONE,
+        "transactions",
+        unwatch,
+    ),
+];
+
+fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    if ctx.client.multi.is_some() {
+        return Reply::err("ERR MULTI calls can not be nested");
+    }
+    ctx.client.multi = Some(MultiState {
+        queued: Vec::new(),
+        failed: false,
+    });
+    OK
+}
+
+fn discard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    if ctx.client.multi.take().is_none() {
+        return Reply::err("ERR DISCARD without MULTI");
+    }
+    crate::exec::unwatch_all(ctx.srv, ctx.client);
+    OK
+}
+
+fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let Some(m) = ctx.client.multi.take() else {
+        return Reply::err("ERR EXEC without MULTI");
+    };
+    // Expired watched keys count as modified (Redis 7: isWatchedKeyExpired).
+    let now = ctx.now_ms;
+    let expired_watch = ctx
+        .client
+        .watched
+        .iter()
+        .any(|(db, k)| ctx.srv.dbs[*db].is_expired(k, now));
+    if m.failed {
+        crate::exec::unwatch_all(ctx.srv, ctx.client);
+        return Reply::err("EXECABORT Transaction discarded because of previous errors.");
+    }
+    if ctx.client.dirty_cas || expired_watch {
+        crate::exec::unwatch_all(ctx.srv, ctx.client);
+        return Reply::NilArray;
+    }
+    crate::exec::unwatch_all(ctx.srv, ctx.client);
+    let mut replies = Vec::with_capacity(m.queued.len());
+    ctx.srv.log.begin_unit();
+    for argv in m.queued {
+        let Some(spec) = cmd::table().get(&argv[0]) else {
+            replies.push(crate::exec::unknown_command_error(&argv));
+            continue;
+        };
+        if spec.is_write() {
+            if let Some(e) = &ctx.srv.log.failed {
+                replies.push(Reply::Error(format!(
+                    "MISCONF Errors writing to the AOF file: {e}"
+                )));
+                continue;
+            }
+        }
+        let r = crate::exec::call(ctx.srv, ctx.client, spec, &argv, true);
+        replies.push(r);
+    }
+    ctx.srv.log.end_unit();
+    // Effects were logged command by command inside the unit; EXEC itself adds nothing.
+    ctx.propagate_nothing();
+    Reply::Array(replies)
+}
+
+fn watch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if ctx.client.multi.is_some() {
+        return Reply::err("ERR WATCH inside MULTI is not allowed");
+    }
+    let db = ctx.client.db;
+    for k in &args[1..] {
+        let key = (db, k.clone());
+        if ctx.client.watched.contains(&key) {
+            continue;
+        }
+        ctx.client.watched.push(key.clone());
+        ctx.srv.watched.entry(key).or_default().push(ctx.client.id);
+    }
+    OK
+}
+
+fn unwatch(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    crate::exec::unwatch_all(ctx.srv, ctx.client);
+    OK
+}

@@ -1,0 +1,5 @@
+//! Commands: zset.
+
+use crate::cmd::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,163 @@
+//! The durability pipeline: the one place where the effects of writes become log bytes, and where
+//! the position that every reply must wait for is decided.
+//!
+//! Rule: *execute → append effect to the log buffer → (end of round) submit to the log writer →
+//! release replies once the log is durable up to the position current when they were produced.*
+//!
+//! - Every write command's effect is appended here (by `exec::call`) in the form Redis propagates
+//!   (deterministic: absolute expiries, DEL for expirations, the pop that happened, …).
+//! - Every reply — reads included — carries `wait_pos`, the logical log end when it was produced:
+//!   with `appendfsync always` no client can see a value that a crash can take back, because a
+//!   read of a value written by someone else waits for the bytes that produced it.
+//! - The execution thread never waits: at the end of each round it hands the buffer to the log
+//!   writer thread (`strongbox_storage::aof::LogWriter`), which writes and fsyncs per policy and
+//!   publishes its progress on a `watch` channel that connection tasks wait on (group commit:
+//!   many clients' writes share one fsync).
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::resp::encode_command;
+
+/// How far the log is durable in the sense the fsync policy promises (synced for `always`,
+/// written for `everysec`/`no`), and whether it has failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gate {
+    pub pos: u64,
+    pub failed: bool,
+}
+
+/// The log sink the execution thread appends to. `None` writer = AOF disabled.
+pub trait LogSink: Send {
+    /// Hand over whole commands; returns the logical end position.
+    fn submit(&mut self, bytes: &[u8], db_at_start: u32) -> u64;
+    /// Write and fsync everything submitted so far (blocking; used at shutdown and by tests).
+    fn sync_all(&mut self) -> Result<(), String>;
+}
+
+pub struct Durability {
+    buf: Vec<u8>,
+    /// Database selected in the log stream at the start of `buf`.
+    buf_db_at_start: u32,
+    /// Database of the last command in the log stream (None = nothing selected yet).
+    log_db: Option<u32>,
+    /// Logical position after the last submit.
+    submitted_end: u64,
+    sink: Option<Box<dyn LogSink>>,
+    multi_depth: u32,
+    multi_emitted: bool,
+    /// Sender of the gate watched by connections; updated by the log writer's progress callback.
+    pub gate_tx: watch::Sender<Gate>,
+    /// Set when the log writer reported a failure: writes are refused until it clears.
+    pub failed: Option<String>,
+}
+
+impl Durability {
+    pub fn new() -> Durability {
+        let (gate_tx, _) = watch::channel(Gate::default());
+        Durability {
+            buf: Vec::with_capacity(64 * 1024),
+            buf_db_at_start: 0,
+            log_db: None,
+            submitted_end: 0,
+            sink: None,
+            multi_depth: 0,
+            multi_emitted: false,
+            gate_tx,
+            failed: None,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    pub fn set_sink(&mut self, sink: Option<Box<dyn LogSink>>, start_pos: u64) {
+        self.sink = sink;
+        self.submitted_end = start_pos;
+        self.log_db = None;
+        self.buf.clear();
+        self.gate_tx.send_replace(Gate {
+            pos: start_pos,
+            failed: false,
+        });
+    }
+
+    /// The position a reply produced now must wait for.
+    pub fn pos(&self) -> u64 {
+        self.submitted_end + self.buf.len() as u64
+    }
+
+    /// Append one command executed in database `db`.
+    pub fn append(&mut self, db: usize, argv: &[Bytes]) {
+        if self.sink.is_none() {
+            return;
+        }
+        let db = db as u32;
+        if self.buf.is_empty() {
+            self.buf_db_at_start = self.log_db.unwrap_or(0);
+        }
+        if self.multi_depth > 0 && !self.multi_emitted {
+            self.select(db);
+            encode_command(&mut self.buf, &[Bytes::from_static(b"MULTI")]);
+            self.multi_emitted = true;
+        }
+        self.select(db);
+        encode_command(&mut self.buf, argv);
+    }
+
+    fn select(&mut self, db: u32) {
+        if self.log_db != Some(db) {
+            let d = Bytes::from(db.to_string());
+            encode_command(&mut self.buf, &[Bytes::from_static(b"SELECT"), d]);
+            self.log_db = Some(db);
+        }
+    }
+
+    /// Start a unit (MULTI/EXEC, or a script): its effects are wrapped in MULTI … EXEC in the
+    /// log if there is more than nothing to log, so recovery applies all of it or none.
+    pub fn begin_unit(&mut self) {
+        self.multi_depth += 1;
+    }
+
+    pub fn end_unit(&mut self) {
+        self.multi_depth = self.multi_depth.saturating_sub(1);
+        if self.multi_depth == 0 && self.multi_emitted {
+            encode_command(&mut self.buf, &[Bytes::from_static(b"EXEC")]);
+            self.multi_emitted = false;
+        }
+    }
+
+    /// Hand the buffer to the log writer (end of an execution round).
+    pub fn submit(&mut self) {
+        debug_assert_eq!(self.multi_depth, 0, "submit inside a unit");
+        if self.buf.is_empty() {
+            return;
+        }
+        if let Some(sink) = self.sink.as_mut() {
+            let end = sink.submit(&self.buf, self.buf_db_at_start);
+            debug_assert_eq!(end, self.submitted_end + self.buf.len() as u64);
+            self.submitted_end = end;
+        }
+        self.buf.clear();
+    }
+
+    /// Submit and wait until everything is durable (shutdown, SAVE-like barriers).
+    pub fn sync_all(&mut self) -> Result<(), String> {
+        self.submit();
+        match self.sink.as_mut() {
+            Some(s) => s.sync_all(),
+            None => Ok(()),
+        }
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,936 @@
+//! The execution thread: it owns the keyspace and runs commands in arrival order, so every
+//! command and every MULTI/EXEC is atomic. Connections (tokio tasks on other threads) parse RESP
+//! and send batches of commands here; replies go back on each connection's channel tagged with the
+//! log position they must wait for (see `durability`).
+//!
+//! One *round* = handle up to `EXECUTOR_ROUND_MESSAGES_MAX` messages, run timers (active expiry,
+//! blocked-client timeouts, idle clients), then submit the round's log bytes to the log writer and
+//! send the round's replies. The thread never waits for the disk.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use indexmap::IndexSet;
+
+use crate::client::{Client, ClientId, Msg};
+use crate::cmd::{self, arity_error, flags, CommandSpec};
+use crate::config::Config;
+use crate::ctx::{notify, Ctx};
+use crate::durability::Durability;
+use crate::keyspace::Db;
+use crate::limits::{ACTIVE_EXPIRE_KEYS_PER_LOOP, EXECUTOR_ROUND_MESSAGES_MAX};
+use crate::resp::Reply;
+use crate::util::{glob_match, now_ms, now_us};
+
+#[derive(Default)]
+pub struct Stats {
+    pub total_connections: u64,
+    pub rejected_connections: u64,
+    pub total_commands: u64,
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub pubsub_messages: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub total_error_replies: u64,
+    pub unexpected_error_replies: u64,
+    /// Per command: (calls, usec, rejected, failed).
+    pub per_cmd: HashMap<&'static str, (u64, u64, u64, u64)>,
+    pub error_counts: HashMap<String, u64>,
+    pub expired_stale_perc: f64,
+}
+
+pub struct SlowEntry {
+    pub id: u64,
+    pub time_s: i64,
+    pub duration_us: u64,
+    pub argv: Vec<Bytes>,
+    pub addr: String,
+    pub name: Bytes,
+}
+
+#[derive(Default)]
+pub struct PubSub {
+    pub channels: HashMap<Bytes, IndexSet<ClientId>>,
+    pub patterns: HashMap<Bytes, IndexSet<ClientId>>,
+    pub shard_channels: HashMap<Bytes, IndexSet<ClientId>>,
+}
+
+/// Shutdown request from SHUTDOWN or a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownMode {
+    Default,
+    Save,
+    NoSave,
+}
+
+pub struct Server {
+    pub cfg: Config,
+    pub dbs: Vec<Db>,
+    pub clients: HashMap<ClientId, Client>,
+    pub log: Durability,
+    pub pubsub: PubSub,
+    /// (db, key) → clients blocked on it, first come first served.
+    pub blocking: HashMap<(usize, Bytes), VecDeque<ClientId>>,
+    /// Keys that received elements during the current command.
+    pub ready_keys: Vec<(usize, Bytes)>,
+    /// (db, key) → WATCHing clients.
+    pub watched: HashMap<(usize, Bytes), Vec<ClientId>>,
+    pub stats: Stats,
+    pub slowlog: VecDeque<SlowEntry>,
+    pub slowlog_next_id: u64,
+    pub monitors: Vec<ClientId>,
+    pub start: Instant,
+    pub start_ms: i64,
+    pub lru_clock: u32,
+    /// Changes since the last save (for `save` rules and INFO rdb_changes_since_last_save).
+    pub dirty: u64,
+    pub shutdown: Option<ShutdownMode>,
+    pub notify_flags: u32,
+    pub next_client_id: Arc<std::sync::atomic::AtomicU64>,
+    pub hz: u64,
+    pub lastsave_s: i64,
+    /// Hook the persistence layer installs (BGSAVE, BGREWRITEAOF, INFO persistence, …).
+    pub persistence: Box<dyn crate::persist::Persistence>,
+    /// Set while a command is running (for CLIENT LIST of the caller).
+    pub current_client: ClientId,
+    pub paused_until_ms: i64,
+    /// Network byte counters shared with the connection tasks (INFO stats).
+    pub net_bytes: Option<(
+        Arc<std::sync::atomic::AtomicU64>,
+        Arc<std::sync::atomic::AtomicU64>,
+    )>,
+}
+
+impl Server {
+    pub fn new(cfg: Config) -> Server {
+        let ndb = cfg.get_i64("databases").max(1) as usize;
+        let notify_flags = notify::parse(cfg.get("notify-keyspace-events")).unwrap_or(0);
+        let hz = cfg.get_i64("hz").clamp(1, 500) as u64;
+        Server {
+            dbs: (0..ndb).map(|_| Db::default()).collect(),
+            clients: HashMap::new(),
+            log: Durability::new(),
+            pubsub: PubSub::default(),
+            blocking: HashMap::new(),
+            ready_keys: Vec::new(),
+            watched: HashMap::new(),
+            stats: Stats::default(),
+            slowlog: VecDeque::new(),
+            slowlog_next_id: 0,
+            monitors: Vec::new(),
+            start: Instant::now(),
+            start_ms: now_ms(),
+            lru_clock: lru_clock_now(),
+            dirty: 0,
+            shutdown: None,
+            notify_flags,
+            next_client_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+            hz,
+            lastsave_s: now_ms() / 1000,
+            persistence: Box::new(crate::persist::NoPersistence),
+            current_client: 0,
+            paused_until_ms: 0,
+            net_bytes: None,
+            cfg,
+        }
+    }
+
+    /// WATCH invalidation for (db, key). `current` is the running client (not in `clients`).
+    pub fn touch_watched(&mut self, db: usize, key: &[u8], current: Option<&mut Client>) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(ids) = self.watched.get(&(db, Bytes::copy_from_slice(key))) {
+            let mut cur = current;
+            for id in ids {
+                if let Some(c) = self.clients.get_mut(id) {
+                    c.dirty_cas = true;
+                } else if let Some(c) = cur.as_deref_mut() {
+                    if c.id == *id {
+                        c.dirty_cas = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// FLUSHDB/FLUSHALL/SWAPDB: every watcher of a key in `db` that exists (or would change).
+    pub fn touch_all_watched_in(&mut self, db: Option<usize>, current: Option<&mut Client>) {
+        let mut cur = current;
+        let keys: Vec<(usize, Bytes)> = self.watched.keys().cloned().collect();
+        for (d, k) in keys {
+            if db.is_some_and(|x| x != d) {
+                continue;
+            }
+            if !self.dbs[d].keys.contains_key(&k[..]) {
+                continue;
+            }
+            let ids = self.watched.get(&(d, k)).cloned().unwrap_or_default();
+            for id in ids {
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.dirty_cas = true;
+                } else if let Some(c) = cur.as_deref_mut() {
+                    if c.id == id {
+                        c.dirty_cas = true;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
+        if self.blocking.is_empty() {
+            return;
+        }
+        let k = (db, Bytes::copy_from_slice(key));
+        if self.blocking.contains_key(&k) && !self.ready_keys.contains(&k) {
+            self.ready_keys.push(k);
+        }
+    }
+
+    /// Expire `key` in `db` now: delete, log DEL, notify, touch watchers.
+    pub fn expire_key(&mut self, db: usize, key: &[u8]) {
+        let k = Bytes::copy_from_slice(key);
+        self.dbs[db].remove(key);
+        self.stats.expired_keys += 1;
+        self.log
+            .append(db, &[Bytes::from_static(b"DEL"), k.clone()]);
+        self.notify_keyspace_event(None, db, notify::EXPIRED, "expired", key);
+        self.touch_watched(db, key, None);
+    }
+
+    pub fn notify_keyspace_event(
+        &mut self,
+        current: Option<&mut Client>,
+        db: usize,
+        class: u32,
+        event: &str,
+        key: &[u8],
+    ) {
+        let f = self.notify_flags;
+        if f & class == 0 {
+            return;
+        }
+        let mut cur = current;
+        if f & notify::KEYSPACE != 0 {
+            let mut ch = format!("__keyspace@{db}__:").into_bytes();
+            ch.extend_from_slice(key);
+            self.publish(cur.as_deref_mut(), &ch, event.as_bytes());
+        }
+        if f & notify::KEYEVENT != 0 {
+            let ch = format!("__keyevent@{db}__:{event}");
+            self.publish(cur.as_deref_mut(), ch.as_bytes(), key);
+        }
+    }
+
+    /// PUBLISH: deliver to channel subscribers and pattern subscribers. Returns receivers.
+    pub fn publish(&mut self, current: Option<&mut Client>, channel: &[u8], msg: &[u8]) -> usize {
+        let mut n = 0;
+        let chan = Bytes::copy_from_slice(channel);
+        let msg = Bytes::copy_from_slice(msg);
+        let mut cur = current;
+        if let Some(ids) = self.pubsub.channels.get(&chan) {
+            for id in ids.iter() {
+                let r = Reply::Push(vec![
+                    Reply::bulk_str("message"),
+                    Reply::Bulk(chan.clone()),
+                    Reply::Bulk(msg.clone()),
+                ]);
+                if deliver(&mut self.clients, cur.as_deref_mut(), *id, r) {
+                    n += 1;
+                }
+            }
+        }
+        if !self.pubsub.patterns.is_empty() {
+            for (pat, ids) in self.pubsub.patterns.iter() {
+                if !glob_match(pat, channel, false) {
+                    continue;
+                }
+                for id in ids.iter() {
+                    let r = Reply::Push(vec![
+                        Reply::bulk_str("pmessage"),
+                        Reply::Bulk(pat.clone()),
+                        Reply::Bulk(chan.clone()),
+                        Reply::Bulk(msg.clone()),
+                    ]);
+                    if deliver(&mut self.clients, cur.as_deref_mut(), *id, r) {
+                        n += 1;
+                    }
+                }
+            }
+        }
+        self.stats.pubsub_messages += 1;
+        n
+    }
+
+    pub fn spublish(&mut self, current: Option<&mut Client>, channel: &[u8], msg: &[u8]) -> usize {
+        let mut n = 0;
+        let chan = Bytes::copy_from_slice(channel);
+        let msg = Bytes::copy_from_slice(msg);
+        let mut cur = current;
+        if let Some(ids) = self.pubsub.shard_channels.get(&chan) {
+            for id in ids.iter() {
+                let r = Reply::Push(vec![
+                    Reply::bulk_str("smessage"),
+                    Reply::Bulk(chan.clone()),
+                    Reply::Bulk(msg.clone()),
+                ]);
+                if deliver(&mut self.clients, cur.as_deref_mut(), *id, r) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    pub fn db_count(&self) -> usize {
+        self.dbs.len()
+    }
+
+    /// Remove a client from every structure (disconnect or kill).
+    pub fn forget_client(&mut self, c: &mut Client) {
+        unwatch_all(self, c);
+        for ch in c.subs.drain() {
+            remove_sub(&mut self.pubsub.channels, &ch, c.id);
+        }
+        for ch in c.psubs.drain() {
+            remove_sub(&mut self.pubsub.patterns, &ch, c.id);
+        }
+        for ch in c.ssubs.drain() {
+            remove_sub(&mut self.pubsub.shard_channels, &ch, c.id);
+        }
+        if let Some(b) = c.blocked.take() {
+            unregister_blocked(self, c.id, &b);
+        }
+        self.monitors.retain(|&m| m != c.id);
+    }
+}
+
+fn remove_sub(map: &mut HashMap<Bytes, IndexSet<ClientId>>, ch: &Bytes, id: ClientId) {
+    if let Some(set) = map.get_mut(ch) {
+        set.shift_remove(&id);
+        if set.is_empty() {
+            map.remove(ch);
+        }
+    }
+}
+
+fn deliver(
+    clients: &mut HashMap<ClientId, Client>,
+    current: Option<&mut Client>,
+    id: ClientId,
+    r: Reply,
+) -> bool {
+    if let Some(c) = clients.get_mut(&id) {
+        c.push(r);
+        return true;
+    }
+    if let Some(c) = current {
+        if c.id == id {
+            c.push(r);
+            return true;
+        }
+    }
+    false
+}
+
+pub fn unwatch_all(srv: &mut Server, c: &mut Client) {
+    for (db, key) in c.watched.drain(..) {
+        let k = (db, key);
+        if let Some(v) = srv.watched.get_mut(&k) {
+            v.retain(|&x| x != c.id);
+            if v.is_empty() {
+                srv.watched.remove(&k);
+            }
+        }
+    }
+    c.dirty_cas = false;
+}
+
+fn unregister_blocked(srv: &mut Server, id: ClientId, b: &crate::client::Blocked) {
+    for k in &b.keys {
+        let key = (b.db, k.clone());
+        if let Some(q) = srv.blocking.get_mut(&key) {
+            q.retain(|&x| x != id);
+            if q.is_empty() {
+                srv.blocking.remove(&key);
+            }
+        }
+    }
+}
+
+pub fn lru_clock_now() -> u32 {
+    ((now_ms() / 1000) & 0xFF_FFFF) as u32
+}
+
+/// Run one command for `client` (outside of MULTI queuing logic) and return its reply.
+/// `in_exec` marks commands run by EXEC.
+pub fn call(
+    srv: &mut Server,
+    client: &mut Client,
+    spec: &'static CommandSpec,
+    argv: &[Bytes],
+    in_exec: bool,
+) -> Reply {
+    let start = now_us();
+    let now = start / 1000;
+    let db_before = client.db;
+    let (reply, dirty, propagate, blocked) = {
+        let mut ctx = Ctx::new(srv, client, now);
+        ctx.in_exec = in_exec;
+        let reply = (spec.handler)(&mut ctx, argv);
+        (reply, ctx.dirty, ctx.propagate, ctx.blocked)
+    };
+    let dur = (now_us() - start).max(0) as u64;
+    if let Some(b) = blocked {
+        block_client(srv, client, b);
+        return Reply::Nil;
+    }
+    // Propagation: the one place where a command's effect enters the log.
+    if dirty > 0 || propagate.as_ref().is_some_and(|p| !p.is_empty()) {
+        srv.dirty += dirty;
+        match propagate {
+            Some(cmds) => {
+                for c in cmds {
+                    srv.log.append(db_before, &c);
+                }
+            }
+            None => {
+                if spec.is_write() {
+                    srv.log.append(db_before, argv);
+                }
+            }
+        }
+    }
+    // Stats and slowlog.
+    srv.stats.total_commands += 1;
+    let e = srv.stats.per_cmd.entry(spec.name).or_default();
+    e.0 += 1;
+    e.1 += dur;
+    if let Reply::Error(msg) = &reply {
+        e.3 += 1;
+        count_error(&mut srv.stats, msg);
+    }
+    let threshold = srv.cfg.get_i64("slowlog-log-slower-than");
+    if threshold >= 0 && dur as i64 >= threshold && !spec.has(flags::SKIP_SLOWLOG) {
+        slowlog_push(srv, client, argv, dur);
+    }
+    client.last_cmd = spec.name;
+    reply
+}
+
+pub fn count_error(stats: &mut Stats, msg: &str) {
+    stats.total_error_replies += 1;
+    let code = msg.split(' ').next().unwrap_or("ERR").to_string();
+    *stats.error_counts.entry(code).or_default() += 1;
+}
+
+fn slowlog_push(srv: &mut Server, client: &Client, argv: &[Bytes], dur: u64) {
+    let max = srv.cfg.get_i64("slowlog-max-len").max(0) as usize;
+    let mut args: Vec<Bytes> = argv.iter().take(32).cloned().collect();
+    if argv.len() > 32 {
+        args[31] = Bytes::from(format!("... ({} more arguments)", argv.len() - 31));
+    }
+    for a in args.iter_mut() {
+        if a.len() > 128 {
+            let mut v = a[..128].to_vec();
+            v.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
+            *a = Bytes::from(v);
+        }
+    }
+    srv.slowlog.push_front(SlowEntry {
+        id: srv.slowlog_next_id,
+        time_s: now_ms() / 1000,
+        duration_us: dur,
+        argv: args,
+        addr: client.addr.clone(),
+        name: client.name.clone().unwrap_or_default(),
+    });
+    srv.slowlog_next_id += 1;
+    while srv.slowlog.len() > max {
+        srv.slowlog.pop_back();
+    }
+}
+
+fn block_client(srv: &mut Server, client: &mut Client, b: crate::client::Blocked) {
+    for k in &b.keys {
+        let q = srv.blocking.entry((b.db, k.clone())).or_default();
+        if !q.contains(&client.id) {
+            q.push_back(client.id);
+        }
+    }
+    client.blocked = Some(b);
+}
+
+/// Format the "unknown command" error as Redis 7.0.
+pub fn unknown_command_error(argv: &[Bytes]) -> Reply {
+    let name: String = String::from_utf8_lossy(&argv[0])
+        .chars()
+        .take(128)
+        .collect();
+    let mut args = String::new();
+    for a in &argv[1..] {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        let s = String::from_utf8_lossy(a);
+        let s: String = s.chars().take(room).collect();
+        args.push_str(&format!("'{s}' "));
+    }
+    Reply::Error(format!(
+        "ERR unknown command '{name}', with args beginning with: {args}"
+    ))
+}
+
+/// Everything that happens to one command a client sent: lookup, checks, MULTI queuing, call,
+/// and the reply. Blocked clients' later commands wait in `pending`.
+pub fn process_command(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>) {
+    if client.blocked.is_some() {
+        client.pending.push_back(argv);
+        return;
+    }
+    client.last_interaction_ms = now_ms();
+    let Some(spec) = cmd::table().get(&argv[0]) else {
+        let r = unknown_command_error(&argv);
+        if let Some(m) = client.multi.as_mut() {
+            m.failed = true;
+        }
+        srv.stats.unexpected_error_replies += 0;
+        if let Reply::Error(m) = &r {
+            count_error(&mut srv.stats, m);
+        }
+        client.reply(r);
+        return;
+    };
+    let reject = |srv: &mut Server, client: &mut Client, r: Reply| {
+        if let Some(m) = client.multi.as_mut() {
+            m.failed = true;
+        }
+        if let Reply::Error(m) = &r {
+            count_error(&mut srv.stats, m);
+        }
+        srv.stats.per_cmd.entry(spec.name).or_default().2 += 1;
+        client.reply(r);
+    };
+    let n = argv.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        reject(srv, client, arity_error(spec.name));
+        return;
+    }
+    if !client.authenticated && !spec.has(flags::NO_AUTH) {
+        reject(srv, client, Reply::err("NOAUTH Authentication required."));
+        return;
+    }
+    if client.in_pubsub_context() && !spec.has(flags::SUBSCRIBED_OK) {
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        reject(
+            srv,
+            client,
+            Reply::Error(format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")),
+        );
+        return;
+    }
+    if spec.is_write() {
+        if let Some(e) = &srv.log.failed {
+            reject(
+                srv,
+                client,
+                Reply::Error(format!("MISCONF Errors writing to the AOF file: {e}")),
+            );
+            return;
+        }
+    }
+    if client.multi.is_some() && !spec.has(flags::NO_MULTI) {
+        if let Some(m) = client.multi.as_mut() {
+            m.queued.push(argv);
+        }
+        client.reply(Reply::Status("QUEUED"));
+        return;
+    }
+    feed_monitors(srv, client, spec, &argv);
+    srv.current_client = client.id;
+    let reply = call(srv, client, spec, &argv, false);
+    if client.blocked.is_some() {
+        return;
+    }
+    client.reply(reply);
+    if !srv.ready_keys.is_empty() {
+        serve_blocked(srv, Some(client));
+    }
+}
+
+fn feed_monitors(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[Bytes]) {
+    if srv.monitors.is_empty() || spec.has(flags::SKIP_MONITOR) || spec.has(flags::ADMIN) {
+        return;
+    }
+    let t = now_us();
+    let mut line = format!(
+        "{}.{:06} [{} {}]",
+        t / 1_000_000,
+        t % 1_000_000,
+        client.db,
+        client.addr
+    );
+    for a in argv {
+        line.push_str(" \"");
+        for &c in a.iter() {
+            match c {
+                b'\\' => line.push_str("\\\\"),
+                b'"' => line.push_str("\\\""),
+                b'\n' => line.push_str("\\n"),
+                b'\r' => line.push_str("\\r"),
+                b'\t' => line.push_str("\\t"),
+                7 => line.push_str("\\a"),
+                8 => line.push_str("\\b"),
+                c if c.is_ascii_graphic() || c == b' ' => line.push(c as char),
+                c => line.push_str(&format!("\\x{c:02x}")),
+            }
+        }
+        line.push('"');
+    }
+    for id in srv.monitors.clone() {
+        if let Some(m) = srv.clients.get_mut(&id) {
+            m.push(Reply::StatusOwned(line.clone()));
+        }
+    }
+}
+
+/// Serve clients blocked on keys that became ready, first come first served, until no key is
+/// ready. `current` is the client whose command made keys ready (not in `srv.clients`).
+pub fn serve_blocked(srv: &mut Server, mut current: Option<&mut Client>) {
+    let mut rounds = 0;
+    while !srv.ready_keys.is_empty() {
+        rounds += 1;
+        if rounds > 100_000 {
+            break;
+        }
+        let ready = std::mem::take(&mut srv.ready_keys);
+        for key in ready {
+            loop {
+                let Some(q) = srv.blocking.get(&key) else {
+                    break;
+                };
+                let Some(&id) = q.front() else { break };
+                let Some(mut c) = srv.clients.remove(&id) else {
+                    // Not in the map: the current client cannot be blocked; drop stale id.
+                    if let Some(q) = srv.blocking.get_mut(&key) {
+                        q.pop_front();
+                    }
+                    if current.as_ref().is_some_and(|c| c.id == id) {
+                        break;
+                    }
+                    continue;
+                };
+                let Some(b) = c.blocked.take() else {
+                    srv.clients.insert(id, c);
+                    if let Some(q) = srv.blocking.get_mut(&key) {
+                        q.retain(|&x| x != id);
+                    }
+                    continue;
+                };
+                // Try to serve: run the command again.
+                let spec = match cmd::table().get(&b.argv[0]) {
+                    Some(s) => s,
+                    None => {
+                        srv.clients.insert(id, c);
+                        break;
+                    }
+                };
+                let saved_db = c.db;
+                c.db = b.db;
+                let reply = call(srv, &mut c, spec, &b.argv, false);
+                if c.blocked.is_some() {
+                    // Still nothing to serve (key emptied by someone earlier): keep waiting,
+                    // keeping its place; the new registration is a duplicate — restore.
+                    let nb = c.blocked.take();
+                    c.blocked = nb.map(|mut nb| {
+                        nb.deadline_ms = b.deadline_ms;
+                        nb
+                    });
+                    c.db = saved_db;
+                    srv.clients.insert(id, c);
+                    break;
+                }
+                c.db = saved_db;
+                unregister_blocked(srv, id, &b);
+                c.reply(reply);
+                let pos = srv.log.pos();
+                c.flush(pos, false);
+                run_pending(srv, &mut c);
+                srv.clients.insert(id, c);
+            }
+        }
+        let _ = current.as_deref_mut();
+    }
+}
+
+/// Run commands that queued up while the client was blocked.
+pub fn run_pending(srv: &mut Server, c: &mut Client) {
+    while c.blocked.is_none() {
+        let Some(argv) = c.pending.pop_front() else {
+            break;
+        };
+        process_command(srv, c, argv);
+    }
+    let pos = srv.log.pos();
+    c.flush(pos, false);
+}
+
+/// Unblock `c` with its timeout reply (timeout or CLIENT UNBLOCK TIMEOUT) or `reply`.
+pub fn unblock_with(srv: &mut Server, c: &mut Client, reply: Option<Reply>) {
+    if let Some(b) = c.blocked.take() {
+        unregister_blocked(srv, c.id, &b);
+        c.reply(reply.unwrap_or(b.timeout_reply));
+        let pos = srv.log.pos();
+        c.flush(pos, false);
+        run_pending(srv, c);
+    }
+}
+
+/// The execution thread's main loop.
+pub fn run(mut srv: Server, rx: Receiver<Msg>) {
+    let tick = Duration::from_millis(1000 / srv.hz.max(1));
+    let mut next_cron = Instant::now() + tick;
+    loop {
+        let now = Instant::now();
+        let wait = next_cron.saturating_duration_since(now);
+        let first = match rx.recv_timeout(wait) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut touched: Vec<ClientId> = Vec::new();
+        if let Some(m) = first {
+            handle_msg(&mut srv, m, &mut touched);
+            let mut n = 1;
+            while n < EXECUTOR_ROUND_MESSAGES_MAX {
+                match rx.try_recv() {
+                    Ok(m) => handle_msg(&mut srv, m, &mut touched),
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+        }
+        if Instant::now() >= next_cron {
+            cron(&mut srv);
+            next_cron = Instant::now() + tick;
+        }
+        srv.log.submit();
+        flush_all(&mut srv);
+        if let Some(mode) = srv.shutdown {
+            if crate::persist::finish_shutdown(&mut srv, mode) {
+                break;
+            }
+            srv.shutdown = None;
+        }
+    }
+}
+
+fn flush_all(srv: &mut Server) {
+    let pos = srv.log.pos();
+    let mut dead = vec![];
+    for c in srv.clients.values_mut() {
+        if !c.out.is_empty() {
+            c.flush(pos, false);
+        }
+        if c.closed {
+            dead.push(c.id);
+        }
+    }
+    for id in dead {
+        if let Some(mut c) = srv.clients.remove(&id) {
+            srv.forget_client(&mut c);
+            c.shared.kill.notify_one();
+        }
+    }
+}
+
+fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
+    match m {
+        Msg::Connect {
+            id,
+            tx,
+            addr,
+            laddr,
+            shared,
+        } => {
+            srv.stats.total_connections += 1;
+            let needs_auth = !srv.cfg.get("requirepass").is_empty();
+            let mut c = Client::new(id, tx, shared, addr, laddr, now_ms(), needs_auth);
+            let max = srv.cfg.get_i64("maxclients").max(1) as usize;
+            if srv.clients.len() >= max {
+                srv.stats.rejected_connections += 1;
+                c.close_after_reply = true;
+                c.reply(Reply::err("ERR max number of clients reached"));
+                c.flush(0, false);
+                return;
+            }
+            srv.clients.insert(id, c);
+        }
+        Msg::Commands { id, cmds } => {
+            let Some(mut c) = srv.clients.remove(&id) else {
+                return;
+            };
+            for argv in cmds {
+                if c.closed || c.close_after_reply {
+                    break;
+                }
+                process_command(srv, &mut c, argv);
+                if srv.shutdown.is_some() {
+                    // SHUTDOWN answers nothing on success; stop processing.
+                }
+            }
+            let pos = srv.log.pos();
+            c.flush(pos, true);
+            if c.closed {
+                srv.forget_client(&mut c);
+            } else {
+                srv.clients.insert(id, c);
+            }
+        }
+        Msg::ProtocolError { id, msg } => {
+            if let Some(mut c) = srv.clients.remove(&id) {
+                c.reply(Reply::Error(msg));
+                c.close_after_reply = true;
+                let pos = srv.log.pos();
+                c.flush(pos, true);
+                srv.forget_client(&mut c);
+            }
+        }
+        Msg::Disconnect { id } => {
+            if let Some(mut c) = srv.clients.remove(&id) {
+                srv.forget_client(&mut c);
+            }
+        }
+        Msg::Signal => {
+            tracing::warn!("Received SIGTERM/SIGINT scheduling shutdown...");
+            srv.shutdown = Some(ShutdownMode::Default);
+        }
+    }
+}
+
+/// Timers: LRU clock, blocked-client timeouts, idle-client timeout, active expiry,
+/// persistence (save rules, automatic rewrite).
+fn cron(srv: &mut Server) {
+    srv.lru_clock = lru_clock_now();
+    let now = now_ms();
+    // Blocked clients whose deadline passed.
+    let expired: Vec<ClientId> = srv
+        .clients
+        .values()
+        .filter(|c| {
+            c.blocked
+                .as_ref()
+                .is_some_and(|b| b.deadline_ms.is_some_and(|d| d <= now))
+        })
+        .map(|c| c.id)
+        .collect();
+    for id in expired {
+        if let Some(mut c) = srv.clients.remove(&id) {
+            unblock_with(srv, &mut c, None);
+            srv.clients.insert(id, c);
+        }
+    }
+    // Idle clients.
+    let timeout_s = srv.cfg.get_i64("timeout");
+    if timeout_s > 0 {
+        for c in srv.clients.values_mut() {
+            if c.blocked.is_none()
+                && c.sub_count() == 0
+                && c.ssubs.is_empty()
+                && !c.monitor
+                && now - c.last_interaction_ms > timeout_s * 1000
+            {
+                c.closed = true;
+            }
+        }
+    }
+    active_expire(srv, now);
+    srv.persistence_cron();
+}
+
+impl Server {
+    fn persistence_cron(&mut self) {
+        let mut p = std::mem::replace(
+            &mut self.persistence,
+            Box::new(crate::persist::NoPersistence),
+        );
+        p.cron(self);
+        self.persistence = p;
+    }
+}
+
+/// Redis's adaptive active expiry: per db, sample keys with a TTL, delete the expired ones, and
+/// repeat while more than 10% of the sample was expired, within a time budget.
+fn active_expire(srv: &mut Server, now: i64) {
+    let budget_us = (1_000_000 / srv.hz.max(1)) * crate::limits::ACTIVE_EXPIRE_CYCLE_PERCENT / 100;
+    let start = now_us();
+    let effort = srv.cfg.get_i64("active-expire-effort").clamp(1, 10) as usize;
+    let per_loop = ACTIVE_EXPIRE_KEYS_PER_LOOP + ACTIVE_EXPIRE_KEYS_PER_LOOP / 4 * (effort - 1);
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for db in 0..srv.dbs.len() {
+        loop {
+            let n = srv.dbs[db].expires.len();
+            if n == 0 {
+                break;
+            }
+            let sample = per_loop.min(n);
+            let mut expired = 0;
+            for _ in 0..sample {
+                let n = srv.dbs[db].expires.len();
+                if n == 0 {
+                    break;
+                }
+                let i = rng.gen_range(0..n);
+                let Some((k, &t)) = srv.dbs[db].expires.get_index(i) else {
+                    break;
+                };
+                if t <= now {
+                    let k = k.clone();
+                    srv.expire_key(db, &k);
+                    expired += 1;
+                }
+            }
+            if (now_us() - start) as u64 > budget_us {
+                return;
+            }
+            if expired * 10 <= sample {
+                break;
+            }
+        }
+    }
+}
+
+/// Run `argv` on the server as a loading client (log replay at start): no log append, no
+/// replies, no expiry.
+pub fn replay_command(srv: &mut Server, client: &mut Client, argv: &[Bytes]) -> Result<(), String> {
+    let Some(spec) = cmd::table().get(&argv[0]) else {
+        return Err(format!(
+            "Unknown command '{}' reading the append only file",
+            String::from_utf8_lossy(&argv[0])
+        ));
+    };
+    let n = argv.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Err(format!("wrong number of arguments for '{}'", spec.name));
+    }
+    let now = now_ms();
+    let mut ctx = Ctx::new(srv, client, now);
+    ctx.loading = true;
+    let r = (spec.handler)(&mut ctx, argv);
+    let dirty = ctx.dirty;
+    srv.dirty += dirty;
+    if let Reply::Error(e) = r {
+        // Redis ignores errors of replayed commands (they happened at run time too).
+        tracing::debug!("replayed command returned an error: {e}");
+    }
+    Ok(())
+}

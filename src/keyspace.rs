@@ -1,0 +1,218 @@
+//! The keyspace: databases of keys → objects, with a separate expires table (as Redis), so the
+//! active-expire cycle can sample keys with a TTL in O(1).
+//!
+//! Both tables are `IndexMap`s: random access by index gives RANDOMKEY, sampling for expiry and
+//! SPOP-like choices in O(1), and SCAN walks indices from the top down, which keeps Redis's SCAN
+//! guarantee under `swap_remove` (see [`Db::scan`]).
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+
+use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
+
+pub enum Value {
+    Str(Bytes),
+    List(List),
+    Hash(Hash),
+    Set(Set),
+    ZSet(ZSet),
+    Stream(Box<Stream>),
+}
+
+impl Value {
+    /// The name TYPE answers with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
+        }
+    }
+
+    /// The name OBJECT ENCODING answers with.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => string_encoding(s),
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
+        }
+    }
+
+    /// Approximate heap bytes, for MEMORY USAGE and INFO.
+    pub fn mem_usage(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::List(l) => l.mem_usage(),
+            Value::Hash(h) => h.mem_usage(),
+            Value::Set(s) => s.mem_usage(),
+            Value::ZSet(z) => z.mem_usage(),
+            Value::Stream(s) => s.mem_usage(),
+        }
+    }
+
+    pub fn deep_clone(&self) -> Value {
+        match self {
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::List(l) => Value::List(l.clone()),
+            Value::Hash(h) => Value::Hash(h.clone()),
+            Value::Set(s) => Value::Set(s.clone()),
+            Value::ZSet(z) => Value::ZSet(z.clone()),
+            Value::Stream(s) => Value::Stream(s.clone()),
+        }
+    }
+}
+
+/// Redis's string encodings: `int` for canonical integers, `embstr` up to 44 bytes, `raw` above.
+pub fn string_encoding(s: &[u8]) -> &'static str {
+    if s.len() <= 20 && crate::resp::parse_i64(s).is_some() {
+        "int"
+    } else if s.len() <= 44 {
+        "embstr"
+    } else {
+        "raw"
+    }
+}
+
+pub struct Object {
+    pub value: Value,
+    /// LRU clock (seconds, wrapping) of the last access, for OBJECT IDLETIME.
+    pub lru: u32,
+    /// Access frequency counter (Redis's LFU log counter), for OBJECT FREQ.
+    pub freq: u8,
+}
+
+impl Object {
+    pub fn new(value: Value, lru: u32) -> Object {
+        Object {
+            value,
+            lru,
+            freq: 5,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Db {
+    pub keys: IndexMap<Bytes, Object>,
+    /// Absolute expiry time in unix milliseconds.
+    pub expires: IndexMap<Bytes, i64>,
+    /// Keys that had a TTL set and expired (counted for INFO keyspace `avg_ttl` bookkeeping).
+    pub avg_ttl_ms: i64,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The expiry of `key`, if it has one (does not check whether it has passed).
+    pub fn expire_of(&self, key: &[u8]) -> Option<i64> {
+        self.expires.get(key).copied()
+    }
+
+    /// True if `key` exists and its TTL has passed.
+    pub fn is_expired(&self, key: &[u8], now_ms: i64) -> bool {
+        matches!(self.expires.get(key), Some(&t) if t <= now_ms)
+    }
+
+    /// Remove a key and its expiry. Returns the object if it was there.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Object> {
+        let o = self.keys.swap_remove(key)?;
+        self.expires.swap_remove(key);
+        Some(o)
+    }
+
+    /// Insert or overwrite `key`, clearing any TTL (as SET does). Returns the old object.
+    pub fn insert(&mut self, key: Bytes, obj: Object) -> Option<Object> {
+        self.expires.swap_remove(&key[..]);
+        self.keys.insert(key, obj)
+    }
+
+    /// Overwrite the value of `key` keeping its TTL (as SET KEEPTTL and most write commands do).
+    pub fn insert_keep_ttl(&mut self, key: Bytes, obj: Object) -> Option<Object> {
+        self.keys.insert(key, obj)
+    }
+
+    pub fn set_expire(&mut self, key: &Bytes, at_ms: i64) {
+        debug_assert!(self.keys.contains_key(&key[..]));
+        self.expires.insert(key.clone(), at_ms);
+    }
+
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        self.expires.swap_remove(key).is_some()
+    }
+
+    pub fn clear(&mut self) {
+        self.keys = IndexMap::new();
+        self.expires = IndexMap::new();
+    }
+
+    /// One SCAN step. The cursor counts down from the top index: `swap_remove` only moves the
+    /// last element (already visited, or inside the unvisited prefix) into a lower slot, so
+    /// a key present for the whole scan is always returned (possibly twice), as Redis promises.
+    /// Returns the next cursor (0 when done) and the visited indices.
+    pub fn scan_indices(len: usize, cursor: u64, count: usize) -> (u64, std::ops::Range<usize>) {
+        if len == 0 {
+            return (0, 0..0);
+        }
+        // cursor 0 = start at the top; otherwise cursor-1 is the next index to visit.
+        let top = if cursor == 0 {
+            len
+        } else {
+            ((cursor - 1) as usize + 1).min(len)
+        };
+        let bottom = top.saturating_sub(count.max(1));
+        let next = if bottom == 0 { 0 } else { bottom as u64 };
+        (next, bottom..top)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_returns_every_key_present_for_the_whole_scan() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..50 {
+            let mut m: IndexMap<u32, ()> = (0..200).map(|i| (i, ())).collect();
+            let stable: Vec<u32> = (0..200).filter(|i| i % 3 == 0).collect();
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0u64;
+            let mut next_new = 1000;
+            loop {
+                let (next, range) = Db::scan_indices(m.len(), cursor, 7);
+                for i in range {
+                    seen.insert(*m.get_index(i).unwrap().0);
+                }
+                // mutate: delete some non-stable keys, insert new ones
+                for _ in 0..5 {
+                    let k = rng.gen_range(0..200u32);
+                    if k % 3 != 0 {
+                        m.swap_remove(&k);
+                    }
+                    m.insert(next_new, ());
+                    next_new += 1;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            for k in &stable {
+                assert!(seen.contains(k), "key {k} missed");
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The persistence hook of the execution thread: the AOF writer, RDB snapshots and compaction
+//! plug in here (see `aof.rs`). The execution thread calls it from its timer and at shutdown.
+
+use crate::exec::{Server, ShutdownMode};
+
+pub trait Persistence: Send {
+    /// Timer (hz times a second): save rules, automatic rewrite, progress of background work.
+    fn cron(&mut self, _srv: &mut Server) {}
+    /// Fields for INFO persistence (name, value), in Redis's order.
+    fn info(&self, srv: &Server) -> Vec<(String, String)> {
+        default_info(srv)
+    }
+    /// Save a snapshot (SAVE, SHUTDOWN SAVE). Blocking.
+    fn save(&mut self, _srv: &mut Server) -> Result<(), String> {
+        Err("snapshots are not available".into())
+    }
+}
+
+pub struct NoPersistence;
+impl Persistence for NoPersistence {}
+
+pub fn default_info(srv: &Server) -> Vec<(String, String)> {
+    let f = |k: &str, v: String| (k.to_string(), v);
+    vec![
+        f("loading", "0".into()),
+        f("async_loading", "0".into()),
+        f("current_cow_peak", "0".into()),
+        f("current_cow_size", "0".into()),
+        f("current_cow_size_age", "0".into()),
+        f("current_fork_perc", "0.00".into()),
+        f("current_save_keys_processed", "0".into()),
+        f("current_save_keys_total", "0".into()),
+        f("rdb_changes_since_last_save", srv.dirty.to_string()),
+        f("rdb_bgsave_in_progress", "0".into()),
+        f("rdb_last_save_time", srv.lastsave_s.to_string()),
+        f("rdb_last_bgsave_status", "ok".into()),
+        f("rdb_last_bgsave_time_sec", "-1".into()),
+        f("rdb_current_bgsave_time_sec", "-1".into()),
+        f("rdb_saves", "0".into()),
+        f("rdb_last_cow_size", "0".into()),
+        f("rdb_last_load_keys_expired", "0".into()),
+        f("rdb_last_load_keys_loaded", "0".into()),
+        f(
+            "aof_enabled",
+            if srv.log.enabled() { "1" } else { "0" }.into(),
+        ),
+        f("aof_rewrite_in_progress", "0".into()),
+        f("aof_rewrite_scheduled", "0".into()),
+        f("aof_last_rewrite_time_sec", "-1".into()),
+        f("aof_current_rewrite_time_sec", "-1".into()),
+        f("aof_last_bgrewrite_status", "ok".into()),
+        f("aof_rewrites", "0".into()),
+        f("aof_rewrites_consecutive_failures", "0".into()),
+        f(
+            "aof_last_write_status",
+            if srv.log.failed.is_some() {
+                "err"
+            } else {
+                "ok"
+            }
+            .into(),
+        ),
+        f("aof_last_cow_size", "0".into()),
+        f("module_fork_in_progress", "0".into()),
+        f("module_fork_last_cow_size", "0".into()),
+    ]
+}
+
+/// Finish a shutdown: flush and fsync the log, save if asked. Returns false if the shutdown was
+/// refused (a SAVE failed), in which case the server keeps running.
+pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
+    let save = match mode {
+        ShutdownMode::Save => true,
+        ShutdownMode::NoSave => false,
+        ShutdownMode::Default => !srv.cfg.get("save").is_empty() && !srv.log.enabled(),
+    };
+    if save {
+        let mut p = std::mem::replace(&mut srv.persistence, Box::new(NoPersistence));
+        let r = p.save(srv);
+        srv.persistence = p;
+        if let Err(e) = r {
+            tracing::warn!("Error trying to save the DB, can't exit: {e}");
+            if mode == ShutdownMode::Save {
+                return false;
+            }
+        }
+    }
+    if let Err(e) = srv.log.sync_all() {
+        tracing::warn!("Error flushing the append only file at shutdown: {e}");
+    }
+    tracing::info!("Strongbox is now ready to exit, bye bye...");
+    true
+}

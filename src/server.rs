@@ -1,0 +1,259 @@
+//! Networking: the accept loop and the connection tasks. A connection's reader parses RESP and
+//! hands whole batches of commands to the execution thread; its writer encodes replies and writes
+//! them once the log is durable up to the position each reply waits for.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::client::{ConnShared, Msg, Outgoing};
+use crate::durability::Gate;
+use crate::limits::{BATCHES_IN_FLIGHT_MAX, COMMANDS_PER_BATCH_MAX, READ_CHUNK_BYTES};
+use crate::resp::{encode, Parsed, RequestParser};
+
+/// Settings a connection needs, read at accept time.
+#[derive(Clone)]
+pub struct NetConfig {
+    pub proto_max_bulk_len: u64,
+    pub query_buffer_limit: u64,
+    pub tcp_keepalive_s: u64,
+}
+
+pub struct Net {
+    pub exec_tx: Sender<Msg>,
+    pub gate: watch::Receiver<Gate>,
+    pub next_id: Arc<AtomicU64>,
+    pub cfg: NetConfig,
+    pub bytes_in: Arc<AtomicU64>,
+    pub bytes_out: Arc<AtomicU64>,
+}
+
+/// Bind every address of `bind` (Redis syntax: a leading '-' means "optional").
+pub async fn bind_all(bind: &str, port: u16) -> Result<Vec<TcpListener>, String> {
+    let mut out = vec![];
+    for addr in bind.split_whitespace() {
+        let (optional, addr) = match addr.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, addr),
+        };
+        let sa: SocketAddr = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        }
+        .parse()
+        .map_err(|e| format!("Invalid bind address '{addr}': {e}"))?;
+        match TcpListener::bind(sa).await {
+            Ok(l) => out.push(l),
+            Err(e) if optional => {
+                tracing::debug!("optional bind {sa} skipped: {e}");
+            }
+            Err(e) => {
+                return Err(format!(
+                    "Could not create server TCP listening socket {sa}: {e}"
+                ))
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("Failed listening on any address".into());
+    }
+    Ok(out)
+}
+
+pub async fn accept_loop(listener: TcpListener, net: Arc<Net>) {
+    loop {
+        match listener.accept().await {
+            Ok((sock, peer)) => {
+                let net = net.clone();
+                tokio::spawn(async move {
+                    connection(sock, peer, net).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!("Accepting client connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
+    let _ = sock.set_nodelay(true);
+    if net.cfg.tcp_keepalive_s > 0 {
+        let sref = socket2_keepalive(&sock, net.cfg.tcp_keepalive_s);
+        let _ = sref;
+    }
+    let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let id = net.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
+    let shared = Arc::new(ConnShared::default());
+    if net
+        .exec_tx
+        .send(Msg::Connect {
+            id,
+            tx,
+            addr: peer.to_string(),
+            laddr,
+            shared: shared.clone(),
+        })
+        .is_err()
+    {
+        return;
+    }
+    let (mut rd, wr) = sock.into_split();
+    let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_MAX));
+    let writer = tokio::spawn(writer_task(
+        wr,
+        rx,
+        net.gate.clone(),
+        permits.clone(),
+        shared.clone(),
+        net.bytes_out.clone(),
+    ));
+    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut parser = RequestParser::new();
+    let bulk_max = net.cfg.proto_max_bulk_len;
+    let qlimit = net.cfg.query_buffer_limit as usize;
+    'outer: loop {
+        // Backpressure: at most BATCHES_IN_FLIGHT_MAX batches queued at the executor.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shared.kill.notified() => break,
+        };
+        permit.forget();
+        let mut cmds = Vec::new();
+        loop {
+            // Parse what is buffered.
+            loop {
+                match parser.parse(&mut buf, bulk_max) {
+                    Ok(Parsed::Command(c)) => {
+                        cmds.push(c);
+                        if cmds.len() >= COMMANDS_PER_BATCH_MAX {
+                            break;
+                        }
+                    }
+                    Ok(Parsed::Incomplete) => break,
+                    Err(e) => {
+                        if !cmds.is_empty() {
+                            let _ = net.exec_tx.send(Msg::Commands {
+                                id,
+                                cmds: std::mem::take(&mut cmds),
+                            });
+                        }
+                        let _ = net.exec_tx.send(Msg::ProtocolError {
+                            id,
+                            msg: e.reply_text(),
+                        });
+                        break 'outer;
+                    }
+                }
+            }
+            if !cmds.is_empty() {
+                break;
+            }
+            if buf.len() > qlimit {
+                tracing::warn!("Closing client that reached max query buffer length");
+                break 'outer;
+            }
+            shared.qbuf_bytes.store(buf.len(), Ordering::Relaxed);
+            if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 2 {
+                buf.reserve(READ_CHUNK_BYTES);
+            }
+            let n = tokio::select! {
+                r = rd.read_buf(&mut buf) => match r { Ok(0) | Err(_) => break 'outer, Ok(n) => n },
+                _ = shared.kill.notified() => break 'outer,
+            };
+            net.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if net.exec_tx.send(Msg::Commands { id, cmds }).is_err() {
+            break;
+        }
+    }
+    let _ = net.exec_tx.send(Msg::Disconnect { id });
+    // The writer ends when the executor drops the sender (after Disconnect).
+    let _ = writer.await;
+}
+
+fn socket2_keepalive(_sock: &TcpStream, _secs: u64) {
+    // std/tokio expose no portable keepalive interval; SO_KEEPALIVE on with system interval.
+}
+
+async fn writer_task(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    mut gate: watch::Receiver<Gate>,
+    permits: Arc<Semaphore>,
+    shared: Arc<ConnShared>,
+    bytes_out: Arc<AtomicU64>,
+) {
+    let mut out = Vec::with_capacity(16 * 1024);
+    let mut batch: Vec<Outgoing> = Vec::new();
+    'main: while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while let Ok(m) = rx.try_recv() {
+            batch.push(m);
+            if batch.len() >= 256 {
+                break;
+            }
+        }
+        let wait_pos = batch.iter().map(|o| o.wait_pos).max().unwrap_or(0);
+        // Hold replies until the log is durable far enough. A failed log never releases them.
+        loop {
+            let g = *gate.borrow_and_update();
+            if g.pos >= wait_pos {
+                break;
+            }
+            if g.failed {
+                break 'main;
+            }
+            if gate.changed().await.is_err() {
+                break 'main;
+            }
+        }
+        let mut close = false;
+        let mut completed = 0;
+        let mut size = 0;
+        for o in batch.drain(..) {
+            for r in &o.replies {
+                encode(r, o.proto, &mut out);
+                size += r.approx_size();
+            }
+            if o.completes_batch {
+                completed += 1;
+            }
+            close |= o.close;
+        }
+        if !out.is_empty() {
+            if wr.write_all(&out).await.is_err() {
+                break;
+            }
+            bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
+            out.clear();
+            if out.capacity() > 1 << 20 {
+                out = Vec::with_capacity(16 * 1024);
+            }
+        }
+        shared.out_bytes.fetch_sub(
+            size.min(shared.out_bytes.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        if completed > 0 {
+            permits.add_permits(completed);
+        }
+        if close {
+            let _ = wr.shutdown().await;
+            shared.kill.notify_one();
+            break;
+        }
+    }
+    // Wake the reader if it is waiting for a permit.
+    permits.close();
+    shared.kill.notify_one();
+}

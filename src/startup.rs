@@ -1,0 +1,157 @@
+//! Start-up: configuration → logging → data directory → load → execution thread → listeners.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::exec::Server;
+use crate::server::{accept_loop, bind_all, Net, NetConfig};
+
+/// Run the server until shutdown; returns the process exit code.
+pub fn run_server(args: Vec<String>) -> i32 {
+    let cfg = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    init_logging(&cfg);
+    let dir = cfg.dir();
+    if !cfg.get("dir").is_empty() {
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::env::set_current_dir(&dir))
+        {
+            tracing::error!("Can't chdir to '{}': {e}", dir.display());
+            return 1;
+        }
+    }
+    for name in cfg.unimplemented_in_use() {
+        tracing::warn!(
+            "Option '{name}' is accepted but not implemented yet by Strongbox; its value has no effect"
+        );
+    }
+    if !cfg.get("pidfile").is_empty() {
+        let _ = std::fs::write(cfg.get("pidfile"), format!("{}\n", std::process::id()));
+    }
+    let threads = cfg.get_i64("io-threads").clamp(1, 128) as usize;
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(2))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("Can't start the I/O runtime: {e}");
+            return 1;
+        }
+    };
+    let mut srv = Server::new(cfg.clone());
+    // Load the data set (log, snapshot) and attach the log writer.
+    let start = std::time::Instant::now();
+    if let Err(e) = crate::aof::open(&mut srv) {
+        tracing::error!("{e}");
+        return 1;
+    }
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds",
+        start.elapsed().as_secs_f64()
+    );
+    let port = cfg.get_i64("port") as u16;
+    let listeners = match rt.block_on(bind_all(cfg.get("bind"), port)) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    let (exec_tx, exec_rx) = std::sync::mpsc::channel();
+    let net = Arc::new(Net {
+        exec_tx: exec_tx.clone(),
+        gate: srv.log.gate_tx.subscribe(),
+        next_id: srv.next_client_id.clone(),
+        cfg: NetConfig {
+            proto_max_bulk_len: cfg.get_i64("proto-max-bulk-len") as u64,
+            query_buffer_limit: cfg.get_i64("client-query-buffer-limit") as u64,
+            tcp_keepalive_s: cfg.get_i64("tcp-keepalive") as u64,
+        },
+        bytes_in: Arc::new(AtomicU64::new(0)),
+        bytes_out: Arc::new(AtomicU64::new(0)),
+    });
+    srv.net_bytes = Some((net.bytes_in.clone(), net.bytes_out.clone()));
+    let exec = std::thread::Builder::new()
+        .name("strongbox-exec".into())
+        .spawn(move || crate::exec::run(srv, exec_rx));
+    let exec = match exec {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("Can't start the execution thread: {e}");
+            return 1;
+        }
+    };
+    for l in listeners {
+        rt.spawn(accept_loop(l, net.clone()));
+    }
+    let sig_tx = exec_tx.clone();
+    rt.spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            let mut int = match signal(SignalKind::interrupt()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+                let _ = sig_tx.send(crate::client::Msg::Signal);
+            }
+        }
+    });
+    tracing::info!("Ready to accept connections tcp (port {port})");
+    drop(exec_tx);
+    // The execution thread returns on SHUTDOWN (or a signal) after flushing the log.
+    let _ = exec.join();
+    if !cfg.get("pidfile").is_empty() {
+        let _ = std::fs::remove_file(cfg.get("pidfile"));
+    }
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    0
+}
+
+fn init_logging(cfg: &Config) {
+    let level = match cfg.get("loglevel") {
+        "debug" => tracing::Level::DEBUG,
+        "verbose" => tracing::Level::DEBUG,
+        "notice" => tracing::Level::INFO,
+        "warning" => tracing::Level::WARN,
+        _ => tracing::Level::ERROR,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_thread_names(false);
+    let logfile = cfg.get("logfile");
+    if !logfile.is_empty() {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logfile)
+        {
+            Ok(f) => {
+                let _ = builder
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(f))
+                    .try_init();
+                return;
+            }
+            Err(e) => eprintln!("Can't open the log file '{logfile}': {e}"),
+        }
+    }
+    let _ = builder.with_writer(std::io::stdout).try_init();
+}
