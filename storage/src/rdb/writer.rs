@@ -32,7 +32,7 @@ pub const QUICKLIST_SIZE_SAFETY_LIMIT_BYTES: usize = 8192;
 /// encodings, with Redis 7.0's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodingThresholds {
-    /// `hash-max-listpack-entries` (128).
+    /// `hash-max-listpack-entries` (512).
     pub hash_max_listpack_entries: usize,
     /// `hash-max-listpack-value` (64).
     pub hash_max_listpack_value: usize,
@@ -57,7 +57,7 @@ pub struct EncodingThresholds {
 impl Default for EncodingThresholds {
     fn default() -> Self {
         EncodingThresholds {
-            hash_max_listpack_entries: 128,
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,

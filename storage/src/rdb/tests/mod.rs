@@ -1,5 +1,6 @@
 //! Tests of the RDB codec against real Redis/Valkey files and a real redis-server.
 
 mod common;
+mod dump_restore;
 mod fixtures;
 mod roundtrip;
