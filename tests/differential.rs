@@ -425,6 +425,13 @@ impl<'a> Side<'a> {
         out
     }
 
+    fn buffered(&self, name: &str) -> Vec<u8> {
+        match self.conns.get(name) {
+            Some(Some(c)) => c.buffered().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
     fn closed_within(&mut self, name: &str, wait: Duration) -> bool {
         match self.conn(name) {
             Ok(c) => c.is_closed_within(wait),
@@ -485,6 +492,17 @@ impl Run<'_> {
             }
         }
         let broken = !r.is_reply() || !s.is_reply();
+        if matches!(r, Outcome::Timeout(_)) && wait >= Duration::from_millis(REPLY_TIMEOUT_MS) {
+            // Real Redis never takes seconds to answer: the script expects a reply that
+            // does not exist (e.g. a wrong `!replies N`).
+            self.mismatch(
+                line,
+                format!(
+                    "\n      SCRIPT ERROR: redis-server sent no reply{}",
+                    r.show()
+                ),
+            );
+        }
         if (compare || !r.is_reply() || !s.is_reply()) && rn != sn {
             let which = if total > 1 {
                 format!(" (reply {} of {total})", index + 1)
@@ -614,6 +632,16 @@ impl Run<'_> {
         compare: bool,
     ) {
         let cur = self.current.clone();
+        let unread = self.reference.buffered(&cur);
+        if !unread.is_empty() {
+            self.mismatch(
+                line,
+                format!(
+                    "\n      SCRIPT ERROR: unread reply bytes from redis-server before this line: \"{}\"",
+                    escape(&unread)
+                ),
+            );
+        }
         let r = self.reference.send(&cur, bytes);
         let s = self.subject.send(&cur, bytes);
         if let (Err(e), _) | (_, Err(e)) = (&r, &s) {
