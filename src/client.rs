@@ -24,6 +24,8 @@ pub struct Outgoing {
     pub close: bool,
     /// This message answers a batch of commands the connection sent (returns its permit).
     pub completes_batch: bool,
+    /// Wait for `wait_pos` to be fsynced whatever the policy (WAITAOF).
+    pub wait_synced: bool,
 }
 
 /// State shared between a connection's tasks and the execution thread.
@@ -130,6 +132,8 @@ pub struct Client {
     pub close_after_reply: bool,
     pub closed: bool,
     pub tracking: bool,
+    /// The replies queued so far must wait for an fsync (WAITAOF).
+    pub wait_synced: bool,
 }
 
 impl Client {
@@ -174,6 +178,7 @@ impl Client {
             close_after_reply: false,
             closed: false,
             tracking: false,
+            wait_synced: false,
         }
     }
 
@@ -235,6 +240,7 @@ impl Client {
                 wait_pos,
                 close,
                 completes_batch,
+                wait_synced: std::mem::take(&mut self.wait_synced),
             })
             .is_err()
         {

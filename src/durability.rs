@@ -15,24 +15,44 @@
 //!   many clients' writes share one fsync).
 
 use bytes::Bytes;
+use std::sync::Arc;
+
 use tokio::sync::watch;
 
 use crate::resp::encode_command;
 
-/// How far the log is durable in the sense the fsync policy promises (synced for `always`,
-/// written for `everysec`/`no`), and whether it has failed.
+/// Progress of the log as connections see it: how far it is written and fsynced, whether
+/// replies wait for the fsync (`appendfsync always`), and whether it has failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Gate {
-    pub pos: u64,
+    pub written: u64,
+    pub synced: u64,
+    /// Replies wait for `synced` (appendfsync always) rather than `written`.
+    pub always: bool,
     pub failed: bool,
+}
+
+impl Gate {
+    /// Everything before this position may be released to clients under the fsync policy.
+    pub fn released(&self) -> u64 {
+        if self.always {
+            self.synced
+        } else {
+            self.written
+        }
+    }
 }
 
 /// The log sink the execution thread appends to. `None` writer = AOF disabled.
 pub trait LogSink: Send {
     /// Hand over whole commands; returns the logical end position.
     fn submit(&mut self, bytes: &[u8], db_at_start: u32) -> u64;
-    /// Write and fsync everything submitted so far (blocking; used at shutdown and by tests).
-    fn sync_all(&mut self) -> Result<(), String>;
+    /// Write and fsync everything submitted so far and stop (blocking; shutdown).
+    fn shutdown(self: Box<Self>) -> Result<(), String>;
+    /// The first I/O failure of the log, if any.
+    fn failure(&self) -> Option<String>;
+    /// Downcast hook for the persistence layer (stats, rotation).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 pub struct Durability {
@@ -47,9 +67,7 @@ pub struct Durability {
     multi_depth: u32,
     multi_emitted: bool,
     /// Sender of the gate watched by connections; updated by the log writer's progress callback.
-    pub gate_tx: watch::Sender<Gate>,
-    /// Set when the log writer reported a failure: writes are refused until it clears.
-    pub failed: Option<String>,
+    pub gate_tx: Arc<watch::Sender<Gate>>,
 }
 
 impl Durability {
@@ -63,8 +81,7 @@ impl Durability {
             sink: None,
             multi_depth: 0,
             multi_emitted: false,
-            gate_tx,
-            failed: None,
+            gate_tx: Arc::new(gate_tx),
         }
     }
 
@@ -78,7 +95,9 @@ impl Durability {
         self.log_db = None;
         self.buf.clear();
         self.gate_tx.send_replace(Gate {
-            pos: start_pos,
+            written: start_pos,
+            synced: start_pos,
+            always: false,
             failed: false,
         });
     }
@@ -142,13 +161,30 @@ impl Durability {
         self.buf.clear();
     }
 
-    /// Submit and wait until everything is durable (shutdown, SAVE-like barriers).
-    pub fn sync_all(&mut self) -> Result<(), String> {
+    /// Submit everything, write and fsync it, and detach the log (shutdown).
+    pub fn shutdown(&mut self) -> Result<(), String> {
         self.submit();
-        match self.sink.as_mut() {
-            Some(s) => s.sync_all(),
+        match self.sink.take() {
+            Some(s) => s.shutdown(),
             None => Ok(()),
         }
+    }
+
+    /// Set when the log writer failed: writes are refused (`-MISCONF`) while reads continue.
+    pub fn failed(&self) -> Option<String> {
+        if !self.gate_tx.borrow().failed {
+            return None;
+        }
+        Some(
+            self.sink
+                .as_ref()
+                .and_then(|s| s.failure())
+                .unwrap_or_else(|| "I/O error".to_string()),
+        )
+    }
+
+    pub fn sink(&self) -> Option<&dyn LogSink> {
+        self.sink.as_deref()
     }
 
     pub fn buffered_bytes(&self) -> usize {

@@ -538,7 +538,7 @@ pub fn process_command(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>) 
         return;
     }
     if spec.is_write() {
-        if let Some(e) = &srv.log.failed {
+        if let Some(e) = srv.log.failed() {
             reject(
                 srv,
                 client,

@@ -52,7 +52,7 @@ impl Value {
             Value::Hash(h) => h.mem_usage(),
             Value::Set(s) => s.mem_usage(),
             Value::ZSet(z) => z.mem_usage(),
-            Value::Stream(s) => s.mem_usage(),
+            Value::Stream(s) => crate::types::stream::mem_usage(s),
         }
     }
 

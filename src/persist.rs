@@ -53,7 +53,7 @@ pub fn default_info(srv: &Server) -> Vec<(String, String)> {
         f("aof_rewrites_consecutive_failures", "0".into()),
         f(
             "aof_last_write_status",
-            if srv.log.failed.is_some() {
+            if srv.log.failed().is_some() {
                 "err"
             } else {
                 "ok"
@@ -85,7 +85,7 @@ pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
             }
         }
     }
-    if let Err(e) = srv.log.sync_all() {
+    if let Err(e) = srv.log.shutdown() {
         tracing::warn!("Error flushing the append only file at shutdown: {e}");
     }
     tracing::info!("Strongbox is now ready to exit, bye bye...");

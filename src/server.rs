@@ -204,10 +204,12 @@ async fn writer_task(
             }
         }
         let wait_pos = batch.iter().map(|o| o.wait_pos).max().unwrap_or(0);
+        let wait_synced = batch.iter().any(|o| o.wait_synced);
         // Hold replies until the log is durable far enough. A failed log never releases them.
         loop {
             let g = *gate.borrow_and_update();
-            if g.pos >= wait_pos {
+            let pos = if wait_synced { g.synced } else { g.released() };
+            if pos >= wait_pos {
                 break;
             }
             if g.failed {

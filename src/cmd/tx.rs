@@ -97,7 +97,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
             continue;
         };
         if spec.is_write() {
-            if let Some(e) = &ctx.srv.log.failed {
+            if let Some(e) = ctx.srv.log.failed() {
                 replies.push(Reply::Error(format!(
                     "MISCONF Errors writing to the AOF file: {e}"
                 )));

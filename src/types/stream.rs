@@ -1,17 +1,12 @@
-//! Streams are kept as loaded from RDB files (no stream commands yet), so that a snapshot
-//! round-trips them.
+//! Streams are kept as loaded from RDB files (there are no stream commands yet), so that
+//! snapshots, DUMP/RESTORE and compaction carry them through unchanged.
 
-#[derive(Clone, Default)]
-pub struct Stream {
-    /// Entries as (id ms, id seq, field/value pairs).
-    pub entries: Vec<(u64, u64, Vec<(bytes::Bytes, bytes::Bytes)>)>,
-}
+pub use strongbox_storage::rdb::Stream;
 
-impl Stream {
-    pub fn mem_usage(&self) -> usize {
-        self.entries
-            .iter()
-            .map(|e| 16 + e.2.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>())
-            .sum()
-    }
+/// Approximate heap bytes of a stream.
+pub fn mem_usage(s: &Stream) -> usize {
+    s.entries
+        .iter()
+        .map(|e| 32 + e.fields.iter().map(|(a, b)| a.len() + b.len() + 16).sum::<usize>())
+        .sum()
 }
