@@ -7,7 +7,8 @@
 //!   `!sort CMD`              compare with the reply's elements sorted (map pairs kept together)
 //!   `!sortpairs CMD`         sort a flat [k, v, k, v] array by pairs (RESP2 HGETALL)
 //!   `!sortdeep CMD`          sort every aggregate at every depth
-//!   `!replies N CMD`         the command produces N replies (SUBSCRIBE a b c -> 3)
+//!   `!replies N CMD`         the command produces N replies (SUBSCRIBE a b c -> 3); with N = 0
+//!                            nothing is read (a blocking command; collect it later with `!read`)
 //!   `!ignore CMD`            send and read the reply but do not compare it
 //!   `!sleep MS`              pause
 //!   `!proto 2|3`             send HELLO 2|3 on this connection; only the reply type is compared
@@ -498,7 +499,7 @@ impl Run<'_> {
             self.mismatch(
                 line,
                 format!(
-                    "\n      SCRIPT ERROR: redis-server sent no reply{}",
+                    "\n      SCRIPT ERROR: redis-server sent no reply: {}",
                     r.show()
                 ),
             );
