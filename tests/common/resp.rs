@@ -68,7 +68,7 @@ impl Frame {
     }
 
     fn sorted_by(&self, group: usize) -> Frame {
-        if !self.is_aggregate() || self.children.len() % group != 0 {
+        if !self.is_aggregate() || !self.children.len().is_multiple_of(group) {
             return self.clone();
         }
         let mut groups: Vec<Vec<Frame>> =

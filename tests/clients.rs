@@ -1,0 +1,250 @@
+//! Real clients against strongbox-server: redis-cli (plain, --pipe, -3), redis-benchmark,
+//! redis-py (tests/python/*.py) and the `redis` Rust crate (async, tokio).
+//!
+//! `STRONGBOX_SERVER_BIN=/usr/bin/redis-server` runs the same checks against real Redis.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{run_with_timeout, StrongboxServer};
+
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = run_with_timeout(
+        Command::new("redis-cli")
+            .arg("-p")
+            .arg(port.to_string())
+            .args(args),
+        None,
+        CLIENT_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?} failed: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn redis_cli_plain_commands() {
+    let server = StrongboxServer::start(&[]);
+    let p = server.port();
+    assert_eq!(redis_cli(p, &["SET", "a", "b"]), "OK\n");
+    assert_eq!(redis_cli(p, &["GET", "a"]), "b\n");
+    assert_eq!(redis_cli(p, &["--no-raw", "GET", "nosuch"]), "(nil)\n");
+    assert_eq!(redis_cli(p, &["INCR", "n"]), "1\n");
+    assert_eq!(redis_cli(p, &["RPUSH", "l", "x", "y"]), "2\n");
+    assert_eq!(redis_cli(p, &["LRANGE", "l", "0", "-1"]), "x\ny\n");
+    assert_eq!(
+        redis_cli(p, &["--no-raw", "LPUSH", "a", "x"]),
+        "(error) WRONGTYPE Operation against a key holding the wrong kind of value\n"
+    );
+    assert_eq!(redis_cli(p, &["-n", "3", "SET", "indb3", "v"]), "OK\n");
+    assert_eq!(redis_cli(p, &["-n", "3", "DBSIZE"]), "1\n");
+    assert_eq!(redis_cli(p, &["DBSIZE"]), "3\n");
+}
+
+#[test]
+fn redis_cli_pipe_mode_bulk_load() {
+    const COMMANDS: usize = 5_000;
+    let server = StrongboxServer::start(&[]);
+    let mut input = Vec::new();
+    for i in 0..COMMANDS {
+        let (k, v) = (format!("key:{i}"), format!("value-{i}"));
+        input.extend(common::encode_command(&["SET", &k, &v]));
+    }
+    let out = run_with_timeout(
+        Command::new("redis-cli").args(["-p", &server.port().to_string(), "--pipe"]),
+        Some(input),
+        CLIENT_TIMEOUT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "redis-cli --pipe failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("errors: 0, replies: {COMMANDS}")),
+        "unexpected --pipe summary: {stdout}"
+    );
+    let mut conn = server.conn();
+    conn.assert_cmd(&["DBSIZE"], format!(":{COMMANDS}\r\n").as_bytes());
+    conn.assert_cmd(&["GET", "key:4999"], b"$10\r\nvalue-4999\r\n");
+}
+
+#[test]
+fn redis_cli_resp3_mode() {
+    let server = StrongboxServer::start(&[]);
+    let p = server.port();
+    assert_eq!(redis_cli(p, &["HSET", "h", "f", "v"]), "1\n");
+    // A RESP3 map prints as `1# "f" => "v"`; under RESP2 it would be `1) "f"\n2) "v"`.
+    assert_eq!(
+        redis_cli(p, &["-3", "--no-raw", "HGETALL", "h"]),
+        "1# \"f\" => \"v\"\n"
+    );
+    assert_eq!(
+        redis_cli(p, &["-3", "--no-raw", "GET", "nosuch"]),
+        "(nil)\n"
+    );
+    assert_eq!(redis_cli(p, &["ZADD", "z", "1.5", "m"]), "1\n");
+    assert_eq!(
+        redis_cli(p, &["-3", "--no-raw", "ZSCORE", "z", "m"]),
+        "(double) 1.5\n"
+    );
+}
+
+#[test]
+fn redis_benchmark_smoke_has_no_errors() {
+    let server = StrongboxServer::start(&[]);
+    let out = run_with_timeout(
+        Command::new("redis-benchmark").args([
+            "-p",
+            &server.port().to_string(),
+            "-q",
+            "-n",
+            "2000",
+            "-t",
+            "ping,set,get,incr,lpush,mset",
+            "-c",
+            "10",
+        ]),
+        None,
+        Duration::from_secs(120),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "redis-benchmark failed ({}):\n{text}",
+        out.status
+    );
+    for line in text.lines() {
+        assert!(
+            !line.contains("rror"),
+            "redis-benchmark reported an error: {line}\n{text}"
+        );
+    }
+    for test in [
+        "PING_INLINE:",
+        "PING_MBULK:",
+        "SET:",
+        "GET:",
+        "INCR:",
+        "LPUSH:",
+        "MSET (10 keys):",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(test) && l.contains("requests per second")),
+            "no result line for {test}:\n{text}"
+        );
+    }
+    let mut conn = server.conn();
+    let incr = conn.cmd(&["GET", "counter:__rand_int__"]);
+    assert_eq!(
+        incr, b"$4\r\n2000\r\n",
+        "INCR test should have counted 2000"
+    );
+}
+
+fn run_python(script: &str) {
+    let server = StrongboxServer::start(&[]);
+    let dir = common::repo_root().join("tests").join("python");
+    let out = run_with_timeout(
+        Command::new("python3")
+            .arg(dir.join(script))
+            .args(["--port", &server.port().to_string()])
+            .current_dir(&dir),
+        None,
+        CLIENT_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "tests/python/{script} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn redis_py_basic_commands() {
+    run_python("basic.py");
+}
+
+#[test]
+fn redis_py_pipeline() {
+    run_python("pipeline.py");
+}
+
+#[test]
+fn redis_py_transactions_with_watch() {
+    run_python("transactions.py");
+}
+
+#[test]
+fn redis_py_pubsub() {
+    run_python("pubsub.py");
+}
+
+#[test]
+fn redis_py_resp3_protocol() {
+    run_python("resp3.py");
+}
+
+#[tokio::test]
+async fn redis_crate_async_set_get_pipeline() {
+    use redis::AsyncCommands;
+
+    let server = StrongboxServer::start(&[]);
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect with the redis crate");
+
+    let () = con.set("k", "v").await.expect("SET");
+    let v: String = con.get("k").await.expect("GET");
+    assert_eq!(v, "v");
+    let missing: Option<String> = con.get("nosuch").await.expect("GET missing");
+    assert_eq!(missing, None);
+    let n: i64 = con.incr("n", 5).await.expect("INCRBY");
+    assert_eq!(n, 5);
+
+    let (a, b, c): (i64, i64, Vec<String>) = redis::pipe()
+        .incr("p", 1)
+        .incr("p", 2)
+        .rpush("l", &["x", "y"])
+        .ignore()
+        .lrange("l", 0, -1)
+        .query_async(&mut con)
+        .await
+        .expect("pipeline");
+    assert_eq!((a, b, c), (1, 3, vec!["x".to_string(), "y".to_string()]));
+
+    let (set, got): (String, String) = redis::pipe()
+        .atomic()
+        .set("t", "in-multi")
+        .get("t")
+        .query_async(&mut con)
+        .await
+        .expect("MULTI/EXEC pipeline");
+    assert_eq!((set.as_str(), got.as_str()), ("OK", "in-multi"));
+
+    let err = redis::cmd("LPUSH")
+        .arg("k")
+        .arg("x")
+        .query_async::<i64>(&mut con)
+        .await
+        .expect_err("WRONGTYPE");
+    assert_eq!(err.code(), Some("WRONGTYPE"), "{err}");
+}
