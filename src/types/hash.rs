@@ -1,26 +1,585 @@
-//! Hashes.
+//! Hashes. Small hashes are one packed byte buffer of alternating field/value entries (Redis's
+//! `listpack` encoding, same conversion rules); large ones are a `hashtable`: the entries live
+//! packed in one append-only arena, a dense slot vector gives O(1) random access (HRANDFIELD) and a
+//! SCAN order, and a `hashbrown` table of `u32` slot numbers indexes them by field.
+//!
+//! Fields and values use the list element encoding ([`crate::types::list`]'s `enc`), which is
+//! canonical, so a field is found by comparing encoded bytes.
+
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+
 use bytes::Bytes;
-use indexmap::IndexMap;
+use hashbrown::HashTable;
+
+use crate::types::list::enc;
+
+/// Conversion thresholds (`hash-max-listpack-entries`, `hash-max-listpack-value`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashLimits {
+    pub max_entries: usize,
+    pub max_value: usize,
+}
+
+impl Default for HashLimits {
+    fn default() -> Self {
+        HashLimits {
+            max_entries: 512,
+            max_value: 64,
+        }
+    }
+}
+
+/// Arena garbage (bytes of deleted/overwritten entries) below this is never compacted.
+const ARENA_GARBAGE_MIN_BYTES: usize = 4096;
+
+fn hasher() -> &'static std::collections::hash_map::RandomState {
+    static H: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    H.get_or_init(std::collections::hash_map::RandomState::new)
+}
+
+fn hash_of(encoded_field: &[u8]) -> u64 {
+    hasher().hash_one(encoded_field)
+}
+
+/// Split an encoded entry at `off` into (encoded field range end, value range end).
+#[inline]
+fn pair_bounds(buf: &[u8], off: usize) -> (usize, usize) {
+    let f_end = off + enc::entry_len(buf, off);
+    let v_end = f_end + enc::entry_len(buf, f_end);
+    (f_end, v_end)
+}
 
 #[derive(Clone, Default)]
+struct Pack {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Pack {
+    /// Offset of the pair whose encoded field is `ef`.
+    fn find(&self, ef: &[u8]) -> Option<usize> {
+        let mut off = 0;
+        while off < self.buf.len() {
+            let (f_end, v_end) = pair_bounds(&self.buf, off);
+            if self.buf[off..f_end] == *ef {
+                return Some(off);
+            }
+            off = v_end;
+        }
+        None
+    }
+}
+
+#[derive(Clone, Default)]
+struct Table {
+    arena: Vec<u8>,
+    /// Arena offset of each live pair; the slot number is the pair's index.
+    slots: Vec<u64>,
+    index: HashTable<u32>,
+    garbage: usize,
+}
+
+impl Table {
+    fn field_at(&self, slot: usize) -> &[u8] {
+        let off = self.slots[slot] as usize;
+        &self.arena[off..off + enc::entry_len(&self.arena, off)]
+    }
+
+    fn find_slot(&self, ef: &[u8]) -> Option<usize> {
+        let h = hash_of(ef);
+        self.index
+            .find(h, |&s| self.field_at(s as usize) == ef)
+            .map(|&s| s as usize)
+    }
+
+    fn pair_len(&self, slot: usize) -> usize {
+        let off = self.slots[slot] as usize;
+        pair_bounds(&self.arena, off).1 - off
+    }
+
+    /// Append a new pair (the field must not exist).
+    fn insert_new(&mut self, ef: &[u8], ev: &[u8]) {
+        let off = self.arena.len() as u64;
+        self.arena.extend_from_slice(ef);
+        self.arena.extend_from_slice(ev);
+        let slot = self.slots.len() as u32;
+        self.slots.push(off);
+        let (arena, slots) = (&self.arena, &self.slots);
+        let rehash = |&s: &u32| {
+            let o = slots[s as usize] as usize;
+            hash_of(&arena[o..o + enc::entry_len(arena, o)])
+        };
+        self.index.insert_unique(hash_of(ef), slot, rehash);
+    }
+
+    /// Replace the value of the pair in `slot`.
+    fn replace(&mut self, slot: usize, ev: &[u8]) {
+        let off = self.slots[slot] as usize;
+        let (f_end, v_end) = pair_bounds(&self.arena, off);
+        if v_end - f_end == ev.len() {
+            self.arena[f_end..v_end].copy_from_slice(ev);
+            return;
+        }
+        let new_off = self.arena.len();
+        self.arena.extend_from_within(off..f_end);
+        self.arena.extend_from_slice(ev);
+        self.garbage += v_end - off;
+        self.slots[slot] = new_off as u64;
+        self.maybe_compact();
+    }
+
+    fn remove_slot(&mut self, slot: usize) {
+        let ef = self.field_at(slot).to_vec();
+        let h = hash_of(&ef);
+        if let Ok(e) = self.index.find_entry(h, |&s| s as usize == slot) {
+            e.remove();
+        }
+        self.garbage += self.pair_len(slot);
+        let last = self.slots.len() - 1;
+        if slot != last {
+            // The last slot moves into the hole: repoint its index entry.
+            let lf = self.field_at(last).to_vec();
+            let lh = hash_of(&lf);
+            if let Some(s) = self.index.find_mut(lh, |&s| s as usize == last) {
+                *s = slot as u32;
+            }
+        }
+        self.slots.swap_remove(slot);
+        self.maybe_compact();
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.garbage < ARENA_GARBAGE_MIN_BYTES || self.garbage * 2 < self.arena.len() {
+            return;
+        }
+        let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+        for s in self.slots.iter_mut() {
+            let off = *s as usize;
+            let end = pair_bounds(&self.arena, off).1;
+            *s = arena.len() as u64;
+            arena.extend_from_slice(&self.arena[off..end]);
+        }
+        self.arena = arena;
+        self.garbage = 0;
+        if self.index.capacity() > self.slots.len() * 4 {
+            let (arena, slots) = (&self.arena, &self.slots);
+            self.index.shrink_to_fit(|&s: &u32| {
+                let o = slots[s as usize] as usize;
+                hash_of(&arena[o..o + enc::entry_len(arena, o)])
+            });
+            self.slots.shrink_to_fit();
+        }
+    }
+
+    fn pair(&self, slot: usize) -> (Bytes, Bytes) {
+        let off = self.slots[slot] as usize;
+        let (f, next) = enc::decode_bytes(&self.arena, off);
+        let (v, _) = enc::decode_bytes(&self.arena, next);
+        (f, v)
+    }
+}
+
+#[derive(Clone)]
+enum Repr {
+    Pack(Pack),
+    Table(Table),
+}
+
+#[derive(Clone)]
 pub struct Hash {
-    pub map: IndexMap<Bytes, Bytes>,
+    repr: Repr,
+}
+
+impl Default for Hash {
+    fn default() -> Self {
+        Hash {
+            repr: Repr::Pack(Pack::default()),
+        }
+    }
+}
+
+/// Iterator over (field, value) pairs.
+pub struct Iter<'a> {
+    hash: &'a Hash,
+    pos: usize,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = (Bytes, Bytes);
+    fn next(&mut self) -> Option<(Bytes, Bytes)> {
+        match &self.hash.repr {
+            Repr::Pack(p) => {
+                if self.pos >= p.buf.len() {
+                    return None;
+                }
+                let (f, next) = enc::decode_bytes(&p.buf, self.pos);
+                let (v, next) = enc::decode_bytes(&p.buf, next);
+                self.pos = next;
+                Some((f, v))
+            }
+            Repr::Table(t) => {
+                if self.pos >= t.slots.len() {
+                    return None;
+                }
+                self.pos += 1;
+                Some(t.pair(self.pos - 1))
+            }
+        }
+    }
 }
 
 impl Hash {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A hash of `pairs` (later duplicates win), encoded as Redis would after loading it: packed
+    /// when within `limits`, a table otherwise.
+    pub fn from_pairs(pairs: Vec<(Bytes, Bytes)>, limits: HashLimits) -> Self {
+        let mut h = Hash::new();
+        let big = pairs.len() > limits.max_entries
+            || pairs
+                .iter()
+                .any(|(f, v)| f.len() > limits.max_value || v.len() > limits.max_value);
+        if big {
+            h.convert();
+        }
+        for (f, v) in pairs {
+            h.set(&f, &v, limits);
+        }
+        h
+    }
+
     pub fn len(&self) -> usize {
-        self.map.len()
+        match &self.repr {
+            Repr::Pack(p) => p.len,
+            Repr::Table(t) => t.slots.len(),
+        }
     }
+
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
+
     pub fn encoding(&self) -> &'static str {
-        "hashtable"
+        match &self.repr {
+            Repr::Pack(_) => "listpack",
+            Repr::Table(_) => "hashtable",
+        }
     }
+
     pub fn mem_usage(&self) -> usize {
-        self.map.iter().map(|(k, v)| k.len() + v.len() + 40).sum()
+        std::mem::size_of::<Hash>()
+            + match &self.repr {
+                Repr::Pack(p) => p.buf.capacity(),
+                Repr::Table(t) => {
+                    t.arena.capacity() + t.slots.capacity() * 8 + t.index.capacity() * 5
+                }
+            }
+    }
+
+    /// (field, value) pairs: insertion order for a packed hash, slot order for a table.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { hash: self, pos: 0 }
+    }
+
+    /// Switch to the table representation (one way, as Redis).
+    pub fn convert(&mut self) {
+        let Repr::Pack(p) = &self.repr else {
+            return;
+        };
+        let mut t = Table {
+            arena: Vec::with_capacity(p.buf.len()),
+            slots: Vec::with_capacity(p.len),
+            index: HashTable::with_capacity(p.len),
+            garbage: 0,
+        };
+        let mut off = 0;
+        while off < p.buf.len() {
+            let (f_end, v_end) = pair_bounds(&p.buf, off);
+            t.insert_new(&p.buf[off..f_end], &p.buf[f_end..v_end]);
+            off = v_end;
+        }
+        self.repr = Repr::Table(t);
+    }
+
+    /// Value of `field`.
+    pub fn get(&self, field: &[u8]) -> Option<Bytes> {
+        let ef = enc::encode(field);
+        match &self.repr {
+            Repr::Pack(p) => {
+                let off = p.find(&ef)?;
+                Some(enc::decode_bytes(&p.buf, off + ef.len()).0)
+            }
+            Repr::Table(t) => {
+                let s = t.find_slot(&ef)?;
+                Some(enc::decode_bytes(&t.arena, t.slots[s] as usize + ef.len()).0)
+            }
+        }
+    }
+
+    pub fn contains(&self, field: &[u8]) -> bool {
+        let ef = enc::encode(field);
+        match &self.repr {
+            Repr::Pack(p) => p.find(&ef).is_some(),
+            Repr::Table(t) => t.find_slot(&ef).is_some(),
+        }
+    }
+
+    /// Length of the value of `field` (HSTRLEN), without materializing it.
+    pub fn value_len(&self, field: &[u8]) -> Option<usize> {
+        let ef = enc::encode(field);
+        let (buf, off) = match &self.repr {
+            Repr::Pack(p) => (&p.buf, p.find(&ef)?),
+            Repr::Table(t) => (&t.arena, t.slots[t.find_slot(&ef)?] as usize),
+        };
+        Some(enc::decode(buf, off + ef.len()).0.byte_len())
+    }
+
+    /// Set `field` to `value`, converting to a table first if the pair is longer than
+    /// `limits.max_value`, and after if the hash grows past `limits.max_entries`.
+    /// Returns true if the field is new.
+    pub fn set(&mut self, field: &[u8], value: &[u8], limits: HashLimits) -> bool {
+        if matches!(self.repr, Repr::Pack(_))
+            && (field.len() > limits.max_value || value.len() > limits.max_value)
+        {
+            self.convert();
+        }
+        let ef = enc::encode(field);
+        let ev = enc::encode(value);
+        let new = match &mut self.repr {
+            Repr::Pack(p) => match p.find(&ef) {
+                Some(off) => {
+                    let (f_end, v_end) = pair_bounds(&p.buf, off);
+                    p.buf.splice(f_end..v_end, ev);
+                    false
+                }
+                None => {
+                    p.buf.extend_from_slice(&ef);
+                    p.buf.extend_from_slice(&ev);
+                    p.len += 1;
+                    true
+                }
+            },
+            Repr::Table(t) => match t.find_slot(&ef) {
+                Some(s) => {
+                    t.replace(s, &ev);
+                    false
+                }
+                None => {
+                    t.insert_new(&ef, &ev);
+                    true
+                }
+            },
+        };
+        if new && matches!(self.repr, Repr::Pack(_)) && self.len() > limits.max_entries {
+            self.convert();
+        }
+        new
+    }
+
+    /// Delete `field`; true if it was there.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        let ef = enc::encode(field);
+        match &mut self.repr {
+            Repr::Pack(p) => match p.find(&ef) {
+                Some(off) => {
+                    let (_, v_end) = pair_bounds(&p.buf, off);
+                    p.buf.drain(off..v_end);
+                    p.len -= 1;
+                    if p.buf.capacity() > 64 && p.buf.capacity() > p.buf.len() * 2 {
+                        p.buf.shrink_to_fit();
+                    }
+                    true
+                }
+                None => false,
+            },
+            Repr::Table(t) => match t.find_slot(&ef) {
+                Some(s) => {
+                    t.remove_slot(s);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// The pair at position `i` (< len): O(1) for a table, a scan of the buffer when packed.
+    pub fn get_index(&self, i: usize) -> Option<(Bytes, Bytes)> {
+        match &self.repr {
+            Repr::Pack(_) => self.iter().nth(i),
+            Repr::Table(t) => (i < t.slots.len()).then(|| t.pair(i)),
+        }
+    }
+
+    /// True while the hash is packed (HSCAN then returns everything at once, as Redis).
+    pub fn is_packed(&self) -> bool {
+        matches!(self.repr, Repr::Pack(_))
+    }
+
+    /// Pairs in slot order from `range` (HSCAN over a table; see `Db::scan_indices`).
+    pub fn pairs_in(&self, range: std::ops::Range<usize>) -> Vec<(Bytes, Bytes)> {
+        match &self.repr {
+            Repr::Pack(_) => self.iter().skip(range.start).take(range.len()).collect(),
+            Repr::Table(t) => range
+                .filter(|&i| i < t.slots.len())
+                .map(|i| t.pair(i))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::{Arbitrary, Gen, QuickCheck};
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Set(Vec<u8>, Vec<u8>),
+        Del(Vec<u8>),
+        Get(Vec<u8>),
+        Len(Vec<u8>),
+        Index(usize),
+    }
+
+    fn bytes(g: &mut Gen) -> Vec<u8> {
+        match u8::arbitrary(g) % 5 {
+            0 => (i64::arbitrary(g) % 40).to_string().into_bytes(),
+            1 => i64::arbitrary(g).to_string().into_bytes(),
+            2 => format!("f{}", u8::arbitrary(g) % 50).into_bytes(),
+            3 => vec![b'v'; usize::arbitrary(g) % 100],
+            _ => Vec::<u8>::arbitrary(g),
+        }
+    }
+
+    impl Arbitrary for Op {
+        fn arbitrary(g: &mut Gen) -> Op {
+            match u8::arbitrary(g) % 8 {
+                0..=3 => Op::Set(bytes(g), bytes(g)),
+                4 => Op::Del(bytes(g)),
+                5 => Op::Get(bytes(g)),
+                6 => Op::Len(bytes(g)),
+                _ => Op::Index(usize::arbitrary(g) % 64),
+            }
+        }
+    }
+
+    fn run_model(ops: Vec<Op>, limits: HashLimits) -> bool {
+        let mut h = Hash::new();
+        let mut m: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut converted = false;
+        for op in ops {
+            let ok = match op {
+                Op::Set(f, v) => {
+                    let longer = f.len() > limits.max_value || v.len() > limits.max_value;
+                    let new = m.insert(f.clone(), v.clone()).is_none();
+                    let ok = h.set(&f, &v, limits) == new;
+                    converted |= longer || m.len() > limits.max_entries;
+                    ok
+                }
+                Op::Del(f) => h.remove(&f) == m.remove(&f).is_some(),
+                Op::Get(f) => {
+                    h.get(&f).map(|b| b.to_vec()) == m.get(&f).cloned()
+                        && h.contains(&f) == m.contains_key(&f)
+                }
+                Op::Len(f) => h.value_len(&f) == m.get(&f).map(|v| v.len()),
+                Op::Index(i) => match h.get_index(i) {
+                    Some((f, v)) => i < m.len() && m.get(&f[..]) == Some(&v.to_vec()),
+                    None => i >= m.len(),
+                },
+            };
+            let enc_ok = h.encoding() == if converted { "hashtable" } else { "listpack" };
+            if !ok || !enc_ok || h.len() != m.len() {
+                return false;
+            }
+        }
+        let all: BTreeMap<Vec<u8>, Vec<u8>> =
+            h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+        let scanned: BTreeMap<Vec<u8>, Vec<u8>> = h
+            .pairs_in(0..h.len())
+            .into_iter()
+            .map(|(f, v)| (f.to_vec(), v.to_vec()))
+            .collect();
+        let rebuilt = Hash::from_pairs(h.iter().collect(), limits);
+        all == m && scanned == m && rebuilt.len() == m.len()
+    }
+
+    #[test]
+    fn model_default_limits() {
+        fn prop(ops: Vec<Op>) -> bool {
+            run_model(ops, HashLimits::default())
+        }
+        QuickCheck::new()
+            .tests(300)
+            .rng(Gen::new(300))
+            .quickcheck(prop as fn(Vec<Op>) -> bool);
+    }
+
+    #[test]
+    fn model_small_limits() {
+        fn prop(ops: Vec<Op>) -> bool {
+            run_model(
+                ops,
+                HashLimits {
+                    max_entries: 4,
+                    max_value: 8,
+                },
+            )
+        }
+        QuickCheck::new()
+            .tests(500)
+            .rng(Gen::new(300))
+            .quickcheck(prop as fn(Vec<Op>) -> bool);
+    }
+
+    #[test]
+    fn table_compacts_its_arena_and_keeps_entries() {
+        let limits = HashLimits {
+            max_entries: 0,
+            max_value: 0,
+        };
+        let mut h = Hash::new();
+        for i in 0..5000 {
+            h.set(format!("field:{i}").as_bytes(), b"v", limits);
+        }
+        for round in 0..20 {
+            for i in 0..5000 {
+                h.set(
+                    format!("field:{i}").as_bytes(),
+                    format!("value-{round}-{i}").as_bytes(),
+                    limits,
+                );
+            }
+        }
+        for i in (0..5000).step_by(2) {
+            assert!(h.remove(format!("field:{i}").as_bytes()));
+        }
+        assert_eq!(h.len(), 2500);
+        let Repr::Table(t) = &h.repr else {
+            panic!("not a table")
+        };
+        assert!(t.arena.len() <= 4 * 2500 * 32, "arena {}", t.arena.len());
+        for i in (1..5000).step_by(2) {
+            assert_eq!(
+                h.get(format!("field:{i}").as_bytes()).as_deref(),
+                Some(format!("value-19-{i}").as_bytes())
+            );
+        }
+    }
+
+    #[test]
+    fn from_pairs_picks_encoding_like_redis_loading() {
+        let l = HashLimits::default();
+        let small = vec![(Bytes::from("a"), Bytes::from("1"))];
+        assert_eq!(Hash::from_pairs(small, l).encoding(), "listpack");
+        let long = vec![(Bytes::from("a"), Bytes::from(vec![b'x'; 65]))];
+        assert_eq!(Hash::from_pairs(long, l).encoding(), "hashtable");
+        let many: Vec<(Bytes, Bytes)> = (0..513)
+            .map(|i| (Bytes::from(i.to_string()), Bytes::from("v")))
+            .collect();
+        assert_eq!(Hash::from_pairs(many, l).encoding(), "hashtable");
     }
 }

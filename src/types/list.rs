@@ -1031,7 +1031,7 @@ mod tests {
         }
         QuickCheck::new()
             .tests(300)
-            .gen(Gen::new(400))
+            .rng(Gen::new(400))
             .quickcheck(prop as fn(Vec<Op>) -> bool);
     }
 
@@ -1042,7 +1042,7 @@ mod tests {
         }
         QuickCheck::new()
             .tests(300)
-            .gen(Gen::new(200))
+            .rng(Gen::new(200))
             .quickcheck(prop as fn(Vec<Op>) -> bool);
     }
 
@@ -1053,7 +1053,7 @@ mod tests {
         }
         QuickCheck::new()
             .tests(200)
-            .gen(Gen::new(300))
+            .rng(Gen::new(300))
             .quickcheck(prop as fn(Vec<Op>) -> bool);
     }
 }
