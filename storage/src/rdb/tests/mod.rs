@@ -3,4 +3,5 @@
 mod common;
 mod dump_restore;
 mod fixtures;
+mod props;
 mod roundtrip;
