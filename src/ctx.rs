@@ -166,7 +166,7 @@ impl<'a> Ctx<'a> {
         let db = self.client.db;
         let o = self.srv.dbs[db].keys.get_mut(key)?;
         if !no_touch {
-            o.lru = lru;
+            o.set_lru(lru);
         }
         Some(o)
     }

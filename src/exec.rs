@@ -100,6 +100,10 @@ pub struct Server {
     /// Set while a command is running (for CLIENT LIST of the caller).
     pub current_client: ClientId,
     pub paused_until_ms: i64,
+    /// The running fork-free snapshot (BGSAVE / BGREWRITEAOF), if any.
+    pub snapshot: Option<crate::compaction::Snapshot>,
+    /// Epoch of the latest snapshot (see `compaction`).
+    pub snap_epoch: u32,
     /// Network byte counters shared with the connection tasks (INFO stats).
     pub net_bytes: Option<(
         Arc<std::sync::atomic::AtomicU64>,
@@ -137,6 +141,8 @@ impl Server {
             current_client: 0,
             paused_until_ms: 0,
             net_bytes: None,
+            snapshot: None,
+            snap_epoch: 0,
             cfg,
         }
     }
@@ -196,6 +202,9 @@ impl Server {
 
     /// Expire `key` in `db` now: delete, log DEL, notify, touch watchers.
     pub fn expire_key(&mut self, db: usize, key: &[u8]) {
+        if self.snapshot.is_some() {
+            crate::compaction::pre_mutate(self, db, key);
+        }
         let k = Bytes::copy_from_slice(key);
         self.dbs[db].remove(key);
         self.stats.expired_keys += 1;
@@ -381,6 +390,9 @@ pub fn call(
     let start = now_us();
     let now = start / 1000;
     let db_before = client.db;
+    if spec.is_write() && srv.snapshot.as_ref().is_some_and(|s| s.intercepting()) {
+        crate::compaction::before_write(srv, client.db, spec, argv);
+    }
     let (reply, dirty, propagate, blocked) = {
         let mut ctx = Ctx::new(srv, client, now);
         ctx.in_exec = in_exec;
@@ -722,6 +734,9 @@ pub fn run(mut srv: Server, rx: Receiver<Msg>) {
             cron(&mut srv);
             next_cron = Instant::now() + tick;
         }
+        if srv.snapshot.is_some() {
+            srv.snapshot_step();
+        }
         srv.log.submit();
         flush_all(&mut srv);
         if let Some(mode) = srv.shutdown {
@@ -857,6 +872,19 @@ fn cron(srv: &mut Server) {
 }
 
 impl Server {
+    /// Advance the running snapshot; when its file is complete, let the persistence layer
+    /// install it.
+    fn snapshot_step(&mut self) {
+        if crate::compaction::step(self) {
+            let mut p = std::mem::replace(
+                &mut self.persistence,
+                Box::new(crate::persist::NoPersistence),
+            );
+            p.snapshot_done(self);
+            self.persistence = p;
+        }
+    }
+
     fn persistence_cron(&mut self) {
         let mut p = std::mem::replace(
             &mut self.persistence,

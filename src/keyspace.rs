@@ -5,6 +5,8 @@
 //! SPOP-like choices in O(1), and SCAN walks indices from the top down, which keeps Redis's SCAN
 //! guarantee under `swap_remove` (see [`Db::scan`]).
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use bytes::Bytes;
 use indexmap::IndexMap;
 
@@ -81,19 +83,42 @@ pub fn string_encoding(s: &[u8]) -> &'static str {
 
 pub struct Object {
     pub value: Value,
-    /// LRU clock (seconds, wrapping) of the last access, for OBJECT IDLETIME.
-    pub lru: u32,
-    /// Access frequency counter (Redis's LFU log counter), for OBJECT FREQ.
-    pub freq: u8,
+    /// Bits 0..24: LRU clock (seconds) of the last access; bits 24..32: LFU counter.
+    meta: u32,
+    /// The snapshot epoch in which this object was serialized (see `compaction`): an object
+    /// whose `snap` equals the running snapshot's epoch is already in it, or was born after it.
+    pub snap: u32,
 }
+
+/// Epoch stamped on objects created now: while a snapshot runs, new objects are born "already
+/// handled" (they did not exist at the snapshot point). Only the execution thread writes it.
+pub static NEW_OBJECT_SNAP: AtomicU32 = AtomicU32::new(0);
+
+const LFU_INIT_VAL: u32 = 5;
 
 impl Object {
     pub fn new(value: Value, lru: u32) -> Object {
         Object {
             value,
-            lru,
-            freq: 5,
+            meta: (lru & 0xFF_FFFF) | (LFU_INIT_VAL << 24),
+            snap: NEW_OBJECT_SNAP.load(Ordering::Relaxed),
         }
+    }
+
+    pub fn lru(&self) -> u32 {
+        self.meta & 0xFF_FFFF
+    }
+
+    pub fn set_lru(&mut self, lru: u32) {
+        self.meta = (self.meta & 0xFF00_0000) | (lru & 0xFF_FFFF);
+    }
+
+    pub fn freq(&self) -> u8 {
+        (self.meta >> 24) as u8
+    }
+
+    pub fn set_freq(&mut self, f: u8) {
+        self.meta = (self.meta & 0xFF_FFFF) | ((f as u32) << 24);
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod aof;
 pub mod client;
 pub mod cmd;
+pub mod compaction;
 pub mod config;
 pub mod ctx;
 pub mod durability;
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod persist;
 pub mod resp;
 pub mod server;
+pub mod snapshot;
 pub mod startup;
 pub mod types;
 pub mod util;

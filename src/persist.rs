@@ -10,6 +10,10 @@ pub trait Persistence: Send {
     fn info(&self, srv: &Server) -> Vec<(String, String)> {
         default_info(srv)
     }
+    /// The running snapshot's file is complete: install it (rename, manifest switch).
+    fn snapshot_done(&mut self, srv: &mut Server) {
+        crate::compaction::abort(srv);
+    }
     /// Save a snapshot (SAVE, SHUTDOWN SAVE). Blocking.
     fn save(&mut self, _srv: &mut Server) -> Result<(), String> {
         Err("snapshots are not available".into())

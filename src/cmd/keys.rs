@@ -574,14 +574,14 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 if lfu {
                     Reply::err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
                 } else {
-                    Reply::Int((lru_now.wrapping_sub(o.lru) & 0xFF_FFFF) as i64)
+                    Reply::Int((lru_now.wrapping_sub(o.lru()) & 0xFF_FFFF) as i64)
                 }
             }
             _ => {
                 if !lfu {
                     Reply::err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
                 } else {
-                    Reply::Int(o.freq as i64)
+                    Reply::Int(o.freq() as i64)
                 }
             }
         },
