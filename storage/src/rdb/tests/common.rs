@@ -263,20 +263,11 @@ impl Client {
 pub struct RedisServer {
     pub child: Child,
     pub port: u16,
-    pub dir: PathBuf,
 }
 
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
-}
-
-/// True when Debian's redis-server is installed.
-pub fn have_redis() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok()
 }
 
 impl RedisServer {
@@ -301,11 +292,7 @@ impl RedisServer {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn redis-server");
-            let mut s = RedisServer {
-                child,
-                port,
-                dir: dir.to_path_buf(),
-            };
+            let mut s = RedisServer { child, port };
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = s.child.try_wait() {

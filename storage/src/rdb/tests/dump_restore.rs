@@ -11,7 +11,7 @@ fn b(s: &str) -> Vec<u8> {
 /// Fills the server with one key per type/encoding. Returns (key, Redis writes it without LZF).
 fn populate(c: &mut Client) -> Vec<(String, bool)> {
     let mut keys = Vec::new();
-    let mut run = |c: &mut Client, args: Vec<Vec<u8>>| {
+    let run = |c: &mut Client, args: Vec<Vec<u8>>| {
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let r = c.cmd(&refs);
         assert!(

@@ -361,8 +361,8 @@ fn prop_write_read_equal(ks: Keyspace) -> bool {
 #[test]
 fn any_keyspace_written_reads_back_equal() {
     QuickCheck::new()
+        .rng(Gen::new(40))
         .tests(150)
-        .gen(Gen::new(40))
         .quickcheck(prop_write_read_equal as fn(Keyspace) -> bool);
 }
 
