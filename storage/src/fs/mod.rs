@@ -19,6 +19,7 @@ pub use sim::{CrashOptions, SimFs};
 
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Name of the lock file [`Vfs::lock_dir`] creates inside a data directory.
 pub const LOCK_FILE_NAME: &str = ".strongbox.lock";
@@ -28,11 +29,12 @@ pub const LOCK_FILE_NAME: &str = ".strongbox.lock";
 pub const TEMP_FILE_PREFIX: &str = "temp-";
 
 /// An open file handle for appending.
-pub trait VfsFile: Send {
+/// Methods take `&self` so one handle can be written by one thread while another fsyncs it.
+pub trait VfsFile: Send + Sync {
     /// Write some bytes at the end of the file; returns how many were written (may be short).
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
     /// Make the file's data durable (`fdatasync`).
-    fn sync_data(&mut self) -> io::Result<()>;
+    fn sync_data(&self) -> io::Result<()>;
 }
 
 /// A held lock on a data directory; released when dropped.
@@ -43,9 +45,9 @@ pub trait Vfs: Send + Sync {
     /// Create a directory and its parents (not durable until the parent is dir-synced).
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Open a file for appending, creating it (empty) if absent.
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    fn open_append(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>>;
     /// Create or truncate a file and open it for writing.
-    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>>;
     /// Read a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Read up to `len` bytes starting at `offset` (fewer at end of file).
@@ -79,8 +81,8 @@ pub fn write_file_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8]) ->
     let temp = dir.join(format!("{TEMP_FILE_PREFIX}{name}"));
     let target = dir.join(name);
     {
-        let mut file = vfs.create(&temp)?;
-        write_all(file.as_mut(), bytes)?;
+        let file = vfs.create(&temp)?;
+        write_all(file.as_ref(), bytes)?;
         file.sync_data()?;
     }
     vfs.rename(&temp, &target)?;
@@ -89,7 +91,7 @@ pub fn write_file_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8]) ->
 }
 
 /// Write all of `buf`, looping over short writes. A zero-length write is an error.
-pub fn write_all(file: &mut dyn VfsFile, mut buf: &[u8]) -> io::Result<()> {
+pub fn write_all(file: &dyn VfsFile, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         match file.write(buf) {
             Ok(0) => {
@@ -117,9 +119,9 @@ mod tests {
         write_file_atomic(vfs, dir, "m", b"two!").expect("atomic 2");
         assert_eq!(vfs.read(&dir.join("m")).expect("read"), b"two!");
         assert_eq!(vfs.list_dir(dir).expect("list"), vec!["m".to_string()]);
-        let mut f = vfs.open_append(&dir.join("a")).expect("open");
-        write_all(f.as_mut(), b"hello ").expect("w");
-        write_all(f.as_mut(), b"world").expect("w");
+        let f = vfs.open_append(&dir.join("a")).expect("open");
+        write_all(f.as_ref(), b"hello ").expect("w");
+        write_all(f.as_ref(), b"world").expect("w");
         f.sync_data().expect("sync");
         drop(f);
         assert_eq!(vfs.len(&dir.join("a")).expect("len"), 11);

@@ -4,6 +4,7 @@ use super::{DirLock, Vfs, VfsFile, LOCK_FILE_NAME};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 /// [`Vfs`] over `std::fs`. `sync_data` is `fdatasync` on Linux.
 #[derive(Debug, Clone, Copy, Default)]
@@ -12,10 +13,10 @@ pub struct RealFs;
 struct RealFile(File);
 
 impl VfsFile for RealFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.0).write(buf)
     }
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
 }
@@ -30,18 +31,18 @@ impl Vfs for RealFs {
         fs::create_dir_all(dir)
     }
 
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+    fn open_append(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let f = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Box::new(RealFile(f)))
+        Ok(Arc::new(RealFile(f)))
     }
 
-    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let f = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .open(path)?;
-        Ok(Box::new(RealFile(f)))
+        Ok(Arc::new(RealFile(f)))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

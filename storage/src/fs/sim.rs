@@ -357,10 +357,10 @@ struct SimFile {
 }
 
 impl VfsFile for SimFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.fs.lock().write(self.ino, buf)
     }
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn sync_data(&self) -> io::Result<()> {
         self.fs.lock().sync_data(self.ino)
     }
 }
@@ -398,7 +398,7 @@ impl Vfs for SimFs {
         Ok(())
     }
 
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+    fn open_append(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let mut s = self.lock();
         let ino = match s.entries.get(path) {
             Some(ino) => *ino,
@@ -407,13 +407,13 @@ impl Vfs for SimFs {
                 s.new_file(path)?
             }
         };
-        Ok(Box::new(SimFile {
+        Ok(Arc::new(SimFile {
             fs: self.clone(),
             ino,
         }))
     }
 
-    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let mut s = self.lock();
         s.mutate()?;
         // O_TRUNC on an existing file truncates the inode in place (not durable until synced).
@@ -425,7 +425,7 @@ impl Vfs for SimFs {
             }
             None => s.new_file(path)?,
         };
-        Ok(Box::new(SimFile {
+        Ok(Arc::new(SimFile {
             fs: self.clone(),
             ino,
         }))
@@ -545,8 +545,8 @@ mod tests {
     use super::*;
 
     fn write(fs: &SimFs, path: &Path, bytes: &[u8], sync: bool) {
-        let mut f = fs.open_append(path).expect("open");
-        super::super::write_all(f.as_mut(), bytes).expect("write");
+        let f = fs.open_append(path).expect("open");
+        super::super::write_all(f.as_ref(), bytes).expect("write");
         if sync {
             f.sync_data().expect("sync");
         }
@@ -597,7 +597,7 @@ mod tests {
     fn fault_knobs_fail_the_chosen_operations() {
         let fs = SimFs::new(1);
         fs.create_dir_all(Path::new("/d")).expect("mkdir");
-        let mut f = fs.open_append(Path::new("/d/x")).expect("open");
+        let f = fs.open_append(Path::new("/d/x")).expect("open");
         fs.fail_nth_write(2);
         assert!(f.write(b"a").is_ok());
         assert!(f.write(b"b").is_err());

@@ -1,0 +1,979 @@
+//! The log writer: a background thread that turns submitted command bytes into checksummed
+//! batches in the active incr file, fsyncs them per [`FsyncPolicy`], and reports progress.
+//!
+//! Commit protocol for one batch (docs/design-aof.md has the crash argument per step):
+//! 1. take everything pending (group commit: many submits, one batch);
+//! 2. one `write` of `#SB ...\r\n` + payload (short writes looped);
+//! 3. publish `written` (the bytes are in the OS: a process crash keeps them);
+//! 4. per policy, fdatasync and publish `synced`;
+//! 5. if the file passed `segment_bytes_max`: fsync it (sealed), create the next incr file,
+//!    switch the manifest atomically.
+//!
+//! A failed write or fsync latches: nothing is retried and nothing further is published.
+
+use super::batch::{encode_batch, timestamp_line, Chain};
+use super::manifest::{FileType, Manifest, ManifestEntry};
+use super::{incr_file_name, manifest_name, AofError};
+use crate::fs::{write_all, write_file_atomic, Vfs, VfsFile};
+use crate::resp::encode_command;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often the log is made durable. Each variant states what a reply gated on
+/// [`Progress::written`] / [`Progress::synced`] guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// `appendfsync always`: every batch is fdatasync'ed before `synced` covers it. A write
+    /// whose reply waited for `synced` survives power loss. Concurrent writes share one fsync.
+    Always,
+    /// `appendfsync everysec`: batches are written promptly (a process crash loses nothing
+    /// already `written`), and fsynced about once a second by a separate thread, so a power
+    /// loss loses at most about a second (two, if the disk stalls: writes are postponed up to
+    /// 2 s while an fsync is in flight, then done anyway and counted as a delayed fsync).
+    EverySec,
+    /// `appendfsync no`: written, never fsynced by us (the OS flushes when it likes); only
+    /// sealing a full segment fsyncs it. A power loss can lose any unflushed suffix.
+    No,
+}
+
+/// Configuration of the log.
+#[derive(Debug, Clone)]
+pub struct AofOptions {
+    /// The AOF directory (`<dir>/<appenddirname>`).
+    pub dir: PathBuf,
+    /// `appendfilename`, e.g. "appendonly.aof".
+    pub filename: String,
+    /// Fsync policy.
+    pub fsync: FsyncPolicy,
+    /// Seal the active incr file and start the next once it is at least this big.
+    pub segment_bytes_max: u64,
+    /// Write `#TS:<secs>` annotations (`aof-timestamp-enabled`).
+    pub timestamp_enabled: bool,
+}
+
+/// Durability progress, in logical positions (submitted payload bytes since open).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Everything before this position has been written to the file.
+    pub written: u64,
+    /// Everything before this position has been fsynced.
+    pub synced: u64,
+    /// Set once a write or fsync failed; nothing is published after that.
+    pub failed: Option<String>,
+}
+
+/// Where to continue appending: the last incr file, which recovery found to be ours and
+/// intact up to `valid_len` (and truncated there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendPoint {
+    /// Incr file name (must be the last incr entry of the manifest).
+    pub file_name: String,
+    /// Its valid length (the file must have exactly this length).
+    pub valid_len: u64,
+    /// The batch chain at that point.
+    pub chain: Chain,
+}
+
+/// What recovery hands to [`LogWriter::open`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The current manifest; `None` when there is no AOF directory or manifest yet (the
+    /// writer creates the directory and a manifest).
+    pub manifest: Option<Manifest>,
+    /// Continue the last incr file; `None` starts a new incr file.
+    pub append: Option<AppendPoint>,
+}
+
+/// Returned by [`LogWriter::rotate_for_rewrite`]: the files a new base would replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewriteTicket {
+    /// The base and incr files that the new base's contents cover.
+    pub replaced: Vec<String>,
+    /// The incr file opened for writes that happen after the snapshot point.
+    pub new_incr: String,
+    /// The seq the new base file should carry (see [`super::base_file_name`]).
+    pub base_seq: u64,
+}
+
+/// Counters for INFO persistence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Incr files in the manifest.
+    pub segments: usize,
+    /// Size of the base plus all incr files (`aof_current_size`).
+    pub current_size: u64,
+    /// Size of the base file (`aof_base_size`).
+    pub base_size: u64,
+    /// Submitted bytes not yet written (`aof_buffer_length`).
+    pub buffer_length: usize,
+    /// Duration of the last fsync, in microseconds.
+    pub last_fsync_us: u64,
+    /// Number of fsyncs of the log.
+    pub fsyncs: u64,
+    /// Batches written.
+    pub batches: u64,
+    /// Payload bytes written in batches.
+    pub batch_bytes_total: u64,
+    /// Largest batch payload.
+    pub batch_bytes_max: u64,
+    /// Writes done while an fsync was still in flight after the 2 s postponement
+    /// (`aof_delayed_fsync`).
+    pub delayed_fsyncs: u64,
+    /// The first I/O failure, if any (`aof_last_write_status:err`).
+    pub last_error: Option<String>,
+    /// Logical positions.
+    pub submitted: u64,
+    /// See [`Progress::written`].
+    pub written: u64,
+    /// See [`Progress::synced`].
+    pub synced: u64,
+}
+
+/// Time source; injectable so tests are deterministic.
+pub trait Clock: Send + Sync {
+    /// Milliseconds on a monotonic clock.
+    fn monotonic_ms(&self) -> u64;
+    /// Wall-clock Unix seconds (for `#TS:`).
+    fn unix_secs(&self) -> i64;
+}
+
+/// The real clock.
+#[derive(Debug)]
+pub struct SystemClock(Instant);
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock(Instant::now())
+    }
+}
+
+impl Clock for SystemClock {
+    fn monotonic_ms(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+    fn unix_secs(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+}
+
+/// Everysec: fsync at most this often.
+pub const EVERYSEC_INTERVAL_MS: u64 = 1000;
+/// Everysec: postpone writes at most this long while an fsync is in flight (Redis's rule).
+pub const EVERYSEC_POSTPONE_MS_MAX: u64 = 2000;
+/// Idle wake-up period of the writer thread.
+const TICK_MS: u64 = 20;
+
+type ProgressFn = Box<dyn Fn(&Progress) + Send>;
+
+enum Control {
+    Rotate(mpsc::SyncSender<Result<RewriteTicket, AofError>>),
+    InstallBase {
+        name: String,
+        ticket: RewriteTicket,
+        reply: mpsc::SyncSender<Result<(), AofError>>,
+    },
+}
+
+struct SyncRequest {
+    file: Arc<dyn VfsFile>,
+    path: PathBuf,
+    upto: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    pending: Vec<u8>,
+    pending_db: u32,
+    submitted: u64,
+    shutdown: bool,
+    holds: u32,
+    busy: bool,
+    controls: VecDeque<Control>,
+    failed: Option<String>,
+    sync_request: Option<SyncRequest>,
+    sync_in_progress: bool,
+    sync_shutdown: bool,
+    /// Highest position an everysec fsync was requested for.
+    sync_requested: u64,
+    /// The writer's last fsync time, mirrored for [`LogWriter::hold`].
+    last_fsync_ms_shadow: u64,
+    stats: LogStats,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes the writer thread.
+    wake: Condvar,
+    /// Wakes the everysec sync thread.
+    sync_wake: Condvar,
+    /// Wakes [`LogWriter::hold`] waiters.
+    idle: Condvar,
+    progress: Mutex<(Progress, ProgressFn)>,
+    clock: Arc<dyn Clock>,
+    policy: FsyncPolicy,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Merge into the published progress (monotonic) and call the callback.
+    fn publish(&self, written: Option<u64>, synced: Option<u64>, failed: Option<&str>) {
+        let mut g = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        let (progress, callback) = &mut *g;
+        if progress.failed.is_some() {
+            return;
+        }
+        if let Some(w) = written {
+            progress.written = progress.written.max(w);
+        }
+        if let Some(s) = synced {
+            progress.synced = progress.synced.max(s);
+        }
+        if let Some(f) = failed {
+            progress.failed = Some(f.to_string());
+        }
+        callback(progress);
+    }
+
+    fn progress(&self) -> Progress {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Latch a failure: record it, publish it, wake everyone.
+    fn fail(&self, msg: String) {
+        {
+            let mut g = self.lock();
+            if g.failed.is_none() {
+                g.failed = Some(msg.clone());
+                g.stats.last_error = Some(msg.clone());
+            }
+        }
+        self.publish(None, None, Some(&msg));
+        self.idle.notify_all();
+        self.wake.notify_all();
+    }
+
+    fn fsync_due(&self, g: &Inner, written: u64, last_fsync_ms: u64) -> bool {
+        self.policy == FsyncPolicy::EverySec
+            && g.failed.is_none()
+            && written > g.sync_requested
+            && !g.sync_in_progress
+            && g.sync_request.is_none()
+            && self.clock.monotonic_ms().saturating_sub(last_fsync_ms) >= EVERYSEC_INTERVAL_MS
+    }
+}
+
+struct Active {
+    name: String,
+    path: PathBuf,
+    file: Arc<dyn VfsFile>,
+    size: u64,
+    chain: Chain,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    vfs: Arc<dyn Vfs>,
+    opts: AofOptions,
+    manifest: Manifest,
+    active: Active,
+    need_select: bool,
+    last_ts: Option<i64>,
+    written: u64,
+    synced: u64,
+    last_fsync_ms: u64,
+    postponed_since_ms: Option<u64>,
+    base_size: u64,
+    sealed_size: u64,
+}
+
+/// Handle to the log; owned by the server's execution thread.
+pub struct LogWriter {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    syncer: Option<JoinHandle<()>>,
+}
+
+/// While alive, the writer thread takes no pending bytes and starts no fsync; see
+/// [`LogWriter::hold`].
+pub struct HoldGuard<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for HoldGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().holds -= 1;
+        self.shared.wake.notify_all();
+    }
+}
+
+fn io_msg(op: &str, path: &Path, e: &std::io::Error) -> String {
+    format!("{op} {}: {e}", path.display())
+}
+
+/// Create a new empty incr file and durably add it to the manifest (returns the new manifest).
+fn add_incr_file(
+    vfs: &dyn Vfs,
+    opts: &AofOptions,
+    manifest: &Manifest,
+    seq: u64,
+) -> Result<(Manifest, Active), AofError> {
+    let name = incr_file_name(&opts.filename, seq);
+    let path = opts.dir.join(&name);
+    // O_TRUNC: a file of this name not in the manifest is garbage from a crash mid-rotation.
+    let file = vfs.create(&path).map_err(AofError::io("create", &path))?;
+    let mut next = manifest.clone();
+    next.incr.push(ManifestEntry {
+        name: name.clone(),
+        seq,
+        kind: FileType::Incr,
+    });
+    let mname = manifest_name(&opts.filename);
+    // The manifest's directory fsync also makes the new incr file's entry durable.
+    write_file_atomic(vfs, &opts.dir, &mname, &next.format())
+        .map_err(AofError::io("write manifest", opts.dir.join(&mname)))?;
+    Ok((
+        next,
+        Active {
+            name,
+            path,
+            file,
+            size: 0,
+            chain: Chain::default(),
+        },
+    ))
+}
+
+/// Highest `<filename>.<n>.incr.aof` seq present in `dir` (0 if none).
+fn max_incr_seq_on_disk(vfs: &dyn Vfs, dir: &Path, filename: &str) -> u64 {
+    let Ok(names) = vfs.list_dir(dir) else {
+        return 0;
+    };
+    let prefix = format!("{filename}.");
+    names
+        .iter()
+        .filter_map(|n| {
+            n.strip_prefix(&prefix)?
+                .strip_suffix(".incr.aof")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+impl LogWriter {
+    /// Open the log for appending, with the real clock. See [`LogWriter::open_with_clock`].
+    pub fn open(
+        vfs: Arc<dyn Vfs>,
+        opts: AofOptions,
+        resume: ResumePoint,
+        on_progress: Box<dyn Fn(&Progress) + Send>,
+    ) -> Result<LogWriter, AofError> {
+        Self::open_with_clock(
+            vfs,
+            opts,
+            resume,
+            on_progress,
+            Arc::new(SystemClock::default()),
+        )
+    }
+
+    /// Open the log: create the AOF directory and manifest if `resume.manifest` is `None`,
+    /// continue the last incr file if `resume.append` says so, else start a new incr file.
+    /// `on_progress` is called after every step, from the writer threads; it must not call
+    /// back into the `LogWriter`.
+    pub fn open_with_clock(
+        vfs: Arc<dyn Vfs>,
+        opts: AofOptions,
+        resume: ResumePoint,
+        on_progress: Box<dyn Fn(&Progress) + Send>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<LogWriter, AofError> {
+        let (manifest, active) = match resume.manifest {
+            None => {
+                vfs.create_dir_all(&opts.dir)
+                    .map_err(AofError::io("create directory", &opts.dir))?;
+                if let Some(parent) = opts.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    // IMPORTANT: make the new directory's own entry durable.
+                    vfs.sync_dir(parent)
+                        .map_err(AofError::io("fsync directory", parent))?;
+                }
+                // Never clobber files a lost manifest used to list.
+                let seq = max_incr_seq_on_disk(vfs.as_ref(), &opts.dir, &opts.filename) + 1;
+                add_incr_file(vfs.as_ref(), &opts, &Manifest::default(), seq)?
+            }
+            Some(manifest) => match resume.append {
+                Some(ap) => {
+                    let last = manifest.incr.last().map(|e| e.name.as_str());
+                    let path = opts.dir.join(&ap.file_name);
+                    if last != Some(ap.file_name.as_str()) {
+                        return Err(AofError::Resume {
+                            path,
+                            reason: "not the last incr file of the manifest".to_string(),
+                        });
+                    }
+                    let len = vfs.len(&path).map_err(AofError::io("stat", &path))?;
+                    if len != ap.valid_len {
+                        return Err(AofError::Resume {
+                            path,
+                            reason: format!(
+                                "file is {len} bytes but recovery validated {} (truncate it first)",
+                                ap.valid_len
+                            ),
+                        });
+                    }
+                    let file = vfs
+                        .open_append(&path)
+                        .map_err(AofError::io("open", &path))?;
+                    let active = Active {
+                        name: ap.file_name,
+                        path,
+                        file,
+                        size: len,
+                        chain: ap.chain,
+                    };
+                    (manifest, active)
+                }
+                None => {
+                    let seq = manifest.next_incr_seq();
+                    add_incr_file(vfs.as_ref(), &opts, &manifest, seq)?
+                }
+            },
+        };
+
+        let size_of = |name: &str| vfs.len(&opts.dir.join(name)).unwrap_or(0);
+        let base_size = manifest.base.as_ref().map_or(0, |b| size_of(&b.name));
+        let sealed_size: u64 = manifest
+            .incr
+            .iter()
+            .filter(|e| e.name != active.name)
+            .map(|e| size_of(&e.name))
+            .sum();
+
+        let policy = opts.fsync;
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner::default()),
+            wake: Condvar::new(),
+            sync_wake: Condvar::new(),
+            idle: Condvar::new(),
+            progress: Mutex::new((Progress::default(), on_progress)),
+            clock,
+            policy,
+        });
+        let worker = Worker {
+            last_fsync_ms: shared.clock.monotonic_ms(),
+            shared: shared.clone(),
+            vfs,
+            opts,
+            manifest,
+            active,
+            need_select: true,
+            last_ts: None,
+            written: 0,
+            synced: 0,
+            postponed_since_ms: None,
+            base_size,
+            sealed_size,
+        };
+        worker.update_stats(&mut shared.lock());
+        let writer = std::thread::Builder::new()
+            .name("aof-writer".to_string())
+            .spawn(move || worker.run())
+            .map_err(|e| AofError::Failed(format!("cannot start the AOF writer thread: {e}")))?;
+        let syncer = if policy == FsyncPolicy::EverySec {
+            let s = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("aof-fsync".to_string())
+                    .spawn(move || sync_thread(&s))
+                    .map_err(|e| {
+                        AofError::Failed(format!("cannot start the AOF fsync thread: {e}"))
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(LogWriter {
+            shared,
+            writer: Some(writer),
+            syncer,
+        })
+    }
+
+    /// Never blocks on I/O: appends to an in-memory pending buffer and wakes the writer thread.
+    /// `bytes` are whole RESP commands (SELECT included by the caller when its db changes; a
+    /// MULTI…EXEC block must be submitted in one call); `db_at_start` is the db selected when
+    /// `bytes` begin. Returns the logical end position (logical positions count only submitted
+    /// payload bytes, monotonic across segments).
+    pub fn submit(&self, bytes: &[u8], db_at_start: u32) -> u64 {
+        let end = {
+            let mut g = self.shared.lock();
+            if g.pending.is_empty() {
+                g.pending_db = db_at_start;
+            }
+            g.pending.extend_from_slice(bytes);
+            g.submitted += bytes.len() as u64;
+            g.stats.buffer_length = g.pending.len();
+            g.submitted
+        };
+        self.shared.wake.notify_one();
+        end
+    }
+
+    /// The last published progress.
+    pub fn progress(&self) -> Progress {
+        self.shared.progress()
+    }
+
+    /// Counters for INFO.
+    pub fn stats(&self) -> LogStats {
+        let g = self.shared.lock();
+        let mut s = g.stats.clone();
+        s.buffer_length = g.pending.len();
+        s.submitted = g.submitted;
+        s
+    }
+
+    /// Wait until the writer is idle (nothing pending, no write or fsync in flight, no fsync
+    /// due) or has failed, then keep it from starting anything until the guard is dropped.
+    /// Used by deterministic tests and as a barrier by maintenance code.
+    pub fn hold(&self) -> HoldGuard<'_> {
+        let mut g = self.shared.lock();
+        loop {
+            let idle = !g.busy
+                && g.pending.is_empty()
+                && g.controls.is_empty()
+                && !g.sync_in_progress
+                && g.sync_request.is_none()
+                && !self
+                    .shared
+                    .fsync_due(&g, g.stats.written, g.last_fsync_ms_shadow);
+            if idle || g.failed.is_some() || g.shutdown {
+                break;
+            }
+            g = self
+                .shared
+                .idle
+                .wait_timeout(g, Duration::from_millis(TICK_MS))
+                .map_or_else(|p| p.into_inner().0, |r| r.0);
+        }
+        g.holds += 1;
+        HoldGuard {
+            shared: &self.shared,
+        }
+    }
+
+    fn control<T>(
+        &self,
+        make: impl FnOnce(mpsc::SyncSender<Result<T, AofError>>) -> Control,
+    ) -> Result<T, AofError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        {
+            let mut g = self.shared.lock();
+            if let Some(f) = &g.failed {
+                return Err(AofError::Failed(f.clone()));
+            }
+            g.controls.push_back(make(tx));
+        }
+        self.shared.wake.notify_one();
+        rx.recv()
+            .map_err(|_| AofError::Failed("the AOF writer thread exited".to_string()))?
+    }
+
+    /// Compaction hook: seal the active incr file and open a new one, so a snapshot taken now
+    /// covers exactly the returned `replaced` files. Everything submitted before this call is
+    /// in the replaced files.
+    pub fn rotate_for_rewrite(&self) -> Result<RewriteTicket, AofError> {
+        self.control(Control::Rotate)
+    }
+
+    /// Compaction hook: `name` (already durable in the AOF directory, e.g. written with
+    /// [`write_file_atomic`]) becomes the base; the ticket's files leave the manifest (as
+    /// history, then deleted). One atomic manifest switch.
+    pub fn install_base(&self, name: &str, ticket: RewriteTicket) -> Result<(), AofError> {
+        let name = name.to_string();
+        self.control(|reply| Control::InstallBase {
+            name,
+            ticket,
+            reply,
+        })
+    }
+
+    /// Write and fsync everything pending, stop the threads.
+    pub fn shutdown(mut self) -> Result<(), AofError> {
+        self.stop();
+        match self.shared.lock().failed.clone() {
+            Some(f) => Err(AofError::Failed(f)),
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.shared.lock().shutdown = true;
+        self.shared.wake.notify_all();
+        if let Some(w) = self.writer.take() {
+            if w.join().is_err() {
+                self.shared
+                    .fail("the AOF writer thread panicked".to_string());
+            }
+        }
+        self.shared.lock().sync_shutdown = true;
+        self.shared.sync_wake.notify_all();
+        if let Some(s) = self.syncer.take() {
+            if s.join().is_err() {
+                self.shared
+                    .fail("the AOF fsync thread panicked".to_string());
+            }
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The everysec fsync thread: fsyncs what the writer asks for, publishes `synced`.
+fn sync_thread(shared: &Shared) {
+    loop {
+        let req = {
+            let mut g = shared.lock();
+            loop {
+                if let Some(r) = g.sync_request.take() {
+                    g.sync_in_progress = true;
+                    break r;
+                }
+                if g.sync_shutdown {
+                    return;
+                }
+                g = shared
+                    .sync_wake
+                    .wait_timeout(g, Duration::from_millis(TICK_MS * 5))
+                    .map_or_else(|p| p.into_inner().0, |r| r.0);
+            }
+        };
+        let started = Instant::now();
+        let res = req.file.sync_data();
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        match res {
+            Ok(()) => {
+                {
+                    let mut g = shared.lock();
+                    g.sync_in_progress = false;
+                    g.stats.last_fsync_us = us;
+                    g.stats.fsyncs += 1;
+                    g.stats.synced = g.stats.synced.max(req.upto);
+                }
+                shared.publish(None, Some(req.upto), None);
+            }
+            Err(e) => {
+                shared.lock().sync_in_progress = false;
+                shared.fail(io_msg("fsync", &req.path, &e));
+            }
+        }
+        shared.wake.notify_all();
+        shared.idle.notify_all();
+    }
+}
+
+enum Job {
+    Write(Vec<u8>, u32),
+    Control(Control),
+    Shutdown,
+}
+
+impl Worker {
+    fn update_stats(&self, g: &mut Inner) {
+        g.stats.segments = self.manifest.incr.len();
+        g.stats.base_size = self.base_size;
+        g.stats.current_size = self.base_size + self.sealed_size + self.active.size;
+        g.stats.written = self.written;
+        g.stats.synced = g.stats.synced.max(self.synced);
+        g.last_fsync_ms_shadow = self.last_fsync_ms;
+    }
+
+    fn run(mut self) {
+        loop {
+            let job = self.next_job();
+            match job {
+                Job::Write(bytes, db) => {
+                    if let Err(msg) = self.write_batch(&bytes, db) {
+                        self.shared.fail(msg);
+                    }
+                }
+                Job::Control(c) => self.control(c),
+                Job::Shutdown => {
+                    if self.shared.lock().failed.is_none() && self.synced < self.written {
+                        if let Err(msg) = self.sync_active() {
+                            self.shared.fail(msg);
+                        }
+                    }
+                    let mut g = self.shared.lock();
+                    self.update_stats(&mut g);
+                    drop(g);
+                    self.shared.idle.notify_all();
+                    return;
+                }
+            }
+            let mut g = self.shared.lock();
+            g.busy = false;
+            self.update_stats(&mut g);
+            drop(g);
+            self.shared.idle.notify_all();
+        }
+    }
+
+    fn next_job(&mut self) -> Job {
+        let shared = self.shared.clone();
+        let mut g = shared.lock();
+        loop {
+            if let Some(c) = g.controls.pop_front() {
+                g.busy = true;
+                return Job::Control(c);
+            }
+            let failed = g.failed.is_some();
+            let now = shared.clock.monotonic_ms();
+            if (g.holds == 0 || g.shutdown) && !g.pending.is_empty() && !failed {
+                let mut go = true;
+                if g.sync_in_progress || g.sync_request.is_some() {
+                    // Redis's rule: postpone while an fsync is in flight, up to 2 s.
+                    match self.postponed_since_ms {
+                        None => {
+                            self.postponed_since_ms = Some(now);
+                            go = false;
+                        }
+                        Some(t) if now.saturating_sub(t) < EVERYSEC_POSTPONE_MS_MAX => go = false,
+                        Some(_) => g.stats.delayed_fsyncs += 1,
+                    }
+                }
+                if go {
+                    self.postponed_since_ms = None;
+                    g.busy = true;
+                    let bytes = std::mem::take(&mut g.pending);
+                    g.stats.buffer_length = 0;
+                    return Job::Write(bytes, g.pending_db);
+                }
+            }
+            if g.shutdown
+                && (g.pending.is_empty() || failed)
+                && !g.sync_in_progress
+                && g.sync_request.is_none()
+            {
+                g.busy = true;
+                return Job::Shutdown;
+            }
+            if g.holds == 0 && shared.fsync_due(&g, self.written, self.last_fsync_ms) {
+                self.request_sync(&mut g);
+            }
+            g = shared
+                .wake
+                .wait_timeout(g, Duration::from_millis(TICK_MS))
+                .map_or_else(|p| p.into_inner().0, |r| r.0);
+        }
+    }
+
+    fn request_sync(&mut self, g: &mut Inner) {
+        g.sync_request = Some(SyncRequest {
+            file: self.active.file.clone(),
+            path: self.active.path.clone(),
+            upto: self.written,
+        });
+        g.sync_requested = self.written;
+        self.last_fsync_ms = self.shared.clock.monotonic_ms();
+        g.last_fsync_ms_shadow = self.last_fsync_ms;
+        self.shared.sync_wake.notify_one();
+    }
+
+    /// fdatasync the active file on this thread and publish `synced = written`.
+    fn sync_active(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        self.active
+            .file
+            .sync_data()
+            .map_err(|e| io_msg("fsync", &self.active.path, &e))?;
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.synced = self.written;
+        self.last_fsync_ms = self.shared.clock.monotonic_ms();
+        {
+            let mut g = self.shared.lock();
+            g.stats.last_fsync_us = us;
+            g.stats.fsyncs += 1;
+            g.stats.synced = g.stats.synced.max(self.synced);
+        }
+        self.shared
+            .publish(Some(self.written), Some(self.synced), None);
+        Ok(())
+    }
+
+    fn write_batch(&mut self, bytes: &[u8], db: u32) -> Result<(), String> {
+        let mut payload = Vec::with_capacity(bytes.len() + 64);
+        if self.opts.timestamp_enabled {
+            let now = self.shared.clock.unix_secs();
+            if self.last_ts != Some(now) {
+                payload.extend_from_slice(timestamp_line(now).as_bytes());
+                self.last_ts = Some(now);
+            }
+        }
+        if self.need_select {
+            encode_command(&mut payload, &[&b"SELECT"[..], db.to_string().as_bytes()]);
+            self.need_select = false;
+        }
+        payload.extend_from_slice(bytes);
+        let mut out = Vec::with_capacity(payload.len() + 64);
+        let mut chain = self.active.chain;
+        encode_batch(&mut out, &mut chain, &payload);
+        if let Err(e) = write_all(self.active.file.as_ref(), &out) {
+            // Like Redis, try to take a partial write back out; the failure latches anyway.
+            let _ = self.vfs.truncate(&self.active.path, self.active.size);
+            return Err(io_msg("write", &self.active.path, &e));
+        }
+        self.active.size += out.len() as u64;
+        self.active.chain = chain;
+        self.written += bytes.len() as u64;
+        {
+            let mut g = self.shared.lock();
+            g.stats.batches += 1;
+            g.stats.batch_bytes_total += payload.len() as u64;
+            g.stats.batch_bytes_max = g.stats.batch_bytes_max.max(payload.len() as u64);
+        }
+        self.shared.publish(Some(self.written), None, None);
+        match self.opts.fsync {
+            FsyncPolicy::Always => self.sync_active()?,
+            FsyncPolicy::EverySec => {
+                let shared = self.shared.clone();
+                let mut g = shared.lock();
+                if shared.fsync_due(&g, self.written, self.last_fsync_ms) {
+                    self.request_sync(&mut g);
+                }
+            }
+            FsyncPolicy::No => {}
+        }
+        if self.active.size >= self.opts.segment_bytes_max {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    /// Seal the active file (fsync it) and switch to a new incr file in the manifest.
+    fn rotate(&mut self) -> Result<(), String> {
+        if self.synced < self.written {
+            self.sync_active()?;
+        }
+        let seq = self.manifest.next_incr_seq();
+        let (manifest, active) = add_incr_file(self.vfs.as_ref(), &self.opts, &self.manifest, seq)
+            .map_err(|e| e.to_string())?;
+        self.sealed_size += self.active.size;
+        self.manifest = manifest;
+        self.active = active;
+        self.need_select = true;
+        self.last_ts = None;
+        Ok(())
+    }
+
+    fn control(&mut self, c: Control) {
+        match c {
+            Control::Rotate(reply) => {
+                let res = match self.rotate() {
+                    Ok(()) => {
+                        let replaced = self
+                            .manifest
+                            .base
+                            .iter()
+                            .chain(&self.manifest.incr)
+                            .filter(|e| e.name != self.active.name)
+                            .map(|e| e.name.clone())
+                            .collect();
+                        Ok(RewriteTicket {
+                            replaced,
+                            new_incr: self.active.name.clone(),
+                            base_seq: self.manifest.next_base_seq(),
+                        })
+                    }
+                    Err(msg) => {
+                        self.shared.fail(msg.clone());
+                        Err(AofError::Failed(msg))
+                    }
+                };
+                let _ = reply.send(res);
+            }
+            Control::InstallBase {
+                name,
+                ticket,
+                reply,
+            } => {
+                let res = self.install_base(&name, &ticket);
+                if let Err(e) = &res {
+                    self.shared.fail(e.to_string());
+                }
+                let _ = reply.send(res);
+            }
+        }
+    }
+
+    fn install_base(&mut self, name: &str, ticket: &RewriteTicket) -> Result<(), AofError> {
+        let mut next = self.manifest.clone();
+        let mut history: Vec<ManifestEntry> = Vec::new();
+        if let Some(old) = next.base.take() {
+            if ticket.replaced.contains(&old.name) {
+                history.push(old);
+            }
+        }
+        next.incr.retain(|e| {
+            let replaced = ticket.replaced.contains(&e.name);
+            if replaced {
+                history.push(e.clone());
+            }
+            !replaced
+        });
+        next.base = Some(ManifestEntry {
+            name: name.to_string(),
+            seq: ticket.base_seq,
+            kind: FileType::Base,
+        });
+        let mname = manifest_name(&self.opts.filename);
+        let mpath = self.opts.dir.join(&mname);
+        // Step 1: the switch (old files listed as history, like Redis).
+        let mut with_history = next.clone();
+        with_history.history = history
+            .iter()
+            .map(|e| ManifestEntry {
+                kind: FileType::History,
+                ..e.clone()
+            })
+            .collect();
+        write_file_atomic(
+            self.vfs.as_ref(),
+            &self.opts.dir,
+            &mname,
+            &with_history.format(),
+        )
+        .map_err(AofError::io("write manifest", &mpath))?;
+        // Step 2: delete the history files, then drop them from the manifest.
+        for h in &history {
+            let p = self.opts.dir.join(&h.name);
+            self.vfs
+                .remove_file(&p)
+                .map_err(AofError::io("remove", &p))?;
+        }
+        write_file_atomic(self.vfs.as_ref(), &self.opts.dir, &mname, &next.format())
+            .map_err(AofError::io("write manifest", &mpath))?;
+        self.base_size = self.vfs.len(&self.opts.dir.join(name)).unwrap_or(0);
+        self.sealed_size = 0;
+        self.manifest = next;
+        Ok(())
+    }
+}
