@@ -1,0 +1,295 @@
+//! The plan: a pure function from [`Observations`] to the list of files to load.
+//!
+//! | observation                                   | plan                                        |
+//! |-----------------------------------------------|---------------------------------------------|
+//! | no AOF directory                              | empty, source `None` (writer creates all)   |
+//! | directory, no manifest, no AOF-named files    | empty, source `None`                        |
+//! | directory, no manifest, AOF-named files       | error (server) / inferred by name (tool)    |
+//! | manifest fails to parse                       | error with Redis's wording                  |
+//! | manifest lists a missing base/incr file       | error (Redis: fatal)                        |
+//! | manifest ok                                   | base (if any), then every `i` in order      |
+//!
+//! History (`h`) files are never loaded; files in the directory the manifest does not list
+//! are reported as orphans (leftovers of a crash mid-rotation) and ignored.
+
+use crate::scan::Observations;
+use crate::RecoveryError;
+use std::path::PathBuf;
+use strongbox_storage::aof::{
+    manifest_name, FileType, Manifest, ManifestEntry, AOF_FORMAT_SUFFIX, BASE_FILE_SUFFIX,
+    INCR_FILE_SUFFIX, RDB_FORMAT_SUFFIX,
+};
+
+/// What kind of file a planned file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// Base in RDB format (`.base.rdb`).
+    BaseRdb,
+    /// Base in RESP format (`.base.aof`; may still start with an RDB preamble).
+    BaseAof,
+    /// Incr file.
+    Incr,
+}
+
+/// One file to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    /// File name in the AOF directory.
+    pub name: String,
+    /// Kind.
+    pub kind: FileKind,
+    /// Whether it is the last file loaded (only its tail may be cut).
+    pub last: bool,
+}
+
+/// Where the file list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// Nothing on disk: no directory or no AOF files.
+    None,
+    /// The manifest.
+    Manifest,
+    /// Inferred from file names because the manifest is missing (offline tool only).
+    Inferred,
+}
+
+/// The plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The AOF directory.
+    pub dir: PathBuf,
+    /// `appendfilename`.
+    pub filename: String,
+    /// Whether the directory exists.
+    pub dir_exists: bool,
+    /// Where the list came from.
+    pub source: ManifestSource,
+    /// The manifest (parsed or inferred).
+    pub manifest: Option<Manifest>,
+    /// Files to load, in order.
+    pub files: Vec<PlannedFile>,
+    /// Files in the directory that the manifest does not mention (ignored).
+    pub orphans: Vec<String>,
+}
+
+impl Plan {
+    /// Nothing to load (the server may then import `dump.rdb`).
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+fn base_kind(name: &str) -> FileKind {
+    if name.ends_with(RDB_FORMAT_SUFFIX) {
+        FileKind::BaseRdb
+    } else {
+        FileKind::BaseAof
+    }
+}
+
+/// `<filename>.<seq>.<base|incr>.<rdb|aof>` → (seq, is_base).
+fn parse_name(filename: &str, name: &str) -> Option<(u64, bool)> {
+    let rest = name.strip_prefix(filename)?.strip_prefix('.')?;
+    let (seq, suffix) = rest.split_once('.')?;
+    let seq: u64 = seq.parse().ok()?;
+    let suffix = format!(".{suffix}");
+    if suffix == format!("{INCR_FILE_SUFFIX}{AOF_FORMAT_SUFFIX}") {
+        Some((seq, false))
+    } else if suffix == format!("{BASE_FILE_SUFFIX}{AOF_FORMAT_SUFFIX}")
+        || suffix == format!("{BASE_FILE_SUFFIX}{RDB_FORMAT_SUFFIX}")
+    {
+        Some((seq, true))
+    } else {
+        None
+    }
+}
+
+/// Decide what to load.
+pub fn plan(obs: &Observations, infer_without_manifest: bool) -> Result<Plan, RecoveryError> {
+    let mname = manifest_name(&obs.filename);
+    let mut plan = Plan {
+        dir: obs.dir.clone(),
+        filename: obs.filename.clone(),
+        dir_exists: obs.dir_exists,
+        source: ManifestSource::None,
+        manifest: None,
+        files: Vec::new(),
+        orphans: Vec::new(),
+    };
+    let manifest = match &obs.manifest_bytes {
+        Some(bytes) => {
+            plan.source = ManifestSource::Manifest;
+            Manifest::parse(bytes).map_err(|source| RecoveryError::Manifest {
+                path: obs.dir.join(&mname),
+                source,
+            })?
+        }
+        None => {
+            let named: Vec<(u64, bool, &String)> = obs
+                .files
+                .iter()
+                .filter_map(|n| parse_name(&obs.filename, n).map(|(s, b)| (s, b, n)))
+                .collect();
+            if named.is_empty() {
+                return Ok(plan);
+            }
+            if !infer_without_manifest {
+                let files: Vec<&str> = named.iter().take(5).map(|(_, _, n)| n.as_str()).collect();
+                return Err(RecoveryError::NoManifest {
+                    dir: obs.dir.clone(),
+                    manifest: mname,
+                    files: files.join(", "),
+                });
+            }
+            plan.source = ManifestSource::Inferred;
+            let mut m = Manifest::default();
+            if let Some((seq, _, name)) = named
+                .iter()
+                .filter(|(_, b, _)| *b)
+                .max_by_key(|(s, _, _)| *s)
+            {
+                m.base = Some(ManifestEntry {
+                    name: (*name).clone(),
+                    seq: *seq,
+                    kind: FileType::Base,
+                });
+            }
+            let mut incr: Vec<_> = named.iter().filter(|(_, b, _)| !*b).collect();
+            incr.sort_by_key(|(s, _, _)| *s);
+            m.incr = incr
+                .into_iter()
+                .map(|(seq, _, name)| ManifestEntry {
+                    name: (*name).clone(),
+                    seq: *seq,
+                    kind: FileType::Incr,
+                })
+                .collect();
+            m
+        }
+    };
+    for e in manifest.base.iter().chain(&manifest.incr) {
+        if !obs.files.contains(&e.name) {
+            return Err(RecoveryError::MissingFile {
+                path: obs.dir.join(&e.name),
+            });
+        }
+    }
+    if let Some(b) = &manifest.base {
+        plan.files.push(PlannedFile {
+            name: b.name.clone(),
+            kind: base_kind(&b.name),
+            last: false,
+        });
+    }
+    for e in &manifest.incr {
+        plan.files.push(PlannedFile {
+            name: e.name.clone(),
+            kind: FileKind::Incr,
+            last: false,
+        });
+    }
+    if let Some(last) = plan.files.last_mut() {
+        last.last = true;
+    }
+    let listed: Vec<&String> = manifest
+        .base
+        .iter()
+        .chain(&manifest.history)
+        .chain(&manifest.incr)
+        .map(|e| &e.name)
+        .collect();
+    plan.orphans = obs
+        .files
+        .iter()
+        .filter(|n| **n != mname && !listed.contains(n) && parse_name(&obs.filename, n).is_some())
+        .cloned()
+        .collect();
+    plan.manifest = Some(manifest);
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(files: &[&str], manifest: Option<&str>) -> Observations {
+        Observations {
+            dir: PathBuf::from("/d"),
+            filename: "appendonly.aof".to_string(),
+            dir_exists: true,
+            files: files.iter().map(|s| s.to_string()).collect(),
+            manifest_bytes: manifest.map(|m| m.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn no_dir_or_no_files_is_an_empty_plan() {
+        let mut o = obs(&[], None);
+        o.dir_exists = false;
+        assert!(plan(&o, false).expect("plan").is_empty());
+        assert!(plan(&obs(&["dump.rdb"], None), false)
+            .expect("plan")
+            .is_empty());
+    }
+
+    #[test]
+    fn files_without_manifest_are_an_error_for_the_server_and_inferred_for_tools() {
+        let o = obs(
+            &[
+                "appendonly.aof.1.base.rdb",
+                "appendonly.aof.2.incr.aof",
+                "appendonly.aof.1.incr.aof",
+            ],
+            None,
+        );
+        assert!(matches!(
+            plan(&o, false),
+            Err(RecoveryError::NoManifest { .. })
+        ));
+        let p = plan(&o, true).expect("inferred");
+        assert_eq!(p.source, ManifestSource::Inferred);
+        let names: Vec<&str> = p.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "appendonly.aof.1.base.rdb",
+                "appendonly.aof.1.incr.aof",
+                "appendonly.aof.2.incr.aof"
+            ]
+        );
+        assert_eq!(p.files[0].kind, FileKind::BaseRdb);
+        assert!(p.files[2].last);
+    }
+
+    #[test]
+    fn manifest_order_history_skipped_orphans_listed_missing_is_fatal() {
+        let m = "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.1.incr.aof seq 1 type h\nfile appendonly.aof.2.incr.aof seq 2 type i\n";
+        let o = obs(
+            &[
+                "appendonly.aof.2.base.aof",
+                "appendonly.aof.1.incr.aof",
+                "appendonly.aof.2.incr.aof",
+                "appendonly.aof.3.incr.aof",
+                "appendonly.aof.manifest",
+            ],
+            Some(m),
+        );
+        let p = plan(&o, false).expect("plan");
+        let names: Vec<&str> = p.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["appendonly.aof.2.base.aof", "appendonly.aof.2.incr.aof"]
+        );
+        assert_eq!(p.orphans, ["appendonly.aof.3.incr.aof"]);
+        let o = obs(&["appendonly.aof.manifest"], Some(m));
+        assert!(matches!(
+            plan(&o, false),
+            Err(RecoveryError::MissingFile { .. })
+        ));
+        let o = obs(&["appendonly.aof.manifest"], Some("file x seq 1 type z\n"));
+        assert!(matches!(
+            plan(&o, false),
+            Err(RecoveryError::Manifest { .. })
+        ));
+    }
+}

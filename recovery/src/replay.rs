@@ -1,0 +1,454 @@
+//! Executing a plan: load the base, replay incr files, decide about damage.
+//!
+//! Decision table for a reading problem at offset `p` of file `F` (see docs/design-aof.md):
+//!
+//! | where / what                                                        | result |
+//! |---------------------------------------------------------------------|--------|
+//! | `F` last, incomplete unit or bad batch, no valid batch after `p`    | torn tail: cut at the last clean point (before an open MULTI) if `load_truncated`, else error |
+//! | `F` last, bad batch but a valid batch follows                       | corruption: error (or skip with `skip_corrupt`) |
+//! | `F` last, bad bytes among plain (Redis) commands                    | corruption (Redis: "Bad file format") |
+//! | `F` not last, anything                                              | error (Redis: truncated non-last file is fatal), or skip with `skip_corrupt` |
+//! | clean end of file inside MULTI                                      | last file: dropped like a torn tail; else error |
+//! | `#TS:` later than `to_timestamp`                                    | stop loading there (cut the last file unless read-only) |
+
+use crate::plan::{FileKind, ManifestSource, Plan, PlannedFile};
+use crate::report::{FileReport, Report, Skipped, Truncation};
+use crate::{Options, RecoveryError, Sink};
+use bytes::Bytes;
+use std::path::Path;
+use strongbox_storage::aof::batch::BATCH_TAG;
+use strongbox_storage::aof::{AppendPoint, BatchReader, Chain, ReadErrorKind, ResumePoint, Unit};
+use strongbox_storage::fs::Vfs;
+
+/// The result of a successful recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// What was loaded, cut, skipped.
+    pub report: Report,
+    /// Where the log writer continues.
+    pub resume: ResumePoint,
+}
+
+/// Result of replaying one file.
+struct FileResult {
+    report: FileReport,
+    chain: Chain,
+    /// Every unit was one of our batches and nothing was skipped or left uncut.
+    appendable: bool,
+    /// Stop loading further files (timestamp reached).
+    stop: bool,
+}
+
+struct Multi {
+    offset: u64,
+    safe: u64,
+    commands: Vec<Vec<Bytes>>,
+}
+
+struct FileReplay<'a> {
+    path: &'a Path,
+    name: &'a str,
+    data: &'a Bytes,
+    sink: &'a mut dyn Sink,
+    multi: Option<Multi>,
+    commands: u64,
+}
+
+impl FileReplay<'_> {
+    fn deliver(&mut self, argv: &[&[u8]], offset: u64) -> Result<(), RecoveryError> {
+        let Some(name) = argv.first() else {
+            return Ok(());
+        };
+        let owned = || {
+            argv.iter()
+                .map(|a| self.data.slice_ref(a))
+                .collect::<Vec<Bytes>>()
+        };
+        if name.eq_ignore_ascii_case(b"multi") {
+            if self.multi.is_some() {
+                return Err(RecoveryError::Corrupt {
+                    path: self.path.to_path_buf(),
+                    offset,
+                    reason: "MULTI inside MULTI".to_string(),
+                });
+            }
+            self.multi = Some(Multi {
+                offset,
+                safe: offset,
+                commands: Vec::new(),
+            });
+            return Ok(());
+        }
+        if name.eq_ignore_ascii_case(b"exec") {
+            let Some(m) = self.multi.take() else {
+                tracing::warn!(file = self.name, offset, "EXEC without MULTI ignored");
+                return Ok(());
+            };
+            for c in m.commands {
+                self.apply(c, offset)?;
+            }
+            return Ok(());
+        }
+        let cmd = owned();
+        match &mut self.multi {
+            Some(m) => m.commands.push(cmd),
+            None => self.apply(cmd, offset)?,
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, argv: Vec<Bytes>, offset: u64) -> Result<(), RecoveryError> {
+        self.commands += 1;
+        self.sink
+            .command(argv)
+            .map_err(|reason| RecoveryError::Apply {
+                path: self.path.to_path_buf(),
+                offset,
+                reason,
+            })
+    }
+}
+
+fn cut_file(
+    vfs: &dyn Vfs,
+    path: &Path,
+    name: &str,
+    cut: u64,
+    len: u64,
+    reason: String,
+    opts: &Options,
+    report: &mut Report,
+) -> Result<(), RecoveryError> {
+    let applied = !opts.read_only && cut < len;
+    if applied {
+        vfs.truncate(path, cut)
+            .map_err(RecoveryError::io("truncate", path))?;
+    }
+    let w = format!(
+        "!!! short read or torn tail in {name}: {reason}; {} the AOF at offset {cut} (was {len} bytes) !!!",
+        if applied { "truncated" } else { "would truncate (read-only)" }
+    );
+    tracing::warn!("{w}");
+    report.warnings.push(w);
+    report.truncated = Some(Truncation {
+        file: name.to_string(),
+        offset: cut,
+        original_len: len,
+        reason,
+        applied,
+    });
+    Ok(())
+}
+
+fn replay_file(
+    vfs: &dyn Vfs,
+    plan: &Plan,
+    file: &PlannedFile,
+    opts: &Options,
+    sink: &mut dyn Sink,
+    report: &mut Report,
+) -> Result<FileResult, RecoveryError> {
+    let path = plan.dir.join(&file.name);
+    let data = Bytes::from(vfs.read(&path).map_err(RecoveryError::io("read", &path))?);
+    let len = data.len() as u64;
+    let mut fr = FileReport {
+        name: file.name.clone(),
+        kind: file.kind,
+        bytes: len,
+        valid_len: len,
+        commands: 0,
+        batches: 0,
+        plain_commands: 0,
+        rdb: false,
+    };
+
+    // An RDB image first: a `.base.rdb`, or an old-style RDB-preamble AOF (Redis checks the
+    // signature, not the name).
+    let mut start = 0usize;
+    let is_base = matches!(file.kind, FileKind::BaseRdb | FileKind::BaseAof);
+    if is_base && (data.starts_with(b"REDIS") || data.starts_with(b"VALKEY")) {
+        let consumed = sink
+            .load_rdb(&path, &data)
+            .map_err(|reason| RecoveryError::Rdb {
+                path: path.clone(),
+                reason,
+            })?;
+        start = usize::try_from(consumed)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        fr.rdb = true;
+    } else if file.kind == FileKind::BaseRdb && !data.is_empty() {
+        return Err(RecoveryError::Rdb {
+            path,
+            reason: "file does not start with the REDIS or VALKEY signature".to_string(),
+        });
+    }
+
+    let mut reader = BatchReader::new(&data[start..], start as u64);
+    let mut fx = FileReplay {
+        path: &path,
+        name: &file.name,
+        data: &data,
+        sink,
+        multi: None,
+        commands: 0,
+    };
+    let mut valid_up_to = start as u64;
+    let mut foreign = false;
+    let mut damaged = false;
+    let mut stop = false;
+    let mut cut_done = false;
+
+    loop {
+        let Some(next) = reader.next() else {
+            break;
+        };
+        match next {
+            Ok(unit) => {
+                let ts = match &unit {
+                    Unit::Batch { timestamp, .. } => *timestamp,
+                    Unit::Timestamp { secs, .. } => Some(*secs),
+                    _ => None,
+                };
+                if let (Some(limit), Some(ts)) = (opts.to_timestamp, ts) {
+                    if ts > limit {
+                        let cut = fx.multi.as_ref().map_or(unit.offset(), |m| m.safe);
+                        if fx.multi.take().is_some() {
+                            report.warnings.push(format!(
+                                "dropped an open MULTI before the timestamp cut in {}",
+                                file.name
+                            ));
+                        }
+                        report.stopped_at_timestamp = Some((file.name.clone(), cut, ts));
+                        if !opts.read_only && cut < len {
+                            if !file.last {
+                                return Err(RecoveryError::TimestampNotLast {
+                                    path,
+                                    offset: cut,
+                                    timestamp: limit,
+                                });
+                            }
+                            cut_file(
+                                vfs,
+                                &path,
+                                &file.name,
+                                cut,
+                                len,
+                                format!("first #TS:{ts} later than {limit}"),
+                                opts,
+                                report,
+                            )?;
+                        }
+                        fr.valid_len = cut;
+                        cut_done = true;
+                        stop = true;
+                        break;
+                    }
+                }
+                match unit {
+                    Unit::Batch {
+                        seq, end, commands, ..
+                    } => {
+                        for c in &commands {
+                            fx.deliver(&c.argv, c.offset)?;
+                        }
+                        if let Some(m) = &fx.multi {
+                            return Err(RecoveryError::Corrupt {
+                                path: path.clone(),
+                                offset: m.offset,
+                                reason: format!("batch {seq} ends inside a MULTI block"),
+                            });
+                        }
+                        fr.batches += 1;
+                        valid_up_to = end;
+                    }
+                    Unit::Command { offset, end, argv } => {
+                        foreign = true;
+                        fr.plain_commands += 1;
+                        let was_in_multi = fx.multi.is_some();
+                        if !was_in_multi {
+                            valid_up_to = offset;
+                        }
+                        fx.deliver(&argv, offset)?;
+                        if let Some(m) = &mut fx.multi {
+                            if !was_in_multi {
+                                m.safe = valid_up_to;
+                            }
+                        } else {
+                            valid_up_to = end;
+                        }
+                    }
+                    Unit::Timestamp { end, .. } | Unit::Annotation { end, .. } => {
+                        foreign = true;
+                        if fx.multi.is_none() {
+                            valid_up_to = end;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let rel = usize::try_from(e.offset).unwrap_or(usize::MAX);
+                let ours = reader.batches() > 0
+                    || data.get(rel..).is_some_and(|r| r.starts_with(BATCH_TAG));
+                let later_valid = reader.find_valid_batch_after(e.offset);
+                let tail = later_valid.is_none() && (e.kind == ReadErrorKind::Incomplete || ours);
+                if tail && file.last {
+                    if !opts.load_truncated {
+                        return Err(RecoveryError::Truncated {
+                            path,
+                            offset: e.offset,
+                            reason: e.reason,
+                            hint: "set aof-load-truncated yes to cut the torn tail, or run `aof-check --fix` / `strongbox-recover`".to_string(),
+                        });
+                    }
+                    let cut = match fx.multi.take() {
+                        Some(m) => {
+                            report.dropped_multi = Some((file.name.clone(), m.offset));
+                            m.safe
+                        }
+                        None => valid_up_to,
+                    };
+                    cut_file(vfs, &path, &file.name, cut, len, e.reason, opts, report)?;
+                    fr.valid_len = cut;
+                    cut_done = true;
+                    break;
+                }
+                if opts.skip_corrupt {
+                    if fx.multi.take().is_some() {
+                        report.warnings.push(format!(
+                            "dropped an open MULTI at a damaged range in {}",
+                            file.name
+                        ));
+                    }
+                    let to = later_valid.unwrap_or(len);
+                    let w = format!(
+                        "skipped {} bytes of {} at offsets {valid_up_to}..{to}: {}",
+                        to - valid_up_to,
+                        file.name,
+                        e.reason
+                    );
+                    tracing::warn!("{w}");
+                    report.warnings.push(w);
+                    report.skipped.push(Skipped {
+                        file: file.name.clone(),
+                        from: valid_up_to,
+                        to,
+                        reason: e.reason,
+                    });
+                    damaged = true;
+                    match later_valid {
+                        Some(at) => {
+                            reader.resync_at(at);
+                            valid_up_to = at;
+                            continue;
+                        }
+                        None => break,
+                    }
+                }
+                if tail {
+                    return Err(RecoveryError::Truncated {
+                        path,
+                        offset: e.offset,
+                        reason: e.reason,
+                        hint: format!(
+                            "the truncated file is not the last file; {}",
+                            crate::REPAIR_HINT
+                        ),
+                    });
+                }
+                return Err(RecoveryError::Corrupt {
+                    path,
+                    offset: e.offset,
+                    reason: e.reason,
+                });
+            }
+        }
+    }
+
+    if let Some(m) = fx.multi.take() {
+        if !file.last || !opts.load_truncated {
+            return Err(RecoveryError::Truncated {
+                path,
+                offset: m.offset,
+                reason: "MULTI without EXEC at end of file".to_string(),
+                hint: crate::REPAIR_HINT.to_string(),
+            });
+        }
+        report.dropped_multi = Some((file.name.clone(), m.offset));
+        cut_file(
+            vfs,
+            &path,
+            &file.name,
+            m.safe,
+            len,
+            "MULTI without EXEC at end of file (reverted incomplete transaction)".to_string(),
+            opts,
+            report,
+        )?;
+        fr.valid_len = m.safe;
+        cut_done = true;
+    }
+
+    fr.commands = fx.commands;
+    let cut_pending = cut_done && report.truncated.as_ref().is_some_and(|t| !t.applied);
+    let appendable =
+        file.kind == FileKind::Incr && !foreign && !damaged && !stop && !cut_pending && start == 0;
+    Ok(FileResult {
+        report: fr,
+        chain: reader.chain(),
+        appendable,
+        stop,
+    })
+}
+
+/// Execute a plan: deliver the recovered state to `sink`.
+pub fn execute(
+    vfs: &dyn Vfs,
+    plan: &Plan,
+    opts: &Options,
+    sink: &mut dyn Sink,
+) -> Result<Outcome, RecoveryError> {
+    let mut report = Report {
+        orphans: plan.orphans.clone(),
+        ..Report::default()
+    };
+    for o in &plan.orphans {
+        report
+            .warnings
+            .push(format!("ignoring {o}: not listed in the manifest"));
+    }
+    let mut last: Option<FileResult> = None;
+    for file in &plan.files {
+        let res = replay_file(vfs, plan, file, opts, sink, &mut report)?;
+        report.commands += res.report.commands;
+        report.files.push(res.report.clone());
+        let stop = res.stop;
+        last = Some(res);
+        if stop {
+            break;
+        }
+    }
+    let manifest = match plan.source {
+        ManifestSource::None => None,
+        ManifestSource::Manifest | ManifestSource::Inferred => plan.manifest.clone(),
+    };
+    let append = match (&last, plan.files.last()) {
+        (Some(res), Some(pf))
+            if res.appendable
+                && plan.source == ManifestSource::Manifest
+                && pf.kind == FileKind::Incr
+                && res.report.name == pf.name =>
+        {
+            Some(AppendPoint {
+                file_name: pf.name.clone(),
+                valid_len: res.report.valid_len,
+                chain: res.chain,
+            })
+        }
+        _ => None,
+    };
+    Ok(Outcome {
+        report,
+        resume: ResumePoint { manifest, append },
+    })
+}
