@@ -8,6 +8,15 @@ use crate::ctx::Ctx;
 use crate::exec::ShutdownMode;
 use crate::resp::{Reply, OK};
 
+mod client;
+mod command;
+mod config;
+mod info;
+mod misc;
+
+/// A subcommand of a container command: (name, Redis arity counting the parent, flags).
+pub(crate) type Sub = (&'static str, i32, u32);
+
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("dbsize", 1, READONLY | FAST, KNONE, "server", dbsize),
     cmd("flushdb", -1, WRITE, KNONE, "server", flushdb),
@@ -28,9 +37,124 @@ pub static COMMANDS: &[CommandSpec] = &[
         ADMIN | NOSCRIPT | LOADING | STALE,
         KNONE,
         "server",
-        debug,
+        misc::debug,
     ),
+    CommandSpec {
+        summary: "Get information and statistics about the server",
+        ..cmd("info", -1, LOADING | STALE, KNONE, "server", info::info)
+    },
+    CommandSpec {
+        summary: "A container for server configuration commands",
+        since: "2.0.0",
+        subcommands: config::SUBS,
+        ..cmd(
+            "config",
+            -2,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            KNONE,
+            "server",
+            config::config,
+        )
+    },
+    CommandSpec {
+        summary: "A container for client connection commands",
+        since: "2.4.0",
+        subcommands: client::SUBS,
+        ..cmd(
+            "client",
+            -2,
+            NOSCRIPT | LOADING | STALE,
+            KNONE,
+            "connection",
+            client::client,
+        )
+    },
+    CommandSpec {
+        summary: "Get array of Redis command details",
+        since: "2.8.13",
+        subcommands: command::SUBS,
+        ..cmd("command", -1, LOADING | STALE, KNONE, "server", command::command)
+    },
+    CommandSpec {
+        summary: "A container for slow log commands",
+        since: "2.2.12",
+        subcommands: misc::SLOWLOG_SUBS,
+        ..cmd("slowlog", -2, ADMIN | LOADING | STALE, KNONE, "server", misc::slowlog)
+    },
+    CommandSpec {
+        summary: "A container for memory diagnostics commands",
+        since: "4.0.0",
+        subcommands: misc::MEMORY_SUBS,
+        ..cmd("memory", -2, READONLY, KNONE, "server", misc::memory)
+    },
+    CommandSpec {
+        summary: "A container for latency diagnostics commands",
+        since: "2.8.13",
+        subcommands: misc::LATENCY_SUBS,
+        ..cmd("latency", -2, ADMIN | NOSCRIPT | LOADING | STALE, KNONE, "server", misc::latency)
+    },
+    CommandSpec {
+        summary: "Listen for all requests received by the server in real time",
+        ..cmd("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, KNONE, "server", misc::monitor)
+    },
+    CommandSpec {
+        summary: "Get the UNIX time stamp of the last successful save to disk",
+        ..cmd("lastsave", 1, LOADING | STALE | FAST, KNONE, "server", misc::lastsave)
+    },
+    CommandSpec {
+        summary: "Return the role of the instance in the context of replication",
+        since: "2.8.12",
+        ..cmd("role", 1, NOSCRIPT | LOADING | STALE | FAST, KNONE, "server", misc::role)
+    },
+    CommandSpec {
+        summary: "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+        since: "3.0.0",
+        ..cmd("wait", 3, NOSCRIPT, KNONE, "generic", misc::wait)
+    },
 ];
+
+/// Look up `args[1]` among `subs` and check its arity, with Redis's error texts
+/// (`unknown subcommand '…'. Try CMD HELP.`, `wrong number of arguments for 'cmd|sub' command`).
+pub(crate) fn sub_lookup(
+    parent: &str,
+    subs: &[Sub],
+    args: &[Bytes],
+) -> Result<&'static str, Reply> {
+    let want = args[1].to_ascii_lowercase();
+    let Some(&(name, arity, _)) = subs.iter().find(|s| s.0.as_bytes() == &want[..]) else {
+        return Err(crate::cmd::unknown_subcommand(parent, &args[1]));
+    };
+    let argc = args.len() as i32;
+    if (arity > 0 && argc != arity) || (arity < 0 && argc < -arity) {
+        return Err(crate::cmd::arity_error(&format!("{parent}|{name}")));
+    }
+    Ok(name)
+}
+
+/// Redis's `addReplySubcommandSyntaxError`.
+pub(crate) fn sub_syntax_error(parent: &str, sub: &[u8]) -> Reply {
+    let sub: String = String::from_utf8_lossy(sub).chars().take(128).collect();
+    Reply::Error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        sub,
+        parent.to_ascii_uppercase()
+    ))
+}
+
+/// Redis's `addReplyHelp`: the header line, `lines`, then HELP.
+pub(crate) fn help_reply(parent: &str, lines: &[&str]) -> Reply {
+    let mut v = Vec::with_capacity(lines.len() + 3);
+    v.push(Reply::StatusOwned(format!(
+        "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        parent.to_ascii_uppercase()
+    )));
+    for l in lines {
+        v.push(Reply::StatusOwned(l.to_string()));
+    }
+    v.push(Reply::Status("HELP"));
+    v.push(Reply::Status("    Prints this help."));
+    Reply::Array(v)
+}
 
 /// CLIENT SETNAME / HELLO SETNAME rule: no spaces, newlines or special characters.
 pub fn validate_client_name(name: &[u8]) -> Result<(), Reply> {
@@ -137,24 +261,4 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     // The connection is closed by the exit; nothing is answered on success.
     ctx.client.close_after_reply = true;
     Reply::Raw(Bytes::new())
-}
-
-fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let sub = args[1].to_ascii_lowercase();
-    match &sub[..] {
-        b"sleep" if args.len() == 3 => {
-            let secs = crate::util::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
-            std::thread::sleep(std::time::Duration::from_micros((secs * 1e6) as u64));
-            OK
-        }
-        b"set-active-expire" if args.len() == 3 => OK,
-        b"jmap" | b"quicklist-packed-threshold" => OK,
-        _ => {
-            let _ = ctx;
-            Reply::Error(format!(
-                "ERR unknown subcommand '{}'. Try DEBUG HELP.",
-                String::from_utf8_lossy(&args[1])
-            ))
-        }
-    }
 }

@@ -1,0 +1,541 @@
+//! CLIENT: ID, SETNAME, GETNAME, LIST, INFO, KILL, REPLY, NO-EVICT, NO-TOUCH, UNBLOCK, PAUSE,
+//! UNPAUSE, SETINFO, TRACKING (OFF only), CACHING, GETREDIR, TRACKINGINFO, HELP.
+//!
+//! The calling client is not in `srv.clients` while its command runs: every walk over the
+//! clients adds it explicitly.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{help_reply, sub_lookup, sub_syntax_error, validate_client_name, Sub};
+use crate::client::{Client, ClientId, ReplyMode};
+use crate::cmd::err;
+use crate::cmd::flags::*;
+use crate::ctx::Ctx;
+use crate::resp::{Reply, OK};
+
+pub(super) const SUBS: &[Sub] = &[
+    ("id", 2, NOSCRIPT | LOADING | STALE),
+    ("info", 2, NOSCRIPT | LOADING | STALE),
+    ("list", -2, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("getname", 2, NOSCRIPT | LOADING | STALE),
+    ("setname", 3, NOSCRIPT | LOADING | STALE),
+    ("reply", 3, NOSCRIPT | LOADING | STALE),
+    ("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("no-touch", 3, NOSCRIPT | LOADING | STALE),
+    ("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("setinfo", 4, NOSCRIPT | LOADING | STALE),
+    ("tracking", -3, NOSCRIPT | LOADING | STALE),
+    ("caching", 3, NOSCRIPT | LOADING | STALE),
+    ("getredir", 2, NOSCRIPT | LOADING | STALE),
+    ("trackinginfo", 2, NOSCRIPT | LOADING | STALE),
+    ("help", 2, LOADING | STALE),
+];
+
+/// CLIENT HELP as Redis 7.0 prints it.
+const HELP: &[&str] = &[
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+];
+
+/// Only the default user exists.
+const DEFAULT_USER: &str = "default";
+
+/// The reply of a blocked client unblocked with CLIENT UNBLOCK … ERROR.
+const UNBLOCKED_ERROR: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+
+/// Base memory attributed to a client in CLIENT LIST `tot-mem` (its structures and buffers).
+const CLIENT_BASE_MEM_BYTES: usize = 1024 + 20 * 1024;
+
+/// Client types as CLIENT LIST/KILL TYPE name them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Replica,
+    Master,
+    PubSub,
+}
+
+fn parse_type(s: &[u8]) -> Result<ClientType, Reply> {
+    match &s.to_ascii_lowercase()[..] {
+        b"normal" => Ok(ClientType::Normal),
+        b"slave" | b"replica" => Ok(ClientType::Replica),
+        b"master" => Ok(ClientType::Master),
+        b"pubsub" => Ok(ClientType::PubSub),
+        _ => Err(Reply::Error(format!(
+            "ERR Unknown client type '{}'",
+            String::from_utf8_lossy(s)
+        ))),
+    }
+}
+
+fn client_type(c: &Client) -> ClientType {
+    if c.sub_count() + c.ssubs.len() > 0 {
+        ClientType::PubSub
+    } else {
+        ClientType::Normal
+    }
+}
+
+pub(super) fn client(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let sub = match sub_lookup("client", SUBS, args) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    match sub {
+        "id" => Reply::Int(ctx.client.id as i64),
+        "info" => {
+            let mut s = String::new();
+            client_info(&mut s, ctx.client, ctx.now_ms, Some(("client|info", args)));
+            s.push('\n');
+            Reply::Verbatim(Bytes::from(s))
+        }
+        "list" => client_list(ctx, args),
+        "kill" => client_kill(ctx, args),
+        "getname" => match &ctx.client.name {
+            Some(n) => Reply::Bulk(n.clone()),
+            None => Reply::Nil,
+        },
+        "setname" => {
+            if let Err(e) = validate_client_name(&args[2]) {
+                return e;
+            }
+            ctx.client.name = if args[2].is_empty() {
+                None
+            } else {
+                Some(args[2].clone())
+            };
+            OK
+        }
+        "reply" => match &args[2].to_ascii_lowercase()[..] {
+            b"on" => {
+                ctx.client.reply_mode = ReplyMode::On;
+                OK
+            }
+            b"off" => {
+                ctx.client.reply_mode = ReplyMode::Off;
+                OK
+            }
+            b"skip" => {
+                // Only if replies are on: SKIP while OFF keeps them off (as Redis).
+                if ctx.client.reply_mode != ReplyMode::Off {
+                    ctx.client.reply_mode = ReplyMode::SkipNext;
+                }
+                OK
+            }
+            _ => Reply::err(err::SYNTAX),
+        },
+        "no-evict" => match on_off(&args[2]) {
+            Some(v) => {
+                ctx.client.no_evict = v;
+                OK
+            }
+            None => Reply::err(err::SYNTAX),
+        },
+        "no-touch" => match on_off(&args[2]) {
+            Some(v) => {
+                ctx.client.no_touch = v;
+                OK
+            }
+            None => Reply::err(err::SYNTAX),
+        },
+        "unblock" => client_unblock(ctx, args),
+        "pause" => client_pause(ctx, args),
+        "unpause" => {
+            ctx.srv.paused_until_ms = 0;
+            OK
+        }
+        "setinfo" => client_setinfo(ctx, args),
+        "tracking" => match &args[2].to_ascii_lowercase()[..] {
+            b"off" => {
+                ctx.client.tracking = false;
+                OK
+            }
+            b"on" => Reply::err(
+                "ERR client-side caching (CLIENT TRACKING ON) is not supported by this server",
+            ),
+            _ => Reply::err(err::SYNTAX),
+        },
+        "caching" => Reply::err(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ),
+        "getredir" => Reply::Int(-1),
+        "trackinginfo" => Reply::Map(vec![
+            (
+                Reply::bulk_str("flags"),
+                Reply::Set(vec![Reply::bulk_str("off")]),
+            ),
+            (Reply::bulk_str("redirect"), Reply::Int(-1)),
+            (Reply::bulk_str("prefixes"), Reply::Array(vec![])),
+        ]),
+        _ => help_reply("client", HELP),
+    }
+}
+
+fn on_off(a: &[u8]) -> Option<bool> {
+    match &a.to_ascii_lowercase()[..] {
+        b"on" => Some(true),
+        b"off" => Some(false),
+        _ => None,
+    }
+}
+
+/// One CLIENT LIST line (without the trailing newline), in Redis 7.0's field order.
+/// `current` is (full command name, argv) for the client running the command.
+///
+/// `fd` is not the socket's descriptor (connections live on other threads): it is a stable
+/// per-connection number in the range Redis's client descriptors use.
+fn client_info(out: &mut String, c: &Client, now_ms: i64, current: Option<(&str, &[Bytes])>) {
+    let mut flags = String::new();
+    if c.monitor {
+        flags.push('O');
+    }
+    if c.sub_count() + c.ssubs.len() > 0 {
+        flags.push('P');
+    }
+    if c.multi.is_some() {
+        flags.push('x');
+    }
+    if c.blocked.is_some() {
+        flags.push('b');
+    }
+    if c.tracking {
+        flags.push('t');
+    }
+    if c.dirty_cas {
+        flags.push('d');
+    }
+    if c.close_after_reply {
+        flags.push('c');
+    }
+    if c.closed {
+        flags.push('A');
+    }
+    if c.no_evict {
+        flags.push('e');
+    }
+    if c.no_touch {
+        flags.push('T');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let (multi, multi_mem) = match &c.multi {
+        Some(m) => (
+            m.queued.len() as i64,
+            m.queued
+                .iter()
+                .map(|a| a.iter().map(|x| x.len()).sum::<usize>())
+                .sum::<usize>(),
+        ),
+        None => (-1, 0),
+    };
+    let (cmd, argv_mem) = match current {
+        Some((name, argv)) => (name.to_string(), argv.iter().map(|a| a.len()).sum()),
+        None => (c.last_cmd.to_string(), 0usize),
+    };
+    let qbuf = c.shared.qbuf_bytes.load(Ordering::Relaxed);
+    let omem = c.shared.out_bytes();
+    let tot = CLIENT_BASE_MEM_BYTES + qbuf + omem + argv_mem + multi_mem;
+    let name = c
+        .name
+        .as_ref()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default();
+    let events = if omem > 0 { "rw" } else { "r" };
+    let _ = write!(
+        out,
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.id + 7,
+        name,
+        (now_ms - c.created_ms).max(0) / 1000,
+        (now_ms - c.last_interaction_ms).max(0) / 1000,
+        flags,
+        c.db,
+        c.subs.len(),
+        c.psubs.len(),
+        c.ssubs.len(),
+        multi,
+        qbuf,
+        0,
+        argv_mem,
+        multi_mem,
+        omem,
+        tot,
+        events,
+        cmd,
+        DEFAULT_USER,
+        c.proto,
+    );
+}
+
+/// All clients, the caller included, in connection order.
+fn all_clients<'a>(ctx: &'a Ctx) -> Vec<&'a Client> {
+    let mut v: Vec<&Client> = ctx.srv.clients.values().collect();
+    v.push(&*ctx.client);
+    v.sort_by_key(|c| c.id);
+    v
+}
+
+fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let mut out = String::new();
+    let me = ctx.client.id;
+    let line = |out: &mut String, c: &Client| {
+        let cur = (c.id == me).then_some(("client|list", args));
+        client_info(out, c, ctx.now_ms, cur);
+        out.push('\n');
+    };
+    if args.len() == 4 && args[2].eq_ignore_ascii_case(b"type") {
+        let t = match parse_type(&args[3]) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        for c in all_clients(ctx) {
+            if client_type(c) == t {
+                line(&mut out, c);
+            }
+        }
+    } else if args.len() > 3 && args[2].eq_ignore_ascii_case(b"id") {
+        let mut ids: Vec<i64> = Vec::new();
+        for a in &args[3..] {
+            match crate::util::parse_i64(a) {
+                Some(id) => ids.push(id),
+                None => return Reply::err("ERR Invalid client ID"),
+            }
+        }
+        for id in ids {
+            let c = if id as ClientId == me {
+                Some(&*ctx.client)
+            } else {
+                ctx.srv.clients.get(&(id as ClientId))
+            };
+            if let Some(c) = c {
+                line(&mut out, c);
+            }
+        }
+    } else if args.len() != 2 {
+        return Reply::err(err::SYNTAX);
+    } else {
+        for c in all_clients(ctx) {
+            line(&mut out, c);
+        }
+    }
+    Reply::Verbatim(Bytes::from(out))
+}
+
+/// CLIENT KILL addr (old form) or CLIENT KILL <filter> <value> ... (new form).
+fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let mut addr: Option<&[u8]> = None;
+    let mut laddr: Option<&[u8]> = None;
+    let mut id: Option<ClientId> = None;
+    let mut ctype: Option<ClientType> = None;
+    let mut skipme = true;
+    if args.len() == 3 {
+        addr = Some(&args[2]);
+        skipme = false;
+    } else {
+        let mut i = 2;
+        while i < args.len() {
+            let more = i + 1 < args.len();
+            let opt = args[i].to_ascii_lowercase();
+            if !more {
+                return Reply::err(err::SYNTAX);
+            }
+            let v = &args[i + 1];
+            match &opt[..] {
+                b"id" => match crate::util::parse_i64(v) {
+                    Some(n) if n >= 1 => id = Some(n as ClientId),
+                    _ => return Reply::err("ERR client-id should be greater than 0"),
+                },
+                b"type" => match parse_type(v) {
+                    Ok(t) => ctype = Some(t),
+                    Err(e) => return e,
+                },
+                b"addr" => addr = Some(v),
+                b"laddr" => laddr = Some(v),
+                b"user" => {
+                    if &v[..] != DEFAULT_USER.as_bytes() {
+                        return Reply::Error(format!(
+                            "ERR No such user '{}'",
+                            String::from_utf8_lossy(v)
+                        ));
+                    }
+                }
+                b"skipme" => match &v.to_ascii_lowercase()[..] {
+                    b"yes" => skipme = true,
+                    b"no" => skipme = false,
+                    _ => return Reply::err(err::SYNTAX),
+                },
+                _ => return Reply::err(err::SYNTAX),
+            }
+            i += 2;
+        }
+    }
+    let matches = |c: &Client| {
+        addr.is_none_or(|a| c.addr.as_bytes() == a)
+            && laddr.is_none_or(|a| c.laddr.as_bytes() == a)
+            && ctype.is_none_or(|t| client_type(c) == t)
+            && id.is_none_or(|i| c.id == i)
+    };
+    let mut killed = 0;
+    for c in ctx.srv.clients.values_mut() {
+        if !c.closed && matches(c) {
+            c.closed = true;
+            killed += 1;
+        }
+    }
+    if !skipme && matches(ctx.client) {
+        // Its own reply is sent first, then the connection closes.
+        ctx.client.close_after_reply = true;
+        killed += 1;
+    }
+    if args.len() == 3 {
+        if killed == 0 {
+            Reply::err("ERR No such client")
+        } else {
+            OK
+        }
+    } else {
+        Reply::Int(killed)
+    }
+}
+
+fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args.len() > 4 {
+        return sub_syntax_error("client", &args[1]);
+    }
+    let mut as_error = false;
+    if args.len() == 4 {
+        match &args[3].to_ascii_lowercase()[..] {
+            b"timeout" => {}
+            b"error" => as_error = true,
+            _ => return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+        }
+    }
+    let Some(id) = crate::util::parse_i64(&args[2]) else {
+        return Reply::err(err::NOT_INT);
+    };
+    let id = id as ClientId;
+    let blocked = ctx
+        .srv
+        .clients
+        .get(&id)
+        .is_some_and(|c| c.blocked.is_some());
+    if !blocked {
+        return Reply::Int(0);
+    }
+    let Some(mut target) = ctx.srv.clients.remove(&id) else {
+        return Reply::Int(0);
+    };
+    let reply = as_error.then(|| Reply::err(UNBLOCKED_ERROR));
+    crate::exec::unblock_with(ctx.srv, &mut target, reply);
+    ctx.srv.clients.insert(id, target);
+    Reply::Int(1)
+}
+
+/// Redis's `getTimeoutFromObjectOrReply` in milliseconds (integer only).
+pub(super) fn parse_timeout_ms(a: &[u8]) -> Result<i64, Reply> {
+    match crate::util::parse_i64(a) {
+        None => Err(Reply::err("ERR timeout is not an integer or out of range")),
+        Some(v) if v < 0 => Err(Reply::err("ERR timeout is negative")),
+        Some(v) => Ok(v),
+    }
+}
+
+/// CLIENT PAUSE is accepted and recorded; Strongbox does not hold clients back yet.
+fn client_pause(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args.len() > 4 {
+        return sub_syntax_error("client", &args[1]);
+    }
+    let ms = match parse_timeout_ms(&args[2]) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    if args.len() == 4
+        && !args[3].eq_ignore_ascii_case(b"write")
+        && !args[3].eq_ignore_ascii_case(b"all")
+    {
+        return Reply::err("ERR CLIENT PAUSE mode must be WRITE or ALL");
+    }
+    ctx.srv.paused_until_ms = ctx.now_ms.saturating_add(ms);
+    OK
+}
+
+/// CLIENT SETINFO LIB-NAME|LIB-VER value (Redis 7.2; client libraries send it on connect).
+fn client_setinfo(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let attr = args[2].to_ascii_lowercase();
+    let v = &args[3];
+    let label = match &attr[..] {
+        b"lib-name" => "lib-name",
+        b"lib-ver" => "lib-ver",
+        _ => {
+            return Reply::Error(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&args[2])
+            ))
+        }
+    };
+    if v.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Reply::Error(format!(
+            "ERR {label} cannot contain spaces, newlines or special characters."
+        ));
+    }
+    let val = if v.is_empty() { None } else { Some(v.clone()) };
+    if label == "lib-name" {
+        ctx.client.lib_name = val;
+    } else {
+        ctx.client.lib_ver = val;
+    }
+    OK
+}

@@ -1,0 +1,595 @@
+//! COMMAND, COMMAND COUNT/INFO/DOCS/LIST/GETKEYS/GETKEYSANDFLAGS/HELP, from the command table,
+//! in Redis 7.0's reply shapes (flags and ACL categories as sets, key specs as maps).
+
+use bytes::Bytes;
+
+use super::{help_reply, sub_lookup, Sub};
+use crate::cmd::flags::*;
+use crate::cmd::{err, table, CommandSpec, KeySpec};
+use crate::ctx::Ctx;
+use crate::resp::Reply;
+use crate::util::glob_match;
+
+pub(super) const SUBS: &[Sub] = &[
+    ("count", 2, LOADING | STALE),
+    ("info", -2, LOADING | STALE),
+    ("docs", -2, LOADING | STALE),
+    ("list", -2, LOADING | STALE),
+    ("getkeys", -4, LOADING | STALE),
+    ("getkeysandflags", -4, LOADING | STALE),
+    ("help", 2, LOADING | STALE),
+];
+
+const HELP: &[&str] = &[
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
+];
+
+/// Subcommands of containers whose family files do not list them (Redis 7.0's names, arities
+/// and flags), so COMMAND shows them.
+const KNOWN_SUBCOMMANDS: &[(&str, &[Sub])] = &[
+    (
+        "object",
+        &[
+            ("encoding", 3, READONLY),
+            ("freq", 3, READONLY),
+            ("idletime", 3, READONLY),
+            ("refcount", 3, READONLY),
+            ("help", 2, LOADING | STALE),
+        ],
+    ),
+    (
+        "pubsub",
+        &[
+            ("channels", -2, PUBSUB | LOADING | STALE),
+            ("numpat", 2, PUBSUB | LOADING | STALE),
+            ("numsub", -2, PUBSUB | LOADING | STALE),
+            ("shardchannels", -2, PUBSUB | LOADING | STALE),
+            ("shardnumsub", -2, PUBSUB | LOADING | STALE),
+            ("help", 2, LOADING | STALE),
+        ],
+    ),
+];
+
+/// Redis 7.0's flag names in the order COMMAND prints them (hidden flags left out).
+const FLAG_NAMES: &[(u32, &str)] = &[
+    (WRITE, "write"),
+    (READONLY, "readonly"),
+    (DENYOOM, "denyoom"),
+    (ADMIN, "admin"),
+    (PUBSUB, "pubsub"),
+    (NOSCRIPT, "noscript"),
+    (BLOCKING, "blocking"),
+    (LOADING, "loading"),
+    (STALE, "stale"),
+    (SKIP_MONITOR, "skip_monitor"),
+    (SKIP_SLOWLOG, "skip_slowlog"),
+    (FAST, "fast"),
+    (NO_AUTH, "no_auth"),
+    (NO_MULTI, "no_multi"),
+];
+
+/// ACL categories in the order Redis 7.0 prints them.
+const CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+/// Commands Redis marks @dangerous without the admin flag.
+const DANGEROUS: &[&str] = &[
+    "flushdb",
+    "flushall",
+    "keys",
+    "swapdb",
+    "sort",
+    "sort_ro",
+    "migrate",
+    "restore",
+    "info",
+    "lastsave",
+    "role",
+    "monitor",
+    "debug",
+    "shutdown",
+    "save",
+    "bgsave",
+    "bgrewriteaof",
+];
+
+pub(super) fn command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args.len() == 1 {
+        return Reply::Array(table().all.iter().map(|c| info_entry(c)).collect());
+    }
+    let sub = match sub_lookup("command", SUBS, args) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let _ = ctx;
+    match sub {
+        "count" => Reply::Int(table().all.len() as i64),
+        "info" => {
+            if args.len() == 2 {
+                return Reply::Array(table().all.iter().map(|c| info_entry(c)).collect());
+            }
+            Reply::Array(
+                args[2..]
+                    .iter()
+                    .map(|n| match lookup(n) {
+                        Some(Found::Top(c)) => info_entry(c),
+                        Some(Found::Sub(p, s)) => sub_info_entry(p, s),
+                        None => Reply::Nil,
+                    })
+                    .collect(),
+            )
+        }
+        "docs" => command_docs(args),
+        "list" => command_list(args),
+        "getkeys" | "getkeysandflags" => getkeys(args, sub == "getkeysandflags"),
+        _ => help_reply("command", HELP),
+    }
+}
+
+enum Found {
+    Top(&'static CommandSpec),
+    Sub(&'static CommandSpec, Sub),
+}
+
+/// A command by name, or a subcommand by `parent|sub`.
+fn lookup(name: &[u8]) -> Option<Found> {
+    if let Some(c) = table().get(name) {
+        return Some(Found::Top(c));
+    }
+    let s = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    let (p, sub) = s.split_once('|')?;
+    let parent = table().get(p.as_bytes())?;
+    let found = subcommands(parent).iter().find(|x| x.0 == sub)?;
+    Some(Found::Sub(parent, *found))
+}
+
+fn subcommands(c: &CommandSpec) -> &'static [Sub] {
+    if !c.subcommands.is_empty() {
+        return c.subcommands;
+    }
+    KNOWN_SUBCOMMANDS
+        .iter()
+        .find(|(n, _)| *n == c.name)
+        .map(|(_, s)| *s)
+        .unwrap_or(&[])
+}
+
+/// A pure container (CONFIG, CLIENT…): Redis gives it no flags and only @slow.
+fn is_container(c: &CommandSpec) -> bool {
+    c.arity == -2 && !subcommands(c).is_empty()
+}
+
+fn group_category(group: &str) -> Option<&'static str> {
+    Some(match group {
+        "generic" | "keys" => "keyspace",
+        "string" => "string",
+        "bitmap" => "bitmap",
+        "list" => "list",
+        "set" => "set",
+        "sorted_set" | "sorted-set" | "zset" => "sortedset",
+        "hash" => "hash",
+        "pubsub" => "pubsub",
+        "transactions" | "tx" => "transaction",
+        "connection" => "connection",
+        "scripting" => "scripting",
+        "hyperloglog" => "hyperloglog",
+        "geo" => "geo",
+        "stream" => "stream",
+        _ => return None,
+    })
+}
+
+/// Redis's documentation group name.
+fn doc_group(group: &str) -> &str {
+    match group {
+        "keys" => "generic",
+        "sorted_set" | "zset" => "sorted-set",
+        "tx" => "transactions",
+        g => g,
+    }
+}
+
+/// ACL categories: the command's group, then those implied by its flags (Redis's
+/// `setImplicitACLCategories`), printed in Redis's order.
+fn categories(name: &str, group: Option<&str>, flags: u32) -> Vec<&'static str> {
+    let mut cats: Vec<&str> = Vec::new();
+    if let Some(g) = group.and_then(group_category) {
+        cats.push(g);
+    }
+    if flags & WRITE != 0 {
+        cats.push("write");
+    }
+    if flags & READONLY != 0 && !cats.contains(&"scripting") {
+        cats.push("read");
+    }
+    if flags & ADMIN != 0 {
+        cats.push("admin");
+        cats.push("dangerous");
+    }
+    if DANGEROUS.contains(&name) {
+        cats.push("dangerous");
+    }
+    if flags & PUBSUB != 0 {
+        cats.push("pubsub");
+    }
+    if flags & FAST != 0 {
+        cats.push("fast");
+    }
+    if flags & BLOCKING != 0 {
+        cats.push("blocking");
+    }
+    if !cats.contains(&"fast") {
+        cats.push("slow");
+    }
+    CATEGORIES
+        .iter()
+        .copied()
+        .filter(|c| cats.contains(c))
+        .collect()
+}
+
+fn flag_set(flags: u32, movable: bool) -> Reply {
+    let mut v: Vec<Reply> = FLAG_NAMES
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .map(|(_, n)| Reply::Status(n))
+        .collect();
+    if movable {
+        v.push(Reply::Status("movablekeys"));
+    }
+    if flags & ALLOW_BUSY != 0 {
+        v.push(Reply::Status("allow_busy"));
+    }
+    Reply::Set(v)
+}
+
+fn cat_set(cats: &[&'static str]) -> Reply {
+    Reply::Set(
+        cats.iter()
+            .map(|c| Reply::StatusOwned(format!("@{c}")))
+            .collect(),
+    )
+}
+
+fn kv(k: &str, v: Reply) -> (Reply, Reply) {
+    (Reply::bulk_str(k), v)
+}
+
+/// Key specs (Redis 7 `key_specs`) derived from the table's key positions.
+fn key_specs(c: &CommandSpec) -> Reply {
+    let access = if c.is_write() {
+        vec![Reply::Status("RW"), Reply::Status("update")]
+    } else {
+        vec![Reply::Status("RO"), Reply::Status("access")]
+    };
+    let (begin, find) = match c.keys {
+        KeySpec::None => return Reply::Array(vec![]),
+        KeySpec::Range(first, _, _) if first <= 0 => return Reply::Array(vec![]),
+        KeySpec::Range(first, last, step) => (
+            first as i64,
+            Reply::Map(vec![
+                kv("type", Reply::bulk_str("range")),
+                kv(
+                    "spec",
+                    Reply::Map(vec![
+                        kv(
+                            "lastkey",
+                            Reply::Int(if last < 0 {
+                                last as i64
+                            } else {
+                                (last - first) as i64
+                            }),
+                        ),
+                        kv("keystep", Reply::Int(step as i64)),
+                        kv("limit", Reply::Int(0)),
+                    ]),
+                ),
+            ]),
+        ),
+        KeySpec::NumKeys {
+            numkeys_idx,
+            first,
+            step,
+        } => (
+            numkeys_idx as i64,
+            Reply::Map(vec![
+                kv("type", Reply::bulk_str("keynum")),
+                kv(
+                    "spec",
+                    Reply::Map(vec![
+                        kv("keynumidx", Reply::Int(0)),
+                        kv("firstkey", Reply::Int(first as i64 - numkeys_idx as i64)),
+                        kv("keystep", Reply::Int(step as i64)),
+                    ]),
+                ),
+            ]),
+        ),
+    };
+    Reply::Array(vec![Reply::Map(vec![
+        kv("flags", Reply::Set(access)),
+        kv(
+            "begin_search",
+            Reply::Map(vec![
+                kv("type", Reply::bulk_str("index")),
+                kv("spec", Reply::Map(vec![kv("index", Reply::Int(begin))])),
+            ]),
+        ),
+        kv("find_keys", find),
+    ])])
+}
+
+/// One COMMAND INFO entry: name, arity, flags, first key, last key, step, ACL categories, tips,
+/// key specs, subcommands.
+fn info_entry(c: &CommandSpec) -> Reply {
+    let subs: Vec<Reply> = subcommands(c)
+        .iter()
+        .map(|s| sub_info_entry(c, *s))
+        .collect();
+    if is_container(c) {
+        return Reply::Array(vec![
+            Reply::bulk_str(c.name),
+            Reply::Int(c.arity as i64),
+            Reply::Set(vec![]),
+            Reply::Int(0),
+            Reply::Int(0),
+            Reply::Int(0),
+            cat_set(&["slow"]),
+            Reply::Array(vec![]),
+            Reply::Array(vec![]),
+            Reply::Array(subs),
+        ]);
+    }
+    let (movable, first, last, step) = match c.keys {
+        KeySpec::None => (false, 0, 0, 0),
+        KeySpec::Range(f, l, s) if f > 0 => (false, f, l, s),
+        KeySpec::Range(..) => (false, 0, 0, 0),
+        KeySpec::NumKeys { .. } => (true, 0, 0, 0),
+    };
+    Reply::Array(vec![
+        Reply::bulk_str(c.name),
+        Reply::Int(c.arity as i64),
+        flag_set(c.flags, movable),
+        Reply::Int(first as i64),
+        Reply::Int(last as i64),
+        Reply::Int(step as i64),
+        cat_set(&categories(c.name, Some(c.group), c.flags)),
+        Reply::Array(vec![]),
+        key_specs(c),
+        Reply::Array(subs),
+    ])
+}
+
+fn sub_info_entry(parent: &CommandSpec, s: Sub) -> Reply {
+    let full = format!("{}|{}", parent.name, s.0);
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from(full.clone())),
+        Reply::Int(s.1 as i64),
+        flag_set(s.2, false),
+        Reply::Int(0),
+        Reply::Int(0),
+        Reply::Int(0),
+        cat_set(&categories(&full, None, s.2)),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+fn doc_map(summary: &str, since: &str, group: &str, subs: Option<Reply>) -> Reply {
+    let mut m = vec![
+        kv("summary", Reply::bulk_str(summary)),
+        kv("since", Reply::bulk_str(since)),
+        kv("group", Reply::bulk_str(group)),
+    ];
+    if let Some(s) = subs {
+        m.push(kv("subcommands", s));
+    }
+    Reply::Map(m)
+}
+
+fn docs_entry(c: &CommandSpec) -> Reply {
+    let subs = subcommands(c);
+    let group = doc_group(c.group);
+    let sub_docs = (!subs.is_empty()).then(|| {
+        Reply::Map(
+            subs.iter()
+                .map(|s| {
+                    (
+                        Reply::Bulk(Bytes::from(format!("{}|{}", c.name, s.0))),
+                        doc_map("", c.since, group, None),
+                    )
+                })
+                .collect(),
+        )
+    });
+    doc_map(c.summary, c.since, group, sub_docs)
+}
+
+fn command_docs(args: &[Bytes]) -> Reply {
+    let mut out = Vec::new();
+    if args.len() == 2 {
+        for c in &table().all {
+            out.push((Reply::bulk_str(c.name), docs_entry(c)));
+        }
+    } else {
+        for n in &args[2..] {
+            if let Some(c) = table().get(n) {
+                out.push((Reply::bulk_str(c.name), docs_entry(c)));
+            }
+        }
+    }
+    Reply::Map(out)
+}
+
+/// Every command name followed by its subcommands' full names.
+fn all_names() -> Vec<(String, &'static CommandSpec, Option<Sub>)> {
+    let mut v = Vec::new();
+    for c in &table().all {
+        v.push((c.name.to_string(), *c, None));
+        for s in subcommands(c) {
+            v.push((format!("{}|{}", c.name, s.0), *c, Some(*s)));
+        }
+    }
+    v
+}
+
+fn command_list(args: &[Bytes]) -> Reply {
+    let names = all_names();
+    let keep: Box<dyn Fn(&(String, &'static CommandSpec, Option<Sub>)) -> bool> = match args.len() {
+        2 => Box::new(|_| true),
+        5 if args[2].eq_ignore_ascii_case(b"filterby") => {
+            let what = args[3].to_ascii_lowercase();
+            let val = args[4].clone();
+            match &what[..] {
+                b"module" => Box::new(|_| false),
+                b"aclcat" => {
+                    let cat = String::from_utf8_lossy(&val).to_ascii_lowercase();
+                    Box::new(move |(name, c, s)| {
+                        let cats = match s {
+                            Some(s) => categories(name, None, s.2),
+                            None if is_container(c) => vec!["slow"],
+                            None => categories(name, Some(c.group), c.flags),
+                        };
+                        cats.iter().any(|x| *x == cat)
+                    })
+                }
+                b"pattern" => Box::new(move |(name, _, _)| glob_match(&val, name.as_bytes(), true)),
+                _ => return Reply::err(err::SYNTAX),
+            }
+        }
+        _ => return Reply::err(err::SYNTAX),
+    };
+    Reply::Array(
+        names
+            .iter()
+            .filter(|n| keep(n))
+            .map(|(n, _, _)| Reply::Bulk(Bytes::from(n.clone())))
+            .collect(),
+    )
+}
+
+fn getkeys(args: &[Bytes], with_flags: bool) -> Reply {
+    let argv = &args[2..];
+    let Some(c) = table().get(&argv[0]) else {
+        return Reply::err("ERR Invalid command specified");
+    };
+    if matches!(c.keys, KeySpec::None) || matches!(c.keys, KeySpec::Range(f, _, _) if f <= 0) {
+        return Reply::err("ERR The command has no key arguments");
+    }
+    let n = argv.len() as i32;
+    if (c.arity > 0 && n != c.arity) || n < -c.arity {
+        return Reply::err("ERR Invalid number of arguments specified for command");
+    }
+    if let KeySpec::NumKeys {
+        numkeys_idx,
+        first,
+        step,
+    } = c.keys
+    {
+        let numkeys = argv
+            .get(numkeys_idx)
+            .and_then(|a| crate::util::parse_i64(a))
+            .filter(|&k| k >= 0);
+        let fits =
+            numkeys.is_some_and(|k| k == 0 || first + (k as usize - 1) * step.max(1) < argv.len());
+        if !fits {
+            return Reply::err("ERR Invalid arguments specified for command");
+        }
+    }
+    let pos = c.key_positions(argv);
+    if pos.is_empty() {
+        return Reply::err("ERR Invalid arguments specified for command");
+    }
+    Reply::Array(
+        pos.into_iter()
+            .map(|p| {
+                let k = Reply::Bulk(argv[p].clone());
+                if with_flags {
+                    let f = if c.is_write() {
+                        vec![Reply::Status("RW"), Reply::Status("update")]
+                    } else {
+                        vec![Reply::Status("RO"), Reply::Status("access")]
+                    };
+                    Reply::Array(vec![k, Reply::Set(f)])
+                } else {
+                    k
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_follow_redis_order_and_rules() {
+        assert_eq!(
+            categories("get", Some("string"), READONLY | FAST),
+            vec!["read", "string", "fast"]
+        );
+        assert_eq!(
+            categories("config|get", None, ADMIN | NOSCRIPT | LOADING | STALE),
+            vec!["admin", "slow", "dangerous"]
+        );
+        assert_eq!(
+            categories("flushdb", Some("server"), WRITE),
+            vec!["write", "slow", "dangerous"]
+        );
+    }
+
+    #[test]
+    fn every_command_has_a_well_formed_entry() {
+        for c in &table().all {
+            let Reply::Array(v) = info_entry(c) else {
+                panic!("{} entry is not an array", c.name)
+            };
+            assert_eq!(v.len(), 10, "{}", c.name);
+            assert_eq!(v[0], Reply::bulk_str(c.name));
+        }
+        assert!(matches!(
+            lookup(b"CONFIG|GET"),
+            Some(Found::Sub(_, ("get", -3, _)))
+        ));
+        assert!(lookup(b"config|nosuch").is_none());
+    }
+}

@@ -1,0 +1,224 @@
+//! CONFIG GET/SET/RESETSTAT/REWRITE/HELP over `crate::config::Config`.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{help_reply, sub_lookup, Sub};
+use crate::cmd::err;
+use crate::cmd::flags::*;
+use crate::ctx::{notify, Ctx};
+use crate::exec::Stats;
+use crate::resp::{Reply, OK};
+
+pub(super) const SUBS: &[Sub] = &[
+    ("get", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("set", -4, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("help", 2, LOADING | STALE),
+];
+
+/// Options CONFIG SET refuses unless `enable-protected-configs` (Redis 7.0's PROTECTED_CONFIG).
+const PROTECTED: &[&str] = &["dir", "dbfilename"];
+
+/// Redis's `hz` bounds: values outside are clamped, not refused.
+const HZ_MIN: i64 = 1;
+const HZ_MAX: i64 = 500;
+
+const HELP: &[&str] = &[
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+];
+
+pub(super) fn config(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let sub = match sub_lookup("config", SUBS, args) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    match sub {
+        "get" => config_get(ctx, &args[2..]),
+        "set" => config_set(ctx, args),
+        "resetstat" => {
+            reset_stats(ctx);
+            OK
+        }
+        "rewrite" => config_rewrite(ctx),
+        _ => help_reply("config", HELP),
+    }
+}
+
+fn has_glob(p: &[u8]) -> bool {
+    p.iter().any(|&c| c == b'*' || c == b'?' || c == b'[')
+}
+
+/// The value CONFIG GET shows for `name` (live values where the server keeps its own copy).
+fn shown_value(ctx: &Ctx, name: &str, stored: String) -> String {
+    match name {
+        "notify-keyspace-events" => notify::format(ctx.srv.notify_flags),
+        _ => stored,
+    }
+}
+
+fn config_get(ctx: &mut Ctx, patterns: &[Bytes]) -> Reply {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
+    for p in patterns {
+        if !has_glob(p) {
+            // An exact name is answered under the name as the client wrote it.
+            let Ok(name) = std::str::from_utf8(p) else {
+                continue;
+            };
+            let Some(spec) = crate::config::find(name) else {
+                continue;
+            };
+            if !seen.insert(name.to_ascii_lowercase()) {
+                continue;
+            }
+            let stored = ctx
+                .srv
+                .cfg
+                .matching(spec.name.as_bytes())
+                .into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            let v = shown_value(ctx, spec.name, stored);
+            out.push((Reply::bulk_str(name), Reply::Bulk(Bytes::from(v))));
+            continue;
+        }
+        for (name, stored) in ctx.srv.cfg.matching(p) {
+            if !seen.insert(name.to_string()) {
+                continue;
+            }
+            let v = shown_value(ctx, name, stored);
+            out.push((Reply::bulk_str(name), Reply::Bulk(Bytes::from(v))));
+        }
+    }
+    Reply::Map(out)
+}
+
+fn set_failed(arg: &str, why: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR CONFIG SET failed (possibly related to argument '{arg}') - {why}"
+    ))
+}
+
+/// CONFIG SET name value [name value ...]: all or nothing, with Redis 7.0's checks in its order
+/// (unknown names, immutable/protected, duplicates first; then values).
+fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args.len() % 2 == 1 {
+        return Reply::err(err::SYNTAX);
+    }
+    let pairs: Vec<(String, String)> = args[2..]
+        .chunks(2)
+        .map(|p| {
+            (
+                String::from_utf8_lossy(&p[0]).into_owned(),
+                String::from_utf8_lossy(&p[1]).into_owned(),
+            )
+        })
+        .collect();
+    // Phase 1: names.
+    let mut specs: Vec<&'static crate::config::OptionSpec> = Vec::new();
+    let mut first_error: Option<Reply> = None;
+    for (name, _) in &pairs {
+        let Some(spec) = crate::config::find(name) else {
+            if first_error.is_none() {
+                first_error = Some(Reply::Error(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                )));
+            }
+            continue;
+        };
+        if first_error.is_some() {
+            continue;
+        }
+        if !spec.mutable {
+            first_error = Some(set_failed(name, "can't set immutable config"));
+            continue;
+        }
+        if PROTECTED.contains(&spec.name) {
+            first_error = Some(set_failed(name, "can't set protected config"));
+            continue;
+        }
+        if specs.iter().any(|s| s.name == spec.name) {
+            first_error = Some(set_failed(name, "duplicate parameter"));
+            continue;
+        }
+        specs.push(spec);
+    }
+    if let Some(e) = first_error {
+        return e;
+    }
+    // Phase 2: values, on a copy so that a failure changes nothing.
+    let mut cfg = ctx.srv.cfg.clone();
+    let mut notify_flags = None;
+    for (spec, (_, value)) in specs.iter().zip(&pairs) {
+        let mut value = value.clone();
+        match spec.name {
+            "notify-keyspace-events" => match notify::parse(&value) {
+                Some(f) => {
+                    notify_flags = Some(f);
+                    value = notify::format(f);
+                }
+                None => {
+                    return set_failed(
+                        spec.name,
+                        "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+                    )
+                }
+            },
+            "hz" => {
+                if let Ok(v) = value.parse::<i64>() {
+                    if v < 0 || v > i32::MAX as i64 {
+                        return set_failed(
+                            spec.name,
+                            "argument must be between 0 and 2147483647 inclusive",
+                        );
+                    }
+                    value = v.clamp(HZ_MIN, HZ_MAX).to_string();
+                }
+            }
+            _ => {}
+        }
+        if let Err(e) = cfg.set(spec.name, &value) {
+            return Reply::Error(format!("ERR {e}"));
+        }
+    }
+    ctx.srv.cfg = cfg;
+    // Runtime effects.
+    if let Some(f) = notify_flags {
+        ctx.srv.notify_flags = f;
+    }
+    if specs.iter().any(|s| s.name == "hz") {
+        ctx.srv.hz = ctx.srv.cfg.get_i64("hz").clamp(HZ_MIN, HZ_MAX) as u64;
+    }
+    OK
+}
+
+/// CONFIG RESETSTAT: the counters INFO stats/commandstats/errorstats report.
+fn reset_stats(ctx: &mut Ctx) {
+    ctx.srv.stats = Stats::default();
+    if let Some((i, o)) = &ctx.srv.net_bytes {
+        i.store(0, Ordering::Relaxed);
+        o.store(0, Ordering::Relaxed);
+    }
+}
+
+fn config_rewrite(ctx: &mut Ctx) -> Reply {
+    if ctx.srv.cfg.file.is_none() {
+        return Reply::err("ERR The server is running without a config file");
+    }
+    match ctx.srv.cfg.rewrite() {
+        Ok(()) => OK,
+        Err(e) => Reply::Error(format!("ERR Rewriting config file: {e}")),
+    }
+}

@@ -1,0 +1,363 @@
+//! SLOWLOG, MEMORY, LATENCY, MONITOR, LASTSAVE, ROLE, WAIT, DEBUG.
+
+use bytes::Bytes;
+
+use super::{help_reply, sub_lookup, sub_syntax_error, Sub};
+use crate::cmd::err;
+use crate::cmd::flags::*;
+use crate::ctx::Ctx;
+use crate::resp::{Reply, OK};
+
+/// Bytes MEMORY USAGE adds to key and value sizes: the hash-table entry, the object header and
+/// the string headers.
+pub(super) const OBJECT_OVERHEAD_BYTES: usize = 56;
+
+/// SLOWLOG GET without a count.
+const SLOWLOG_GET_DEFAULT: usize = 10;
+
+/// MEMORY DOCTOR calls an instance this small "empty", as Redis does.
+const DOCTOR_EMPTY_BYTES_MAX: u64 = 5 * 1024 * 1024;
+
+pub(super) const SLOWLOG_SUBS: &[Sub] = &[
+    ("get", -2, ADMIN | LOADING | STALE),
+    ("len", 2, ADMIN | LOADING | STALE),
+    ("reset", 2, ADMIN | LOADING | STALE),
+    ("help", 2, LOADING | STALE),
+];
+
+pub(super) const MEMORY_SUBS: &[Sub] = &[
+    ("doctor", 2, 0),
+    ("malloc-stats", 2, 0),
+    ("purge", 2, 0),
+    ("stats", 2, 0),
+    ("usage", -3, READONLY),
+    ("help", 2, LOADING | STALE),
+];
+
+pub(super) const LATENCY_SUBS: &[Sub] = &[
+    ("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("history", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE),
+    ("help", 2, LOADING | STALE),
+];
+
+const SLOWLOG_HELP: &[&str] = &[
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+];
+
+const MEMORY_HELP: &[&str] = &[
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+];
+
+const LATENCY_HELP: &[&str] = &[
+    "DOCTOR",
+    "    Return a human readable latency analysis report.",
+    "GRAPH <event>",
+    "    Return an ASCII latency graph for the <event> class.",
+    "HISTORY <event>",
+    "    Return time-latency samples for the <event> class.",
+    "LATEST",
+    "    Return the latest latency samples for all events.",
+    "RESET [<event> ...]",
+    "    Reset latency data of one or more <event> classes.",
+    "    (default: reset all data for all event classes)",
+    "HISTOGRAM [COMMAND ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+    "    If no commands are specified then all histograms are replied.",
+];
+
+const DEBUG_HELP: &[&str] = &[
+    "JMAP",
+    "    No-op (accepted for compatibility).",
+    "OBJECT <key>",
+    "    Show low level info about `key` and associated value.",
+    "QUICKLIST-PACKED-THRESHOLD <size>",
+    "    Accepted for compatibility; has no effect.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Accepted for compatibility; active expiry stays on.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+];
+
+pub(super) fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let sub = match sub_lookup("slowlog", SLOWLOG_SUBS, args) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    match sub {
+        "get" => {
+            if args.len() > 3 {
+                return sub_syntax_error("slowlog", &args[1]);
+            }
+            let count = match args.get(2) {
+                None => SLOWLOG_GET_DEFAULT,
+                Some(a) => match crate::util::parse_i64(a) {
+                    Some(-1) => usize::MAX,
+                    Some(n) if n >= 0 => n as usize,
+                    _ => return Reply::err("ERR count should be greater than or equal to -1"),
+                },
+            };
+            Reply::Array(
+                ctx.srv
+                    .slowlog
+                    .iter()
+                    .take(count)
+                    .map(|e| {
+                        Reply::Array(vec![
+                            Reply::Int(e.id as i64),
+                            Reply::Int(e.time_s),
+                            Reply::Int(e.duration_us as i64),
+                            Reply::Array(e.argv.iter().cloned().map(Reply::Bulk).collect()),
+                            Reply::bulk_str(&e.addr),
+                            Reply::Bulk(e.name.clone()),
+                        ])
+                    })
+                    .collect(),
+            )
+        }
+        "len" => Reply::Int(ctx.srv.slowlog.len() as i64),
+        "reset" => {
+            ctx.srv.slowlog.clear();
+            OK
+        }
+        _ => help_reply("slowlog", SLOWLOG_HELP),
+    }
+}
+
+pub(super) fn memory(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let sub = match sub_lookup("memory", MEMORY_SUBS, args) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    match sub {
+        "usage" => memory_usage(ctx, args),
+        "doctor" => {
+            let text = if super::info::dataset_bytes(ctx.srv) < DOCTOR_EMPTY_BYTES_MAX {
+                "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n"
+            } else {
+                "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n"
+            };
+            Reply::Verbatim(Bytes::from_static(text.as_bytes()))
+        }
+        "malloc-stats" => Reply::Verbatim(Bytes::from_static(
+            b"Stats not supported for the current allocator",
+        )),
+        "purge" => OK,
+        "stats" => memory_stats(ctx),
+        _ => help_reply("memory", MEMORY_HELP),
+    }
+}
+
+fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let mut j = 3;
+    while j < args.len() {
+        if args[j].eq_ignore_ascii_case(b"samples") && j + 1 < args.len() {
+            match crate::util::parse_i64(&args[j + 1]) {
+                None => return Reply::err(err::NOT_INT),
+                Some(n) if n < 0 => return Reply::err(err::SYNTAX),
+                Some(_) => {}
+            }
+            j += 2;
+        } else {
+            return Reply::err(err::SYNTAX);
+        }
+    }
+    let key = &args[2];
+    ctx.expire_if_needed(key);
+    let db = ctx.client.db;
+    match ctx.srv.dbs[db].keys.get(&key[..]) {
+        None => Reply::Nil,
+        Some(o) => Reply::Int((key.len() + o.value.mem_usage() + OBJECT_OVERHEAD_BYTES) as i64),
+    }
+}
+
+fn memory_stats(ctx: &mut Ctx) -> Reply {
+    let srv = &*ctx.srv;
+    let rss = super::info::rss_bytes();
+    let dataset = super::info::dataset_bytes(srv);
+    let keys: usize = srv.dbs.iter().map(|d| d.len()).sum();
+    let overhead = rss.saturating_sub(dataset);
+    let int = |k: &str, v: u64| (Reply::bulk_str(k), Reply::Int(v as i64));
+    let dbl = |k: &str, v: f64| (Reply::bulk_str(k), Reply::Double(v));
+    let mut m = vec![
+        int("peak.allocated", rss),
+        int("total.allocated", rss),
+        int("startup.allocated", 0),
+        int("replication.backlog", 0),
+        int("clients.slaves", 0),
+        int(
+            "clients.normal",
+            srv.clients
+                .values()
+                .map(|c| c.shared.out_bytes() as u64)
+                .sum(),
+        ),
+        int("cluster.links", 0),
+        int("aof.buffer", 0),
+        int("lua.caches", 0),
+        int("functions.caches", 0),
+    ];
+    for (i, d) in srv.dbs.iter().enumerate() {
+        if d.is_empty() {
+            continue;
+        }
+        m.push((
+            Reply::Bulk(Bytes::from(format!("db.{i}"))),
+            Reply::Map(vec![
+                int(
+                    "overhead.hashtable.main",
+                    (d.len() * OBJECT_OVERHEAD_BYTES) as u64,
+                ),
+                int("overhead.hashtable.expires", (d.expires.len() * 16) as u64),
+            ]),
+        ));
+    }
+    m.extend([
+        int("overhead.total", overhead),
+        int("keys.count", keys as u64),
+        int(
+            "keys.bytes-per-key",
+            if keys == 0 { 0 } else { rss / keys as u64 },
+        ),
+        int("dataset.bytes", dataset),
+        dbl(
+            "dataset.percentage",
+            dataset as f64 * 100.0 / rss.max(1) as f64,
+        ),
+        dbl("peak.percentage", 100.0),
+        int("allocator.allocated", rss),
+        int("allocator.active", rss),
+        int("allocator.resident", rss),
+        dbl("allocator-fragmentation.ratio", 1.0),
+        int("allocator-fragmentation.bytes", 0),
+        dbl("allocator.rss-ratio", 1.0),
+        int("allocator.rss-bytes", 0),
+        dbl("rss-overhead.ratio", 1.0),
+        int("rss-overhead.bytes", 0),
+        dbl("fragmentation", 1.0),
+        int("fragmentation.bytes", 0),
+    ]);
+    Reply::Map(m)
+}
+
+pub(super) fn latency(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let sub = match sub_lookup("latency", LATENCY_SUBS, args) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    match sub {
+        "latest" | "history" => Reply::Array(vec![]),
+        "reset" => Reply::Int(0),
+        "histogram" => Reply::Map(vec![]),
+        "graph" => Reply::Error(format!(
+            "ERR No samples available for event '{}'",
+            String::from_utf8_lossy(&args[2])
+        )),
+        "doctor" => Reply::Verbatim(Bytes::from_static(
+            b"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n",
+        )),
+        _ => help_reply("latency", LATENCY_HELP),
+    }
+}
+
+/// MONITOR: from now on the client receives every command the server runs.
+pub(super) fn monitor(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    if ctx.in_exec {
+        return Reply::err("ERR MONITOR isn't allowed for DENY BLOCKING client");
+    }
+    if ctx.client.monitor {
+        // Already monitoring: Redis answers nothing.
+        return Reply::Raw(Bytes::new());
+    }
+    ctx.client.monitor = true;
+    let id = ctx.client.id;
+    if !ctx.srv.monitors.contains(&id) {
+        ctx.srv.monitors.push(id);
+    }
+    OK
+}
+
+pub(super) fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    Reply::Int(ctx.srv.lastsave_s)
+}
+
+pub(super) fn role(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    Reply::Array(vec![
+        Reply::bulk_str("master"),
+        Reply::Int(0),
+        Reply::Array(vec![]),
+    ])
+}
+
+/// WAIT numreplicas timeout: there are no replicas, so 0 replicas acknowledged, at once.
+/// (Redis would block until the timeout when numreplicas > 0; every write here is already
+/// durable in the log before its reply is released.)
+pub(super) fn wait(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if crate::util::parse_i64(&args[1]).is_none() {
+        return Reply::err(err::NOT_INT);
+    }
+    if let Err(e) = super::client::parse_timeout_ms(&args[2]) {
+        return e;
+    }
+    Reply::Int(0)
+}
+
+pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let sub = args[1].to_ascii_lowercase();
+    match &sub[..] {
+        b"help" if args.len() == 2 => help_reply("debug", DEBUG_HELP),
+        b"sleep" if args.len() == 3 => {
+            let secs = crate::util::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
+            std::thread::sleep(std::time::Duration::from_micros((secs * 1e6) as u64));
+            OK
+        }
+        b"object" if args.len() == 3 => debug_object(ctx, &args[2]),
+        b"set-active-expire" if args.len() == 3 => OK,
+        b"quicklist-packed-threshold" if args.len() == 3 => OK,
+        b"jmap" => OK,
+        _ => Reply::Error(format!(
+            "ERR unknown subcommand '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
+    }
+}
+
+fn debug_object(ctx: &mut Ctx, key: &[u8]) -> Reply {
+    ctx.expire_if_needed(key);
+    let db = ctx.client.db;
+    let lru_clock = ctx.srv.lru_clock;
+    let Some(o) = ctx.srv.dbs[db].keys.get(key) else {
+        return Reply::err(err::NO_KEY);
+    };
+    let addr = o as *const _ as usize;
+    let idle = lru_clock.wrapping_sub(o.lru()) & 0xFF_FFFF;
+    Reply::StatusOwned(format!(
+        "Value at:{:#x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+        addr,
+        o.value.encoding(),
+        o.value.mem_usage(),
+        o.lru(),
+        idle
+    ))
+}
