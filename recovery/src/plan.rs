@@ -4,6 +4,7 @@
 //! |-----------------------------------------------|---------------------------------------------|
 //! | no AOF directory                              | empty, source `None` (writer creates all)   |
 //! | directory, no manifest, no AOF-named files    | empty, source `None`                        |
+//! | directory, no manifest, only empty AOF files  | empty, source `None` (interrupted 1st open) |
 //! | directory, no manifest, AOF-named files       | error (server) / inferred by name (tool)    |
 //! | manifest fails to parse                       | error with Redis's wording                  |
 //! | manifest lists a missing base/incr file       | error (Redis: fatal)                        |
@@ -130,7 +131,13 @@ pub fn plan(obs: &Observations, infer_without_manifest: bool) -> Result<Plan, Re
                 .iter()
                 .filter_map(|n| parse_name(&obs.filename, n).map(|(s, b)| (s, b, n)))
                 .collect();
-            if named.is_empty() {
+            // Only empty AOF files and no manifest: a first start that crashed before its
+            // manifest became durable (the writer writes data only after that). Nothing to
+            // lose; the writer picks seqs above these names.
+            let all_empty = named
+                .iter()
+                .all(|(_, _, n)| obs.lens_without_manifest.get(*n) == Some(&0));
+            if named.is_empty() || all_empty {
                 return Ok(plan);
             }
             if !infer_without_manifest {
@@ -219,6 +226,7 @@ mod tests {
             dir_exists: true,
             files: files.iter().map(|s| s.to_string()).collect(),
             manifest_bytes: manifest.map(|m| m.as_bytes().to_vec()),
+            lens_without_manifest: files.iter().map(|s| (s.to_string(), 1)).collect(),
         }
     }
 

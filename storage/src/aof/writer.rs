@@ -334,6 +334,10 @@ fn add_incr_file(
     let path = opts.dir.join(&name);
     // O_TRUNC: a file of this name not in the manifest is garbage from a crash mid-rotation.
     let file = vfs.create(&path).map_err(AofError::io("create", &path))?;
+    // IMPORTANT: fsync the directory so the new file's entry is durable before a manifest that
+    // names it can be (POSIX does not order a create before a later rename in the same dir).
+    vfs.sync_dir(&opts.dir)
+        .map_err(AofError::io("fsync directory", &opts.dir))?;
     let mut next = manifest.clone();
     next.incr.push(ManifestEntry {
         name: name.clone(),
@@ -341,7 +345,6 @@ fn add_incr_file(
         kind: FileType::Incr,
     });
     let mname = manifest_name(&opts.filename);
-    // The manifest's directory fsync also makes the new incr file's entry durable.
     write_file_atomic(vfs, &opts.dir, &mname, &next.format())
         .map_err(AofError::io("write manifest", opts.dir.join(&mname)))?;
     Ok((
