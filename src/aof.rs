@@ -1,9 +1,565 @@
-//! The log writer and recovery at start (bridges `strongbox-storage`/`strongbox-recovery` to the
-//! execution thread).
+//! Persistence for the server: recovery at start, the log writer as the execution thread's log
+//! sink, snapshots (SAVE/BGSAVE), compaction (BGREWRITEAOF, automatic rewrite) and INFO
+//! persistence. The file formats and the crash argument are in docs/design.md.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use strongbox_recovery::{self as recovery, Sink};
+use strongbox_storage::aof::writer::{AofOptions, FsyncPolicy, LogWriter, Progress, ResumePoint};
+use strongbox_storage::aof::{base_file_name, manifest_name, FileType, Manifest, ManifestEntry};
+use strongbox_storage::fs::{DirLock, RealFs, Vfs};
+
+use crate::client::Client;
+use crate::compaction::{self, Purpose, Snapshot};
+use crate::durability::{Gate, LogSink};
 use crate::exec::Server;
+use crate::persist::Persistence;
 
-/// Load the data set and attach the log writer.
-pub fn open(_srv: &mut Server) -> Result<(), String> {
+/// The storage log writer as the execution thread's sink.
+pub struct AofSink {
+    pub writer: LogWriter,
+}
+
+impl LogSink for AofSink {
+    fn submit(&mut self, bytes: &[u8], db_at_start: u32) -> u64 {
+        self.writer.submit(bytes, db_at_start)
+    }
+    fn shutdown(self: Box<Self>) -> Result<(), String> {
+        self.writer.shutdown().map_err(|e| e.to_string())
+    }
+    fn failure(&self) -> Option<String> {
+        self.writer.progress().failed
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn policy(cfg: &crate::config::Config) -> FsyncPolicy {
+    match cfg.get("appendfsync") {
+        "always" => FsyncPolicy::Always,
+        "no" => FsyncPolicy::No,
+        _ => FsyncPolicy::EverySec,
+    }
+}
+
+/// Replays recovered commands and RDB images into the server as a loading client.
+struct ReplaySink<'a> {
+    srv: &'a mut Server,
+    client: Client,
+    rdb_keys: u64,
+}
+
+impl Sink for ReplaySink<'_> {
+    fn command(&mut self, argv: Vec<Bytes>) -> Result<(), String> {
+        crate::exec::replay_command(self.srv, &mut self.client, &argv)
+    }
+    fn load_rdb(&mut self, _path: &Path, bytes: &[u8]) -> Result<u64, String> {
+        let (stats, consumed) = crate::snapshot::load_rdb_counted(self.srv, bytes, true)?;
+        self.rdb_keys += stats.keys;
+        Ok(consumed)
+    }
+}
+
+fn loading_client() -> Client {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    Client::new(
+        0,
+        tx,
+        Arc::new(crate::client::ConnShared::default()),
+        "loading".into(),
+        String::new(),
+        0,
+        false,
+    )
+}
+
+/// What the persistence layer remembers between timer ticks.
+pub struct Persist {
+    _lock: Box<dyn DirLock>,
+    dir: PathBuf,
+    aof_dir: PathBuf,
+    filename: String,
+    /// Dirty counter at the start of the running BGSAVE.
+    bgsave_dirty_at_start: u64,
+    rewrite_scheduled: bool,
+    bgsave_scheduled: bool,
+    last_bgsave_ok: bool,
+    last_rewrite_ok: bool,
+    last_bgsave_secs: i64,
+    last_rewrite_secs: i64,
+    rdb_saves: u64,
+    aof_rewrites: u64,
+    /// aof_current_size right after the last rewrite (or start), for auto-aof-rewrite-percentage.
+    rewrite_base_size: u64,
+    pub loaded_keys: u64,
+    pub load_secs: f64,
+    last_snapshot_extra: String,
+}
+
+impl Persist {
+    fn writer<'a>(&self, srv: &'a Server) -> Option<&'a LogWriter> {
+        srv.log
+            .sink()
+            .and_then(|s| s.as_any().downcast_ref::<AofSink>())
+            .map(|s| &s.writer)
+    }
+
+    /// BGREWRITEAOF: rotate the log and start the snapshot that becomes the new base.
+    pub fn start_rewrite(&mut self, srv: &mut Server) -> Result<(), String> {
+        if srv.snapshot.is_some() {
+            self.rewrite_scheduled = true;
+            return Ok(());
+        }
+        srv.log.submit();
+        let Some(writer) = self.writer(srv) else {
+            return Err("AOF is disabled".into());
+        };
+        let ticket = writer.rotate_for_rewrite().map_err(|e| e.to_string())?;
+        let base_name = base_file_name(&self.filename, ticket.base_seq, true);
+        let temp = self
+            .aof_dir
+            .join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
+        let opts = crate::snapshot::writer_options(srv, true);
+        Snapshot::start(
+            srv,
+            Purpose::AofBase {
+                ticket,
+                base_name,
+                aof_dir: self.aof_dir.clone(),
+            },
+            temp,
+            opts,
+        )?;
+        self.rewrite_scheduled = false;
+        tracing::info!("Background append only file rewriting started");
+        Ok(())
+    }
+
+    /// BGSAVE.
+    pub fn start_bgsave(&mut self, srv: &mut Server) -> Result<(), String> {
+        let final_path = self.dir.join(srv.cfg.get("dbfilename"));
+        let temp = self.dir.join(format!("temp-{}.rdb", std::process::id()));
+        let opts = crate::snapshot::writer_options(srv, false);
+        Snapshot::start(srv, Purpose::Dump { final_path }, temp, opts)?;
+        self.bgsave_dirty_at_start = srv.dirty;
+        self.bgsave_scheduled = false;
+        tracing::info!("Background saving started");
+        Ok(())
+    }
+
+    pub fn schedule_bgsave(&mut self) {
+        self.bgsave_scheduled = true;
+    }
+
+    pub fn schedule_rewrite(&mut self) {
+        self.rewrite_scheduled = true;
+    }
+
+    pub fn rewrite_scheduled(&self) -> bool {
+        self.rewrite_scheduled
+    }
+}
+
+/// Rename a complete, fsynced file into place and make the rename durable.
+fn install_file(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::rename(from, to)
+        .map_err(|e| format!("rename {} → {}: {e}", from.display(), to.display()))?;
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("fsync directory {}: {e}", dir.display()))
+}
+
+impl Persistence for Persist {
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn cron(&mut self, srv: &mut Server) {
+        if srv.snapshot.is_some() {
+            return;
+        }
+        if self.rewrite_scheduled && srv.log.enabled() {
+            if let Err(e) = self.start_rewrite(srv) {
+                tracing::warn!("Can't rewrite append only file in background: {e}");
+                self.last_rewrite_ok = false;
+                self.rewrite_scheduled = false;
+            }
+            return;
+        }
+        if self.bgsave_scheduled {
+            if let Err(e) = self.start_bgsave(srv) {
+                tracing::warn!("Can't save in background: {e}");
+                self.last_bgsave_ok = false;
+                self.bgsave_scheduled = false;
+            }
+            return;
+        }
+        // save <seconds> <changes> rules.
+        let now_s = crate::util::now_ms() / 1000;
+        let rules: Vec<i64> = srv
+            .cfg
+            .get("save")
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        for pair in rules.chunks(2) {
+            if let [secs, changes] = pair {
+                if srv.dirty >= *changes as u64 && now_s - srv.lastsave_s >= *secs && srv.dirty > 0
+                {
+                    tracing::info!("{changes} changes in {secs} seconds. Saving...");
+                    if let Err(e) = self.start_bgsave(srv) {
+                        tracing::warn!("Can't save in background: {e}");
+                        self.last_bgsave_ok = false;
+                    }
+                    return;
+                }
+            }
+        }
+        // Automatic log compaction.
+        let pct = srv.cfg.get_i64("auto-aof-rewrite-percentage");
+        let min = srv.cfg.get_i64("auto-aof-rewrite-min-size").max(0) as u64;
+        if pct > 0 {
+            if let Some(w) = self.writer(srv) {
+                let size = w.stats().current_size;
+                let base = self.rewrite_base_size.max(1);
+                if size > min && (size.saturating_sub(base)) * 100 / base >= pct as u64 {
+                    tracing::info!(
+                        "Starting automatic rewriting of AOF on {}% growth",
+                        (size.saturating_sub(base)) * 100 / base
+                    );
+                    if let Err(e) = self.start_rewrite(srv) {
+                        tracing::warn!("Can't rewrite append only file in background: {e}");
+                        self.last_rewrite_ok = false;
+                    }
+                }
+            }
+        }
+    }
+
+    fn snapshot_done(&mut self, srv: &mut Server) {
+        let Some(mut s) = srv.snapshot.take() else {
+            return;
+        };
+        let secs = s.started.elapsed().as_secs() as i64;
+        let result = compaction::join(&mut s);
+        self.last_snapshot_extra =
+            format!("keys={} backlog_chunks_max={}", s.keys_done, s.backlog_max);
+        match s.purpose {
+            Purpose::Dump { final_path } => {
+                let r = result.and_then(|_| install_file(&s.temp_path, &final_path));
+                self.last_bgsave_secs = secs;
+                match r {
+                    Ok(()) => {
+                        srv.dirty = srv.dirty.saturating_sub(self.bgsave_dirty_at_start);
+                        srv.lastsave_s = crate::util::now_ms() / 1000;
+                        self.last_bgsave_ok = true;
+                        self.rdb_saves += 1;
+                        tracing::info!("Background saving terminated with success");
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&s.temp_path);
+                        self.last_bgsave_ok = false;
+                        tracing::warn!("Background saving error: {e}");
+                    }
+                }
+            }
+            Purpose::AofBase {
+                ticket,
+                base_name,
+                aof_dir,
+            } => {
+                self.last_rewrite_secs = secs;
+                let r = result
+                    .and_then(|_| install_file(&s.temp_path, &aof_dir.join(&base_name)))
+                    .and_then(|_| match self.writer(srv) {
+                        Some(w) => w
+                            .install_base(&base_name, ticket)
+                            .map_err(|e| e.to_string()),
+                        None => Err("AOF is disabled".into()),
+                    });
+                match r {
+                    Ok(()) => {
+                        self.last_rewrite_ok = true;
+                        self.aof_rewrites += 1;
+                        if let Some(w) = self.writer(srv) {
+                            self.rewrite_base_size = w.stats().current_size;
+                        }
+                        tracing::info!("Background AOF rewrite finished successfully");
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&s.temp_path);
+                        self.last_rewrite_ok = false;
+                        tracing::warn!("Background AOF rewrite failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn save(&mut self, srv: &mut Server) -> Result<(), String> {
+        crate::snapshot::save_to_dbfilename(srv)?;
+        srv.dirty = 0;
+        srv.lastsave_s = crate::util::now_ms() / 1000;
+        self.rdb_saves += 1;
+        Ok(())
+    }
+
+    fn info(&self, srv: &Server) -> Vec<(String, String)> {
+        let mut v = crate::persist::default_info(srv);
+        let running = srv.snapshot.as_ref();
+        let bgsave = running.is_some_and(|s| matches!(s.purpose, Purpose::Dump { .. }));
+        let rewrite = running.is_some_and(|s| matches!(s.purpose, Purpose::AofBase { .. }));
+        let set = |v: &mut Vec<(String, String)>, k: &str, val: String| {
+            if let Some(e) = v.iter_mut().find(|(n, _)| n == k) {
+                e.1 = val;
+            } else {
+                v.push((k.to_string(), val));
+            }
+        };
+        set(&mut v, "rdb_bgsave_in_progress", (bgsave as u8).to_string());
+        set(
+            &mut v,
+            "rdb_last_bgsave_status",
+            if self.last_bgsave_ok { "ok" } else { "err" }.into(),
+        );
+        set(
+            &mut v,
+            "rdb_last_bgsave_time_sec",
+            self.last_bgsave_secs.to_string(),
+        );
+        set(&mut v, "rdb_saves", self.rdb_saves.to_string());
+        set(
+            &mut v,
+            "rdb_last_load_keys_loaded",
+            self.loaded_keys.to_string(),
+        );
+        if let Some(s) = running {
+            set(
+                &mut v,
+                "current_save_keys_processed",
+                s.keys_done.to_string(),
+            );
+            set(&mut v, "current_save_keys_total", s.keys_total.to_string());
+            let t = s.started.elapsed().as_secs().to_string();
+            if bgsave {
+                set(&mut v, "rdb_current_bgsave_time_sec", t.clone());
+            }
+            if rewrite {
+                set(&mut v, "aof_current_rewrite_time_sec", t);
+            }
+        }
+        set(
+            &mut v,
+            "aof_rewrite_in_progress",
+            (rewrite as u8).to_string(),
+        );
+        set(
+            &mut v,
+            "aof_rewrite_scheduled",
+            (self.rewrite_scheduled as u8).to_string(),
+        );
+        set(
+            &mut v,
+            "aof_last_rewrite_time_sec",
+            self.last_rewrite_secs.to_string(),
+        );
+        set(
+            &mut v,
+            "aof_last_bgrewrite_status",
+            if self.last_rewrite_ok { "ok" } else { "err" }.into(),
+        );
+        set(&mut v, "aof_rewrites", self.aof_rewrites.to_string());
+        if let Some(w) = self.writer(srv) {
+            let st = w.stats();
+            v.push(("aof_current_size".into(), st.current_size.to_string()));
+            v.push(("aof_base_size".into(), st.base_size.to_string()));
+            v.push(("aof_pending_rewrite".into(), "0".into()));
+            v.push(("aof_buffer_length".into(), st.buffer_length.to_string()));
+            v.push(("aof_pending_bio_fsync".into(), "0".into()));
+            v.push(("aof_delayed_fsync".into(), st.delayed_fsyncs.to_string()));
+            v.push(("strongbox_aof_segments".into(), st.segments.to_string()));
+            v.push(("strongbox_aof_fsyncs".into(), st.fsyncs.to_string()));
+            v.push((
+                "strongbox_aof_last_fsync_us".into(),
+                st.last_fsync_us.to_string(),
+            ));
+            v.push(("strongbox_aof_batches".into(), st.batches.to_string()));
+            let avg = st.batch_bytes_total.checked_div(st.batches).unwrap_or(0);
+            v.push(("strongbox_aof_batch_bytes_avg".into(), avg.to_string()));
+            v.push((
+                "strongbox_aof_batch_bytes_max".into(),
+                st.batch_bytes_max.to_string(),
+            ));
+            v.push(("strongbox_aof_written".into(), st.written.to_string()));
+            v.push(("strongbox_aof_synced".into(), st.synced.to_string()));
+        }
+        if !self.last_snapshot_extra.is_empty() {
+            v.push((
+                "strongbox_last_snapshot".into(),
+                self.last_snapshot_extra.clone(),
+            ));
+        }
+        v
+    }
+}
+
+/// Load the data set and attach the log writer (server start).
+pub fn open(srv: &mut Server) -> Result<(), String> {
+    let vfs: Arc<dyn Vfs> = Arc::new(RealFs);
+    let dir = srv.cfg.dir();
+    let lock = vfs.lock_dir(&dir).map_err(|e| {
+        format!(
+            "Can't lock the data directory {}: {e} (is another strongbox-server using it?)",
+            dir.display()
+        )
+    })?;
+    let filename = srv.cfg.get("appendfilename").to_string();
+    let aof_dir = dir.join(srv.cfg.get("appenddirname"));
+    let dump_path = dir.join(srv.cfg.get("dbfilename"));
+    let start = Instant::now();
+    let mut persist = Persist {
+        _lock: lock,
+        dir: dir.clone(),
+        aof_dir: aof_dir.clone(),
+        filename: filename.clone(),
+        bgsave_dirty_at_start: 0,
+        rewrite_scheduled: false,
+        bgsave_scheduled: false,
+        last_bgsave_ok: true,
+        last_rewrite_ok: true,
+        last_bgsave_secs: -1,
+        last_rewrite_secs: -1,
+        rdb_saves: 0,
+        aof_rewrites: 0,
+        rewrite_base_size: 0,
+        loaded_keys: 0,
+        load_secs: 0.0,
+        last_snapshot_extra: String::new(),
+    };
+    if srv.cfg.get_bool("appendonly") {
+        let opts = recovery::Options {
+            load_truncated: srv.cfg.get_bool("aof-load-truncated"),
+            ..recovery::Options::default()
+        };
+        let obs =
+            recovery::observe(vfs.as_ref(), &aof_dir, &filename).map_err(|e| e.to_string())?;
+        let plan = recovery::plan(&obs, false).map_err(|e| e.to_string())?;
+        let resume = if plan.is_empty() && vfs.exists(&dump_path).unwrap_or(false) {
+            // Migration: an existing dump.rdb becomes the base of a new AOF directory.
+            import_dump(srv, vfs.as_ref(), &dump_path, &aof_dir, &filename)?
+        } else {
+            let mut sink = ReplaySink {
+                srv,
+                client: loading_client(),
+                rdb_keys: 0,
+            };
+            let outcome = recovery::execute(vfs.as_ref(), &plan, &opts, &mut sink)
+                .map_err(|e| e.to_string())?;
+            for w in &outcome.report.warnings {
+                tracing::warn!("{w}");
+            }
+            if outcome.report.commands > 0 || sink.rdb_keys > 0 {
+                tracing::info!(
+                    "Loaded the append only file: {} keys from the base, {} commands replayed",
+                    sink.rdb_keys,
+                    outcome.report.commands
+                );
+            }
+            outcome.resume
+        };
+        let gate = srv.log.gate_tx.clone();
+        let pol = policy(&srv.cfg);
+        let always = pol == FsyncPolicy::Always;
+        let aof_opts = AofOptions {
+            dir: aof_dir.clone(),
+            filename: filename.clone(),
+            fsync: pol,
+            segment_bytes_max: srv.cfg.get_i64("aof-segment-size").max(1) as u64,
+            timestamp_enabled: srv.cfg.get_bool("aof-timestamp-enabled"),
+        };
+        let writer = LogWriter::open(
+            vfs.clone(),
+            aof_opts,
+            resume,
+            Box::new(move |p: &Progress| {
+                gate.send_replace(Gate {
+                    written: p.written,
+                    synced: p.synced,
+                    always,
+                    failed: p.failed.is_some(),
+                });
+            }),
+        )
+        .map_err(|e| e.to_string())?;
+        srv.log.set_sink(Some(Box::new(AofSink { writer })), 0);
+        srv.log.gate_tx.send_modify(|g| g.always = always);
+        persist.rewrite_base_size = persist.writer(srv).map_or(0, |w| w.stats().current_size);
+    } else if vfs.exists(&dump_path).unwrap_or(false) {
+        let f = std::fs::File::open(&dump_path)
+            .map_err(|e| format!("Can't open {}: {e}", dump_path.display()))?;
+        let stats =
+            crate::snapshot::load_rdb(srv, std::io::BufReader::with_capacity(1 << 20, f), false)
+                .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
+        persist.loaded_keys = stats.keys;
+    }
+    srv.dirty = 0;
+    persist.load_secs = start.elapsed().as_secs_f64();
+    persist.loaded_keys = persist
+        .loaded_keys
+        .max(srv.dbs.iter().map(|d| d.len() as u64).sum());
+    srv.persistence = Box::new(persist);
     Ok(())
+}
+
+/// appendonly yes, no AOF directory, an existing dump.rdb: load it and make a copy of it the
+/// base of a new AOF directory (the Redis → Strongbox migration step).
+fn import_dump(
+    srv: &mut Server,
+    vfs: &dyn Vfs,
+    dump_path: &Path,
+    aof_dir: &Path,
+    filename: &str,
+) -> Result<ResumePoint, String> {
+    let bytes = vfs
+        .read(dump_path)
+        .map_err(|e| format!("Can't read {}: {e}", dump_path.display()))?;
+    let stats = crate::snapshot::load_rdb(srv, &bytes[..], false)
+        .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
+    tracing::info!(
+        "Imported {} keys from {} as the base of a new AOF directory",
+        stats.keys,
+        dump_path.display()
+    );
+    vfs.create_dir_all(aof_dir)
+        .map_err(|e| format!("create {}: {e}", aof_dir.display()))?;
+    if let Some(parent) = aof_dir.parent() {
+        vfs.sync_dir(parent).map_err(|e| e.to_string())?;
+    }
+    let base = base_file_name(filename, 1, true);
+    strongbox_storage::fs::write_file_atomic(vfs, aof_dir, &base, &bytes)
+        .map_err(|e| format!("write {base}: {e}"))?;
+    let manifest = Manifest {
+        base: Some(ManifestEntry {
+            name: base,
+            seq: 1,
+            kind: FileType::Base,
+        }),
+        ..Manifest::default()
+    };
+    strongbox_storage::fs::write_file_atomic(
+        vfs,
+        aof_dir,
+        &manifest_name(filename),
+        &manifest.format(),
+    )
+    .map_err(|e| format!("write manifest: {e}"))?;
+    Ok(ResumePoint {
+        manifest: Some(manifest),
+        append: None,
+    })
 }

@@ -4,6 +4,8 @@
 use crate::exec::{Server, ShutdownMode};
 
 pub trait Persistence: Send {
+    /// Downcast hook (the persistence commands reach the AOF layer through it).
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Timer (hz times a second): save rules, automatic rewrite, progress of background work.
     fn cron(&mut self, _srv: &mut Server) {}
     /// Fields for INFO persistence (name, value), in Redis's order.
@@ -21,7 +23,11 @@ pub trait Persistence: Send {
 }
 
 pub struct NoPersistence;
-impl Persistence for NoPersistence {}
+impl Persistence for NoPersistence {
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
 
 pub fn default_info(srv: &Server) -> Vec<(String, String)> {
     let f = |k: &str, v: String| (k.to_string(), v);

@@ -89,6 +89,16 @@ pub struct LoadStats {
 /// replaced). `aof_base`: keys already expired are kept (the log that follows decides), as Redis
 /// does for an AOF preamble; otherwise they are skipped.
 pub fn load_rdb<R: Read>(srv: &mut Server, input: R, aof_base: bool) -> Result<LoadStats, String> {
+    load_rdb_counted(srv, input, aof_base).map(|(s, _)| s)
+}
+
+/// [`load_rdb`], also returning how many bytes the RDB image took (through its checksum): an
+/// AOF base may continue with RESP commands after it.
+pub fn load_rdb_counted<R: Read>(
+    srv: &mut Server,
+    input: R,
+    aof_base: bool,
+) -> Result<(LoadStats, u64), String> {
     let th = thresholds(&srv.cfg);
     let mut reader = RdbReader::with_options(
         input,
@@ -137,7 +147,7 @@ pub fn load_rdb<R: Read>(srv: &mut Server, input: R, aof_base: bool) -> Result<L
             _ => {}
         }
     }
-    Ok(stats)
+    Ok((stats, reader.offset()))
 }
 
 /// Writer options from the live configuration.
