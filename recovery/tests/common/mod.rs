@@ -50,7 +50,18 @@ impl Model {
                     .entry(db)
                     .or_default()
                     .insert(key.clone(), Val::Str(arg(2)?));
-                self.ttl.remove(&(db, key));
+                let opts: Vec<String> = argv[3..]
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
+                    .collect();
+                if opts
+                    .iter()
+                    .any(|o| matches!(o.as_str(), "PX" | "PXAT" | "EX" | "EXAT"))
+                {
+                    self.ttl.insert((db, key));
+                } else if !opts.iter().any(|o| o == "KEEPTTL") {
+                    self.ttl.remove(&(db, key));
+                }
             }
             "DEL" => {
                 for k in &argv[1..] {
