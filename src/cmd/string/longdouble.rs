@@ -285,19 +285,15 @@ fn is_c_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
-/// Parse as Redis's `string2ld`: `strtold` on the bytes up to the first NUL, which must all be
-/// consumed; no leading space; out-of-range (overflow, or underflow to zero) and NaN refused.
+/// Parse as Redis's `string2ld`: `strtold` must consume every byte (so no NUL, no trailing
+/// garbage); no leading space; out-of-range (overflow, or underflow to zero) and NaN refused.
 pub fn parse(s: &[u8]) -> Option<Ld> {
     if s.is_empty() || s.len() >= LONG_DOUBLE_CHARS_MAX || is_c_space(s[0]) {
         return None;
     }
-    let s = match s.iter().position(|&c| c == 0) {
-        Some(p) => &s[..p],
-        None => s,
-    };
-    if s.is_empty() {
-        // strtold converted nothing and stopped at the NUL: Redis accepts it as 0.
-        return Some(Ld::Zero { neg: false });
+    // strtold stops at a NUL; Redis then sees that not all `slen` bytes were consumed.
+    if s.contains(&0) {
+        return None;
     }
     let (neg, r) = match s[0] {
         b'-' => (true, &s[1..]),
@@ -612,8 +608,9 @@ mod tests {
         }
         assert_eq!(parse(b"inf"), Some(Ld::Inf { neg: false }));
         assert_eq!(parse(b"-Infinity"), Some(Ld::Inf { neg: true }));
-        assert_eq!(parse(b"\x00abc"), Some(Ld::Zero { neg: false }));
-        assert!(parse(b"1\x00abc").is_some());
+        assert_eq!(parse(b"\x00abc"), None);
+        assert_eq!(parse(b"1\x00abc"), None);
+        assert_eq!(parse(b"1\x00"), None);
         assert!(add(parse(b"inf").unwrap(), parse(b"1").unwrap()).is_none());
         assert!(add(parse(b"1e4932").unwrap(), parse(b"1e4932").unwrap()).is_none());
     }
