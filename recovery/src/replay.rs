@@ -113,8 +113,7 @@ fn cut_file(
     vfs: &dyn Vfs,
     path: &Path,
     name: &str,
-    cut: u64,
-    len: u64,
+    (cut, len): (u64, u64),
     reason: String,
     opts: &Options,
     report: &mut Report,
@@ -199,10 +198,7 @@ fn replay_file(
     let mut stop = false;
     let mut cut_done = false;
 
-    loop {
-        let Some(next) = reader.next() else {
-            break;
-        };
+    while let Some(next) = reader.next() {
         match next {
             Ok(unit) => {
                 let ts = match &unit {
@@ -232,8 +228,7 @@ fn replay_file(
                                 vfs,
                                 &path,
                                 &file.name,
-                                cut,
-                                len,
+                                (cut, len),
                                 format!("first #TS:{ts} later than {limit}"),
                                 opts,
                                 report,
@@ -308,7 +303,7 @@ fn replay_file(
                         }
                         None => valid_up_to,
                     };
-                    cut_file(vfs, &path, &file.name, cut, len, e.reason, opts, report)?;
+                    cut_file(vfs, &path, &file.name, (cut, len), e.reason, opts, report)?;
                     fr.valid_len = cut;
                     cut_done = true;
                     break;
@@ -379,8 +374,7 @@ fn replay_file(
             vfs,
             &path,
             &file.name,
-            m.safe,
-            len,
+            (m.safe, len),
             "MULTI without EXEC at end of file (reverted incomplete transaction)".to_string(),
             opts,
             report,

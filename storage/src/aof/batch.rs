@@ -554,7 +554,6 @@ mod tests {
             Box::new(self.0.shrink().map(|b| Batches(clean(b))))
         }
     }
-    use quickcheck::Arbitrary;
 
     fn clean(batches: Vec<Vec<Vec<Vec<u8>>>>) -> Vec<Vec<Vec<Vec<u8>>>> {
         batches

@@ -95,10 +95,6 @@ impl Vfs for RealFs {
         File::open(dir)?.sync_all()
     }
 
-    #[expect(
-        clippy::incompatible_msrv,
-        reason = "File::try_lock is stable since 1.89; the toolchain in use is newer than the declared MSRV"
-    )]
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {
         let path = dir.join(LOCK_FILE_NAME);
         let file = OpenOptions::new()
