@@ -980,3 +980,175 @@ impl Worker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::SimFs;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Default)]
+    struct ManualClock(AtomicU64);
+    impl Clock for ManualClock {
+        fn monotonic_ms(&self) -> u64 {
+            self.0.load(Ordering::SeqCst)
+        }
+        fn unix_secs(&self) -> i64 {
+            1_700_000_000
+        }
+    }
+
+    fn opts(policy: FsyncPolicy) -> AofOptions {
+        AofOptions {
+            dir: PathBuf::from("/d/appendonlydir"),
+            filename: "appendonly.aof".to_string(),
+            fsync: policy,
+            segment_bytes_max: 1 << 20,
+            timestamp_enabled: false,
+        }
+    }
+
+    fn open(
+        fs: &SimFs,
+        policy: FsyncPolicy,
+        clock: Arc<ManualClock>,
+    ) -> (LogWriter, Arc<Mutex<Vec<Progress>>>) {
+        fs.create_dir_all(Path::new("/d")).expect("mkdir");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let w = LogWriter::open_with_clock(
+            Arc::new(fs.clone()),
+            opts(policy),
+            ResumePoint::default(),
+            Box::new(move |p| s.lock().expect("lock").push(p.clone())),
+            clock,
+        )
+        .expect("open");
+        (w, seen)
+    }
+
+    const CMD: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+
+    #[test]
+    fn many_submits_share_one_batch_and_one_fsync() {
+        let fs = SimFs::new(1);
+        let (w, _) = open(&fs, FsyncPolicy::Always, Arc::default());
+        let g = w.hold();
+        for _ in 0..50 {
+            w.submit(CMD, 0);
+        }
+        drop(g);
+        drop(w.hold());
+        let s = w.stats();
+        assert_eq!((s.batches, s.fsyncs), (1, 1), "{s:?}");
+        assert_eq!(s.synced, 50 * CMD.len() as u64);
+        w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn a_failed_fsync_latches_and_nothing_more_is_published() {
+        let fs = SimFs::new(2);
+        let (w, seen) = open(&fs, FsyncPolicy::Always, Arc::default());
+        w.submit(CMD, 0);
+        drop(w.hold());
+        let before = w.progress();
+        fs.fail_nth_sync(1);
+        w.submit(CMD, 0);
+        drop(w.hold());
+        w.submit(CMD, 0); // after the failure: never written
+        drop(w.hold());
+        let p = w.progress();
+        assert!(
+            p.failed.as_deref().is_some_and(|f| f.contains("fsync")),
+            "{p:?}"
+        );
+        assert_eq!(
+            p.synced, before.synced,
+            "the failed batch is never reported synced"
+        );
+        assert!(w.stats().last_error.is_some());
+        let last = seen
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("published");
+        assert!(last.failed.is_some());
+        assert!(matches!(w.shutdown(), Err(AofError::Failed(_))));
+    }
+
+    #[test]
+    fn everysec_writes_promptly_and_fsyncs_once_a_second() {
+        let fs = SimFs::new(3);
+        let clock = Arc::new(ManualClock::default());
+        let (w, _) = open(&fs, FsyncPolicy::EverySec, clock.clone());
+        w.submit(CMD, 0);
+        drop(w.hold());
+        let p = w.progress();
+        assert_eq!(
+            (p.written, p.synced),
+            (CMD.len() as u64, 0),
+            "written, not yet synced"
+        );
+        {
+            let _g = w.hold();
+            clock.0.fetch_add(EVERYSEC_INTERVAL_MS, Ordering::SeqCst);
+        }
+        drop(w.hold()); // waits for the due fsync
+        assert_eq!(w.progress().synced, CMD.len() as u64);
+        assert_eq!(w.stats().fsyncs, 1);
+        w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn segments_rotate_into_the_manifest() {
+        let fs = SimFs::new(4);
+        fs.create_dir_all(Path::new("/d")).expect("mkdir");
+        let mut o = opts(FsyncPolicy::No);
+        o.segment_bytes_max = 64;
+        let w = LogWriter::open(
+            Arc::new(fs.clone()),
+            o,
+            ResumePoint::default(),
+            Box::new(|_| {}),
+        )
+        .expect("open");
+        for _ in 0..5 {
+            w.submit(CMD, 0);
+            drop(w.hold());
+        }
+        assert_eq!(w.stats().segments, 6);
+        // Sealing fsyncs even under `no`: sealed segments are durable.
+        assert_eq!(w.progress().synced, 5 * CMD.len() as u64);
+        w.shutdown().expect("shutdown");
+        let m = fs
+            .read(Path::new("/d/appendonlydir/appendonly.aof.manifest"))
+            .expect("manifest");
+        let m = Manifest::parse(&m).expect("parse");
+        assert_eq!(m.incr.len(), 6);
+        assert_eq!(m.incr[5].name, "appendonly.aof.6.incr.aof");
+    }
+
+    #[test]
+    fn rewrite_hooks_rotate_then_install_a_base() {
+        let fs = SimFs::new(5);
+        let (w, _) = open(&fs, FsyncPolicy::Always, Arc::default());
+        w.submit(CMD, 0);
+        let t = w.rotate_for_rewrite().expect("rotate");
+        assert_eq!(t.replaced, vec!["appendonly.aof.1.incr.aof".to_string()]);
+        assert_eq!(t.new_incr, "appendonly.aof.2.incr.aof");
+        let dir = Path::new("/d/appendonlydir");
+        let base = super::super::base_file_name("appendonly.aof", t.base_seq, false);
+        write_file_atomic(&fs, dir, &base, CMD).expect("base");
+        w.install_base(&base, t).expect("install");
+        let m = Manifest::parse(&fs.read(&dir.join("appendonly.aof.manifest")).expect("read"))
+            .expect("parse");
+        assert_eq!(m.base.map(|b| b.name), Some(base));
+        assert_eq!(m.incr.len(), 1);
+        assert!(m.history.is_empty());
+        assert!(!fs
+            .exists(&dir.join("appendonly.aof.1.incr.aof"))
+            .expect("exists"));
+        w.shutdown().expect("shutdown");
+    }
+}
