@@ -1101,6 +1101,40 @@ mod tests {
     }
 
     #[test]
+    fn everysec_postpones_writes_behind_a_slow_fsync_for_at_most_2s() {
+        let fs = SimFs::new(6);
+        let clock = Arc::new(ManualClock::default());
+        let (w, _) = open(&fs, FsyncPolicy::EverySec, clock.clone());
+        fs.set_sync_delay(Duration::from_millis(400));
+        {
+            let _g = w.hold();
+            clock.0.fetch_add(EVERYSEC_INTERVAL_MS, Ordering::SeqCst);
+            w.submit(CMD, 0);
+        }
+        // Wait until the (slow) fsync is in flight, then submit more.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !w.shared.lock().sync_in_progress {
+            assert!(Instant::now() < deadline, "fsync never started");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let end = w.submit(CMD, 0);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(w.progress().written < end, "postponed while the fsync runs");
+        // 2 s of (manual) time later the write goes ahead anyway and is counted.
+        clock
+            .0
+            .fetch_add(EVERYSEC_POSTPONE_MS_MAX, Ordering::SeqCst);
+        while w.progress().written < end {
+            assert!(Instant::now() < deadline, "write never went ahead");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let s = w.stats();
+        assert_eq!(s.delayed_fsyncs, 1, "{s:?}");
+        fs.set_sync_delay(Duration::ZERO);
+        w.shutdown().expect("shutdown");
+    }
+
+    #[test]
     fn segments_rotate_into_the_manifest() {
         let fs = SimFs::new(4);
         fs.create_dir_all(Path::new("/d")).expect("mkdir");

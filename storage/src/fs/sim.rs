@@ -88,6 +88,8 @@ struct Faults {
     fail_write_at: Option<u64>,
     fail_sync_at: Option<u64>,
     short_writes: bool,
+    /// Every file `sync_data` sleeps this long first (a stalled disk), outside the state lock.
+    sync_delay: std::time::Duration,
     /// Remaining mutating operations before the power is cut.
     power_cut_in: Option<u64>,
     power_is_cut: bool,
@@ -244,6 +246,11 @@ impl SimFs {
         self.lock().faults.short_writes = on;
     }
 
+    /// Make every file `sync_data` take at least this long (a slow or stalled disk).
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.lock().faults.sync_delay = delay;
+    }
+
     /// Cut the power after `n` more mutating operations: the (n+1)th and all later ones fail.
     pub fn power_cut_after(&self, n: u64) {
         self.lock().faults.power_cut_in = Some(n);
@@ -361,6 +368,10 @@ impl VfsFile for SimFile {
         self.fs.lock().write(self.ino, buf)
     }
     fn sync_data(&self) -> io::Result<()> {
+        let delay = self.fs.lock().faults.sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         self.fs.lock().sync_data(self.ino)
     }
 }
