@@ -525,6 +525,18 @@ pub fn process_command(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>) 
         if let Some(m) = client.multi.as_mut() {
             m.failed = true;
         }
+        // A rejected EXEC discards the transaction (Redis's execCommandAbort).
+        let r = match r {
+            Reply::Error(msg) if spec.name == "exec" => {
+                client.multi = None;
+                unwatch_all(srv, client);
+                let msg = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
+                Reply::Error(format!(
+                    "EXECABORT Transaction discarded because of: {msg}"
+                ))
+            }
+            r => r,
+        };
         if let Reply::Error(m) = &r {
             count_error(&mut srv.stats, m);
         }
