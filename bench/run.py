@@ -1,0 +1,1494 @@
+#!/usr/bin/env python3
+"""Strongbox vs redis-server (vs valkey-server) benchmark harness (issue 7).
+
+One run starts every server under test with the same persistence settings, on free loopback
+ports (never 6379), in fresh temporary directories, and measures:
+
+  throughput  redis-benchmark -c 50 -t set,get,incr,lpush,hset,zadd, -P 1 and -P 16, under
+              appendfsync everysec and always; plus the default suite once (everysec)
+  latency     p50/p99/p99.9/max of an open-loop paced client at a fixed request rate
+  memory      RSS and used_memory after loading 1M small strings, 1M-element list/hash/set/zset
+  startup     time from process start until PING answers PONG (not -LOADING) with 1M keys,
+              from a plain AOF, from an RDB-preamble AOF base, and from dump.rdb
+  compaction  BGREWRITEAOF duration, a concurrent client's latency during it, peak extra RSS,
+              under a fixed write load
+
+Usage:
+  bench/run.py                                  everything, full size, writes docs/benchmarks.md
+  bench/run.py --quick                          scaled down (smoke test, ~2 minutes)
+  bench/run.py --only throughput,memory         some sections only (others kept in the doc)
+  bench/run.py --strongbox-bin /usr/bin/redis-server   prove the harness: redis on both sides
+  bench/run.py --big                            also time-to-serving with 10M keys
+
+Only the Python standard library is used (no redis-py needed). Benchmarks are never part of
+`cargo test`.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import re
+import selectors
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECTIONS = ["throughput", "latency", "memory", "startup", "compaction"]
+FORBIDDEN_PORT = 6379
+
+# Sizes: (full, quick)
+SIZES = {
+    "tp_requests": (100_000, 10_000),
+    "suite_requests": (100_000, 10_000),
+    "elements": (1_000_000, 100_000),
+    "startup_keys": (1_000_000, 100_000),
+    "compaction_keys": (1_000_000, 100_000),
+    "latency_seconds": (10.0, 3.0),
+    "latency_rate": (2_000, 1_000),
+    "load_rate": (5_000, 3_000),
+}
+BIG_STARTUP_KEYS = 10_000_000
+TP_TESTS = ["set", "get", "incr", "lpush", "hset", "zadd"]
+SERVER_START_TIMEOUT_S = 600.0
+SHUTDOWN_TIMEOUT_S = 120.0
+
+
+def log(*a):
+    print("[bench %s]" % time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# RESP helpers (stdlib only)
+
+
+def resp_cmd(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if not isinstance(a, bytes):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Incomplete(Exception):
+    pass
+
+
+def parse_reply(buf, pos=0):
+    """Parse one RESP2/RESP3 reply from buf at pos. Returns (value, newpos).
+    Errors are returned as RespError instances. Raises Incomplete."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise Incomplete()
+    t = buf[pos : pos + 1]
+    line = buf[pos + 1 : end]
+    nxt = end + 2
+    if t == b"+":
+        return line.decode(errors="replace"), nxt
+    if t == b"-":
+        return RespError(line.decode(errors="replace")), nxt
+    if t == b":":
+        return int(line), nxt
+    if t == b"$":
+        n = int(line)
+        if n < 0:
+            return None, nxt
+        if len(buf) < nxt + n + 2:
+            raise Incomplete()
+        return bytes(buf[nxt : nxt + n]), nxt + n + 2
+    if t in (b"*", b"~", b">"):
+        n = int(line)
+        if n < 0:
+            return None, nxt
+        items = []
+        p = nxt
+        for _ in range(n):
+            v, p = parse_reply(buf, p)
+            items.append(v)
+        return items, p
+    if t == b"%":
+        n = int(line)
+        items = []
+        p = nxt
+        for _ in range(2 * n):
+            v, p = parse_reply(buf, p)
+            items.append(v)
+        return items, p
+    if t == b"_":
+        return None, nxt
+    if t in (b",", b"#", b"("):
+        return line.decode(), nxt
+    raise ValueError("bad RESP type byte %r at %d" % (t, pos))
+
+
+class RespError(str):
+    pass
+
+
+class Conn:
+    """Minimal blocking RESP client."""
+
+    def __init__(self, port, timeout=30.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+
+    def call(self, *args):
+        self.sock.sendall(resp_cmd(*args))
+        return self.read_reply()
+
+    def read_reply(self):
+        while True:
+            try:
+                v, p = parse_reply(self.buf, 0)
+                del self.buf[:p]
+                return v
+            except Incomplete:
+                chunk = self.sock.recv(1 << 16)
+                if not chunk:
+                    raise ConnectionError("server closed the connection")
+                self.buf += chunk
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def info_dict(port, section=None):
+    c = Conn(port)
+    try:
+        r = c.call("INFO", section) if section else c.call("INFO")
+    finally:
+        c.close()
+    if isinstance(r, RespError):
+        raise RuntimeError("INFO: %s" % r)
+    d = {}
+    for line in r.decode(errors="replace").splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, v = line.split(":", 1)
+            d[k.strip()] = v.strip()
+    return d
+
+
+# ----------------------------------------------------------------------------------------------
+# /proc helpers
+
+
+def rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def private_dirty_kb(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Private_Dirty:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def children_of(pid):
+    kids = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                    kids += [int(x) for x in f.read().split()]
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return kids
+
+
+def free_port():
+    for _ in range(100):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p != FORBIDDEN_PORT:
+            return p
+    raise RuntimeError("no free port")
+
+
+# ----------------------------------------------------------------------------------------------
+# Servers
+
+
+class Target:
+    """One column of the results: a named server binary."""
+
+    def __init__(self, name, binary, kind):
+        self.name = name  # column label
+        self.binary = binary
+        self.kind = kind  # "redis" | "strongbox" | "valkey"
+
+    def version(self):
+        try:
+            out = subprocess.run(
+                [self.binary, "--version"], capture_output=True, text=True, timeout=10
+            )
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except Exception as e:  # noqa: BLE001 - report whatever went wrong
+            return "unknown (%s)" % e
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+class Server:
+    def __init__(self, target, workdir, opts, port=None):
+        self.target = target
+        self.dir = workdir
+        self.opts = dict(opts)
+        self.port = port or free_port()
+        self.proc = None
+        self.start_t = None
+        self.ready_s = None
+        self.logpath = os.path.join(self.dir, "server.log")
+
+    def argv(self):
+        a = [self.target.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir]
+        a += ["--logfile", self.logpath]
+        for k, v in self.opts.items():
+            a += ["--" + k, str(v)]
+        return a
+
+    def start(self, wait=True):
+        os.makedirs(self.dir, exist_ok=True)
+        self.start_t = time.perf_counter()
+        self.proc = subprocess.Popen(
+            self.argv(), stdout=subprocess.DEVNULL, stderr=open(self.logpath + ".stderr", "w"),
+            cwd=self.dir, start_new_session=True,
+        )
+        if wait:
+            self.wait_ready()
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log_tail(self, n=15):
+        out = []
+        for p in (self.logpath, self.logpath + ".stderr"):
+            try:
+                with open(p, errors="replace") as f:
+                    out += f.read().splitlines()[-n:]
+            except OSError:
+                pass
+        return "\n".join(out[-n:])
+
+    def wait_ready(self, timeout=SERVER_START_TIMEOUT_S):
+        """Poll PING until +PONG (not -LOADING). Returns seconds since process start."""
+        deadline = self.start_t + timeout
+        ping = resp_cmd("PING")
+        while True:
+            if self.proc.poll() is not None:
+                raise ServerError(
+                    "%s exited with %s during start:\n%s"
+                    % (self.target.name, self.proc.returncode, self.log_tail())
+                )
+            try:
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                try:
+                    s.sendall(ping)
+                    data = b""
+                    while b"\r\n" not in data:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                finally:
+                    s.close()
+                if data.startswith(b"+PONG"):
+                    self.ready_s = time.perf_counter() - self.start_t
+                    return self.ready_s
+            except OSError:
+                pass
+            if time.perf_counter() > deadline:
+                raise ServerError("%s not ready after %.0fs" % (self.target.name, timeout))
+            time.sleep(0.002)
+
+    def call(self, *args):
+        c = Conn(self.port, timeout=600)
+        try:
+            return c.call(*args)
+        finally:
+            c.close()
+
+    def info(self, section=None):
+        return info_dict(self.port, section)
+
+    def rss_kb(self):
+        return rss_kb(self.pid)
+
+    def stop(self, graceful=True):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if graceful:
+            try:
+                c = Conn(self.port, timeout=SHUTDOWN_TIMEOUT_S)
+                c.sock.sendall(resp_cmd("SHUTDOWN", "NOSAVE"))
+                try:
+                    c.sock.recv(4096)
+                except OSError:
+                    pass
+                c.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
+                return
+            except subprocess.TimeoutExpired:
+                log("%s did not exit after SHUTDOWN; SIGTERM" % self.target.name)
+        self.kill()
+
+    def kill(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+
+
+LIVE_SERVERS = []
+
+
+def make_server(ctx, target, tag, opts):
+    d = tempfile.mkdtemp(prefix="%s-%s-" % (target.name, tag), dir=ctx.tmp)
+    s = Server(target, d, opts)
+    LIVE_SERVERS.append(s)
+    return s
+
+
+def persistence_opts(appendonly, fsync="everysec", preamble=None):
+    o = {"save": "", "appendonly": "yes" if appendonly else "no", "appendfsync": fsync}
+    if preamble is not None:
+        o["aof-use-rdb-preamble"] = "yes" if preamble else "no"
+    return o
+
+
+def cleanup_dir(s):
+    shutil.rmtree(s.dir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data generation (RESP files for redis-cli --pipe)
+
+BATCH = 1000
+
+
+def gen_file(ctx, kind, n):
+    path = os.path.join(ctx.tmp, "data-%s-%d.resp" % (kind, n))
+    if os.path.exists(path):
+        return path
+    log("generating %s (%d)" % (os.path.basename(path), n))
+    with open(path, "wb") as f:
+        if kind == "strings":
+            # SET key:NNNNNNN val:NNNNNNN (11-byte key, 11-byte value)
+            for i in range(0, n):
+                k = b"key:%07d" % i
+                v = b"val:%07d" % i
+                f.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+        else:
+            for start in range(0, n, BATCH):
+                end = min(n, start + BATCH)
+                if kind == "list":
+                    args = [b"RPUSH", b"biglist"] + [b"elem:%07d" % i for i in range(start, end)]
+                elif kind == "hash":
+                    args = [b"HSET", b"bighash"]
+                    for i in range(start, end):
+                        args += [b"field:%07d" % i, b"v%07d" % i]
+                elif kind == "set":
+                    args = [b"SADD", b"bigset"] + [b"member:%07d" % i for i in range(start, end)]
+                elif kind == "zset":
+                    args = [b"ZADD", b"bigzset"]
+                    for i in range(start, end):
+                        args += [b"%d" % i, b"member:%07d" % i]
+                else:
+                    raise ValueError(kind)
+                f.write(resp_cmd(*args))
+    return path
+
+
+def pipe_load(server, path):
+    """redis-cli --pipe; returns (seconds, errors, replies). Raises on failure."""
+    t0 = time.perf_counter()
+    with open(path, "rb") as f:
+        r = subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(server.port), "--pipe"],
+            stdin=f, capture_output=True, text=True, timeout=3600,
+        )
+    dt = time.perf_counter() - t0
+    out = r.stdout + r.stderr
+    m = re.search(r"errors:\s*(\d+),\s*replies:\s*(\d+)", out)
+    if r.returncode != 0 or not m:
+        raise ServerError("redis-cli --pipe failed (rc=%d): %s" % (r.returncode, out.strip()[-400:]))
+    errors, replies = int(m.group(1)), int(m.group(2))
+    if errors:
+        raise ServerError("redis-cli --pipe: %d errors of %d replies: %s" % (errors, replies, out.strip()[-400:]))
+    return dt, errors, replies
+
+
+# ----------------------------------------------------------------------------------------------
+# Open-loop paced client
+
+
+def percentile(sorted_vals, q):
+    if not sorted_vals:
+        return float("nan")
+    k = min(len(sorted_vals) - 1, max(0, int(round(q / 100.0 * (len(sorted_vals) - 1)))))
+    return sorted_vals[k]
+
+
+def lat_summary(lat_ms):
+    s = sorted(lat_ms)
+    return {
+        "count": len(s),
+        "p50_ms": percentile(s, 50),
+        "p99_ms": percentile(s, 99),
+        "p999_ms": percentile(s, 99.9),
+        "max_ms": s[-1] if s else float("nan"),
+    }
+
+
+def paced_client(port, rate, seconds, conns=4, keyspace=100_000, write_ratio=0.5, seed=1,
+                 stop_event=None):
+    """Open-loop client: requests are *scheduled* at a fixed rate, round-robin over `conns`
+    connections, and sent at their scheduled time even if earlier replies are outstanding
+    (pipelined on the connection). Latency = reply time - scheduled time, so a stalled server
+    cannot hide its stall (no coordinated omission). Returns a list of
+    (scheduled_offset_s, latency_ms, ok) and the achieved send rate."""
+    rng = random.Random(seed)
+    socks = []
+    sel = selectors.DefaultSelector()
+    for i in range(conns):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setblocking(False)
+        socks.append({"sock": s, "buf": bytearray(), "pending": [], "out": bytearray()})
+        sel.register(s, selectors.EVENT_READ, i)
+    interval = 1.0 / rate
+    total = int(rate * seconds)
+    results = []
+    t0 = time.perf_counter()
+    sent = 0
+    deadline = t0 + seconds + 30.0
+    outstanding = 0
+    while True:
+        now = time.perf_counter()
+        if stop_event is not None and stop_event.is_set() and sent < total:
+            total = sent
+        # send everything due
+        while sent < total and t0 + sent * interval <= now:
+            c = socks[sent % conns]
+            key = b"key:%07d" % rng.randrange(keyspace)
+            if rng.random() < write_ratio:
+                req = b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$8\r\nabcdefgh\r\n" % (len(key), key)
+            else:
+                req = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
+            c["out"] += req
+            c["pending"].append(sent * interval)
+            sent += 1
+            outstanding += 1
+        for c in socks:
+            if c["out"]:
+                try:
+                    n = c["sock"].send(c["out"])
+                    del c["out"][:n]
+                except BlockingIOError:
+                    pass
+        if sent >= total and outstanding == 0:
+            break
+        if now > deadline:
+            break
+        next_t = t0 + sent * interval if sent < total else now + 0.01
+        timeout = max(0.0, min(next_t - time.perf_counter(), 0.01))
+        for key_, _ in sel.select(timeout):
+            c = socks[key_.data]
+            try:
+                chunk = c["sock"].recv(1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise ConnectionError("server closed a paced connection")
+            c["buf"] += chunk
+            recv_t = time.perf_counter() - t0
+            pos = 0
+            while True:
+                try:
+                    v, pos2 = parse_reply(c["buf"], pos)
+                except Incomplete:
+                    break
+                pos = pos2
+                sched = c["pending"].pop(0)
+                outstanding -= 1
+                results.append((sched, (recv_t - sched) * 1000.0, not isinstance(v, RespError)))
+            del c["buf"][:pos]
+    elapsed = time.perf_counter() - t0
+    for c in socks:
+        c["sock"].close()
+    sel.close()
+    lost = outstanding
+    return results, sent / max(elapsed, 1e-9), lost
+
+
+def load_worker_main(argv):
+    """Hidden mode: fixed-rate write load (batched SETs every millisecond) for the compaction
+    section, run as a separate process so it does not share the measuring client's GIL."""
+    port, rate, seconds, keyspace = int(argv[0]), int(argv[1]), float(argv[2]), int(argv[3])
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.setblocking(False)
+    rng = random.Random(7)
+    tick = 0.002
+    t0 = time.perf_counter()
+    sent = 0
+    replies = 0
+    errors = 0
+    pending = bytearray()
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    while not stop:
+        now = time.perf_counter()
+        elapsed = now - t0
+        if elapsed >= seconds:
+            break
+        due = int(elapsed * rate)
+        out = []
+        while sent < due:
+            k = b"key:%07d" % rng.randrange(keyspace)
+            out.append(b"*3\r\n$3\r\nSET\r\n$11\r\n%s\r\n$8\r\nloadload\r\n" % k)
+            sent += 1
+        if out:
+            pending += b"".join(out)
+        if pending:
+            try:
+                n = s.send(pending)
+                del pending[:n]
+            except BlockingIOError:
+                pass
+        try:
+            while True:
+                data = s.recv(1 << 16)
+                if not data:
+                    raise ConnectionError("closed")
+                replies += data.count(b"\r\n")
+                errors += data.count(b"-")
+        except BlockingIOError:
+            pass
+        time.sleep(tick)
+    s.setblocking(True)
+    s.settimeout(30)
+    if pending:
+        s.sendall(pending)
+    try:
+        while replies < sent:
+            data = s.recv(1 << 16)
+            if not data:
+                break
+            replies += data.count(b"\r\n")
+            errors += data.count(b"-")
+    except OSError:
+        pass
+    print(json.dumps({"sent": sent, "replies": replies, "errors": errors,
+                      "rate": sent / max(time.perf_counter() - t0, 1e-9)}))
+
+
+# ----------------------------------------------------------------------------------------------
+# Context and results
+
+
+class Ctx:
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        self.tmp = tempfile.mkdtemp(prefix="strongbox-bench-", dir=args.tmpdir)
+        self.targets = []
+        self.results = {}
+        self.failures = []
+
+    def size(self, name):
+        full, quick = SIZES[name]
+        return quick if self.quick else full
+
+    def fail(self, section, target, what, err):
+        msg = "%s / %s / %s: %s" % (section, target.name, what, str(err).strip().replace("\n", " | ")[:600])
+        log("FAILED " + msg)
+        self.failures.append(msg)
+
+
+def ratio(a, b):
+    try:
+        if a is None or b is None or b == 0:
+            return None
+        return a / b
+    except TypeError:
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 1: throughput
+
+
+def parse_bench_csv(text):
+    rows = {}
+    for line in text.splitlines():
+        if not line.startswith('"') or line.startswith('"test"'):
+            continue
+        parts = [p.strip('"') for p in line.split('","')]
+        if len(parts) >= 8:
+            try:
+                rows[parts[0]] = {
+                    "rps": float(parts[1]), "avg_ms": float(parts[2]), "p50_ms": float(parts[4]),
+                    "p99_ms": float(parts[6]), "max_ms": float(parts[7]),
+                }
+            except ValueError:
+                pass
+        elif len(parts) >= 2:
+            try:
+                rows[parts[0]] = {"rps": float(parts[1])}
+            except ValueError:
+                pass
+    return rows
+
+
+def redis_benchmark(port, test, n, clients, pipeline, extra=()):
+    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-q", "--csv",
+           "-n", str(n), "-c", str(clients), "-P", str(pipeline), "-t", test] + list(extra)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    rows = parse_bench_csv(r.stdout)
+    err = None
+    errtext = (r.stdout + r.stderr)
+    m = re.search(r"(Error[^\n]*)", errtext)
+    if r.returncode != 0 or m:
+        err = (m.group(1) if m else "redis-benchmark rc=%d: %s" % (r.returncode, errtext.strip()[-300:]))
+    return rows, err, " ".join(shlex.quote(c) for c in cmd)
+
+
+def section_throughput(ctx):
+    n = ctx.size("tp_requests")
+    res = {"n": n, "runs": {}, "suite": {}, "suite_n": ctx.size("suite_requests")}
+    for fsync in ("everysec", "always"):
+        for target in ctx.targets:
+            s = make_server(ctx, target, "tp-" + fsync, persistence_opts(True, fsync))
+            try:
+                s.start()
+            except Exception as e:  # noqa: BLE001
+                ctx.fail("throughput", target, "start (%s)" % fsync, e)
+                s.kill()
+                continue
+            try:
+                for p in (1, 16):
+                    for t in TP_TESTS:
+                        rows, err, cmdline = redis_benchmark(s.port, t, n, 50, p)
+                        key = "%s|P%d|%s" % (fsync, p, t.upper())
+                        if err or not rows:
+                            ctx.fail("throughput", target, key, err or "no CSV output")
+                            res["runs"].setdefault(key, {})[target.name] = {"error": err or "no output"}
+                        else:
+                            row = next(iter(rows.values()))
+                            res["runs"].setdefault(key, {})[target.name] = row
+                            log("throughput %-28s %-10s %10.0f rps" % (key, target.name, row["rps"]))
+            finally:
+                s.stop()
+                cleanup_dir(s)
+    # default suite once, everysec, each test on its own so one failure doesn't stop the rest
+    suite_tests = ["ping_inline", "ping_mbulk", "set", "get", "incr", "lpush", "rpush", "lpop",
+                   "rpop", "sadd", "hset", "spop", "zadd", "zpopmin", "lrange_100", "lrange_300",
+                   "lrange_500", "lrange_600", "mset"]
+    sn = res["suite_n"]
+    for target in ctx.targets:
+        s = make_server(ctx, target, "suite", persistence_opts(True, "everysec"))
+        try:
+            s.start()
+        except Exception as e:  # noqa: BLE001
+            ctx.fail("throughput", target, "start (suite)", e)
+            s.kill()
+            continue
+        try:
+            # lrange_* need the list that lpush fills: run lpush before them as redis-benchmark does
+            for t in suite_tests:
+                rows, err, _ = redis_benchmark(s.port, t, sn, 50, 1)
+                if err or not rows:
+                    ctx.fail("throughput", target, "suite %s" % t, err or "no CSV output")
+                    res["suite"].setdefault(t.upper(), {})[target.name] = {"error": err or "no output"}
+                    continue
+                for name, row in rows.items():
+                    if "needed to benchmark" in name:
+                        continue
+                    res["suite"].setdefault(name, {})[target.name] = row
+        finally:
+            s.stop()
+            cleanup_dir(s)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 2: latency
+
+
+def section_latency(ctx):
+    rate = ctx.args.latency_rate or ctx.size("latency_rate")
+    secs = ctx.size("latency_seconds")
+    res = {"rate": rate, "seconds": secs, "conns": 4, "runs": {}}
+    for fsync in ("everysec", "always"):
+        for target in ctx.targets:
+            s = make_server(ctx, target, "lat-" + fsync, persistence_opts(True, fsync))
+            try:
+                s.start()
+                # warm the keyspace so GETs hit
+                paced_client(s.port, min(rate * 4, 20000), 0.5, conns=4, write_ratio=1.0, seed=99)
+                samples, achieved, lost = paced_client(s.port, rate, secs, conns=4, write_ratio=0.5)
+                lat = [l for (_, l, ok) in samples]
+                errs = sum(1 for (_, _, ok) in samples if not ok)
+                summ = lat_summary(lat)
+                summ.update({"achieved_rate": achieved, "errors": errs, "lost": lost})
+                if errs or lost:
+                    ctx.fail("latency", target, fsync, "%d error replies, %d unanswered" % (errs, lost))
+                res["runs"].setdefault(fsync, {})[target.name] = summ
+                log("latency %-9s %-10s p50 %.3f p99 %.3f max %.3f ms" % (
+                    fsync, target.name, summ["p50_ms"], summ["p99_ms"], summ["max_ms"]))
+            except Exception as e:  # noqa: BLE001
+                ctx.fail("latency", target, fsync, e)
+                res["runs"].setdefault(fsync, {})[target.name] = {"error": str(e)[:300]}
+            finally:
+                s.stop()
+                cleanup_dir(s)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 3: memory
+
+MEM_CHECK = {
+    "strings": ("DBSIZE",),
+    "list": ("LLEN", "biglist"),
+    "hash": ("HLEN", "bighash"),
+    "set": ("SCARD", "bigset"),
+    "zset": ("ZCARD", "bigzset"),
+}
+
+
+def settle_rss(s, rounds=5, pause=0.2):
+    """RSS after it stops moving (allocator background work)."""
+    last = s.rss_kb()
+    for _ in range(rounds):
+        time.sleep(pause)
+        cur = s.rss_kb()
+        if abs(cur - last) < 64:
+            return cur
+        last = cur
+    return last
+
+
+def section_memory(ctx):
+    n = ctx.size("elements")
+    res = {"n": n, "runs": {}}
+    for kind in ("strings", "list", "hash", "set", "zset"):
+        path = gen_file(ctx, kind, n)
+        for target in ctx.targets:
+            s = make_server(ctx, target, "mem-" + kind, persistence_opts(False))
+            try:
+                s.start()
+                base_rss = settle_rss(s)
+                base_used = int(s.info("memory").get("used_memory", "0") or 0)
+                dt, _, _ = pipe_load(s, path)
+                cnt = s.call(*MEM_CHECK[kind])
+                if cnt != n:
+                    raise ServerError("after load %s = %r, expected %d" % (" ".join(MEM_CHECK[kind]), cnt, n))
+                rss = settle_rss(s)
+                mi = s.info("memory")
+                used = int(mi.get("used_memory", "0") or 0)
+                enc = s.call("OBJECT", "ENCODING", "key:0000000" if kind == "strings" else
+                             {"list": "biglist", "hash": "bighash", "set": "bigset", "zset": "bigzset"}[kind])
+                row = {
+                    "rss_kb": rss, "base_rss_kb": base_rss, "delta_rss_kb": rss - base_rss,
+                    "used_memory": used, "base_used_memory": base_used,
+                    "delta_used_memory": used - base_used if used else None,
+                    "load_s": dt,
+                    "encoding": enc.decode() if isinstance(enc, bytes) else str(enc),
+                }
+                res["runs"].setdefault(kind, {})[target.name] = row
+                log("memory %-8s %-10s dRSS %8.1f MiB  used_memory %8.1f MiB  (%s)" % (
+                    kind, target.name, row["delta_rss_kb"] / 1024.0, used / 1048576.0, row["encoding"]))
+            except Exception as e:  # noqa: BLE001
+                ctx.fail("memory", target, kind, e)
+                res["runs"].setdefault(kind, {})[target.name] = {"error": str(e)[:300]}
+            finally:
+                s.stop()
+                cleanup_dir(s)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 4: time to serving
+
+
+def wait_rewrite_done(s, timeout=3600):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        i = s.info("persistence")
+        if "aof_rewrite_in_progress" not in i:
+            raise ServerError("INFO persistence has no aof_rewrite_in_progress: cannot time the rewrite")
+        if i.get("aof_rewrite_in_progress", "0") == "0" and i.get("aof_rewrite_scheduled", "0") == "0":
+            st = i.get("aof_last_bgrewrite_status", "ok")
+            if st != "ok":
+                raise ServerError("aof_last_bgrewrite_status:%s" % st)
+            return time.perf_counter() - t0, i
+        time.sleep(0.01)
+    raise ServerError("rewrite not finished after %ss" % timeout)
+
+
+def wait_bgsave_done(s, timeout=3600):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        i = s.info("persistence")
+        if i.get("rdb_bgsave_in_progress", "0") == "0":
+            return
+        time.sleep(0.01)
+    raise ServerError("bgsave not finished")
+
+
+def dir_size(d):
+    tot = 0
+    for root, _, files in os.walk(d):
+        for f in files:
+            if f.startswith("server.log"):
+                continue
+            try:
+                tot += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return tot
+
+
+def startup_case(ctx, target, case, nkeys, path):
+    """Load nkeys, persist according to `case`, restart, time to PONG. Returns a dict."""
+    if case == "aof-plain":
+        opts = persistence_opts(True, "no", preamble=False)
+    elif case == "aof-rdb-base":
+        opts = persistence_opts(True, "no", preamble=True)
+    else:  # dump.rdb
+        opts = persistence_opts(False)
+    s = make_server(ctx, target, "start-" + case, opts)
+    try:
+        s.start()
+        pipe_load(s, path)
+        if case == "aof-rdb-base":
+            r = s.call("BGREWRITEAOF")
+            if isinstance(r, RespError):
+                raise ServerError("BGREWRITEAOF: %s" % r)
+            wait_rewrite_done(s)
+        elif case == "dump.rdb":
+            r = s.call("SAVE")
+            if isinstance(r, RespError):
+                raise ServerError("SAVE: %s" % r)
+        s.stop()
+        size = dir_size(s.dir)
+        if os.path.isdir(os.path.join(s.dir, "appendonlydir")):
+            files = sorted(os.listdir(os.path.join(s.dir, "appendonlydir")))
+        else:
+            files = sorted(f for f in os.listdir(s.dir) if not f.startswith("server.log"))
+        # drop the page cache effect as far as we can without root-only knobs: not attempted;
+        # both servers read warm files (they were just written).
+        s2 = Server(target, s.dir, opts)
+        LIVE_SERVERS.append(s2)
+        s2.start(wait=False)
+        t = s2.wait_ready()
+        dbsize = s2.call("DBSIZE")
+        rss = s2.rss_kb()
+        s2.stop()
+        if dbsize != nkeys:
+            raise ServerError("after restart DBSIZE=%r, expected %d (files: %s)" % (dbsize, nkeys, files))
+        return {"seconds": t, "bytes": size, "files": files, "rss_kb": rss}
+    finally:
+        s.kill()
+        cleanup_dir(s)
+
+
+def section_startup(ctx):
+    sizes = [ctx.size("startup_keys")]
+    if ctx.args.big:
+        sizes.append(BIG_STARTUP_KEYS)
+    res = {"sizes": sizes, "runs": {}}
+    for nkeys in sizes:
+        path = gen_file(ctx, "strings", nkeys)
+        for case in ("aof-plain", "aof-rdb-base", "dump.rdb"):
+            key = "%d|%s" % (nkeys, case)
+            for target in ctx.targets:
+                try:
+                    row = startup_case(ctx, target, case, nkeys, path)
+                    res["runs"].setdefault(key, {})[target.name] = row
+                    log("startup %-22s %-10s %.3f s (%s)" % (key, target.name, row["seconds"], ",".join(row["files"])))
+                except Exception as e:  # noqa: BLE001
+                    ctx.fail("startup", target, key, e)
+                    res["runs"].setdefault(key, {})[target.name] = {"error": str(e)[:300]}
+        if nkeys >= BIG_STARTUP_KEYS:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 5: compaction
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid, interval=0.01):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.stop_ev = threading.Event()
+        self.peak_total_kb = 0  # parent RSS + children RSS
+        self.peak_private_kb = 0  # parent RSS + children Private_Dirty (true COW cost)
+        self.children_seen = set()
+        self.samples = 0
+
+    def run(self):
+        n = 0
+        while not self.stop_ev.is_set():
+            parent = rss_kb(self.pid)
+            kids = children_of(self.pid)
+            self.children_seen.update(kids)
+            kid_rss = sum(rss_kb(k) for k in kids)
+            self.peak_total_kb = max(self.peak_total_kb, parent + kid_rss)
+            if kids and n % 5 == 0:
+                priv = sum(private_dirty_kb(k) for k in kids)
+                self.peak_private_kb = max(self.peak_private_kb, parent + priv)
+            elif not kids:
+                self.peak_private_kb = max(self.peak_private_kb, parent)
+            n += 1
+            self.samples = n
+            time.sleep(self.interval)
+
+
+def section_compaction(ctx):
+    nkeys = ctx.size("compaction_keys")
+    load_rate = ctx.args.load_rate or ctx.size("load_rate")
+    probe_rate = 500
+    res = {"keys": nkeys, "load_rate": load_rate, "probe_rate": probe_rate, "runs": {}}
+    path = gen_file(ctx, "strings", nkeys)
+    for target in ctx.targets:
+        s = make_server(ctx, target, "compact", persistence_opts(True, "everysec", preamble=True))
+        load = None
+        try:
+            s.start()
+            pipe_load(s, path)
+            # settle: first rewrite so the base holds the data, as a long-running server would
+            time.sleep(0.5)
+            base_rss = settle_rss(s)
+            pre_s, post_s, rewrite_window = 2.0, 2.0, None
+            est_total = 60.0 if not ctx.quick else 30.0
+            load = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--load-worker", str(s.port),
+                 str(load_rate), str(est_total + 5), str(nkeys)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            holder = {}
+            stop_probe = threading.Event()
+
+            def probe():
+                holder["r"] = paced_client(s.port, probe_rate, est_total, conns=1,
+                                           keyspace=nkeys, write_ratio=0.5, seed=3,
+                                           stop_event=stop_probe)
+
+            th = threading.Thread(target=probe, daemon=True)
+            t_origin = time.perf_counter()
+            th.start()
+            time.sleep(pre_s)
+            sampler = RssSampler(s.pid)
+            rss_before = s.rss_kb()
+            sampler.start()
+            t_start = time.perf_counter()
+            r = s.call("BGREWRITEAOF")
+            if isinstance(r, RespError):
+                raise ServerError("BGREWRITEAOF: %s" % r)
+            dur, pinfo = wait_rewrite_done(s)
+            t_end = time.perf_counter()
+            sampler.stop_ev.set()
+            sampler.join()
+            time.sleep(post_s)
+            stop_probe.set()
+            th.join(timeout=60)
+            load.send_signal(signal.SIGTERM)
+            try:
+                lout, _ = load.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                load.kill()
+                lout = ""
+            samples, achieved, lost = holder.get("r", ([], 0, 0))
+            w0, w1 = t_start - t_origin, t_end - t_origin
+            during = [l for (t, l, ok) in samples if w0 <= t <= w1]
+            outside = [l for (t, l, ok) in samples if t < w0 or t > w1]
+            errs = sum(1 for (_, _, ok) in samples if not ok)
+            # requests scheduled during the rewrite window are few for a short rewrite: also
+            # report the window extended by 100 ms either side
+            row = {
+                "duration_s": dur,
+                "info_aof_last_rewrite_time_sec": pinfo.get("aof_last_rewrite_time_sec"),
+                "during": lat_summary(during), "outside": lat_summary(outside),
+                "probe_errors": errs, "probe_lost": lost,
+                "rss_before_kb": rss_before, "base_rss_kb": base_rss,
+                "peak_total_kb": sampler.peak_total_kb,
+                "peak_extra_total_kb": sampler.peak_total_kb - rss_before,
+                "peak_extra_private_kb": sampler.peak_private_kb - rss_before,
+                "children": sorted(sampler.children_seen),
+                "load": json.loads(lout.strip().splitlines()[-1]) if lout.strip() else None,
+            }
+            if errs or lost:
+                ctx.fail("compaction", target, "probe", "%d error replies, %d unanswered" % (errs, lost))
+            res["runs"][target.name] = row
+            log("compaction %-10s %.3f s, during p99 %.3f max %.3f ms, peak extra RSS %.1f MiB (children %s)" % (
+                target.name, dur, row["during"]["p99_ms"], row["during"]["max_ms"],
+                row["peak_extra_total_kb"] / 1024.0, row["children"]))
+        except Exception as e:  # noqa: BLE001
+            ctx.fail("compaction", target, "bgrewriteaof", e)
+            res["runs"][target.name] = {"error": str(e)[:300]}
+        finally:
+            if load is not None and load.poll() is None:
+                load.kill()
+            s.stop()
+            cleanup_dir(s)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Machine description
+
+
+def machine_info(tmpdir):
+    d = {"nproc": os.cpu_count(), "kernel": platform.release()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    d["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    d["mem_total_gib"] = round(int(line.split()[1]) / 1048576.0, 1)
+                if line.startswith("MemAvailable:"):
+                    d["mem_available_gib"] = round(int(line.split()[1]) / 1048576.0, 1)
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["df", "-hT", tmpdir], capture_output=True, text=True).stdout.splitlines()
+        if len(out) >= 2:
+            p = out[1].split()
+            d["disk"] = "%s (%s), %s total, %s free, mounted on %s" % (p[0], p[1], p[2], p[4], p[6])
+    except (OSError, IndexError):
+        pass
+    try:
+        d["loadavg"] = open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        pass
+    return d
+
+
+# ----------------------------------------------------------------------------------------------
+# Reporting
+
+
+def fmt_num(v, unit=""):
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return "{:,.0f}{}".format(v, unit)
+        if abs(v) >= 10:
+            return "{:.1f}{}".format(v, unit)
+        return "{:.3f}{}".format(v, unit)
+    return "{:,}{}".format(v, unit)
+
+
+def fmt_ratio(r, goal=None, higher_better=True):
+    if r is None:
+        return "—"
+    s = "%.2f" % r
+    if goal is not None:
+        ok = r >= goal if higher_better else r <= goal
+        s += " ✓" if ok else " ✗"
+    return s
+
+
+class Table:
+    def __init__(self, title, cols, note=None):
+        self.title = title
+        self.cols = cols
+        self.rows = []
+        self.note = note
+
+    def add(self, row):
+        self.rows.append([str(c) for c in row])
+
+    def markdown(self):
+        out = []
+        if self.title:
+            out.append("#### " + self.title)
+            out.append("")
+        if self.note:
+            out.append(self.note)
+            out.append("")
+        out.append("| " + " | ".join(self.cols) + " |")
+        out.append("|" + "|".join("---" for _ in self.cols) + "|")
+        for r in self.rows:
+            out.append("| " + " | ".join(r) + " |")
+        out.append("")
+        return "\n".join(out)
+
+    def text(self):
+        widths = [len(c) for c in self.cols]
+        for r in self.rows:
+            for i, c in enumerate(r):
+                widths[i] = max(widths[i], len(c))
+        out = ["", "== " + (self.title or "")]
+        out.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(self.cols)))
+        for r in self.rows:
+            out.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)))
+        return "\n".join(out)
+
+
+def val(d, key):
+    if not isinstance(d, dict) or "error" in d:
+        return None
+    return d.get(key)
+
+
+def cell(d, key, scale=1.0, unit=""):
+    if not isinstance(d, dict):
+        return "not run"
+    if "error" in d:
+        return "FAILED"
+    v = d.get(key)
+    if v is None:
+        return "—"
+    return fmt_num(v * scale if isinstance(v, (int, float)) else v, unit)
+
+
+def ratio_cols(ctx, runs, key, scale=1.0, goal=None, higher_better=True):
+    """cells for each target then ratios of each non-redis target against redis."""
+    cells = [cell(runs.get(t.name), key, scale) for t in ctx.targets]
+    base = val(runs.get("redis"), key)
+    for t in ctx.targets[1:]:
+        cells.append(fmt_ratio(ratio(val(runs.get(t.name), key), base), goal, higher_better))
+    return cells
+
+
+def headers(ctx, metric):
+    cols = [metric] + [t.name for t in ctx.targets]
+    cols += ["%s / redis" % t.name for t in ctx.targets[1:]]
+    return cols
+
+
+def tables_for(ctx, section, res):
+    T = []
+    if section == "throughput":
+        t = Table("Throughput, requests/s (higher is better; goal ≥ 1.0, `always` -P 16 ≥ 1.5)",
+                  headers(ctx, "appendfsync | pipeline | test"),
+                  note="`redis-benchmark -q --csv -n %d -c 50 -P {1,16} -t <test>` (each test run alone), "
+                       "appendonly yes, fresh server per appendfsync policy." % res["n"])
+        for key, runs in res["runs"].items():
+            fsync, p, test = key.split("|")
+            goal = 1.5 if (fsync == "always" and p == "P16") else 1.0
+            t.add(["%s | %s | %s" % (fsync, p.replace("P", "-P "), test)] +
+                  ratio_cols(ctx, runs, "rps", goal=goal))
+        T.append(t)
+        t2 = Table("Latency inside redis-benchmark (p99 ms, lower is better)", headers(ctx, "appendfsync | pipeline | test"))
+        for key, runs in res["runs"].items():
+            fsync, p, test = key.split("|")
+            t2.add(["%s | %s | %s" % (fsync, p.replace("P", "-P "), test)] + ratio_cols(ctx, runs, "p99_ms", higher_better=False))
+        T.append(t2)
+        if res["suite"]:
+            t3 = Table("Default suite, requests/s (higher is better)", headers(ctx, "test"),
+                       note="`redis-benchmark -q --csv -n %d -t <test>` for each test of the default "
+                            "suite (50 clients, -P 1), appendonly yes, appendfsync everysec." % res["suite_n"])
+            for name, runs in res["suite"].items():
+                t3.add([name] + ratio_cols(ctx, runs, "rps", goal=1.0))
+            T.append(t3)
+    elif section == "latency":
+        t = Table("Latency under a fixed rate, ms (lower is better)", headers(ctx, "appendfsync | percentile"),
+                  note="Open-loop paced client (bench/run.py `paced_client`): %d req/s for %.0f s over 4 "
+                       "connections, 50%% SET / 50%% GET on 100k keys (8-byte values). Each request "
+                       "is sent at its scheduled time even if earlier replies are outstanding, and its "
+                       "latency is measured from the scheduled time, so stalls are not hidden "
+                       "(no coordinated omission). Python client: includes ~0.05–0.2 ms of client "
+                       "overhead, the same for every server." % (res["rate"], res["seconds"]))
+        for fsync, runs in res["runs"].items():
+            for k, lab in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"), ("max_ms", "max")):
+                t.add(["%s | %s" % (fsync, lab)] + ratio_cols(ctx, runs, k, higher_better=False,
+                                                              goal=None))
+            t.add(["%s | achieved req/s" % fsync] + [cell(runs.get(x.name), "achieved_rate") for x in ctx.targets] + ["" for _ in ctx.targets[1:]])
+        T.append(t)
+    elif section == "memory":
+        t = Table("Memory after loading %s elements, MiB (lower is better; goal ≤ 0.75)" % "{:,}".format(res["n"]),
+                  headers(ctx, "data | measure"),
+                  note="appendonly no, save ''. RSS = VmRSS from /proc/<pid>/status minus the RSS of the "
+                       "same server just started (empty); used_memory = INFO memory minus its empty value. "
+                       "Strings: `SET key:NNNNNNN val:NNNNNNN`; collections: one key, members like "
+                       "`member:NNNNNNN` (hash values `vNNNNNNN`, zset score = index), loaded by "
+                       "`redis-cli --pipe` in batches of %d." % BATCH)
+        for kind, runs in res["runs"].items():
+            t.add(["%s | RSS − baseline" % kind] + ratio_cols(ctx, runs, "delta_rss_kb", 1 / 1024.0, goal=0.75, higher_better=False))
+            t.add(["%s | used_memory − baseline" % kind] + ratio_cols(ctx, runs, "delta_used_memory", 1 / 1048576.0, goal=0.75, higher_better=False))
+            t.add(["%s | encoding" % kind] + [cell(runs.get(x.name), "encoding") for x in ctx.targets] + ["" for _ in ctx.targets[1:]])
+        T.append(t)
+    elif section == "startup":
+        t = Table("Time to serving, seconds (lower is better; goal ≤ 0.5)", headers(ctx, "keys | from"),
+                  note="Load N keys (`SET key:NNNNNNN val:NNNNNNN`) with redis-cli --pipe, persist, "
+                       "SHUTDOWN NOSAVE, restart on the same directory and time from process start "
+                       "(fork/exec) until PING answers +PONG (not -LOADING); DBSIZE is checked after. "
+                       "aof-plain: appendonly yes, aof-use-rdb-preamble no, the keys in the incr log. "
+                       "aof-rdb-base: appendonly yes, preamble yes, BGREWRITEAOF before shutdown so the "
+                       "base is an RDB. dump.rdb: appendonly no, SAVE. Files are warm in the page cache.")
+        for key, runs in res["runs"].items():
+            nkeys, case = key.split("|")
+            t.add(["{:,} | {}".format(int(nkeys), case)] + ratio_cols(ctx, runs, "seconds", goal=0.5, higher_better=False))
+            t.add(["{:,} | {} bytes on disk".format(int(nkeys), case)] + ratio_cols(ctx, runs, "bytes", higher_better=False))
+        T.append(t)
+    elif section == "compaction":
+        t = Table("Compaction (BGREWRITEAOF) under write load (lower is better; goal p99 ≤ 2 ms)",
+                  headers(ctx, "measure"),
+                  note="%s keys loaded, appendonly yes, everysec, aof-use-rdb-preamble yes. A separate "
+                       "process writes SETs at %d/s over the keyspace; a paced probe (1 connection, "
+                       "%d req/s, 50%% SET/GET, open loop) measures latency. BGREWRITEAOF is sent 2 s "
+                       "into the load; duration = until INFO shows aof_rewrite_in_progress:0 and "
+                       "aof_rewrite_scheduled:0 (polled every 10 ms). Peak extra RSS = max over the "
+                       "rewrite of (server RSS + RSS of its child processes) − RSS before; "
+                       "'private' counts children by Private_Dirty (the real copy-on-write cost) instead "
+                       "of RSS (which double counts pages shared with the parent)."
+                       % ("{:,}".format(res["keys"]), res["load_rate"], res["probe_rate"]))
+        runs = res["runs"]
+        rows = [
+            ("duration s", lambda d: val(d, "duration_s")),
+            ("probe p50 ms during", lambda d: val(val(d, "during") or {}, "p50_ms") if val(d, "during") else None),
+            ("probe p99 ms during", lambda d: val(d, "during")["p99_ms"] if val(d, "during") else None),
+            ("probe max ms during", lambda d: val(d, "during")["max_ms"] if val(d, "during") else None),
+            ("probe samples during", lambda d: val(d, "during")["count"] if val(d, "during") else None),
+            ("probe p99 ms outside", lambda d: val(d, "outside")["p99_ms"] if val(d, "outside") else None),
+            ("peak extra RSS MiB (parent+child RSS)", lambda d: val(d, "peak_extra_total_kb") / 1024.0 if val(d, "peak_extra_total_kb") is not None else None),
+            ("peak extra MiB (parent RSS+child private)", lambda d: val(d, "peak_extra_private_kb") / 1024.0 if val(d, "peak_extra_private_kb") is not None else None),
+            ("RSS before MiB", lambda d: val(d, "rss_before_kb") / 1024.0 if val(d, "rss_before_kb") is not None else None),
+        ]
+        for label, f in rows:
+            cells = []
+            for x in ctx.targets:
+                d = runs.get(x.name)
+                if d is None:
+                    cells.append("not run")
+                elif "error" in d:
+                    cells.append("FAILED")
+                else:
+                    cells.append(fmt_num(f(d)))
+            base = f(runs.get("redis")) if runs.get("redis") and "error" not in runs.get("redis") else None
+            for x in ctx.targets[1:]:
+                d = runs.get(x.name)
+                v = f(d) if d and "error" not in d else None
+                cells.append(fmt_ratio(ratio(v, base), None))
+            t.add([label] + cells)
+        T.append(t)
+    return T
+
+
+def describe_machine_md(m):
+    return ("- CPU: %s × %s (nproc)\n- Memory: %s GiB total, %s GiB available at start\n- Kernel: %s\n"
+            "- Disk (temp dirs): %s\n- Load average at start: %s\n" % (
+                m.get("cpu", "?"), m.get("nproc"), m.get("mem_total_gib"), m.get("mem_available_gib"),
+                m.get("kernel"), m.get("disk", "?"), " ".join(m.get("loadavg", []))))
+
+
+DOC_HEADER = """# Benchmarks
+
+Generated by `bench/run.py` (issue 7). Each section below is replaced only when it is run again,
+and records its own command, date and machine. Ratios are strongbox / redis (and valkey / redis
+where present): for throughput higher is better; for latency, memory, time to serving and
+compaction lower is better. ✓/✗ marks the issue-7 goal for that line. FAILED means the command
+errored against that server (see the failure list of the section); "not run" means it was not
+attempted.
+
+Reproduce: `bench/run.py` (full, ~30–60 min), `bench/run.py --quick` (smoke, ~2 min),
+`bench/run.py --only latency,memory`, `bench/run.py --big` (adds 10M-key start-up).
+These are benchmarks, never timed tests in CI: the machine is shared and noisy (see the load
+average recorded with each section).
+
+"""
+
+
+def write_doc(ctx, machine, tables_by_section, cmdline, date, versions):
+    path = ctx.args.out
+    existing = ""
+    if os.path.exists(path):
+        existing = open(path).read()
+    blocks = {}
+    for sec in SECTIONS:
+        m = re.search(r"<!-- bench:%s -->.*?<!-- /bench:%s -->\n?" % (sec, sec), existing, re.S)
+        if m:
+            blocks[sec] = m.group(0)
+    for sec, tables in tables_by_section.items():
+        fails = [f for f in ctx.failures if f.startswith(sec + " /")]
+        body = ["<!-- bench:%s -->" % sec, "## %s" % sec.capitalize(), "",
+                "Command: `%s`  " % cmdline, "Date: %s  " % date,
+                "Servers: %s" % "; ".join("%s = `%s` (%s)" % (t.name, t.binary, versions[t.name]) for t in ctx.targets),
+                "", describe_machine_md(machine)]
+        for t in tables:
+            body.append(t.markdown())
+        if fails:
+            body.append("Failures:\n")
+            body += ["- %s" % f for f in fails]
+            body.append("")
+        body.append("<!-- /bench:%s -->\n" % sec)
+        blocks[sec] = "\n".join(body)
+    out = DOC_HEADER + "\n".join(blocks[s] for s in SECTIONS if s in blocks)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(out)
+    log("wrote %s" % path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Main
+
+
+def build_strongbox():
+    log("cargo build --release --bin strongbox-server")
+    r = subprocess.run(["cargo", "build", "--release", "--bin", "strongbox-server"], cwd=REPO)
+    if r.returncode != 0:
+        raise SystemExit("cargo build failed (rc=%d); use --no-build or --strongbox-bin" % r.returncode)
+    return os.path.join(REPO, "target", "release", "strongbox-server")
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--load-worker":
+        load_worker_main(sys.argv[2:])
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help="comma-separated sections: %s" % ",".join(SECTIONS))
+    ap.add_argument("--quick", action="store_true", help="scaled-down sizes (smoke test)")
+    ap.add_argument("--big", action="store_true", help="also time-to-serving with 10M keys")
+    ap.add_argument("--strongbox-bin", help="server binary for the strongbox column (skips the build)")
+    ap.add_argument("--redis-bin", default=shutil.which("redis-server") or "/usr/bin/redis-server")
+    ap.add_argument("--valkey-bin", default=shutil.which("valkey-server"),
+                    help="third column if given or on PATH; --valkey-bin '' to disable")
+    ap.add_argument("--no-build", action="store_true", help="use target/release/strongbox-server as is")
+    ap.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"),
+                    help="markdown output (sections not run are kept)")
+    ap.add_argument("--no-write", action="store_true", help="print only, do not write the markdown")
+    ap.add_argument("--json", help="also write raw results as JSON here")
+    ap.add_argument("--tmpdir", default=None, help="parent of the temporary data dirs (default $TMPDIR)")
+    ap.add_argument("--latency-rate", type=int, default=None, help="req/s of the latency section")
+    ap.add_argument("--load-rate", type=int, default=None, help="SET/s of the compaction write load")
+    args = ap.parse_args()
+
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = [s for s in only if s not in SECTIONS]
+    if bad:
+        ap.error("unknown section(s): %s" % ",".join(bad))
+    for tool in ("redis-benchmark", "redis-cli"):
+        if not shutil.which(tool):
+            ap.error("%s not on PATH (apt-get install redis-tools)" % tool)
+
+    if args.strongbox_bin:
+        sb = args.strongbox_bin
+    elif args.no_build:
+        sb = os.path.join(REPO, "target", "release", "strongbox-server")
+    else:
+        sb = build_strongbox()
+    if not os.path.exists(sb):
+        ap.error("strongbox binary %s does not exist" % sb)
+
+    ctx = Ctx(args)
+    ctx.targets = [Target("redis", args.redis_bin, "redis"), Target("strongbox", sb, "strongbox")]
+    if args.valkey_bin:
+        ctx.targets.append(Target("valkey", args.valkey_bin, "valkey"))
+    versions = {t.name: t.version() for t in ctx.targets}
+    machine = machine_info(ctx.tmp)
+    cmdline = " ".join(shlex.quote(a) for a in ["bench/run.py"] + sys.argv[1:])
+    date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    log("machine: %s" % json.dumps(machine))
+    for t in ctx.targets:
+        log("%s: %s (%s)" % (t.name, t.binary, versions[t.name]))
+
+    funcs = {"throughput": section_throughput, "latency": section_latency, "memory": section_memory,
+             "startup": section_startup, "compaction": section_compaction}
+    tables_by_section = {}
+    t_all = time.perf_counter()
+    try:
+        for sec in SECTIONS:
+            if sec not in only:
+                continue
+            log("=== section %s" % sec)
+            t0 = time.perf_counter()
+            try:
+                ctx.results[sec] = funcs[sec](ctx)
+            except Exception as e:  # noqa: BLE001 - record and continue with the next section
+                ctx.failures.append("%s / all / section: %s" % (sec, e))
+                log("section %s aborted: %s" % (sec, e))
+                continue
+            log("section %s took %.1f s" % (sec, time.perf_counter() - t0))
+            tables_by_section[sec] = tables_for(ctx, sec, ctx.results[sec])
+    finally:
+        for s in LIVE_SERVERS:
+            s.kill()
+        shutil.rmtree(ctx.tmp, ignore_errors=True)
+
+    print("\nMachine: %s" % json.dumps(machine))
+    for sec, tables in tables_by_section.items():
+        for t in tables:
+            print(t.text())
+    if ctx.failures:
+        print("\nFailures:")
+        for f in ctx.failures:
+            print("  - " + f)
+    print("\nTotal %.1f s" % (time.perf_counter() - t_all))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "date": date, "command": cmdline, "versions": versions,
+                       "results": ctx.results, "failures": ctx.failures}, f, indent=1, default=str)
+    if not args.no_write and tables_by_section:
+        write_doc(ctx, machine, tables_by_section, cmdline, date, versions)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
