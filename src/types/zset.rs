@@ -459,6 +459,11 @@ impl ZSet {
                 && limits.max_listpack_entries > 0
             {
                 let mut v = distinct;
+                for p in v.iter_mut() {
+                    if p.1 == 0.0 {
+                        p.1 = 0.0;
+                    }
+                }
                 v.sort_by(|a, b| cmp_pair(a.0.as_slice(), a.1, b.0.as_slice(), b.1));
                 return ZSet {
                     repr: Repr::Small(v),
@@ -523,6 +528,8 @@ impl ZSet {
     /// Set the score of `m` (adding it if new). Returns the previous score.
     pub fn insert(&mut self, m: &[u8], s: f64, limits: ZSetLimits) -> Option<f64> {
         if let Repr::Small(v) = &mut self.repr {
+            // A listpack stores `-0` as the integer 0 (Redis 7.0 answers `0` afterwards).
+            let s = if s == 0.0 { 0.0 } else { s };
             let pos = v.iter().position(|(x, _)| x.as_slice() == m);
             match pos {
                 Some(i) => {
