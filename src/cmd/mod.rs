@@ -23,6 +23,7 @@ pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod tx;
 pub mod zset;
@@ -209,6 +210,7 @@ pub fn table() -> &'static CommandTable {
             set::COMMANDS,
             zset::COMMANDS,
             sort::COMMANDS,
+            stream::COMMANDS,
             persistence::COMMANDS,
         ];
         let mut map = HashMap::new();

@@ -1,0 +1,5 @@
+//! Commands: stream.
+
+use crate::cmd::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,363 @@
+//! Files both ways: Redis 7.0 / Valkey 8.0 files load into Strongbox; Strongbox's RDB and AOF
+//! directories load into redis-server 7.0; migration of a dump.rdb into a new AOF directory;
+//! compaction under concurrent writes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{RedisServer, StrongboxServer};
+
+fn fixtures() -> PathBuf {
+    common::repo_root().join("../shared/fixtures")
+}
+
+/// A key's type and value as commands show them (collections canonically ordered).
+#[derive(Debug, Clone, PartialEq)]
+struct KeyDump {
+    kind: String,
+    value: Vec<Vec<u8>>,
+    has_ttl: bool,
+}
+
+type Keyspace = BTreeMap<(i64, Vec<u8>), KeyDump>;
+
+fn con(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+fn dump_keyspace(port: u16, dbs: i64, with_streams: bool) -> Keyspace {
+    let mut c = con(port);
+    let mut out = Keyspace::new();
+    for db in 0..dbs {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
+        let mut cursor: u64 = 0;
+        let mut keys: Vec<Vec<u8>> = vec![];
+        loop {
+            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut c)
+                .unwrap();
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            let kind: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
+            let mut value: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![redis::cmd("GET").arg(&k).query(&mut c).unwrap()],
+                "list" => redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query(&mut c).unwrap(),
+                "set" => {
+                    let mut v: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&k).query(&mut c).unwrap();
+                    v.sort();
+                    v
+                }
+                "hash" => {
+                    let v: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap();
+                    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
+                        v.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+                    pairs.sort();
+                    pairs.into_iter().flat_map(|(a, b)| [a, b]).collect()
+                }
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query(&mut c)
+                    .unwrap(),
+                "stream" if with_streams => {
+                    let v: redis::Value = redis::cmd("XRANGE").arg(&k).arg("-").arg("+").query(&mut c).unwrap();
+                    vec![format!("{v:?}").into_bytes()]
+                }
+                _ => vec![],
+            };
+            if kind == "none" {
+                continue;
+            }
+            value.shrink_to_fit();
+            let pttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
+            out.insert(
+                (db, k),
+                KeyDump {
+                    kind,
+                    value,
+                    has_ttl: pttl > 0,
+                },
+            );
+        }
+    }
+    out
+}
+
+fn assert_same(a: &Keyspace, b: &Keyspace, what: &str) {
+    let ka: Vec<_> = a.keys().collect();
+    let kb: Vec<_> = b.keys().collect();
+    if ka != kb {
+        let only_a: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).map(|(d, k)| format!("{d}:{}", String::from_utf8_lossy(k))).collect();
+        let only_b: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).map(|(d, k)| format!("{d}:{}", String::from_utf8_lossy(k))).collect();
+        panic!("{what}: key sets differ; only in first: {only_a:?}; only in second: {only_b:?}");
+    }
+    for (k, va) in a {
+        let vb = &b[k];
+        assert_eq!(
+            va,
+            vb,
+            "{what}: key {}:{} differs",
+            k.0,
+            String::from_utf8_lossy(&k.1)
+        );
+    }
+    assert!(!a.is_empty(), "{what}: empty keyspace compares trivially");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn data_dir_with(file: &Path, as_name: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::copy(file, d.path().join(as_name)).unwrap();
+    d
+}
+
+#[test]
+fn redis_rdb_fixtures_load_like_in_redis() {
+    for name in ["redis-7.0-all-types.rdb", "redis-7.0-all-types-uncompressed.rdb"] {
+        let f = fixtures().join(name);
+        let d1 = data_dir_with(&f, "dump.rdb");
+        let d2 = data_dir_with(&f, "dump.rdb");
+        let sb = StrongboxServer::start_in(d1.path(), &["--appendonly", "no"]);
+        let rs = RedisServer::start_in(d2.path(), &["--appendonly", "no"]);
+        let a = dump_keyspace(sb.port(), 16, false);
+        let b = dump_keyspace(rs.port(), 16, false);
+        assert_same(&a, &b, name);
+    }
+}
+
+#[test]
+fn valkey_rdb11_fixture_loads_to_its_keyspace() {
+    let f = fixtures().join("valkey-8.0-all-types.rdb");
+    let d = data_dir_with(&f, "dump.rdb");
+    let sb = StrongboxServer::start_in(d.path(), &["--appendonly", "no"]);
+    let got = dump_keyspace(sb.port(), 16, false);
+    let text = std::fs::read_to_string(fixtures().join("valkey-8.0-all-types.keyspace.jsonl")).unwrap();
+    let mut checked = 0;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let full = v[0].as_str().unwrap();
+        let (db, key) = full.split_once(':').unwrap();
+        let key: Vec<u8> = key.chars().map(|c| c as u32 as u8).collect();
+        let kind = v[1].as_str().unwrap();
+        let has_ttl = v[3].as_bool().unwrap();
+        let entry = got.get(&(db.parse().unwrap(), key.clone()));
+        if has_ttl {
+            // May have expired since the fixture was written.
+            continue;
+        }
+        let entry = entry.unwrap_or_else(|| panic!("key {full} missing"));
+        assert_eq!(entry.kind, kind, "type of {full}");
+        if kind == "string" || kind == "list" || kind == "set" {
+            let want: Vec<Vec<u8>> = match &v[2] {
+                serde_json::Value::String(s) => vec![s.chars().map(|c| c as u32 as u8).collect()],
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_str().unwrap().chars().map(|c| c as u32 as u8).collect())
+                    .collect(),
+                _ => unreachable!(),
+            };
+            assert_eq!(entry.value, want, "value of {full}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 10, "only {checked} keys checked");
+}
+
+#[test]
+fn redis_aof_directories_load_like_in_redis() {
+    for name in ["redis-7.0-aof-plain", "redis-7.0-aof-rdb-base"] {
+        let src = fixtures().join(name);
+        let d1 = tempfile::tempdir().unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        copy_dir(&src, &d1.path().join("appendonlydir"));
+        copy_dir(&src, &d2.path().join("appendonlydir"));
+        let sb = StrongboxServer::start_in(d1.path(), &["--appendonly", "yes"]);
+        let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
+        let a = dump_keyspace(sb.port(), 16, false);
+        let b = dump_keyspace(rs.port(), 16, false);
+        assert_same(&a, &b, name);
+    }
+}
+
+fn write_workload(port: u16, n: usize) {
+    let mut c = con(port);
+    for i in 0..n {
+        let db = (i % 3) as i64;
+        redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
+        redis::cmd("SET").arg(format!("s{i}")).arg(format!("v{i}")).query::<()>(&mut c).unwrap();
+        redis::cmd("INCRBY").arg("counter").arg(i).query::<i64>(&mut c).unwrap();
+        redis::cmd("RPUSH").arg(format!("l{}", i % 7)).arg(i).query::<i64>(&mut c).unwrap();
+        redis::cmd("HSET").arg(format!("h{}", i % 5)).arg(format!("f{i}")).arg(i).query::<i64>(&mut c).unwrap();
+        redis::cmd("SADD").arg(format!("set{}", i % 4)).arg(i % 50).query::<i64>(&mut c).unwrap();
+        redis::cmd("ZADD").arg("z").arg(i as f64 / 3.0).arg(format!("m{i}")).query::<i64>(&mut c).unwrap();
+        if i % 10 == 0 {
+            redis::cmd("DEL").arg(format!("s{}", i / 2)).query::<i64>(&mut c).unwrap();
+            redis::cmd("EXPIRE").arg(format!("s{i}")).arg(100_000).query::<i64>(&mut c).unwrap();
+            redis::cmd("INCRBYFLOAT").arg("f").arg("1.5").query::<String>(&mut c).unwrap();
+        }
+    }
+}
+
+#[test]
+fn strongbox_aof_directory_loads_in_redis() {
+    let mut sb = StrongboxServer::start(&[
+        "--appendonly",
+        "yes",
+        "--aof-segment-size",
+        "4kb",
+        "--aof-timestamp-enabled",
+        "yes",
+    ]);
+    write_workload(sb.port(), 300);
+    let mut c = con(sb.port());
+    let r: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    assert!(r.contains("rewriting"), "{r}");
+    write_workload(sb.port(), 200);
+    // Wait for the rewrite to finish.
+    for _ in 0..200 {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    write_workload(sb.port(), 100);
+    let before = dump_keyspace(sb.port(), 3, false);
+    sb.stop();
+    let files: Vec<String> = std::fs::read_dir(sb.dir().join("appendonlydir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(files.iter().any(|f| f.ends_with(".base.rdb")), "{files:?}");
+    assert!(files.iter().filter(|f| f.ends_with(".incr.aof")).count() >= 2, "several segments expected: {files:?}");
+    // Redis 7.0 loads the directory to the same keyspace.
+    let d2 = tempfile::tempdir().unwrap();
+    copy_dir(&sb.dir().join("appendonlydir"), &d2.path().join("appendonlydir"));
+    let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
+    let in_redis = dump_keyspace(rs.port(), 3, false);
+    assert_same(&before, &in_redis, "strongbox AOF dir in redis");
+    // And Strongbox restarts to it too.
+    sb.restart();
+    let again = dump_keyspace(sb.port(), 3, false);
+    assert_same(&before, &again, "strongbox restart");
+}
+
+#[test]
+fn save_writes_an_rdb_that_redis_check_rdb_and_redis_accept() {
+    let f = fixtures().join("redis-7.0-all-types.rdb");
+    let d = data_dir_with(&f, "dump.rdb");
+    let mut sb = StrongboxServer::start_in(d.path(), &["--appendonly", "no"]);
+    let before = dump_keyspace(sb.port(), 16, false);
+    let mut c = con(sb.port());
+    let r: String = redis::cmd("SAVE").query(&mut c).unwrap();
+    assert_eq!(r, "OK");
+    // BGSAVE produces an equivalent file.
+    let r: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    assert_eq!(r, "Background saving started");
+    for _ in 0..200 {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        if info.contains("rdb_bgsave_in_progress:0") && info.contains("rdb_saves:2") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sb.stop();
+    let dump = d.path().join("dump.rdb");
+    let out = std::process::Command::new("redis-check-rdb").arg(&dump).output().unwrap();
+    assert!(out.status.success(), "redis-check-rdb: {}", String::from_utf8_lossy(&out.stdout));
+    let d2 = data_dir_with(&dump, "dump.rdb");
+    let rs = RedisServer::start_in(d2.path(), &["--appendonly", "no"]);
+    let in_redis = dump_keyspace(rs.port(), 16, false);
+    assert_same(&before, &in_redis, "strongbox dump.rdb in redis");
+}
+
+#[test]
+fn dump_rdb_is_imported_as_the_base_of_a_new_aof_directory() {
+    let f = fixtures().join("redis-7.0-all-types.rdb");
+    let d = data_dir_with(&f, "dump.rdb");
+    let mut sb = StrongboxServer::start_in(d.path(), &["--appendonly", "yes"]);
+    let before = dump_keyspace(sb.port(), 16, false);
+    assert!(before.len() > 10);
+    let mut c = con(sb.port());
+    redis::cmd("SET").arg("after-import").arg("1").query::<()>(&mut c).unwrap();
+    sb.restart();
+    let after = dump_keyspace(sb.port(), 16, false);
+    let mut expected = before.clone();
+    expected.insert(
+        (0, b"after-import".to_vec()),
+        KeyDump {
+            kind: "string".into(),
+            value: vec![b"1".to_vec()],
+            has_ttl: false,
+        },
+    );
+    assert_same(&expected, &after, "after import + restart");
+    let manifest = std::fs::read_to_string(d.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert!(manifest.contains("type b"), "{manifest}");
+}
+
+#[test]
+fn compaction_under_concurrent_writes_keeps_the_state() {
+    let mut sb = StrongboxServer::start(&["--appendonly", "yes"]);
+    // Enough keys that the snapshot walk spans many rounds.
+    let mut c = con(sb.port());
+    let mut p = redis::pipe();
+    for i in 0..20_000 {
+        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    p.query::<()>(&mut c).unwrap();
+    let port = sb.port();
+    let writer = std::thread::spawn(move || {
+        let mut c = con(port);
+        for i in 0..3000 {
+            // Overwrites, deletes, new keys and collection growth during the snapshot.
+            redis::cmd("SET").arg(format!("k{}", i * 7 % 20_000)).arg(format!("w{i}")).query::<()>(&mut c).unwrap();
+            redis::cmd("DEL").arg(format!("k{}", i * 13 % 20_000)).query::<i64>(&mut c).unwrap();
+            redis::cmd("SET").arg(format!("new{i}")).arg(i).query::<()>(&mut c).unwrap();
+            redis::cmd("RPUSH").arg("list").arg(i).query::<i64>(&mut c).unwrap();
+            redis::cmd("INCR").arg("ctr").query::<i64>(&mut c).unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let r: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    assert!(r.contains("rewriting"), "{r}");
+    writer.join().unwrap();
+    for _ in 0..400 {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+    assert!(info.contains("aof_rewrites:1"), "rewrite did not finish: {info}");
+    let before = dump_keyspace(sb.port(), 1, false);
+    sb.restart();
+    let after = dump_keyspace(sb.port(), 1, false);
+    assert_same(&before, &after, "restart after compaction");
+}
