@@ -705,13 +705,11 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             ctx.notify(notify::GENERIC, "expire", key);
             ctx.dirty(1);
         }
-        None if flags & OBJ_PERSIST != 0 => {
-            if ctx.db().persist(key) {
-                ctx.modified(key);
-                ctx.propagate(vec![Bytes::from_static(b"PERSIST"), key.clone()]);
-                ctx.notify(notify::GENERIC, "persist", key);
-                ctx.dirty(1);
-            }
+        None if flags & OBJ_PERSIST != 0 && ctx.db().persist(key) => {
+            ctx.modified(key);
+            ctx.propagate(vec![Bytes::from_static(b"PERSIST"), key.clone()]);
+            ctx.notify(notify::GENERIC, "persist", key);
+            ctx.dirty(1);
         }
         None => {}
     }
@@ -733,7 +731,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 fn mset_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len() & 1 == 0 {
         return arity_error(if nx { "msetnx" } else { "mset" });
     }
     if nx && args[1..].chunks(2).any(|kv| ctx.exists(&kv[0])) {
