@@ -672,7 +672,7 @@ pub mod long_double {
             });
         }
         let bits = n.bits();
-        let (mut mant, mut exp) = if bits <= 64 {
+        let (mant, exp) = if bits <= 64 {
             let m = n.low_u64();
             (m << (64 - bits), exp - (64 - bits) as i64)
         } else {
@@ -691,11 +691,7 @@ pub mod long_double {
             }
             (m, e)
         };
-        if mant >> 63 == 0 {
-            mant <<= mant.leading_zeros();
-            exp -= 0;
-        }
-        if exp > EXP_MAX || exp < EXP_MIN {
+        if !(EXP_MIN..=EXP_MAX).contains(&exp) {
             return None;
         }
         Some(Ld { neg, mant, exp })
