@@ -49,8 +49,8 @@ FORBIDDEN_PORT = 6379
 
 # Sizes: (full, quick)
 SIZES = {
-    "tp_requests": (100_000, 10_000),
-    "suite_requests": (100_000, 10_000),
+    "tp_requests": (100_000, 5_000),
+    "suite_requests": (100_000, 5_000),
     "elements": (1_000_000, 100_000),
     "startup_keys": (1_000_000, 100_000),
     "compaction_keys": (1_000_000, 100_000),
@@ -698,61 +698,90 @@ def redis_benchmark(port, test, n, clients, pipeline, extra=()):
     return rows, err, " ".join(shlex.quote(c) for c in cmd)
 
 
+def start_all(ctx, section, tag, opts):
+    """Start one server per target (all alive at once, so runs can be interleaved)."""
+    servers = {}
+    for target in ctx.targets:
+        s = make_server(ctx, target, tag, opts)
+        try:
+            s.start()
+            servers[target.name] = s
+        except Exception as e:  # noqa: BLE001
+            ctx.fail(section, target, "start (%s)" % tag, e)
+            s.kill()
+    return servers
+
+
+def stop_all(servers):
+    for s in servers.values():
+        s.stop()
+        cleanup_dir(s)
+
+
+def bench_interleaved(ctx, servers, test, n, pipeline, repeat, label, store):
+    """Run `test` `repeat` times on every server, alternating the order each round; store the
+    run with the median rps per target (all rps values kept in 'all_rps')."""
+    got = {name: [] for name in servers}
+    failed = {}
+    for rep in range(repeat):
+        order = list(servers.items())
+        if rep % 2:
+            order.reverse()
+        for name, s in order:
+            if name in failed:
+                continue
+            rows, err, _ = redis_benchmark(s.port, test, n, 50, pipeline)
+            if err or not rows:
+                failed[name] = err or "no CSV output"
+                target = next(t for t in ctx.targets if t.name == name)
+                ctx.fail("throughput", target, label, failed[name])
+                continue
+            got[name].append({k: v for k, v in rows.items() if "needed to benchmark" not in k})
+    for name in servers:
+        if name in failed:
+            store(test.upper(), name, {"error": failed[name]})
+            continue
+        runs = got[name]
+        for row_name in runs[0]:
+            vals = sorted((r[row_name] for r in runs if row_name in r), key=lambda x: x["rps"])
+            med = dict(vals[len(vals) // 2])
+            med["all_rps"] = [v["rps"] for v in vals]
+            store(row_name, name, med)
+            log("throughput %-32s %-10s %10.0f rps  (runs: %s)" % (
+                label if len(runs[0]) == 1 else row_name, name, med["rps"],
+                ", ".join("%.0f" % v for v in med["all_rps"])))
+
+
 def section_throughput(ctx):
     n = ctx.size("tp_requests")
-    res = {"n": n, "runs": {}, "suite": {}, "suite_n": ctx.size("suite_requests")}
+    repeat = ctx.args.repeat or (1 if ctx.quick else 3)
+    res = {"n": n, "repeat": repeat, "runs": {}, "suite": {}, "suite_n": ctx.size("suite_requests")}
     for fsync in ("everysec", "always"):
-        for target in ctx.targets:
-            s = make_server(ctx, target, "tp-" + fsync, persistence_opts(True, fsync))
-            try:
-                s.start()
-            except Exception as e:  # noqa: BLE001
-                ctx.fail("throughput", target, "start (%s)" % fsync, e)
-                s.kill()
-                continue
-            try:
-                for p in (1, 16):
-                    for t in TP_TESTS:
-                        rows, err, cmdline = redis_benchmark(s.port, t, n, 50, p)
-                        key = "%s|P%d|%s" % (fsync, p, t.upper())
-                        if err or not rows:
-                            ctx.fail("throughput", target, key, err or "no CSV output")
-                            res["runs"].setdefault(key, {})[target.name] = {"error": err or "no output"}
-                        else:
-                            row = next(iter(rows.values()))
-                            res["runs"].setdefault(key, {})[target.name] = row
-                            log("throughput %-28s %-10s %10.0f rps" % (key, target.name, row["rps"]))
-            finally:
-                s.stop()
-                cleanup_dir(s)
-    # default suite once, everysec, each test on its own so one failure doesn't stop the rest
+        servers = start_all(ctx, "throughput", "tp-" + fsync, persistence_opts(True, fsync))
+        try:
+            for p in (1, 16):
+                for t in TP_TESTS:
+                    key = "%s|P%d|%s" % (fsync, p, t.upper())
+
+                    def store(_row, name, row, key=key):
+                        res["runs"].setdefault(key, {})[name] = row
+
+                    bench_interleaved(ctx, servers, t, n, p, repeat, key, store)
+        finally:
+            stop_all(servers)
+    # default suite once, everysec; each test on its own so one failure doesn't stop the rest
     suite_tests = ["ping_inline", "ping_mbulk", "set", "get", "incr", "lpush", "rpush", "lpop",
                    "rpop", "sadd", "hset", "spop", "zadd", "zpopmin", "lrange_100", "lrange_300",
                    "lrange_500", "lrange_600", "mset"]
-    sn = res["suite_n"]
-    for target in ctx.targets:
-        s = make_server(ctx, target, "suite", persistence_opts(True, "everysec"))
-        try:
-            s.start()
-        except Exception as e:  # noqa: BLE001
-            ctx.fail("throughput", target, "start (suite)", e)
-            s.kill()
-            continue
-        try:
-            # lrange_* need the list that lpush fills: run lpush before them as redis-benchmark does
-            for t in suite_tests:
-                rows, err, _ = redis_benchmark(s.port, t, sn, 50, 1)
-                if err or not rows:
-                    ctx.fail("throughput", target, "suite %s" % t, err or "no CSV output")
-                    res["suite"].setdefault(t.upper(), {})[target.name] = {"error": err or "no output"}
-                    continue
-                for name, row in rows.items():
-                    if "needed to benchmark" in name:
-                        continue
-                    res["suite"].setdefault(name, {})[target.name] = row
-        finally:
-            s.stop()
-            cleanup_dir(s)
+    servers = start_all(ctx, "throughput", "suite", persistence_opts(True, "everysec"))
+    try:
+        for t in suite_tests:
+            def store(row_name, name, row):
+                res["suite"].setdefault(row_name, {})[name] = row
+
+            bench_interleaved(ctx, servers, t, res["suite_n"], 1, 1, "suite " + t, store)
+    finally:
+        stop_all(servers)
     return res
 
 
@@ -1227,7 +1256,9 @@ def tables_for(ctx, section, res):
         t = Table("Throughput, requests/s (higher is better; goal ≥ 1.0, `always` -P 16 ≥ 1.5)",
                   headers(ctx, "appendfsync | pipeline | test"),
                   note="`redis-benchmark -q --csv -n %d -c 50 -P {1,16} -t <test>` (each test run alone), "
-                       "appendonly yes, fresh server per appendfsync policy." % res["n"])
+                       "appendonly yes, save '', fresh servers per appendfsync policy, all servers up at "
+                       "once and runs interleaved server by server; median of %d run(s) per line."
+                       % (res["n"], res.get("repeat", 1)))
         for key, runs in res["runs"].items():
             fsync, p, test = key.split("|")
             goal = 1.5 if (fsync == "always" and p == "P16") else 1.0
@@ -1416,6 +1447,8 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print only, do not write the markdown")
     ap.add_argument("--json", help="also write raw results as JSON here")
     ap.add_argument("--tmpdir", default=None, help="parent of the temporary data dirs (default $TMPDIR)")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="throughput runs per line, median kept (default 3, --quick 1)")
     ap.add_argument("--latency-rate", type=int, default=None, help="req/s of the latency section")
     ap.add_argument("--load-rate", type=int, default=None, help="SET/s of the compaction write load")
     args = ap.parse_args()
