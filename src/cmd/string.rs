@@ -1644,3 +1644,199 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> Reply {
     }
     Reply::Array(replies)
 }
+
+/// The logged form of each command, checked through the real `exec::call` path with a sink that
+/// records what the durability layer hands to the log writer.
+#[cfg(test)]
+mod propagation_tests {
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+
+    use crate::client::{Client, ConnShared};
+    use crate::config::Config;
+    use crate::durability::LogSink;
+    use crate::exec::{call, Server};
+    use crate::resp::Reply;
+
+    struct Recorder {
+        bytes: Arc<Mutex<Vec<u8>>>,
+        end: u64,
+    }
+
+    impl LogSink for Recorder {
+        fn submit(&mut self, bytes: &[u8], _db_at_start: u32) -> u64 {
+            self.bytes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(bytes);
+            self.end += bytes.len() as u64;
+            self.end
+        }
+        fn shutdown(self: Box<Self>) -> Result<(), String> {
+            Ok(())
+        }
+        fn failure(&self) -> Option<String> {
+            None
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    /// Parse the RESP multibulk commands in `b`, leaving out SELECT.
+    fn commands(b: &[u8]) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        let line = |i: &mut usize| -> String {
+            let end = *i + b[*i..].windows(2).position(|w| w == b"\r\n").expect("crlf");
+            let s = String::from_utf8_lossy(&b[*i + 1..end]).into_owned();
+            *i = end + 2;
+            s
+        };
+        while i < b.len() {
+            let n: usize = line(&mut i).parse().expect("count");
+            let mut cmd = Vec::new();
+            for _ in 0..n {
+                let len: usize = line(&mut i).parse().expect("len");
+                cmd.push(String::from_utf8_lossy(&b[i..i + len]).into_owned());
+                i += len + 2;
+            }
+            if !cmd[0].eq_ignore_ascii_case("select") {
+                out.push(cmd);
+            }
+        }
+        out
+    }
+
+    /// Run `cmds` on a fresh server; returns each reply and what was logged for each command.
+    fn run(cmds: &[&[&str]]) -> Vec<(Reply, Vec<Vec<String>>)> {
+        let cfg = Config::from_args(&[]).expect("default config");
+        let mut srv = Server::new(cfg);
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        srv.log.set_sink(
+            Some(Box::new(Recorder {
+                bytes: bytes.clone(),
+                end: 0,
+            })),
+            0,
+        );
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(ConnShared {
+            out_bytes: Default::default(),
+            qbuf_bytes: Default::default(),
+            kill: tokio::sync::Notify::new(),
+        });
+        let mut client = Client::new(1, tx, shared, "test".into(), "test".into(), 0, false);
+        let mut out = Vec::new();
+        for c in cmds {
+            let argv: Vec<Bytes> = c
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let spec = crate::cmd::table().get(&argv[0]).expect("known command");
+            let reply = call(&mut srv, &mut client, spec, &argv, false);
+            srv.log.submit();
+            let logged = {
+                let mut b = bytes.lock().unwrap_or_else(|p| p.into_inner());
+                let v = commands(&b);
+                b.clear();
+                v
+            };
+            out.push((reply, logged));
+        }
+        out
+    }
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn logged_forms_are_deterministic() {
+        let before = crate::util::now_ms();
+        let r = run(&[
+            &["SET", "k", "v", "EX", "100"],
+            &["SET", "k", "v", "PX", "5000", "NX"],
+            &["SET", "k", "w", "GET"],
+            &["SET", "k", "x", "get", "KEEPTTL", "GET"],
+            &["SET", "k", "y", "XX", "GET", "EXAT", "4000000000"],
+            &["SETEX", "s", "10", "v"],
+            &["PSETEX", "s", "10", "v"],
+            &["GETSET", "s", "n"],
+            &["INCRBYFLOAT", "f", "10.5"],
+            &["INCRBYFLOAT", "f", "0.1"],
+            &["GETEX", "s", "EX", "100"],
+            &["GETEX", "s", "PXAT", "4000000000000"],
+            &["GETEX", "s", "PERSIST"],
+            &["GETEX", "s", "PERSIST"],
+            &["GETEX", "s"],
+            &["GETEX", "s", "EXAT", "1"],
+            &["GETDEL", "k"],
+            &["GETDEL", "k"],
+            &["SETNX", "n", "1"],
+            &["SETNX", "n", "1"],
+            &["INCR", "n"],
+            &["GET", "n"],
+            &["SETBIT", "b", "1", "0"],
+            &["SETBIT", "b", "1", "0"],
+            &[
+                "BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "300",
+            ],
+            &[
+                "BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "300",
+            ],
+            &["BITOP", "AND", "d", "nosuch"],
+            &["APPEND", "a", "x"],
+        ]);
+        let after = crate::util::now_ms();
+        let pxat = |logged: &Vec<Vec<String>>, rel: i64| {
+            assert_eq!(logged.len(), 1, "{logged:?}");
+            let ms: i64 = logged[0][4].parse().expect("ms");
+            assert!(ms >= before + rel && ms <= after + rel, "{logged:?}");
+            assert_eq!(
+                logged[0][..4],
+                strs(&["SET", &logged[0][1], &logged[0][2], "PXAT"])
+            );
+        };
+        pxat(&r[0].1, 100_000);
+        assert!(r[1].1.is_empty(), "NX that did not set logs nothing");
+        assert_eq!(r[2].1, vec![strs(&["SET", "k", "w"])]);
+        assert_eq!(r[3].1, vec![strs(&["SET", "k", "x", "KEEPTTL"])]);
+        assert_eq!(
+            r[4].1,
+            vec![strs(&["SET", "k", "y", "PXAT", "4000000000000"])]
+        );
+        pxat(&r[5].1, 10_000);
+        pxat(&r[6].1, 10);
+        assert_eq!(r[7].1, vec![strs(&["SET", "s", "n"])]);
+        assert_eq!(r[8].1, vec![strs(&["SET", "f", "10.5", "KEEPTTL"])]);
+        assert_eq!(r[9].1, vec![strs(&["SET", "f", "10.6", "KEEPTTL"])]);
+        assert_eq!(r[10].1.len(), 1);
+        assert_eq!(r[10].1[0][..2], strs(&["PEXPIREAT", "s"]));
+        let ms: i64 = r[10].1[0][2].parse().expect("ms");
+        assert!(ms >= before + 100_000 && ms <= after + 100_000);
+        assert_eq!(r[11].1, vec![strs(&["PEXPIREAT", "s", "4000000000000"])]);
+        assert_eq!(r[12].1, vec![strs(&["PERSIST", "s"])]);
+        assert!(r[13].1.is_empty(), "PERSIST without a TTL logs nothing");
+        assert!(r[14].1.is_empty(), "plain GETEX logs nothing");
+        assert_eq!(r[15].1, vec![strs(&["DEL", "s"])]);
+        assert_eq!(r[16].1, vec![strs(&["DEL", "k"])]);
+        assert!(r[17].1.is_empty());
+        assert_eq!(r[18].1, vec![strs(&["SETNX", "n", "1"])]);
+        assert!(r[19].1.is_empty());
+        assert_eq!(r[20].1, vec![strs(&["INCR", "n"])]);
+        assert!(r[21].1.is_empty());
+        assert_eq!(r[22].1, vec![strs(&["SETBIT", "b", "1", "0"])]);
+        assert!(
+            r[23].1.is_empty(),
+            "SETBIT to the same value changes nothing"
+        );
+        // The key is created although every write failed: logged so replay matches.
+        assert_eq!(r[24].1.len(), 1);
+        assert_eq!(r[24].0, Reply::Array(vec![Reply::Nil]));
+        assert!(r[25].1.is_empty());
+        assert!(r[26].1.is_empty(), "BITOP deleting nothing logs nothing");
+        assert_eq!(r[27].1, vec![strs(&["APPEND", "a", "x"])]);
+    }
+}
