@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use crate::cmd::{arity_error, err, flags::*, CommandSpec, Handler, KeySpec, K1, KALL};
 use crate::ctx::{notify, Ctx};
 use crate::keyspace::{Object, Value};
-use crate::limits::PROTO_MAX_BULK_LEN_DEFAULT;
+use crate::limits::{PROTO_MAX_BULK_LEN_DEFAULT, STRING_BYTES_MAX};
 use crate::resp::{Reply, OK};
 use crate::util::parse_i64;
 
@@ -373,14 +373,22 @@ fn max_string_len(ctx: &Ctx) -> u64 {
     }
 }
 
-/// Redis's `checkStringLength`: `size + append` must not exceed proto-max-bulk-len (not
-/// enforced while loading the log, like Redis's `mustObeyClient`).
-fn check_string_length(ctx: &Ctx, size: u64, append: u64) -> Result<(), Reply> {
+/// The string size limit a command must respect. Redis lifts it for the clients it must obey
+/// (the log being loaded); we keep a bound there too — the larger of the configured limit and
+/// 512 MiB — so a corrupt log cannot ask for an absurd allocation.
+fn size_limit(ctx: &Ctx) -> u64 {
+    let configured = max_string_len(ctx);
     if ctx.loading {
-        return Ok(());
+        configured.max(STRING_BYTES_MAX as u64)
+    } else {
+        configured
     }
+}
+
+/// Redis's `checkStringLength`: `size + append` must not exceed proto-max-bulk-len.
+fn check_string_length(ctx: &Ctx, size: u64, append: u64) -> Result<(), Reply> {
     match size.checked_add(append) {
-        Some(t) if t <= max_string_len(ctx) => Ok(()),
+        Some(t) if t <= size_limit(ctx) => Ok(()),
         _ => Err(Reply::err(ERR_EXCEEDS)),
     }
 }
@@ -1123,7 +1131,7 @@ fn bit_offset(ctx: &Ctx, arg: &[u8], hash_bits: u32) -> Result<u64, Reply> {
     if usehash {
         v = v.wrapping_mul(hash_bits as i64);
     }
-    if v < 0 || (!ctx.loading && (v as u64 >> 3) >= max_string_len(ctx)) {
+    if v < 0 || (v as u64 >> 3) >= size_limit(ctx) {
         return Err(bad());
     }
     Ok(v as u64)
