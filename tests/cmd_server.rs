@@ -697,6 +697,39 @@ fn command_info_docs_list_shapes() {
             "arity of {name}"
         );
     }
+    // Flags and ACL categories of the server/admin commands are Redis's.
+    for name in [
+        "config|get",
+        "config|help",
+        "client|kill",
+        "client|id",
+        "client|setname",
+        "command|info",
+        "slowlog|get",
+        "latency|latest",
+        "memory|usage",
+        "info",
+        "lastsave",
+        "role",
+        "monitor",
+        "debug",
+        "shutdown",
+        "dbsize",
+        "flushdb",
+        "swapdb",
+        "time",
+        "wait",
+    ] {
+        let want = frame(&r.cmd(&["COMMAND", "INFO", name]));
+        let got = frame(&s.cmd(&["COMMAND", "INFO", name]));
+        for (i, what) in [(1, "arity"), (2, "flags"), (6, "ACL categories")] {
+            assert_eq!(
+                escape(&got.children[0].children[i].raw),
+                escape(&want.children[0].children[i].raw),
+                "{what} of {name}"
+            );
+        }
+    }
     // RESP3: flags are sets, DOCS is a map of maps.
     s.cmd(&["HELLO", "3"]);
     let info = frame(&s.cmd(&["COMMAND", "INFO", "config"]));

@@ -110,25 +110,20 @@ const CATEGORIES: &[&str] = &[
     "scripting",
 ];
 
-/// Commands Redis marks @dangerous without the admin flag.
-const DANGEROUS: &[&str] = &[
-    "flushdb",
-    "flushall",
-    "keys",
-    "swapdb",
-    "sort",
-    "sort_ro",
-    "migrate",
-    "restore",
-    "info",
-    "lastsave",
-    "role",
-    "monitor",
-    "debug",
-    "shutdown",
-    "save",
-    "bgsave",
-    "bgrewriteaof",
+/// Categories Redis declares explicitly for some commands (and their subcommands), replacing
+/// the one derived from the command's group.
+const EXPLICIT_CATEGORIES: &[(&str, &[&str])] = &[
+    ("command", &["connection"]),
+    ("wait", &["connection"]),
+    ("info", &["dangerous"]),
+    ("lastsave", &["admin", "dangerous"]),
+    ("role", &["admin", "dangerous"]),
+    ("time", &[]),
+    ("dbsize", &["keyspace"]),
+    ("flushdb", &["keyspace", "dangerous"]),
+    ("flushall", &["keyspace", "dangerous"]),
+    ("swapdb", &["keyspace", "dangerous"]),
+    ("keys", &["keyspace", "dangerous"]),
 ];
 
 pub(super) fn command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -231,7 +226,10 @@ fn doc_group(group: &str) -> &str {
 /// `setImplicitACLCategories`), printed in Redis's order.
 fn categories(name: &str, group: Option<&str>, flags: u32) -> Vec<&'static str> {
     let mut cats: Vec<&str> = Vec::new();
-    if let Some(g) = group.and_then(group_category) {
+    let base = name.split('|').next().unwrap_or(name);
+    if let Some((_, explicit)) = EXPLICIT_CATEGORIES.iter().find(|(n, _)| *n == base) {
+        cats.extend_from_slice(explicit);
+    } else if let Some(g) = group.and_then(group_category) {
         cats.push(g);
     }
     if flags & WRITE != 0 {
@@ -242,9 +240,6 @@ fn categories(name: &str, group: Option<&str>, flags: u32) -> Vec<&'static str> 
     }
     if flags & ADMIN != 0 {
         cats.push("admin");
-        cats.push("dangerous");
-    }
-    if DANGEROUS.contains(&name) {
         cats.push("dangerous");
     }
     if flags & PUBSUB != 0 {
@@ -406,7 +401,7 @@ fn sub_info_entry(parent: &CommandSpec, s: Sub) -> Reply {
         Reply::Int(0),
         Reply::Int(0),
         Reply::Int(0),
-        cat_set(&categories(&full, None, s.2)),
+        cat_set(&categories(&full, Some(parent.group), s.2)),
         Reply::Array(vec![]),
         Reply::Array(vec![]),
         Reply::Array(vec![]),
@@ -460,7 +455,10 @@ fn command_docs(args: &[Bytes]) -> Reply {
 }
 
 /// Every command name followed by its subcommands' full names.
-fn all_names() -> Vec<(String, &'static CommandSpec, Option<Sub>)> {
+/// (full name, command, subcommand) for every command and subcommand.
+type NameEntry = (String, &'static CommandSpec, Option<Sub>);
+
+fn all_names() -> Vec<NameEntry> {
     let mut v = Vec::new();
     for c in &table().all {
         v.push((c.name.to_string(), *c, None));
@@ -473,7 +471,7 @@ fn all_names() -> Vec<(String, &'static CommandSpec, Option<Sub>)> {
 
 fn command_list(args: &[Bytes]) -> Reply {
     let names = all_names();
-    let keep: Box<dyn Fn(&(String, &'static CommandSpec, Option<Sub>)) -> bool> = match args.len() {
+    let keep: Box<dyn Fn(&NameEntry) -> bool> = match args.len() {
         2 => Box::new(|_| true),
         5 if args[2].eq_ignore_ascii_case(b"filterby") => {
             let what = args[3].to_ascii_lowercase();
@@ -484,7 +482,7 @@ fn command_list(args: &[Bytes]) -> Reply {
                     let cat = String::from_utf8_lossy(&val).to_ascii_lowercase();
                     Box::new(move |(name, c, s)| {
                         let cats = match s {
-                            Some(s) => categories(name, None, s.2),
+                            Some(s) => categories(name, Some(c.group), s.2),
                             None if is_container(c) => vec!["slow"],
                             None => categories(name, Some(c.group), c.flags),
                         };
@@ -568,8 +566,24 @@ mod tests {
             vec!["read", "string", "fast"]
         );
         assert_eq!(
-            categories("config|get", None, ADMIN | NOSCRIPT | LOADING | STALE),
+            categories(
+                "config|get",
+                Some("server"),
+                ADMIN | NOSCRIPT | LOADING | STALE
+            ),
             vec!["admin", "slow", "dangerous"]
+        );
+        assert_eq!(
+            categories("client|kill", Some("connection"), ADMIN | NOSCRIPT),
+            vec!["admin", "slow", "dangerous", "connection"]
+        );
+        assert_eq!(
+            categories("command|info", Some("server"), LOADING | STALE),
+            vec!["slow", "connection"]
+        );
+        assert_eq!(
+            categories("lastsave", Some("server"), LOADING | STALE | FAST),
+            vec!["admin", "fast", "dangerous"]
         );
         assert_eq!(
             categories("flushdb", Some("server"), WRITE),

@@ -526,7 +526,7 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
     if sel.wants("commandstats") {
         begin(&mut out, "Commandstats");
         let mut s = Section { out: String::new() };
-        let mut names: Vec<(&&str, &(u64, u64, u64, u64))> = srv.stats.per_cmd.iter().collect();
+        let mut names: Vec<_> = srv.stats.per_cmd.iter().collect();
         names.sort();
         for (name, &(calls, usec, rejected, failed)) in names {
             if calls == 0 && rejected == 0 && failed == 0 {

@@ -87,15 +87,14 @@ const LATENCY_HELP: &[&str] = &[
     "    If no commands are specified then all histograms are replied.",
 ];
 
+/// DEBUG HELP: the subcommands Strongbox has (Redis 7.0's names and arguments).
 const DEBUG_HELP: &[&str] = &[
-    "JMAP",
-    "    No-op (accepted for compatibility).",
     "OBJECT <key>",
     "    Show low level info about `key` and associated value.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Accepted for compatibility; has no effect (active expiry stays on).",
     "QUICKLIST-PACKED-THRESHOLD <size>",
     "    Accepted for compatibility; has no effect.",
-    "SET-ACTIVE-EXPIRE <0|1>",
-    "    Accepted for compatibility; active expiry stays on.",
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
 ];
@@ -335,7 +334,6 @@ pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         b"object" if args.len() == 3 => debug_object(ctx, &args[2]),
         b"set-active-expire" if args.len() == 3 => OK,
         b"quicklist-packed-threshold" if args.len() == 3 => OK,
-        b"jmap" => OK,
         _ => Reply::Error(format!(
             "ERR unknown subcommand '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(&args[1])
