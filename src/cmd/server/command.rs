@@ -587,7 +587,7 @@ mod tests {
         );
         assert_eq!(
             categories("flushdb", Some("server"), WRITE),
-            vec!["write", "slow", "dangerous"]
+            vec!["keyspace", "write", "slow", "dangerous"]
         );
     }
 
