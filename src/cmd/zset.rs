@@ -292,13 +292,13 @@ fn zset_add(
 }
 
 fn zadd_generic(ctx: &mut Ctx, key: &Bytes, f: AddFlags, pairs: &[Bytes]) -> Reply {
-    if pairs.is_empty() || pairs.len() % 2 != 0 {
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Reply::err(err::SYNTAX);
     }
     if f.nx && f.xx {
         return Reply::err("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return Reply::err("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     let n = pairs.len() / 2;

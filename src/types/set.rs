@@ -210,6 +210,10 @@ impl DenseTable {
         self.entries.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     fn slot_of(&self, m: &[u8]) -> Option<usize> {
         let e = &self.entries;
         self.table
@@ -589,7 +593,7 @@ mod tests {
     fn key_str(i: u8) -> Vec<u8> {
         // Mix inline and heap members.
         let mut v = format!("m{i}").into_bytes();
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             v.extend_from_slice(&[b'x'; 30]);
         }
         v

@@ -759,7 +759,7 @@ mod tests {
 
     fn member(i: u16) -> Vec<u8> {
         let mut v = format!("m{i}").into_bytes();
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             v.extend_from_slice(&[b'y'; 25]);
         }
         v
