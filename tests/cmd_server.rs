@@ -807,7 +807,7 @@ fn slowlog_monitor_memory_debug_lastsave() {
     assert!(usage[1..].trim_end().parse::<u64>().unwrap() >= 4);
     let stats = frame(&s.cmd(&["MEMORY", "STATS"]));
     assert_eq!(stats.kind, b'*');
-    assert!(stats.children.len() % 2 == 0 && stats.children.len() > 20);
+    assert!(stats.children.len().is_multiple_of(2) && stats.children.len() > 20);
     let obj = String::from_utf8(s.cmd(&["DEBUG", "OBJECT", "mk"])).unwrap();
     assert!(
         obj.starts_with("+Value at:") && obj.contains(" encoding:embstr "),

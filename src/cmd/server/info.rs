@@ -92,23 +92,18 @@ pub(super) fn bytes_to_human(n: u64) -> String {
     }
 }
 
-/// Resident set size of this process in bytes (0 if unknown).
+/// Resident set size of this process in bytes (0 if unknown), from `VmRSS` in
+/// /proc/self/status (in kB, so independent of the page size, unlike /proc/self/statm).
 pub(super) fn rss_bytes() -> u64 {
-    let Ok(s) = std::fs::read_to_string("/proc/self/statm") else {
+    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
         return 0;
     };
-    let pages: u64 = s
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    pages * page_size()
-}
-
-fn page_size() -> u64 {
-    // Linux on the platforms we run on uses 4 KiB pages; /proc/self/smaps would tell otherwise
-    // but is far too slow to read on every INFO.
-    4096
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
 }
 
 fn total_system_memory() -> u64 {
@@ -635,6 +630,14 @@ fn fields(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_figures_are_read_on_linux() {
+        if std::path::Path::new("/proc/self/status").exists() {
+            assert!(rss_bytes() > 0);
+            assert!(total_system_memory() > rss_bytes());
+        }
+    }
 
     #[test]
     fn human_sizes_as_redis() {
