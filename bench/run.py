@@ -1475,6 +1475,13 @@ def main():
     if args.valkey_bin:
         ctx.targets.append(Target("valkey", args.valkey_bin, "valkey"))
     versions = {t.name: t.version() for t in ctx.targets}
+    try:
+        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
+                             text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        rev = ""
+    if rev and not args.strongbox_bin:
+        versions["strongbox"] += ", built from %s" % rev
     machine = machine_info(ctx.tmp)
     cmdline = " ".join(shlex.quote(a) for a in ["bench/run.py"] + sys.argv[1:])
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
