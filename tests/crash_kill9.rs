@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{ServerKind, ServerProcess};
 
 const CLIENTS: usize = 4;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 4;
 
 #[derive(Default, Clone)]
 struct Acked {
@@ -115,7 +115,14 @@ fn verify(port: u16, acked: &Acked) {
 fn kill9_rounds(policy: &str) {
     let mut server = ServerProcess::start(
         ServerKind::Strongbox,
-        &["--appendonly", "yes", "--appendfsync", policy],
+        &[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            policy,
+            "--aof-segment-size",
+            "64kb",
+        ],
     );
     let mut all = Acked::default();
     for round in 0..ROUNDS {
@@ -128,7 +135,16 @@ fn kill9_rounds(policy: &str) {
                 std::thread::spawn(move || client_loop(port, round, t, stop, acked))
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(400 + 150 * round as u64));
+        std::thread::sleep(Duration::from_millis(250));
+        if round > 0 {
+            // Crash while a compaction may be running (snapshot walk, base install, cleanup).
+            if let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) {
+                if let Ok(mut con) = c.get_connection() {
+                    let _: redis::RedisResult<String> = redis::cmd("BGREWRITEAOF").query(&mut con);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100 + 150 * round as u64));
         server.kill9();
         stop.store(true, Ordering::Relaxed);
         for h in handles {

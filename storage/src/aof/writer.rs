@@ -744,15 +744,14 @@ impl Worker {
         let shared = self.shared.clone();
         let mut g = shared.lock();
         loop {
-            if let Some(c) = g.controls.pop_front() {
-                g.busy = true;
-                return Job::Control(c);
-            }
             let failed = g.failed.is_some();
             let now = shared.clock.monotonic_ms();
-            if (g.holds == 0 || g.shutdown) && !g.pending.is_empty() && !failed {
+            // A control (rotation for a rewrite) applies to everything submitted before it:
+            // pending bytes are written first, into the file they belong to.
+            let control_waiting = !g.controls.is_empty();
+            if (g.holds == 0 || g.shutdown || control_waiting) && !g.pending.is_empty() && !failed {
                 let mut go = true;
-                if g.sync_in_progress || g.sync_request.is_some() {
+                if !control_waiting && (g.sync_in_progress || g.sync_request.is_some()) {
                     // Redis's rule: postpone while an fsync is in flight, up to 2 s.
                     match self.postponed_since_ms {
                         None => {
@@ -770,6 +769,10 @@ impl Worker {
                     g.stats.buffer_length = 0;
                     return Job::Write(bytes, g.pending_db);
                 }
+            }
+            if let Some(c) = g.controls.pop_front() {
+                g.busy = true;
+                return Job::Control(c);
             }
             if g.shutdown
                 && (g.pending.is_empty() || failed)
@@ -1184,5 +1187,38 @@ mod tests {
             .exists(&dir.join("appendonly.aof.1.incr.aof"))
             .expect("exists"));
         w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn bytes_submitted_before_a_rotation_stay_in_the_replaced_file() {
+        // Regression: the writer used to run a queued rotation before writing pending bytes,
+        // so writes executed before BGREWRITEAOF's snapshot point landed in the new incr file
+        // too and were applied twice after a restart.
+        for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No] {
+            let fs = SimFs::new(6);
+            let (w, _) = open(&fs, policy, Arc::default());
+            // Queue the bytes while the writer is held, then queue the rotation behind them.
+            let g = w.hold();
+            w.submit(CMD, 0);
+            let t = std::thread::scope(|sc| {
+                let h = sc.spawn(|| w.rotate_for_rewrite().expect("rotate"));
+                std::thread::sleep(Duration::from_millis(50));
+                drop(g);
+                h.join().expect("rotate thread")
+            });
+            w.shutdown().expect("shutdown");
+            let dir = Path::new("/d/appendonlydir");
+            let old = fs.read(&dir.join(&t.replaced[0])).expect("old");
+            let new = fs.read(&dir.join(&t.new_incr)).expect("new");
+            let contains = |hay: &[u8]| hay.windows(CMD.len()).any(|win| win == CMD);
+            assert!(
+                contains(&old),
+                "{policy:?}: pending bytes missing from the replaced file"
+            );
+            assert!(
+                !contains(&new),
+                "{policy:?}: pending bytes written after the rotation"
+            );
+        }
     }
 }
