@@ -481,6 +481,19 @@ fn find_manifest_in(dir: &Path) -> Result<PathBuf, String> {
     ))
 }
 
+/// `<filename>.<seq>.base.rdb|aof` or `<filename>.<seq>.incr.aof`.
+fn is_aof_name(filename: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(filename).and_then(|r| r.strip_prefix('.')) else {
+        return false;
+    };
+    let Some((seq, suffix)) = rest.split_once('.') else {
+        return false;
+    };
+    !seq.is_empty()
+        && seq.bytes().all(|b| b.is_ascii_digit())
+        && matches!(suffix, "base.rdb" | "base.aof" | "incr.aof")
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     RealFs
         .read(path)
@@ -592,17 +605,34 @@ pub fn check(input: &Path, ts_limit: Option<i64>, show_progress: bool) -> Result
             ));
         }
     }
-    // Files the manifest does not list: the recovery planner's view of them.
+    // Files the manifest does not list: the recovery planner's view of them when it accepts
+    // the directory, else the same naming rule.
     if let Ok(obs) = strongbox_recovery::observe(&RealFs, &dir, &filename) {
-        if let Ok(plan) = strongbox_recovery::plan(&obs, false) {
-            for o in &plan.orphans {
-                checked.findings.push(Finding::new(
-                    dir.join(o).display().to_string(),
-                    0,
-                    Severity::Warning,
-                    "not listed in the manifest: ignored when loading (a leftover of an interrupted rotation or rewrite?)",
-                ));
+        let orphans = match strongbox_recovery::plan(&obs, false) {
+            Ok(plan) => plan.orphans,
+            Err(_) => {
+                let m = &manifest;
+                let listed: Vec<&str> = m
+                    .base
+                    .iter()
+                    .chain(&m.history)
+                    .chain(&m.incr)
+                    .map(|e| e.name.as_str())
+                    .collect();
+                obs.files
+                    .iter()
+                    .filter(|f| is_aof_name(&filename, f) && !listed.contains(&f.as_str()))
+                    .cloned()
+                    .collect()
             }
+        };
+        for o in &orphans {
+            checked.findings.push(Finding::new(
+                dir.join(o).display().to_string(),
+                0,
+                Severity::Warning,
+                "not listed in the manifest: ignored when loading (a leftover of an interrupted rotation or rewrite?)",
+            ));
         }
         for f in &obs.files {
             if f.starts_with(strongbox_storage::fs::TEMP_FILE_PREFIX) {
