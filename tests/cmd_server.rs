@@ -479,8 +479,9 @@ fn client_list_and_info_have_redis_fields_in_order() {
     // KILL by id: the other connection is closed, the caller is not.
     s.assert_cmd(&["CLIENT", "KILL", "ID", &a_id], b":1\r\n");
     assert!(a.is_closed_within(Duration::from_secs(2)));
-    // KILL TYPE pubsub.
+    // KILL TYPE pubsub: the subscription is gone at once.
     s.assert_cmd(&["CLIENT", "KILL", "TYPE", "pubsub"], b":1\r\n");
+    s.assert_cmd(&["PUBLISH", "ch", "x"], b":0\r\n");
     assert!(p.is_closed_within(Duration::from_secs(2)));
     s.assert_cmd(&["PING"], b"+PONG\r\n");
     // Old form by address.

@@ -428,12 +428,25 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             && ctype.is_none_or(|t| client_type(c) == t)
             && id.is_none_or(|i| c.id == i)
     };
+    let victims: Vec<ClientId> = ctx
+        .srv
+        .clients
+        .values()
+        .filter(|c| !c.closed && matches(c))
+        .map(|c| c.id)
+        .collect();
     let mut killed = 0;
-    for c in ctx.srv.clients.values_mut() {
-        if !c.closed && matches(c) {
-            c.closed = true;
-            killed += 1;
-        }
+    for id in victims {
+        let Some(mut c) = ctx.srv.clients.remove(&id) else {
+            continue;
+        };
+        // Gone at once, as Redis frees it: no longer blocked (a later push in this round must not
+        // be served to it), subscribed, watching or monitoring. The executor closes the
+        // connection at the end of the round.
+        c.closed = true;
+        ctx.srv.forget_client(&mut c);
+        ctx.srv.clients.insert(id, c);
+        killed += 1;
     }
     if !skipme && matches(ctx.client) {
         // Its own reply is sent first, then the connection closes.
