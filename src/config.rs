@@ -451,7 +451,8 @@ pub fn normalise(spec: &OptionSpec, value: &str) -> Result<String, ConfigError> 
         Kind::List => {
             if spec.name == "save" {
                 let parts: Vec<&str> = value.split_whitespace().collect();
-                if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+                if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err())
+                {
                     return Err(ConfigError::BadSave);
                 }
                 Ok(parts.join(" "))

@@ -272,21 +272,28 @@ impl<'a> Ctx<'a> {
     /// Parse a blocking timeout in seconds (float allowed) into an absolute deadline
     /// (None = block forever), with Redis's error texts.
     pub fn parse_timeout(&self, arg: &[u8]) -> Result<Option<i64>, Reply> {
-        let Some(secs) = crate::util::parse_f64(arg).filter(|v| v.is_finite()) else {
+        let Some(secs) = crate::util::parse_f64(arg) else {
             return Err(Reply::err("ERR timeout is not a float or out of range"));
         };
-        if secs < 0.0 {
+        // Redis 7.0 computes `(long long) ceill(secs * 1000.0)`; on x86 an out-of-range value
+        // (inf, 1e100) becomes LLONG_MIN, hence "timeout is negative".
+        let ms = (secs * 1000.0).ceil();
+        let tval: i64 =
+            if ms.is_finite() && ms > -9.223_372_036_854_775e18 && ms < 9.223_372_036_854_775e18 {
+                ms as i64
+            } else {
+                i64::MIN
+            };
+        if tval < 0 {
             return Err(Reply::err("ERR timeout is negative"));
         }
-        let ms = (secs * 1000.0).ceil();
-        if ms > (i64::MAX / 2) as f64 {
+        if tval == 0 {
+            return Ok(None);
+        }
+        if tval > i64::MAX - self.now_ms {
             return Err(Reply::err("ERR timeout is out of range"));
         }
-        if ms == 0.0 {
-            Ok(None)
-        } else {
-            Ok(Some(self.now_ms + ms as i64))
-        }
+        Ok(Some(self.now_ms + tval))
     }
 
     /// Encoding thresholds from the live config (hash-max-listpack-entries, …).

@@ -234,7 +234,7 @@ impl Server {
         }
         if f & notify::KEYEVENT != 0 {
             let ch = format!("__keyevent@{db}__:{event}");
-            self.publish(cur.as_deref_mut(), ch.as_bytes(), key);
+            self.publish(cur, ch.as_bytes(), key);
         }
     }
 
@@ -531,9 +531,7 @@ pub fn process_command(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>) 
                 client.multi = None;
                 unwatch_all(srv, client);
                 let msg = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
-                Reply::Error(format!(
-                    "EXECABORT Transaction discarded because of: {msg}"
-                ))
+                Reply::Error(format!("EXECABORT Transaction discarded because of: {msg}"))
             }
             r => r,
         };
@@ -637,11 +635,7 @@ pub fn serve_blocked(srv: &mut Server, mut current: Option<&mut Client>) {
         }
         let ready = std::mem::take(&mut srv.ready_keys);
         for key in ready {
-            loop {
-                let Some(q) = srv.blocking.get(&key) else {
-                    break;
-                };
-                let Some(&id) = q.front() else { break };
+            while let Some(&id) = srv.blocking.get(&key).and_then(|q| q.front()) {
                 let Some(mut c) = srv.clients.remove(&id) else {
                     // Not in the map: the current client cannot be blocked; drop stale id.
                     if let Some(q) = srv.blocking.get_mut(&key) {

@@ -70,6 +70,12 @@ impl Value {
     }
 }
 
+/// Keys arrive as slices of a connection's read buffer; the keyspace keeps its own copy so a
+/// small key never pins a large buffer.
+fn own(key: Bytes) -> Bytes {
+    Bytes::copy_from_slice(&key)
+}
+
 /// Redis's string encodings: `int` for canonical integers, `embstr` up to 44 bytes, `raw` above.
 pub fn string_encoding(s: &[u8]) -> &'static str {
     if s.len() <= 20 && crate::resp::parse_i64(s).is_some() {
@@ -160,17 +166,25 @@ impl Db {
     /// Insert or overwrite `key`, clearing any TTL (as SET does). Returns the old object.
     pub fn insert(&mut self, key: Bytes, obj: Object) -> Option<Object> {
         self.expires.swap_remove(&key[..]);
-        self.keys.insert(key, obj)
+        self.keys.insert(own(key), obj)
     }
 
     /// Overwrite the value of `key` keeping its TTL (as SET KEEPTTL and most write commands do).
     pub fn insert_keep_ttl(&mut self, key: Bytes, obj: Object) -> Option<Object> {
-        self.keys.insert(key, obj)
+        match self.keys.get_mut(&key[..]) {
+            Some(slot) => Some(std::mem::replace(slot, obj)),
+            None => self.keys.insert(own(key), obj),
+        }
     }
 
-    pub fn set_expire(&mut self, key: &Bytes, at_ms: i64) {
-        debug_assert!(self.keys.contains_key(&key[..]));
-        self.expires.insert(key.clone(), at_ms);
+    /// Set the absolute expiry of an existing key (the expires table shares the stored key).
+    pub fn set_expire(&mut self, key: &[u8], at_ms: i64) {
+        let Some((k, _)) = self.keys.get_key_value(key) else {
+            debug_assert!(false, "set_expire on a missing key");
+            return;
+        };
+        let k = k.clone();
+        self.expires.insert(k, at_ms);
     }
 
     pub fn persist(&mut self, key: &[u8]) -> bool {

@@ -605,7 +605,8 @@ mod tests {
         assert_eq!(fmt_double(0.1), "0.10000000000000001");
         assert_eq!(fmt_double(f64::INFINITY), "inf");
         assert_eq!(fmt_double(1e20), "1e+20");
-        assert_eq!(fmt_double(1.0000000000000001e-5), "1.0000000000000001e-05");
+        assert_eq!(fmt_double(1e-5), "1.0000000000000001e-05");
+        assert_eq!(fmt_double(1.5e-5), "1.5e-05");
         assert_eq!(fmt_double(-2.5), "-2.5");
         assert_eq!(fmt_double(123456789.0), "123456789");
     }

@@ -87,8 +87,9 @@ pub async fn accept_loop(listener: TcpListener, net: Arc<Net>) {
 async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
     let _ = sock.set_nodelay(true);
     if net.cfg.tcp_keepalive_s > 0 {
-        let sref = socket2_keepalive(&sock, net.cfg.tcp_keepalive_s);
-        let _ = sref;
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(std::time::Duration::from_secs(net.cfg.tcp_keepalive_s));
+        let _ = socket2::SockRef::from(&sock).set_tcp_keepalive(&ka);
     }
     let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let id = net.next_id.fetch_add(1, Ordering::Relaxed);
@@ -179,10 +180,6 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
     let _ = net.exec_tx.send(Msg::Disconnect { id });
     // The writer ends when the executor drops the sender (after Disconnect).
     let _ = writer.await;
-}
-
-fn socket2_keepalive(_sock: &TcpStream, _secs: u64) {
-    // std/tokio expose no portable keepalive interval; SO_KEEPALIVE on with system interval.
 }
 
 async fn writer_task(

@@ -132,9 +132,12 @@ pub fn load_rdb_counted<R: Read>(
                 if let Some(idle) = e.idle_secs {
                     obj.set_lru(lru.wrapping_sub(idle as u32));
                 }
-                srv.dbs[db].insert(key.clone(), obj);
+                // The reader's keys are already owned: no copy needed.
+                let d = &mut srv.dbs[db];
+                d.expires.swap_remove(&key[..]);
+                d.keys.insert(key.clone(), obj);
                 if let Some(t) = e.expire_ms {
-                    srv.dbs[db].set_expire(&key, t);
+                    d.expires.insert(key, t);
                 }
                 stats.keys += 1;
             }

@@ -189,6 +189,15 @@ pub fn fmt_incr_float(v: f64) -> String {
     }
 }
 
+/// Resident set size of this process in bytes (Linux `/proc/self/statm`; 0 elsewhere).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,13 +228,4 @@ mod tests {
         assert_eq!(fmt_incr_float(3.0), "3");
         assert_eq!(fmt_incr_float(5.0e3), "5000");
     }
-}
-
-/// Resident set size of this process in bytes (Linux `/proc/self/statm`; 0 elsewhere).
-pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
 }

@@ -54,7 +54,10 @@ fn client_loop(port: u16, round: usize, t: usize, stop: Arc<AtomicBool>, acked: 
             Err(_) => return,
         }
 
-        let r: redis::RedisResult<i64> = redis::cmd("RPUSH").arg(&list).arg(pushed.to_string()).query(&mut con);
+        let r: redis::RedisResult<i64> = redis::cmd("RPUSH")
+            .arg(&list)
+            .arg(pushed.to_string())
+            .query(&mut con);
         match r {
             Ok(n) => {
                 pushed += 1;
@@ -66,7 +69,11 @@ fn client_loop(port: u16, round: usize, t: usize, stop: Arc<AtomicBool>, acked: 
 
         let a = format!("ta:{round}:{t}:{i}");
         let b = format!("tb:{round}:{t}:{i}");
-        acked.lock().unwrap().tx_attempts.push((a.clone(), b.clone()));
+        acked
+            .lock()
+            .unwrap()
+            .tx_attempts
+            .push((a.clone(), b.clone()));
         let r: redis::RedisResult<()> = redis::pipe()
             .atomic()
             .cmd("SET")
@@ -89,15 +96,31 @@ fn verify(port: u16, acked: &Acked) {
     let mut con = client.get_connection().unwrap();
     for (k, v) in &acked.sets {
         let got: Option<String> = redis::cmd("GET").arg(k).query(&mut con).unwrap();
-        assert_eq!(got.as_deref(), Some(v.as_str()), "acknowledged SET {k} lost");
+        assert_eq!(
+            got.as_deref(),
+            Some(v.as_str()),
+            "acknowledged SET {k} lost"
+        );
     }
     for (k, n) in &acked.counters {
         let got: Option<i64> = redis::cmd("GET").arg(k).query(&mut con).unwrap();
-        assert!(got.unwrap_or(0) >= *n, "counter {k}: {got:?} < acknowledged {n}");
+        assert!(
+            got.unwrap_or(0) >= *n,
+            "counter {k}: {got:?} < acknowledged {n}"
+        );
     }
     for (k, n) in &acked.lists {
-        let got: Vec<String> = redis::cmd("LRANGE").arg(k).arg(0).arg(-1).query(&mut con).unwrap();
-        assert!(got.len() >= *n, "list {k}: {} elements < acknowledged {n}", got.len());
+        let got: Vec<String> = redis::cmd("LRANGE")
+            .arg(k)
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .unwrap();
+        assert!(
+            got.len() >= *n,
+            "list {k}: {} elements < acknowledged {n}",
+            got.len()
+        );
         for (i, e) in got.iter().enumerate() {
             assert_eq!(e, &i.to_string(), "list {k} out of order");
         }
@@ -151,7 +174,10 @@ fn kill9_rounds(policy: &str) {
             h.join().expect("client thread panicked");
         }
         let acked = acked.lock().unwrap().clone();
-        assert!(!acked.sets.is_empty(), "no write was acknowledged in round {round}");
+        assert!(
+            !acked.sets.is_empty(),
+            "no write was acknowledged in round {round}"
+        );
         all.sets.extend(acked.sets);
         all.counters.extend(acked.counters);
         all.lists.extend(acked.lists);

@@ -57,7 +57,12 @@ fn dump_keyspace(port: u16, dbs: i64, with_streams: bool) -> Keyspace {
             let kind: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
             let mut value: Vec<Vec<u8>> = match kind.as_str() {
                 "string" => vec![redis::cmd("GET").arg(&k).query(&mut c).unwrap()],
-                "list" => redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query(&mut c).unwrap(),
+                "list" => redis::cmd("LRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .query(&mut c)
+                    .unwrap(),
                 "set" => {
                     let mut v: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&k).query(&mut c).unwrap();
                     v.sort();
@@ -78,7 +83,12 @@ fn dump_keyspace(port: u16, dbs: i64, with_streams: bool) -> Keyspace {
                     .query(&mut c)
                     .unwrap(),
                 "stream" if with_streams => {
-                    let v: redis::Value = redis::cmd("XRANGE").arg(&k).arg("-").arg("+").query(&mut c).unwrap();
+                    let v: redis::Value = redis::cmd("XRANGE")
+                        .arg(&k)
+                        .arg("-")
+                        .arg("+")
+                        .query(&mut c)
+                        .unwrap();
                     vec![format!("{v:?}").into_bytes()]
                 }
                 _ => vec![],
@@ -105,8 +115,16 @@ fn assert_same(a: &Keyspace, b: &Keyspace, what: &str) {
     let ka: Vec<_> = a.keys().collect();
     let kb: Vec<_> = b.keys().collect();
     if ka != kb {
-        let only_a: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).map(|(d, k)| format!("{d}:{}", String::from_utf8_lossy(k))).collect();
-        let only_b: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).map(|(d, k)| format!("{d}:{}", String::from_utf8_lossy(k))).collect();
+        let only_a: Vec<_> = a
+            .keys()
+            .filter(|k| !b.contains_key(*k))
+            .map(|(d, k)| format!("{d}:{}", String::from_utf8_lossy(k)))
+            .collect();
+        let only_b: Vec<_> = b
+            .keys()
+            .filter(|k| !a.contains_key(*k))
+            .map(|(d, k)| format!("{d}:{}", String::from_utf8_lossy(k)))
+            .collect();
         panic!("{what}: key sets differ; only in first: {only_a:?}; only in second: {only_b:?}");
     }
     for (k, va) in a {
@@ -138,7 +156,10 @@ fn data_dir_with(file: &Path, as_name: &str) -> tempfile::TempDir {
 
 #[test]
 fn redis_rdb_fixtures_load_like_in_redis() {
-    for name in ["redis-7.0-all-types.rdb", "redis-7.0-all-types-uncompressed.rdb"] {
+    for name in [
+        "redis-7.0-all-types.rdb",
+        "redis-7.0-all-types-uncompressed.rdb",
+    ] {
         let f = fixtures().join(name);
         let d1 = data_dir_with(&f, "dump.rdb");
         let d2 = data_dir_with(&f, "dump.rdb");
@@ -156,7 +177,8 @@ fn valkey_rdb11_fixture_loads_to_its_keyspace() {
     let d = data_dir_with(&f, "dump.rdb");
     let sb = StrongboxServer::start_in(d.path(), &["--appendonly", "no"]);
     let got = dump_keyspace(sb.port(), 16, false);
-    let text = std::fs::read_to_string(fixtures().join("valkey-8.0-all-types.keyspace.jsonl")).unwrap();
+    let text =
+        std::fs::read_to_string(fixtures().join("valkey-8.0-all-types.keyspace.jsonl")).unwrap();
     let mut checked = 0;
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -177,7 +199,13 @@ fn valkey_rdb11_fixture_loads_to_its_keyspace() {
                 serde_json::Value::String(s) => vec![s.chars().map(|c| c as u32 as u8).collect()],
                 serde_json::Value::Array(a) => a
                     .iter()
-                    .map(|x| x.as_str().unwrap().chars().map(|c| c as u32 as u8).collect())
+                    .map(|x| {
+                        x.as_str()
+                            .unwrap()
+                            .chars()
+                            .map(|c| c as u32 as u8)
+                            .collect()
+                    })
                     .collect(),
                 _ => unreachable!(),
             };
@@ -209,16 +237,53 @@ fn write_workload(port: u16, n: usize) {
     for i in 0..n {
         let db = (i % 3) as i64;
         redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
-        redis::cmd("SET").arg(format!("s{i}")).arg(format!("v{i}")).query::<()>(&mut c).unwrap();
-        redis::cmd("INCRBY").arg("counter").arg(i).query::<i64>(&mut c).unwrap();
-        redis::cmd("RPUSH").arg(format!("l{}", i % 7)).arg(i).query::<i64>(&mut c).unwrap();
-        redis::cmd("HSET").arg(format!("h{}", i % 5)).arg(format!("f{i}")).arg(i).query::<i64>(&mut c).unwrap();
-        redis::cmd("SADD").arg(format!("set{}", i % 4)).arg(i % 50).query::<i64>(&mut c).unwrap();
-        redis::cmd("ZADD").arg("z").arg(i as f64 / 3.0).arg(format!("m{i}")).query::<i64>(&mut c).unwrap();
+        redis::cmd("SET")
+            .arg(format!("s{i}"))
+            .arg(format!("v{i}"))
+            .query::<()>(&mut c)
+            .unwrap();
+        redis::cmd("INCRBY")
+            .arg("counter")
+            .arg(i)
+            .query::<i64>(&mut c)
+            .unwrap();
+        redis::cmd("RPUSH")
+            .arg(format!("l{}", i % 7))
+            .arg(i)
+            .query::<i64>(&mut c)
+            .unwrap();
+        redis::cmd("HSET")
+            .arg(format!("h{}", i % 5))
+            .arg(format!("f{i}"))
+            .arg(i)
+            .query::<i64>(&mut c)
+            .unwrap();
+        redis::cmd("SADD")
+            .arg(format!("set{}", i % 4))
+            .arg(i % 50)
+            .query::<i64>(&mut c)
+            .unwrap();
+        redis::cmd("ZADD")
+            .arg("z")
+            .arg(i as f64 / 3.0)
+            .arg(format!("m{i}"))
+            .query::<i64>(&mut c)
+            .unwrap();
         if i % 10 == 0 {
-            redis::cmd("DEL").arg(format!("s{}", i / 2)).query::<i64>(&mut c).unwrap();
-            redis::cmd("EXPIRE").arg(format!("s{i}")).arg(100_000).query::<i64>(&mut c).unwrap();
-            redis::cmd("INCRBYFLOAT").arg("f").arg("1.5").query::<String>(&mut c).unwrap();
+            redis::cmd("DEL")
+                .arg(format!("s{}", i / 2))
+                .query::<i64>(&mut c)
+                .unwrap();
+            redis::cmd("EXPIRE")
+                .arg(format!("s{i}"))
+                .arg(100_000)
+                .query::<i64>(&mut c)
+                .unwrap();
+            redis::cmd("INCRBYFLOAT")
+                .arg("f")
+                .arg("1.5")
+                .query::<String>(&mut c)
+                .unwrap();
         }
     }
 }
@@ -254,10 +319,16 @@ fn strongbox_aof_directory_loads_in_redis() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(files.iter().any(|f| f.ends_with(".base.rdb")), "{files:?}");
-    assert!(files.iter().filter(|f| f.ends_with(".incr.aof")).count() >= 2, "several segments expected: {files:?}");
+    assert!(
+        files.iter().filter(|f| f.ends_with(".incr.aof")).count() >= 2,
+        "several segments expected: {files:?}"
+    );
     // Redis 7.0 loads the directory to the same keyspace.
     let d2 = tempfile::tempdir().unwrap();
-    copy_dir(&sb.dir().join("appendonlydir"), &d2.path().join("appendonlydir"));
+    copy_dir(
+        &sb.dir().join("appendonlydir"),
+        &d2.path().join("appendonlydir"),
+    );
     let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
     let in_redis = dump_keyspace(rs.port(), 3, false);
     assert_same(&before, &in_redis, "strongbox AOF dir in redis");
@@ -288,8 +359,15 @@ fn save_writes_an_rdb_that_redis_check_rdb_and_redis_accept() {
     }
     sb.stop();
     let dump = d.path().join("dump.rdb");
-    let out = std::process::Command::new("redis-check-rdb").arg(&dump).output().unwrap();
-    assert!(out.status.success(), "redis-check-rdb: {}", String::from_utf8_lossy(&out.stdout));
+    let out = std::process::Command::new("redis-check-rdb")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "redis-check-rdb: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let d2 = data_dir_with(&dump, "dump.rdb");
     let rs = RedisServer::start_in(d2.path(), &["--appendonly", "no"]);
     let in_redis = dump_keyspace(rs.port(), 16, false);
@@ -304,7 +382,11 @@ fn dump_rdb_is_imported_as_the_base_of_a_new_aof_directory() {
     let before = dump_keyspace(sb.port(), 16, false);
     assert!(before.len() > 10);
     let mut c = con(sb.port());
-    redis::cmd("SET").arg("after-import").arg("1").query::<()>(&mut c).unwrap();
+    redis::cmd("SET")
+        .arg("after-import")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap();
     sb.restart();
     let after = dump_keyspace(sb.port(), 16, false);
     let mut expected = before.clone();
@@ -317,7 +399,8 @@ fn dump_rdb_is_imported_as_the_base_of_a_new_aof_directory() {
         },
     );
     assert_same(&expected, &after, "after import + restart");
-    let manifest = std::fs::read_to_string(d.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    let manifest =
+        std::fs::read_to_string(d.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
     assert!(manifest.contains("type b"), "{manifest}");
 }
 
@@ -336,10 +419,25 @@ fn compaction_under_concurrent_writes_keeps_the_state() {
         let mut c = con(port);
         for i in 0..3000 {
             // Overwrites, deletes, new keys and collection growth during the snapshot.
-            redis::cmd("SET").arg(format!("k{}", i * 7 % 20_000)).arg(format!("w{i}")).query::<()>(&mut c).unwrap();
-            redis::cmd("DEL").arg(format!("k{}", i * 13 % 20_000)).query::<i64>(&mut c).unwrap();
-            redis::cmd("SET").arg(format!("new{i}")).arg(i).query::<()>(&mut c).unwrap();
-            redis::cmd("RPUSH").arg("list").arg(i).query::<i64>(&mut c).unwrap();
+            redis::cmd("SET")
+                .arg(format!("k{}", i * 7 % 20_000))
+                .arg(format!("w{i}"))
+                .query::<()>(&mut c)
+                .unwrap();
+            redis::cmd("DEL")
+                .arg(format!("k{}", i * 13 % 20_000))
+                .query::<i64>(&mut c)
+                .unwrap();
+            redis::cmd("SET")
+                .arg(format!("new{i}"))
+                .arg(i)
+                .query::<()>(&mut c)
+                .unwrap();
+            redis::cmd("RPUSH")
+                .arg("list")
+                .arg(i)
+                .query::<i64>(&mut c)
+                .unwrap();
             redis::cmd("INCR").arg("ctr").query::<i64>(&mut c).unwrap();
         }
     });
@@ -355,7 +453,10 @@ fn compaction_under_concurrent_writes_keeps_the_state() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-    assert!(info.contains("aof_rewrites:1"), "rewrite did not finish: {info}");
+    assert!(
+        info.contains("aof_rewrites:1"),
+        "rewrite did not finish: {info}"
+    );
     let before = dump_keyspace(sb.port(), 1, false);
     sb.restart();
     let after = dump_keyspace(sb.port(), 1, false);

@@ -117,7 +117,7 @@ fn do_rename(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
         return Reply::err(err::NO_KEY);
     };
     let existed = ctx.srv.dbs[db].remove(dst).is_some();
-    ctx.srv.dbs[db].keys.insert(dst.clone(), obj);
+    ctx.srv.dbs[db].insert(dst.clone(), obj);
     if let Some(t) = ttl {
         ctx.srv.dbs[db].set_expire(dst, t);
     }
@@ -224,7 +224,7 @@ fn move_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(obj) = ctx.srv.dbs[src_db].remove(key) else {
         return Reply::Int(0);
     };
-    ctx.srv.dbs[dst_db].keys.insert(key.clone(), obj);
+    ctx.srv.dbs[dst_db].insert(key.clone(), obj);
     if let Some(t) = ttl {
         ctx.srv.dbs[dst_db].set_expire(key, t);
     }
