@@ -219,8 +219,8 @@ pub fn scan_file(
                 let ours = reader.batches() > 0 || rest.starts_with(BATCH_TAG);
                 let zeros = !rest.is_empty() && rest.iter().all(|&b| b == 0);
                 let later = reader.find_valid_batch_after(e.offset);
-                let torn = later.is_none()
-                    && (e.kind == ReadErrorKind::Incomplete || ours || zeros);
+                let torn =
+                    later.is_none() && (e.kind == ReadErrorKind::Incomplete || ours || zeros);
                 let cut = multi.take().map_or(valid_up_to, |m| m.safe);
                 let mut reason = e.reason;
                 if zeros && e.kind != ReadErrorKind::Incomplete {
@@ -287,7 +287,9 @@ pub fn scan_file(
                     if let Some(m) = multi.take() {
                         bad = Some((
                             m.offset,
-                            format!("batch {seq} ends inside a MULTI block (the server refuses it)"),
+                            format!(
+                                "batch {seq} ends inside a MULTI block (the server refuses it)"
+                            ),
                         ));
                     }
                 }
@@ -483,7 +485,10 @@ fn find_manifest_in(dir: &Path) -> Result<PathBuf, String> {
 
 /// `<filename>.<seq>.base.rdb|aof` or `<filename>.<seq>.incr.aof`.
 fn is_aof_name(filename: &str, name: &str) -> bool {
-    let Some(rest) = name.strip_prefix(filename).and_then(|r| r.strip_prefix('.')) else {
+    let Some(rest) = name
+        .strip_prefix(filename)
+        .and_then(|r| r.strip_prefix('.'))
+    else {
         return false;
     };
     let Some((seq, suffix)) = rest.split_once('.') else {
@@ -777,9 +782,15 @@ Use `strongbox-recover --dir <data dir> --output <new dir>` (add --skip-corrupt 
 /// What `--truncate-to-timestamp` would do: `Ok(None)` when no `#TS:` is later than `ts`.
 pub fn plan_truncate_to_timestamp(checked: &Checked, ts: i64) -> Result<Option<Cut>, String> {
     if !checked.findings.iter().all(|f| {
-        f.severity != Severity::Error || checked.files.iter().any(|cf| f.file == cf.path.display().to_string())
+        f.severity != Severity::Error
+            || checked
+                .files
+                .iter()
+                .any(|cf| f.file == cf.path.display().to_string())
     }) {
-        return Err("the manifest or the directory is not valid (see above); fix that first".into());
+        return Err(
+            "the manifest or the directory is not valid (see above); fix that first".into(),
+        );
     }
     for f in &checked.files {
         let before_cut = |off: u64| f.scan.ts_cut.is_none_or(|(cut, _)| off < cut);
@@ -866,7 +877,11 @@ pub fn apply_cut(
         ));
     }
     let removed = RealFs
-        .read_range(&cut.path, cut.offset, usize::try_from(len - cut.offset).unwrap_or(usize::MAX))
+        .read_range(
+            &cut.path,
+            cut.offset,
+            usize::try_from(len - cut.offset).unwrap_or(usize::MAX),
+        )
         .map_err(|e| format!("read {}: {e}", cut.path.display()))?;
     let backup = backup_path(&cut.path, cut.offset);
     let _ = writeln!(
@@ -1016,13 +1031,22 @@ fn print_text(checked: &Checked, out: &mut dyn Write) {
 }
 
 /// Run `aof-check`: returns the exit code.
-pub fn run(opts: &Options, stdin: &mut dyn BufRead, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+pub fn run(
+    opts: &Options,
+    stdin: &mut dyn BufRead,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
     let show_progress = crate::progress::enabled(opts.quiet, opts.json);
     let checked = match check(&opts.input, opts.truncate_to_timestamp, show_progress) {
         Ok(c) => c,
         Err(e) => {
             if opts.json {
-                let _ = writeln!(stdout, "{}", json!({"input": opts.input.display().to_string(), "valid": false, "error": e}));
+                let _ = writeln!(
+                    stdout,
+                    "{}",
+                    json!({"input": opts.input.display().to_string(), "valid": false, "error": e})
+                );
             } else {
                 let _ = writeln!(stderr, "{e}");
             }
@@ -1034,7 +1058,11 @@ pub fn run(opts: &Options, stdin: &mut dyn BufRead, stdout: &mut dyn Write, stde
     }
     // Prompts go to stdout in text mode (like redis-check-aof), to stderr with --json.
     let mut action: Option<Json> = None;
-    let mut code = if checked.valid() { EXIT_OK } else { EXIT_INVALID };
+    let mut code = if checked.valid() {
+        EXIT_OK
+    } else {
+        EXIT_INVALID
+    };
     let planned = if opts.fix {
         Some(plan_fix(&checked))
     } else {
@@ -1042,7 +1070,11 @@ pub fn run(opts: &Options, stdin: &mut dyn BufRead, stdout: &mut dyn Write, stde
             .map(|ts| plan_truncate_to_timestamp(&checked, ts))
     };
     if let Some(planned) = planned {
-        let what = if opts.fix { "fix" } else { "truncate-to-timestamp" };
+        let what = if opts.fix {
+            "fix"
+        } else {
+            "truncate-to-timestamp"
+        };
         match planned {
             Ok(None) => {
                 let msg = if opts.fix {
@@ -1075,7 +1107,11 @@ pub fn run(opts: &Options, stdin: &mut dyn BufRead, stdout: &mut dyn Write, stde
                         code = match check(&opts.input, None, false) {
                             Ok(after) if after.valid() || !opts.fix => EXIT_OK,
                             Ok(after) => {
-                                for f in after.findings.iter().filter(|f| f.severity == Severity::Error) {
+                                for f in after
+                                    .findings
+                                    .iter()
+                                    .filter(|f| f.severity == Severity::Error)
+                                {
                                     let _ = writeln!(prompt_out, "after the cut: {f}");
                                 }
                                 EXIT_INVALID
@@ -1094,8 +1130,10 @@ pub fn run(opts: &Options, stdin: &mut dyn BufRead, stdout: &mut dyn Write, stde
                     }
                     Ok(None) => {
                         code = EXIT_INVALID;
-                        action = Some(json!({"action": what, "done": false, "message": "refused at the prompt",
-                            "file": cut.path.display().to_string(), "offset": cut.offset}));
+                        action = Some(
+                            json!({"action": what, "done": false, "message": "refused at the prompt",
+                            "file": cut.path.display().to_string(), "offset": cut.offset}),
+                        );
                     }
                     Err(e) => {
                         let _ = writeln!(prompt_out, "{e}");
@@ -1149,7 +1187,12 @@ mod tests {
         let mut f = Vec::new();
         let mut ch = Chain::default();
         batch(&mut f, &mut ch, Some(100), &[&["SET", "a", "1"]]);
-        batch(&mut f, &mut ch, Some(200), &[&["MULTI"], &["SET", "b", "2"], &["EXEC"]]);
+        batch(
+            &mut f,
+            &mut ch,
+            Some(200),
+            &[&["MULTI"], &["SET", "b", "2"], &["EXEC"]],
+        );
         batch(&mut f, &mut ch, Some(300), &[&["SET", "c", "3"]]);
         f
     }
@@ -1203,7 +1246,10 @@ mod tests {
         let s = scan(&f, None);
         assert_eq!(s.problems.len(), 1);
         assert!(s.problems[0].torn);
-        assert_eq!((s.problems[0].offset, s.problems[0].cut), (multi_at, multi_at));
+        assert_eq!(
+            (s.problems[0].offset, s.problems[0].cut),
+            (multi_at, multi_at)
+        );
     }
 
     #[test]

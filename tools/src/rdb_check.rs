@@ -123,8 +123,8 @@ fn error_finding(path: &str, e: &RdbError, last_good: &Option<(u32, String, u64)
 
 /// Read and check the whole file. `now_ms` decides which expires are already past.
 pub fn check_rdb(path: &Path, now_ms: i64, show_progress: bool) -> Result<RdbCheck, String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("Cannot open file {}: {e}", path.display()))?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("Cannot open file {}: {e}", path.display()))?;
     let size = file.metadata().map_or(0, |m| m.len());
     let bar = crate::progress::bytes_bar(show_progress, size, "reading");
     let input = BufReader::with_capacity(
@@ -206,7 +206,8 @@ pub fn check_rdb(path: &Path, now_ms: i64, show_progress: bool) -> Result<RdbChe
                 }
             },
             Err(e) => {
-                out.findings.push(error_finding(&shown, &e, &out.last_good_key));
+                out.findings
+                    .push(error_finding(&shown, &e, &out.last_good_key));
                 break;
             }
         }
@@ -349,7 +350,14 @@ pub fn print_text(c: &RdbCheck, stats: bool, out: &mut dyn Write) {
 }
 
 /// Run `rdb-check`; returns the exit code.
-pub fn run(path: &Path, stats: bool, json_out: bool, quiet: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn run(
+    path: &Path,
+    stats: bool,
+    json_out: bool,
+    quiet: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -369,7 +377,11 @@ pub fn run(path: &Path, stats: bool, json_out: bool, quiet: bool, out: &mut dyn 
         }
         Err(e) => {
             if json_out {
-                let _ = writeln!(out, "{}", json!({"file": path.display().to_string(), "valid": false, "error": e}));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    json!({"file": path.display().to_string(), "valid": false, "error": e})
+                );
             } else {
                 let _ = writeln!(err, "{e}");
             }

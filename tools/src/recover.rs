@@ -143,21 +143,41 @@ impl Recovery {
     }
 }
 
-/// Keys per database: (keys, keys with an expire, keys per type).
-pub type KeyCounts = BTreeMap<usize, (u64, u64, BTreeMap<&'static str, u64>)>;
+/// Per database: keys and keys with an expire (both not yet expired), keys already expired
+/// (written to the base as they are; a server drops them when it loads), keys per type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbCount {
+    /// Live keys.
+    pub keys: u64,
+    /// Live keys with an expire.
+    pub expires: u64,
+    /// Keys whose expire time has passed.
+    pub expired: u64,
+    /// Live keys per type.
+    pub types: BTreeMap<&'static str, u64>,
+}
 
-/// Count the keys of the recovered keyspace.
-pub fn key_counts(srv: &Server) -> KeyCounts {
+/// Key counts per database number.
+pub type KeyCounts = BTreeMap<usize, DbCount>;
+
+/// Count the keys of the recovered keyspace as of `now_ms`.
+pub fn key_counts(srv: &Server, now_ms: i64) -> KeyCounts {
     let mut out = BTreeMap::new();
     for (i, db) in srv.dbs.iter().enumerate() {
         if db.is_empty() {
             continue;
         }
-        let mut types = BTreeMap::new();
-        for o in db.keys.values() {
-            *types.entry(o.value.type_name()).or_insert(0u64) += 1;
+        let mut c = DbCount::default();
+        for (k, o) in db.keys.iter() {
+            if db.is_expired(k, now_ms) {
+                c.expired += 1;
+                continue;
+            }
+            c.keys += 1;
+            c.expires += u64::from(db.expire_of(k).is_some());
+            *c.types.entry(o.value.type_name()).or_insert(0u64) += 1;
         }
-        out.insert(i, (db.len() as u64, db.expires.len() as u64, types));
+        out.insert(i, c);
     }
     out
 }
@@ -230,6 +250,11 @@ impl Sink for ToolSink<'_> {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                let e = if e.contains("checksum mismatch") {
+                    format!("{e} (every key was read, so one of them may hold a damaged value)")
+                } else {
+                    e
+                };
                 self.rdb_damage = Some((name, e));
                 if !self.skip_corrupt {
                     self.halted = true;
@@ -287,7 +312,11 @@ fn file_range(dir: &Path, name: &str, from: u64, to: Option<u64>) -> Vec<u8> {
         return Vec::new();
     }
     RealFs
-        .read_range(&path, from, usize::try_from(to - from).unwrap_or(usize::MAX))
+        .read_range(
+            &path,
+            from,
+            usize::try_from(to - from).unwrap_or(usize::MAX),
+        )
         .unwrap_or_default()
 }
 
@@ -531,7 +560,11 @@ pub fn load(opts: &Options, show_progress: bool) -> Result<(Server, Recovery), S
             rec.report = Some(r);
         }
         Err(e) => match &e {
-            RecoveryError::Corrupt { path, offset, reason }
+            RecoveryError::Corrupt {
+                path,
+                offset,
+                reason,
+            }
             | RecoveryError::Apply {
                 path,
                 offset,
@@ -667,7 +700,15 @@ pub fn check_output(opts: &Options) -> Result<(), String> {
         }
     }
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
-    if let (Some(i), Some(o)) = (canon(&opts.dir), canon(out)) {
+    // The output usually does not exist yet: resolve its parent.
+    let out_canon = canon(out).or_else(|| {
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Some(canon(parent)?.join(out.file_name()?))
+    });
+    if let (Some(i), Some(o)) = (canon(&opts.dir), out_canon) {
         if o.starts_with(&i) || i.starts_with(&o) {
             return Err(format!(
                 "the output {} overlaps the input {}: choose a directory outside it",
@@ -680,11 +721,7 @@ pub fn check_output(opts: &Options) -> Result<(), String> {
 }
 
 /// Write the new data directory.
-pub fn write_output(
-    srv: &Server,
-    opts: &Options,
-    show_progress: bool,
-) -> Result<Written, String> {
+pub fn write_output(srv: &Server, opts: &Options, show_progress: bool) -> Result<Written, String> {
     let vfs = RealFs;
     let out = &opts.output;
     let aof_dir = out.join(&opts.appenddirname);
@@ -754,7 +791,12 @@ pub fn write_output(
     })
 }
 
-fn report_json(rec: &Recovery, counts: &KeyCounts, written: Option<&Written>, error: Option<&str>) -> Json {
+fn report_json(
+    rec: &Recovery,
+    counts: &KeyCounts,
+    written: Option<&Written>,
+    error: Option<&str>,
+) -> Json {
     let files = rec.report.as_ref().map(|r| {
         r.files
             .iter()
@@ -786,8 +828,11 @@ fn report_json(rec: &Recovery, counts: &KeyCounts, written: Option<&Written>, er
         "stopped_at_timestamp": rec.stopped_at_timestamp.as_ref().map(|(f, o, t)| json!({"file": f, "offset": o, "timestamp": t})),
         "warnings": rec.warnings,
         "complete": rec.complete(),
-        "keys": counts.values().map(|c| c.0).sum::<u64>(),
-        "dbs": counts.iter().map(|(db, (k, e, t))| (db.to_string(), json!({"keys": k, "expires": e, "types": t}))).collect::<serde_json::Map<_, _>>(),
+        "keys": counts.values().map(|c| c.keys).sum::<u64>(),
+        "expired_keys": counts.values().map(|c| c.expired).sum::<u64>(),
+        "dbs": counts.iter().map(|(db, c)| (db.to_string(), json!({
+            "keys": c.keys, "expires": c.expires, "expired": c.expired, "types": c.types,
+        }))).collect::<serde_json::Map<_, _>>(),
         "output": written.map(|w| json!({
             "aof_dir": w.aof_dir.display().to_string(), "base": w.base, "base_bytes": w.base_bytes,
             "incr": w.incr, "manifest": w.manifest, "verified_keys": w.verified_keys,
@@ -797,7 +842,12 @@ fn report_json(rec: &Recovery, counts: &KeyCounts, written: Option<&Written>, er
 }
 
 fn report_text(rec: &Recovery, counts: &KeyCounts, written: Option<&Written>, out: &mut dyn Write) {
-    let _ = writeln!(out, "Recovering from {} ({})", rec.aof_dir.display(), rec.source);
+    let _ = writeln!(
+        out,
+        "Recovering from {} ({})",
+        rec.aof_dir.display(),
+        rec.source
+    );
     let _ = writeln!(out, "Loaded:");
     match &rec.report {
         Some(r) => {
@@ -828,7 +878,10 @@ fn report_text(rec: &Recovery, counts: &KeyCounts, written: Option<&Written>, ou
         rec.rdb_keys, rec.commands_applied
     );
     if let Some((f, o, ts)) = &rec.stopped_at_timestamp {
-        let _ = writeln!(out, "Stopped at {f} offset {o}: #TS:{ts} is later than the requested time");
+        let _ = writeln!(
+            out,
+            "Stopped at {f} offset {o}: #TS:{ts} is later than the requested time"
+        );
     }
     if rec.complete() {
         let _ = writeln!(out, "Dropped: nothing lost to damage");
@@ -856,7 +909,11 @@ fn report_text(rec: &Recovery, counts: &KeyCounts, written: Option<&Written>, ou
             let _ = writeln!(out, "  file not loaded: {f}");
         }
         if rec.commands_not_applied > 0 {
-            let _ = writeln!(out, "  {} commands after the damaged base not applied", rec.commands_not_applied);
+            let _ = writeln!(
+                out,
+                "  {} commands after the damaged base not applied",
+                rec.commands_not_applied
+            );
         }
         for (c, e) in &rec.failed_commands {
             let _ = writeln!(out, "  command {c} refused: {e}");
@@ -865,11 +922,22 @@ fn report_text(rec: &Recovery, counts: &KeyCounts, written: Option<&Written>, ou
     for w in &rec.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let total: u64 = counts.values().map(|c| c.0).sum();
-    let _ = writeln!(out, "Keys: {total}");
-    for (db, (k, e, types)) in counts {
-        let t: Vec<String> = types.iter().map(|(t, n)| format!("{t}={n}")).collect();
-        let _ = writeln!(out, "  db{db}: keys={k} expires={e} {}", t.join(" "));
+    let total: u64 = counts.values().map(|c| c.keys).sum();
+    let expired: u64 = counts.values().map(|c| c.expired).sum();
+    let _ = writeln!(
+        out,
+        "Keys: {total} (and {expired} already expired, which a server drops when it loads them)"
+    );
+    for (db, c) in counts {
+        let t: Vec<String> = c.types.iter().map(|(t, n)| format!("{t}={n}")).collect();
+        let _ = writeln!(
+            out,
+            "  db{db}: keys={} expires={} expired={} {}",
+            c.keys,
+            c.expires,
+            c.expired,
+            t.join(" ")
+        );
     }
     if let Some(w) = written {
         let _ = writeln!(
@@ -895,7 +963,11 @@ pub fn run(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let show = progress::enabled(opts.quiet, opts.json);
     let fail = |out: &mut dyn Write, err: &mut dyn Write, rec: &Recovery, msg: &str| {
         if opts.json {
-            let _ = writeln!(out, "{:#}", report_json(rec, &BTreeMap::new(), None, Some(msg)));
+            let _ = writeln!(
+                out,
+                "{:#}",
+                report_json(rec, &BTreeMap::new(), None, Some(msg))
+            );
         } else {
             let _ = writeln!(err, "strongbox-recover: {msg}");
         }
@@ -917,7 +989,10 @@ pub fn run(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Ok(x) => x,
         Err(e) => return fail(out, err, &empty, &e),
     };
-    let counts = key_counts(&srv);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let counts = key_counts(&srv, now_ms);
     match write_output(&srv, opts, show) {
         Ok(w) => {
             if opts.json {

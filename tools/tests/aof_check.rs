@@ -23,7 +23,11 @@ fn redis_fixture_directories_are_valid() {
         let manifest = fixture(d).join(MANIFEST);
         let out = run(AOF_CHECK, &[&manifest], b"");
         assert_eq!(out.code, 0, "{d}: {}{}", out.stdout, out.stderr);
-        assert!(out.stdout.contains("All AOF files and manifest are valid"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("All AOF files and manifest are valid"),
+            "{}",
+            out.stdout
+        );
         // A directory works too, and --json says the same.
         let out = run(AOF_CHECK, &[&"--json", &fixture(d)], b"");
         assert_eq!(out.code, 0);
@@ -32,7 +36,12 @@ fn redis_fixture_directories_are_valid() {
         assert_eq!(j["kind"], "manifest");
         assert_eq!(j["files"].as_array().expect("files").len(), 2);
     }
-    let j = run(AOF_CHECK, &[&"--json", &fixture("redis-7.0-aof-rdb-base")], b"").json();
+    let j = run(
+        AOF_CHECK,
+        &[&"--json", &fixture("redis-7.0-aof-rdb-base")],
+        b"",
+    )
+    .json();
     assert_eq!(j["files"][0]["rdb"]["keys"], 1446);
     assert_eq!(j["files"][1]["plain_commands"], 1460);
     assert_eq!(j["files"][1]["first_timestamp"], 1_795_665_937i64);
@@ -44,7 +53,11 @@ fn single_files_are_accepted() {
     for f in ["appendonly.aof.2.base.aof", "appendonly.aof.2.incr.aof"] {
         let out = run(AOF_CHECK, &[&dir.join(f)], b"");
         assert_eq!(out.code, 0, "{f}: {}", out.stdout);
-        assert!(out.stdout.contains(&format!("AOF {f} is valid")), "{}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!("AOF {f} is valid")),
+            "{}",
+            out.stdout
+        );
     }
     let base = fixture("redis-7.0-aof-rdb-base").join("appendonly.aof.2.base.rdb");
     let out = run(AOF_CHECK, &[&"--json", &base], b"");
@@ -68,8 +81,14 @@ fn truncated_redis_incr_is_a_torn_tail_that_fix_cuts_and_keeps() {
     let errs = errors(&out);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0]["offset"], last);
-    assert!(errs[0]["file"].as_str().expect("file").ends_with("appendonly.aof.2.incr.aof"));
-    assert!(errs[0]["message"].as_str().expect("msg").contains("torn tail"));
+    assert!(errs[0]["file"]
+        .as_str()
+        .expect("file")
+        .ends_with("appendonly.aof.2.incr.aof"));
+    assert!(errs[0]["message"]
+        .as_str()
+        .expect("msg")
+        .contains("torn tail"));
     assert_eq!(out.json()["files"][1]["ok_up_to"], last);
 
     // Answering no changes nothing.
@@ -82,7 +101,11 @@ fn truncated_redis_incr_is_a_torn_tail_that_fix_cuts_and_keeps() {
     // Yes on stdin: cut at the last whole command, the cut bytes kept next to the file.
     let out = run(AOF_CHECK, &[&"--fix", &dir.join(MANIFEST)], b"y\n");
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("Successfully truncated AOF"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Successfully truncated AOF"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(std::fs::read(&incr).expect("read"), &data[..last as usize]);
     let backup = dir.join(format!("appendonly.aof.2.incr.aof.cut-at-{last}.bak"));
     assert_eq!(
@@ -95,7 +118,11 @@ fn truncated_redis_incr_is_a_torn_tail_that_fix_cuts_and_keeps() {
         .arg(dir.join(MANIFEST))
         .output()
         .expect("redis-check-aof");
-    assert!(rc.status.success(), "{}", String::from_utf8_lossy(&rc.stdout));
+    assert!(
+        rc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rc.stdout)
+    );
 }
 
 #[test]
@@ -115,12 +142,19 @@ fn flipped_byte_in_the_middle_is_corruption_that_fix_refuses() {
     let errs = errors(&out);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0]["offset"], at);
-    assert!(errs[0]["message"].as_str().expect("m").contains("corruption"));
+    assert!(errs[0]["message"]
+        .as_str()
+        .expect("m")
+        .contains("corruption"));
 
     let out = run(AOF_CHECK, &[&"--fix", &"--yes", &dir.join(MANIFEST)], b"");
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("strongbox-recover"), "{}", out.stdout);
-    assert_eq!(std::fs::read(&incr).expect("read"), data, "--fix must not touch it");
+    assert_eq!(
+        std::fs::read(&incr).expect("read"),
+        data,
+        "--fix must not touch it"
+    );
 }
 
 #[test]
@@ -138,7 +172,10 @@ fn flipped_byte_in_the_rdb_base_names_the_offset() {
     let errs = errors(&out);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0]["file"].as_str().expect("f").ends_with("base.rdb"));
-    assert!(errs[0]["message"].as_str().expect("m").starts_with("RDB"), "{errs:?}");
+    assert!(
+        errs[0]["message"].as_str().expect("m").starts_with("RDB"),
+        "{errs:?}"
+    );
     assert!(errs[0]["offset"].as_u64().expect("offset") <= n as u64);
     // The base is not the last file, and RDB damage is not a torn tail.
     assert_eq!(run(AOF_CHECK, &[&"--fix", &"--yes", &dir], b"").code, 1);
@@ -147,7 +184,15 @@ fn flipped_byte_in_the_rdb_base_names_the_offset() {
 fn ours(tmp: &std::path::Path) -> (std::path::PathBuf, IncrBuilder) {
     let mut b = IncrBuilder::default();
     b.batch(Some(100), &[&["SET", "a", "1"]])
-        .batch(Some(200), &[&["MULTI"], &["SET", "b", "2"], &["SET", "c", "3"], &["EXEC"]])
+        .batch(
+            Some(200),
+            &[
+                &["MULTI"],
+                &["SET", "b", "2"],
+                &["SET", "c", "3"],
+                &["EXEC"],
+            ],
+        )
         .batch(Some(300), &[&["SET", "d", "4"]])
         .batch(Some(400), &[&["SET", "e", "5"]]);
     let aof = make_data_dir(tmp, None, &[(INCR1, &b.bytes)]);
@@ -194,7 +239,12 @@ fn truncation_inside_a_multi_block_cuts_before_the_multi() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut data = plain(&[&["SELECT", "0"], &["SET", "a", "1"]]);
     let multi_at = data.len() as u64;
-    data.extend(plain(&[&["MULTI"], &["SET", "b", "2"], &["SET", "c", "3"], &["EXEC"]]));
+    data.extend(plain(&[
+        &["MULTI"],
+        &["SET", "b", "2"],
+        &["SET", "c", "3"],
+        &["EXEC"],
+    ]));
     let cut_inside = data.len() - 20; // inside the second SET of the block
     let aof = make_data_dir(tmp.path(), None, &[(INCR1, &data[..cut_inside])]);
     let out = run(AOF_CHECK, &[&"--json", &aof], b"");
@@ -207,10 +257,16 @@ fn truncation_inside_a_multi_block_cuts_before_the_multi() {
     let out = run(AOF_CHECK, &[&"--json", &aof], b"");
     let errs = errors(&out);
     assert_eq!(errs[0]["offset"], multi_at);
-    assert!(errs[0]["message"].as_str().expect("m").contains("EXEC for MULTI"));
+    assert!(errs[0]["message"]
+        .as_str()
+        .expect("m")
+        .contains("EXEC for MULTI"));
     let out = run(AOF_CHECK, &[&"--fix", &"--yes", &aof], b"");
     assert_eq!(out.code, 0, "{}", out.stdout);
-    assert_eq!(std::fs::metadata(aof.join(INCR1)).expect("m").len(), multi_at);
+    assert_eq!(
+        std::fs::metadata(aof.join(INCR1)).expect("m").len(),
+        multi_at
+    );
 }
 
 #[test]
@@ -226,9 +282,18 @@ fn torn_tail_in_a_file_that_is_not_last_is_not_fixable() {
     let out = run(AOF_CHECK, &[&"--json", &aof], b"");
     assert_eq!(out.code, 1);
     let errs = errors(&out);
-    assert!(errs[0]["message"].as_str().expect("m").contains("not the last file"), "{errs:?}");
+    assert!(
+        errs[0]["message"]
+            .as_str()
+            .expect("m")
+            .contains("not the last file"),
+        "{errs:?}"
+    );
     assert_eq!(run(AOF_CHECK, &[&"--fix", &"--yes", &aof], b"").code, 1);
-    assert_eq!(std::fs::metadata(aof.join(INCR1)).expect("m").len(), first.len() as u64 - 3);
+    assert_eq!(
+        std::fs::metadata(aof.join(INCR1)).expect("m").len(),
+        first.len() as u64 - 3
+    );
 }
 
 #[test]
@@ -243,27 +308,46 @@ fn manifest_problems_name_the_manifest_line() {
     let f = findings(&out);
     let missing = f
         .iter()
-        .find(|f| f["message"].as_str().unwrap_or("").contains("does not exist"))
+        .find(|f| {
+            f["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("does not exist")
+        })
         .expect("missing-file finding");
     let second_line = format!("file {INCR1} seq 1 type i\n").len();
     assert_eq!(missing["offset"], second_line);
     assert!(missing["file"].as_str().expect("f").ends_with(MANIFEST));
     assert!(f.iter().any(|f| f["severity"] == "warning"
-        && f["file"].as_str().unwrap_or("").ends_with("appendonly.aof.7.incr.aof")));
+        && f["file"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("appendonly.aof.7.incr.aof")));
 
-    std::fs::write(aof.join(MANIFEST), "file a seq 1 type b\nfile b seq 2 type x\n").expect("w");
+    std::fs::write(
+        aof.join(MANIFEST),
+        "file a seq 1 type b\nfile b seq 2 type x\n",
+    )
+    .expect("w");
     let out = run(AOF_CHECK, &[&"--json", &aof.join(MANIFEST)], b"");
     assert_eq!(out.code, 1);
     let errs = errors(&out);
     assert_eq!(errs[0]["offset"], 20);
-    assert!(errs[0]["message"].as_str().expect("m").contains("Unknown AOF file type"));
+    assert!(errs[0]["message"]
+        .as_str()
+        .expect("m")
+        .contains("Unknown AOF file type"));
 }
 
 #[test]
 fn truncate_to_timestamp_cuts_at_the_first_later_annotation() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (aof, b) = ours(tmp.path());
-    let out = run(AOF_CHECK, &[&"--truncate-to-timestamp", &"250", &"--yes", &aof], b"");
+    let out = run(
+        AOF_CHECK,
+        &[&"--truncate-to-timestamp", &"250", &"--yes", &aof],
+        b"",
+    );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(
         std::fs::read(aof.join(INCR1)).expect("read"),
@@ -279,7 +363,11 @@ fn truncate_to_timestamp_cuts_at_the_first_later_annotation() {
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("Truncate nothing"), "{}", out.stdout);
     // --fix and --truncate-to-timestamp do not combine (usage error).
-    let out = run(AOF_CHECK, &[&"--fix", &"--truncate-to-timestamp", &"1", &aof], b"");
+    let out = run(
+        AOF_CHECK,
+        &[&"--fix", &"--truncate-to-timestamp", &"1", &aof],
+        b"",
+    );
     assert_ne!(out.code, 0);
 }
 

@@ -7,9 +7,21 @@ use common::*;
 #[test]
 fn fixture_rdbs_are_valid_and_counted() {
     for (f, version, keyspace) in [
-        ("redis-7.0-all-types.rdb", 10, "redis-7.0-all-types.keyspace.jsonl"),
-        ("redis-7.0-all-types-uncompressed.rdb", 10, "redis-7.0-all-types.keyspace.jsonl"),
-        ("valkey-8.0-all-types.rdb", 11, "valkey-8.0-all-types.keyspace.jsonl"),
+        (
+            "redis-7.0-all-types.rdb",
+            10,
+            "redis-7.0-all-types.keyspace.jsonl",
+        ),
+        (
+            "redis-7.0-all-types-uncompressed.rdb",
+            10,
+            "redis-7.0-all-types.keyspace.jsonl",
+        ),
+        (
+            "valkey-8.0-all-types.rdb",
+            11,
+            "valkey-8.0-all-types.keyspace.jsonl",
+        ),
     ] {
         let out = run(RDB_CHECK, &[&"--json", &fixture(f)], b"");
         assert_eq!(out.code, 0, "{f}: {}", out.stdout);
@@ -21,15 +33,29 @@ fn fixture_rdbs_are_valid_and_counted() {
         let want = load_jsonl(keyspace);
         let no_ttl = want.values().filter(|v| !v.2).count() as u64;
         let keys = j["keys"].as_u64().expect("keys");
-        assert!(keys >= no_ttl && keys <= want.len() as u64 + 100, "{f}: {keys}");
+        assert!(
+            keys >= no_ttl && keys <= want.len() as u64 + 100,
+            "{f}: {keys}"
+        );
         for db in ["0", "1", "5"] {
-            assert!(j["dbs"][db]["keys"].as_u64().expect("db keys") > 0, "{f} db {db}");
+            assert!(
+                j["dbs"][db]["keys"].as_u64().expect("db keys") > 0,
+                "{f} db {db}"
+            );
         }
         assert!(j["types"]["stream"]["keys"].as_u64().expect("streams") >= 1);
-        assert!(j["aux"].as_array().expect("aux").iter().any(|a| a["key"] == "redis-bits"));
+        assert!(j["aux"]
+            .as_array()
+            .expect("aux")
+            .iter()
+            .any(|a| a["key"] == "redis-bits"));
         let text = run(RDB_CHECK, &[&"--stats", &fixture(f)], b"");
         assert_eq!(text.code, 0);
-        assert!(text.stdout.contains("\\o/ RDB looks OK! \\o/"), "{}", text.stdout);
+        assert!(
+            text.stdout.contains("\\o/ RDB looks OK! \\o/"),
+            "{}",
+            text.stdout
+        );
         assert!(text.stdout.contains("[type zset]"), "{}", text.stdout);
     }
 }
@@ -47,7 +73,10 @@ fn damage_is_reported_with_offset_and_key() {
     let j = out.json();
     let f = &j["findings"][0];
     assert_eq!(f["severity"], "error");
-    assert!(f["message"].as_str().expect("m").contains("unexpected end"), "{f}");
+    assert!(
+        f["message"].as_str().expect("m").contains("unexpected end"),
+        "{f}"
+    );
     assert!(f["offset"].as_u64().expect("o") <= (src.len() / 3) as u64);
     assert!(j["last_good_key"]["key"].is_string());
 
@@ -60,7 +89,11 @@ fn damage_is_reported_with_offset_and_key() {
     let out = run(RDB_CHECK, &[&p], b"");
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("checksum mismatch"), "{}", out.stdout);
-    assert!(out.stdout.contains(&format!("crc.rdb:{}: error", n - 8)), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("crc.rdb:{}: error", n - 8)),
+        "{}",
+        out.stdout
+    );
 
     // A flipped byte in the middle of a value: the error names a key (or the CRC catches it).
     let p = tmp.path().join("mid.rdb");
@@ -69,7 +102,10 @@ fn damage_is_reported_with_offset_and_key() {
     std::fs::write(&p, &d).expect("w");
     let out = run(RDB_CHECK, &[&"--json", &p], b"");
     assert_eq!(out.code, 1);
-    let msg = out.json()["findings"][0]["message"].as_str().expect("m").to_string();
+    let msg = out.json()["findings"][0]["message"]
+        .as_str()
+        .expect("m")
+        .to_string();
     assert!(msg.contains("key '") || msg.contains("checksum"), "{msg}");
 
     // redis-check-rdb agrees that the damaged files are bad and the original good.
@@ -78,7 +114,12 @@ fn damage_is_reported_with_offset_and_key() {
             .arg(file)
             .output()
             .expect("redis-check-rdb");
-        assert_eq!(st.status.success(), ok, "{}", String::from_utf8_lossy(&st.stdout));
+        assert_eq!(
+            st.status.success(),
+            ok,
+            "{}",
+            String::from_utf8_lossy(&st.stdout)
+        );
     }
 }
 
@@ -90,5 +131,8 @@ fn not_an_rdb_is_invalid() {
     let out = run(RDB_CHECK, &[&p], b"");
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("x.rdb:0: error"), "{}", out.stdout);
-    assert_eq!(run(RDB_CHECK, &[&tmp.path().join("missing.rdb")], b"").code, 1);
+    assert_eq!(
+        run(RDB_CHECK, &[&tmp.path().join("missing.rdb")], b"").code,
+        1
+    );
 }
