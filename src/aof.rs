@@ -13,7 +13,7 @@ use strongbox_storage::aof::{base_file_name, manifest_name, FileType, Manifest, 
 use strongbox_storage::fs::{DirLock, RealFs, Vfs};
 
 use crate::client::Client;
-use crate::compaction::{self, Purpose, Snapshot};
+use crate::compaction::{self, Format, Purpose, Snapshot};
 use crate::durability::{Gate, LogSink};
 use crate::exec::Server;
 use crate::persist::Persistence;
@@ -119,11 +119,16 @@ impl Persist {
             return Err("AOF is disabled".into());
         };
         let ticket = writer.rotate_for_rewrite().map_err(|e| e.to_string())?;
-        let base_name = base_file_name(&self.filename, ticket.base_seq, true);
+        let preamble = srv.cfg.get_bool("aof-use-rdb-preamble");
+        let base_name = base_file_name(&self.filename, ticket.base_seq, preamble);
         let temp = self
             .aof_dir
             .join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
-        let opts = crate::snapshot::writer_options(srv, true);
+        let file_format = if preamble {
+            Format::Rdb(crate::snapshot::writer_options(srv, true))
+        } else {
+            Format::Resp
+        };
         Snapshot::start(
             srv,
             Purpose::AofBase {
@@ -132,7 +137,7 @@ impl Persist {
                 aof_dir: self.aof_dir.clone(),
             },
             temp,
-            opts,
+            file_format,
         )?;
         self.rewrite_scheduled = false;
         tracing::info!("Background append only file rewriting started");
@@ -144,7 +149,7 @@ impl Persist {
         let final_path = self.dir.join(srv.cfg.get("dbfilename"));
         let temp = self.dir.join(format!("temp-{}.rdb", std::process::id()));
         let opts = crate::snapshot::writer_options(srv, false);
-        Snapshot::start(srv, Purpose::Dump { final_path }, temp, opts)?;
+        Snapshot::start(srv, Purpose::Dump { final_path }, temp, Format::Rdb(opts))?;
         self.bgsave_dirty_at_start = srv.dirty;
         self.bgsave_scheduled = false;
         tracing::info!("Background saving started");

@@ -64,6 +64,14 @@ pub enum Purpose {
     },
 }
 
+/// The file format of a snapshot.
+pub enum Format {
+    /// An RDB image (dump.rdb, or an AOF base with `aof-use-rdb-preamble yes`).
+    Rdb(WriterOptions),
+    /// RESP commands (an AOF base with `aof-use-rdb-preamble no`), as Redis's rewrite emits.
+    Resp,
+}
+
 enum Chunk {
     Entries(Vec<rdb::Entry>),
     Finish,
@@ -94,7 +102,7 @@ impl Snapshot {
         srv: &mut Server,
         purpose: Purpose,
         temp_path: PathBuf,
-        opts: WriterOptions,
+        file_format: Format,
     ) -> Result<(), String> {
         srv.snap_epoch = srv.snap_epoch.wrapping_add(1).max(1);
         let epoch = srv.snap_epoch;
@@ -103,7 +111,10 @@ impl Snapshot {
         let (tx, rx) = sync_channel::<Chunk>(CHANNEL_CHUNKS_MAX);
         let handle = std::thread::Builder::new()
             .name("strongbox-snapshot".into())
-            .spawn(move || serializer(rx, file, opts))
+            .spawn(move || match file_format {
+                Format::Rdb(opts) => serializer(rx, file, opts),
+                Format::Resp => resp_serializer(rx, file),
+            })
             .map_err(|e| e.to_string())?;
         NEW_OBJECT_SNAP.store(epoch, Ordering::Relaxed);
         let keys_total = srv.dbs.iter().map(|d| d.len() as u64).sum();
@@ -218,6 +229,170 @@ fn serializer(rx: Receiver<Chunk>, file: std::fs::File, opts: WriterOptions) -> 
         }
     }
     Err("snapshot aborted".into())
+}
+
+/// Commands per collection batch in a RESP base (Redis's AOF_REWRITE_ITEMS_PER_CMD).
+const RESP_ITEMS_PER_CMD: usize = 64;
+
+fn resp_serializer(rx: Receiver<Chunk>, file: std::fs::File) -> Result<(), String> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut cur_db: Option<u32> = None;
+    let mut buf = Vec::with_capacity(1 << 16);
+    while let Ok(c) = rx.recv() {
+        match c {
+            Chunk::Entries(entries) => {
+                for e in entries {
+                    if cur_db != Some(e.db) {
+                        cmd(&mut buf, &[b"SELECT".as_ref(), e.db.to_string().as_bytes()]);
+                        cur_db = Some(e.db);
+                    }
+                    entry_as_commands(&mut buf, &e);
+                    if buf.len() >= 1 << 16 {
+                        out.write_all(&buf).map_err(|e| e.to_string())?;
+                        buf.clear();
+                    }
+                }
+            }
+            Chunk::Finish => {
+                out.write_all(&buf).map_err(|e| e.to_string())?;
+                let f = out.into_inner().map_err(|e| e.to_string())?;
+                f.sync_all().map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+        }
+    }
+    Err("snapshot aborted".into())
+}
+
+fn cmd(out: &mut Vec<u8>, argv: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", argv.len()).as_bytes());
+    for a in argv {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// One key as the commands that rebuild it (Redis's `rewriteAppendOnlyFileRio`).
+fn entry_as_commands(out: &mut Vec<u8>, e: &rdb::Entry) {
+    let k: &[u8] = &e.key;
+    let batched = |out: &mut Vec<u8>, name: &[u8], items: Vec<Vec<u8>>, per: usize| {
+        for chunk in items.chunks(RESP_ITEMS_PER_CMD * per) {
+            let mut argv: Vec<&[u8]> = vec![name, k];
+            argv.extend(chunk.iter().map(|x| x.as_slice()));
+            cmd(out, &argv);
+        }
+    };
+    match &e.value {
+        rdb::Value::String(v) => cmd(out, &[b"SET", k, v]),
+        rdb::Value::List(items) => {
+            batched(out, b"RPUSH", items.iter().map(|x| x.to_vec()).collect(), 1)
+        }
+        rdb::Value::Set(items) => {
+            batched(out, b"SADD", items.iter().map(|x| x.to_vec()).collect(), 1)
+        }
+        rdb::Value::Hash(pairs) => batched(
+            out,
+            b"HMSET",
+            pairs
+                .iter()
+                .flat_map(|(f, v)| [f.to_vec(), v.to_vec()])
+                .collect(),
+            2,
+        ),
+        rdb::Value::ZSet(pairs) => batched(
+            out,
+            b"ZADD",
+            pairs
+                .iter()
+                .flat_map(|(m, sc)| [crate::resp::fmt_double(*sc).into_bytes(), m.to_vec()])
+                .collect(),
+            2,
+        ),
+        rdb::Value::Stream(s) => {
+            let id = |i: &rdb::StreamId| format!("{}-{}", i.ms, i.seq).into_bytes();
+            if s.entries.is_empty() {
+                // Create the key with a placeholder entry trimmed away at once, as Redis does.
+                cmd(
+                    out,
+                    &[b"XADD", k, b"MAXLEN", b"0", &id(&s.last_id), b"x", b"y"],
+                );
+            }
+            for en in &s.entries {
+                let eid = id(&en.id);
+                let mut argv: Vec<&[u8]> = vec![b"XADD", k, &eid];
+                for (f, v) in &en.fields {
+                    argv.push(f);
+                    argv.push(v);
+                }
+                cmd(out, &argv);
+            }
+            let last = id(&s.last_id);
+            let added = s.entries_added.to_string().into_bytes();
+            let maxdel = id(&s.max_deleted_id);
+            cmd(
+                out,
+                &[
+                    b"XSETID",
+                    k,
+                    &last,
+                    b"ENTRIESADDED",
+                    &added,
+                    b"MAXDELETEDID",
+                    &maxdel,
+                ],
+            );
+            for g in &s.groups {
+                let gid = id(&g.last_id);
+                let read = g.entries_read.to_string().into_bytes();
+                cmd(
+                    out,
+                    &[
+                        b"XGROUP",
+                        b"CREATE",
+                        k,
+                        &g.name,
+                        &gid,
+                        b"ENTRIESREAD",
+                        &read,
+                    ],
+                );
+                for c in &g.consumers {
+                    if c.pending.is_empty() {
+                        cmd(out, &[b"XGROUP", b"CREATECONSUMER", k, &g.name, &c.name]);
+                    }
+                    for pid in &c.pending {
+                        let Some(p) = g.pel.iter().find(|p| p.id == *pid) else {
+                            continue;
+                        };
+                        let pidb = id(pid);
+                        let t = p.delivery_time_ms.to_string().into_bytes();
+                        let n = p.delivery_count.to_string().into_bytes();
+                        cmd(
+                            out,
+                            &[
+                                b"XCLAIM",
+                                k,
+                                &g.name,
+                                &c.name,
+                                b"0",
+                                &pidb,
+                                b"TIME",
+                                &t,
+                                b"RETRYCOUNT",
+                                &n,
+                                b"JUSTID",
+                                b"FORCE",
+                            ],
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if let Some(t) = e.expire_ms {
+        cmd(out, &[b"PEXPIREAT", k, t.to_string().as_bytes()]);
+    }
 }
 
 /// Serialize `key` of `db` now if the running snapshot has not yet (call before mutating it).

@@ -153,5 +153,10 @@ fn init_logging(cfg: &Config) {
             Err(e) => eprintln!("Can't open the log file '{logfile}': {e}"),
         }
     }
-    let _ = builder.with_writer(std::io::stdout).try_init();
+    use std::io::IsTerminal;
+    let ansi = std::io::stdout().is_terminal();
+    let _ = builder
+        .with_ansi(ansi)
+        .with_writer(std::io::stdout)
+        .try_init();
 }

@@ -290,6 +290,15 @@ fn write_workload(port: u16, n: usize) {
 
 #[test]
 fn strongbox_aof_directory_loads_in_redis() {
+    aof_directory_loads_in_redis("yes", ".base.rdb");
+}
+
+#[test]
+fn strongbox_aof_directory_with_resp_base_loads_in_redis() {
+    aof_directory_loads_in_redis("no", ".base.aof");
+}
+
+fn aof_directory_loads_in_redis(preamble: &str, base_suffix: &str) {
     let mut sb = StrongboxServer::start(&[
         "--appendonly",
         "yes",
@@ -297,6 +306,8 @@ fn strongbox_aof_directory_loads_in_redis() {
         "4kb",
         "--aof-timestamp-enabled",
         "yes",
+        "--aof-use-rdb-preamble",
+        preamble,
     ]);
     write_workload(sb.port(), 300);
     let mut c = con(sb.port());
@@ -318,7 +329,7 @@ fn strongbox_aof_directory_loads_in_redis() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(files.iter().any(|f| f.ends_with(".base.rdb")), "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with(base_suffix)), "{files:?}");
     assert!(
         files.iter().filter(|f| f.ends_with(".incr.aof")).count() >= 2,
         "several segments expected: {files:?}"
