@@ -171,7 +171,7 @@ pub fn scan_file(
                 Ok(Some(Item::Eof { .. })) | Ok(None) => break,
                 Ok(Some(_)) => {
                     items += 1;
-                    if items % PROGRESS_UNITS_EVERY == 0 {
+                    if items.is_multiple_of(PROGRESS_UNITS_EVERY) {
                         progress(reader.offset());
                     }
                 }
@@ -208,7 +208,7 @@ pub fn scan_file(
     let mut units = 0u64;
     while let Some(next) = reader.next() {
         units += 1;
-        if units % PROGRESS_UNITS_EVERY == 0 {
+        if units.is_multiple_of(PROGRESS_UNITS_EVERY) {
             progress(reader.position());
         }
         let unit = match next {
