@@ -554,7 +554,12 @@ pub fn load(opts: &Options, show_progress: bool) -> Result<(Server, Recovery), S
             rec.warnings.extend(
                 r.warnings
                     .iter()
-                    .filter(|w| !w.starts_with("ignoring ") && !w.contains("torn tail"))
+                    .filter(|w| {
+                        // Orphans, cuts and skips are reported above in their own sections.
+                        !w.starts_with("ignoring ")
+                            && !w.starts_with("skipped ")
+                            && !w.contains("torn tail")
+                    })
                     .cloned(),
             );
             rec.report = Some(r);

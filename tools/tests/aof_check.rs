@@ -28,6 +28,8 @@ fn redis_fixture_directories_are_valid() {
             "{}",
             out.stdout
         );
+        // stdout is not a terminal here: no progress bar, nothing on stderr.
+        assert!(out.stderr.is_empty(), "{}", out.stderr);
         // A directory works too, and --json says the same.
         let out = run(AOF_CHECK, &[&"--json", &fixture(d)], b"");
         assert_eq!(out.code, 0);
