@@ -51,6 +51,18 @@ fn state_after(units: &[UnitRec]) -> Vec<State> {
     out
 }
 
+fn db_after(units: &[UnitRec]) -> u32 {
+    let mut m = Model::default();
+    for u in units {
+        for c in &u.commands {
+            if c[0].eq_ignore_ascii_case(b"SELECT") {
+                m.apply(c).expect("model");
+            }
+        }
+    }
+    m.db
+}
+
 fn normalize(s: &State) -> State {
     s.iter()
         .filter(|(_, m)| !m.is_empty())
@@ -80,6 +92,29 @@ fn run_seed(seed: u64) -> Result<String, String> {
         let out = recover(&fs, &dir, "appendonly.aof", &Options::default(), &mut model)
             .map_err(|e| format!("round {round}: recovery failed: {e}"))?;
         let got = normalize(&model.dbs);
+        if std::env::var("STRONGBOX_CRASH_DEBUG").is_ok() {
+            eprintln!("== round {round}: files {:?}", fs.list_dir(&dir));
+            if let Ok(m) = fs.read(&dir.join("appendonly.aof.manifest")) {
+                eprintln!("manifest:\n{}", String::from_utf8_lossy(&m));
+            }
+            eprintln!("report: {}", out.report);
+            if let Ok(names) = fs.list_dir(&dir) {
+                for n in names.iter().filter(|n| n.ends_with(".aof")) {
+                    if let Ok(b) = fs.read(&dir.join(n)) {
+                        let t: String = String::from_utf8_lossy(&b)
+                            .split("\r\n")
+                            .filter(|l| !l.starts_with('$') && !l.starts_with('*'))
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        eprintln!("file {n}: {t}");
+                    }
+                }
+            }
+            eprintln!("got: {got:?}");
+            for (i, st) in state_after(&history).iter().enumerate() {
+                eprintln!("state {i}: {:?}", normalize(st));
+            }
+        }
         // Which prefix of `history` is this?
         let states = state_after(&history);
         let k = states
@@ -87,7 +122,7 @@ fn run_seed(seed: u64) -> Result<String, String> {
             .rposition(|s| normalize(s) == got)
             .ok_or_else(|| {
                 format!(
-                    "round {round}: recovered state is not a prefix of the history ({} units)",
+                    "round {round}: recovered state is not a prefix of the history ({} units); story: {story}",
                     history.len()
                 )
             })?;
@@ -105,7 +140,9 @@ fn run_seed(seed: u64) -> Result<String, String> {
         // The recovered state is durable now (SimFs after a crash holds only durable bytes,
         // and recovery's truncation is synced), so it is the new floor.
         REQUIRED.with(|r| *r.lock().expect("lock") = k);
-        db = model.db;
+        // The database the history leaves selected (after a compaction, the recovered
+        // model's last SELECT is the base's, not the history's).
+        db = db_after(&history);
 
         // Faults for this round.
         let fault = rng.gen_range(0..10);
@@ -195,6 +232,12 @@ fn run_seed(seed: u64) -> Result<String, String> {
                 ends.push((end, history.len()));
             }
             drop(guard);
+            if rng.gen_bool(0.15) {
+                // Compaction, as BGREWRITEAOF does it: rotate (everything submitted so far
+                // stays in the replaced files), write a base holding the state at that point,
+                // install it with one manifest switch. Power cuts may hit any step.
+                compact(&fs, &dir, &writer, &history, &mut story);
+            }
         }
         let guard = writer.hold();
         let synced_pos = synced.load(Ordering::SeqCst);
@@ -236,6 +279,41 @@ fn run_seed(seed: u64) -> Result<String, String> {
     Ok(story)
 }
 
+/// Rotate, write a RESP base of the state after `history`, install it.
+fn compact(fs: &SimFs, dir: &Path, writer: &LogWriter, history: &[UnitRec], story: &mut String) {
+    let Ok(ticket) = writer.rotate_for_rewrite() else {
+        story.push_str(" (rotation failed)");
+        return;
+    };
+    let states = state_after(history);
+    let state = states.last().cloned().unwrap_or_default();
+    let mut base = Vec::new();
+    for (db, keys) in &state {
+        if keys.is_empty() {
+            continue;
+        }
+        encode_command(
+            &mut base,
+            &[b"SELECT".to_vec(), db.to_string().into_bytes()],
+        );
+        for (k, v) in keys {
+            match v {
+                Val::Str(v) => encode_command(&mut base, &[b"SET".to_vec(), k.clone(), v.clone()]),
+                other => panic!("the workload only writes strings, found {other:?}"),
+            }
+        }
+    }
+    let name = strongbox_storage::aof::base_file_name("appendonly.aof", ticket.base_seq, false);
+    if strongbox_storage::fs::write_file_atomic(fs, dir, &name, &base).is_err() {
+        story.push_str(" (base write failed)");
+        return;
+    }
+    match writer.install_base(&name, ticket) {
+        Ok(()) => story.push_str(&format!(" (compacted into {name})")),
+        Err(_) => story.push_str(" (install failed)"),
+    }
+}
+
 thread_local! {
     static REQUIRED: Mutex<usize> = const { Mutex::new(0) };
 }
@@ -264,13 +342,22 @@ fn crash_at_random_points_recovers_a_prefix_with_everything_acknowledged() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
     let mut failures = Vec::new();
+    let mut compactions = 0;
     for seed in 0..n {
-        if let Err(e) = run_one(seed) {
-            failures.push(format!(
-                "seed {seed}: {e}\n  replay: STRONGBOX_CRASH_SEED={seed} cargo test -p strongbox-recovery --test crash -- --nocapture"
-            ));
+        match run_one(seed) {
+            Ok(story) => compactions += story.matches("compacted into").count(),
+            Err(e) => {
+                failures.push(format!(
+                    "seed {seed}: {e}\n  replay: STRONGBOX_CRASH_SEED={seed} cargo test -p strongbox-recovery --test crash -- --nocapture"
+                ));
+            }
         }
     }
+    // The simulation must actually exercise compactions that complete (and crash around them).
+    assert!(
+        n < 100 || compactions as u64 >= n / 10,
+        "only {compactions} completed compactions in {n} seeds"
+    );
     assert!(
         failures.is_empty(),
         "{} of {n} seeds failed:\n{}",
