@@ -214,7 +214,15 @@ fn run_seed(seed: u64) -> Result<String, String> {
                         format!("v{next_value}").into_bytes(),
                     ]
                 };
-                if rng.gen_bool(0.25) {
+                // RPUSH is not idempotent: a unit applied twice (e.g. in a compacted base and
+                // again from an incr file) shows in the state.
+                if rng.gen_bool(0.3) {
+                    // RPUSH is not idempotent: a unit applied twice (e.g. in a compacted base
+                    // and again from an incr file) shows in the state.
+                    let list = format!("l{}", rng.gen_range(0..3)).into_bytes();
+                    let elem = format!("e{}", rng.gen_range(0..1_000_000)).into_bytes();
+                    cmds.push(vec![b"RPUSH".to_vec(), list, elem]);
+                } else if rng.gen_bool(0.25) {
                     cmds.push(vec![b"MULTI".to_vec()]);
                     for _ in 0..rng.gen_range(1..4) {
                         cmds.push(set(&mut rng));
@@ -299,7 +307,12 @@ fn compact(fs: &SimFs, dir: &Path, writer: &LogWriter, history: &[UnitRec], stor
         for (k, v) in keys {
             match v {
                 Val::Str(v) => encode_command(&mut base, &[b"SET".to_vec(), k.clone(), v.clone()]),
-                other => panic!("the workload only writes strings, found {other:?}"),
+                Val::List(items) => {
+                    let mut argv = vec![b"RPUSH".to_vec(), k.clone()];
+                    argv.extend(items.iter().cloned());
+                    encode_command(&mut base, &argv);
+                }
+                other => panic!("the workload only writes strings and lists, found {other:?}"),
             }
         }
     }
