@@ -51,7 +51,9 @@ if [ "${SKIP_INSTALL:-0}" != "1" ]; then
     step "checking test dependencies"
     if ! command -v redis-server >/dev/null 2>&1 \
         || ! command -v redis-cli >/dev/null 2>&1 \
-        || ! command -v redis-benchmark >/dev/null 2>&1; then
+        || ! command -v redis-benchmark >/dev/null 2>&1 \
+        || ! command -v redis-check-rdb >/dev/null 2>&1 \
+        || ! command -v redis-check-aof >/dev/null 2>&1; then
         step "installing redis-server and redis-tools"
         apt_install redis-server redis-tools
     fi
