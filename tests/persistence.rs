@@ -473,3 +473,16 @@ fn compaction_under_concurrent_writes_keeps_the_state() {
     let after = dump_keyspace(sb.port(), 1, false);
     assert_same(&before, &after, "restart after compaction");
 }
+
+#[test]
+fn debug_reload_keeps_the_dataset() {
+    let f = fixtures().join("redis-7.0-all-types.rdb");
+    let d = data_dir_with(&f, "dump.rdb");
+    let sb = StrongboxServer::start_in(d.path(), &["--appendonly", "no"]);
+    let before = dump_keyspace(sb.port(), 16, false);
+    let mut c = con(sb.port());
+    let r: String = redis::cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+    assert_eq!(r, "OK");
+    let after = dump_keyspace(sb.port(), 16, false);
+    assert_same(&before, &after, "DEBUG RELOAD");
+}

@@ -332,12 +332,40 @@ pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             OK
         }
         b"object" if args.len() == 3 => debug_object(ctx, &args[2]),
+        b"reload" => debug_reload(ctx),
         b"set-active-expire" if args.len() == 3 => OK,
         b"quicklist-packed-threshold" if args.len() == 3 => OK,
         _ => Reply::Error(format!(
             "ERR unknown subcommand '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(&args[1])
         )),
+    }
+}
+
+/// DEBUG RELOAD: save the dataset to `dbfilename`, empty the databases, load the file back (as
+/// Redis does; the log is not involved — the dataset is unchanged).
+fn debug_reload(ctx: &mut Ctx) -> Reply {
+    if ctx.srv.snapshot.is_some() {
+        return Reply::err("ERR Background save already in progress");
+    }
+    if let Err(e) = crate::snapshot::save_to_dbfilename(ctx.srv) {
+        return Reply::Error(format!("ERR Error trying to save the DB: {e}"));
+    }
+    let path = ctx.srv.cfg.dir().join(ctx.srv.cfg.get("dbfilename"));
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => return Reply::Error(format!("ERR Error trying to load the RDB dump: {e}")),
+    };
+    for d in ctx.srv.dbs.iter_mut() {
+        d.clear();
+    }
+    match crate::snapshot::load_rdb(ctx.srv, std::io::BufReader::new(file), true) {
+        Ok(_) => {
+            ctx.srv.dirty = 0;
+            ctx.srv.lastsave_s = crate::util::now_ms() / 1000;
+            OK
+        }
+        Err(e) => Reply::Error(format!("ERR Error trying to load the RDB dump: {e}")),
     }
 }
 
