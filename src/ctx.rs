@@ -298,7 +298,7 @@ impl<'a> Ctx<'a> {
 
     /// Encoding thresholds from the live config (hash-max-listpack-entries, …).
     pub fn cfg_i64(&self, name: &str) -> i64 {
-        self.srv.cfg.get_i64(name)
+        self.srv.cfg_i64(name)
     }
 }
 

@@ -69,8 +69,63 @@ pub enum ShutdownMode {
     NoSave,
 }
 
+/// Config values read on the per-command path, parsed once from `cfg` (a `BTreeMap` lookup and a
+/// parse per command cost more than a whole GET). `Server::config_changed` refreshes them; CONFIG
+/// SET calls it after changing `cfg`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HotConfig {
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: i64,
+    pub proto_max_bulk_len: i64,
+    pub list_max_listpack_size: i64,
+    pub hash_max_listpack_entries: i64,
+    pub hash_max_listpack_value: i64,
+    pub set_max_intset_entries: i64,
+    pub zset_max_listpack_entries: i64,
+    pub zset_max_listpack_value: i64,
+    pub maxclients: i64,
+    pub requirepass_set: bool,
+}
+
+impl HotConfig {
+    pub fn from_config(cfg: &Config) -> HotConfig {
+        HotConfig {
+            slowlog_log_slower_than: cfg.get_i64("slowlog-log-slower-than"),
+            slowlog_max_len: cfg.get_i64("slowlog-max-len"),
+            proto_max_bulk_len: cfg.get_i64("proto-max-bulk-len"),
+            list_max_listpack_size: cfg.get_i64("list-max-listpack-size"),
+            hash_max_listpack_entries: cfg.get_i64("hash-max-listpack-entries"),
+            hash_max_listpack_value: cfg.get_i64("hash-max-listpack-value"),
+            set_max_intset_entries: cfg.get_i64("set-max-intset-entries"),
+            zset_max_listpack_entries: cfg.get_i64("zset-max-listpack-entries"),
+            zset_max_listpack_value: cfg.get_i64("zset-max-listpack-value"),
+            maxclients: cfg.get_i64("maxclients"),
+            requirepass_set: !cfg.get("requirepass").is_empty(),
+        }
+    }
+
+    /// The cached value of an integer option, if it is one of the cached ones.
+    pub fn get_i64(&self, name: &str) -> Option<i64> {
+        Some(match name {
+            "slowlog-log-slower-than" => self.slowlog_log_slower_than,
+            "slowlog-max-len" => self.slowlog_max_len,
+            "proto-max-bulk-len" => self.proto_max_bulk_len,
+            "list-max-listpack-size" => self.list_max_listpack_size,
+            "hash-max-listpack-entries" => self.hash_max_listpack_entries,
+            "hash-max-listpack-value" => self.hash_max_listpack_value,
+            "set-max-intset-entries" => self.set_max_intset_entries,
+            "zset-max-listpack-entries" => self.zset_max_listpack_entries,
+            "zset-max-listpack-value" => self.zset_max_listpack_value,
+            "maxclients" => self.maxclients,
+            _ => return None,
+        })
+    }
+}
+
 pub struct Server {
     pub cfg: Config,
+    /// Parsed copies of the options the per-command path reads (see `HotConfig`).
+    pub hot: HotConfig,
     pub dbs: Vec<Db>,
     pub clients: HashMap<ClientId, Client>,
     pub log: Durability,
@@ -112,11 +167,25 @@ pub struct Server {
 }
 
 impl Server {
+    /// An integer option: from the parsed cache when it is a hot one, else parsed from `cfg`.
+    pub fn cfg_i64(&self, name: &str) -> i64 {
+        match self.hot.get_i64(name) {
+            Some(v) => v,
+            None => self.cfg.get_i64(name),
+        }
+    }
+
+    /// Re-read the cached options after `cfg` changed (CONFIG SET).
+    pub fn config_changed(&mut self) {
+        self.hot = HotConfig::from_config(&self.cfg);
+    }
+
     pub fn new(cfg: Config) -> Server {
         let ndb = cfg.get_i64("databases").max(1) as usize;
         let notify_flags = notify::parse(cfg.get("notify-keyspace-events")).unwrap_or(0);
         let hz = cfg.get_i64("hz").clamp(1, 500) as u64;
         Server {
+            hot: HotConfig::from_config(&cfg),
             dbs: (0..ndb).map(|_| Db::default()).collect(),
             clients: HashMap::new(),
             log: Durability::new(),
@@ -429,7 +498,7 @@ pub fn call(
         e.3 += 1;
         count_error(&mut srv.stats, msg);
     }
-    let threshold = srv.cfg.get_i64("slowlog-log-slower-than");
+    let threshold = srv.hot.slowlog_log_slower_than;
     if threshold >= 0 && dur as i64 >= threshold && !spec.has(flags::SKIP_SLOWLOG) {
         slowlog_push(srv, client, argv, dur);
     }
@@ -444,7 +513,7 @@ pub fn count_error(stats: &mut Stats, msg: &str) {
 }
 
 fn slowlog_push(srv: &mut Server, client: &Client, argv: &[Bytes], dur: u64) {
-    let max = srv.cfg.get_i64("slowlog-max-len").max(0) as usize;
+    let max = srv.hot.slowlog_max_len.max(0) as usize;
     let mut args: Vec<Bytes> = argv.iter().take(32).cloned().collect();
     if argv.len() > 32 {
         args[31] = Bytes::from(format!("... ({} more arguments)", argv.len() - 31));
@@ -783,9 +852,9 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
             shared,
         } => {
             srv.stats.total_connections += 1;
-            let needs_auth = !srv.cfg.get("requirepass").is_empty();
+            let needs_auth = srv.hot.requirepass_set;
             let mut c = Client::new(id, tx, shared, addr, laddr, now_ms(), needs_auth);
-            let max = srv.cfg.get_i64("maxclients").max(1) as usize;
+            let max = srv.hot.maxclients.max(1) as usize;
             if srv.clients.len() >= max {
                 srv.stats.rejected_connections += 1;
                 c.close_after_reply = true;
@@ -967,4 +1036,74 @@ pub fn replay_command(srv: &mut Server, client: &mut Client, argv: &[Bytes]) -> 
         tracing::debug!("replayed command returned an error: {e}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ConnShared;
+
+    fn server_and_client() -> (Server, Client) {
+        let cfg = Config::from_args(&[]).expect("default config");
+        let srv = Server::new(cfg);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(ConnShared::default());
+        let c = Client::new(1, tx, shared, "test".into(), "test".into(), 0, false);
+        (srv, c)
+    }
+
+    fn run(srv: &mut Server, c: &mut Client, args: &[&str]) -> Reply {
+        let argv: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        process_command(srv, c, argv);
+        c.out.pop().expect("a reply")
+    }
+
+    const HOT_INTS: &[&str] = &[
+        "slowlog-log-slower-than",
+        "slowlog-max-len",
+        "proto-max-bulk-len",
+        "list-max-listpack-size",
+        "hash-max-listpack-entries",
+        "hash-max-listpack-value",
+        "set-max-intset-entries",
+        "zset-max-listpack-entries",
+        "zset-max-listpack-value",
+        "maxclients",
+    ];
+
+    #[test]
+    fn hot_config_matches_config_and_follows_config_set() {
+        let (mut srv, mut c) = server_and_client();
+        for name in HOT_INTS {
+            assert_eq!(srv.hot.get_i64(name), Some(srv.cfg.get_i64(name)), "{name}");
+        }
+        assert_eq!(srv.hot.get_i64("hz"), None);
+        assert_eq!(srv.cfg_i64("hz"), srv.cfg.get_i64("hz"));
+        let r = run(
+            &mut srv,
+            &mut c,
+            &[
+                "CONFIG",
+                "SET",
+                "slowlog-log-slower-than",
+                "0",
+                "hash-max-listpack-entries",
+                "7",
+                "requirepass",
+                "x",
+            ],
+        );
+        assert_eq!(r, crate::resp::OK);
+        assert_eq!(srv.hot.slowlog_log_slower_than, 0);
+        assert_eq!(srv.cfg_i64("hash-max-listpack-entries"), 7);
+        assert!(srv.hot.requirepass_set);
+        assert_eq!(srv.hot, HotConfig::from_config(&srv.cfg));
+        // The new threshold applies at once: every command is now slow enough.
+        let before = srv.slowlog.len();
+        run(&mut srv, &mut c, &["PING"]);
+        assert_eq!(srv.slowlog.len(), before + 1);
+    }
 }

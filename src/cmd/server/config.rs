@@ -194,6 +194,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     }
     ctx.srv.cfg = cfg;
+    ctx.srv.config_changed();
     // Runtime effects.
     if let Some(f) = notify_flags {
         ctx.srv.notify_flags = f;
