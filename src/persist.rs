@@ -82,7 +82,8 @@ pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
     let save = match mode {
         ShutdownMode::Save => true,
         ShutdownMode::NoSave => false,
-        ShutdownMode::Default => !srv.cfg.get("save").is_empty() && !srv.log.enabled(),
+        // As Redis: save points configured → save on shutdown (whether or not AOF is on).
+        ShutdownMode::Default => !srv.cfg.get("save").is_empty(),
     };
     if save {
         let mut p = std::mem::replace(&mut srv.persistence, Box::new(NoPersistence));

@@ -486,3 +486,64 @@ fn debug_reload_keeps_the_dataset() {
     let after = dump_keyspace(sb.port(), 16, false);
     assert_same(&before, &after, "DEBUG RELOAD");
 }
+
+#[test]
+fn dump_restore_round_trips_between_redis_and_strongbox() {
+    let f = fixtures().join("redis-7.0-all-types.rdb");
+    let d = data_dir_with(&f, "dump.rdb");
+    let rs = RedisServer::start_in(d.path(), &["--appendonly", "no"]);
+    let sb = StrongboxServer::start(&["--appendonly", "no"]);
+    let mut r = con(rs.port());
+    let mut s = con(sb.port());
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut r).unwrap();
+    assert!(keys.len() > 10);
+    let mut checked = 0;
+    for k in keys {
+        let payload: Option<Vec<u8>> = redis::cmd("DUMP").arg(&k).query(&mut r).unwrap();
+        let Some(payload) = payload else { continue };
+        let ok: String = redis::cmd("RESTORE")
+            .arg(&k)
+            .arg(0)
+            .arg(&payload)
+            .arg("REPLACE")
+            .query(&mut s)
+            .unwrap();
+        assert_eq!(ok, "OK");
+        let back: Vec<u8> = redis::cmd("DUMP").arg(&k).query(&mut s).unwrap();
+        let mut copy = b"copy:".to_vec();
+        copy.extend_from_slice(&k);
+        let ok: String = redis::cmd("RESTORE")
+            .arg(&copy)
+            .arg(0)
+            .arg(&back)
+            .query(&mut r)
+            .unwrap();
+        assert_eq!(ok, "OK");
+        checked += 1;
+    }
+    let all = dump_keyspace(rs.port(), 1, true);
+    for ((db, k), v) in &all {
+        if k.starts_with(b"copy:") {
+            continue;
+        }
+        let mut copy = b"copy:".to_vec();
+        copy.extend_from_slice(k);
+        let Some(c) = all.get(&(*db, copy)) else {
+            continue;
+        };
+        assert_eq!(c.kind, v.kind, "{}", String::from_utf8_lossy(k));
+        assert_eq!(c.value, v.value, "{}", String::from_utf8_lossy(k));
+    }
+    assert!(checked > 10);
+    // A corrupt payload answers Redis's error.
+    let e: redis::RedisResult<String> = redis::cmd("RESTORE")
+        .arg("x")
+        .arg(0)
+        .arg("garbage")
+        .query(&mut s);
+    let msg = e.unwrap_err().to_string();
+    assert!(
+        msg.contains("DUMP payload version or checksum are wrong"),
+        "{msg}"
+    );
+}
