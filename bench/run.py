@@ -1175,6 +1175,8 @@ def fmt_ratio(r, goal=None, higher_better=True):
     if r is None:
         return "—"
     s = "%.2f" % r
+    if goal is not None and s == "%.2f" % goal:
+        s = "%.3f" % r  # don't print 0.50 ✗ for 0.504
     if goal is not None:
         ok = r >= goal if higher_better else r <= goal
         s += " ✓" if ok else " ✗"
@@ -1199,10 +1201,13 @@ class Table:
         if self.note:
             out.append(self.note)
             out.append("")
-        out.append("| " + " | ".join(self.cols) + " |")
+        def esc(c):
+            return c.replace("|", "\\|")
+
+        out.append("| " + " | ".join(esc(c) for c in self.cols) + " |")
         out.append("|" + "|".join("---" for _ in self.cols) + "|")
         for r in self.rows:
-            out.append("| " + " | ".join(r) + " |")
+            out.append("| " + " | ".join(esc(c) for c in r) + " |")
         out.append("")
         return "\n".join(out)
 
@@ -1254,7 +1259,7 @@ def tables_for(ctx, section, res):
     T = []
     if section == "throughput":
         t = Table("Throughput, requests/s (higher is better; goal ≥ 1.0, `always` -P 16 ≥ 1.5)",
-                  headers(ctx, "appendfsync | pipeline | test"),
+                  headers(ctx, "appendfsync · pipeline · test"),
                   note="`redis-benchmark -q --csv -n %d -c 50 -P {1,16} -t <test>` (each test run alone), "
                        "appendonly yes, save '', fresh servers per appendfsync policy, all servers up at "
                        "once and runs interleaved server by server; median of %d run(s) per line."
@@ -1262,13 +1267,13 @@ def tables_for(ctx, section, res):
         for key, runs in res["runs"].items():
             fsync, p, test = key.split("|")
             goal = 1.5 if (fsync == "always" and p == "P16") else 1.0
-            t.add(["%s | %s | %s" % (fsync, p.replace("P", "-P "), test)] +
+            t.add(["%s · %s · %s" % (fsync, p.replace("P", "-P "), test)] +
                   ratio_cols(ctx, runs, "rps", goal=goal))
         T.append(t)
-        t2 = Table("Latency inside redis-benchmark (p99 ms, lower is better)", headers(ctx, "appendfsync | pipeline | test"))
+        t2 = Table("Latency inside redis-benchmark (p99 ms, lower is better)", headers(ctx, "appendfsync · pipeline · test"))
         for key, runs in res["runs"].items():
             fsync, p, test = key.split("|")
-            t2.add(["%s | %s | %s" % (fsync, p.replace("P", "-P "), test)] + ratio_cols(ctx, runs, "p99_ms", higher_better=False))
+            t2.add(["%s · %s · %s" % (fsync, p.replace("P", "-P "), test)] + ratio_cols(ctx, runs, "p99_ms", higher_better=False))
         T.append(t2)
         if res["suite"]:
             t3 = Table("Default suite, requests/s (higher is better)", headers(ctx, "test"),
@@ -1278,7 +1283,7 @@ def tables_for(ctx, section, res):
                 t3.add([name] + ratio_cols(ctx, runs, "rps", goal=1.0))
             T.append(t3)
     elif section == "latency":
-        t = Table("Latency under a fixed rate, ms (lower is better)", headers(ctx, "appendfsync | percentile"),
+        t = Table("Latency under a fixed rate, ms (lower is better)", headers(ctx, "appendfsync · percentile"),
                   note="Open-loop paced client (bench/run.py `paced_client`): %d req/s for %.0f s over 4 "
                        "connections, 50%% SET / 50%% GET on 100k keys (8-byte values). Each request "
                        "is sent at its scheduled time even if earlier replies are outstanding, and its "
@@ -1287,25 +1292,25 @@ def tables_for(ctx, section, res):
                        "overhead, the same for every server." % (res["rate"], res["seconds"]))
         for fsync, runs in res["runs"].items():
             for k, lab in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"), ("max_ms", "max")):
-                t.add(["%s | %s" % (fsync, lab)] + ratio_cols(ctx, runs, k, higher_better=False,
+                t.add(["%s · %s" % (fsync, lab)] + ratio_cols(ctx, runs, k, higher_better=False,
                                                               goal=None))
-            t.add(["%s | achieved req/s" % fsync] + [cell(runs.get(x.name), "achieved_rate") for x in ctx.targets] + ["" for _ in ctx.targets[1:]])
+            t.add(["%s · achieved req/s" % fsync] + [cell(runs.get(x.name), "achieved_rate") for x in ctx.targets] + ["" for _ in ctx.targets[1:]])
         T.append(t)
     elif section == "memory":
         t = Table("Memory after loading %s elements, MiB (lower is better; goal ≤ 0.75)" % "{:,}".format(res["n"]),
-                  headers(ctx, "data | measure"),
+                  headers(ctx, "data · measure"),
                   note="appendonly no, save ''. RSS = VmRSS from /proc/<pid>/status minus the RSS of the "
                        "same server just started (empty); used_memory = INFO memory minus its empty value. "
                        "Strings: `SET key:NNNNNNN val:NNNNNNN`; collections: one key, members like "
                        "`member:NNNNNNN` (hash values `vNNNNNNN`, zset score = index), loaded by "
                        "`redis-cli --pipe` in batches of %d." % BATCH)
         for kind, runs in res["runs"].items():
-            t.add(["%s | RSS − baseline" % kind] + ratio_cols(ctx, runs, "delta_rss_kb", 1 / 1024.0, goal=0.75, higher_better=False))
-            t.add(["%s | used_memory − baseline" % kind] + ratio_cols(ctx, runs, "delta_used_memory", 1 / 1048576.0, goal=0.75, higher_better=False))
-            t.add(["%s | encoding" % kind] + [cell(runs.get(x.name), "encoding") for x in ctx.targets] + ["" for _ in ctx.targets[1:]])
+            t.add(["%s · RSS − baseline" % kind] + ratio_cols(ctx, runs, "delta_rss_kb", 1 / 1024.0, goal=0.75, higher_better=False))
+            t.add(["%s · used_memory − baseline" % kind] + ratio_cols(ctx, runs, "delta_used_memory", 1 / 1048576.0, goal=0.75, higher_better=False))
+            t.add(["%s · encoding" % kind] + [cell(runs.get(x.name), "encoding") for x in ctx.targets] + ["" for _ in ctx.targets[1:]])
         T.append(t)
     elif section == "startup":
-        t = Table("Time to serving, seconds (lower is better; goal ≤ 0.5)", headers(ctx, "keys | from"),
+        t = Table("Time to serving, seconds (lower is better; goal ≤ 0.5)", headers(ctx, "keys · from"),
                   note="Load N keys (`SET key:NNNNNNN val:NNNNNNN`) with redis-cli --pipe, persist, "
                        "SHUTDOWN NOSAVE, restart on the same directory and time from process start "
                        "(fork/exec) until PING answers +PONG (not -LOADING); DBSIZE is checked after. "
@@ -1314,8 +1319,8 @@ def tables_for(ctx, section, res):
                        "base is an RDB. dump.rdb: appendonly no, SAVE. Files are warm in the page cache.")
         for key, runs in res["runs"].items():
             nkeys, case = key.split("|")
-            t.add(["{:,} | {}".format(int(nkeys), case)] + ratio_cols(ctx, runs, "seconds", goal=0.5, higher_better=False))
-            t.add(["{:,} | {} bytes on disk".format(int(nkeys), case)] + ratio_cols(ctx, runs, "bytes", higher_better=False))
+            t.add(["{:,} · {}".format(int(nkeys), case)] + ratio_cols(ctx, runs, "seconds", goal=0.5, higher_better=False))
+            t.add(["{:,} · {} bytes on disk".format(int(nkeys), case)] + ratio_cols(ctx, runs, "bytes", higher_better=False))
         T.append(t)
     elif section == "compaction":
         t = Table("Compaction (BGREWRITEAOF) under write load (lower is better; goal p99 ≤ 2 ms)",
@@ -1377,7 +1382,7 @@ compaction lower is better. ✓/✗ marks the issue-7 goal for that line. FAILED
 errored against that server (see the failure list of the section); "not run" means it was not
 attempted.
 
-Reproduce: `bench/run.py` (full, ~30–60 min), `bench/run.py --quick` (smoke, ~2 min),
+Reproduce: `bench/run.py` (full, ~20–30 min here), `bench/run.py --quick` (smoke, ~1–2 min),
 `bench/run.py --only latency,memory`, `bench/run.py --big` (adds 10M-key start-up).
 These are benchmarks, never timed tests in CI: the machine is shared and noisy (see the load
 average recorded with each section).
@@ -1420,6 +1425,27 @@ def write_doc(ctx, machine, tables_by_section, cmdline, date, versions):
 # Main
 
 
+def render_only(args):
+    with open(args.render) as f:
+        data = json.load(f)
+    args.quick = False
+    ctx = Ctx.__new__(Ctx)
+    ctx.args = args
+    ctx.quick = False
+    ctx.results = data["results"]
+    ctx.failures = data.get("failures", [])
+    binaries = data.get("binaries", {})
+    names = list(data["versions"].keys())
+    ctx.targets = [Target(n, binaries.get(n, "?"), n) for n in names]
+    tables = {sec: tables_for(ctx, sec, ctx.results[sec]) for sec in SECTIONS if sec in ctx.results}
+    for sec, ts in tables.items():
+        for t in ts:
+            print(t.text())
+    if not args.no_write:
+        write_doc(ctx, data["machine"], tables, data["command"], data["date"], data["versions"])
+    return 0
+
+
 def build_strongbox():
     log("cargo build --release --bin strongbox-server")
     r = subprocess.run(["cargo", "build", "--release", "--bin", "strongbox-server"], cwd=REPO)
@@ -1447,12 +1473,16 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print only, do not write the markdown")
     ap.add_argument("--json", help="also write raw results as JSON here")
     ap.add_argument("--tmpdir", default=None, help="parent of the temporary data dirs (default $TMPDIR)")
+    ap.add_argument("--render", metavar="JSON",
+                    help="re-render the markdown from a --json file of an earlier run (no servers)")
     ap.add_argument("--repeat", type=int, default=None,
                     help="throughput runs per line, median kept (default 3, --quick 1)")
     ap.add_argument("--latency-rate", type=int, default=None, help="req/s of the latency section")
     ap.add_argument("--load-rate", type=int, default=None, help="SET/s of the compaction write load")
     args = ap.parse_args()
 
+    if args.render:
+        return render_only(args)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = [s for s in only if s not in SECTIONS]
     if bad:
@@ -1524,6 +1554,7 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "date": date, "command": cmdline, "versions": versions,
+                       "binaries": {t.name: t.binary for t in ctx.targets},
                        "results": ctx.results, "failures": ctx.failures}, f, indent=1, default=str)
     if not args.no_write and tables_by_section:
         write_doc(ctx, machine, tables_by_section, cmdline, date, versions)
