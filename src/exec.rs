@@ -39,10 +39,108 @@ pub struct Stats {
     pub net_output_bytes: u64,
     pub total_error_replies: u64,
     pub unexpected_error_replies: u64,
-    /// Per command: (calls, usec, rejected, failed).
-    pub per_cmd: HashMap<&'static str, (u64, u64, u64, u64)>,
+    /// Per command: (calls, usec, rejected, failed). Updated on every command: Fx-hashed.
+    pub per_cmd: HashMap<&'static str, (u64, u64, u64, u64), FxBuild>,
     pub error_counts: HashMap<String, u64>,
     pub expired_stale_perc: f64,
+}
+
+/// FxHash (rustc's): a multiply-rotate hash for short trusted keys such as command names. Only
+/// for maps whose keys clients cannot choose freely (no HashDoS exposure).
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(FX_SEED);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.add(b as u64);
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
+/// Command lookup on the per-command path: open addressing over the command table, keyed by the
+/// ASCII-lowercased name, with FNV-1a folded in while lowercasing (no copy, no SipHash).
+struct CommandIndex {
+    slots: Vec<Option<&'static CommandSpec>>,
+    mask: usize,
+}
+
+impl CommandIndex {
+    fn build() -> CommandIndex {
+        let all = &cmd::table().all;
+        let size = (all.len() * 4).next_power_of_two().max(64);
+        let mut slots = vec![None; size];
+        let mask = size - 1;
+        for &spec in all {
+            let mut i = Self::hash(spec.name.as_bytes()) as usize & mask;
+            while slots[i].is_some() {
+                i = (i + 1) & mask;
+            }
+            slots[i] = Some(spec);
+        }
+        CommandIndex { slots, mask }
+    }
+
+    #[inline]
+    fn hash(name: &[u8]) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &c in name {
+            h = (h ^ c.to_ascii_lowercase() as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
+    #[inline]
+    fn get(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        let mut i = Self::hash(name) as usize & self.mask;
+        loop {
+            let spec = self.slots[i]?;
+            if spec.name.as_bytes().eq_ignore_ascii_case(name) {
+                return Some(spec);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
+/// The command a client's `argv[0]` names (same answers as `cmd::table().get`).
+pub fn lookup_command(name: &[u8]) -> Option<&'static CommandSpec> {
+    static INDEX: std::sync::OnceLock<CommandIndex> = std::sync::OnceLock::new();
+    INDEX.get_or_init(CommandIndex::build).get(name)
 }
 
 pub struct SlowEntry {
@@ -126,6 +224,9 @@ pub struct Server {
     pub cfg: Config,
     /// Parsed copies of the options the per-command path reads (see `HotConfig`).
     pub hot: HotConfig,
+    /// Clock read (unix µs) at the end of the last `call`, taken by the next command of the
+    /// same batch as its start time; None outside a batch.
+    pub call_end_us: Option<i64>,
     pub dbs: Vec<Db>,
     pub clients: HashMap<ClientId, Client>,
     pub log: Durability,
@@ -186,6 +287,7 @@ impl Server {
         let hz = cfg.get_i64("hz").clamp(1, 500) as u64;
         Server {
             hot: HotConfig::from_config(&cfg),
+            call_end_us: None,
             dbs: (0..ndb).map(|_| Db::default()).collect(),
             clients: HashMap::new(),
             log: Durability::new(),
@@ -456,7 +558,20 @@ pub fn call(
     argv: &[Bytes],
     in_exec: bool,
 ) -> Reply {
-    let start = now_us();
+    call_at(srv, client, spec, argv, in_exec, now_us())
+}
+
+/// `call` with the clock already read: `start` is unix µs, read just before. The clock read at
+/// the end (for the duration) is left in `srv.call_end_us` so that the next command of the same
+/// batch can start from it instead of reading the clock again.
+fn call_at(
+    srv: &mut Server,
+    client: &mut Client,
+    spec: &'static CommandSpec,
+    argv: &[Bytes],
+    in_exec: bool,
+    start: i64,
+) -> Reply {
     let now = start / 1000;
     let db_before = client.db;
     if spec.is_write() && srv.snapshot.as_ref().is_some_and(|s| s.intercepting()) {
@@ -468,7 +583,9 @@ pub fn call(
         let reply = (spec.handler)(&mut ctx, argv);
         (reply, ctx.dirty, ctx.propagate, ctx.blocked)
     };
-    let dur = (now_us() - start).max(0) as u64;
+    let end = now_us();
+    srv.call_end_us = Some(end);
+    let dur = (end - start).max(0) as u64;
     if let Some(b) = blocked {
         block_client(srv, client, b);
         return Reply::Nil;
@@ -573,12 +690,18 @@ pub fn unknown_command_error(argv: &[Bytes]) -> Reply {
 /// Everything that happens to one command a client sent: lookup, checks, MULTI queuing, call,
 /// and the reply. Blocked clients' later commands wait in `pending`.
 pub fn process_command(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>) {
+    process_command_at(srv, client, argv, None)
+}
+
+/// `process_command` with, optionally, a clock read (unix µs) taken just before by the caller.
+fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, now: Option<i64>) {
     if client.blocked.is_some() {
         client.pending.push_back(argv);
         return;
     }
-    client.last_interaction_ms = now_ms();
-    let Some(spec) = cmd::table().get(&argv[0]) else {
+    let now_us = now.unwrap_or_else(now_us);
+    client.last_interaction_ms = now_us / 1000;
+    let Some(spec) = lookup_command(&argv[0]) else {
         let r = unknown_command_error(&argv);
         if let Some(m) = client.multi.as_mut() {
             m.failed = true;
@@ -647,7 +770,7 @@ pub fn process_command(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>) 
     }
     feed_monitors(srv, client, spec, &argv);
     srv.current_client = client.id;
-    let reply = call(srv, client, spec, &argv, false);
+    let reply = call_at(srv, client, spec, &argv, false, now_us);
     if client.blocked.is_some() {
         return;
     }
@@ -723,7 +846,7 @@ pub fn serve_blocked(srv: &mut Server, mut current: Option<&mut Client>) {
                     continue;
                 };
                 // Try to serve: run the command again.
-                let spec = match cmd::table().get(&b.argv[0]) {
+                let spec = match lookup_command(&b.argv[0]) {
                     Some(s) => s,
                     None => {
                         srv.clients.insert(id, c);
@@ -868,15 +991,20 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
             let Some(mut c) = srv.clients.remove(&id) else {
                 return;
             };
+            // One clock read per command: a command starts at the time the previous one's
+            // duration was measured (nothing waits in between).
+            srv.call_end_us = None;
             for argv in cmds {
                 if c.closed || c.close_after_reply {
                     break;
                 }
-                process_command(srv, &mut c, argv);
+                let now = srv.call_end_us.take();
+                process_command_at(srv, &mut c, argv, now);
                 if srv.shutdown.is_some() {
                     // SHUTDOWN answers nothing on success; stop processing.
                 }
             }
+            srv.call_end_us = None;
             let pos = srv.log.pos();
             c.flush(pos, true);
             if c.closed {
@@ -1015,7 +1143,7 @@ fn active_expire(srv: &mut Server, now: i64) {
 /// Run `argv` on the server as a loading client (log replay at start): no log append, no
 /// replies, no expiry.
 pub fn replay_command(srv: &mut Server, client: &mut Client, argv: &[Bytes]) -> Result<(), String> {
-    let Some(spec) = cmd::table().get(&argv[0]) else {
+    let Some(spec) = lookup_command(&argv[0]) else {
         return Err(format!(
             "Unknown command '{}' reading the append only file",
             String::from_utf8_lossy(&argv[0])
@@ -1105,5 +1233,37 @@ mod tests {
         let before = srv.slowlog.len();
         run(&mut srv, &mut c, &["PING"]);
         assert_eq!(srv.slowlog.len(), before + 1);
+    }
+
+    #[test]
+    fn command_index_answers_as_the_table() {
+        for spec in &cmd::table().all {
+            let name = spec.name.as_bytes();
+            let upper = name.to_ascii_uppercase();
+            assert!(std::ptr::eq(lookup_command(name).unwrap(), *spec));
+            assert!(std::ptr::eq(lookup_command(&upper).unwrap(), *spec));
+        }
+        for bad in [
+            &b""[..],
+            b"nosuchcommand",
+            b"se",
+            b"sett",
+            b"\xffset",
+            &[b'a'; 40][..],
+        ] {
+            assert!(lookup_command(bad).is_none());
+            assert!(cmd::table().get(bad).is_none());
+        }
+    }
+
+    #[test]
+    fn commandstats_count_through_the_fx_map() {
+        let (mut srv, mut c) = server_and_client();
+        run(&mut srv, &mut c, &["SET", "k", "v"]);
+        run(&mut srv, &mut c, &["set", "k", "v"]);
+        run(&mut srv, &mut c, &["GET", "k", "extra"]);
+        assert_eq!(srv.stats.per_cmd.get("set").map(|e| e.0), Some(2));
+        assert_eq!(srv.stats.per_cmd.get("get").map(|e| e.2), Some(1));
+        assert!(c.last_interaction_ms > 0);
     }
 }
