@@ -222,9 +222,14 @@ pub fn check_aof_storage_resp(data: &[u8]) {
 // aof_batch: the incr-file reader (storage/src/aof/batch.rs).
 // ---------------------------------------------------------------------------------------------
 
+/// A unit's (offset, end).
+type UnitSpan = (u64, u64);
+/// A reading error's (offset, kind, reason).
+type ReadFailure = (u64, ReadErrorKind, String);
+
 /// Reads `file` to the end, resyncing after errors as recovery's skip mode does. Checks the
 /// structural invariants and returns the units read (offset, end) and the errors.
-fn read_units(file: &[u8], resync: bool) -> (Vec<(u64, u64)>, Vec<(u64, ReadErrorKind, String)>) {
+fn read_units(file: &[u8], resync: bool) -> (Vec<UnitSpan>, Vec<ReadFailure>) {
     let len = file.len() as u64;
     let mut reader = BatchReader::new(file, 0);
     let mut units = Vec::new();
@@ -280,6 +285,32 @@ fn read_units(file: &[u8], resync: bool) -> (Vec<(u64, u64)>, Vec<(u64, ReadErro
     (units, errors)
 }
 
+/// Files up to this length are cut at every point; longer ones near unit boundaries.
+const BATCH_FILE_EXHAUSTIVE_BYTES_MAX: usize = 64;
+/// At most this many units of a longer file get their boundaries probed.
+const BATCH_UNITS_PROBED_MAX: usize = 32;
+
+/// Where to cut a file of sealed batches: everywhere when short, else around each unit's
+/// start, header line ending and end (where a torn write is most likely to be misread), plus a
+/// spread of points.
+fn batch_cut_points(file: &[u8], units: &[UnitSpan]) -> Vec<usize> {
+    if file.len() <= BATCH_FILE_EXHAUSTIVE_BYTES_MAX {
+        return (0..file.len()).collect();
+    }
+    let mut cuts = cut_points(file.len());
+    for &(offset, end) in units.iter().take(BATCH_UNITS_PROBED_MAX) {
+        let (offset, end) = (offset as usize, end as usize);
+        cuts.extend([offset + 1, end - 1]);
+        if let Some(lf) = file[offset..end].iter().position(|&b| b == b'\n') {
+            cuts.extend([offset + lf.saturating_sub(1), offset + lf, offset + lf + 1]);
+        }
+    }
+    cuts.retain(|&c| c < file.len());
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
 /// Input: arbitrary bytes, used twice.
 ///
 /// 1. As an incr file: no panic, units in order within the file, resync after errors
@@ -319,9 +350,9 @@ pub fn check_aof_batch(data: &[u8]) {
         errors.is_empty(),
         "batches that read alone fail together: {errors:?}"
     );
-    for cut in cut_points(good.len()) {
+    for cut in batch_cut_points(&good, &all) {
         let (units, errors) = read_units(&good[..cut], false);
-        let whole: Vec<(u64, u64)> = all.iter().copied().filter(|u| u.1 <= cut as u64).collect();
+        let whole: Vec<UnitSpan> = all.iter().copied().filter(|u| u.1 <= cut as u64).collect();
         assert_eq!(units, whole, "cut at {cut}: different units");
         match errors.as_slice() {
             [] => assert_eq!(units.last().map_or(0, |u| u.1), cut as u64),

@@ -53,6 +53,13 @@ fn replay(target: &str, extra: &[PathBuf], check: fn(&[u8])) {
             failures.push(format!("{}: {msg}", path.display()));
         }
     }
+    eprintln!(
+        "{target}: replayed {} inputs ({} corpus, {} regressions, {} fixtures)",
+        all.len(),
+        corpus.len(),
+        regressions.len(),
+        extra.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {} inputs failed the {target} check:\n{}",
@@ -73,6 +80,9 @@ fn fixtures(suffixes: &[&str]) -> Vec<PathBuf> {
         let name = p.to_string_lossy();
         suffixes.iter().any(|s| name.ends_with(s))
     });
+    // The same file reached twice (through a symlinked directory) is replayed once.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     out
 }
 
