@@ -43,8 +43,8 @@ fn main() {
     let code = strongbox_tools::aof_check::run(
         &opts,
         &mut std::io::stdin().lock(),
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
     );
     std::process::exit(code);
 }

@@ -29,8 +29,8 @@ fn main() {
         a.stats,
         a.json,
         a.quiet,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
     );
     std::process::exit(code);
 }

@@ -58,10 +58,6 @@ fn main() {
         dbfilename: a.dbfilename,
         databases: a.databases,
     };
-    let code = strongbox_tools::recover::run(
-        &opts,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    );
+    let code = strongbox_tools::recover::run(&opts, &mut std::io::stdout(), &mut std::io::stderr());
     std::process::exit(code);
 }
