@@ -26,6 +26,7 @@ Only the Python standard library is used (no redis-py needed). Benchmarks are ne
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -1446,7 +1447,7 @@ def write_doc(ctx, machine, tables_by_section, cmdline, date, versions):
         fails = [f for f in ctx.failures if f.startswith(sec + " /")]
         body = ["<!-- bench:%s -->" % sec, "## %s" % sec.capitalize(), "",
                 "Command: `%s`  " % cmdline, "Date: %s  " % date,
-                "Servers: %s" % "; ".join("%s = `%s` (%s)" % (t.name, t.binary, versions[t.name]) for t in ctx.targets),
+                "Servers: %s" % "; ".join("%s: %s" % (t.name, versions[t.name]) for t in ctx.targets),
                 "", describe_machine_md(machine)]
         for t in tables:
             body.append(t.markdown())
@@ -1543,17 +1544,26 @@ def main():
         ap.error("strongbox binary %s does not exist" % sb)
 
     ctx = Ctx(args)
-    ctx.targets = [Target("redis", args.redis_bin, "redis"), Target("strongbox", sb, "strongbox")]
+    # Run a private copy: target/release is shared and may be rebuilt by someone else mid-run.
+    sb_copy = os.path.join(ctx.tmp, "strongbox-server.bench-copy")
+    shutil.copy2(sb, sb_copy)
+    with open(sb_copy, "rb") as f:
+        sb_sha = hashlib.sha256(f.read()).hexdigest()[:12]
+    ctx.targets = [Target("redis", args.redis_bin, "redis"), Target("strongbox", sb_copy, "strongbox")]
     if args.valkey_bin:
         ctx.targets.append(Target("valkey", args.valkey_bin, "valkey"))
     versions = {t.name: t.version() for t in ctx.targets}
+    versions["strongbox"] += ", %s sha256 %s…" % (sb, sb_sha)
     try:
         rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
                              text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         rev = ""
-    if rev and not args.strongbox_bin:
+    if rev and not args.strongbox_bin and not args.no_build:
         versions["strongbox"] += ", built from %s" % rev
+    elif args.no_build:
+        mtime = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(sb)))
+        versions["strongbox"] += ", binary as built at %s (--no-build; HEAD now %s)" % (mtime, rev or "?")
     machine = machine_info(ctx.tmp)
     cmdline = " ".join(shlex.quote(a) for a in ["bench/run.py"] + sys.argv[1:])
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -1596,7 +1606,7 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "date": date, "command": cmdline, "versions": versions,
-                       "binaries": {t.name: t.binary for t in ctx.targets},
+                       "binaries": {t.name: (sb if t.name == "strongbox" else t.binary) for t in ctx.targets},
                        "results": ctx.results, "failures": ctx.failures}, f, indent=1, default=str)
     if not args.no_write and tables_by_section:
         write_doc(ctx, machine, tables_by_section, cmdline, date, versions)
