@@ -12,12 +12,14 @@ use indexmap::IndexMap;
 
 use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 
+/// A key's value. Collections are boxed so that the common case, a string, keeps every
+/// keyspace entry small (`Value` is the size of a `Bytes`).
 pub enum Value {
     Str(Bytes),
-    List(List),
-    Hash(Hash),
-    Set(Set),
-    ZSet(ZSet),
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
     Stream(Box<Stream>),
 }
 
@@ -253,5 +255,16 @@ mod tests {
                 assert!(seen.contains(k), "key {k} missed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    /// Every key pays for an `Object` in the keyspace table: keep it small (collections are
+    /// boxed so a string key does not pay for the largest collection header).
+    #[test]
+    fn objects_stay_small() {
+        assert!(std::mem::size_of::<super::Value>() <= 40);
+        assert!(std::mem::size_of::<super::Object>() <= 48);
     }
 }
