@@ -109,10 +109,16 @@ impl Snapshot {
         let file = std::fs::File::create(&temp_path)
             .map_err(|e| format!("Failed opening the temp file {}: {e}", temp_path.display()))?;
         let (tx, rx) = sync_channel::<Chunk>(CHANNEL_CHUNKS_MAX);
+        // RESIZEDB hints for the loader: the sizes at the snapshot point.
+        let sizes: Vec<(u64, u64)> = srv
+            .dbs
+            .iter()
+            .map(|d| (d.keys.len() as u64, d.expires.len() as u64))
+            .collect();
         let handle = std::thread::Builder::new()
             .name("strongbox-snapshot".into())
             .spawn(move || match file_format {
-                Format::Rdb(opts) => serializer(rx, file, opts),
+                Format::Rdb(opts) => serializer(rx, file, opts, sizes),
                 Format::Resp => resp_serializer(rx, file),
             })
             .map_err(|e| e.to_string())?;
@@ -204,7 +210,12 @@ fn approx_size(v: &rdb::Value) -> usize {
     }
 }
 
-fn serializer(rx: Receiver<Chunk>, file: std::fs::File, opts: WriterOptions) -> Result<(), String> {
+fn serializer(
+    rx: Receiver<Chunk>,
+    file: std::fs::File,
+    opts: WriterOptions,
+    sizes: Vec<(u64, u64)>,
+) -> Result<(), String> {
     let out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
     let mut cur_db: Option<u32> = None;
@@ -213,7 +224,8 @@ fn serializer(rx: Receiver<Chunk>, file: std::fs::File, opts: WriterOptions) -> 
             Chunk::Entries(entries) => {
                 for e in entries {
                     if cur_db != Some(e.db) {
-                        w.begin_db(e.db, 0, 0).map_err(|e| e.to_string())?;
+                        let (keys, expires) = sizes.get(e.db as usize).copied().unwrap_or((0, 0));
+                        w.begin_db(e.db, keys, expires).map_err(|e| e.to_string())?;
                         cur_db = Some(e.db);
                     }
                     w.write_entry(&e).map_err(|e| e.to_string())?;

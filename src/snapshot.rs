@@ -79,6 +79,9 @@ pub fn from_rdb(v: rdb::Value, th: &EncodingThresholds) -> Value {
     }
 }
 
+/// Largest table pre-sizing taken from a RESIZEDB hint.
+const RESERVE_KEYS_MAX: usize = 64 << 20;
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LoadStats {
     pub keys: u64,
@@ -110,6 +113,7 @@ pub fn load_rdb_counted<R: Read>(
     let now = crate::util::now_ms();
     let lru = srv.lru_clock;
     let mut stats = LoadStats::default();
+    let mut cur_db = 0usize;
     while let Some(item) = reader.next_item().map_err(|e| e.to_string())? {
         match item {
             Item::Entry(e) => {
@@ -145,6 +149,20 @@ pub fn load_rdb_counted<R: Read>(
                 return Err(format!(
                     "The RDB file contains AUX module data for the module '{module}', which Strongbox does not support"
                 ));
+            }
+            Item::SelectDb(db) => cur_db = db as usize,
+            Item::ResizeDb {
+                db_size,
+                expires_size,
+            } => {
+                // Size the tables once, as Redis does with RESIZEDB, instead of rehashing
+                // while loading (capped: the hint comes from the file).
+                if let Some(d) = srv.dbs.get_mut(cur_db) {
+                    let want = (db_size as usize).min(RESERVE_KEYS_MAX);
+                    d.keys.reserve(want.saturating_sub(d.keys.len()));
+                    let want = (expires_size as usize).min(RESERVE_KEYS_MAX);
+                    d.expires.reserve(want.saturating_sub(d.expires.len()));
+                }
             }
             Item::Eof { .. } => break,
             _ => {}
