@@ -165,6 +165,21 @@ impl Manifest {
             let (Some(name), Some(kind)) = (name, kind) else {
                 return Err(err(ERR_FORMAT, line));
             };
+            // A name whose quoted form would not fit in a line could be read but never written
+            // back (Redis has the same limit on both sides): refuse it now, not at the next
+            // manifest switch.
+            let mut formatted = Vec::new();
+            format_entry(
+                &mut formatted,
+                &ManifestEntry {
+                    name: name.clone(),
+                    seq,
+                    kind: FileType::Incr,
+                },
+            );
+            if formatted.len() > MANIFEST_LINE_BYTES_MAX {
+                return Err(err(ERR_TOO_LONG, line));
+            }
             if seq == 0 || name.is_empty() {
                 return Err(err(ERR_FORMAT, line));
             }
@@ -206,13 +221,7 @@ impl Manifest {
         let mut out = Vec::new();
         let all = self.base.iter().chain(&self.history).chain(&self.incr);
         for e in all {
-            out.extend_from_slice(b"file ");
-            if needs_repr(e.name.as_bytes()) {
-                repr(&mut out, e.name.as_bytes());
-            } else {
-                out.extend_from_slice(e.name.as_bytes());
-            }
-            out.extend_from_slice(format!(" seq {} type {}\n", e.seq, e.kind.as_char()).as_bytes());
+            format_entry(&mut out, e);
         }
         out
     }
@@ -359,6 +368,17 @@ fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
 
 /// `sdsneedsrepr`, plus `'`: Redis leaves a `'` unquoted, which its own `sdssplitargs` then
 /// reads as an unbalanced quote; quoting it is still read correctly by Redis.
+/// One manifest line, as Redis's `aofInfoFormat` writes it.
+fn format_entry(out: &mut Vec<u8>, e: &ManifestEntry) {
+    out.extend_from_slice(b"file ");
+    if needs_repr(e.name.as_bytes()) {
+        repr(out, e.name.as_bytes());
+    } else {
+        out.extend_from_slice(e.name.as_bytes());
+    }
+    out.extend_from_slice(format!(" seq {} type {}\n", e.seq, e.kind.as_char()).as_bytes());
+}
+
 fn needs_repr(s: &[u8]) -> bool {
     s.iter().any(|&c| {
         matches!(c, b'\\' | b'"' | b'\'' | b'\n' | b'\r' | b'\t' | 7 | 8)
