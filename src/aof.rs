@@ -64,13 +64,15 @@ impl Sink for ReplaySink<'_> {
     }
 }
 
-fn loading_client() -> Client {
+/// A client for replaying the log (no connection behind it; its replies go nowhere). `addr`
+/// names it in logs (e.g. "loading", "strongbox-recover").
+pub fn loading_client(addr: &str) -> Client {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     Client::new(
         0,
         tx,
         Arc::new(crate::client::ConnShared::default()),
-        "loading".into(),
+        addr.into(),
         String::new(),
         0,
         false,
@@ -460,7 +462,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         } else {
             let mut sink = ReplaySink {
                 srv,
-                client: loading_client(),
+                client: loading_client("loading"),
                 rdb_keys: 0,
             };
             let outcome = recovery::execute(vfs.as_ref(), &plan, &opts, &mut sink)

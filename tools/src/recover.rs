@@ -20,12 +20,11 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use indicatif::ProgressBar;
 use serde_json::{json, Value as Json};
-use strongbox::client::{Client, ConnShared};
+use strongbox::client::Client;
 use strongbox::config::Config;
 use strongbox::exec::Server;
 use strongbox_recovery::{
@@ -265,19 +264,6 @@ impl Sink for ToolSink<'_> {
     }
 }
 
-fn loading_client() -> Client {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    Client::new(
-        0,
-        tx,
-        Arc::new(ConnShared::default()),
-        "strongbox-recover".into(),
-        String::new(),
-        0,
-        false,
-    )
-}
-
 /// Count the commands in damaged bytes: parse a command where one parses, skip a line where
 /// none does.
 pub fn count_commands_leniently(bytes: &[u8]) -> u64 {
@@ -488,7 +474,7 @@ pub fn load(opts: &Options, show_progress: bool) -> Result<(Server, Recovery), S
     };
     let mut sink = ToolSink {
         srv: &mut srv,
-        client: loading_client(),
+        client: strongbox::aof::loading_client("strongbox-recover"),
         skip_corrupt: opts.skip_corrupt,
         bar: &bar,
         applied: 0,
@@ -650,7 +636,7 @@ fn load_dump(
     let bar = progress::bytes_bar(show_progress, bytes.len() as u64, "loading");
     let mut sink = ToolSink {
         srv,
-        client: loading_client(),
+        client: strongbox::aof::loading_client("strongbox-recover"),
         skip_corrupt: opts.skip_corrupt,
         bar: &bar,
         applied: 0,
