@@ -2,8 +2,10 @@
 //! execution thread.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SendError, Sender, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
@@ -42,6 +44,155 @@ pub struct ConnShared {
 impl ConnShared {
     pub fn out_bytes(&self) -> usize {
         self.out_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// How connections wake the execution thread. Like Redis's event loop, which reads every ready
+/// client before it executes and writes, batches of commands are queued without waking a sleeping
+/// execution thread one by one: the I/O thread rings once when it runs out of ready connections
+/// (tokio's `on_thread_park`, see `startup`), or at once after `EXEC_WAKE_DEFERRED_MAX` queued
+/// batches. Every other message rings at once.
+#[derive(Default)]
+pub struct ExecBell {
+    sleeping: AtomicBool,
+    /// A batch was queued for the sleeping thread without ringing.
+    deferred: AtomicBool,
+    /// Batches queued without ringing since the last ring.
+    deferred_count: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl ExecBell {
+    /// Wake the execution thread if it sleeps.
+    pub fn ring(&self) {
+        self.deferred.store(false, Ordering::Relaxed);
+        self.deferred_count.store(0, Ordering::Relaxed);
+        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+            let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.cv.notify_one();
+        }
+    }
+
+    /// Ring if a batch was queued without ringing (an I/O thread is about to go idle).
+    pub fn ring_deferred(&self) {
+        if self.deferred.load(Ordering::Relaxed) && self.deferred.swap(false, Ordering::AcqRel) {
+            self.ring();
+        }
+    }
+}
+
+/// Every sender to the execution thread is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disconnected;
+
+/// The connections' side of the channel to the execution thread.
+#[derive(Clone)]
+pub struct ExecSender {
+    tx: Sender<Msg>,
+    bell: Arc<ExecBell>,
+}
+
+/// The execution thread's side.
+pub struct ExecReceiver {
+    rx: Receiver<Msg>,
+    bell: Arc<ExecBell>,
+}
+
+/// A channel to the execution thread with its bell.
+pub fn exec_channel(bell: Arc<ExecBell>) -> (ExecSender, ExecReceiver) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (
+        ExecSender {
+            tx,
+            bell: bell.clone(),
+        },
+        ExecReceiver { rx, bell },
+    )
+}
+
+impl ExecSender {
+    /// Queue `m` and wake the execution thread now.
+    pub fn send(&self, m: Msg) -> Result<(), SendError<Msg>> {
+        self.tx.send(m)?;
+        fence(Ordering::SeqCst);
+        self.bell.ring();
+        Ok(())
+    }
+
+    /// Queue a batch of commands; a sleeping execution thread is woken when the I/O thread goes
+    /// idle, or now if `EXEC_WAKE_DEFERRED_MAX` batches are already waiting. Only for senders
+    /// on a runtime worker thread (whose park hook rings).
+    pub fn send_batch(&self, m: Msg) -> Result<(), SendError<Msg>> {
+        self.tx.send(m)?;
+        // Pairs with the fence in `ExecReceiver::recv_timeout`: either the execution thread
+        // sees this message before it sleeps, or this sees it sleeping.
+        fence(Ordering::SeqCst);
+        if self.bell.sleeping.load(Ordering::SeqCst) {
+            let n = self.bell.deferred_count.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= crate::limits::EXEC_WAKE_DEFERRED_MAX {
+                self.bell.ring();
+            } else {
+                self.bell.deferred.store(true, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ExecReceiver {
+    /// A message if one is queued (never sleeps).
+    pub fn try_recv(&self) -> Result<Msg, TryRecvError> {
+        self.rx.try_recv()
+    }
+
+    /// The next message, sleeping until rung or `timeout`. Ok(None) on timeout.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Msg>, Disconnected> {
+        match self.rx.try_recv() {
+            Ok(m) => return Ok(Some(m)),
+            Err(TryRecvError::Disconnected) => return Err(Disconnected),
+            Err(TryRecvError::Empty) => {}
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.bell.sleeping.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            match self.rx.try_recv() {
+                Ok(m) => {
+                    self.bell.sleeping.store(false, Ordering::SeqCst);
+                    return Ok(Some(m));
+                }
+                Err(TryRecvError::Disconnected) => {
+                    self.bell.sleeping.store(false, Ordering::SeqCst);
+                    return Err(Disconnected);
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            {
+                let mut g = self.bell.lock.lock().unwrap_or_else(|p| p.into_inner());
+                while self.bell.sleeping.load(Ordering::SeqCst) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    g = self
+                        .bell
+                        .cv
+                        .wait_timeout(g, left)
+                        .map_or_else(|p| p.into_inner().0, |r| r.0);
+                }
+            }
+            self.bell.sleeping.store(false, Ordering::SeqCst);
+            match self.rx.try_recv() {
+                Ok(m) => return Ok(Some(m)),
+                Err(TryRecvError::Disconnected) => return Err(Disconnected),
+                Err(TryRecvError::Empty) => {
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
     }
 }
 

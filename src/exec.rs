@@ -8,14 +8,13 @@
 //! send the round's replies. The thread never waits for the disk.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use indexmap::IndexSet;
 
-use crate::client::{Client, ClientId, Msg};
+use crate::client::{Client, ClientId, ExecReceiver, Msg};
 use crate::cmd::{self, arity_error, flags, CommandSpec};
 use crate::config::Config;
 use crate::ctx::{notify, Ctx};
@@ -905,16 +904,15 @@ pub fn unblock_with(srv: &mut Server, c: &mut Client, reply: Option<Reply>) {
 }
 
 /// The execution thread's main loop.
-pub fn run(mut srv: Server, rx: Receiver<Msg>) {
+pub fn run(mut srv: Server, rx: ExecReceiver) {
     let tick = Duration::from_millis(1000 / srv.hz.max(1));
     let mut next_cron = Instant::now() + tick;
     loop {
         let now = Instant::now();
         let wait = next_cron.saturating_duration_since(now);
         let first = match rx.recv_timeout(wait) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
+            Ok(m) => m,
+            Err(crate::client::Disconnected) => break,
         };
         let mut touched: Vec<ClientId> = Vec::new();
         if let Some(m) = first {

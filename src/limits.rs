@@ -16,6 +16,9 @@ pub const READ_CHUNK_BYTES: usize = 16 * 1024;
 pub const COMMANDS_PER_BATCH_MAX: usize = 1024;
 /// Batches a connection may have queued at the executor before it stops reading (backpressure).
 pub const BATCHES_IN_FLIGHT_MAX: usize = 4;
+/// Batches queued for a sleeping execution thread before the queuing connection wakes it itself
+/// instead of leaving it to the I/O thread when that goes idle (see `client::ExecBell`).
+pub const EXEC_WAKE_DEFERRED_MAX: usize = 32;
 /// Messages the executor handles before it flushes the log and looks at timers.
 pub const EXECUTOR_ROUND_MESSAGES_MAX: usize = 256;
 /// Default `maxclients`.

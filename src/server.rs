@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -12,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::client::{ConnShared, Msg, Outgoing};
+use crate::client::{ConnShared, ExecSender, Msg, Outgoing};
 use crate::durability::Gate;
 use crate::limits::{BATCHES_IN_FLIGHT_MAX, COMMANDS_PER_BATCH_MAX, READ_CHUNK_BYTES};
 use crate::resp::{encode, Parsed, RequestParser};
@@ -26,7 +25,7 @@ pub struct NetConfig {
 }
 
 pub struct Net {
-    pub exec_tx: Sender<Msg>,
+    pub exec_tx: ExecSender,
     pub gate: watch::Receiver<Gate>,
     pub next_id: Arc<AtomicU64>,
     pub cfg: NetConfig,
@@ -173,7 +172,7 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
             };
             net.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
         }
-        if net.exec_tx.send(Msg::Commands { id, cmds }).is_err() {
+        if net.exec_tx.send_batch(Msg::Commands { id, cmds }).is_err() {
             break;
         }
     }

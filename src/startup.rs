@@ -3,6 +3,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use crate::client::{exec_channel, ExecBell};
 use crate::config::Config;
 use crate::exec::Server;
 use crate::server::{accept_loop, bind_all, Net, NetConfig};
@@ -38,8 +39,13 @@ pub fn run_server(args: Vec<String>) -> i32 {
     // machine a second worker costs more in wake-ups and work stealing than it brings (measured
     // on 2 cores: redis-benchmark SET -c 50 -P 1 went from ~21k to ~27k requests/s with 1 worker).
     let threads = cfg.get_i64("io-threads").clamp(1, 128) as usize;
+    // Batches of commands wake a sleeping execution thread when an I/O thread runs out of ready
+    // connections (see `client::ExecBell`).
+    let bell = Arc::new(ExecBell::default());
+    let park_bell = bell.clone();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
+        .on_thread_park(move || park_bell.ring_deferred())
         .enable_all()
         .build()
     {
@@ -68,7 +74,7 @@ pub fn run_server(args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let (exec_tx, exec_rx) = std::sync::mpsc::channel();
+    let (exec_tx, exec_rx) = exec_channel(bell);
     let net = Arc::new(Net {
         exec_tx: exec_tx.clone(),
         gate: srv.log.gate_tx.subscribe(),
