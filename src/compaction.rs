@@ -492,6 +492,17 @@ pub fn before_write(srv: &mut Server, db: usize, spec: &CommandSpec, argv: &[Byt
                 }
             }
         }
+        "xreadgroup" => {
+            // XREADGROUP … STREAMS k1 … kn id1 … idn: the keys are the first half.
+            if let Some(i) =
+                (1..argv.len()).find(|&i| lower(i).as_deref() == Some(b"streams".as_ref()))
+            {
+                let rest = &argv[i + 1..];
+                for k in &rest[..rest.len() / 2] {
+                    pre_mutate(srv, db, k);
+                }
+            }
+        }
         "sort" => {
             for i in 2..argv.len() {
                 if lower(i).as_deref() == Some(b"store".as_ref()) {

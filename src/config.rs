@@ -23,6 +23,10 @@ pub enum Kind {
     List,
 }
 
+/// Options Redis can change at runtime but Strongbox only at start (the log writer would have to
+/// reopen): CONFIG SET accepts their current value and refuses a change with a clear message.
+const RESTART_TO_CHANGE: &[&str] = &["appendonly", "appendfsync"];
+
 pub struct OptionSpec {
     pub name: &'static str,
     pub kind: Kind,
@@ -124,11 +128,10 @@ pub static OPTIONS: &[OptionSpec] = &[
         false,
     ),
     opt("maxmemory-samples", Kind::Int(1, 64), "5", true, false),
-    // Changing these at runtime needs the log writer to reopen: not supported yet.
-    opt("appendonly", YES_NO, "yes", false, true),
+    opt("appendonly", YES_NO, "yes", true, true),
     opt("appendfilename", Kind::Str, "appendonly.aof", false, true),
     opt("appenddirname", Kind::Str, "appendonlydir", false, true),
-    opt("appendfsync", Kind::Enum(FSYNC), "everysec", false, true),
+    opt("appendfsync", Kind::Enum(FSYNC), "everysec", true, true),
     opt("no-appendfsync-on-rewrite", YES_NO, "no", true, false),
     opt(
         "auto-aof-rewrite-percentage",
@@ -621,6 +624,12 @@ impl Config {
                 spec.name, e
             )
         })?;
+        if RESTART_TO_CHANGE.contains(&spec.name) && norm != self.get(spec.name) {
+            return Err(format!(
+                "CONFIG SET failed (possibly related to argument '{}') - changing it at runtime is not supported by Strongbox yet; set it in the config file and restart",
+                spec.name
+            ));
+        }
         self.values.insert(spec.name, norm);
         Ok(())
     }

@@ -193,8 +193,17 @@ impl<'a> Ctx<'a> {
     pub fn set_key(&mut self, key: Bytes, value: Value) {
         let lru = self.srv.lru_clock;
         let db = self.client.db;
-        self.srv.dbs[db].insert(key.clone(), Object::new(value, lru));
+        let old = self.srv.dbs[db].insert(key.clone(), Object::new(value, lru));
+        self.stream_gone(old.as_ref(), &key);
         self.modified(&key);
+    }
+
+    /// A stream was deleted or overwritten: clients blocked on it (XREADGROUP) must be woken
+    /// to answer as Redis does (signalDeletedKeyAsReady).
+    fn stream_gone(&mut self, old: Option<&Object>, key: &[u8]) {
+        if matches!(old.map(|o| &o.value), Some(Value::Stream(_))) {
+            self.ready(key);
+        }
     }
 
     /// Store a new object for `key` keeping its TTL.
@@ -208,11 +217,13 @@ impl<'a> Ctx<'a> {
     /// Delete `key` (no notification: the caller notifies with its own event name).
     pub fn delete(&mut self, key: &[u8]) -> bool {
         let db = self.client.db;
-        if self.srv.dbs[db].remove(key).is_some() {
-            self.modified(key);
-            true
-        } else {
-            false
+        match self.srv.dbs[db].remove(key) {
+            Some(old) => {
+                self.stream_gone(Some(&old), key);
+                self.modified(key);
+                true
+            }
+            None => false,
         }
     }
 

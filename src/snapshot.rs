@@ -46,7 +46,7 @@ pub fn to_rdb(v: &Value) -> rdb::Value {
         Value::Hash(h) => rdb::Value::Hash(h.iter().map(|(f, v)| (b(f), b(v))).collect()),
         Value::Set(s) => rdb::Value::Set(s.iter().map(b).collect()),
         Value::ZSet(z) => rdb::Value::ZSet(z.iter().map(|(m, s)| (b(m), s)).collect()),
-        Value::Stream(s) => rdb::Value::Stream((**s).clone()),
+        Value::Stream(s) => rdb::Value::Stream(s.to_rdb()),
     }
 }
 
@@ -75,7 +75,7 @@ pub fn from_rdb(v: rdb::Value, th: &EncodingThresholds) -> Value {
                 max_listpack_value: th.zset_max_listpack_value,
             },
         ))),
-        rdb::Value::Stream(s) => Value::Stream(Box::new(s)),
+        rdb::Value::Stream(s) => Value::Stream(Box::new(crate::types::stream::Stream::from_rdb(s))),
     }
 }
 
