@@ -46,6 +46,11 @@ impl RequestParser {
     /// Parse one command from the front of `buf`. Empty commands (`*0`, blank inline lines) are
     /// skipped. `bulk_max` is `proto-max-bulk-len`.
     pub fn parse(&mut self, buf: &mut BytesMut, bulk_max: u64) -> Result<Parsed, ProtocolError> {
+        if self.pending_args == 0 {
+            if let Some(args) = parse_complete(buf, bulk_max) {
+                return Ok(Parsed::Command(args));
+            }
+        }
         loop {
             if self.pending_args == 0 {
                 if buf.is_empty() {
@@ -110,6 +115,55 @@ impl RequestParser {
             return Ok(Parsed::Command(std::mem::take(&mut self.args)));
         }
     }
+}
+
+/// Most arguments the fast path takes (longer commands go through the incremental path).
+const FAST_ARGS_MAX: usize = 16;
+
+/// The fast path of [`RequestParser::parse`]: a multibulk command that is entirely in `buf` and
+/// well formed is cut out with one split, its arguments being slices of that one frozen block.
+/// Anything else (incomplete, malformed, empty, long) returns None and leaves `buf` untouched for
+/// the incremental path, which gives the same result and the exact protocol errors.
+#[inline]
+fn parse_complete(buf: &mut BytesMut, bulk_max: u64) -> Option<Vec<Bytes>> {
+    let b: &[u8] = buf;
+    if b.first() != Some(&b'*') {
+        return None;
+    }
+    let line_end = find_crlf(b, 0)?;
+    let count = parse_i64(&b[1..line_end])?;
+    if count <= 0 || count as usize > FAST_ARGS_MAX {
+        return None;
+    }
+    let count = count as usize;
+    let mut spans = [(0usize, 0usize); FAST_ARGS_MAX];
+    let mut at = line_end + 2;
+    for span in spans.iter_mut().take(count) {
+        if b.get(at) != Some(&b'$') {
+            return None;
+        }
+        let line_end = find_crlf(b, at)?;
+        let len = parse_i64(&b[at + 1..line_end])?;
+        if len < 0 || len as u64 > bulk_max {
+            return None;
+        }
+        let start = line_end + 2;
+        let end = start.checked_add(len as usize)?;
+        // The bulk and its CRLF must be there (the CRLF's bytes are not checked, as in the
+        // incremental path and in Redis).
+        if end.checked_add(2)? > b.len() {
+            return None;
+        }
+        *span = (start, end);
+        at = end + 2;
+    }
+    let frame = buf.split_to(at).freeze();
+    Some(
+        spans[..count]
+            .iter()
+            .map(|&(s, e)| frame.slice(s..e))
+            .collect(),
+    )
 }
 
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
@@ -479,7 +533,12 @@ pub fn encode(r: &Reply, proto: u8, out: &mut Vec<u8>) {
     }
 }
 
+#[inline]
 fn push_int(out: &mut Vec<u8>, i: i64) {
+    if (0..10).contains(&i) {
+        out.push(b'0' + i as u8);
+        return;
+    }
     let mut buf = itoa_buf(i);
     out.extend_from_slice(buf.as_bytes_mut());
 }
@@ -514,12 +573,29 @@ fn itoa_buf(i: i64) -> IntBuf {
     IntBuf { buf, start: pos }
 }
 
+/// `<tag><n>\r\n` in one copy (aggregate and bulk headers).
+#[inline]
 fn push_header(out: &mut Vec<u8>, tag: u8, n: usize) {
+    if n < 10 {
+        out.extend_from_slice(&[tag, b'0' + n as u8, b'\r', b'\n']);
+        return;
+    }
+    if n < 100 {
+        out.extend_from_slice(&[
+            tag,
+            b'0' + (n / 10) as u8,
+            b'0' + (n % 10) as u8,
+            b'\r',
+            b'\n',
+        ]);
+        return;
+    }
     out.push(tag);
     push_int(out, n as i64);
     out.extend_from_slice(b"\r\n");
 }
 
+#[inline]
 fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
     push_header(out, b'$', b.len());
     out.extend_from_slice(b);
@@ -528,6 +604,9 @@ fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
 
 /// Encode a command as a RESP multibulk (used for the log and MONITOR-like feeds).
 pub fn encode_command(out: &mut Vec<u8>, argv: &[Bytes]) {
+    // One reservation for the whole command (headers are at most 24 bytes each).
+    let need: usize = argv.iter().map(|a| a.len() + 24).sum::<usize>() + 24;
+    out.reserve(need);
     push_header(out, b'*', argv.len());
     for a in argv {
         push_bulk(out, a);
@@ -618,7 +697,75 @@ mod tests {
         out
     }
 
+    fn encode_cmd_reference(args: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    #[test]
+    fn headers_and_integers_at_digit_boundaries() {
+        for n in [0usize, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65536] {
+            let args = vec![vec![b'x'; n]; (n % 13) + 1];
+            assert_eq!(encode_cmd(&args), encode_cmd_reference(&args), "len {n}");
+        }
+        let many = vec![b"a".to_vec(); 120];
+        assert_eq!(encode_cmd(&many), encode_cmd_reference(&many));
+        for i in [0i64, 9, 10, -1, -9, -10, 99, 100, i64::MAX, i64::MIN] {
+            let mut out = vec![];
+            encode(&Reply::Int(i), 2, &mut out);
+            assert_eq!(out, format!(":{i}\r\n").into_bytes());
+        }
+    }
+
+    #[test]
+    fn fast_path_leaves_incomplete_and_odd_input_to_the_incremental_path() {
+        // Complete: one split, arguments are slices.
+        let mut p = RequestParser::new();
+        let mut buf =
+            BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n*1\r\n$4\r\nPI"[..]);
+        match p.parse(&mut buf, 1 << 20).unwrap() {
+            Parsed::Command(c) => {
+                assert_eq!(c, vec![Bytes::from("SET"), Bytes::from("k"), Bytes::new()])
+            }
+            Parsed::Incomplete => panic!("complete command"),
+        }
+        assert_eq!(&buf[..], b"*1\r\n$4\r\nPI");
+        assert!(matches!(
+            p.parse(&mut buf, 1 << 20).unwrap(),
+            Parsed::Incomplete
+        ));
+        buf.extend_from_slice(b"NG\r\n");
+        match p.parse(&mut buf, 1 << 20).unwrap() {
+            Parsed::Command(c) => assert_eq!(c, vec![Bytes::from("PING")]),
+            Parsed::Incomplete => panic!("complete command"),
+        }
+        // More arguments than the fast path takes, and a bulk over the limit.
+        let args: Vec<Vec<u8>> = (0..100).map(|i| format!("a{i}").into_bytes()).collect();
+        assert_eq!(parse_all(&encode_cmd(&args)).unwrap()[0].len(), 100);
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*1\r\n$5\r\nhello\r\n"[..]);
+        match p.parse(&mut buf, 4) {
+            Err(e) => assert_eq!(e.0, "invalid bulk length"),
+            Ok(_) => panic!("bulk over proto-max-bulk-len accepted"),
+        }
+    }
+
     quickcheck! {
+        fn encode_int_matches_format(i: i64) -> bool {
+            let mut out = vec![];
+            encode(&Reply::Int(i), 3, &mut out);
+            out == format!(":{i}\r\n").into_bytes()
+        }
+
+        fn encode_command_matches_reference(cmd: Vec<Vec<u8>>) -> bool {
+            encode_cmd(&cmd) == encode_cmd_reference(&cmd)
+        }
+
         fn roundtrip(cmds: Vec<Vec<Vec<u8>>>) -> TestResult {
             let cmds: Vec<_> = cmds.into_iter().filter(|c| !c.is_empty()).collect();
             let mut stream = vec![];
