@@ -28,6 +28,8 @@ pub struct Outgoing {
     pub completes_batch: bool,
     /// Wait for `wait_pos` to be fsynced whatever the policy (WAITAOF).
     pub wait_synced: bool,
+    /// What these replies added to `ConnShared::out_bytes` (taken back once written).
+    pub size: usize,
 }
 
 /// State shared between a connection's tasks and the execution thread.
@@ -392,6 +394,7 @@ impl Client {
                 close,
                 completes_batch,
                 wait_synced: std::mem::take(&mut self.wait_synced),
+                size,
             })
             .is_err()
         {

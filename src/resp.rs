@@ -130,28 +130,23 @@ fn parse_complete(buf: &mut BytesMut, bulk_max: u64) -> Option<Vec<Bytes>> {
     if b.first() != Some(&b'*') {
         return None;
     }
-    let line_end = find_crlf(b, 0)?;
-    let count = parse_i64(&b[1..line_end])?;
-    if count <= 0 || count as usize > FAST_ARGS_MAX {
+    let (count, mut at) = fast_len(b, 1)?;
+    if count == 0 || count > FAST_ARGS_MAX {
         return None;
     }
-    let count = count as usize;
     let mut spans = [(0usize, 0usize); FAST_ARGS_MAX];
-    let mut at = line_end + 2;
     for span in spans.iter_mut().take(count) {
         if b.get(at) != Some(&b'$') {
             return None;
         }
-        let line_end = find_crlf(b, at)?;
-        let len = parse_i64(&b[at + 1..line_end])?;
-        if len < 0 || len as u64 > bulk_max {
+        let (len, start) = fast_len(b, at + 1)?;
+        if len as u64 > bulk_max {
             return None;
         }
-        let start = line_end + 2;
-        let end = start.checked_add(len as usize)?;
+        let end = start + len;
         // The bulk and its CRLF must be there (the CRLF's bytes are not checked, as in the
         // incremental path and in Redis).
-        if end.checked_add(2)? > b.len() {
+        if end + 2 > b.len() {
             return None;
         }
         *span = (start, end);
@@ -164,6 +159,38 @@ fn parse_complete(buf: &mut BytesMut, bulk_max: u64) -> Option<Vec<Bytes>> {
             .map(|&(s, e)| frame.slice(s..e))
             .collect(),
     )
+}
+
+/// A length header's digits at `b[i..]` followed by CRLF: (value, index after the CRLF). Only the
+/// plain form (`0`, or digits without a leading zero, at most 18 of them) is taken; anything else
+/// is left to the incremental path and `parse_i64`, which agree with it on that form.
+#[inline]
+fn fast_len(b: &[u8], start: usize) -> Option<(usize, usize)> {
+    let mut i = start;
+    let mut v: usize = 0;
+    loop {
+        let c = *b.get(i)?;
+        match c {
+            b'0'..=b'9' => {
+                if i > start && v == 0 {
+                    return None; // leading zero
+                }
+                if i - start >= 18 {
+                    return None;
+                }
+                v = v * 10 + (c - b'0') as usize;
+                i += 1;
+            }
+            b'\r' if i > start => {
+                return if *b.get(i + 1)? == b'\n' {
+                    Some((v, i + 2))
+                } else {
+                    None
+                };
+            }
+            _ => return None,
+        }
+    }
 }
 
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
@@ -723,6 +750,37 @@ mod tests {
     }
 
     #[test]
+    fn fast_len_agrees_with_parse_i64() {
+        for s in [
+            &b"0"[..],
+            b"1",
+            b"9",
+            b"10",
+            b"00",
+            b"01",
+            b"-1",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"",
+            b"123456789012345678",
+            b"1234567890123456789",
+            b"12a",
+        ] {
+            let mut line = s.to_vec();
+            line.extend_from_slice(b"\r\n");
+            if let Some((v, next)) = fast_len(&line, 0) {
+                assert_eq!(Some(v as i64), parse_i64(s), "{s:?}");
+                assert_eq!(next, line.len());
+            }
+        }
+        assert_eq!(fast_len(b"12\r\n", 0), Some((12, 4)));
+        assert_eq!(fast_len(b"12\r", 0), None);
+        assert_eq!(fast_len(b"12\rx", 0), None);
+        assert_eq!(fast_len(b"\r\n", 0), None);
+    }
+
+    #[test]
     fn fast_path_leaves_incomplete_and_odd_input_to_the_incremental_path() {
         // Complete: one split, arguments are slices.
         let mut p = RequestParser::new();
@@ -795,6 +853,17 @@ mod tests {
                 }
             }
             TestResult::from_bool(got == cmds)
+        }
+
+        fn fast_len_is_parse_i64_on_what_it_takes(n: u64, junk: Vec<u8>) -> bool {
+            let mut line = n.to_string().into_bytes();
+            line.extend_from_slice(&junk);
+            let end = line.len();
+            line.extend_from_slice(b"\r\n");
+            match fast_len(&line, 0) {
+                Some((v, _)) => parse_i64(&line[..end]) == Some(v as i64),
+                None => true,
+            }
         }
 
         fn arbitrary_bytes_never_panic(data: Vec<u8>) -> bool {

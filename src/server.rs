@@ -221,8 +221,8 @@ async fn writer_task(
         for o in batch.drain(..) {
             for r in &o.replies {
                 encode(r, o.proto, &mut out);
-                size += r.approx_size();
             }
+            size += o.size;
             if o.completes_batch {
                 completed += 1;
             }
