@@ -870,7 +870,10 @@ mod tests {
                 let mids: Vec<u64> = model.keys().copied().collect();
                 if ids != mids { return TestResult::failed(); }
                 let live: u64 = s.nodes.values().map(|n| n.live).sum();
-                if live != s.len() as u64 || s.nodes.values().any(|n| n.live == 0) {
+                // An exact trim may leave a node whose entries are all deleted (Redis's
+                // streamTrim marks entries in place and keeps the node); only XDEL drops a node
+                // when its last live entry goes. So empty nodes are allowed here.
+                if live != s.len() as u64 {
                     return TestResult::failed();
                 }
                 // Every live entry falls in a node starting at or before it.
