@@ -227,7 +227,8 @@ pub struct Server {
     /// same batch as its start time; None outside a batch.
     pub call_end_us: Option<i64>,
     pub dbs: Vec<Db>,
-    pub clients: HashMap<ClientId, Client>,
+    /// Fx-hashed: looked up twice per batch; ids are ours, sequential (no HashDoS exposure).
+    pub clients: HashMap<ClientId, Client, FxBuild>,
     pub log: Durability,
     pub pubsub: PubSub,
     /// (db, key) → clients blocked on it, first come first served.
@@ -288,7 +289,7 @@ impl Server {
             hot: HotConfig::from_config(&cfg),
             call_end_us: None,
             dbs: (0..ndb).map(|_| Db::default()).collect(),
-            clients: HashMap::new(),
+            clients: HashMap::default(),
             log: Durability::new(),
             pubsub: PubSub::default(),
             blocking: HashMap::new(),
@@ -501,7 +502,7 @@ fn remove_sub(map: &mut HashMap<Bytes, IndexSet<ClientId>>, ch: &Bytes, id: Clie
 }
 
 fn deliver(
-    clients: &mut HashMap<ClientId, Client>,
+    clients: &mut HashMap<ClientId, Client, FxBuild>,
     current: Option<&mut Client>,
     id: ClientId,
     r: Reply,

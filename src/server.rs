@@ -122,13 +122,20 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
     let bulk_max = net.cfg.proto_max_bulk_len;
     let qlimit = net.cfg.query_buffer_limit as usize;
     'outer: loop {
-        // Backpressure: at most BATCHES_IN_FLIGHT_MAX batches queued at the executor.
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shared.kill.notified() => break,
-        };
-        permit.forget();
-        let mut cmds = Vec::new();
+        // Backpressure: at most BATCHES_IN_FLIGHT_MAX batches queued at the executor. A free
+        // permit is taken without building the select (the common case).
+        match permits.try_acquire() {
+            Ok(p) => p.forget(),
+            Err(tokio::sync::TryAcquireError::Closed) => break,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let permit = tokio::select! {
+                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                    _ = shared.kill.notified() => break,
+                };
+                permit.forget();
+            }
+        }
+        let mut cmds = Vec::with_capacity(16);
         loop {
             // Parse what is buffered.
             loop {
@@ -166,7 +173,9 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
             if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 2 {
                 buf.reserve(READ_CHUNK_BYTES);
             }
+            // Read first: when bytes are there the kill signal is not even registered.
             let n = tokio::select! {
+                biased;
                 r = rd.read_buf(&mut buf) => match r { Ok(0) | Err(_) => break 'outer, Ok(n) => n },
                 _ = shared.kill.notified() => break 'outer,
             };
