@@ -993,6 +993,8 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
             // One clock read per command: a command starts at the time the previous one's
             // duration was measured (nothing waits in between).
             srv.call_end_us = None;
+            // One reply per command in the common case: one allocation for the batch's replies.
+            c.out.reserve(cmds.len());
             for argv in cmds {
                 if c.closed || c.close_after_reply {
                     break;
