@@ -15,7 +15,7 @@
 //! - Everything else that changed the dataset is logged as received.
 
 mod bits;
-mod longdouble;
+pub(crate) mod longdouble;
 
 use bytes::{Bytes, BytesMut};
 
