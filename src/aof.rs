@@ -171,14 +171,26 @@ impl Persist {
     }
 }
 
-/// Rename a complete, fsynced file into place and make the rename durable.
+/// Rename a complete, fsynced file into place and make the rename durable (the storage
+/// crate's one helper for it).
 fn install_file(from: &Path, to: &Path) -> Result<(), String> {
-    std::fs::rename(from, to)
-        .map_err(|e| format!("rename {} → {}: {e}", from.display(), to.display()))?;
-    let dir = to.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| format!("fsync directory {}: {e}", dir.display()))
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let (Some(dir), Some(from_name), Some(to_name)) = (to.parent(), name(from), name(to)) else {
+        return Err(format!(
+            "bad snapshot paths {} → {}",
+            from.display(),
+            to.display()
+        ));
+    };
+    if from.parent() != Some(dir) {
+        return Err(format!(
+            "{} and {} are not in one directory",
+            from.display(),
+            to.display()
+        ));
+    }
+    strongbox_storage::fs::install_file(&RealFs, dir, &from_name, &to_name)
+        .map_err(|e| format!("install {} → {}: {e}", from.display(), to.display()))
 }
 
 impl Persistence for Persist {

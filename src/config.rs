@@ -706,9 +706,23 @@ impl Config {
                 out.push_str(&format!("{} {}\n", o.name, quote(self.get(o.name))));
             }
         }
-        let tmp = path.with_extension("tmp-rewrite");
-        std::fs::write(&tmp, out).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+        // Durable replacement through the storage crate's one helper (temp, fsync, rename,
+        // fsync dir).
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| format!("bad config file path {}", path.display()))?;
+        strongbox_storage::fs::write_file_atomic(
+            &strongbox_storage::fs::RealFs,
+            &dir,
+            &name,
+            out.as_bytes(),
+        )
+        .map_err(|e| e.to_string())
     }
 }
 

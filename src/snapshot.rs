@@ -240,7 +240,10 @@ pub fn save_to_dbfilename(srv: &Server) -> Result<(), String> {
     let f = w.into_inner().map_err(|e| e.to_string())?;
     f.sync_all().map_err(|e| e.to_string())?;
     drop(f);
-    std::fs::rename(&tmp, dir.join(&name))
-        .and_then(|_| std::fs::File::open(&dir)?.sync_all())
+    let tmp_name = tmp
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    strongbox_storage::fs::install_file(&strongbox_storage::fs::RealFs, &dir, &tmp_name, &name)
         .map_err(|e| format!("Error moving temp DB file on the final destination: {e}"))
 }
