@@ -276,13 +276,9 @@ fn resp_serializer(rx: Receiver<Chunk>, file: std::fs::File) -> Result<(), Strin
     Err("snapshot aborted".into())
 }
 
+/// A RESP command, encoded by the storage crate's one AOF command encoder.
 fn cmd(out: &mut Vec<u8>, argv: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", argv.len()).as_bytes());
-    for a in argv {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
+    strongbox_storage::resp::encode_command(out, argv);
 }
 
 /// One key as the commands that rebuild it (Redis's `rewriteAppendOnlyFileRio`).
