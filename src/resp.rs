@@ -629,6 +629,38 @@ fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Builds an array of bulk strings directly in its wire form (identical in RESP2 and RESP3),
+/// so a long range reply (LRANGE …) costs one buffer instead of one `Bytes` and one `Reply`
+/// per element.
+pub struct BulkArrayWriter {
+    buf: Vec<u8>,
+}
+
+impl BulkArrayWriter {
+    /// Start an array of exactly `n` elements; `size_hint` is the expected payload bytes.
+    pub fn new(n: usize, size_hint: usize) -> Self {
+        let mut buf = Vec::with_capacity(size_hint + n * 8 + 16);
+        push_header(&mut buf, b'*', n);
+        BulkArrayWriter { buf }
+    }
+
+    #[inline]
+    pub fn bulk(&mut self, b: &[u8]) {
+        push_bulk(&mut self.buf, b);
+    }
+
+    /// An integer sent as its decimal bulk string (how packed integer elements are returned).
+    #[inline]
+    pub fn bulk_int(&mut self, i: i64) {
+        let mut d = itoa_buf(i);
+        push_bulk(&mut self.buf, d.as_bytes_mut());
+    }
+
+    pub fn finish(self) -> Reply {
+        Reply::Raw(Bytes::from(self.buf))
+    }
+}
+
 /// Encode a command as a RESP multibulk (used for the log and MONITOR-like feeds).
 pub fn encode_command(out: &mut Vec<u8>, argv: &[Bytes]) {
     // One reservation for the whole command (headers are at most 24 bytes each).

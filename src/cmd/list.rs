@@ -12,8 +12,8 @@ use bytes::Bytes;
 use crate::cmd::{cmd, err, flags::*, CommandSpec, KeySpec, K1};
 use crate::ctx::{notify, Ctx};
 use crate::keyspace::Value;
-use crate::resp::{Reply, OK};
-use crate::types::list::List;
+use crate::resp::{BulkArrayWriter, Reply, OK};
+use crate::types::list::{enc::Elem, List};
 use crate::util::parse_i64;
 
 const K12: KeySpec = KeySpec::Range(1, 2, 1);
@@ -360,7 +360,15 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     match norm_range(start, end, l.len()) {
         None => Reply::Array(vec![]),
-        Some((s, e)) => Reply::Array(l.range(s, e).into_iter().map(Reply::Bulk).collect()),
+        Some((s, e)) => {
+            let n = e.min(l.len() - 1) + 1 - s;
+            let mut w = BulkArrayWriter::new(n, 0);
+            l.for_each_in_range(s, e, |el| match el {
+                Elem::Int(i) => w.bulk_int(i),
+                Elem::Str(b) => w.bulk(b),
+            });
+            w.finish()
+        }
     }
 }
 

@@ -555,6 +555,29 @@ impl List {
         out
     }
 
+    /// Visit elements `start..=end` (`end` clamped to the last index) without copying them.
+    pub fn for_each_in_range(&self, start: usize, end: usize, mut f: impl FnMut(enc::Elem<'_>)) {
+        if start > end || start >= self.len {
+            return;
+        }
+        let end = end.min(self.len - 1);
+        let (mut ni, ei) = self.locate(start);
+        let mut off = self.nodes[ni].offset_of(ei);
+        let mut left = end - start + 1;
+        while left > 0 {
+            let Some(n) = self.nodes.get(ni) else { return };
+            if off >= n.buf.len() {
+                ni += 1;
+                off = 0;
+                continue;
+            }
+            let (e, next) = enc::decode(&n.buf, off);
+            f(e);
+            off = next;
+            left -= 1;
+        }
+    }
+
     /// Insert `v` before/after the first element equal to `pivot`; returns false if none.
     pub fn insert(&mut self, pivot: &[u8], v: &[u8], after: bool) -> bool {
         let p = enc::encode(pivot);
