@@ -56,6 +56,10 @@ impl ConnShared {
 /// batches. Every other message rings at once.
 #[derive(Default)]
 pub struct ExecBell {
+    /// The execution loop runs as a task on the same single-threaded runtime as the connections
+    /// (`io-threads 1`): ringing is a local task wake-up, never a futex.
+    inline: AtomicBool,
+    notify: tokio::sync::Notify,
     sleeping: AtomicBool,
     /// A batch was queued for the sleeping thread without ringing.
     deferred: AtomicBool,
@@ -68,6 +72,10 @@ pub struct ExecBell {
 impl ExecBell {
     /// Wake the execution thread if it sleeps.
     pub fn ring(&self) {
+        if self.inline.load(Ordering::Relaxed) {
+            self.notify.notify_one();
+            return;
+        }
         self.deferred.store(false, Ordering::Relaxed);
         self.deferred_count.store(0, Ordering::Relaxed);
         if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
@@ -77,6 +85,11 @@ impl ExecBell {
     }
 
     /// Ring if a batch was queued without ringing (an I/O thread is about to go idle).
+    /// Switch to the single-threaded mode (before any connection exists).
+    pub fn set_inline(&self) {
+        self.inline.store(true, Ordering::Relaxed);
+    }
+
     pub fn ring_deferred(&self) {
         if self.deferred.load(Ordering::Relaxed) && self.deferred.swap(false, Ordering::AcqRel) {
             self.ring();
@@ -127,6 +140,12 @@ impl ExecSender {
     /// on a runtime worker thread (whose park hook rings).
     pub fn send_batch(&self, m: Msg) -> Result<(), SendError<Msg>> {
         self.tx.send(m)?;
+        if self.bell.inline.load(Ordering::Relaxed) {
+            // The execution task runs after the connection tasks already woken (FIFO), so one
+            // wake-up per round serves every batch queued meanwhile.
+            self.bell.notify.notify_one();
+            return Ok(());
+        }
         // Pairs with the fence in `ExecReceiver::recv_timeout`: either the execution thread
         // sees this message before it sleeps, or this sees it sleeping.
         fence(Ordering::SeqCst);
@@ -146,6 +165,23 @@ impl ExecReceiver {
     /// A message if one is queued (never sleeps).
     pub fn try_recv(&self) -> Result<Msg, TryRecvError> {
         self.rx.try_recv()
+    }
+
+    /// The next message for the execution task of the single-threaded mode: yields to the
+    /// connection tasks until rung or `timeout`. Ok(None) on timeout.
+    pub async fn recv_async(&self, timeout: Duration) -> Result<Option<Msg>, Disconnected> {
+        match self.rx.try_recv() {
+            Ok(m) => return Ok(Some(m)),
+            Err(TryRecvError::Disconnected) => return Err(Disconnected),
+            Err(TryRecvError::Empty) => {}
+        }
+        // A ring between the check above and this wait is kept as a permit by `Notify`.
+        let _ = tokio::time::timeout(timeout, self.bell.notify.notified()).await;
+        match self.rx.try_recv() {
+            Ok(m) => Ok(Some(m)),
+            Err(TryRecvError::Disconnected) => Err(Disconnected),
+            Err(TryRecvError::Empty) => Ok(None),
+        }
     }
 
     /// The next message, sleeping until rung or `timeout`. Ok(None) on timeout.

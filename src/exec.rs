@@ -228,7 +228,7 @@ pub struct Server {
     pub call_end_us: Option<i64>,
     pub dbs: Vec<Db>,
     /// Fx-hashed: looked up twice per batch; ids are ours, sequential (no HashDoS exposure).
-    pub clients: HashMap<ClientId, Client, FxBuild>,
+    pub clients: HashMap<ClientId, Box<Client>, FxBuild>,
     pub log: Durability,
     pub pubsub: PubSub,
     /// (db, key) → clients blocked on it, first come first served.
@@ -502,7 +502,7 @@ fn remove_sub(map: &mut HashMap<Bytes, IndexSet<ClientId>>, ch: &Bytes, id: Clie
 }
 
 fn deliver(
-    clients: &mut HashMap<ClientId, Client, FxBuild>,
+    clients: &mut HashMap<ClientId, Box<Client>, FxBuild>,
     current: Option<&mut Client>,
     id: ClientId,
     r: Reply,
@@ -915,34 +915,68 @@ pub fn run(mut srv: Server, rx: ExecReceiver) {
             Ok(m) => m,
             Err(crate::client::Disconnected) => break,
         };
-        let mut touched: Vec<ClientId> = Vec::new();
-        if let Some(m) = first {
-            handle_msg(&mut srv, m, &mut touched);
-            let mut n = 1;
-            while n < EXECUTOR_ROUND_MESSAGES_MAX {
-                match rx.try_recv() {
-                    Ok(m) => handle_msg(&mut srv, m, &mut touched),
-                    Err(_) => break,
-                }
-                n += 1;
-            }
-        }
-        if Instant::now() >= next_cron {
-            cron(&mut srv);
-            next_cron = Instant::now() + tick;
-        }
-        if srv.snapshot.is_some() {
-            srv.snapshot_step();
-        }
-        srv.log.submit();
-        flush_all(&mut srv);
-        if let Some(mode) = srv.shutdown {
-            if crate::persist::finish_shutdown(&mut srv, mode) {
-                break;
-            }
-            srv.shutdown = None;
+        if !round(&mut srv, &rx, first, &mut next_cron, tick) {
+            break;
         }
     }
+}
+
+/// The execution loop as a task of the single-threaded runtime (`io-threads 1`): as in Redis's
+/// event loop, the connections read and parse, then one round executes every queued batch, then
+/// the writers answer; nothing crosses a thread except the log.
+pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
+    let tick = Duration::from_millis(1000 / srv.hz.max(1));
+    let mut next_cron = Instant::now() + tick;
+    loop {
+        let now = Instant::now();
+        let wait = next_cron.saturating_duration_since(now);
+        let first = match rx.recv_async(wait).await {
+            Ok(m) => m,
+            Err(crate::client::Disconnected) => break,
+        };
+        if !round(&mut srv, &rx, first, &mut next_cron, tick) {
+            break;
+        }
+    }
+}
+
+/// One round of the execution loop: the queued messages, timers, a snapshot step, the log
+/// hand-off and the replies. False when the server shuts down.
+fn round(
+    srv: &mut Server,
+    rx: &ExecReceiver,
+    first: Option<Msg>,
+    next_cron: &mut Instant,
+    tick: Duration,
+) -> bool {
+    let mut touched: Vec<ClientId> = Vec::new();
+    if let Some(m) = first {
+        handle_msg(srv, m, &mut touched);
+        let mut n = 1;
+        while n < EXECUTOR_ROUND_MESSAGES_MAX {
+            match rx.try_recv() {
+                Ok(m) => handle_msg(srv, m, &mut touched),
+                Err(_) => break,
+            }
+            n += 1;
+        }
+    }
+    if Instant::now() >= *next_cron {
+        cron(srv);
+        *next_cron = Instant::now() + tick;
+    }
+    if srv.snapshot.is_some() {
+        srv.snapshot_step();
+    }
+    srv.log.submit();
+    flush_all(srv);
+    if let Some(mode) = srv.shutdown {
+        if crate::persist::finish_shutdown(srv, mode) {
+            return false;
+        }
+        srv.shutdown = None;
+    }
+    true
 }
 
 fn flush_all(srv: &mut Server) {
@@ -984,7 +1018,7 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
                 c.flush(0, false);
                 return;
             }
-            srv.clients.insert(id, c);
+            srv.clients.insert(id, Box::new(c));
         }
         Msg::Commands { id, cmds } => {
             let Some(mut c) = srv.clients.remove(&id) else {

@@ -43,12 +43,22 @@ pub fn run_server(args: Vec<String>) -> i32 {
     // connections (see `client::ExecBell`).
     let bell = Arc::new(ExecBell::default());
     let park_bell = bell.clone();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .on_thread_park(move || park_bell.ring_deferred())
-        .enable_all()
-        .build()
-    {
+    // With one I/O thread the execution loop is a task on that same thread (as Redis's single
+    // event loop): on a small machine every request then crosses no thread but the log's.
+    let inline = threads == 1;
+    let built = if inline {
+        bell.set_inline();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .on_thread_park(move || park_bell.ring_deferred())
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("Can't start the I/O runtime: {e}");
@@ -88,14 +98,20 @@ pub fn run_server(args: Vec<String>) -> i32 {
         bytes_out: Arc::new(AtomicU64::new(0)),
     });
     srv.net_bytes = Some((net.bytes_in.clone(), net.bytes_out.clone()));
-    let exec = std::thread::Builder::new()
-        .name("strongbox-exec".into())
-        .spawn(move || crate::exec::run(srv, exec_rx));
-    let exec = match exec {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!("Can't start the execution thread: {e}");
-            return 1;
+    let mut exec_inline = None;
+    let exec = if inline {
+        exec_inline = Some((srv, exec_rx));
+        None
+    } else {
+        let exec = std::thread::Builder::new()
+            .name("strongbox-exec".into())
+            .spawn(move || crate::exec::run(srv, exec_rx));
+        match exec {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::error!("Can't start the execution thread: {e}");
+                return 1;
+            }
         }
     };
     for l in listeners {
@@ -125,8 +141,13 @@ pub fn run_server(args: Vec<String>) -> i32 {
     });
     tracing::info!("Ready to accept connections tcp (port {port})");
     drop(exec_tx);
-    // The execution thread returns on SHUTDOWN (or a signal) after flushing the log.
-    let _ = exec.join();
+    // The execution loop returns on SHUTDOWN (or a signal) after flushing the log.
+    if let Some((srv, exec_rx)) = exec_inline {
+        rt.block_on(crate::exec::run_inline(srv, exec_rx));
+    }
+    if let Some(exec) = exec {
+        let _ = exec.join();
+    }
     if !cfg.get("pidfile").is_empty() {
         let _ = std::fs::remove_file(cfg.get("pidfile"));
     }

@@ -322,7 +322,7 @@ fn client_info(out: &mut String, c: &Client, now_ms: i64, current: Option<(&str,
 
 /// All clients, the caller included, in connection order.
 fn all_clients<'a>(ctx: &'a Ctx) -> Vec<&'a Client> {
-    let mut v: Vec<&Client> = ctx.srv.clients.values().collect();
+    let mut v: Vec<&Client> = ctx.srv.clients.values().map(|c| &**c).collect();
     v.push(&*ctx.client);
     v.sort_by_key(|c| c.id);
     v
@@ -358,7 +358,7 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             let c = if id as ClientId == me {
                 Some(&*ctx.client)
             } else {
-                ctx.srv.clients.get(&(id as ClientId))
+                ctx.srv.clients.get(&(id as ClientId)).map(|c| &**c)
             };
             if let Some(c) = c {
                 line(&mut out, c);
