@@ -101,7 +101,18 @@ fn redis_cli_resp3_mode() {
 
 #[test]
 fn redis_benchmark_smoke_has_no_errors() {
-    let server = StrongboxServer::start(&[]);
+    benchmark_smoke(&[]);
+}
+
+/// The same with a separate execution thread and two I/O workers (the default runs execution on
+/// the event-loop thread).
+#[test]
+fn redis_benchmark_smoke_with_io_threads_has_no_errors() {
+    benchmark_smoke(&["--io-threads", "2"]);
+}
+
+fn benchmark_smoke(args: &[&str]) {
+    let server = StrongboxServer::start(args);
     let out = run_with_timeout(
         Command::new("redis-benchmark").args([
             "-p",
