@@ -910,11 +910,16 @@ pub fn run(mut srv: Server, rx: ExecReceiver) {
     let mut next_cron = Instant::now() + tick;
     loop {
         let now = Instant::now();
-        let wait = next_cron.saturating_duration_since(now);
+        let mut wait = next_cron.saturating_duration_since(now);
+        if let Some(w) = crate::compaction::next_step_in(&srv) {
+            // A running snapshot advances every round, not only when commands arrive.
+            wait = wait.min(w);
+        }
         let first = match rx.recv_timeout(wait) {
             Ok(m) => m,
             Err(crate::client::Disconnected) => break,
         };
+        let round_start = Instant::now();
         let mut touched: Vec<ClientId> = Vec::new();
         if let Some(m) = first {
             handle_msg(&mut srv, m, &mut touched);
@@ -936,6 +941,9 @@ pub fn run(mut srv: Server, rx: ExecReceiver) {
         }
         srv.log.submit();
         flush_all(&mut srv);
+        if let Some(s) = srv.snapshot.as_mut() {
+            s.note_round(round_start.elapsed());
+        }
         if let Some(mode) = srv.shutdown {
             if crate::persist::finish_shutdown(&mut srv, mode) {
                 break;

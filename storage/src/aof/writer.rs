@@ -123,6 +123,12 @@ pub struct LogStats {
     /// Writes done while an fsync was still in flight after the 2 s postponement
     /// (`aof_delayed_fsync`).
     pub delayed_fsyncs: u64,
+    /// How long the writer thread spent on the last rewrite rotation (seal, new incr file,
+    /// manifest), in microseconds: log writes wait behind it.
+    pub last_rotate_us: u64,
+    /// How long the writer thread spent on the last base installation (manifest switch,
+    /// removal of the replaced files), in microseconds.
+    pub last_install_us: u64,
     /// The first I/O failure, if any (`aof_last_write_status:err`).
     pub last_error: Option<String>,
     /// Logical positions.
@@ -180,6 +186,41 @@ enum Control {
     },
 }
 
+/// A control queued behind the bytes submitted before it: the writer writes `before` (into
+/// the file they belong to) and then runs the control, so bytes submitted after the control
+/// was queued are never written before it.
+struct Queued {
+    before: Vec<u8>,
+    before_db: u32,
+    control: Control,
+}
+
+/// The answer to a control requested without waiting ([`LogWriter::request_rotate_for_rewrite`],
+/// [`LogWriter::request_install_base`]).
+pub struct Pending<T> {
+    rx: mpsc::Receiver<Result<T, AofError>>,
+}
+
+impl<T> Pending<T> {
+    /// The answer if the writer has given it (never blocks).
+    pub fn try_take(&self) -> Option<Result<T, AofError>> {
+        match self.rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(mpsc::TryRecvError::Empty) => None,
+            Err(mpsc::TryRecvError::Disconnected) => Some(Err(AofError::Failed(
+                "the AOF writer thread exited".to_string(),
+            ))),
+        }
+    }
+
+    /// Wait for the answer.
+    pub fn wait(self) -> Result<T, AofError> {
+        self.rx
+            .recv()
+            .map_err(|_| AofError::Failed("the AOF writer thread exited".to_string()))?
+    }
+}
+
 struct SyncRequest {
     file: Arc<dyn VfsFile>,
     path: PathBuf,
@@ -194,7 +235,7 @@ struct Inner {
     shutdown: bool,
     holds: u32,
     busy: bool,
-    controls: VecDeque<Control>,
+    controls: VecDeque<Queued>,
     failed: Option<String>,
     sync_request: Option<SyncRequest>,
     sync_in_progress: bool,
@@ -579,34 +620,57 @@ impl LogWriter {
         }
     }
 
+    /// Queue a control behind everything submitted so far (never blocks on I/O).
     fn control<T>(
         &self,
         make: impl FnOnce(mpsc::SyncSender<Result<T, AofError>>) -> Control,
-    ) -> Result<T, AofError> {
+    ) -> Pending<T> {
         let (tx, rx) = mpsc::sync_channel(1);
         {
             let mut g = self.shared.lock();
             if let Some(f) = &g.failed {
-                return Err(AofError::Failed(f.clone()));
+                let _ = tx.send(Err(AofError::Failed(f.clone())));
+                return Pending { rx };
             }
-            g.controls.push_back(make(tx));
+            let before = std::mem::take(&mut g.pending);
+            let before_db = g.pending_db;
+            g.stats.buffer_length = 0;
+            g.controls.push_back(Queued {
+                before,
+                before_db,
+                control: make(tx),
+            });
         }
         self.shared.wake.notify_one();
-        rx.recv()
-            .map_err(|_| AofError::Failed("the AOF writer thread exited".to_string()))?
+        Pending { rx }
     }
 
     /// Compaction hook: seal the active incr file and open a new one, so a snapshot taken now
     /// covers exactly the returned `replaced` files. Everything submitted before this call is
-    /// in the replaced files.
+    /// in the replaced files. Blocking form of [`Self::request_rotate_for_rewrite`].
     pub fn rotate_for_rewrite(&self) -> Result<RewriteTicket, AofError> {
+        self.request_rotate_for_rewrite().wait()
+    }
+
+    /// Compaction hook, without waiting: the rotation happens at this point of the log
+    /// (everything submitted before this call goes to the replaced files, everything
+    /// submitted after it to the new incr file), while the caller goes on submitting. Bytes
+    /// submitted after it are written, and so reported `written`/`synced`, only once the new
+    /// incr file is durably in the manifest.
+    pub fn request_rotate_for_rewrite(&self) -> Pending<RewriteTicket> {
         self.control(Control::Rotate)
     }
 
     /// Compaction hook: `name` (already durable in the AOF directory, e.g. written with
     /// [`write_file_atomic`]) becomes the base; the ticket's files leave the manifest (as
-    /// history, then deleted). One atomic manifest switch.
+    /// history, then deleted). One atomic manifest switch. Blocking form of
+    /// [`Self::request_install_base`].
     pub fn install_base(&self, name: &str, ticket: RewriteTicket) -> Result<(), AofError> {
+        self.request_install_base(name, ticket).wait()
+    }
+
+    /// Compaction hook, without waiting: see [`Self::install_base`].
+    pub fn request_install_base(&self, name: &str, ticket: RewriteTicket) -> Pending<()> {
         let name = name.to_string();
         self.control(|reply| Control::InstallBase {
             name,
@@ -695,7 +759,7 @@ fn sync_thread(shared: &Shared) {
 
 enum Job {
     Write(Vec<u8>, u32),
-    Control(Control),
+    Control(Queued),
     Shutdown,
 }
 
@@ -718,7 +782,14 @@ impl Worker {
                         self.shared.fail(msg);
                     }
                 }
-                Job::Control(c) => self.control(c),
+                Job::Control(q) => {
+                    if !q.before.is_empty() && self.shared.lock().failed.is_none() {
+                        if let Err(msg) = self.write_batch(&q.before, q.before_db) {
+                            self.shared.fail(msg);
+                        }
+                    }
+                    self.control(q.control);
+                }
                 Job::Shutdown => {
                     if self.shared.lock().failed.is_none() && self.synced < self.written {
                         if let Err(msg) = self.sync_active() {
@@ -747,11 +818,17 @@ impl Worker {
             let failed = g.failed.is_some();
             let now = shared.clock.monotonic_ms();
             // A control (rotation for a rewrite) applies to everything submitted before it:
-            // pending bytes are written first, into the file they belong to.
-            let control_waiting = !g.controls.is_empty();
-            if (g.holds == 0 || g.shutdown || control_waiting) && !g.pending.is_empty() && !failed {
+            // those bytes travel with it and are written first, into the file they belong to;
+            // `pending` holds only bytes submitted after it, so it waits for the control.
+            if g.holds == 0 || g.shutdown {
+                if let Some(q) = g.controls.pop_front() {
+                    g.busy = true;
+                    return Job::Control(q);
+                }
+            }
+            if (g.holds == 0 || g.shutdown) && !g.pending.is_empty() && !failed {
                 let mut go = true;
-                if !control_waiting && (g.sync_in_progress || g.sync_request.is_some()) {
+                if g.sync_in_progress || g.sync_request.is_some() {
                     // Redis's rule: postpone while an fsync is in flight, up to 2 s.
                     match self.postponed_since_ms {
                         None => {
@@ -769,10 +846,6 @@ impl Worker {
                     g.stats.buffer_length = 0;
                     return Job::Write(bytes, g.pending_db);
                 }
-            }
-            if let Some(c) = g.controls.pop_front() {
-                g.busy = true;
-                return Job::Control(c);
             }
             if g.shutdown
                 && (g.pending.is_empty() || failed)
@@ -893,7 +966,11 @@ impl Worker {
     fn control(&mut self, c: Control) {
         match c {
             Control::Rotate(reply) => {
-                let res = match self.rotate() {
+                let started = Instant::now();
+                let rotated = self.rotate();
+                self.shared.lock().stats.last_rotate_us =
+                    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let res = match rotated {
                     Ok(()) => {
                         let replaced = self
                             .manifest
@@ -921,7 +998,10 @@ impl Worker {
                 ticket,
                 reply,
             } => {
+                let started = Instant::now();
                 let res = self.install_base(&name, &ticket);
+                self.shared.lock().stats.last_install_us =
+                    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 if let Err(e) = &res {
                     self.shared.fail(e.to_string());
                 }
@@ -1186,6 +1266,67 @@ mod tests {
         assert!(!fs
             .exists(&dir.join("appendonly.aof.1.incr.aof"))
             .expect("exists"));
+        w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn a_requested_rotation_splits_the_log_at_the_request_point() {
+        // The execution thread requests the rotation and keeps submitting without waiting:
+        // bytes before the request stay in the replaced file, bytes after it go to the new
+        // incr file only, and nothing after it is reported written before the new file is in
+        // the manifest.
+        const AFTER: &[u8] = b"*1\r\n$4\r\nECHO\r\n";
+        for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No] {
+            let fs = SimFs::new(7);
+            let (w, seen) = open(&fs, policy, Arc::default());
+            let g = w.hold();
+            let before_end = w.submit(CMD, 0);
+            let pending = w.request_rotate_for_rewrite();
+            let after_end = w.submit(AFTER, 3);
+            assert!(pending.try_take().is_none(), "{policy:?}: held writer answered");
+            drop(g);
+            let t = pending.wait().expect("rotate");
+            drop(w.hold());
+            assert_eq!(w.progress().written, after_end);
+            w.shutdown().expect("shutdown");
+            let dir = Path::new("/d/appendonlydir");
+            let old = fs.read(&dir.join(&t.replaced[0])).expect("old");
+            let new = fs.read(&dir.join(&t.new_incr)).expect("new");
+            let has = |hay: &[u8], n: &[u8]| hay.windows(n.len()).any(|win| win == n);
+            assert!(has(&old, CMD) && !has(&old, AFTER), "{policy:?}: old file");
+            assert!(has(&new, AFTER) && !has(&new, CMD), "{policy:?}: new file");
+            // The new file starts by selecting the database the later bytes were submitted in.
+            assert!(has(&new, b"SELECT\r\n$1\r\n3"), "{policy:?}: no SELECT 3");
+            // Progress never passed the rotation point before the rotation was done: every
+            // published `written` is either ≤ before_end or the final end.
+            let seen = seen.lock().expect("lock");
+            assert!(
+                seen.iter()
+                    .all(|p| p.written <= before_end || p.written == after_end),
+                "{policy:?}: {seen:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_requested_install_answers_without_blocking_the_caller() {
+        let fs = SimFs::new(8);
+        let (w, _) = open(&fs, FsyncPolicy::EverySec, Arc::default());
+        w.submit(CMD, 0);
+        let t = w.request_rotate_for_rewrite().wait().expect("rotate");
+        let dir = Path::new("/d/appendonlydir");
+        let base = super::super::base_file_name("appendonly.aof", t.base_seq, false);
+        write_file_atomic(&fs, dir, &base, CMD).expect("base");
+        let g = w.hold();
+        let pending = w.request_install_base(&base, t);
+        let end = w.submit(CMD, 0);
+        assert!(pending.try_take().is_none());
+        drop(g);
+        pending.wait().expect("install");
+        drop(w.hold());
+        assert_eq!(w.progress().written, end);
+        let s = w.stats();
+        assert_eq!(s.segments, 1, "{s:?}");
         w.shutdown().expect("shutdown");
     }
 
