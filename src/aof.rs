@@ -158,6 +158,7 @@ impl Persist {
             return Err(f);
         }
         let ticket = writer.request_rotate_for_rewrite();
+        let installer = writer.installer();
         let preamble = srv.cfg.get_bool("aof-use-rdb-preamble");
         let temp = self
             .aof_dir
@@ -171,6 +172,7 @@ impl Persist {
             srv,
             Target::AofBase {
                 ticket,
+                installer,
                 aof_dir: self.aof_dir.clone(),
                 filename: self.filename.clone(),
                 preamble,
@@ -305,17 +307,17 @@ impl Persistence for Persist {
             return;
         };
         let secs = s.started.elapsed().as_secs() as i64;
-        if let Some(r) = s.install_result.take() {
-            // BGREWRITEAOF, second half: the log writer switched the manifest (or failed to).
-            self.rewrite_done(srv, &s, secs, r);
-            return;
-        }
+        // The snapshot thread has written, fsynced and installed the file (for a rewrite:
+        // renamed the base and switched the manifest, while the log writer went on).
         let result = compaction::join(&mut s);
-        match (&s.purpose, result) {
-            (Purpose::Dump {}, r) => {
+        if result.is_err() {
+            let _ = std::fs::remove_file(&s.temp_path);
+        }
+        match s.purpose {
+            Purpose::Dump {} => {
                 self.snapshot_figures(&s);
                 self.last_bgsave_secs = secs;
-                match r {
+                match result {
                     Ok(_) => {
                         srv.dirty = srv.dirty.saturating_sub(self.bgsave_dirty_at_start);
                         srv.lastsave_s = crate::util::now_ms() / 1000;
@@ -324,32 +326,21 @@ impl Persistence for Persist {
                         tracing::info!("Background saving terminated with success");
                     }
                     Err(e) => {
-                        let _ = std::fs::remove_file(&s.temp_path);
                         self.last_bgsave_ok = false;
                         tracing::warn!("Background saving error: {e}");
                     }
                 }
             }
-            (Purpose::AofBase {}, Ok(Finished::AofBase { ticket, base_name })) => {
-                // The base is durable under its new name: ask the log writer for the manifest
-                // switch, without waiting; `step` polls for the answer, and the rewrite stays
-                // in progress until then.
-                let t0 = std::time::Instant::now();
-                match self.writer(srv) {
-                    Some(w) => {
-                        s.install = Some(w.request_install_base(&base_name, ticket));
-                        s.add_work(t0.elapsed());
-                        srv.snapshot = Some(s);
+            Purpose::AofBase {} => {
+                let r = match result {
+                    Ok(Finished::AofBase { base_name }) => {
+                        tracing::debug!("New AOF base {base_name}");
+                        Ok(())
                     }
-                    None => self.rewrite_done(srv, &s, secs, Err("AOF is disabled".into())),
-                }
-            }
-            (Purpose::AofBase {}, Ok(Finished::Dump)) => {
-                self.rewrite_done(srv, &s, secs, Err("snapshot installed as a dump".into()))
-            }
-            (Purpose::AofBase {}, Err(e)) => {
-                let _ = std::fs::remove_file(&s.temp_path);
-                self.rewrite_done(srv, &s, secs, Err(e));
+                    Ok(Finished::Dump) => Err("snapshot installed as a dump".to_string()),
+                    Err(e) => Err(e),
+                };
+                self.rewrite_done(srv, &s, secs, r);
             }
         }
     }

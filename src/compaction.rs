@@ -37,7 +37,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strongbox_storage::aof::writer::{Pending, RewriteTicket};
+use strongbox_storage::aof::writer::{Installer, Pending, RewriteTicket};
 use strongbox_storage::rdb::{self, RdbWriter, WriterOptions};
 
 use crate::cmd::CommandSpec;
@@ -74,6 +74,7 @@ pub enum Target {
     /// (which the log writer hands over when it has done the rotation).
     AofBase {
         ticket: Pending<RewriteTicket>,
+        installer: Installer,
         aof_dir: PathBuf,
         filename: String,
         preamble: bool,
@@ -84,11 +85,8 @@ pub enum Target {
 pub enum Finished {
     /// dump.rdb is in place.
     Dump,
-    /// The base file is durable under `base_name`; the manifest switch is left to do.
-    AofBase {
-        ticket: RewriteTicket,
-        base_name: String,
-    },
+    /// The base is installed: durable under `base_name` and named by the manifest.
+    AofBase { base_name: String },
 }
 
 /// The file format of a snapshot.
@@ -169,10 +167,6 @@ pub struct Snapshot {
     /// Bytes handed to the channel and not yet taken by the serializer (it subtracts).
     in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     handle: Option<JoinHandle<Result<Finished, String>>>,
-    /// BGREWRITEAOF: the manifest switch, once requested from the log writer.
-    pub install: Option<Pending<()>>,
-    /// Its answer, once given.
-    pub install_result: Option<Result<(), String>>,
     pub temp_path: PathBuf,
     pub started: Instant,
     pub keys_done: u64,
@@ -236,8 +230,6 @@ impl Snapshot {
             tx,
             in_flight,
             handle: Some(handle),
-            install: None,
-            install_result: None,
             temp_path,
             started: Instant::now(),
             keys_done: 0,
@@ -359,6 +351,7 @@ fn install(temp: &std::path::Path, target: Target) -> Result<Finished, String> {
         }
         Target::AofBase {
             ticket,
+            installer,
             aof_dir,
             filename,
             preamble,
@@ -371,7 +364,11 @@ fn install(temp: &std::path::Path, target: Target) -> Result<Finished, String> {
             // A new name, not in the manifest: a crash before the manifest switch leaves a
             // file that nothing names.
             crate::aof::install_file(temp, &aof_dir.join(&base_name))?;
-            Ok(Finished::AofBase { ticket, base_name })
+            // The manifest switch, here: the log writer goes on appending meanwhile.
+            installer
+                .install_base(&base_name, ticket)
+                .map_err(|e| e.to_string())?;
+            Ok(Finished::AofBase { base_name })
         }
     }
 }
@@ -754,16 +751,6 @@ pub fn step(srv: &mut Server) -> bool {
     let Some(s) = snapshot.as_mut() else {
         return false;
     };
-    if let Some(p) = &s.install {
-        return match p.try_take() {
-            Some(r) => {
-                s.install = None;
-                s.install_result = Some(r.map_err(|e| e.to_string()));
-                true
-            }
-            None => false,
-        };
-    }
     if !s.drain_backlog() {
         return false;
     }
@@ -818,7 +805,7 @@ pub fn next_step_in(srv: &Server) -> Option<Duration> {
 }
 
 /// Join the snapshot thread; on Ok the file is complete, fsynced and in place (for an AOF
-/// base: under its new name, the manifest switch is left to do).
+/// base: installed in the manifest).
 pub fn join(s: &mut Snapshot) -> Result<Finished, String> {
     match s.handle.take() {
         Some(h) => h
@@ -828,8 +815,7 @@ pub fn join(s: &mut Snapshot) -> Result<Finished, String> {
     }
 }
 
-/// Abort a running snapshot (the temp file is removed; a manifest switch already requested
-/// from the log writer still happens).
+/// Abort a running snapshot (the temp file is removed).
 pub fn abort(srv: &mut Server) {
     if let Some(mut s) = srv.snapshot.take() {
         NEW_OBJECT_SNAP.store(0, Ordering::Relaxed);

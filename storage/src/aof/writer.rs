@@ -179,11 +179,14 @@ type ProgressFn = Box<dyn Fn(&Progress) + Send>;
 
 enum Control {
     Rotate(mpsc::SyncSender<Result<RewriteTicket, AofError>>),
-    InstallBase {
-        name: String,
-        ticket: RewriteTicket,
-        reply: mpsc::SyncSender<Result<(), AofError>>,
-    },
+}
+
+/// The manifest and file sizes, shared by the writer thread (segment rotation) and an
+/// [`Installer`] (manifest switch at the end of a rewrite, on the caller's thread).
+struct Files {
+    manifest: Manifest,
+    base_size: u64,
+    sealed_size: u64,
 }
 
 /// A control queued behind the bytes submitted before it: the writer writes `before` (into
@@ -195,8 +198,7 @@ struct Queued {
     control: Control,
 }
 
-/// The answer to a control requested without waiting ([`LogWriter::request_rotate_for_rewrite`],
-/// [`LogWriter::request_install_base`]).
+/// The answer to a control requested without waiting ([`LogWriter::request_rotate_for_rewrite`]).
 pub struct Pending<T> {
     rx: mpsc::Receiver<Result<T, AofError>>,
 }
@@ -258,11 +260,26 @@ struct Shared {
     progress: Mutex<(Progress, ProgressFn)>,
     clock: Arc<dyn Clock>,
     policy: FsyncPolicy,
+    /// Held only for short reads and updates, never across I/O.
+    files: Mutex<Files>,
+    /// Held while a manifest is computed, written and adopted: orders the writer's segment
+    /// rotations and an installer's switch.
+    manifest_io: Mutex<()>,
+    vfs: Arc<dyn Vfs>,
+    opts: AofOptions,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn files(&self) -> MutexGuard<'_, Files> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn manifest_io(&self) -> MutexGuard<'_, ()> {
+        self.manifest_io.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Merge into the published progress (monotonic) and call the callback.
@@ -328,7 +345,6 @@ struct Worker {
     shared: Arc<Shared>,
     vfs: Arc<dyn Vfs>,
     opts: AofOptions,
-    manifest: Manifest,
     active: Active,
     need_select: bool,
     last_ts: Option<i64>,
@@ -336,8 +352,6 @@ struct Worker {
     synced: u64,
     last_fsync_ms: u64,
     postponed_since_ms: Option<u64>,
-    base_size: u64,
-    sealed_size: u64,
 }
 
 /// Handle to the log; owned by the server's execution thread.
@@ -516,21 +530,26 @@ impl LogWriter {
             progress: Mutex::new((Progress::default(), on_progress)),
             clock,
             policy,
+            files: Mutex::new(Files {
+                manifest,
+                base_size,
+                sealed_size,
+            }),
+            manifest_io: Mutex::new(()),
+            vfs: vfs.clone(),
+            opts: opts.clone(),
         });
         let worker = Worker {
             last_fsync_ms: shared.clock.monotonic_ms(),
             shared: shared.clone(),
             vfs,
             opts,
-            manifest,
             active,
             need_select: true,
             last_ts: None,
             written: 0,
             synced: 0,
             postponed_since_ms: None,
-            base_size,
-            sealed_size,
         };
         worker.update_stats(&mut shared.lock());
         let writer = std::thread::Builder::new()
@@ -663,20 +682,17 @@ impl LogWriter {
 
     /// Compaction hook: `name` (already durable in the AOF directory, e.g. written with
     /// [`write_file_atomic`]) becomes the base; the ticket's files leave the manifest (as
-    /// history, then deleted). One atomic manifest switch. Blocking form of
-    /// [`Self::request_install_base`].
+    /// history, then deleted). One atomic manifest switch, done on the calling thread: see
+    /// [`Installer`].
     pub fn install_base(&self, name: &str, ticket: RewriteTicket) -> Result<(), AofError> {
-        self.request_install_base(name, ticket).wait()
+        self.installer().install_base(name, ticket)
     }
 
-    /// Compaction hook, without waiting: see [`Self::install_base`].
-    pub fn request_install_base(&self, name: &str, ticket: RewriteTicket) -> Pending<()> {
-        let name = name.to_string();
-        self.control(|reply| Control::InstallBase {
-            name,
-            ticket,
-            reply,
-        })
+    /// A handle that installs a new base from another thread (the snapshot thread).
+    pub fn installer(&self) -> Installer {
+        Installer {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Write and fsync everything pending, stop the threads.
@@ -765,9 +781,12 @@ enum Job {
 
 impl Worker {
     fn update_stats(&self, g: &mut Inner) {
-        g.stats.segments = self.manifest.incr.len();
-        g.stats.base_size = self.base_size;
-        g.stats.current_size = self.base_size + self.sealed_size + self.active.size;
+        {
+            let f = self.shared.files();
+            g.stats.segments = f.manifest.incr.len();
+            g.stats.base_size = f.base_size;
+            g.stats.current_size = f.base_size + f.sealed_size + self.active.size;
+        }
         g.stats.written = self.written;
         g.stats.synced = g.stats.synced.max(self.synced);
         g.last_fsync_ms_shadow = self.last_fsync_ms;
@@ -952,11 +971,17 @@ impl Worker {
         if self.synced < self.written {
             self.sync_active()?;
         }
-        let seq = self.manifest.next_incr_seq();
-        let (manifest, active) = add_incr_file(self.vfs.as_ref(), &self.opts, &self.manifest, seq)
+        let shared = self.shared.clone();
+        let _io = shared.manifest_io();
+        let current = shared.files().manifest.clone();
+        let seq = current.next_incr_seq();
+        let (manifest, active) = add_incr_file(self.vfs.as_ref(), &self.opts, &current, seq)
             .map_err(|e| e.to_string())?;
-        self.sealed_size += self.active.size;
-        self.manifest = manifest;
+        {
+            let mut f = shared.files();
+            f.sealed_size += self.active.size;
+            f.manifest = manifest;
+        }
         self.active = active;
         self.need_select = true;
         self.last_ts = None;
@@ -972,18 +997,19 @@ impl Worker {
                     u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 let res = match rotated {
                     Ok(()) => {
-                        let replaced = self
+                        let f = self.shared.files();
+                        let replaced = f
                             .manifest
                             .base
                             .iter()
-                            .chain(&self.manifest.incr)
+                            .chain(&f.manifest.incr)
                             .filter(|e| e.name != self.active.name)
                             .map(|e| e.name.clone())
                             .collect();
                         Ok(RewriteTicket {
                             replaced,
                             new_incr: self.active.name.clone(),
-                            base_seq: self.manifest.next_base_seq(),
+                            base_seq: f.manifest.next_base_seq(),
                         })
                     }
                     Err(msg) => {
@@ -993,25 +1019,39 @@ impl Worker {
                 };
                 let _ = reply.send(res);
             }
-            Control::InstallBase {
-                name,
-                ticket,
-                reply,
-            } => {
-                let started = Instant::now();
-                let res = self.install_base(&name, &ticket);
-                self.shared.lock().stats.last_install_us =
-                    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                if let Err(e) = &res {
-                    self.shared.fail(e.to_string());
-                }
-                let _ = reply.send(res);
-            }
         }
     }
+}
 
-    fn install_base(&mut self, name: &str, ticket: &RewriteTicket) -> Result<(), AofError> {
-        let mut next = self.manifest.clone();
+/// Installs a rewrite's base: the manifest switch and the removal of the replaced files, on
+/// the calling thread, while the writer thread goes on appending to the active incr file (the
+/// switch does not touch it). A segment rotation that comes due meanwhile waits for the switch.
+#[derive(Clone)]
+pub struct Installer {
+    shared: Arc<Shared>,
+}
+
+impl Installer {
+    /// See [`LogWriter::install_base`]. A failure latches the log, like a failed write.
+    pub fn install_base(&self, name: &str, ticket: RewriteTicket) -> Result<(), AofError> {
+        if let Some(f) = self.shared.lock().failed.clone() {
+            return Err(AofError::Failed(f));
+        }
+        let started = Instant::now();
+        let res = self.switch(name, &ticket);
+        self.shared.lock().stats.last_install_us =
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if let Err(e) = &res {
+            self.shared.fail(e.to_string());
+        }
+        res
+    }
+
+    fn switch(&self, name: &str, ticket: &RewriteTicket) -> Result<(), AofError> {
+        let sh = &self.shared;
+        let (vfs, opts) = (sh.vfs.as_ref(), &sh.opts);
+        let _io = sh.manifest_io();
+        let mut next = sh.files().manifest.clone();
         let mut history: Vec<ManifestEntry> = Vec::new();
         if let Some(old) = next.base.take() {
             if ticket.replaced.contains(&old.name) {
@@ -1030,8 +1070,8 @@ impl Worker {
             seq: ticket.base_seq,
             kind: FileType::Base,
         });
-        let mname = manifest_name(&self.opts.filename);
-        let mpath = self.opts.dir.join(&mname);
+        let mname = manifest_name(&opts.filename);
+        let mpath = opts.dir.join(&mname);
         // Step 1: the switch (old files listed as history, like Redis).
         let mut with_history = next.clone();
         with_history.history = history
@@ -1041,25 +1081,40 @@ impl Worker {
                 ..e.clone()
             })
             .collect();
-        write_file_atomic(
-            self.vfs.as_ref(),
-            &self.opts.dir,
-            &mname,
-            &with_history.format(),
-        )
-        .map_err(AofError::io("write manifest", &mpath))?;
+        write_file_atomic(vfs, &opts.dir, &mname, &with_history.format())
+            .map_err(AofError::io("write manifest", &mpath))?;
         // Step 2: delete the history files, then drop them from the manifest.
         for h in &history {
-            let p = self.opts.dir.join(&h.name);
-            self.vfs
-                .remove_file(&p)
-                .map_err(AofError::io("remove", &p))?;
+            let p = opts.dir.join(&h.name);
+            vfs.remove_file(&p).map_err(AofError::io("remove", &p))?;
         }
-        write_file_atomic(self.vfs.as_ref(), &self.opts.dir, &mname, &next.format())
+        write_file_atomic(vfs, &opts.dir, &mname, &next.format())
             .map_err(AofError::io("write manifest", &mpath))?;
-        self.base_size = self.vfs.len(&self.opts.dir.join(name)).unwrap_or(0);
-        self.sealed_size = 0;
-        self.manifest = next;
+        let size_of = |n: &str| vfs.len(&opts.dir.join(n)).unwrap_or(0);
+        let base_size = size_of(name);
+        // Every incr file but the last (the active one) is sealed.
+        let sealed_size = next
+            .incr
+            .iter()
+            .take(next.incr.len().saturating_sub(1))
+            .map(|e| size_of(&e.name))
+            .sum();
+        let segments = next.incr.len();
+        let old_sizes = {
+            let mut f = sh.files();
+            let old = f.base_size + f.sealed_size;
+            f.base_size = base_size;
+            f.sealed_size = sealed_size;
+            f.manifest = next;
+            old
+        };
+        // Lock order: `files` is never held while taking `inner` (the writer takes `files`
+        // inside `inner` in `update_stats`).
+        let mut g = sh.lock();
+        let active = g.stats.current_size.saturating_sub(old_sizes);
+        g.stats.segments = segments;
+        g.stats.base_size = base_size;
+        g.stats.current_size = base_size + sealed_size + active;
         Ok(())
     }
 }
@@ -1309,7 +1364,7 @@ mod tests {
     }
 
     #[test]
-    fn a_requested_install_answers_without_blocking_the_caller() {
+    fn an_install_needs_no_writer_thread_and_does_not_hold_back_writes() {
         let fs = SimFs::new(8);
         let (w, _) = open(&fs, FsyncPolicy::EverySec, Arc::default());
         w.submit(CMD, 0);
@@ -1317,17 +1372,24 @@ mod tests {
         let dir = Path::new("/d/appendonlydir");
         let base = super::super::base_file_name("appendonly.aof", t.base_seq, false);
         write_file_atomic(&fs, dir, &base, CMD).expect("base");
+        let installer = w.installer();
+        // The writer thread is held (it takes nothing) while the install completes on this
+        // thread; bytes submitted meanwhile are written once it is released.
         let g = w.hold();
-        let pending = w.request_install_base(&base, t);
         let end = w.submit(CMD, 0);
-        assert!(pending.try_take().is_none());
+        installer.install_base(&base, t.clone()).expect("install");
         drop(g);
-        pending.wait().expect("install");
         drop(w.hold());
         assert_eq!(w.progress().written, end);
         let s = w.stats();
-        assert_eq!(s.segments, 1, "{s:?}");
+        assert_eq!((s.segments, s.base_size), (1, CMD.len() as u64), "{s:?}");
+        assert!(!fs.exists(&dir.join(&t.replaced[0])).expect("exists"));
         w.shutdown().expect("shutdown");
+        let m = Manifest::parse(&fs.read(&dir.join("appendonly.aof.manifest")).expect("read"))
+            .expect("parse");
+        assert_eq!(m.base.map(|b| b.name), Some(base));
+        assert_eq!(m.incr.iter().map(|e| e.name.clone()).collect::<Vec<_>>(), vec![t.new_incr]);
+        assert!(m.history.is_empty());
     }
 
     #[test]
