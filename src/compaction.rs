@@ -54,9 +54,15 @@ const WALK_CHECK_KEYS: usize = 32;
 const CHUNK_BYTES_MAX: usize = 128 << 10;
 /// Chunks in flight to the serializer thread.
 const CHANNEL_CHUNKS_MAX: usize = 4;
-/// How often the execution thread looks at a snapshot that waits for its thread or the log
-/// writer (the walk itself runs every round, without sleeping).
+/// How often the execution thread looks at a snapshot that waits for its thread.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// Pause between two walk steps when no command arrives: the walk takes at most about half of
+/// a core, leaving the rest to the serializer thread and to everything else on the machine.
+const WALK_PAUSE: Duration = Duration::from_micros(250);
+/// The snapshot file is fdatasync'ed every this many bytes while it is written (Redis's
+/// incremental fsync), so the final fsync is short and never holds the file system's journal
+/// (and with it the log's own fsyncs) for long.
+const FILE_SYNC_BYTES: usize = 4 << 20;
 
 /// What the snapshot is for, as INFO and the commands see it.
 pub enum Purpose {
@@ -267,7 +273,7 @@ impl Snapshot {
     /// How long the execution thread may sleep before the snapshot wants a step.
     pub fn next_step_in(&self) -> Duration {
         if !self.walk_done && self.backlog.is_empty() {
-            Duration::ZERO
+            WALK_PAUSE
         } else {
             POLL_INTERVAL
         }
@@ -383,6 +389,34 @@ fn approx_size(v: &rdb::Value) -> usize {
     }
 }
 
+/// The snapshot file, fdatasync'ed every [`FILE_SYNC_BYTES`].
+struct SyncEvery {
+    file: std::fs::File,
+    unsynced: usize,
+}
+
+impl SyncEvery {
+    fn new(file: std::fs::File) -> SyncEvery {
+        SyncEvery { file, unsynced: 0 }
+    }
+}
+
+impl Write for SyncEvery {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n;
+        if self.unsynced >= FILE_SYNC_BYTES {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 fn taken(counter: &std::sync::atomic::AtomicUsize, bytes: usize) {
     counter.fetch_sub(bytes.min(counter.load(Ordering::Relaxed)), Ordering::Relaxed);
 }
@@ -394,7 +428,7 @@ fn serializer(
     sizes: Vec<(u64, u64)>,
     counter: &std::sync::atomic::AtomicUsize,
 ) -> Result<(), String> {
-    let out = std::io::BufWriter::with_capacity(256 << 10, file);
+    let out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
     let mut cur_db: Option<u32> = None;
     while let Ok(c) = rx.recv() {
@@ -430,7 +464,7 @@ fn serializer(
                 let out = w.finish().map_err(|e| e.to_string())?;
                 let mut f = out.into_inner().map_err(|e| e.to_string())?;
                 f.flush().map_err(|e| e.to_string())?;
-                f.sync_all().map_err(|e| e.to_string())?;
+                f.file.sync_all().map_err(|e| e.to_string())?;
                 return Ok(());
             }
         }
@@ -459,7 +493,7 @@ fn resp_serializer(
     file: std::fs::File,
     counter: &std::sync::atomic::AtomicUsize,
 ) -> Result<(), String> {
-    let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
+    let mut out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let mut cur_db: Option<u32> = None;
     let mut buf = Vec::with_capacity(1 << 16);
     while let Ok(c) = rx.recv() {
@@ -491,7 +525,7 @@ fn resp_serializer(
             Chunk::Finish => {
                 out.write_all(&buf).map_err(|e| e.to_string())?;
                 let f = out.into_inner().map_err(|e| e.to_string())?;
-                f.sync_all().map_err(|e| e.to_string())?;
+                f.file.sync_all().map_err(|e| e.to_string())?;
                 return Ok(());
             }
         }
