@@ -6,7 +6,8 @@
 //! - Starting a snapshot bumps an epoch. Every object carries the epoch in which it was last
 //!   serialized (`Object::snap`); objects created while the snapshot runs are born with the
 //!   current epoch (`keyspace::NEW_OBJECT_SNAP`) because they did not exist at the snapshot point.
-//! - Each execution round, the *walk* serializes a budget of keys, visiting each database's
+//! - Each execution round, the *walk* copies keys for a time budget (`WALK_STEP_BUDGET`), visiting
+//!   each database's
 //!   indices from the top down (the SCAN order, which never misses a key present throughout, see
 //!   `Db::scan_indices`), skipping objects already stamped with the epoch.
 //! - Before any write touches a key (`before_write`, called by `exec::call` for every write
@@ -21,12 +22,15 @@
 //! Extra memory: the channel's chunks plus the pre-write copies of keys written during the
 //! snapshot (not a copy of the dataset).
 //!
-//! For BGREWRITEAOF, the log writer first seals the active incr file and opens a new one
-//! (`LogWriter::rotate_for_rewrite`) at the same instant the snapshot starts: the new base plus the
-//! new incr file hold the whole state. When the base is durable, one atomic manifest switch
-//! (`LogWriter::install_base`) replaces the old base and incr files. A crash before the switch
+//! For BGREWRITEAOF, the execution thread asks the log writer to seal the active incr file and
+//! open a new one at the point of the log where the snapshot starts
+//! (`LogWriter::request_rotate_for_rewrite`), without waiting: the new base plus the new incr file
+//! hold the whole state, and replies of later writes wait (durability gate) for the writer, which
+//! writes them only into the new, durably listed incr file. When the base is durable, the snapshot
+//! thread renames it and does the one atomic manifest switch (`Installer::install_base`) that
+//! replaces the old base and incr files, while the log writer goes on. A crash before the switch
 //! leaves the old manifest (old base, old incr files, new incr file) which loads to the same
-//! state; a leftover temp file is ignored.
+//! state; a leftover temp or unnamed base file is ignored.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -418,7 +422,10 @@ impl Write for SyncEvery {
 }
 
 fn taken(counter: &std::sync::atomic::AtomicUsize, bytes: usize) {
-    counter.fetch_sub(bytes.min(counter.load(Ordering::Relaxed)), Ordering::Relaxed);
+    counter.fetch_sub(
+        bytes.min(counter.load(Ordering::Relaxed)),
+        Ordering::Relaxed,
+    );
 }
 
 fn serializer(

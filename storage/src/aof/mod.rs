@@ -16,8 +16,7 @@ pub use batch::{BatchReader, Chain, Cmd, ReadError, ReadErrorKind, Unit};
 pub use manifest::{FileType, Manifest, ManifestEntry, ManifestError};
 pub use writer::{
     AofOptions, AppendPoint, FsyncPolicy, Installer, LogStats, LogWriter, Pending, Progress,
-    ResumePoint,
-    RewriteTicket,
+    ResumePoint, RewriteTicket,
 };
 
 use std::path::PathBuf;

@@ -1338,7 +1338,10 @@ mod tests {
             let before_end = w.submit(CMD, 0);
             let pending = w.request_rotate_for_rewrite();
             let after_end = w.submit(AFTER, 3);
-            assert!(pending.try_take().is_none(), "{policy:?}: held writer answered");
+            assert!(
+                pending.try_take().is_none(),
+                "{policy:?}: held writer answered"
+            );
             drop(g);
             let t = pending.wait().expect("rotate");
             drop(w.hold());
@@ -1388,7 +1391,10 @@ mod tests {
         let m = Manifest::parse(&fs.read(&dir.join("appendonly.aof.manifest")).expect("read"))
             .expect("parse");
         assert_eq!(m.base.map(|b| b.name), Some(base));
-        assert_eq!(m.incr.iter().map(|e| e.name.clone()).collect::<Vec<_>>(), vec![t.new_incr]);
+        assert_eq!(
+            m.incr.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
+            vec![t.new_incr]
+        );
         assert!(m.history.is_empty());
     }
 
