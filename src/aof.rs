@@ -13,7 +13,7 @@ use strongbox_storage::aof::{base_file_name, manifest_name, FileType, Manifest, 
 use strongbox_storage::fs::{DirLock, RealFs, Vfs};
 
 use crate::client::Client;
-use crate::compaction::{self, Format, Purpose, Snapshot};
+use crate::compaction::{self, Finished, Format, Purpose, Snapshot, Target};
 use crate::durability::{Gate, LogSink};
 use crate::exec::Server;
 use crate::persist::Persistence;
@@ -100,9 +100,36 @@ pub struct Persist {
     pub loaded_keys: u64,
     pub load_secs: f64,
     last_snapshot_extra: String,
+    /// The last finished snapshot's own figures (`strongbox_compaction_*`).
+    last_snapshot_stats: Option<compaction::Stats>,
 }
 
 impl Persist {
+    fn snapshot_figures(&mut self, s: &Snapshot) {
+        self.last_snapshot_extra =
+            format!("keys={} backlog_chunks_max={}", s.keys_done, s.backlog_max);
+        self.last_snapshot_stats = Some(s.stats);
+    }
+
+    fn rewrite_done(&mut self, srv: &Server, s: &Snapshot, secs: i64, r: Result<(), String>) {
+        self.snapshot_figures(s);
+        self.last_rewrite_secs = secs;
+        match r {
+            Ok(()) => {
+                self.last_rewrite_ok = true;
+                self.aof_rewrites += 1;
+                if let Some(w) = self.writer(srv) {
+                    self.rewrite_base_size = w.stats().current_size;
+                }
+                tracing::info!("Background AOF rewrite finished successfully");
+            }
+            Err(e) => {
+                self.last_rewrite_ok = false;
+                tracing::warn!("Background AOF rewrite failed: {e}");
+            }
+        }
+    }
+
     fn writer<'a>(&self, srv: &'a Server) -> Option<&'a LogWriter> {
         srv.log
             .sink()
@@ -111,18 +138,28 @@ impl Persist {
     }
 
     /// BGREWRITEAOF: rotate the log and start the snapshot that becomes the new base.
+    ///
+    /// The execution thread does not wait for the rotation: it asks the log writer for it at
+    /// this point of the log and goes on. Everything submitted before is in the files the new
+    /// base replaces; everything after goes to the new incr file, and its replies wait (through
+    /// the durability gate) for the writer, which writes it only once the new incr file is
+    /// durably in the manifest.
     pub fn start_rewrite(&mut self, srv: &mut Server) -> Result<(), String> {
         if srv.snapshot.is_some() {
             self.rewrite_scheduled = true;
             return Ok(());
         }
+        let t0 = Instant::now();
         srv.log.submit();
         let Some(writer) = self.writer(srv) else {
             return Err("AOF is disabled".into());
         };
-        let ticket = writer.rotate_for_rewrite().map_err(|e| e.to_string())?;
+        if let Some(f) = writer.progress().failed {
+            return Err(f);
+        }
+        let ticket = writer.request_rotate_for_rewrite();
+        let installer = writer.installer();
         let preamble = srv.cfg.get_bool("aof-use-rdb-preamble");
-        let base_name = base_file_name(&self.filename, ticket.base_seq, preamble);
         let temp = self
             .aof_dir
             .join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
@@ -133,14 +170,19 @@ impl Persist {
         };
         Snapshot::start(
             srv,
-            Purpose::AofBase {
+            Target::AofBase {
                 ticket,
-                base_name,
+                installer,
                 aof_dir: self.aof_dir.clone(),
+                filename: self.filename.clone(),
+                preamble,
             },
             temp,
             file_format,
         )?;
+        if let Some(s) = srv.snapshot.as_mut() {
+            s.add_work(t0.elapsed());
+        }
         self.rewrite_scheduled = false;
         tracing::info!("Background append only file rewriting started");
         Ok(())
@@ -151,7 +193,7 @@ impl Persist {
         let final_path = self.dir.join(srv.cfg.get("dbfilename"));
         let temp = self.dir.join(format!("temp-{}.rdb", std::process::id()));
         let opts = crate::snapshot::writer_options(srv, false);
-        Snapshot::start(srv, Purpose::Dump { final_path }, temp, Format::Rdb(opts))?;
+        Snapshot::start(srv, Target::Dump { final_path }, temp, Format::Rdb(opts))?;
         self.bgsave_dirty_at_start = srv.dirty;
         self.bgsave_scheduled = false;
         tracing::info!("Background saving started");
@@ -173,7 +215,7 @@ impl Persist {
 
 /// Rename a complete, fsynced file into place and make the rename durable (the storage
 /// crate's one helper for it).
-fn install_file(from: &Path, to: &Path) -> Result<(), String> {
+pub(crate) fn install_file(from: &Path, to: &Path) -> Result<(), String> {
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     let (Some(dir), Some(from_name), Some(to_name)) = (to.parent(), name(from), name(to)) else {
         return Err(format!(
@@ -265,15 +307,18 @@ impl Persistence for Persist {
             return;
         };
         let secs = s.started.elapsed().as_secs() as i64;
+        // The snapshot thread has written, fsynced and installed the file (for a rewrite:
+        // renamed the base and switched the manifest, while the log writer went on).
         let result = compaction::join(&mut s);
-        self.last_snapshot_extra =
-            format!("keys={} backlog_chunks_max={}", s.keys_done, s.backlog_max);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&s.temp_path);
+        }
         match s.purpose {
-            Purpose::Dump { final_path } => {
-                let r = result.and_then(|_| install_file(&s.temp_path, &final_path));
+            Purpose::Dump {} => {
+                self.snapshot_figures(&s);
                 self.last_bgsave_secs = secs;
-                match r {
-                    Ok(()) => {
+                match result {
+                    Ok(_) => {
                         srv.dirty = srv.dirty.saturating_sub(self.bgsave_dirty_at_start);
                         srv.lastsave_s = crate::util::now_ms() / 1000;
                         self.last_bgsave_ok = true;
@@ -281,41 +326,21 @@ impl Persistence for Persist {
                         tracing::info!("Background saving terminated with success");
                     }
                     Err(e) => {
-                        let _ = std::fs::remove_file(&s.temp_path);
                         self.last_bgsave_ok = false;
                         tracing::warn!("Background saving error: {e}");
                     }
                 }
             }
-            Purpose::AofBase {
-                ticket,
-                base_name,
-                aof_dir,
-            } => {
-                self.last_rewrite_secs = secs;
-                let r = result
-                    .and_then(|_| install_file(&s.temp_path, &aof_dir.join(&base_name)))
-                    .and_then(|_| match self.writer(srv) {
-                        Some(w) => w
-                            .install_base(&base_name, ticket)
-                            .map_err(|e| e.to_string()),
-                        None => Err("AOF is disabled".into()),
-                    });
-                match r {
-                    Ok(()) => {
-                        self.last_rewrite_ok = true;
-                        self.aof_rewrites += 1;
-                        if let Some(w) = self.writer(srv) {
-                            self.rewrite_base_size = w.stats().current_size;
-                        }
-                        tracing::info!("Background AOF rewrite finished successfully");
+            Purpose::AofBase {} => {
+                let r = match result {
+                    Ok(Finished::AofBase { base_name }) => {
+                        tracing::debug!("New AOF base {base_name}");
+                        Ok(())
                     }
-                    Err(e) => {
-                        let _ = std::fs::remove_file(&s.temp_path);
-                        self.last_rewrite_ok = false;
-                        tracing::warn!("Background AOF rewrite failed: {e}");
-                    }
-                }
+                    Ok(Finished::Dump) => Err("snapshot installed as a dump".to_string()),
+                    Err(e) => Err(e),
+                };
+                self.rewrite_done(srv, &s, secs, r);
             }
         }
     }
@@ -416,6 +441,31 @@ impl Persistence for Persist {
             ));
             v.push(("strongbox_aof_written".into(), st.written.to_string()));
             v.push(("strongbox_aof_synced".into(), st.synced.to_string()));
+            v.push((
+                "strongbox_aof_last_rotate_us".into(),
+                st.last_rotate_us.to_string(),
+            ));
+            v.push((
+                "strongbox_aof_last_install_us".into(),
+                st.last_install_us.to_string(),
+            ));
+        }
+        // The running snapshot's figures so far, else the last one's.
+        if let Some(st) = running.map(|s| s.stats).or(self.last_snapshot_stats) {
+            let fields = [
+                ("strongbox_compaction_max_stall_us", st.max_stall_us),
+                ("strongbox_compaction_max_round_us", st.max_round_us),
+                ("strongbox_compaction_rounds", st.rounds),
+                ("strongbox_compaction_stalls_over_1ms", st.stalls_over_1ms),
+                (
+                    "strongbox_compaction_peak_buffered_bytes",
+                    st.peak_buffered_bytes,
+                ),
+                ("strongbox_compaction_pre_write_copies", st.pre_write_copies),
+            ];
+            for (k, val) in fields {
+                v.push((k.into(), val.to_string()));
+            }
         }
         if !self.last_snapshot_extra.is_empty() {
             v.push((
@@ -459,6 +509,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         loaded_keys: 0,
         load_secs: 0.0,
         last_snapshot_extra: String::new(),
+        last_snapshot_stats: None,
     };
     if srv.cfg.get_bool("appendonly") {
         let opts = recovery::Options {

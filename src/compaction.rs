@@ -6,7 +6,8 @@
 //! - Starting a snapshot bumps an epoch. Every object carries the epoch in which it was last
 //!   serialized (`Object::snap`); objects created while the snapshot runs are born with the
 //!   current epoch (`keyspace::NEW_OBJECT_SNAP`) because they did not exist at the snapshot point.
-//! - Each execution round, the *walk* serializes a budget of keys, visiting each database's
+//! - Each execution round, the *walk* copies keys for a time budget (`WALK_STEP_BUDGET`), visiting
+//!   each database's
 //!   indices from the top down (the SCAN order, which never misses a key present throughout, see
 //!   `Db::scan_indices`), skipping objects already stamped with the epoch.
 //! - Before any write touches a key (`before_write`, called by `exec::call` for every write
@@ -21,12 +22,15 @@
 //! Extra memory: the channel's chunks plus the pre-write copies of keys written during the
 //! snapshot (not a copy of the dataset).
 //!
-//! For BGREWRITEAOF, the log writer first seals the active incr file and opens a new one
-//! (`LogWriter::rotate_for_rewrite`) at the same instant the snapshot starts: the new base plus the
-//! new incr file hold the whole state. When the base is durable, one atomic manifest switch
-//! (`LogWriter::install_base`) replaces the old base and incr files. A crash before the switch
+//! For BGREWRITEAOF, the execution thread asks the log writer to seal the active incr file and
+//! open a new one at the point of the log where the snapshot starts
+//! (`LogWriter::request_rotate_for_rewrite`), without waiting: the new base plus the new incr file
+//! hold the whole state, and replies of later writes wait (durability gate) for the writer, which
+//! writes them only into the new, durably listed incr file. When the base is durable, the snapshot
+//! thread renames it and does the one atomic manifest switch (`Installer::install_base`) that
+//! replaces the old base and incr files, while the log writer goes on. A crash before the switch
 //! leaves the old manifest (old base, old incr files, new incr file) which loads to the same
-//! state; a leftover temp file is ignored.
+//! state; a leftover temp or unnamed base file is ignored.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -34,34 +38,65 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use strongbox_storage::aof::writer::{Installer, Pending, RewriteTicket};
 use strongbox_storage::rdb::{self, RdbWriter, WriterOptions};
 
 use crate::cmd::CommandSpec;
 use crate::exec::Server;
-use crate::keyspace::{Db, NEW_OBJECT_SNAP};
+use crate::keyspace::{Db, Value, NEW_OBJECT_SNAP};
 
-/// Keys the walk serializes per execution round at most.
-const WALK_KEYS_PER_ROUND: usize = 512;
-/// Entries per chunk sent to the serializer thread.
-const CHUNK_ENTRIES_MAX: usize = 256;
-/// Approximate bytes per chunk.
-const CHUNK_BYTES_MAX: usize = 1 << 20;
+/// Time the walk may take in one execution round: the walk stops at the first check past it
+/// (checked every [`WALK_CHECK_KEYS`] keys), so a client's command waits at most about this
+/// long behind it.
+const WALK_STEP_BUDGET: Duration = Duration::from_micros(250);
+/// Keys between two looks at the clock during the walk.
+const WALK_CHECK_KEYS: usize = 32;
+/// Approximate bytes per chunk (copied key and value bytes plus record overhead).
+const CHUNK_BYTES_MAX: usize = 128 << 10;
 /// Chunks in flight to the serializer thread.
-const CHANNEL_CHUNKS_MAX: usize = 16;
+const CHANNEL_CHUNKS_MAX: usize = 4;
+/// How often the execution thread looks at a snapshot that waits for its thread.
+const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// Pause between two walk steps when no command arrives: the walk takes at most about half of
+/// a core, leaving the rest to the serializer thread and to everything else on the machine.
+const WALK_PAUSE: Duration = Duration::from_micros(250);
+/// The snapshot file is fdatasync'ed every this many bytes while it is written (Redis's
+/// incremental fsync), so the final fsync is short and never holds the file system's journal
+/// (and with it the log's own fsyncs) for long.
+const FILE_SYNC_BYTES: usize = 4 << 20;
 
-/// What the snapshot is for.
+/// What the snapshot is for, as INFO and the commands see it.
 pub enum Purpose {
-    /// BGSAVE: the file becomes `dbfilename`.
+    /// BGSAVE.
+    Dump {},
+    /// BGREWRITEAOF.
+    AofBase {},
+}
+
+/// Where the finished file goes: installed by the snapshot thread once the file is fsynced.
+pub enum Target {
+    /// BGSAVE: the file becomes `final_path` (dbfilename).
     Dump { final_path: PathBuf },
-    /// BGREWRITEAOF: the file becomes the new AOF base.
+    /// BGREWRITEAOF: the file becomes the new AOF base, named after the rotation's ticket
+    /// (which the log writer hands over when it has done the rotation).
     AofBase {
-        ticket: strongbox_storage::aof::writer::RewriteTicket,
-        base_name: String,
+        ticket: Pending<RewriteTicket>,
+        installer: Installer,
         aof_dir: PathBuf,
+        filename: String,
+        preamble: bool,
     },
+}
+
+/// What the snapshot thread leaves when it is done.
+pub enum Finished {
+    /// dump.rdb is in place.
+    Dump,
+    /// The base is installed: durable under `base_name` and named by the manifest.
+    AofBase { base_name: String },
 }
 
 /// The file format of a snapshot.
@@ -72,9 +107,60 @@ pub enum Format {
     Resp,
 }
 
+/// One key copied out of the keyspace. Strings (the common case) are copied as bytes into the
+/// chunk's arena: no per-key allocation, and no clone of the keyspace's `Bytes` (a first clone
+/// of a `Bytes` allocates a shared header that then stays with the key for good).
+struct Rec {
+    db: u32,
+    expire_ms: Option<i64>,
+    key: (u32, u32),
+    value: RecValue,
+}
+
+enum RecValue {
+    /// A string: its bytes in the arena.
+    Str(u32, u32),
+    /// A collection, already converted (element bytes copied).
+    Value(rdb::Value),
+}
+
+#[derive(Default)]
+struct Batch {
+    arena: Vec<u8>,
+    recs: Vec<Rec>,
+}
+
+impl Batch {
+    fn put(&mut self, b: &[u8]) -> (u32, u32) {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(b);
+        (start as u32, self.arena.len() as u32)
+    }
+}
+
 enum Chunk {
-    Entries(Vec<rdb::Entry>),
+    Entries(Batch),
     Finish,
+}
+
+/// Figures of one snapshot, measured by the server itself (INFO persistence
+/// `strongbox_compaction_*`): wall-clock figures of short intervals on the execution thread,
+/// so they do not depend on a client's view of a busy machine.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Longest time the execution thread spent on the snapshot within one round (walk step,
+    /// pre-write copies, start, hand-over of the install), in µs.
+    pub max_stall_us: u64,
+    /// Longest execution round (all work of the round, commands included) while it ran, µs.
+    pub max_round_us: u64,
+    /// Execution rounds while it ran.
+    pub rounds: u64,
+    /// Rounds whose snapshot work took more than 1 ms.
+    pub stalls_over_1ms: u64,
+    /// Most bytes copied out of the keyspace and not yet taken by the serializer thread.
+    pub peak_buffered_bytes: u64,
+    /// Keys copied before a write (serialize-before-mutate).
+    pub pre_write_copies: u64,
 }
 
 pub struct Snapshot {
@@ -83,27 +169,34 @@ pub struct Snapshot {
     db: usize,
     cursor: u64,
     walk_done: bool,
-    chunk: Vec<rdb::Entry>,
+    chunk: Batch,
     chunk_bytes: usize,
-    backlog: VecDeque<Chunk>,
+    backlog: VecDeque<(Chunk, usize)>,
+    backlog_bytes: usize,
     tx: SyncSender<Chunk>,
-    handle: Option<JoinHandle<Result<(), String>>>,
+    /// Bytes handed to the channel and not yet taken by the serializer (it subtracts).
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    handle: Option<JoinHandle<Result<Finished, String>>>,
     pub temp_path: PathBuf,
     pub started: Instant,
     pub keys_done: u64,
     pub keys_total: u64,
     /// Largest number of chunks queued beyond the channel (memory high-water mark).
     pub backlog_max: usize,
+    pub stats: Stats,
+    /// Snapshot work of the current round so far.
+    round_work: Duration,
 }
 
 impl Snapshot {
-    /// Start a snapshot of `srv` now, written to `temp_path`.
+    /// Start a snapshot of `srv` now, written to `temp_path` and installed per `target`.
     pub fn start(
         srv: &mut Server,
-        purpose: Purpose,
+        target: Target,
         temp_path: PathBuf,
         file_format: Format,
     ) -> Result<(), String> {
+        let t0 = Instant::now();
         srv.snap_epoch = srv.snap_epoch.wrapping_add(1).max(1);
         let epoch = srv.snap_epoch;
         let file = std::fs::File::create(&temp_path)
@@ -115,11 +208,21 @@ impl Snapshot {
             .iter()
             .map(|d| (d.keys.len() as u64, d.expires.len() as u64))
             .collect();
+        let purpose = match target {
+            Target::Dump { .. } => Purpose::Dump {},
+            Target::AofBase { .. } => Purpose::AofBase {},
+        };
+        let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = in_flight.clone();
+        let temp = temp_path.clone();
         let handle = std::thread::Builder::new()
             .name("strongbox-snapshot".into())
-            .spawn(move || match file_format {
-                Format::Rdb(opts) => serializer(rx, file, opts, sizes),
-                Format::Resp => resp_serializer(rx, file),
+            .spawn(move || {
+                match file_format {
+                    Format::Rdb(opts) => serializer(rx, file, opts, sizes, &counter),
+                    Format::Resp => resp_serializer(rx, file, &counter),
+                }?;
+                install(&temp, target)
             })
             .map_err(|e| e.to_string())?;
         NEW_OBJECT_SNAP.store(epoch, Ordering::Relaxed);
@@ -130,16 +233,20 @@ impl Snapshot {
             db: 0,
             cursor: 0,
             walk_done: false,
-            chunk: Vec::new(),
+            chunk: Batch::default(),
             chunk_bytes: 0,
             backlog: VecDeque::new(),
+            backlog_bytes: 0,
             tx,
+            in_flight,
             handle: Some(handle),
             temp_path,
             started: Instant::now(),
             keys_done: 0,
             keys_total,
             backlog_max: 0,
+            stats: Stats::default(),
+            round_work: t0.elapsed(),
         });
         Ok(())
     }
@@ -149,49 +256,94 @@ impl Snapshot {
         !self.walk_done
     }
 
-    fn emit(&mut self, db: usize, key: &Bytes, d: &Db) {
-        let Some(o) = d.keys.get(&key[..]) else {
-            return;
+    /// Count `d` as snapshot work of the current round.
+    pub fn add_work(&mut self, d: Duration) {
+        self.round_work += d;
+    }
+
+    /// End of an execution round that took `round` in all.
+    pub fn note_round(&mut self, round: Duration) {
+        let st = &mut self.stats;
+        st.rounds += 1;
+        st.max_round_us = st.max_round_us.max(round.as_micros() as u64);
+        let work = self.round_work.as_micros() as u64;
+        st.max_stall_us = st.max_stall_us.max(work);
+        if work > 1000 {
+            st.stalls_over_1ms += 1;
+        }
+        self.round_work = Duration::ZERO;
+    }
+
+    /// How long the execution thread may sleep before the snapshot wants a step.
+    pub fn next_step_in(&self) -> Duration {
+        if !self.walk_done && self.backlog.is_empty() {
+            WALK_PAUSE
+        } else {
+            POLL_INTERVAL
+        }
+    }
+
+    fn emit(&mut self, db: usize, key: &[u8], value: &Value, expire_ms: Option<i64>) {
+        let c = &mut self.chunk;
+        let before = c.arena.len();
+        let key = c.put(key);
+        let value = match value {
+            Value::Str(s) => {
+                let (a, b) = c.put(s);
+                RecValue::Str(a, b)
+            }
+            other => {
+                let v = crate::snapshot::to_rdb(other);
+                self.chunk_bytes += approx_size(&v);
+                RecValue::Value(v)
+            }
         };
-        let value = crate::snapshot::to_rdb(&o.value);
-        self.chunk_bytes += key.len() + approx_size(&value);
-        self.chunk.push(rdb::Entry {
+        c.recs.push(Rec {
             db: db as u32,
-            key: key.clone(),
+            expire_ms,
+            key,
             value,
-            expire_ms: d.expire_of(key),
-            idle_secs: None,
-            freq: None,
         });
+        self.chunk_bytes += c.arena.len() - before + std::mem::size_of::<Rec>();
         self.keys_done += 1;
-        if self.chunk.len() >= CHUNK_ENTRIES_MAX || self.chunk_bytes >= CHUNK_BYTES_MAX {
+        // Arena offsets are u32: a chunk is flushed long before 4 GiB (one huge string aside,
+        // which then travels alone).
+        if self.chunk_bytes >= CHUNK_BYTES_MAX {
             self.flush_chunk();
         }
     }
 
     fn flush_chunk(&mut self) {
-        if self.chunk.is_empty() {
+        if self.chunk.recs.is_empty() {
             return;
         }
         let c = Chunk::Entries(std::mem::take(&mut self.chunk));
-        self.chunk_bytes = 0;
-        self.backlog.push_back(c);
+        let bytes = std::mem::take(&mut self.chunk_bytes);
+        self.backlog.push_back((c, bytes));
+        self.backlog_bytes += bytes;
         self.drain_backlog();
     }
 
     /// Push queued chunks into the channel without blocking. Returns true if none is left.
     fn drain_backlog(&mut self) -> bool {
-        while let Some(c) = self.backlog.pop_front() {
+        let buffered = self.in_flight.load(Ordering::Relaxed) + self.backlog_bytes;
+        self.stats.peak_buffered_bytes = self.stats.peak_buffered_bytes.max(buffered as u64);
+        while let Some((c, bytes)) = self.backlog.pop_front() {
+            self.in_flight.fetch_add(bytes, Ordering::Relaxed);
             match self.tx.try_send(c) {
-                Ok(()) => {}
+                Ok(()) => {
+                    self.backlog_bytes -= bytes;
+                }
                 Err(TrySendError::Full(c)) => {
-                    self.backlog.push_front(c);
+                    self.in_flight.fetch_sub(bytes, Ordering::Relaxed);
+                    self.backlog.push_front((c, bytes));
                     self.backlog_max = self.backlog_max.max(self.backlog.len());
                     return false;
                 }
                 Err(TrySendError::Disconnected(_)) => {
                     // The serializer failed; its error is collected at join.
                     self.backlog.clear();
+                    self.backlog_bytes = 0;
                     return true;
                 }
             }
@@ -200,14 +352,80 @@ impl Snapshot {
     }
 }
 
+/// Move the finished, fsynced temp file into place (on the snapshot thread).
+fn install(temp: &std::path::Path, target: Target) -> Result<Finished, String> {
+    match target {
+        Target::Dump { final_path } => {
+            crate::aof::install_file(temp, &final_path)?;
+            Ok(Finished::Dump)
+        }
+        Target::AofBase {
+            ticket,
+            installer,
+            aof_dir,
+            filename,
+            preamble,
+        } => {
+            // The rotation was requested when the snapshot started; the log writer has long
+            // done it by now, or does it now.
+            let ticket = ticket.wait().map_err(|e| e.to_string())?;
+            let base_name =
+                strongbox_storage::aof::base_file_name(&filename, ticket.base_seq, preamble);
+            // A new name, not in the manifest: a crash before the manifest switch leaves a
+            // file that nothing names.
+            crate::aof::install_file(temp, &aof_dir.join(&base_name))?;
+            // The manifest switch, here: the log writer goes on appending meanwhile.
+            installer
+                .install_base(&base_name, ticket)
+                .map_err(|e| e.to_string())?;
+            Ok(Finished::AofBase { base_name })
+        }
+    }
+}
+
 fn approx_size(v: &rdb::Value) -> usize {
     match v {
         rdb::Value::String(s) => s.len(),
-        rdb::Value::List(l) | rdb::Value::Set(l) => l.iter().map(|x| x.len() + 8).sum(),
-        rdb::Value::Hash(h) => h.iter().map(|(a, b)| a.len() + b.len() + 16).sum(),
-        rdb::Value::ZSet(z) => z.iter().map(|(a, _)| a.len() + 16).sum(),
+        rdb::Value::List(l) | rdb::Value::Set(l) => l.iter().map(|x| x.len() + 40).sum(),
+        rdb::Value::Hash(h) => h.iter().map(|(a, b)| a.len() + b.len() + 80).sum(),
+        rdb::Value::ZSet(z) => z.iter().map(|(a, _)| a.len() + 48).sum(),
         rdb::Value::Stream(s) => s.entries.len() * 64,
     }
+}
+
+/// The snapshot file, fdatasync'ed every [`FILE_SYNC_BYTES`].
+struct SyncEvery {
+    file: std::fs::File,
+    unsynced: usize,
+}
+
+impl SyncEvery {
+    fn new(file: std::fs::File) -> SyncEvery {
+        SyncEvery { file, unsynced: 0 }
+    }
+}
+
+impl Write for SyncEvery {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n;
+        if self.unsynced >= FILE_SYNC_BYTES {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+fn taken(counter: &std::sync::atomic::AtomicUsize, bytes: usize) {
+    counter.fetch_sub(
+        bytes.min(counter.load(Ordering::Relaxed)),
+        Ordering::Relaxed,
+    );
 }
 
 fn serializer(
@@ -215,27 +433,45 @@ fn serializer(
     file: std::fs::File,
     opts: WriterOptions,
     sizes: Vec<(u64, u64)>,
+    counter: &std::sync::atomic::AtomicUsize,
 ) -> Result<(), String> {
-    let out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
     let mut cur_db: Option<u32> = None;
     while let Ok(c) = rx.recv() {
         match c {
-            Chunk::Entries(entries) => {
-                for e in entries {
-                    if cur_db != Some(e.db) {
-                        let (keys, expires) = sizes.get(e.db as usize).copied().unwrap_or((0, 0));
-                        w.begin_db(e.db, keys, expires).map_err(|e| e.to_string())?;
-                        cur_db = Some(e.db);
+            Chunk::Entries(batch) => {
+                let bytes = batch_bytes(&batch);
+                let Batch { arena, recs } = batch;
+                let get = |r: (u32, u32)| &arena[r.0 as usize..r.1 as usize];
+                for r in recs {
+                    if cur_db != Some(r.db) {
+                        let (keys, expires) = sizes.get(r.db as usize).copied().unwrap_or((0, 0));
+                        w.begin_db(r.db, keys, expires).map_err(|e| e.to_string())?;
+                        cur_db = Some(r.db);
                     }
-                    w.write_entry(&e).map_err(|e| e.to_string())?;
+                    match r.value {
+                        RecValue::Str(a, b) => {
+                            w.write_string(r.db, get(r.key), get((a, b)), r.expire_ms)
+                        }
+                        RecValue::Value(value) => w.write_entry(&rdb::Entry {
+                            db: r.db,
+                            key: bytes::Bytes::copy_from_slice(get(r.key)),
+                            value,
+                            expire_ms: r.expire_ms,
+                            idle_secs: None,
+                            freq: None,
+                        }),
+                    }
+                    .map_err(|e| e.to_string())?;
                 }
+                taken(counter, bytes);
             }
             Chunk::Finish => {
                 let out = w.finish().map_err(|e| e.to_string())?;
                 let mut f = out.into_inner().map_err(|e| e.to_string())?;
                 f.flush().map_err(|e| e.to_string())?;
-                f.sync_all().map_err(|e| e.to_string())?;
+                f.file.sync_all().map_err(|e| e.to_string())?;
                 return Ok(());
             }
         }
@@ -243,32 +479,60 @@ fn serializer(
     Err("snapshot aborted".into())
 }
 
+/// The bytes a batch was counted for when queued (same formula as `emit`).
+fn batch_bytes(b: &Batch) -> usize {
+    b.arena.len()
+        + b.recs.len() * std::mem::size_of::<Rec>()
+        + b.recs
+            .iter()
+            .map(|r| match &r.value {
+                RecValue::Value(v) => approx_size(v),
+                RecValue::Str(..) => 0,
+            })
+            .sum::<usize>()
+}
+
 /// Commands per collection batch in a RESP base (Redis's AOF_REWRITE_ITEMS_PER_CMD).
 const RESP_ITEMS_PER_CMD: usize = 64;
 
-fn resp_serializer(rx: Receiver<Chunk>, file: std::fs::File) -> Result<(), String> {
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+fn resp_serializer(
+    rx: Receiver<Chunk>,
+    file: std::fs::File,
+    counter: &std::sync::atomic::AtomicUsize,
+) -> Result<(), String> {
+    let mut out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let mut cur_db: Option<u32> = None;
     let mut buf = Vec::with_capacity(1 << 16);
     while let Ok(c) = rx.recv() {
         match c {
-            Chunk::Entries(entries) => {
-                for e in entries {
-                    if cur_db != Some(e.db) {
-                        cmd(&mut buf, &[b"SELECT".as_ref(), e.db.to_string().as_bytes()]);
-                        cur_db = Some(e.db);
+            Chunk::Entries(batch) => {
+                let bytes = batch_bytes(&batch);
+                let Batch { arena, recs } = batch;
+                let get = |r: (u32, u32)| &arena[r.0 as usize..r.1 as usize];
+                for r in recs {
+                    if cur_db != Some(r.db) {
+                        cmd(&mut buf, &[b"SELECT".as_ref(), r.db.to_string().as_bytes()]);
+                        cur_db = Some(r.db);
                     }
-                    entry_as_commands(&mut buf, &e);
+                    let key = get(r.key);
+                    match r.value {
+                        RecValue::Str(a, b) => cmd(&mut buf, &[b"SET", key, get((a, b))]),
+                        RecValue::Value(value) => value_as_commands(&mut buf, key, &value),
+                    }
+                    if let Some(t) = r.expire_ms {
+                        cmd(&mut buf, &[b"PEXPIREAT", key, t.to_string().as_bytes()]);
+                    }
                     if buf.len() >= 1 << 16 {
                         out.write_all(&buf).map_err(|e| e.to_string())?;
                         buf.clear();
                     }
                 }
+                taken(counter, bytes);
             }
             Chunk::Finish => {
                 out.write_all(&buf).map_err(|e| e.to_string())?;
                 let f = out.into_inner().map_err(|e| e.to_string())?;
-                f.sync_all().map_err(|e| e.to_string())?;
+                f.file.sync_all().map_err(|e| e.to_string())?;
                 return Ok(());
             }
         }
@@ -281,9 +545,9 @@ fn cmd(out: &mut Vec<u8>, argv: &[&[u8]]) {
     strongbox_storage::resp::encode_command(out, argv);
 }
 
-/// One key as the commands that rebuild it (Redis's `rewriteAppendOnlyFileRio`).
-fn entry_as_commands(out: &mut Vec<u8>, e: &rdb::Entry) {
-    let k: &[u8] = &e.key;
+/// One key as the commands that rebuild it (Redis's `rewriteAppendOnlyFileRio`); the caller
+/// adds its PEXPIREAT.
+fn value_as_commands(out: &mut Vec<u8>, k: &[u8], value: &rdb::Value) {
     let batched = |out: &mut Vec<u8>, name: &[u8], items: Vec<Vec<u8>>, per: usize| {
         for chunk in items.chunks(RESP_ITEMS_PER_CMD * per) {
             let mut argv: Vec<&[u8]> = vec![name, k];
@@ -291,7 +555,7 @@ fn entry_as_commands(out: &mut Vec<u8>, e: &rdb::Entry) {
             cmd(out, &argv);
         }
     };
-    match &e.value {
+    match value {
         rdb::Value::String(v) => cmd(out, &[b"SET", k, v]),
         rdb::Value::List(items) => {
             batched(out, b"RPUSH", items.iter().map(|x| x.to_vec()).collect(), 1)
@@ -398,56 +662,64 @@ fn entry_as_commands(out: &mut Vec<u8>, e: &rdb::Entry) {
             }
         }
     }
-    if let Some(t) = e.expire_ms {
-        cmd(out, &[b"PEXPIREAT", k, t.to_string().as_bytes()]);
-    }
 }
 
 /// Serialize `key` of `db` now if the running snapshot has not yet (call before mutating it).
 pub fn pre_mutate(srv: &mut Server, db: usize, key: &[u8]) {
-    let Some(s) = srv.snapshot.as_mut() else {
+    let Server { snapshot, dbs, .. } = srv;
+    let Some(s) = snapshot.as_mut() else {
         return;
     };
-    if s.walk_done || db >= srv.dbs.len() {
+    if s.walk_done {
         return;
     }
-    let d = &mut srv.dbs[db];
-    let Some((_, k, o)) = d.keys.get_full_mut(key) else {
+    let Some(Db { keys, expires, .. }) = dbs.get_mut(db) else {
+        return;
+    };
+    let Some(o) = keys.get_mut(key) else {
         return;
     };
     if o.snap == s.epoch {
         return;
     }
     o.snap = s.epoch;
-    let k = k.clone();
-    s.emit(db, &k, &srv.dbs[db]);
+    let expire = expires.get(key).copied();
+    s.emit(db, key, &o.value, expire);
+    s.stats.pre_write_copies += 1;
 }
 
 /// Serialize everything left of `db` (before FLUSHDB, FLUSHALL, SWAPDB).
 pub fn drain_db(srv: &mut Server, db: usize) {
-    let Some(s) = srv.snapshot.as_mut() else {
+    let Server { snapshot, dbs, .. } = srv;
+    let Some(s) = snapshot.as_mut() else {
         return;
     };
     if s.walk_done {
         return;
     }
-    let n = srv.dbs[db].keys.len();
-    for i in 0..n {
-        let d = &mut srv.dbs[db];
-        let Some((k, o)) = d.keys.get_index_mut(i) else {
-            break;
-        };
+    let Some(Db { keys, expires, .. }) = dbs.get_mut(db) else {
+        return;
+    };
+    for (k, o) in keys.iter_mut() {
         if o.snap == s.epoch {
             continue;
         }
         o.snap = s.epoch;
-        let k = k.clone();
-        s.emit(db, &k, &srv.dbs[db]);
+        let expire = expires.get(&k[..]).copied();
+        s.emit(db, k, &o.value, expire);
     }
 }
 
 /// The hook `exec::call` runs before every write command while a snapshot intercepts writes.
 pub fn before_write(srv: &mut Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) {
+    let t0 = Instant::now();
+    before_write_inner(srv, db, spec, argv);
+    if let Some(s) = srv.snapshot.as_mut() {
+        s.add_work(t0.elapsed());
+    }
+}
+
+fn before_write_inner(srv: &mut Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) {
     match spec.name {
         "flushdb" => return drain_db(srv, db),
         "flushall" => {
@@ -515,29 +787,34 @@ pub fn before_write(srv: &mut Server, db: usize, spec: &CommandSpec, argv: &[Byt
 /// One walk step per execution round; returns true when the snapshot file is complete (the
 /// caller then finishes it with [`finish`]).
 pub fn step(srv: &mut Server) -> bool {
-    let Some(s) = srv.snapshot.as_mut() else {
+    let t0 = Instant::now();
+    let Server { snapshot, dbs, .. } = srv;
+    let Some(s) = snapshot.as_mut() else {
         return false;
     };
     if !s.drain_backlog() {
         return false;
     }
     if !s.walk_done {
-        let mut budget = WALK_KEYS_PER_ROUND;
-        while budget > 0 && s.db < srv.dbs.len() {
-            let d = &mut srv.dbs[s.db];
-            let (next, range) = Db::scan_indices(d.keys.len(), s.cursor, budget);
-            budget = budget.saturating_sub(range.len().max(1));
+        // Visit keys until the time budget is spent or the channel is full; each database's
+        // indices from the top down (see `Db::scan_indices`).
+        'walk: while s.db < dbs.len() {
+            let Db { keys, expires, .. } = &mut dbs[s.db];
+            let (next, range) = Db::scan_indices(keys.len(), s.cursor, WALK_CHECK_KEYS);
             for i in range.rev() {
-                let d = &mut srv.dbs[s.db];
-                let Some((k, o)) = d.keys.get_index_mut(i) else {
+                let Some((k, o)) = keys.get_index_mut(i) else {
                     continue;
                 };
                 if o.snap == s.epoch {
                     continue;
                 }
                 o.snap = s.epoch;
-                let k = k.clone();
-                s.emit(s.db, &k, &srv.dbs[s.db]);
+                let expire = if expires.is_empty() {
+                    None
+                } else {
+                    expires.get(&k[..]).copied()
+                };
+                s.emit(s.db, k, &o.value, expire);
             }
             if next == 0 {
                 s.db += 1;
@@ -545,21 +822,32 @@ pub fn step(srv: &mut Server) -> bool {
             } else {
                 s.cursor = next;
             }
+            if !s.backlog.is_empty() || t0.elapsed() >= WALK_STEP_BUDGET {
+                break 'walk;
+            }
         }
-        if s.db >= srv.dbs.len() {
+        if s.db >= dbs.len() {
             s.walk_done = true;
             NEW_OBJECT_SNAP.store(0, Ordering::Relaxed);
             s.flush_chunk();
-            s.backlog.push_back(Chunk::Finish);
+            s.backlog.push_back((Chunk::Finish, 0));
             s.drain_backlog();
         }
+        s.add_work(t0.elapsed());
         return false;
     }
     s.handle.as_ref().is_some_and(|h| h.is_finished())
 }
 
-/// Join the serializer; the file at `temp_path` is complete and fsynced on Ok.
-pub fn join(s: &mut Snapshot) -> Result<(), String> {
+/// How long the execution thread may sleep before the running snapshot wants a step (None:
+/// no snapshot).
+pub fn next_step_in(srv: &Server) -> Option<Duration> {
+    srv.snapshot.as_ref().map(|s| s.next_step_in())
+}
+
+/// Join the snapshot thread; on Ok the file is complete, fsynced and in place (for an AOF
+/// base: installed in the manifest).
+pub fn join(s: &mut Snapshot) -> Result<Finished, String> {
     match s.handle.take() {
         Some(h) => h
             .join()
@@ -568,7 +856,7 @@ pub fn join(s: &mut Snapshot) -> Result<(), String> {
     }
 }
 
-/// Abort a running snapshot (the file is removed).
+/// Abort a running snapshot (the temp file is removed).
 pub fn abort(srv: &mut Server) {
     if let Some(mut s) = srv.snapshot.take() {
         NEW_OBJECT_SNAP.store(0, Ordering::Relaxed);

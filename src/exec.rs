@@ -910,7 +910,7 @@ pub fn run(mut srv: Server, rx: ExecReceiver) {
     let mut next_cron = Instant::now() + tick;
     loop {
         let now = Instant::now();
-        let wait = next_cron.saturating_duration_since(now);
+        let wait = round_wait(&srv, next_cron, now);
         let first = match rx.recv_timeout(wait) {
             Ok(m) => m,
             Err(crate::client::Disconnected) => break,
@@ -929,7 +929,7 @@ pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
     let mut next_cron = Instant::now() + tick;
     loop {
         let now = Instant::now();
-        let wait = next_cron.saturating_duration_since(now);
+        let wait = round_wait(&srv, next_cron, now);
         let first = match rx.recv_async(wait).await {
             Ok(m) => m,
             Err(crate::client::Disconnected) => break,
@@ -937,6 +937,16 @@ pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
         if !round(&mut srv, &rx, first, &mut next_cron, tick) {
             break;
         }
+    }
+}
+
+/// How long the loop may wait for a message: until the next cron tick, or the next snapshot
+/// step while a snapshot runs (it advances every round, not only when commands arrive).
+fn round_wait(srv: &Server, next_cron: Instant, now: Instant) -> Duration {
+    let wait = next_cron.saturating_duration_since(now);
+    match crate::compaction::next_step_in(srv) {
+        Some(w) => wait.min(w),
+        None => wait,
     }
 }
 
@@ -949,6 +959,7 @@ fn round(
     next_cron: &mut Instant,
     tick: Duration,
 ) -> bool {
+    let round_start = Instant::now();
     let mut touched: Vec<ClientId> = Vec::new();
     if let Some(m) = first {
         handle_msg(srv, m, &mut touched);
@@ -970,6 +981,9 @@ fn round(
     }
     srv.log.submit();
     flush_all(srv);
+    if let Some(s) = srv.snapshot.as_mut() {
+        s.note_round(round_start.elapsed());
+    }
     if let Some(mode) = srv.shutdown {
         if crate::persist::finish_shutdown(srv, mode) {
             return false;

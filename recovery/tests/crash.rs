@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use strongbox_recovery::{recover, Options};
-use strongbox_storage::aof::{AofOptions, FsyncPolicy, LogWriter};
+use strongbox_storage::aof::{AofOptions, FsyncPolicy, LogWriter, RewriteTicket};
 use strongbox_storage::fs::{CrashOptions, SimFs, Vfs};
 use strongbox_storage::resp::encode_command;
 
@@ -199,7 +199,13 @@ fn run_seed(seed: u64) -> Result<String, String> {
         for _ in 0..bursts {
             let guard = writer.hold();
             clock.advance(rng.gen_range(0..1600));
+            // BGREWRITEAOF as the server does it: the rotation is requested between two units
+            // without waiting, and more units are submitted behind it before it is done.
+            let mut rotation = None;
             for _ in 0..rng.gen_range(1..5) {
+                if rotation.is_none() && rng.gen_bool(0.08) {
+                    rotation = Some((writer.request_rotate_for_rewrite(), history.len()));
+                }
                 let db_at_start = db;
                 let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
                 if rng.gen_bool(0.2) {
@@ -240,7 +246,14 @@ fn run_seed(seed: u64) -> Result<String, String> {
                 ends.push((end, history.len()));
             }
             drop(guard);
-            if rng.gen_bool(0.15) {
+            if let Some((pending, at)) = rotation {
+                match pending.wait() {
+                    Ok(ticket) => {
+                        install(&fs, &dir, &writer, ticket, &history[..at], &mut story);
+                    }
+                    Err(_) => story.push_str(" (requested rotation failed)"),
+                }
+            } else if rng.gen_bool(0.15) {
                 // Compaction, as BGREWRITEAOF does it: rotate (everything submitted so far
                 // stays in the replaced files), write a base holding the state at that point,
                 // install it with one manifest switch. Power cuts may hit any step.
@@ -293,6 +306,19 @@ fn compact(fs: &SimFs, dir: &Path, writer: &LogWriter, history: &[UnitRec], stor
         story.push_str(" (rotation failed)");
         return;
     };
+    install(fs, dir, writer, ticket, history, story);
+}
+
+/// Write a RESP base of the state after `history` (the units before the rotation point) and
+/// install it, from another thread than the writer's (as the snapshot thread does).
+fn install(
+    fs: &SimFs,
+    dir: &Path,
+    writer: &LogWriter,
+    ticket: RewriteTicket,
+    history: &[UnitRec],
+    story: &mut String,
+) {
     let states = state_after(history);
     let state = states.last().cloned().unwrap_or_default();
     let mut base = Vec::new();
@@ -321,7 +347,14 @@ fn compact(fs: &SimFs, dir: &Path, writer: &LogWriter, history: &[UnitRec], stor
         story.push_str(" (base write failed)");
         return;
     }
-    match writer.install_base(&name, ticket) {
+    let installer = writer.installer();
+    let name_ref = &name;
+    let res = std::thread::scope(|sc| {
+        sc.spawn(move || installer.install_base(name_ref, ticket))
+            .join()
+            .expect("installer thread")
+    });
+    match res {
         Ok(()) => story.push_str(&format!(" (compacted into {name})")),
         Err(_) => story.push_str(" (install failed)"),
     }

@@ -15,7 +15,8 @@ pub mod writer;
 pub use batch::{BatchReader, Chain, Cmd, ReadError, ReadErrorKind, Unit};
 pub use manifest::{FileType, Manifest, ManifestEntry, ManifestError};
 pub use writer::{
-    AofOptions, AppendPoint, FsyncPolicy, LogStats, LogWriter, Progress, ResumePoint, RewriteTicket,
+    AofOptions, AppendPoint, FsyncPolicy, Installer, LogStats, LogWriter, Pending, Progress,
+    ResumePoint, RewriteTicket,
 };
 
 use std::path::PathBuf;

@@ -656,6 +656,31 @@ impl<W: Write> RdbWriter<W> {
         self.maybe_flush()
     }
 
+    /// Writes one string key from borrowed bytes: the same bytes as [`Self::write_entry`] with a
+    /// [`Value::String`] and no IDLE/FREQ, without building an [`Entry`] or a side buffer (the
+    /// fork-free snapshot writes millions of these).
+    pub fn write_string(
+        &mut self,
+        db: u32,
+        key: &[u8],
+        value: &[u8],
+        expire_ms: Option<i64>,
+    ) -> Result<(), WriteError> {
+        if self.db != Some(db) {
+            self.enc.u8(RDB_OPCODE_SELECTDB);
+            self.enc.len(u64::from(db));
+            self.db = Some(db);
+        }
+        if let Some(ms) = expire_ms {
+            self.enc.u8(RDB_OPCODE_EXPIRETIME_MS);
+            self.enc.buf.extend_from_slice(&ms.to_le_bytes());
+        }
+        self.enc.u8(RDB_TYPE_STRING);
+        self.enc.string(key);
+        self.enc.string(value);
+        self.maybe_flush()
+    }
+
     /// Writes EOF and the CRC-64 (zero when checksums are off), flushes, returns the writer.
     pub fn finish(mut self) -> Result<W, WriteError> {
         self.enc.u8(RDB_OPCODE_EOF);

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use bytes::Bytes;
+
 use super::common::*;
 use crate::rdb::num::format_g17;
 use crate::rdb::{AuxFields, Entry, RdbReader, RdbWriter, Value, WriterOptions};
@@ -168,4 +170,45 @@ fn uncompressed_output_is_deterministic_and_checks_ok_without_compression() {
         }
     }
     assert_eq!(n, entries.len());
+}
+
+#[test]
+fn write_string_writes_the_same_bytes_as_write_entry() {
+    let values: [&[u8]; 6] = [
+        b"",
+        b"12",
+        b"-70000",
+        b"short",
+        b"a value long enough to be compressed aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        &[0xff; 300],
+    ];
+    for compression in [true, false] {
+        let opts = WriterOptions {
+            compression,
+            ..WriterOptions::default()
+        };
+        let mut a = RdbWriter::new(Vec::new(), opts.clone()).expect("writer");
+        let mut b = RdbWriter::new(Vec::new(), opts).expect("writer");
+        for (i, v) in values.iter().enumerate() {
+            let db = (i % 3) as u32;
+            let key = format!("key:{i}");
+            let expire_ms = (i % 2 == 0).then_some(1_700_000_000_000 + i as i64);
+            a.write_entry(&Entry {
+                db,
+                key: Bytes::from(key.clone()),
+                value: Value::String(Bytes::copy_from_slice(v)),
+                expire_ms,
+                idle_secs: None,
+                freq: None,
+            })
+            .expect("write_entry");
+            b.write_string(db, key.as_bytes(), v, expire_ms)
+                .expect("write_string");
+        }
+        assert_eq!(
+            a.finish().expect("finish"),
+            b.finish().expect("finish"),
+            "compression {compression}"
+        );
+    }
 }
