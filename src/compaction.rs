@@ -419,7 +419,7 @@ pub fn pre_mutate(srv: &mut Server, db: usize, key: &[u8]) {
         return;
     }
     o.snap = s.epoch;
-    let k = k.clone();
+    let k = k.to_bytes();
     s.emit(db, &k, &srv.dbs[db]);
 }
 
@@ -441,7 +441,7 @@ pub fn drain_db(srv: &mut Server, db: usize) {
             continue;
         }
         o.snap = s.epoch;
-        let k = k.clone();
+        let k = k.to_bytes();
         s.emit(db, &k, &srv.dbs[db]);
     }
 }
@@ -536,7 +536,7 @@ pub fn step(srv: &mut Server) -> bool {
                     continue;
                 }
                 o.snap = s.epoch;
-                let k = k.clone();
+                let k = k.to_bytes();
                 s.emit(s.db, &k, &srv.dbs[s.db]);
             }
             if next == 0 {
