@@ -113,7 +113,7 @@ impl KeyTable {
             Slot::Vacant(v) => {
                 v.insert(pos(entries.len()));
                 entries.push(Entry {
-                    key: CompactBytes::from_slice(key),
+                    key: CompactBytes::key(key),
                     obj,
                 });
                 None
@@ -199,7 +199,7 @@ impl Expires {
         if let Some(t) = self.map.get_mut(key) {
             return Some(std::mem::replace(t, at_ms));
         }
-        self.map.insert(CompactBytes::from_slice(key), at_ms)
+        self.map.insert(CompactBytes::key(key), at_ms)
     }
 
     #[inline]

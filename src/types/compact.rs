@@ -1,20 +1,27 @@
 //! `CompactBytes`: the 16-byte byte string the keyspace stores keys and string values in.
 //!
-//! Up to [`INLINE_MAX`] (15) bytes live inline, with no heap allocation at all; longer strings
-//! are a boxed, refcounted [`Bytes`] (so a large value is still answered without a copy). The
-//! enum layout is left to rustc, which puts the heap variant's discriminant in the niche of the
-//! inline length byte: the whole type is 16 bytes, and a [`crate::keyspace::Value`] holding one
-//! is 16 bytes too (checked by the size probe tests).
+//! Up to [`INLINE_MAX`] (15) bytes live inline, with no heap allocation at all. Up to
+//! [`THIN_MAX`] bytes (and keys of any length) are one heap allocation holding a 4-byte length
+//! and the bytes, behind a thin pointer. Longer values are a boxed, refcounted [`Bytes`], so a
+//! large value is still answered without a copy. The enum layout is left to rustc, which puts
+//! the discriminant in the niche of the inline length byte: the whole type is 16 bytes, and a
+//! [`crate::keyspace::Value`] holding one is 16 bytes too (checked by the size probe tests).
 
+use std::alloc::{self, Layout};
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::ptr::NonNull;
 
 use bytes::{Bytes, BytesMut};
 
 /// The longest string stored inline.
 pub const INLINE_MAX: usize = 15;
+
+/// The longest value stored in a [`Thin`] allocation (Redis's embstr limit); longer values are
+/// a shared [`Bytes`]. Keys are thin at any length.
+pub const THIN_MAX: usize = 44;
 
 /// The length of an inline string. An enum (not a `u8`) so that its 240 unused values are a
 /// niche rustc uses for the discriminants of the enums wrapping it.
@@ -64,13 +71,77 @@ struct Inline {
     buf: [u8; INLINE_MAX],
 }
 
+/// An owned byte string in one heap allocation: a native-endian `u32` length, then the bytes.
+/// The pointer is thin (8 bytes), unlike `Box<[u8]>`.
+struct Thin(NonNull<u8>);
+
+const THIN_HEADER: usize = std::mem::size_of::<u32>();
+
+impl Thin {
+    fn layout(len: usize) -> Layout {
+        Layout::from_size_align(THIN_HEADER + len, std::mem::align_of::<u32>())
+            .expect("string too large")
+    }
+
+    fn new(s: &[u8]) -> Thin {
+        let len = u32::try_from(s.len()).expect("string longer than 4 GiB");
+        let layout = Thin::layout(s.len());
+        // SAFETY: the layout has a non-zero size (the header). The header is written aligned
+        // (the allocation is aligned for u32) and the bytes after it stay inside the allocation.
+        unsafe {
+            let p = alloc::alloc(layout);
+            let Some(p) = NonNull::new(p) else {
+                alloc::handle_alloc_error(layout)
+            };
+            p.as_ptr().cast::<u32>().write(len);
+            std::ptr::copy_nonoverlapping(s.as_ptr(), p.as_ptr().add(THIN_HEADER), s.len());
+            Thin(p)
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        // SAFETY: the header was written by `new` and the allocation lives as long as `self`.
+        unsafe { self.0.as_ptr().cast::<u32>().read() as usize }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: `new` wrote `len` initialized bytes after the header; they are never mutated
+        // and live as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(THIN_HEADER), self.len()) }
+    }
+}
+
+impl Drop for Thin {
+    fn drop(&mut self) {
+        let layout = Thin::layout(self.len());
+        // SAFETY: allocated by `new` with this same layout (the length never changes).
+        unsafe { alloc::dealloc(self.0.as_ptr(), layout) }
+    }
+}
+
+impl Clone for Thin {
+    fn clone(&self) -> Thin {
+        Thin::new(self.as_slice())
+    }
+}
+
+// SAFETY: a `Thin` owns its allocation exclusively and never mutates it after `new`, like a
+// `Box<[u8]>`.
+unsafe impl Send for Thin {}
+// SAFETY: as above: shared references only read immutable bytes.
+unsafe impl Sync for Thin {}
+
 #[derive(Clone)]
 enum Repr {
     Inline(Inline),
+    Thin(Thin),
     Heap(Box<Bytes>),
 }
 
-/// A byte string of 16 bytes: inline up to 15 bytes, a boxed [`Bytes`] above.
+/// A byte string of 16 bytes: inline up to 15 bytes, one thin allocation up to 44 bytes (or
+/// for a key), a boxed [`Bytes`] above.
 #[derive(Clone)]
 pub struct CompactBytes(Repr);
 
@@ -82,26 +153,44 @@ impl CompactBytes {
         }))
     }
 
-    /// A copy of `s` (never shares the caller's buffer).
+    #[inline]
+    fn inline(s: &[u8]) -> CompactBytes {
+        let mut buf = [0u8; INLINE_MAX];
+        buf[..s.len()].copy_from_slice(s);
+        CompactBytes(Repr::Inline(Inline {
+            len: LENS[s.len()],
+            buf,
+        }))
+    }
+
+    /// A copy of `s` (never shares the caller's buffer), as a value.
     #[inline]
     pub fn from_slice(s: &[u8]) -> CompactBytes {
         if s.len() <= INLINE_MAX {
-            let mut buf = [0u8; INLINE_MAX];
-            buf[..s.len()].copy_from_slice(s);
-            CompactBytes(Repr::Inline(Inline {
-                len: LENS[s.len()],
-                buf,
-            }))
+            CompactBytes::inline(s)
+        } else if s.len() <= THIN_MAX {
+            CompactBytes(Repr::Thin(Thin::new(s)))
         } else {
             CompactBytes(Repr::Heap(Box::new(Bytes::copy_from_slice(s))))
         }
     }
 
-    /// Take `b`: short strings are copied inline (and `b` dropped), longer ones are kept as
-    /// they are, sharing `b`'s buffer. Callers storing request bytes copy them first.
+    /// A copy of `s` as a key: inline or one thin allocation, whatever the length (keys are
+    /// never answered by sharing their buffer, so they need no refcount).
+    #[inline]
+    pub fn key(s: &[u8]) -> CompactBytes {
+        if s.len() <= INLINE_MAX {
+            CompactBytes::inline(s)
+        } else {
+            CompactBytes(Repr::Thin(Thin::new(s)))
+        }
+    }
+
+    /// Take `b`: strings up to [`THIN_MAX`] are copied (and `b` dropped), longer ones are kept
+    /// as they are, sharing `b`'s buffer. Callers storing request bytes copy them first.
     #[inline]
     pub fn from_bytes(b: Bytes) -> CompactBytes {
-        if b.len() <= INLINE_MAX {
+        if b.len() <= THIN_MAX {
             CompactBytes::from_slice(&b)
         } else {
             CompactBytes(Repr::Heap(Box::new(b)))
@@ -112,8 +201,14 @@ impl CompactBytes {
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline(i) => &i.buf[..i.len as usize],
+            Repr::Thin(t) => t.as_slice(),
             Repr::Heap(b) => b,
         }
+    }
+
+    /// True if the bytes are a shared [`Bytes`] (`to_bytes` does not copy).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Repr::Heap(_))
     }
 
     /// True if the bytes are stored inline (no heap allocation).
@@ -121,20 +216,20 @@ impl CompactBytes {
         matches!(self.0, Repr::Inline(_))
     }
 
-    /// The bytes as a [`Bytes`]: shares a heap string, copies an inline one.
+    /// The bytes as a [`Bytes`]: shares a long value, copies a short one.
     #[inline]
     pub fn to_bytes(&self) -> Bytes {
         match &self.0 {
-            Repr::Inline(i) => Bytes::copy_from_slice(&i.buf[..i.len as usize]),
             Repr::Heap(b) => Bytes::clone(b),
+            _ => Bytes::copy_from_slice(self.as_slice()),
         }
     }
 
     /// A mutable buffer with these bytes, reusing the heap buffer when it is not shared.
     pub fn into_bytes_mut(self) -> BytesMut {
         match self.0 {
-            Repr::Inline(i) => BytesMut::from(&i.buf[..i.len as usize]),
             Repr::Heap(b) => BytesMut::from(*b),
+            _ => BytesMut::from(self.as_slice()),
         }
     }
 
@@ -143,6 +238,7 @@ impl CompactBytes {
     pub fn heap_size(&self) -> usize {
         match &self.0 {
             Repr::Inline(_) => 0,
+            Repr::Thin(t) => THIN_HEADER + t.len(),
             Repr::Heap(b) => std::mem::size_of::<Bytes>() + b.len(),
         }
     }
@@ -250,7 +346,14 @@ mod tests {
             assert_eq!(&a[..], &v[..]);
             assert_eq!(&b[..], &v[..]);
             assert_eq!(a, b);
+            let k = CompactBytes::key(&v);
+            assert_eq!(&k[..], &v[..]);
+            assert_eq!(k, a);
+            assert!(!k.is_shared());
+            assert_eq!(k.clone(), k);
             assert_eq!(a.is_inline(), n <= INLINE_MAX);
+            assert_eq!(a.is_shared(), n > THIN_MAX);
+            assert_eq!(b.is_shared(), n > THIN_MAX);
             assert_eq!(a.heap_size() == 0, n <= INLINE_MAX);
             assert_eq!(&a.to_bytes()[..], &v[..]);
             assert_eq!(&a.clone().into_bytes_mut()[..], &v[..]);
