@@ -77,14 +77,20 @@ struct Thin(NonNull<u8>);
 
 const THIN_HEADER: usize = std::mem::size_of::<u32>();
 
+/// The longest string a `Thin` can hold (its length is a `u32`); a longer key is a `Bytes`.
+const THIN_LEN_MAX: usize = u32::MAX as usize - THIN_HEADER;
+
 impl Thin {
     fn layout(len: usize) -> Layout {
+        // Cannot fail: `len` ≤ THIN_LEN_MAX, far below isize::MAX.
         Layout::from_size_align(THIN_HEADER + len, std::mem::align_of::<u32>())
-            .expect("string too large")
+            .expect("thin string layout")
     }
 
     fn new(s: &[u8]) -> Thin {
-        let len = u32::try_from(s.len()).expect("string longer than 4 GiB");
+        // Callers check the length; the assert keeps `Drop`'s layout sound regardless.
+        assert!(s.len() <= THIN_LEN_MAX);
+        let len = s.len() as u32;
         let layout = Thin::layout(s.len());
         // SAFETY: the layout has a non-zero size (the header). The header is written aligned
         // (the allocation is aligned for u32) and the bytes after it stay inside the allocation.
@@ -181,8 +187,10 @@ impl CompactBytes {
     pub fn key(s: &[u8]) -> CompactBytes {
         if s.len() <= INLINE_MAX {
             CompactBytes::inline(s)
-        } else {
+        } else if s.len() <= THIN_LEN_MAX {
             CompactBytes(Repr::Thin(Thin::new(s)))
+        } else {
+            CompactBytes(Repr::Heap(Box::new(Bytes::copy_from_slice(s))))
         }
     }
 
