@@ -1458,6 +1458,12 @@ def write_doc(ctx, machine, tables_by_section, cmdline, date, versions):
         body.append("<!-- /bench:%s -->\n" % sec)
         blocks[sec] = "\n".join(body)
     out = DOC_HEADER + "\n".join(blocks[s] for s in SECTIONS if s in blocks)
+    # Hand-written sections (anything after the last generated block, e.g. tuning notes) stay.
+    ends = [m.end() for m in re.finditer(r"<!-- /bench:\w+ -->\n?", existing)]
+    if ends:
+        tail = existing[max(ends):]
+        if tail.strip():
+            out = out.rstrip("\n") + "\n\n" + tail.lstrip("\n")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         f.write(out)

@@ -183,19 +183,33 @@ impl<'a> Ctx<'a> {
         match self.lookup(key) {
             None => Ok(None),
             Some(o) => match &o.value {
-                Value::Str(s) => Ok(Some(s.clone())),
+                Value::Str(s) => Ok(Some(s.to_bytes())),
+                _ => Err(Reply::err(err::WRONGTYPE)),
+            },
+        }
+    }
+
+    /// GET's reply: Nil if missing, Err(WRONGTYPE) if another type; never copies to the heap.
+    #[inline]
+    pub fn get_string_reply(&mut self, key: &[u8]) -> Result<Reply, Reply> {
+        match self.lookup(key) {
+            None => Ok(Reply::Nil),
+            Some(o) => match &o.value {
+                Value::Str(s) => Ok(Reply::bulk_of(s)),
                 _ => Err(Reply::err(err::WRONGTYPE)),
             },
         }
     }
 
     /// Store a new object for `key`, replacing any value and clearing the TTL (SET semantics).
-    pub fn set_key(&mut self, key: Bytes, value: Value) {
+    /// The keyspace stores its own copy of `key`.
+    pub fn set_key(&mut self, key: impl AsRef<[u8]>, value: Value) {
+        let key = key.as_ref();
         let lru = self.srv.lru_clock;
         let db = self.client.db;
-        let old = self.srv.dbs[db].insert(key.clone(), Object::new(value, lru));
-        self.stream_gone(old.as_ref(), &key);
-        self.modified(&key);
+        let old = self.srv.dbs[db].insert(key, Object::new(value, lru));
+        self.stream_gone(old.as_ref(), key);
+        self.modified(key);
     }
 
     /// A stream was deleted or overwritten: clients blocked on it (XREADGROUP) must be woken
@@ -207,11 +221,12 @@ impl<'a> Ctx<'a> {
     }
 
     /// Store a new object for `key` keeping its TTL.
-    pub fn set_key_keep_ttl(&mut self, key: Bytes, value: Value) {
+    pub fn set_key_keep_ttl(&mut self, key: impl AsRef<[u8]>, value: Value) {
+        let key = key.as_ref();
         let lru = self.srv.lru_clock;
         let db = self.client.db;
-        self.srv.dbs[db].insert_keep_ttl(key.clone(), Object::new(value, lru));
-        self.modified(&key);
+        self.srv.dbs[db].insert_keep_ttl(key, Object::new(value, lru));
+        self.modified(key);
     }
 
     /// Delete `key` (no notification: the caller notifies with its own event name).

@@ -1,21 +1,26 @@
 //! The keyspace: databases of keys → objects, with a separate expires table (as Redis), so the
 //! active-expire cycle can sample keys with a TTL in O(1).
 //!
-//! Both tables are `IndexMap`s: random access by index gives RANDOMKEY, sampling for expiry and
-//! SPOP-like choices in O(1), and SCAN walks indices from the top down, which keeps Redis's SCAN
-//! guarantee under `swap_remove` (see [`Db::scan`]).
+//! Both tables are dense and indexable (see [`table`]): random access by index gives RANDOMKEY,
+//! sampling for expiry and SPOP-like choices in O(1), and SCAN walks indices from the top down,
+//! which keeps Redis's SCAN guarantee under `swap_remove` (see [`Db::scan_indices`]).
+//!
+//! Per key, a string of up to 15 bytes with a key of up to 15 bytes costs 40 bytes of entry
+//! (16-byte inline key, 16-byte [`Value`], LRU/LFU and snapshot epoch) plus about 10 bytes of
+//! index, with no heap allocation (docs/architecture.md, "Keyspace layout").
+
+pub mod table;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use bytes::Bytes;
-use indexmap::IndexMap;
-
+pub use crate::types::compact::CompactBytes;
 use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
+pub use table::{Expires, KeyTable};
 
-/// A key's value. Collections are boxed so that the common case, a string, keeps every
-/// keyspace entry small (`Value` is the size of a `Bytes`).
+/// A key's value: 16 bytes. Strings of up to 15 bytes are inline; collections are boxed so
+/// that the common case, a string, keeps every keyspace entry small.
 pub enum Value {
-    Str(Bytes),
+    Str(CompactBytes),
     List(Box<List>),
     Hash(Box<Hash>),
     Set(Box<Set>),
@@ -72,12 +77,6 @@ impl Value {
     }
 }
 
-/// Keys arrive as slices of a connection's read buffer; the keyspace keeps its own copy so a
-/// small key never pins a large buffer.
-fn own(key: Bytes) -> Bytes {
-    Bytes::copy_from_slice(&key)
-}
-
 /// Redis's string encodings: `int` for canonical integers, `embstr` up to 44 bytes, `raw` above.
 pub fn string_encoding(s: &[u8]) -> &'static str {
     if s.len() <= 20 && crate::resp::parse_i64(s).is_some() {
@@ -132,9 +131,9 @@ impl Object {
 
 #[derive(Default)]
 pub struct Db {
-    pub keys: IndexMap<Bytes, Object>,
+    pub keys: KeyTable,
     /// Absolute expiry time in unix milliseconds.
-    pub expires: IndexMap<Bytes, i64>,
+    pub expires: Expires,
     /// Keys that had a TTL set and expired (counted for INFO keyspace `avg_ttl` bookkeeping).
     pub avg_ttl_ms: i64,
 }
@@ -165,28 +164,26 @@ impl Db {
         Some(o)
     }
 
-    /// Insert or overwrite `key`, clearing any TTL (as SET does). Returns the old object.
-    pub fn insert(&mut self, key: Bytes, obj: Object) -> Option<Object> {
-        self.expires.swap_remove(&key[..]);
-        self.keys.insert(own(key), obj)
+    /// Insert or overwrite `key` (the keyspace stores its own copy), clearing any TTL (as SET
+    /// does). Returns the old object.
+    pub fn insert(&mut self, key: impl AsRef<[u8]>, obj: Object) -> Option<Object> {
+        let key = key.as_ref();
+        self.expires.swap_remove(key);
+        self.keys.insert(key, obj)
     }
 
     /// Overwrite the value of `key` keeping its TTL (as SET KEEPTTL and most write commands do).
-    pub fn insert_keep_ttl(&mut self, key: Bytes, obj: Object) -> Option<Object> {
-        match self.keys.get_mut(&key[..]) {
-            Some(slot) => Some(std::mem::replace(slot, obj)),
-            None => self.keys.insert(own(key), obj),
-        }
+    pub fn insert_keep_ttl(&mut self, key: impl AsRef<[u8]>, obj: Object) -> Option<Object> {
+        self.keys.insert(key, obj)
     }
 
-    /// Set the absolute expiry of an existing key (the expires table shares the stored key).
+    /// Set the absolute expiry of an existing key.
     pub fn set_expire(&mut self, key: &[u8], at_ms: i64) {
-        let Some((k, _)) = self.keys.get_key_value(key) else {
+        if !self.keys.contains_key(key) {
             debug_assert!(false, "set_expire on a missing key");
             return;
-        };
-        let k = k.clone();
-        self.expires.insert(k, at_ms);
+        }
+        self.expires.insert(key, at_ms);
     }
 
     pub fn persist(&mut self, key: &[u8]) -> bool {
@@ -194,8 +191,8 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
-        self.keys = IndexMap::new();
-        self.expires = IndexMap::new();
+        self.keys = KeyTable::default();
+        self.expires = Expires::default();
     }
 
     /// One SCAN step. The cursor counts down from the top index: `swap_remove` only moves the
@@ -226,8 +223,13 @@ mod tests {
     fn scan_returns_every_key_present_for_the_whole_scan() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let key = |i: u32| format!("k{i}").into_bytes();
+        let obj = || Object::new(Value::Str(CompactBytes::new()), 0);
         for _ in 0..50 {
-            let mut m: IndexMap<u32, ()> = (0..200).map(|i| (i, ())).collect();
+            let mut m = KeyTable::default();
+            for i in 0..200 {
+                m.insert(key(i), obj());
+            }
             let stable: Vec<u32> = (0..200).filter(|i| i % 3 == 0).collect();
             let mut seen = std::collections::HashSet::new();
             let mut cursor = 0u64;
@@ -235,15 +237,15 @@ mod tests {
             loop {
                 let (next, range) = Db::scan_indices(m.len(), cursor, 7);
                 for i in range {
-                    seen.insert(*m.get_index(i).unwrap().0);
+                    seen.insert(m.get_index(i).unwrap().0.to_vec());
                 }
                 // mutate: delete some non-stable keys, insert new ones
                 for _ in 0..5 {
                     let k = rng.gen_range(0..200u32);
                     if k % 3 != 0 {
-                        m.swap_remove(&k);
+                        m.swap_remove(&key(k));
                     }
-                    m.insert(next_new, ());
+                    m.insert(key(next_new), obj());
                     next_new += 1;
                 }
                 if next == 0 {
@@ -252,7 +254,7 @@ mod tests {
                 cursor = next;
             }
             for k in &stable {
-                assert!(seen.contains(k), "key {k} missed");
+                assert!(seen.contains(&key(*k)), "key {k} missed");
             }
         }
     }
@@ -261,10 +263,13 @@ mod tests {
 #[cfg(test)]
 mod size_probe {
     /// Every key pays for an `Object` in the keyspace table: keep it small (collections are
-    /// boxed so a string key does not pay for the largest collection header).
+    /// boxed so a string key does not pay for the largest collection header, and short strings
+    /// are inline). The per-key budget in docs/architecture.md depends on these sizes.
     #[test]
     fn objects_stay_small() {
-        assert!(std::mem::size_of::<super::Value>() <= 40);
-        assert!(std::mem::size_of::<super::Object>() <= 48);
+        assert_eq!(std::mem::size_of::<super::CompactBytes>(), 16);
+        assert_eq!(std::mem::size_of::<super::Value>(), 16);
+        assert_eq!(std::mem::size_of::<super::Object>(), 24);
+        assert_eq!(std::mem::size_of::<super::table::Entry>(), 40);
     }
 }

@@ -362,6 +362,9 @@ pub enum Reply {
     Error(String),
     Int(i64),
     Bulk(Bytes),
+    /// A bulk string read from the keyspace without a copy to the heap: GET and MGET of a short
+    /// string value (see `Reply::bulk_of`). Encoded exactly as `Bulk`.
+    SmallBulk(crate::types::compact::CompactBytes),
     /// Null bulk (RESP2 `$-1`, RESP3 `_`).
     Nil,
     /// Null array (RESP2 `*-1`, RESP3 `_`).
@@ -392,6 +395,16 @@ impl Reply {
     pub fn bulk(b: impl Into<Bytes>) -> Reply {
         Reply::Bulk(b.into())
     }
+    /// A bulk reply with a stored string: a short one is carried inline, a long one shares
+    /// the stored buffer. Neither allocates.
+    #[inline]
+    pub fn bulk_of(s: &crate::types::compact::CompactBytes) -> Reply {
+        if s.is_inline() {
+            Reply::SmallBulk(s.clone())
+        } else {
+            Reply::Bulk(s.to_bytes())
+        }
+    }
     pub fn bulk_str(s: &str) -> Reply {
         Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
     }
@@ -402,6 +415,7 @@ impl Reply {
     pub fn approx_size(&self) -> usize {
         match self {
             Reply::Bulk(b) | Reply::Verbatim(b) | Reply::Raw(b) => b.len() + 16,
+            Reply::SmallBulk(b) => b.len() + 16,
             Reply::Array(v) | Reply::Set(v) | Reply::Push(v) => {
                 16 + v.iter().map(Reply::approx_size).sum::<usize>()
             }
@@ -486,6 +500,7 @@ pub fn encode(r: &Reply, proto: u8, out: &mut Vec<u8>) {
             out.extend_from_slice(b"\r\n");
         }
         Reply::Bulk(b) => push_bulk(out, b),
+        Reply::SmallBulk(b) => push_bulk(out, b),
         Reply::Nil => {
             if proto >= 3 {
                 out.extend_from_slice(b"_\r\n")

@@ -41,7 +41,7 @@ fn b(x: impl AsRef<[u8]>) -> Bytes {
 /// Our value → the codec's value (copies element bytes).
 pub fn to_rdb(v: &Value) -> rdb::Value {
     match v {
-        Value::Str(s) => rdb::Value::String(s.clone()),
+        Value::Str(s) => rdb::Value::String(s.to_bytes()),
         Value::List(l) => rdb::Value::List(l.iter().map(b).collect()),
         Value::Hash(h) => rdb::Value::Hash(h.iter().map(|(f, v)| (b(f), b(v))).collect()),
         Value::Set(s) => rdb::Value::Set(s.iter().map(b).collect()),
@@ -53,7 +53,7 @@ pub fn to_rdb(v: &Value) -> rdb::Value {
 /// The codec's value → ours, with representations chosen by the thresholds.
 pub fn from_rdb(v: rdb::Value, th: &EncodingThresholds) -> Value {
     match v {
-        rdb::Value::String(s) => Value::Str(s),
+        rdb::Value::String(s) => Value::Str(s.into()),
         rdb::Value::List(items) => Value::List(Box::new(List::from_items(items))),
         rdb::Value::Hash(pairs) => Value::Hash(Box::new(Hash::from_pairs(
             pairs,
@@ -207,14 +207,14 @@ pub fn write_rdb<W: Write>(srv: &Server, out: W, aof_base: bool) -> Result<W, St
 pub fn write_entry<W: Write>(
     w: &mut RdbWriter<W>,
     db: usize,
-    key: &Bytes,
+    key: &[u8],
     o: &Object,
     expire_ms: Option<i64>,
     _lru_now: u32,
 ) -> Result<(), String> {
     let entry = rdb::Entry {
         db: db as u32,
-        key: key.clone(),
+        key: Bytes::copy_from_slice(key),
         value: to_rdb(&o.value),
         expire_ms,
         idle_secs: None,

@@ -246,7 +246,7 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         .keys
         .keys()
         .filter(|k| (all || glob_match(pat, k, false)) && !d.is_expired(k, now))
-        .map(|k| Reply::Bulk(k.clone()))
+        .map(|k| Reply::Bulk(k.to_bytes()))
         .collect();
     Reply::Array(v)
 }
@@ -316,7 +316,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             continue;
         };
         if d.is_expired(k, now) {
-            expired.push(k.clone());
+            expired.push(k.to_bytes());
             continue;
         }
         if let Some(p) = &o.pattern {
@@ -329,7 +329,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 continue;
             }
         }
-        found.push(k.clone());
+        found.push(k.to_bytes());
     }
     for k in expired {
         ctx.expire_if_needed(&k);
@@ -350,7 +350,7 @@ fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
             return Reply::Nil;
         }
         let i = rng.gen_range(0..n);
-        let k = ctx.srv.dbs[db].keys.get_index(i).map(|(k, _)| k.clone());
+        let k = ctx.srv.dbs[db].keys.get_index(i).map(|(k, _)| k.to_bytes());
         let Some(k) = k else { return Reply::Nil };
         if ctx.expire_if_needed(&k) {
             continue;
@@ -359,7 +359,7 @@ fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     }
     // All sampled keys were volatile and expired; return one anyway as Redis does.
     match ctx.srv.dbs[db].keys.get_index(0) {
-        Some((k, _)) => Reply::Bulk(k.clone()),
+        Some((k, _)) => Reply::Bulk(k.to_bytes()),
         None => Reply::Nil,
     }
 }

@@ -45,7 +45,7 @@ fn lookup_by_pattern(ctx: &mut Ctx, pattern: &[u8], subst: &[u8]) -> Option<Byte
     key.extend_from_slice(postfix);
     let o = ctx.lookup(&key)?;
     match (&o.value, field) {
-        (Value::Str(s), None) => Some(s.clone()),
+        (Value::Str(s), None) => Some(s.to_bytes()),
         (Value::Hash(h), Some(f)) => h.get(f),
         _ => None,
     }

@@ -3,9 +3,9 @@
 //! STRLEN, GETRANGE/SUBSTR, SETRANGE, LCS, SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD,
 //! BITFIELD_RO — arguments, replies, errors, notifications and propagation as Redis 7.0.
 //!
-//! Values are `Value::Str(Bytes)`; integers are stored as their decimal text. Values and keys
-//! are copied out of the request buffers before they are stored, so a small value never pins a
-//! large read buffer. In-place edits (APPEND, SETRANGE, SETBIT, BITFIELD) reuse the allocation
+//! Values are `Value::Str(CompactBytes)` (inline up to 15 bytes, a boxed `Bytes` above);
+//! integers are stored as their decimal text. Values and keys are copied out of the request
+//! buffers before they are stored, so a small value never pins a large read buffer. In-place edits (APPEND, SETRANGE, SETBIT, BITFIELD) reuse the allocation
 //! when nobody else holds the value.
 //!
 //! Logged forms (what `exec::call` appends to the AOF):
@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::cmd::{arity_error, err, flags::*, CommandSpec, Handler, KeySpec, K1, KALL};
 use crate::ctx::{notify, Ctx};
-use crate::keyspace::{Object, Value};
+use crate::keyspace::{CompactBytes, Object, Value};
 use crate::limits::{PROTO_MAX_BULK_LEN_DEFAULT, STRING_BYTES_MAX};
 use crate::resp::{Reply, OK};
 use crate::util::parse_i64;
@@ -356,13 +356,13 @@ const ERR_BIT_VALUE: &str = "ERR bit is not an integer or out of range";
 const ERR_BITFIELD_TYPE: &str = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
 const ERR_NAN: &str = "ERR increment would produce NaN or Infinity";
 
-/// A stored copy of request bytes (so stored data does not keep the read buffer alive).
-fn owned(b: &[u8]) -> Bytes {
-    Bytes::copy_from_slice(b)
+fn str_value(b: Bytes) -> Value {
+    Value::Str(CompactBytes::from_bytes(b))
 }
 
-fn str_value(b: Bytes) -> Value {
-    Value::Str(b)
+/// A string value holding a copy of `s` (inline when short: no allocation).
+fn str_value_of(s: &[u8]) -> Value {
+    Value::Str(CompactBytes::from_slice(s))
 }
 
 /// `proto-max-bulk-len`, the largest string a command may build.
@@ -398,9 +398,9 @@ fn edit_str<R>(obj: &mut Object, f: impl FnOnce(&mut BytesMut) -> R) -> R {
     let Value::Str(b) = &mut obj.value else {
         unreachable!("edit_str on a non-string value")
     };
-    let mut m = BytesMut::from(std::mem::take(b));
+    let mut m = std::mem::take(b).into_bytes_mut();
     let r = f(&mut m);
-    *b = m.freeze();
+    *b = CompactBytes::from_bytes(m.freeze());
     r
 }
 
@@ -427,10 +427,7 @@ fn eq_ic(a: &[u8], b: &str) -> bool {
 // GET / SET family
 
 fn get_reply(ctx: &mut Ctx, key: &[u8]) -> Result<Reply, Reply> {
-    match ctx.get_string(key)? {
-        Some(v) => Ok(Reply::Bulk(v)),
-        None => Ok(Reply::Nil),
-    }
+    ctx.get_string_reply(key)
 }
 
 fn get(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -550,17 +547,16 @@ fn set_generic(
     if (flags & OBJ_SET_NX != 0 && found) || (flags & OBJ_SET_XX != 0 && !found) {
         return get_result.unwrap_or(abort_reply);
     }
-    let value = str_value(owned(val));
-    let stored_key = if found { key.clone() } else { owned(key) };
+    let value = str_value_of(val);
     if flags & OBJ_KEEPTTL != 0 {
-        ctx.set_key_keep_ttl(stored_key, value);
+        ctx.set_key_keep_ttl(key, value);
     } else {
-        ctx.set_key(stored_key, value);
+        ctx.set_key(key, value);
     }
     ctx.dirty(1);
     ctx.notify(notify::STRING, "set", key);
     if let Some(ms) = when {
-        ctx.db().set_expire(&owned(key), ms);
+        ctx.db().set_expire(key, ms);
         ctx.propagate(vec![
             Bytes::from_static(b"SET"),
             key.clone(),
@@ -647,12 +643,7 @@ fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let stored_key = if matches!(reply, Reply::Nil) {
-        owned(key)
-    } else {
-        key.clone()
-    };
-    ctx.set_key(stored_key, str_value(owned(&args[2])));
+    ctx.set_key(key, str_value_of(&args[2]));
     ctx.notify(notify::STRING, "set", key);
     ctx.dirty(1);
     ctx.propagate(vec![
@@ -703,7 +694,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             ctx.dirty(1);
         }
         Some(ms) => {
-            ctx.db().set_expire(&owned(key), ms);
+            ctx.db().set_expire(key, ms);
             ctx.propagate(vec![
                 Bytes::from_static(b"PEXPIREAT"),
                 key.clone(),
@@ -731,7 +722,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Some(Object {
                 value: Value::Str(s),
                 ..
-            }) => Reply::Bulk(s.clone()),
+            }) => Reply::bulk_of(s),
             _ => Reply::Nil,
         });
     }
@@ -747,8 +738,7 @@ fn mset_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
     }
     for kv in args[1..].chunks(2) {
         ctx.expire_if_needed(&kv[0]);
-        let key = owned(&kv[0]);
-        ctx.set_key(key, str_value(owned(&kv[1])));
+        ctx.set_key(&kv[0], str_value_of(&kv[1]));
         ctx.notify(notify::STRING, "set", &kv[0]);
     }
     ctx.dirty((args.len() as u64 - 1) / 2);
@@ -774,11 +764,11 @@ fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 fn store_keep_ttl(ctx: &mut Ctx, key: &Bytes, existed: bool, v: Bytes) {
     if existed {
         if let Some(o) = ctx.lookup_mut(key) {
-            o.value = Value::Str(v);
+            o.value = Value::Str(CompactBytes::from_bytes(v));
         }
         ctx.modified(key);
     } else {
-        ctx.set_key(owned(key), Value::Str(v));
+        ctx.set_key(key, Value::Str(CompactBytes::from_bytes(v)));
     }
 }
 
@@ -861,7 +851,7 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let total = match string_exists_for_write(ctx, key) {
         Err(e) => return e,
         Ok(None) => {
-            ctx.set_key(owned(key), str_value(owned(&args[2])));
+            ctx.set_key(key, str_value_of(&args[2]));
             args[2].len()
         }
         Ok(Some(len)) => {
@@ -945,7 +935,7 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             let mut v = BytesMut::zeroed(offset as usize + value.len());
             v[offset as usize..].copy_from_slice(value);
-            ctx.set_key(owned(key), str_value(v.freeze()));
+            ctx.set_key(key, str_value(v.freeze()));
         }
         Ok(Some(olen)) => {
             if value.is_empty() {
@@ -981,11 +971,11 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let a = ctx.lookup(&args[1]).map(|o| match &o.value {
-        Value::Str(s) => Some(s.clone()),
+        Value::Str(s) => Some(s.to_bytes()),
         _ => None,
     });
     let b = ctx.lookup(&args[2]).map(|o| match &o.value {
-        Value::Str(s) => Some(s.clone()),
+        Value::Str(s) => Some(s.to_bytes()),
         _ => None,
     });
     let (a, b) = match (a, b) {
@@ -1143,7 +1133,7 @@ fn string_for_bit_write(ctx: &mut Ctx, key: &Bytes, maxbit: u64) -> Result<bool,
     let need = (maxbit >> 3) as usize + 1;
     match string_exists_for_write(ctx, key)? {
         None => {
-            ctx.set_key(owned(key), str_value(BytesMut::zeroed(need).freeze()));
+            ctx.set_key(key, str_value(BytesMut::zeroed(need).freeze()));
             Ok(true)
         }
         Some(len) if len < need => {
@@ -1438,9 +1428,8 @@ fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             *out = v;
         }
-        let stored_key = owned(target);
         ctx.expire_if_needed(target);
-        ctx.set_key(stored_key, str_value(Bytes::from(res)));
+        ctx.set_key(target, str_value(Bytes::from(res)));
         ctx.notify(notify::STRING, "set", target);
         ctx.dirty(1);
     } else if ctx.delete(target) {

@@ -1,0 +1,283 @@
+//! The keyspace's tables.
+//!
+//! [`KeyTable`] is a dense vector of `(key, object)` entries of 40 bytes each (a 16-byte
+//! [`CompactBytes`] key and a 24-byte [`Object`]) plus a `hashbrown` index of `u32` positions
+//! into it (4 bytes and a control byte per bucket). Hashes are not stored: they are recomputed
+//! from the key when the index grows and when `swap_remove` moves the last entry. The dense
+//! vector gives O(1) random access by position (RANDOMKEY, eviction and expiry sampling) and
+//! SCAN's top-down cursor (see [`super::Db::scan_indices`]), exactly as the `IndexMap` it
+//! replaces did, with the same `swap_remove` order.
+//!
+//! [`Expires`] maps keys with a TTL to their absolute expiry, also with O(1) access by position.
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::hash_table::Entry as Slot;
+use hashbrown::HashTable;
+use indexmap::IndexMap;
+
+use super::Object;
+use crate::types::compact::CompactBytes;
+
+/// One key and its object: 40 bytes.
+pub struct Entry {
+    key: CompactBytes,
+    obj: Object,
+}
+
+/// Keys → objects, dense and indexable (see the module documentation).
+#[derive(Default)]
+pub struct KeyTable {
+    entries: Vec<Entry>,
+    index: HashTable<u32>,
+    /// foldhash seeded at random per table: DoS-resistant, and much cheaper than SipHash.
+    hasher: RandomState,
+}
+
+fn pos(i: usize) -> u32 {
+    u32::try_from(i).expect("more than 2^32 keys in one database")
+}
+
+impl KeyTable {
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The position of `key`, if present.
+    #[inline]
+    pub fn get_index_of(&self, key: &[u8]) -> Option<usize> {
+        let h = self.hash(key);
+        let entries = &self.entries;
+        self.index
+            .find(h, |&i| entries[i as usize].key.as_slice() == key)
+            .map(|&i| i as usize)
+    }
+
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<&Object> {
+        let i = self.get_index_of(key)?;
+        Some(&self.entries[i].obj)
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Object> {
+        let i = self.get_index_of(key)?;
+        Some(&mut self.entries[i].obj)
+    }
+
+    #[inline]
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.get_index_of(key).is_some()
+    }
+
+    /// Position, stored key and object of `key`.
+    pub fn get_full_mut(&mut self, key: &[u8]) -> Option<(usize, &CompactBytes, &mut Object)> {
+        let i = self.get_index_of(key)?;
+        let e = &mut self.entries[i];
+        Some((i, &e.key, &mut e.obj))
+    }
+
+    pub fn get_index(&self, i: usize) -> Option<(&CompactBytes, &Object)> {
+        self.entries.get(i).map(|e| (&e.key, &e.obj))
+    }
+
+    pub fn get_index_mut(&mut self, i: usize) -> Option<(&CompactBytes, &mut Object)> {
+        self.entries.get_mut(i).map(|e| (&e.key, &mut e.obj))
+    }
+
+    /// Insert or overwrite. The key is always copied (a stored key never shares the caller's
+    /// buffer, e.g. a connection's read buffer). Returns the old object.
+    #[inline]
+    pub fn insert(&mut self, key: impl AsRef<[u8]>, obj: Object) -> Option<Object> {
+        let key = key.as_ref();
+        let h = self.hash(key);
+        let entries = &mut self.entries;
+        let hasher = &self.hasher;
+        let slot = self.index.entry(
+            h,
+            |&i| entries[i as usize].key.as_slice() == key,
+            |&i| hasher.hash_one(entries[i as usize].key.as_slice()),
+        );
+        match slot {
+            Slot::Occupied(o) => Some(std::mem::replace(&mut entries[*o.get() as usize].obj, obj)),
+            Slot::Vacant(v) => {
+                v.insert(pos(entries.len()));
+                entries.push(Entry {
+                    key: CompactBytes::key(key),
+                    obj,
+                });
+                None
+            }
+        }
+    }
+
+    /// Remove `key`, moving the last entry into its position (as `IndexMap::swap_remove`).
+    pub fn swap_remove(&mut self, key: &[u8]) -> Option<Object> {
+        let h = self.hash(key);
+        let entries = &self.entries;
+        let found = self
+            .index
+            .find_entry(h, |&i| entries[i as usize].key.as_slice() == key)
+            .ok()?;
+        let i = found.remove().0 as usize;
+        let last = self.entries.len() - 1;
+        if i != last {
+            let lh = self.hash(&self.entries[last].key);
+            let moved = self
+                .index
+                .find_mut(lh, |&j| j as usize == last)
+                .expect("every entry is indexed");
+            *moved = pos(i);
+        }
+        Some(self.entries.swap_remove(i).obj)
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        self.index.reserve(additional, |&i| {
+            hasher.hash_one(entries[i as usize].key.as_slice())
+        });
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&CompactBytes, &Object)> + '_ {
+        self.entries.iter().map(|e| (&e.key, &e.obj))
+    }
+
+    /// Every entry with its object mutable (keys stay fixed: the index depends on them).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&CompactBytes, &mut Object)> + '_ {
+        self.entries.iter_mut().map(|e| (&e.key, &mut e.obj))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &CompactBytes> + '_ {
+        self.entries.iter().map(|e| &e.key)
+    }
+
+    /// Bytes held by the table itself (entries and index, allocated capacity).
+    pub fn table_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
+    }
+}
+
+/// Keys with a TTL → absolute expiry in unix milliseconds.
+#[derive(Default)]
+pub struct Expires {
+    map: IndexMap<CompactBytes, i64, RandomState>,
+}
+
+impl Expires {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<&i64> {
+        if self.map.is_empty() {
+            return None;
+        }
+        self.map.get(key)
+    }
+
+    pub fn get_index(&self, i: usize) -> Option<(&CompactBytes, &i64)> {
+        self.map.get_index(i)
+    }
+
+    /// Set the expiry of `key` (copied). Returns the old one.
+    pub fn insert(&mut self, key: impl AsRef<[u8]>, at_ms: i64) -> Option<i64> {
+        let key = key.as_ref();
+        if let Some(t) = self.map.get_mut(key) {
+            return Some(std::mem::replace(t, at_ms));
+        }
+        self.map.insert(CompactBytes::key(key), at_ms)
+    }
+
+    #[inline]
+    pub fn swap_remove(&mut self, key: &[u8]) -> Option<i64> {
+        if self.map.is_empty() {
+            return None;
+        }
+        self.map.swap_remove(key)
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        self.map.reserve(additional);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&CompactBytes, &i64)> + '_ {
+        self.map.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::Value;
+
+    fn obj(v: &[u8]) -> Object {
+        Object::new(Value::Str(CompactBytes::from_slice(v)), 0)
+    }
+
+    fn val(o: &Object) -> Vec<u8> {
+        match &o.value {
+            Value::Str(s) => s.to_vec(),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Random inserts, overwrites and removals against a `std` model, checking every key's
+    /// position lookup after each step.
+    #[test]
+    fn matches_a_model() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut t = KeyTable::default();
+        let mut model = std::collections::HashMap::new();
+        for step in 0..20_000u32 {
+            let k = format!("key:{}", rng.gen_range(0..500u32)).repeat(rng.gen_range(1..4));
+            match rng.gen_range(0..3) {
+                0 | 1 => {
+                    let v = step.to_string();
+                    let old = t.insert(k.as_bytes(), obj(v.as_bytes()));
+                    let mold = model.insert(k.clone(), v);
+                    assert_eq!(old.map(|o| val(&o)), mold.map(String::into_bytes));
+                }
+                _ => {
+                    let old = t.swap_remove(k.as_bytes());
+                    let mold = model.remove(&k);
+                    assert_eq!(old.map(|o| val(&o)), mold.map(String::into_bytes));
+                }
+            }
+            assert_eq!(t.len(), model.len());
+            if step % 1000 == 0 {
+                for (i, (k, o)) in t.iter().enumerate() {
+                    assert_eq!(t.get_index_of(k), Some(i));
+                    assert_eq!(&val(o), model[std::str::from_utf8(k).unwrap()].as_bytes());
+                }
+            }
+        }
+        for (k, v) in &model {
+            assert_eq!(val(t.get(k.as_bytes()).unwrap()), v.as_bytes());
+        }
+    }
+
+    #[test]
+    fn entries_are_forty_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+    }
+}
