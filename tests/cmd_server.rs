@@ -810,7 +810,13 @@ fn slowlog_monitor_memory_debug_lastsave() {
     // MEMORY USAGE of an existing key; DEBUG OBJECT; DEBUG SLEEP.
     let usage = String::from_utf8(s.cmd(&["MEMORY", "USAGE", "mk"])).unwrap();
     assert!(usage.starts_with(':'), "{usage}");
-    assert!(usage[1..].trim_end().parse::<u64>().unwrap() >= 4);
+    let small = usage[1..].trim_end().parse::<u64>().unwrap();
+    assert!(small >= 40, "{usage}");
+    // A value past the inline size costs its bytes on top.
+    s.assert_cmd(&["SET", "mk2", &"v".repeat(300)], b"+OK\r\n");
+    let usage2 = String::from_utf8(s.cmd(&["MEMORY", "USAGE", "mk2"])).unwrap();
+    let big = usage2[1..].trim_end().parse::<u64>().unwrap();
+    assert!(big >= small + 300, "{usage} {usage2}");
     let stats = frame(&s.cmd(&["MEMORY", "STATS"]));
     assert_eq!(stats.kind, b'*');
     assert!(stats.children.len().is_multiple_of(2) && stats.children.len() > 20);

@@ -599,9 +599,7 @@ pub(super) fn dataset_bytes(srv: &Server) -> u64 {
             .keys
             .iter()
             .take(take)
-            .map(|(k, o)| {
-                (k.len() + o.value.mem_usage() + super::misc::OBJECT_OVERHEAD_BYTES) as u64
-            })
+            .map(|(k, o)| super::misc::key_usage(k, o) as u64)
             .sum();
         total += sampled * n as u64 / take as u64;
     }

@@ -8,9 +8,23 @@ use crate::cmd::flags::*;
 use crate::ctx::Ctx;
 use crate::resp::{Reply, OK};
 
-/// Bytes MEMORY USAGE adds to key and value sizes: the hash-table entry, the object header and
-/// the string headers.
-pub(super) const OBJECT_OVERHEAD_BYTES: usize = 56;
+/// Bytes MEMORY USAGE counts for every key besides what its key and value hold on the heap: the
+/// 40-byte keyspace entry (inline key, value and object header) and its share of the index
+/// (about 10 bytes per key; see docs/architecture.md, keyspace layout).
+pub(super) const OBJECT_OVERHEAD_BYTES: usize = 50;
+
+/// What one key costs (MEMORY USAGE, and the dataset estimate of INFO/MEMORY STATS).
+pub(super) fn key_usage(
+    k: &crate::types::compact::CompactBytes,
+    o: &crate::keyspace::Object,
+) -> usize {
+    let value = match &o.value {
+        // Short strings live inside the entry; longer ones own one allocation.
+        crate::keyspace::Value::Str(s) => s.heap_size(),
+        v => v.mem_usage(),
+    };
+    k.heap_size() + value + OBJECT_OVERHEAD_BYTES
+}
 
 /// SLOWLOG GET without a count.
 const SLOWLOG_GET_DEFAULT: usize = 10;
@@ -185,9 +199,10 @@ fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[2];
     ctx.expire_if_needed(key);
     let db = ctx.client.db;
-    match ctx.srv.dbs[db].keys.get(&key[..]) {
+    let keys = &ctx.srv.dbs[db].keys;
+    match keys.get_index_of(&key[..]).and_then(|i| keys.get_index(i)) {
         None => Reply::Nil,
-        Some(o) => Reply::Int((key.len() + o.value.mem_usage() + OBJECT_OVERHEAD_BYTES) as i64),
+        Some((k, o)) => Reply::Int(key_usage(k, o) as i64),
     }
 }
 
