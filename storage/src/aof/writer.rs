@@ -14,7 +14,7 @@
 use super::batch::{encode_batch, timestamp_line, Chain};
 use super::manifest::{FileType, Manifest, ManifestEntry};
 use super::{incr_file_name, manifest_name, AofError};
-use crate::fs::{write_all, write_file_atomic, Vfs, VfsFile};
+use crate::fs::{write_all, write_file_atomic, Vfs, VfsFile, TEMP_FILE_PREFIX};
 use crate::resp::encode_command;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -246,7 +246,21 @@ struct Inner {
     sync_requested: u64,
     /// The writer's last fsync time, mirrored for [`LogWriter::hold`].
     last_fsync_ms_shadow: u64,
+    /// The next incr file, created (and its directory entry fsynced) ahead of the rotation
+    /// that will list it, so the rotation itself only writes the manifest.
+    spare: Option<Spare>,
+    /// A thread is creating the spare.
+    preparing: bool,
     stats: LogStats,
+}
+
+/// A pre-created, empty incr file not (yet) in the manifest: recovery ignores it as an orphan
+/// (and the next writer re-creates it with O_TRUNC) if the process dies before it is listed.
+struct Spare {
+    seq: u64,
+    name: String,
+    path: PathBuf,
+    file: Arc<dyn VfsFile>,
 }
 
 struct Shared {
@@ -323,6 +337,65 @@ impl Shared {
         self.wake.notify_all();
     }
 
+    /// Create the incr file `seq` ahead of time on a short-lived thread (never on the writer's
+    /// critical path). A failure leaves no spare: the rotation then creates the file itself.
+    fn prepare_spare(self: &Arc<Self>, seq: u64) {
+        {
+            let mut g = self.lock();
+            if g.preparing || g.failed.is_some() || g.shutdown {
+                return;
+            }
+            g.preparing = true;
+        }
+        let sh = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("aof-prepare".to_string())
+            .spawn(move || {
+                let name = incr_file_name(&sh.opts.filename, seq);
+                let path = sh.opts.dir.join(&name);
+                // O_TRUNC: a file of this name is an orphan (not in the manifest).
+                let made = sh.vfs.create(&path).and_then(|file| {
+                    // IMPORTANT: the entry must be durable before a manifest naming it is.
+                    sh.vfs.sync_dir(&sh.opts.dir).map(|()| file)
+                });
+                let mut g = sh.lock();
+                g.preparing = false;
+                if let Ok(file) = made {
+                    g.spare = Some(Spare {
+                        seq,
+                        name,
+                        path,
+                        file,
+                    });
+                }
+                drop(g);
+                sh.idle.notify_all();
+                sh.wake.notify_all();
+            });
+        if spawned.is_err() {
+            self.lock().preparing = false;
+        }
+    }
+
+    /// Wait until no spare is being created, then take the spare if it is incr file `seq`
+    /// (another one is removed: an orphan).
+    fn take_spare(&self, seq: u64) -> Option<Spare> {
+        let mut g = self.lock();
+        while g.preparing {
+            g = self
+                .idle
+                .wait_timeout(g, Duration::from_millis(TICK_MS))
+                .map_or_else(|p| p.into_inner().0, |r| r.0);
+        }
+        let spare = g.spare.take()?;
+        drop(g);
+        if spare.seq == seq {
+            return Some(spare);
+        }
+        let _ = self.vfs.remove_file(&spare.path);
+        None
+    }
+
     fn fsync_due(&self, g: &Inner, written: u64, last_fsync_ms: u64) -> bool {
         self.policy == FsyncPolicy::EverySec
             && g.failed.is_none()
@@ -378,21 +451,37 @@ fn io_msg(op: &str, path: &Path, e: &std::io::Error) -> String {
     format!("{op} {}: {e}", path.display())
 }
 
-/// Create a new empty incr file and durably add it to the manifest (returns the new manifest).
+/// Fsyncs a sealed incr file (run on a helper thread during a rotation).
+type SealFn<'a> = dyn Fn() -> Result<(), String> + Sync + 'a;
+
+/// Create a new empty incr file (or adopt the pre-created `spare`) and durably add it to the
+/// manifest (returns the new manifest). `seal`, if given, must succeed before the manifest is
+/// renamed into place.
 fn add_incr_file(
     vfs: &dyn Vfs,
     opts: &AofOptions,
     manifest: &Manifest,
     seq: u64,
+    spare: Option<Spare>,
+    seal: Option<&SealFn<'_>>,
 ) -> Result<(Manifest, Active), AofError> {
-    let name = incr_file_name(&opts.filename, seq);
-    let path = opts.dir.join(&name);
-    // O_TRUNC: a file of this name not in the manifest is garbage from a crash mid-rotation.
-    let file = vfs.create(&path).map_err(AofError::io("create", &path))?;
-    // IMPORTANT: fsync the directory so the new file's entry is durable before a manifest that
-    // names it can be (POSIX does not order a create before a later rename in the same dir).
-    vfs.sync_dir(&opts.dir)
-        .map_err(AofError::io("fsync directory", &opts.dir))?;
+    let (name, path, file) = match spare {
+        // Created and its directory entry fsynced ahead of time (`Shared::prepare_spare`).
+        Some(s) => (s.name, s.path, s.file),
+        None => {
+            let name = incr_file_name(&opts.filename, seq);
+            let path = opts.dir.join(&name);
+            // O_TRUNC: a file of this name not in the manifest is garbage from a crash
+            // mid-rotation (or an unused spare).
+            let file = vfs.create(&path).map_err(AofError::io("create", &path))?;
+            // IMPORTANT: fsync the directory so the new file's entry is durable before a
+            // manifest that names it can be (POSIX does not order a create before a later
+            // rename in the same dir).
+            vfs.sync_dir(&opts.dir)
+                .map_err(AofError::io("fsync directory", &opts.dir))?;
+            (name, path, file)
+        }
+    };
     let mut next = manifest.clone();
     next.incr.push(ManifestEntry {
         name: name.clone(),
@@ -400,8 +489,36 @@ fn add_incr_file(
         kind: FileType::Incr,
     });
     let mname = manifest_name(&opts.filename);
-    write_file_atomic(vfs, &opts.dir, &mname, &next.format())
-        .map_err(AofError::io("write manifest", opts.dir.join(&mname)))?;
+    let mpath = opts.dir.join(&mname);
+    match seal {
+        None => write_file_atomic(vfs, &opts.dir, &mname, &next.format())
+            .map_err(AofError::io("write manifest", &mpath))?,
+        Some(seal) => {
+            // `write_file_atomic` in steps: the temp manifest is written and fsynced while
+            // `seal` fsyncs the sealed file on a helper thread; the rename waits for both.
+            // IMPORTANT: the sealed file must be durable in full before a manifest that makes
+            // it a non-last incr file can be (recovery refuses a torn non-last file).
+            let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
+            let text = next.format();
+            let (temp_res, seal_res) = std::thread::scope(|sc| {
+                let helper = sc.spawn(seal);
+                let temp_res = vfs
+                    .create(&temp)
+                    .and_then(|f| write_all(f.as_ref(), &text).and_then(|()| f.sync_data()));
+                let seal_res = helper
+                    .join()
+                    .unwrap_or_else(|_| Err("the seal fsync thread panicked".to_string()));
+                (temp_res, seal_res)
+            });
+            seal_res.map_err(AofError::Failed)?;
+            temp_res.map_err(AofError::io("write manifest", &mpath))?;
+            vfs.rename(&temp, &mpath)
+                .map_err(AofError::io("write manifest", &mpath))?;
+            // IMPORTANT: fsync the directory so the rename survives a crash.
+            vfs.sync_dir(&opts.dir)
+                .map_err(AofError::io("write manifest", &mpath))?;
+        }
+    }
     Ok((
         next,
         Active {
@@ -471,7 +588,7 @@ impl LogWriter {
                 }
                 // Never clobber files a lost manifest used to list.
                 let seq = max_incr_seq_on_disk(vfs.as_ref(), &opts.dir, &opts.filename) + 1;
-                add_incr_file(vfs.as_ref(), &opts, &Manifest::default(), seq)?
+                add_incr_file(vfs.as_ref(), &opts, &Manifest::default(), seq, None, None)?
             }
             Some(manifest) => match resume.append {
                 Some(ap) => {
@@ -507,7 +624,7 @@ impl LogWriter {
                 }
                 None => {
                     let seq = manifest.next_incr_seq();
-                    add_incr_file(vfs.as_ref(), &opts, &manifest, seq)?
+                    add_incr_file(vfs.as_ref(), &opts, &manifest, seq, None, None)?
                 }
             },
         };
@@ -552,6 +669,8 @@ impl LogWriter {
             postponed_since_ms: None,
         };
         worker.update_stats(&mut shared.lock());
+        let next_seq = shared.files().manifest.next_incr_seq();
+        shared.prepare_spare(next_seq);
         let writer = std::thread::Builder::new()
             .name("aof-writer".to_string())
             .spawn(move || worker.run())
@@ -621,6 +740,7 @@ impl LogWriter {
                 && g.controls.is_empty()
                 && !g.sync_in_progress
                 && g.sync_request.is_none()
+                && !g.preparing
                 && !self
                     .shared
                     .fsync_due(&g, g.stats.written, g.last_fsync_ms_shadow);
@@ -815,6 +935,11 @@ impl Worker {
                             self.shared.fail(msg);
                         }
                     }
+                    // An unused spare is an orphan: remove it (a crash first leaves it to the
+                    // next writer, which re-creates it).
+                    if let Some(s) = self.shared.take_spare(u64::MAX) {
+                        let _ = self.vfs.remove_file(&s.path);
+                    }
                     let mut g = self.shared.lock();
                     self.update_stats(&mut g);
                     drop(g);
@@ -967,16 +1092,51 @@ impl Worker {
     }
 
     /// Seal the active file (fsync it) and switch to a new incr file in the manifest.
+    ///
+    /// Critical path: the next incr file was created ahead of time (`prepare_spare`), so only
+    /// the manifest is written here, while a helper thread fsyncs the sealed file's unsynced
+    /// tail (everysec/no; under `always` it has none). Both finish before the first byte goes
+    /// to the new file: a manifest listing it is durable first (else recovery would ignore
+    /// acknowledged bytes), and so is the sealed file's whole content (else a power loss could
+    /// keep bytes of the new file but lose the sealed file's tail: not a prefix of the log).
     fn rotate(&mut self) -> Result<(), String> {
-        if self.synced < self.written {
-            self.sync_active()?;
-        }
         let shared = self.shared.clone();
         let _io = shared.manifest_io();
         let current = shared.files().manifest.clone();
         let seq = current.next_incr_seq();
-        let (manifest, active) = add_incr_file(self.vfs.as_ref(), &self.opts, &current, seq)
-            .map_err(|e| e.to_string())?;
+        let spare = shared.take_spare(seq);
+        let sealed = self.active.file.clone();
+        let sealed_path = self.active.path.clone();
+        let took = Mutex::new(None);
+        let seal = || {
+            let started = Instant::now();
+            sealed
+                .sync_data()
+                .map_err(|e| io_msg("fsync", &sealed_path, &e))?;
+            *took.lock().unwrap_or_else(|p| p.into_inner()) = Some(started.elapsed());
+            Ok(())
+        };
+        let need_seal = self.synced < self.written;
+        let added = add_incr_file(
+            self.vfs.as_ref(),
+            &self.opts,
+            &current,
+            seq,
+            spare,
+            need_seal.then_some(&seal as &SealFn<'_>),
+        );
+        if let Some(took) = took.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            self.synced = self.written;
+            self.last_fsync_ms = shared.clock.monotonic_ms();
+            {
+                let mut g = shared.lock();
+                g.stats.last_fsync_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+                g.stats.fsyncs += 1;
+                g.stats.synced = g.stats.synced.max(self.synced);
+            }
+            shared.publish(Some(self.written), Some(self.synced), None);
+        }
+        let (manifest, active) = added.map_err(|e| e.to_string())?;
         {
             let mut f = shared.files();
             f.sealed_size += self.active.size;
@@ -985,6 +1145,7 @@ impl Worker {
         self.active = active;
         self.need_select = true;
         self.last_ts = None;
+        shared.prepare_spare(seq + 1);
         Ok(())
     }
 
@@ -1428,6 +1589,80 @@ mod tests {
                 !contains(&new),
                 "{policy:?}: pending bytes written after the rotation"
             );
+        }
+    }
+}
+
+/// Measurement, not a CI test (wall-clock): rewrite rotations on the real file system.
+/// `cargo test -p strongbox-storage --release --lib rotation_latency -- --ignored --nocapture`
+#[cfg(test)]
+mod rotation_latency {
+    use super::*;
+    use crate::fs::{RealFs, SimFs};
+
+    fn run(policy: FsyncPolicy, vfs: Arc<dyn Vfs>, label: &str) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let opts = AofOptions {
+            dir: tmp.path().join("appendonlydir"),
+            filename: "appendonly.aof".to_string(),
+            fsync: policy,
+            segment_bytes_max: u64::MAX,
+            timestamp_enabled: false,
+        };
+        let w = LogWriter::open(vfs, opts, ResumePoint::default(), Box::new(|_| {})).expect("open");
+        let cmd = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$64\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n";
+        let mut rot = Vec::new();
+        let mut waits = Vec::new();
+        for _ in 0..30 {
+            for _ in 0..2000 {
+                w.submit(cmd, 0);
+            }
+            drop(w.hold());
+            std::thread::sleep(Duration::from_millis(30));
+            for _ in 0..2000 {
+                w.submit(cmd, 0);
+            }
+            // The wait a reply submitted right after the rotation request sees.
+            let pending = w.request_rotate_for_rewrite();
+            let started = Instant::now();
+            let end = w.submit(cmd, 0);
+            loop {
+                let p = w.progress();
+                let done = match policy {
+                    FsyncPolicy::Always => p.synced >= end,
+                    _ => p.written >= end,
+                };
+                if done {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(20));
+            }
+            waits.push(started.elapsed().as_micros() as u64);
+            pending.wait().expect("rotate");
+            rot.push(w.stats().last_rotate_us);
+        }
+        rot.sort_unstable();
+        waits.sort_unstable();
+        println!(
+            "{label} {policy:?}: last_rotate_us median {} max {}; reply wait after request us median {} max {}",
+            rot[rot.len() / 2],
+            rot[rot.len() - 1],
+            waits[waits.len() / 2],
+            waits[waits.len() - 1]
+        );
+        w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    #[ignore]
+    fn rotation_latency() {
+        for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec] {
+            run(policy, Arc::new(RealFs), "real fs");
+            // Deterministic figure: every fsync (file or directory) takes 5 ms, so the
+            // rotation time counts the fsyncs on the writer's critical path.
+            let sim = SimFs::new(1);
+            sim.set_sync_delay(Duration::from_millis(5));
+            run(policy, Arc::new(sim), "SimFs, 5 ms per fsync,");
         }
     }
 }
