@@ -32,3 +32,67 @@ fn set_plain(srv: &mut Server, db: usize, key: &Bytes, value: &Bytes) {
     srv.dbs[db].insert(key.clone(), obj);
     srv.dirty += 1;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn server() -> Server {
+        Server::new(Config::from_args(&[]).expect("default config"))
+    }
+
+    fn dump(srv: &Server) -> Vec<(usize, Vec<u8>, String, Vec<u8>, Option<i64>)> {
+        let mut out = Vec::new();
+        for (i, db) in srv.dbs.iter().enumerate() {
+            for (k, o) in db.keys.iter() {
+                let v = match &o.value {
+                    Value::Str(s) => s.to_vec(),
+                    _ => Vec::new(),
+                };
+                out.push((
+                    i,
+                    k.to_vec(),
+                    o.value.type_name().to_string(),
+                    v,
+                    db.expire_of(k),
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn plain_set_fast_path_matches_the_command_table() {
+        let script: &[&[&str]] = &[
+            &["SET", "a", "1"],
+            &["set", "b", "x"],
+            &["SET", "c", "v", "PX", "100000"],
+            &["SET", "c", "replaces the TTL"],
+            &["RPUSH", "l", "1", "2"],
+            &["SET", "l", "replaces a list"],
+            &["SELECT", "3"],
+            &["SeT", "a", "in db 3"],
+            &["SET", "12345", "67890"],
+            &["SET", "a", "again", "NX"],
+            &["SELECT", "0"],
+            &["SET", "b", ""],
+        ];
+        let mut fast = server();
+        let mut slow = server();
+        let mut cf = crate::aof::loading_client("test");
+        let mut cs = crate::aof::loading_client("test");
+        for cmd in script {
+            let argv: Vec<Bytes> = cmd
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            replay_command(&mut fast, &mut cf, &argv).expect("fast");
+            crate::exec::replay_command(&mut slow, &mut cs, &argv).expect("slow");
+        }
+        assert_eq!(dump(&fast), dump(&slow));
+        assert_eq!(fast.dirty, slow.dirty);
+        assert_eq!(cf.db, cs.db);
+    }
+}

@@ -453,3 +453,90 @@ pub fn save_to_dbfilename(srv: &Server) -> Result<(), String> {
     strongbox_storage::fs::install_file(&strongbox_storage::fs::RealFs, &dir, &tmp_name, &name)
         .map_err(|e| format!("Error moving temp DB file on the final destination: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> Server {
+        Server::new(Config::from_args(&[]).expect("default config"))
+    }
+
+    /// The keyspace as comparable data (order-free: keys sorted).
+    fn keyspace(srv: &Server) -> Vec<(usize, Vec<u8>, rdb::Value, Option<i64>)> {
+        let mut out = Vec::new();
+        for (i, db) in srv.dbs.iter().enumerate() {
+            for (k, o) in db.keys.iter() {
+                out.push((i, k.to_vec(), to_rdb(&o.value).canonical(), db.expire_of(k)));
+            }
+        }
+        out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        out
+    }
+
+    fn load_both(data: &[u8], aof_base: bool) -> (String, String) {
+        let mut a = server();
+        let ra = load_rdb_bytes(&mut a, data, aof_base, LoadMode::Sequential)
+            .map(|(s, n)| (s.keys, s.expired_skipped, n));
+        let mut b = server();
+        let rb = load_rdb_bytes(&mut b, data, aof_base, LoadMode::Parallel)
+            .map(|(s, n)| (s.keys, s.expired_skipped, n));
+        // The streaming reader over `Read` (DEBUG RELOAD, tools) agrees too.
+        let mut c = server();
+        let rc =
+            load_rdb_counted(&mut c, data, aof_base).map(|(s, n)| (s.keys, s.expired_skipped, n));
+        let ka = keyspace(&a);
+        assert!(ka == keyspace(&b), "parallel load gave another keyspace");
+        assert!(ka == keyspace(&c), "streaming load gave another keyspace");
+        assert_eq!(format!("{ra:?}"), format!("{rb:?}"));
+        assert_eq!(format!("{ra:?}"), format!("{rc:?}"));
+        (format!("{ra:?}"), format!("{}", ka.len()))
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures")
+            .join(name);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+    }
+
+    #[test]
+    fn parallel_rdb_load_gives_the_sequential_keyspace_on_fixtures() {
+        for name in [
+            "redis-7.0-all-types.rdb",
+            "redis-7.0-all-types-uncompressed.rdb",
+            "valkey-8.0-all-types.rdb",
+        ] {
+            let data = fixture(name);
+            assert!(
+                data.len() >= PARALLEL_LOAD_BYTES_MIN,
+                "{name} too small to test"
+            );
+            for aof_base in [false, true] {
+                let (r, n) = load_both(&data, aof_base);
+                assert!(r.starts_with("Ok("), "{name}: {r}");
+                assert!(n != "0", "{name}: nothing loaded");
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_rdb_load_fails_like_the_sequential_one_and_keeps_the_same_prefix() {
+        let data = fixture("redis-7.0-all-types.rdb");
+        for cut in [
+            data.len() / 3,
+            data.len() / 2,
+            data.len() - 9,
+            data.len() - 1,
+        ] {
+            let (r, _) = load_both(&data[..cut], false);
+            assert!(r.starts_with("Err("), "cut at {cut}: {r}");
+        }
+        for at in [data.len() / 4, data.len() / 2, data.len() - 5] {
+            let mut d = data.clone();
+            d[at] ^= 0x5a;
+            let (r, _) = load_both(&d, true);
+            assert!(r.starts_with("Err("), "byte {at}: {r}");
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! Streaming RDB reader: one [`Item`] at a time from any [`Read`], holding at most one key's
 //! value in memory. Wrap files in a `BufReader`: the reader issues small reads and never reads
 //! past the CRC-64 trailer, so [`RdbReader::into_inner`] hands back a reader positioned right
-//! after the RDB (an AOF with an RDB preamble continues there).
+//! after the RDB (an AOF with an RDB preamble continues there). An image already in memory reads
+//! faster through [`RdbReader::from_slice`] (see [`Source`]): same items, errors and offsets.
 //!
 //! Every length read from the input is treated as a claim, not a fact: byte strings grow as their
 //! bytes actually arrive (chunks of [`READ_CHUNK_BYTES`]), element vectors are pre-sized to at
