@@ -42,7 +42,10 @@ mod tests {
         Server::new(Config::from_args(&[]).expect("default config"))
     }
 
-    fn dump(srv: &Server) -> Vec<(usize, Vec<u8>, String, Vec<u8>, Option<i64>)> {
+    /// (db, key, type, string value, expiry) of every key.
+    type Dump = Vec<(usize, Vec<u8>, String, Vec<u8>, Option<i64>)>;
+
+    fn dump(srv: &Server) -> Dump {
         let mut out = Vec::new();
         for (i, db) in srv.dbs.iter().enumerate() {
             for (k, o) in db.keys.iter() {
