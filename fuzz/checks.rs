@@ -20,7 +20,7 @@ use strongbox_storage::aof::batch::{encode_batch, BatchReader, Chain, ReadErrorK
 use strongbox_storage::aof::manifest::{Manifest, ERR_EMPTY};
 use strongbox_storage::rdb::consts::RDB_VERSION_MAX;
 use strongbox_storage::rdb::crc64::crc64;
-use strongbox_storage::rdb::{decode_dump, encode_dump, RdbReader};
+use strongbox_storage::rdb::{decode_dump, encode_dump, RdbReader, ReaderOptions};
 use strongbox_storage::resp::{self as aof_resp, Parsed as AofParsed};
 
 /// Inputs up to this length are also checked at every prefix / split point (quadratic work).
@@ -401,8 +401,10 @@ pub fn check_aof_manifest(data: &[u8]) {
 /// Properties: no panic; the reader makes progress with every item, stays within the input,
 /// stops for good after EOF or an error; `decode_dump` of the raw bytes and of the bytes with a
 /// correct footer never panics, and a decoded value re-encodes with `encode_dump` and decodes to
-/// an equal value.
+/// an equal value. The in-memory reader (`RdbReader::from_slice`, used to load at start) returns
+/// exactly what the streaming reader returns: items, offsets and errors.
 pub fn check_rdb_reader(data: &[u8]) {
+    check_slice_reader_agrees(data);
     if let Ok(mut reader) = RdbReader::new(data) {
         let mut items = 0usize;
         loop {
@@ -439,5 +441,42 @@ pub fn check_rdb_reader(data: &[u8]) {
             value.canonical(),
             "DUMP round trip changed the value"
         );
+    }
+}
+
+fn check_slice_reader_agrees(data: &[u8]) {
+    let opts = ReaderOptions::default();
+    let (a, b) = (
+        RdbReader::with_options(data, opts),
+        RdbReader::from_slice(data, opts),
+    );
+    let (mut a, mut b) = match (a, b) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(x), Err(y)) => {
+            assert_eq!(x.to_string(), y.to_string(), "header errors differ");
+            return;
+        }
+        (x, y) => panic!(
+            "header: streaming reader {:?}, slice reader {:?}",
+            x.err().map(|e| e.to_string()),
+            y.err().map(|e| e.to_string())
+        ),
+    };
+    loop {
+        let (x, y) = (a.next_item(), b.next_item());
+        assert_eq!(a.offset(), b.offset(), "offsets differ");
+        match (x, y) {
+            (Ok(Some(x)), Ok(Some(y))) => assert!(x == y, "items differ: {x:?} / {y:?}"),
+            (Ok(None), Ok(None)) => break,
+            (Err(x), Err(y)) => {
+                assert_eq!(x.to_string(), y.to_string(), "errors differ");
+                break;
+            }
+            (x, y) => panic!(
+                "streaming reader {:?}, slice reader {:?}",
+                x.map_err(|e| e.to_string()),
+                y.map_err(|e| e.to_string())
+            ),
+        }
     }
 }

@@ -55,10 +55,15 @@ struct ReplaySink<'a> {
 
 impl Sink for ReplaySink<'_> {
     fn command(&mut self, argv: Vec<Bytes>) -> Result<(), String> {
-        crate::exec::replay_command(self.srv, &mut self.client, &argv)
+        crate::load::replay_command(self.srv, &mut self.client, &argv)
     }
     fn load_rdb(&mut self, _path: &Path, bytes: &[u8]) -> Result<u64, String> {
-        let (stats, consumed) = crate::snapshot::load_rdb_counted(self.srv, bytes, true)?;
+        let (stats, consumed) = crate::snapshot::load_rdb_bytes(
+            self.srv,
+            bytes,
+            true,
+            crate::snapshot::LoadMode::Parallel,
+        )?;
         self.rdb_keys += stats.keys;
         Ok(consumed)
     }
@@ -570,11 +575,15 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         srv.log.gate_tx.send_modify(|g| g.always = always);
         persist.rewrite_base_size = persist.writer(srv).map_or(0, |w| w.stats().current_size);
     } else if vfs.exists(&dump_path).unwrap_or(false) {
-        let f = std::fs::File::open(&dump_path)
+        let bytes = std::fs::read(&dump_path)
             .map_err(|e| format!("Can't open {}: {e}", dump_path.display()))?;
-        let stats =
-            crate::snapshot::load_rdb(srv, std::io::BufReader::with_capacity(1 << 20, f), false)
-                .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
+        let (stats, _) = crate::snapshot::load_rdb_bytes(
+            srv,
+            &bytes,
+            false,
+            crate::snapshot::LoadMode::Parallel,
+        )
+        .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
         persist.loaded_keys = stats.keys;
     }
     srv.dirty = 0;
@@ -598,8 +607,9 @@ fn import_dump(
     let bytes = vfs
         .read(dump_path)
         .map_err(|e| format!("Can't read {}: {e}", dump_path.display()))?;
-    let stats = crate::snapshot::load_rdb(srv, &bytes[..], false)
-        .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
+    let (stats, _) =
+        crate::snapshot::load_rdb_bytes(srv, &bytes, false, crate::snapshot::LoadMode::Parallel)
+            .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
     tracing::info!(
         "Imported {} keys from {} as the base of a new AOF directory",
         stats.keys,

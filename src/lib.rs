@@ -21,6 +21,7 @@ pub mod durability;
 pub mod exec;
 pub mod keyspace;
 pub mod limits;
+pub mod load;
 pub mod persist;
 pub mod resp;
 pub mod server;

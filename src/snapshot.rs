@@ -81,11 +81,210 @@ pub fn from_rdb(v: rdb::Value, th: &EncodingThresholds) -> Value {
 
 /// Largest table pre-sizing taken from a RESIZEDB hint.
 const RESERVE_KEYS_MAX: usize = 64 << 20;
+/// Images smaller than this are decoded on the loading thread itself: a second thread would
+/// cost more than it saves.
+pub const PARALLEL_LOAD_BYTES_MIN: usize = 1 << 20;
+/// Decoded entries handed from the decoding thread to the inserting thread at a time.
+const LOAD_CHUNK_ENTRIES: usize = 512;
+/// Chunks in flight between the two threads (bounds the decoded values held in memory).
+const LOAD_CHUNKS_IN_FLIGHT: usize = 32;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LoadStats {
     pub keys: u64,
     pub expired_skipped: u64,
+}
+
+/// How [`load_rdb_bytes`] works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Decode and insert on the calling thread.
+    Sequential,
+    /// One thread decodes (parsing, checks, CRC-64, building values) while the calling thread
+    /// inserts; sequential for images under [`PARALLEL_LOAD_BYTES_MIN`].
+    Parallel,
+}
+
+/// One decoded item, in file order, as the inserting side needs it.
+enum Decoded {
+    Entry {
+        db: u32,
+        key: Bytes,
+        value: Value,
+        expire_ms: Option<i64>,
+        idle_secs: Option<u64>,
+        freq: Option<u8>,
+    },
+    ModuleAux(String),
+    SelectDb(u32),
+    ResizeDb {
+        db_size: u64,
+        expires_size: u64,
+    },
+}
+
+/// Decodes items until EOF (Ok) or an error (Err with the reader's message), handing them to
+/// `emit` in chunks. Stops early, with Ok, when `emit` returns false (the receiving side has
+/// stopped).
+fn decode_all<S: rdb::Source>(
+    reader: &mut RdbReader<S>,
+    th: &EncodingThresholds,
+    chunk: usize,
+    mut emit: impl FnMut(Vec<Decoded>) -> bool,
+) -> Result<(), String> {
+    let mut out = Vec::with_capacity(chunk);
+    loop {
+        let item = match reader.next_item() {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(e) => {
+                // Everything decoded before the damage is inserted first, as a sequential
+                // load would have done.
+                if !out.is_empty() {
+                    emit(out);
+                }
+                return Err(e.to_string());
+            }
+        };
+        let d = match item {
+            Item::Entry(e) => Decoded::Entry {
+                db: e.db,
+                key: e.key,
+                value: from_rdb(e.value, th),
+                expire_ms: e.expire_ms,
+                idle_secs: e.idle_secs,
+                freq: e.freq,
+            },
+            Item::ModuleAux { module, .. } => Decoded::ModuleAux(module),
+            Item::SelectDb(db) => Decoded::SelectDb(db),
+            Item::ResizeDb {
+                db_size,
+                expires_size,
+            } => Decoded::ResizeDb {
+                db_size,
+                expires_size,
+            },
+            Item::Eof { .. } => break,
+            _ => continue,
+        };
+        out.push(d);
+        if out.len() >= chunk && !emit(std::mem::replace(&mut out, Vec::with_capacity(chunk))) {
+            return Ok(());
+        }
+    }
+    if !out.is_empty() {
+        emit(out);
+    }
+    Ok(())
+}
+
+/// The inserting side of a load.
+struct Inserter {
+    aof_base: bool,
+    now: i64,
+    lru: u32,
+    cur_db: usize,
+    stats: LoadStats,
+}
+
+impl Inserter {
+    fn new(srv: &Server, aof_base: bool) -> Inserter {
+        Inserter {
+            aof_base,
+            now: crate::util::now_ms(),
+            lru: srv.lru_clock,
+            cur_db: 0,
+            stats: LoadStats::default(),
+        }
+    }
+
+    fn apply(&mut self, srv: &mut Server, d: Decoded) -> Result<(), String> {
+        match d {
+            Decoded::Entry {
+                db,
+                key,
+                value,
+                expire_ms,
+                idle_secs,
+                freq,
+            } => {
+                let db = db as usize;
+                if db >= srv.dbs.len() {
+                    return Err(format!(
+                        "FATAL: Data file was created with a Redis server configured to handle more than {} databases. Exiting",
+                        srv.dbs.len()
+                    ));
+                }
+                if !self.aof_base && expire_ms.is_some_and(|t| t < self.now) {
+                    self.stats.expired_skipped += 1;
+                    return Ok(());
+                }
+                let mut obj = Object::new(value, self.lru);
+                if let Some(f) = freq {
+                    obj.set_freq(f);
+                }
+                if let Some(idle) = idle_secs {
+                    obj.set_lru(self.lru.wrapping_sub(idle as u32));
+                }
+                // Existing keys with the same name are replaced, TTL included.
+                let d = &mut srv.dbs[db];
+                match expire_ms {
+                    Some(t) => {
+                        d.insert(key.clone(), obj);
+                        d.set_expire(&key, t);
+                    }
+                    None => {
+                        d.insert(key, obj);
+                    }
+                }
+                self.stats.keys += 1;
+            }
+            Decoded::ModuleAux(module) => {
+                return Err(format!(
+                    "The RDB file contains AUX module data for the module '{module}', which Strongbox does not support"
+                ));
+            }
+            Decoded::SelectDb(db) => self.cur_db = db as usize,
+            Decoded::ResizeDb {
+                db_size,
+                expires_size,
+            } => {
+                // Size the tables once, as Redis does with RESIZEDB, instead of rehashing
+                // while loading (capped: the hint comes from the file).
+                if let Some(d) = srv.dbs.get_mut(self.cur_db) {
+                    let want = (db_size as usize).min(RESERVE_KEYS_MAX);
+                    d.keys.reserve(want.saturating_sub(d.keys.len()));
+                    let want = (expires_size as usize).min(RESERVE_KEYS_MAX);
+                    d.expires.reserve(want.saturating_sub(d.expires.len()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decode and insert on this thread.
+fn load_sequential<S: rdb::Source>(
+    srv: &mut Server,
+    reader: &mut RdbReader<S>,
+    aof_base: bool,
+) -> Result<LoadStats, String> {
+    let th = thresholds(&srv.cfg);
+    let mut ins = Inserter::new(srv, aof_base);
+    let mut failed = None;
+    let decoded = decode_all(reader, &th, 1, |chunk| {
+        for d in chunk {
+            if let Err(e) = ins.apply(srv, d) {
+                failed = Some(e);
+                return false;
+            }
+        }
+        true
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    decoded.map(|()| ins.stats)
 }
 
 /// Load an RDB stream into the server's databases (existing keys with the same name are
@@ -102,7 +301,6 @@ pub fn load_rdb_counted<R: Read>(
     input: R,
     aof_base: bool,
 ) -> Result<(LoadStats, u64), String> {
-    let th = thresholds(&srv.cfg);
     let mut reader = RdbReader::with_options(
         input,
         ReaderOptions {
@@ -110,64 +308,72 @@ pub fn load_rdb_counted<R: Read>(
         },
     )
     .map_err(|e| e.to_string())?;
-    let now = crate::util::now_ms();
-    let lru = srv.lru_clock;
-    let mut stats = LoadStats::default();
-    let mut cur_db = 0usize;
-    while let Some(item) = reader.next_item().map_err(|e| e.to_string())? {
-        match item {
-            Item::Entry(e) => {
-                let db = e.db as usize;
-                if db >= srv.dbs.len() {
-                    return Err(format!(
-                        "FATAL: Data file was created with a Redis server configured to handle more than {} databases. Exiting",
-                        srv.dbs.len()
-                    ));
-                }
-                if !aof_base && e.expire_ms.is_some_and(|t| t < now) {
-                    stats.expired_skipped += 1;
-                    continue;
-                }
-                let key = e.key.clone();
-                let mut obj = Object::new(from_rdb(e.value, &th), lru);
-                if let Some(f) = e.freq {
-                    obj.set_freq(f);
-                }
-                if let Some(idle) = e.idle_secs {
-                    obj.set_lru(lru.wrapping_sub(idle as u32));
-                }
-                // The reader's keys are already owned: no copy needed.
-                let d = &mut srv.dbs[db];
-                d.expires.swap_remove(&key[..]);
-                d.keys.insert(key.clone(), obj);
-                if let Some(t) = e.expire_ms {
-                    d.expires.insert(key, t);
-                }
-                stats.keys += 1;
-            }
-            Item::ModuleAux { module, .. } => {
-                return Err(format!(
-                    "The RDB file contains AUX module data for the module '{module}', which Strongbox does not support"
-                ));
-            }
-            Item::SelectDb(db) => cur_db = db as usize,
-            Item::ResizeDb {
-                db_size,
-                expires_size,
-            } => {
-                // Size the tables once, as Redis does with RESIZEDB, instead of rehashing
-                // while loading (capped: the hint comes from the file).
-                if let Some(d) = srv.dbs.get_mut(cur_db) {
-                    let want = (db_size as usize).min(RESERVE_KEYS_MAX);
-                    d.keys.reserve(want.saturating_sub(d.keys.len()));
-                    let want = (expires_size as usize).min(RESERVE_KEYS_MAX);
-                    d.expires.reserve(want.saturating_sub(d.expires.len()));
-                }
-            }
-            Item::Eof { .. } => break,
-            _ => {}
-        }
+    let stats = load_sequential(srv, &mut reader, aof_base)?;
+    Ok((stats, reader.offset()))
+}
+
+/// [`load_rdb_counted`] for an image in memory (a dump.rdb or an AOF base read whole): the
+/// reader works on the slice directly, and with [`LoadMode::Parallel`] a second thread decodes
+/// while this one inserts. Same keyspace, same errors, as the sequential load: entries decoded
+/// before a damaged one are inserted before the error is returned.
+pub fn load_rdb_bytes(
+    srv: &mut Server,
+    data: &[u8],
+    aof_base: bool,
+    mode: LoadMode,
+) -> Result<(LoadStats, u64), String> {
+    let opts = ReaderOptions {
+        verify_checksum: true,
+    };
+    let mut reader = RdbReader::from_slice(data, opts).map_err(|e| e.to_string())?;
+    if mode == LoadMode::Sequential || data.len() < PARALLEL_LOAD_BYTES_MIN {
+        let stats = load_sequential(srv, &mut reader, aof_base)?;
+        return Ok((stats, reader.offset()));
     }
+    let th = thresholds(&srv.cfg);
+    let mut ins = Inserter::new(srv, aof_base);
+    // Ok(true): loaded; Ok(false): no second thread could be started, nothing was read yet.
+    let loaded = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Decoded>>(LOAD_CHUNKS_IN_FLIGHT);
+        let reader = &mut reader;
+        let decoder = std::thread::Builder::new()
+            .name("strongbox-load".into())
+            .spawn_scoped(scope, move || {
+                decode_all(reader, &th, LOAD_CHUNK_ENTRIES, |chunk| {
+                    tx.send(chunk).is_ok()
+                })
+            });
+        let decoder = match decoder {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::debug!("no loading thread ({e}); loading sequentially");
+                return Ok(false);
+            }
+        };
+        let mut failed = None;
+        'recv: for chunk in rx.iter() {
+            for d in chunk {
+                if let Err(e) = ins.apply(srv, d) {
+                    failed = Some(e);
+                    break 'recv;
+                }
+            }
+        }
+        // Stops the decoder if it is still running (its next send fails).
+        drop(rx);
+        let decoded = decoder
+            .join()
+            .unwrap_or_else(|_| Err("the RDB decoding thread panicked".to_string()));
+        match failed {
+            Some(e) => Err(e),
+            None => decoded.map(|()| true),
+        }
+    })?;
+    let stats = if loaded {
+        ins.stats
+    } else {
+        load_sequential(srv, &mut reader, aof_base)?
+    };
     Ok((stats, reader.offset()))
 }
 
@@ -246,4 +452,91 @@ pub fn save_to_dbfilename(srv: &Server) -> Result<(), String> {
         .unwrap_or_default();
     strongbox_storage::fs::install_file(&strongbox_storage::fs::RealFs, &dir, &tmp_name, &name)
         .map_err(|e| format!("Error moving temp DB file on the final destination: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> Server {
+        Server::new(Config::from_args(&[]).expect("default config"))
+    }
+
+    /// The keyspace as comparable data (order-free: keys sorted).
+    fn keyspace(srv: &Server) -> Vec<(usize, Vec<u8>, rdb::Value, Option<i64>)> {
+        let mut out = Vec::new();
+        for (i, db) in srv.dbs.iter().enumerate() {
+            for (k, o) in db.keys.iter() {
+                out.push((i, k.to_vec(), to_rdb(&o.value).canonical(), db.expire_of(k)));
+            }
+        }
+        out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        out
+    }
+
+    fn load_both(data: &[u8], aof_base: bool) -> (String, String) {
+        let mut a = server();
+        let ra = load_rdb_bytes(&mut a, data, aof_base, LoadMode::Sequential)
+            .map(|(s, n)| (s.keys, s.expired_skipped, n));
+        let mut b = server();
+        let rb = load_rdb_bytes(&mut b, data, aof_base, LoadMode::Parallel)
+            .map(|(s, n)| (s.keys, s.expired_skipped, n));
+        // The streaming reader over `Read` (DEBUG RELOAD, tools) agrees too.
+        let mut c = server();
+        let rc =
+            load_rdb_counted(&mut c, data, aof_base).map(|(s, n)| (s.keys, s.expired_skipped, n));
+        let ka = keyspace(&a);
+        assert!(ka == keyspace(&b), "parallel load gave another keyspace");
+        assert!(ka == keyspace(&c), "streaming load gave another keyspace");
+        assert_eq!(format!("{ra:?}"), format!("{rb:?}"));
+        assert_eq!(format!("{ra:?}"), format!("{rc:?}"));
+        (format!("{ra:?}"), format!("{}", ka.len()))
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures")
+            .join(name);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+    }
+
+    #[test]
+    fn parallel_rdb_load_gives_the_sequential_keyspace_on_fixtures() {
+        for name in [
+            "redis-7.0-all-types.rdb",
+            "redis-7.0-all-types-uncompressed.rdb",
+            "valkey-8.0-all-types.rdb",
+        ] {
+            let data = fixture(name);
+            assert!(
+                data.len() >= PARALLEL_LOAD_BYTES_MIN,
+                "{name} too small to test"
+            );
+            for aof_base in [false, true] {
+                let (r, n) = load_both(&data, aof_base);
+                assert!(r.starts_with("Ok("), "{name}: {r}");
+                assert!(n != "0", "{name}: nothing loaded");
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_rdb_load_fails_like_the_sequential_one_and_keeps_the_same_prefix() {
+        let data = fixture("redis-7.0-all-types.rdb");
+        for cut in [
+            data.len() / 3,
+            data.len() / 2,
+            data.len() - 9,
+            data.len() - 1,
+        ] {
+            let (r, _) = load_both(&data[..cut], false);
+            assert!(r.starts_with("Err("), "cut at {cut}: {r}");
+        }
+        for at in [data.len() / 4, data.len() / 2, data.len() - 5] {
+            let mut d = data.clone();
+            d[at] ^= 0x5a;
+            let (r, _) = load_both(&d, true);
+            assert!(r.starts_with("Err("), "byte {at}: {r}");
+        }
+    }
 }

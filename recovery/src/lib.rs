@@ -23,7 +23,7 @@ pub mod report;
 pub mod scan;
 
 pub use plan::{plan, FileKind, ManifestSource, Plan, PlannedFile};
-pub use replay::{execute, Outcome};
+pub use replay::{execute, execute_with_pipeline, Outcome, PIPELINE_MIN_BYTES};
 pub use report::{FileReport, Report, Skipped, Truncation};
 pub use scan::{observe, Observations};
 pub use strongbox_storage::aof::ResumePoint;

@@ -5,3 +5,4 @@ mod dump_restore;
 mod fixtures;
 mod props;
 mod roundtrip;
+mod slice_source;
