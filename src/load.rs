@@ -11,6 +11,7 @@ use bytes::Bytes;
 use crate::client::Client;
 use crate::exec::Server;
 use crate::keyspace::{Object, Value};
+use crate::types::compact::CompactBytes;
 
 /// Apply one replayed command.
 pub fn replay_command(srv: &mut Server, client: &mut Client, argv: &[Bytes]) -> Result<(), String> {
@@ -28,8 +29,8 @@ pub fn replay_command(srv: &mut Server, client: &mut Client, argv: &[Bytes]) -> 
 /// WATCH and blocked clients (the other side effects) are empty — checked by the caller.
 fn set_plain(srv: &mut Server, db: usize, key: &Bytes, value: &Bytes) {
     let lru = srv.lru_clock;
-    let obj = Object::new(Value::Str(Bytes::copy_from_slice(value)), lru);
-    srv.dbs[db].insert(key.clone(), obj);
+    let obj = Object::new(Value::Str(CompactBytes::from_slice(value)), lru);
+    srv.dbs[db].insert(&key[..], obj);
     srv.dirty += 1;
 }
 
