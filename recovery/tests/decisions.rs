@@ -32,22 +32,7 @@ fn batches(payloads: &[Vec<u8>]) -> (Vec<u8>, Vec<u64>) {
 }
 
 fn dir_with(files: &[(&str, &[u8])]) -> SimFs {
-    let fs = SimFs::new(1);
-    let dir = Path::new(DIR);
-    fs.create_dir_all(dir).expect("mkdir");
-    let mut manifest = String::new();
-    for (i, (name, bytes)) in files.iter().enumerate() {
-        let f = fs.open_append(&dir.join(name)).expect("create");
-        write_all(f.as_ref(), bytes).expect("write");
-        f.sync_data().expect("sync");
-        manifest.push_str(&format!("file {name} seq {} type i\n", i + 1));
-    }
-    let f = fs
-        .open_append(&dir.join("appendonly.aof.manifest"))
-        .expect("manifest");
-    write_all(f.as_ref(), manifest.as_bytes()).expect("write");
-    fs.sync_dir(dir).expect("sync dir");
-    fs
+    common::sim_dir_with(Path::new(DIR), files)
 }
 
 fn run(fs: &SimFs, opts: Options) -> (Result<strongbox_recovery::Outcome, RecoveryError>, Model) {

@@ -9,7 +9,7 @@ use common::Model;
 use std::path::Path;
 use strongbox_recovery::{execute_with_pipeline, observe, plan, Options};
 use strongbox_storage::aof::batch::{encode_batch, timestamp_line, Chain};
-use strongbox_storage::fs::{write_all, RealFs, SimFs, Vfs};
+use strongbox_storage::fs::{RealFs, SimFs, Vfs};
 use strongbox_storage::resp::encode_command;
 
 const DIR: &str = "/d/appendonlydir";
@@ -24,22 +24,11 @@ fn run(fs: &dyn Vfs, dir: &Path, opts: &Options, pipeline_min_bytes: usize) -> S
 }
 
 fn sim_dir(files: &[(String, Vec<u8>)]) -> SimFs {
-    let fs = SimFs::new(1);
-    let dir = Path::new(DIR);
-    fs.create_dir_all(dir).expect("mkdir");
-    let mut manifest = String::new();
-    for (i, (name, bytes)) in files.iter().enumerate() {
-        let f = fs.open_append(&dir.join(name)).expect("create");
-        write_all(f.as_ref(), bytes).expect("write");
-        f.sync_data().expect("sync");
-        manifest.push_str(&format!("file {name} seq {} type i\n", i + 1));
-    }
-    let f = fs
-        .open_append(&dir.join("appendonly.aof.manifest"))
-        .expect("manifest");
-    write_all(f.as_ref(), manifest.as_bytes()).expect("write");
-    fs.sync_dir(dir).expect("sync dir");
-    fs
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    common::sim_dir_with(Path::new(DIR), &files)
 }
 
 fn file_lens(fs: &SimFs, files: &[(String, Vec<u8>)]) -> Vec<u64> {

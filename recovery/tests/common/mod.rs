@@ -181,3 +181,25 @@ pub fn fixture(name: &str) -> std::path::PathBuf {
         .join("../../shared/fixtures")
         .join(name)
 }
+
+/// A simulated directory `dir` holding `files` (synced, in this order) and a manifest listing
+/// them as incr files 1, 2, …
+#[allow(dead_code)]
+pub fn sim_dir_with(dir: &Path, files: &[(&str, &[u8])]) -> strongbox_storage::fs::SimFs {
+    use strongbox_storage::fs::{write_all, SimFs, Vfs};
+    let fs = SimFs::new(1);
+    fs.create_dir_all(dir).expect("mkdir");
+    let mut manifest = String::new();
+    for (i, (name, bytes)) in files.iter().enumerate() {
+        let f = fs.open_append(&dir.join(name)).expect("create");
+        write_all(f.as_ref(), bytes).expect("write");
+        f.sync_data().expect("sync");
+        manifest.push_str(&format!("file {name} seq {} type i\n", i + 1));
+    }
+    let f = fs
+        .open_append(&dir.join("appendonly.aof.manifest"))
+        .expect("manifest");
+    write_all(f.as_ref(), manifest.as_bytes()).expect("write");
+    fs.sync_dir(dir).expect("sync dir");
+    fs
+}
