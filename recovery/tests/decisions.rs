@@ -8,7 +8,7 @@ use std::sync::Arc;
 use strongbox_recovery::{recover, Options, RecoveryError};
 use strongbox_storage::aof::batch::{encode_batch, timestamp_line, Chain};
 use strongbox_storage::aof::{AofOptions, FsyncPolicy, LogWriter};
-use strongbox_storage::fs::{write_all, SimFs, Vfs};
+use strongbox_storage::fs::{SimFs, Vfs};
 use strongbox_storage::resp::encode_command;
 
 const DIR: &str = "/d/appendonlydir";
