@@ -3,7 +3,8 @@
 //! Reading order (the request path, see docs/architecture.md):
 //! - [`server`]: accept loop and connection tasks (RESP parsing, reply encoding, reply gating).
 //! - [`resp`]: the request parser and reply encoder.
-//! - [`exec`]: the execution thread that owns the keyspace; `process_command` → `call`.
+//! - [`exec`]: the execution loop that owns the keyspace (a task on the event-loop thread, or its
+//!   own thread with `io-threads` ≥ 2); `process_command` → `call`.
 //! - [`cmd`]: the command table, one file per family; handlers see a [`ctx::Ctx`].
 //! - [`keyspace`] and [`types`]: databases, objects and the collection representations.
 //! - [`durability`]: where effects become log bytes and replies learn what to wait for.
