@@ -172,6 +172,12 @@ impl Db {
         self.keys.insert(key, obj)
     }
 
+    /// [`Db::insert`] of a key already owned and hashed with `self.keys.hasher()` (loading).
+    pub fn insert_hashed(&mut self, h: u64, key: CompactBytes, obj: Object) -> Option<Object> {
+        self.expires.swap_remove(&key);
+        self.keys.insert_hashed(h, key, obj)
+    }
+
     /// Overwrite the value of `key` keeping its TTL (as SET KEEPTTL and most write commands do).
     pub fn insert_keep_ttl(&mut self, key: impl AsRef<[u8]>, obj: Object) -> Option<Object> {
         self.keys.insert(key, obj)

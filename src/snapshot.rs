@@ -10,7 +10,8 @@ use strongbox_storage::rdb::{
 
 use crate::config::Config;
 use crate::exec::Server;
-use crate::keyspace::{Object, Value};
+use crate::keyspace::table::KeyHasher;
+use crate::keyspace::{CompactBytes, Object, Value};
 use crate::types::{
     hash::{Hash, HashLimits},
     list::List,
@@ -109,7 +110,10 @@ pub enum LoadMode {
 enum Decoded {
     Entry {
         db: u32,
-        key: Bytes,
+        /// The key as the keyspace stores it, and its hash there when `db` exists (both made on
+        /// the decoding thread, so the inserting thread reads no key bytes out of line).
+        key: CompactBytes,
+        hash: Option<u64>,
         value: Value,
         expire_ms: Option<i64>,
         idle_secs: Option<u64>,
@@ -129,6 +133,7 @@ enum Decoded {
 fn decode_all<S: rdb::Source>(
     reader: &mut RdbReader<S>,
     th: &EncodingThresholds,
+    hashers: &[KeyHasher],
     chunk: usize,
     mut emit: impl FnMut(Vec<Decoded>) -> bool,
 ) -> Result<(), String> {
@@ -149,7 +154,8 @@ fn decode_all<S: rdb::Source>(
         let d = match item {
             Item::Entry(e) => Decoded::Entry {
                 db: e.db,
-                key: e.key,
+                hash: hashers.get(e.db as usize).map(|h| h.hash(&e.key)),
+                key: CompactBytes::key(&e.key),
                 value: from_rdb(e.value, th),
                 expire_ms: e.expire_ms,
                 idle_secs: e.idle_secs,
@@ -203,6 +209,7 @@ impl Inserter {
             Decoded::Entry {
                 db,
                 key,
+                hash,
                 value,
                 expire_ms,
                 idle_secs,
@@ -228,14 +235,13 @@ impl Inserter {
                 }
                 // Existing keys with the same name are replaced, TTL included.
                 let d = &mut srv.dbs[db];
-                match expire_ms {
-                    Some(t) => {
-                        d.insert(key.clone(), obj);
-                        d.set_expire(&key, t);
-                    }
-                    None => {
-                        d.insert(key, obj);
-                    }
+                let expire = expire_ms.map(|t| (key.clone(), t));
+                match hash {
+                    Some(h) => d.insert_hashed(h, key, obj),
+                    None => d.insert(&key[..], obj),
+                };
+                if let Some((key, t)) = expire {
+                    d.set_expire(&key, t);
                 }
                 self.stats.keys += 1;
             }
@@ -263,6 +269,11 @@ impl Inserter {
     }
 }
 
+/// Each database's key hasher, for the decoding side.
+fn key_hashers(srv: &Server) -> Vec<KeyHasher> {
+    srv.dbs.iter().map(|d| d.keys.hasher()).collect()
+}
+
 /// Decode and insert on this thread.
 fn load_sequential<S: rdb::Source>(
     srv: &mut Server,
@@ -272,7 +283,8 @@ fn load_sequential<S: rdb::Source>(
     let th = thresholds(&srv.cfg);
     let mut ins = Inserter::new(srv, aof_base);
     let mut failed = None;
-    let decoded = decode_all(reader, &th, 1, |chunk| {
+    let hashers = key_hashers(srv);
+    let decoded = decode_all(reader, &th, &hashers, 1, |chunk| {
         for d in chunk {
             if let Err(e) = ins.apply(srv, d) {
                 failed = Some(e);
@@ -331,6 +343,7 @@ pub fn load_rdb_bytes(
         return Ok((stats, reader.offset()));
     }
     let th = thresholds(&srv.cfg);
+    let hashers = key_hashers(srv);
     let mut ins = Inserter::new(srv, aof_base);
     // Ok(true): loaded; Ok(false): no second thread could be started, nothing was read yet.
     let loaded = std::thread::scope(|scope| {
@@ -339,7 +352,7 @@ pub fn load_rdb_bytes(
         let decoder = std::thread::Builder::new()
             .name("strongbox-load".into())
             .spawn_scoped(scope, move || {
-                decode_all(reader, &th, LOAD_CHUNK_ENTRIES, |chunk| {
+                decode_all(reader, &th, &hashers, LOAD_CHUNK_ENTRIES, |chunk| {
                     tx.send(chunk).is_ok()
                 })
             });

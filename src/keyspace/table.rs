@@ -26,6 +26,16 @@ pub struct Entry {
     obj: Object,
 }
 
+/// A table's key hash, usable on another thread (see [`KeyTable::insert_hashed`]).
+#[derive(Clone)]
+pub struct KeyHasher(RandomState);
+
+impl KeyHasher {
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.0.hash_one(key)
+    }
+}
+
 /// Keys → objects, dense and indexable (see the module documentation).
 #[derive(Default)]
 pub struct KeyTable {
@@ -116,6 +126,32 @@ impl KeyTable {
                     key: CompactBytes::key(key),
                     obj,
                 });
+                None
+            }
+        }
+    }
+
+    /// The hash `insert` would compute for `key` (a loader computes it on its decoding thread).
+    pub fn hasher(&self) -> KeyHasher {
+        KeyHasher(self.hasher.clone())
+    }
+
+    /// [`KeyTable::insert`] with the key already owned and hashed by [`KeyTable::hasher`]: the
+    /// loader's inserting thread then only probes the index and appends.
+    pub fn insert_hashed(&mut self, h: u64, key: CompactBytes, obj: Object) -> Option<Object> {
+        debug_assert_eq!(h, self.hash(&key), "hash from another table's hasher");
+        let entries = &mut self.entries;
+        let hasher = &self.hasher;
+        let slot = self.index.entry(
+            h,
+            |&i| entries[i as usize].key.as_slice() == key.as_slice(),
+            |&i| hasher.hash_one(entries[i as usize].key.as_slice()),
+        );
+        match slot {
+            Slot::Occupied(o) => Some(std::mem::replace(&mut entries[*o.get() as usize].obj, obj)),
+            Slot::Vacant(v) => {
+                v.insert(pos(entries.len()));
+                entries.push(Entry { key, obj });
                 None
             }
         }
@@ -231,6 +267,30 @@ mod tests {
 
     fn obj(v: &[u8]) -> Object {
         Object::new(Value::Str(CompactBytes::from_slice(v)), 0)
+    }
+
+    #[test]
+    fn insert_hashed_is_insert_with_the_hash_done_elsewhere() {
+        let mut t = KeyTable::default();
+        let h = t.hasher();
+        for i in 0..1000u32 {
+            let k = format!("key:{i}");
+            let kb = CompactBytes::key(k.as_bytes());
+            assert!(t
+                .insert_hashed(h.hash(k.as_bytes()), kb, obj(b"a"))
+                .is_none());
+        }
+        // The same key again replaces, found through the ordinary lookup path too.
+        let old = t.insert_hashed(h.hash(b"key:7"), CompactBytes::key(b"key:7"), obj(b"b"));
+        assert_eq!(old.map(|o| val(&o)), Some(b"a".to_vec()));
+        assert_eq!(t.len(), 1000);
+        assert_eq!(t.get(b"key:7").map(val), Some(b"b".to_vec()));
+        assert!(t.insert(b"key:8", obj(b"c")).is_some());
+        assert_eq!(
+            t.swap_remove(b"key:999").map(|o| val(&o)),
+            Some(b"a".to_vec())
+        );
+        assert_eq!(t.len(), 999);
     }
 
     fn val(o: &Object) -> Vec<u8> {
