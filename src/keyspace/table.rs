@@ -26,6 +26,30 @@ pub struct Entry {
     obj: Object,
 }
 
+/// A key as `upsert` takes it: borrowed (copied when stored) or already owned.
+trait StoredKey {
+    fn bytes(&self) -> &[u8];
+    fn into_stored(self) -> CompactBytes;
+}
+
+impl StoredKey for &[u8] {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn into_stored(self) -> CompactBytes {
+        CompactBytes::key(self)
+    }
+}
+
+impl StoredKey for CompactBytes {
+    fn bytes(&self) -> &[u8] {
+        self.as_slice()
+    }
+    fn into_stored(self) -> CompactBytes {
+        self
+    }
+}
+
 /// A table's key hash, usable on another thread (see [`KeyTable::insert_hashed`]).
 #[derive(Clone)]
 pub struct KeyHasher(RandomState);
@@ -110,25 +134,7 @@ impl KeyTable {
     #[inline]
     pub fn insert(&mut self, key: impl AsRef<[u8]>, obj: Object) -> Option<Object> {
         let key = key.as_ref();
-        let h = self.hash(key);
-        let entries = &mut self.entries;
-        let hasher = &self.hasher;
-        let slot = self.index.entry(
-            h,
-            |&i| entries[i as usize].key.as_slice() == key,
-            |&i| hasher.hash_one(entries[i as usize].key.as_slice()),
-        );
-        match slot {
-            Slot::Occupied(o) => Some(std::mem::replace(&mut entries[*o.get() as usize].obj, obj)),
-            Slot::Vacant(v) => {
-                v.insert(pos(entries.len()));
-                entries.push(Entry {
-                    key: CompactBytes::key(key),
-                    obj,
-                });
-                None
-            }
-        }
+        self.upsert(self.hash(key), key, obj)
     }
 
     /// The hash `insert` would compute for `key` (a loader computes it on its decoding thread).
@@ -140,18 +146,28 @@ impl KeyTable {
     /// loader's inserting thread then only probes the index and appends.
     pub fn insert_hashed(&mut self, h: u64, key: CompactBytes, obj: Object) -> Option<Object> {
         debug_assert_eq!(h, self.hash(&key), "hash from another table's hasher");
+        self.upsert(h, key, obj)
+    }
+
+    /// Overwrite the object of `key` or append a new entry; the key is made owned (copied, if
+    /// borrowed) only when it is new.
+    #[inline]
+    fn upsert<K: StoredKey>(&mut self, h: u64, key: K, obj: Object) -> Option<Object> {
         let entries = &mut self.entries;
         let hasher = &self.hasher;
         let slot = self.index.entry(
             h,
-            |&i| entries[i as usize].key.as_slice() == key.as_slice(),
+            |&i| entries[i as usize].key.as_slice() == key.bytes(),
             |&i| hasher.hash_one(entries[i as usize].key.as_slice()),
         );
         match slot {
             Slot::Occupied(o) => Some(std::mem::replace(&mut entries[*o.get() as usize].obj, obj)),
             Slot::Vacant(v) => {
                 v.insert(pos(entries.len()));
-                entries.push(Entry { key, obj });
+                entries.push(Entry {
+                    key: key.into_stored(),
+                    obj,
+                });
                 None
             }
         }
