@@ -428,6 +428,34 @@ fn taken(counter: &std::sync::atomic::AtomicUsize, bytes: usize) {
     );
 }
 
+/// Receives the snapshot's chunks and hands each record, with the arena its byte ranges point
+/// into, to `rec`, in order. Ok at `Chunk::Finish`; an error if the snapshot was dropped first.
+fn for_each_record(
+    rx: &Receiver<Chunk>,
+    counter: &std::sync::atomic::AtomicUsize,
+    mut rec: impl FnMut(Rec, &[u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    while let Ok(c) = rx.recv() {
+        match c {
+            Chunk::Entries(batch) => {
+                let bytes = batch_bytes(&batch);
+                let Batch { arena, recs } = batch;
+                for r in recs {
+                    rec(r, &arena)?;
+                }
+                taken(counter, bytes);
+            }
+            Chunk::Finish => return Ok(()),
+        }
+    }
+    Err("snapshot aborted".into())
+}
+
+/// The bytes of an arena range.
+fn span(arena: &[u8], r: (u32, u32)) -> &[u8] {
+    &arena[r.0 as usize..r.1 as usize]
+}
+
 fn serializer(
     rx: Receiver<Chunk>,
     file: std::fs::File,
@@ -438,45 +466,31 @@ fn serializer(
     let out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
     let mut cur_db: Option<u32> = None;
-    while let Ok(c) = rx.recv() {
-        match c {
-            Chunk::Entries(batch) => {
-                let bytes = batch_bytes(&batch);
-                let Batch { arena, recs } = batch;
-                let get = |r: (u32, u32)| &arena[r.0 as usize..r.1 as usize];
-                for r in recs {
-                    if cur_db != Some(r.db) {
-                        let (keys, expires) = sizes.get(r.db as usize).copied().unwrap_or((0, 0));
-                        w.begin_db(r.db, keys, expires).map_err(|e| e.to_string())?;
-                        cur_db = Some(r.db);
-                    }
-                    match r.value {
-                        RecValue::Str(a, b) => {
-                            w.write_string(r.db, get(r.key), get((a, b)), r.expire_ms)
-                        }
-                        RecValue::Value(value) => w.write_entry(&rdb::Entry {
-                            db: r.db,
-                            key: bytes::Bytes::copy_from_slice(get(r.key)),
-                            value,
-                            expire_ms: r.expire_ms,
-                            idle_secs: None,
-                            freq: None,
-                        }),
-                    }
-                    .map_err(|e| e.to_string())?;
-                }
-                taken(counter, bytes);
-            }
-            Chunk::Finish => {
-                let out = w.finish().map_err(|e| e.to_string())?;
-                let mut f = out.into_inner().map_err(|e| e.to_string())?;
-                f.flush().map_err(|e| e.to_string())?;
-                f.file.sync_all().map_err(|e| e.to_string())?;
-                return Ok(());
-            }
+    for_each_record(&rx, counter, |r, arena| {
+        if cur_db != Some(r.db) {
+            let (keys, expires) = sizes.get(r.db as usize).copied().unwrap_or((0, 0));
+            w.begin_db(r.db, keys, expires).map_err(|e| e.to_string())?;
+            cur_db = Some(r.db);
         }
-    }
-    Err("snapshot aborted".into())
+        match r.value {
+            RecValue::Str(a, b) => {
+                w.write_string(r.db, span(arena, r.key), span(arena, (a, b)), r.expire_ms)
+            }
+            RecValue::Value(value) => w.write_entry(&rdb::Entry {
+                db: r.db,
+                key: bytes::Bytes::copy_from_slice(span(arena, r.key)),
+                value,
+                expire_ms: r.expire_ms,
+                idle_secs: None,
+                freq: None,
+            }),
+        }
+        .map_err(|e| e.to_string())
+    })?;
+    let out = w.finish().map_err(|e| e.to_string())?;
+    let mut f = out.into_inner().map_err(|e| e.to_string())?;
+    f.flush().map_err(|e| e.to_string())?;
+    f.file.sync_all().map_err(|e| e.to_string())
 }
 
 /// The bytes a batch was counted for when queued (same formula as `emit`).
@@ -503,41 +517,28 @@ fn resp_serializer(
     let mut out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let mut cur_db: Option<u32> = None;
     let mut buf = Vec::with_capacity(1 << 16);
-    while let Ok(c) = rx.recv() {
-        match c {
-            Chunk::Entries(batch) => {
-                let bytes = batch_bytes(&batch);
-                let Batch { arena, recs } = batch;
-                let get = |r: (u32, u32)| &arena[r.0 as usize..r.1 as usize];
-                for r in recs {
-                    if cur_db != Some(r.db) {
-                        cmd(&mut buf, &[b"SELECT".as_ref(), r.db.to_string().as_bytes()]);
-                        cur_db = Some(r.db);
-                    }
-                    let key = get(r.key);
-                    match r.value {
-                        RecValue::Str(a, b) => cmd(&mut buf, &[b"SET", key, get((a, b))]),
-                        RecValue::Value(value) => value_as_commands(&mut buf, key, &value),
-                    }
-                    if let Some(t) = r.expire_ms {
-                        cmd(&mut buf, &[b"PEXPIREAT", key, t.to_string().as_bytes()]);
-                    }
-                    if buf.len() >= 1 << 16 {
-                        out.write_all(&buf).map_err(|e| e.to_string())?;
-                        buf.clear();
-                    }
-                }
-                taken(counter, bytes);
-            }
-            Chunk::Finish => {
-                out.write_all(&buf).map_err(|e| e.to_string())?;
-                let f = out.into_inner().map_err(|e| e.to_string())?;
-                f.file.sync_all().map_err(|e| e.to_string())?;
-                return Ok(());
-            }
+    for_each_record(&rx, counter, |r, arena| {
+        if cur_db != Some(r.db) {
+            cmd(&mut buf, &[b"SELECT".as_ref(), r.db.to_string().as_bytes()]);
+            cur_db = Some(r.db);
         }
-    }
-    Err("snapshot aborted".into())
+        let key = span(arena, r.key);
+        match r.value {
+            RecValue::Str(a, b) => cmd(&mut buf, &[b"SET", key, span(arena, (a, b))]),
+            RecValue::Value(value) => value_as_commands(&mut buf, key, &value),
+        }
+        if let Some(t) = r.expire_ms {
+            cmd(&mut buf, &[b"PEXPIREAT", key, t.to_string().as_bytes()]);
+        }
+        if buf.len() >= 1 << 16 {
+            out.write_all(&buf).map_err(|e| e.to_string())?;
+            buf.clear();
+        }
+        Ok(())
+    })?;
+    out.write_all(&buf).map_err(|e| e.to_string())?;
+    let f = out.into_inner().map_err(|e| e.to_string())?;
+    f.file.sync_all().map_err(|e| e.to_string())
 }
 
 /// A RESP command, encoded by the storage crate's one AOF command encoder.
