@@ -444,6 +444,10 @@ impl Persistence for Persist {
                 "strongbox_aof_batch_bytes_max".into(),
                 st.batch_bytes_max.to_string(),
             ));
+            v.push((
+                "strongbox_aof_gather_timeouts".into(),
+                st.gather_timeouts.to_string(),
+            ));
             v.push(("strongbox_aof_written".into(), st.written.to_string()));
             v.push(("strongbox_aof_synced".into(), st.synced.to_string()));
             v.push((

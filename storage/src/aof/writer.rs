@@ -120,6 +120,9 @@ pub struct LogStats {
     pub batch_bytes_total: u64,
     /// Largest batch payload.
     pub batch_bytes_max: u64,
+    /// `always`: batches that started at the gathering deadline with fewer bytes than the
+    /// batch before them (the group did not come back in time; see `Gather`).
+    pub gather_timeouts: u64,
     /// Writes done while an fsync was still in flight after the 2 s postponement
     /// (`aof_delayed_fsync`).
     pub delayed_fsyncs: u64,
@@ -425,6 +428,46 @@ struct Worker {
     synced: u64,
     last_fsync_ms: u64,
     postponed_since_ms: Option<u64>,
+    /// `always`: the group the next batch waits to gather (see [`Gather`]).
+    gather: Option<Gather>,
+}
+
+/// Group commit under `appendfsync always`: after an fsync releases its batch's replies, the
+/// clients it released answer with their next commands within about a round trip. Starting the
+/// next fsync on the first of them would split the clients into two groups that alternate,
+/// each fsync covering half of them; so the next batch waits until as many bytes are pending as
+/// the last batch held, or until a deadline after the fsync ended, whichever comes first. The
+/// deadline is the last fsync's duration, clamped to [`GATHER_MIN`, `GATHER_MAX`]: waiting at
+/// most one fsync's time costs a commit at most one more fsync's latency, and only when the
+/// load just dropped (the target then shrinks to the smaller batch). A lone client never
+/// waits: its next command alone reaches its own last batch's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gather {
+    /// Pending bytes that make the batch start at once.
+    target: usize,
+    /// Start anyway at this time.
+    until: Instant,
+}
+
+const GATHER_MIN: Duration = Duration::from_micros(50);
+const GATHER_MAX: Duration = Duration::from_millis(2);
+
+impl Gather {
+    fn after_fsync(batch_bytes: usize, fsync_took: Duration, now: Instant) -> Gather {
+        Gather {
+            target: batch_bytes,
+            until: now + fsync_took.clamp(GATHER_MIN, GATHER_MAX),
+        }
+    }
+
+    /// How long to keep waiting with `pending` bytes at `now`; `None` = start the batch.
+    fn wait(&self, pending: usize, now: Instant) -> Option<Duration> {
+        if pending >= self.target || now >= self.until {
+            None
+        } else {
+            Some(self.until - now)
+        }
+    }
 }
 
 /// Handle to the log; owned by the server's execution thread.
@@ -667,6 +710,7 @@ impl LogWriter {
             written: 0,
             synced: 0,
             postponed_since_ms: None,
+            gather: None,
         };
         worker.update_stats(&mut shared.lock());
         let next_seq = shared.files().manifest.next_incr_seq();
@@ -983,7 +1027,24 @@ impl Worker {
                         Some(_) => g.stats.delayed_fsyncs += 1,
                     }
                 }
+                if go && !g.shutdown {
+                    if let Some(wait) = self
+                        .gather
+                        .and_then(|gt| gt.wait(g.pending.len(), Instant::now()))
+                    {
+                        g = shared
+                            .wake
+                            .wait_timeout(g, wait)
+                            .map_or_else(|p| p.into_inner().0, |r| r.0);
+                        continue;
+                    }
+                }
                 if go {
+                    if let Some(gt) = self.gather.take() {
+                        if g.pending.len() < gt.target && !g.shutdown {
+                            g.stats.gather_timeouts += 1;
+                        }
+                    }
                     self.postponed_since_ms = None;
                     g.busy = true;
                     let bytes = std::mem::take(&mut g.pending);
@@ -1075,7 +1136,12 @@ impl Worker {
         }
         self.shared.publish(Some(self.written), None, None);
         match self.opts.fsync {
-            FsyncPolicy::Always => self.sync_active()?,
+            FsyncPolicy::Always => {
+                let started = Instant::now();
+                self.sync_active()?;
+                let now = Instant::now();
+                self.gather = Some(Gather::after_fsync(bytes.len(), now - started, now));
+            }
             FsyncPolicy::EverySec => {
                 let shared = self.shared.clone();
                 let mut g = shared.lock();
@@ -1341,6 +1407,71 @@ mod tests {
         let s = w.stats();
         assert_eq!((s.batches, s.fsyncs), (1, 1), "{s:?}");
         assert_eq!(s.synced, 50 * CMD.len() as u64);
+        w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn always_gathers_the_released_group_before_the_next_fsync() {
+        let t0 = Instant::now();
+        let g = Gather::after_fsync(1000, Duration::from_micros(800), t0);
+        // Fewer bytes than the last batch, before the deadline: keep gathering.
+        assert_eq!(g.wait(10, t0), Some(Duration::from_micros(800)));
+        assert_eq!(
+            g.wait(999, t0 + Duration::from_micros(300)),
+            Some(Duration::from_micros(500))
+        );
+        // The group is back, or the deadline passed: start.
+        assert_eq!(g.wait(1000, t0), None);
+        assert_eq!(g.wait(1, t0 + Duration::from_micros(800)), None);
+        // The deadline is clamped: a slow disk never makes a batch wait more than 2 ms, a
+        // fast one still leaves time for a round trip.
+        let slow = Gather::after_fsync(1000, Duration::from_millis(50), t0);
+        assert_eq!(slow.wait(0, t0), Some(GATHER_MAX));
+        let fast = Gather::after_fsync(1000, Duration::from_micros(1), t0);
+        assert_eq!(fast.wait(0, t0), Some(GATHER_MIN));
+    }
+
+    #[test]
+    fn a_lone_client_never_waits_for_a_group() {
+        // One client, one command at a time: each batch is the size of the last one, so it
+        // starts at once however slow the fsync was.
+        let fs = SimFs::new(3);
+        fs.set_sync_delay(Duration::from_millis(30));
+        let (w, _) = open(&fs, FsyncPolicy::Always, Arc::default());
+        for i in 1..=3u64 {
+            let end = w.submit(CMD, 0);
+            assert_eq!(end, i * CMD.len() as u64);
+            drop(w.hold());
+            while w.progress().synced < end {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let s = w.stats();
+        assert_eq!((s.fsyncs, s.gather_timeouts), (3, 0), "{s:?}");
+        w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn a_smaller_batch_waits_for_the_deadline_once_then_the_target_follows_it() {
+        let fs = SimFs::new(4);
+        let (w, _) = open(&fs, FsyncPolicy::Always, Arc::default());
+        let sync = |end: u64| {
+            while w.progress().synced < end {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let g = w.hold();
+        w.submit(CMD, 0);
+        let end = w.submit(CMD, 0);
+        drop(g);
+        sync(end);
+        // Half the last batch: it starts only at the deadline.
+        sync(w.submit(CMD, 0));
+        assert_eq!(w.stats().gather_timeouts, 1);
+        // The target is now one command: no more waiting.
+        sync(w.submit(CMD, 0));
+        let s = w.stats();
+        assert_eq!((s.batches, s.gather_timeouts), (3, 1), "{s:?}");
         w.shutdown().expect("shutdown");
     }
 
