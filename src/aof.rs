@@ -551,7 +551,9 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
             }
             outcome.resume
         };
-        let gate = srv.log.gate_tx.clone();
+        let relay = srv.log.relay.clone();
+        // `set_sink` below starts the next generation of the gate: this writer's.
+        let generation = relay.generation() + 1;
         let pol = policy(&srv.cfg);
         let always = pol == FsyncPolicy::Always;
         let aof_opts = AofOptions {
@@ -566,12 +568,15 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
             aof_opts,
             resume,
             Box::new(move |p: &Progress| {
-                gate.send_replace(Gate {
-                    written: p.written,
-                    synced: p.synced,
-                    always,
-                    failed: p.failed.is_some(),
-                });
+                relay.post(
+                    generation,
+                    Gate {
+                        written: p.written,
+                        synced: p.synced,
+                        always,
+                        failed: p.failed.is_some(),
+                    },
+                );
             }),
         )
         .map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@
 //!   many clients' writes share one fsync).
 
 use bytes::Bytes;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
@@ -43,6 +43,88 @@ impl Gate {
     }
 }
 
+/// Carries the log writer's progress, published on the writer's own threads, to the gate that
+/// connections watch, on the I/O runtime.
+///
+/// Sending on the `watch` from the writer thread would wake every waiting connection task from
+/// outside the runtime, and each such wake costs the runtime a syscall to unpark it (with 50
+/// clients under `appendfsync always`, strace counted 2.6 `write`s to the runtime's eventfd per
+/// request). Instead the writer posts the latest progress here and wakes one task
+/// ([`GateRelay::run`]), which updates the gate on the runtime: its wakes are local. It also
+/// skips the wakes nobody needs: under `always` no reply waits for `written` alone.
+pub struct GateRelay {
+    state: Mutex<RelayState>,
+    notify: tokio::sync::Notify,
+    gate_tx: Arc<watch::Sender<Gate>>,
+}
+
+#[derive(Default)]
+struct RelayState {
+    /// Bumped whenever the log is replaced; progress posted for an older log is dropped.
+    generation: u64,
+    posted: Option<(u64, Gate)>,
+}
+
+impl GateRelay {
+    fn new(gate_tx: Arc<watch::Sender<Gate>>) -> GateRelay {
+        GateRelay {
+            state: Mutex::new(RelayState::default()),
+            notify: tokio::sync::Notify::new(),
+            gate_tx,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, RelayState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The generation progress of the current log must be posted with.
+    pub fn generation(&self) -> u64 {
+        self.state().generation
+    }
+
+    /// Post the latest progress of the log of `generation` (any thread; never blocks on I/O).
+    pub fn post(&self, generation: u64, gate: Gate) {
+        self.state().posted = Some((generation, gate));
+        self.notify.notify_one();
+    }
+
+    /// Replace the gate outright for a new log (the execution thread).
+    fn reset(&self, gate: Gate) {
+        let mut st = self.state();
+        st.generation += 1;
+        st.posted = None;
+        self.gate_tx.send_replace(gate);
+    }
+
+    /// Apply what was posted; returns whether the connections were woken.
+    fn apply(&self) -> bool {
+        let mut st = self.state();
+        let Some((generation, g)) = st.posted.take() else {
+            return false;
+        };
+        if generation != st.generation {
+            return false;
+        }
+        self.gate_tx.send_if_modified(|cur| {
+            let wake = cur.failed != g.failed
+                || cur.always != g.always
+                || cur.synced != g.synced
+                || (!g.always && cur.written != g.written);
+            *cur = g;
+            wake
+        })
+    }
+
+    /// The relay task; runs on the I/O runtime for the life of the server.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            self.notify.notified().await;
+            self.apply();
+        }
+    }
+}
+
 /// The log sink the execution thread appends to. `None` writer = AOF disabled.
 pub trait LogSink: Send {
     /// Hand over whole commands; returns the logical end position.
@@ -66,14 +148,18 @@ pub struct Durability {
     sink: Option<Box<dyn LogSink>>,
     multi_depth: u32,
     multi_emitted: bool,
-    /// Sender of the gate watched by connections; updated by the log writer's progress callback.
+    /// Sender of the gate watched by connections; updated on the runtime by [`GateRelay`].
     pub gate_tx: Arc<watch::Sender<Gate>>,
+    /// Where the log writer posts its progress.
+    pub relay: Arc<GateRelay>,
 }
 
 impl Durability {
     pub fn new() -> Durability {
         let (gate_tx, _) = watch::channel(Gate::default());
+        let gate_tx = Arc::new(gate_tx);
         Durability {
+            relay: Arc::new(GateRelay::new(gate_tx.clone())),
             buf: Vec::with_capacity(64 * 1024),
             buf_db_at_start: 0,
             log_db: None,
@@ -81,7 +167,7 @@ impl Durability {
             sink: None,
             multi_depth: 0,
             multi_emitted: false,
-            gate_tx: Arc::new(gate_tx),
+            gate_tx,
         }
     }
 
@@ -94,7 +180,7 @@ impl Durability {
         self.submitted_end = start_pos;
         self.log_db = None;
         self.buf.clear();
-        self.gate_tx.send_replace(Gate {
+        self.relay.reset(Gate {
             written: start_pos,
             synced: start_pos,
             always: false,
@@ -195,5 +281,68 @@ impl Durability {
 impl Default for Durability {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(written: u64, synced: u64, always: bool) -> Gate {
+        Gate {
+            written,
+            synced,
+            always,
+            failed: false,
+        }
+    }
+
+    #[test]
+    fn the_relay_wakes_connections_only_for_progress_they_wait_for() {
+        let d = Durability::new();
+        let mut rx = d.gate_tx.subscribe();
+        d.relay.reset(gate(0, 0, true));
+        rx.borrow_and_update();
+        let g = d.relay.generation();
+        // Under `always`, `written` alone releases nothing: the value moves, nobody wakes.
+        d.relay.post(g, gate(10, 0, true));
+        assert!(!d.relay.apply());
+        assert!(!rx.has_changed().unwrap());
+        assert_eq!(rx.borrow().written, 10);
+        // `synced` does.
+        d.relay.post(g, gate(10, 10, true));
+        assert!(d.relay.apply());
+        assert_eq!(*rx.borrow_and_update(), gate(10, 10, true));
+        // Under everysec replies wait for `written`.
+        d.relay.post(g, gate(20, 10, false));
+        assert!(d.relay.apply());
+        // Only the latest post counts; nothing posted, nothing applied.
+        d.relay.post(g, gate(30, 10, false));
+        d.relay.post(g, gate(40, 10, false));
+        assert!(d.relay.apply());
+        assert_eq!(rx.borrow_and_update().written, 40);
+        assert!(!d.relay.apply());
+        // A failure always wakes.
+        d.relay.post(
+            g,
+            Gate {
+                failed: true,
+                ..gate(40, 10, false)
+            },
+        );
+        assert!(d.relay.apply());
+    }
+
+    #[test]
+    fn progress_of_a_replaced_log_is_dropped() {
+        let d = Durability::new();
+        let old = d.relay.generation();
+        d.relay.reset(gate(0, 0, false));
+        d.relay.post(old, gate(99, 99, false));
+        assert!(!d.relay.apply());
+        assert_eq!(*d.gate_tx.borrow(), gate(0, 0, false));
+        d.relay.post(d.relay.generation(), gate(5, 0, false));
+        assert!(d.relay.apply());
+        assert_eq!(d.gate_tx.borrow().written, 5);
     }
 }

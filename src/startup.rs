@@ -98,6 +98,7 @@ pub fn run_server(args: Vec<String>) -> i32 {
         bytes_out: Arc::new(AtomicU64::new(0)),
     });
     srv.net_bytes = Some((net.bytes_in.clone(), net.bytes_out.clone()));
+    rt.spawn(srv.log.relay.clone().run());
     let mut exec_inline = None;
     let exec = if inline {
         exec_inline = Some((srv, exec_rx));
