@@ -67,6 +67,11 @@ const WALK_PAUSE: Duration = Duration::from_micros(250);
 /// incremental fsync), so the final fsync is short and never holds the file system's journal
 /// (and with it the log's own fsyncs) for long.
 const FILE_SYNC_BYTES: usize = 4 << 20;
+/// A collection with more elements than this is not copied by the execution thread: the
+/// snapshot takes a second reference to it (copy-on-write from then on, `keyspace::Shared`)
+/// and the snapshot thread serializes it, streaming, while commands go on. Smaller ones are
+/// copied (cheaper than a possible clone later, and bounded).
+pub const SHARED_VALUE_ELEMENTS_MIN: usize = 1024;
 
 /// What the snapshot is for, as INFO and the commands see it.
 pub enum Purpose {
@@ -122,6 +127,9 @@ enum RecValue {
     Str(u32, u32),
     /// A collection, already converted (element bytes copied).
     Value(rdb::Value),
+    /// A large collection as of the snapshot point, by reference (`Value::share`): the
+    /// keyspace's copy is copy-on-write while this exists; serialized by the snapshot thread.
+    Shared(Value),
 }
 
 #[derive(Default)]
@@ -161,6 +169,14 @@ pub struct Stats {
     pub peak_buffered_bytes: u64,
     /// Keys copied before a write (serialize-before-mutate).
     pub pre_write_copies: u64,
+    /// Large collections handed to the snapshot thread by reference (not copied).
+    pub shared_values: u64,
+    /// Copy-on-write clones: a write to a large collection the snapshot thread had not yet
+    /// serialized cloned it (its time is counted as snapshot work of the round).
+    pub cow_clones: u64,
+    /// Most bytes the execution thread copied out of the keyspace within one round (walk step
+    /// plus pre-write copies): bounded by the step budget, whatever the sizes of the keys.
+    pub max_round_copied_bytes: u64,
 }
 
 pub struct Snapshot {
@@ -186,6 +202,8 @@ pub struct Snapshot {
     pub stats: Stats,
     /// Snapshot work of the current round so far.
     round_work: Duration,
+    /// Bytes copied out of the keyspace in the current round so far.
+    round_copied: usize,
 }
 
 impl Snapshot {
@@ -226,6 +244,8 @@ impl Snapshot {
             })
             .map_err(|e| e.to_string())?;
         NEW_OBJECT_SNAP.store(epoch, Ordering::Relaxed);
+        crate::keyspace::COW_CLONES.store(0, Ordering::Relaxed);
+        crate::keyspace::COW_CLONE_NS.store(0, Ordering::Relaxed);
         let keys_total = srv.dbs.iter().map(|d| d.len() as u64).sum();
         srv.snapshot = Some(Snapshot {
             epoch,
@@ -247,6 +267,7 @@ impl Snapshot {
             backlog_max: 0,
             stats: Stats::default(),
             round_work: t0.elapsed(),
+            round_copied: 0,
         });
         Ok(())
     }
@@ -263,7 +284,16 @@ impl Snapshot {
 
     /// End of an execution round that took `round` in all.
     pub fn note_round(&mut self, round: Duration) {
+        // Copy-on-write clones done by this round's commands are the snapshot's doing.
+        let clones = crate::keyspace::COW_CLONES.swap(0, Ordering::Relaxed);
+        if clones > 0 {
+            self.stats.cow_clones += clones;
+            let ns = crate::keyspace::COW_CLONE_NS.swap(0, Ordering::Relaxed);
+            self.round_work += Duration::from_nanos(ns);
+        }
         let st = &mut self.stats;
+        st.max_round_copied_bytes = st.max_round_copied_bytes.max(self.round_copied as u64);
+        self.round_copied = 0;
         st.rounds += 1;
         st.max_round_us = st.max_round_us.max(round.as_micros() as u64);
         let work = self.round_work.as_micros() as u64;
@@ -287,14 +317,22 @@ impl Snapshot {
         let c = &mut self.chunk;
         let before = c.arena.len();
         let key = c.put(key);
+        let mut shared = false;
         let value = match value {
             Value::Str(s) => {
                 let (a, b) = c.put(s);
                 RecValue::Str(a, b)
             }
+            other if other.elements().unwrap_or(0) > SHARED_VALUE_ELEMENTS_MIN => {
+                shared = true;
+                self.stats.shared_values += 1;
+                RecValue::Shared(other.share().expect("a collection"))
+            }
             other => {
                 let v = crate::snapshot::to_rdb(other);
-                self.chunk_bytes += approx_size(&v);
+                let n = approx_size(&v);
+                self.chunk_bytes += n;
+                self.round_copied += n;
                 RecValue::Value(v)
             }
         };
@@ -305,10 +343,14 @@ impl Snapshot {
             value,
         });
         self.chunk_bytes += c.arena.len() - before + std::mem::size_of::<Rec>();
+        self.round_copied += c.arena.len() - before;
         self.keys_done += 1;
         // Arena offsets are u32: a chunk is flushed long before 4 GiB (one huge string aside,
-        // which then travels alone).
-        if self.chunk_bytes >= CHUNK_BYTES_MAX {
+        // which then travels alone). A shared collection ends its chunk, so the channel's
+        // bound also bounds how many of them wait for the snapshot thread (each one the walk
+        // hands over may be cloned by a write before it is serialized: that clone is the extra
+        // memory of copy-on-write).
+        if shared || self.chunk_bytes >= CHUNK_BYTES_MAX {
             self.flush_chunk();
         }
     }
@@ -464,6 +506,7 @@ fn serializer(
     counter: &std::sync::atomic::AtomicUsize,
 ) -> Result<(), String> {
     let out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
+    let (th, version) = (opts.thresholds, opts.version);
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
     let mut cur_db: Option<u32> = None;
     for_each_record(&rx, counter, |r, arena| {
@@ -476,14 +519,18 @@ fn serializer(
             RecValue::Str(a, b) => {
                 w.write_string(r.db, span(arena, r.key), span(arena, (a, b)), r.expire_ms)
             }
-            RecValue::Value(value) => w.write_entry(&rdb::Entry {
-                db: r.db,
-                key: bytes::Bytes::copy_from_slice(span(arena, r.key)),
-                value,
-                expire_ms: r.expire_ms,
-                idle_secs: None,
-                freq: None,
-            }),
+            RecValue::Value(value) => {
+                write_converted(&mut w, r.db, span(arena, r.key), value, r.expire_ms)
+            }
+            RecValue::Shared(value) => write_shared(
+                &mut w,
+                &th,
+                version,
+                r.db,
+                span(arena, r.key),
+                &value,
+                r.expire_ms,
+            ),
         }
         .map_err(|e| e.to_string())
     })?;
@@ -491,6 +538,154 @@ fn serializer(
     let mut f = out.into_inner().map_err(|e| e.to_string())?;
     f.flush().map_err(|e| e.to_string())?;
     f.file.sync_all().map_err(|e| e.to_string())
+}
+
+fn write_converted<W: Write>(
+    w: &mut RdbWriter<W>,
+    db: u32,
+    key: &[u8],
+    value: rdb::Value,
+    expire_ms: Option<i64>,
+) -> Result<(), rdb::WriteError> {
+    w.write_entry(&rdb::Entry {
+        db,
+        key: bytes::Bytes::copy_from_slice(key),
+        value,
+        expire_ms,
+        idle_secs: None,
+        freq: None,
+    })
+}
+
+/// A list element's bytes (integers are stored encoded).
+fn with_elem(e: crate::types::list::enc::Elem<'_>, f: &mut dyn FnMut(&[u8])) {
+    use crate::types::list::enc::Elem;
+    match e {
+        Elem::Str(s) => f(s),
+        Elem::Int(v) => f(IntText::new(v).as_bytes()),
+    }
+}
+
+/// Serialize a large collection the snapshot holds by reference, element by element into the
+/// file (nothing of it is built in memory), in the encoding the RDB writer would choose for it
+/// whole (`Encoder::value`): a quicklist for a list; for a set, hash or zset too large for an
+/// intset or listpack, `RDB_TYPE_SET` / `RDB_TYPE_HASH` / `RDB_TYPE_ZSET_2` (highest score
+/// first, as Redis writes a skiplist). A value that could still be packed (a raised
+/// `*-max-listpack-entries`) and a stream are converted whole here, on the snapshot thread.
+fn write_shared<W: Write>(
+    w: &mut RdbWriter<W>,
+    th: &rdb::EncodingThresholds,
+    version: u32,
+    db: u32,
+    key: &[u8],
+    value: &Value,
+    expire_ms: Option<i64>,
+) -> Result<(), rdb::WriteError> {
+    use strongbox_storage::rdb::consts::{RDB_TYPE_HASH, RDB_TYPE_SET, RDB_TYPE_ZSET_2};
+    match value {
+        Value::List(l) => w.write_list_streamed(db, key, expire_ms, &mut |f| {
+            if !l.is_empty() {
+                l.for_each_in_range(0, l.len() - 1, |e| with_elem(e, f));
+            }
+        }),
+        Value::Set(s)
+            if s.len() > th.set_max_intset_entries
+                && (version < 11 || s.len() > th.set_max_listpack_entries) =>
+        {
+            w.begin_value(db, key, expire_ms, RDB_TYPE_SET)?;
+            w.put_len(s.len() as u64)?;
+            for m in s.members() {
+                match m {
+                    crate::types::set::Member::Str(b) => w.put_string(b)?,
+                    crate::types::set::Member::Int(v) => {
+                        w.put_string(IntText::new(v).as_bytes())?
+                    }
+                }
+            }
+            Ok(())
+        }
+        Value::Hash(h) if h.len() > th.hash_max_listpack_entries => {
+            w.begin_value(db, key, expire_ms, RDB_TYPE_HASH)?;
+            w.put_len(h.len() as u64)?;
+            let mut r = Ok(());
+            h.for_each(|f, v| {
+                if r.is_ok() {
+                    r = with_two(f, v, &mut |f, v| {
+                        w.put_string(f)?;
+                        w.put_string(v)
+                    });
+                }
+            });
+            r
+        }
+        Value::ZSet(z) if z.len() > th.zset_max_listpack_entries => {
+            w.begin_value(db, key, expire_ms, RDB_TYPE_ZSET_2)?;
+            w.put_len(z.len() as u64)?;
+            for rank in (0..z.len()).rev() {
+                let Some((m, sc)) = z.get(rank) else { break };
+                w.put_string(m)?;
+                w.put_double(sc)?;
+            }
+            Ok(())
+        }
+        other => write_converted(w, db, key, crate::snapshot::to_rdb(other), expire_ms),
+    }
+}
+
+/// Two list-encoded elements as bytes.
+fn with_two<R>(
+    a: crate::types::list::enc::Elem<'_>,
+    b: crate::types::list::enc::Elem<'_>,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> R,
+) -> R {
+    use crate::types::list::enc::Elem;
+    let (ta, tb);
+    let a: &[u8] = match a {
+        Elem::Str(s) => s,
+        Elem::Int(v) => {
+            ta = IntText::new(v);
+            ta.as_bytes()
+        }
+    };
+    let b: &[u8] = match b {
+        Elem::Str(s) => s,
+        Elem::Int(v) => {
+            tb = IntText::new(v);
+            tb.as_bytes()
+        }
+    };
+    f(a, b)
+}
+
+/// An integer's decimal text, on the stack.
+struct IntText {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl IntText {
+    fn new(v: i64) -> IntText {
+        let mut buf = [0u8; 20];
+        let mut pos = buf.len();
+        let mut u = v.unsigned_abs();
+        loop {
+            pos -= 1;
+            buf[pos] = b'0' + (u % 10) as u8;
+            u /= 10;
+            if u == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            pos -= 1;
+            buf[pos] = b'-';
+        }
+        IntText { buf, start: pos }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
 }
 
 /// The bytes a batch was counted for when queued (same formula as `emit`).
@@ -501,7 +696,7 @@ fn batch_bytes(b: &Batch) -> usize {
             .iter()
             .map(|r| match &r.value {
                 RecValue::Value(v) => approx_size(v),
-                RecValue::Str(..) => 0,
+                RecValue::Str(..) | RecValue::Shared(_) => 0,
             })
             .sum::<usize>()
 }
@@ -526,6 +721,15 @@ fn resp_serializer(
         match r.value {
             RecValue::Str(a, b) => cmd(&mut buf, &[b"SET", key, span(arena, (a, b))]),
             RecValue::Value(value) => value_as_commands(&mut buf, key, &value),
+            RecValue::Shared(value) => {
+                shared_as_commands(&mut buf, key, &value, &mut |buf: &mut Vec<u8>| {
+                    if buf.len() >= 1 << 16 {
+                        out.write_all(buf).map_err(|e| e.to_string())?;
+                        buf.clear();
+                    }
+                    Ok(())
+                })?
+            }
         }
         if let Some(t) = r.expire_ms {
             cmd(&mut buf, &[b"PEXPIREAT", key, t.to_string().as_bytes()]);
@@ -539,6 +743,71 @@ fn resp_serializer(
     out.write_all(&buf).map_err(|e| e.to_string())?;
     let f = out.into_inner().map_err(|e| e.to_string())?;
     f.file.sync_all().map_err(|e| e.to_string())
+}
+
+/// A large collection as RPUSH/SADD/HMSET/ZADD commands of [`RESP_ITEMS_PER_CMD`] elements
+/// (what [`value_as_commands`] emits for it), built a command at a time: `drain` is called after
+/// each command to write out what is buffered. A stream is converted whole.
+fn shared_as_commands(
+    buf: &mut Vec<u8>,
+    k: &[u8],
+    value: &Value,
+    drain: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), String> {
+    let (name, per): (&[u8], usize) = match value {
+        Value::List(_) => (b"RPUSH", 1),
+        Value::Set(_) => (b"SADD", 1),
+        Value::Hash(_) => (b"HMSET", 2),
+        Value::ZSet(_) => (b"ZADD", 2),
+        Value::Str(_) | Value::Stream(_) => {
+            value_as_commands(buf, k, &crate::snapshot::to_rdb(value));
+            return drain(buf);
+        }
+    };
+    let mut args: Vec<Vec<u8>> = Vec::with_capacity(RESP_ITEMS_PER_CMD * per);
+    let mut result = Ok(());
+    let mut push = |buf: &mut Vec<u8>, items: &[&[u8]], last: bool| {
+        if result.is_err() {
+            return;
+        }
+        args.extend(items.iter().map(|x| x.to_vec()));
+        if args.len() >= RESP_ITEMS_PER_CMD * per || (last && !args.is_empty()) {
+            let mut argv: Vec<&[u8]> = vec![name, k];
+            argv.extend(args.iter().map(|x| x.as_slice()));
+            cmd(buf, &argv);
+            args.clear();
+            result = drain(buf);
+        }
+    };
+    match value {
+        Value::List(l) => {
+            if !l.is_empty() {
+                l.for_each_in_range(0, l.len() - 1, |e| {
+                    with_elem(e, &mut |x| push(buf, &[x], false))
+                });
+            }
+        }
+        Value::Set(s) => {
+            for m in s.members() {
+                match m {
+                    crate::types::set::Member::Str(b) => push(buf, &[b], false),
+                    crate::types::set::Member::Int(v) => {
+                        push(buf, &[IntText::new(v).as_bytes()], false)
+                    }
+                }
+            }
+        }
+        Value::Hash(h) => h.for_each(|f, v| with_two(f, v, &mut |f, v| push(buf, &[f, v], false))),
+        Value::ZSet(z) => {
+            for rank in 0..z.len() {
+                let Some((m, sc)) = z.get(rank) else { break };
+                push(buf, &[crate::resp::fmt_double(sc).as_bytes(), m], false);
+            }
+        }
+        Value::Str(_) | Value::Stream(_) => {}
+    }
+    push(buf, &[], true);
+    result
 }
 
 /// A RESP command, encoded by the storage crate's one AOF command encoder.
