@@ -1137,3 +1137,144 @@ pub fn abort(srv: &mut Server) {
         let _ = std::fs::remove_file(&s.temp_path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use strongbox_storage::rdb::EncodingThresholds;
+
+    /// Mixed elements: small and large integers, short strings, strings LZF compresses.
+    fn elem(i: usize) -> Bytes {
+        match i % 5 {
+            0 => Bytes::from(i.to_string()),
+            1 => Bytes::from(format!("-{}", i * 1_000_003)),
+            2 => Bytes::from(format!("e{i}")),
+            3 => Bytes::from(format!("{i}-{}", "x".repeat(40))),
+            _ => Bytes::from(format!("{}{i}", "long element ".repeat(8))),
+        }
+    }
+
+    fn values(n: usize) -> Vec<rdb::Value> {
+        vec![
+            rdb::Value::List((0..n).map(elem).collect()),
+            rdb::Value::Hash((0..n).map(|i| (elem(i), elem(i * 7))).collect()),
+            rdb::Value::Set((0..n).map(elem).collect()),
+            rdb::Value::Set((0..n).map(|i| Bytes::from(i.to_string())).collect()),
+            rdb::Value::ZSet(
+                (0..n)
+                    .map(|i| (elem(i), ((i * 37) % 101) as f64 / 3.0 - 10.0))
+                    .collect(),
+            ),
+        ]
+    }
+
+    fn file(opts: &WriterOptions, f: impl FnOnce(&mut RdbWriter<Vec<u8>>)) -> Vec<u8> {
+        let mut w = RdbWriter::new(Vec::new(), opts.clone()).unwrap();
+        f(&mut w);
+        w.finish().unwrap()
+    }
+
+    /// The streamed serialization of a shared collection is byte for byte what the writer
+    /// produces from the whole converted value, for every type, RDB version, list fill and
+    /// compression setting — including values small enough for a listpack or an intset (the
+    /// fallback path) when the thresholds are raised.
+    #[test]
+    fn shared_values_serialize_like_whole_values() {
+        for n in [1, 5, 1500] {
+            for version in [10, 11] {
+                for fill in [-2, -1, 7] {
+                    for compression in [true, false] {
+                        for th_entries in [128usize, 4096] {
+                            let th = EncodingThresholds {
+                                list_max_listpack_size: fill,
+                                hash_max_listpack_entries: th_entries,
+                                hash_max_listpack_value: 4096,
+                                zset_max_listpack_entries: th_entries,
+                                zset_max_listpack_value: 4096,
+                                set_max_intset_entries: th_entries,
+                                set_max_listpack_entries: th_entries,
+                                set_max_listpack_value: 4096,
+                                ..EncodingThresholds::default()
+                            };
+                            let opts = WriterOptions {
+                                version,
+                                compression,
+                                thresholds: th,
+                                ..WriterOptions::default()
+                            };
+                            for v in values(n) {
+                                let ours = crate::snapshot::from_rdb(v, &th);
+                                let whole = file(&opts, |w| {
+                                    write_converted(
+                                        w,
+                                        3,
+                                        b"key",
+                                        crate::snapshot::to_rdb(&ours),
+                                        Some(1234),
+                                    )
+                                    .unwrap()
+                                });
+                                let streamed = file(&opts, |w| {
+                                    write_shared(w, &th, version, 3, b"key", &ours, Some(1234))
+                                        .unwrap()
+                                });
+                                assert!(
+                                    whole == streamed,
+                                    "{} n={n} v{version} fill={fill} lzf={compression} \
+                                     th={th_entries}",
+                                    ours.type_name()
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// In a RESP base, a shared collection becomes the same commands as the whole value.
+    #[test]
+    fn shared_values_as_commands_like_whole_values() {
+        let th = EncodingThresholds::default();
+        for v in values(1500) {
+            let ours = crate::snapshot::from_rdb(v, &th);
+            let mut whole = Vec::new();
+            value_as_commands(&mut whole, b"k", &crate::snapshot::to_rdb(&ours));
+            let mut streamed = Vec::new();
+            let mut out = Vec::new();
+            shared_as_commands(&mut streamed, b"k", &ours, &mut |b: &mut Vec<u8>| {
+                out.append(b);
+                Ok(())
+            })
+            .unwrap();
+            out.append(&mut streamed);
+            assert!(whole == out, "{}", ours.type_name());
+        }
+    }
+
+    /// A value shared with a snapshot is copied on the first write: the snapshot keeps the old
+    /// state, the keyspace gets the new one, and the clone is counted.
+    #[test]
+    fn a_shared_value_is_cloned_on_write() {
+        let th = EncodingThresholds::default();
+        let mut v = crate::snapshot::from_rdb(rdb::Value::List((0..2000).map(elem).collect()), &th);
+        let before = crate::keyspace::COW_CLONES.load(Ordering::Relaxed);
+        let snap = v.share().unwrap();
+        if let Value::List(l) = &v {
+            // Reads do not clone.
+            assert_eq!(l.len(), 2000);
+        }
+        if let Value::List(l) = &mut v {
+            l.push_back(b"new");
+            l.push_back(b"newer");
+        }
+        assert!(crate::keyspace::COW_CLONES.load(Ordering::Relaxed) > before);
+        assert_eq!(v.elements(), Some(2002));
+        assert_eq!(snap.elements(), Some(2000));
+        drop(snap);
+        if let Value::List(l) = &v {
+            assert!(!l.is_shared());
+        }
+    }
+}
