@@ -18,6 +18,13 @@
 //!   to a serializer thread, which encodes RDB (LZF, CRC-64) and writes the file. When the
 //!   channel is full the walk pauses; only pre-write copies can queue beyond it.
 //!
+//! - A collection of more than [`SHARED_VALUE_ELEMENTS_MIN`] elements is not copied: the chunk
+//!   takes a second reference to it (`Value::share`, O(1)) and the serializer thread writes it
+//!   element by element into the file ([`write_shared`]). While that reference exists the
+//!   keyspace's value is copy-on-write (`keyspace::Shared`): the first write clones it (once per
+//!   key and snapshot, timed and counted as snapshot work), so the snapshot keeps the value as of
+//!   its point; deleting, renaming or moving the key only drops or moves the keyspace's reference.
+//!
 //! So the file holds exactly the dataset as of the snapshot start, while commands keep executing.
 //! Extra memory: the channel's chunks plus the pre-write copies of keys written during the
 //! snapshot (not a copy of the dataset).
