@@ -471,13 +471,16 @@ impl Encoder {
     }
 }
 
+/// Visits a list's elements: calls its argument once per element, in order.
+pub type ListElements<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) + 'a;
+
 /// Splits list elements into quicklist nodes as Redis's quicklist does with
 /// `list-max-listpack-size` (`th.list_max_listpack_size`): `node` gets each node's container
 /// type and, when `build`, its listpack blob (else an empty vector: the counting pass of
 /// [`RdbWriter::write_list_streamed`]). `each` calls its argument once per element, in order.
 fn split_list_nodes(
     th: &EncodingThresholds,
-    each: &mut dyn FnMut(&mut dyn FnMut(&[u8])),
+    each: &mut ListElements<'_>,
     build: bool,
     node: &mut dyn FnMut(u64, Vec<u8>),
 ) {
@@ -769,7 +772,7 @@ impl<W: Write> RdbWriter<W> {
         db: u32,
         key: &[u8],
         expire_ms: Option<i64>,
-        each: &mut dyn FnMut(&mut dyn FnMut(&[u8])),
+        each: &mut ListElements<'_>,
     ) -> Result<(), WriteError> {
         let th = self.enc.th;
         let mut nodes = 0u64;
