@@ -471,6 +471,12 @@ impl Persistence for Persist {
                     st.peak_buffered_bytes,
                 ),
                 ("strongbox_compaction_pre_write_copies", st.pre_write_copies),
+                ("strongbox_compaction_shared_values", st.shared_values),
+                ("strongbox_compaction_cow_clones", st.cow_clones),
+                (
+                    "strongbox_compaction_max_round_copied_bytes",
+                    st.max_round_copied_bytes,
+                ),
             ];
             for (k, val) in fields {
                 v.push((k.into(), val.to_string()));

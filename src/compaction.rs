@@ -18,6 +18,13 @@
 //!   to a serializer thread, which encodes RDB (LZF, CRC-64) and writes the file. When the
 //!   channel is full the walk pauses; only pre-write copies can queue beyond it.
 //!
+//! - A collection of more than [`SHARED_VALUE_ELEMENTS_MIN`] elements is not copied: the chunk
+//!   takes a second reference to it (`Value::share`, O(1)) and the serializer thread writes it
+//!   element by element into the file ([`write_shared`]). While that reference exists the
+//!   keyspace's value is copy-on-write (`keyspace::Shared`): the first write clones it (once per
+//!   key and snapshot, timed and counted as snapshot work), so the snapshot keeps the value as of
+//!   its point; deleting, renaming or moving the key only drops or moves the keyspace's reference.
+//!
 //! So the file holds exactly the dataset as of the snapshot start, while commands keep executing.
 //! Extra memory: the channel's chunks plus the pre-write copies of keys written during the
 //! snapshot (not a copy of the dataset).
@@ -67,6 +74,11 @@ const WALK_PAUSE: Duration = Duration::from_micros(250);
 /// incremental fsync), so the final fsync is short and never holds the file system's journal
 /// (and with it the log's own fsyncs) for long.
 const FILE_SYNC_BYTES: usize = 4 << 20;
+/// A collection with more elements than this is not copied by the execution thread: the
+/// snapshot takes a second reference to it (copy-on-write from then on, `keyspace::Shared`)
+/// and the snapshot thread serializes it, streaming, while commands go on. Smaller ones are
+/// copied (cheaper than a possible clone later, and bounded).
+pub const SHARED_VALUE_ELEMENTS_MIN: usize = 1024;
 
 /// What the snapshot is for, as INFO and the commands see it.
 pub enum Purpose {
@@ -122,6 +134,9 @@ enum RecValue {
     Str(u32, u32),
     /// A collection, already converted (element bytes copied).
     Value(rdb::Value),
+    /// A large collection as of the snapshot point, by reference (`Value::share`): the
+    /// keyspace's copy is copy-on-write while this exists; serialized by the snapshot thread.
+    Shared(Value),
 }
 
 #[derive(Default)]
@@ -161,6 +176,14 @@ pub struct Stats {
     pub peak_buffered_bytes: u64,
     /// Keys copied before a write (serialize-before-mutate).
     pub pre_write_copies: u64,
+    /// Large collections handed to the snapshot thread by reference (not copied).
+    pub shared_values: u64,
+    /// Copy-on-write clones: a write to a large collection the snapshot thread had not yet
+    /// serialized cloned it (its time is counted as snapshot work of the round).
+    pub cow_clones: u64,
+    /// Most bytes the execution thread copied out of the keyspace within one round (walk step
+    /// plus pre-write copies): bounded by the step budget, whatever the sizes of the keys.
+    pub max_round_copied_bytes: u64,
 }
 
 pub struct Snapshot {
@@ -186,6 +209,8 @@ pub struct Snapshot {
     pub stats: Stats,
     /// Snapshot work of the current round so far.
     round_work: Duration,
+    /// Bytes copied out of the keyspace in the current round so far.
+    round_copied: usize,
 }
 
 impl Snapshot {
@@ -226,6 +251,8 @@ impl Snapshot {
             })
             .map_err(|e| e.to_string())?;
         NEW_OBJECT_SNAP.store(epoch, Ordering::Relaxed);
+        crate::keyspace::COW_CLONES.store(0, Ordering::Relaxed);
+        crate::keyspace::COW_CLONE_NS.store(0, Ordering::Relaxed);
         let keys_total = srv.dbs.iter().map(|d| d.len() as u64).sum();
         srv.snapshot = Some(Snapshot {
             epoch,
@@ -247,6 +274,7 @@ impl Snapshot {
             backlog_max: 0,
             stats: Stats::default(),
             round_work: t0.elapsed(),
+            round_copied: 0,
         });
         Ok(())
     }
@@ -263,7 +291,16 @@ impl Snapshot {
 
     /// End of an execution round that took `round` in all.
     pub fn note_round(&mut self, round: Duration) {
+        // Copy-on-write clones done by this round's commands are the snapshot's doing.
+        let clones = crate::keyspace::COW_CLONES.swap(0, Ordering::Relaxed);
+        if clones > 0 {
+            self.stats.cow_clones += clones;
+            let ns = crate::keyspace::COW_CLONE_NS.swap(0, Ordering::Relaxed);
+            self.round_work += Duration::from_nanos(ns);
+        }
         let st = &mut self.stats;
+        st.max_round_copied_bytes = st.max_round_copied_bytes.max(self.round_copied as u64);
+        self.round_copied = 0;
         st.rounds += 1;
         st.max_round_us = st.max_round_us.max(round.as_micros() as u64);
         let work = self.round_work.as_micros() as u64;
@@ -287,14 +324,22 @@ impl Snapshot {
         let c = &mut self.chunk;
         let before = c.arena.len();
         let key = c.put(key);
+        let mut shared = false;
         let value = match value {
             Value::Str(s) => {
                 let (a, b) = c.put(s);
                 RecValue::Str(a, b)
             }
+            other if other.elements().unwrap_or(0) > SHARED_VALUE_ELEMENTS_MIN => {
+                shared = true;
+                self.stats.shared_values += 1;
+                RecValue::Shared(other.share().expect("a collection"))
+            }
             other => {
                 let v = crate::snapshot::to_rdb(other);
-                self.chunk_bytes += approx_size(&v);
+                let n = approx_size(&v);
+                self.chunk_bytes += n;
+                self.round_copied += n;
                 RecValue::Value(v)
             }
         };
@@ -305,10 +350,14 @@ impl Snapshot {
             value,
         });
         self.chunk_bytes += c.arena.len() - before + std::mem::size_of::<Rec>();
+        self.round_copied += c.arena.len() - before;
         self.keys_done += 1;
         // Arena offsets are u32: a chunk is flushed long before 4 GiB (one huge string aside,
-        // which then travels alone).
-        if self.chunk_bytes >= CHUNK_BYTES_MAX {
+        // which then travels alone). A shared collection ends its chunk, so the channel's
+        // bound also bounds how many of them wait for the snapshot thread (each one the walk
+        // hands over may be cloned by a write before it is serialized: that clone is the extra
+        // memory of copy-on-write).
+        if shared || self.chunk_bytes >= CHUNK_BYTES_MAX {
             self.flush_chunk();
         }
     }
@@ -464,6 +513,7 @@ fn serializer(
     counter: &std::sync::atomic::AtomicUsize,
 ) -> Result<(), String> {
     let out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
+    let (th, version) = (opts.thresholds, opts.version);
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
     let mut cur_db: Option<u32> = None;
     for_each_record(&rx, counter, |r, arena| {
@@ -476,14 +526,18 @@ fn serializer(
             RecValue::Str(a, b) => {
                 w.write_string(r.db, span(arena, r.key), span(arena, (a, b)), r.expire_ms)
             }
-            RecValue::Value(value) => w.write_entry(&rdb::Entry {
-                db: r.db,
-                key: bytes::Bytes::copy_from_slice(span(arena, r.key)),
-                value,
-                expire_ms: r.expire_ms,
-                idle_secs: None,
-                freq: None,
-            }),
+            RecValue::Value(value) => {
+                write_converted(&mut w, r.db, span(arena, r.key), value, r.expire_ms)
+            }
+            RecValue::Shared(value) => write_shared(
+                &mut w,
+                &th,
+                version,
+                r.db,
+                span(arena, r.key),
+                &value,
+                r.expire_ms,
+            ),
         }
         .map_err(|e| e.to_string())
     })?;
@@ -491,6 +545,154 @@ fn serializer(
     let mut f = out.into_inner().map_err(|e| e.to_string())?;
     f.flush().map_err(|e| e.to_string())?;
     f.file.sync_all().map_err(|e| e.to_string())
+}
+
+fn write_converted<W: Write>(
+    w: &mut RdbWriter<W>,
+    db: u32,
+    key: &[u8],
+    value: rdb::Value,
+    expire_ms: Option<i64>,
+) -> Result<(), rdb::WriteError> {
+    w.write_entry(&rdb::Entry {
+        db,
+        key: bytes::Bytes::copy_from_slice(key),
+        value,
+        expire_ms,
+        idle_secs: None,
+        freq: None,
+    })
+}
+
+/// A list element's bytes (integers are stored encoded).
+fn with_elem(e: crate::types::list::enc::Elem<'_>, f: &mut dyn FnMut(&[u8])) {
+    use crate::types::list::enc::Elem;
+    match e {
+        Elem::Str(s) => f(s),
+        Elem::Int(v) => f(IntText::new(v).as_bytes()),
+    }
+}
+
+/// Serialize a large collection the snapshot holds by reference, element by element into the
+/// file (nothing of it is built in memory), in the encoding the RDB writer would choose for it
+/// whole (`Encoder::value`): a quicklist for a list; for a set, hash or zset too large for an
+/// intset or listpack, `RDB_TYPE_SET` / `RDB_TYPE_HASH` / `RDB_TYPE_ZSET_2` (highest score
+/// first, as Redis writes a skiplist). A value that could still be packed (a raised
+/// `*-max-listpack-entries`) and a stream are converted whole here, on the snapshot thread.
+fn write_shared<W: Write>(
+    w: &mut RdbWriter<W>,
+    th: &rdb::EncodingThresholds,
+    version: u32,
+    db: u32,
+    key: &[u8],
+    value: &Value,
+    expire_ms: Option<i64>,
+) -> Result<(), rdb::WriteError> {
+    use strongbox_storage::rdb::consts::{RDB_TYPE_HASH, RDB_TYPE_SET, RDB_TYPE_ZSET_2};
+    match value {
+        Value::List(l) => w.write_list_streamed(db, key, expire_ms, &mut |f| {
+            if !l.is_empty() {
+                l.for_each_in_range(0, l.len() - 1, |e| with_elem(e, f));
+            }
+        }),
+        Value::Set(s)
+            if s.len() > th.set_max_intset_entries
+                && (version < 11 || s.len() > th.set_max_listpack_entries) =>
+        {
+            w.begin_value(db, key, expire_ms, RDB_TYPE_SET)?;
+            w.put_len(s.len() as u64)?;
+            for m in s.members() {
+                match m {
+                    crate::types::set::Member::Str(b) => w.put_string(b)?,
+                    crate::types::set::Member::Int(v) => {
+                        w.put_string(IntText::new(v).as_bytes())?
+                    }
+                }
+            }
+            Ok(())
+        }
+        Value::Hash(h) if h.len() > th.hash_max_listpack_entries => {
+            w.begin_value(db, key, expire_ms, RDB_TYPE_HASH)?;
+            w.put_len(h.len() as u64)?;
+            let mut r = Ok(());
+            h.for_each(|f, v| {
+                if r.is_ok() {
+                    r = with_two(f, v, &mut |f, v| {
+                        w.put_string(f)?;
+                        w.put_string(v)
+                    });
+                }
+            });
+            r
+        }
+        Value::ZSet(z) if z.len() > th.zset_max_listpack_entries => {
+            w.begin_value(db, key, expire_ms, RDB_TYPE_ZSET_2)?;
+            w.put_len(z.len() as u64)?;
+            for rank in (0..z.len()).rev() {
+                let Some((m, sc)) = z.get(rank) else { break };
+                w.put_string(m)?;
+                w.put_double(sc)?;
+            }
+            Ok(())
+        }
+        other => write_converted(w, db, key, crate::snapshot::to_rdb(other), expire_ms),
+    }
+}
+
+/// Two list-encoded elements as bytes.
+fn with_two<R>(
+    a: crate::types::list::enc::Elem<'_>,
+    b: crate::types::list::enc::Elem<'_>,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> R,
+) -> R {
+    use crate::types::list::enc::Elem;
+    let (ta, tb);
+    let a: &[u8] = match a {
+        Elem::Str(s) => s,
+        Elem::Int(v) => {
+            ta = IntText::new(v);
+            ta.as_bytes()
+        }
+    };
+    let b: &[u8] = match b {
+        Elem::Str(s) => s,
+        Elem::Int(v) => {
+            tb = IntText::new(v);
+            tb.as_bytes()
+        }
+    };
+    f(a, b)
+}
+
+/// An integer's decimal text, on the stack.
+struct IntText {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl IntText {
+    fn new(v: i64) -> IntText {
+        let mut buf = [0u8; 20];
+        let mut pos = buf.len();
+        let mut u = v.unsigned_abs();
+        loop {
+            pos -= 1;
+            buf[pos] = b'0' + (u % 10) as u8;
+            u /= 10;
+            if u == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            pos -= 1;
+            buf[pos] = b'-';
+        }
+        IntText { buf, start: pos }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
 }
 
 /// The bytes a batch was counted for when queued (same formula as `emit`).
@@ -501,7 +703,7 @@ fn batch_bytes(b: &Batch) -> usize {
             .iter()
             .map(|r| match &r.value {
                 RecValue::Value(v) => approx_size(v),
-                RecValue::Str(..) => 0,
+                RecValue::Str(..) | RecValue::Shared(_) => 0,
             })
             .sum::<usize>()
 }
@@ -526,6 +728,15 @@ fn resp_serializer(
         match r.value {
             RecValue::Str(a, b) => cmd(&mut buf, &[b"SET", key, span(arena, (a, b))]),
             RecValue::Value(value) => value_as_commands(&mut buf, key, &value),
+            RecValue::Shared(value) => {
+                shared_as_commands(&mut buf, key, &value, &mut |buf: &mut Vec<u8>| {
+                    if buf.len() >= 1 << 16 {
+                        out.write_all(buf).map_err(|e| e.to_string())?;
+                        buf.clear();
+                    }
+                    Ok(())
+                })?
+            }
         }
         if let Some(t) = r.expire_ms {
             cmd(&mut buf, &[b"PEXPIREAT", key, t.to_string().as_bytes()]);
@@ -539,6 +750,71 @@ fn resp_serializer(
     out.write_all(&buf).map_err(|e| e.to_string())?;
     let f = out.into_inner().map_err(|e| e.to_string())?;
     f.file.sync_all().map_err(|e| e.to_string())
+}
+
+/// A large collection as RPUSH/SADD/HMSET/ZADD commands of [`RESP_ITEMS_PER_CMD`] elements
+/// (what [`value_as_commands`] emits for it), built a command at a time: `drain` is called after
+/// each command to write out what is buffered. A stream is converted whole.
+fn shared_as_commands(
+    buf: &mut Vec<u8>,
+    k: &[u8],
+    value: &Value,
+    drain: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), String> {
+    let (name, per): (&[u8], usize) = match value {
+        Value::List(_) => (b"RPUSH", 1),
+        Value::Set(_) => (b"SADD", 1),
+        Value::Hash(_) => (b"HMSET", 2),
+        Value::ZSet(_) => (b"ZADD", 2),
+        Value::Str(_) | Value::Stream(_) => {
+            value_as_commands(buf, k, &crate::snapshot::to_rdb(value));
+            return drain(buf);
+        }
+    };
+    let mut args: Vec<Vec<u8>> = Vec::with_capacity(RESP_ITEMS_PER_CMD * per);
+    let mut result = Ok(());
+    let mut push = |buf: &mut Vec<u8>, items: &[&[u8]], last: bool| {
+        if result.is_err() {
+            return;
+        }
+        args.extend(items.iter().map(|x| x.to_vec()));
+        if args.len() >= RESP_ITEMS_PER_CMD * per || (last && !args.is_empty()) {
+            let mut argv: Vec<&[u8]> = vec![name, k];
+            argv.extend(args.iter().map(|x| x.as_slice()));
+            cmd(buf, &argv);
+            args.clear();
+            result = drain(buf);
+        }
+    };
+    match value {
+        Value::List(l) => {
+            if !l.is_empty() {
+                l.for_each_in_range(0, l.len() - 1, |e| {
+                    with_elem(e, &mut |x| push(buf, &[x], false))
+                });
+            }
+        }
+        Value::Set(s) => {
+            for m in s.members() {
+                match m {
+                    crate::types::set::Member::Str(b) => push(buf, &[b], false),
+                    crate::types::set::Member::Int(v) => {
+                        push(buf, &[IntText::new(v).as_bytes()], false)
+                    }
+                }
+            }
+        }
+        Value::Hash(h) => h.for_each(|f, v| with_two(f, v, &mut |f, v| push(buf, &[f, v], false))),
+        Value::ZSet(z) => {
+            for rank in 0..z.len() {
+                let Some((m, sc)) = z.get(rank) else { break };
+                push(buf, &[crate::resp::fmt_double(sc).as_bytes(), m], false);
+            }
+        }
+        Value::Str(_) | Value::Stream(_) => {}
+    }
+    push(buf, &[], true);
+    result
 }
 
 /// A RESP command, encoded by the storage crate's one AOF command encoder.
@@ -866,5 +1142,146 @@ pub fn abort(srv: &mut Server) {
             let _ = h.join();
         }
         let _ = std::fs::remove_file(&s.temp_path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use strongbox_storage::rdb::EncodingThresholds;
+
+    /// Mixed elements: small and large integers, short strings, strings LZF compresses.
+    fn elem(i: usize) -> Bytes {
+        match i % 5 {
+            0 => Bytes::from(i.to_string()),
+            1 => Bytes::from(format!("-{}", i * 1_000_003)),
+            2 => Bytes::from(format!("e{i}")),
+            3 => Bytes::from(format!("{i}-{}", "x".repeat(40))),
+            _ => Bytes::from(format!("{}{i}", "long element ".repeat(8))),
+        }
+    }
+
+    fn values(n: usize) -> Vec<rdb::Value> {
+        vec![
+            rdb::Value::List((0..n).map(elem).collect()),
+            rdb::Value::Hash((0..n).map(|i| (elem(i), elem(i * 7))).collect()),
+            rdb::Value::Set((0..n).map(elem).collect()),
+            rdb::Value::Set((0..n).map(|i| Bytes::from(i.to_string())).collect()),
+            rdb::Value::ZSet(
+                (0..n)
+                    .map(|i| (elem(i), ((i * 37) % 101) as f64 / 3.0 - 10.0))
+                    .collect(),
+            ),
+        ]
+    }
+
+    fn file(opts: &WriterOptions, f: impl FnOnce(&mut RdbWriter<Vec<u8>>)) -> Vec<u8> {
+        let mut w = RdbWriter::new(Vec::new(), opts.clone()).unwrap();
+        f(&mut w);
+        w.finish().unwrap()
+    }
+
+    /// The streamed serialization of a shared collection is byte for byte what the writer
+    /// produces from the whole converted value, for every type, RDB version, list fill and
+    /// compression setting — including values small enough for a listpack or an intset (the
+    /// fallback path) when the thresholds are raised.
+    #[test]
+    fn shared_values_serialize_like_whole_values() {
+        for n in [1, 5, 1500] {
+            for version in [10, 11] {
+                for fill in [-2, -1, 7] {
+                    for compression in [true, false] {
+                        for th_entries in [128usize, 4096] {
+                            let th = EncodingThresholds {
+                                list_max_listpack_size: fill,
+                                hash_max_listpack_entries: th_entries,
+                                hash_max_listpack_value: 4096,
+                                zset_max_listpack_entries: th_entries,
+                                zset_max_listpack_value: 4096,
+                                set_max_intset_entries: th_entries,
+                                set_max_listpack_entries: th_entries,
+                                set_max_listpack_value: 4096,
+                                ..EncodingThresholds::default()
+                            };
+                            let opts = WriterOptions {
+                                version,
+                                compression,
+                                thresholds: th,
+                                ..WriterOptions::default()
+                            };
+                            for v in values(n) {
+                                let ours = crate::snapshot::from_rdb(v, &th);
+                                let whole = file(&opts, |w| {
+                                    write_converted(
+                                        w,
+                                        3,
+                                        b"key",
+                                        crate::snapshot::to_rdb(&ours),
+                                        Some(1234),
+                                    )
+                                    .unwrap()
+                                });
+                                let streamed = file(&opts, |w| {
+                                    write_shared(w, &th, version, 3, b"key", &ours, Some(1234))
+                                        .unwrap()
+                                });
+                                assert!(
+                                    whole == streamed,
+                                    "{} n={n} v{version} fill={fill} lzf={compression} \
+                                     th={th_entries}",
+                                    ours.type_name()
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// In a RESP base, a shared collection becomes the same commands as the whole value.
+    #[test]
+    fn shared_values_as_commands_like_whole_values() {
+        let th = EncodingThresholds::default();
+        for v in values(1500) {
+            let ours = crate::snapshot::from_rdb(v, &th);
+            let mut whole = Vec::new();
+            value_as_commands(&mut whole, b"k", &crate::snapshot::to_rdb(&ours));
+            let mut streamed = Vec::new();
+            let mut out = Vec::new();
+            shared_as_commands(&mut streamed, b"k", &ours, &mut |b: &mut Vec<u8>| {
+                out.append(b);
+                Ok(())
+            })
+            .unwrap();
+            out.append(&mut streamed);
+            assert!(whole == out, "{}", ours.type_name());
+        }
+    }
+
+    /// A value shared with a snapshot is copied on the first write: the snapshot keeps the old
+    /// state, the keyspace gets the new one, and the clone is counted.
+    #[test]
+    fn a_shared_value_is_cloned_on_write() {
+        let th = EncodingThresholds::default();
+        let mut v = crate::snapshot::from_rdb(rdb::Value::List((0..2000).map(elem).collect()), &th);
+        let before = crate::keyspace::COW_CLONES.load(Ordering::Relaxed);
+        let snap = v.share().unwrap();
+        if let Value::List(l) = &v {
+            // Reads do not clone.
+            assert_eq!(l.len(), 2000);
+        }
+        if let Value::List(l) = &mut v {
+            l.push_back(b"new");
+            l.push_back(b"newer");
+        }
+        assert!(crate::keyspace::COW_CLONES.load(Ordering::Relaxed) > before);
+        assert_eq!(v.elements(), Some(2002));
+        assert_eq!(snap.elements(), Some(2000));
+        drop(snap);
+        if let Value::List(l) = &v {
+            assert!(!l.is_shared());
+        }
     }
 }

@@ -11,21 +11,92 @@
 
 pub mod table;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 pub use crate::types::compact::CompactBytes;
 use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 pub use table::{Expires, KeyTable};
 
-/// A key's value: 16 bytes. Strings of up to 15 bytes are inline; collections are boxed so
-/// that the common case, a string, keeps every keyspace entry small.
+/// A collection behind a thin, copy-on-write pointer.
+///
+/// The keyspace is its only owner except while a fork-free snapshot (`compaction`) serializes
+/// a large collection on its own thread: it then holds a second reference ([`Shared::share`])
+/// to the value as of the snapshot point. Any mutable access goes through `Arc::make_mut`, so a
+/// write to a value the snapshot still reads clones it first (copy-on-write) and the snapshot
+/// keeps the old state; `compaction::pre_mutate` does that clone explicitly before a write
+/// command so it is counted. Reads (`Deref`) never clone.
+pub struct Shared<T: Clone>(Arc<T>);
+
+impl<T: Clone> Shared<T> {
+    pub fn new(v: T) -> Self {
+        Shared(Arc::new(v))
+    }
+
+    /// A second reference to the same value (the snapshot's; the keyspace's copy becomes
+    /// copy-on-write).
+    pub fn share(&self) -> Shared<T> {
+        Shared(self.0.clone())
+    }
+
+    /// True while another reference (a running snapshot's) exists.
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+
+    /// The copy of copy-on-write: the keyspace gets its own clone, timed and counted in
+    /// [`COW_CLONES`] / [`COW_CLONE_NS`] for the snapshot's figures.
+    #[cold]
+    #[inline(never)]
+    fn clone_out(&mut self) {
+        let t0 = std::time::Instant::now();
+        self.0 = Arc::new((*self.0).clone());
+        COW_CLONES.fetch_add(1, Ordering::Relaxed);
+        COW_CLONE_NS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Copy-on-write clones of a collection a snapshot still held (see [`Shared`]), since start.
+pub static COW_CLONES: AtomicU64 = AtomicU64::new(0);
+/// Time those clones took, in ns (the running snapshot counts it as its own work).
+pub static COW_CLONE_NS: AtomicU64 = AtomicU64::new(0);
+
+impl<T: Clone + Default> Default for Shared<T> {
+    fn default() -> Self {
+        Shared::new(T::default())
+    }
+}
+
+impl<T: Clone> std::ops::Deref for Shared<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> std::ops::DerefMut for Shared<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // Only the execution thread clones a keyspace value's `Arc`; the snapshot thread only
+        // drops its reference, so a count of 1 seen here stays 1 (`make_mut` then does not
+        // clone), and a stale 2 only costs a needless clone.
+        if Arc::strong_count(&self.0) > 1 {
+            self.clone_out();
+        }
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// A key's value: 16 bytes. Strings of up to 15 bytes are inline; collections are behind a
+/// pointer so that the common case, a string, keeps every keyspace entry small.
 pub enum Value {
     Str(CompactBytes),
-    List(Box<List>),
-    Hash(Box<Hash>),
-    Set(Box<Set>),
-    ZSet(Box<ZSet>),
-    Stream(Box<Stream>),
+    List(Shared<List>),
+    Hash(Shared<Hash>),
+    Set(Shared<Set>),
+    ZSet(Shared<ZSet>),
+    Stream(Shared<Stream>),
 }
 
 impl Value {
@@ -65,14 +136,39 @@ impl Value {
         }
     }
 
+    /// Elements of a collection (None for a string): O(1).
+    pub fn elements(&self) -> Option<usize> {
+        match self {
+            Value::Str(_) => None,
+            Value::List(l) => Some(l.len()),
+            Value::Hash(h) => Some(h.len()),
+            Value::Set(s) => Some(s.len()),
+            Value::ZSet(z) => Some(z.len()),
+            Value::Stream(s) => Some(s.len()),
+        }
+    }
+
+    /// A second reference to a collection (copy-on-write from now on, see [`Shared`]); None for
+    /// a string.
+    pub fn share(&self) -> Option<Value> {
+        Some(match self {
+            Value::Str(_) => return None,
+            Value::List(l) => Value::List(l.share()),
+            Value::Hash(h) => Value::Hash(h.share()),
+            Value::Set(s) => Value::Set(s.share()),
+            Value::ZSet(z) => Value::ZSet(z.share()),
+            Value::Stream(s) => Value::Stream(s.share()),
+        })
+    }
+
     pub fn deep_clone(&self) -> Value {
         match self {
             Value::Str(s) => Value::Str(s.clone()),
-            Value::List(l) => Value::List(l.clone()),
-            Value::Hash(h) => Value::Hash(h.clone()),
-            Value::Set(s) => Value::Set(s.clone()),
-            Value::ZSet(z) => Value::ZSet(z.clone()),
-            Value::Stream(s) => Value::Stream(s.clone()),
+            Value::List(l) => Value::List(Shared::new((**l).clone())),
+            Value::Hash(h) => Value::Hash(Shared::new((**h).clone())),
+            Value::Set(s) => Value::Set(Shared::new((**s).clone())),
+            Value::ZSet(z) => Value::ZSet(Shared::new((**z).clone())),
+            Value::Stream(s) => Value::Stream(Shared::new((**s).clone())),
         }
     }
 }

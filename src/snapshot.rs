@@ -55,28 +55,32 @@ pub fn to_rdb(v: &Value) -> rdb::Value {
 pub fn from_rdb(v: rdb::Value, th: &EncodingThresholds) -> Value {
     match v {
         rdb::Value::String(s) => Value::Str(s.into()),
-        rdb::Value::List(items) => Value::List(Box::new(List::from_items(items))),
-        rdb::Value::Hash(pairs) => Value::Hash(Box::new(Hash::from_pairs(
+        rdb::Value::List(items) => {
+            Value::List(crate::keyspace::Shared::new(List::from_items(items)))
+        }
+        rdb::Value::Hash(pairs) => Value::Hash(crate::keyspace::Shared::new(Hash::from_pairs(
             pairs,
             HashLimits {
                 max_entries: th.hash_max_listpack_entries,
                 max_value: th.hash_max_listpack_value,
             },
         ))),
-        rdb::Value::Set(members) => Value::Set(Box::new(Set::from_members(
+        rdb::Value::Set(members) => Value::Set(crate::keyspace::Shared::new(Set::from_members(
             members,
             SetLimits {
                 max_intset_entries: th.set_max_intset_entries,
             },
         ))),
-        rdb::Value::ZSet(pairs) => Value::ZSet(Box::new(ZSet::from_pairs(
+        rdb::Value::ZSet(pairs) => Value::ZSet(crate::keyspace::Shared::new(ZSet::from_pairs(
             pairs,
             ZSetLimits {
                 max_listpack_entries: th.zset_max_listpack_entries,
                 max_listpack_value: th.zset_max_listpack_value,
             },
         ))),
-        rdb::Value::Stream(s) => Value::Stream(Box::new(crate::types::stream::Stream::from_rdb(s))),
+        rdb::Value::Stream(s) => Value::Stream(crate::keyspace::Shared::new(
+            crate::types::stream::Stream::from_rdb(s),
+        )),
     }
 }
 

@@ -70,7 +70,7 @@ fn hash_mut<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut Hash>, Re
 /// Redis's `hashTypeLookupWriteOrCreate`: the hash at `key`, created empty if missing.
 fn hash_or_create<'a>(ctx: &'a mut Ctx, key: &Bytes) -> Result<&'a mut Hash, Reply> {
     if hash_mut(ctx, key)?.is_none() {
-        ctx.set_key(key.clone(), Value::Hash(Box::default()));
+        ctx.set_key(key.clone(), Value::Hash(Default::default()));
     }
     match hash_mut(ctx, key)? {
         Some(h) => Ok(h),

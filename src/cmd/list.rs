@@ -171,7 +171,7 @@ fn push_into(ctx: &mut Ctx, key: &Bytes, elems: &[Bytes], end: End) -> usize {
                 }
             }
             let n = l.len();
-            ctx.set_key(key.clone(), Value::List(Box::new(l)));
+            ctx.set_key(key.clone(), Value::List(crate::keyspace::Shared::new(l)));
             n
         }
     };
@@ -512,7 +512,7 @@ fn do_move(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End) -> Reply
         _ => {
             let mut l = List::with_fill(f);
             l.push_back(&v);
-            ctx.set_key(dst.clone(), Value::List(Box::new(l)));
+            ctx.set_key(dst.clone(), Value::List(crate::keyspace::Shared::new(l)));
         }
     }
     ctx.modified(dst);

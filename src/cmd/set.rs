@@ -127,7 +127,7 @@ fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(None) => {
             let mut s = Set::for_first_member(&args[2]);
             let n = args[2..].iter().filter(|m| s.insert(m, lim)).count();
-            ctx.set_key(key.clone(), Value::Set(Box::new(s)));
+            ctx.set_key(key.clone(), Value::Set(crate::keyspace::Shared::new(s)));
             n
         }
     };
@@ -433,7 +433,7 @@ fn set_op_store(ctx: &mut Ctx, args: &[Bytes], op: SetOp, event: &str) -> Reply 
     }
     let lim = set_limits(ctx);
     let s = Set::from_members(members, lim);
-    ctx.set_key(dst.clone(), Value::Set(Box::new(s)));
+    ctx.set_key(dst.clone(), Value::Set(crate::keyspace::Shared::new(s)));
     ctx.notify(notify::SET, event, dst);
     ctx.dirty(1);
     Reply::Int(n as i64)
@@ -515,7 +515,7 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         _ => {
             let mut s = Set::for_first_member(m);
             s.insert(m, lim);
-            ctx.set_key(dst.clone(), Value::Set(Box::new(s)));
+            ctx.set_key(dst.clone(), Value::Set(crate::keyspace::Shared::new(s)));
             true
         }
     };

@@ -253,7 +253,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
             let len = out.len();
             if len > 0 {
                 let l = List::from_items(out.into_iter().map(Option::unwrap_or_default).collect());
-                ctx.set_key(dst.clone(), Value::List(Box::new(l)));
+                ctx.set_key(dst.clone(), Value::List(crate::keyspace::Shared::new(l)));
                 ctx.notify(notify::LIST, "sortstore", &dst);
                 ctx.dirty(len as u64);
                 ctx.ready(&dst);

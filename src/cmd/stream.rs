@@ -450,7 +450,7 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             if a.no_mkstream {
                 return Reply::Nil;
             }
-            ctx.set_key(key.clone(), Value::Stream(Box::default()));
+            ctx.set_key(key.clone(), Value::Stream(Default::default()));
         }
     }
     let Ok(Some(s)) = stream_mut(ctx, &key) else {
@@ -860,7 +860,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             tri!(parse_strict_id(&args[4]))
         };
         if exists.is_none() {
-            ctx.set_key(key.clone(), Value::Stream(Box::default()));
+            ctx.set_key(key.clone(), Value::Stream(Default::default()));
         }
         let Ok(Some(s)) = stream_mut(ctx, &key) else {
             return Reply::err(err::WRONGTYPE);

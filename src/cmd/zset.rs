@@ -328,7 +328,7 @@ fn zadd_generic(ctx: &mut Ctx, key: &Bytes, f: AddFlags, pairs: &[Bytes]) -> Rep
         if f.xx {
             return nop_reply();
         }
-        ctx.set_key(key.clone(), Value::ZSet(Box::default()));
+        ctx.set_key(key.clone(), Value::ZSet(Default::default()));
     }
     let Ok(Some(z)) = write_zset(ctx, key) else {
         return nop_reply();
@@ -739,7 +739,7 @@ fn store_result(ctx: &mut Ctx, dst: &Bytes, items: Vec<(Bytes, f64)>, event: &st
     }
     let lim = zset_limits(ctx);
     let z = ZSet::from_pairs(items, lim);
-    ctx.set_key(dst.clone(), Value::ZSet(Box::new(z)));
+    ctx.set_key(dst.clone(), Value::ZSet(crate::keyspace::Shared::new(z)));
     ctx.notify(notify::ZSET, event, dst);
     ctx.dirty(1);
     ctx.ready(dst);

@@ -284,6 +284,29 @@ impl Hash {
         Iter { hash: self, pos: 0 }
     }
 
+    /// Visits every (field, value) pair in [`Hash::iter`]'s order, without copying them.
+    pub fn for_each(&self, mut f: impl FnMut(enc::Elem<'_>, enc::Elem<'_>)) {
+        let mut pair = |buf: &[u8], off: usize| {
+            let (field, next) = enc::decode(buf, off);
+            let (value, next) = enc::decode(buf, next);
+            f(field, value);
+            next
+        };
+        match &self.repr {
+            Repr::Pack(p) => {
+                let mut off = 0;
+                while off < p.buf.len() {
+                    off = pair(&p.buf, off);
+                }
+            }
+            Repr::Table(t) => {
+                for &off in &t.slots {
+                    pair(&t.arena, off as usize);
+                }
+            }
+        }
+    }
+
     /// Switch to the table representation (one way, as Redis).
     pub fn convert(&mut self) {
         let Repr::Pack(p) = &self.repr else {

@@ -274,38 +274,13 @@ impl Encoder {
     }
 
     fn list(&mut self, items: &[Bytes]) {
-        let fill = self.th.list_max_listpack_size;
-        let max_bytes = if fill < 0 {
-            4096usize << ((-fill).clamp(1, 5) - 1)
-        } else {
-            QUICKLIST_SIZE_SAFETY_LIMIT_BYTES
-        };
-        let max_count = if fill > 0 { fill as usize } else { usize::MAX };
         let mut nodes: Vec<(u64, Vec<u8>)> = Vec::new();
-        let mut cur = ListpackBuilder::new();
-        for it in items {
-            if it.len() >= QUICKLIST_PACKED_THRESHOLD_BYTES {
-                if !cur.is_empty() {
-                    nodes.push((
-                        QUICKLIST_NODE_CONTAINER_PACKED,
-                        std::mem::take(&mut cur).finish(),
-                    ));
-                }
-                nodes.push((QUICKLIST_NODE_CONTAINER_PLAIN, it.to_vec()));
-                continue;
-            }
-            let add = ListpackBuilder::entry_size(it);
-            if !cur.is_empty() && (cur.bytes_len() + add > max_bytes || cur.len() >= max_count) {
-                nodes.push((
-                    QUICKLIST_NODE_CONTAINER_PACKED,
-                    std::mem::take(&mut cur).finish(),
-                ));
-            }
-            cur.push_str(it);
-        }
-        if !cur.is_empty() {
-            nodes.push((QUICKLIST_NODE_CONTAINER_PACKED, cur.finish()));
-        }
+        split_list_nodes(
+            &self.th,
+            &mut |f| items.iter().for_each(|it| f(it)),
+            true,
+            &mut |container, blob| nodes.push((container, blob)),
+        );
         self.u8(RDB_TYPE_LIST_QUICKLIST_2);
         self.len(nodes.len() as u64);
         for (container, blob) in nodes {
@@ -496,6 +471,66 @@ impl Encoder {
     }
 }
 
+/// Visits a list's elements: calls its argument once per element, in order.
+pub type ListElements<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) + 'a;
+
+/// Splits list elements into quicklist nodes as Redis's quicklist does with
+/// `list-max-listpack-size` (`th.list_max_listpack_size`): `node` gets each node's container
+/// type and, when `build`, its listpack blob (else an empty vector: the counting pass of
+/// [`RdbWriter::write_list_streamed`]). `each` calls its argument once per element, in order.
+fn split_list_nodes(
+    th: &EncodingThresholds,
+    each: &mut ListElements<'_>,
+    build: bool,
+    node: &mut dyn FnMut(u64, Vec<u8>),
+) {
+    let fill = th.list_max_listpack_size;
+    let max_bytes = if fill < 0 {
+        4096usize << ((-fill).clamp(1, 5) - 1)
+    } else {
+        QUICKLIST_SIZE_SAFETY_LIMIT_BYTES
+    };
+    let max_count = if fill > 0 { fill as usize } else { usize::MAX };
+    // The listpack being built (when `build`), and its size and count either way.
+    let empty_bytes = ListpackBuilder::new().bytes_len();
+    let mut cur = ListpackBuilder::new();
+    let (mut cur_bytes, mut cur_len) = (empty_bytes, 0usize);
+    let close = |cur: &mut ListpackBuilder, node: &mut dyn FnMut(u64, Vec<u8>)| {
+        let blob = if build {
+            std::mem::take(cur).finish()
+        } else {
+            Vec::new()
+        };
+        node(QUICKLIST_NODE_CONTAINER_PACKED, blob);
+    };
+    each(&mut |it: &[u8]| {
+        if it.len() >= QUICKLIST_PACKED_THRESHOLD_BYTES {
+            if cur_len > 0 {
+                close(&mut cur, node);
+                (cur_bytes, cur_len) = (empty_bytes, 0);
+            }
+            node(
+                QUICKLIST_NODE_CONTAINER_PLAIN,
+                if build { it.to_vec() } else { Vec::new() },
+            );
+            return;
+        }
+        let add = ListpackBuilder::entry_size(it);
+        if cur_len > 0 && (cur_bytes + add > max_bytes || cur_len >= max_count) {
+            close(&mut cur, node);
+            (cur_bytes, cur_len) = (empty_bytes, 0);
+        }
+        if build {
+            cur.push_str(it);
+        }
+        cur_bytes += add;
+        cur_len += 1;
+    });
+    if cur_len > 0 {
+        close(&mut cur, node);
+    }
+}
+
 /// Checks that a value can be written as a valid RDB (Redis refuses duplicates and NaN scores
 /// on load).
 pub(crate) fn validate(key: &[u8], v: &Value) -> Result<(), WriteError> {
@@ -679,6 +714,80 @@ impl<W: Write> RdbWriter<W> {
         self.enc.string(key);
         self.enc.string(value);
         self.maybe_flush()
+    }
+
+    /// Starts one key whose value is then written in pieces (a large collection, serialized
+    /// without building it in memory): SELECTDB when `db` is not the current database, the
+    /// expiry, `rdb_type`, and the key. The caller then writes the payload with
+    /// [`Self::put_len`], [`Self::put_string`] and [`Self::put_double`] exactly as the type
+    /// requires (`RDB_TYPE_SET`: length then members; `RDB_TYPE_HASH`: length then field,
+    /// value pairs; `RDB_TYPE_ZSET_2`: length then member, binary score — highest score first,
+    /// as Redis writes a skiplist); nothing is validated.
+    pub fn begin_value(
+        &mut self,
+        db: u32,
+        key: &[u8],
+        expire_ms: Option<i64>,
+        rdb_type: u8,
+    ) -> Result<(), WriteError> {
+        if self.db != Some(db) {
+            self.enc.u8(RDB_OPCODE_SELECTDB);
+            self.enc.len(u64::from(db));
+            self.db = Some(db);
+        }
+        if let Some(ms) = expire_ms {
+            self.enc.u8(RDB_OPCODE_EXPIRETIME_MS);
+            self.enc.buf.extend_from_slice(&ms.to_le_bytes());
+        }
+        self.enc.u8(rdb_type);
+        self.enc.string(key);
+        self.maybe_flush()
+    }
+
+    /// A length (`rdbSaveLen`) of a value started with [`Self::begin_value`].
+    pub fn put_len(&mut self, n: u64) -> Result<(), WriteError> {
+        self.enc.len(n);
+        self.maybe_flush()
+    }
+
+    /// A string (`rdbSaveRawString`: integer, LZF or raw) of a value started with
+    /// [`Self::begin_value`].
+    pub fn put_string(&mut self, s: &[u8]) -> Result<(), WriteError> {
+        self.enc.string(s);
+        self.maybe_flush()
+    }
+
+    /// A binary double (`rdbSaveBinaryDoubleValue`, a ZSET_2 score).
+    pub fn put_double(&mut self, v: f64) -> Result<(), WriteError> {
+        self.enc.buf.extend_from_slice(&v.to_le_bytes());
+        self.maybe_flush()
+    }
+
+    /// Writes a list key (QUICKLIST_2, the same bytes as [`Self::write_entry`] with a
+    /// [`Value::List`]) whose elements `each` visits in order, without holding them in memory:
+    /// a first pass counts the nodes (the count comes first in the format), a second builds and
+    /// writes one node at a time. `each` must visit the same elements both times.
+    pub fn write_list_streamed(
+        &mut self,
+        db: u32,
+        key: &[u8],
+        expire_ms: Option<i64>,
+        each: &mut ListElements<'_>,
+    ) -> Result<(), WriteError> {
+        let th = self.enc.th;
+        let mut nodes = 0u64;
+        split_list_nodes(&th, each, false, &mut |_, _| nodes += 1);
+        self.begin_value(db, key, expire_ms, RDB_TYPE_LIST_QUICKLIST_2)?;
+        self.enc.len(nodes);
+        let mut result = Ok(());
+        split_list_nodes(&th, each, true, &mut |container, blob| {
+            if result.is_ok() {
+                self.enc.len(container);
+                self.enc.string(&blob);
+                result = self.maybe_flush();
+            }
+        });
+        result
     }
 
     /// Writes EOF and the CRC-64 (zero when checksums are off), flushes, returns the writer.
