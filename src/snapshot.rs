@@ -127,11 +127,30 @@ enum Decoded {
     },
 }
 
+/// A reader [`decode_all`] can drain: both sources give [`rdb::ItemRef`]s (the in-memory one
+/// lends plain string entries instead of copying them).
+trait ItemSource {
+    fn next_ref(&mut self) -> Result<Option<rdb::ItemRef<'_>>, rdb::RdbError>;
+}
+
+impl ItemSource for RdbReader<rdb::SliceSource<'_>> {
+    #[inline]
+    fn next_ref(&mut self) -> Result<Option<rdb::ItemRef<'_>>, rdb::RdbError> {
+        self.next_item_ref()
+    }
+}
+
+impl<R: Read> ItemSource for RdbReader<rdb::IoSource<R>> {
+    fn next_ref(&mut self) -> Result<Option<rdb::ItemRef<'_>>, rdb::RdbError> {
+        self.next_item_ref()
+    }
+}
+
 /// Decodes items until EOF (Ok) or an error (Err with the reader's message), handing them to
 /// `emit` in chunks. Stops early, with Ok, when `emit` returns false (the receiving side has
 /// stopped).
-fn decode_all<S: rdb::Source>(
-    reader: &mut RdbReader<S>,
+fn decode_all<Rd: ItemSource>(
+    reader: &mut Rd,
     th: &EncodingThresholds,
     hashers: &[KeyHasher],
     chunk: usize,
@@ -139,7 +158,7 @@ fn decode_all<S: rdb::Source>(
 ) -> Result<(), String> {
     let mut out = Vec::with_capacity(chunk);
     loop {
-        let item = match reader.next_item() {
+        let item = match reader.next_ref() {
             Ok(Some(item)) => item,
             Ok(None) => break,
             Err(e) => {
@@ -152,26 +171,39 @@ fn decode_all<S: rdb::Source>(
             }
         };
         let d = match item {
-            Item::Entry(e) => Decoded::Entry {
+            // A string key with a string value, borrowed from the image: its bytes are copied
+            // once, straight into the keyspace's representations.
+            rdb::ItemRef::Str(e) => Decoded::Entry {
                 db: e.db,
-                hash: hashers.get(e.db as usize).map(|h| h.hash(&e.key)),
-                key: CompactBytes::key(&e.key),
-                value: from_rdb(e.value, th),
+                hash: hashers.get(e.db as usize).map(|h| h.hash(e.key)),
+                key: CompactBytes::key(e.key),
+                value: Value::Str(CompactBytes::from_slice(e.value)),
                 expire_ms: e.expire_ms,
-                idle_secs: e.idle_secs,
-                freq: e.freq,
+                idle_secs: None,
+                freq: None,
             },
-            Item::ModuleAux { module, .. } => Decoded::ModuleAux(module),
-            Item::SelectDb(db) => Decoded::SelectDb(db),
-            Item::ResizeDb {
-                db_size,
-                expires_size,
-            } => Decoded::ResizeDb {
-                db_size,
-                expires_size,
+            rdb::ItemRef::Item(item) => match item {
+                Item::Entry(e) => Decoded::Entry {
+                    db: e.db,
+                    hash: hashers.get(e.db as usize).map(|h| h.hash(&e.key)),
+                    key: CompactBytes::key(&e.key),
+                    value: from_rdb(e.value, th),
+                    expire_ms: e.expire_ms,
+                    idle_secs: e.idle_secs,
+                    freq: e.freq,
+                },
+                Item::ModuleAux { module, .. } => Decoded::ModuleAux(module),
+                Item::SelectDb(db) => Decoded::SelectDb(db),
+                Item::ResizeDb {
+                    db_size,
+                    expires_size,
+                } => Decoded::ResizeDb {
+                    db_size,
+                    expires_size,
+                },
+                Item::Eof { .. } => break,
+                _ => continue,
             },
-            Item::Eof { .. } => break,
-            _ => continue,
         };
         out.push(d);
         if out.len() >= chunk && !emit(std::mem::replace(&mut out, Vec::with_capacity(chunk))) {
@@ -275,9 +307,9 @@ fn key_hashers(srv: &Server) -> Vec<KeyHasher> {
 }
 
 /// Decode and insert on this thread.
-fn load_sequential<S: rdb::Source>(
+fn load_sequential<Rd: ItemSource>(
     srv: &mut Server,
-    reader: &mut RdbReader<S>,
+    reader: &mut Rd,
     aof_base: bool,
 ) -> Result<LoadStats, String> {
     let th = thresholds(&srv.cfg);
