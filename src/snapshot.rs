@@ -565,6 +565,65 @@ mod tests {
         }
     }
 
+    /// Many string keys (the entries the decoding thread borrows from the image): every length
+    /// encoding, integer-like values, expires past and future, two databases, a list between.
+    fn string_heavy_image() -> Vec<u8> {
+        let mut srv = server();
+        let now = crate::util::now_ms();
+        for db in [0usize, 5] {
+            for i in 0..40_000usize {
+                let key = format!("key:{db}:{i:07}");
+                // Incompressible bytes, so that long values stay plain strings (not LZF).
+                let mut x = i as u64 * 2 + db as u64 + 1;
+                let mut noise = |n: usize| -> Vec<u8> {
+                    (0..n)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            x as u8
+                        })
+                        .collect()
+                };
+                let value = match i % 5 {
+                    0 => i.to_string().into_bytes(),
+                    1 => format!("val:{i:07}").into_bytes(),
+                    2 => noise(i % 100),
+                    3 if i % 1000 == 3 => noise(16_380 + i % 8),
+                    3 => noise(64 + i % 300),
+                    _ => Vec::new(),
+                };
+                let obj = Object::new(Value::Str(CompactBytes::from_slice(&value)), 0);
+                srv.dbs[db].insert(key.as_bytes(), obj);
+                match i % 7 {
+                    0 => srv.dbs[db].set_expire(key.as_bytes(), now - 60_000),
+                    1 => srv.dbs[db].set_expire(key.as_bytes(), now + 3_600_000),
+                    _ => {}
+                }
+            }
+            let list = Value::List(Box::new(List::from_items(vec![b("a"), b("b")])));
+            srv.dbs[db].insert(b"list", Object::new(list, 0));
+        }
+        write_rdb(&srv, Vec::new(), false).expect("write")
+    }
+
+    #[test]
+    fn borrowed_string_entries_load_like_the_streaming_reader() {
+        let data = string_heavy_image();
+        assert!(data.len() >= PARALLEL_LOAD_BYTES_MIN);
+        // 5,715 keys of each database expired (i % 7 == 0) are skipped unless it is a base.
+        let (r, n) = load_both(&data, false);
+        assert!(r.starts_with("Ok((68572, 11430,"), "{r}");
+        assert_eq!(n, "68572");
+        let (r, n) = load_both(&data, true);
+        assert!(r.starts_with("Ok((80002, 0,"), "{r}");
+        assert_eq!(n, "80002");
+        for cut in [data.len() / 3, data.len() - 9] {
+            let (r, _) = load_both(&data[..cut], true);
+            assert!(r.starts_with("Err("), "cut at {cut}: {r}");
+        }
+    }
+
     #[test]
     fn parallel_rdb_load_fails_like_the_sequential_one_and_keeps_the_same_prefix() {
         let data = fixture("redis-7.0-all-types.rdb");
