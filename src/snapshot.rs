@@ -131,11 +131,30 @@ enum Decoded {
     },
 }
 
+/// A reader [`decode_all`] can drain: both sources give [`rdb::ItemRef`]s (the in-memory one
+/// lends plain string entries instead of copying them).
+trait ItemSource {
+    fn next_ref(&mut self) -> Result<Option<rdb::ItemRef<'_>>, rdb::RdbError>;
+}
+
+impl ItemSource for RdbReader<rdb::SliceSource<'_>> {
+    #[inline]
+    fn next_ref(&mut self) -> Result<Option<rdb::ItemRef<'_>>, rdb::RdbError> {
+        self.next_item_ref()
+    }
+}
+
+impl<R: Read> ItemSource for RdbReader<rdb::IoSource<R>> {
+    fn next_ref(&mut self) -> Result<Option<rdb::ItemRef<'_>>, rdb::RdbError> {
+        self.next_item_ref()
+    }
+}
+
 /// Decodes items until EOF (Ok) or an error (Err with the reader's message), handing them to
 /// `emit` in chunks. Stops early, with Ok, when `emit` returns false (the receiving side has
 /// stopped).
-fn decode_all<S: rdb::Source>(
-    reader: &mut RdbReader<S>,
+fn decode_all<Rd: ItemSource>(
+    reader: &mut Rd,
     th: &EncodingThresholds,
     hashers: &[KeyHasher],
     chunk: usize,
@@ -143,7 +162,7 @@ fn decode_all<S: rdb::Source>(
 ) -> Result<(), String> {
     let mut out = Vec::with_capacity(chunk);
     loop {
-        let item = match reader.next_item() {
+        let item = match reader.next_ref() {
             Ok(Some(item)) => item,
             Ok(None) => break,
             Err(e) => {
@@ -156,26 +175,39 @@ fn decode_all<S: rdb::Source>(
             }
         };
         let d = match item {
-            Item::Entry(e) => Decoded::Entry {
+            // A string key with a string value, borrowed from the image: its bytes are copied
+            // once, straight into the keyspace's representations.
+            rdb::ItemRef::Str(e) => Decoded::Entry {
                 db: e.db,
-                hash: hashers.get(e.db as usize).map(|h| h.hash(&e.key)),
-                key: CompactBytes::key(&e.key),
-                value: from_rdb(e.value, th),
+                hash: hashers.get(e.db as usize).map(|h| h.hash(e.key)),
+                key: CompactBytes::key(e.key),
+                value: Value::Str(CompactBytes::from_slice(e.value)),
                 expire_ms: e.expire_ms,
-                idle_secs: e.idle_secs,
-                freq: e.freq,
+                idle_secs: None,
+                freq: None,
             },
-            Item::ModuleAux { module, .. } => Decoded::ModuleAux(module),
-            Item::SelectDb(db) => Decoded::SelectDb(db),
-            Item::ResizeDb {
-                db_size,
-                expires_size,
-            } => Decoded::ResizeDb {
-                db_size,
-                expires_size,
+            rdb::ItemRef::Item(item) => match item {
+                Item::Entry(e) => Decoded::Entry {
+                    db: e.db,
+                    hash: hashers.get(e.db as usize).map(|h| h.hash(&e.key)),
+                    key: CompactBytes::key(&e.key),
+                    value: from_rdb(e.value, th),
+                    expire_ms: e.expire_ms,
+                    idle_secs: e.idle_secs,
+                    freq: e.freq,
+                },
+                Item::ModuleAux { module, .. } => Decoded::ModuleAux(module),
+                Item::SelectDb(db) => Decoded::SelectDb(db),
+                Item::ResizeDb {
+                    db_size,
+                    expires_size,
+                } => Decoded::ResizeDb {
+                    db_size,
+                    expires_size,
+                },
+                Item::Eof { .. } => break,
+                _ => continue,
             },
-            Item::Eof { .. } => break,
-            _ => continue,
         };
         out.push(d);
         if out.len() >= chunk && !emit(std::mem::replace(&mut out, Vec::with_capacity(chunk))) {
@@ -279,9 +311,9 @@ fn key_hashers(srv: &Server) -> Vec<KeyHasher> {
 }
 
 /// Decode and insert on this thread.
-fn load_sequential<S: rdb::Source>(
+fn load_sequential<Rd: ItemSource>(
     srv: &mut Server,
-    reader: &mut RdbReader<S>,
+    reader: &mut Rd,
     aof_base: bool,
 ) -> Result<LoadStats, String> {
     let th = thresholds(&srv.cfg);
@@ -534,6 +566,65 @@ mod tests {
                 assert!(r.starts_with("Ok("), "{name}: {r}");
                 assert!(n != "0", "{name}: nothing loaded");
             }
+        }
+    }
+
+    /// Many string keys (the entries the decoding thread borrows from the image): every length
+    /// encoding, integer-like values, expires past and future, two databases, a list between.
+    fn string_heavy_image() -> Vec<u8> {
+        let mut srv = server();
+        let now = crate::util::now_ms();
+        for db in [0usize, 5] {
+            for i in 0..40_000usize {
+                let key = format!("key:{db}:{i:07}");
+                // Incompressible bytes, so that long values stay plain strings (not LZF).
+                let mut x = i as u64 * 2 + db as u64 + 1;
+                let mut noise = |n: usize| -> Vec<u8> {
+                    (0..n)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            x as u8
+                        })
+                        .collect()
+                };
+                let value = match i % 5 {
+                    0 => i.to_string().into_bytes(),
+                    1 => format!("val:{i:07}").into_bytes(),
+                    2 => noise(i % 100),
+                    3 if i % 1000 == 3 => noise(16_380 + i % 8),
+                    3 => noise(64 + i % 300),
+                    _ => Vec::new(),
+                };
+                let obj = Object::new(Value::Str(CompactBytes::from_slice(&value)), 0);
+                srv.dbs[db].insert(key.as_bytes(), obj);
+                match i % 7 {
+                    0 => srv.dbs[db].set_expire(key.as_bytes(), now - 60_000),
+                    1 => srv.dbs[db].set_expire(key.as_bytes(), now + 3_600_000),
+                    _ => {}
+                }
+            }
+            let list = Value::List(Box::new(List::from_items(vec![b("a"), b("b")])));
+            srv.dbs[db].insert(b"list", Object::new(list, 0));
+        }
+        write_rdb(&srv, Vec::new(), false).expect("write")
+    }
+
+    #[test]
+    fn borrowed_string_entries_load_like_the_streaming_reader() {
+        let data = string_heavy_image();
+        assert!(data.len() >= PARALLEL_LOAD_BYTES_MIN);
+        // 5,715 keys of each database expired (i % 7 == 0) are skipped unless it is a base.
+        let (r, n) = load_both(&data, false);
+        assert!(r.starts_with("Ok((68572, 11430,"), "{r}");
+        assert_eq!(n, "68572");
+        let (r, n) = load_both(&data, true);
+        assert!(r.starts_with("Ok((80002, 0,"), "{r}");
+        assert_eq!(n, "80002");
+        for cut in [data.len() / 3, data.len() - 9] {
+            let (r, _) = load_both(&data[..cut], true);
+            assert!(r.starts_with("Err("), "cut at {cut}: {r}");
         }
     }
 

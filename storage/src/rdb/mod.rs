@@ -31,7 +31,9 @@ mod tests;
 
 pub use dump::{decode_dump, encode_dump, DUMP_BAD_FORMAT_ERR, DUMP_VERSION_OR_CHECKSUM_ERR};
 pub use error::{RdbError, Reason, WriteError};
-pub use reader::{IoSource, Item, RdbReader, ReadStats, ReaderOptions, SliceSource, Source};
+pub use reader::{
+    IoSource, Item, ItemRef, RdbReader, ReadStats, ReaderOptions, SliceSource, Source, StrEntryRef,
+};
 pub use value::{
     Consumer, ConsumerGroup, Entry, PendingEntry, Stream, StreamEntry, StreamId, Value,
 };

@@ -335,6 +335,134 @@ impl<'a> RdbReader<SliceSource<'a>> {
     }
 }
 
+/// A string key with a string value, its bytes borrowed from the image
+/// ([`RdbReader::next_item_ref`]): the common case of a snapshot, read without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrEntryRef<'a> {
+    /// Database number.
+    pub db: u32,
+    /// Key bytes.
+    pub key: &'a [u8],
+    /// Value bytes.
+    pub value: &'a [u8],
+    /// Absolute expire time, unix ms.
+    pub expire_ms: Option<i64>,
+}
+
+impl StrEntryRef<'_> {
+    /// The same entry as [`RdbReader::next_item`] returns it (copies the bytes).
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            db: self.db,
+            key: Bytes::copy_from_slice(self.key),
+            value: Value::String(Bytes::copy_from_slice(self.value)),
+            expire_ms: self.expire_ms,
+            idle_secs: None,
+            freq: None,
+        }
+    }
+}
+
+/// What [`RdbReader::next_item_ref`] returns: a borrowed plain string entry, or any other item
+/// as [`RdbReader::next_item`] gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemRef<'a> {
+    /// A string entry whose key and value are stored as plain (not integer-encoded, not LZF)
+    /// strings, with at most an expire before it.
+    Str(StrEntryRef<'a>),
+    /// Everything else.
+    Item(Item),
+}
+
+impl ItemRef<'_> {
+    /// The owned item [`RdbReader::next_item`] would have returned.
+    pub fn into_item(self) -> Item {
+        match self {
+            ItemRef::Str(e) => Item::Entry(e.to_entry()),
+            ItemRef::Item(i) => i,
+        }
+    }
+}
+
+/// A plain length-prefixed string at `data[p..]`: (its bytes, the position after it). None for
+/// anything else (integer and LZF encodings, 64-bit lengths, a string running past the end):
+/// the general reader takes those.
+#[inline]
+fn plain_str_at(data: &[u8], p: usize) -> Option<(&[u8], usize)> {
+    let b = *data.get(p)?;
+    let (len, start) = match b >> 6 {
+        0 => (usize::from(b & 0x3f), p + 1),
+        1 => (
+            (usize::from(b & 0x3f) << 8) | usize::from(*data.get(p + 1)?),
+            p + 2,
+        ),
+        2 if b == RDB_32BITLEN => {
+            let n: [u8; 4] = data.get(p + 1..p + 5)?.try_into().ok()?;
+            (u32::from_be_bytes(n) as usize, p + 5)
+        }
+        _ => return None,
+    };
+    let end = start.checked_add(len)?;
+    Some((data.get(start..end)?, end))
+}
+
+impl<'a> RdbReader<SliceSource<'a>> {
+    /// The next item, with the most common one — a string key with a plain string value, with
+    /// or without an expire — borrowed from the image instead of copied into new buffers.
+    /// Same items (see [`ItemRef::into_item`]), errors, offsets and statistics as
+    /// [`RdbReader::next_item`]: anything but such a well-formed entry goes through it.
+    #[inline]
+    pub fn next_item_ref(&mut self) -> Result<Option<ItemRef<'a>>, RdbError> {
+        if !self.done {
+            if let Some(e) = self.plain_string_entry() {
+                return Ok(Some(ItemRef::Str(e)));
+            }
+        }
+        Ok(self.next_item()?.map(ItemRef::Item))
+    }
+
+    /// Parses `[EXPIRETIME_MS <8 bytes>] STRING <plain key> <plain value>` in place, or
+    /// consumes nothing and returns None.
+    #[inline]
+    fn plain_string_entry(&mut self) -> Option<StrEntryRef<'a>> {
+        let data: &'a [u8] = self.src.inner.data;
+        let at = self.src.inner.pos;
+        let mut p = at;
+        let mut expire_ms = None;
+        if *data.get(p)? == RDB_OPCODE_EXPIRETIME_MS {
+            let t: [u8; 8] = data.get(p + 1..p + 9)?.try_into().ok()?;
+            expire_ms = Some(i64::from_le_bytes(t));
+            p += 9;
+        }
+        if *data.get(p)? != RDB_TYPE_STRING {
+            return None;
+        }
+        let (key, p) = plain_str_at(data, p + 1)?;
+        let (value, p) = plain_str_at(data, p)?;
+        self.src.inner.pos = p;
+        self.src.offset += (p - at) as u64;
+        self.key = None;
+        self.stats.keys += 1;
+        if expire_ms.is_some() {
+            self.stats.expires += 1;
+        }
+        Some(StrEntryRef {
+            db: self.db,
+            key,
+            value,
+            expire_ms,
+        })
+    }
+}
+
+impl<R: Read> RdbReader<IoSource<R>> {
+    /// [`RdbReader::next_item`] as an [`ItemRef`] (a streaming reader has nothing to lend), so
+    /// callers can be written once for both sources.
+    pub fn next_item_ref(&mut self) -> Result<Option<ItemRef<'static>>, RdbError> {
+        Ok(self.next_item()?.map(ItemRef::Item))
+    }
+}
+
 impl<S: Source> RdbReader<S> {
     fn over(src: S, version: u32, opts: ReaderOptions) -> Self {
         RdbReader {
