@@ -430,6 +430,8 @@ struct Worker {
     postponed_since_ms: Option<u64>,
     /// `always`: the group the next batch waits to gather (see [`Gather`]).
     gather: Option<Gather>,
+    /// `always`: batches left that start without gathering, after a gathering timed out.
+    gather_backoff: u32,
 }
 
 /// Group commit under `appendfsync always`: after an fsync releases its batch's replies, the
@@ -441,6 +443,10 @@ struct Worker {
 /// most one fsync's time costs a commit at most one more fsync's latency, and only when the
 /// load just dropped (the target then shrinks to the smaller batch). A lone client never
 /// waits: its next command alone reaches its own last batch's size.
+///
+/// When the group does not come back before the deadline, execution (not the disk) is what
+/// the clients wait for, and an fsync running meanwhile overlaps that work for free: then the
+/// next [`GATHER_BACKOFF_BATCHES`] batches start at once, and gathering is tried again after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Gather {
     /// Pending bytes that make the batch start at once.
@@ -450,6 +456,7 @@ struct Gather {
 }
 
 const GATHER_MIN: Duration = Duration::from_micros(50);
+const GATHER_BACKOFF_BATCHES: u32 = 8;
 const GATHER_MAX: Duration = Duration::from_millis(2);
 
 impl Gather {
@@ -711,6 +718,7 @@ impl LogWriter {
             synced: 0,
             postponed_since_ms: None,
             gather: None,
+            gather_backoff: 0,
         };
         worker.update_stats(&mut shared.lock());
         let next_seq = shared.files().manifest.next_incr_seq();
@@ -1043,6 +1051,7 @@ impl Worker {
                     if let Some(gt) = self.gather.take() {
                         if g.pending.len() < gt.target && !g.shutdown {
                             g.stats.gather_timeouts += 1;
+                            self.gather_backoff = GATHER_BACKOFF_BATCHES;
                         }
                     }
                     self.postponed_since_ms = None;
@@ -1140,7 +1149,11 @@ impl Worker {
                 let started = Instant::now();
                 self.sync_active()?;
                 let now = Instant::now();
-                self.gather = Some(Gather::after_fsync(bytes.len(), now - started, now));
+                if self.gather_backoff > 0 {
+                    self.gather_backoff -= 1;
+                } else {
+                    self.gather = Some(Gather::after_fsync(bytes.len(), now - started, now));
+                }
             }
             FsyncPolicy::EverySec => {
                 let shared = self.shared.clone();
@@ -1452,7 +1465,7 @@ mod tests {
     }
 
     #[test]
-    fn a_smaller_batch_waits_for_the_deadline_once_then_the_target_follows_it() {
+    fn a_smaller_batch_waits_for_the_deadline_then_gathering_backs_off() {
         let fs = SimFs::new(4);
         let (w, _) = open(&fs, FsyncPolicy::Always, Arc::default());
         let sync = |end: u64| {
@@ -1468,10 +1481,23 @@ mod tests {
         // Half the last batch: it starts only at the deadline.
         sync(w.submit(CMD, 0));
         assert_eq!(w.stats().gather_timeouts, 1);
-        // The target is now one command: no more waiting.
+        // After a timeout the next batches start at once, whatever their size.
+        for _ in 0..GATHER_BACKOFF_BATCHES {
+            let g = w.hold();
+            w.submit(CMD, 0);
+            let end = w.submit(CMD, 0);
+            drop(g);
+            sync(end);
+        }
+        assert_eq!(w.stats().gather_timeouts, 1);
+        // Then gathering resumes: a batch half the size of the last waits again.
         sync(w.submit(CMD, 0));
         let s = w.stats();
-        assert_eq!((s.batches, s.gather_timeouts), (3, 1), "{s:?}");
+        assert_eq!(
+            (s.batches, s.gather_timeouts),
+            (3 + u64::from(GATHER_BACKOFF_BATCHES), 2),
+            "{s:?}"
+        );
         w.shutdown().expect("shutdown");
     }
 
