@@ -230,7 +230,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(0, i32::MAX as i64),
         "0",
         true,
-        false,
+        true,
     ),
     opt(
         "set-max-intset-entries",

@@ -28,6 +28,7 @@ pub fn thresholds(cfg: &Config) -> EncodingThresholds {
         zset_max_listpack_entries: u("zset-max-listpack-entries"),
         zset_max_listpack_value: u("zset-max-listpack-value"),
         list_max_listpack_size: cfg.get_i64("list-max-listpack-size"),
+        list_compress_depth: u("list-compress-depth"),
         set_max_intset_entries: u("set-max-intset-entries"),
         set_max_listpack_entries: u("set-max-listpack-entries"),
         set_max_listpack_value: u("set-max-listpack-value"),
@@ -55,7 +56,11 @@ pub fn to_rdb(v: &Value) -> rdb::Value {
 pub fn from_rdb(v: rdb::Value, th: &EncodingThresholds) -> Value {
     match v {
         rdb::Value::String(s) => Value::Str(s.into()),
-        rdb::Value::List(items) => Value::List(Box::new(List::from_items(items))),
+        rdb::Value::List(items) => Value::List(Box::new(List::from_items_with(
+            items,
+            th.list_max_listpack_size,
+            th.list_compress_depth as i64,
+        ))),
         rdb::Value::Hash(pairs) => Value::Hash(Box::new(Hash::from_pairs(
             pairs,
             HashLimits {
