@@ -1112,6 +1112,10 @@ mod tests {
         /// Rebuild the list from its elements with another `list-compress-depth` (what DEBUG
         /// RELOAD or a restart does after CONFIG SET).
         Reload(u8),
+        /// LREM / LINSERT / LPOS of the element at (index modulo the length): values that exist.
+        RemoveExisting(usize, i64),
+        InsertExisting(usize, Vec<u8>, bool),
+        PositionsExisting(usize, i64),
     }
 
     fn elem(g: &mut Gen) -> Vec<u8> {
@@ -1129,7 +1133,11 @@ mod tests {
         fn arbitrary(g: &mut Gen) -> Op {
             let i = usize::arbitrary(g) % 60;
             let j = usize::arbitrary(g) % 60;
-            match u8::arbitrary(g) % 17 {
+            let big = usize::arbitrary(g);
+            match u8::arbitrary(g) % 21 {
+                17 | 18 => Op::RemoveExisting(big, i64::arbitrary(g) % 3),
+                19 => Op::InsertExisting(big, elem(g), bool::arbitrary(g)),
+                20 => Op::PositionsExisting(big, if bool::arbitrary(g) { 1 } else { -1 }),
                 14 | 15 => Op::PushMany(elem(g), u16::arbitrary(g) % 200, bool::arbitrary(g)),
                 16 => Op::Reload(u8::arbitrary(g) % 4),
                 0..=2 => Op::PushBack(elem(g)),
@@ -1259,6 +1267,24 @@ mod tests {
                     l = List::from_items_with(l.iter().collect(), fill, d as i64);
                     true
                 }
+                Op::RemoveExisting(i, count) => match m.get(i % m.len().max(1)).cloned() {
+                    Some(v) => l.remove(&v, count) == model_remove(&mut m, &v, count),
+                    None => true,
+                },
+                Op::InsertExisting(i, v, after) => match m.get(i % m.len().max(1)).cloned() {
+                    Some(p) => {
+                        let pos = m.iter().position(|x| *x == p).unwrap_or(0);
+                        m.insert(if after { pos + 1 } else { pos }, v.clone());
+                        l.insert(&p, &v, after)
+                    }
+                    None => true,
+                },
+                Op::PositionsExisting(i, rank) => match m.get(i % m.len().max(1)).cloned() {
+                    Some(v) => {
+                        l.positions(&v, rank, 0, 0) == model_positions(&m, &v, rank, 0, 0)
+                    }
+                    None => true,
+                },
                 Op::PopFront => l.pop_front().map(|b| b.to_vec()) == m.pop_front(),
                 Op::PopBack => l.pop_back().map(|b| b.to_vec()) == m.pop_back(),
                 Op::Set(i, v) => {
@@ -1308,7 +1334,7 @@ mod tests {
             run_model(ops, -2, 0)
         }
         QuickCheck::new()
-            .tests(300)
+            .tests(150)
             .rng(Gen::new(400))
             .quickcheck(prop as fn(Vec<Op>) -> bool);
     }
@@ -1319,7 +1345,7 @@ mod tests {
             run_model(ops, 3, 0)
         }
         QuickCheck::new()
-            .tests(300)
+            .tests(150)
             .rng(Gen::new(200))
             .quickcheck(prop as fn(Vec<Op>) -> bool);
     }
@@ -1341,7 +1367,7 @@ mod tests {
             run_model(ops, -1, 1)
         }
         QuickCheck::new()
-            .tests(300)
+            .tests(200)
             .rng(Gen::new(300))
             .quickcheck(prop as fn(Vec<Op>) -> bool);
     }
@@ -1353,7 +1379,7 @@ mod tests {
             run_model(ops, fill, (depth % 4) as i64)
         }
         QuickCheck::new()
-            .tests(300)
+            .tests(200)
             .rng(Gen::new(300))
             .quickcheck(prop as fn(Vec<Op>, u8, u8) -> bool);
     }
