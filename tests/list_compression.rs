@@ -35,7 +35,11 @@ fn workload(c: &mut RawConn) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     out.push(cmd(c, &["CONFIG", "SET", "list-compress-depth", "0"]));
     let batches: Vec<Vec<String>> = (0..20)
-        .map(|b| (0..1000).map(|i| format!("elem:{:07}", b * 1000 + i)).collect())
+        .map(|b| {
+            (0..1000)
+                .map(|i| format!("elem:{:07}", b * 1000 + i))
+                .collect()
+        })
         .collect();
     for b in &batches {
         let mut a = vec!["RPUSH", "plain"];
@@ -48,7 +52,10 @@ fn workload(c: &mut RawConn) -> Vec<Vec<u8>> {
         a.extend(b.iter().map(String::as_str));
         out.push(cmd(c, &a));
         // Integers and a long element between the strings.
-        out.push(cmd(c, &["RPUSH", "big", &k.to_string(), &"x".repeat(300 + k)]));
+        out.push(cmd(
+            c,
+            &["RPUSH", "big", &k.to_string(), &"x".repeat(300 + k)],
+        ));
     }
     out.push(cmd(c, &["RPUSH", "small", "a", "b", "c"]));
     // Reads and writes in the compressed interior.
@@ -57,8 +64,14 @@ fn workload(c: &mut RawConn) -> Vec<Vec<u8>> {
     }
     out.push(cmd(c, &["LRANGE", "big", "9990", "10010"]));
     out.push(cmd(c, &["LSET", "big", "8000", "changed-in-the-middle"]));
-    out.push(cmd(c, &["LINSERT", "big", "BEFORE", "elem:0011000", "inserted"]));
-    out.push(cmd(c, &["LINSERT", "big", "AFTER", "elem:0015555", "inserted2"]));
+    out.push(cmd(
+        c,
+        &["LINSERT", "big", "BEFORE", "elem:0011000", "inserted"],
+    ));
+    out.push(cmd(
+        c,
+        &["LINSERT", "big", "AFTER", "elem:0015555", "inserted2"],
+    ));
     out.push(cmd(c, &["LREM", "big", "0", "elem:0013000"]));
     out.push(cmd(c, &["LREM", "big", "-2", "7"]));
     out.push(cmd(c, &["LPOS", "big", "inserted2"]));
@@ -100,7 +113,8 @@ fn assert_same(got: &[Vec<u8>], want: &[Vec<u8>], what: &str) {
 #[test]
 fn compressed_lists_match_redis_through_reload_save_and_restart() {
     let redis = RedisServer::start(&["--enable-debug-command", "yes"]);
-    let mut sb = StrongboxServer::start(&["--appendonly", "no"]);
+    // Depth 0 at start, as Redis's default (Strongbox's own default is 1).
+    let mut sb = StrongboxServer::start(&["--appendonly", "no", "--list-compress-depth", "0"]);
     let mut r = redis.conn();
     let mut s = sb.conn();
     let want = workload(&mut r);
@@ -147,7 +161,7 @@ fn compressed_lists_match_redis_through_reload_save_and_restart() {
         "strongbox dump.rdb in redis",
     );
 
-    // A restart on the same directory (loading dump.rdb, depth back to the default 0).
+    // A restart on the same directory (loading dump.rdb, depth back to 0 from the command line).
     drop(s);
     sb.restart();
     let mut s = sb.conn();

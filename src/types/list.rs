@@ -997,9 +997,18 @@ impl List {
             assert_eq!(offsets(&n.plain()).len(), n.count as usize);
             assert_eq!(n.plain().len(), n.plain_len());
             if self.interior(i) {
-                assert_ne!(n.zlen, PLAIN, "interior node {i} of {} not compressed", self.nodes.len());
+                assert_ne!(
+                    n.zlen,
+                    PLAIN,
+                    "interior node {i} of {} not compressed",
+                    self.nodes.len()
+                );
             } else {
-                assert!(!n.is_compressed(), "end node {i} of {} compressed", self.nodes.len());
+                assert!(
+                    !n.is_compressed(),
+                    "end node {i} of {} compressed",
+                    self.nodes.len()
+                );
             }
             total += n.count as usize;
         }
@@ -1280,9 +1289,7 @@ mod tests {
                     None => true,
                 },
                 Op::PositionsExisting(i, rank) => match m.get(i % m.len().max(1)).cloned() {
-                    Some(v) => {
-                        l.positions(&v, rank, 0, 0) == model_positions(&m, &v, rank, 0, 0)
-                    }
+                    Some(v) => l.positions(&v, rank, 0, 0) == model_positions(&m, &v, rank, 0, 0),
                     None => true,
                 },
                 Op::PopFront => l.pop_front().map(|b| b.to_vec()) == m.pop_front(),
@@ -1436,6 +1443,11 @@ mod tests {
         }
         l.check();
         assert_eq!(l.compressed_node_count(), 0);
-        assert!(l.nodes.iter().skip(1).take(8).all(|n| n.zlen == PLAIN_TRIED));
+        assert!(l
+            .nodes
+            .iter()
+            .skip(1)
+            .take(8)
+            .all(|n| n.zlen == PLAIN_TRIED));
     }
 }
