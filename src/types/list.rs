@@ -221,43 +221,62 @@ const PLAIN: u32 = 0;
 /// [`Node::zlen`] of a plain node whose compression was tried since its last change and did not
 /// pay (so it is not tried again until the node changes).
 const PLAIN_TRIED: u32 = u32::MAX;
-/// Compression output of at most this many bytes goes through a reused per-thread buffer.
-const SCRATCH_MAX: usize = 1 << 17;
+/// zstd level for list nodes: the fastest standard level. On list-like data (runs of similar
+/// short entries) it still compresses several times better than LZ4 or LZF, thanks to its
+/// repeat offsets and entropy coding of literals.
+const ZSTD_LEVEL: i32 = 1;
 
-/// The codec of compressed nodes: LZ4 blocks (`lz4_flex`), where Redis uses LZF. The format is
-/// internal only: snapshots write elements, never these blocks.
-mod lz {
+/// The codec of compressed nodes: zstd frames (Redis uses LZF). The format is internal only:
+/// snapshots write elements, never these frames.
+mod codec {
     use std::cell::RefCell;
 
+    use zstd::bulk::{Compressor, Decompressor};
+
+    struct Codec {
+        c: Compressor<'static>,
+        d: Decompressor<'static>,
+        /// Compression output, copied out at its exact size.
+        scratch: Vec<u8>,
+    }
+
     thread_local! {
-        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        static CODEC: RefCell<Option<Codec>> = const { RefCell::new(None) };
+    }
+
+    fn with<R>(f: impl FnOnce(&mut Codec) -> R) -> R {
+        CODEC.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let codec = cell.get_or_insert_with(|| Codec {
+                c: Compressor::new(super::ZSTD_LEVEL).expect("zstd compression context"),
+                d: Decompressor::new().expect("zstd decompression context"),
+                scratch: Vec::new(),
+            });
+            f(codec)
+        })
     }
 
     /// `plain` compressed, if that takes at most `max` bytes; the result is allocated to size.
     pub fn compress(plain: &[u8], max: usize) -> Option<Vec<u8>> {
-        let need = lz4_flex::block::get_maximum_output_size(plain.len());
-        let run = |out: &mut [u8]| -> Option<Vec<u8>> {
-            let n = lz4_flex::block::compress_into(plain, out).ok()?;
-            (n <= max).then(|| out[..n].to_vec())
-        };
-        if need > super::SCRATCH_MAX {
-            return run(&mut vec![0u8; need]);
-        }
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < need {
-                s.resize(need, 0);
+        with(|z| {
+            z.scratch.clear();
+            z.scratch.reserve(max);
+            z.c.compress_to_buffer(plain, &mut z.scratch).ok()?;
+            let out = (z.scratch.len() <= max).then(|| z.scratch.to_vec());
+            // Keep the scratch buffer for node-sized data only.
+            if z.scratch.capacity() > 1 << 17 {
+                z.scratch = Vec::new();
             }
-            run(&mut s[..need])
+            out
         })
     }
 
-    /// The `len` plain bytes of a block made by [`compress`].
-    pub fn decompress(block: &[u8], len: usize) -> Vec<u8> {
-        match lz4_flex::block::decompress(block, len) {
+    /// The `len` plain bytes of a frame made by [`compress`].
+    pub fn decompress(frame: &[u8], len: usize) -> Vec<u8> {
+        match with(|z| z.d.decompress(frame, len)) {
             Ok(v) if v.len() == len => v,
-            // Blocks are only ever made by `compress` from `len` bytes in this process.
-            _ => panic!("list node: LZ4 block does not decompress to {len} bytes"),
+            // Frames are only ever made by `compress` from `len` bytes in this process.
+            _ => panic!("list node: zstd frame does not decompress to {len} bytes"),
         }
     }
 }
@@ -265,7 +284,7 @@ mod lz {
 /// One node: encoded entries back to back, plain or compressed.
 #[derive(Clone, Default)]
 struct Node {
-    /// The encoded entries, or their LZ4 block when the node is compressed.
+    /// The encoded entries, or their zstd frame when the node is compressed.
     buf: Vec<u8>,
     count: u32,
     /// [`PLAIN`], [`PLAIN_TRIED`], or (compressed) the length of the plain entries.
@@ -320,7 +339,7 @@ impl Node {
     /// itself stays as it is).
     fn plain(&self) -> Cow<'_, [u8]> {
         if self.is_compressed() {
-            Cow::Owned(lz::decompress(&self.buf, self.zlen as usize))
+            Cow::Owned(codec::decompress(&self.buf, self.zlen as usize))
         } else {
             Cow::Borrowed(&self.buf)
         }
@@ -330,7 +349,7 @@ impl Node {
     /// as changed (compression is tried again when it is next in the interior).
     fn plain_mut(&mut self) -> &mut Vec<u8> {
         if self.is_compressed() {
-            self.buf = lz::decompress(&self.buf, self.zlen as usize);
+            self.buf = codec::decompress(&self.buf, self.zlen as usize);
         }
         self.zlen = PLAIN;
         &mut self.buf
@@ -347,7 +366,7 @@ impl Node {
         if n < MIN_COMPRESS_BYTES || n >= PLAIN_TRIED as usize {
             return;
         }
-        if let Some(c) = lz::compress(&self.buf, n - MIN_COMPRESS_IMPROVE) {
+        if let Some(c) = codec::compress(&self.buf, n - MIN_COMPRESS_IMPROVE) {
             self.buf = c;
             self.zlen = n as u32;
         }
