@@ -865,6 +865,7 @@ def section_latency(ctx):
 MEM_CHECK = {
     "strings": ("DBSIZE",),
     "list": ("LLEN", "biglist"),
+    "list-depth1": ("LLEN", "biglist"),
     "hash": ("HLEN", "bighash"),
     "set": ("SCARD", "bigset"),
     "zset": ("ZCARD", "bigzset"),
@@ -883,13 +884,22 @@ def settle_rss(s, rounds=5, pause=0.2):
     return last
 
 
+# Memory cases beyond each server's defaults: kind -> (data file kind, extra options for every
+# server). "list" runs with each server's own default list-compress-depth (Strongbox 1, Redis 0:
+# a documented deviation); "list-depth1" with compression on in every server, like for like.
+MEM_EXTRA_OPTS = {"list-depth1": ("list", {"list-compress-depth": "1"})}
+
+
 def section_memory(ctx):
     n = ctx.size("elements")
     res = {"n": n, "runs": {}}
-    for kind in ("strings", "list", "hash", "set", "zset"):
-        path = gen_file(ctx, kind, n)
+    for kind in ("strings", "list", "list-depth1", "hash", "set", "zset"):
+        data_kind, extra = MEM_EXTRA_OPTS.get(kind, (kind, {}))
+        path = gen_file(ctx, data_kind, n)
         for target in ctx.targets:
-            s = make_server(ctx, target, "mem-" + kind, persistence_opts(False))
+            opts = persistence_opts(False)
+            opts.update(extra)
+            s = make_server(ctx, target, "mem-" + kind, opts)
             try:
                 s.start()
                 base_rss = settle_rss(s)
@@ -902,7 +912,12 @@ def section_memory(ctx):
                 mi = s.info("memory")
                 used = int(mi.get("used_memory", "0") or 0)
                 enc = s.call("OBJECT", "ENCODING", "key:0000000" if kind == "strings" else
-                             {"list": "biglist", "hash": "bighash", "set": "bigset", "zset": "bigzset"}[kind])
+                             {"list": "biglist", "hash": "bighash", "set": "bigset", "zset": "bigzset"}[data_kind])
+                depth = None
+                if data_kind == "list":
+                    got = s.call("CONFIG", "GET", "list-compress-depth")
+                    if isinstance(got, list) and len(got) == 2:
+                        depth = got[1].decode() if isinstance(got[1], bytes) else str(got[1])
                 row = {
                     "rss_kb": rss, "base_rss_kb": base_rss, "delta_rss_kb": rss - base_rss,
                     "used_memory": used, "base_used_memory": base_used,
@@ -910,6 +925,8 @@ def section_memory(ctx):
                     "load_s": dt,
                     "encoding": enc.decode() if isinstance(enc, bytes) else str(enc),
                 }
+                if depth is not None:
+                    row["list_compress_depth"] = depth
                 res["runs"].setdefault(kind, {})[target.name] = row
                 log("memory %-8s %-10s dRSS %8.1f MiB  used_memory %8.1f MiB  (%s)" % (
                     kind, target.name, row["delta_rss_kb"] / 1024.0, used / 1048576.0, row["encoding"]))
@@ -1351,11 +1368,16 @@ def tables_for(ctx, section, res):
                        "same server just started (empty); used_memory = INFO memory minus its empty value. "
                        "Strings: `SET key:NNNNNNN val:NNNNNNN`; collections: one key, members like "
                        "`member:NNNNNNN` (hash values `vNNNNNNN`, zset score = index), loaded by "
-                       "`redis-cli --pipe` in batches of %d." % BATCH)
+                       "`redis-cli --pipe` in batches of %d. `list` runs each server with its own default "
+                       "`list-compress-depth` (Strongbox 1, Redis 0); `list-depth1` the same data with "
+                       "`--list-compress-depth 1` on every server (Redis then LZF-compresses interior "
+                       "nodes too): like for like." % BATCH)
         for kind, runs in res["runs"].items():
             t.add(["%s · RSS − baseline" % kind] + ratio_cols(ctx, runs, "delta_rss_kb", 1 / 1024.0, goal=0.75, higher_better=False))
             t.add(["%s · used_memory − baseline" % kind] + ratio_cols(ctx, runs, "delta_used_memory", 1 / 1048576.0, goal=0.75, higher_better=False))
             t.add(["%s · encoding" % kind] + [cell(runs.get(x.name), "encoding") for x in ctx.targets] + ["" for _ in ctx.targets[1:]])
+            if any(isinstance(r, dict) and "list_compress_depth" in r for r in runs.values()):
+                t.add(["%s · list-compress-depth" % kind] + [cell(runs.get(x.name), "list_compress_depth") for x in ctx.targets] + ["" for _ in ctx.targets[1:]])
         T.append(t)
     elif section == "startup":
         t = Table("Time to serving, seconds (lower is better; goal ≤ 0.5)", headers(ctx, "keys · from"),

@@ -111,7 +111,8 @@ pub enum Finished {
     AofBase { base_name: String },
 }
 
-/// The file format of a snapshot.
+/// The file format of a snapshot. (One per snapshot: the size of the options does not matter.)
+#[allow(clippy::large_enum_variant)]
 pub enum Format {
     /// An RDB image (dump.rdb, or an AOF base with `aof-use-rdb-preamble yes`).
     Rdb(WriterOptions),

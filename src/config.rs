@@ -228,9 +228,11 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt(
         "list-compress-depth",
         Kind::Int(0, i32::MAX as i64),
-        "0",
+        // Redis's default is 0 (no compression); Strongbox compresses the interior nodes of
+        // lists by default (docs/design.md, "List compression").
+        "1",
         true,
-        false,
+        true,
     ),
     opt(
         "set-max-intset-entries",

@@ -28,6 +28,7 @@ pub fn thresholds(cfg: &Config) -> EncodingThresholds {
         zset_max_listpack_entries: u("zset-max-listpack-entries"),
         zset_max_listpack_value: u("zset-max-listpack-value"),
         list_max_listpack_size: cfg.get_i64("list-max-listpack-size"),
+        list_compress_depth: u("list-compress-depth"),
         set_max_intset_entries: u("set-max-intset-entries"),
         set_max_listpack_entries: u("set-max-listpack-entries"),
         set_max_listpack_value: u("set-max-listpack-value"),
@@ -56,7 +57,11 @@ pub fn from_rdb(v: rdb::Value, th: &EncodingThresholds) -> Value {
     match v {
         rdb::Value::String(s) => Value::Str(s.into()),
         rdb::Value::List(items) => {
-            Value::List(crate::keyspace::Shared::new(List::from_items(items)))
+            Value::List(crate::keyspace::Shared::new(List::from_items_with(
+                items,
+                th.list_max_listpack_size,
+                th.list_compress_depth as i64,
+            )))
         }
         rdb::Value::Hash(pairs) => Value::Hash(crate::keyspace::Shared::new(Hash::from_pairs(
             pairs,
@@ -605,7 +610,10 @@ mod tests {
                     _ => {}
                 }
             }
-            let list = Value::List(Box::new(List::from_items(vec![b("a"), b("b")])));
+            let list = Value::List(crate::keyspace::Shared::new(List::from_items(vec![
+                b("a"),
+                b("b"),
+            ])));
             srv.dbs[db].insert(b"list", Object::new(list, 0));
         }
         write_rdb(&srv, Vec::new(), false).expect("write")

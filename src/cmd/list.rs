@@ -116,6 +116,12 @@ fn fill(ctx: &Ctx) -> i64 {
     ctx.cfg_i64("list-max-listpack-size")
 }
 
+/// A new empty list with the node size and compression depth configured now (Redis fixes both
+/// when a list is made).
+fn new_list(ctx: &Ctx) -> List {
+    List::with_options(fill(ctx), ctx.cfg_i64("list-compress-depth"))
+}
+
 /// The list at `key`: Ok(None) if missing, Err(WRONGTYPE) for another type.
 fn list_mut<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut List>, Reply> {
     match ctx.lookup_mut(key) {
@@ -151,7 +157,7 @@ macro_rules! tri {
 
 /// Push `elems` at `end` of `key`, creating the list; the caller has checked the type.
 fn push_into(ctx: &mut Ctx, key: &Bytes, elems: &[Bytes], end: End) -> usize {
-    let f = fill(ctx);
+    let new = new_list(ctx);
     let len = match list_mut(ctx, key) {
         Ok(Some(l)) => {
             for e in elems {
@@ -163,7 +169,7 @@ fn push_into(ctx: &mut Ctx, key: &Bytes, elems: &[Bytes], end: End) -> usize {
             l.len()
         }
         _ => {
-            let mut l = List::with_fill(f);
+            let mut l = new;
             for e in elems {
                 match end {
                     End::Left => l.push_front(e),
@@ -503,14 +509,14 @@ fn do_move(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End) -> Reply
         return Reply::Nil;
     };
     // Push first (the destination may be the source), then settle the source.
-    let f = fill(ctx);
+    let new = new_list(ctx);
     match list_mut(ctx, dst) {
         Ok(Some(l)) => match to {
             End::Left => l.push_front(&v),
             End::Right => l.push_back(&v),
         },
         _ => {
-            let mut l = List::with_fill(f);
+            let mut l = new;
             l.push_back(&v);
             ctx.set_key(dst.clone(), Value::List(crate::keyspace::Shared::new(l)));
         }

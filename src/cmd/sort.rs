@@ -252,7 +252,11 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
         Some(dst) => {
             let len = out.len();
             if len > 0 {
-                let l = List::from_items(out.into_iter().map(Option::unwrap_or_default).collect());
+                let l = List::from_items_with(
+                    out.into_iter().map(Option::unwrap_or_default).collect(),
+                    ctx.cfg_i64("list-max-listpack-size"),
+                    ctx.cfg_i64("list-compress-depth"),
+                );
                 ctx.set_key(dst.clone(), Value::List(crate::keyspace::Shared::new(l)));
                 ctx.notify(notify::LIST, "sortstore", &dst);
                 ctx.dirty(len as u64);

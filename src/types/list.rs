@@ -9,6 +9,7 @@
 //! 4/8/16/32/64 KB, positive = entry count with an 8 KB safety limit), fixed when the list is
 //! created. Redis 7.0 reports `quicklist` for every list, so [`List::encoding`] does too.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use bytes::Bytes;
@@ -211,40 +212,164 @@ pub(crate) mod enc {
     }
 }
 
+/// Plain nodes shorter than this are not worth compressing (Redis's `MIN_COMPRESS_BYTES`).
+const MIN_COMPRESS_BYTES: usize = 48;
+/// A compressed node must save at least this many bytes (Redis's `MIN_COMPRESS_IMPROVE`).
+const MIN_COMPRESS_IMPROVE: usize = 8;
+/// [`Node::zlen`] of a plain node.
+const PLAIN: u32 = 0;
+/// [`Node::zlen`] of a plain node whose compression was tried since its last change and did not
+/// pay (so it is not tried again until the node changes).
+const PLAIN_TRIED: u32 = u32::MAX;
+/// zstd level for list nodes: the fastest standard level. On list-like data (runs of similar
+/// short entries) it still compresses several times better than LZ4 or LZF, thanks to its
+/// repeat offsets and entropy coding of literals.
+const ZSTD_LEVEL: i32 = 1;
+
+/// The codec of compressed nodes: zstd frames (Redis uses LZF). The format is internal only:
+/// snapshots write elements, never these frames.
+mod codec {
+    use std::cell::RefCell;
+
+    use zstd::bulk::{Compressor, Decompressor};
+
+    struct Codec {
+        c: Compressor<'static>,
+        d: Decompressor<'static>,
+        /// Compression output, copied out at its exact size.
+        scratch: Vec<u8>,
+    }
+
+    thread_local! {
+        static CODEC: RefCell<Option<Codec>> = const { RefCell::new(None) };
+    }
+
+    fn with<R>(f: impl FnOnce(&mut Codec) -> R) -> R {
+        CODEC.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let codec = cell.get_or_insert_with(|| Codec {
+                c: Compressor::new(super::ZSTD_LEVEL).expect("zstd compression context"),
+                d: Decompressor::new().expect("zstd decompression context"),
+                scratch: Vec::new(),
+            });
+            f(codec)
+        })
+    }
+
+    /// `plain` compressed, if that takes at most `max` bytes; the result is allocated to size.
+    pub fn compress(plain: &[u8], max: usize) -> Option<Vec<u8>> {
+        with(|z| {
+            z.scratch.clear();
+            z.scratch.reserve(max);
+            z.c.compress_to_buffer(plain, &mut z.scratch).ok()?;
+            let out = (z.scratch.len() <= max).then(|| z.scratch.to_vec());
+            // Keep the scratch buffer for node-sized data only.
+            if z.scratch.capacity() > 1 << 17 {
+                z.scratch = Vec::new();
+            }
+            out
+        })
+    }
+
+    /// The `len` plain bytes of a frame made by [`compress`].
+    pub fn decompress(frame: &[u8], len: usize) -> Vec<u8> {
+        match with(|z| z.d.decompress(frame, len)) {
+            Ok(v) if v.len() == len => v,
+            // Frames are only ever made by `compress` from `len` bytes in this process.
+            _ => panic!("list node: zstd frame does not decompress to {len} bytes"),
+        }
+    }
+}
+
+/// One node: encoded entries back to back, plain or compressed.
 #[derive(Clone, Default)]
 struct Node {
+    /// The encoded entries, or their zstd frame when the node is compressed.
     buf: Vec<u8>,
     count: u32,
+    /// [`PLAIN`], [`PLAIN_TRIED`], or (compressed) the length of the plain entries.
+    zlen: u32,
+}
+
+/// Byte offset of every entry of plain node bytes.
+fn offsets(buf: &[u8]) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut off = 0;
+    while off < buf.len() {
+        v.push(off);
+        off += enc::entry_len(buf, off);
+    }
+    v
+}
+
+/// Byte offset of entry `i` (or the end when `i` is the count).
+fn offset_of(buf: &[u8], i: usize) -> usize {
+    let mut off = 0;
+    for _ in 0..i {
+        off += enc::entry_len(buf, off);
+    }
+    off
+}
+
+fn last_offset(buf: &[u8]) -> usize {
+    let mut off = 0;
+    let mut last = 0;
+    while off < buf.len() {
+        last = off;
+        off += enc::entry_len(buf, off);
+    }
+    last
 }
 
 impl Node {
-    fn offsets(&self) -> Vec<usize> {
-        let mut v = Vec::with_capacity(self.count as usize + 1);
-        let mut off = 0;
-        while off < self.buf.len() {
-            v.push(off);
-            off += enc::entry_len(&self.buf, off);
-        }
-        v
+    fn is_compressed(&self) -> bool {
+        self.zlen != PLAIN && self.zlen != PLAIN_TRIED
     }
 
-    /// Byte offset of entry `i` (or the end when `i == count`).
-    fn offset_of(&self, i: usize) -> usize {
-        let mut off = 0;
-        for _ in 0..i {
-            off += enc::entry_len(&self.buf, off);
+    /// Length of the plain entries.
+    fn plain_len(&self) -> usize {
+        if self.is_compressed() {
+            self.zlen as usize
+        } else {
+            self.buf.len()
         }
-        off
     }
 
-    fn last_offset(&self) -> usize {
-        let mut off = 0;
-        let mut last = 0;
-        while off < self.buf.len() {
-            last = off;
-            off += enc::entry_len(&self.buf, off);
+    /// The plain entries, decompressed into a new buffer if the node is compressed (the node
+    /// itself stays as it is).
+    fn plain(&self) -> Cow<'_, [u8]> {
+        if self.is_compressed() {
+            Cow::Owned(codec::decompress(&self.buf, self.zlen as usize))
+        } else {
+            Cow::Borrowed(&self.buf)
         }
-        last
+    }
+
+    /// The plain entries, to be changed: a compressed node is decompressed, and the node counts
+    /// as changed (compression is tried again when it is next in the interior).
+    fn plain_mut(&mut self) -> &mut Vec<u8> {
+        if self.is_compressed() {
+            self.buf = codec::decompress(&self.buf, self.zlen as usize);
+        }
+        self.zlen = PLAIN;
+        &mut self.buf
+    }
+
+    /// Compress a plain node unless it was tried already, is small, or would not shrink by
+    /// [`MIN_COMPRESS_IMPROVE`] bytes.
+    fn compress(&mut self) {
+        if self.zlen != PLAIN {
+            return;
+        }
+        let n = self.buf.len();
+        self.zlen = PLAIN_TRIED;
+        if n < MIN_COMPRESS_BYTES || n >= PLAIN_TRIED as usize {
+            return;
+        }
+        if let Some(c) = codec::compress(&self.buf, n - MIN_COMPRESS_IMPROVE) {
+            self.buf = c;
+            self.zlen = n as u32;
+        }
     }
 
     fn from_encoded(entries: &[&[u8]]) -> Node {
@@ -255,6 +380,7 @@ impl Node {
         Node {
             buf,
             count: entries.len() as u32,
+            zlen: PLAIN,
         }
     }
 }
@@ -264,21 +390,42 @@ pub struct Iter<'a> {
     list: &'a List,
     node: usize,
     off: usize,
+    /// The plain bytes of node `node`.
+    cur: Cow<'a, [u8]>,
+}
+
+impl<'a> Iter<'a> {
+    fn at(list: &'a List, node: usize, entry: usize) -> Iter<'a> {
+        let cur = match list.nodes.get(node) {
+            Some(n) => n.plain(),
+            None => Cow::Borrowed(&[][..]),
+        };
+        let off = offset_of(&cur, entry);
+        Iter {
+            list,
+            node,
+            off,
+            cur,
+        }
+    }
+
+    /// The next entry, still encoded.
+    fn next_elem(&mut self) -> Option<enc::Elem<'_>> {
+        while self.off >= self.cur.len() {
+            self.node += 1;
+            self.cur = self.list.nodes.get(self.node)?.plain();
+            self.off = 0;
+        }
+        let (e, next) = enc::decode(&self.cur, self.off);
+        self.off = next;
+        Some(e)
+    }
 }
 
 impl Iterator for Iter<'_> {
     type Item = Bytes;
     fn next(&mut self) -> Option<Bytes> {
-        loop {
-            let n = self.list.nodes.get(self.node)?;
-            if self.off < n.buf.len() {
-                let (b, next) = enc::decode_bytes(&n.buf, self.off);
-                self.off = next;
-                return Some(b);
-            }
-            self.node += 1;
-            self.off = 0;
-        }
+        self.next_elem().map(|e| e.to_bytes())
     }
 }
 
@@ -287,6 +434,9 @@ pub struct List {
     nodes: VecDeque<Node>,
     len: usize,
     fill: i64,
+    /// `list-compress-depth` when the list was made: nodes more than this many from either end
+    /// are kept compressed (0 = none).
+    depth: u32,
 }
 
 impl Default for List {
@@ -300,18 +450,31 @@ impl List {
         Self::default()
     }
 
-    /// An empty list whose nodes follow `list-max-listpack-size = fill`.
+    /// An empty list whose nodes follow `list-max-listpack-size = fill`, uncompressed.
     pub fn with_fill(fill: i64) -> Self {
+        List::with_options(fill, 0)
+    }
+
+    /// An empty list whose nodes follow `list-max-listpack-size = fill` and
+    /// `list-compress-depth = depth` (as Redis, both are fixed when the list is made).
+    pub fn with_options(fill: i64, depth: i64) -> Self {
         List {
             nodes: VecDeque::new(),
             len: 0,
             fill,
+            depth: depth.clamp(0, u32::MAX as i64) as u32,
         }
     }
 
-    /// A list of `items` in order (snapshot loading), default node size.
+    /// A list of `items` in order (snapshot loading), default node size, uncompressed.
     pub fn from_items(items: Vec<Bytes>) -> Self {
-        let mut l = List::new();
+        List::from_items_with(items, DEFAULT_FILL, 0)
+    }
+
+    /// A list of `items` in order with the given `list-max-listpack-size` and
+    /// `list-compress-depth`.
+    pub fn from_items_with(items: Vec<Bytes>, fill: i64, depth: i64) -> Self {
+        let mut l = List::with_options(fill, depth);
         for i in items {
             l.push_back(&i);
         }
@@ -339,16 +502,78 @@ impl List {
 
     /// Elements front to back.
     pub fn iter(&self) -> Iter<'_> {
-        Iter {
-            list: self,
-            node: 0,
-            off: 0,
-        }
+        Iter::at(self, 0, 0)
     }
 
     /// Number of internal nodes (tests and introspection).
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Number of nodes stored compressed (DEBUG OBJECT, tests).
+    pub fn compressed_node_count(&self) -> usize {
+        self.nodes.iter().filter(|n| n.is_compressed()).count()
+    }
+
+    /// Bytes of all nodes as plain listpacks (DEBUG OBJECT's `ql_uncompressed_size`).
+    pub fn uncompressed_size(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| n.plain_len() + NODE_HEADER_BYTES)
+            .sum()
+    }
+
+    /// `list-max-listpack-size` the list was made with.
+    pub fn fill(&self) -> i64 {
+        self.fill
+    }
+
+    /// `list-compress-depth` the list was made with.
+    pub fn compress_depth(&self) -> i64 {
+        self.depth as i64
+    }
+
+    /// Whether node `i` is in the compressed interior: more than `depth` from either end.
+    fn interior(&self, i: usize) -> bool {
+        let d = self.depth as usize;
+        d > 0 && i >= d && i < self.nodes.len().saturating_sub(d)
+    }
+
+    /// Give node `i` (if any) the form its position asks for.
+    fn settle_node(&mut self, i: usize) {
+        let interior = self.interior(i);
+        let Some(n) = self.nodes.get_mut(i) else {
+            return;
+        };
+        if interior {
+            n.compress();
+        } else if n.is_compressed() {
+            n.plain_mut();
+        }
+    }
+
+    /// After one node was added or removed at either end, only the nodes at the borders of the
+    /// two plain end zones can change form.
+    fn settle_edges(&mut self) {
+        let d = self.depth as usize;
+        if d == 0 {
+            return;
+        }
+        let n = self.nodes.len();
+        for i in [d - 1, d, n.wrapping_sub(d + 1), n.wrapping_sub(d)] {
+            self.settle_node(i);
+        }
+    }
+
+    /// After changes anywhere: every node gets the form its position asks for (nodes already in
+    /// form, or tried, cost a comparison).
+    fn settle_all(&mut self) {
+        if self.depth == 0 {
+            return;
+        }
+        for i in 0..self.nodes.len() {
+            self.settle_node(i);
+        }
     }
 
     fn fits(&self, bytes: usize, count: usize, add: usize) -> bool {
@@ -360,11 +585,16 @@ impl List {
         }
         let total = bytes + add + NODE_HEADER_BYTES;
         if self.fill < 0 {
-            let i = (self.fill.unsigned_abs() as usize).min(NODE_BYTES_BY_FILL.len()) - 1;
-            total <= NODE_BYTES_BY_FILL[i]
+            total <= self.node_byte_limit()
         } else {
             (count as i64) < self.fill.max(1) && total <= NODE_SAFETY_BYTES
         }
+    }
+
+    /// Byte limit of a node with a size-based fill.
+    fn node_byte_limit(&self) -> usize {
+        let i = (self.fill.unsigned_abs() as usize).clamp(1, NODE_BYTES_BY_FILL.len()) - 1;
+        NODE_BYTES_BY_FILL[i]
     }
 
     pub fn push_back(&mut self, v: &[u8]) {
@@ -378,9 +608,10 @@ impl List {
                 n.buf.shrink_to_fit();
             }
             self.nodes.push_back(Node::default());
+            self.settle_edges();
         }
         if let Some(n) = self.nodes.back_mut() {
-            n.buf.extend_from_slice(&e);
+            n.plain_mut().extend_from_slice(&e);
             n.count += 1;
         }
         self.len += 1;
@@ -397,9 +628,10 @@ impl List {
                 n.buf.shrink_to_fit();
             }
             self.nodes.push_front(Node::default());
+            self.settle_edges();
         }
         if let Some(n) = self.nodes.front_mut() {
-            n.buf.splice(0..0, e);
+            n.plain_mut().splice(0..0, e);
             n.count += 1;
         }
         self.len += 1;
@@ -407,11 +639,13 @@ impl List {
 
     pub fn pop_front(&mut self) -> Option<Bytes> {
         let n = self.nodes.front_mut()?;
-        let (b, next) = enc::decode_bytes(&n.buf, 0);
-        n.buf.drain(..next);
+        let buf = n.plain_mut();
+        let (b, next) = enc::decode_bytes(buf, 0);
+        buf.drain(..next);
         n.count -= 1;
         if n.count == 0 {
             self.nodes.pop_front();
+            self.settle_edges();
         }
         self.len -= 1;
         Some(b)
@@ -419,12 +653,14 @@ impl List {
 
     pub fn pop_back(&mut self) -> Option<Bytes> {
         let n = self.nodes.back_mut()?;
-        let last = n.last_offset();
-        let (b, _) = enc::decode_bytes(&n.buf, last);
-        n.buf.truncate(last);
+        let buf = n.plain_mut();
+        let last = last_offset(buf);
+        let (b, _) = enc::decode_bytes(buf, last);
+        buf.truncate(last);
         n.count -= 1;
         if n.count == 0 {
             self.nodes.pop_back();
+            self.settle_edges();
         }
         self.len -= 1;
         Some(b)
@@ -458,8 +694,8 @@ impl List {
             return None;
         }
         let (ni, ei) = self.locate(i);
-        let n = &self.nodes[ni];
-        Some(enc::decode_bytes(&n.buf, n.offset_of(ei)).0)
+        let p = self.nodes[ni].plain();
+        Some(enc::decode_bytes(&p, offset_of(&p, ei)).0)
     }
 
     /// Replace element `i`; false if out of range.
@@ -469,21 +705,22 @@ impl List {
         }
         let (ni, ei) = self.locate(i);
         let e = enc::encode(v);
-        let n = &mut self.nodes[ni];
-        let off = n.offset_of(ei);
-        let end = off + enc::entry_len(&n.buf, off);
-        n.buf.splice(off..end, e);
+        let buf = self.nodes[ni].plain_mut();
+        let off = offset_of(buf, ei);
+        let end = off + enc::entry_len(buf, off);
+        buf.splice(off..end, e);
         self.split_if_needed(ni);
+        self.settle_all();
         true
     }
 
-    /// Split node `ni` until every part fits.
+    /// Split node `ni` (plain) until every part fits.
     fn split_if_needed(&mut self, ni: usize) {
         let n = &self.nodes[ni];
         if n.count <= 1 || self.fits(n.buf.len(), n.count as usize - 1, 0) {
             return;
         }
-        let offs = n.offsets();
+        let offs = offsets(&n.buf);
         let mut parts: Vec<Node> = Vec::new();
         let mut cur: Vec<&[u8]> = Vec::new();
         let mut cur_bytes = 0;
@@ -515,11 +752,11 @@ impl List {
             let (a, b) = (&self.nodes[i], &self.nodes[i + 1]);
             let merged_count = a.count as usize + b.count as usize;
             let ok = merged_count <= NODE_ENTRIES_MAX
-                && self.fits(a.buf.len(), merged_count - 1, b.buf.len());
+                && self.fits(a.plain_len(), merged_count - 1, b.plain_len());
             if ok {
                 if let Some(b) = self.nodes.remove(i + 1) {
                     let a = &mut self.nodes[i];
-                    a.buf.extend_from_slice(&b.buf);
+                    a.plain_mut().extend_from_slice(&b.plain());
                     a.count += b.count;
                 }
             } else {
@@ -541,11 +778,7 @@ impl List {
         let end = end.min(self.len - 1);
         let mut out = Vec::with_capacity(end - start + 1);
         let (ni, ei) = self.locate(start);
-        let mut it = Iter {
-            list: self,
-            node: ni,
-            off: self.nodes[ni].offset_of(ei),
-        };
+        let mut it = Iter::at(self, ni, ei);
         for _ in start..=end {
             match it.next() {
                 Some(b) => out.push(b),
@@ -561,20 +794,13 @@ impl List {
             return;
         }
         let end = end.min(self.len - 1);
-        let (mut ni, ei) = self.locate(start);
-        let mut off = self.nodes[ni].offset_of(ei);
-        let mut left = end - start + 1;
-        while left > 0 {
-            let Some(n) = self.nodes.get(ni) else { return };
-            if off >= n.buf.len() {
-                ni += 1;
-                off = 0;
-                continue;
+        let (ni, ei) = self.locate(start);
+        let mut it = Iter::at(self, ni, ei);
+        for _ in start..=end {
+            match it.next_elem() {
+                Some(e) => f(e),
+                None => return,
             }
-            let (e, next) = enc::decode(&n.buf, off);
-            f(e);
-            off = next;
-            left -= 1;
         }
     }
 
@@ -582,21 +808,29 @@ impl List {
     pub fn insert(&mut self, pivot: &[u8], v: &[u8], after: bool) -> bool {
         let p = enc::encode(pivot);
         for ni in 0..self.nodes.len() {
-            let n = &self.nodes[ni];
-            let mut off = 0;
-            while off < n.buf.len() {
-                let l = enc::entry_len(&n.buf, off);
-                if n.buf[off..off + l] == p[..] {
-                    let at = if after { off + l } else { off };
-                    let e = enc::encode(v);
-                    let n = &mut self.nodes[ni];
-                    n.buf.splice(at..at, e);
-                    n.count += 1;
-                    self.len += 1;
-                    self.split_if_needed(ni);
-                    return true;
+            let found = {
+                let buf = self.nodes[ni].plain();
+                let mut off = 0;
+                let mut found = None;
+                while off < buf.len() {
+                    let l = enc::entry_len(&buf, off);
+                    if buf[off..off + l] == p[..] {
+                        found = Some(if after { off + l } else { off });
+                        break;
+                    }
+                    off += l;
                 }
-                off += l;
+                found
+            };
+            if let Some(at) = found {
+                let e = enc::encode(v);
+                let n = &mut self.nodes[ni];
+                n.plain_mut().splice(at..at, e);
+                n.count += 1;
+                self.len += 1;
+                self.split_if_needed(ni);
+                self.settle_all();
+                return true;
             }
         }
         false
@@ -622,8 +856,8 @@ impl List {
             if removed >= limit {
                 break;
             }
-            let n = &self.nodes[ni];
-            let offs = n.offsets();
+            let buf = self.nodes[ni].plain();
+            let offs = offsets(&buf);
             let mut hits: Vec<(usize, usize)> = Vec::new();
             let ks: Vec<usize> = if from_tail {
                 (0..offs.len()).rev().collect()
@@ -635,8 +869,8 @@ impl List {
                     break;
                 }
                 let o = offs[k];
-                let end = offs.get(k + 1).copied().unwrap_or(n.buf.len());
-                if n.buf[o..end] == p[..] {
+                let end = offs.get(k + 1).copied().unwrap_or(buf.len());
+                if buf[o..end] == p[..] {
                     hits.push((o, end));
                 }
             }
@@ -644,21 +878,23 @@ impl List {
                 continue;
             }
             hits.sort_unstable();
-            let n = &mut self.nodes[ni];
-            let mut nb = Vec::with_capacity(n.buf.len());
+            let mut nb = Vec::with_capacity(buf.len());
             let mut last = 0;
             for &(o, e) in &hits {
-                nb.extend_from_slice(&n.buf[last..o]);
+                nb.extend_from_slice(&buf[last..o]);
                 last = e;
             }
-            nb.extend_from_slice(&n.buf[last..]);
-            n.buf = nb;
+            nb.extend_from_slice(&buf[last..]);
+            drop(buf);
+            let n = &mut self.nodes[ni];
+            *n.plain_mut() = nb;
             n.count -= hits.len() as u32;
             removed += hits.len();
         }
         if removed > 0 {
             self.len -= removed;
             self.compact_nodes();
+            self.settle_all();
         }
         removed
     }
@@ -682,8 +918,9 @@ impl List {
                 self.len -= n.count as usize;
                 self.nodes.pop_front();
             } else {
-                let off = n.offset_of(ltrim);
-                n.buf.drain(..off);
+                let buf = n.plain_mut();
+                let off = offset_of(buf, ltrim);
+                buf.drain(..off);
                 n.count -= ltrim as u32;
                 self.len -= ltrim;
                 ltrim = 0;
@@ -699,14 +936,16 @@ impl List {
                 self.nodes.pop_back();
             } else {
                 let keep = n.count as usize - rtrim;
-                let off = n.offset_of(keep);
-                n.buf.truncate(off);
+                let buf = n.plain_mut();
+                let off = offset_of(buf, keep);
+                buf.truncate(off);
                 n.count = keep as u32;
                 self.len -= rtrim;
                 rtrim = 0;
             }
         }
         self.compact_nodes();
+        self.settle_all();
     }
 
     /// LPOS: indices of elements equal to `v`. `rank` ≠ 0 (negative = search from the tail),
@@ -721,15 +960,16 @@ impl List {
         if rank > 0 {
             let mut base = 0;
             for n in &self.nodes {
+                let buf = n.plain();
                 let mut off = 0;
                 let mut k = 0;
-                while off < n.buf.len() {
+                while off < buf.len() {
                     if compared >= maxlen || out.len() >= want {
                         return out;
                     }
                     compared += 1;
-                    let l = enc::entry_len(&n.buf, off);
-                    if n.buf[off..off + l] == p[..] {
+                    let l = enc::entry_len(&buf, off);
+                    if buf[off..off + l] == p[..] {
                         if skip > 0 {
                             skip -= 1;
                         } else {
@@ -745,15 +985,16 @@ impl List {
             let mut base = self.len;
             for n in self.nodes.iter().rev() {
                 base -= n.count as usize;
-                let offs = n.offsets();
+                let buf = n.plain();
+                let offs = offsets(&buf);
                 for k in (0..offs.len()).rev() {
                     if compared >= maxlen || out.len() >= want {
                         return out;
                     }
                     compared += 1;
                     let o = offs[k];
-                    let end = offs.get(k + 1).copied().unwrap_or(n.buf.len());
-                    if n.buf[o..end] == p[..] {
+                    let end = offs.get(k + 1).copied().unwrap_or(buf.len());
+                    if buf[o..end] == p[..] {
                         if skip > 0 {
                             skip -= 1;
                         } else {
@@ -770,9 +1011,24 @@ impl List {
     #[cfg(test)]
     fn check(&self) {
         let mut total = 0;
-        for n in &self.nodes {
+        for (i, n) in self.nodes.iter().enumerate() {
             assert!(n.count > 0, "empty node");
-            assert_eq!(n.offsets().len(), n.count as usize);
+            assert_eq!(offsets(&n.plain()).len(), n.count as usize);
+            assert_eq!(n.plain().len(), n.plain_len());
+            if self.interior(i) {
+                assert_ne!(
+                    n.zlen,
+                    PLAIN,
+                    "interior node {i} of {} not compressed",
+                    self.nodes.len()
+                );
+            } else {
+                assert!(
+                    !n.is_compressed(),
+                    "end node {i} of {} compressed",
+                    self.nodes.len()
+                );
+            }
             total += n.count as usize;
         }
         assert_eq!(total, self.len);
@@ -879,6 +1135,15 @@ mod tests {
         Get(usize),
         Range(usize, usize),
         Positions(Vec<u8>, i64, usize, usize),
+        /// Many elements at once (lists of many nodes).
+        PushMany(Vec<u8>, u16, bool),
+        /// Rebuild the list from its elements with another `list-compress-depth` (what DEBUG
+        /// RELOAD or a restart does after CONFIG SET).
+        Reload(u8),
+        /// LREM / LINSERT / LPOS of the element at (index modulo the length): values that exist.
+        RemoveExisting(usize, i64),
+        InsertExisting(usize, Vec<u8>, bool),
+        PositionsExisting(usize, i64),
     }
 
     fn elem(g: &mut Gen) -> Vec<u8> {
@@ -896,7 +1161,13 @@ mod tests {
         fn arbitrary(g: &mut Gen) -> Op {
             let i = usize::arbitrary(g) % 60;
             let j = usize::arbitrary(g) % 60;
-            match u8::arbitrary(g) % 14 {
+            let big = usize::arbitrary(g);
+            match u8::arbitrary(g) % 21 {
+                17 | 18 => Op::RemoveExisting(big, i64::arbitrary(g) % 3),
+                19 => Op::InsertExisting(big, elem(g), bool::arbitrary(g)),
+                20 => Op::PositionsExisting(big, if bool::arbitrary(g) { 1 } else { -1 }),
+                14 | 15 => Op::PushMany(elem(g), u16::arbitrary(g) % 200, bool::arbitrary(g)),
+                16 => Op::Reload(u8::arbitrary(g) % 4),
                 0..=2 => Op::PushBack(elem(g)),
                 3 | 4 => Op::PushFront(elem(g)),
                 5 => Op::PopFront,
@@ -907,7 +1178,7 @@ mod tests {
                 10 => Op::Trim(i, j + 30),
                 11 => Op::Get(i),
                 12 => Op::Range(i, j),
-                _ => {
+                13 => {
                     let r = i64::arbitrary(g) % 3;
                     Op::Positions(
                         elem(g),
@@ -916,6 +1187,7 @@ mod tests {
                         usize::arbitrary(g) % 20,
                     )
                 }
+                _ => unreachable!(),
             }
         }
     }
@@ -989,8 +1261,8 @@ mod tests {
         }
     }
 
-    fn run_model(ops: Vec<Op>, fill: i64) -> bool {
-        let mut l = List::with_fill(fill);
+    fn run_model(ops: Vec<Op>, fill: i64, depth: i64) -> bool {
+        let mut l = List::with_options(fill, depth);
         let mut m: VecDeque<Vec<u8>> = VecDeque::new();
         for op in ops {
             let ok = match op {
@@ -1004,6 +1276,41 @@ mod tests {
                     m.push_back(v);
                     true
                 }
+                Op::PushMany(v, n, front) => {
+                    for k in 0..n {
+                        // Elements that differ (so nodes compress, but not to nothing).
+                        let mut e = v.clone();
+                        e.extend_from_slice(format!(":{k}").as_bytes());
+                        if front {
+                            l.push_front(&e);
+                            m.push_front(e);
+                        } else {
+                            l.push_back(&e);
+                            m.push_back(e);
+                        }
+                    }
+                    true
+                }
+                Op::Reload(d) => {
+                    l = List::from_items_with(l.iter().collect(), fill, d as i64);
+                    true
+                }
+                Op::RemoveExisting(i, count) => match m.get(i % m.len().max(1)).cloned() {
+                    Some(v) => l.remove(&v, count) == model_remove(&mut m, &v, count),
+                    None => true,
+                },
+                Op::InsertExisting(i, v, after) => match m.get(i % m.len().max(1)).cloned() {
+                    Some(p) => {
+                        let pos = m.iter().position(|x| *x == p).unwrap_or(0);
+                        m.insert(if after { pos + 1 } else { pos }, v.clone());
+                        l.insert(&p, &v, after)
+                    }
+                    None => true,
+                },
+                Op::PositionsExisting(i, rank) => match m.get(i % m.len().max(1)).cloned() {
+                    Some(v) => l.positions(&v, rank, 0, 0) == model_positions(&m, &v, rank, 0, 0),
+                    None => true,
+                },
                 Op::PopFront => l.pop_front().map(|b| b.to_vec()) == m.pop_front(),
                 Op::PopBack => l.pop_back().map(|b| b.to_vec()) == m.pop_back(),
                 Op::Set(i, v) => {
@@ -1050,10 +1357,10 @@ mod tests {
     #[test]
     fn model_default_fill() {
         fn prop(ops: Vec<Op>) -> bool {
-            run_model(ops, -2)
+            run_model(ops, -2, 0)
         }
         QuickCheck::new()
-            .tests(300)
+            .tests(150)
             .rng(Gen::new(400))
             .quickcheck(prop as fn(Vec<Op>) -> bool);
     }
@@ -1061,10 +1368,10 @@ mod tests {
     #[test]
     fn model_small_count_nodes() {
         fn prop(ops: Vec<Op>) -> bool {
-            run_model(ops, 3)
+            run_model(ops, 3, 0)
         }
         QuickCheck::new()
-            .tests(300)
+            .tests(150)
             .rng(Gen::new(200))
             .quickcheck(prop as fn(Vec<Op>) -> bool);
     }
@@ -1072,11 +1379,94 @@ mod tests {
     #[test]
     fn model_small_byte_nodes() {
         fn prop(ops: Vec<Op>) -> bool {
-            run_model(ops, -1)
+            run_model(ops, -1, 0)
         }
         QuickCheck::new()
             .tests(200)
             .rng(Gen::new(300))
             .quickcheck(prop as fn(Vec<Op>) -> bool);
+    }
+
+    #[test]
+    fn model_compressed_depth_1() {
+        fn prop(ops: Vec<Op>) -> bool {
+            run_model(ops, -1, 1)
+        }
+        QuickCheck::new()
+            .tests(200)
+            .rng(Gen::new(300))
+            .quickcheck(prop as fn(Vec<Op>) -> bool);
+    }
+
+    #[test]
+    fn model_compressed_random_depth_and_fill() {
+        fn prop(ops: Vec<Op>, fill: u8, depth: u8) -> bool {
+            let fill = [-1, -2, 3, 7, 20][fill as usize % 5];
+            run_model(ops, fill, (depth % 4) as i64)
+        }
+        QuickCheck::new()
+            .tests(200)
+            .rng(Gen::new(300))
+            .quickcheck(prop as fn(Vec<Op>, u8, u8) -> bool);
+    }
+
+    #[test]
+    fn interior_nodes_compress_and_ends_stay_plain() {
+        let mut plain = List::with_options(-2, 0);
+        let mut l = List::with_options(-2, 1);
+        for i in 0..100_000 {
+            let e = format!("elem:{i:07}");
+            plain.push_back(e.as_bytes());
+            l.push_back(e.as_bytes());
+        }
+        l.check();
+        let n = l.node_count();
+        assert!(n > 100);
+        assert_eq!(l.compressed_node_count(), n - 2);
+        assert!(!l.nodes[0].is_compressed() && !l.nodes[n - 1].is_compressed());
+        assert_eq!(plain.compressed_node_count(), 0);
+        // The interior shrinks to well under the plain size, and memory usage says so.
+        assert!(
+            l.mem_usage() * 2 < plain.mem_usage(),
+            "{} vs {}",
+            l.mem_usage(),
+            plain.mem_usage()
+        );
+        assert_eq!(l.uncompressed_size(), plain.uncompressed_size());
+        // Reads in the middle do not change the stored form.
+        assert_eq!(l.get(50_000).as_deref(), Some(&b"elem:0050000"[..]));
+        assert_eq!(l.range(49_999, 50_001), plain.range(49_999, 50_001));
+        assert_eq!(l.positions(b"elem:0070000", 1, 1, 0), vec![70_000]);
+        assert_eq!(l.compressed_node_count(), n - 2);
+        // A write in the middle leaves the node compressed again.
+        assert!(l.set(50_000, b"changed"));
+        assert!(l.insert(b"elem:0060000", b"new", true));
+        l.check();
+        // (a split can leave a node too small to be worth compressing)
+        assert!(l.compressed_node_count() + 3 >= l.node_count());
+        // Depth 2 keeps two plain nodes at each end; popping nodes away moves the zone inward.
+        let mut l = List::from_items_with(plain.iter().collect(), -2, 2);
+        assert_eq!(l.compressed_node_count(), l.node_count() - 4);
+        for _ in 0..30_000 {
+            l.pop_front();
+            l.pop_back();
+        }
+        l.check();
+        assert_eq!(l.compressed_node_count(), l.node_count() - 4);
+        let all: Vec<Bytes> = l.iter().collect();
+        assert_eq!(all, plain.range(30_000, 69_999));
+        // Incompressible or small nodes stay plain (and are not retried until changed).
+        let mut l = List::with_options(3, 1);
+        for i in 0..30 {
+            l.push_back(format!("{i}").as_bytes());
+        }
+        l.check();
+        assert_eq!(l.compressed_node_count(), 0);
+        assert!(l
+            .nodes
+            .iter()
+            .skip(1)
+            .take(8)
+            .all(|n| n.zlen == PLAIN_TRIED));
     }
 }

@@ -393,12 +393,25 @@ fn debug_object(ctx: &mut Ctx, key: &[u8]) -> Reply {
     };
     let addr = o as *const _ as usize;
     let idle = lru_clock.wrapping_sub(o.lru()) & 0xFF_FFFF;
+    // Redis adds the quicklist's shape for lists.
+    let extra = match &o.value {
+        crate::keyspace::Value::List(l) => format!(
+            " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:{} ql_uncompressed_size:{}",
+            l.node_count(),
+            l.len() as f64 / l.node_count().max(1) as f64,
+            l.fill(),
+            u8::from(l.compress_depth() != 0),
+            l.uncompressed_size()
+        ),
+        _ => String::new(),
+    };
     Reply::StatusOwned(format!(
-        "Value at:{:#x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+        "Value at:{:#x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}{}",
         addr,
         o.value.encoding(),
         o.value.mem_usage(),
         o.lru(),
-        idle
+        idle,
+        extra
     ))
 }

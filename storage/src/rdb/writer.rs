@@ -42,6 +42,9 @@ pub struct EncodingThresholds {
     pub zset_max_listpack_value: usize,
     /// `list-max-listpack-size` (-2: 8 KiB per node; -1..-5 = 4..64 KiB; positive = entries).
     pub list_max_listpack_size: i64,
+    /// `list-compress-depth` (0). The writer does not use it (lists are written as plain
+    /// listpacks, LZF-compressed with `rdbcompression`); readers that build in-memory lists do.
+    pub list_compress_depth: usize,
     /// `set-max-intset-entries` (512).
     pub set_max_intset_entries: usize,
     /// `set-max-listpack-entries` (128; used only when writing RDB 11).
@@ -62,6 +65,7 @@ impl Default for EncodingThresholds {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            list_compress_depth: 0,
             set_max_intset_entries: 512,
             set_max_listpack_entries: 128,
             set_max_listpack_value: 64,

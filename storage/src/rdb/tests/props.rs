@@ -259,6 +259,7 @@ impl Arbitrary for Keyspace {
                 zset_max_listpack_entries: 4,
                 zset_max_listpack_value: 8,
                 list_max_listpack_size: 3,
+                list_compress_depth: 1,
                 set_max_intset_entries: 4,
                 set_max_listpack_entries: 4,
                 set_max_listpack_value: 8,
