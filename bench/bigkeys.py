@@ -4,7 +4,7 @@ touches them: the server's own figures (INFO persistence strongbox_compaction_*)
 
     python3 bench/bigkeys.py --server target/release/strongbox-server [--elements 3000000]
 
-Builds one hash, one list and one zset of --elements each (plus --small small string keys),
+Builds one hash, one list and one zset of --elements each (or those named by --types) (plus --small small string keys),
 then runs BGREWRITEAOF while a writer process sends HSET/RPUSH/ZADD to the huge keys and SETs
 to small keys, paced (--rate commands/s), and a probe measures its own round trips. Prints one
 JSON object. The server runs with --appendonly yes --appendfsync everysec in a temp dir.
@@ -42,14 +42,17 @@ def info(c):
     return c.info("persistence")
 
 
-def build(c, n, small):
+def build(c, n, small, types):
     batch = 1000
     for start in range(0, n, batch):
         end = min(n, start + batch)
         p = c.pipeline(transaction=False)
-        p.execute_command("HSET", "bighash", *[x for i in range(start, end) for x in ("field:%d" % i, "value:%d" % i)])
-        p.execute_command("RPUSH", "biglist", *["element:%d" % i for i in range(start, end)])
-        p.execute_command("ZADD", "bigzset", *[x for i in range(start, end) for x in (i * 0.5, "member:%d" % i)])
+        if "hash" in types:
+            p.execute_command("HSET", "bighash", *[x for i in range(start, end) for x in ("field:%d" % i, "value:%d" % i)])
+        if "list" in types:
+            p.execute_command("RPUSH", "biglist", *["element:%d" % i for i in range(start, end)])
+        if "zset" in types:
+            p.execute_command("ZADD", "bigzset", *[x for i in range(start, end) for x in (i * 0.5, "member:%d" % i)])
         p.execute()
     for start in range(0, small, batch):
         p = c.pipeline(transaction=False)
@@ -58,7 +61,7 @@ def build(c, n, small):
         p.execute()
 
 
-def writer(port, rate, stop_at):
+def writer(port, rate, stop_at, types):
     c = redis.Redis(port=port)
     i = 0
     t0 = time.perf_counter()
@@ -70,11 +73,13 @@ def writer(port, rate, stop_at):
         p = c.pipeline(transaction=False)
         while i < due:
             m = i % 4
-            if m == 0:
+            if m == 0 and "hash" in types:
                 p.hset("bighash", "field:%d" % (i * 7919 % 10_000_000), "w%d" % i)
-            elif m == 1:
+            elif m == 1 and "list" in types:
+                # A job queue: producers push at the tail, workers pop at the head.
                 p.rpush("biglist", "w%d" % i)
-            elif m == 2:
+                p.lpop("biglist")
+            elif m == 2 and "zset" in types:
                 p.zadd("bigzset", {"member:%d" % (i * 7919 % 10_000_000): i})
             else:
                 p.set("key:%07d" % (i % 100_000), "w%d" % i)
@@ -88,11 +93,15 @@ def main():
     ap.add_argument("--elements", type=int, default=3_000_000)
     ap.add_argument("--small", type=int, default=100_000)
     ap.add_argument("--rate", type=int, default=2000)
+    ap.add_argument("--server-args", default="",
+                    help="extra server arguments, e.g. '--list-compress-depth 0'")
+    ap.add_argument("--types", default="hash,list,zset",
+                    help="huge collections to build, comma-separated (list alone: a job queue)")
     args = ap.parse_args()
     d = tempfile.mkdtemp(prefix="bigkeys-")
     port = free_port()
     srv = subprocess.Popen([args.server, "--port", str(port), "--dir", d, "--save", "",
-                            "--appendonly", "yes", "--appendfsync", "everysec"],
+                            "--appendonly", "yes", "--appendfsync", "everysec"] + args.server_args.split(),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         c = redis.Redis(port=port)
@@ -102,7 +111,8 @@ def main():
                 break
             except redis.ConnectionError:
                 time.sleep(0.05)
-        build(c, args.elements, args.small)
+        types = set(args.types.split(","))
+        build(c, args.elements, args.small, types)
         # A first rewrite so the measured one starts from a compact log, as in steady state.
         c.bgrewriteaof()
         while info(c)["aof_rewrite_in_progress"]:
@@ -110,7 +120,7 @@ def main():
         time.sleep(0.5)
         rss0 = rss_kib(srv.pid)
         stop_at = time.perf_counter() + 3600
-        w = multiprocessing.Process(target=writer, args=(port, args.rate, stop_at))
+        w = multiprocessing.Process(target=writer, args=(port, args.rate, stop_at, types))
         w.start()
         time.sleep(0.3)
         probe = redis.Redis(port=port)
@@ -132,6 +142,7 @@ def main():
         st = info(c)
         lat.sort()
         out = {
+            "types": args.types,
             "elements": args.elements,
             "duration_s": round(dur, 3),
             "rss_before_mib": round(rss0 / 1024, 1),

@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -282,6 +283,35 @@ mod codec {
 }
 
 /// One node: encoded entries back to back, plain or compressed.
+/// A node behind a copy-on-write pointer. Cloning a list copies pointers, not bytes: that is the
+/// clone a running compaction forces on the first write to a list its snapshot still reads
+/// (`keyspace::Shared`), so a job queue of millions of elements costs that write a copy of its
+/// node pointers, and each later write copies only the nodes it touches while the snapshot
+/// holds them. Mutable access (`DerefMut`) is `Arc::make_mut`: no copy when unshared.
+#[derive(Clone, Default)]
+struct NodeRef(Arc<Node>);
+
+impl std::ops::Deref for NodeRef {
+    type Target = Node;
+    #[inline]
+    fn deref(&self) -> &Node {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for NodeRef {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Node {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Node> for NodeRef {
+    fn from(n: Node) -> NodeRef {
+        NodeRef(Arc::new(n))
+    }
+}
+
 #[derive(Clone, Default)]
 struct Node {
     /// The encoded entries, or their zstd frame when the node is compressed.
@@ -431,7 +461,7 @@ impl Iterator for Iter<'_> {
 
 #[derive(Clone)]
 pub struct List {
-    nodes: VecDeque<Node>,
+    nodes: VecDeque<NodeRef>,
     len: usize,
     fill: i64,
     /// `list-compress-depth` when the list was made: nodes more than this many from either end
@@ -542,6 +572,15 @@ impl List {
     /// Give node `i` (if any) the form its position asks for.
     fn settle_node(&mut self, i: usize) {
         let interior = self.interior(i);
+        // Look before taking the node mutably: that copies it if a snapshot shares it.
+        let in_form = match self.nodes.get(i) {
+            None => return,
+            Some(n) if interior => n.zlen != PLAIN,
+            Some(n) => !n.is_compressed(),
+        };
+        if in_form {
+            return;
+        }
         let Some(n) = self.nodes.get_mut(i) else {
             return;
         };
@@ -607,7 +646,7 @@ impl List {
             if let Some(n) = self.nodes.back_mut() {
                 n.buf.shrink_to_fit();
             }
-            self.nodes.push_back(Node::default());
+            self.nodes.push_back(NodeRef::default());
             self.settle_edges();
         }
         if let Some(n) = self.nodes.back_mut() {
@@ -627,7 +666,7 @@ impl List {
             if let Some(n) = self.nodes.front_mut() {
                 n.buf.shrink_to_fit();
             }
-            self.nodes.push_front(Node::default());
+            self.nodes.push_front(NodeRef::default());
             self.settle_edges();
         }
         if let Some(n) = self.nodes.front_mut() {
@@ -740,7 +779,7 @@ impl List {
         }
         self.nodes.remove(ni);
         for (k, p) in parts.into_iter().enumerate() {
-            self.nodes.insert(ni + k, p);
+            self.nodes.insert(ni + k, p.into());
         }
     }
 
@@ -763,9 +802,10 @@ impl List {
                 i += 1;
             }
         }
-        for n in self.nodes.iter_mut() {
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
             if n.buf.capacity() > n.buf.len() + n.buf.len() / 4 + 16 {
-                n.buf.shrink_to_fit();
+                self.nodes[i].buf.shrink_to_fit();
             }
         }
     }
@@ -1038,6 +1078,42 @@ impl List {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Nodes of `a` and `b` that are the same allocation.
+    fn shared_nodes(a: &List, b: &List) -> usize {
+        a.nodes
+            .iter()
+            .filter(|n| b.nodes.iter().any(|m| Arc::ptr_eq(&n.0, &m.0)))
+            .count()
+    }
+
+    #[test]
+    fn a_clone_shares_nodes_and_a_write_copies_only_the_nodes_it_touches() {
+        for depth in [0, 1] {
+            let items: Vec<Bytes> = (0..20_000)
+                .map(|i| Bytes::from(format!("elem:{i:07}")))
+                .collect();
+            let snapshot = List::from_items_with(items.clone(), DEFAULT_FILL, depth);
+            let nodes = snapshot.node_count();
+            assert!(nodes > 20, "{nodes}");
+            let mut live = snapshot.clone();
+            assert_eq!(shared_nodes(&snapshot, &live), nodes);
+            // A queue's writes: push at the head, pop at the tail, set in the middle.
+            live.push_front(b"new");
+            assert_eq!(live.pop_back().as_deref(), Some(&b"elem:0019999"[..]));
+            assert!(live.set(10_000, b"changed"));
+            assert!(shared_nodes(&snapshot, &live) >= nodes - 4);
+            // The snapshot still reads the state at the clone.
+            let seen: Vec<Bytes> = snapshot.iter().collect();
+            assert_eq!(seen, items, "depth {depth}");
+            let mut want: VecDeque<Bytes> = items.iter().cloned().collect();
+            want.push_front(Bytes::from_static(b"new"));
+            want.pop_back();
+            want[10_000] = Bytes::from_static(b"changed");
+            let now: Vec<Bytes> = live.iter().collect();
+            assert_eq!(now, Vec::from(want), "depth {depth}");
+        }
+    }
     use quickcheck::{Arbitrary, Gen, QuickCheck};
     use std::collections::VecDeque;
 
