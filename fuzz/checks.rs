@@ -445,6 +445,13 @@ pub fn check_rdb_reader(data: &[u8]) {
 }
 
 fn check_slice_reader_agrees(data: &[u8]) {
+    check_readers_agree(data, false);
+    check_readers_agree(data, true);
+}
+
+/// The streaming reader and the slice reader give the same items, offsets and errors; with
+/// `borrowed`, the slice reader runs `next_item_ref` (plain string entries parsed in place).
+fn check_readers_agree(data: &[u8], borrowed: bool) {
     let opts = ReaderOptions::default();
     let (a, b) = (
         RdbReader::with_options(data, opts),
@@ -463,7 +470,12 @@ fn check_slice_reader_agrees(data: &[u8]) {
         ),
     };
     loop {
-        let (x, y) = (a.next_item(), b.next_item());
+        let x = a.next_item();
+        let y = if borrowed {
+            b.next_item_ref().map(|i| i.map(|i| i.into_item()))
+        } else {
+            b.next_item()
+        };
         assert_eq!(a.offset(), b.offset(), "offsets differ");
         match (x, y) {
             (Ok(Some(x)), Ok(Some(y))) => assert!(x == y, "items differ: {x:?} / {y:?}"),
