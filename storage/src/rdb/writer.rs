@@ -705,6 +705,14 @@ impl<W: Write> RdbWriter<W> {
         value: &[u8],
         expire_ms: Option<i64>,
     ) -> Result<(), WriteError> {
+        self.key_header(db, key, expire_ms, RDB_TYPE_STRING);
+        self.enc.string(value);
+        self.maybe_flush()
+    }
+
+    /// SELECTDB when `db` is not the current database, the expiry, the type byte and the key.
+    #[inline]
+    fn key_header(&mut self, db: u32, key: &[u8], expire_ms: Option<i64>, rdb_type: u8) {
         if self.db != Some(db) {
             self.enc.u8(RDB_OPCODE_SELECTDB);
             self.enc.len(u64::from(db));
@@ -714,10 +722,8 @@ impl<W: Write> RdbWriter<W> {
             self.enc.u8(RDB_OPCODE_EXPIRETIME_MS);
             self.enc.buf.extend_from_slice(&ms.to_le_bytes());
         }
-        self.enc.u8(RDB_TYPE_STRING);
+        self.enc.u8(rdb_type);
         self.enc.string(key);
-        self.enc.string(value);
-        self.maybe_flush()
     }
 
     /// Starts one key whose value is then written in pieces (a large collection, serialized
@@ -734,17 +740,7 @@ impl<W: Write> RdbWriter<W> {
         expire_ms: Option<i64>,
         rdb_type: u8,
     ) -> Result<(), WriteError> {
-        if self.db != Some(db) {
-            self.enc.u8(RDB_OPCODE_SELECTDB);
-            self.enc.len(u64::from(db));
-            self.db = Some(db);
-        }
-        if let Some(ms) = expire_ms {
-            self.enc.u8(RDB_OPCODE_EXPIRETIME_MS);
-            self.enc.buf.extend_from_slice(&ms.to_le_bytes());
-        }
-        self.enc.u8(rdb_type);
-        self.enc.string(key);
+        self.key_header(db, key, expire_ms, rdb_type);
         self.maybe_flush()
     }
 
