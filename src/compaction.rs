@@ -54,6 +54,7 @@ use strongbox_storage::rdb::{self, RdbWriter, WriterOptions};
 use crate::cmd::CommandSpec;
 use crate::exec::Server;
 use crate::keyspace::{Db, Value, NEW_OBJECT_SNAP};
+use crate::resp::IntBuf;
 
 /// Time the walk may take in one execution round: the walk stops at the first check past it
 /// (checked every [`WALK_CHECK_KEYS`] keys), so a client's command waits at most about this
@@ -570,7 +571,7 @@ fn with_elem(e: crate::types::list::enc::Elem<'_>, f: &mut dyn FnMut(&[u8])) {
     use crate::types::list::enc::Elem;
     match e {
         Elem::Str(s) => f(s),
-        Elem::Int(v) => f(IntText::new(v).as_bytes()),
+        Elem::Int(v) => f(IntBuf::new(v).as_bytes()),
     }
 }
 
@@ -605,9 +606,7 @@ fn write_shared<W: Write>(
             for m in s.members() {
                 match m {
                     crate::types::set::Member::Str(b) => w.put_string(b)?,
-                    crate::types::set::Member::Int(v) => {
-                        w.put_string(IntText::new(v).as_bytes())?
-                    }
+                    crate::types::set::Member::Int(v) => w.put_string(IntBuf::new(v).as_bytes())?,
                 }
             }
             Ok(())
@@ -651,49 +650,18 @@ fn with_two<R>(
     let a: &[u8] = match a {
         Elem::Str(s) => s,
         Elem::Int(v) => {
-            ta = IntText::new(v);
+            ta = IntBuf::new(v);
             ta.as_bytes()
         }
     };
     let b: &[u8] = match b {
         Elem::Str(s) => s,
         Elem::Int(v) => {
-            tb = IntText::new(v);
+            tb = IntBuf::new(v);
             tb.as_bytes()
         }
     };
     f(a, b)
-}
-
-/// An integer's decimal text, on the stack.
-struct IntText {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl IntText {
-    fn new(v: i64) -> IntText {
-        let mut buf = [0u8; 20];
-        let mut pos = buf.len();
-        let mut u = v.unsigned_abs();
-        loop {
-            pos -= 1;
-            buf[pos] = b'0' + (u % 10) as u8;
-            u /= 10;
-            if u == 0 {
-                break;
-            }
-        }
-        if v < 0 {
-            pos -= 1;
-            buf[pos] = b'-';
-        }
-        IntText { buf, start: pos }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
 }
 
 /// The bytes a batch was counted for when queued (same formula as `emit`).
@@ -800,7 +768,7 @@ fn shared_as_commands(
                 match m {
                     crate::types::set::Member::Str(b) => push(buf, &[b], false),
                     crate::types::set::Member::Int(v) => {
-                        push(buf, &[IntText::new(v).as_bytes()], false)
+                        push(buf, &[IntBuf::new(v).as_bytes()], false)
                     }
                 }
             }

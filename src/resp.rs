@@ -581,16 +581,19 @@ fn push_int(out: &mut Vec<u8>, i: i64) {
         out.push(b'0' + i as u8);
         return;
     }
-    let mut buf = itoa_buf(i);
-    out.extend_from_slice(buf.as_bytes_mut());
+    out.extend_from_slice(itoa_buf(i).as_bytes());
 }
 
-struct IntBuf {
+/// An integer's decimal text, on the stack.
+pub(crate) struct IntBuf {
     buf: [u8; 20],
     start: usize,
 }
 impl IntBuf {
-    fn as_bytes_mut(&mut self) -> &[u8] {
+    pub(crate) fn new(i: i64) -> IntBuf {
+        itoa_buf(i)
+    }
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[self.start..]
     }
 }
@@ -667,8 +670,7 @@ impl BulkArrayWriter {
     /// An integer sent as its decimal bulk string (how packed integer elements are returned).
     #[inline]
     pub fn bulk_int(&mut self, i: i64) {
-        let mut d = itoa_buf(i);
-        push_bulk(&mut self.buf, d.as_bytes_mut());
+        push_bulk(&mut self.buf, itoa_buf(i).as_bytes());
     }
 
     pub fn finish(self) -> Reply {
