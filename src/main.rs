@@ -1,5 +1,8 @@
 //! `strongbox-server [strongbox.conf] [--name value ...]`
 
+#[global_allocator]
+static ALLOC: strongbox::alloc::ServerAlloc = strongbox::alloc::ServerAlloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-v" || a == "--version") {
