@@ -12,8 +12,13 @@
 //!
 //! Redis disables transparent huge pages for itself (`disable-thp yes`) because `fork` plus
 //! huge pages makes copy-on-write copy 2 MiB per touched page; Strongbox does not fork. The
-//! memory cost is bounded: only the 2 MiB-aligned interior of a big block is marked, so at most
-//! one partly used huge page per block is added to RSS.
+//! memory cost is bounded: the kernel backs only the 2 MiB-aligned parts of a marked range with
+//! huge pages, so at most one partly used huge page per block is added to RSS.
+//!
+//! The hint covers the block's whole 4 KiB pages, not only its 2 MiB-aligned interior: a big
+//! block is its own `mmap` (glibc), and marking part of it would split the mapping in three,
+//! after which `mremap` refuses to grow it (EFAULT) and glibc's `realloc` falls back to
+//! allocate-copy-free — a 40 MiB copy when the keyspace's entry vector doubles.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Blocks at least this big get the hint (smaller ones cannot hold a whole aligned huge page
 /// plus enough of a second one to be worth a system call).
 pub const HUGE_MIN: usize = 4 << 20;
-const HUGE_PAGE: usize = 2 << 20;
+const PAGE: usize = 4096;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -33,15 +38,15 @@ pub fn set_huge_pages(enabled: bool) {
 /// [`System`] with the huge page hint for blocks of [`HUGE_MIN`] bytes or more.
 pub struct ServerAlloc;
 
-/// The whole huge pages inside the block `[addr, addr + len)`, as (start, length), if the block
-/// is big enough to be hinted and holds at least one.
+/// The pages holding the block `[addr, addr + len)`, as (start, length), if the block is big
+/// enough to be hinted.
 fn huge_range(addr: usize, len: usize) -> Option<(usize, usize)> {
     if addr == 0 || len < HUGE_MIN {
         return None;
     }
-    let start = addr.checked_next_multiple_of(HUGE_PAGE)?;
-    let end = addr.checked_add(len)? & !(HUGE_PAGE - 1);
-    (end > start).then(|| (start, end - start))
+    let start = addr & !(PAGE - 1);
+    let end = addr.checked_add(len)?.checked_next_multiple_of(PAGE)?;
+    Some((start, end - start))
 }
 
 fn advise(p: *mut u8, len: usize) {
@@ -49,9 +54,10 @@ fn advise(p: *mut u8, len: usize) {
         return;
     }
     if let Some((start, len)) = huge_range(p as usize, len) {
-        // SAFETY: the range lies inside the block just returned by the system allocator, which
-        // this process owns; MADV_HUGEPAGE changes how it is backed, never its contents. A
-        // failure (e.g. THP not built into the kernel) only means no hint.
+        // SAFETY: the range is the pages of the block just returned by the system allocator
+        // (its mapping, or the heap around it), all mapped in this process; MADV_HUGEPAGE
+        // changes how they are backed, never their contents. A failure (e.g. THP not built
+        // into the kernel) only means no hint.
         unsafe {
             libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
         }
@@ -91,21 +97,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_whole_aligned_huge_pages_inside_big_blocks_are_hinted() {
+    fn big_blocks_are_hinted_whole_pages_and_small_ones_not_at_all() {
         let mb = 1 << 20;
         // Small blocks and null are never hinted.
         assert_eq!(huge_range(0x1000, HUGE_MIN - 1), None);
         assert_eq!(huge_range(0, HUGE_MIN), None);
-        // An aligned block: all of it.
+        // A page-aligned block: exactly its pages.
         assert_eq!(huge_range(8 * mb, 4 * mb), Some((8 * mb, 4 * mb)));
-        // Unaligned at both ends: the aligned interior only, never a byte outside the block.
+        // glibc's mmapped block starts 16 bytes into its mapping: the hint covers the whole
+        // mapping (one VMA, so mremap can still grow it), from its first page to its last.
         let (start, len) = huge_range(8 * mb + 16, 5 * mb).unwrap();
-        assert_eq!((start, len), (10 * mb, 2 * mb));
-        assert!(start >= 8 * mb + 16 && start + len <= 8 * mb + 16 + 5 * mb);
-        // The smallest hinted block, at the worst alignment, still holds one whole page.
-        assert_eq!(huge_range(2 * mb + 16, HUGE_MIN), Some((4 * mb, 2 * mb)));
+        assert_eq!(start, 8 * mb);
+        assert_eq!(start + len, 8 * mb + 5 * mb + PAGE);
         // Near the top of the address space: no overflow.
         assert_eq!(huge_range(usize::MAX - 16, HUGE_MIN), None);
+    }
+
+    /// The bug the whole-page hint avoids: after the hint, a big block must still grow in
+    /// place by mremap (checked where /proc is available: one mapping covers the block).
+    #[test]
+    fn a_hinted_block_stays_one_mapping() {
+        let layout = Layout::from_size_align(HUGE_MIN * 2, 16).unwrap();
+        // SAFETY: non-zero size; freed below.
+        let p = unsafe { ServerAlloc.alloc(layout) };
+        assert!(!p.is_null());
+        let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+            unsafe { ServerAlloc.dealloc(p, layout) };
+            return;
+        };
+        let a = p as usize;
+        let covering: Vec<&str> = maps
+            .lines()
+            .filter(|l| {
+                let r = l.split_whitespace().next().unwrap_or("");
+                let (lo, hi) = r.split_once('-').unwrap_or(("0", "0"));
+                let lo = usize::from_str_radix(lo, 16).unwrap_or(0);
+                let hi = usize::from_str_radix(hi, 16).unwrap_or(0);
+                lo < a + HUGE_MIN * 2 && hi > a
+            })
+            .collect();
+        // SAFETY: allocated above with this layout.
+        unsafe { ServerAlloc.dealloc(p, layout) };
+        assert_eq!(
+            covering.len(),
+            1,
+            "the block spans several mappings: {covering:?}"
+        );
     }
 
     #[test]
