@@ -292,7 +292,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         true,
         false,
     ),
-    opt("activerehashing", YES_NO, "yes", true, false),
+    opt("activerehashing", YES_NO, "yes", true, true),
     opt(
         "client-output-buffer-limit",
         Kind::List,

@@ -1123,7 +1123,25 @@ fn cron(srv: &mut Server) {
         }
     }
     active_expire(srv, now);
+    if srv.cfg.get_bool("activerehashing") {
+        active_rehash(srv);
+    }
     srv.persistence_cron();
+}
+
+/// Redis's `activerehashing`: up to 1 ms per cron tick moving records of growing key and
+/// expires indexes to their new tables (commands move a few each too; this finishes the move
+/// when the server is idle, freeing the old table).
+fn active_rehash(srv: &mut Server) {
+    const BATCH: usize = 1000;
+    let start = now_us();
+    for db in srv.dbs.iter_mut() {
+        while db.keys.rehash_step(BATCH) || db.expires.rehash_step(BATCH) {
+            if now_us().saturating_sub(start) >= 1000 {
+                return;
+            }
+        }
+    }
 }
 
 impl Server {

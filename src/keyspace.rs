@@ -9,6 +9,7 @@
 //! (16-byte inline key, 16-byte [`Value`], LRU/LFU and snapshot epoch) plus about 10 bytes of
 //! index, with no heap allocation (docs/architecture.md, "Keyspace layout").
 
+pub mod posindex;
 pub mod table;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -1,22 +1,23 @@
 //! The keyspace's tables.
 //!
 //! [`KeyTable`] is a dense vector of `(key, object)` entries of 40 bytes each (a 16-byte
-//! [`CompactBytes`] key and a 24-byte [`Object`]) plus a `hashbrown` index of `u32` positions
-//! into it (4 bytes and a control byte per bucket). Hashes are not stored: they are recomputed
-//! from the key when the index grows and when `swap_remove` moves the last entry. The dense
+//! [`CompactBytes`] key and a 24-byte [`Object`]) plus a [`PosIndex`] of `u32` positions into
+//! it (4 bytes and a control byte per bucket; it grows incrementally, as Redis's dicts rehash,
+//! instead of stalling one command for a full rehash). Hashes are not stored: they are
+//! recomputed from the key when records move to a grown index and when `swap_remove` moves the
+//! last entry. The dense
 //! vector gives O(1) random access by position (RANDOMKEY, eviction and expiry sampling) and
 //! SCAN's top-down cursor (see [`super::Db::scan_indices`]), exactly as the `IndexMap` it
 //! replaces did, with the same `swap_remove` order.
 //!
-//! [`Expires`] maps keys with a TTL to their absolute expiry, also with O(1) access by position.
+//! [`Expires`] maps keys with a TTL to their absolute expiry, with the same layout (a dense
+//! vector and a [`PosIndex`]), so O(1) access by position and no pause when it grows either.
 
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
-use hashbrown::hash_table::Entry as Slot;
-use hashbrown::HashTable;
-use indexmap::IndexMap;
 
+use super::posindex::{pos, PosIndex, Probe};
 use super::Object;
 use crate::types::compact::CompactBytes;
 
@@ -64,13 +65,9 @@ impl KeyHasher {
 #[derive(Default)]
 pub struct KeyTable {
     entries: Vec<Entry>,
-    index: HashTable<u32>,
+    index: PosIndex,
     /// foldhash seeded at random per table: DoS-resistant, and much cheaper than SipHash.
     hasher: RandomState,
-}
-
-fn pos(i: usize) -> u32 {
-    u32::try_from(i).expect("more than 2^32 keys in one database")
 }
 
 impl KeyTable {
@@ -93,8 +90,8 @@ impl KeyTable {
         let h = self.hash(key);
         let entries = &self.entries;
         self.index
-            .find(h, |&i| entries[i as usize].key.as_slice() == key)
-            .map(|&i| i as usize)
+            .find(h, |i| entries[i as usize].key.as_slice() == key)
+            .map(|i| i as usize)
     }
 
     #[inline]
@@ -155,15 +152,17 @@ impl KeyTable {
     fn upsert<K: StoredKey>(&mut self, h: u64, key: K, obj: Object) -> Option<Object> {
         let entries = &mut self.entries;
         let hasher = &self.hasher;
-        let slot = self.index.entry(
+        let len = entries.len();
+        let probe = self.index.find_or_insert(
             h,
-            |&i| entries[i as usize].key.as_slice() == key.bytes(),
-            |&i| hasher.hash_one(entries[i as usize].key.as_slice()),
+            |i| entries[i as usize].key.as_slice() == key.bytes(),
+            pos(len),
+            len,
+            |i| hasher.hash_one(entries[i as usize].key.as_slice()),
         );
-        match slot {
-            Slot::Occupied(o) => Some(std::mem::replace(&mut entries[*o.get() as usize].obj, obj)),
-            Slot::Vacant(v) => {
-                v.insert(pos(entries.len()));
+        match probe {
+            Probe::Found(i) => Some(std::mem::replace(&mut entries[*i as usize].obj, obj)),
+            Probe::Absent => {
                 entries.push(Entry {
                     key: key.into_stored(),
                     obj,
@@ -177,28 +176,42 @@ impl KeyTable {
     pub fn swap_remove(&mut self, key: &[u8]) -> Option<Object> {
         let h = self.hash(key);
         let entries = &self.entries;
-        let found = self
+        let hasher = &self.hasher;
+        let i = self
             .index
-            .find_entry(h, |&i| entries[i as usize].key.as_slice() == key)
-            .ok()?;
-        let i = found.remove().0 as usize;
-        let last = self.entries.len() - 1;
+            .remove(h, |i| entries[i as usize].key.as_slice() == key)? as usize;
+        let last = entries.len() - 1;
         if i != last {
-            let lh = self.hash(&self.entries[last].key);
-            let moved = self
-                .index
-                .find_mut(lh, |&j| j as usize == last)
-                .expect("every entry is indexed");
-            *moved = pos(i);
+            let lh = self.hash(&entries[last].key);
+            // `hash_of` sees the vector after the move: position i then holds the last entry.
+            self.index.relocate(lh, last, i, |j| {
+                let j = if j as usize == i { last } else { j as usize };
+                hasher.hash_one(entries[j].key.as_slice())
+            });
         }
-        Some(self.entries.swap_remove(i).obj)
+        let obj = self.entries.swap_remove(i).obj;
+        self.index
+            .step(super::posindex::STEP_ON_INSERT, self.entries.len(), &|j| {
+                hasher.hash_one(self.entries[j as usize].key.as_slice())
+            });
+        Some(obj)
+    }
+
+    /// Move up to `n` records of a growing index to its new table (cron: `activerehashing`).
+    /// Returns true while some remain.
+    pub fn rehash_step(&mut self, n: usize) -> bool {
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        self.index.step(n, entries.len(), &|j| {
+            hasher.hash_one(entries[j as usize].key.as_slice())
+        })
     }
 
     pub fn reserve(&mut self, additional: usize) {
         self.entries.reserve(additional);
         let entries = &self.entries;
         let hasher = &self.hasher;
-        self.index.reserve(additional, |&i| {
+        self.index.reserve(additional, entries.len(), |i| {
             hasher.hash_one(entries[i as usize].key.as_slice())
         });
     }
@@ -219,60 +232,123 @@ impl KeyTable {
     /// Bytes held by the table itself (entries and index, allocated capacity).
     pub fn table_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
-            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.index.buckets() * (std::mem::size_of::<u32>() + 1)
     }
 }
 
 /// Keys with a TTL → absolute expiry in unix milliseconds.
 #[derive(Default)]
 pub struct Expires {
-    map: IndexMap<CompactBytes, i64, RandomState>,
+    entries: Vec<(CompactBytes, i64)>,
+    index: PosIndex,
+    hasher: RandomState,
 }
 
 impl Expires {
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
+    }
+
+    #[inline]
+    fn position(&self, key: &[u8]) -> Option<usize> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let entries = &self.entries;
+        self.index
+            .find(self.hasher.hash_one(key), |i| {
+                entries[i as usize].0.as_slice() == key
+            })
+            .map(|i| i as usize)
     }
 
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&i64> {
-        if self.map.is_empty() {
-            return None;
-        }
-        self.map.get(key)
+        self.position(key).map(|i| &self.entries[i].1)
     }
 
     pub fn get_index(&self, i: usize) -> Option<(&CompactBytes, &i64)> {
-        self.map.get_index(i)
+        self.entries.get(i).map(|(k, t)| (k, t))
     }
 
     /// Set the expiry of `key` (copied). Returns the old one.
     pub fn insert(&mut self, key: impl AsRef<[u8]>, at_ms: i64) -> Option<i64> {
         let key = key.as_ref();
-        if let Some(t) = self.map.get_mut(key) {
-            return Some(std::mem::replace(t, at_ms));
+        let entries = &mut self.entries;
+        let hasher = &self.hasher;
+        let len = entries.len();
+        let probe = self.index.find_or_insert(
+            hasher.hash_one(key),
+            |i| entries[i as usize].0.as_slice() == key,
+            pos(len),
+            len,
+            |i| hasher.hash_one(entries[i as usize].0.as_slice()),
+        );
+        match probe {
+            Probe::Found(i) => Some(std::mem::replace(&mut entries[*i as usize].1, at_ms)),
+            Probe::Absent => {
+                entries.push((CompactBytes::key(key), at_ms));
+                None
+            }
         }
-        self.map.insert(CompactBytes::key(key), at_ms)
     }
 
     #[inline]
     pub fn swap_remove(&mut self, key: &[u8]) -> Option<i64> {
-        if self.map.is_empty() {
+        if self.entries.is_empty() {
             return None;
         }
-        self.map.swap_remove(key)
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        let i = self.index.remove(hasher.hash_one(key), |i| {
+            entries[i as usize].0.as_slice() == key
+        })? as usize;
+        let last = entries.len() - 1;
+        if i != last {
+            let lh = hasher.hash_one(entries[last].0.as_slice());
+            self.index.relocate(lh, last, i, |j| {
+                let j = if j as usize == i { last } else { j as usize };
+                hasher.hash_one(entries[j].0.as_slice())
+            });
+        }
+        let at = self.entries.swap_remove(i).1;
+        self.index
+            .step(super::posindex::STEP_ON_INSERT, self.entries.len(), &|j| {
+                hasher.hash_one(self.entries[j as usize].0.as_slice())
+            });
+        Some(at)
+    }
+
+    /// See [`KeyTable::rehash_step`].
+    pub fn rehash_step(&mut self, n: usize) -> bool {
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        self.index.step(n, entries.len(), &|j| {
+            hasher.hash_one(entries[j as usize].0.as_slice())
+        })
     }
 
     pub fn reserve(&mut self, additional: usize) {
-        self.map.reserve(additional);
+        self.entries.reserve(additional);
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        self.index.reserve(additional, entries.len(), |i| {
+            hasher.hash_one(entries[i as usize].0.as_slice())
+        });
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&CompactBytes, &i64)> + '_ {
-        self.map.iter()
+        self.entries.iter().map(|(k, t)| (k, t))
+    }
+
+    /// Bytes held by the table itself (entries and index, allocated capacity).
+    pub fn table_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<(CompactBytes, i64)>()
+            + self.index.buckets() * (std::mem::size_of::<u32>() + 1)
     }
 }
 
@@ -350,6 +426,100 @@ mod tests {
         for (k, v) in &model {
             assert_eq!(val(t.get(k.as_bytes()).unwrap()), v.as_bytes());
         }
+    }
+
+    /// Growth through many doublings with removals, overwrites and cron steps interleaved:
+    /// after every operation each live position is indexed exactly once (in one of the two
+    /// tables) and every key is found at its position, for both tables.
+    #[test]
+    fn incremental_growth_matches_a_model() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..3u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut t = KeyTable::default();
+            let mut e = Expires::default();
+            let mut model = std::collections::HashMap::new();
+            let mut grew = 0;
+            for step in 0..30_000u32 {
+                // The key range widens over time so the tables keep growing.
+                let k = format!("k{}", rng.gen_range(0..(step / 3 + 10)));
+                match rng.gen_range(0..10) {
+                    0..=5 => {
+                        let old = t.insert(k.as_bytes(), obj(&step.to_le_bytes()));
+                        let eold = e.insert(k.as_bytes(), step as i64);
+                        let mold = model.insert(k.clone(), step);
+                        assert_eq!(old.map(|o| val(&o)), mold.map(|v| v.to_le_bytes().to_vec()));
+                        assert_eq!(eold, mold.map(i64::from));
+                    }
+                    6..=8 => {
+                        let old = t.swap_remove(k.as_bytes());
+                        let eold = e.swap_remove(k.as_bytes());
+                        let mold = model.remove(&k);
+                        assert_eq!(old.map(|o| val(&o)), mold.map(|v| v.to_le_bytes().to_vec()));
+                        assert_eq!(eold, mold.map(i64::from));
+                    }
+                    _ => {
+                        t.rehash_step(rng.gen_range(1..50));
+                        e.rehash_step(rng.gen_range(1..50));
+                    }
+                }
+                grew += usize::from(t.index.is_growing());
+                assert_eq!(t.len(), model.len());
+                assert_eq!(e.len(), model.len());
+                if step % 23 == 0 {
+                    let all: Vec<u32> = (0..pos(t.len())).collect();
+                    assert_eq!(t.index.positions(), all, "step {step}");
+                    assert_eq!(e.index.positions(), all, "step {step}");
+                }
+                if step % 500 == 0 {
+                    for (i, (k, _)) in t.iter().enumerate() {
+                        assert_eq!(t.get_index_of(k), Some(i));
+                    }
+                    for (i, (k, _)) in e.iter().enumerate() {
+                        assert_eq!(e.position(k), Some(i));
+                    }
+                }
+            }
+            assert!(
+                grew > 100,
+                "the workload never caught a growth in progress ({grew})"
+            );
+            for (k, v) in &model {
+                assert_eq!(val(t.get(k.as_bytes()).unwrap()), v.to_le_bytes());
+                assert_eq!(e.get(k.as_bytes()), Some(&i64::from(*v)));
+            }
+        }
+    }
+
+    /// The insert that finds the index full does not rehash it: the old table keeps nearly all
+    /// records and hands them over a few per insert (and per cron step) until it is freed.
+    #[test]
+    fn a_full_index_is_not_rehashed_by_one_insert() {
+        let mut t = KeyTable::default();
+        let mut i = 0u32;
+        while !t.index.is_growing() || t.len() < 1000 {
+            t.insert(format!("key:{i}").as_bytes(), obj(b"v"));
+            i += 1;
+            if t.index.is_growing() && t.len() < 1000 {
+                while t.rehash_step(1000) {}
+            }
+        }
+        let n = t.len();
+        let moved_by_the_insert = t.index.cur.len();
+        assert!(
+            moved_by_the_insert <= 1 + super::super::posindex::STEP_ON_INSERT,
+            "the growing insert moved {moved_by_the_insert} of {n} records"
+        );
+        // Each later insert moves a bounded number.
+        t.insert(b"one-more", obj(b"v"));
+        assert!(
+            t.index.cur.len() <= moved_by_the_insert + 1 + super::super::posindex::STEP_ON_INSERT
+        );
+        // The cron finishes the move; the old table is freed.
+        while t.rehash_step(100) {}
+        assert!(!t.index.is_growing());
+        assert_eq!(t.index.positions(), (0..pos(t.len())).collect::<Vec<_>>());
+        assert_eq!(t.get_index_of(b"key:0"), Some(0));
     }
 
     #[test]
