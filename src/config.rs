@@ -38,9 +38,10 @@ pub enum Kind {
 }
 
 /// Options Redis can change at runtime but Strongbox only at start (the log writer would have to
-/// reopen, the listeners rebind): CONFIG SET accepts their current value and refuses a change with
-/// a clear message.
-const RESTART_TO_CHANGE: &[&str] = &["appendonly", "appendfsync", "port", "bind"];
+/// reopen, the listeners rebind, the data move): CONFIG SET accepts their current value and
+/// refuses a change with a clear message (`dir` only gets that far with
+/// `enable-protected-configs`).
+const RESTART_TO_CHANGE: &[&str] = &["appendonly", "appendfsync", "port", "bind", "dir"];
 
 pub struct OptionSpec {
     pub name: &'static str,
@@ -153,8 +154,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("aof-load-truncated", YES_NO, "yes", MUT, DONE),
     opt("aof-use-rdb-preamble", YES_NO, "yes", MUT, DONE),
     opt("aof-timestamp-enabled", YES_NO, "no", MUT, DONE),
-    opt("cluster-replica-no-failover", YES_NO, "no", MUT, INERT)
-        .alias("cluster-slave-no-failover"),
+    opt("cluster-replica-no-failover", YES_NO, "no", MUT, INERT).alias("cluster-slave-no-failover"),
     opt("replica-lazy-flush", YES_NO, "no", MUT, INERT).alias("slave-lazy-flush"),
     opt("replica-serve-stale-data", YES_NO, "yes", MUT, INERT).alias("slave-serve-stale-data"),
     opt("replica-read-only", YES_NO, "yes", MUT, INERT).alias("slave-read-only"),
@@ -166,7 +166,13 @@ pub static OPTIONS: &[OptionSpec] = &[
     // Strongbox always logs writes to its AOF (`no` = snapshots only, as Redis).
     opt("appendonly", YES_NO, "yes", MUT, DONE),
     opt("cluster-allow-reads-when-down", YES_NO, "no", MUT, INERT),
-    opt("cluster-allow-pubsubshard-when-down", YES_NO, "yes", MUT, INERT),
+    opt(
+        "cluster-allow-pubsubshard-when-down",
+        YES_NO,
+        "yes",
+        MUT,
+        INERT,
+    ),
     opt("crash-log-enabled", YES_NO, "yes", MUT, INERT),
     opt("crash-memcheck-enabled", YES_NO, "yes", MUT, INERT),
     opt("use-exit-on-panic", YES_NO, "no", MUT, INERT).hidden(),
@@ -207,53 +213,215 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("requirepass", STR, "", MUT, DONE),
     // Enums.
     opt("supervised", Kind::Enum(SUPERVISED), "no", IMMUTABLE, INERT),
-    opt("syslog-facility", Kind::Enum(SYSLOG_FACILITY), "local0", IMMUTABLE, INERT),
-    opt("repl-diskless-load", Kind::Enum(DISKLESS_LOAD), "disabled", MUT, INERT),
+    opt(
+        "syslog-facility",
+        Kind::Enum(SYSLOG_FACILITY),
+        "local0",
+        IMMUTABLE,
+        INERT,
+    ),
+    opt(
+        "repl-diskless-load",
+        Kind::Enum(DISKLESS_LOAD),
+        "disabled",
+        MUT,
+        INERT,
+    ),
     opt("loglevel", Kind::Enum(LOGLEVEL), "notice", MUT, DONE),
-    opt("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", MUT, INERT),
+    opt(
+        "maxmemory-policy",
+        Kind::Enum(POLICIES),
+        "noeviction",
+        MUT,
+        INERT,
+    ),
     opt("appendfsync", Kind::Enum(FSYNC), "everysec", MUT, DONE),
     opt("oom-score-adj", Kind::Enum(OOM_SCORE_ADJ), "no", MUT, INERT),
-    opt("acl-pubsub-default", Kind::Enum(ACL_PUBSUB), "resetchannels", MUT, INERT),
-    opt("sanitize-dump-payload", Kind::Enum(SANITIZE), "no", MUT, INERT),
-    opt("enable-protected-configs", Kind::Enum(PROTECTED_ACTION), "no", IMMUTABLE, DONE),
-    opt("enable-debug-command", Kind::Enum(PROTECTED_ACTION), "no", IMMUTABLE, INERT),
-    opt("enable-module-command", Kind::Enum(PROTECTED_ACTION), "no", IMMUTABLE, INERT),
-    opt("cluster-preferred-endpoint-type", Kind::Enum(ENDPOINT_TYPE), "ip", MUT, INERT),
-    opt("propagation-error-behavior", Kind::Enum(PROPAGATION_ERR), "ignore", MUT, INERT),
-    opt("shutdown-on-sigint", Kind::Flags(SHUTDOWN_FLAGS), "default", MUT, INERT),
-    opt("shutdown-on-sigterm", Kind::Flags(SHUTDOWN_FLAGS), "default", MUT, INERT),
+    opt(
+        "acl-pubsub-default",
+        Kind::Enum(ACL_PUBSUB),
+        "resetchannels",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "sanitize-dump-payload",
+        Kind::Enum(SANITIZE),
+        "no",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "enable-protected-configs",
+        Kind::Enum(PROTECTED_ACTION),
+        "no",
+        IMMUTABLE,
+        DONE,
+    ),
+    opt(
+        "enable-debug-command",
+        Kind::Enum(PROTECTED_ACTION),
+        "no",
+        IMMUTABLE,
+        INERT,
+    ),
+    opt(
+        "enable-module-command",
+        Kind::Enum(PROTECTED_ACTION),
+        "no",
+        IMMUTABLE,
+        INERT,
+    ),
+    opt(
+        "cluster-preferred-endpoint-type",
+        Kind::Enum(ENDPOINT_TYPE),
+        "ip",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "propagation-error-behavior",
+        Kind::Enum(PROPAGATION_ERR),
+        "ignore",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "shutdown-on-sigint",
+        Kind::Flags(SHUTDOWN_FLAGS),
+        "default",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "shutdown-on-sigterm",
+        Kind::Flags(SHUTDOWN_FLAGS),
+        "default",
+        MUT,
+        INERT,
+    ),
     // Integers.
     opt("databases", Kind::Int(1, INT_MAX), "16", IMMUTABLE, DONE),
     opt("port", Kind::Int(0, 65535), "6379", MUT, DONE),
     opt("io-threads", Kind::Int(1, 128), "1", IMMUTABLE, DONE),
-    opt("auto-aof-rewrite-percentage", Kind::Int(0, INT_MAX), "100", MUT, DONE),
-    opt("cluster-replica-validity-factor", Kind::Int(0, INT_MAX), "10", MUT, INERT)
-        .alias("cluster-slave-validity-factor"),
-    opt("list-max-listpack-size", Kind::Int(INT_MIN, INT_MAX), "-2", MUT, DONE)
-        .alias("list-max-ziplist-size"),
+    opt(
+        "auto-aof-rewrite-percentage",
+        Kind::Int(0, INT_MAX),
+        "100",
+        MUT,
+        DONE,
+    ),
+    opt(
+        "cluster-replica-validity-factor",
+        Kind::Int(0, INT_MAX),
+        "10",
+        MUT,
+        INERT,
+    )
+    .alias("cluster-slave-validity-factor"),
+    opt(
+        "list-max-listpack-size",
+        Kind::Int(INT_MIN, INT_MAX),
+        "-2",
+        MUT,
+        DONE,
+    )
+    .alias("list-max-ziplist-size"),
     opt("tcp-keepalive", Kind::Int(0, INT_MAX), "300", MUT, DONE),
-    opt("cluster-migration-barrier", Kind::Int(0, INT_MAX), "1", MUT, INERT),
+    opt(
+        "cluster-migration-barrier",
+        Kind::Int(0, INT_MAX),
+        "1",
+        MUT,
+        INERT,
+    ),
     opt("active-defrag-cycle-min", Kind::Int(1, 99), "1", MUT, INERT),
-    opt("active-defrag-cycle-max", Kind::Int(1, 99), "25", MUT, INERT),
-    opt("active-defrag-threshold-lower", Kind::Int(0, 1000), "10", MUT, INERT),
-    opt("active-defrag-threshold-upper", Kind::Int(0, 1000), "100", MUT, INERT),
+    opt(
+        "active-defrag-cycle-max",
+        Kind::Int(1, 99),
+        "25",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "active-defrag-threshold-lower",
+        Kind::Int(0, 1000),
+        "10",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "active-defrag-threshold-upper",
+        Kind::Int(0, 1000),
+        "100",
+        MUT,
+        INERT,
+    ),
     opt("lfu-log-factor", Kind::Int(0, INT_MAX), "10", MUT, INERT),
     opt("lfu-decay-time", Kind::Int(0, INT_MAX), "1", MUT, INERT),
     opt("replica-priority", Kind::Int(0, INT_MAX), "100", MUT, INERT).alias("slave-priority"),
-    opt("repl-diskless-sync-delay", Kind::Int(0, INT_MAX), "5", MUT, INERT),
+    opt(
+        "repl-diskless-sync-delay",
+        Kind::Int(0, INT_MAX),
+        "5",
+        MUT,
+        INERT,
+    ),
     opt("maxmemory-samples", Kind::Int(1, INT_MAX), "5", MUT, INERT),
-    opt("maxmemory-eviction-tenacity", Kind::Int(0, 100), "10", MUT, INERT),
+    opt(
+        "maxmemory-eviction-tenacity",
+        Kind::Int(0, 100),
+        "10",
+        MUT,
+        INERT,
+    ),
     opt("timeout", Kind::Int(0, INT_MAX), "0", MUT, DONE),
-    opt("replica-announce-port", Kind::Int(0, 65535), "0", MUT, INERT)
-        .alias("slave-announce-port"),
-    opt("tcp-backlog", Kind::Int(0, INT_MAX), "511", IMMUTABLE, INERT),
+    opt(
+        "replica-announce-port",
+        Kind::Int(0, 65535),
+        "0",
+        MUT,
+        INERT,
+    )
+    .alias("slave-announce-port"),
+    opt(
+        "tcp-backlog",
+        Kind::Int(0, INT_MAX),
+        "511",
+        IMMUTABLE,
+        INERT,
+    ),
     opt("cluster-port", Kind::Int(0, 65535), "0", IMMUTABLE, INERT),
-    opt("cluster-announce-bus-port", Kind::Int(0, 65535), "0", MUT, INERT),
-    opt("cluster-announce-port", Kind::Int(0, 65535), "0", MUT, INERT),
-    opt("cluster-announce-tls-port", Kind::Int(0, 65535), "0", MUT, INERT),
+    opt(
+        "cluster-announce-bus-port",
+        Kind::Int(0, 65535),
+        "0",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "cluster-announce-port",
+        Kind::Int(0, 65535),
+        "0",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "cluster-announce-tls-port",
+        Kind::Int(0, 65535),
+        "0",
+        MUT,
+        INERT,
+    ),
     opt("repl-timeout", Kind::Int(1, INT_MAX), "60", MUT, INERT),
-    opt("repl-ping-replica-period", Kind::Int(1, INT_MAX), "10", MUT, INERT)
-        .alias("repl-ping-slave-period"),
+    opt(
+        "repl-ping-replica-period",
+        Kind::Int(1, INT_MAX),
+        "10",
+        MUT,
+        INERT,
+    )
+    .alias("repl-ping-slave-period"),
     opt(
         "list-compress-depth",
         Kind::Int(0, INT_MAX),
@@ -263,51 +431,227 @@ pub static OPTIONS: &[OptionSpec] = &[
         MUT,
         DONE,
     ),
-    opt("rdb-key-save-delay", Kind::Int(INT_MIN, INT_MAX), "0", MUT, INERT).hidden(),
-    opt("key-load-delay", Kind::Int(INT_MIN, INT_MAX), "0", MUT, INERT).hidden(),
+    opt(
+        "rdb-key-save-delay",
+        Kind::Int(INT_MIN, INT_MAX),
+        "0",
+        MUT,
+        INERT,
+    )
+    .hidden(),
+    opt(
+        "key-load-delay",
+        Kind::Int(INT_MIN, INT_MAX),
+        "0",
+        MUT,
+        INERT,
+    )
+    .hidden(),
     opt("active-expire-effort", Kind::Int(1, 10), "1", MUT, DONE),
     // Redis clamps values outside 1..=500 (at load and on CONFIG SET) rather than refusing them.
     opt("hz", Kind::Int(0, INT_MAX), "10", MUT, DONE),
-    opt("min-replicas-to-write", Kind::Int(0, INT_MAX), "0", MUT, INERT)
-        .alias("min-slaves-to-write"),
-    opt("min-replicas-max-lag", Kind::Int(0, INT_MAX), "10", MUT, INERT)
-        .alias("min-slaves-max-lag"),
+    opt(
+        "min-replicas-to-write",
+        Kind::Int(0, INT_MAX),
+        "0",
+        MUT,
+        INERT,
+    )
+    .alias("min-slaves-to-write"),
+    opt(
+        "min-replicas-max-lag",
+        Kind::Int(0, INT_MAX),
+        "10",
+        MUT,
+        INERT,
+    )
+    .alias("min-slaves-max-lag"),
     opt("watchdog-period", Kind::Int(0, INT_MAX), "0", MUT, INERT).hidden(),
     opt("shutdown-timeout", Kind::Int(0, INT_MAX), "10", MUT, INERT),
-    opt("repl-diskless-sync-max-replicas", Kind::Int(0, INT_MAX), "0", MUT, INERT),
+    opt(
+        "repl-diskless-sync-max-replicas",
+        Kind::Int(0, INT_MAX),
+        "0",
+        MUT,
+        INERT,
+    ),
     opt("maxclients", Kind::Int(1, UINT_MAX), "10000", MUT, DONE),
-    opt("socket-mark-id", Kind::Int(0, UINT_MAX), "0", IMMUTABLE, INERT),
-    opt("unixsocketperm", Kind::Octal(0, 0o777), "0", IMMUTABLE, INERT),
-    opt("active-defrag-max-scan-fields", Kind::Int(1, LONG_MAX), "1000", MUT, INERT),
+    opt(
+        "socket-mark-id",
+        Kind::Int(0, UINT_MAX),
+        "0",
+        IMMUTABLE,
+        INERT,
+    ),
+    opt(
+        "unixsocketperm",
+        Kind::Octal(0, 0o777),
+        "0",
+        IMMUTABLE,
+        INERT,
+    ),
+    opt(
+        "active-defrag-max-scan-fields",
+        Kind::Int(1, LONG_MAX),
+        "1000",
+        MUT,
+        INERT,
+    ),
     opt("slowlog-max-len", Kind::Int(0, LONG_MAX), "128", MUT, DONE),
     opt("acllog-max-len", Kind::Int(0, LONG_MAX), "128", MUT, INERT),
-    opt("busy-reply-threshold", Kind::Int(0, LONG_MAX), "5000", MUT, INERT)
-        .alias("lua-time-limit"),
-    opt("cluster-node-timeout", Kind::Int(0, LONG_MAX), "15000", MUT, INERT),
-    opt("slowlog-log-slower-than", Kind::Int(-1, LONG_MAX), "10000", MUT, DONE),
-    opt("latency-monitor-threshold", Kind::Int(0, LONG_MAX), "0", MUT, INERT),
-    opt("proto-max-bulk-len", Kind::Memory(MB, LONG_MAX), "536870912", MUT, DONE),
-    opt("stream-node-max-entries", Kind::Int(0, LONG_MAX), "100", MUT, INERT),
-    opt("repl-backlog-size", Kind::Memory(1, LONG_MAX), "1048576", MUT, INERT),
+    opt(
+        "busy-reply-threshold",
+        Kind::Int(0, LONG_MAX),
+        "5000",
+        MUT,
+        INERT,
+    )
+    .alias("lua-time-limit"),
+    opt(
+        "cluster-node-timeout",
+        Kind::Int(0, LONG_MAX),
+        "15000",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "slowlog-log-slower-than",
+        Kind::Int(-1, LONG_MAX),
+        "10000",
+        MUT,
+        DONE,
+    ),
+    opt(
+        "latency-monitor-threshold",
+        Kind::Int(0, LONG_MAX),
+        "0",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "proto-max-bulk-len",
+        Kind::Memory(MB, LONG_MAX),
+        "536870912",
+        MUT,
+        DONE,
+    ),
+    opt(
+        "stream-node-max-entries",
+        Kind::Int(0, LONG_MAX),
+        "100",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "repl-backlog-size",
+        Kind::Memory(1, LONG_MAX),
+        "1048576",
+        MUT,
+        INERT,
+    ),
     opt("maxmemory", Kind::Memory(0, LONG_MAX), "0", MUT, INERT),
-    opt("cluster-link-sendbuf-limit", Kind::Memory(0, LONG_MAX), "0", MUT, INERT),
-    opt("hash-max-listpack-entries", Kind::Int(0, LONG_MAX), "512", MUT, DONE)
-        .alias("hash-max-ziplist-entries"),
-    opt("set-max-intset-entries", Kind::Int(0, LONG_MAX), "512", MUT, DONE),
-    opt("zset-max-listpack-entries", Kind::Int(0, LONG_MAX), "128", MUT, DONE)
-        .alias("zset-max-ziplist-entries"),
-    opt("active-defrag-ignore-bytes", Kind::Memory(1, LONG_MAX), "104857600", MUT, INERT),
-    opt("hash-max-listpack-value", Kind::Memory(0, LONG_MAX), "64", MUT, DONE)
-        .alias("hash-max-ziplist-value"),
-    opt("stream-node-max-bytes", Kind::Memory(0, LONG_MAX), "4096", MUT, INERT),
-    opt("zset-max-listpack-value", Kind::Memory(0, LONG_MAX), "64", MUT, DONE)
-        .alias("zset-max-ziplist-value"),
-    opt("hll-sparse-max-bytes", Kind::Memory(0, LONG_MAX), "3000", MUT, INERT),
-    opt("tracking-table-max-keys", Kind::Int(0, LONG_MAX), "1000000", MUT, INERT),
-    opt("client-query-buffer-limit", Kind::Memory(MB, LONG_MAX), "1073741824", MUT, DONE),
-    opt("maxmemory-clients", Kind::MemoryOrPercent(-100, LONG_MAX), "0", MUT, INERT),
-    opt("repl-backlog-ttl", Kind::Int(0, LONG_MAX), "3600", MUT, INERT),
-    opt("auto-aof-rewrite-min-size", Kind::Memory(0, LONG_MAX), "67108864", MUT, DONE),
+    opt(
+        "cluster-link-sendbuf-limit",
+        Kind::Memory(0, LONG_MAX),
+        "0",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "hash-max-listpack-entries",
+        Kind::Int(0, LONG_MAX),
+        "512",
+        MUT,
+        DONE,
+    )
+    .alias("hash-max-ziplist-entries"),
+    opt(
+        "set-max-intset-entries",
+        Kind::Int(0, LONG_MAX),
+        "512",
+        MUT,
+        DONE,
+    ),
+    opt(
+        "zset-max-listpack-entries",
+        Kind::Int(0, LONG_MAX),
+        "128",
+        MUT,
+        DONE,
+    )
+    .alias("zset-max-ziplist-entries"),
+    opt(
+        "active-defrag-ignore-bytes",
+        Kind::Memory(1, LONG_MAX),
+        "104857600",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "hash-max-listpack-value",
+        Kind::Memory(0, LONG_MAX),
+        "64",
+        MUT,
+        DONE,
+    )
+    .alias("hash-max-ziplist-value"),
+    opt(
+        "stream-node-max-bytes",
+        Kind::Memory(0, LONG_MAX),
+        "4096",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "zset-max-listpack-value",
+        Kind::Memory(0, LONG_MAX),
+        "64",
+        MUT,
+        DONE,
+    )
+    .alias("zset-max-ziplist-value"),
+    opt(
+        "hll-sparse-max-bytes",
+        Kind::Memory(0, LONG_MAX),
+        "3000",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "tracking-table-max-keys",
+        Kind::Int(0, LONG_MAX),
+        "1000000",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "client-query-buffer-limit",
+        Kind::Memory(MB, LONG_MAX),
+        "1073741824",
+        MUT,
+        DONE,
+    ),
+    opt(
+        "maxmemory-clients",
+        Kind::MemoryOrPercent(-100, LONG_MAX),
+        "0",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "repl-backlog-ttl",
+        Kind::Int(0, LONG_MAX),
+        "3600",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "auto-aof-rewrite-min-size",
+        Kind::Memory(0, LONG_MAX),
+        "67108864",
+        MUT,
+        DONE,
+    ),
     opt(
         "loading-process-events-interval-bytes",
         Kind::Int(1024, INT_MAX),
@@ -318,8 +662,20 @@ pub static OPTIONS: &[OptionSpec] = &[
     .hidden(),
     // TLS (Redis built with OpenSSL, as Debian's): Strongbox has no TLS listener.
     opt("tls-port", Kind::Int(0, 65535), "0", MUT, INERT),
-    opt("tls-session-cache-size", Kind::Int(0, INT_MAX), "20480", MUT, INERT),
-    opt("tls-session-cache-timeout", Kind::Int(0, INT_MAX), "300", MUT, INERT),
+    opt(
+        "tls-session-cache-size",
+        Kind::Int(0, INT_MAX),
+        "20480",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "tls-session-cache-timeout",
+        Kind::Int(0, INT_MAX),
+        "300",
+        MUT,
+        INERT,
+    ),
     opt("tls-cluster", YES_NO, "no", MUT, INERT),
     opt("tls-replication", YES_NO, "no", MUT, INERT),
     opt("tls-auth-clients", Kind::Enum(TLS_AUTH), "yes", MUT, INERT),
@@ -352,13 +708,43 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("bind", Kind::List, "127.0.0.1 -::1", MUT, DONE),
     // Strongbox has no replication: a replica's configuration is accepted, with a warning.
     opt("replicaof", Kind::List, "", IMMUTABLE, INERT).alias("slaveof"),
-    opt("latency-tracking-info-percentiles", Kind::List, "50 99 99.9", MUT, INERT),
+    opt(
+        "latency-tracking-info-percentiles",
+        Kind::List,
+        "50 99 99.9",
+        MUT,
+        INERT,
+    ),
     // Redis 7.2 names (Strongbox keeps sets as intset or hash table, as Redis 7.0).
-    opt("set-max-listpack-entries", Kind::Int(0, LONG_MAX), "128", MUT, INERT),
-    opt("set-max-listpack-value", Kind::Memory(0, LONG_MAX), "64", MUT, INERT),
+    opt(
+        "set-max-listpack-entries",
+        Kind::Int(0, LONG_MAX),
+        "128",
+        MUT,
+        INERT,
+    ),
+    opt(
+        "set-max-listpack-value",
+        Kind::Memory(0, LONG_MAX),
+        "64",
+        MUT,
+        INERT,
+    ),
     // Strongbox's own (appendfsync-delay-max-ms is reserved: nothing reads it yet).
-    opt("aof-segment-size", Kind::Memory(0, LONG_MAX), "67108864", MUT, DONE),
-    opt("appendfsync-delay-max-ms", Kind::Int(0, 60_000), "2000", MUT, INERT),
+    opt(
+        "aof-segment-size",
+        Kind::Memory(0, LONG_MAX),
+        "67108864",
+        MUT,
+        DONE,
+    ),
+    opt(
+        "appendfsync-delay-max-ms",
+        Kind::Int(0, 60_000),
+        "2000",
+        MUT,
+        INERT,
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -604,12 +990,10 @@ fn normalise_list(name: &str, value: &str) -> Result<String, ConfigError> {
             for p in parts {
                 match parse_int(p) {
                     Some(v) if (-2000..=2000).contains(&v) => out.push(v.to_string()),
-                    _ => {
-                        return Err(ConfigError::Other(
-                            "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
-                                .into(),
-                        ))
-                    }
+                    _ => return Err(ConfigError::Other(
+                        "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
+                            .into(),
+                    )),
                 }
             }
             return Ok(out.join(" "));
@@ -630,7 +1014,9 @@ fn normalise_list(name: &str, value: &str) -> Result<String, ConfigError> {
             let mut out = Vec::new();
             for p in parts {
                 let v: f64 = p.parse().map_err(|_| {
-                    ConfigError::Other("Invalid latency-tracking-info-percentiles parameters".into())
+                    ConfigError::Other(
+                        "Invalid latency-tracking-info-percentiles parameters".into(),
+                    )
                 })?;
                 if !(0.0..=100.0).contains(&v) {
                     return Err(ConfigError::Other(
@@ -696,11 +1082,13 @@ fn merge_obuf_limits(prev: &str, value: &str) -> Result<String, ConfigError> {
         let secs = parse_int(g[3]).filter(|v| *v >= 0);
         let (Some(hard), Some(soft), Some(secs)) = (hard, soft, secs) else {
             return Err(ConfigError::Other(
-                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
-                    .into(),
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
             ));
         };
-        updates.push((class, [hard.to_string(), soft.to_string(), secs.to_string()]));
+        updates.push((
+            class,
+            [hard.to_string(), soft.to_string(), secs.to_string()],
+        ));
     }
     for (class, l) in updates {
         limits[class] = l;
@@ -821,7 +1209,9 @@ impl Config {
             let mut matches: Vec<PathBuf> = match std::fs::read_dir(&dir) {
                 Ok(rd) => rd
                     .flatten()
-                    .filter(|e| glob_match(name.as_bytes(), e.file_name().as_encoded_bytes(), false))
+                    .filter(|e| {
+                        glob_match(name.as_bytes(), e.file_name().as_encoded_bytes(), false)
+                    })
                     .map(|e| dir.join(e.file_name()))
                     .collect(),
                 Err(_) => Vec::new(),
@@ -893,7 +1283,12 @@ impl Config {
             let lname = name.to_ascii_lowercase();
             match (lname.as_str(), vals.len()) {
                 // Redis ignores these removed options.
-                ("list-max-ziplist-entries" | "list-max-ziplist-value" | "lua-replicate-commands", 1) => {}
+                (
+                    "list-max-ziplist-entries"
+                    | "list-max-ziplist-value"
+                    | "lua-replicate-commands",
+                    1,
+                ) => {}
                 ("include", 1) => {
                     if depth >= INCLUDE_DEPTH_MAX {
                         return Err(fail(&format!(
@@ -966,7 +1361,12 @@ impl Config {
 
     /// Store a new value for `spec`. From a config file, `save` lines add to the rules of earlier
     /// lines (the first replaces the defaults; `save ""` clears them).
-    fn assign(&mut self, spec: &'static OptionSpec, value: &str, from_file: bool) -> Result<(), ConfigError> {
+    fn assign(
+        &mut self,
+        spec: &'static OptionSpec,
+        value: &str,
+        from_file: bool,
+    ) -> Result<(), ConfigError> {
         let norm = match spec.name {
             "save" if from_file && !value.trim().is_empty() => {
                 let rules = normalise(spec, value)?;
@@ -1215,5 +1615,107 @@ mod tests {
             .unwrap();
         assert_eq!(c.get("save"), "900 1 300 10");
         assert_eq!(c.get("port"), "1234");
+    }
+
+    #[test]
+    fn aliases_name_the_same_option() {
+        let mut c = Config::default();
+        c.load_text("slave-read-only no\nhash-max-ziplist-entries 7\nLUA-TIME-LIMIT 9\nslaveof 10.0.0.1 6380\n")
+            .unwrap();
+        assert_eq!(c.get("replica-read-only"), "no");
+        assert_eq!(c.get("slave-read-only"), "no");
+        assert_eq!(c.get("hash-max-listpack-entries"), "7");
+        assert_eq!(c.get("busy-reply-threshold"), "9");
+        assert_eq!(c.get("replicaof"), "10.0.0.1 6380");
+        c.set("slave-read-only", "yes").unwrap();
+        assert_eq!(c.get("replica-read-only"), "yes");
+        let e = c.set("slaveof", "no one").unwrap_err();
+        assert!(e.contains("'slaveof'") && e.contains("immutable"), "{e}");
+        // Glob matches list aliases too; hidden options only answer exact names.
+        let names: Vec<&str> = c.matching(b"*").into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"slave-read-only") && names.contains(&"replica-read-only"));
+        assert!(!names.contains(&"watchdog-period"));
+        assert_eq!(c.matching(b"watchdog-period").len(), 0);
+        assert_eq!(c.shown("watchdog-period"), "0");
+        let mut seen = std::collections::HashSet::new();
+        for o in OPTIONS {
+            assert!(seen.insert(o.name), "{} twice", o.name);
+            if let Some(a) = o.alias {
+                assert!(seen.insert(a), "{a} twice");
+            }
+            normalise(o, o.default).unwrap_or_else(|e| panic!("{}: {e}", o.name));
+        }
+    }
+
+    #[test]
+    fn special_values_normalise_as_redis() {
+        let mut c = Config::default();
+        c.load_text(
+            "client-output-buffer-limit normal 0 0 0\nclient-output-buffer-limit replica 1mb 2mb 3\nclient-output-buffer-limit pubsub 1k 2k 4\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.get("client-output-buffer-limit"),
+            "normal 0 0 0 slave 1048576 2097152 3 pubsub 1000 2000 4"
+        );
+        c.set("client-output-buffer-limit", "normal 1 2 3").unwrap();
+        assert!(c
+            .get("client-output-buffer-limit")
+            .starts_with("normal 1 2 3 slave 1048576"));
+        assert!(c.set("client-output-buffer-limit", "master 1 2 3").is_err());
+        c.set("maxmemory-clients", "10%").unwrap();
+        assert_eq!(c.shown("maxmemory-clients"), "10%");
+        c.set("shutdown-on-sigint", "now save").unwrap();
+        assert_eq!(c.get("shutdown-on-sigint"), "save now");
+        c.set("latency-tracking-info-percentiles", "50 99.990 100")
+            .unwrap();
+        assert_eq!(c.get("latency-tracking-info-percentiles"), "50 99.99 100");
+        c.set("oom-score-adj", "relative").unwrap();
+        assert_eq!(c.get("oom-score-adj"), "yes");
+        assert!(c.set("maxmemory-samples", "1k").is_err());
+        assert!(c.set("proto-max-bulk-len", "1000").is_err());
+        assert!(c.set("dbfilename", "../x.rdb").is_err());
+        assert!(c.set("proc-title-template", "{title}").is_err());
+        c.set("proc-title-template", "{title} {port}").unwrap();
+        let e = c.load_text("unixsocketperm 800").unwrap_err();
+        assert!(e.contains("couldn't be parsed"), "{e}");
+        c.load_text("unixsocketperm 0700\nhz 1000\n").unwrap();
+        assert_eq!(c.get("unixsocketperm"), "700");
+        assert_eq!(c.get("hz"), "500");
+        let e = c.load_text("port 1 2").unwrap_err();
+        assert!(e.contains("wrong number of arguments"), "{e}");
+        c.load_text("list-max-ziplist-entries 512\nlua-replicate-commands yes\n")
+            .unwrap();
+    }
+
+    #[test]
+    fn include_loads_in_place_and_refuses_loops() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.conf");
+        let b = dir.path().join("b.conf");
+        std::fs::write(&b, "maxmemory 5\nsave 10 1\n").unwrap();
+        std::fs::write(
+            &a,
+            format!("save 20 2\ninclude {}\nport 1234\n", b.display()),
+        )
+        .unwrap();
+        let c = Config::from_args(&args(&[a.to_str().unwrap(), "--maxmemory", "6"])).unwrap();
+        assert_eq!(c.get("maxmemory"), "6");
+        assert_eq!(c.get("save"), "20 2 10 1");
+        assert_eq!(c.get("port"), "1234");
+        std::fs::write(&b, format!("include {}\n", a.display())).unwrap();
+        let e = Config::from_args(&args(&[a.to_str().unwrap()]))
+            .err()
+            .unwrap();
+        assert!(e.contains("include nested"), "{e}");
+        let mut c = Config::default();
+        let e = c.load_text("include /nonexistent/x.conf").unwrap_err();
+        assert_eq!(
+            e,
+            "Fatal error, can't open config file '/nonexistent/x.conf': No such file or directory"
+        );
+        // A wildcard matching nothing is not an error.
+        c.load_text(&format!("include {}/*.none", dir.path().display()))
+            .unwrap();
     }
 }
