@@ -53,7 +53,8 @@ if [ "${SKIP_INSTALL:-0}" != "1" ]; then
         || ! command -v redis-cli >/dev/null 2>&1 \
         || ! command -v redis-benchmark >/dev/null 2>&1 \
         || ! command -v redis-check-rdb >/dev/null 2>&1 \
-        || ! command -v redis-check-aof >/dev/null 2>&1; then
+        || ! command -v redis-check-aof >/dev/null 2>&1 \
+        || [ ! -f /etc/redis/redis.conf ]; then
         step "installing redis-server and redis-tools"
         apt_install redis-server redis-tools
     fi

@@ -142,6 +142,47 @@ pub fn lookup_command(name: &[u8]) -> Option<&'static CommandSpec> {
     INDEX.get_or_init(CommandIndex::build).get(name)
 }
 
+/// `rename-command` directives, set once at start: lower-case name → the original command it now
+/// names (Some) or nothing (None: a command renamed away or removed).
+static RENAMED: std::sync::OnceLock<HashMap<Vec<u8>, Option<Bytes>>> = std::sync::OnceLock::new();
+
+/// Install the config file's `rename-command` directives ((command, new name or "") in file
+/// order; validated by the config loader). Clients then reach a renamed command only under its
+/// new name; `argv[0]` is rewritten to the original name before dispatch, so MULTI queues, the
+/// AOF and replay only ever see original names.
+pub fn set_renamed_commands(list: &[(String, String)]) {
+    if list.is_empty() {
+        return;
+    }
+    let mut map = HashMap::new();
+    for (from, to) in list {
+        map.insert(from.to_ascii_lowercase().into_bytes(), None);
+        if !to.is_empty() {
+            map.insert(
+                to.to_ascii_lowercase().into_bytes(),
+                Some(Bytes::from(from.to_ascii_lowercase())),
+            );
+        }
+    }
+    let _ = RENAMED.set(map);
+}
+
+/// Apply `rename-command` to a client's argv; false if argv[0] names no command any more.
+#[inline]
+fn apply_renames(argv: &mut [Bytes]) -> bool {
+    let (Some(map), Some(first)) = (RENAMED.get(), argv.first_mut()) else {
+        return true;
+    };
+    match map.get(&first.to_ascii_lowercase()) {
+        None => true,
+        Some(None) => false,
+        Some(Some(original)) => {
+            *first = original.clone();
+            true
+        }
+    }
+}
+
 pub struct SlowEntry {
     pub id: u64,
     pub time_s: i64,
@@ -704,7 +745,9 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
     let now_us = now.unwrap_or_else(now_us);
     client.last_interaction_ms = now_us / 1000;
-    let Some(spec) = lookup_command(&argv[0]) else {
+    let mut argv = argv;
+    let renamed_ok = apply_renames(&mut argv);
+    let Some(spec) = lookup_command(&argv[0]).filter(|_| renamed_ok) else {
         let r = unknown_command_error(&argv);
         if let Some(m) = client.multi.as_mut() {
             m.failed = true;

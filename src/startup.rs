@@ -27,10 +27,22 @@ pub fn run_server(args: Vec<String>) -> i32 {
         }
     }
     for name in cfg.unimplemented_in_use() {
+        if name == "replicaof" {
+            tracing::warn!(
+                "'replicaof {}' is accepted but Strongbox has no replication: this server runs as a master with its own data",
+                cfg.get(name)
+            );
+            continue;
+        }
         tracing::warn!(
             "Option '{name}' is accepted but not implemented yet by Strongbox; its value has no effect"
         );
     }
+    for what in &cfg.inert_directives {
+        tracing::warn!("{what}");
+    }
+    crate::exec::set_renamed_commands(&cfg.renamed_commands);
+    crate::alloc::use_huge_pages(!cfg.get_bool("disable-thp"));
     if !cfg.get("pidfile").is_empty() {
         let _ = std::fs::write(cfg.get("pidfile"), format!("{}\n", std::process::id()));
     }

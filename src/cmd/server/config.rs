@@ -82,14 +82,7 @@ fn config_get(ctx: &mut Ctx, patterns: &[Bytes]) -> Reply {
             if !seen.insert(name.to_ascii_lowercase()) {
                 continue;
             }
-            let stored = ctx
-                .srv
-                .cfg
-                .matching(spec.name.as_bytes())
-                .into_iter()
-                .next()
-                .map(|(_, v)| v)
-                .unwrap_or_default();
+            let stored = ctx.srv.cfg.shown(spec.name);
             let v = shown_value(ctx, spec.name, stored);
             out.push((Reply::bulk_str(name), Reply::Bulk(Bytes::from(v))));
             continue;
@@ -98,11 +91,24 @@ fn config_get(ctx: &mut Ctx, patterns: &[Bytes]) -> Reply {
             if !seen.insert(name.to_string()) {
                 continue;
             }
-            let v = shown_value(ctx, name, stored);
+            let canonical = crate::config::find(name).map_or(name, |o| o.name);
+            let v = shown_value(ctx, canonical, stored);
             out.push((Reply::bulk_str(name), Reply::Bulk(Bytes::from(v))));
         }
     }
     Reply::Map(out)
+}
+
+/// `enable-protected-configs`: `yes` for every client, `local` for loopback connections only.
+fn protected_allowed(ctx: &Ctx) -> bool {
+    match ctx.srv.cfg.get("enable-protected-configs") {
+        "yes" => true,
+        "local" => {
+            let a = &ctx.client.addr;
+            a.starts_with("127.") || a.starts_with("[::1]") || a.starts_with("::1")
+        }
+        _ => false,
+    }
 }
 
 fn set_failed(arg: &str, why: &str) -> Reply {
@@ -145,7 +151,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             first_error = Some(set_failed(name, "can't set immutable config"));
             continue;
         }
-        if PROTECTED.contains(&spec.name) {
+        if PROTECTED.contains(&spec.name) && !protected_allowed(ctx) {
             first_error = Some(set_failed(name, "can't set protected config"));
             continue;
         }

@@ -1,0 +1,388 @@
+//! Config files as redis-server reads them: Debian's stock /etc/redis/redis.conf starts Strongbox
+//! and CONFIG GET * then answers what real redis-server 7.0 answers with the same file;
+//! `include` loads another file (and a missing one stops start-up with Redis's message);
+//! `loadmodule` is refused naming the module; `rename-command` renames or removes commands.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{escape, parse_frame, RawConn};
+
+/// Debian's stock config, installed by the `redis-server` package (.ci/run installs it).
+const STOCK_CONF: &str = "/etc/redis/redis.conf";
+
+/// CONFIG GET * entries whose values legitimately differ between the two servers of the
+/// comparison: each process is given its own port, data directory and pid file.
+const PER_PROCESS: &[&str] = &["port", "dir", "pidfile"];
+
+/// Options Strongbox has and Redis 7.0 does not: its own (`aof-segment-size`,
+/// `appendfsync-delay-max-ms`) and Redis 7.2's set-listpack names (docs/configuration in
+/// README).
+const STRONGBOX_ONLY: &[&str] = &[
+    "aof-segment-size",
+    "appendfsync-delay-max-ms",
+    "set-max-listpack-entries",
+    "set-max-listpack-value",
+];
+
+/// A server process started with a config file; killed on drop.
+struct Proc {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    log: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn conn(&self) -> RawConn {
+        RawConn::connect(self.port)
+    }
+}
+
+/// Starts `bin conf --port P --dir D --daemonize no --logfile '' --pidfile D/x.pid extra...` and
+/// waits until it answers PING.
+fn start(bin: &Path, conf: &str, extra: &[&str]) -> Proc {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    let log = tmp.path().join("server.log");
+    let port = common::pick_free_port();
+    let pidfile = dir.join("x.pid");
+    let mut args: Vec<String> = vec![
+        conf.into(),
+        "--port".into(),
+        port.to_string(),
+        "--dir".into(),
+        dir.display().to_string(),
+        "--daemonize".into(),
+        "no".into(),
+        "--logfile".into(),
+        String::new(),
+        "--pidfile".into(),
+        pidfile.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(bin)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+    let mut p = Proc {
+        child,
+        port,
+        dir: dir.clone(),
+        log,
+        _tmp: tmp,
+    };
+    for _ in 0..400 {
+        if let Ok(Some(st)) = p.child.try_wait() {
+            panic!(
+                "{} {args:?} exited with {st} before answering PING:\n{}",
+                bin.display(),
+                p.log()
+            );
+        }
+        if let Ok(mut c) = RawConn::try_connect(port) {
+            c.set_timeout(Duration::from_secs(5));
+            if c.cmd(&["PING"]) == b"+PONG\r\n" {
+                return p;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!(
+        "{} {args:?} did not answer PING:\n{}",
+        bin.display(),
+        p.log()
+    );
+}
+
+/// Runs `bin args...`, expecting it to exit with an error; returns what it printed.
+fn start_fails(bin: &Path, args: &[&str]) -> String {
+    let out = common::run_with_timeout(Command::new(bin).args(args), None, Duration::from_secs(20));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "{} {args:?} should have refused to start:\n{text}",
+        bin.display()
+    );
+    text
+}
+
+fn strongbox() -> PathBuf {
+    common::server::strongbox_bin()
+}
+
+fn redis() -> PathBuf {
+    PathBuf::from(common::server::REDIS_SERVER_BIN)
+}
+
+fn bulk(f: &common::Frame) -> String {
+    assert_eq!(f.kind, b'$', "{}", escape(&f.raw));
+    let start = f.raw.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    String::from_utf8_lossy(&f.raw[start..f.raw.len() - 2]).into_owned()
+}
+
+/// CONFIG GET <pattern> as a map.
+fn config_get(c: &mut RawConn, pattern: &str) -> BTreeMap<String, String> {
+    let raw = c.cmd(&["CONFIG", "GET", pattern]);
+    let f = parse_frame(&raw).unwrap().unwrap();
+    assert!(f.is_aggregate(), "{}", escape(&raw));
+    f.children
+        .chunks(2)
+        .map(|kv| (bulk(&kv[0]), bulk(&kv[1])))
+        .collect()
+}
+
+fn stock_conf() -> &'static str {
+    assert!(
+        Path::new(STOCK_CONF).is_file(),
+        "{STOCK_CONF} is missing: install Debian's redis-server package (apt-get install redis-server), \
+         which this test compares against"
+    );
+    STOCK_CONF
+}
+
+#[test]
+fn debian_stock_redis_conf_starts_and_config_get_matches_redis() {
+    let conf = stock_conf();
+    let sb = start(&strongbox(), conf, &[]);
+    let rd = start(&redis(), conf, &[]);
+    let (mut s, mut r) = (sb.conn(), rd.conn());
+    assert_eq!(s.cmd(&["PING"]), b"+PONG\r\n");
+    let ours = config_get(&mut s, "*");
+    let theirs = config_get(&mut r, "*");
+    let mut diffs = Vec::new();
+    for (k, v) in &theirs {
+        if PER_PROCESS.contains(&k.as_str()) {
+            continue;
+        }
+        match ours.get(k) {
+            None => diffs.push(format!("{k}: missing in Strongbox (Redis: {v:?})")),
+            Some(o) if o != v => diffs.push(format!("{k}: Strongbox {o:?}, Redis {v:?}")),
+            _ => {}
+        }
+    }
+    for k in ours.keys() {
+        if !theirs.contains_key(k) && !STRONGBOX_ONLY.contains(&k.as_str()) {
+            diffs.push(format!("{k}: only in Strongbox"));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "CONFIG GET * differs from redis-server with {conf} ({} differences):\n{}\n--- Strongbox log ---\n{}",
+        diffs.len(),
+        diffs.join("\n"),
+        sb.log()
+    );
+    // Hidden options answer an exact name only; aliases answer under the name asked.
+    for name in [
+        "watchdog-period",
+        "key-load-delay",
+        "slave-read-only",
+        "hash-max-ziplist-entries",
+        "lua-time-limit",
+        "list-max-ziplist-size",
+    ] {
+        assert_eq!(
+            config_get(&mut s, name),
+            config_get(&mut r, name),
+            "CONFIG GET {name}"
+        );
+    }
+    // CONFIG SET: immutable options, bad values and special syntaxes answer as Redis.
+    let sets: &[&[&str]] = &[
+        &["daemonize", "yes"],
+        &["unixsocketperm", "700"],
+        &["replicaof", "no one"],
+        &["slaveof", "127.0.0.1 1"],
+        &["socket-mark-id", "1"],
+        &["cluster-enabled", "yes"],
+        &["enable-debug-command", "yes"],
+        &["maxmemory-samples", "1k"],
+        &["proto-max-bulk-len", "1000"],
+        &["proc-title-template", "{foo}"],
+        &["proc-title-template", "{title}"],
+        &["latency-tracking-info-percentiles", "101"],
+        &["latency-tracking-info-percentiles", "abc"],
+        &["latency-tracking-info-percentiles", "50 99.99"],
+        &["oom-score-adj", "relative"],
+        &["oom-score-adj", "foo"],
+        &["maxmemory-clients", "10%"],
+        &["shutdown-on-sigint", "now save"],
+        &["propagation-error-behavior", "foo"],
+        &["slave-priority", "5"],
+        &["hash-max-ziplist-value", "1k"],
+        &["client-output-buffer-limit", "pubsub 1mb 2mb 3"],
+        &["client-output-buffer-limit", "master 1 2 3"],
+        &["client-output-buffer-limit", "normal 1 2"],
+        &["tls-auth-clients", "optional"],
+    ];
+    for kv in sets {
+        let argv: Vec<&str> = ["CONFIG", "SET"].iter().chain(kv.iter()).copied().collect();
+        assert_eq!(
+            escape(&s.cmd(&argv)),
+            escape(&r.cmd(&argv)),
+            "CONFIG SET {kv:?}"
+        );
+    }
+    let ours = config_get(&mut s, "*");
+    let theirs = config_get(&mut r, "*");
+    for (k, v) in &theirs {
+        if !PER_PROCESS.contains(&k.as_str()) {
+            assert_eq!(ours.get(k), Some(v), "{k} after the CONFIG SETs");
+        }
+    }
+}
+
+#[test]
+fn include_loads_another_file_and_a_missing_one_stops_start_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inc = tmp.path().join("extra.conf");
+    std::fs::write(&inc, "maxmemory 2mb\nslave-read-only no\nhz 1000\n").unwrap();
+    let conf = tmp.path().join("main.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "maxmemory 1mb\ninclude {}\nlua-time-limit 77\n# later lines win\n",
+            inc.display()
+        ),
+    )
+    .unwrap();
+    let conf_s = conf.to_str().unwrap();
+    let sb = start(&strongbox(), conf_s, &[]);
+    let rd = start(&redis(), conf_s, &[]);
+    for pattern in [
+        "maxmemory",
+        "replica-read-only",
+        "busy-reply-threshold",
+        "hz",
+    ] {
+        assert_eq!(
+            config_get(&mut sb.conn(), pattern),
+            config_get(&mut rd.conn(), pattern),
+            "{pattern}"
+        );
+    }
+    assert_eq!(
+        config_get(&mut sb.conn(), "maxmemory")["maxmemory"],
+        "2097152"
+    );
+
+    // A missing file: Redis's message, and no start.
+    let missing = tmp.path().join("nope.conf");
+    let bad = tmp.path().join("bad.conf");
+    std::fs::write(&bad, format!("include {}\n", missing.display())).unwrap();
+    let bad_s = bad.to_str().unwrap();
+    let expected = format!(
+        "Fatal error, can't open config file '{}': No such file or directory",
+        missing.display()
+    );
+    for bin in [strongbox(), redis()] {
+        let out = start_fails(&bin, &[bad_s, "--port", "0"]);
+        assert!(out.contains(&expected), "{}: {out}", bin.display());
+    }
+    // A file that includes itself is refused rather than recursing forever.
+    let selfinc = tmp.path().join("self.conf");
+    std::fs::write(&selfinc, format!("include {}\n", selfinc.display())).unwrap();
+    let out = start_fails(&strongbox(), &[selfinc.to_str().unwrap()]);
+    assert!(out.contains("include nested"), "{out}");
+}
+
+#[test]
+fn loadmodule_and_sentinel_are_refused_naming_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("m.conf");
+    std::fs::write(
+        &conf,
+        "port 0\nloadmodule /usr/lib/redis/modules/redisearch.so ARG\n",
+    )
+    .unwrap();
+    let out = start_fails(&strongbox(), &[conf.to_str().unwrap()]);
+    assert!(
+        out.contains("FATAL CONFIG FILE ERROR")
+            && out.contains("at line 2")
+            && out.contains("cannot load Redis modules")
+            && out.contains("/usr/lib/redis/modules/redisearch.so"),
+        "{out}"
+    );
+    std::fs::write(&conf, "sentinel monitor mymaster 127.0.0.1 6379 2\n").unwrap();
+    let out = start_fails(&strongbox(), &[conf.to_str().unwrap()]);
+    assert!(out.contains("not Redis Sentinel"), "{out}");
+    std::fs::write(&conf, "user default on nopass ~* +@all\n").unwrap();
+    let out = start_fails(&strongbox(), &[conf.to_str().unwrap()]);
+    assert!(out.contains("requirepass"), "{out}");
+}
+
+#[test]
+fn rename_command_renames_and_removes_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("r.conf");
+    std::fs::write(
+        &conf,
+        "rename-command FLUSHALL \"\"\nrename-command set myset\nuser alice on >pw ~* +@all\n",
+    )
+    .unwrap();
+    let conf_s = conf.to_str().unwrap();
+    let sb = start(&strongbox(), conf_s, &["--appendonly", "yes"]);
+    let mut s = sb.conn();
+    assert!(String::from_utf8_lossy(&s.cmd(&["FLUSHALL"]))
+        .starts_with("-ERR unknown command 'FLUSHALL'"),);
+    assert!(String::from_utf8_lossy(&s.cmd(&["SET", "k", "v"])).starts_with("-ERR unknown command"));
+    assert_eq!(s.cmd(&["MYSET", "k", "v"]), b"+OK\r\n");
+    assert_eq!(s.cmd(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(s.cmd(&["myset", "k2", "v2"]), b"+QUEUED\r\n");
+    assert_eq!(s.cmd(&["EXEC"]), b"*1\r\n+OK\r\n");
+    assert_eq!(s.cmd(&["GET", "k2"]), b"$2\r\nv2\r\n");
+    assert!(sb.log().contains("'user alice'"), "{}", sb.log());
+    // The AOF holds the original name (it replays with or without the directive).
+    let mut aof = Vec::new();
+    for e in std::fs::read_dir(sb.dir.join("appendonlydir"))
+        .unwrap()
+        .flatten()
+    {
+        aof.extend(std::fs::read(e.path()).unwrap());
+    }
+    let aof = String::from_utf8_lossy(&aof).to_ascii_lowercase();
+    assert!(aof.contains("k2") && !aof.contains("myset"), "{aof}");
+    // Unknown commands and taken names stop start-up with Redis's messages.
+    for (text, msg) in [
+        (
+            "rename-command nosuchcmd x\n",
+            "No such command in rename-command",
+        ),
+        (
+            "rename-command set get\n",
+            "Target command name already exists",
+        ),
+    ] {
+        std::fs::write(&conf, text).unwrap();
+        let out = start_fails(&strongbox(), &[conf_s]);
+        assert!(out.contains(msg), "{out}");
+        let out = start_fails(&redis(), &[conf_s, "--port", "0"]);
+        assert!(out.contains(msg), "redis: {out}");
+    }
+}
