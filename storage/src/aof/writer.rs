@@ -32,8 +32,9 @@ pub enum FsyncPolicy {
     Always,
     /// `appendfsync everysec`: batches are written promptly (a process crash loses nothing
     /// already `written`), and fsynced about once a second by a separate thread, so a power
-    /// loss loses at most about a second (two, if the disk stalls: writes are postponed up to
-    /// 2 s while an fsync is in flight, then done anyway and counted as a delayed fsync).
+    /// loss loses at most about a second (two, if the disk stalls: once an fsync has been in
+    /// flight for [`EVERYSEC_POSTPONE_AFTER_MS`], writes are postponed up to 2 s, then done
+    /// anyway and counted as a delayed fsync).
     EverySec,
     /// `appendfsync no`: written, never fsynced by us (the OS flushes when it likes); only
     /// sealing a full segment fsyncs it. A power loss can lose any unflushed suffix.
@@ -132,6 +133,14 @@ pub struct LogStats {
     /// How long the writer thread spent on the last base installation (manifest switch,
     /// removal of the replaced files), in microseconds.
     pub last_install_us: u64,
+    /// Since the last [`LogWriter::reset_window`]: the longest time submitted bytes waited
+    /// until they were reported `written` (what a reply waits for under everysec/no: queueing
+    /// behind a rotation, a postponement or a slow `write`), in microseconds.
+    pub window_max_wait_us: u64,
+    /// Since the last reset: the longest postponement of writes behind an in-flight fsync, µs.
+    pub window_max_postpone_us: u64,
+    /// Since the last reset: the longest `write` of one batch, µs.
+    pub window_max_write_us: u64,
     /// The first I/O failure, if any (`aof_last_write_status:err`).
     pub last_error: Option<String>,
     /// Logical positions.
@@ -175,6 +184,12 @@ impl Clock for SystemClock {
 pub const EVERYSEC_INTERVAL_MS: u64 = 1000;
 /// Everysec: postpone writes at most this long while an fsync is in flight (Redis's rule).
 pub const EVERYSEC_POSTPONE_MS_MAX: u64 = 2000;
+/// Everysec: writes go on while an fsync is in flight (a `write` does not wait for an
+/// `fdatasync` of the same file), and are postponed only once it has been in flight this long.
+/// Replies wait for `written`: postponing behind every fsync would hold every reply for the
+/// fsync's duration once a second (several ms while a snapshot loads the disk). Acknowledged
+/// bytes not yet covered by an fsync stay within about a second plus this.
+pub const EVERYSEC_POSTPONE_AFTER_MS: u64 = 100;
 /// Idle wake-up period of the writer thread.
 const TICK_MS: u64 = 20;
 
@@ -198,6 +213,8 @@ struct Files {
 struct Queued {
     before: Vec<u8>,
     before_db: u32,
+    /// When the oldest of `before` was submitted.
+    since: Option<Instant>,
     control: Control,
 }
 
@@ -236,6 +253,8 @@ struct SyncRequest {
 struct Inner {
     pending: Vec<u8>,
     pending_db: u32,
+    /// When the oldest byte of `pending` was submitted.
+    pending_since: Option<Instant>,
     submitted: u64,
     shutdown: bool,
     holds: u32,
@@ -495,6 +514,10 @@ impl Drop for HoldGuard<'_> {
         self.shared.lock().holds -= 1;
         self.shared.wake.notify_all();
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn io_msg(op: &str, path: &Path, e: &std::io::Error) -> String {
@@ -757,6 +780,7 @@ impl LogWriter {
             let mut g = self.shared.lock();
             if g.pending.is_empty() {
                 g.pending_db = db_at_start;
+                g.pending_since = Some(Instant::now());
             }
             g.pending.extend_from_slice(bytes);
             g.submitted += bytes.len() as u64;
@@ -825,10 +849,12 @@ impl LogWriter {
             }
             let before = std::mem::take(&mut g.pending);
             let before_db = g.pending_db;
+            let since = g.pending_since.take();
             g.stats.buffer_length = 0;
             g.controls.push_back(Queued {
                 before,
                 before_db,
+                since,
                 control: make(tx),
             });
         }
@@ -858,6 +884,15 @@ impl LogWriter {
     /// [`Installer`].
     pub fn install_base(&self, name: &str, ticket: RewriteTicket) -> Result<(), AofError> {
         self.installer().install_base(name, ticket)
+    }
+
+    /// Start a new window for the `window_max_*` figures of [`LogStats`] (a snapshot does at
+    /// its start, and reads them at its end).
+    pub fn reset_window(&self) {
+        let mut g = self.shared.lock();
+        g.stats.window_max_wait_us = 0;
+        g.stats.window_max_postpone_us = 0;
+        g.stats.window_max_write_us = 0;
     }
 
     /// A handle that installs a new base from another thread (the snapshot thread).
@@ -946,7 +981,7 @@ fn sync_thread(shared: &Shared) {
 }
 
 enum Job {
-    Write(Vec<u8>, u32),
+    Write(Vec<u8>, u32, Option<Instant>),
     Control(Queued),
     Shutdown,
 }
@@ -968,14 +1003,14 @@ impl Worker {
         loop {
             let job = self.next_job();
             match job {
-                Job::Write(bytes, db) => {
-                    if let Err(msg) = self.write_batch(&bytes, db) {
+                Job::Write(bytes, db, since) => {
+                    if let Err(msg) = self.write_batch(&bytes, db, since) {
                         self.shared.fail(msg);
                     }
                 }
                 Job::Control(q) => {
                     if !q.before.is_empty() && self.shared.lock().failed.is_none() {
-                        if let Err(msg) = self.write_batch(&q.before, q.before_db) {
+                        if let Err(msg) = self.write_batch(&q.before, q.before_db, q.since) {
                             self.shared.fail(msg);
                         }
                     }
@@ -1024,8 +1059,11 @@ impl Worker {
             }
             if (g.holds == 0 || g.shutdown) && !g.pending.is_empty() && !failed {
                 let mut go = true;
-                if g.sync_in_progress || g.sync_request.is_some() {
-                    // Redis's rule: postpone while an fsync is in flight, up to 2 s.
+                if (g.sync_in_progress || g.sync_request.is_some())
+                    && now.saturating_sub(self.last_fsync_ms) >= EVERYSEC_POSTPONE_AFTER_MS
+                {
+                    // Redis's rule, once the fsync is slow: postpone while it is in flight, up
+                    // to 2 s (`last_fsync_ms` is when it was requested).
                     match self.postponed_since_ms {
                         None => {
                             self.postponed_since_ms = Some(now);
@@ -1054,11 +1092,15 @@ impl Worker {
                             self.gather_backoff = GATHER_BACKOFF_BATCHES;
                         }
                     }
-                    self.postponed_since_ms = None;
+                    if let Some(t) = self.postponed_since_ms.take() {
+                        let us = now.saturating_sub(t).saturating_mul(1000);
+                        g.stats.window_max_postpone_us = g.stats.window_max_postpone_us.max(us);
+                    }
                     g.busy = true;
                     let bytes = std::mem::take(&mut g.pending);
+                    let since = g.pending_since.take();
                     g.stats.buffer_length = 0;
-                    return Job::Write(bytes, g.pending_db);
+                    return Job::Write(bytes, g.pending_db, since);
                 }
             }
             if g.shutdown
@@ -1112,7 +1154,8 @@ impl Worker {
         Ok(())
     }
 
-    fn write_batch(&mut self, bytes: &[u8], db: u32) -> Result<(), String> {
+    /// `since`: when the oldest of `bytes` was submitted (for `window_max_wait_us`).
+    fn write_batch(&mut self, bytes: &[u8], db: u32, since: Option<Instant>) -> Result<(), String> {
         let mut payload = Vec::with_capacity(bytes.len() + 64);
         if self.opts.timestamp_enabled {
             let now = self.shared.clock.unix_secs();
@@ -1129,6 +1172,7 @@ impl Worker {
         let mut out = Vec::with_capacity(payload.len() + 64);
         let mut chain = self.active.chain;
         encode_batch(&mut out, &mut chain, &payload);
+        let write_started = Instant::now();
         if let Err(e) = write_all(self.active.file.as_ref(), &out) {
             // Like Redis, try to take a partial write back out; the failure latches anyway.
             let _ = self.vfs.truncate(&self.active.path, self.active.size);
@@ -1137,13 +1181,20 @@ impl Worker {
         self.active.size += out.len() as u64;
         self.active.chain = chain;
         self.written += bytes.len() as u64;
+        let write_us = micros(write_started.elapsed());
         {
             let mut g = self.shared.lock();
             g.stats.batches += 1;
             g.stats.batch_bytes_total += payload.len() as u64;
             g.stats.batch_bytes_max = g.stats.batch_bytes_max.max(payload.len() as u64);
+            g.stats.window_max_write_us = g.stats.window_max_write_us.max(write_us);
         }
         self.shared.publish(Some(self.written), None, None);
+        if let Some(t) = since {
+            let us = micros(t.elapsed());
+            let mut g = self.shared.lock();
+            g.stats.window_max_wait_us = g.stats.window_max_wait_us.max(us);
+        }
         match self.opts.fsync {
             FsyncPolicy::Always => {
                 let started = Instant::now();
@@ -1557,25 +1608,44 @@ mod tests {
     }
 
     #[test]
-    fn everysec_postpones_writes_behind_a_slow_fsync_for_at_most_2s() {
+    fn everysec_writes_beside_a_young_fsync_and_postpones_behind_a_slow_one_for_at_most_2s() {
         let fs = SimFs::new(6);
         let clock = Arc::new(ManualClock::default());
         let (w, _) = open(&fs, FsyncPolicy::EverySec, clock.clone());
-        fs.set_sync_delay(Duration::from_millis(400));
+        // Real time the fsync takes: the steps below happen while it is in flight.
+        fs.set_sync_delay(Duration::from_millis(2000));
         {
             let _g = w.hold();
             clock.0.fetch_add(EVERYSEC_INTERVAL_MS, Ordering::SeqCst);
             w.submit(CMD, 0);
         }
-        // Wait until the (slow) fsync is in flight, then submit more.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while !w.shared.lock().sync_in_progress {
             assert!(Instant::now() < deadline, "fsync never started");
             std::thread::sleep(Duration::from_millis(1));
         }
+        w.reset_window();
+        // Requested just now (manual time): the write does not wait for it.
+        let end = w.submit(CMD, 0);
+        while w.progress().written < end {
+            assert!(Instant::now() < deadline, "write waited for a young fsync");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            w.shared.lock().sync_in_progress,
+            "the fsync is still in flight"
+        );
+        assert!(w.progress().synced < end);
+        // In flight for EVERYSEC_POSTPONE_AFTER_MS: writes are postponed.
+        clock
+            .0
+            .fetch_add(EVERYSEC_POSTPONE_AFTER_MS, Ordering::SeqCst);
         let end = w.submit(CMD, 0);
         std::thread::sleep(Duration::from_millis(60));
-        assert!(w.progress().written < end, "postponed while the fsync runs");
+        assert!(
+            w.progress().written < end,
+            "postponed while the slow fsync runs"
+        );
         // 2 s of (manual) time later the write goes ahead anyway and is counted.
         clock
             .0
@@ -1584,8 +1654,18 @@ mod tests {
             assert!(Instant::now() < deadline, "write never went ahead");
             std::thread::sleep(Duration::from_millis(1));
         }
+        assert!(
+            w.shared.lock().sync_in_progress,
+            "the fsync is still in flight"
+        );
         let s = w.stats();
         assert_eq!(s.delayed_fsyncs, 1, "{s:?}");
+        assert_eq!(
+            s.window_max_postpone_us,
+            EVERYSEC_POSTPONE_MS_MAX * 1000,
+            "{s:?}"
+        );
+        assert!(s.window_max_wait_us > 0, "{s:?}");
         fs.set_sync_delay(Duration::ZERO);
         w.shutdown().expect("shutdown");
     }
