@@ -162,6 +162,7 @@ impl Persist {
         if let Some(f) = writer.progress().failed {
             return Err(f);
         }
+        writer.reset_window();
         let ticket = writer.request_rotate_for_rewrite();
         let installer = writer.installer();
         let preamble = srv.cfg.get_bool("aof-use-rdb-preamble");
@@ -186,7 +187,7 @@ impl Persist {
             file_format,
         )?;
         if let Some(s) = srv.snapshot.as_mut() {
-            s.add_work(t0.elapsed());
+            s.note_start(t0);
         }
         self.rewrite_scheduled = false;
         tracing::info!("Background append only file rewriting started");
@@ -195,10 +196,17 @@ impl Persist {
 
     /// BGSAVE.
     pub fn start_bgsave(&mut self, srv: &mut Server) -> Result<(), String> {
+        let t0 = Instant::now();
         let final_path = self.dir.join(srv.cfg.get("dbfilename"));
         let temp = self.dir.join(format!("temp-{}.rdb", std::process::id()));
         let opts = crate::snapshot::writer_options(srv, false);
+        if let Some(w) = self.writer(srv) {
+            w.reset_window();
+        }
         Snapshot::start(srv, Target::Dump { final_path }, temp, Format::Rdb(opts))?;
+        if let Some(s) = srv.snapshot.as_mut() {
+            s.note_start(t0);
+        }
         self.bgsave_dirty_at_start = srv.dirty;
         self.bgsave_scheduled = false;
         tracing::info!("Background saving started");
@@ -215,6 +223,22 @@ impl Persist {
 
     pub fn rewrite_scheduled(&self) -> bool {
         self.rewrite_scheduled
+    }
+}
+
+/// The log writer's figures while a snapshot ran (its window starts with the snapshot); the
+/// rotation and installation times only for a rewrite (`rewrite`), once it is done.
+fn log_window(
+    st: &mut compaction::Stats,
+    ls: &strongbox_storage::aof::writer::LogStats,
+    rewrite: bool,
+) {
+    st.log_max_wait_us = ls.window_max_wait_us;
+    st.log_max_postpone_us = ls.window_max_postpone_us;
+    st.log_max_write_us = ls.window_max_write_us;
+    if rewrite {
+        st.log_rotate_us = ls.last_rotate_us;
+        st.log_install_us = ls.last_install_us;
     }
 }
 
@@ -308,6 +332,7 @@ impl Persistence for Persist {
     }
 
     fn snapshot_done(&mut self, srv: &mut Server) {
+        let t0 = Instant::now();
         let Some(mut s) = srv.snapshot.take() else {
             return;
         };
@@ -318,6 +343,11 @@ impl Persistence for Persist {
         if result.is_err() {
             let _ = std::fs::remove_file(&s.temp_path);
         }
+        if let Some(w) = self.writer(srv) {
+            let rewrite = matches!(s.purpose, Purpose::AofBase {});
+            log_window(&mut s.stats, &w.stats(), rewrite);
+        }
+        s.stats.finish_us = t0.elapsed().as_micros() as u64;
         match s.purpose {
             Purpose::Dump {} => {
                 self.snapshot_figures(&s);
@@ -460,25 +490,15 @@ impl Persistence for Persist {
             ));
         }
         // The running snapshot's figures so far, else the last one's.
-        if let Some(st) = running.map(|s| s.stats).or(self.last_snapshot_stats) {
-            let fields = [
-                ("strongbox_compaction_max_stall_us", st.max_stall_us),
-                ("strongbox_compaction_max_round_us", st.max_round_us),
-                ("strongbox_compaction_rounds", st.rounds),
-                ("strongbox_compaction_stalls_over_1ms", st.stalls_over_1ms),
-                (
-                    "strongbox_compaction_peak_buffered_bytes",
-                    st.peak_buffered_bytes,
-                ),
-                ("strongbox_compaction_pre_write_copies", st.pre_write_copies),
-                ("strongbox_compaction_shared_values", st.shared_values),
-                ("strongbox_compaction_cow_clones", st.cow_clones),
-                (
-                    "strongbox_compaction_max_round_copied_bytes",
-                    st.max_round_copied_bytes,
-                ),
-            ];
-            for (k, val) in fields {
+        let running_stats = running.map(|s| {
+            let mut st = s.stats;
+            if let Some(w) = self.writer(srv) {
+                log_window(&mut st, &w.stats(), false);
+            }
+            st
+        });
+        if let Some(st) = running_stats.or(self.last_snapshot_stats) {
+            for (k, val) in st.info_fields() {
                 v.push((k.into(), val.to_string()));
             }
         }

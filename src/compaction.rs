@@ -75,6 +75,11 @@ const WALK_PAUSE: Duration = Duration::from_micros(250);
 /// incremental fsync), so the final fsync is short and never holds the file system's journal
 /// (and with it the log's own fsyncs) for long.
 const FILE_SYNC_BYTES: usize = 4 << 20;
+/// The snapshot thread runs this many nice levels below the server's other threads: on a
+/// small machine its serializing (LZF, CRC-64, file writes) competes for a core with the
+/// execution thread, the I/O threads and the log writer, whose delays clients see directly;
+/// the snapshot only takes longer.
+const SNAPSHOT_THREAD_NICE: i32 = 10;
 /// A collection with more elements than this is not copied by the execution thread: the
 /// snapshot takes a second reference to it (copy-on-write from then on, `keyspace::Shared`)
 /// and the snapshot thread serializes it, streaming, while commands go on. Smaller ones are
@@ -186,6 +191,66 @@ pub struct Stats {
     /// Most bytes the execution thread copied out of the keyspace within one round (walk step
     /// plus pre-write copies): bounded by the step budget, whatever the sizes of the keys.
     pub max_round_copied_bytes: u64,
+    /// The execution thread's work by phase, µs: starting the snapshot (temp file, thread,
+    /// rotation request), the longest walk step, the longest pre-write hook of one write
+    /// command, and the end (joining the snapshot thread, bookkeeping).
+    pub start_us: u64,
+    pub max_step_us: u64,
+    pub max_pre_write_us: u64,
+    pub finish_us: u64,
+    /// The log writer while the snapshot ran (BGREWRITEAOF; filled in by the persistence
+    /// layer): the longest wait of submitted bytes until `written` (what replies wait for), the
+    /// longest postponement behind an fsync, the longest batch `write`, and the rotation at
+    /// the snapshot point (writes after it wait for it) and the base installation, µs.
+    pub log_max_wait_us: u64,
+    pub log_max_postpone_us: u64,
+    pub log_max_write_us: u64,
+    pub log_rotate_us: u64,
+    pub log_install_us: u64,
+}
+
+impl Stats {
+    /// The `strongbox_compaction_*` INFO fields.
+    pub fn info_fields(&self) -> [(&'static str, u64); 18] {
+        [
+            ("strongbox_compaction_max_stall_us", self.max_stall_us),
+            ("strongbox_compaction_max_round_us", self.max_round_us),
+            ("strongbox_compaction_rounds", self.rounds),
+            ("strongbox_compaction_stalls_over_1ms", self.stalls_over_1ms),
+            (
+                "strongbox_compaction_peak_buffered_bytes",
+                self.peak_buffered_bytes,
+            ),
+            (
+                "strongbox_compaction_pre_write_copies",
+                self.pre_write_copies,
+            ),
+            ("strongbox_compaction_shared_values", self.shared_values),
+            ("strongbox_compaction_cow_clones", self.cow_clones),
+            (
+                "strongbox_compaction_max_round_copied_bytes",
+                self.max_round_copied_bytes,
+            ),
+            ("strongbox_compaction_start_us", self.start_us),
+            ("strongbox_compaction_max_step_us", self.max_step_us),
+            (
+                "strongbox_compaction_max_pre_write_us",
+                self.max_pre_write_us,
+            ),
+            ("strongbox_compaction_finish_us", self.finish_us),
+            ("strongbox_compaction_log_max_wait_us", self.log_max_wait_us),
+            (
+                "strongbox_compaction_log_max_postpone_us",
+                self.log_max_postpone_us,
+            ),
+            (
+                "strongbox_compaction_log_max_write_us",
+                self.log_max_write_us,
+            ),
+            ("strongbox_compaction_log_rotate_us", self.log_rotate_us),
+            ("strongbox_compaction_log_install_us", self.log_install_us),
+        ]
+    }
 }
 
 pub struct Snapshot {
@@ -223,7 +288,6 @@ impl Snapshot {
         temp_path: PathBuf,
         file_format: Format,
     ) -> Result<(), String> {
-        let t0 = Instant::now();
         srv.snap_epoch = srv.snap_epoch.wrapping_add(1).max(1);
         let epoch = srv.snap_epoch;
         let file = std::fs::File::create(&temp_path)
@@ -245,6 +309,7 @@ impl Snapshot {
         let handle = std::thread::Builder::new()
             .name("strongbox-snapshot".into())
             .spawn(move || {
+                crate::util::lower_thread_priority(SNAPSHOT_THREAD_NICE);
                 match file_format {
                     Format::Rdb(opts) => serializer(rx, file, opts, sizes, &counter),
                     Format::Resp => resp_serializer(rx, file, &counter),
@@ -275,10 +340,18 @@ impl Snapshot {
             keys_total,
             backlog_max: 0,
             stats: Stats::default(),
-            round_work: t0.elapsed(),
+            round_work: Duration::ZERO,
             round_copied: 0,
         });
         Ok(())
+    }
+
+    /// The execution thread's time to start this snapshot (`started_at`: when the command
+    /// that starts it began its work): counted as snapshot work of the round.
+    pub fn note_start(&mut self, started_at: Instant) {
+        let d = started_at.elapsed();
+        self.stats.start_us = d.as_micros() as u64;
+        self.add_work(d);
     }
 
     /// True while writes must be intercepted.
@@ -961,7 +1034,9 @@ pub fn before_write(srv: &mut Server, db: usize, spec: &CommandSpec, argv: &[Byt
     let t0 = Instant::now();
     before_write_inner(srv, db, spec, argv);
     if let Some(s) = srv.snapshot.as_mut() {
-        s.add_work(t0.elapsed());
+        let d = t0.elapsed();
+        s.stats.max_pre_write_us = s.stats.max_pre_write_us.max(d.as_micros() as u64);
+        s.add_work(d);
     }
 }
 
@@ -1079,7 +1154,9 @@ pub fn step(srv: &mut Server) -> bool {
             s.backlog.push_back((Chunk::Finish, 0));
             s.drain_backlog();
         }
-        s.add_work(t0.elapsed());
+        let d = t0.elapsed();
+        s.stats.max_step_us = s.stats.max_step_us.max(d.as_micros() as u64);
+        s.add_work(d);
         return false;
     }
     s.handle.as_ref().is_some_and(|h| h.is_finished())

@@ -189,6 +189,40 @@ pub fn fmt_incr_float(v: f64) -> String {
     }
 }
 
+/// Lower the calling thread's scheduling priority by `increment` nice levels (Linux: the nice
+/// value is per thread; capped at 19). Best effort: false if it could not be changed.
+pub fn lower_thread_priority(increment: i32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid, getpriority and setpriority take integers only and touch no memory
+        // of this process; `who` is this thread's own id.
+        unsafe {
+            let tid = libc::gettid() as libc::id_t;
+            let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+            let target = current.saturating_add(increment.max(0)).min(19);
+            libc::setpriority(libc::PRIO_PROCESS, tid, target) == 0
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = increment;
+        false
+    }
+}
+
+/// The calling thread's nice value (Linux; 0 elsewhere).
+pub fn thread_nice() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: as in `lower_thread_priority`.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
 /// Resident set size of this process in bytes (Linux `/proc/self/statm`; 0 elsewhere).
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -201,6 +235,25 @@ pub fn rss_bytes() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_lowers_only_its_own_priority() {
+        let before = thread_nice();
+        let other = std::thread::spawn(move || {
+            let changed = lower_thread_priority(3);
+            (changed, thread_nice())
+        })
+        .join()
+        .expect("thread");
+        if cfg!(target_os = "linux") {
+            assert_eq!(other, (true, (before + 3).min(19)));
+        }
+        assert_eq!(
+            thread_nice(),
+            before,
+            "the calling thread keeps its priority"
+        );
+    }
 
     #[test]
     fn glob() {

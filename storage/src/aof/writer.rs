@@ -32,8 +32,9 @@ pub enum FsyncPolicy {
     Always,
     /// `appendfsync everysec`: batches are written promptly (a process crash loses nothing
     /// already `written`), and fsynced about once a second by a separate thread, so a power
-    /// loss loses at most about a second (two, if the disk stalls: writes are postponed up to
-    /// 2 s while an fsync is in flight, then done anyway and counted as a delayed fsync).
+    /// loss loses at most about a second (two, if the disk stalls: once an fsync has been in
+    /// flight for [`EVERYSEC_POSTPONE_AFTER_MS`], writes are postponed up to 2 s, then done
+    /// anyway and counted as a delayed fsync).
     EverySec,
     /// `appendfsync no`: written, never fsynced by us (the OS flushes when it likes); only
     /// sealing a full segment fsyncs it. A power loss can lose any unflushed suffix.
@@ -132,6 +133,14 @@ pub struct LogStats {
     /// How long the writer thread spent on the last base installation (manifest switch,
     /// removal of the replaced files), in microseconds.
     pub last_install_us: u64,
+    /// Since the last [`LogWriter::reset_window`]: the longest time submitted bytes waited
+    /// until they were reported `written` (what a reply waits for under everysec/no: queueing
+    /// behind a rotation, a postponement or a slow `write`), in microseconds.
+    pub window_max_wait_us: u64,
+    /// Since the last reset: the longest postponement of writes behind an in-flight fsync, µs.
+    pub window_max_postpone_us: u64,
+    /// Since the last reset: the longest `write` of one batch, µs.
+    pub window_max_write_us: u64,
     /// The first I/O failure, if any (`aof_last_write_status:err`).
     pub last_error: Option<String>,
     /// Logical positions.
@@ -175,6 +184,12 @@ impl Clock for SystemClock {
 pub const EVERYSEC_INTERVAL_MS: u64 = 1000;
 /// Everysec: postpone writes at most this long while an fsync is in flight (Redis's rule).
 pub const EVERYSEC_POSTPONE_MS_MAX: u64 = 2000;
+/// Everysec: writes go on while an fsync is in flight (a `write` does not wait for an
+/// `fdatasync` of the same file), and are postponed only once it has been in flight this long.
+/// Replies wait for `written`: postponing behind every fsync would hold every reply for the
+/// fsync's duration once a second (several ms while a snapshot loads the disk). Acknowledged
+/// bytes not yet covered by an fsync stay within about a second plus this.
+pub const EVERYSEC_POSTPONE_AFTER_MS: u64 = 100;
 /// Idle wake-up period of the writer thread.
 const TICK_MS: u64 = 20;
 
@@ -198,6 +213,8 @@ struct Files {
 struct Queued {
     before: Vec<u8>,
     before_db: u32,
+    /// When the oldest of `before` was submitted.
+    since: Option<Instant>,
     control: Control,
 }
 
@@ -236,6 +253,8 @@ struct SyncRequest {
 struct Inner {
     pending: Vec<u8>,
     pending_db: u32,
+    /// When the oldest byte of `pending` was submitted.
+    pending_since: Option<Instant>,
     submitted: u64,
     shutdown: bool,
     holds: u32,
@@ -282,6 +301,10 @@ struct Shared {
     /// Held while a manifest is computed, written and adopted: orders the writer's segment
     /// rotations and an installer's switch.
     manifest_io: Mutex<()>,
+    /// Everysec: a rotation renamed a manifest into place without fsyncing the directory (off
+    /// the replies' path); whoever next reports something `synced` fsyncs it first, holding
+    /// this lock (so nobody reports `synced` while another thread's directory fsync runs).
+    dir_sync_pending: Mutex<bool>,
     vfs: Arc<dyn Vfs>,
     opts: AofOptions,
 }
@@ -297,6 +320,24 @@ impl Shared {
 
     fn manifest_io(&self) -> MutexGuard<'_, ()> {
         self.manifest_io.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dir_sync_pending(&self) -> MutexGuard<'_, bool> {
+        self.dir_sync_pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory fsync a rotation deferred, if any: call before reporting `synced`.
+    fn sync_pending_dir(&self) -> Result<(), String> {
+        let mut pending = self.dir_sync_pending();
+        if *pending {
+            self.vfs
+                .sync_dir(&self.opts.dir)
+                .map_err(|e| io_msg("fsync directory", &self.opts.dir, &e))?;
+            *pending = false;
+        }
+        Ok(())
     }
 
     /// Merge into the published progress (monotonic) and call the callback.
@@ -497,6 +538,10 @@ impl Drop for HoldGuard<'_> {
     }
 }
 
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn io_msg(op: &str, path: &Path, e: &std::io::Error) -> String {
     format!("{op} {}: {e}", path.display())
 }
@@ -504,9 +549,11 @@ fn io_msg(op: &str, path: &Path, e: &std::io::Error) -> String {
 /// Fsyncs a sealed incr file (run on a helper thread during a rotation).
 type SealFn<'a> = dyn Fn() -> Result<(), String> + Sync + 'a;
 
-/// Create a new empty incr file (or adopt the pre-created `spare`) and durably add it to the
-/// manifest (returns the new manifest). `seal`, if given, must succeed before the manifest is
-/// renamed into place.
+/// Create a new empty incr file (or adopt the pre-created `spare`) and add it to the manifest
+/// (returns the new manifest). `seal`, if given, must succeed before the manifest is renamed
+/// into place. The new manifest is durable on return unless `defer_dir_sync`: then only its
+/// rename is done (a process crash keeps it) and the caller must fsync the directory before it
+/// reports anything of the new file `synced` (see [`Shared::sync_pending_dir`]).
 fn add_incr_file(
     vfs: &dyn Vfs,
     opts: &AofOptions,
@@ -514,6 +561,7 @@ fn add_incr_file(
     seq: u64,
     spare: Option<Spare>,
     seal: Option<&SealFn<'_>>,
+    defer_dir_sync: bool,
 ) -> Result<(Manifest, Active), AofError> {
     let (name, path, file) = match spare {
         // Created and its directory entry fsynced ahead of time (`Shared::prepare_spare`).
@@ -541,8 +589,16 @@ fn add_incr_file(
     let mname = manifest_name(&opts.filename);
     let mpath = opts.dir.join(&mname);
     match seal {
-        None => write_file_atomic(vfs, &opts.dir, &mname, &next.format())
+        None if !defer_dir_sync => write_file_atomic(vfs, &opts.dir, &mname, &next.format())
             .map_err(AofError::io("write manifest", &mpath))?,
+        None => {
+            // `write_file_atomic` but the directory fsync, which the caller defers.
+            let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
+            vfs.create(&temp)
+                .and_then(|f| write_all(f.as_ref(), &next.format()).and_then(|()| f.sync_data()))
+                .and_then(|()| vfs.rename(&temp, &mpath))
+                .map_err(AofError::io("write manifest", &mpath))?;
+        }
         Some(seal) => {
             // `write_file_atomic` in steps: the temp manifest is written and fsynced while
             // `seal` fsyncs the sealed file on a helper thread; the rename waits for both.
@@ -564,9 +620,12 @@ fn add_incr_file(
             temp_res.map_err(AofError::io("write manifest", &mpath))?;
             vfs.rename(&temp, &mpath)
                 .map_err(AofError::io("write manifest", &mpath))?;
-            // IMPORTANT: fsync the directory so the rename survives a crash.
-            vfs.sync_dir(&opts.dir)
-                .map_err(AofError::io("write manifest", &mpath))?;
+            // IMPORTANT: fsync the directory so the rename survives a crash (deferred: before
+            // anything of the new file is reported synced).
+            if !defer_dir_sync {
+                vfs.sync_dir(&opts.dir)
+                    .map_err(AofError::io("write manifest", &mpath))?;
+            }
         }
     }
     Ok((
@@ -638,7 +697,15 @@ impl LogWriter {
                 }
                 // Never clobber files a lost manifest used to list.
                 let seq = max_incr_seq_on_disk(vfs.as_ref(), &opts.dir, &opts.filename) + 1;
-                add_incr_file(vfs.as_ref(), &opts, &Manifest::default(), seq, None, None)?
+                add_incr_file(
+                    vfs.as_ref(),
+                    &opts,
+                    &Manifest::default(),
+                    seq,
+                    None,
+                    None,
+                    false,
+                )?
             }
             Some(manifest) => match resume.append {
                 Some(ap) => {
@@ -674,7 +741,7 @@ impl LogWriter {
                 }
                 None => {
                     let seq = manifest.next_incr_seq();
-                    add_incr_file(vfs.as_ref(), &opts, &manifest, seq, None, None)?
+                    add_incr_file(vfs.as_ref(), &opts, &manifest, seq, None, None, false)?
                 }
             },
         };
@@ -703,6 +770,7 @@ impl LogWriter {
                 sealed_size,
             }),
             manifest_io: Mutex::new(()),
+            dir_sync_pending: Mutex::new(false),
             vfs: vfs.clone(),
             opts: opts.clone(),
         });
@@ -757,6 +825,7 @@ impl LogWriter {
             let mut g = self.shared.lock();
             if g.pending.is_empty() {
                 g.pending_db = db_at_start;
+                g.pending_since = Some(Instant::now());
             }
             g.pending.extend_from_slice(bytes);
             g.submitted += bytes.len() as u64;
@@ -825,10 +894,12 @@ impl LogWriter {
             }
             let before = std::mem::take(&mut g.pending);
             let before_db = g.pending_db;
+            let since = g.pending_since.take();
             g.stats.buffer_length = 0;
             g.controls.push_back(Queued {
                 before,
                 before_db,
+                since,
                 control: make(tx),
             });
         }
@@ -858,6 +929,15 @@ impl LogWriter {
     /// [`Installer`].
     pub fn install_base(&self, name: &str, ticket: RewriteTicket) -> Result<(), AofError> {
         self.installer().install_base(name, ticket)
+    }
+
+    /// Start a new window for the `window_max_*` figures of [`LogStats`] (a snapshot does at
+    /// its start, and reads them at its end).
+    pub fn reset_window(&self) {
+        let mut g = self.shared.lock();
+        g.stats.window_max_wait_us = 0;
+        g.stats.window_max_postpone_us = 0;
+        g.stats.window_max_write_us = 0;
     }
 
     /// A handle that installs a new base from another thread (the snapshot thread).
@@ -922,7 +1002,12 @@ fn sync_thread(shared: &Shared) {
             }
         };
         let started = Instant::now();
-        let res = req.file.sync_data();
+        let res = req
+            .file
+            .sync_data()
+            .map_err(|e| io_msg("fsync", &req.path, &e));
+        // A rotation's deferred directory fsync comes before anything is reported synced.
+        let res = res.and_then(|()| shared.sync_pending_dir());
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match res {
             Ok(()) => {
@@ -937,7 +1022,7 @@ fn sync_thread(shared: &Shared) {
             }
             Err(e) => {
                 shared.lock().sync_in_progress = false;
-                shared.fail(io_msg("fsync", &req.path, &e));
+                shared.fail(e);
             }
         }
         shared.wake.notify_all();
@@ -946,7 +1031,7 @@ fn sync_thread(shared: &Shared) {
 }
 
 enum Job {
-    Write(Vec<u8>, u32),
+    Write(Vec<u8>, u32, Option<Instant>),
     Control(Queued),
     Shutdown,
 }
@@ -968,14 +1053,14 @@ impl Worker {
         loop {
             let job = self.next_job();
             match job {
-                Job::Write(bytes, db) => {
-                    if let Err(msg) = self.write_batch(&bytes, db) {
+                Job::Write(bytes, db, since) => {
+                    if let Err(msg) = self.write_batch(&bytes, db, since) {
                         self.shared.fail(msg);
                     }
                 }
                 Job::Control(q) => {
                     if !q.before.is_empty() && self.shared.lock().failed.is_none() {
-                        if let Err(msg) = self.write_batch(&q.before, q.before_db) {
+                        if let Err(msg) = self.write_batch(&q.before, q.before_db, q.since) {
                             self.shared.fail(msg);
                         }
                     }
@@ -985,6 +1070,13 @@ impl Worker {
                     if self.shared.lock().failed.is_none() && self.synced < self.written {
                         if let Err(msg) = self.sync_active() {
                             self.shared.fail(msg);
+                        }
+                    }
+                    if self.shared.lock().failed.is_none() {
+                        // A rotation's deferred directory fsync, and the seal it held back.
+                        match self.shared.sync_pending_dir() {
+                            Ok(()) => self.shared.publish(None, Some(self.synced), None),
+                            Err(msg) => self.shared.fail(msg),
                         }
                     }
                     // An unused spare is an orphan: remove it (a crash first leaves it to the
@@ -1024,8 +1116,11 @@ impl Worker {
             }
             if (g.holds == 0 || g.shutdown) && !g.pending.is_empty() && !failed {
                 let mut go = true;
-                if g.sync_in_progress || g.sync_request.is_some() {
-                    // Redis's rule: postpone while an fsync is in flight, up to 2 s.
+                if (g.sync_in_progress || g.sync_request.is_some())
+                    && now.saturating_sub(self.last_fsync_ms) >= EVERYSEC_POSTPONE_AFTER_MS
+                {
+                    // Redis's rule, once the fsync is slow: postpone while it is in flight, up
+                    // to 2 s (`last_fsync_ms` is when it was requested).
                     match self.postponed_since_ms {
                         None => {
                             self.postponed_since_ms = Some(now);
@@ -1054,11 +1149,15 @@ impl Worker {
                             self.gather_backoff = GATHER_BACKOFF_BATCHES;
                         }
                     }
-                    self.postponed_since_ms = None;
+                    if let Some(t) = self.postponed_since_ms.take() {
+                        let us = now.saturating_sub(t).saturating_mul(1000);
+                        g.stats.window_max_postpone_us = g.stats.window_max_postpone_us.max(us);
+                    }
                     g.busy = true;
                     let bytes = std::mem::take(&mut g.pending);
+                    let since = g.pending_since.take();
                     g.stats.buffer_length = 0;
-                    return Job::Write(bytes, g.pending_db);
+                    return Job::Write(bytes, g.pending_db, since);
                 }
             }
             if g.shutdown
@@ -1098,6 +1197,7 @@ impl Worker {
             .file
             .sync_data()
             .map_err(|e| io_msg("fsync", &self.active.path, &e))?;
+        self.shared.sync_pending_dir()?;
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.synced = self.written;
         self.last_fsync_ms = self.shared.clock.monotonic_ms();
@@ -1112,7 +1212,8 @@ impl Worker {
         Ok(())
     }
 
-    fn write_batch(&mut self, bytes: &[u8], db: u32) -> Result<(), String> {
+    /// `since`: when the oldest of `bytes` was submitted (for `window_max_wait_us`).
+    fn write_batch(&mut self, bytes: &[u8], db: u32, since: Option<Instant>) -> Result<(), String> {
         let mut payload = Vec::with_capacity(bytes.len() + 64);
         if self.opts.timestamp_enabled {
             let now = self.shared.clock.unix_secs();
@@ -1129,6 +1230,7 @@ impl Worker {
         let mut out = Vec::with_capacity(payload.len() + 64);
         let mut chain = self.active.chain;
         encode_batch(&mut out, &mut chain, &payload);
+        let write_started = Instant::now();
         if let Err(e) = write_all(self.active.file.as_ref(), &out) {
             // Like Redis, try to take a partial write back out; the failure latches anyway.
             let _ = self.vfs.truncate(&self.active.path, self.active.size);
@@ -1137,13 +1239,20 @@ impl Worker {
         self.active.size += out.len() as u64;
         self.active.chain = chain;
         self.written += bytes.len() as u64;
+        let write_us = micros(write_started.elapsed());
         {
             let mut g = self.shared.lock();
             g.stats.batches += 1;
             g.stats.batch_bytes_total += payload.len() as u64;
             g.stats.batch_bytes_max = g.stats.batch_bytes_max.max(payload.len() as u64);
+            g.stats.window_max_write_us = g.stats.window_max_write_us.max(write_us);
         }
         self.shared.publish(Some(self.written), None, None);
+        if let Some(t) = since {
+            let us = micros(t.elapsed());
+            let mut g = self.shared.lock();
+            g.stats.window_max_wait_us = g.stats.window_max_wait_us.max(us);
+        }
         match self.opts.fsync {
             FsyncPolicy::Always => {
                 let started = Instant::now();
@@ -1196,6 +1305,12 @@ impl Worker {
             Ok(())
         };
         let need_seal = self.synced < self.written;
+        // Everysec: replies wait for `written`, which needs the new manifest renamed into place
+        // (a process crash keeps the rename) but not its directory fsync: that is deferred to
+        // the next report of `synced` (the fsync thread's, ≤ 1 s later, or shutdown's), which
+        // comes after it. `always` reports `synced` per batch, so nothing would be gained; `no`
+        // has no fsync thread to do it.
+        let defer = self.opts.fsync == FsyncPolicy::EverySec;
         let added = add_incr_file(
             self.vfs.as_ref(),
             &self.opts,
@@ -1203,7 +1318,11 @@ impl Worker {
             seq,
             spare,
             need_seal.then_some(&seal as &SealFn<'_>),
+            defer,
         );
+        if added.is_ok() && defer {
+            *shared.dir_sync_pending() = true;
+        }
         if let Some(took) = took.into_inner().unwrap_or_else(|p| p.into_inner()) {
             self.synced = self.written;
             self.last_fsync_ms = shared.clock.monotonic_ms();
@@ -1213,7 +1332,10 @@ impl Worker {
                 g.stats.fsyncs += 1;
                 g.stats.synced = g.stats.synced.max(self.synced);
             }
-            shared.publish(Some(self.written), Some(self.synced), None);
+            // With the directory fsync deferred, the sealed file's bytes are reported synced
+            // after it (the fsync thread reports a position past them).
+            let synced = (!defer).then_some(self.synced);
+            shared.publish(Some(self.written), synced, None);
         }
         let (manifest, active) = added.map_err(|e| e.to_string())?;
         {
@@ -1362,7 +1484,7 @@ impl Installer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::SimFs;
+    use crate::fs::{CrashOptions, SimFs};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     #[derive(Default)]
@@ -1557,25 +1679,44 @@ mod tests {
     }
 
     #[test]
-    fn everysec_postpones_writes_behind_a_slow_fsync_for_at_most_2s() {
+    fn everysec_writes_beside_a_young_fsync_and_postpones_behind_a_slow_one_for_at_most_2s() {
         let fs = SimFs::new(6);
         let clock = Arc::new(ManualClock::default());
         let (w, _) = open(&fs, FsyncPolicy::EverySec, clock.clone());
-        fs.set_sync_delay(Duration::from_millis(400));
+        // Real time the fsync takes: the steps below happen while it is in flight.
+        fs.set_sync_delay(Duration::from_millis(2000));
         {
             let _g = w.hold();
             clock.0.fetch_add(EVERYSEC_INTERVAL_MS, Ordering::SeqCst);
             w.submit(CMD, 0);
         }
-        // Wait until the (slow) fsync is in flight, then submit more.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while !w.shared.lock().sync_in_progress {
             assert!(Instant::now() < deadline, "fsync never started");
             std::thread::sleep(Duration::from_millis(1));
         }
+        w.reset_window();
+        // Requested just now (manual time): the write does not wait for it.
+        let end = w.submit(CMD, 0);
+        while w.progress().written < end {
+            assert!(Instant::now() < deadline, "write waited for a young fsync");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            w.shared.lock().sync_in_progress,
+            "the fsync is still in flight"
+        );
+        assert!(w.progress().synced < end);
+        // In flight for EVERYSEC_POSTPONE_AFTER_MS: writes are postponed.
+        clock
+            .0
+            .fetch_add(EVERYSEC_POSTPONE_AFTER_MS, Ordering::SeqCst);
         let end = w.submit(CMD, 0);
         std::thread::sleep(Duration::from_millis(60));
-        assert!(w.progress().written < end, "postponed while the fsync runs");
+        assert!(
+            w.progress().written < end,
+            "postponed while the slow fsync runs"
+        );
         // 2 s of (manual) time later the write goes ahead anyway and is counted.
         clock
             .0
@@ -1584,8 +1725,18 @@ mod tests {
             assert!(Instant::now() < deadline, "write never went ahead");
             std::thread::sleep(Duration::from_millis(1));
         }
+        assert!(
+            w.shared.lock().sync_in_progress,
+            "the fsync is still in flight"
+        );
         let s = w.stats();
         assert_eq!(s.delayed_fsyncs, 1, "{s:?}");
+        assert_eq!(
+            s.window_max_postpone_us,
+            EVERYSEC_POSTPONE_MS_MAX * 1000,
+            "{s:?}"
+        );
+        assert!(s.window_max_wait_us > 0, "{s:?}");
         fs.set_sync_delay(Duration::ZERO);
         w.shutdown().expect("shutdown");
     }
@@ -1617,6 +1768,49 @@ mod tests {
         let m = Manifest::parse(&m).expect("parse");
         assert_eq!(m.incr.len(), 6);
         assert_eq!(m.incr[5].name, "appendonly.aof.6.incr.aof");
+    }
+
+    #[test]
+    fn everysec_rotation_defers_its_directory_fsync_until_synced_is_reported() {
+        let fs = SimFs::new(7);
+        let clock = Arc::new(ManualClock::default());
+        let (w, _) = open(&fs, FsyncPolicy::EverySec, clock.clone());
+        fs.sync_dir(Path::new("/")).expect("sync root");
+        w.submit(CMD, 0);
+        drop(w.hold());
+        let t = w.rotate_for_rewrite().expect("rotate");
+        assert_eq!(t.new_incr, "appendonly.aof.2.incr.aof");
+        let end = w.submit(CMD, 0);
+        drop(w.hold());
+        // Written into the new incr file, which the renamed manifest names: the directory
+        // fsync has not been waited for, and nothing is reported synced yet.
+        assert_eq!(w.progress().written, end);
+        assert!(w.progress().synced < CMD.len() as u64 * 2);
+        assert!(*w.shared.dir_sync_pending());
+        let manifest = Path::new("/d/appendonlydir/appendonly.aof.manifest");
+        let incr_files = |fs: &SimFs| {
+            Manifest::parse(&fs.read(manifest).expect("manifest"))
+                .expect("parse")
+                .incr
+                .len()
+        };
+        // A process kill keeps the rename, so the written bytes are found.
+        let killed = fs.crash(CrashOptions {
+            torn_writes: false,
+            random_dir_ops: false,
+            keep_unsynced: true,
+        });
+        assert_eq!(incr_files(&killed), 2);
+        // The next everysec fsync does the directory fsync before it reports synced.
+        {
+            let _g = w.hold();
+            clock.0.fetch_add(EVERYSEC_INTERVAL_MS, Ordering::SeqCst);
+        }
+        drop(w.hold());
+        assert_eq!(w.progress().synced, end);
+        assert!(!*w.shared.dir_sync_pending());
+        assert_eq!(incr_files(&fs.crash(CrashOptions::power_loss())), 2);
+        w.shutdown().expect("shutdown");
     }
 
     #[test]
