@@ -10,8 +10,7 @@ use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use hashbrown::HashTable;
-
+use crate::types::chunked::{Arena, ChunkVec, SegIndex};
 use crate::types::list::enc;
 
 /// Conversion thresholds (`hash-max-listpack-entries`, `hash-max-listpack-value`).
@@ -29,9 +28,6 @@ impl Default for HashLimits {
         }
     }
 }
-
-/// Arena garbage (bytes of deleted/overwritten entries) below this is never compacted.
-const ARENA_GARBAGE_MIN_BYTES: usize = 4096;
 
 fn hasher() -> &'static std::collections::hash_map::RandomState {
     static H: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
@@ -71,111 +67,122 @@ impl Pack {
     }
 }
 
+/// Arena offsets of the pairs, by slot: 4,096 (32 KB) a chunk.
+type Slots = ChunkVec<u64, 12>;
+
+/// The `hashtable` encoding. Every part is copy-on-write in chunks (see [`crate::types::chunked`]):
+/// a clone (a compaction's) copies chunk pointers, and a write then copies at most one arena
+/// chunk, one slot chunk and one index segment (plus the records of an arena chunk it evacuates).
 #[derive(Clone, Default)]
 struct Table {
-    arena: Vec<u8>,
-    /// Arena offset of each live pair; the slot number is the pair's index.
-    slots: Vec<u64>,
-    index: HashTable<u32>,
-    garbage: usize,
+    arena: Arena,
+    /// Arena address of each live pair; the slot number is the pair's index.
+    slots: Slots,
+    index: SegIndex,
+}
+
+#[inline]
+fn field_in(arena: &Arena, addr: u64) -> &[u8] {
+    let (c, off) = arena.chunk(addr);
+    &c[off..off + enc::entry_len(c, off)]
 }
 
 impl Table {
     fn field_at(&self, slot: usize) -> &[u8] {
-        let off = self.slots[slot] as usize;
-        &self.arena[off..off + enc::entry_len(&self.arena, off)]
+        field_in(&self.arena, self.slots[slot])
     }
 
     fn find_slot(&self, ef: &[u8]) -> Option<usize> {
         let h = hash_of(ef);
         self.index
-            .find(h, |&s| self.field_at(s as usize) == ef)
-            .map(|&s| s as usize)
+            .find(h, |s| self.field_at(s as usize) == ef)
+            .map(|s| s as usize)
     }
 
     fn pair_len(&self, slot: usize) -> usize {
-        let off = self.slots[slot] as usize;
-        pair_bounds(&self.arena, off).1 - off
+        let (c, off) = self.arena.chunk(self.slots[slot]);
+        pair_bounds(c, off).1 - off
     }
 
     /// Append a new pair (the field must not exist).
     fn insert_new(&mut self, ef: &[u8], ev: &[u8]) {
-        let off = self.arena.len() as u64;
-        self.arena.extend_from_slice(ef);
-        self.arena.extend_from_slice(ev);
+        let addr = self.arena.append(&[ef, ev]);
         let slot = self.slots.len() as u32;
-        self.slots.push(off);
+        self.slots.push(addr);
         let (arena, slots) = (&self.arena, &self.slots);
-        let rehash = |&s: &u32| {
-            let o = slots[s as usize] as usize;
-            hash_of(&arena[o..o + enc::entry_len(arena, o)])
-        };
-        self.index.insert_unique(hash_of(ef), slot, rehash);
+        self.index.insert(hash_of(ef), slot, |s| {
+            hash_of(field_in(arena, slots[s as usize]))
+        });
     }
 
-    /// Replace the value of the pair in `slot`.
-    fn replace(&mut self, slot: usize, ev: &[u8]) {
-        let off = self.slots[slot] as usize;
-        let (f_end, v_end) = pair_bounds(&self.arena, off);
+    /// Replace the value of the pair in `slot`, whose encoded field is `ef`.
+    fn replace(&mut self, slot: usize, ef: &[u8], ev: &[u8]) {
+        let addr = self.slots[slot];
+        let (c, off) = self.arena.chunk(addr);
+        let (f_end, v_end) = pair_bounds(c, off);
         if v_end - f_end == ev.len() {
-            self.arena[f_end..v_end].copy_from_slice(ev);
+            let (c, _) = self.arena.chunk_mut(addr);
+            c[f_end..v_end].copy_from_slice(ev);
             return;
         }
-        let new_off = self.arena.len();
-        self.arena.extend_from_within(off..f_end);
-        self.arena.extend_from_slice(ev);
-        self.garbage += v_end - off;
-        self.slots[slot] = new_off as u64;
-        self.maybe_compact();
+        let new = self.arena.append(&[ef, ev]);
+        *self.slots.get_mut(slot) = new;
+        self.note_garbage(addr, v_end - off);
     }
 
-    fn remove_slot(&mut self, slot: usize) {
-        let ef = self.field_at(slot).to_vec();
-        let h = hash_of(&ef);
-        if let Ok(e) = self.index.find_entry(h, |&s| s as usize == slot) {
-            e.remove();
-        }
-        self.garbage += self.pair_len(slot);
+    /// Remove the pair in `slot`, whose encoded field is `ef`.
+    fn remove_slot(&mut self, slot: usize, ef: &[u8]) {
+        let addr = self.slots[slot];
+        let len = self.pair_len(slot);
+        let (arena, slots) = (&self.arena, &self.slots);
+        self.index.remove(
+            hash_of(ef),
+            |s| s as usize == slot,
+            |s| hash_of(field_in(arena, slots[s as usize])),
+        );
         let last = self.slots.len() - 1;
         if slot != last {
             // The last slot moves into the hole: repoint its index entry.
-            let lf = self.field_at(last).to_vec();
-            let lh = hash_of(&lf);
-            if let Some(s) = self.index.find_mut(lh, |&s| s as usize == last) {
+            let lh = hash_of(self.field_at(last));
+            if let Some(s) = self.index.find_mut(lh, |s| s as usize == last) {
                 *s = slot as u32;
             }
         }
         self.slots.swap_remove(slot);
-        self.maybe_compact();
+        self.note_garbage(addr, len);
     }
 
-    fn maybe_compact(&mut self) {
-        if self.garbage < ARENA_GARBAGE_MIN_BYTES || self.garbage * 2 < self.arena.len() {
-            return;
+    /// Count the dead record at `addr`; evacuate its chunk once it is half dead (one chunk of at
+    /// most `ARENA_CHUNK` bytes, never the whole arena).
+    fn note_garbage(&mut self, addr: u64, len: usize) {
+        if let Some(ci) = self.arena.add_garbage(addr, len) {
+            self.evacuate(ci);
         }
-        let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
-        for s in self.slots.iter_mut() {
-            let off = *s as usize;
-            let end = pair_bounds(&self.arena, off).1;
-            *s = arena.len() as u64;
-            arena.extend_from_slice(&self.arena[off..end]);
+    }
+
+    /// Move the live records of arena chunk `ci` to the tail and free it. A record is live when
+    /// the slot its field maps to points at it.
+    fn evacuate(&mut self, ci: u32) {
+        let chunk = self.arena.take_evacuation(ci);
+        let mut off = 0;
+        while off < chunk.len() {
+            let (f_end, v_end) = pair_bounds(&chunk, off);
+            let addr = ((ci as u64) << 32) | off as u64;
+            if let Some(s) = self.find_slot(&chunk[off..f_end]) {
+                if self.slots[s] == addr {
+                    let new = self.arena.append(&[&chunk[off..v_end]]);
+                    *self.slots.get_mut(s) = new;
+                }
+            }
+            off = v_end;
         }
-        self.arena = arena;
-        self.garbage = 0;
-        if self.index.capacity() > self.slots.len() * 4 {
-            let (arena, slots) = (&self.arena, &self.slots);
-            self.index.shrink_to_fit(|&s: &u32| {
-                let o = slots[s as usize] as usize;
-                hash_of(&arena[o..o + enc::entry_len(arena, o)])
-            });
-            self.slots.shrink_to_fit();
-        }
+        self.arena.release(ci);
     }
 
     fn pair(&self, slot: usize) -> (Bytes, Bytes) {
-        let off = self.slots[slot] as usize;
-        let (f, next) = enc::decode_bytes(&self.arena, off);
-        let (v, _) = enc::decode_bytes(&self.arena, next);
+        let (c, off) = self.arena.chunk(self.slots[slot]);
+        let (f, next) = enc::decode_bytes(c, off);
+        let (v, _) = enc::decode_bytes(c, next);
         (f, v)
     }
 }
@@ -274,7 +281,7 @@ impl Hash {
             + match &self.repr {
                 Repr::Pack(p) => p.buf.capacity(),
                 Repr::Table(t) => {
-                    t.arena.capacity() + t.slots.capacity() * 8 + t.index.capacity() * 5
+                    t.arena.mem_usage() + t.slots.mem_usage() + t.index.mem_usage()
                 }
             }
     }
@@ -300,8 +307,9 @@ impl Hash {
                 }
             }
             Repr::Table(t) => {
-                for &off in &t.slots {
-                    pair(&t.arena, off as usize);
+                for &addr in t.slots.iter() {
+                    let (c, off) = t.arena.chunk(addr);
+                    pair(c, off);
                 }
             }
         }
@@ -313,10 +321,9 @@ impl Hash {
             return;
         };
         let mut t = Table {
-            arena: Vec::with_capacity(p.buf.len()),
-            slots: Vec::with_capacity(p.len),
-            index: HashTable::with_capacity(p.len),
-            garbage: 0,
+            arena: Arena::with_capacity(p.buf.len()),
+            slots: Slots::with_capacity(p.len),
+            index: SegIndex::with_capacity(p.len),
         };
         let mut off = 0;
         while off < p.buf.len() {
@@ -337,7 +344,8 @@ impl Hash {
             }
             Repr::Table(t) => {
                 let s = t.find_slot(&ef)?;
-                Some(enc::decode_bytes(&t.arena, t.slots[s] as usize + ef.len()).0)
+                let (c, off) = t.arena.chunk(t.slots[s]);
+                Some(enc::decode_bytes(c, off + ef.len()).0)
             }
         }
     }
@@ -354,8 +362,8 @@ impl Hash {
     pub fn value_len(&self, field: &[u8]) -> Option<usize> {
         let ef = enc::encode(field);
         let (buf, off) = match &self.repr {
-            Repr::Pack(p) => (&p.buf, p.find(&ef)?),
-            Repr::Table(t) => (&t.arena, t.slots[t.find_slot(&ef)?] as usize),
+            Repr::Pack(p) => (&p.buf[..], p.find(&ef)?),
+            Repr::Table(t) => t.arena.chunk(t.slots[t.find_slot(&ef)?]),
         };
         Some(enc::decode(buf, off + ef.len()).0.byte_len())
     }
@@ -387,7 +395,7 @@ impl Hash {
             },
             Repr::Table(t) => match t.find_slot(&ef) {
                 Some(s) => {
-                    t.replace(s, &ev);
+                    t.replace(s, &ef, &ev);
                     false
                 }
                 None => {
@@ -420,7 +428,7 @@ impl Hash {
             },
             Repr::Table(t) => match t.find_slot(&ef) {
                 Some(s) => {
-                    t.remove_slot(s);
+                    t.remove_slot(s, &ef);
                     true
                 }
                 None => false,
