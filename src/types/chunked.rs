@@ -26,7 +26,7 @@ pub static COW_COPIED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// `Arc::make_mut`, counting (and timing) the copy when the chunk is shared.
 #[inline]
-fn chunk_mut<T: Clone>(c: &mut Arc<T>, bytes: impl FnOnce(&T) -> usize) -> &mut T {
+pub fn chunk_mut<T: Clone>(c: &mut Arc<T>, bytes: impl FnOnce(&T) -> usize) -> &mut T {
     if Arc::strong_count(c) > 1 {
         copy_out(c, bytes);
     }
@@ -409,25 +409,20 @@ impl SegIndex {
             .insert_unique(hash, id, |&x| hash_of(x));
     }
 
-    /// Remove the position for which `eq` is true; false if there is none.
+    /// Remove the position for which `eq` is true, returning it.
     pub fn remove(
         &mut self,
         hash: u64,
         mut eq: impl FnMut(u32) -> bool,
         hash_of: impl Fn(u32) -> u64,
-    ) -> bool {
+    ) -> Option<u32> {
         let si = self.seg_of(hash);
         let s = chunk_mut(&mut self.segs[si], seg_bytes);
-        match s.t.find_entry(hash, |&id| eq(id)) {
-            Ok(e) => {
-                e.remove();
-                if s.t.capacity() > 64 && s.t.len() * 4 < s.t.capacity() {
-                    s.t.shrink_to(s.t.len() * 2, |&x| hash_of(x));
-                }
-                true
-            }
-            Err(_) => false,
+        let (id, _) = s.t.find_entry(hash, |&id| eq(id)).ok()?.remove();
+        if s.t.capacity() > 64 && s.t.len() * 4 < s.t.capacity() {
+            s.t.shrink_to(s.t.len() * 2, |&x| hash_of(x));
         }
+        Some(id)
     }
 
     /// Split segment `si` on its next hash bit (doubling the directory if needed).
@@ -447,8 +442,14 @@ impl SegIndex {
             t.insert_unique(h, id, |&x| hash_of(x));
         }
         let new = self.segs.len() as u32;
-        self.segs[si] = Arc::new(Seg { depth: d + 1, t: lo });
-        self.segs.push(Arc::new(Seg { depth: d + 1, t: hi }));
+        self.segs[si] = Arc::new(Seg {
+            depth: d + 1,
+            t: lo,
+        });
+        self.segs.push(Arc::new(Seg {
+            depth: d + 1,
+            t: hi,
+        }));
         for (i, s) in self.dir.iter_mut().enumerate() {
             if *s as usize == si && (i >> d) & 1 == 1 {
                 *s = new;
@@ -536,7 +537,10 @@ mod tests {
         // The touched chunks: 50,000's, the last one, 3's.
         assert_eq!(v.shared_chunks(&snap).1, n - 3);
         assert!(COW_COPIED_BYTES.load(Ordering::Relaxed) - before >= 2 * 1024 * 8);
-        assert_eq!(snap.iter().copied().collect::<Vec<_>>(), (0..100_000).collect::<Vec<_>>());
+        assert_eq!(
+            snap.iter().copied().collect::<Vec<_>>(),
+            (0..100_000).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -554,9 +558,9 @@ mod tests {
         assert_eq!(ix.len(), 50_000);
         let snap = ix.clone();
         for i in (0..50_000u32).step_by(2) {
-            assert!(ix.remove(h(i * 3), |p| p == i, |p| h(p * 3)));
+            assert_eq!(ix.remove(h(i * 3), |p| p == i, |p| h(p * 3)), Some(i));
         }
-        assert!(!ix.remove(h(3), |p| p == 1_000_000, |p| h(p * 3)));
+        assert_eq!(ix.remove(h(3), |p| p == 1_000_000, |p| h(p * 3)), None);
         for i in 0..50_000u32 {
             assert_eq!(ix.find(h(i * 3), |p| p == i).is_some(), i % 2 == 1);
             assert_eq!(snap.find(h(i * 3), |p| p == i), Some(i));

@@ -9,9 +9,9 @@
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
-use bytes::Bytes;
 use crate::types::chunked::{Arena, ChunkVec, SegIndex};
 use crate::types::list::enc;
+use bytes::Bytes;
 
 /// Conversion thresholds (`hash-max-listpack-entries`, `hash-max-listpack-value`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,9 +280,7 @@ impl Hash {
         std::mem::size_of::<Hash>()
             + match &self.repr {
                 Repr::Pack(p) => p.buf.capacity(),
-                Repr::Table(t) => {
-                    t.arena.mem_usage() + t.slots.mem_usage() + t.index.mem_usage()
-                }
+                Repr::Table(t) => t.arena.mem_usage() + t.slots.mem_usage() + t.index.mem_usage(),
             }
     }
 
@@ -474,6 +472,8 @@ mod tests {
         Get(Vec<u8>),
         Len(Vec<u8>),
         Index(usize),
+        /// Take a snapshot (a clone) that must keep its state while the hash changes.
+        Clone,
     }
 
     fn bytes(g: &mut Gen) -> Vec<u8> {
@@ -488,22 +488,40 @@ mod tests {
 
     impl Arbitrary for Op {
         fn arbitrary(g: &mut Gen) -> Op {
-            match u8::arbitrary(g) % 8 {
-                0..=3 => Op::Set(bytes(g), bytes(g)),
-                4 => Op::Del(bytes(g)),
-                5 => Op::Get(bytes(g)),
-                6 => Op::Len(bytes(g)),
-                _ => Op::Index(usize::arbitrary(g) % 64),
+            match u8::arbitrary(g) % 17 {
+                0..=7 => Op::Set(bytes(g), bytes(g)),
+                8 | 9 => Op::Del(bytes(g)),
+                10 | 11 => Op::Get(bytes(g)),
+                12 | 13 => Op::Len(bytes(g)),
+                14 | 15 => Op::Index(usize::arbitrary(g) % 64),
+                _ => Op::Clone,
             }
         }
+    }
+
+    /// True if `h` holds exactly `m`.
+    fn same(h: &Hash, m: &BTreeMap<Vec<u8>, Vec<u8>>) -> bool {
+        let all: BTreeMap<Vec<u8>, Vec<u8>> =
+            h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+        all == *m
+            && h.len() == m.len()
+            && m.iter().all(|(f, v)| h.get(f).as_deref() == Some(&v[..]))
     }
 
     fn run_model(ops: Vec<Op>, limits: HashLimits) -> bool {
         let mut h = Hash::new();
         let mut m: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut converted = false;
+        let mut snaps: Vec<(Hash, BTreeMap<Vec<u8>, Vec<u8>>)> = Vec::new();
         for op in ops {
             let ok = match op {
+                Op::Clone => {
+                    if snaps.len() == 3 {
+                        snaps.remove(0);
+                    }
+                    snaps.push((h.clone(), m.clone()));
+                    true
+                }
                 Op::Set(f, v) => {
                     let longer = f.len() > limits.max_value || v.len() > limits.max_value;
                     let new = m.insert(f.clone(), v.clone()).is_none();
@@ -535,7 +553,96 @@ mod tests {
             .map(|(f, v)| (f.to_vec(), v.to_vec()))
             .collect();
         let rebuilt = Hash::from_pairs(h.iter().collect(), limits);
-        all == m && scanned == m && rebuilt.len() == m.len()
+        all == m
+            && scanned == m
+            && rebuilt.len() == m.len()
+            && snaps.iter().all(|(sh, sm)| same(sh, sm))
+    }
+
+    /// Many operations on a hash of thousands of fields (many arena chunks, slot chunks and
+    /// index segments, values changing length so chunks are evacuated), with clones taken along
+    /// the way: every clone keeps the state it was taken at while the original changes.
+    #[test]
+    fn model_large_with_clones() {
+        let limits = HashLimits::default();
+        let mut g = Gen::new(100);
+        let mut h = Hash::new();
+        let mut m: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut snaps = Vec::new();
+        for step in 0..60_000u32 {
+            let f = format!("field:{}", u32::arbitrary(&mut g) % 12_000).into_bytes();
+            match u8::arbitrary(&mut g) % 10 {
+                0..=5 => {
+                    let v = vec![b'a' + (step % 26) as u8; usize::arbitrary(&mut g) % 40];
+                    assert_eq!(h.set(&f, &v, limits), m.insert(f, v).is_none());
+                }
+                6 | 7 => assert_eq!(h.remove(&f), m.remove(&f).is_some()),
+                _ => assert_eq!(h.get(&f).map(|b| b.to_vec()), m.get(&f).cloned()),
+            }
+            if step % 7_000 == 0 {
+                snaps.push((h.clone(), m.clone()));
+            }
+        }
+        assert!(same(&h, &m));
+        for (sh, sm) in &snaps {
+            assert!(same(sh, sm));
+        }
+        for i in 0..h.len() {
+            let (f, v) = h.get_index(i).unwrap();
+            assert_eq!(m.get(&f[..]), Some(&v.to_vec()));
+        }
+    }
+
+    /// Chunks of `a` shared with `b`: (arena, slots, index) as (total, shared).
+    fn shared(a: &Hash, b: &Hash) -> [(usize, usize); 3] {
+        let (Repr::Table(x), Repr::Table(y)) = (&a.repr, &b.repr) else {
+            panic!("not tables")
+        };
+        [
+            x.arena.shared_chunks(&y.arena),
+            x.slots.shared_chunks(&y.slots),
+            x.index.shared_segments(&y.index),
+        ]
+    }
+
+    #[test]
+    fn a_clone_shares_chunks_and_a_write_copies_only_what_it_touches() {
+        let limits = HashLimits::default();
+        let mut live = Hash::new();
+        for i in 0..200_000 {
+            live.set(
+                format!("field:{i}").as_bytes(),
+                format!("value:{i}").as_bytes(),
+                limits,
+            );
+        }
+        let snapshot = live.clone();
+        let all = shared(&live, &snapshot);
+        for (total, sh) in all {
+            assert!(total > 10, "{all:?}");
+            assert_eq!(sh, total);
+        }
+        // An overwrite in place, a longer value, a new field, a deletion.
+        live.set(b"field:100", b"value:999", limits);
+        live.set(b"field:150000", b"a longer value than before", limits);
+        live.set(b"new field", b"new value", limits);
+        assert!(live.remove(b"field:7"));
+        let after = shared(&live, &snapshot);
+        // Arena: field:100's chunk and the tail; slots: field:100's, field:150000's, field:7's
+        // (which the last slot moves into) and the last chunk; index: a segment per field.
+        assert!(after[0].1 >= all[0].0 - 2, "{after:?}");
+        assert!(after[1].1 >= all[1].0 - 4, "{after:?}");
+        assert!(after[2].1 >= all[2].0 - 5, "{after:?}");
+        assert_eq!(snapshot.len(), 200_000);
+        assert_eq!(
+            snapshot.get(b"field:100").as_deref(),
+            Some(&b"value:100"[..])
+        );
+        assert_eq!(snapshot.get(b"field:7").as_deref(), Some(&b"value:7"[..]));
+        assert_eq!(snapshot.get(b"new field"), None);
+        assert_eq!(live.get(b"field:100").as_deref(), Some(&b"value:999"[..]));
+        assert_eq!(live.get(b"field:7"), None);
+        assert_eq!(live.len(), 200_000);
     }
 
     #[test]
