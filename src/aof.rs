@@ -477,6 +477,11 @@ impl Persistence for Persist {
                     "strongbox_compaction_max_round_copied_bytes",
                     st.max_round_copied_bytes,
                 ),
+                ("strongbox_compaction_cow_copied_bytes", st.cow_copied_bytes),
+                (
+                    "strongbox_compaction_max_round_cow_copied_bytes",
+                    st.max_round_cow_copied_bytes,
+                ),
             ];
             for (k, val) in fields {
                 v.push((k.into(), val.to_string()));

@@ -186,6 +186,10 @@ pub struct Stats {
     /// Most bytes the execution thread copied out of the keyspace within one round (walk step
     /// plus pre-write copies): bounded by the step budget, whatever the sizes of the keys.
     pub max_round_copied_bytes: u64,
+    /// Bytes of chunks (list nodes; hash, set and zset chunks and index segments) that writes
+    /// copied because the snapshot still shared them, in all and at most within one round.
+    pub cow_copied_bytes: u64,
+    pub max_round_cow_copied_bytes: u64,
 }
 
 pub struct Snapshot {
@@ -255,6 +259,7 @@ impl Snapshot {
         NEW_OBJECT_SNAP.store(epoch, Ordering::Relaxed);
         crate::keyspace::COW_CLONES.store(0, Ordering::Relaxed);
         crate::keyspace::COW_CLONE_NS.store(0, Ordering::Relaxed);
+        crate::types::chunked::COW_COPIED_BYTES.store(0, Ordering::Relaxed);
         let keys_total = srv.dbs.iter().map(|d| d.len() as u64).sum();
         srv.snapshot = Some(Snapshot {
             epoch,
@@ -294,12 +299,14 @@ impl Snapshot {
     /// End of an execution round that took `round` in all.
     pub fn note_round(&mut self, round: Duration) {
         // Copy-on-write clones done by this round's commands are the snapshot's doing.
+        // So are the chunk copies of collections whose clone the snapshot still reads.
         let clones = crate::keyspace::COW_CLONES.swap(0, Ordering::Relaxed);
-        if clones > 0 {
-            self.stats.cow_clones += clones;
-            let ns = crate::keyspace::COW_CLONE_NS.swap(0, Ordering::Relaxed);
-            self.round_work += Duration::from_nanos(ns);
-        }
+        self.stats.cow_clones += clones;
+        let ns = crate::keyspace::COW_CLONE_NS.swap(0, Ordering::Relaxed);
+        self.round_work += Duration::from_nanos(ns);
+        let copied = crate::types::chunked::COW_COPIED_BYTES.swap(0, Ordering::Relaxed);
+        self.stats.cow_copied_bytes += copied;
+        self.stats.max_round_cow_copied_bytes = self.stats.max_round_cow_copied_bytes.max(copied);
         let st = &mut self.stats;
         st.max_round_copied_bytes = st.max_round_copied_bytes.max(self.round_copied as u64);
         self.round_copied = 0;

@@ -93,7 +93,11 @@ impl Table {
     }
 
     fn find_slot(&self, ef: &[u8]) -> Option<usize> {
-        let h = hash_of(ef);
+        self.find_slot_h(ef, hash_of(ef))
+    }
+
+    /// [`Table::find_slot`] with the field's hash already computed.
+    fn find_slot_h(&self, ef: &[u8], h: u64) -> Option<usize> {
         self.index
             .find(h, |s| self.field_at(s as usize) == ef)
             .map(|s| s as usize)
@@ -106,11 +110,16 @@ impl Table {
 
     /// Append a new pair (the field must not exist).
     fn insert_new(&mut self, ef: &[u8], ev: &[u8]) {
+        self.insert_new_h(ef, ev, hash_of(ef))
+    }
+
+    /// [`Table::insert_new`] with the field's hash `h` already computed.
+    fn insert_new_h(&mut self, ef: &[u8], ev: &[u8], h: u64) {
         let addr = self.arena.append(&[ef, ev]);
         let slot = self.slots.len() as u32;
         self.slots.push(addr);
         let (arena, slots) = (&self.arena, &self.slots);
-        self.index.insert(hash_of(ef), slot, |s| {
+        self.index.insert(h, slot, |s| {
             hash_of(field_in(arena, slots[s as usize]))
         });
     }
@@ -130,13 +139,13 @@ impl Table {
         self.note_garbage(addr, v_end - off);
     }
 
-    /// Remove the pair in `slot`, whose encoded field is `ef`.
-    fn remove_slot(&mut self, slot: usize, ef: &[u8]) {
+    /// Remove the pair in `slot`, whose encoded field hashes to `h`.
+    fn remove_slot(&mut self, slot: usize, h: u64) {
         let addr = self.slots[slot];
         let len = self.pair_len(slot);
         let (arena, slots) = (&self.arena, &self.slots);
         self.index.remove(
-            hash_of(ef),
+            h,
             |s| s as usize == slot,
             |s| hash_of(field_in(arena, slots[s as usize])),
         );
@@ -391,16 +400,19 @@ impl Hash {
                     true
                 }
             },
-            Repr::Table(t) => match t.find_slot(&ef) {
-                Some(s) => {
-                    t.replace(s, &ef, &ev);
-                    false
+            Repr::Table(t) => {
+                let h = hash_of(&ef);
+                match t.find_slot_h(&ef, h) {
+                    Some(s) => {
+                        t.replace(s, &ef, &ev);
+                        false
+                    }
+                    None => {
+                        t.insert_new_h(&ef, &ev, h);
+                        true
+                    }
                 }
-                None => {
-                    t.insert_new(&ef, &ev);
-                    true
-                }
-            },
+            }
         };
         if new && matches!(self.repr, Repr::Pack(_)) && self.len() > limits.max_entries {
             self.convert();
@@ -424,13 +436,16 @@ impl Hash {
                 }
                 None => false,
             },
-            Repr::Table(t) => match t.find_slot(&ef) {
-                Some(s) => {
-                    t.remove_slot(s, &ef);
-                    true
+            Repr::Table(t) => {
+                let h = hash_of(&ef);
+                match t.find_slot_h(&ef, h) {
+                    Some(s) => {
+                        t.remove_slot(s, h);
+                        true
+                    }
+                    None => false,
                 }
-                None => false,
-            },
+            }
         }
     }
 

@@ -127,20 +127,27 @@ impl DenseTable {
     }
 
     pub fn insert(&mut self, m: &[u8]) -> bool {
-        if self.contains(m) {
+        let h = hash_bytes(m);
+        let e = &self.entries;
+        if self.table.find(h, |id| e[id as usize].as_slice() == m).is_some() {
             return false;
         }
-        self.insert_new(m);
+        self.insert_new_h(m, h);
         true
     }
 
     /// Insert a member known to be absent.
     fn insert_new(&mut self, m: &[u8]) {
+        self.insert_new_h(m, hash_bytes(m))
+    }
+
+    /// [`DenseTable::insert_new`] with the member's hash `h` already computed.
+    fn insert_new_h(&mut self, m: &[u8], h: u64) {
         let id = self.entries.len() as u32;
         self.entries.push(CBytes::new(m));
         let e = &self.entries;
         self.table
-            .insert(hash_bytes(m), id, |i| hash_bytes(e[i as usize].as_slice()));
+            .insert(h, id, |i| hash_bytes(e[i as usize].as_slice()));
     }
 
     pub fn remove(&mut self, m: &[u8]) -> bool {

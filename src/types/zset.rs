@@ -130,9 +130,13 @@ impl Large {
     }
 
     fn find_id(&self, m: &[u8]) -> Option<u32> {
+        self.find_id_h(m, hash_bytes(m))
+    }
+
+    /// [`Large::find_id`] with the member's hash `h` already computed.
+    fn find_id_h(&self, m: &[u8], h: u64) -> Option<u32> {
         let e = &self.entries;
-        self.table
-            .find(hash_bytes(m), |id| e[id as usize].m.as_slice() == m)
+        self.table.find(h, |id| e[id as usize].m.as_slice() == m)
     }
 
     fn block_mut(&mut self, b: usize) -> &mut Vec<Slot> {
@@ -266,16 +270,16 @@ impl Large {
         }
     }
 
-    fn insert_new(&mut self, m: &[u8], s: f64) {
+    /// Insert a member known to be absent, whose hash is `h`.
+    fn insert_new(&mut self, m: &[u8], s: f64, h: u64) {
         let id = self.entries.len() as u32;
         self.entries.push(Entry {
             m: CBytes::new(m),
             s,
         });
         let e = &self.entries;
-        self.table.insert(hash_bytes(m), id, |i| {
-            hash_bytes(e[i as usize].m.as_slice())
-        });
+        self.table
+            .insert(h, id, |i| hash_bytes(e[i as usize].m.as_slice()));
         self.order_insert(id);
     }
 
@@ -292,12 +296,13 @@ impl Large {
     }
 
     fn remove(&mut self, m: &[u8]) -> Option<f64> {
-        let id = self.find_id(m)?;
+        let h = hash_bytes(m);
+        let id = self.find_id_h(m, h)?;
         let score = self.entries[id as usize].s;
         self.order_remove(id);
         let e = &self.entries;
         self.table.remove(
-            hash_bytes(m),
+            h,
             |i| i == id,
             |i| hash_bytes(e[i as usize].m.as_slice()),
         );
@@ -579,17 +584,20 @@ impl ZSet {
             }
         }
         match &mut self.repr {
-            Repr::Large(l) => match l.find_id(m) {
-                Some(id) => {
-                    let old = l.entries[id as usize].s;
-                    l.update(id, s);
-                    Some(old)
+            Repr::Large(l) => {
+                let h = hash_bytes(m);
+                match l.find_id_h(m, h) {
+                    Some(id) => {
+                        let old = l.entries[id as usize].s;
+                        l.update(id, s);
+                        Some(old)
+                    }
+                    None => {
+                        l.insert_new(m, s, h);
+                        None
+                    }
                 }
-                None => {
-                    l.insert_new(m, s);
-                    None
-                }
-            },
+            }
             Repr::Small(_) => None,
         }
     }
