@@ -9,17 +9,16 @@
 //! - [`Arena`]: append-only byte storage in `Arc`'d chunks of up to [`ARENA_CHUNK`] bytes, with
 //!   garbage counted per chunk so a chunk is evacuated on its own, never the whole arena;
 //! - [`SegIndex`]: a hash index of `u32` positions split into segments by hash bits, extendible
-//!   hashing style (a directory of segment numbers, each segment an `Arc<HashTable<u32>>` of at
-//!   most [`SEG_SPLIT_CAP`] entries that splits in two when full), so neither a write nor the
-//!   table's growth ever rebuilds more than one segment.
+//!   hashing style (a directory of segment numbers, each segment an `Arc`'d open-addressing
+//!   table of `u32` positions, 4 bytes a slot, of at most [`SEG_SPLIT_CAP`] entries that splits
+//!   in two when full), so neither a write nor the table's growth ever rebuilds more than one
+//!   segment.
 //!
 //! A chunk copied because another reference holds it is counted in [`COW_COPIED_BYTES`] and its
 //! time in `keyspace::COW_CLONE_NS` (snapshot work of the round).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-use hashbrown::HashTable;
 
 /// Bytes of chunks copied because a clone (a snapshot's) still shared them, since start.
 pub static COW_COPIED_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -314,19 +313,113 @@ impl Arena {
     }
 }
 
-/// A segment splits in two instead of growing past this many entries (4,096 buckets, ~20 KB).
-pub const SEG_SPLIT_CAP: usize = 3584;
-/// Hash bits below the ones that pick a segment (hashbrown uses the low bits for the bucket and
-/// the top 7 for its control byte).
+/// A segment splits in two instead of growing past this many entries (4,096 slots, 16 KB).
+pub const SEG_SPLIT_CAP: usize = 3072;
+/// Hash bits below the ones that pick a segment (a segment's slot is picked by the low bits).
 const DIR_SHIFT: u32 = 32;
 /// Largest directory: 2^20 segments.
 const DIR_DEPTH_MAX: u8 = 20;
+const EMPTY: u32 = u32::MAX;
+/// Smallest segment table.
+const SEG_SLOTS_MIN: usize = 8;
 
+/// One segment: an open-addressing table of positions (linear probing, backward-shift deletion,
+/// load ≤ 3/4). It never stores keys: the caller's closures compare and hash by position.
 #[derive(Clone, Default)]
 struct Seg {
-    /// Hash bits (above `DIR_SHIFT`) shared by every entry of the segment.
+    /// Hash bits (from `DIR_SHIFT` up) shared by every entry of the segment.
     depth: u8,
-    t: HashTable<u32>,
+    len: u32,
+    /// A power of two of slots (or none).
+    slots: Vec<u32>,
+}
+
+impl Seg {
+    fn with_room(depth: u8, n: usize) -> Seg {
+        let slots = if n == 0 {
+            Vec::new()
+        } else {
+            vec![EMPTY; (n * 4 / 3 + 1).next_power_of_two().max(SEG_SLOTS_MIN)]
+        };
+        Seg {
+            depth,
+            len: 0,
+            slots,
+        }
+    }
+
+    /// Slot holding a position for which `eq` is true.
+    #[inline]
+    fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let id = self.slots[i];
+            if id == EMPTY {
+                return None;
+            }
+            if eq(id) {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Insert without growing (there is room).
+    fn put(&mut self, hash: u64, id: u32) {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        while self.slots[i] != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = id;
+        self.len += 1;
+    }
+
+    fn insert(&mut self, hash: u64, id: u32, hash_of: impl Fn(u32) -> u64) {
+        let len = self.len as usize + 1;
+        if self.slots.is_empty() || len * 4 > self.slots.len() * 3 {
+            self.rebuild((len * 2).next_power_of_two().max(SEG_SLOTS_MIN), hash_of);
+        }
+        self.put(hash, id);
+    }
+
+    /// Empty `slot` (backward-shift deletion keeps probe chains intact).
+    fn remove_slot(&mut self, slot: usize, hash_of: impl Fn(u32) -> u64) {
+        let mask = self.slots.len() - 1;
+        let mut hole = slot;
+        let mut i = (slot + 1) & mask;
+        loop {
+            let id = self.slots[i];
+            if id == EMPTY {
+                break;
+            }
+            let home = hash_of(id) as usize & mask;
+            // Move `id` into the hole if its home is not cyclically in (hole, i].
+            if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
+                self.slots[hole] = id;
+                hole = i;
+            }
+            i = (i + 1) & mask;
+        }
+        self.slots[hole] = EMPTY;
+        self.len -= 1;
+        let len = self.len as usize;
+        if self.slots.len() > SEG_SLOTS_MIN && len * 8 < self.slots.len() {
+            self.rebuild((len * 2).next_power_of_two().max(SEG_SLOTS_MIN), hash_of);
+        }
+    }
+
+    fn rebuild(&mut self, n: usize, hash_of: impl Fn(u32) -> u64) {
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; n]);
+        self.len = 0;
+        for id in old.into_iter().filter(|&x| x != EMPTY) {
+            self.put(hash_of(id), id);
+        }
+    }
 }
 
 /// A hash index of `u32` positions into storage owned by the caller (which supplies the hashes
@@ -348,7 +441,7 @@ impl Default for SegIndex {
 }
 
 fn seg_bytes(s: &Seg) -> usize {
-    s.t.capacity() * 5
+    s.slots.len() * 4
 }
 
 impl SegIndex {
@@ -359,16 +452,11 @@ impl SegIndex {
         while (n >> depth) > SEG_SPLIT_CAP * 3 / 5 && depth < DIR_DEPTH_MAX {
             depth += 1;
         }
-        let per = (n >> depth) + (n >> depth) / 4;
+        let per = n >> depth;
         SegIndex {
             dir: (0..1u32 << depth).collect(),
             segs: (0..1usize << depth)
-                .map(|_| {
-                    Arc::new(Seg {
-                        depth,
-                        t: HashTable::with_capacity(per.min(SEG_SPLIT_CAP)),
-                    })
-                })
+                .map(|_| Arc::new(Seg::with_room(depth, per)))
                 .collect(),
         }
     }
@@ -380,19 +468,17 @@ impl SegIndex {
 
     /// The position for which `eq` is true.
     #[inline]
-    pub fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        self.segs[self.seg_of(hash)]
-            .t
-            .find(hash, |&id| eq(id))
-            .copied()
+    pub fn find(&self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        let s = &self.segs[self.seg_of(hash)];
+        s.find(hash, eq).map(|i| s.slots[i])
     }
 
-    /// Mutable access to the position for which `eq` is true.
-    pub fn find_mut(&mut self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<&mut u32> {
+    /// Mutable access to the position for which `eq` is true (its segment is copied first if a
+    /// clone shares it).
+    pub fn find_mut(&mut self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<&mut u32> {
         let si = self.seg_of(hash);
-        chunk_mut(&mut self.segs[si], seg_bytes)
-            .t
-            .find_mut(hash, |&id| eq(id))
+        let i = self.segs[si].find(hash, eq)?;
+        Some(&mut chunk_mut(&mut self.segs[si], seg_bytes).slots[i])
     }
 
     /// Insert position `id` (absent) for a key hashing to `hash`; `hash_of` rehashes positions
@@ -400,28 +486,25 @@ impl SegIndex {
     pub fn insert(&mut self, hash: u64, id: u32, hash_of: impl Fn(u32) -> u64) {
         let mut si = self.seg_of(hash);
         let s = &self.segs[si];
-        if s.t.len() >= SEG_SPLIT_CAP && s.t.len() >= s.t.capacity() && s.depth < DIR_DEPTH_MAX {
+        if s.len as usize >= SEG_SPLIT_CAP && s.depth < DIR_DEPTH_MAX {
             self.split(si, &hash_of);
             si = self.seg_of(hash);
         }
-        chunk_mut(&mut self.segs[si], seg_bytes)
-            .t
-            .insert_unique(hash, id, |&x| hash_of(x));
+        chunk_mut(&mut self.segs[si], seg_bytes).insert(hash, id, hash_of);
     }
 
     /// Remove the position for which `eq` is true, returning it.
     pub fn remove(
         &mut self,
         hash: u64,
-        mut eq: impl FnMut(u32) -> bool,
+        eq: impl FnMut(u32) -> bool,
         hash_of: impl Fn(u32) -> u64,
     ) -> Option<u32> {
         let si = self.seg_of(hash);
+        let i = self.segs[si].find(hash, eq)?;
         let s = chunk_mut(&mut self.segs[si], seg_bytes);
-        let (id, _) = s.t.find_entry(hash, |&id| eq(id)).ok()?.remove();
-        if s.t.capacity() > 64 && s.t.len() * 4 < s.t.capacity() {
-            s.t.shrink_to(s.t.len() * 2, |&x| hash_of(x));
-        }
+        let id = s.slots[i];
+        s.remove_slot(i, hash_of);
         Some(id)
     }
 
@@ -433,23 +516,18 @@ impl SegIndex {
             self.dir.extend_from_within(..);
         }
         let bit = 1u64 << (DIR_SHIFT + d as u32);
-        let old = &self.segs[si].t;
-        let mut lo = HashTable::with_capacity(old.len() / 2 + old.len() / 8);
-        let mut hi = HashTable::with_capacity(old.len() / 2 + old.len() / 8);
-        for &id in old.iter() {
+        let old = &self.segs[si];
+        let half = old.len as usize / 2;
+        let mut lo = Seg::with_room(d + 1, half + half / 8);
+        let mut hi = Seg::with_room(d + 1, half + half / 8);
+        for &id in old.slots.iter().filter(|&&x| x != EMPTY) {
             let h = hash_of(id);
             let t = if h & bit == 0 { &mut lo } else { &mut hi };
-            t.insert_unique(h, id, |&x| hash_of(x));
+            t.insert(h, id, hash_of);
         }
         let new = self.segs.len() as u32;
-        self.segs[si] = Arc::new(Seg {
-            depth: d + 1,
-            t: lo,
-        });
-        self.segs.push(Arc::new(Seg {
-            depth: d + 1,
-            t: hi,
-        }));
+        self.segs[si] = Arc::new(lo);
+        self.segs.push(Arc::new(hi));
         for (i, s) in self.dir.iter_mut().enumerate() {
             if *s as usize == si && (i >> d) & 1 == 1 {
                 *s = new;
@@ -458,7 +536,7 @@ impl SegIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.segs.iter().map(|s| s.t.len()).sum()
+        self.segs.iter().map(|s| s.len as usize).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -471,7 +549,7 @@ impl SegIndex {
             + self
                 .segs
                 .iter()
-                .map(|s| seg_bytes(s) + 16 + 16 + std::mem::size_of::<Seg>())
+                .map(|s| seg_bytes(s) + 16 + std::mem::size_of::<Seg>())
                 .sum::<usize>()
     }
 
@@ -554,7 +632,7 @@ mod tests {
             ix.insert(h(k), i, |p| h(p * 3));
         }
         assert!(ix.segs.len() > 8, "{}", ix.segs.len());
-        assert!(ix.segs.iter().all(|s| s.t.len() <= SEG_SPLIT_CAP));
+        assert!(ix.segs.iter().all(|s| s.len as usize <= SEG_SPLIT_CAP));
         assert_eq!(ix.len(), 50_000);
         let snap = ix.clone();
         for i in (0..50_000u32).step_by(2) {
