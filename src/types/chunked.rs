@@ -9,16 +9,18 @@
 //! - [`Arena`]: append-only byte storage in `Arc`'d chunks of up to [`ARENA_CHUNK`] bytes, with
 //!   garbage counted per chunk so a chunk is evacuated on its own, never the whole arena;
 //! - [`SegIndex`]: a hash index of `u32` positions split into segments by hash bits, extendible
-//!   hashing style (a directory of segment numbers, each segment an `Arc`'d open-addressing
-//!   table of `u32` positions, 4 bytes a slot, of at most [`SEG_SPLIT_CAP`] entries that splits
-//!   in two when full), so neither a write nor the table's growth ever rebuilds more than one
-//!   segment.
+//!   hashing style (a directory of segment numbers, each segment an `Arc`'d table of `u32`
+//!   positions — [`Probe`], open addressing at 4 bytes a slot, or [`Tagged`], hashbrown's — of at
+//!   most [`SegTable::SPLIT`] entries that splits in two when full), so neither a write nor the
+//!   table's growth ever rebuilds more than one segment.
 //!
 //! A chunk copied because another reference holds it is counted in [`COW_COPIED_BYTES`] and its
 //! time in `keyspace::COW_CLONE_NS` (snapshot work of the round).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 /// Bytes of chunks copied because a clone (a snapshot's) still shared them, since start.
 pub static COW_COPIED_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -113,6 +115,7 @@ impl<T: Clone, const SHIFT: u32> ChunkVec<T, SHIFT> {
         &mut c[i & Self::MASK]
     }
 
+    #[allow(clippy::ptr_arg)] // passed where a `&Vec<T>` is taken
     fn chunk_bytes(c: &Vec<T>) -> usize {
         c.len() * std::mem::size_of::<T>()
     }
@@ -313,44 +316,47 @@ impl Arena {
     }
 }
 
-/// A segment splits in two instead of growing past this many entries (4,096 slots, 16 KB).
-pub const SEG_SPLIT_CAP: usize = 3072;
 /// Hash bits below the ones that pick a segment (a segment's slot is picked by the low bits).
 const DIR_SHIFT: u32 = 32;
 /// Largest directory: 2^20 segments.
 const DIR_DEPTH_MAX: u8 = 20;
 const EMPTY: u32 = u32::MAX;
-/// Smallest segment table.
+/// Smallest [`Probe`] table.
 const SEG_SLOTS_MIN: usize = 8;
 
-/// One segment: an open-addressing table of positions (linear probing, backward-shift deletion,
-/// load ≤ 3/4). It never stores keys: the caller's closures compare and hash by position.
+/// The table of one index segment: `u32` positions, keys compared and hashed by the caller's
+/// closures (the table never stores keys).
+pub trait SegTable: Clone + Default {
+    /// A segment splits in two instead of growing past this many entries.
+    const SPLIT: usize;
+    fn with_room(n: usize) -> Self;
+    fn len(&self) -> usize;
+    /// Heap bytes.
+    fn bytes(&self) -> usize;
+    fn find(&self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32>;
+    fn find_mut(&mut self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<&mut u32>;
+    fn insert(&mut self, hash: u64, id: u32, hash_of: impl Fn(u32) -> u64);
+    fn remove(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(u32) -> bool,
+        hash_of: impl Fn(u32) -> u64,
+    ) -> Option<u32>;
+    fn ids(&self) -> Vec<u32>;
+}
+
+/// Open addressing (linear probing, backward-shift deletion, load ≤ 3/4): 4 bytes a slot. For
+/// keys that compare cheaply (set and zset members: 24 bytes at a position).
 #[derive(Clone, Default)]
-struct Seg {
-    /// Hash bits (from `DIR_SHIFT` up) shared by every entry of the segment.
-    depth: u8,
+pub struct Probe {
     len: u32,
     /// A power of two of slots (or none).
     slots: Vec<u32>,
 }
 
-impl Seg {
-    fn with_room(depth: u8, n: usize) -> Seg {
-        let slots = if n == 0 {
-            Vec::new()
-        } else {
-            vec![EMPTY; (n * 4 / 3 + 1).next_power_of_two().max(SEG_SLOTS_MIN)]
-        };
-        Seg {
-            depth,
-            len: 0,
-            slots,
-        }
-    }
-
-    /// Slot holding a position for which `eq` is true.
+impl Probe {
     #[inline]
-    fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<usize> {
+    fn slot_of(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -377,14 +383,6 @@ impl Seg {
         }
         self.slots[i] = id;
         self.len += 1;
-    }
-
-    fn insert(&mut self, hash: u64, id: u32, hash_of: impl Fn(u32) -> u64) {
-        let len = self.len as usize + 1;
-        if self.slots.is_empty() || len * 4 > self.slots.len() * 3 {
-            self.rebuild((len * 2).next_power_of_two().max(SEG_SLOTS_MIN), hash_of);
-        }
-        self.put(hash, id);
     }
 
     /// Empty `slot` (backward-shift deletion keeps probe chains intact).
@@ -422,16 +420,131 @@ impl Seg {
     }
 }
 
-/// A hash index of `u32` positions into storage owned by the caller (which supplies the hashes
-/// and the equality), in copy-on-write segments.
-#[derive(Clone)]
-pub struct SegIndex {
-    /// Segment of each value of the hash's `depth` directory bits.
-    dir: Vec<u32>,
-    segs: Vec<Arc<Seg>>,
+impl SegTable for Probe {
+    const SPLIT: usize = 3072;
+
+    fn with_room(n: usize) -> Probe {
+        let slots = if n == 0 {
+            Vec::new()
+        } else {
+            vec![EMPTY; (n * 4 / 3 + 1).next_power_of_two().max(SEG_SLOTS_MIN)]
+        };
+        Probe { len: 0, slots }
+    }
+
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    fn bytes(&self) -> usize {
+        self.slots.capacity() * 4
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.slot_of(hash, eq).map(|i| self.slots[i])
+    }
+
+    fn find_mut(&mut self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<&mut u32> {
+        let i = self.slot_of(hash, eq)?;
+        Some(&mut self.slots[i])
+    }
+
+    fn insert(&mut self, hash: u64, id: u32, hash_of: impl Fn(u32) -> u64) {
+        let len = self.len as usize + 1;
+        if self.slots.is_empty() || len * 4 > self.slots.len() * 3 {
+            self.rebuild((len * 2).next_power_of_two().max(SEG_SLOTS_MIN), hash_of);
+        }
+        self.put(hash, id);
+    }
+
+    fn remove(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(u32) -> bool,
+        hash_of: impl Fn(u32) -> u64,
+    ) -> Option<u32> {
+        let i = self.slot_of(hash, eq)?;
+        let id = self.slots[i];
+        self.remove_slot(i, hash_of);
+        Some(id)
+    }
+
+    fn ids(&self) -> Vec<u32> {
+        self.slots.iter().copied().filter(|&x| x != EMPTY).collect()
+    }
 }
 
-impl Default for SegIndex {
+/// `hashbrown`'s table (SIMD groups of 7-bit tags): 5 bytes a bucket at load ≤ 7/8, but a probe
+/// compares a key only when its tag matches. For keys that are costly to compare (hash fields,
+/// read through the slot and arena chunks).
+#[derive(Clone, Default)]
+pub struct Tagged(HashTable<u32>);
+
+impl SegTable for Tagged {
+    const SPLIT: usize = 3584;
+
+    fn with_room(n: usize) -> Tagged {
+        Tagged(HashTable::with_capacity(n))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.0.capacity() * 5
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.0.find(hash, |&id| eq(id)).copied()
+    }
+
+    fn find_mut(&mut self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<&mut u32> {
+        self.0.find_mut(hash, |&id| eq(id))
+    }
+
+    fn insert(&mut self, hash: u64, id: u32, hash_of: impl Fn(u32) -> u64) {
+        self.0.insert_unique(hash, id, |&x| hash_of(x));
+    }
+
+    fn remove(
+        &mut self,
+        hash: u64,
+        mut eq: impl FnMut(u32) -> bool,
+        hash_of: impl Fn(u32) -> u64,
+    ) -> Option<u32> {
+        let (id, _) = self.0.find_entry(hash, |&id| eq(id)).ok()?.remove();
+        let t = &mut self.0;
+        if t.capacity() > 64 && t.len() * 4 < t.capacity() {
+            t.shrink_to(t.len() * 2, |&x| hash_of(x));
+        }
+        Some(id)
+    }
+
+    fn ids(&self) -> Vec<u32> {
+        self.0.iter().copied().collect()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Seg<S> {
+    /// Hash bits (from `DIR_SHIFT` up) shared by every entry of the segment.
+    depth: u8,
+    t: S,
+}
+
+/// A hash index of `u32` positions into storage owned by the caller (which supplies the hashes
+/// and the equality), in copy-on-write segments of table type `S`.
+#[derive(Clone)]
+pub struct SegIndex<S: SegTable = Probe> {
+    /// Segment of each value of the hash's `depth` directory bits.
+    dir: Vec<u32>,
+    segs: Vec<Arc<Seg<S>>>,
+}
+
+impl<S: SegTable> Default for SegIndex<S> {
     fn default() -> Self {
         SegIndex {
             dir: vec![0],
@@ -440,23 +553,28 @@ impl Default for SegIndex {
     }
 }
 
-fn seg_bytes(s: &Seg) -> usize {
-    s.slots.len() * 4
+fn seg_bytes<S: SegTable>(s: &Seg<S>) -> usize {
+    s.t.bytes()
 }
 
-impl SegIndex {
+impl<S: SegTable> SegIndex<S> {
     /// An index with room for `n` positions: one segment while that is small, else as many
     /// segments as `n` needs at about 60% of their split size (a bulk load then splits none).
     pub fn with_capacity(n: usize) -> Self {
         let mut depth = 0u8;
-        while (n >> depth) > SEG_SPLIT_CAP * 3 / 5 && depth < DIR_DEPTH_MAX {
+        while (n >> depth) > S::SPLIT * 3 / 5 && depth < DIR_DEPTH_MAX {
             depth += 1;
         }
         let per = n >> depth;
         SegIndex {
             dir: (0..1u32 << depth).collect(),
             segs: (0..1usize << depth)
-                .map(|_| Arc::new(Seg::with_room(depth, per)))
+                .map(|_| {
+                    Arc::new(Seg {
+                        depth,
+                        t: S::with_room(per + per / 4),
+                    })
+                })
                 .collect(),
         }
     }
@@ -469,16 +587,19 @@ impl SegIndex {
     /// The position for which `eq` is true.
     #[inline]
     pub fn find(&self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        let s = &self.segs[self.seg_of(hash)];
-        s.find(hash, eq).map(|i| s.slots[i])
+        self.segs[self.seg_of(hash)].t.find(hash, eq)
     }
 
     /// Mutable access to the position for which `eq` is true (its segment is copied first if a
-    /// clone shares it).
-    pub fn find_mut(&mut self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<&mut u32> {
+    /// clone shares it and the position is there).
+    pub fn find_mut(&mut self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<&mut u32> {
         let si = self.seg_of(hash);
-        let i = self.segs[si].find(hash, eq)?;
-        Some(&mut chunk_mut(&mut self.segs[si], seg_bytes).slots[i])
+        if Arc::strong_count(&self.segs[si]) > 1 {
+            self.segs[si].t.find(hash, &mut eq)?;
+        }
+        chunk_mut(&mut self.segs[si], seg_bytes)
+            .t
+            .find_mut(hash, eq)
     }
 
     /// Insert position `id` (absent) for a key hashing to `hash`; `hash_of` rehashes positions
@@ -486,26 +607,30 @@ impl SegIndex {
     pub fn insert(&mut self, hash: u64, id: u32, hash_of: impl Fn(u32) -> u64) {
         let mut si = self.seg_of(hash);
         let s = &self.segs[si];
-        if s.len as usize >= SEG_SPLIT_CAP && s.depth < DIR_DEPTH_MAX {
+        if s.t.len() >= S::SPLIT && s.depth < DIR_DEPTH_MAX {
             self.split(si, &hash_of);
             si = self.seg_of(hash);
         }
-        chunk_mut(&mut self.segs[si], seg_bytes).insert(hash, id, hash_of);
+        chunk_mut(&mut self.segs[si], seg_bytes)
+            .t
+            .insert(hash, id, hash_of);
     }
 
     /// Remove the position for which `eq` is true, returning it.
     pub fn remove(
         &mut self,
         hash: u64,
-        eq: impl FnMut(u32) -> bool,
+        mut eq: impl FnMut(u32) -> bool,
         hash_of: impl Fn(u32) -> u64,
     ) -> Option<u32> {
         let si = self.seg_of(hash);
-        let i = self.segs[si].find(hash, eq)?;
-        let s = chunk_mut(&mut self.segs[si], seg_bytes);
-        let id = s.slots[i];
-        s.remove_slot(i, hash_of);
-        Some(id)
+        if Arc::strong_count(&self.segs[si]) > 1 {
+            // Copy the segment only if there is something to remove.
+            self.segs[si].t.find(hash, &mut eq)?;
+        }
+        chunk_mut(&mut self.segs[si], seg_bytes)
+            .t
+            .remove(hash, eq, hash_of)
     }
 
     /// Split segment `si` on its next hash bit (doubling the directory if needed).
@@ -516,18 +641,24 @@ impl SegIndex {
             self.dir.extend_from_within(..);
         }
         let bit = 1u64 << (DIR_SHIFT + d as u32);
-        let old = &self.segs[si];
-        let half = old.len as usize / 2;
-        let mut lo = Seg::with_room(d + 1, half + half / 8);
-        let mut hi = Seg::with_room(d + 1, half + half / 8);
-        for &id in old.slots.iter().filter(|&&x| x != EMPTY) {
+        let old = &self.segs[si].t;
+        let half = old.len() / 2;
+        let mut lo = S::with_room(half + half / 4);
+        let mut hi = S::with_room(half + half / 4);
+        for id in old.ids() {
             let h = hash_of(id);
             let t = if h & bit == 0 { &mut lo } else { &mut hi };
             t.insert(h, id, hash_of);
         }
         let new = self.segs.len() as u32;
-        self.segs[si] = Arc::new(lo);
-        self.segs.push(Arc::new(hi));
+        self.segs[si] = Arc::new(Seg {
+            depth: d + 1,
+            t: lo,
+        });
+        self.segs.push(Arc::new(Seg {
+            depth: d + 1,
+            t: hi,
+        }));
         for (i, s) in self.dir.iter_mut().enumerate() {
             if *s as usize == si && (i >> d) & 1 == 1 {
                 *s = new;
@@ -536,7 +667,7 @@ impl SegIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.segs.iter().map(|s| s.len as usize).sum()
+        self.segs.iter().map(|s| s.t.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -549,12 +680,12 @@ impl SegIndex {
             + self
                 .segs
                 .iter()
-                .map(|s| seg_bytes(s) + 16 + std::mem::size_of::<Seg>())
+                .map(|s| seg_bytes(s) + 16 + std::mem::size_of::<Seg<S>>())
                 .sum::<usize>()
     }
 
     /// (segments, segments that are the same allocation in `other`).
-    pub fn shared_segments(&self, other: &SegIndex) -> (usize, usize) {
+    pub fn shared_segments(&self, other: &Self) -> (usize, usize) {
         let shared = self
             .segs
             .iter()
@@ -621,9 +752,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn seg_index_splits_and_finds() {
-        let mut ix = SegIndex::default();
+    fn seg_index_splits_and_finds<S: SegTable>() {
+        let mut ix: SegIndex<S> = SegIndex::default();
         let mut keys: HashMap<u32, u32> = HashMap::new();
         for i in 0..50_000u32 {
             // Position i holds key i * 3.
@@ -632,7 +762,7 @@ mod tests {
             ix.insert(h(k), i, |p| h(p * 3));
         }
         assert!(ix.segs.len() > 8, "{}", ix.segs.len());
-        assert!(ix.segs.iter().all(|s| s.len as usize <= SEG_SPLIT_CAP));
+        assert!(ix.segs.iter().all(|s| s.t.len() <= S::SPLIT));
         assert_eq!(ix.len(), 50_000);
         let snap = ix.clone();
         for i in (0..50_000u32).step_by(2) {
@@ -650,5 +780,14 @@ mod tests {
         assert_eq!(live.shared_segments(&snap), (n, n - 1));
         assert_eq!(snap.find(h(30), |p| p == 10), Some(10));
         assert_eq!(live.find(h(30), |p| p == 99), Some(99));
+    }
+    #[test]
+    fn seg_index_probe() {
+        seg_index_splits_and_finds::<Probe>();
+    }
+
+    #[test]
+    fn seg_index_tagged() {
+        seg_index_splits_and_finds::<Tagged>();
     }
 }

@@ -9,7 +9,7 @@
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
-use crate::types::chunked::{Arena, ChunkVec, SegIndex};
+use crate::types::chunked::{Arena, ChunkVec, SegIndex, Tagged};
 use crate::types::list::enc;
 use bytes::Bytes;
 
@@ -78,7 +78,8 @@ struct Table {
     arena: Arena,
     /// Arena address of each live pair; the slot number is the pair's index.
     slots: Slots,
-    index: SegIndex,
+    /// Tagged segments: a probe compares fields (through two chunk lookups) only on a tag match.
+    index: SegIndex<Tagged>,
 }
 
 #[inline]
@@ -119,9 +120,8 @@ impl Table {
         let slot = self.slots.len() as u32;
         self.slots.push(addr);
         let (arena, slots) = (&self.arena, &self.slots);
-        self.index.insert(h, slot, |s| {
-            hash_of(field_in(arena, slots[s as usize]))
-        });
+        self.index
+            .insert(h, slot, |s| hash_of(field_in(arena, slots[s as usize])));
     }
 
     /// Replace the value of the pair in `slot`, whose encoded field is `ef`.
@@ -330,7 +330,7 @@ impl Hash {
         let mut t = Table {
             arena: Arena::with_capacity(p.buf.len()),
             slots: Slots::with_capacity(p.len),
-            index: SegIndex::with_capacity(p.len),
+            index: SegIndex::<Tagged>::with_capacity(p.len),
         };
         let mut off = 0;
         while off < p.buf.len() {
@@ -514,6 +514,8 @@ mod tests {
         }
     }
 
+    type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
     /// True if `h` holds exactly `m`.
     fn same(h: &Hash, m: &BTreeMap<Vec<u8>, Vec<u8>>) -> bool {
         let all: BTreeMap<Vec<u8>, Vec<u8>> =
@@ -527,7 +529,7 @@ mod tests {
         let mut h = Hash::new();
         let mut m: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut converted = false;
-        let mut snaps: Vec<(Hash, BTreeMap<Vec<u8>, Vec<u8>>)> = Vec::new();
+        let mut snaps: Vec<(Hash, Model)> = Vec::new();
         for op in ops {
             let ok = match op {
                 Op::Clone => {

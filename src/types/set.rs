@@ -129,7 +129,11 @@ impl DenseTable {
     pub fn insert(&mut self, m: &[u8]) -> bool {
         let h = hash_bytes(m);
         let e = &self.entries;
-        if self.table.find(h, |id| e[id as usize].as_slice() == m).is_some() {
+        if self
+            .table
+            .find(h, |id| e[id as usize].as_slice() == m)
+            .is_some()
+        {
             return false;
         }
         self.insert_new_h(m, h);

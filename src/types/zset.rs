@@ -107,6 +107,7 @@ type Entries = ChunkVec<Entry, 10>;
 /// An order block, copy-on-write (a clone shares it until a write touches it).
 type Block = Arc<Vec<Slot>>;
 
+#[allow(clippy::ptr_arg)] // passed where a `&Vec<Slot>` is taken
 fn block_bytes(b: &Vec<Slot>) -> usize {
     b.len() * std::mem::size_of::<Slot>()
 }
@@ -301,11 +302,8 @@ impl Large {
         let score = self.entries[id as usize].s;
         self.order_remove(id);
         let e = &self.entries;
-        self.table.remove(
-            h,
-            |i| i == id,
-            |i| hash_bytes(e[i as usize].m.as_slice()),
-        );
+        self.table
+            .remove(h, |i| i == id, |i| hash_bytes(e[i as usize].m.as_slice()));
         let last = (self.entries.len() - 1) as u32;
         if id != last {
             // Re-point the last entry's index and order slot at `id` before it moves there
