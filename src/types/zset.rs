@@ -144,6 +144,7 @@ impl Large {
         chunk_mut(&mut self.blocks[b], block_bytes)
     }
 
+    #[inline]
     fn cmp_slot(&self, sl: &Slot, key: u64, m: &[u8]) -> Ordering {
         sl.key()
             .cmp(&key)
