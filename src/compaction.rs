@@ -24,6 +24,9 @@
 //!   keyspace's value is copy-on-write (`keyspace::Shared`): the first write clones it (once per
 //!   key and snapshot, timed and counted as snapshot work), so the snapshot keeps the value as of
 //!   its point; deleting, renaming or moving the key only drops or moves the keyspace's reference.
+//!   That clone is shallow: large lists, hashes, sets and zsets are made of `Arc`'d chunks (list
+//!   nodes, `types::chunked`), so it copies chunk pointers and later writes copy the chunks they
+//!   touch (also timed as snapshot work, and counted in `Stats::cow_copied_bytes`).
 //!
 //! So the file holds exactly the dataset as of the snapshot start, while commands keep executing.
 //! Extra memory: the channel's chunks plus the pre-write copies of keys written during the
