@@ -330,7 +330,8 @@ pub trait SegTable: Clone + Default {
     /// A segment splits in two instead of growing past this many entries.
     const SPLIT: usize;
     fn with_room(n: usize) -> Self;
-    fn len(&self) -> usize;
+    /// Positions held.
+    fn count(&self) -> usize;
     /// Heap bytes.
     fn bytes(&self) -> usize;
     fn find(&self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32>;
@@ -432,7 +433,7 @@ impl SegTable for Probe {
         Probe { len: 0, slots }
     }
 
-    fn len(&self) -> usize {
+    fn count(&self) -> usize {
         self.len as usize
     }
 
@@ -488,7 +489,7 @@ impl SegTable for Tagged {
         Tagged(HashTable::with_capacity(n))
     }
 
-    fn len(&self) -> usize {
+    fn count(&self) -> usize {
         self.0.len()
     }
 
@@ -607,7 +608,7 @@ impl<S: SegTable> SegIndex<S> {
     pub fn insert(&mut self, hash: u64, id: u32, hash_of: impl Fn(u32) -> u64) {
         let mut si = self.seg_of(hash);
         let s = &self.segs[si];
-        if s.t.len() >= S::SPLIT && s.depth < DIR_DEPTH_MAX {
+        if s.t.count() >= S::SPLIT && s.depth < DIR_DEPTH_MAX {
             self.split(si, &hash_of);
             si = self.seg_of(hash);
         }
@@ -642,7 +643,7 @@ impl<S: SegTable> SegIndex<S> {
         }
         let bit = 1u64 << (DIR_SHIFT + d as u32);
         let old = &self.segs[si].t;
-        let half = old.len() / 2;
+        let half = old.count() / 2;
         let mut lo = S::with_room(half + half / 4);
         let mut hi = S::with_room(half + half / 4);
         for id in old.ids() {
@@ -667,7 +668,7 @@ impl<S: SegTable> SegIndex<S> {
     }
 
     pub fn len(&self) -> usize {
-        self.segs.iter().map(|s| s.t.len()).sum()
+        self.segs.iter().map(|s| s.t.count()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -762,7 +763,7 @@ mod tests {
             ix.insert(h(k), i, |p| h(p * 3));
         }
         assert!(ix.segs.len() > 8, "{}", ix.segs.len());
-        assert!(ix.segs.iter().all(|s| s.t.len() <= S::SPLIT));
+        assert!(ix.segs.iter().all(|s| s.t.count() <= S::SPLIT));
         assert_eq!(ix.len(), 50_000);
         let snap = ix.clone();
         for i in (0..50_000u32).step_by(2) {
