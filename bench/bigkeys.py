@@ -42,6 +42,20 @@ def info(c):
     return c.info("persistence")
 
 
+def rewrite(c):
+    """BGREWRITEAOF, after any rewrite in progress (the server may start one on its own)."""
+    while True:
+        while info(c)["aof_rewrite_in_progress"]:
+            time.sleep(0.05)
+        try:
+            c.bgrewriteaof()
+            return
+        except redis.ResponseError as e:
+            if "in progress" not in str(e):
+                raise
+            time.sleep(0.05)
+
+
 def build(c, n, small, types):
     batch = 1000
     for start in range(0, n, batch):
@@ -53,6 +67,8 @@ def build(c, n, small, types):
             p.execute_command("RPUSH", "biglist", *["element:%d" % i for i in range(start, end)])
         if "zset" in types:
             p.execute_command("ZADD", "bigzset", *[x for i in range(start, end) for x in (i * 0.5, "member:%d" % i)])
+        if "set" in types:
+            p.execute_command("SADD", "bigset", *["member:%d" % i for i in range(start, end)])
         p.execute()
     for start in range(0, small, batch):
         p = c.pipeline(transaction=False)
@@ -64,6 +80,8 @@ def build(c, n, small, types):
 def writer(port, rate, stop_at, types):
     c = redis.Redis(port=port)
     i = 0
+    # A fifth kind of write when there is a huge set (the default mix keeps its four).
+    kinds = 5 if "set" in types else 4
     t0 = time.perf_counter()
     while time.perf_counter() < stop_at:
         due = int((time.perf_counter() - t0) * rate)
@@ -72,7 +90,7 @@ def writer(port, rate, stop_at, types):
             continue
         p = c.pipeline(transaction=False)
         while i < due:
-            m = i % 4
+            m = i % kinds
             if m == 0 and "hash" in types:
                 p.hset("bighash", "field:%d" % (i * 7919 % 10_000_000), "w%d" % i)
             elif m == 1 and "list" in types:
@@ -81,6 +99,8 @@ def writer(port, rate, stop_at, types):
                 p.lpop("biglist")
             elif m == 2 and "zset" in types:
                 p.zadd("bigzset", {"member:%d" % (i * 7919 % 10_000_000): i})
+            elif m == 3 and "set" in types:
+                p.sadd("bigset", "member:%d" % (i * 7919 % 10_000_000))
             else:
                 p.set("key:%07d" % (i % 100_000), "w%d" % i)
             i += 1
@@ -96,7 +116,8 @@ def main():
     ap.add_argument("--server-args", default="",
                     help="extra server arguments, e.g. '--list-compress-depth 0'")
     ap.add_argument("--types", default="hash,list,zset",
-                    help="huge collections to build, comma-separated (list alone: a job queue)")
+                    help="huge collections to build, comma-separated: hash, list, zset, set "
+                         "(list alone: a job queue)")
     args = ap.parse_args()
     d = tempfile.mkdtemp(prefix="bigkeys-")
     port = free_port()
@@ -114,7 +135,7 @@ def main():
         types = set(args.types.split(","))
         build(c, args.elements, args.small, types)
         # A first rewrite so the measured one starts from a compact log, as in steady state.
-        c.bgrewriteaof()
+        rewrite(c)
         while info(c)["aof_rewrite_in_progress"]:
             time.sleep(0.05)
         time.sleep(0.5)
@@ -126,7 +147,7 @@ def main():
         probe = redis.Redis(port=port)
         lat = []
         t0 = time.perf_counter()
-        c.bgrewriteaof()
+        rewrite(c)
         peak = rss0
         while True:
             t = time.perf_counter()

@@ -24,6 +24,9 @@
 //!   keyspace's value is copy-on-write (`keyspace::Shared`): the first write clones it (once per
 //!   key and snapshot, timed and counted as snapshot work), so the snapshot keeps the value as of
 //!   its point; deleting, renaming or moving the key only drops or moves the keyspace's reference.
+//!   That clone is shallow: large lists, hashes, sets and zsets are made of `Arc`'d chunks (list
+//!   nodes, `types::chunked`), so it copies chunk pointers and later writes copy the chunks they
+//!   touch (also timed as snapshot work, and counted in `Stats::cow_copied_bytes`).
 //!
 //! So the file holds exactly the dataset as of the snapshot start, while commands keep executing.
 //! Extra memory: the channel's chunks plus the pre-write copies of keys written during the
@@ -207,11 +210,15 @@ pub struct Stats {
     pub log_max_write_us: u64,
     pub log_rotate_us: u64,
     pub log_install_us: u64,
+    /// Bytes of chunks (list nodes; hash, set and zset chunks and index segments) that writes
+    /// copied because the snapshot still shared them, in all and at most within one round.
+    pub cow_copied_bytes: u64,
+    pub max_round_cow_copied_bytes: u64,
 }
 
 impl Stats {
     /// The `strongbox_compaction_*` INFO fields.
-    pub fn info_fields(&self) -> [(&'static str, u64); 18] {
+    pub fn info_fields(&self) -> [(&'static str, u64); 20] {
         [
             ("strongbox_compaction_max_stall_us", self.max_stall_us),
             ("strongbox_compaction_max_round_us", self.max_round_us),
@@ -230,6 +237,14 @@ impl Stats {
             (
                 "strongbox_compaction_max_round_copied_bytes",
                 self.max_round_copied_bytes,
+            ),
+            (
+                "strongbox_compaction_cow_copied_bytes",
+                self.cow_copied_bytes,
+            ),
+            (
+                "strongbox_compaction_max_round_cow_copied_bytes",
+                self.max_round_cow_copied_bytes,
             ),
             ("strongbox_compaction_start_us", self.start_us),
             ("strongbox_compaction_max_step_us", self.max_step_us),
@@ -320,6 +335,7 @@ impl Snapshot {
         NEW_OBJECT_SNAP.store(epoch, Ordering::Relaxed);
         crate::keyspace::COW_CLONES.store(0, Ordering::Relaxed);
         crate::keyspace::COW_CLONE_NS.store(0, Ordering::Relaxed);
+        crate::types::chunked::COW_COPIED_BYTES.store(0, Ordering::Relaxed);
         let keys_total = srv.dbs.iter().map(|d| d.len() as u64).sum();
         srv.snapshot = Some(Snapshot {
             epoch,
@@ -367,12 +383,14 @@ impl Snapshot {
     /// End of an execution round that took `round` in all.
     pub fn note_round(&mut self, round: Duration) {
         // Copy-on-write clones done by this round's commands are the snapshot's doing.
+        // So are the chunk copies of collections whose clone the snapshot still reads.
         let clones = crate::keyspace::COW_CLONES.swap(0, Ordering::Relaxed);
-        if clones > 0 {
-            self.stats.cow_clones += clones;
-            let ns = crate::keyspace::COW_CLONE_NS.swap(0, Ordering::Relaxed);
-            self.round_work += Duration::from_nanos(ns);
-        }
+        self.stats.cow_clones += clones;
+        let ns = crate::keyspace::COW_CLONE_NS.swap(0, Ordering::Relaxed);
+        self.round_work += Duration::from_nanos(ns);
+        let copied = crate::types::chunked::COW_COPIED_BYTES.swap(0, Ordering::Relaxed);
+        self.stats.cow_copied_bytes += copied;
+        self.stats.max_round_cow_copied_bytes = self.stats.max_round_cow_copied_bytes.max(copied);
         let st = &mut self.stats;
         st.max_round_copied_bytes = st.max_round_copied_bytes.max(self.round_copied as u64);
         self.round_copied = 0;

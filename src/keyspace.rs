@@ -26,7 +26,8 @@ pub use table::{Expires, KeyTable};
 /// to the value as of the snapshot point. Any mutable access goes through `Arc::make_mut`, so a
 /// write to a value the snapshot still reads clones it first (copy-on-write) and the snapshot
 /// keeps the old state; `compaction::pre_mutate` does that clone explicitly before a write
-/// command so it is counted. Reads (`Deref`) never clone.
+/// command so it is counted. Reads (`Deref`) never clone. For the large encodings the clone is
+/// shallow (chunk pointers: list nodes, `types::chunked`), and writes then copy chunk by chunk.
 pub struct Shared<T: Clone>(Arc<T>);
 
 impl<T: Clone> Shared<T> {

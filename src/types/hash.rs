@@ -9,10 +9,9 @@
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
-use bytes::Bytes;
-use hashbrown::HashTable;
-
+use crate::types::chunked::{Arena, ChunkVec, SegIndex, Tagged};
 use crate::types::list::enc;
+use bytes::Bytes;
 
 /// Conversion thresholds (`hash-max-listpack-entries`, `hash-max-listpack-value`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,9 +28,6 @@ impl Default for HashLimits {
         }
     }
 }
-
-/// Arena garbage (bytes of deleted/overwritten entries) below this is never compacted.
-const ARENA_GARBAGE_MIN_BYTES: usize = 4096;
 
 fn hasher() -> &'static std::collections::hash_map::RandomState {
     static H: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
@@ -71,111 +67,131 @@ impl Pack {
     }
 }
 
+/// Arena offsets of the pairs, by slot: 4,096 (32 KB) a chunk.
+type Slots = ChunkVec<u64, 12>;
+
+/// The `hashtable` encoding. Every part is copy-on-write in chunks (see [`crate::types::chunked`]):
+/// a clone (a compaction's) copies chunk pointers, and a write then copies at most one arena
+/// chunk, one slot chunk and one index segment (plus the records of an arena chunk it evacuates).
 #[derive(Clone, Default)]
 struct Table {
-    arena: Vec<u8>,
-    /// Arena offset of each live pair; the slot number is the pair's index.
-    slots: Vec<u64>,
-    index: HashTable<u32>,
-    garbage: usize,
+    arena: Arena,
+    /// Arena address of each live pair; the slot number is the pair's index.
+    slots: Slots,
+    /// Tagged segments: a probe compares fields (through two chunk lookups) only on a tag match.
+    index: SegIndex<Tagged>,
+}
+
+#[inline]
+fn field_in(arena: &Arena, addr: u64) -> &[u8] {
+    let (c, off) = arena.chunk(addr);
+    &c[off..off + enc::entry_len(c, off)]
 }
 
 impl Table {
     fn field_at(&self, slot: usize) -> &[u8] {
-        let off = self.slots[slot] as usize;
-        &self.arena[off..off + enc::entry_len(&self.arena, off)]
+        field_in(&self.arena, self.slots[slot])
     }
 
     fn find_slot(&self, ef: &[u8]) -> Option<usize> {
-        let h = hash_of(ef);
+        self.find_slot_h(ef, hash_of(ef))
+    }
+
+    /// [`Table::find_slot`] with the field's hash already computed.
+    fn find_slot_h(&self, ef: &[u8], h: u64) -> Option<usize> {
         self.index
-            .find(h, |&s| self.field_at(s as usize) == ef)
-            .map(|&s| s as usize)
+            .find(h, |s| self.field_at(s as usize) == ef)
+            .map(|s| s as usize)
     }
 
     fn pair_len(&self, slot: usize) -> usize {
-        let off = self.slots[slot] as usize;
-        pair_bounds(&self.arena, off).1 - off
+        let (c, off) = self.arena.chunk(self.slots[slot]);
+        pair_bounds(c, off).1 - off
     }
 
     /// Append a new pair (the field must not exist).
     fn insert_new(&mut self, ef: &[u8], ev: &[u8]) {
-        let off = self.arena.len() as u64;
-        self.arena.extend_from_slice(ef);
-        self.arena.extend_from_slice(ev);
-        let slot = self.slots.len() as u32;
-        self.slots.push(off);
-        let (arena, slots) = (&self.arena, &self.slots);
-        let rehash = |&s: &u32| {
-            let o = slots[s as usize] as usize;
-            hash_of(&arena[o..o + enc::entry_len(arena, o)])
-        };
-        self.index.insert_unique(hash_of(ef), slot, rehash);
+        self.insert_new_h(ef, ev, hash_of(ef))
     }
 
-    /// Replace the value of the pair in `slot`.
-    fn replace(&mut self, slot: usize, ev: &[u8]) {
-        let off = self.slots[slot] as usize;
-        let (f_end, v_end) = pair_bounds(&self.arena, off);
+    /// [`Table::insert_new`] with the field's hash `h` already computed.
+    fn insert_new_h(&mut self, ef: &[u8], ev: &[u8], h: u64) {
+        let addr = self.arena.append(&[ef, ev]);
+        let slot = self.slots.len() as u32;
+        self.slots.push(addr);
+        let (arena, slots) = (&self.arena, &self.slots);
+        self.index
+            .insert(h, slot, |s| hash_of(field_in(arena, slots[s as usize])));
+    }
+
+    /// Replace the value of the pair in `slot`, whose encoded field is `ef`.
+    fn replace(&mut self, slot: usize, ef: &[u8], ev: &[u8]) {
+        let addr = self.slots[slot];
+        let (c, off) = self.arena.chunk(addr);
+        let (f_end, v_end) = pair_bounds(c, off);
         if v_end - f_end == ev.len() {
-            self.arena[f_end..v_end].copy_from_slice(ev);
+            let (c, _) = self.arena.chunk_mut(addr);
+            c[f_end..v_end].copy_from_slice(ev);
             return;
         }
-        let new_off = self.arena.len();
-        self.arena.extend_from_within(off..f_end);
-        self.arena.extend_from_slice(ev);
-        self.garbage += v_end - off;
-        self.slots[slot] = new_off as u64;
-        self.maybe_compact();
+        let new = self.arena.append(&[ef, ev]);
+        *self.slots.get_mut(slot) = new;
+        self.note_garbage(addr, v_end - off);
     }
 
-    fn remove_slot(&mut self, slot: usize) {
-        let ef = self.field_at(slot).to_vec();
-        let h = hash_of(&ef);
-        if let Ok(e) = self.index.find_entry(h, |&s| s as usize == slot) {
-            e.remove();
-        }
-        self.garbage += self.pair_len(slot);
+    /// Remove the pair in `slot`, whose encoded field hashes to `h`.
+    fn remove_slot(&mut self, slot: usize, h: u64) {
+        let addr = self.slots[slot];
+        let len = self.pair_len(slot);
+        let (arena, slots) = (&self.arena, &self.slots);
+        self.index.remove(
+            h,
+            |s| s as usize == slot,
+            |s| hash_of(field_in(arena, slots[s as usize])),
+        );
         let last = self.slots.len() - 1;
         if slot != last {
             // The last slot moves into the hole: repoint its index entry.
-            let lf = self.field_at(last).to_vec();
-            let lh = hash_of(&lf);
-            if let Some(s) = self.index.find_mut(lh, |&s| s as usize == last) {
+            let lh = hash_of(self.field_at(last));
+            if let Some(s) = self.index.find_mut(lh, |s| s as usize == last) {
                 *s = slot as u32;
             }
         }
         self.slots.swap_remove(slot);
-        self.maybe_compact();
+        self.note_garbage(addr, len);
     }
 
-    fn maybe_compact(&mut self) {
-        if self.garbage < ARENA_GARBAGE_MIN_BYTES || self.garbage * 2 < self.arena.len() {
-            return;
+    /// Count the dead record at `addr`; evacuate its chunk once it is half dead (one chunk of at
+    /// most `ARENA_CHUNK` bytes, never the whole arena).
+    fn note_garbage(&mut self, addr: u64, len: usize) {
+        if let Some(ci) = self.arena.add_garbage(addr, len) {
+            self.evacuate(ci);
         }
-        let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
-        for s in self.slots.iter_mut() {
-            let off = *s as usize;
-            let end = pair_bounds(&self.arena, off).1;
-            *s = arena.len() as u64;
-            arena.extend_from_slice(&self.arena[off..end]);
+    }
+
+    /// Move the live records of arena chunk `ci` to the tail and free it. A record is live when
+    /// the slot its field maps to points at it.
+    fn evacuate(&mut self, ci: u32) {
+        let chunk = self.arena.take_evacuation(ci);
+        let mut off = 0;
+        while off < chunk.len() {
+            let (f_end, v_end) = pair_bounds(&chunk, off);
+            let addr = ((ci as u64) << 32) | off as u64;
+            if let Some(s) = self.find_slot(&chunk[off..f_end]) {
+                if self.slots[s] == addr {
+                    let new = self.arena.append(&[&chunk[off..v_end]]);
+                    *self.slots.get_mut(s) = new;
+                }
+            }
+            off = v_end;
         }
-        self.arena = arena;
-        self.garbage = 0;
-        if self.index.capacity() > self.slots.len() * 4 {
-            let (arena, slots) = (&self.arena, &self.slots);
-            self.index.shrink_to_fit(|&s: &u32| {
-                let o = slots[s as usize] as usize;
-                hash_of(&arena[o..o + enc::entry_len(arena, o)])
-            });
-            self.slots.shrink_to_fit();
-        }
+        self.arena.release(ci);
     }
 
     fn pair(&self, slot: usize) -> (Bytes, Bytes) {
-        let off = self.slots[slot] as usize;
-        let (f, next) = enc::decode_bytes(&self.arena, off);
-        let (v, _) = enc::decode_bytes(&self.arena, next);
+        let (c, off) = self.arena.chunk(self.slots[slot]);
+        let (f, next) = enc::decode_bytes(c, off);
+        let (v, _) = enc::decode_bytes(c, next);
         (f, v)
     }
 }
@@ -273,9 +289,7 @@ impl Hash {
         std::mem::size_of::<Hash>()
             + match &self.repr {
                 Repr::Pack(p) => p.buf.capacity(),
-                Repr::Table(t) => {
-                    t.arena.capacity() + t.slots.capacity() * 8 + t.index.capacity() * 5
-                }
+                Repr::Table(t) => t.arena.mem_usage() + t.slots.mem_usage() + t.index.mem_usage(),
             }
     }
 
@@ -300,8 +314,9 @@ impl Hash {
                 }
             }
             Repr::Table(t) => {
-                for &off in &t.slots {
-                    pair(&t.arena, off as usize);
+                for &addr in t.slots.iter() {
+                    let (c, off) = t.arena.chunk(addr);
+                    pair(c, off);
                 }
             }
         }
@@ -313,10 +328,9 @@ impl Hash {
             return;
         };
         let mut t = Table {
-            arena: Vec::with_capacity(p.buf.len()),
-            slots: Vec::with_capacity(p.len),
-            index: HashTable::with_capacity(p.len),
-            garbage: 0,
+            arena: Arena::with_capacity(p.buf.len()),
+            slots: Slots::with_capacity(p.len),
+            index: SegIndex::<Tagged>::with_capacity(p.len),
         };
         let mut off = 0;
         while off < p.buf.len() {
@@ -337,7 +351,8 @@ impl Hash {
             }
             Repr::Table(t) => {
                 let s = t.find_slot(&ef)?;
-                Some(enc::decode_bytes(&t.arena, t.slots[s] as usize + ef.len()).0)
+                let (c, off) = t.arena.chunk(t.slots[s]);
+                Some(enc::decode_bytes(c, off + ef.len()).0)
             }
         }
     }
@@ -354,8 +369,8 @@ impl Hash {
     pub fn value_len(&self, field: &[u8]) -> Option<usize> {
         let ef = enc::encode(field);
         let (buf, off) = match &self.repr {
-            Repr::Pack(p) => (&p.buf, p.find(&ef)?),
-            Repr::Table(t) => (&t.arena, t.slots[t.find_slot(&ef)?] as usize),
+            Repr::Pack(p) => (&p.buf[..], p.find(&ef)?),
+            Repr::Table(t) => t.arena.chunk(t.slots[t.find_slot(&ef)?]),
         };
         Some(enc::decode(buf, off + ef.len()).0.byte_len())
     }
@@ -385,16 +400,19 @@ impl Hash {
                     true
                 }
             },
-            Repr::Table(t) => match t.find_slot(&ef) {
-                Some(s) => {
-                    t.replace(s, &ev);
-                    false
+            Repr::Table(t) => {
+                let h = hash_of(&ef);
+                match t.find_slot_h(&ef, h) {
+                    Some(s) => {
+                        t.replace(s, &ef, &ev);
+                        false
+                    }
+                    None => {
+                        t.insert_new_h(&ef, &ev, h);
+                        true
+                    }
                 }
-                None => {
-                    t.insert_new(&ef, &ev);
-                    true
-                }
-            },
+            }
         };
         if new && matches!(self.repr, Repr::Pack(_)) && self.len() > limits.max_entries {
             self.convert();
@@ -418,13 +436,16 @@ impl Hash {
                 }
                 None => false,
             },
-            Repr::Table(t) => match t.find_slot(&ef) {
-                Some(s) => {
-                    t.remove_slot(s);
-                    true
+            Repr::Table(t) => {
+                let h = hash_of(&ef);
+                match t.find_slot_h(&ef, h) {
+                    Some(s) => {
+                        t.remove_slot(s, h);
+                        true
+                    }
+                    None => false,
                 }
-                None => false,
-            },
+            }
         }
     }
 
@@ -466,6 +487,8 @@ mod tests {
         Get(Vec<u8>),
         Len(Vec<u8>),
         Index(usize),
+        /// Take a snapshot (a clone) that must keep its state while the hash changes.
+        Clone,
     }
 
     fn bytes(g: &mut Gen) -> Vec<u8> {
@@ -480,22 +503,42 @@ mod tests {
 
     impl Arbitrary for Op {
         fn arbitrary(g: &mut Gen) -> Op {
-            match u8::arbitrary(g) % 8 {
-                0..=3 => Op::Set(bytes(g), bytes(g)),
-                4 => Op::Del(bytes(g)),
-                5 => Op::Get(bytes(g)),
-                6 => Op::Len(bytes(g)),
-                _ => Op::Index(usize::arbitrary(g) % 64),
+            match u8::arbitrary(g) % 17 {
+                0..=7 => Op::Set(bytes(g), bytes(g)),
+                8 | 9 => Op::Del(bytes(g)),
+                10 | 11 => Op::Get(bytes(g)),
+                12 | 13 => Op::Len(bytes(g)),
+                14 | 15 => Op::Index(usize::arbitrary(g) % 64),
+                _ => Op::Clone,
             }
         }
+    }
+
+    type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+    /// True if `h` holds exactly `m`.
+    fn same(h: &Hash, m: &BTreeMap<Vec<u8>, Vec<u8>>) -> bool {
+        let all: BTreeMap<Vec<u8>, Vec<u8>> =
+            h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+        all == *m
+            && h.len() == m.len()
+            && m.iter().all(|(f, v)| h.get(f).as_deref() == Some(&v[..]))
     }
 
     fn run_model(ops: Vec<Op>, limits: HashLimits) -> bool {
         let mut h = Hash::new();
         let mut m: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut converted = false;
+        let mut snaps: Vec<(Hash, Model)> = Vec::new();
         for op in ops {
             let ok = match op {
+                Op::Clone => {
+                    if snaps.len() == 3 {
+                        snaps.remove(0);
+                    }
+                    snaps.push((h.clone(), m.clone()));
+                    true
+                }
                 Op::Set(f, v) => {
                     let longer = f.len() > limits.max_value || v.len() > limits.max_value;
                     let new = m.insert(f.clone(), v.clone()).is_none();
@@ -527,7 +570,96 @@ mod tests {
             .map(|(f, v)| (f.to_vec(), v.to_vec()))
             .collect();
         let rebuilt = Hash::from_pairs(h.iter().collect(), limits);
-        all == m && scanned == m && rebuilt.len() == m.len()
+        all == m
+            && scanned == m
+            && rebuilt.len() == m.len()
+            && snaps.iter().all(|(sh, sm)| same(sh, sm))
+    }
+
+    /// Many operations on a hash of thousands of fields (many arena chunks, slot chunks and
+    /// index segments, values changing length so chunks are evacuated), with clones taken along
+    /// the way: every clone keeps the state it was taken at while the original changes.
+    #[test]
+    fn model_large_with_clones() {
+        let limits = HashLimits::default();
+        let mut g = Gen::new(100);
+        let mut h = Hash::new();
+        let mut m: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut snaps = Vec::new();
+        for step in 0..60_000u32 {
+            let f = format!("field:{}", u32::arbitrary(&mut g) % 12_000).into_bytes();
+            match u8::arbitrary(&mut g) % 10 {
+                0..=5 => {
+                    let v = vec![b'a' + (step % 26) as u8; usize::arbitrary(&mut g) % 40];
+                    assert_eq!(h.set(&f, &v, limits), m.insert(f, v).is_none());
+                }
+                6 | 7 => assert_eq!(h.remove(&f), m.remove(&f).is_some()),
+                _ => assert_eq!(h.get(&f).map(|b| b.to_vec()), m.get(&f).cloned()),
+            }
+            if step % 7_000 == 0 {
+                snaps.push((h.clone(), m.clone()));
+            }
+        }
+        assert!(same(&h, &m));
+        for (sh, sm) in &snaps {
+            assert!(same(sh, sm));
+        }
+        for i in 0..h.len() {
+            let (f, v) = h.get_index(i).unwrap();
+            assert_eq!(m.get(&f[..]), Some(&v.to_vec()));
+        }
+    }
+
+    /// Chunks of `a` shared with `b`: (arena, slots, index) as (total, shared).
+    fn shared(a: &Hash, b: &Hash) -> [(usize, usize); 3] {
+        let (Repr::Table(x), Repr::Table(y)) = (&a.repr, &b.repr) else {
+            panic!("not tables")
+        };
+        [
+            x.arena.shared_chunks(&y.arena),
+            x.slots.shared_chunks(&y.slots),
+            x.index.shared_segments(&y.index),
+        ]
+    }
+
+    #[test]
+    fn a_clone_shares_chunks_and_a_write_copies_only_what_it_touches() {
+        let limits = HashLimits::default();
+        let mut live = Hash::new();
+        for i in 0..200_000 {
+            live.set(
+                format!("field:{i}").as_bytes(),
+                format!("value:{i}").as_bytes(),
+                limits,
+            );
+        }
+        let snapshot = live.clone();
+        let all = shared(&live, &snapshot);
+        for (total, sh) in all {
+            assert!(total > 10, "{all:?}");
+            assert_eq!(sh, total);
+        }
+        // An overwrite in place, a longer value, a new field, a deletion.
+        live.set(b"field:100", b"value:999", limits);
+        live.set(b"field:150000", b"a longer value than before", limits);
+        live.set(b"new field", b"new value", limits);
+        assert!(live.remove(b"field:7"));
+        let after = shared(&live, &snapshot);
+        // Arena: field:100's chunk and the tail; slots: field:100's, field:150000's, field:7's
+        // (which the last slot moves into) and the last chunk; index: a segment per field.
+        assert!(after[0].1 >= all[0].0 - 2, "{after:?}");
+        assert!(after[1].1 >= all[1].0 - 4, "{after:?}");
+        assert!(after[2].1 >= all[2].0 - 5, "{after:?}");
+        assert_eq!(snapshot.len(), 200_000);
+        assert_eq!(
+            snapshot.get(b"field:100").as_deref(),
+            Some(&b"value:100"[..])
+        );
+        assert_eq!(snapshot.get(b"field:7").as_deref(), Some(&b"value:7"[..]));
+        assert_eq!(snapshot.get(b"new field"), None);
+        assert_eq!(live.get(b"field:100").as_deref(), Some(&b"value:999"[..]));
+        assert_eq!(live.get(b"field:7"), None);
+        assert_eq!(live.len(), 200_000);
     }
 
     #[test]

@@ -302,7 +302,7 @@ impl std::ops::Deref for NodeRef {
 impl std::ops::DerefMut for NodeRef {
     #[inline]
     fn deref_mut(&mut self) -> &mut Node {
-        Arc::make_mut(&mut self.0)
+        crate::types::chunked::chunk_mut(&mut self.0, |n| n.buf.len())
     }
 }
 

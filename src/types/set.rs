@@ -2,9 +2,9 @@
 //!
 //! - `intset`: a sorted `Vec<i64>` while every member is a canonical integer (Redis's `string2ll`)
 //!   and there are at most `set-max-intset-entries` members. SMEMBERS/SSCAN return it sorted.
-//! - `hashtable`: [`DenseTable`] — members stored densely in a `Vec<CBytes>` (24 bytes each,
-//!   members up to 22 bytes inline, no allocation) plus an open-addressing index of `u32` slots
-//!   (linear probing, backward-shift deletion, load ≤ 3/4). Random access by position gives
+//! - `hashtable`: [`DenseTable`] — members stored densely in chunks of [`CBytes`] (24 bytes each,
+//!   members up to 22 bytes inline, no allocation) plus a hash index of `u32` positions in
+//!   segments (`chunked::SegIndex`), all copy-on-write per chunk. Random access by position gives
 //!   SPOP/SRANDMEMBER in O(1) and the SCAN guarantee (walk positions from the top down, see
 //!   `Db::scan_indices`); deletion is `swap_remove`.
 //!
@@ -21,6 +21,8 @@ use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+
+use crate::types::chunked::{ChunkVec, SegIndex};
 
 /// Bytes stored inline in a [`CBytes`] without a heap allocation.
 pub const CBYTES_INLINE_MAX: usize = 22;
@@ -85,124 +87,24 @@ pub fn hash_bytes(b: &[u8]) -> u64 {
     HASHER.get_or_init(RandomState::new).hash_one(b)
 }
 
-const EMPTY: u32 = u32::MAX;
-/// Smallest index table.
-const TABLE_SLOTS_MIN: usize = 8;
-
-/// An open-addressing index from a key to a position (`u32`) in a dense entries vector owned by
-/// the caller. The table never stores keys: `eq`/`hash_of` closures look them up by position.
-#[derive(Clone, Default)]
-pub struct IdTable {
-    slots: Vec<u32>,
-}
-
-impl IdTable {
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
-    }
-
-    /// Slot holding a position for which `eq` is true.
-    pub fn find(&self, hash: u64, eq: impl Fn(u32) -> bool) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mask = self.mask();
-        let mut i = hash as usize & mask;
-        loop {
-            let id = self.slots[i];
-            if id == EMPTY {
-                return None;
-            }
-            if eq(id) {
-                return Some(i);
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    pub fn get(&self, slot: usize) -> u32 {
-        self.slots[slot]
-    }
-
-    pub fn set(&mut self, slot: usize, id: u32) {
-        self.slots[slot] = id;
-    }
-
-    /// Insert position `id` (not present) for a key hashing to `hash`. `len` is the number of
-    /// positions after the insertion; `hash_of` rehashes existing positions when growing.
-    pub fn insert(&mut self, hash: u64, id: u32, len: usize, hash_of: impl Fn(u32) -> u64) {
-        if self.slots.is_empty() || len * 4 > self.slots.len() * 3 {
-            let want = (len * 2).next_power_of_two().max(TABLE_SLOTS_MIN);
-            self.rebuild(want, hash_of);
-        }
-        let mask = self.mask();
-        let mut i = hash as usize & mask;
-        while self.slots[i] != EMPTY {
-            i = (i + 1) & mask;
-        }
-        self.slots[i] = id;
-    }
-
-    /// Remove the position in `slot` (backward-shift deletion keeps probe chains intact).
-    pub fn remove_slot(&mut self, slot: usize, hash_of: impl Fn(u32) -> u64) {
-        let mask = self.mask();
-        let mut hole = slot;
-        let mut i = (slot + 1) & mask;
-        loop {
-            let id = self.slots[i];
-            if id == EMPTY {
-                break;
-            }
-            let home = hash_of(id) as usize & mask;
-            // Move `id` into the hole if its home is not cyclically in (hole, i].
-            let dist_i = i.wrapping_sub(home) & mask;
-            let dist_hole = i.wrapping_sub(hole) & mask;
-            if dist_i >= dist_hole {
-                self.slots[hole] = id;
-                hole = i;
-            }
-            i = (i + 1) & mask;
-        }
-        self.slots[hole] = EMPTY;
-    }
-
-    /// Shrink when the table is mostly empty (`len` positions remain).
-    pub fn maybe_shrink(&mut self, len: usize, hash_of: impl Fn(u32) -> u64) {
-        if self.slots.len() > TABLE_SLOTS_MIN && len * 8 < self.slots.len() {
-            let want = (len * 2).next_power_of_two().max(TABLE_SLOTS_MIN);
-            self.rebuild(want, hash_of);
-        }
-    }
-
-    fn rebuild(&mut self, n: usize, hash_of: impl Fn(u32) -> u64) {
-        let old = std::mem::replace(&mut self.slots, vec![EMPTY; n]);
-        let mask = n - 1;
-        for id in old.into_iter().filter(|&x| x != EMPTY) {
-            let mut i = hash_of(id) as usize & mask;
-            while self.slots[i] != EMPTY {
-                i = (i + 1) & mask;
-            }
-            self.slots[i] = id;
-        }
-    }
-
-    pub fn mem_usage(&self) -> usize {
-        self.slots.capacity() * 4
-    }
-}
+/// Members by position: 1,024 (24 KB) a chunk.
+type Entries = ChunkVec<CBytes, 10>;
 
 /// A hash set of byte strings with O(1) positional access (Redis's `hashtable` set encoding).
+/// Both parts are copy-on-write in chunks ([`crate::types::chunked`]): a clone (a compaction's)
+/// copies chunk pointers, and a write then copies at most one entry chunk or two and one index
+/// segment.
 #[derive(Clone, Default)]
 pub struct DenseTable {
-    entries: Vec<CBytes>,
-    table: IdTable,
+    entries: Entries,
+    table: SegIndex,
 }
 
 impl DenseTable {
     fn with_capacity(n: usize) -> DenseTable {
         DenseTable {
-            entries: Vec::with_capacity(n),
-            table: IdTable::default(),
+            entries: Entries::with_capacity(n),
+            table: SegIndex::with_capacity(n),
         }
     }
 
@@ -214,39 +116,54 @@ impl DenseTable {
         self.entries.is_empty()
     }
 
-    fn slot_of(&self, m: &[u8]) -> Option<usize> {
+    fn id_of(&self, m: &[u8]) -> Option<u32> {
         let e = &self.entries;
         self.table
             .find(hash_bytes(m), |id| e[id as usize].as_slice() == m)
     }
 
     pub fn contains(&self, m: &[u8]) -> bool {
-        self.slot_of(m).is_some()
+        self.id_of(m).is_some()
     }
 
     pub fn insert(&mut self, m: &[u8]) -> bool {
-        if self.contains(m) {
+        let h = hash_bytes(m);
+        let e = &self.entries;
+        if self
+            .table
+            .find(h, |id| e[id as usize].as_slice() == m)
+            .is_some()
+        {
             return false;
         }
-        self.insert_new(m);
+        self.insert_new_h(m, h);
         true
     }
 
     /// Insert a member known to be absent.
     fn insert_new(&mut self, m: &[u8]) {
+        self.insert_new_h(m, hash_bytes(m))
+    }
+
+    /// [`DenseTable::insert_new`] with the member's hash `h` already computed.
+    fn insert_new_h(&mut self, m: &[u8], h: u64) {
         let id = self.entries.len() as u32;
         self.entries.push(CBytes::new(m));
         let e = &self.entries;
-        self.table.insert(hash_bytes(m), id, e.len(), |i| {
-            hash_bytes(e[i as usize].as_slice())
-        });
+        self.table
+            .insert(h, id, |i| hash_bytes(e[i as usize].as_slice()));
     }
 
     pub fn remove(&mut self, m: &[u8]) -> bool {
-        match self.slot_of(m) {
-            Some(slot) => {
-                let id = self.table.get(slot);
-                self.remove_at(slot, id);
+        let e = &self.entries;
+        let removed = self.table.remove(
+            hash_bytes(m),
+            |id| e[id as usize].as_slice() == m,
+            |i| hash_bytes(e[i as usize].as_slice()),
+        );
+        match removed {
+            Some(id) => {
+                self.remove_entry(id);
                 true
             }
             None => false,
@@ -256,33 +173,27 @@ impl DenseTable {
     /// Remove the member at position `pos`, returning it.
     pub fn remove_index(&mut self, pos: usize) -> CBytes {
         let m = self.entries[pos].clone();
-        let slot = self
-            .table
-            .find(hash_bytes(m.as_slice()), |id| id as usize == pos);
-        if let Some(slot) = slot {
-            self.remove_at(slot, pos as u32);
+        let e = &self.entries;
+        if let Some(id) = self.table.remove(
+            hash_bytes(m.as_slice()),
+            |id| id as usize == pos,
+            |i| hash_bytes(e[i as usize].as_slice()),
+        ) {
+            self.remove_entry(id);
         }
         m
     }
 
-    fn remove_at(&mut self, slot: usize, id: u32) {
-        let e = &self.entries;
-        self.table
-            .remove_slot(slot, |i| hash_bytes(e[i as usize].as_slice()));
+    /// Drop entry `id` (already out of the index): the last entry moves into its place.
+    fn remove_entry(&mut self, id: u32) {
         let last = (self.entries.len() - 1) as u32;
-        self.entries.swap_remove(id as usize);
         if id != last {
-            let moved = self.entries[id as usize].as_slice();
-            if let Some(s) = self.table.find(hash_bytes(moved), |i| i == last) {
-                self.table.set(s, id);
+            let moved = hash_bytes(self.entries[last as usize].as_slice());
+            if let Some(s) = self.table.find_mut(moved, |i| i == last) {
+                *s = id;
             }
         }
-        let e = &self.entries;
-        self.table
-            .maybe_shrink(e.len(), |i| hash_bytes(e[i as usize].as_slice()));
-        if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
-            self.entries.shrink_to(self.entries.len() * 2);
-        }
+        self.entries.swap_remove(id as usize);
     }
 
     pub fn get_index(&self, pos: usize) -> Option<&[u8]> {
@@ -294,7 +205,7 @@ impl DenseTable {
     }
 
     fn mem_usage(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<CBytes>()
+        self.entries.mem_usage()
             + self.entries.iter().map(CBytes::heap_size).sum::<usize>()
             + self.table.mem_usage()
     }
@@ -576,16 +487,19 @@ mod tests {
         Rem(u16),
         RemStr(u8),
         PopAt(u16),
+        /// Take a snapshot (a clone) that must keep its state while the set changes.
+        Clone,
     }
 
     impl Arbitrary for Op {
         fn arbitrary(g: &mut Gen) -> Op {
-            match u8::arbitrary(g) % 5 {
-                0 => Op::Add(u16::arbitrary(g) % 300),
-                1 => Op::AddStr(u8::arbitrary(g) % 64),
-                2 => Op::Rem(u16::arbitrary(g) % 300),
-                3 => Op::RemStr(u8::arbitrary(g) % 64),
-                _ => Op::PopAt(u16::arbitrary(g)),
+            match u8::arbitrary(g) % 11 {
+                0 | 1 => Op::Add(u16::arbitrary(g) % 300),
+                2 | 3 => Op::AddStr(u8::arbitrary(g) % 64),
+                4 | 5 => Op::Rem(u16::arbitrary(g) % 300),
+                6 | 7 => Op::RemStr(u8::arbitrary(g) % 64),
+                8 | 9 => Op::PopAt(u16::arbitrary(g)),
+                _ => Op::Clone,
             }
         }
     }
@@ -604,8 +518,15 @@ mod tests {
             let lim = SetLimits { max_intset_entries: lim as usize % 40 };
             let mut s = Set::new();
             let mut m: BTreeSet<Vec<u8>> = BTreeSet::new();
+            let mut snaps: Vec<(Set, BTreeSet<Vec<u8>>)> = Vec::new();
             for op in ops {
                 match op {
+                    Op::Clone => {
+                        if snaps.len() == 3 {
+                            snaps.remove(0);
+                        }
+                        snaps.push((s.clone(), m.clone()));
+                    }
                     Op::Add(i) => {
                         let k = i.to_string().into_bytes();
                         if s.insert(&k, lim) != m.insert(k) { return false; }
@@ -636,7 +557,83 @@ mod tests {
                 if !s.contains(k) { return false; }
             }
             let got: BTreeSet<Vec<u8>> = s.iter().map(|b| b.to_vec()).collect();
-            got == m
+            got == m && snaps.iter().all(|(ss, sm)| same(ss, sm))
         }
+    }
+
+    /// True if `s` holds exactly `m`.
+    fn same(s: &Set, m: &BTreeSet<Vec<u8>>) -> bool {
+        let got: BTreeSet<Vec<u8>> = s.iter().map(|b| b.to_vec()).collect();
+        got == *m && s.len() == m.len() && m.iter().all(|k| s.contains(k))
+    }
+
+    /// Many operations on a set of thousands of members (many entry chunks and index segments),
+    /// with clones taken along the way: every clone keeps the state it was taken at.
+    #[test]
+    fn model_large_with_clones() {
+        let lim = SetLimits::default();
+        let mut g = Gen::new(100);
+        let mut s = Set::new();
+        let mut m: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut snaps = Vec::new();
+        for step in 0..60_000u32 {
+            let k = key_str((u16::arbitrary(&mut g) % 250) as u8);
+            let k = [k, (u32::arbitrary(&mut g) % 50).to_string().into_bytes()].concat();
+            match u8::arbitrary(&mut g) % 10 {
+                0..=5 => assert_eq!(s.insert(&k, lim), m.insert(k)),
+                6 | 7 => assert_eq!(s.remove(&k), m.remove(&k)),
+                8 => {
+                    if !m.is_empty() {
+                        let pos = u32::arbitrary(&mut g) as usize % s.len();
+                        let b = s.remove_index(pos).unwrap();
+                        assert!(m.remove(&b[..]));
+                    }
+                }
+                _ => assert_eq!(s.contains(&k), m.contains(&k)),
+            }
+            if step % 7_000 == 0 {
+                snaps.push((s.clone(), m.clone()));
+            }
+        }
+        assert!(same(&s, &m));
+        for (ss, sm) in &snaps {
+            assert!(same(ss, sm));
+        }
+    }
+
+    #[test]
+    fn a_clone_shares_chunks_and_a_write_copies_only_what_it_touches() {
+        let lim = SetLimits::default();
+        let mut live = Set::new();
+        for i in 0..200_000 {
+            live.insert(format!("member:{i}").as_bytes(), lim);
+        }
+        let snapshot = live.clone();
+        let shared = |a: &Set, b: &Set| {
+            let (Repr::Table(x), Repr::Table(y)) = (&a.repr, &b.repr) else {
+                panic!("not tables")
+            };
+            [
+                x.entries.shared_chunks(&y.entries),
+                x.table.shared_segments(&y.table),
+            ]
+        };
+        let all = shared(&live, &snapshot);
+        for (total, sh) in all {
+            assert!(total > 10, "{all:?}");
+            assert_eq!(sh, total);
+        }
+        assert!(live.insert(b"new member", lim));
+        assert!(live.remove(b"member:5"));
+        assert!(live.remove_index(100_000).is_some());
+        let after = shared(&live, &snapshot);
+        // Entries: the last chunk, member:5's and position 100,000's; index: a segment per
+        // member added, removed or moved.
+        assert!(after[0].1 >= all[0].0 - 3, "{after:?}");
+        assert!(after[1].1 >= all[1].0 - 5, "{after:?}");
+        assert_eq!(snapshot.len(), 200_000);
+        assert!(snapshot.contains(b"member:5") && !snapshot.contains(b"new member"));
+        assert!(!live.contains(b"member:5") && live.contains(b"new member"));
+        assert_eq!(live.len(), 199_999);
     }
 }

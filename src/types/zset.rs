@@ -2,8 +2,8 @@
 //!
 //! - `listpack`: a `Vec<(member, score)>` kept sorted by (score, member), while the set has at
 //!   most `zset-max-listpack-entries` members of at most `zset-max-listpack-value` bytes.
-//! - `skiplist`: [`Large`] — entries stored densely (`Vec<Entry>`: a 24-byte [`CBytes`] member +
-//!   its f64 score), an open-addressing member → position index ([`IdTable`], 4 bytes a slot),
+//! - `skiplist`: [`Large`] — entries stored densely (chunks of `Entry`: a 24-byte [`CBytes`]
+//!   member + its f64 score), a member → position hash index in segments (`chunked::SegIndex`),
 //!   and an order-statistics index over the entries: sorted blocks of at most [`BLOCK_MAX`]
 //!   12-byte `(score key, position)` slots with a Fenwick tree of block lengths. Rank ↔ element in
 //!   O(log n), insert/remove in O(log n + BLOCK_MAX) (a memmove inside one block).
@@ -16,10 +16,12 @@
 //! bytes); NaN never enters a zset.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::types::set::{hash_bytes, CBytes, IdTable};
+use crate::types::chunked::{chunk_mut, ChunkVec, SegIndex};
+use crate::types::set::{hash_bytes, CBytes};
 
 /// An f64 with a total order (scores are never NaN).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,12 +101,26 @@ impl Slot {
     }
 }
 
-/// The `skiplist` encoding.
+/// Entries by position: 1,024 (32 KB) a chunk.
+type Entries = ChunkVec<Entry, 10>;
+
+/// An order block, copy-on-write (a clone shares it until a write touches it).
+type Block = Arc<Vec<Slot>>;
+
+#[allow(clippy::ptr_arg)] // passed where a `&Vec<Slot>` is taken
+fn block_bytes(b: &Vec<Slot>) -> usize {
+    b.len() * std::mem::size_of::<Slot>()
+}
+
+/// The `skiplist` encoding. Entries, index and order blocks are copy-on-write in chunks
+/// ([`crate::types::chunked`]): a clone (a compaction's) copies chunk pointers and the Fenwick
+/// tree (one word per block), and a write copies at most an entry chunk or two, one index
+/// segment and the order blocks it touches.
 #[derive(Clone, Default)]
 pub struct Large {
-    entries: Vec<Entry>,
-    table: IdTable,
-    blocks: Vec<Vec<Slot>>,
+    entries: Entries,
+    table: SegIndex,
+    blocks: Vec<Block>,
     /// Fenwick tree (1-based) over block lengths.
     fen: Vec<usize>,
 }
@@ -114,14 +130,21 @@ impl Large {
         self.entries.len()
     }
 
-    fn find_id(&self, m: &[u8]) -> Option<(usize, u32)> {
-        let e = &self.entries;
-        let slot = self
-            .table
-            .find(hash_bytes(m), |id| e[id as usize].m.as_slice() == m)?;
-        Some((slot, self.table.get(slot)))
+    fn find_id(&self, m: &[u8]) -> Option<u32> {
+        self.find_id_h(m, hash_bytes(m))
     }
 
+    /// [`Large::find_id`] with the member's hash `h` already computed.
+    fn find_id_h(&self, m: &[u8], h: u64) -> Option<u32> {
+        let e = &self.entries;
+        self.table.find(h, |id| e[id as usize].m.as_slice() == m)
+    }
+
+    fn block_mut(&mut self, b: usize) -> &mut Vec<Slot> {
+        chunk_mut(&mut self.blocks[b], block_bytes)
+    }
+
+    #[inline]
     fn cmp_slot(&self, sl: &Slot, key: u64, m: &[u8]) -> Ordering {
         sl.key()
             .cmp(&key)
@@ -189,7 +212,7 @@ impl Large {
         });
         if b == nb {
             let last = nb.saturating_sub(1);
-            return (last, self.blocks.get(last).map_or(0, Vec::len));
+            return (last, self.blocks.get(last).map_or(0, |b| b.len()));
         }
         let p = self.blocks[b].partition_point(|sl| self.cmp_slot(sl, key, m) == Ordering::Less);
         (b, p)
@@ -200,16 +223,17 @@ impl Large {
         let key = score_key(e.s);
         let slot = Slot::new(key, id);
         if self.blocks.is_empty() {
-            self.blocks.push(vec![slot]);
+            self.blocks.push(Arc::new(vec![slot]));
             self.rebuild_fen();
             return;
         }
         let (b, p) = self.locate(key, e.m.as_slice());
-        self.blocks[b].insert(p, slot);
-        if self.blocks[b].len() > BLOCK_MAX {
-            let half = self.blocks[b].len() / 2;
-            let tail = self.blocks[b].split_off(half);
-            self.blocks.insert(b + 1, tail);
+        let blk = self.block_mut(b);
+        blk.insert(p, slot);
+        if blk.len() > BLOCK_MAX {
+            let half = blk.len() / 2;
+            let tail = blk.split_off(half);
+            self.blocks.insert(b + 1, Arc::new(tail));
             self.rebuild_fen();
         } else {
             self.fen_add(b, true);
@@ -220,7 +244,7 @@ impl Large {
         let e = &self.entries[id as usize];
         let (b, p) = self.locate(score_key(e.s), e.m.as_slice());
         debug_assert_eq!(self.blocks[b][p].id, id);
-        self.blocks[b].remove(p);
+        self.block_mut(b).remove(p);
         let len = self.blocks[b].len();
         if len == 0 {
             self.blocks.remove(b);
@@ -230,7 +254,7 @@ impl Large {
             && len + self.blocks[b + 1].len() <= BLOCK_MAX
         {
             let next = self.blocks.remove(b + 1);
-            self.blocks[b].extend_from_slice(&next);
+            self.block_mut(b).extend_from_slice(&next);
             self.rebuild_fen();
         } else {
             self.fen_add(b, false);
@@ -241,22 +265,23 @@ impl Large {
     fn order_reid(&mut self, old: u32, new: u32) {
         let e = &self.entries[old as usize];
         let (b, p) = self.locate(score_key(e.s), e.m.as_slice());
-        if let Some(sl) = self.blocks.get_mut(b).and_then(|blk| blk.get_mut(p)) {
+        if b < self.blocks.len() && p < self.blocks[b].len() {
+            let sl = &mut self.block_mut(b)[p];
             debug_assert_eq!(sl.id, old);
             sl.id = new;
         }
     }
 
-    fn insert_new(&mut self, m: &[u8], s: f64) {
+    /// Insert a member known to be absent, whose hash is `h`.
+    fn insert_new(&mut self, m: &[u8], s: f64, h: u64) {
         let id = self.entries.len() as u32;
         self.entries.push(Entry {
             m: CBytes::new(m),
             s,
         });
         let e = &self.entries;
-        self.table.insert(hash_bytes(m), id, e.len(), |i| {
-            hash_bytes(e[i as usize].m.as_slice())
-        });
+        self.table
+            .insert(h, id, |i| hash_bytes(e[i as usize].m.as_slice()));
         self.order_insert(id);
     }
 
@@ -264,43 +289,38 @@ impl Large {
         let cur = self.entries[id as usize].s;
         if score_key(cur) == score_key(s) {
             // Same position in the order; keep the exact value (e.g. -0 vs 0).
-            self.entries[id as usize].s = s;
+            self.entries.get_mut(id as usize).s = s;
             return;
         }
         self.order_remove(id);
-        self.entries[id as usize].s = s;
+        self.entries.get_mut(id as usize).s = s;
         self.order_insert(id);
     }
 
     fn remove(&mut self, m: &[u8]) -> Option<f64> {
-        let (slot, id) = self.find_id(m)?;
+        let h = hash_bytes(m);
+        let id = self.find_id_h(m, h)?;
         let score = self.entries[id as usize].s;
         self.order_remove(id);
         let e = &self.entries;
         self.table
-            .remove_slot(slot, |i| hash_bytes(e[i as usize].m.as_slice()));
+            .remove(h, |i| i == id, |i| hash_bytes(e[i as usize].m.as_slice()));
         let last = (self.entries.len() - 1) as u32;
         if id != last {
             // Re-point the last entry's index and order slot at `id` before it moves there
             // (comparisons during the lookup read entries, so all positions must be valid).
-            let moved = self.entries[last as usize].m.as_slice();
-            if let Some(s) = self.table.find(hash_bytes(moved), |i| i == last) {
-                self.table.set(s, id);
+            let moved = hash_bytes(self.entries[last as usize].m.as_slice());
+            if let Some(s) = self.table.find_mut(moved, |i| i == last) {
+                *s = id;
             }
             self.order_reid(last, id);
         }
         self.entries.swap_remove(id as usize);
-        let e = &self.entries;
-        self.table
-            .maybe_shrink(e.len(), |i| hash_bytes(e[i as usize].m.as_slice()));
-        if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
-            self.entries.shrink_to(self.entries.len() * 2);
-        }
         Some(score)
     }
 
     fn rank_of(&self, m: &[u8]) -> Option<usize> {
-        let (_, id) = self.find_id(m)?;
+        let id = self.find_id(m)?;
         let e = &self.entries[id as usize];
         let (b, p) = self.locate(score_key(e.s), e.m.as_slice());
         Some(self.prefix(b) + p)
@@ -332,7 +352,8 @@ impl Large {
     /// Build from pairs with distinct members.
     fn from_distinct(pairs: Vec<(CBytes, f64)>) -> Large {
         let mut l = Large {
-            entries: Vec::with_capacity(pairs.len()),
+            entries: Entries::with_capacity(pairs.len()),
+            table: SegIndex::with_capacity(pairs.len()),
             ..Default::default()
         };
         for (m, s) in pairs {
@@ -341,7 +362,7 @@ impl Large {
             l.entries.push(Entry { m, s });
             let e = &l.entries;
             l.table
-                .insert(h, id, e.len(), |i| hash_bytes(e[i as usize].m.as_slice()));
+                .insert(h, id, |i| hash_bytes(e[i as usize].m.as_slice()));
         }
         l.build_order();
         l
@@ -360,18 +381,21 @@ impl Large {
                     .cmp(e[b.id as usize].m.as_slice())
             })
         });
-        self.blocks = slots.chunks(BLOCK_BUILD).map(<[Slot]>::to_vec).collect();
+        self.blocks = slots
+            .chunks(BLOCK_BUILD)
+            .map(|c| Arc::new(c.to_vec()))
+            .collect();
         self.rebuild_fen();
     }
 
     fn mem_usage(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry>()
+        self.entries.mem_usage()
             + self.entries.iter().map(|e| e.m.heap_size()).sum::<usize>()
             + self.table.mem_usage()
             + self
                 .blocks
                 .iter()
-                .map(|b| b.capacity() * std::mem::size_of::<Slot>() + 24)
+                .map(|b| b.capacity() * std::mem::size_of::<Slot>() + 40)
                 .sum::<usize>()
             + self.fen.capacity() * 8
     }
@@ -436,7 +460,7 @@ impl ZSet {
             let mut distinct: Vec<(CBytes, f64)> = Vec::with_capacity(pairs.len());
             for (m, s) in pairs {
                 match seen.find_id(&m) {
-                    Some((_, id)) => distinct[id as usize].1 = s,
+                    Some(id) => distinct[id as usize].1 = s,
                     None => {
                         let id = seen.entries.len() as u32;
                         seen.entries.push(Entry {
@@ -444,7 +468,7 @@ impl ZSet {
                             s: 0.0,
                         });
                         let e = &seen.entries;
-                        seen.table.insert(hash_bytes(&m), id, e.len(), |i| {
+                        seen.table.insert(hash_bytes(&m), id, |i| {
                             hash_bytes(e[i as usize].m.as_slice())
                         });
                         distinct.push((CBytes::new(&m), s));
@@ -514,7 +538,7 @@ impl ZSet {
     pub fn score(&self, m: &[u8]) -> Option<f64> {
         match &self.repr {
             Repr::Small(v) => v.iter().find(|(x, _)| x.as_slice() == m).map(|(_, s)| *s),
-            Repr::Large(l) => l.find_id(m).map(|(_, id)| l.entries[id as usize].s),
+            Repr::Large(l) => l.find_id(m).map(|id| l.entries[id as usize].s),
         }
     }
 
@@ -559,17 +583,20 @@ impl ZSet {
             }
         }
         match &mut self.repr {
-            Repr::Large(l) => match l.find_id(m) {
-                Some((_, id)) => {
-                    let old = l.entries[id as usize].s;
-                    l.update(id, s);
-                    Some(old)
+            Repr::Large(l) => {
+                let h = hash_bytes(m);
+                match l.find_id_h(m, h) {
+                    Some(id) => {
+                        let old = l.entries[id as usize].s;
+                        l.update(id, s);
+                        Some(old)
+                    }
+                    None => {
+                        l.insert_new(m, s, h);
+                        None
+                    }
                 }
-                None => {
-                    l.insert_new(m, s);
-                    None
-                }
-            },
+            }
             Repr::Small(_) => None,
         }
     }
@@ -649,7 +676,7 @@ impl ZSet {
                     let (b, off) = l.find_rank(start);
                     let it = l.blocks[b][off..]
                         .iter()
-                        .chain(l.blocks[b + 1..].iter().flatten())
+                        .chain(l.blocks[b + 1..].iter().flat_map(|x| x.iter()))
                         .take(n)
                         .map(ent);
                     Box::new(it)
@@ -745,14 +772,17 @@ mod tests {
         Add(u16, i8),
         Rem(u16),
         RemRange(u16, u8),
+        /// Take a snapshot (a clone) that must keep its state while the zset changes.
+        Clone,
     }
 
     impl Arbitrary for Op {
         fn arbitrary(g: &mut Gen) -> Op {
-            match u8::arbitrary(g) % 6 {
-                0..=2 => Op::Add(u16::arbitrary(g) % 2000, i8::arbitrary(g) % 20),
-                3 | 4 => Op::Rem(u16::arbitrary(g) % 2000),
-                _ => Op::RemRange(u16::arbitrary(g), u8::arbitrary(g) % 8),
+            match u8::arbitrary(g) % 61 {
+                0..=29 => Op::Add(u16::arbitrary(g) % 2000, i8::arbitrary(g) % 20),
+                30..=49 => Op::Rem(u16::arbitrary(g) % 2000),
+                50..=59 => Op::RemRange(u16::arbitrary(g), u8::arbitrary(g) % 8),
+                _ => Op::Clone,
             }
         }
     }
@@ -802,8 +832,15 @@ mod tests {
     fn run_model(ops: Vec<Op>, lim: ZSetLimits) -> bool {
         let mut z = ZSet::new();
         let mut model: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+        let mut snaps: Vec<(ZSet, BTreeMap<Vec<u8>, f64>)> = Vec::new();
         for op in ops {
             match op {
+                Op::Clone => {
+                    if snaps.len() == 3 {
+                        snaps.remove(0);
+                    }
+                    snaps.push((z.clone(), model.clone()));
+                }
                 Op::Add(i, s) => {
                     let m = member(i);
                     let s = s as f64 / 2.0;
@@ -831,7 +868,56 @@ mod tests {
                 return false;
             }
         }
-        check(&z, &model)
+        check(&z, &model) && snaps.iter().all(|(sz, sm)| check(sz, sm))
+    }
+
+    #[test]
+    fn a_clone_shares_chunks_and_a_write_copies_only_what_it_touches() {
+        let lim = ZSetLimits::default();
+        let mut live = ZSet::new();
+        for i in 0..200_000u32 {
+            live.insert(format!("member:{i}").as_bytes(), (i % 1000) as f64, lim);
+        }
+        let snapshot = live.clone();
+        let shared = |a: &ZSet, b: &ZSet| {
+            let (Repr::Large(x), Repr::Large(y)) = (&a.repr, &b.repr) else {
+                panic!("not large")
+            };
+            let blocks = x
+                .blocks
+                .iter()
+                .zip(&y.blocks)
+                .filter(|(p, q)| Arc::ptr_eq(p, q))
+                .count();
+            [
+                x.entries.shared_chunks(&y.entries),
+                x.table.shared_segments(&y.table),
+                (x.blocks.len(), blocks),
+            ]
+        };
+        let all = shared(&live, &snapshot);
+        for (total, sh) in all {
+            assert!(total > 10, "{all:?}");
+            assert_eq!(sh, total);
+        }
+        live.insert(b"member:10", 0.5, lim);
+        live.insert(b"new member", 2.5, lim);
+        assert_eq!(live.remove(b"member:20"), Some(20.0));
+        let after = shared(&live, &snapshot);
+        // Entries: member:10's, member:20's and the last chunk; index: a segment per member;
+        // blocks: the ones member:10 leaves and enters, new member's, member:20's and the
+        // last entry's (re-pointed), or ones shifted by a split or merge.
+        assert!(after[0].1 >= all[0].0 - 3, "{after:?}");
+        assert!(after[1].1 >= all[1].0 - 4, "{after:?}");
+        let unshifted = after[2].0 == all[2].0;
+        assert!(!unshifted || after[2].1 >= all[2].0 - 5, "{after:?}");
+        assert_eq!(snapshot.len(), 200_000);
+        assert_eq!(snapshot.score(b"member:10"), Some(10.0));
+        assert_eq!(snapshot.score(b"member:20"), Some(20.0));
+        assert_eq!(snapshot.score(b"new member"), None);
+        assert_eq!(live.score(b"member:10"), Some(0.5));
+        assert_eq!(live.rank(b"member:10"), Some(200));
+        assert_eq!(live.len(), 200_000);
     }
 
     quickcheck! {
@@ -848,6 +934,16 @@ mod tests {
             let ops: Vec<Op> = (0..6000).map(|_| Op::arbitrary(&mut g)).collect();
             assert!(run_model(ops, ZSetLimits::default()));
         }
+        // Larger, with clones (many entry chunks and index segments).
+        let mut g = Gen::new(5000);
+        let ops: Vec<Op> = (0..40_000)
+            .map(|_| match Op::arbitrary(&mut g) {
+                Op::Add(i, s) => Op::Add(i.wrapping_mul(7) % 60_000, s),
+                Op::Rem(i) => Op::Rem(i.wrapping_mul(7) % 60_000),
+                op => op,
+            })
+            .collect();
+        assert!(run_model(ops, ZSetLimits::default()));
         let lim = ZSetLimits::default();
         let mut z = ZSet::new();
         for i in 0..5000u32 {
