@@ -31,11 +31,11 @@ pub const STEP_ON_INSERT: usize = 16;
 #[derive(Default)]
 pub struct PosIndex {
     pub(super) cur: HashTable<u32>,
-    old: Option<Old>,
+    pub(super) old: Option<Old>,
 }
 
-struct Old {
-    table: HashTable<u32>,
+pub(super) struct Old {
+    pub(super) table: HashTable<u32>,
     /// Positions below this are all indexed in `cur`.
     cursor: usize,
 }
@@ -159,15 +159,21 @@ impl PosIndex {
         }
     }
 
-    /// Start growing: the full table becomes the old one, a new one is allocated for twice
-    /// the live records (a table full of tombstones gets a same-size clean one).
+    /// Start growing: the full table becomes the old one and a new one is allocated with twice
+    /// its buckets, or as many if at most half of it is live records (the rest tombstones),
+    /// as `hashbrown`'s own resize chooses. Either way the new table holds at least twice the
+    /// records the old one has to hand over.
     fn grow(&mut self, len: usize, hash_of: &impl Fn(u32) -> u64) {
         if self.old.is_some() {
             // Not reached when the step rate keeps up (module docs); if it ever is, finish the
             // move first rather than nest migrations.
             self.step(usize::MAX, len, hash_of);
         }
-        let want = (self.cur.len() + 1).saturating_mul(2).max(8);
+        let cap = self.cur.capacity();
+        // `with_capacity(cap)` gives the same number of buckets, `cap + 1` twice as many (the
+        // usable capacity is 7/8 of a power of two). Asking for "twice the records" instead
+        // would round up to four times the buckets (+10 MiB at 1M keys).
+        let want = if self.cur.len() < cap / 2 { cap } else { cap + 1 };
         let full = std::mem::replace(&mut self.cur, HashTable::with_capacity(want));
         if !full.is_empty() {
             self.old = Some(Old {

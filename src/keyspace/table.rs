@@ -505,6 +505,9 @@ mod tests {
             }
         }
         let n = t.len();
+        // The new table has twice the old one's capacity, not more (memory).
+        let old_cap = t.index.old.as_ref().map(|o| o.table.capacity()).unwrap();
+        assert_eq!(t.index.cur.capacity(), 2 * old_cap, "grown from {old_cap}");
         let moved_by_the_insert = t.index.cur.len();
         assert!(
             moved_by_the_insert <= 1 + super::super::posindex::STEP_ON_INSERT,
