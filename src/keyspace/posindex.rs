@@ -58,8 +58,9 @@ impl PosIndex {
         self.old.is_some()
     }
 
-    /// Buckets allocated (both tables), for memory accounting.
-    pub fn buckets(&self) -> usize {
+    /// Records both tables can hold without growing (memory accounting: a bucket per record
+    /// of capacity, roughly, as `HashTable::capacity` is used elsewhere).
+    pub fn capacity(&self) -> usize {
         self.cur.capacity() + self.old.as_ref().map_or(0, |o| o.table.capacity())
     }
 
@@ -173,7 +174,11 @@ impl PosIndex {
         // `with_capacity(cap)` gives the same number of buckets, `cap + 1` twice as many (the
         // usable capacity is 7/8 of a power of two). Asking for "twice the records" instead
         // would round up to four times the buckets (+10 MiB at 1M keys).
-        let want = if self.cur.len() < cap / 2 { cap } else { cap + 1 };
+        let want = if self.cur.len() < cap / 2 {
+            cap
+        } else {
+            cap + 1
+        };
         let full = std::mem::replace(&mut self.cur, HashTable::with_capacity(want));
         if !full.is_empty() {
             self.old = Some(Old {

@@ -232,7 +232,7 @@ impl KeyTable {
     /// Bytes held by the table itself (entries and index, allocated capacity).
     pub fn table_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
-            + self.index.buckets() * (std::mem::size_of::<u32>() + 1)
+            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
     }
 }
 
@@ -343,12 +343,6 @@ impl Expires {
 
     pub fn iter(&self) -> impl Iterator<Item = (&CompactBytes, &i64)> + '_ {
         self.entries.iter().map(|(k, t)| (k, t))
-    }
-
-    /// Bytes held by the table itself (entries and index, allocated capacity).
-    pub fn table_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<(CompactBytes, i64)>()
-            + self.index.buckets() * (std::mem::size_of::<u32>() + 1)
     }
 }
 
