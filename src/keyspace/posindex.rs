@@ -128,7 +128,7 @@ impl PosIndex {
     }
 
     /// Remove the record `h`/`eq` finds; returns its position.
-    pub fn remove(&mut self, h: u64, eq: impl Fn(u32) -> bool) -> Option<u32> {
+    fn remove(&mut self, h: u64, eq: impl Fn(u32) -> bool) -> Option<u32> {
         if let Ok(e) = self.cur.find_entry(h, |&i| eq(i)) {
             return Some(e.remove().0);
         }
@@ -137,8 +137,30 @@ impl PosIndex {
         Some(e.remove().0)
     }
 
+    /// Remove the record `h`/`eq` finds from the index of a vector of `len` entries, as the
+    /// first half of the vector's `swap_remove`: the last entry's record is re-pointed to the
+    /// freed position. `hash_at(i)` hashes the entry at position `i` of the vector as it is
+    /// (before the caller's `swap_remove`). Returns the position to `swap_remove`.
+    pub fn swap_remove(
+        &mut self,
+        h: u64,
+        eq: impl Fn(u32) -> bool,
+        len: usize,
+        hash_at: impl Fn(usize) -> u64,
+    ) -> Option<usize> {
+        let i = self.remove(h, eq)? as usize;
+        let last = len - 1;
+        if i != last {
+            // Once moved, the last entry is at i: `relocate` may rehash records that way.
+            self.relocate(hash_at(last), last, i, |j| {
+                hash_at(if j as usize == i { last } else { j as usize })
+            });
+        }
+        Some(i)
+    }
+
     /// The entry at position `from` (hash `h`) now lives at `to` (a `swap_remove` moved it).
-    pub fn relocate(&mut self, h: u64, from: usize, to: usize, hash_of: impl Fn(u32) -> u64) {
+    fn relocate(&mut self, h: u64, from: usize, to: usize, hash_of: impl Fn(u32) -> u64) {
         if let Some(p) = self.cur.find_mut(h, |&i| i as usize == from) {
             *p = pos(to);
             return;

@@ -17,7 +17,7 @@ use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
 
-use super::posindex::{pos, PosIndex, Probe};
+use super::posindex::{pos, PosIndex, Probe, STEP_ON_INSERT};
 use super::Object;
 use crate::types::compact::CompactBytes;
 
@@ -177,23 +177,14 @@ impl KeyTable {
         let h = self.hash(key);
         let entries = &self.entries;
         let hasher = &self.hasher;
-        let i = self
-            .index
-            .remove(h, |i| entries[i as usize].key.as_slice() == key)? as usize;
-        let last = entries.len() - 1;
-        if i != last {
-            let lh = self.hash(&entries[last].key);
-            // `hash_of` sees the vector after the move: position i then holds the last entry.
-            self.index.relocate(lh, last, i, |j| {
-                let j = if j as usize == i { last } else { j as usize };
-                hasher.hash_one(entries[j].key.as_slice())
-            });
-        }
+        let i = self.index.swap_remove(
+            h,
+            |i| entries[i as usize].key.as_slice() == key,
+            entries.len(),
+            |j| hasher.hash_one(entries[j].key.as_slice()),
+        )?;
         let obj = self.entries.swap_remove(i).obj;
-        self.index
-            .step(super::posindex::STEP_ON_INSERT, self.entries.len(), &|j| {
-                hasher.hash_one(self.entries[j as usize].key.as_slice())
-            });
+        self.rehash_step(STEP_ON_INSERT);
         Some(obj)
     }
 
@@ -304,22 +295,14 @@ impl Expires {
         }
         let entries = &self.entries;
         let hasher = &self.hasher;
-        let i = self.index.remove(hasher.hash_one(key), |i| {
-            entries[i as usize].0.as_slice() == key
-        })? as usize;
-        let last = entries.len() - 1;
-        if i != last {
-            let lh = hasher.hash_one(entries[last].0.as_slice());
-            self.index.relocate(lh, last, i, |j| {
-                let j = if j as usize == i { last } else { j as usize };
-                hasher.hash_one(entries[j].0.as_slice())
-            });
-        }
+        let i = self.index.swap_remove(
+            hasher.hash_one(key),
+            |i| entries[i as usize].0.as_slice() == key,
+            entries.len(),
+            |j| hasher.hash_one(entries[j].0.as_slice()),
+        )?;
         let at = self.entries.swap_remove(i).1;
-        self.index
-            .step(super::posindex::STEP_ON_INSERT, self.entries.len(), &|j| {
-                hasher.hash_one(self.entries[j as usize].0.as_slice())
-            });
+        self.rehash_step(STEP_ON_INSERT);
         Some(at)
     }
 
@@ -504,14 +487,12 @@ mod tests {
         assert_eq!(t.index.cur.capacity(), 2 * old_cap, "grown from {old_cap}");
         let moved_by_the_insert = t.index.cur.len();
         assert!(
-            moved_by_the_insert <= 1 + super::super::posindex::STEP_ON_INSERT,
+            moved_by_the_insert <= 1 + STEP_ON_INSERT,
             "the growing insert moved {moved_by_the_insert} of {n} records"
         );
         // Each later insert moves a bounded number.
         t.insert(b"one-more", obj(b"v"));
-        assert!(
-            t.index.cur.len() <= moved_by_the_insert + 1 + super::super::posindex::STEP_ON_INSERT
-        );
+        assert!(t.index.cur.len() <= moved_by_the_insert + 1 + STEP_ON_INSERT);
         // The cron finishes the move; the old table is freed.
         while t.rehash_step(100) {}
         assert!(!t.index.is_growing());
