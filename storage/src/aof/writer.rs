@@ -301,10 +301,6 @@ struct Shared {
     /// Held while a manifest is computed, written and adopted: orders the writer's segment
     /// rotations and an installer's switch.
     manifest_io: Mutex<()>,
-    /// Everysec: a rotation renamed a manifest into place without fsyncing the directory (off
-    /// the replies' path); whoever next reports something `synced` fsyncs it first, holding
-    /// this lock (so nobody reports `synced` while another thread's directory fsync runs).
-    dir_sync_pending: Mutex<bool>,
     vfs: Arc<dyn Vfs>,
     opts: AofOptions,
 }
@@ -320,24 +316,6 @@ impl Shared {
 
     fn manifest_io(&self) -> MutexGuard<'_, ()> {
         self.manifest_io.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn dir_sync_pending(&self) -> MutexGuard<'_, bool> {
-        self.dir_sync_pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The directory fsync a rotation deferred, if any: call before reporting `synced`.
-    fn sync_pending_dir(&self) -> Result<(), String> {
-        let mut pending = self.dir_sync_pending();
-        if *pending {
-            self.vfs
-                .sync_dir(&self.opts.dir)
-                .map_err(|e| io_msg("fsync directory", &self.opts.dir, &e))?;
-            *pending = false;
-        }
-        Ok(())
     }
 
     /// Merge into the published progress (monotonic) and call the callback.
@@ -549,11 +527,9 @@ fn io_msg(op: &str, path: &Path, e: &std::io::Error) -> String {
 /// Fsyncs a sealed incr file (run on a helper thread during a rotation).
 type SealFn<'a> = dyn Fn() -> Result<(), String> + Sync + 'a;
 
-/// Create a new empty incr file (or adopt the pre-created `spare`) and add it to the manifest
-/// (returns the new manifest). `seal`, if given, must succeed before the manifest is renamed
-/// into place. The new manifest is durable on return unless `defer_dir_sync`: then only its
-/// rename is done (a process crash keeps it) and the caller must fsync the directory before it
-/// reports anything of the new file `synced` (see [`Shared::sync_pending_dir`]).
+/// Create a new empty incr file (or adopt the pre-created `spare`) and durably add it to the
+/// manifest (returns the new manifest). `seal`, if given, must succeed before the manifest is
+/// renamed into place.
 fn add_incr_file(
     vfs: &dyn Vfs,
     opts: &AofOptions,
@@ -561,7 +537,6 @@ fn add_incr_file(
     seq: u64,
     spare: Option<Spare>,
     seal: Option<&SealFn<'_>>,
-    defer_dir_sync: bool,
 ) -> Result<(Manifest, Active), AofError> {
     let (name, path, file) = match spare {
         // Created and its directory entry fsynced ahead of time (`Shared::prepare_spare`).
@@ -589,16 +564,8 @@ fn add_incr_file(
     let mname = manifest_name(&opts.filename);
     let mpath = opts.dir.join(&mname);
     match seal {
-        None if !defer_dir_sync => write_file_atomic(vfs, &opts.dir, &mname, &next.format())
+        None => write_file_atomic(vfs, &opts.dir, &mname, &next.format())
             .map_err(AofError::io("write manifest", &mpath))?,
-        None => {
-            // `write_file_atomic` but the directory fsync, which the caller defers.
-            let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
-            vfs.create(&temp)
-                .and_then(|f| write_all(f.as_ref(), &next.format()).and_then(|()| f.sync_data()))
-                .and_then(|()| vfs.rename(&temp, &mpath))
-                .map_err(AofError::io("write manifest", &mpath))?;
-        }
         Some(seal) => {
             // `write_file_atomic` in steps: the temp manifest is written and fsynced while
             // `seal` fsyncs the sealed file on a helper thread; the rename waits for both.
@@ -620,12 +587,9 @@ fn add_incr_file(
             temp_res.map_err(AofError::io("write manifest", &mpath))?;
             vfs.rename(&temp, &mpath)
                 .map_err(AofError::io("write manifest", &mpath))?;
-            // IMPORTANT: fsync the directory so the rename survives a crash (deferred: before
-            // anything of the new file is reported synced).
-            if !defer_dir_sync {
-                vfs.sync_dir(&opts.dir)
-                    .map_err(AofError::io("write manifest", &mpath))?;
-            }
+            // IMPORTANT: fsync the directory so the rename survives a crash.
+            vfs.sync_dir(&opts.dir)
+                .map_err(AofError::io("write manifest", &mpath))?;
         }
     }
     Ok((
@@ -697,15 +661,7 @@ impl LogWriter {
                 }
                 // Never clobber files a lost manifest used to list.
                 let seq = max_incr_seq_on_disk(vfs.as_ref(), &opts.dir, &opts.filename) + 1;
-                add_incr_file(
-                    vfs.as_ref(),
-                    &opts,
-                    &Manifest::default(),
-                    seq,
-                    None,
-                    None,
-                    false,
-                )?
+                add_incr_file(vfs.as_ref(), &opts, &Manifest::default(), seq, None, None)?
             }
             Some(manifest) => match resume.append {
                 Some(ap) => {
@@ -741,7 +697,7 @@ impl LogWriter {
                 }
                 None => {
                     let seq = manifest.next_incr_seq();
-                    add_incr_file(vfs.as_ref(), &opts, &manifest, seq, None, None, false)?
+                    add_incr_file(vfs.as_ref(), &opts, &manifest, seq, None, None)?
                 }
             },
         };
@@ -770,7 +726,6 @@ impl LogWriter {
                 sealed_size,
             }),
             manifest_io: Mutex::new(()),
-            dir_sync_pending: Mutex::new(false),
             vfs: vfs.clone(),
             opts: opts.clone(),
         });
@@ -1006,8 +961,6 @@ fn sync_thread(shared: &Shared) {
             .file
             .sync_data()
             .map_err(|e| io_msg("fsync", &req.path, &e));
-        // A rotation's deferred directory fsync comes before anything is reported synced.
-        let res = res.and_then(|()| shared.sync_pending_dir());
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match res {
             Ok(()) => {
@@ -1070,13 +1023,6 @@ impl Worker {
                     if self.shared.lock().failed.is_none() && self.synced < self.written {
                         if let Err(msg) = self.sync_active() {
                             self.shared.fail(msg);
-                        }
-                    }
-                    if self.shared.lock().failed.is_none() {
-                        // A rotation's deferred directory fsync, and the seal it held back.
-                        match self.shared.sync_pending_dir() {
-                            Ok(()) => self.shared.publish(None, Some(self.synced), None),
-                            Err(msg) => self.shared.fail(msg),
                         }
                     }
                     // An unused spare is an orphan: remove it (a crash first leaves it to the
@@ -1197,7 +1143,6 @@ impl Worker {
             .file
             .sync_data()
             .map_err(|e| io_msg("fsync", &self.active.path, &e))?;
-        self.shared.sync_pending_dir()?;
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.synced = self.written;
         self.last_fsync_ms = self.shared.clock.monotonic_ms();
@@ -1305,12 +1250,6 @@ impl Worker {
             Ok(())
         };
         let need_seal = self.synced < self.written;
-        // Everysec: replies wait for `written`, which needs the new manifest renamed into place
-        // (a process crash keeps the rename) but not its directory fsync: that is deferred to
-        // the next report of `synced` (the fsync thread's, ≤ 1 s later, or shutdown's), which
-        // comes after it. `always` reports `synced` per batch, so nothing would be gained; `no`
-        // has no fsync thread to do it.
-        let defer = self.opts.fsync == FsyncPolicy::EverySec;
         let added = add_incr_file(
             self.vfs.as_ref(),
             &self.opts,
@@ -1318,11 +1257,7 @@ impl Worker {
             seq,
             spare,
             need_seal.then_some(&seal as &SealFn<'_>),
-            defer,
         );
-        if added.is_ok() && defer {
-            *shared.dir_sync_pending() = true;
-        }
         if let Some(took) = took.into_inner().unwrap_or_else(|p| p.into_inner()) {
             self.synced = self.written;
             self.last_fsync_ms = shared.clock.monotonic_ms();
@@ -1332,10 +1267,7 @@ impl Worker {
                 g.stats.fsyncs += 1;
                 g.stats.synced = g.stats.synced.max(self.synced);
             }
-            // With the directory fsync deferred, the sealed file's bytes are reported synced
-            // after it (the fsync thread reports a position past them).
-            let synced = (!defer).then_some(self.synced);
-            shared.publish(Some(self.written), synced, None);
+            shared.publish(Some(self.written), Some(self.synced), None);
         }
         let (manifest, active) = added.map_err(|e| e.to_string())?;
         {
@@ -1484,7 +1416,7 @@ impl Installer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::{CrashOptions, SimFs};
+    use crate::fs::SimFs;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     #[derive(Default)]
@@ -1768,49 +1700,6 @@ mod tests {
         let m = Manifest::parse(&m).expect("parse");
         assert_eq!(m.incr.len(), 6);
         assert_eq!(m.incr[5].name, "appendonly.aof.6.incr.aof");
-    }
-
-    #[test]
-    fn everysec_rotation_defers_its_directory_fsync_until_synced_is_reported() {
-        let fs = SimFs::new(7);
-        let clock = Arc::new(ManualClock::default());
-        let (w, _) = open(&fs, FsyncPolicy::EverySec, clock.clone());
-        fs.sync_dir(Path::new("/")).expect("sync root");
-        w.submit(CMD, 0);
-        drop(w.hold());
-        let t = w.rotate_for_rewrite().expect("rotate");
-        assert_eq!(t.new_incr, "appendonly.aof.2.incr.aof");
-        let end = w.submit(CMD, 0);
-        drop(w.hold());
-        // Written into the new incr file, which the renamed manifest names: the directory
-        // fsync has not been waited for, and nothing is reported synced yet.
-        assert_eq!(w.progress().written, end);
-        assert!(w.progress().synced < CMD.len() as u64 * 2);
-        assert!(*w.shared.dir_sync_pending());
-        let manifest = Path::new("/d/appendonlydir/appendonly.aof.manifest");
-        let incr_files = |fs: &SimFs| {
-            Manifest::parse(&fs.read(manifest).expect("manifest"))
-                .expect("parse")
-                .incr
-                .len()
-        };
-        // A process kill keeps the rename, so the written bytes are found.
-        let killed = fs.crash(CrashOptions {
-            torn_writes: false,
-            random_dir_ops: false,
-            keep_unsynced: true,
-        });
-        assert_eq!(incr_files(&killed), 2);
-        // The next everysec fsync does the directory fsync before it reports synced.
-        {
-            let _g = w.hold();
-            clock.0.fetch_add(EVERYSEC_INTERVAL_MS, Ordering::SeqCst);
-        }
-        drop(w.hold());
-        assert_eq!(w.progress().synced, end);
-        assert!(!*w.shared.dir_sync_pending());
-        assert_eq!(incr_files(&fs.crash(CrashOptions::power_loss())), 2);
-        w.shutdown().expect("shutdown");
     }
 
     #[test]
