@@ -47,6 +47,13 @@ fn copy_out<T: Clone>(c: &mut Arc<T>, bytes: impl FnOnce(&T) -> usize) {
 /// Heap bytes of one `Arc<Vec<_>>` chunk besides its elements (the `Arc` header and `Vec`).
 const CHUNK_OVERHEAD: usize = 16 + 24 + 8;
 
+/// (chunks, chunks that are the same allocation in `b`, position by position): how much a
+/// copy-on-write clone still shares with its original.
+fn count_shared<C>(a: &[Arc<C>], b: &[Arc<C>]) -> (usize, usize) {
+    let shared = a.iter().zip(b).filter(|(x, y)| Arc::ptr_eq(x, y)).count();
+    (a.len(), shared)
+}
+
 /// A vector in chunks of `1 << SHIFT` elements, each behind an `Arc`. The first chunk grows like
 /// a `Vec` (small collections stay small); later ones are allocated at their full size.
 pub struct ChunkVec<T, const SHIFT: u32> {
@@ -174,13 +181,7 @@ impl<T: Clone, const SHIFT: u32> ChunkVec<T, SHIFT> {
 
     /// (chunks, chunks that are the same allocation in `other`, position by position).
     pub fn shared_chunks(&self, other: &Self) -> (usize, usize) {
-        let shared = self
-            .chunks
-            .iter()
-            .zip(&other.chunks)
-            .filter(|(a, b)| Arc::ptr_eq(a, b))
-            .count();
-        (self.chunks.len(), shared)
+        count_shared(&self.chunks, &other.chunks)
     }
 }
 
@@ -306,13 +307,7 @@ impl Arena {
 
     /// (chunks, chunks that are the same allocation in `other`).
     pub fn shared_chunks(&self, other: &Arena) -> (usize, usize) {
-        let shared = self
-            .chunks
-            .iter()
-            .zip(&other.chunks)
-            .filter(|(a, b)| Arc::ptr_eq(a, b))
-            .count();
-        (self.chunks.len(), shared)
+        count_shared(&self.chunks, &other.chunks)
     }
 }
 
