@@ -130,7 +130,7 @@ const SHUTDOWN_FLAGS: &[&str] = &["default", "save", "nosave", "now", "force"];
 pub static OPTIONS: &[OptionSpec] = &[
     // Yes/no options.
     opt("rdbchecksum", YES_NO, "yes", IMMUTABLE, DONE),
-    opt("daemonize", YES_NO, "no", IMMUTABLE, INERT),
+    opt("daemonize", YES_NO, "no", IMMUTABLE, DONE),
     opt("io-threads-do-reads", YES_NO, "no", IMMUTABLE, INERT),
     opt("always-show-logo", YES_NO, "no", IMMUTABLE, INERT),
     opt("protected-mode", YES_NO, "yes", MUT, INERT),
@@ -212,7 +212,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("masterauth", STR, "", MUT, INERT),
     opt("requirepass", STR, "", MUT, DONE),
     // Enums.
-    opt("supervised", Kind::Enum(SUPERVISED), "no", IMMUTABLE, INERT),
+    opt("supervised", Kind::Enum(SUPERVISED), "no", IMMUTABLE, DONE),
     opt(
         "syslog-facility",
         Kind::Enum(SYSLOG_FACILITY),

@@ -29,6 +29,7 @@ pub mod resp;
 pub mod server;
 pub mod snapshot;
 pub mod startup;
+pub mod supervise;
 pub mod types;
 pub mod util;
 

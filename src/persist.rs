@@ -79,6 +79,7 @@ pub fn default_info(srv: &Server) -> Vec<(String, String)> {
 /// Finish a shutdown: flush and fsync the log, save if asked. Returns false if the shutdown was
 /// refused (a SAVE failed), in which case the server keeps running.
 pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
+    crate::supervise::notify("STOPPING=1\n");
     let save = match mode {
         ShutdownMode::Save => true,
         ShutdownMode::NoSave => false,

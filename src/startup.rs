@@ -18,6 +18,18 @@ pub fn run_server(args: Vec<String>) -> i32 {
         }
     };
     init_logging(&cfg);
+    // Before any thread exists: upstart's SIGSTOP and the fork must see one thread.
+    let supervisor = crate::supervise::detect(cfg.get("supervised"));
+    crate::supervise::set(supervisor);
+    let background = cfg.get_bool("daemonize") && supervisor == crate::supervise::Supervisor::None;
+    if background {
+        crate::supervise::daemonize();
+    }
+    let pidfile = match cfg.get("pidfile") {
+        "" if background => crate::supervise::DEFAULT_PIDFILE,
+        p => p,
+    }
+    .to_string();
     let dir = cfg.dir();
     if !cfg.get("dir").is_empty() {
         if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::env::set_current_dir(&dir))
@@ -43,8 +55,10 @@ pub fn run_server(args: Vec<String>) -> i32 {
     }
     crate::exec::set_renamed_commands(&cfg.renamed_commands);
     crate::alloc::use_huge_pages(!cfg.get_bool("disable-thp"));
-    if !cfg.get("pidfile").is_empty() {
-        let _ = std::fs::write(cfg.get("pidfile"), format!("{}\n", std::process::id()));
+    if !pidfile.is_empty() {
+        if let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
+            tracing::warn!("Failed to write PID file: {e}");
+        }
     }
     // `io-threads` tokio workers (default 1, as Redis's default of one I/O thread): with the
     // execution thread and the log writer there are already two busy threads, and on a small
@@ -153,6 +167,8 @@ pub fn run_server(args: Vec<String>) -> i32 {
         }
     });
     tracing::info!("Ready to accept connections tcp (port {port})");
+    crate::supervise::notify("STATUS=Ready to accept connections\n");
+    crate::supervise::notify("READY=1\n");
     drop(exec_tx);
     // The execution loop returns on SHUTDOWN (or a signal) after flushing the log.
     if let Some((srv, exec_rx)) = exec_inline {
@@ -161,8 +177,8 @@ pub fn run_server(args: Vec<String>) -> i32 {
     if let Some(exec) = exec {
         let _ = exec.join();
     }
-    if !cfg.get("pidfile").is_empty() {
-        let _ = std::fs::remove_file(cfg.get("pidfile"));
+    if !pidfile.is_empty() {
+        let _ = std::fs::remove_file(&pidfile);
     }
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     0
