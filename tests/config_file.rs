@@ -240,6 +240,11 @@ fn debian_stock_redis_conf_starts_and_config_get_matches_redis() {
         &["client-output-buffer-limit", "master 1 2 3"],
         &["client-output-buffer-limit", "normal 1 2"],
         &["tls-auth-clients", "optional"],
+        // An option and its alias in one call are both set (the last wins); one name twice,
+        // in any case, is a duplicate.
+        &["hash-max-ziplist-entries", "5", "hash-max-listpack-entries", "6"],
+        &["slave-read-only", "yes", "replica-read-only", "no"],
+        &["maxmemory-samples", "5", "MAXMEMORY-SAMPLES", "6"],
     ];
     for kv in sets {
         let argv: Vec<&str> = ["CONFIG", "SET"].iter().chain(kv.iter()).copied().collect();

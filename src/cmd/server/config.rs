@@ -135,7 +135,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     // Phase 1: names.
     let mut specs: Vec<&'static crate::config::OptionSpec> = Vec::new();
     let mut first_error: Option<Reply> = None;
-    for (name, _) in &pairs {
+    for (i, (name, _)) in pairs.iter().enumerate() {
         let Some(spec) = crate::config::find(name) else {
             if first_error.is_none() {
                 first_error = Some(Reply::Error(format!(
@@ -155,7 +155,10 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             first_error = Some(set_failed(name, "can't set protected config"));
             continue;
         }
-        if specs.iter().any(|s| s.name == spec.name) {
+        // As Redis 7.0: a name given twice is refused, but an option and its alias
+        // (`hash-max-ziplist-entries` and `hash-max-listpack-entries`) are two entries of
+        // its table, so both are set, in order (the last wins).
+        if pairs[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
             first_error = Some(set_failed(name, "duplicate parameter"));
             continue;
         }
