@@ -303,6 +303,9 @@ struct Shared {
     manifest_io: Mutex<()>,
     vfs: Arc<dyn Vfs>,
     opts: AofOptions,
+    /// See [`LogWriter::open_deterministic`]: work handed to a helper thread is awaited
+    /// where it is handed off.
+    deterministic: bool,
 }
 
 impl Shared {
@@ -394,8 +397,14 @@ impl Shared {
                 sh.idle.notify_all();
                 sh.wake.notify_all();
             });
-        if spawned.is_err() {
-            self.lock().preparing = false;
+        match spawned {
+            Ok(handle) if self.deterministic => {
+                if handle.join().is_err() {
+                    self.lock().preparing = false;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => self.lock().preparing = false,
         }
     }
 
@@ -537,6 +546,7 @@ fn add_incr_file(
     seq: u64,
     spare: Option<Spare>,
     seal: Option<&SealFn<'_>>,
+    deterministic: bool,
 ) -> Result<(Manifest, Active), AofError> {
     let (name, path, file) = match spare {
         // Created and its directory entry fsynced ahead of time (`Shared::prepare_spare`).
@@ -573,14 +583,32 @@ fn add_incr_file(
             // it a non-last incr file can be (recovery refuses a torn non-last file).
             let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
             let text = next.format();
+            // Deterministic mode: the seal's fsync completes before the temp manifest is
+            // created (still on the helper thread), so the order of operations is fixed.
             let (temp_res, seal_res) = std::thread::scope(|sc| {
-                let helper = sc.spawn(seal);
+                let joined = |h: std::thread::ScopedJoinHandle<'_, Result<(), String>>| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("the seal fsync thread panicked".to_string()))
+                };
+                let mut helper = match std::thread::Builder::new()
+                    .name("aof-seal".to_string())
+                    .spawn_scoped(sc, seal)
+                {
+                    Ok(h) => Some(h),
+                    Err(_) => None,
+                };
+                let mut seal_res = None;
+                if deterministic || helper.is_none() {
+                    seal_res = Some(helper.take().map_or_else(seal, joined));
+                }
                 let temp_res = vfs
                     .create(&temp)
                     .and_then(|f| write_all(f.as_ref(), &text).and_then(|()| f.sync_data()));
-                let seal_res = helper
-                    .join()
-                    .unwrap_or_else(|_| Err("the seal fsync thread panicked".to_string()));
+                let seal_res = match (seal_res, helper) {
+                    (Some(r), _) => r,
+                    (None, Some(h)) => joined(h),
+                    (None, None) => seal(),
+                };
                 (temp_res, seal_res)
             });
             seal_res.map_err(AofError::Failed)?;
@@ -650,6 +678,35 @@ impl LogWriter {
         on_progress: Box<dyn Fn(&Progress) + Send>,
         clock: Arc<dyn Clock>,
     ) -> Result<LogWriter, AofError> {
+        Self::open_inner(vfs, opts, resume, on_progress, clock, false)
+    }
+
+    /// [`LogWriter::open_with_clock`] for simulations that must replay exactly (the seeded
+    /// crash simulation): the same threads do the same work, but work handed to a helper
+    /// thread is awaited where it is handed off — the everysec fsync thread's fsync right
+    /// after the writer requests it, the spare incr file's creation right after it is started,
+    /// a rotation's seal fsync before the temp manifest is written. With a [`Clock`] that
+    /// moves only while the writer is held ([`LogWriter::hold`]), the sequence of file
+    /// operations is then a function of what was submitted and when the caller waited,
+    /// whatever the thread timing. Not for production: those hand-offs are overlapped there.
+    pub fn open_deterministic(
+        vfs: Arc<dyn Vfs>,
+        opts: AofOptions,
+        resume: ResumePoint,
+        on_progress: Box<dyn Fn(&Progress) + Send>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<LogWriter, AofError> {
+        Self::open_inner(vfs, opts, resume, on_progress, clock, true)
+    }
+
+    fn open_inner(
+        vfs: Arc<dyn Vfs>,
+        opts: AofOptions,
+        resume: ResumePoint,
+        on_progress: Box<dyn Fn(&Progress) + Send>,
+        clock: Arc<dyn Clock>,
+        deterministic: bool,
+    ) -> Result<LogWriter, AofError> {
         let (manifest, active) = match resume.manifest {
             None => {
                 vfs.create_dir_all(&opts.dir)
@@ -661,7 +718,15 @@ impl LogWriter {
                 }
                 // Never clobber files a lost manifest used to list.
                 let seq = max_incr_seq_on_disk(vfs.as_ref(), &opts.dir, &opts.filename) + 1;
-                add_incr_file(vfs.as_ref(), &opts, &Manifest::default(), seq, None, None)?
+                add_incr_file(
+                    vfs.as_ref(),
+                    &opts,
+                    &Manifest::default(),
+                    seq,
+                    None,
+                    None,
+                    deterministic,
+                )?
             }
             Some(manifest) => match resume.append {
                 Some(ap) => {
@@ -697,7 +762,15 @@ impl LogWriter {
                 }
                 None => {
                     let seq = manifest.next_incr_seq();
-                    add_incr_file(vfs.as_ref(), &opts, &manifest, seq, None, None)?
+                    add_incr_file(
+                        vfs.as_ref(),
+                        &opts,
+                        &manifest,
+                        seq,
+                        None,
+                        None,
+                        deterministic,
+                    )?
                 }
             },
         };
@@ -728,6 +801,7 @@ impl LogWriter {
             manifest_io: Mutex::new(()),
             vfs: vfs.clone(),
             opts: opts.clone(),
+            deterministic,
         });
         let worker = Worker {
             last_fsync_ms: shared.clock.monotonic_ms(),
@@ -805,22 +879,24 @@ impl LogWriter {
         s
     }
 
-    /// Wait until the writer is idle (nothing pending, no write or fsync in flight, no fsync
-    /// due) or has failed, then keep it from starting anything until the guard is dropped.
-    /// Used by deterministic tests and as a barrier by maintenance code.
+    /// Wait until the writer is idle — no write, control, fsync or spare-file creation in
+    /// flight or queued, and (unless it has failed: then pending bytes are never written)
+    /// nothing pending and no fsync due — then keep it from starting anything until the guard
+    /// is dropped. Used by deterministic tests and as a barrier by maintenance code.
     pub fn hold(&self) -> HoldGuard<'_> {
         let mut g = self.shared.lock();
         loop {
-            let idle = !g.busy
-                && g.pending.is_empty()
+            let quiet = !g.busy
                 && g.controls.is_empty()
                 && !g.sync_in_progress
                 && g.sync_request.is_none()
-                && !g.preparing
-                && !self
-                    .shared
-                    .fsync_due(&g, g.stats.written, g.last_fsync_ms_shadow);
-            if idle || g.failed.is_some() || g.shutdown {
+                && !g.preparing;
+            let drained = g.failed.is_some()
+                || (g.pending.is_empty()
+                    && !self
+                        .shared
+                        .fsync_due(&g, g.stats.written, g.last_fsync_ms_shadow));
+            if (quiet && drained) || g.shutdown {
                 break;
             }
             g = self
@@ -962,20 +1038,20 @@ fn sync_thread(shared: &Shared) {
             .sync_data()
             .map_err(|e| io_msg("fsync", &req.path, &e));
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Published (or failed) before the fsync stops counting as in flight, so a caller of
+        // [`LogWriter::hold`] sees its outcome.
         match res {
             Ok(()) => {
-                {
-                    let mut g = shared.lock();
-                    g.sync_in_progress = false;
-                    g.stats.last_fsync_us = us;
-                    g.stats.fsyncs += 1;
-                    g.stats.synced = g.stats.synced.max(req.upto);
-                }
                 shared.publish(None, Some(req.upto), None);
+                let mut g = shared.lock();
+                g.sync_in_progress = false;
+                g.stats.last_fsync_us = us;
+                g.stats.fsyncs += 1;
+                g.stats.synced = g.stats.synced.max(req.upto);
             }
             Err(e) => {
-                shared.lock().sync_in_progress = false;
                 shared.fail(e);
+                shared.lock().sync_in_progress = false;
             }
         }
         shared.wake.notify_all();
@@ -1115,7 +1191,7 @@ impl Worker {
                 return Job::Shutdown;
             }
             if g.holds == 0 && shared.fsync_due(&g, self.written, self.last_fsync_ms) {
-                self.request_sync(&mut g);
+                g = self.request_sync(g);
             }
             g = shared
                 .wake
@@ -1124,7 +1200,9 @@ impl Worker {
         }
     }
 
-    fn request_sync(&mut self, g: &mut Inner) {
+    /// Hand an fsync of the active file to the everysec fsync thread (deterministic mode:
+    /// and wait until it is done).
+    fn request_sync<'a>(&mut self, mut g: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
         g.sync_request = Some(SyncRequest {
             file: self.active.file.clone(),
             path: self.active.path.clone(),
@@ -1134,6 +1212,17 @@ impl Worker {
         self.last_fsync_ms = self.shared.clock.monotonic_ms();
         g.last_fsync_ms_shadow = self.last_fsync_ms;
         self.shared.sync_wake.notify_one();
+        while self.shared.deterministic
+            && (g.sync_request.is_some() || g.sync_in_progress)
+            && !g.sync_shutdown
+        {
+            g = self
+                .shared
+                .idle
+                .wait_timeout(g, Duration::from_millis(TICK_MS))
+                .map_or_else(|p| p.into_inner().0, |r| r.0);
+        }
+        g
     }
 
     /// fdatasync the active file on this thread and publish `synced = written`.
@@ -1211,9 +1300,9 @@ impl Worker {
             }
             FsyncPolicy::EverySec => {
                 let shared = self.shared.clone();
-                let mut g = shared.lock();
+                let g = shared.lock();
                 if shared.fsync_due(&g, self.written, self.last_fsync_ms) {
-                    self.request_sync(&mut g);
+                    drop(self.request_sync(g));
                 }
             }
             FsyncPolicy::No => {}
@@ -1257,6 +1346,7 @@ impl Worker {
             seq,
             spare,
             need_seal.then_some(&seal as &SealFn<'_>),
+            shared.deterministic,
         );
         if let Some(took) = took.into_inner().unwrap_or_else(|p| p.into_inner()) {
             self.synced = self.written;
@@ -1285,6 +1375,12 @@ impl Worker {
     fn control(&mut self, c: Control) {
         match c {
             Control::Rotate(reply) => {
+                // Latched: no more I/O (the queued bytes before it were not written either).
+                let latched = self.shared.lock().failed.clone();
+                if let Some(f) = latched {
+                    let _ = reply.send(Err(AofError::Failed(f)));
+                    return;
+                }
                 let started = Instant::now();
                 let rotated = self.rotate();
                 self.shared.lock().stats.last_rotate_us =
