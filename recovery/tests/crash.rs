@@ -9,7 +9,10 @@
 //!   recovery already returned;
 //! - recovery never fails on these crash states and nothing panics.
 //!
-//! `STRONGBOX_CRASH_SEEDS=N` runs N seeds (default 1000); `STRONGBOX_CRASH_SEED=S` replays one.
+//! `STRONGBOX_CRASH_SEEDS=N` runs N seeds (default 1000); `STRONGBOX_CRASH_SEED=S` replays one
+//! (a failure prints the exact command). A seed is deterministic: the same SimFs operations
+//! in the same order and the same outcome whatever the thread timing (see [`run_seed`]; the
+//! second test checks it).
 
 mod common;
 
@@ -416,10 +419,6 @@ thread_local! {
     static REQUIRED: Mutex<usize> = const { Mutex::new(0) };
 }
 
-fn run_one(seed: u64) -> Result<String, String> {
-    run_traced(seed, false).0
-}
-
 /// Run one seed; with `trace`, also return every SimFs operation it did, in order.
 fn run_traced(seed: u64, trace: bool) -> (Result<String, String>, Vec<String>) {
     REQUIRED.with(|r| *r.lock().expect("lock") = 0);
@@ -473,13 +472,51 @@ fn a_seed_replays_the_same_operations_and_the_same_story() {
     );
 }
 
+/// The command that replays one seed of the test below.
+fn replay_command(seed: u64) -> String {
+    format!(
+        "STRONGBOX_CRASH_SEED={seed} cargo test -p strongbox-recovery --test crash \
+         crash_at_random_points_recovers_a_prefix_with_everything_acknowledged -- --exact --nocapture"
+    )
+}
+
+/// A short fingerprint of a trace, printed with a failure and by a replay: equal
+/// fingerprints mean the replay did the same operations in the same order.
+fn fingerprint(trace: &[String]) -> String {
+    // FNV-1a: stable across Rust versions and platforms (unlike `DefaultHasher`).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for line in trace {
+        for b in line.bytes().chain(std::iter::once(b'\n')) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{} operations, trace {h:016x}", trace.len())
+}
+
 #[test]
 fn crash_at_random_points_recovers_a_prefix_with_everything_acknowledged() {
     if let Ok(s) = std::env::var("STRONGBOX_CRASH_SEED") {
+        // Replay: the seed's story and trace fingerprint (the same as the failing run
+        // printed), and a second run to show the replay itself is deterministic.
+        // STRONGBOX_CRASH_TRACE=1 prints every operation, STRONGBOX_CRASH_DEBUG=1 the files
+        // and states at each recovery.
         let seed: u64 = s.parse().expect("STRONGBOX_CRASH_SEED must be a number");
-        match run_one(seed) {
-            Ok(story) => println!("seed {seed}: ok: {story}"),
-            Err(e) => panic!("seed {seed}: {e}"),
+        let (res, trace) = run_traced(seed, true);
+        if std::env::var("STRONGBOX_CRASH_TRACE").is_ok() {
+            for (i, line) in trace.iter().enumerate() {
+                println!("{i:5} {line}");
+            }
+        }
+        let (again, trace2) = run_traced(seed, true);
+        assert!(
+            res == again && trace == trace2,
+            "seed {seed}: two runs differ ({} vs {})",
+            fingerprint(&trace),
+            fingerprint(&trace2)
+        );
+        match res {
+            Ok(story) => println!("seed {seed}: ok ({}): {story}", fingerprint(&trace)),
+            Err(e) => panic!("seed {seed} ({}): {e}", fingerprint(&trace)),
         }
         return;
     }
@@ -491,14 +528,16 @@ fn crash_at_random_points_recovers_a_prefix_with_everything_acknowledged() {
     let mut compactions = 0;
     let mut unlisted = 0;
     for seed in 0..n {
-        match run_one(seed) {
-            Ok(story) => {
+        match run_traced(seed, true) {
+            (Ok(story), _) => {
                 compactions += story.matches("compacted into").count();
                 unlisted += story.matches("unlisted incr file").count();
             }
-            Err(e) => {
+            (Err(e), trace) => {
                 failures.push(format!(
-                    "seed {seed}: {e}\n  replay: STRONGBOX_CRASH_SEED={seed} cargo test -p strongbox-recovery --test crash -- --nocapture"
+                    "seed {seed} ({}): {e}\n  replay: {}",
+                    fingerprint(&trace),
+                    replay_command(seed)
                 ));
             }
         }
