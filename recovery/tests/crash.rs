@@ -249,6 +249,7 @@ fn run_seed(seed: u64, mut fs: SimFs, story: &mut String) -> Result<(), String> 
                 }
             }),
             clock.clone(),
+            rng.gen(),
         );
         let writer = match writer {
             Ok(w) => w,
@@ -288,21 +289,16 @@ fn run_seed(seed: u64, mut fs: SimFs, story: &mut String) -> Result<(), String> 
                 }
                 work.unit(&mut rng, &writer);
             }
+            // Compaction, as BGREWRITEAOF does it: rotate (everything submitted so far stays
+            // in the replaced files; requested behind the burst, before the writer has
+            // written it), write a base holding the state at that point, install it with one
+            // manifest switch. Power cuts may hit any step.
+            if rotation.is_none() && rng.gen_bool(0.15) {
+                rotation = Some((writer.request_rotate_for_rewrite(), work.history.len()));
+            }
             drop(guard);
             if let Some((pending, at)) = rotation {
                 match pending.wait() {
-                    Ok(ticket) => {
-                        install(&fs, &dir, &writer, ticket, at, &mut work, &mut rng, story)
-                    }
-                    Err(_) => story.push_str(" (requested rotation failed)"),
-                }
-            } else if rng.gen_bool(0.15) {
-                // Compaction, as BGREWRITEAOF does it: rotate (everything submitted so far
-                // stays in the replaced files; requested while the writer may still be
-                // writing the burst), write a base holding the state at that point, install
-                // it with one manifest switch. Power cuts may hit any step.
-                let at = work.history.len();
-                match writer.rotate_for_rewrite() {
                     Ok(ticket) => {
                         install(&fs, &dir, &writer, ticket, at, &mut work, &mut rng, story)
                     }

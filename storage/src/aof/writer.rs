@@ -273,6 +273,11 @@ struct Inner {
     spare: Option<Spare>,
     /// A thread is creating the spare.
     preparing: bool,
+    /// Deterministic mode: the fsync thread leaves the request alone until the writer lets it
+    /// run (when the writer has no job left).
+    sync_held: bool,
+    /// Deterministic mode: seeded choices (SplitMix64 state).
+    det_rng: u64,
     stats: LogStats,
 }
 
@@ -683,20 +688,27 @@ impl LogWriter {
 
     /// [`LogWriter::open_with_clock`] for simulations that must replay exactly (the seeded
     /// crash simulation): the same threads do the same work, but work handed to a helper
-    /// thread is awaited where it is handed off — the everysec fsync thread's fsync right
-    /// after the writer requests it, the spare incr file's creation right after it is started,
-    /// a rotation's seal fsync before the temp manifest is written. With a [`Clock`] that
-    /// moves only while the writer is held ([`LogWriter::hold`]), the sequence of file
-    /// operations is then a function of what was submitted and when the caller waited,
-    /// whatever the thread timing. Not for production: those hand-offs are overlapped there.
+    /// thread runs at a point of the writer's sequence of operations that depends only on
+    /// `seed`: the everysec fsync thread's fsync either right after the writer requests it or
+    /// once the writer has finished the job it requested it in (a rotation may come in
+    /// between; `seed` picks; "finished" means no job is left, so how the caller's work was
+    /// split into jobs does not matter), the spare incr file's creation right after it is started, a
+    /// rotation's seal fsync before the temp manifest is written; the writer waits for it
+    /// there. With a [`Clock`] that moves only while the writer is held
+    /// ([`LogWriter::hold`]), the sequence of file operations is then a function of what was
+    /// submitted, when the caller waited, and `seed`, whatever the thread timing. Not for
+    /// production: those hand-offs are overlapped there.
     pub fn open_deterministic(
         vfs: Arc<dyn Vfs>,
         opts: AofOptions,
         resume: ResumePoint,
         on_progress: Box<dyn Fn(&Progress) + Send>,
         clock: Arc<dyn Clock>,
+        seed: u64,
     ) -> Result<LogWriter, AofError> {
-        Self::open_inner(vfs, opts, resume, on_progress, clock, true)
+        let w = Self::open_inner(vfs, opts, resume, on_progress, clock, true)?;
+        w.shared.lock().det_rng = seed;
+        Ok(w)
     }
 
     fn open_inner(
@@ -1019,9 +1031,11 @@ fn sync_thread(shared: &Shared) {
         let req = {
             let mut g = shared.lock();
             loop {
-                if let Some(r) = g.sync_request.take() {
-                    g.sync_in_progress = true;
-                    break r;
+                if !g.sync_held {
+                    if let Some(r) = g.sync_request.take() {
+                        g.sync_in_progress = true;
+                        break r;
+                    }
                 }
                 if g.sync_shutdown {
                     return;
@@ -1190,8 +1204,21 @@ impl Worker {
                 g.busy = true;
                 return Job::Shutdown;
             }
+            if g.sync_held {
+                // Deterministic mode: no job left (whichever jobs the submitted work came in),
+                // so the deferred fsync runs now, and this thread waits for it.
+                g.sync_held = false;
+                shared.sync_wake.notify_all();
+                while (g.sync_request.is_some() || g.sync_in_progress) && !g.sync_shutdown {
+                    g = shared
+                        .idle
+                        .wait_timeout(g, Duration::from_millis(TICK_MS))
+                        .map_or_else(|p| p.into_inner().0, |r| r.0);
+                }
+                continue;
+            }
             if g.holds == 0 && shared.fsync_due(&g, self.written, self.last_fsync_ms) {
-                g = self.request_sync(g);
+                g = self.request_sync(g, false);
             }
             g = shared
                 .wake
@@ -1200,9 +1227,14 @@ impl Worker {
         }
     }
 
-    /// Hand an fsync of the active file to the everysec fsync thread (deterministic mode:
-    /// and wait until it is done).
-    fn request_sync<'a>(&mut self, mut g: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+    /// Hand an fsync of the active file to the everysec fsync thread. Deterministic mode: wait
+    /// until it is done, or (if `may_defer` and the seeded coin says so) let it run only when
+    /// this thread has no job left ([`Worker::next_job`]).
+    fn request_sync<'a>(
+        &mut self,
+        mut g: MutexGuard<'a, Inner>,
+        may_defer: bool,
+    ) -> MutexGuard<'a, Inner> {
         g.sync_request = Some(SyncRequest {
             file: self.active.file.clone(),
             path: self.active.path.clone(),
@@ -1211,8 +1243,17 @@ impl Worker {
         g.sync_requested = self.written;
         self.last_fsync_ms = self.shared.clock.monotonic_ms();
         g.last_fsync_ms_shadow = self.last_fsync_ms;
+        if self.shared.deterministic && may_defer {
+            // SplitMix64 step.
+            g.det_rng = g.det_rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = g.det_rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            g.sync_held = (z ^ (z >> 31)) & 1 == 1;
+        }
         self.shared.sync_wake.notify_one();
         while self.shared.deterministic
+            && !g.sync_held
             && (g.sync_request.is_some() || g.sync_in_progress)
             && !g.sync_shutdown
         {
@@ -1302,7 +1343,7 @@ impl Worker {
                 let shared = self.shared.clone();
                 let g = shared.lock();
                 if shared.fsync_due(&g, self.written, self.last_fsync_ms) {
-                    drop(self.request_sync(g));
+                    drop(self.request_sync(g, true));
                 }
             }
             FsyncPolicy::No => {}
