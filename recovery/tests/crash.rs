@@ -9,7 +9,10 @@
 //!   recovery already returned;
 //! - recovery never fails on these crash states and nothing panics.
 //!
-//! `STRONGBOX_CRASH_SEEDS=N` runs N seeds (default 1000); `STRONGBOX_CRASH_SEED=S` replays one.
+//! `STRONGBOX_CRASH_SEEDS=N` runs N seeds (default 1000); `STRONGBOX_CRASH_SEED=S` replays one
+//! (a failure prints the exact command). A seed is deterministic: the same SimFs operations
+//! in the same order and the same outcome whatever the thread timing (see [`run_seed`]; the
+//! second test checks it).
 
 mod common;
 
@@ -70,10 +73,72 @@ fn normalize(s: &State) -> State {
         .collect()
 }
 
-fn run_seed(seed: u64) -> Result<String, String> {
+/// What was submitted in the current round, for the model.
+struct Workload<'a> {
+    history: &'a mut Vec<UnitRec>,
+    /// (logical end, units in `history` once this one is in)
+    ends: Vec<(u64, usize)>,
+    db: u32,
+    next_value: u64,
+}
+
+impl Workload<'_> {
+    /// Submit one random unit: a SET, an RPUSH or a MULTI…EXEC block, maybe after a SELECT.
+    fn unit(&mut self, rng: &mut StdRng, writer: &LogWriter) {
+        let db_at_start = self.db;
+        let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
+        if rng.gen_bool(0.2) {
+            self.db = rng.gen_range(0..3);
+            cmds.push(vec![b"SELECT".to_vec(), self.db.to_string().into_bytes()]);
+        }
+        let next_value = &mut self.next_value;
+        let mut set = |rng: &mut StdRng| {
+            *next_value += 1;
+            vec![
+                b"SET".to_vec(),
+                format!("k{}", rng.gen_range(0..12)).into_bytes(),
+                format!("v{next_value}").into_bytes(),
+            ]
+        };
+        if rng.gen_bool(0.3) {
+            // RPUSH is not idempotent: a unit applied twice (e.g. in a compacted base and
+            // again from an incr file) shows in the state.
+            let list = format!("l{}", rng.gen_range(0..3)).into_bytes();
+            let elem = format!("e{}", rng.gen_range(0..1_000_000)).into_bytes();
+            cmds.push(vec![b"RPUSH".to_vec(), list, elem]);
+        } else if rng.gen_bool(0.25) {
+            cmds.push(vec![b"MULTI".to_vec()]);
+            for _ in 0..rng.gen_range(1..4) {
+                cmds.push(set(rng));
+            }
+            cmds.push(vec![b"EXEC".to_vec()]);
+        } else {
+            cmds.push(set(rng));
+        }
+        let mut bytes = Vec::new();
+        for c in &cmds {
+            encode_command(&mut bytes, c);
+        }
+        let end = writer.submit(&bytes, db_at_start);
+        self.history.push(UnitRec { commands: cmds });
+        self.ends.push((end, self.history.len()));
+    }
+}
+
+/// One seed's run on `fs` (whose trace, if recorded, covers every later crash state too),
+/// telling what happened in `story`.
+///
+/// Determinism: the writer is opened with `LogWriter::open_deterministic` (its helper
+/// threads' work is awaited where it is handed off), the test clock moves only while the
+/// writer is held, and every step that does I/O on the test's side (base writes, installs,
+/// the crash) runs while the writer is held, i.e. after it went quiet. So the sequence of
+/// SimFs operations — and so which one the power cut or an injected failure hits — is a
+/// function of the seed. The writer is still working on a burst when the test requests a
+/// rotation behind it, and units are pending when a base is installed; the crash point is
+/// the n-th operation, anywhere in writes, fsyncs, rotations and installs.
+fn run_seed(seed: u64, mut fs: SimFs, story: &mut String) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let policy = [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No][(seed % 3) as usize];
-    let mut fs = SimFs::new(seed);
     let root = Path::new("/data");
     let dir = PathBuf::from("/data/appendonlydir");
     fs.create_dir_all(root).map_err(|e| e.to_string())?;
@@ -81,10 +146,9 @@ fn run_seed(seed: u64) -> Result<String, String> {
 
     // The history that recovery has already returned (and that is durable since).
     let mut history: Vec<UnitRec> = Vec::new();
-    let mut db: u32;
     let mut next_value = 0u64;
     let rounds = rng.gen_range(1..=3);
-    let mut story = format!("policy {policy:?}, {rounds} rounds");
+    *story = format!("policy {policy:?}, {rounds} rounds");
 
     for round in 0..=rounds {
         // Recover.
@@ -122,7 +186,7 @@ fn run_seed(seed: u64) -> Result<String, String> {
             .rposition(|s| normalize(s) == got)
             .ok_or_else(|| {
                 format!(
-                    "round {round}: recovered state is not a prefix of the history ({} units); story: {story}",
+                    "round {round}: recovered state is not a prefix of the history ({} units)",
                     history.len()
                 )
             })?;
@@ -152,9 +216,6 @@ fn run_seed(seed: u64) -> Result<String, String> {
         // The recovered state is durable now (SimFs after a crash holds only durable bytes,
         // and recovery's truncation is synced), so it is the new floor.
         REQUIRED.with(|r| *r.lock().expect("lock") = k);
-        // The database the history leaves selected (after a compaction, the recovered
-        // model's last SELECT is the base's, not the history's).
-        db = db_after(&history);
 
         // Faults for this round.
         let fault = rng.gen_range(0..10);
@@ -177,7 +238,7 @@ fn run_seed(seed: u64) -> Result<String, String> {
             segment_bytes_max: rng.gen_range(150..1500),
             timestamp_enabled: rng.gen_bool(0.5),
         };
-        let writer = LogWriter::open_with_clock(
+        let writer = LogWriter::open_deterministic(
             Arc::new(fs.clone()),
             opts,
             out.resume.clone(),
@@ -188,6 +249,7 @@ fn run_seed(seed: u64) -> Result<String, String> {
                 }
             }),
             clock.clone(),
+            rng.gen(),
         );
         let writer = match writer {
             Ok(w) => w,
@@ -205,8 +267,15 @@ fn run_seed(seed: u64) -> Result<String, String> {
         };
 
         // Bursts of units; each burst is submitted while the writer is held, so it becomes
-        // one batch (group commit) and the run is deterministic.
-        let mut ends: Vec<(u64, usize)> = Vec::new(); // (logical end, index in history)
+        // one batch (group commit).
+        let mut work = Workload {
+            // The database the history leaves selected (after a compaction, the recovered
+            // model's last SELECT is the base's, not the history's).
+            db: db_after(&history),
+            history: &mut history,
+            ends: Vec::new(),
+            next_value,
+        };
         let bursts = rng.gen_range(1..12);
         for _ in 0..bursts {
             let guard = writer.hold();
@@ -216,62 +285,29 @@ fn run_seed(seed: u64) -> Result<String, String> {
             let mut rotation = None;
             for _ in 0..rng.gen_range(1..5) {
                 if rotation.is_none() && rng.gen_bool(0.08) {
-                    rotation = Some((writer.request_rotate_for_rewrite(), history.len()));
+                    rotation = Some((writer.request_rotate_for_rewrite(), work.history.len()));
                 }
-                let db_at_start = db;
-                let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
-                if rng.gen_bool(0.2) {
-                    db = rng.gen_range(0..3);
-                    cmds.push(vec![b"SELECT".to_vec(), db.to_string().into_bytes()]);
-                }
-                let mut set = |rng: &mut StdRng| {
-                    next_value += 1;
-                    vec![
-                        b"SET".to_vec(),
-                        format!("k{}", rng.gen_range(0..12)).into_bytes(),
-                        format!("v{next_value}").into_bytes(),
-                    ]
-                };
-                // RPUSH is not idempotent: a unit applied twice (e.g. in a compacted base and
-                // again from an incr file) shows in the state.
-                if rng.gen_bool(0.3) {
-                    // RPUSH is not idempotent: a unit applied twice (e.g. in a compacted base
-                    // and again from an incr file) shows in the state.
-                    let list = format!("l{}", rng.gen_range(0..3)).into_bytes();
-                    let elem = format!("e{}", rng.gen_range(0..1_000_000)).into_bytes();
-                    cmds.push(vec![b"RPUSH".to_vec(), list, elem]);
-                } else if rng.gen_bool(0.25) {
-                    cmds.push(vec![b"MULTI".to_vec()]);
-                    for _ in 0..rng.gen_range(1..4) {
-                        cmds.push(set(&mut rng));
-                    }
-                    cmds.push(vec![b"EXEC".to_vec()]);
-                } else {
-                    cmds.push(set(&mut rng));
-                }
-                let mut bytes = Vec::new();
-                for c in &cmds {
-                    encode_command(&mut bytes, c);
-                }
-                let end = writer.submit(&bytes, db_at_start);
-                history.push(UnitRec { commands: cmds });
-                ends.push((end, history.len()));
+                work.unit(&mut rng, &writer);
+            }
+            // Compaction, as BGREWRITEAOF does it: rotate (everything submitted so far stays
+            // in the replaced files; requested behind the burst, before the writer has
+            // written it), write a base holding the state at that point, install it with one
+            // manifest switch. Power cuts may hit any step.
+            if rotation.is_none() && rng.gen_bool(0.15) {
+                rotation = Some((writer.request_rotate_for_rewrite(), work.history.len()));
             }
             drop(guard);
             if let Some((pending, at)) = rotation {
                 match pending.wait() {
                     Ok(ticket) => {
-                        install(&fs, &dir, &writer, ticket, &history[..at], &mut story);
+                        install(&fs, &dir, &writer, ticket, at, &mut work, &mut rng, story)
                     }
-                    Err(_) => story.push_str(" (requested rotation failed)"),
+                    Err(_) => story.push_str(" (rotation failed)"),
                 }
-            } else if rng.gen_bool(0.15) {
-                // Compaction, as BGREWRITEAOF does it: rotate (everything submitted so far
-                // stays in the replaced files), write a base holding the state at that point,
-                // install it with one manifest switch. Power cuts may hit any step.
-                compact(&fs, &dir, &writer, &history, &mut story);
             }
         }
+        next_value = work.next_value;
+        let ends = work.ends;
         let guard = writer.hold();
         let synced_pos = synced.load(Ordering::SeqCst);
         let written_pos = written.load(Ordering::SeqCst);
@@ -309,29 +345,29 @@ fn run_seed(seed: u64) -> Result<String, String> {
         drop(writer); // acts on the pre-crash file system, which is discarded
         fs = crashed;
     }
-    Ok(story)
+    Ok(())
 }
 
-/// Rotate, write a RESP base of the state after `history`, install it.
-fn compact(fs: &SimFs, dir: &Path, writer: &LogWriter, history: &[UnitRec], story: &mut String) {
-    let Ok(ticket) = writer.rotate_for_rewrite() else {
-        story.push_str(" (rotation failed)");
-        return;
-    };
-    install(fs, dir, writer, ticket, history, story);
-}
-
-/// Write a RESP base of the state after `history` (the units before the rotation point) and
-/// install it, from another thread than the writer's (as the snapshot thread does).
+/// Write a RESP base of the state after the first `at` units of the history (the units
+/// before the rotation point) and install it, from another thread than the writer's (as the
+/// snapshot thread does). Both happen while the writer is held, with units submitted after
+/// the rotation point pending behind it (some written before, some submitted now).
+#[allow(clippy::too_many_arguments)]
 fn install(
     fs: &SimFs,
     dir: &Path,
     writer: &LogWriter,
     ticket: RewriteTicket,
-    history: &[UnitRec],
+    at: usize,
+    work: &mut Workload<'_>,
+    rng: &mut StdRng,
     story: &mut String,
 ) {
-    let states = state_after(history);
+    let _held = writer.hold();
+    for _ in 0..rng.gen_range(0..3) {
+        work.unit(rng, writer);
+    }
+    let states = state_after(&work.history[..at]);
     let state = states.last().cloned().unwrap_or_default();
     let mut base = Vec::new();
     for (db, keys) in &state {
@@ -362,7 +398,10 @@ fn install(
     let installer = writer.installer();
     let name_ref = &name;
     let res = std::thread::scope(|sc| {
-        sc.spawn(move || installer.install_base(name_ref, ticket))
+        std::thread::Builder::new()
+            .name("installer".to_string())
+            .spawn_scoped(sc, move || installer.install_base(name_ref, ticket))
+            .expect("spawn the installer thread")
             .join()
             .expect("installer thread")
     });
@@ -376,22 +415,104 @@ thread_local! {
     static REQUIRED: Mutex<usize> = const { Mutex::new(0) };
 }
 
-fn run_one(seed: u64) -> Result<String, String> {
+/// Run one seed; with `trace`, also return every SimFs operation it did, in order.
+fn run_traced(seed: u64, trace: bool) -> (Result<String, String>, Vec<String>) {
     REQUIRED.with(|r| *r.lock().expect("lock") = 0);
-    let res = std::panic::catch_unwind(|| run_seed(seed));
-    match res {
-        Ok(r) => r,
-        Err(_) => Err("panicked".to_string()),
+    let fs = SimFs::new(seed);
+    if trace {
+        fs.record_trace();
     }
+    let fs2 = fs.clone();
+    let mut story = String::new();
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_seed(seed, fs2, &mut story)
+    }));
+    let res = match res {
+        Ok(Ok(())) => Ok(story),
+        Ok(Err(e)) => Err(format!("{e}\n  story: {story}")),
+        Err(_) => Err(format!("panicked\n  story: {story}")),
+    };
+    (res, fs.take_trace())
+}
+
+/// The same seed twice: the same SimFs operations in the same order (thread, operation,
+/// target, outcome), and the same story. This is what makes a printed replay command
+/// reproduce a failure.
+#[test]
+fn a_seed_replays_the_same_operations_and_the_same_story() {
+    let n: u64 = std::env::var("STRONGBOX_CRASH_DET_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let mut differ = Vec::new();
+    for seed in 0..n {
+        let (r1, t1) = run_traced(seed, true);
+        let (r2, t2) = run_traced(seed, true);
+        assert!(!t1.is_empty(), "seed {seed}: no trace recorded");
+        if r1 != r2 || t1 != t2 {
+            let at = t1.iter().zip(&t2).position(|(a, b)| a != b);
+            differ.push(format!(
+                "seed {seed}: traces of {} and {} operations differ at {at:?}: {:?} vs {:?}",
+                t1.len(),
+                t2.len(),
+                at.map(|i| &t1[i]),
+                at.map(|i| &t2[i]),
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} of {n} seeds are not deterministic:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}
+
+/// The command that replays one seed of the test below.
+fn replay_command(seed: u64) -> String {
+    format!(
+        "STRONGBOX_CRASH_SEED={seed} cargo test -p strongbox-recovery --test crash \
+         crash_at_random_points_recovers_a_prefix_with_everything_acknowledged -- --exact --nocapture"
+    )
+}
+
+/// A short fingerprint of a trace, printed with a failure and by a replay: equal
+/// fingerprints mean the replay did the same operations in the same order.
+fn fingerprint(trace: &[String]) -> String {
+    // FNV-1a: stable across Rust versions and platforms (unlike `DefaultHasher`).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for line in trace {
+        for b in line.bytes().chain(std::iter::once(b'\n')) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{} operations, trace {h:016x}", trace.len())
 }
 
 #[test]
 fn crash_at_random_points_recovers_a_prefix_with_everything_acknowledged() {
     if let Ok(s) = std::env::var("STRONGBOX_CRASH_SEED") {
+        // Replay: the seed's story and trace fingerprint (the same as the failing run
+        // printed), and a second run to show the replay itself is deterministic.
+        // STRONGBOX_CRASH_TRACE=1 prints every operation, STRONGBOX_CRASH_DEBUG=1 the files
+        // and states at each recovery.
         let seed: u64 = s.parse().expect("STRONGBOX_CRASH_SEED must be a number");
-        match run_one(seed) {
-            Ok(story) => println!("seed {seed}: ok: {story}"),
-            Err(e) => panic!("seed {seed}: {e}"),
+        let (res, trace) = run_traced(seed, true);
+        if std::env::var("STRONGBOX_CRASH_TRACE").is_ok() {
+            for (i, line) in trace.iter().enumerate() {
+                println!("{i:5} {line}");
+            }
+        }
+        let (again, trace2) = run_traced(seed, true);
+        assert!(
+            res == again && trace == trace2,
+            "seed {seed}: two runs differ ({} vs {})",
+            fingerprint(&trace),
+            fingerprint(&trace2)
+        );
+        match res {
+            Ok(story) => println!("seed {seed}: ok ({}): {story}", fingerprint(&trace)),
+            Err(e) => panic!("seed {seed} ({}): {e}", fingerprint(&trace)),
         }
         return;
     }
@@ -403,14 +524,16 @@ fn crash_at_random_points_recovers_a_prefix_with_everything_acknowledged() {
     let mut compactions = 0;
     let mut unlisted = 0;
     for seed in 0..n {
-        match run_one(seed) {
-            Ok(story) => {
+        match run_traced(seed, true) {
+            (Ok(story), _) => {
                 compactions += story.matches("compacted into").count();
                 unlisted += story.matches("unlisted incr file").count();
             }
-            Err(e) => {
+            (Err(e), trace) => {
                 failures.push(format!(
-                    "seed {seed}: {e}\n  replay: STRONGBOX_CRASH_SEED={seed} cargo test -p strongbox-recovery --test crash -- --nocapture"
+                    "seed {seed} ({}): {e}\n  replay: {}",
+                    fingerprint(&trace),
+                    replay_command(seed)
                 ));
             }
         }

@@ -273,6 +273,11 @@ struct Inner {
     spare: Option<Spare>,
     /// A thread is creating the spare.
     preparing: bool,
+    /// Deterministic mode: the fsync thread leaves the request alone until the writer lets it
+    /// run (when the writer has no job left).
+    sync_held: bool,
+    /// Deterministic mode: seeded choices (SplitMix64 state).
+    det_rng: u64,
     stats: LogStats,
 }
 
@@ -303,6 +308,9 @@ struct Shared {
     manifest_io: Mutex<()>,
     vfs: Arc<dyn Vfs>,
     opts: AofOptions,
+    /// See [`LogWriter::open_deterministic`]: work handed to a helper thread is awaited
+    /// where it is handed off.
+    deterministic: bool,
 }
 
 impl Shared {
@@ -394,8 +402,14 @@ impl Shared {
                 sh.idle.notify_all();
                 sh.wake.notify_all();
             });
-        if spawned.is_err() {
-            self.lock().preparing = false;
+        match spawned {
+            Ok(handle) if self.deterministic => {
+                if handle.join().is_err() {
+                    self.lock().preparing = false;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => self.lock().preparing = false,
         }
     }
 
@@ -537,6 +551,7 @@ fn add_incr_file(
     seq: u64,
     spare: Option<Spare>,
     seal: Option<&SealFn<'_>>,
+    deterministic: bool,
 ) -> Result<(Manifest, Active), AofError> {
     let (name, path, file) = match spare {
         // Created and its directory entry fsynced ahead of time (`Shared::prepare_spare`).
@@ -573,14 +588,32 @@ fn add_incr_file(
             // it a non-last incr file can be (recovery refuses a torn non-last file).
             let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
             let text = next.format();
+            // Deterministic mode: the seal's fsync completes before the temp manifest is
+            // created (still on the helper thread), so the order of operations is fixed.
             let (temp_res, seal_res) = std::thread::scope(|sc| {
-                let helper = sc.spawn(seal);
+                let joined = |h: std::thread::ScopedJoinHandle<'_, Result<(), String>>| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("the seal fsync thread panicked".to_string()))
+                };
+                let mut helper = match std::thread::Builder::new()
+                    .name("aof-seal".to_string())
+                    .spawn_scoped(sc, seal)
+                {
+                    Ok(h) => Some(h),
+                    Err(_) => None,
+                };
+                let mut seal_res = None;
+                if deterministic || helper.is_none() {
+                    seal_res = Some(helper.take().map_or_else(seal, joined));
+                }
                 let temp_res = vfs
                     .create(&temp)
                     .and_then(|f| write_all(f.as_ref(), &text).and_then(|()| f.sync_data()));
-                let seal_res = helper
-                    .join()
-                    .unwrap_or_else(|_| Err("the seal fsync thread panicked".to_string()));
+                let seal_res = match (seal_res, helper) {
+                    (Some(r), _) => r,
+                    (None, Some(h)) => joined(h),
+                    (None, None) => seal(),
+                };
                 (temp_res, seal_res)
             });
             seal_res.map_err(AofError::Failed)?;
@@ -650,6 +683,42 @@ impl LogWriter {
         on_progress: Box<dyn Fn(&Progress) + Send>,
         clock: Arc<dyn Clock>,
     ) -> Result<LogWriter, AofError> {
+        Self::open_inner(vfs, opts, resume, on_progress, clock, false)
+    }
+
+    /// [`LogWriter::open_with_clock`] for simulations that must replay exactly (the seeded
+    /// crash simulation): the same threads do the same work, but work handed to a helper
+    /// thread runs at a point of the writer's sequence of operations that depends only on
+    /// `seed`: the everysec fsync thread's fsync either right after the writer requests it or
+    /// once the writer has finished the job it requested it in (a rotation may come in
+    /// between; `seed` picks; "finished" means no job is left, so how the caller's work was
+    /// split into jobs does not matter), the spare incr file's creation right after it is started, a
+    /// rotation's seal fsync before the temp manifest is written; the writer waits for it
+    /// there. With a [`Clock`] that moves only while the writer is held
+    /// ([`LogWriter::hold`]), the sequence of file operations is then a function of what was
+    /// submitted, when the caller waited, and `seed`, whatever the thread timing. Not for
+    /// production: those hand-offs are overlapped there.
+    pub fn open_deterministic(
+        vfs: Arc<dyn Vfs>,
+        opts: AofOptions,
+        resume: ResumePoint,
+        on_progress: Box<dyn Fn(&Progress) + Send>,
+        clock: Arc<dyn Clock>,
+        seed: u64,
+    ) -> Result<LogWriter, AofError> {
+        let w = Self::open_inner(vfs, opts, resume, on_progress, clock, true)?;
+        w.shared.lock().det_rng = seed;
+        Ok(w)
+    }
+
+    fn open_inner(
+        vfs: Arc<dyn Vfs>,
+        opts: AofOptions,
+        resume: ResumePoint,
+        on_progress: Box<dyn Fn(&Progress) + Send>,
+        clock: Arc<dyn Clock>,
+        deterministic: bool,
+    ) -> Result<LogWriter, AofError> {
         let (manifest, active) = match resume.manifest {
             None => {
                 vfs.create_dir_all(&opts.dir)
@@ -661,7 +730,15 @@ impl LogWriter {
                 }
                 // Never clobber files a lost manifest used to list.
                 let seq = max_incr_seq_on_disk(vfs.as_ref(), &opts.dir, &opts.filename) + 1;
-                add_incr_file(vfs.as_ref(), &opts, &Manifest::default(), seq, None, None)?
+                add_incr_file(
+                    vfs.as_ref(),
+                    &opts,
+                    &Manifest::default(),
+                    seq,
+                    None,
+                    None,
+                    deterministic,
+                )?
             }
             Some(manifest) => match resume.append {
                 Some(ap) => {
@@ -697,7 +774,15 @@ impl LogWriter {
                 }
                 None => {
                     let seq = manifest.next_incr_seq();
-                    add_incr_file(vfs.as_ref(), &opts, &manifest, seq, None, None)?
+                    add_incr_file(
+                        vfs.as_ref(),
+                        &opts,
+                        &manifest,
+                        seq,
+                        None,
+                        None,
+                        deterministic,
+                    )?
                 }
             },
         };
@@ -728,6 +813,7 @@ impl LogWriter {
             manifest_io: Mutex::new(()),
             vfs: vfs.clone(),
             opts: opts.clone(),
+            deterministic,
         });
         let worker = Worker {
             last_fsync_ms: shared.clock.monotonic_ms(),
@@ -805,22 +891,24 @@ impl LogWriter {
         s
     }
 
-    /// Wait until the writer is idle (nothing pending, no write or fsync in flight, no fsync
-    /// due) or has failed, then keep it from starting anything until the guard is dropped.
-    /// Used by deterministic tests and as a barrier by maintenance code.
+    /// Wait until the writer is idle — no write, control, fsync or spare-file creation in
+    /// flight or queued, and (unless it has failed: then pending bytes are never written)
+    /// nothing pending and no fsync due — then keep it from starting anything until the guard
+    /// is dropped. Used by deterministic tests and as a barrier by maintenance code.
     pub fn hold(&self) -> HoldGuard<'_> {
         let mut g = self.shared.lock();
         loop {
-            let idle = !g.busy
-                && g.pending.is_empty()
+            let quiet = !g.busy
                 && g.controls.is_empty()
                 && !g.sync_in_progress
                 && g.sync_request.is_none()
-                && !g.preparing
-                && !self
-                    .shared
-                    .fsync_due(&g, g.stats.written, g.last_fsync_ms_shadow);
-            if idle || g.failed.is_some() || g.shutdown {
+                && !g.preparing;
+            let drained = g.failed.is_some()
+                || (g.pending.is_empty()
+                    && !self
+                        .shared
+                        .fsync_due(&g, g.stats.written, g.last_fsync_ms_shadow));
+            if (quiet && drained) || g.shutdown {
                 break;
             }
             g = self
@@ -943,9 +1031,11 @@ fn sync_thread(shared: &Shared) {
         let req = {
             let mut g = shared.lock();
             loop {
-                if let Some(r) = g.sync_request.take() {
-                    g.sync_in_progress = true;
-                    break r;
+                if !g.sync_held {
+                    if let Some(r) = g.sync_request.take() {
+                        g.sync_in_progress = true;
+                        break r;
+                    }
                 }
                 if g.sync_shutdown {
                     return;
@@ -962,20 +1052,20 @@ fn sync_thread(shared: &Shared) {
             .sync_data()
             .map_err(|e| io_msg("fsync", &req.path, &e));
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Published (or failed) before the fsync stops counting as in flight, so a caller of
+        // [`LogWriter::hold`] sees its outcome.
         match res {
             Ok(()) => {
-                {
-                    let mut g = shared.lock();
-                    g.sync_in_progress = false;
-                    g.stats.last_fsync_us = us;
-                    g.stats.fsyncs += 1;
-                    g.stats.synced = g.stats.synced.max(req.upto);
-                }
                 shared.publish(None, Some(req.upto), None);
+                let mut g = shared.lock();
+                g.sync_in_progress = false;
+                g.stats.last_fsync_us = us;
+                g.stats.fsyncs += 1;
+                g.stats.synced = g.stats.synced.max(req.upto);
             }
             Err(e) => {
-                shared.lock().sync_in_progress = false;
                 shared.fail(e);
+                shared.lock().sync_in_progress = false;
             }
         }
         shared.wake.notify_all();
@@ -1114,8 +1204,21 @@ impl Worker {
                 g.busy = true;
                 return Job::Shutdown;
             }
+            if g.sync_held {
+                // Deterministic mode: no job left (whichever jobs the submitted work came in),
+                // so the deferred fsync runs now, and this thread waits for it.
+                g.sync_held = false;
+                shared.sync_wake.notify_all();
+                while (g.sync_request.is_some() || g.sync_in_progress) && !g.sync_shutdown {
+                    g = shared
+                        .idle
+                        .wait_timeout(g, Duration::from_millis(TICK_MS))
+                        .map_or_else(|p| p.into_inner().0, |r| r.0);
+                }
+                continue;
+            }
             if g.holds == 0 && shared.fsync_due(&g, self.written, self.last_fsync_ms) {
-                self.request_sync(&mut g);
+                g = self.request_sync(g, false);
             }
             g = shared
                 .wake
@@ -1124,7 +1227,14 @@ impl Worker {
         }
     }
 
-    fn request_sync(&mut self, g: &mut Inner) {
+    /// Hand an fsync of the active file to the everysec fsync thread. Deterministic mode: wait
+    /// until it is done, or (if `may_defer` and the seeded coin says so) let it run only when
+    /// this thread has no job left ([`Worker::next_job`]).
+    fn request_sync<'a>(
+        &mut self,
+        mut g: MutexGuard<'a, Inner>,
+        may_defer: bool,
+    ) -> MutexGuard<'a, Inner> {
         g.sync_request = Some(SyncRequest {
             file: self.active.file.clone(),
             path: self.active.path.clone(),
@@ -1133,7 +1243,27 @@ impl Worker {
         g.sync_requested = self.written;
         self.last_fsync_ms = self.shared.clock.monotonic_ms();
         g.last_fsync_ms_shadow = self.last_fsync_ms;
+        if self.shared.deterministic && may_defer {
+            // SplitMix64 step.
+            g.det_rng = g.det_rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = g.det_rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            g.sync_held = (z ^ (z >> 31)) & 1 == 1;
+        }
         self.shared.sync_wake.notify_one();
+        while self.shared.deterministic
+            && !g.sync_held
+            && (g.sync_request.is_some() || g.sync_in_progress)
+            && !g.sync_shutdown
+        {
+            g = self
+                .shared
+                .idle
+                .wait_timeout(g, Duration::from_millis(TICK_MS))
+                .map_or_else(|p| p.into_inner().0, |r| r.0);
+        }
+        g
     }
 
     /// fdatasync the active file on this thread and publish `synced = written`.
@@ -1211,9 +1341,9 @@ impl Worker {
             }
             FsyncPolicy::EverySec => {
                 let shared = self.shared.clone();
-                let mut g = shared.lock();
+                let g = shared.lock();
                 if shared.fsync_due(&g, self.written, self.last_fsync_ms) {
-                    self.request_sync(&mut g);
+                    drop(self.request_sync(g, true));
                 }
             }
             FsyncPolicy::No => {}
@@ -1257,6 +1387,7 @@ impl Worker {
             seq,
             spare,
             need_seal.then_some(&seal as &SealFn<'_>),
+            shared.deterministic,
         );
         if let Some(took) = took.into_inner().unwrap_or_else(|p| p.into_inner()) {
             self.synced = self.written;
@@ -1285,6 +1416,12 @@ impl Worker {
     fn control(&mut self, c: Control) {
         match c {
             Control::Rotate(reply) => {
+                // Latched: no more I/O (the queued bytes before it were not written either).
+                let latched = self.shared.lock().failed.clone();
+                if let Some(f) = latched {
+                    let _ = reply.send(Err(AofError::Failed(f)));
+                    return;
+                }
                 let started = Instant::now();
                 let rotated = self.rotate();
                 self.shared.lock().stats.last_rotate_us =

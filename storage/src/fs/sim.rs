@@ -107,7 +107,12 @@ struct State {
     durable_dirs: BTreeSet<PathBuf>,
     locks: BTreeSet<PathBuf>,
     faults: Faults,
+    /// Shared with the file systems [`SimFs::crash`] returns; see [`SimFs::record_trace`].
+    trace: Trace,
 }
+
+/// The operation trace: one line per operation, in the order the operations took effect.
+type Trace = Arc<Mutex<Option<Vec<String>>>>;
 
 /// In-memory simulated file system. Cloning shares the same state.
 #[derive(Debug, Clone)]
@@ -127,6 +132,28 @@ fn parent_of(path: &Path) -> PathBuf {
 }
 
 impl State {
+    /// Append one line to the trace, if it is on (called with the state lock held, so the
+    /// trace order is the order the operations took effect in).
+    fn note(
+        &self,
+        op: &str,
+        what: &dyn std::fmt::Display,
+        res: Result<impl std::fmt::Debug, &io::Error>,
+    ) {
+        let mut t = self.trace.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = t.as_mut() {
+            let thread = std::thread::current();
+            let outcome = match res {
+                Ok(v) => format!("ok {v:?}"),
+                Err(e) => format!("err({e})"),
+            };
+            t.push(format!(
+                "{} {op} {what} {outcome}",
+                thread.name().unwrap_or("?")
+            ));
+        }
+    }
+
     fn check_dir(&self, dir: &Path) -> io::Result<()> {
         if self.dirs.contains(dir) {
             Ok(())
@@ -217,6 +244,7 @@ impl SimFs {
             durable_dirs: BTreeSet::from([root]),
             locks: BTreeSet::new(),
             faults: Faults::default(),
+            trace: Trace::default(),
         };
         SimFs {
             state: Arc::new(Mutex::new(state)),
@@ -259,6 +287,22 @@ impl SimFs {
     /// Whether the simulated power has been cut.
     pub fn power_is_cut(&self) -> bool {
         self.lock().faults.power_is_cut
+    }
+
+    /// Start recording every operation (this file system's and those of the file systems
+    /// [`SimFs::crash`] returns from now on): thread name, operation, target, outcome. A test
+    /// compares two runs' traces to show a run is a function of its seed.
+    pub fn record_trace(&self) {
+        let s = self.lock();
+        let mut t = s.trace.lock().unwrap_or_else(|p| p.into_inner());
+        t.get_or_insert_with(Vec::new);
+    }
+
+    /// The trace recorded so far (empty if [`SimFs::record_trace`] was not called); clears it.
+    pub fn take_trace(&self) -> Vec<String> {
+        let s = self.lock();
+        let mut t = s.trace.lock().unwrap_or_else(|p| p.into_inner());
+        t.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Number of mutating operations performed so far.
@@ -353,6 +397,7 @@ impl SimFs {
                 dirs,
                 locks: BTreeSet::new(),
                 faults: Faults::default(),
+                trace: s.trace.clone(),
             })),
         }
     }
@@ -365,14 +410,24 @@ struct SimFile {
 
 impl VfsFile for SimFile {
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.fs.lock().write(self.ino, buf)
+        let mut s = self.fs.lock();
+        let res = s.write(self.ino, buf);
+        s.note(
+            "write",
+            &format_args!("ino {} {} bytes", self.ino, buf.len()),
+            res.as_ref(),
+        );
+        res
     }
     fn sync_data(&self) -> io::Result<()> {
         let delay = self.fs.lock().faults.sync_delay;
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
-        self.fs.lock().sync_data(self.ino)
+        let mut s = self.fs.lock();
+        let res = s.sync_data(self.ino);
+        s.note("sync_data", &format_args!("ino {}", self.ino), res.as_ref());
+        res
     }
 }
 
@@ -390,164 +445,268 @@ impl Drop for SimLock {
 impl Vfs for SimFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        let mut missing = Vec::new();
-        let mut cur = Some(dir);
-        while let Some(d) = cur {
-            if d.as_os_str().is_empty() || s.dirs.contains(d) {
-                break;
+        let res = (|| -> io::Result<()> {
+            let mut missing = Vec::new();
+            let mut cur = Some(dir);
+            while let Some(d) = cur {
+                if d.as_os_str().is_empty() || s.dirs.contains(d) {
+                    break;
+                }
+                missing.push(d.to_path_buf());
+                cur = d.parent();
             }
-            missing.push(d.to_path_buf());
-            cur = d.parent();
-        }
-        if missing.is_empty() {
-            return Ok(());
-        }
-        s.mutate()?;
-        for d in missing {
-            s.dirs.insert(d);
-        }
-        Ok(())
+            if missing.is_empty() {
+                return Ok(());
+            }
+            s.mutate()?;
+            for d in missing {
+                s.dirs.insert(d);
+            }
+            Ok(())
+        })();
+        s.note(
+            "create_dir_all",
+            &format_args!("{}", dir.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let mut s = self.lock();
-        let ino = match s.entries.get(path) {
-            Some(ino) => *ino,
-            None => {
-                s.mutate()?;
-                s.new_file(path)?
-            }
-        };
-        Ok(Arc::new(SimFile {
-            fs: self.clone(),
-            ino,
-        }))
+        let res = (|| -> io::Result<Arc<dyn VfsFile>> {
+            let ino = match s.entries.get(path) {
+                Some(ino) => *ino,
+                None => {
+                    s.mutate()?;
+                    s.new_file(path)?
+                }
+            };
+            Ok(Arc::new(SimFile {
+                fs: self.clone(),
+                ino,
+            }))
+        })();
+        s.note(
+            "open_append",
+            &format_args!("{}", path.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let mut s = self.lock();
-        s.mutate()?;
-        // O_TRUNC on an existing file truncates the inode in place (not durable until synced).
-        let ino = match s.entries.get(path) {
-            Some(ino) => {
-                let ino = *ino;
-                s.inode(ino).current.clear();
-                ino
-            }
-            None => s.new_file(path)?,
-        };
-        Ok(Arc::new(SimFile {
-            fs: self.clone(),
-            ino,
-        }))
+        let res = (|| -> io::Result<Arc<dyn VfsFile>> {
+            s.mutate()?;
+            // O_TRUNC on an existing file truncates the inode in place (not durable until synced).
+            let ino = match s.entries.get(path) {
+                Some(ino) => {
+                    let ino = *ino;
+                    s.inode(ino).current.clear();
+                    ino
+                }
+                None => s.new_file(path)?,
+            };
+            Ok(Arc::new(SimFile {
+                fs: self.clone(),
+                ino,
+            }))
+        })();
+        s.note(
+            "create",
+            &format_args!("{}", path.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let mut s = self.lock();
-        let ino = s.ino_of(path)?;
-        Ok(s.inode(ino).current.clone())
+        let res = (|| -> io::Result<Vec<u8>> {
+            let ino = s.ino_of(path)?;
+            Ok(s.inode(ino).current.clone())
+        })();
+        s.note(
+            "read",
+            &format_args!("{}", path.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn read_range(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut s = self.lock();
-        let ino = s.ino_of(path)?;
-        let cur = &s.inode(ino).current;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(cur.len());
-        let end = start.saturating_add(len).min(cur.len());
-        Ok(cur[start..end].to_vec())
+        let res = (|| -> io::Result<Vec<u8>> {
+            let ino = s.ino_of(path)?;
+            let cur = &s.inode(ino).current;
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(cur.len());
+            let end = start.saturating_add(len).min(cur.len());
+            Ok(cur[start..end].to_vec())
+        })();
+        s.note(
+            "read_range",
+            &format_args!("{} {} {}", path.display(), offset, len),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn len(&self, path: &Path) -> io::Result<u64> {
         let mut s = self.lock();
-        let ino = s.ino_of(path)?;
-        Ok(s.inode(ino).current.len() as u64)
+        let res = (|| -> io::Result<u64> {
+            let ino = s.ino_of(path)?;
+            Ok(s.inode(ino).current.len() as u64)
+        })();
+        s.note(
+            "len",
+            &format_args!("{}", path.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let s = self.lock();
-        Ok(s.entries.contains_key(path) || s.dirs.contains(path))
+        let res =
+            (|| -> io::Result<bool> { Ok(s.entries.contains_key(path) || s.dirs.contains(path)) })(
+            );
+        s.note(
+            "exists",
+            &format_args!("{}", path.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut s = self.lock();
-        let ino = s.ino_of(path)?;
-        s.mutate()?;
-        let node = s.inode(ino);
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
-        node.current.resize(len, 0);
-        node.durable = node.current.clone();
-        Ok(())
+        let res = (|| -> io::Result<()> {
+            let ino = s.ino_of(path)?;
+            s.mutate()?;
+            let node = s.inode(ino);
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            node.current.resize(len, 0);
+            node.durable = node.current.clone();
+            Ok(())
+        })();
+        s.note(
+            "truncate",
+            &format_args!("{} {}", path.display(), len),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        let ino = s.ino_of(from)?;
-        s.check_dir(&parent_of(to))?;
-        s.mutate()?;
-        s.entries.remove(from);
-        s.entries.insert(to.to_path_buf(), ino);
-        Ok(())
+        let res = (|| -> io::Result<()> {
+            let ino = s.ino_of(from)?;
+            s.check_dir(&parent_of(to))?;
+            s.mutate()?;
+            s.entries.remove(from);
+            s.entries.insert(to.to_path_buf(), ino);
+            Ok(())
+        })();
+        s.note(
+            "rename",
+            &format_args!("{} {}", from.display(), to.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        s.ino_of(path)?;
-        s.mutate()?;
-        s.entries.remove(path);
-        Ok(())
+        let res = (|| -> io::Result<()> {
+            s.ino_of(path)?;
+            s.mutate()?;
+            s.entries.remove(path);
+            Ok(())
+        })();
+        s.note(
+            "remove_file",
+            &format_args!("{}", path.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
         let s = self.lock();
-        s.check_dir(dir)?;
-        let mut names: Vec<String> = s
-            .entries
-            .keys()
-            .filter(|p| p.parent() == Some(dir))
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect();
-        names.sort();
-        Ok(names)
+        let res = (|| -> io::Result<Vec<String>> {
+            s.check_dir(dir)?;
+            let mut names: Vec<String> = s
+                .entries
+                .keys()
+                .filter(|p| p.parent() == Some(dir))
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            names.sort();
+            Ok(names)
+        })();
+        s.note(
+            "list_dir",
+            &format_args!("{}", dir.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        s.check_dir(dir)?;
-        s.sync_hit()?;
-        let current: Vec<(PathBuf, u64)> = s
-            .entries
-            .iter()
-            .filter(|(p, _)| p.parent() == Some(dir))
-            .map(|(p, i)| (p.clone(), *i))
-            .collect();
-        s.durable_entries.retain(|p, _| p.parent() != Some(dir));
-        s.durable_entries.extend(current);
-        let subdirs: Vec<PathBuf> = s
-            .dirs
-            .iter()
-            .filter(|d| d.parent() == Some(dir))
-            .cloned()
-            .collect();
-        s.durable_dirs.extend(subdirs);
-        Ok(())
+        let res = (|| -> io::Result<()> {
+            s.check_dir(dir)?;
+            s.sync_hit()?;
+            let current: Vec<(PathBuf, u64)> = s
+                .entries
+                .iter()
+                .filter(|(p, _)| p.parent() == Some(dir))
+                .map(|(p, i)| (p.clone(), *i))
+                .collect();
+            s.durable_entries.retain(|p, _| p.parent() != Some(dir));
+            s.durable_entries.extend(current);
+            let subdirs: Vec<PathBuf> = s
+                .dirs
+                .iter()
+                .filter(|d| d.parent() == Some(dir))
+                .cloned()
+                .collect();
+            s.durable_dirs.extend(subdirs);
+            Ok(())
+        })();
+        s.note(
+            "sync_dir",
+            &format_args!("{}", dir.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {
         let mut s = self.lock();
-        s.check_dir(dir)?;
-        if !s.locks.insert(dir.to_path_buf()) {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "data directory {} is locked: another process holds it (simfs)",
-                    dir.display()
-                ),
-            ));
-        }
-        Ok(Box::new(SimLock {
-            fs: self.clone(),
-            dir: dir.to_path_buf(),
-        }))
+        let res = (|| -> io::Result<Box<dyn DirLock>> {
+            s.check_dir(dir)?;
+            if !s.locks.insert(dir.to_path_buf()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "data directory {} is locked: another process holds it (simfs)",
+                        dir.display()
+                    ),
+                ));
+            }
+            Ok(Box::new(SimLock {
+                fs: self.clone(),
+                dir: dir.to_path_buf(),
+            }))
+        })();
+        s.note(
+            "lock_dir",
+            &format_args!("{}", dir.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
     }
 }
 
