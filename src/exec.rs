@@ -183,6 +183,30 @@ fn apply_renames(argv: &mut [Bytes]) -> bool {
     }
 }
 
+/// The original command a client's `name` reaches under `rename-command` (as COMMAND INFO,
+/// DOCS and GETKEYS resolve it): `Some(name)` itself when no directive touches it, the original
+/// name for a new name, `None` for a name renamed away or removed.
+pub fn resolve_renamed(name: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let Some(map) = RENAMED.get() else {
+        return Some(std::borrow::Cow::Borrowed(name));
+    };
+    match map.get(&name.to_ascii_lowercase()) {
+        None => Some(std::borrow::Cow::Borrowed(name)),
+        Some(None) => None,
+        Some(Some(original)) => Some(std::borrow::Cow::Owned(original.to_vec())),
+    }
+}
+
+/// Whether the command originally called `name` (lower case) can still be called, under its
+/// name or a new one; COMMAND, COMMAND COUNT and COMMAND LIST leave removed commands out.
+pub fn command_reachable(name: &str) -> bool {
+    let Some(map) = RENAMED.get() else {
+        return true;
+    };
+    !matches!(map.get(name.as_bytes()), Some(None))
+        || map.values().any(|o| o.as_deref() == Some(name.as_bytes()))
+}
+
 pub struct SlowEntry {
     pub id: u64,
     pub time_s: i64,

@@ -242,7 +242,12 @@ fn debian_stock_redis_conf_starts_and_config_get_matches_redis() {
         &["tls-auth-clients", "optional"],
         // An option and its alias in one call are both set (the last wins); one name twice,
         // in any case, is a duplicate.
-        &["hash-max-ziplist-entries", "5", "hash-max-listpack-entries", "6"],
+        &[
+            "hash-max-ziplist-entries",
+            "5",
+            "hash-max-listpack-entries",
+            "6",
+        ],
         &["slave-read-only", "yes", "replica-read-only", "no"],
         &["maxmemory-samples", "5", "MAXMEMORY-SAMPLES", "6"],
     ];
@@ -340,6 +345,68 @@ fn loadmodule_and_sentinel_are_refused_naming_the_problem() {
     std::fs::write(&conf, "user default on nopass ~* +@all\n").unwrap();
     let out = start_fails(&strongbox(), &[conf.to_str().unwrap()]);
     assert!(out.contains("requirepass"), "{out}");
+}
+
+#[test]
+fn command_introspection_after_rename_command_answers_as_redis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("r.conf");
+    std::fs::write(
+        &conf,
+        "rename-command get myget\nrename-command flushall \"\"\nrename-command config cfg\n",
+    )
+    .unwrap();
+    let conf_s = conf.to_str().unwrap();
+    let sb = start(&strongbox(), conf_s, &[]);
+    let rd = start(&redis(), conf_s, &[]);
+    let (mut s, mut r) = (sb.conn(), rd.conn());
+    // A renamed command is found under its new name and shown under its original one; the
+    // old name and a removed command are gone (INFO/DOCS/GETKEYS/LIST).
+    let cmds: &[&[&str]] = &[
+        &["COMMAND", "INFO", "myget", "get", "flushall", "MYGET"],
+        &["COMMAND", "GETKEYS", "myget", "a"],
+        &["COMMAND", "GETKEYS", "get", "a"],
+        &["COMMAND", "INFO", "cfg|get", "config|get"],
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "get"],
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "myget"],
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "flushall"],
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "cfg*"],
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "config|get"],
+    ];
+    for c in cmds {
+        assert_eq!(escape(&s.cmd(c)), escape(&r.cmd(c)), "{c:?}");
+    }
+    // COMMAND DOCS: one entry, named `get` (Strongbox's docs lack Redis's argument lists, so
+    // only the names are compared).
+    let docs = ["COMMAND", "DOCS", "myget", "get", "flushall"];
+    for reply in [s.cmd(&docs), r.cmd(&docs)] {
+        assert!(
+            reply.starts_with(b"*2\r\n$3\r\nget\r\n*"),
+            "{}",
+            escape(&reply)
+        );
+    }
+    // COMMAND COUNT and the full listings leave the removed command out (the totals differ
+    // between the servers: Strongbox has fewer commands, so compare with and without it).
+    let plain = start(&strongbox(), stock_conf_or_empty(&tmp), &[]);
+    let mut p = plain.conn();
+    let count = |c: &mut RawConn| {
+        String::from_utf8_lossy(&c.cmd(&["COMMAND", "COUNT"]))
+            .trim_start_matches(':')
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    assert_eq!(count(&mut s), count(&mut p) - 1);
+    let listed = String::from_utf8_lossy(&s.cmd(&["COMMAND", "LIST"])).to_string();
+    assert!(listed.contains("\r\nget\r\n") && !listed.contains("\r\nflushall\r\n"));
+}
+
+/// An empty config file (start-up with defaults and no directive).
+fn stock_conf_or_empty(tmp: &tempfile::TempDir) -> &'static str {
+    let path = tmp.path().join("empty.conf");
+    std::fs::write(&path, "").unwrap();
+    Box::leak(path.display().to_string().into_boxed_str())
 }
 
 #[test]

@@ -126,9 +126,23 @@ const EXPLICIT_CATEGORIES: &[(&str, &[&str])] = &[
     ("keys", &["keyspace", "dangerous"]),
 ];
 
+/// The commands a client can call (every command unless `rename-command` removed it), in
+/// table order. A renamed command is listed under its original name, as Redis does.
+fn reachable() -> impl Iterator<Item = &'static &'static CommandSpec> {
+    table()
+        .all
+        .iter()
+        .filter(|c| crate::exec::command_reachable(c.name))
+}
+
+/// A command by the name a client uses for it (after `rename-command`).
+fn get_top(name: &[u8]) -> Option<&'static CommandSpec> {
+    table().get(&crate::exec::resolve_renamed(name)?)
+}
+
 pub(super) fn command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() == 1 {
-        return Reply::Array(table().all.iter().map(|c| info_entry(c)).collect());
+        return Reply::Array(reachable().map(|c| info_entry(c)).collect());
     }
     let sub = match sub_lookup("command", SUBS, args) {
         Ok(s) => s,
@@ -136,10 +150,10 @@ pub(super) fn command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let _ = ctx;
     match sub {
-        "count" => Reply::Int(table().all.len() as i64),
+        "count" => Reply::Int(reachable().count() as i64),
         "info" => {
             if args.len() == 2 {
-                return Reply::Array(table().all.iter().map(|c| info_entry(c)).collect());
+                return Reply::Array(reachable().map(|c| info_entry(c)).collect());
             }
             Reply::Array(
                 args[2..]
@@ -164,14 +178,14 @@ enum Found {
     Sub(&'static CommandSpec, Sub),
 }
 
-/// A command by name, or a subcommand by `parent|sub`.
+/// A command by name, or a subcommand by `parent|sub` (names as clients call them).
 fn lookup(name: &[u8]) -> Option<Found> {
-    if let Some(c) = table().get(name) {
+    if let Some(c) = get_top(name) {
         return Some(Found::Top(c));
     }
     let s = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
     let (p, sub) = s.split_once('|')?;
-    let parent = table().get(p.as_bytes())?;
+    let parent = get_top(p.as_bytes())?;
     let found = subcommands(parent).iter().find(|x| x.0 == sub)?;
     Some(Found::Sub(parent, *found))
 }
@@ -441,12 +455,12 @@ fn docs_entry(c: &CommandSpec) -> Reply {
 fn command_docs(args: &[Bytes]) -> Reply {
     let mut out = Vec::new();
     if args.len() == 2 {
-        for c in &table().all {
+        for c in reachable() {
             out.push((Reply::bulk_str(c.name), docs_entry(c)));
         }
     } else {
         for n in &args[2..] {
-            if let Some(c) = table().get(n) {
+            if let Some(c) = get_top(n) {
                 out.push((Reply::bulk_str(c.name), docs_entry(c)));
             }
         }
@@ -460,7 +474,7 @@ type NameEntry = (String, &'static CommandSpec, Option<Sub>);
 
 fn all_names() -> Vec<NameEntry> {
     let mut v = Vec::new();
-    for c in &table().all {
+    for c in reachable() {
         v.push((c.name.to_string(), *c, None));
         for s in subcommands(c) {
             v.push((format!("{}|{}", c.name, s.0), *c, Some(*s)));
@@ -506,7 +520,7 @@ fn command_list(args: &[Bytes]) -> Reply {
 
 fn getkeys(args: &[Bytes], with_flags: bool) -> Reply {
     let argv = &args[2..];
-    let Some(c) = table().get(&argv[0]) else {
+    let Some(c) = get_top(&argv[0]) else {
         return Reply::err("ERR Invalid command specified");
     };
     if matches!(c.keys, KeySpec::None) || matches!(c.keys, KeySpec::Range(f, _, _) if f <= 0) {
