@@ -595,13 +595,10 @@ fn add_incr_file(
                     h.join()
                         .unwrap_or_else(|_| Err("the seal fsync thread panicked".to_string()))
                 };
-                let mut helper = match std::thread::Builder::new()
+                let mut helper = std::thread::Builder::new()
                     .name("aof-seal".to_string())
                     .spawn_scoped(sc, seal)
-                {
-                    Ok(h) => Some(h),
-                    Err(_) => None,
-                };
+                    .ok();
                 let mut seal_res = None;
                 if deterministic || helper.is_none() {
                     seal_res = Some(helper.take().map_or_else(seal, joined));

@@ -568,9 +568,7 @@ impl Vfs for SimFs {
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let s = self.lock();
-        let res =
-            (|| -> io::Result<bool> { Ok(s.entries.contains_key(path) || s.dirs.contains(path)) })(
-            );
+        let res: io::Result<bool> = Ok(s.entries.contains_key(path) || s.dirs.contains(path));
         s.note(
             "exists",
             &format_args!("{}", path.display()),
