@@ -44,6 +44,18 @@ fn stat_field(stat: &str, n: usize) -> String {
     after.split(' ').nth(n - 3).expect("field").to_string()
 }
 
+/// `bin --port P --dir D --save ''`, the start of every command line here.
+fn server_command(bin: &Path, port: u16, dir: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--port")
+        .arg(port.to_string())
+        .arg("--dir")
+        .arg(dir)
+        .arg("--save")
+        .arg("");
+    cmd
+}
+
 fn shutdown(port: u16) {
     let mut c = RawConn::connect(port);
     c.send_cmd(&["SHUTDOWN", "NOSAVE"]);
@@ -60,13 +72,7 @@ fn daemonize_forks_into_a_new_session_writes_and_removes_the_pidfile() {
         // The parent must exit 0 at once, and the daemon must not keep our pipes open
         // (run_with_timeout reads stdout and stderr to their end).
         let out = run_with_timeout(
-            Command::new(&bin)
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--dir")
-                .arg(dir.path())
-                .arg("--save")
-                .arg("")
+            server_command(&bin, port, dir.path())
                 .arg("--daemonize")
                 .arg("yes")
                 .arg("--pidfile")
@@ -134,13 +140,7 @@ fn systemd_session(bin: &Path, mode: &str, abstract_socket: bool) -> (Vec<String
     };
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let mut child = Command::new(bin)
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--dir")
-        .arg(dir.path())
-        .arg("--save")
-        .arg("")
+    let mut child = server_command(bin, port, dir.path())
         // Supervision wins over daemonize, as in Debian's unit (`--daemonize no` there).
         .arg("--daemonize")
         .arg("yes")
@@ -212,13 +212,7 @@ fn supervised_upstart_stops_itself_until_continued() {
     for bin in bins() {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = pick_free_port();
-        let mut child = Command::new(&bin)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--save")
-            .arg("")
+        let mut child = server_command(&bin, port, dir.path())
             .arg("--supervised")
             .arg("upstart")
             .env("UPSTART_JOB", "strongbox-test")
@@ -253,13 +247,7 @@ fn supervised_without_its_environment_variable_runs_unsupervised() {
         let port = pick_free_port();
         let pidfile = dir.path().join("server.pid");
         let out = run_with_timeout(
-            Command::new(&bin)
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--dir")
-                .arg(dir.path())
-                .arg("--save")
-                .arg("")
+            server_command(&bin, port, dir.path())
                 .arg("--supervised")
                 .arg("systemd")
                 .arg("--daemonize")
