@@ -30,6 +30,15 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
+/// The pid the daemon wrote to `pidfile`, once it is there.
+fn wait_for_pidfile(pidfile: &Path) -> u32 {
+    wait_for("the pidfile", Duration::from_secs(20), || {
+        std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    })
+}
+
 fn process_alive(pid: u32) -> bool {
     // A zombie (state Z) has exited; only its parent has not reaped it yet.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -83,11 +92,7 @@ fn daemonize_forks_into_a_new_session_writes_and_removes_the_pidfile() {
             Duration::from_secs(20),
         );
         assert!(out.status.success(), "{bin:?}: {out:?}");
-        let pid: u32 = wait_for("the pidfile", Duration::from_secs(20), || {
-            std::fs::read_to_string(&pidfile)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-        });
+        let pid = wait_for_pidfile(&pidfile);
         let mut conn = wait_for("the daemon to listen", Duration::from_secs(20), || {
             RawConn::try_connect(port).ok()
         });
@@ -260,11 +265,7 @@ fn supervised_without_its_environment_variable_runs_unsupervised() {
             Duration::from_secs(20),
         );
         assert!(out.status.success(), "{bin:?}: {out:?}");
-        let pid: u32 = wait_for("the pidfile", Duration::from_secs(20), || {
-            std::fs::read_to_string(&pidfile)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-        });
+        let pid = wait_for_pidfile(&pidfile);
         wait_for("the daemon to listen", Duration::from_secs(20), || {
             RawConn::try_connect(port).ok()
         });

@@ -1716,6 +1716,15 @@ mod tests {
         );
     }
 
+    /// A command big enough that two of them pass GATHER_TARGET_MIN and one does not, so
+    /// batches of it are gathered for.
+    fn big_cmd() -> Vec<u8> {
+        let mut big = Vec::new();
+        encode_command(&mut big, &[&b"SET"[..], b"k", &[b'v'; 300][..]]);
+        assert!(big.len() < GATHER_TARGET_MIN && 2 * big.len() >= GATHER_TARGET_MIN);
+        big
+    }
+
     #[test]
     fn a_lone_client_never_waits_for_a_group() {
         // One client, one command at a time: each batch is the size of the last one, so it
@@ -1723,9 +1732,11 @@ mod tests {
         let fs = SimFs::new(3);
         fs.set_sync_delay(Duration::from_millis(30));
         let (w, _) = open(&fs, FsyncPolicy::Always, Arc::default());
+        // Batches past GATHER_TARGET_MIN, so gathering is in play and the size rule decides.
+        let cmd = &big_cmd()[..];
         for i in 1..=3u64 {
-            let end = w.submit(CMD, 0);
-            assert_eq!(end, i * CMD.len() as u64);
+            let end = w.submit(cmd, 0);
+            assert_eq!(end, i * cmd.len() as u64);
             drop(w.hold());
             while w.progress().synced < end {
                 std::thread::sleep(Duration::from_millis(1));
@@ -1761,11 +1772,7 @@ mod tests {
     fn a_smaller_batch_waits_for_the_deadline_then_gathering_backs_off() {
         let fs = SimFs::new(4);
         let (w, _) = open(&fs, FsyncPolicy::Always, Arc::default());
-        // Commands big enough that two of them pass GATHER_TARGET_MIN and one does not.
-        let mut big = Vec::new();
-        encode_command(&mut big, &[&b"SET"[..], b"k", &[b'v'; 300][..]]);
-        assert!(big.len() < GATHER_TARGET_MIN && 2 * big.len() >= GATHER_TARGET_MIN);
-        let big = &big[..];
+        let big = &big_cmd()[..];
         let sync = |end: u64| {
             while w.progress().synced < end {
                 std::thread::sleep(Duration::from_millis(1));
