@@ -1183,7 +1183,16 @@ def section_compaction(ctx):
             during = [l for (t, l, ok) in samples if in_window(t)]
             outside = [l for (t, l, ok) in samples if t >= 1.0 and not in_window(t)]
             errs = sum(1 for (_, _, ok) in samples if not ok)
+
+            def rewrite_offset_ms(t):
+                return min(((t - w0) * 1000.0 for (w0, w1) in windows if w0 <= t <= w1),
+                           default=None)
+
+            # where in a rewrite the slowest probe requests were scheduled (ms after its start)
+            worst = sorted(((l, rewrite_offset_ms(t)) for (t, l, ok) in samples if in_window(t)),
+                           reverse=True)[:40]
             row = {
+                "during_worst_ms_at_ms": [(round(l, 3), round(o, 1)) for (l, o) in worst],
                 "duration_s": statistics.median(durations),
                 "durations_s": durations,
                 "windows_s": windows,

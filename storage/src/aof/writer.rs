@@ -306,6 +306,10 @@ struct Shared {
     /// Held while a manifest is computed, written and adopted: orders the writer's segment
     /// rotations and an installer's switch.
     manifest_io: Mutex<()>,
+    /// Everysec: a rotation renamed a manifest into place without fsyncing the directory (off
+    /// the replies' path); whoever next reports something `synced` fsyncs it first, holding
+    /// this lock (so nobody reports `synced` while another thread's directory fsync runs).
+    dir_sync_pending: Mutex<bool>,
     vfs: Arc<dyn Vfs>,
     opts: AofOptions,
     /// See [`LogWriter::open_deterministic`]: work handed to a helper thread is awaited
@@ -324,6 +328,24 @@ impl Shared {
 
     fn manifest_io(&self) -> MutexGuard<'_, ()> {
         self.manifest_io.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dir_sync_pending(&self) -> MutexGuard<'_, bool> {
+        self.dir_sync_pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory fsync a rotation deferred, if any: call before reporting `synced`.
+    fn sync_pending_dir(&self) -> Result<(), String> {
+        let mut pending = self.dir_sync_pending();
+        if *pending {
+            self.vfs
+                .sync_dir(&self.opts.dir)
+                .map_err(|e| io_msg("fsync directory", &self.opts.dir, &e))?;
+            *pending = false;
+        }
+        Ok(())
     }
 
     /// Merge into the published progress (monotonic) and call the callback.
@@ -383,11 +405,7 @@ impl Shared {
             .spawn(move || {
                 let name = incr_file_name(&sh.opts.filename, seq);
                 let path = sh.opts.dir.join(&name);
-                // O_TRUNC: a file of this name is an orphan (not in the manifest).
-                let made = sh.vfs.create(&path).and_then(|file| {
-                    // IMPORTANT: the entry must be durable before a manifest naming it is.
-                    sh.vfs.sync_dir(&sh.opts.dir).map(|()| file)
-                });
+                let made = create_empty_incr(sh.vfs.as_ref(), &sh.opts.dir, &path);
                 let mut g = sh.lock();
                 g.preparing = false;
                 if let Ok(file) = made {
@@ -578,12 +596,32 @@ fn io_msg(op: &str, path: &Path, e: &std::io::Error) -> String {
     format!("{op} {}: {e}", path.display())
 }
 
+/// Create the incr file `path`, empty and durably so, before any manifest names it.
+///
+/// O_TRUNC: a file of this name not in the manifest is an orphan — an unused spare, or the new
+/// file of a rotation whose manifest rename a crash lost (under everysec its bytes may have been
+/// written, and some of them kept by the crash).
+fn create_empty_incr(vfs: &dyn Vfs, dir: &Path, path: &Path) -> std::io::Result<Arc<dyn VfsFile>> {
+    let file = vfs.create(path)?;
+    // IMPORTANT: make the truncation durable: otherwise a crash after the manifest names this
+    // file could bring back an orphan's old bytes (a lost future) under the new name.
+    file.sync_data()?;
+    // IMPORTANT: fsync the directory so the new file's entry is durable before a manifest
+    // that names it can be (POSIX does not order a create before a later rename in the same
+    // dir).
+    vfs.sync_dir(dir)?;
+    Ok(file)
+}
+
 /// Fsyncs a sealed incr file (run on a helper thread during a rotation).
 type SealFn<'a> = dyn Fn() -> Result<(), String> + Sync + 'a;
 
-/// Create a new empty incr file (or adopt the pre-created `spare`) and durably add it to the
-/// manifest (returns the new manifest). `seal`, if given, must succeed before the manifest is
-/// renamed into place.
+/// Create a new empty incr file (or adopt the pre-created `spare`) and add it to the manifest
+/// (returns the new manifest). `seal`, if given, must succeed before the manifest is renamed
+/// into place. The new manifest is durable on return unless `defer_dir_sync`: then only its
+/// rename is done (a process crash keeps it) and the caller must fsync the directory before it
+/// reports anything `synced` (see [`Shared::sync_pending_dir`]).
+#[allow(clippy::too_many_arguments)]
 fn add_incr_file(
     vfs: &dyn Vfs,
     opts: &AofOptions,
@@ -592,6 +630,7 @@ fn add_incr_file(
     spare: Option<Spare>,
     seal: Option<&SealFn<'_>>,
     deterministic: bool,
+    defer_dir_sync: bool,
 ) -> Result<(Manifest, Active), AofError> {
     let (name, path, file) = match spare {
         // Created and its directory entry fsynced ahead of time (`Shared::prepare_spare`).
@@ -599,14 +638,8 @@ fn add_incr_file(
         None => {
             let name = incr_file_name(&opts.filename, seq);
             let path = opts.dir.join(&name);
-            // O_TRUNC: a file of this name not in the manifest is garbage from a crash
-            // mid-rotation (or an unused spare).
-            let file = vfs.create(&path).map_err(AofError::io("create", &path))?;
-            // IMPORTANT: fsync the directory so the new file's entry is durable before a
-            // manifest that names it can be (POSIX does not order a create before a later
-            // rename in the same dir).
-            vfs.sync_dir(&opts.dir)
-                .map_err(AofError::io("fsync directory", &opts.dir))?;
+            let file =
+                create_empty_incr(vfs, &opts.dir, &path).map_err(AofError::io("create", &path))?;
             (name, path, file)
         }
     };
@@ -619,8 +652,16 @@ fn add_incr_file(
     let mname = manifest_name(&opts.filename);
     let mpath = opts.dir.join(&mname);
     match seal {
-        None => write_file_atomic(vfs, &opts.dir, &mname, &next.format())
+        None if !defer_dir_sync => write_file_atomic(vfs, &opts.dir, &mname, &next.format())
             .map_err(AofError::io("write manifest", &mpath))?,
+        None => {
+            // `write_file_atomic` but the directory fsync, which the caller defers.
+            let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
+            vfs.create(&temp)
+                .and_then(|f| write_all(f.as_ref(), &next.format()).and_then(|()| f.sync_data()))
+                .and_then(|()| vfs.rename(&temp, &mpath))
+                .map_err(AofError::io("write manifest", &mpath))?;
+        }
         Some(seal) => {
             // `write_file_atomic` in steps: the temp manifest is written and fsynced while
             // `seal` fsyncs the sealed file on a helper thread; the rename waits for both.
@@ -657,9 +698,12 @@ fn add_incr_file(
             temp_res.map_err(AofError::io("write manifest", &mpath))?;
             vfs.rename(&temp, &mpath)
                 .map_err(AofError::io("write manifest", &mpath))?;
-            // IMPORTANT: fsync the directory so the rename survives a crash.
-            vfs.sync_dir(&opts.dir)
-                .map_err(AofError::io("write manifest", &mpath))?;
+            // IMPORTANT: fsync the directory so the rename survives a crash (deferred: before
+            // anything is reported synced).
+            if !defer_dir_sync {
+                vfs.sync_dir(&opts.dir)
+                    .map_err(AofError::io("write manifest", &mpath))?;
+            }
         }
     }
     Ok((
@@ -775,6 +819,7 @@ impl LogWriter {
                     None,
                     None,
                     deterministic,
+                    false,
                 )?
             }
             Some(manifest) => match resume.append {
@@ -819,6 +864,7 @@ impl LogWriter {
                         None,
                         None,
                         deterministic,
+                        false,
                     )?
                 }
             },
@@ -848,6 +894,7 @@ impl LogWriter {
                 sealed_size,
             }),
             manifest_io: Mutex::new(()),
+            dir_sync_pending: Mutex::new(false),
             vfs: vfs.clone(),
             opts: opts.clone(),
             deterministic,
@@ -1085,10 +1132,12 @@ fn sync_thread(shared: &Shared) {
             }
         };
         let started = Instant::now();
-        let res = req
-            .file
-            .sync_data()
-            .map_err(|e| io_msg("fsync", &req.path, &e));
+        // A rotation's deferred directory fsync comes before anything is reported synced.
+        let res = shared.sync_pending_dir().and_then(|()| {
+            req.file
+                .sync_data()
+                .map_err(|e| io_msg("fsync", &req.path, &e))
+        });
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         // Published (or failed) before the fsync stops counting as in flight, so a caller of
         // [`LogWriter::hold`] sees its outcome.
@@ -1151,6 +1200,13 @@ impl Worker {
                     if self.shared.lock().failed.is_none() && self.synced < self.written {
                         if let Err(msg) = self.sync_active() {
                             self.shared.fail(msg);
+                        }
+                    }
+                    if self.shared.lock().failed.is_none() {
+                        // A rotation's deferred directory fsync, and the seal it held back.
+                        match self.shared.sync_pending_dir() {
+                            Ok(()) => self.shared.publish(None, Some(self.synced), None),
+                            Err(msg) => self.shared.fail(msg),
                         }
                     }
                     // An unused spare is an orphan: remove it (a crash first leaves it to the
@@ -1310,6 +1366,7 @@ impl Worker {
     /// fdatasync the active file on this thread and publish `synced = written`.
     fn sync_active(&mut self) -> Result<(), String> {
         let started = Instant::now();
+        self.shared.sync_pending_dir()?;
         self.active
             .file
             .sync_data()
@@ -1426,6 +1483,14 @@ impl Worker {
             Ok(())
         };
         let need_seal = self.synced < self.written;
+        // Everysec: replies wait for `written`, which needs the new manifest renamed into place
+        // (a process crash keeps the rename) but not its directory fsync: that is deferred to
+        // the next report of `synced` (the fsync thread's, about a second later, the writer's
+        // own, or shutdown's), which does it first. A power loss before it leaves the old or
+        // the new manifest: both load a prefix (the sealed file is complete either way, and
+        // the new file's bytes are ignored under the old one). `always` reports `synced` per
+        // batch, so nothing would be gained; `no` has no fsync thread to do it.
+        let defer = self.opts.fsync == FsyncPolicy::EverySec;
         let added = add_incr_file(
             self.vfs.as_ref(),
             &self.opts,
@@ -1434,7 +1499,11 @@ impl Worker {
             spare,
             need_seal.then_some(&seal as &SealFn<'_>),
             shared.deterministic,
+            defer,
         );
+        if added.is_ok() && defer {
+            *shared.dir_sync_pending() = true;
+        }
         if let Some(took) = took.into_inner().unwrap_or_else(|p| p.into_inner()) {
             self.synced = self.written;
             self.last_fsync_ms = shared.clock.monotonic_ms();
@@ -1444,7 +1513,10 @@ impl Worker {
                 g.stats.fsyncs += 1;
                 g.stats.synced = g.stats.synced.max(self.synced);
             }
-            shared.publish(Some(self.written), Some(self.synced), None);
+            // With the directory fsync deferred, the sealed file's bytes are reported synced
+            // after it (the next report covers a position past them).
+            let synced = (!defer).then_some(self.synced);
+            shared.publish(Some(self.written), synced, None);
         }
         let (manifest, active) = added.map_err(|e| e.to_string())?;
         {
@@ -1599,7 +1671,7 @@ impl Installer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::SimFs;
+    use crate::fs::{CrashOptions, SimFs};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     #[derive(Default)]
@@ -1951,6 +2023,97 @@ mod tests {
         let m = Manifest::parse(&m).expect("parse");
         assert_eq!(m.incr.len(), 6);
         assert_eq!(m.incr[5].name, "appendonly.aof.6.incr.aof");
+    }
+
+    const MANIFEST: &str = "/d/appendonlydir/appendonly.aof.manifest";
+
+    fn listed_incr_files(fs: &SimFs) -> usize {
+        Manifest::parse(&fs.read(Path::new(MANIFEST)).expect("manifest"))
+            .expect("parse")
+            .incr
+            .len()
+    }
+
+    #[test]
+    fn everysec_rotation_defers_its_directory_fsync_until_synced_is_reported() {
+        let fs = SimFs::new(7);
+        let clock = Arc::new(ManualClock::default());
+        let (w, _) = open(&fs, FsyncPolicy::EverySec, clock.clone());
+        fs.sync_dir(Path::new("/")).expect("sync root");
+        fs.sync_dir(Path::new("/d")).expect("sync /d");
+        w.submit(CMD, 0);
+        drop(w.hold());
+        let t = w.rotate_for_rewrite().expect("rotate");
+        assert_eq!(t.new_incr, "appendonly.aof.2.incr.aof");
+        let end = w.submit(CMD, 0);
+        drop(w.hold());
+        // Written into the new incr file, which the renamed manifest names: the directory
+        // fsync has not been waited for, and nothing is reported synced yet.
+        assert_eq!(w.progress().written, end);
+        assert!(w.progress().synced < CMD.len() as u64 * 2);
+        assert!(*w.shared.dir_sync_pending());
+        // A process kill keeps the rename, so the written bytes are found.
+        let killed = fs.crash(CrashOptions {
+            torn_writes: false,
+            random_dir_ops: false,
+            keep_unsynced: true,
+        });
+        assert_eq!(listed_incr_files(&killed), 2);
+        // The next everysec fsync does the directory fsync before it reports synced.
+        {
+            let _g = w.hold();
+            clock.0.fetch_add(EVERYSEC_INTERVAL_MS, Ordering::SeqCst);
+        }
+        drop(w.hold());
+        assert_eq!(w.progress().synced, end);
+        assert!(!*w.shared.dir_sync_pending());
+        assert_eq!(listed_incr_files(&fs.crash(CrashOptions::power_loss())), 2);
+        w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn a_new_incr_file_never_brings_back_an_orphans_bytes() {
+        // Orphans with durable bytes at the names the writer will use next (what a power loss
+        // can leave when it drops a rotation's manifest rename but keeps the new file's
+        // bytes): the files the writer creates under those names are durably empty.
+        let fs = SimFs::new(11);
+        let clock = Arc::new(ManualClock::default());
+        let (w, _) = open(&fs, FsyncPolicy::EverySec, clock.clone());
+        w.shutdown().expect("shutdown");
+        for root in ["/", "/d", "/d/appendonlydir"] {
+            fs.sync_dir(Path::new(root)).expect("sync dir");
+        }
+        let manifest =
+            Manifest::parse(&fs.read(Path::new(MANIFEST)).expect("read")).expect("parse");
+        for seq in [2, 3] {
+            let path = PathBuf::from(format!("/d/appendonlydir/appendonly.aof.{seq}.incr.aof"));
+            let f = fs.create(&path).expect("create orphan");
+            write_all(f.as_ref(), b"*1\r\n$4\r\nPING\r\n").expect("write orphan");
+            f.sync_data().expect("sync orphan");
+        }
+        fs.sync_dir(Path::new("/d/appendonlydir"))
+            .expect("sync dir");
+        let w = LogWriter::open_with_clock(
+            Arc::new(fs.clone()),
+            opts(FsyncPolicy::EverySec),
+            ResumePoint {
+                manifest: Some(manifest),
+                append: None,
+            },
+            Box::new(|_| ()),
+            clock,
+        )
+        .expect("reopen");
+        // Incr file 2 is made at open, 3 as the spare the rotation adopts.
+        w.rotate_for_rewrite().expect("rotate");
+        w.submit(CMD, 0);
+        drop(w.hold());
+        let crashed = fs.crash(CrashOptions::power_loss());
+        for seq in [2, 3] {
+            let path = PathBuf::from(format!("/d/appendonlydir/appendonly.aof.{seq}.incr.aof"));
+            assert_eq!(crashed.read(&path).expect("read"), b"", "incr file {seq}");
+        }
+        drop(w);
     }
 
     #[test]
