@@ -25,6 +25,7 @@ Only the Python standard library is used (no redis-py needed). Benchmarks are ne
 """
 
 import argparse
+import gc
 import datetime
 import hashlib
 import json
@@ -493,7 +494,21 @@ def paced_client(port, rate, seconds, conns=4, keyspace=100_000, write_ratio=0.5
     connections, and sent at their scheduled time even if earlier replies are outstanding
     (pipelined on the connection). Latency = reply time - scheduled time, so a stalled server
     cannot hide its stall (no coordinated omission). Returns a list of
-    (scheduled_offset_s, latency_ms, ok) and the achieved send rate."""
+    (scheduled_offset_s, latency_ms, ok) and the achieved send rate.
+
+    Python's cyclic garbage collector is off meanwhile: its full collections walk every object
+    of this process and pause this thread for milliseconds, which would be charged to the
+    server (the measuring process itself then stalls, not the server)."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _paced_client(port, rate, seconds, conns, keyspace, write_ratio, seed, stop_event)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _paced_client(port, rate, seconds, conns, keyspace, write_ratio, seed, stop_event):
     rng = random.Random(seed)
     socks = []
     sel = selectors.DefaultSelector()

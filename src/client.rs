@@ -329,6 +329,9 @@ pub struct Client {
     pub tracking: bool,
     /// The replies queued so far must wait for an fsync (WAITAOF).
     pub wait_synced: bool,
+    /// The log position the replies in `out` must wait for, beyond what a caller of
+    /// [`Client::flush`] gives (see `durability`: a read of keys at rest waits for nothing).
+    pub need: u64,
 }
 
 impl Client {
@@ -374,6 +377,7 @@ impl Client {
             closed: false,
             tracking: false,
             wait_synced: false,
+            need: 0,
         }
     }
 
@@ -418,11 +422,13 @@ impl Client {
         self.out.push(r);
     }
 
-    /// Send the accumulated replies, to be released once the log is durable up to `wait_pos`.
+    /// Send the accumulated replies, to be released once the log is durable up to `wait_pos`
+    /// (and `need`).
     pub fn flush(&mut self, wait_pos: u64, completes_batch: bool) {
         if self.out.is_empty() && !completes_batch && !self.close_after_reply {
             return;
         }
+        let wait_pos = wait_pos.max(std::mem::take(&mut self.need));
         let replies = std::mem::take(&mut self.out);
         let size: usize = replies.iter().map(Reply::approx_size).sum();
         self.shared.out_bytes.fetch_add(size, Ordering::Relaxed);

@@ -6,15 +6,21 @@
 //!
 //! - Every write command's effect is appended here (by `exec::call`) in the form Redis propagates
 //!   (deterministic: absolute expiries, DEL for expirations, the pop that happened, …).
-//! - Every reply — reads included — carries `wait_pos`, the logical log end when it was produced:
-//!   with `appendfsync always` no client can see a value that a crash can take back, because a
-//!   read of a value written by someone else waits for the bytes that produced it.
+//! - Every reply — reads included — carries `wait_pos`: with `appendfsync always` no client can
+//!   see a value that a crash can take back, because a read of a value written by someone else
+//!   waits for the bytes that produced it. A write's reply (and any reply that may depend on more
+//!   than named keys) waits for the log end when it was produced; a read-only command on named
+//!   keys waits only for the last logged change to those keys ([`Durability::read_pos`]: a map
+//!   of recently changed keys, by hash, to the end of the change's bytes), so a read of data at
+//!   rest is not held behind other clients' fsyncs or a log rotation.
 //! - The execution thread never waits: at the end of each round it hands the buffer to the log
 //!   writer thread (`strongbox_storage::aof::LogWriter`), which writes and fsyncs per policy and
 //!   publishes its progress on a `watch` channel that connection tasks wait on (group commit:
 //!   many clients' writes share one fsync).
 
 use bytes::Bytes;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -152,6 +158,40 @@ pub struct Durability {
     pub gate_tx: Arc<watch::Sender<Gate>>,
     /// Where the log writer posts its progress.
     pub relay: Arc<GateRelay>,
+    /// Keys changed by logged bytes not known to be released: hash of (db, key) → the end of
+    /// the bytes of its last change (of its unit's EXEC, inside MULTI). A collision only makes a
+    /// read wait longer. Pruned at submit once released (see [`Durability::prune`]).
+    changed: HashMap<u64, u64, crate::exec::FxBuild>,
+    /// The largest position in `changed`.
+    changed_max: u64,
+    /// Size of `changed` after the last prune: the next prune comes when it has doubled.
+    changed_pruned_len: usize,
+    /// Every read waits for this: the end of the last change whose keys are not named (FLUSHALL,
+    /// SWAPDB, MOVE…), or of changes forgotten when `changed` grew too large.
+    barrier: u64,
+    /// Keys changed inside the current unit (MULTI/EXEC): marked at its EXEC.
+    unit_changed: Vec<u64>,
+    unit_barrier: bool,
+}
+
+/// `changed` is pruned of released entries when it has doubled since the last prune, and from
+/// this size on …
+const CHANGED_PRUNE_MIN: usize = 1024;
+/// … and collapsed into `barrier` past this size (reads then wait as for any write).
+const CHANGED_MAX: usize = 1 << 18;
+
+/// Hash of a key in a database, for [`Durability::read_pos`].
+fn key_hash(db: usize, key: &[u8]) -> u64 {
+    let mut h = crate::exec::FxBuild::default().build_hasher();
+    h.write(key);
+    h.write_usize(db);
+    h.finish()
+}
+
+/// Effects that change keys other than the ones they name (other databases, or all keys):
+/// every read waits for them.
+fn changes_unnamed_keys(name: &str) -> bool {
+    matches!(name, "flushall" | "flushdb" | "swapdb" | "move" | "copy")
 }
 
 impl Durability {
@@ -168,6 +208,12 @@ impl Durability {
             multi_depth: 0,
             multi_emitted: false,
             gate_tx,
+            changed: HashMap::default(),
+            changed_max: 0,
+            changed_pruned_len: 0,
+            barrier: 0,
+            unit_changed: Vec::new(),
+            unit_barrier: false,
         }
     }
 
@@ -180,6 +226,10 @@ impl Durability {
         self.submitted_end = start_pos;
         self.log_db = None;
         self.buf.clear();
+        // The new log starts released at `start_pos`.
+        self.changed.clear();
+        self.changed_max = 0;
+        self.barrier = 0;
         self.relay.reset(Gate {
             written: start_pos,
             synced: start_pos,
@@ -209,6 +259,84 @@ impl Durability {
         }
         self.select(db);
         encode_command(&mut self.buf, argv);
+        self.note_change(db as usize, argv);
+    }
+
+    /// Remember which keys the effect `argv` (just appended) changes, for [`Self::read_pos`].
+    fn note_change(&mut self, db: usize, argv: &[Bytes]) {
+        let spec = argv
+            .first()
+            .and_then(|name| crate::exec::lookup_command(name));
+        let named = spec.filter(|s| !changes_unnamed_keys(s.name));
+        let end = self.pos();
+        let Some(spec) = named else {
+            if self.multi_depth > 0 {
+                self.unit_barrier = true;
+            } else {
+                self.barrier = end;
+            }
+            return;
+        };
+        let mut any = false;
+        spec.for_each_key(argv, |k| {
+            any = true;
+            let h = key_hash(db, k);
+            if self.multi_depth > 0 {
+                self.unit_changed.push(h);
+            } else {
+                self.changed.insert(h, end);
+            }
+        });
+        if !any {
+            // A write naming no key (a loaded function, …): changes we cannot name.
+            if self.multi_depth > 0 {
+                self.unit_barrier = true;
+            } else {
+                self.barrier = end;
+            }
+        } else if self.multi_depth == 0 {
+            self.changed_max = end;
+        }
+    }
+
+    /// The position a reply of the read-only command `argv` (of `spec`, keys by its key spec,
+    /// run in database `db`) must wait for: the last logged change to any of its keys, or to
+    /// keys no change named. Only for read-only commands whose key spec names every key they
+    /// read (see `exec::reads_named_keys_only`); anything else waits for [`Self::pos`].
+    pub fn read_pos(&self, db: usize, spec: &crate::cmd::CommandSpec, argv: &[Bytes]) -> u64 {
+        let mut need = self.barrier;
+        if self.changed.is_empty() {
+            return need;
+        }
+        spec.for_each_key(argv, |k| {
+            if let Some(&p) = self.changed.get(&key_hash(db, k)) {
+                need = need.max(p);
+            }
+        });
+        need
+    }
+
+    /// Forget changes that are released (called at submit, with the gate as last posted).
+    fn prune(&mut self) {
+        if self.changed.is_empty() {
+            return;
+        }
+        let released = self.gate_tx.borrow().released();
+        if self.changed_max <= released {
+            self.changed.clear();
+            self.changed_pruned_len = 0;
+            return;
+        }
+        if self.changed.len() < CHANGED_PRUNE_MIN.max(self.changed_pruned_len * 2) {
+            return;
+        }
+        self.changed.retain(|_, p| *p > released);
+        self.changed_pruned_len = self.changed.len();
+        if self.changed.len() > CHANGED_MAX {
+            self.barrier = self.barrier.max(self.changed_max);
+            self.changed.clear();
+            self.changed_pruned_len = 0;
+        }
     }
 
     fn select(&mut self, db: u32) {
@@ -231,11 +359,26 @@ impl Durability {
             encode_command(&mut self.buf, &[Bytes::from_static(b"EXEC")]);
             self.multi_emitted = false;
         }
+        if self.multi_depth == 0 {
+            // The unit's changes are visible to reads once all of it, EXEC included, is
+            // released: recovery applies a unit entirely or not at all.
+            let end = self.pos();
+            if std::mem::take(&mut self.unit_barrier) {
+                self.barrier = end;
+            }
+            if !self.unit_changed.is_empty() {
+                for h in std::mem::take(&mut self.unit_changed) {
+                    self.changed.insert(h, end);
+                }
+                self.changed_max = end;
+            }
+        }
     }
 
     /// Hand the buffer to the log writer (end of an execution round).
     pub fn submit(&mut self) {
         debug_assert_eq!(self.multi_depth, 0, "submit inside a unit");
+        self.prune();
         if self.buf.is_empty() {
             return;
         }

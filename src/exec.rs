@@ -840,14 +840,35 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
     feed_monitors(srv, client, spec, &argv);
     srv.current_client = client.id;
+    let db = client.db;
     let reply = call_at(srv, client, spec, &argv, false, now_us);
     if client.blocked.is_some() {
         return;
     }
+    // The log position this reply must wait for (durability): a read of named keys waits for
+    // their last logged change only; anything else for everything logged so far.
+    let need = if reads_named_keys_only(spec) {
+        srv.log.read_pos(db, spec, &argv)
+    } else {
+        srv.log.pos()
+    };
+    client.need = client.need.max(need);
     client.reply(reply);
     if !srv.ready_keys.is_empty() {
         serve_blocked(srv, Some(client));
     }
+}
+
+/// Whether a reply of `spec` depends only on the keys its key spec names (and on nothing any
+/// other write changed): read-only, not blocking, one key spec for the whole command (no
+/// subcommands), and no key patterns (SORT_RO's BY and GET read other keys).
+fn reads_named_keys_only(spec: &CommandSpec) -> bool {
+    spec.has(flags::READONLY)
+        && !spec.is_write()
+        && !spec.has(flags::BLOCKING)
+        && !matches!(spec.keys, crate::cmd::KeySpec::None)
+        && spec.subcommands.is_empty()
+        && spec.name != "sort_ro"
 }
 
 fn feed_monitors(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[Bytes]) {
@@ -1124,8 +1145,9 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
                 }
             }
             srv.call_end_us = None;
-            let pos = srv.log.pos();
-            c.flush(pos, true);
+            // Each reply's position is in `c.need` (`process_command_at`); replies that are
+            // not a command's (errors before it runs, QUEUED) reveal no data.
+            c.flush(0, true);
             if c.closed {
                 srv.forget_client(&mut c);
             } else {
@@ -1403,5 +1425,185 @@ mod tests {
         assert_eq!(srv.stats.per_cmd.get("set").map(|e| e.0), Some(2));
         assert_eq!(srv.stats.per_cmd.get("get").map(|e| e.2), Some(1));
         assert!(c.last_interaction_ms > 0);
+    }
+}
+
+/// Which log position each reply waits for (`durability`): writes and anything that is not a
+/// read of named keys wait for the log end; reads of named keys for their last change.
+#[cfg(test)]
+mod read_wait_tests {
+    use super::*;
+    use crate::client::{ConnShared, Outgoing};
+    use crate::durability::{Gate, LogSink};
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    /// Counts submitted bytes; never writes anything (the gate moves only when a test says).
+    struct Counter(u64);
+
+    impl LogSink for Counter {
+        fn submit(&mut self, bytes: &[u8], _db_at_start: u32) -> u64 {
+            self.0 += bytes.len() as u64;
+            self.0
+        }
+        fn shutdown(self: Box<Self>) -> Result<(), String> {
+            Ok(())
+        }
+        fn failure(&self) -> Option<String> {
+            None
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    struct Fixture {
+        srv: Server,
+        clients: Vec<(Client, UnboundedReceiver<Outgoing>)>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let cfg = Config::from_args(&[]).expect("default config");
+            let mut srv = Server::new(cfg);
+            srv.log.set_sink(Some(Box::new(Counter(0))), 0);
+            let clients = (0..2)
+                .map(|i| {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                    let shared = Arc::new(ConnShared::default());
+                    let c = Client::new(i + 1, tx, shared, "t".into(), "t".into(), 0, false);
+                    (c, rx)
+                })
+                .collect();
+            Fixture { srv, clients }
+        }
+
+        /// One batch of commands from client `i`, as `handle_msg` runs it, then the end of the
+        /// round; returns the position its replies wait for.
+        fn batch(&mut self, i: usize, cmds: &[&[&str]]) -> u64 {
+            let (c, rx) = &mut self.clients[i];
+            for args in cmds {
+                let argv: Vec<Bytes> = args
+                    .iter()
+                    .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                    .collect();
+                process_command(&mut self.srv, c, argv);
+            }
+            c.flush(0, true);
+            self.srv.log.submit();
+            let o = rx.try_recv().expect("replies");
+            o.wait_pos
+        }
+
+        fn one(&mut self, i: usize, args: &[&str]) -> u64 {
+            self.batch(i, &[args])
+        }
+
+        /// The log writer reports everything so far written and fsynced.
+        fn release_all(&mut self) {
+            let end = self.srv.log.pos();
+            self.srv.log.gate_tx.send_replace(Gate {
+                written: end,
+                synced: end,
+                always: true,
+                failed: false,
+            });
+        }
+    }
+
+    #[test]
+    fn a_read_waits_only_for_the_last_change_to_its_keys() {
+        let mut f = Fixture::new();
+        let set_k = f.one(0, &["SET", "k", "v"]);
+        assert_eq!(set_k, f.srv.log.pos(), "a write waits for the log end");
+        let set_j = f.one(0, &["SET", "j", "v"]);
+        assert!(set_j > set_k);
+        // Another client: keys nobody changed are at rest; changed ones wait for their bytes.
+        assert_eq!(f.one(1, &["GET", "other"]), 0);
+        assert_eq!(f.one(1, &["GET", "k"]), set_k);
+        assert_eq!(f.one(1, &["MGET", "other", "k"]), set_k);
+        assert_eq!(f.one(1, &["EXISTS", "j", "k"]), set_j);
+        assert_eq!(f.one(1, &["STRLEN", "j"]), set_j);
+        // A batch waits for the most any of its replies needs.
+        assert_eq!(f.batch(1, &[&["GET", "j"], &["GET", "other"]]), set_j);
+        // The same key in another database is another key.
+        f.one(1, &["SELECT", "1"]);
+        assert_eq!(f.one(1, &["GET", "k"]), 0);
+        f.one(1, &["SELECT", "0"]);
+        // Not a read of named keys: the log end.
+        let end = f.srv.log.pos();
+        assert_eq!(f.one(1, &["DBSIZE"]), end);
+        assert_eq!(f.one(1, &["SCAN", "0"]), end);
+        assert_eq!(f.one(1, &["SORT_RO", "k", "BY", "nosort"]), end);
+        // A write that changes nothing still waits for the log end (its reply reveals state).
+        assert_eq!(f.one(1, &["DEL", "absent"]), end);
+        // Once released, nothing is remembered.
+        f.release_all();
+        f.srv.log.submit();
+        assert_eq!(f.one(1, &["GET", "k"]), 0);
+    }
+
+    #[test]
+    fn changes_to_unnamed_keys_make_every_read_wait() {
+        let mut f = Fixture::new();
+        f.one(0, &["SET", "k", "v"]);
+        for cmd in [
+            &["FLUSHALL"][..],
+            &["SWAPDB", "0", "1"],
+            &["MOVE", "k", "2"],
+            &["FLUSHDB"],
+        ] {
+            f.one(0, &["SET", "k", "v"]);
+            f.release_all();
+            let end = f.one(0, cmd);
+            assert_eq!(f.one(1, &["GET", "unrelated"]), end, "{cmd:?}");
+        }
+    }
+
+    #[test]
+    fn a_transactions_changes_are_visible_once_its_exec_is_released() {
+        let mut f = Fixture::new();
+        f.batch(
+            0,
+            &[&["MULTI"], &["SET", "a", "1"], &["INCR", "n"], &["EXEC"]],
+        );
+        let end = f.srv.log.pos();
+        // Not the end of the SET: a crash could keep it but not the EXEC, and recovery drops
+        // an unfinished transaction.
+        assert_eq!(f.one(1, &["GET", "a"]), end);
+        assert_eq!(f.one(1, &["GET", "n"]), end);
+        assert_eq!(f.one(1, &["GET", "b"]), 0);
+    }
+
+    #[test]
+    fn an_expiration_a_read_performs_is_waited_for() {
+        let mut f = Fixture::new();
+        f.one(0, &["SET", "k", "v", "PX", "1"]);
+        f.release_all();
+        f.srv.log.submit();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // The read finds it expired and logs its DEL: the nil waits for the DEL.
+        let before = f.srv.log.pos();
+        let w = f.one(1, &["GET", "k"]);
+        assert!(w > before, "waits for the logged DEL");
+        assert_eq!(w, f.srv.log.pos());
+    }
+
+    #[test]
+    fn a_proto_switch_mid_batch_keeps_earlier_replies_waiting() {
+        let mut f = Fixture::new();
+        let (c, rx) = &mut f.clients[0];
+        for args in [&["SET", "k", "v"][..], &["HELLO", "3"]] {
+            let argv: Vec<Bytes> = args
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            process_command(&mut f.srv, c, argv);
+        }
+        c.flush(0, true);
+        let set = rx
+            .try_recv()
+            .expect("the SET's reply, sent before the switch");
+        assert_eq!(set.proto, 2);
+        assert!(set.wait_pos > 0, "the SET's reply waits for its bytes");
     }
 }

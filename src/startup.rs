@@ -72,6 +72,8 @@ pub fn run_server(args: Vec<String>) -> i32 {
     // With one I/O thread the execution loop is a task on that same thread (as Redis's single
     // event loop): on a small machine every request then crosses no thread but the log's.
     let inline = threads == 1;
+    // The main thread runs the single-threaded runtime (and with it the execution loop).
+    crate::util::prefer_short_slices();
     let built = if inline {
         bell.set_inline();
         tokio::runtime::Builder::new_current_thread()
@@ -81,6 +83,9 @@ pub fn run_server(args: Vec<String>) -> i32 {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .on_thread_park(move || park_bell.ring_deferred())
+            .on_thread_start(|| {
+                crate::util::prefer_short_slices();
+            })
             .enable_all()
             .build()
     };
@@ -132,7 +137,10 @@ pub fn run_server(args: Vec<String>) -> i32 {
     } else {
         let exec = std::thread::Builder::new()
             .name("strongbox-exec".into())
-            .spawn(move || crate::exec::run(srv, exec_rx));
+            .spawn(move || {
+                crate::util::prefer_short_slices();
+                crate::exec::run(srv, exec_rx)
+            });
         match exec {
             Ok(h) => Some(h),
             Err(e) => {

@@ -1,7 +1,9 @@
 //! kill -9 of the real server under concurrent load: after restart, every acknowledged write is
 //! present and no transaction is half applied. Several rounds on the same data directory, for
 //! `appendfsync always` and `everysec` (a process crash must not lose acknowledged writes under
-//! either policy: replies wait at least for write(2)).
+//! either policy: replies wait at least for write(2)). A reader client meanwhile reads the
+//! writers' counters and lists: nothing it saw may be missing after the restart either (a read
+//! of another client's change waits for that change's bytes).
 
 mod common;
 
@@ -26,6 +28,41 @@ struct Acked {
     txs: Vec<(String, String)>,
     /// Transactions sent whose reply was not seen (may or may not be applied).
     tx_attempts: Vec<(String, String)>,
+    /// Counter values and list lengths a reader saw (values another client wrote).
+    seen_counters: Vec<(String, i64)>,
+    seen_lists: Vec<(String, usize)>,
+}
+
+/// Reads the writers' counters and lists (and keys nobody writes) until stopped.
+fn reader_loop(port: u16, round: usize, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+        return;
+    };
+    let Ok(mut con) = client.get_connection() else {
+        return;
+    };
+    while !stop.load(Ordering::Relaxed) {
+        for t in 0..CLIENTS {
+            let counter = format!("c:{round}:{t}");
+            let list = format!("l:{round}:{t}");
+            let r: redis::RedisResult<(Option<i64>, usize, Option<String>)> = redis::pipe()
+                .cmd("GET")
+                .arg(&counter)
+                .cmd("LLEN")
+                .arg(&list)
+                .cmd("GET")
+                .arg("never-written")
+                .query(&mut con);
+            let Ok((n, len, _)) = r else {
+                return;
+            };
+            let mut a = acked.lock().unwrap();
+            if let Some(n) = n {
+                a.seen_counters.push((counter, n));
+            }
+            a.seen_lists.push((list, len));
+        }
+    }
 }
 
 fn client_loop(port: u16, round: usize, t: usize, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
@@ -133,6 +170,20 @@ fn verify(port: u16, acked: &Acked) {
         let n: i64 = redis::cmd("EXISTS").arg(a).arg(b).query(&mut con).unwrap();
         assert!(n == 0 || n == 2, "half-applied transaction {a}/{b}");
     }
+    for (k, n) in &acked.seen_counters {
+        let got: Option<i64> = redis::cmd("GET").arg(k).query(&mut con).unwrap();
+        assert!(
+            got.unwrap_or(0) >= *n,
+            "counter {k}: {got:?} < {n}, which a reader saw"
+        );
+    }
+    for (k, n) in &acked.seen_lists {
+        let got: usize = redis::cmd("LLEN").arg(k).query(&mut con).unwrap();
+        assert!(
+            got >= *n,
+            "list {k}: {got} elements < {n}, which a reader saw"
+        );
+    }
 }
 
 fn kill9_rounds(policy: &str) {
@@ -152,12 +203,16 @@ fn kill9_rounds(policy: &str) {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(Acked::default()));
         let port = server.port();
-        let handles: Vec<_> = (0..CLIENTS)
+        let mut handles: Vec<_> = (0..CLIENTS)
             .map(|t| {
                 let (stop, acked) = (stop.clone(), acked.clone());
                 std::thread::spawn(move || client_loop(port, round, t, stop, acked))
             })
             .collect();
+        handles.push({
+            let (stop, acked) = (stop.clone(), acked.clone());
+            std::thread::spawn(move || reader_loop(port, round, stop, acked))
+        });
         std::thread::sleep(Duration::from_millis(250));
         if round > 0 {
             // Crash while a compaction may be running (snapshot walk, base install, cleanup).
@@ -183,6 +238,12 @@ fn kill9_rounds(policy: &str) {
         all.lists.extend(acked.lists);
         all.txs.extend(acked.txs);
         all.tx_attempts.extend(acked.tx_attempts);
+        assert!(
+            !acked.seen_counters.is_empty(),
+            "the reader saw no counter in round {round}"
+        );
+        all.seen_counters.extend(acked.seen_counters);
+        all.seen_lists.extend(acked.seen_lists);
         server.restart();
         verify(server.port(), &all);
     }

@@ -107,6 +107,33 @@ impl CommandSpec {
         self.flags & f != 0
     }
 
+    /// Call `f` with every key argument of `argv`, as [`Self::key_positions`] finds them.
+    pub fn for_each_key<'a>(&self, argv: &'a [Bytes], mut f: impl FnMut(&'a [u8])) {
+        match self.keys {
+            KeySpec::None => {}
+            KeySpec::Range(first, last, step) => {
+                if first <= 0 {
+                    return;
+                }
+                let last = if last < 0 {
+                    argv.len() as i32 + last
+                } else {
+                    last
+                };
+                let mut i = first;
+                while i <= last && (i as usize) < argv.len() {
+                    f(&argv[i as usize]);
+                    i += step.max(1);
+                }
+            }
+            KeySpec::NumKeys { .. } => {
+                for p in self.key_positions(argv) {
+                    f(&argv[p]);
+                }
+            }
+        }
+    }
+
     /// Positions of key arguments in `argv`.
     pub fn key_positions(&self, argv: &[Bytes]) -> Vec<usize> {
         match self.keys {
