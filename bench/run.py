@@ -489,7 +489,7 @@ def lat_summary(lat_ms):
 
 
 def paced_client(port, rate, seconds, conns=4, keyspace=100_000, write_ratio=0.5, seed=1,
-                 stop_event=None):
+                 stop_event=None, origin=None):
     """Open-loop client: requests are *scheduled* at a fixed rate, round-robin over `conns`
     connections, and sent at their scheduled time even if earlier replies are outstanding
     (pipelined on the connection). Latency = reply time - scheduled time, so a stalled server
@@ -502,13 +502,15 @@ def paced_client(port, rate, seconds, conns=4, keyspace=100_000, write_ratio=0.5
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _paced_client(port, rate, seconds, conns, keyspace, write_ratio, seed, stop_event)
+        return _paced_client(port, rate, seconds, conns, keyspace, write_ratio, seed, stop_event,
+                             origin)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _paced_client(port, rate, seconds, conns, keyspace, write_ratio, seed, stop_event):
+def _paced_client(port, rate, seconds, conns, keyspace, write_ratio, seed, stop_event,
+                  origin=None):
     rng = random.Random(seed)
     socks = []
     sel = selectors.DefaultSelector()
@@ -522,6 +524,8 @@ def _paced_client(port, rate, seconds, conns, keyspace, write_ratio, seed, stop_
     total = int(rate * seconds)
     results = []
     t0 = time.perf_counter()
+    if origin is not None:
+        origin.append(t0)
     sent = 0
     deadline = t0 + seconds + 30.0
     outstanding = 0
@@ -581,6 +585,23 @@ def _paced_client(port, rate, seconds, conns, keyspace, write_ratio, seed, stop_
     sel.close()
     lost = outstanding
     return results, sent / max(elapsed, 1e-9), lost
+
+
+def probe_worker_main(argv):
+    """Hidden mode: the compaction section's paced probe in a process of its own, so that no
+    other thread of the measuring process (INFO polling, RSS sampling) can hold the GIL while a
+    reply waits to be timed (a thread waits up to the 5 ms switch interval for it). Runs until
+    SIGTERM (or `seconds`), then prints its samples as JSON, with its time origin on the
+    system-wide monotonic clock (time.perf_counter)."""
+    port, rate, seconds, keyspace = int(argv[0]), int(argv[1]), float(argv[2]), int(argv[3])
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    origin = []
+    samples, achieved, lost = paced_client(port, rate, seconds, conns=1, keyspace=keyspace,
+                                           write_ratio=0.5, seed=3, stop_event=stop,
+                                           origin=origin)
+    print(json.dumps({"origin": origin[0] if origin else None, "samples": samples,
+                      "achieved": achieved, "lost": lost}))
 
 
 def load_worker_main(argv):
@@ -1130,6 +1151,7 @@ def section_compaction(ctx):
     for target in ctx.targets:
         s = make_server(ctx, target, "compact", persistence_opts(True, "everysec", preamble=True))
         load = None
+        probe = None
         try:
             s.start()
             pipe_load(s, path)
@@ -1144,17 +1166,12 @@ def section_compaction(ctx):
                  str(load_rate), str(est_total + 5), str(nkeys)],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )
-            holder = {}
-            stop_probe = threading.Event()
-
-            def probe():
-                holder["r"] = paced_client(s.port, probe_rate, est_total, conns=1,
-                                           keyspace=nkeys, write_ratio=0.5, seed=3,
-                                           stop_event=stop_probe)
-
-            th = threading.Thread(target=probe, daemon=True)
-            t_origin = time.perf_counter()
-            th.start()
+            probe = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--probe-worker", str(s.port),
+                 str(probe_rate), str(est_total), str(nkeys)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            t_origin = time.perf_counter()  # replaced by the probe's own origin below
             time.sleep(pre_s)
             windows, durations, peaks, internal = [], [], [], []
             rss_before_first = s.rss_kb()
@@ -1180,15 +1197,27 @@ def section_compaction(ctx):
                 # the next rewrite starts after a pause: the probe's "outside" samples are taken
                 # between the rewrites, under the same load
                 time.sleep(gap_s)
-            stop_probe.set()
-            th.join(timeout=60)
+            probe.send_signal(signal.SIGTERM)
+            try:
+                pout, perr = probe.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                probe.kill()
+                pout, perr = "", "probe did not stop"
             load.send_signal(signal.SIGTERM)
             try:
                 lout, _ = load.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 load.kill()
                 lout = ""
-            samples, achieved, lost = holder.get("r", ([], 0, 0))
+            try:
+                pr = json.loads(pout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                raise ServerError("probe worker: %s" % (perr or pout)[-300:])
+            samples, achieved, lost = pr["samples"], pr["achieved"], pr["lost"]
+            # The rewrite windows were timed from t_origin; the probe's samples from its own
+            # origin (same monotonic clock).
+            shift = (pr["origin"] or t_origin) - t_origin
+            samples = [(t + shift, l, ok) for (t, l, ok) in samples]
 
             def in_window(t):
                 return any(w0 <= t <= w1 for (w0, w1) in windows)
@@ -1245,6 +1274,8 @@ def section_compaction(ctx):
         finally:
             if load is not None and load.poll() is None:
                 load.kill()
+            if probe is not None and probe.poll() is None:
+                probe.kill()
             s.stop()
             cleanup_dir(s)
     return res
@@ -1629,6 +1660,9 @@ def build_strongbox():
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--load-worker":
         load_worker_main(sys.argv[2:])
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--probe-worker":
+        probe_worker_main(sys.argv[2:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default=",".join(SECTIONS),
