@@ -312,7 +312,7 @@ impl Snapshot {
     ) -> Result<(), String> {
         srv.snap_epoch = srv.snap_epoch.wrapping_add(1).max(1);
         let epoch = srv.snap_epoch;
-        let file = std::fs::File::create(&temp_path)
+        let file = crate::util::create_fresh_file(&temp_path)
             .map_err(|e| format!("Failed opening the temp file {}: {e}", temp_path.display()))?;
         let (tx, rx) = sync_channel::<Chunk>(CHANNEL_CHUNKS_MAX);
         // RESIZEDB hints for the loader: the sizes at the snapshot point.

@@ -488,7 +488,7 @@ pub fn save_to_dbfilename(srv: &Server) -> Result<(), String> {
     let dir = srv.cfg.dir();
     let name = srv.cfg.get("dbfilename").to_string();
     let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
-    let f = std::fs::File::create(&tmp).map_err(|e| {
+    let f = crate::util::create_fresh_file(&tmp).map_err(|e| {
         format!(
             "Failed opening the temp RDB file {} (in server root dir {}) for saving: {e}",
             tmp.display(),

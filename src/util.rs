@@ -277,6 +277,19 @@ pub fn prefer_short_slices() -> bool {
 /// The slice [`prefer_short_slices`] asks for (the kernel's minimum is 0.1 ms).
 const SHORT_SLICE_NS: u64 = 100_000;
 
+/// Create (or truncate) a temp file that will be renamed over a live one, as a new inode: the
+/// name is unlinked first. A crash can keep a rename's new entry but not the removal of the old
+/// one, leaving the temp name linked to the live file; truncating through it would rewrite the
+/// live file (see `strongbox_storage::fs::create_fresh`).
+pub fn create_fresh_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::File::create(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

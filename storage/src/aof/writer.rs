@@ -14,7 +14,7 @@
 use super::batch::{encode_batch, timestamp_line, Chain};
 use super::manifest::{FileType, Manifest, ManifestEntry};
 use super::{incr_file_name, manifest_name, AofError};
-use crate::fs::{write_all, write_file_atomic, Vfs, VfsFile, TEMP_FILE_PREFIX};
+use crate::fs::{create_fresh, write_all, write_file_atomic, Vfs, VfsFile, TEMP_FILE_PREFIX};
 use crate::resp::encode_command;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -288,6 +288,9 @@ struct Spare {
     name: String,
     path: PathBuf,
     file: Arc<dyn VfsFile>,
+    /// The manifest that adds this file, already written to the temp manifest path and
+    /// fsynced (`Shared::prepare_manifest`), if no other manifest write came since.
+    manifest: Option<Vec<u8>>,
 }
 
 struct Shared {
@@ -414,9 +417,16 @@ impl Shared {
                         name,
                         path,
                         file,
+                        manifest: None,
                     });
                 }
                 drop(g);
+                // Only if no manifest write is under way (a rotation waiting for this thread
+                // holds the lock: it writes its manifest itself).
+                if let Ok(io) = sh.manifest_io.try_lock() {
+                    sh.prepare_manifest();
+                    drop(io);
+                }
                 sh.idle.notify_all();
                 sh.wake.notify_all();
             });
@@ -434,6 +444,16 @@ impl Shared {
     /// Wait until no spare is being created, then take the spare if it is incr file `seq`
     /// (another one is removed: an orphan).
     fn take_spare(&self, seq: u64) -> Option<Spare> {
+        let spare = self.take_any_spare()?;
+        if spare.seq == seq {
+            return Some(spare);
+        }
+        let _ = self.vfs.remove_file(&spare.path);
+        None
+    }
+
+    /// Wait until no spare is being created, then take the spare, if any.
+    fn take_any_spare(&self) -> Option<Spare> {
         let mut g = self.lock();
         while g.preparing {
             g = self
@@ -441,13 +461,46 @@ impl Shared {
                 .wait_timeout(g, Duration::from_millis(TICK_MS))
                 .map_or_else(|p| p.into_inner().0, |r| r.0);
         }
-        let spare = g.spare.take()?;
-        drop(g);
-        if spare.seq == seq {
-            return Some(spare);
+        g.spare.take()
+    }
+
+    /// Write and fsync, at the temp manifest path, the manifest the next rotation will switch
+    /// to (the current one plus the spare), so that the rotation only renames it. The caller
+    /// holds `manifest_io`; every other manifest write goes through the same temp path, so it
+    /// forgets the prepared manifest first ([`Shared::forget_prepared_manifest`]).
+    fn prepare_manifest(&self) {
+        let Some(seq) = self.lock().spare.as_ref().map(|sp| sp.seq) else {
+            return;
+        };
+        let mut next = self.files().manifest.clone();
+        if next.next_incr_seq() != seq {
+            return;
         }
-        let _ = self.vfs.remove_file(&spare.path);
-        None
+        next.incr.push(ManifestEntry {
+            name: incr_file_name(&self.opts.filename, seq),
+            seq,
+            kind: FileType::Incr,
+        });
+        let text = next.format();
+        let temp = self.opts.dir.join(format!(
+            "{TEMP_FILE_PREFIX}{}",
+            manifest_name(&self.opts.filename)
+        ));
+        let written = create_fresh(self.vfs.as_ref(), &temp)
+            .and_then(|f| write_all(f.as_ref(), &text).and_then(|()| f.sync_data()));
+        if written.is_ok() {
+            if let Some(sp) = self.lock().spare.as_mut().filter(|sp| sp.seq == seq) {
+                sp.manifest = Some(text);
+            }
+        }
+    }
+
+    /// Another manifest write is about to use the temp manifest path (caller holds
+    /// `manifest_io`).
+    fn forget_prepared_manifest(&self) {
+        if let Some(sp) = self.lock().spare.as_mut() {
+            sp.manifest = None;
+        }
     }
 
     fn fsync_due(&self, g: &Inner, written: u64, last_fsync_ms: u64) -> bool {
@@ -632,9 +685,13 @@ fn add_incr_file(
     deterministic: bool,
     defer_dir_sync: bool,
 ) -> Result<(Manifest, Active), AofError> {
+    let mut prepared = None;
     let (name, path, file) = match spare {
         // Created and its directory entry fsynced ahead of time (`Shared::prepare_spare`).
-        Some(s) => (s.name, s.path, s.file),
+        Some(s) => {
+            prepared = s.manifest;
+            (s.name, s.path, s.file)
+        }
         None => {
             let name = incr_file_name(&opts.filename, seq);
             let path = opts.dir.join(&name);
@@ -651,13 +708,39 @@ fn add_incr_file(
     });
     let mname = manifest_name(&opts.filename);
     let mpath = opts.dir.join(&mname);
+    let text = next.format();
+    if prepared.as_deref() == Some(text.as_slice()) {
+        // The temp manifest holds exactly this text, fsynced (`Shared::prepare_manifest`):
+        // seal, then rename (the rename must follow the seal, see below).
+        if let Some(seal) = seal {
+            seal().map_err(AofError::Failed)?;
+        }
+        let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
+        vfs.rename(&temp, &mpath)
+            .map_err(AofError::io("write manifest", &mpath))?;
+        if !defer_dir_sync {
+            // IMPORTANT: fsync the directory so the rename survives a crash.
+            vfs.sync_dir(&opts.dir)
+                .map_err(AofError::io("write manifest", &mpath))?;
+        }
+        return Ok((
+            next,
+            Active {
+                name,
+                path,
+                file,
+                size: 0,
+                chain: Chain::default(),
+            },
+        ));
+    }
     match seal {
         None if !defer_dir_sync => write_file_atomic(vfs, &opts.dir, &mname, &next.format())
             .map_err(AofError::io("write manifest", &mpath))?,
         None => {
             // `write_file_atomic` but the directory fsync, which the caller defers.
             let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
-            vfs.create(&temp)
+            create_fresh(vfs, &temp)
                 .and_then(|f| write_all(f.as_ref(), &next.format()).and_then(|()| f.sync_data()))
                 .and_then(|()| vfs.rename(&temp, &mpath))
                 .map_err(AofError::io("write manifest", &mpath))?;
@@ -684,8 +767,7 @@ fn add_incr_file(
                 if deterministic || helper.is_none() {
                     seal_res = Some(helper.take().map_or_else(seal, joined));
                 }
-                let temp_res = vfs
-                    .create(&temp)
+                let temp_res = create_fresh(vfs, &temp)
                     .and_then(|f| write_all(f.as_ref(), &text).and_then(|()| f.sync_data()));
                 let seal_res = match (seal_res, helper) {
                     (Some(r), _) => r,
@@ -1211,8 +1293,18 @@ impl Worker {
                     }
                     // An unused spare is an orphan: remove it (a crash first leaves it to the
                     // next writer, which re-creates it).
-                    if let Some(s) = self.shared.take_spare(u64::MAX) {
+                    if let Some(s) = self.shared.take_any_spare() {
                         let _ = self.vfs.remove_file(&s.path);
+                        if s.manifest.is_some() {
+                            // Its prepared manifest too (a leftover temp file is harmless, but
+                            // a clean shutdown leaves none).
+                            let _io = self.shared.manifest_io();
+                            let temp = self.opts.dir.join(format!(
+                                "{TEMP_FILE_PREFIX}{}",
+                                manifest_name(&self.opts.filename)
+                            ));
+                            let _ = self.vfs.remove_file(&temp);
+                        }
                     }
                     let mut g = self.shared.lock();
                     self.update_stats(&mut g);
@@ -1527,6 +1619,8 @@ impl Worker {
         self.active = active;
         self.need_select = true;
         self.last_ts = None;
+        // Unlocked first: the new spare's thread prepares the next manifest under it.
+        drop(_io);
         shared.prepare_spare(seq + 1);
         Ok(())
     }
@@ -1600,6 +1694,9 @@ impl Installer {
         let sh = &self.shared;
         let (vfs, opts) = (sh.vfs.as_ref(), &sh.opts);
         let _io = sh.manifest_io();
+        // This switch writes through the temp manifest path; the next rotation's prepared
+        // manifest is prepared again for the new manifest once it is done.
+        sh.forget_prepared_manifest();
         let mut next = sh.files().manifest.clone();
         let mut history: Vec<ManifestEntry> = Vec::new();
         if let Some(old) = next.base.take() {
@@ -1659,11 +1756,14 @@ impl Installer {
         };
         // Lock order: `files` is never held while taking `inner` (the writer takes `files`
         // inside `inner` in `update_stats`).
-        let mut g = sh.lock();
-        let active = g.stats.current_size.saturating_sub(old_sizes);
-        g.stats.segments = segments;
-        g.stats.base_size = base_size;
-        g.stats.current_size = base_size + sealed_size + active;
+        {
+            let mut g = sh.lock();
+            let active = g.stats.current_size.saturating_sub(old_sizes);
+            g.stats.segments = segments;
+            g.stats.base_size = base_size;
+            g.stats.current_size = base_size + sealed_size + active;
+        }
+        sh.prepare_manifest();
         Ok(())
     }
 }
@@ -2114,6 +2214,52 @@ mod tests {
             assert_eq!(crashed.read(&path).expect("read"), b"", "incr file {seq}");
         }
         drop(w);
+    }
+
+    #[test]
+    fn a_rotation_renames_the_manifest_prepared_ahead_of_time() {
+        let fs = SimFs::new(13);
+        let (w, _) = open(&fs, FsyncPolicy::EverySec, Arc::default());
+        let dir = Path::new("/d/appendonlydir");
+        let temp = dir.join("temp-appendonly.aof.manifest");
+        // The writer's own operations during a rotation, once the spare and its manifest are
+        // prepared (the writer is idle after `hold`).
+        let rotate = |w: &LogWriter| {
+            w.submit(CMD, 0);
+            drop(w.hold());
+            fs.record_trace();
+            let t = w.rotate_for_rewrite().expect("rotate");
+            drop(w.hold());
+            let ops: Vec<String> = fs
+                .take_trace()
+                .into_iter()
+                .filter(|op| op.starts_with("aof-writer "))
+                .collect();
+            (t, ops)
+        };
+        let (t, ops) = rotate(&w);
+        assert!(
+            !ops.iter().any(|op| op.contains(" create ")),
+            "the writer wrote no manifest itself: {ops:?}"
+        );
+        assert!(ops.iter().any(|op| op.contains(" rename ")), "{ops:?}");
+        let m = Manifest::parse(&fs.read(&dir.join("appendonly.aof.manifest")).expect("read"))
+            .expect("parse");
+        assert_eq!(m.incr.len(), 2);
+        // An install writes the manifest through the same temp path, then prepares the next
+        // one again: the next rotation still only renames.
+        let base = super::super::base_file_name("appendonly.aof", t.base_seq, true);
+        write_file_atomic(&fs, dir, &base, b"REDIS0010").expect("base");
+        w.install_base(&base, t).expect("install");
+        let (_, ops) = rotate(&w);
+        assert!(!ops.iter().any(|op| op.contains(" create ")), "{ops:?}");
+        let m = Manifest::parse(&fs.read(&dir.join("appendonly.aof.manifest")).expect("read"))
+            .expect("parse");
+        assert_eq!(m.base.map(|b| b.name), Some(base));
+        assert_eq!(m.incr.len(), 2);
+        // A clean shutdown leaves no prepared manifest behind.
+        w.shutdown().expect("shutdown");
+        assert!(!fs.exists(&temp).expect("exists"));
     }
 
     #[test]

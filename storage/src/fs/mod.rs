@@ -82,13 +82,29 @@ pub fn write_file_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8]) ->
     let temp = dir.join(format!("{TEMP_FILE_PREFIX}{name}"));
     let target = dir.join(name);
     {
-        let file = vfs.create(&temp)?;
+        let file = create_fresh(vfs, &temp)?;
         write_all(file.as_ref(), bytes)?;
         file.sync_data()?;
     }
     vfs.rename(&temp, &target)?;
     // IMPORTANT: fsync the directory so the rename (and any earlier creates in it) survive.
     vfs.sync_dir(dir)
+}
+
+/// Create `path` as a new, empty file — a new inode, never the truncation of an existing one.
+///
+/// For temp files that are renamed over live ones: a crash that kept a rename's new entry but
+/// not its removal of the old one (directory changes not yet fsynced may survive one by one)
+/// leaves the temp name and the live name linked to the same inode, and truncating through the
+/// temp name would rewrite the live file. So the temp name is unlinked first (`NotFound` is
+/// the usual answer), then created.
+pub fn create_fresh(vfs: &dyn Vfs, path: &Path) -> io::Result<std::sync::Arc<dyn VfsFile>> {
+    match vfs.remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    vfs.create(path)
 }
 
 /// Durably put a complete file in place: `dir/temp_name` (already written and fsynced by the
@@ -146,6 +162,26 @@ mod tests {
         vfs.remove_file(&dir.join("a")).expect("rm");
         assert!(!vfs.exists(&dir.join("a")).expect("exists"));
         assert!(vfs.exists(dir).expect("exists"));
+    }
+
+    #[test]
+    fn a_fresh_temp_file_never_writes_through_a_name_linked_to_the_live_file() {
+        // What a crash can leave when it keeps a rename's new entry but not the removal of the
+        // old name: the temp name and the live name on one inode (a hard link here).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("appendonly.aof.manifest");
+        let temp = dir.path().join("temp-appendonly.aof.manifest");
+        std::fs::write(&live, b"live manifest").expect("write live");
+        std::fs::hard_link(&live, &temp).expect("link");
+        // The next manifest write, cut short before its rename.
+        let f = create_fresh(&RealFs, &temp).expect("create");
+        write_all(f.as_ref(), b"half a new").expect("write");
+        assert_eq!(std::fs::read(&live).expect("read"), b"live manifest");
+        // And the whole atomic write leaves the live name with the new bytes.
+        std::fs::remove_file(&temp).expect("rm");
+        std::fs::hard_link(&live, &temp).expect("link");
+        write_file_atomic(&RealFs, dir.path(), "appendonly.aof.manifest", b"new").expect("atomic");
+        assert_eq!(std::fs::read(&live).expect("read"), b"new");
     }
 
     #[test]
