@@ -19,3 +19,4 @@ pub mod aof;
 pub mod fs;
 pub mod rdb;
 pub mod resp;
+pub mod sched;

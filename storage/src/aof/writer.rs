@@ -1001,14 +1001,20 @@ impl LogWriter {
         shared.prepare_spare(next_seq);
         let writer = std::thread::Builder::new()
             .name("aof-writer".to_string())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                crate::sched::prefer_short_slices();
+                worker.run()
+            })
             .map_err(|e| AofError::Failed(format!("cannot start the AOF writer thread: {e}")))?;
         let syncer = if policy == FsyncPolicy::EverySec {
             let s = shared.clone();
             Some(
                 std::thread::Builder::new()
                     .name("aof-fsync".to_string())
-                    .spawn(move || sync_thread(&s))
+                    .spawn(move || {
+                        crate::sched::prefer_short_slices();
+                        sync_thread(&s)
+                    })
                     .map_err(|e| {
                         AofError::Failed(format!("cannot start the AOF fsync thread: {e}"))
                     })?,
