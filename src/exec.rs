@@ -1543,6 +1543,34 @@ mod read_wait_tests {
     }
 
     #[test]
+    fn destinations_outside_the_key_spec_are_changes_too() {
+        let mut f = Fixture::new();
+        f.batch(
+            0,
+            &[&["ZADD", "z", "1", "a"], &["RPUSH", "l", "3", "1", "2"]],
+        );
+        f.release_all();
+        f.srv.log.submit();
+        let union = f.one(0, &["ZUNIONSTORE", "zdst", "1", "z"]);
+        assert_eq!(f.one(1, &["ZRANGE", "zdst", "0", "-1"]), union);
+        let sorted = f.one(0, &["SORT", "l", "STORE", "ldst"]);
+        assert_eq!(f.one(1, &["LRANGE", "ldst", "0", "-1"]), sorted);
+        // As COMMAND GETKEYS reports them (Redis's order).
+        let spec = crate::cmd::table().get(b"zunionstore").expect("spec");
+        let argv: Vec<Bytes> = ["ZUNIONSTORE", "d", "2", "a", "b"]
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        assert_eq!(spec.key_positions(&argv), vec![1, 3, 4]);
+        let spec = crate::cmd::table().get(b"sort").expect("spec");
+        let argv: Vec<Bytes> = ["SORT", "k", "LIMIT", "0", "1", "STORE", "d"]
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        assert_eq!(spec.key_positions(&argv), vec![1, 6]);
+    }
+
+    #[test]
     fn changes_to_unnamed_keys_make_every_read_wait() {
         let mut f = Fixture::new();
         f.one(0, &["SET", "k", "v"]);

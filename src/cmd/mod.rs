@@ -107,8 +107,28 @@ impl CommandSpec {
         self.flags & f != 0
     }
 
+    /// Key positions the key spec alone does not give: the destination of ZUNIONSTORE,
+    /// ZINTERSTORE and ZDIFFSTORE (before their `numkeys` keys), and SORT's STORE destination
+    /// (Redis finds both with a key-finding function). Every position is checked to be in range.
+    fn extra_key_positions(&self, argv: &[Bytes], mut f: impl FnMut(usize)) {
+        match self.name {
+            "zunionstore" | "zinterstore" | "zdiffstore" if argv.len() > 1 => f(1),
+            "sort" => {
+                // Any argument after a STORE token (a BY or GET pattern spelled "store" only
+                // adds a key: harmless for every user of key positions).
+                for i in 2..argv.len().saturating_sub(1) {
+                    if argv[i].eq_ignore_ascii_case(b"store") {
+                        f(i + 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Call `f` with every key argument of `argv`, as [`Self::key_positions`] finds them.
     pub fn for_each_key<'a>(&self, argv: &'a [Bytes], mut f: impl FnMut(&'a [u8])) {
+        self.extra_key_positions(argv, |p| f(&argv[p]));
         match self.keys {
             KeySpec::None => {}
             KeySpec::Range(first, last, step) => {
@@ -127,7 +147,7 @@ impl CommandSpec {
                 }
             }
             KeySpec::NumKeys { .. } => {
-                for p in self.key_positions(argv) {
+                for p in self.spec_key_positions(argv) {
                     f(&argv[p]);
                 }
             }
@@ -136,6 +156,20 @@ impl CommandSpec {
 
     /// Positions of key arguments in `argv`.
     pub fn key_positions(&self, argv: &[Bytes]) -> Vec<usize> {
+        let mut extra = Vec::new();
+        self.extra_key_positions(argv, |p| extra.push(p));
+        let mut v = self.spec_key_positions(argv);
+        if !extra.is_empty() {
+            // In argument order, as Redis's key-finding functions give them.
+            v.append(&mut extra);
+            v.sort_unstable();
+            v.dedup();
+        }
+        v
+    }
+
+    /// Positions of key arguments in `argv` by the key spec alone.
+    fn spec_key_positions(&self, argv: &[Bytes]) -> Vec<usize> {
         match self.keys {
             KeySpec::None => vec![],
             KeySpec::Range(first, last, step) => {
