@@ -116,8 +116,9 @@ impl CommandSpec {
             "sort" => {
                 // Any argument after a STORE token (a BY or GET pattern spelled "store" only
                 // adds a key: harmless for every user of key positions).
-                for i in 2..argv.len().saturating_sub(1) {
-                    if argv[i].eq_ignore_ascii_case(b"store") {
+                let last = argv.len().saturating_sub(1);
+                for (i, a) in argv.iter().enumerate().take(last).skip(2) {
+                    if a.eq_ignore_ascii_case(b"store") {
                         f(i + 1);
                     }
                 }
