@@ -482,10 +482,7 @@ impl Shared {
             kind: FileType::Incr,
         });
         let text = next.format();
-        let temp = self.opts.dir.join(format!(
-            "{TEMP_FILE_PREFIX}{}",
-            manifest_name(&self.opts.filename)
-        ));
+        let temp = temp_manifest_path(&self.opts);
         let written = create_fresh(self.vfs.as_ref(), &temp)
             .and_then(|f| write_all(f.as_ref(), &text).and_then(|()| f.sync_data()));
         if written.is_ok() {
@@ -649,6 +646,15 @@ fn io_msg(op: &str, path: &Path, e: &std::io::Error) -> String {
     format!("{op} {}: {e}", path.display())
 }
 
+/// Where every manifest write puts its next manifest before the rename (`write_file_atomic`'s
+/// temp name).
+fn temp_manifest_path(opts: &AofOptions) -> PathBuf {
+    opts.dir.join(format!(
+        "{TEMP_FILE_PREFIX}{}",
+        manifest_name(&opts.filename)
+    ))
+}
+
 /// Create the incr file `path`, empty and durably so, before any manifest names it.
 ///
 /// O_TRUNC: a file of this name not in the manifest is an orphan — an unused spare, or the new
@@ -715,8 +721,7 @@ fn add_incr_file(
         if let Some(seal) = seal {
             seal().map_err(AofError::Failed)?;
         }
-        let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
-        vfs.rename(&temp, &mpath)
+        vfs.rename(&temp_manifest_path(opts), &mpath)
             .map_err(AofError::io("write manifest", &mpath))?;
         if !defer_dir_sync {
             // IMPORTANT: fsync the directory so the rename survives a crash.
@@ -739,7 +744,7 @@ fn add_incr_file(
             .map_err(AofError::io("write manifest", &mpath))?,
         None => {
             // `write_file_atomic` but the directory fsync, which the caller defers.
-            let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
+            let temp = temp_manifest_path(opts);
             create_fresh(vfs, &temp)
                 .and_then(|f| write_all(f.as_ref(), &next.format()).and_then(|()| f.sync_data()))
                 .and_then(|()| vfs.rename(&temp, &mpath))
@@ -750,7 +755,7 @@ fn add_incr_file(
             // `seal` fsyncs the sealed file on a helper thread; the rename waits for both.
             // IMPORTANT: the sealed file must be durable in full before a manifest that makes
             // it a non-last incr file can be (recovery refuses a torn non-last file).
-            let temp = opts.dir.join(format!("{TEMP_FILE_PREFIX}{mname}"));
+            let temp = temp_manifest_path(opts);
             let text = next.format();
             // Deterministic mode: the seal's fsync completes before the temp manifest is
             // created (still on the helper thread), so the order of operations is fixed.
@@ -1305,11 +1310,7 @@ impl Worker {
                             // Its prepared manifest too (a leftover temp file is harmless, but
                             // a clean shutdown leaves none).
                             let _io = self.shared.manifest_io();
-                            let temp = self.opts.dir.join(format!(
-                                "{TEMP_FILE_PREFIX}{}",
-                                manifest_name(&self.opts.filename)
-                            ));
-                            let _ = self.vfs.remove_file(&temp);
+                            let _ = self.vfs.remove_file(&temp_manifest_path(&self.opts));
                         }
                     }
                     let mut g = self.shared.lock();
