@@ -270,11 +270,7 @@ impl Durability {
         let named = spec.filter(|s| !changes_unnamed_keys(s.name));
         let end = self.pos();
         let Some(spec) = named else {
-            if self.multi_depth > 0 {
-                self.unit_barrier = true;
-            } else {
-                self.barrier = end;
-            }
+            self.raise_barrier(end);
             return;
         };
         let mut any = false;
@@ -289,13 +285,18 @@ impl Durability {
         });
         if !any {
             // A write naming no key (a loaded function, …): changes we cannot name.
-            if self.multi_depth > 0 {
-                self.unit_barrier = true;
-            } else {
-                self.barrier = end;
-            }
+            self.raise_barrier(end);
         } else if self.multi_depth == 0 {
             self.changed_max = end;
+        }
+    }
+
+    /// Every read waits for the change ending at `end` (at its unit's EXEC, inside one).
+    fn raise_barrier(&mut self, end: u64) {
+        if self.multi_depth > 0 {
+            self.unit_barrier = true;
+        } else {
+            self.barrier = end;
         }
     }
 
