@@ -1456,6 +1456,12 @@ mod read_wait_tests {
         }
     }
 
+    fn argv(args: &[&str]) -> Vec<Bytes> {
+        args.iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
     struct Fixture {
         srv: Server,
         clients: Vec<(Client, UnboundedReceiver<Outgoing>)>,
@@ -1482,11 +1488,7 @@ mod read_wait_tests {
         fn batch(&mut self, i: usize, cmds: &[&[&str]]) -> u64 {
             let (c, rx) = &mut self.clients[i];
             for args in cmds {
-                let argv: Vec<Bytes> = args
-                    .iter()
-                    .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-                    .collect();
-                process_command(&mut self.srv, c, argv);
+                process_command(&mut self.srv, c, argv(args));
             }
             c.flush(0, true);
             self.srv.log.submit();
@@ -1557,17 +1559,11 @@ mod read_wait_tests {
         assert_eq!(f.one(1, &["LRANGE", "ldst", "0", "-1"]), sorted);
         // As COMMAND GETKEYS reports them (Redis's order).
         let spec = crate::cmd::table().get(b"zunionstore").expect("spec");
-        let argv: Vec<Bytes> = ["ZUNIONSTORE", "d", "2", "a", "b"]
-            .iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect();
-        assert_eq!(spec.key_positions(&argv), vec![1, 3, 4]);
+        let args = argv(&["ZUNIONSTORE", "d", "2", "a", "b"]);
+        assert_eq!(spec.key_positions(&args), vec![1, 3, 4]);
         let spec = crate::cmd::table().get(b"sort").expect("spec");
-        let argv: Vec<Bytes> = ["SORT", "k", "LIMIT", "0", "1", "STORE", "d"]
-            .iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect();
-        assert_eq!(spec.key_positions(&argv), vec![1, 6]);
+        let args = argv(&["SORT", "k", "LIMIT", "0", "1", "STORE", "d"]);
+        assert_eq!(spec.key_positions(&args), vec![1, 6]);
     }
 
     #[test]
@@ -1621,11 +1617,7 @@ mod read_wait_tests {
         let mut f = Fixture::new();
         let (c, rx) = &mut f.clients[0];
         for args in [&["SET", "k", "v"][..], &["HELLO", "3"]] {
-            let argv: Vec<Bytes> = args
-                .iter()
-                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-                .collect();
-            process_command(&mut f.srv, c, argv);
+            process_command(&mut f.srv, c, argv(args));
         }
         c.flush(0, true);
         let set = rx
