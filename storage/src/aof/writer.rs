@@ -278,6 +278,10 @@ struct Inner {
     sync_held: bool,
     /// Deterministic mode: seeded choices (SplitMix64 state).
     det_rng: u64,
+    /// The writer thread is waiting on `wake` and wants to hear of submitted bytes once this
+    /// many are pending (1 when idle; the gathering target under `always`); 0 = not waiting
+    /// for submissions (busy, or waiting for something else: `submit` does not wake it).
+    wake_at_pending: usize,
     stats: LogStats,
 }
 
@@ -1049,10 +1053,21 @@ impl LogWriter {
             g.pending.extend_from_slice(bytes);
             g.submitted += bytes.len() as u64;
             g.stats.buffer_length = g.pending.len();
-            g.submitted
+            // Wake the writer only if it waits for these bytes: not while it writes or
+            // fsyncs (it looks at `pending` before it sleeps again), and not while it gathers
+            // a group under `always` that these bytes do not complete (its deadline wakes
+            // it). Each wake-up costs a futex call here and a context switch there, and under
+            // `always` the execution thread submits many small rounds while an fsync runs.
+            let wake = g.wake_at_pending != 0 && g.pending.len() >= g.wake_at_pending;
+            if wake {
+                g.wake_at_pending = 0;
+            }
+            (g.submitted, wake)
         };
-        self.shared.wake.notify_one();
-        end
+        if end.1 {
+            self.shared.wake.notify_one();
+        }
+        end.0
     }
 
     /// The last published progress.
@@ -1360,14 +1375,16 @@ impl Worker {
                     }
                 }
                 if go && !g.shutdown {
-                    if let Some(wait) = self
-                        .gather
-                        .and_then(|gt| gt.wait(g.pending.len(), Instant::now()))
-                    {
+                    if let Some((wait, target)) = self.gather.and_then(|gt| {
+                        gt.wait(g.pending.len(), Instant::now())
+                            .map(|w| (w, gt.target))
+                    }) {
+                        g.wake_at_pending = target;
                         g = shared
                             .wake
                             .wait_timeout(g, wait)
                             .map_or_else(|p| p.into_inner().0, |r| r.0);
+                        g.wake_at_pending = 0;
                         continue;
                     }
                 }
@@ -1416,10 +1433,12 @@ impl Worker {
             if g.holds == 0 && shared.fsync_due(&g, self.written, self.last_fsync_ms) {
                 g = self.request_sync(g, false);
             }
+            g.wake_at_pending = 1;
             g = shared
                 .wake
                 .wait_timeout(g, Duration::from_millis(TICK_MS))
                 .map_or_else(|p| p.into_inner().0, |r| r.0);
+            g.wake_at_pending = 0;
         }
     }
 
