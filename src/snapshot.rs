@@ -232,6 +232,27 @@ struct Inserter {
     lru: u32,
     cur_db: usize,
     stats: LoadStats,
+    /// Per database: how its entries are inserted (decided at its first entry).
+    bulk: Vec<BulkState>,
+}
+
+/// A database that was empty when the load reached it is filled in bulk: entries are appended
+/// unindexed (the key table's vector grows front to back) and indexed once at the end, in the
+/// index's bucket order ([`KeyTable::index_appended`]); one by one, each insert into an index
+/// of millions of slots cost a cache miss or two, which was most of the inserting thread's time.
+enum BulkState {
+    Undecided,
+    /// Not empty at its first entry: insert one by one (replacing keys that exist).
+    Off,
+    On(Bulk),
+}
+
+#[derive(Default)]
+struct Bulk {
+    /// Hash of every appended entry, in position order.
+    hashes: Vec<u64>,
+    /// (position, expiry) of appended entries with a TTL, applied once indexed.
+    expires: Vec<(usize, i64)>,
 }
 
 impl Inserter {
@@ -242,6 +263,32 @@ impl Inserter {
             lru: srv.lru_clock,
             cur_db: 0,
             stats: LoadStats::default(),
+            bulk: (0..srv.dbs.len()).map(|_| BulkState::Undecided).collect(),
+        }
+    }
+
+    /// Index what was appended in bulk. Must run before the keyspace is used, whether the load
+    /// succeeded or stopped at an error (entries before the damage stay loaded).
+    fn finish(&mut self, srv: &mut Server) {
+        for (db, state) in self.bulk.iter_mut().enumerate() {
+            let BulkState::On(bulk) = std::mem::replace(state, BulkState::Undecided) else {
+                continue;
+            };
+            let d = &mut srv.dbs[db];
+            let lost = d.keys.index_appended(0, &bulk.hashes);
+            drop(bulk.hashes);
+            // A key that appeared twice keeps its later entry, TTL included (the earlier
+            // entry's expiry, if any, is not applied; the later one's is).
+            for (p, t) in bulk.expires {
+                let superseded = u32::try_from(p).is_ok_and(|p| lost.binary_search(&p).is_ok());
+                if !superseded {
+                    if let Some((key, _)) = d.keys.get_index(p) {
+                        let key = key.clone();
+                        d.expires.insert(&key, t);
+                    }
+                }
+            }
+            d.keys.remove_unindexed(&lost);
         }
     }
 
@@ -276,6 +323,23 @@ impl Inserter {
                 }
                 // Existing keys with the same name are replaced, TTL included.
                 let d = &mut srv.dbs[db];
+                if matches!(self.bulk[db], BulkState::Undecided) {
+                    self.bulk[db] = if d.keys.is_empty() && d.expires.is_empty() {
+                        BulkState::On(Bulk::default())
+                    } else {
+                        BulkState::Off
+                    };
+                }
+                if let BulkState::On(bulk) = &mut self.bulk[db] {
+                    let h = hash.unwrap_or_else(|| d.keys.hasher().hash(&key));
+                    let p = d.keys.push_unindexed(key, obj);
+                    bulk.hashes.push(h);
+                    if let Some(t) = expire_ms {
+                        bulk.expires.push((p, t));
+                    }
+                    self.stats.keys += 1;
+                    return Ok(());
+                }
                 let expire = expire_ms.map(|t| (key.clone(), t));
                 match hash {
                     Some(h) => d.insert_hashed(h, key, obj),
@@ -334,6 +398,7 @@ fn load_sequential<Rd: ItemSource>(
         }
         true
     });
+    ins.finish(srv);
     if let Some(e) = failed {
         return Err(e);
     }
@@ -418,6 +483,7 @@ pub fn load_rdb_bytes(
         let decoded = decoder
             .join()
             .unwrap_or_else(|_| Err("the RDB decoding thread panicked".to_string()));
+        ins.finish(srv);
         match failed {
             Some(e) => Err(e),
             None => decoded.map(|()| true),
@@ -633,6 +699,89 @@ mod tests {
         for cut in [data.len() / 3, data.len() - 9] {
             let (r, _) = load_both(&data[..cut], true);
             assert!(r.starts_with("Err("), "cut at {cut}: {r}");
+        }
+    }
+
+    /// An image naming keys more than once (Redis refuses it; Strongbox keeps the later entry,
+    /// TTL included, as inserting one by one does): loading it into an empty server (bulk
+    /// path) gives what loading it into a server whose databases already hold other keys
+    /// (one-by-one path) gives, minus those keys.
+    #[test]
+    fn a_key_repeated_in_an_image_keeps_its_last_entry_in_bulk_and_one_by_one() {
+        let srv = server();
+        let now = crate::util::now_ms();
+        let mut w = RdbWriter::new(Vec::new(), writer_options(&srv, false)).expect("writer");
+        let s = |v: &str| Object::new(Value::Str(CompactBytes::from_slice(v.as_bytes())), 0);
+        let later = now + 3_600_000;
+        for db in [0usize, 3] {
+            w.begin_db(db as u32, 10, 4).expect("db");
+            let entries: [(&str, &str, Option<i64>); 10] = [
+                ("a", "a1", Some(later)),
+                ("b", "b1", None),
+                ("c", "c1", None),
+                ("a", "a2", None),
+                ("b", "b2", Some(later + 1)),
+                ("long-key-of-more-than-sixteen-bytes", "l1", None),
+                ("c", "c2", Some(later + 2)),
+                ("c", "c3", None),
+                ("long-key-of-more-than-sixteen-bytes", "l2", Some(later + 3)),
+                ("d", "d1", Some(later + 4)),
+            ];
+            for (k, v, t) in entries {
+                write_entry(&mut w, db, k.as_bytes(), &s(v), t, 0).expect("entry");
+            }
+        }
+        let data = w.finish().expect("finish");
+        let want = |db: usize| {
+            vec![
+                (db, b"a".to_vec(), Some("a2"), None),
+                (db, b"b".to_vec(), Some("b2"), Some(later + 1)),
+                (db, b"c".to_vec(), Some("c3"), None),
+                (db, b"d".to_vec(), Some("d1"), Some(later + 4)),
+                (
+                    db,
+                    b"long-key-of-more-than-sixteen-bytes".to_vec(),
+                    Some("l2"),
+                    Some(later + 3),
+                ),
+            ]
+        };
+        let strings = |srv: &Server, skip: &[u8]| {
+            let mut v: Vec<_> = keyspace(srv)
+                .into_iter()
+                .filter(|(_, k, _, _)| k != skip)
+                .map(|(db, k, v, t)| {
+                    let s = match v {
+                        rdb::Value::String(b) => b,
+                        other => panic!("{other:?}"),
+                    };
+                    (db, k, s, t)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let expect: Vec<_> = want(0)
+            .into_iter()
+            .chain(want(3))
+            .map(|(db, k, v, t)| (db, k, Bytes::from(v.unwrap().as_bytes().to_vec()), t))
+            .collect();
+        for mode in [LoadMode::Sequential, LoadMode::Parallel] {
+            let mut empty = server();
+            load_rdb_bytes(&mut empty, &data, false, mode).expect("load");
+            assert_eq!(strings(&empty, b""), expect, "bulk, {mode:?}");
+            assert_eq!(empty.dbs[0].keys.len(), 5);
+            assert_eq!(empty.dbs[3].expires.len(), 3);
+            let mut seeded = server();
+            for db in [0, 3] {
+                seeded.dbs[db].insert(b"zz-other", s("o"));
+            }
+            load_rdb_bytes(&mut seeded, &data, false, mode).expect("load");
+            assert_eq!(
+                strings(&seeded, b"zz-other"),
+                expect,
+                "one by one, {mode:?}"
+            );
         }
     }
 

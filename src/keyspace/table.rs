@@ -146,6 +146,49 @@ impl KeyTable {
         self.upsert(h, key, obj)
     }
 
+    /// Bulk loading: append an entry without indexing it. Until [`KeyTable::index_appended`]
+    /// runs, lookups do not see it (the loader is the only user of the table meanwhile).
+    pub fn push_unindexed(&mut self, key: CompactBytes, obj: Object) -> usize {
+        self.entries.push(Entry { key, obj });
+        self.entries.len() - 1
+    }
+
+    /// Index the entries appended by [`KeyTable::push_unindexed`] from position `from` on
+    /// (`hashes` in position order). A key appended twice keeps its later entry, as
+    /// [`KeyTable::insert`] would have; returns the earlier entries' positions, ascending,
+    /// still in the vector: the caller reads what it needs of them (their keys are the
+    /// winners' keys) and drops them with [`KeyTable::remove_unindexed`].
+    pub fn index_appended(&mut self, from: usize, hashes: &[u64]) -> Vec<u32> {
+        debug_assert_eq!(from + hashes.len(), self.entries.len());
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        self.index.insert_appended(
+            from,
+            hashes,
+            |a, b| entries[a as usize].key == entries[b as usize].key,
+            |i| hasher.hash_one(entries[i as usize].key.as_slice()),
+        )
+    }
+
+    /// Drop the unindexed entries at `positions` (ascending, as
+    /// [`KeyTable::index_appended`] returns them); every other entry must be indexed.
+    pub fn remove_unindexed(&mut self, positions: &[u32]) {
+        for &p in positions.iter().rev() {
+            let p = p as usize;
+            let last = self.entries.len() - 1;
+            // Removing from the top down, the last entry is never one still to drop.
+            self.entries.swap_remove(p);
+            if p != last {
+                let h = self.hash(self.entries[p].key.as_slice());
+                let entries = &self.entries;
+                let hasher = &self.hasher;
+                self.index.relocate(h, last, p, |j| {
+                    hasher.hash_one(entries[j as usize].key.as_slice())
+                });
+            }
+        }
+    }
+
     /// Overwrite the object of `key` or append a new entry; the key is made owned (copied, if
     /// borrowed) only when it is new.
     #[inline]
@@ -402,6 +445,62 @@ mod tests {
         }
         for (k, v) in &model {
             assert_eq!(val(t.get(k.as_bytes()).unwrap()), v.as_bytes());
+        }
+    }
+
+    /// Bulk loading (append unindexed, index once, drop the superseded) ends where inserting
+    /// the same sequence one by one ends: same keys, later values win, every position
+    /// indexed once — with duplicates, a table that already held keys, a grow in progress,
+    /// and more positions than one binning pass takes.
+    #[test]
+    fn bulk_append_then_index_matches_inserting_one_by_one() {
+        use rand::{Rng, SeedableRng};
+        for (seed, prefilled, n) in [(1u64, 0usize, 5_000usize), (2, 0, 300), (3, 900, 9_000)] {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut bulk = KeyTable::default();
+            let mut model = KeyTable::default();
+            for i in 0..prefilled {
+                // Enough to leave `bulk` mid-growth (incremental rehash) when the bulk starts.
+                let k = format!("pre:{i}");
+                bulk.insert(k.as_bytes(), obj(b"p"));
+                model.insert(k.as_bytes(), obj(b"p"));
+            }
+            assert_eq!(bulk.index.is_growing(), prefilled == 900);
+            let from = bulk.len();
+            let h = bulk.hasher();
+            let mut hashes = Vec::new();
+            for step in 0..n {
+                // About one key in six appears more than once; some keys are long (heap).
+                let k =
+                    format!("key:{}", rng.gen_range(0..(n * 5 / 6))).repeat(rng.gen_range(1..3));
+                let v = step.to_string();
+                hashes.push(h.hash(k.as_bytes()));
+                bulk.push_unindexed(CompactBytes::key(k.as_bytes()), obj(v.as_bytes()));
+                model.insert(k.as_bytes(), obj(v.as_bytes()));
+            }
+            let lost = bulk.index_appended(from, &hashes);
+            assert!(lost.windows(2).all(|w| w[0] < w[1]), "ascending, once each");
+            // Each lost position holds a key some later position holds too.
+            for &p in &lost {
+                let (k, _) = bulk.get_index(p as usize).unwrap();
+                let live = bulk.get_index_of(k).unwrap();
+                assert!(live > p as usize, "the later entry wins");
+            }
+            bulk.remove_unindexed(&lost);
+            assert_eq!(bulk.len(), model.len(), "seed {seed}");
+            assert_eq!(n - lost.len() + prefilled, bulk.len());
+            assert_eq!(
+                bulk.index.positions(),
+                (0..bulk.len() as u32).collect::<Vec<_>>(),
+                "every position indexed once"
+            );
+            for (i, (k, o)) in bulk.iter().enumerate() {
+                assert_eq!(bulk.get_index_of(k), Some(i));
+                assert_eq!(val(o), val(model.get(k).unwrap()));
+            }
+            // The table works as usual afterwards.
+            assert!(bulk.insert(b"after", obj(b"x")).is_none());
+            assert!(bulk.swap_remove(b"pre:0").is_some() || prefilled == 0);
         }
     }
 
