@@ -279,13 +279,18 @@ impl Inserter {
             drop(bulk.hashes);
             // A key that appeared twice keeps its later entry, TTL included (the earlier
             // entry's expiry, if any, is not applied; the later one's is).
-            for (p, t) in bulk.expires {
-                let superseded = u32::try_from(p).is_ok_and(|p| lost.binary_search(&p).is_ok());
-                if !superseded {
-                    if let Some((key, _)) = d.keys.get_index(p) {
-                        let key = key.clone();
-                        d.expires.insert(&key, t);
-                    }
+            let kept: Vec<(CompactBytes, i64)> = bulk
+                .expires
+                .into_iter()
+                .filter(|&(p, _)| !u32::try_from(p).is_ok_and(|p| lost.binary_search(&p).is_ok()))
+                .filter_map(|(p, t)| d.keys.get_index(p).map(|(k, _)| (k.clone(), t)))
+                .collect();
+            if d.expires.is_empty() {
+                // Distinct keys (one entry per key survives), none with a TTL yet: in bulk too.
+                d.expires.extend_distinct(kept.into_iter());
+            } else {
+                for (key, t) in kept {
+                    d.expires.insert(&key, t);
                 }
             }
             d.keys.remove_unindexed(&lost);

@@ -358,6 +358,41 @@ impl Expires {
         })
     }
 
+    /// Bulk loading into an empty table: set the expiry of each of `keys`, all distinct and
+    /// none already here, indexing them at once as [`KeyTable::index_appended`] does.
+    pub fn extend_distinct(&mut self, keys: impl ExactSizeIterator<Item = (CompactBytes, i64)>) {
+        let from = self.entries.len();
+        self.entries.reserve(keys.len());
+        let mut hashes = Vec::with_capacity(keys.len());
+        for (k, t) in keys {
+            hashes.push(self.hasher.hash_one(k.as_slice()));
+            self.entries.push((k, t));
+        }
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        let lost = self.index.insert_appended(
+            from,
+            &hashes,
+            |a, b| entries[a as usize].0 == entries[b as usize].0,
+            |i| hasher.hash_one(entries[i as usize].0.as_slice()),
+        );
+        debug_assert!(lost.is_empty(), "extend_distinct given a key twice");
+        for &p in lost.iter().rev() {
+            // Not reached with distinct keys; if it were, the later expiry stays.
+            let p = p as usize;
+            let last = self.entries.len() - 1;
+            self.entries.swap_remove(p);
+            if p != last {
+                let h = self.hasher.hash_one(self.entries[p].0.as_slice());
+                let entries = &self.entries;
+                let hasher = &self.hasher;
+                self.index.relocate(h, last, p, |j| {
+                    hasher.hash_one(entries[j as usize].0.as_slice())
+                });
+            }
+        }
+    }
+
     pub fn reserve(&mut self, additional: usize) {
         self.entries.reserve(additional);
         let entries = &self.entries;
@@ -502,6 +537,29 @@ mod tests {
             assert!(bulk.insert(b"after", obj(b"x")).is_none());
             assert!(bulk.swap_remove(b"pre:0").is_some() || prefilled == 0);
         }
+    }
+
+    #[test]
+    fn expires_extended_in_bulk_are_found_and_indexed_once() {
+        let mut e = Expires::default();
+        e.extend_distinct((0..5_000u32).map(|i| {
+            (
+                CompactBytes::key(format!("k{i}").as_bytes()),
+                i64::from(i) * 3,
+            )
+        }));
+        assert_eq!(e.len(), 5_000);
+        assert_eq!(
+            e.index.positions(),
+            (0..5_000u32).collect::<Vec<_>>(),
+            "every position indexed once"
+        );
+        for i in 0..5_000i64 {
+            assert_eq!(e.get(format!("k{i}").as_bytes()), Some(&(i * 3)));
+        }
+        assert_eq!(e.swap_remove(b"k0"), Some(0));
+        assert_eq!(e.insert(b"k1", 7), Some(3));
+        assert_eq!(e.get(b"k4999"), Some(&(4999 * 3)));
     }
 
     /// Growth through many doublings with removals, overwrites and cron steps interleaved:
