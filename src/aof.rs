@@ -563,8 +563,11 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
                 client: loading_client("loading"),
                 rdb_keys: 0,
             };
-            let outcome = recovery::execute(vfs.as_ref(), &plan, &opts, &mut sink)
-                .map_err(|e| e.to_string())?;
+            // Nobody is served while the log replays: let the tables grow in one go.
+            sink.srv.dbs.iter_mut().for_each(|d| d.set_loading(true));
+            let outcome = recovery::execute(vfs.as_ref(), &plan, &opts, &mut sink);
+            sink.srv.dbs.iter_mut().for_each(|d| d.set_loading(false));
+            let outcome = outcome.map_err(|e| e.to_string())?;
             for w in &outcome.report.warnings {
                 tracing::warn!("{w}");
             }

@@ -241,6 +241,13 @@ impl Db {
         self.keys.len()
     }
 
+    /// Loading mode on or off: while on, the tables grow in one go rather than incrementally
+    /// (faster; only a loader that serves nobody meanwhile may switch it on).
+    pub fn set_loading(&mut self, on: bool) {
+        self.keys.set_grow_at_once(on);
+        self.expires.set_grow_at_once(on);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

@@ -37,6 +37,9 @@ const BULK_PASS_MAX: usize = if cfg!(test) { 1_000 } else { 1 << 20 };
 pub struct PosIndex {
     pub(super) cur: HashTable<u32>,
     pub(super) old: Option<Old>,
+    /// Loading (nobody waits on a command): grow in one go, in bucket order, instead of
+    /// incrementally (see [`PosIndex::set_grow_at_once`]).
+    grow_at_once: bool,
 }
 
 pub(super) struct Old {
@@ -119,7 +122,11 @@ impl PosIndex {
         }
         self.step(STEP_ON_INSERT, len, &hash_of);
         if self.cur.len() == self.cur.capacity() {
-            self.grow(len, &hash_of);
+            if self.grow_at_once {
+                self.regrow_at_once(len, &hash_of);
+            } else {
+                self.grow(len, &hash_of);
+            }
         }
         self.cur.insert_unique(h, new_pos, |&i| hash_of(i));
         Probe::Absent
@@ -213,6 +220,32 @@ impl PosIndex {
                 cursor: 0,
             });
         }
+    }
+
+    /// While loading (the AOF replayed at start: no client waits on a command), grow in one go
+    /// instead of incrementally: every record is re-inserted at once in bucket order
+    /// ([`PosIndex::insert_appended`]) and the full table dropped, rather than each record
+    /// being looked up in the old table and inserted into the new one at random (two cache
+    /// misses a record). Replaying 1M `SET`s, growth took about a third of the applying
+    /// thread's time the incremental way.
+    pub fn set_grow_at_once(&mut self, on: bool) {
+        self.grow_at_once = on;
+    }
+
+    fn regrow_at_once(&mut self, len: usize, hash_of: &impl Fn(u32) -> u64) {
+        // A growth started before the mode was switched on finishes first.
+        self.step(usize::MAX, len, hash_of);
+        let cap = self.cur.capacity();
+        let want = if self.cur.len() < cap / 2 {
+            cap
+        } else {
+            cap + 1
+        };
+        let hashes: Vec<u64> = (0..len).map(|p| hash_of(pos(p))).collect();
+        self.cur = HashTable::with_capacity(want);
+        // The records' keys are distinct (they were indexed): no key comparison is needed.
+        let lost = self.insert_appended(0, &hashes, |_, _| false, hash_of);
+        debug_assert!(lost.is_empty());
     }
 
     /// Move up to `n` positions' records from the old table; `len` is the vector's length.

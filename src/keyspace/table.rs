@@ -146,6 +146,11 @@ impl KeyTable {
         self.upsert(h, key, obj)
     }
 
+    /// See [`PosIndex::set_grow_at_once`].
+    pub fn set_grow_at_once(&mut self, on: bool) {
+        self.index.set_grow_at_once(on);
+    }
+
     /// Bulk loading: append an entry without indexing it. Until [`KeyTable::index_appended`]
     /// runs, lookups do not see it (the loader is the only user of the table meanwhile).
     pub fn push_unindexed(&mut self, key: CompactBytes, obj: Object) -> usize {
@@ -358,6 +363,11 @@ impl Expires {
         })
     }
 
+    /// See [`PosIndex::set_grow_at_once`].
+    pub fn set_grow_at_once(&mut self, on: bool) {
+        self.index.set_grow_at_once(on);
+    }
+
     /// Bulk loading into an empty table: set the expiry of each of `keys`, all distinct and
     /// none already here, indexing them at once as [`KeyTable::index_appended`] does.
     pub fn extend_distinct(&mut self, keys: impl ExactSizeIterator<Item = (CompactBytes, i64)>) {
@@ -567,6 +577,17 @@ mod tests {
     /// tables) and every key is found at its position, for both tables.
     #[test]
     fn incremental_growth_matches_a_model() {
+        growth_matches_a_model(false);
+    }
+
+    /// The same with the loading mode (grow in one go) switched on part way, possibly while
+    /// an incremental growth is in progress, and off again later.
+    #[test]
+    fn growth_at_once_matches_a_model() {
+        growth_matches_a_model(true);
+    }
+
+    fn growth_matches_a_model(at_once: bool) {
         use rand::{Rng, SeedableRng};
         for seed in 0..3u64 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -574,7 +595,12 @@ mod tests {
             let mut e = Expires::default();
             let mut model = std::collections::HashMap::new();
             let mut grew = 0;
+            let mut grew_at_once = 0;
             for step in 0..30_000u32 {
+                let loading = at_once && (5_000 + seed as u32 * 777..25_000).contains(&step);
+                t.set_grow_at_once(loading);
+                e.set_grow_at_once(loading);
+                let cap = t.index.capacity();
                 // The key range widens over time so the tables keep growing.
                 let k = format!("k{}", rng.gen_range(0..(step / 3 + 10)));
                 match rng.gen_range(0..10) {
@@ -598,6 +624,10 @@ mod tests {
                     }
                 }
                 grew += usize::from(t.index.is_growing());
+                if loading && t.index.capacity() > cap {
+                    grew_at_once += 1;
+                    assert!(!t.index.is_growing(), "grown in one go");
+                }
                 assert_eq!(t.len(), model.len());
                 assert_eq!(e.len(), model.len());
                 if step % 23 == 0 {
@@ -617,6 +647,11 @@ mod tests {
             assert!(
                 grew > 100,
                 "the workload never caught a growth in progress ({grew})"
+            );
+            assert_eq!(
+                at_once,
+                grew_at_once > 0,
+                "grew at once {grew_at_once} times"
             );
             for (k, v) in &model {
                 assert_eq!(val(t.get(k.as_bytes()).unwrap()), v.to_le_bytes());
