@@ -289,6 +289,8 @@ pub struct Snapshot {
     /// Bytes handed to the channel and not yet taken by the serializer (it subtracts).
     in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     handle: Option<JoinHandle<Result<Finished, String>>>,
+    /// Set by [`abort`]: the serializer stops at its next key.
+    aborted: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub temp_path: PathBuf,
     pub started: Instant,
     pub keys_done: u64,
@@ -328,13 +330,19 @@ impl Snapshot {
         let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = in_flight.clone();
         let temp = temp_path.clone();
+        let aborted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let per_key = PerKey {
+            aborted: aborted.clone(),
+            delay: srv.cfg.get_i64("rdb-key-save-delay"),
+            rng: 0x9e37_79b9_7f4a_7c15,
+        };
         let handle = std::thread::Builder::new()
             .name("strongbox-snapshot".into())
             .spawn(move || {
                 crate::util::lower_thread_priority(SNAPSHOT_THREAD_NICE);
                 match file_format {
-                    Format::Rdb(opts) => serializer(rx, file, opts, sizes, &counter),
-                    Format::Resp => resp_serializer(rx, file, &counter),
+                    Format::Rdb(opts) => serializer(rx, file, opts, sizes, &counter, per_key),
+                    Format::Resp => resp_serializer(rx, file, &counter, per_key),
                 }?;
                 install(&temp, target)
             })
@@ -357,6 +365,7 @@ impl Snapshot {
             tx,
             in_flight,
             handle: Some(handle),
+            aborted,
             temp_path,
             started: Instant::now(),
             keys_done: 0,
@@ -594,6 +603,7 @@ fn taken(counter: &std::sync::atomic::AtomicUsize, bytes: usize) {
 fn for_each_record(
     rx: &Receiver<Chunk>,
     counter: &std::sync::atomic::AtomicUsize,
+    mut per_key: PerKey,
     mut rec: impl FnMut(Rec, &[u8]) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut last_yield = Instant::now();
@@ -604,6 +614,7 @@ fn for_each_record(
                 let Batch { arena, recs } = batch;
                 for (i, r) in recs.into_iter().enumerate() {
                     rec(r, &arena)?;
+                    per_key.after_key()?;
                     if i % YIELD_CHECK_RECORDS == YIELD_CHECK_RECORDS - 1
                         && last_yield.elapsed() >= SERIALIZER_YIELD_EVERY
                     {
@@ -622,6 +633,39 @@ fn for_each_record(
     Err("snapshot aborted".into())
 }
 
+/// What the serializer does after each key: stop if the snapshot was aborted (SHUTDOWN
+/// during a rewrite: records already queued are not worth writing), and `rdb-key-save-delay`
+/// (a testing knob, as in Redis): sleep this many microseconds; a negative value -N sleeps
+/// 1 µs after one key in N on average.
+#[derive(Clone)]
+struct PerKey {
+    aborted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    delay: i64,
+    rng: u64,
+}
+
+impl PerKey {
+    fn after_key(&mut self) -> Result<(), String> {
+        if self.aborted.load(Ordering::Relaxed) {
+            return Err("snapshot aborted".into());
+        }
+        let us = match self.delay {
+            0 => return Ok(()),
+            n if n > 0 => n as u64,
+            n => {
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 7;
+                self.rng ^= self.rng << 17;
+                u64::from(self.rng.is_multiple_of(n.unsigned_abs()))
+            }
+        };
+        if us > 0 {
+            std::thread::sleep(Duration::from_micros(us));
+        }
+        Ok(())
+    }
+}
+
 /// The bytes of an arena range.
 fn span(arena: &[u8], r: (u32, u32)) -> &[u8] {
     &arena[r.0 as usize..r.1 as usize]
@@ -633,12 +677,13 @@ fn serializer(
     opts: WriterOptions,
     sizes: Vec<(u64, u64)>,
     counter: &std::sync::atomic::AtomicUsize,
+    per_key: PerKey,
 ) -> Result<(), String> {
     let out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let (th, version) = (opts.thresholds, opts.version);
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
     let mut cur_db: Option<u32> = None;
-    for_each_record(&rx, counter, |r, arena| {
+    for_each_record(&rx, counter, per_key, |r, arena| {
         if cur_db != Some(r.db) {
             let (keys, expires) = sizes.get(r.db as usize).copied().unwrap_or((0, 0));
             w.begin_db(r.db, keys, expires).map_err(|e| e.to_string())?;
@@ -804,11 +849,12 @@ fn resp_serializer(
     rx: Receiver<Chunk>,
     file: std::fs::File,
     counter: &std::sync::atomic::AtomicUsize,
+    per_key: PerKey,
 ) -> Result<(), String> {
     let mut out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let mut cur_db: Option<u32> = None;
     let mut buf = Vec::with_capacity(1 << 16);
-    for_each_record(&rx, counter, |r, arena| {
+    for_each_record(&rx, counter, per_key, |r, arena| {
         if cur_db != Some(r.db) {
             cmd(&mut buf, &[b"SELECT".as_ref(), r.db.to_string().as_bytes()]);
             cur_db = Some(r.db);
@@ -1230,6 +1276,7 @@ pub fn join(s: &mut Snapshot) -> Result<Finished, String> {
 pub fn abort(srv: &mut Server) {
     if let Some(mut s) = srv.snapshot.take() {
         NEW_OBJECT_SNAP.store(0, Ordering::Relaxed);
+        s.aborted.store(true, Ordering::Relaxed);
         drop(std::mem::replace(&mut s.tx, sync_channel(1).0));
         if let Some(h) = s.handle.take() {
             let _ = h.join();

@@ -436,7 +436,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(INT_MIN, INT_MAX),
         "0",
         MUT,
-        INERT,
+        DONE,
     )
     .hidden(),
     opt(

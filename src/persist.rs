@@ -80,6 +80,20 @@ pub fn default_info(srv: &Server) -> Vec<(String, String)> {
 /// refused (a SAVE failed), in which case the server keeps running.
 pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
     crate::supervise::notify("STOPPING=1\n");
+    // As Redis: a background save or rewrite is stopped first and its temp file removed (a
+    // rewrite's new incr file is already in the manifest; the old base and incr files still
+    // hold everything, so nothing is lost).
+    if let Some(s) = &srv.snapshot {
+        match s.purpose {
+            crate::compaction::Purpose::Dump {} => {
+                tracing::warn!("There is a child saving an .rdb. Killing it!")
+            }
+            crate::compaction::Purpose::AofBase {} => {
+                tracing::warn!("There is a child rewriting the AOF. Killing it!")
+            }
+        }
+        crate::compaction::abort(srv);
+    }
     let save = match mode {
         ShutdownMode::Save => true,
         ShutdownMode::NoSave => false,

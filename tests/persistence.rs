@@ -744,3 +744,70 @@ fn huge_keys_compaction(preamble: &str) {
     let again = dump_keyspace(sb.port(), 5, false);
     assert_same(&after, &again, "restart after compaction");
 }
+
+/// Names of the files under `dir` (recursively) that start with `temp-`.
+fn temp_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(temp_files(&p));
+        } else if e.file_name().to_string_lossy().starts_with("temp-") {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+/// SHUTDOWN NOSAVE while a rewrite, then a BGSAVE, is running (slowed down by
+/// `rdb-key-save-delay`, as Redis's tests do): it stops the snapshot at once, leaves no temp
+/// file behind (as Redis removes its child's), installs nothing half-written, and the next
+/// start loads what was there before.
+#[test]
+fn shutdown_during_a_background_snapshot_stops_it_and_removes_its_temp_file() {
+    let mut sb = StrongboxServer::start(&["--appendonly", "yes", "--rdb-key-save-delay", "2000"]);
+    let mut c = con(sb.port());
+    let mut p = redis::pipe();
+    for i in 0..3000 {
+        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    p.query::<()>(&mut c).unwrap();
+    let before = dump_keyspace(sb.port(), 1, false);
+    for (cmd, flag) in [
+        ("BGREWRITEAOF", "aof_rewrite_in_progress:1"),
+        ("BGSAVE", "rdb_bgsave_in_progress:1"),
+    ] {
+        let mut c = con(sb.port());
+        let _: String = redis::cmd(cmd).query(&mut c).unwrap();
+        // 3000 keys at 2 ms each: the snapshot runs for ~6 s unless stopped.
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        assert!(info.contains(flag), "{cmd} not running: {info}");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !temp_files(sb.dir()).is_empty(),
+            "{cmd}: no temp file to check"
+        );
+        let t = std::time::Instant::now();
+        let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c);
+        while sb.is_running() {
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "{cmd}: shutdown waited for the snapshot"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            temp_files(sb.dir()),
+            Vec::<String>::new(),
+            "{cmd}: temp file left"
+        );
+        assert!(
+            !sb.dir().join("dump.rdb").exists(),
+            "{cmd}: a dump was installed"
+        );
+        let log = sb.log();
+        assert!(log.contains("Killing it!"), "{cmd}: {log}");
+        sb.restart();
+        assert_same(&before, &dump_keyspace(sb.port(), 1, false), cmd);
+    }
+}
