@@ -172,7 +172,7 @@ impl PosIndex {
     }
 
     /// The entry at position `from` (hash `h`) now lives at `to` (a `swap_remove` moved it).
-    pub fn relocate(&mut self, h: u64, from: usize, to: usize, hash_of: impl Fn(u32) -> u64) {
+    fn relocate(&mut self, h: u64, from: usize, to: usize, hash_of: impl Fn(u32) -> u64) {
         if let Some(p) = self.cur.find_mut(h, |&i| i as usize == from) {
             *p = pos(to);
             return;
@@ -194,6 +194,37 @@ impl PosIndex {
         }
     }
 
+    /// The capacity a full `cur` grows to: twice its buckets, or as many if at most half of
+    /// it is live records (the rest tombstones), as `hashbrown`'s own resize chooses.
+    fn grown_capacity(&self) -> usize {
+        let cap = self.cur.capacity();
+        // `with_capacity(cap)` gives the same number of buckets, `cap + 1` twice as many (the
+        // usable capacity is 7/8 of a power of two). Asking for "twice the records" instead
+        // would round up to four times the buckets (+10 MiB at 1M keys).
+        if self.cur.len() < cap / 2 {
+            cap
+        } else {
+            cap + 1
+        }
+    }
+
+    /// Drop the unindexed positions `lost` (ascending, as [`PosIndex::insert_appended`]
+    /// returns them) from the vector `v`, every other position of which is indexed: each is
+    /// `swap_remove`d, from the top down (so the last entry is never one still to drop), and
+    /// the record of the entry moved into its place re-pointed. `hash_of(entry)` is the key
+    /// hash of an entry.
+    pub fn drop_unindexed<T>(&mut self, v: &mut Vec<T>, lost: &[u32], hash_of: impl Fn(&T) -> u64) {
+        for &p in lost.iter().rev() {
+            let p = p as usize;
+            let last = v.len() - 1;
+            v.swap_remove(p);
+            if p != last {
+                let v = &*v;
+                self.relocate(hash_of(&v[p]), last, p, |j| hash_of(&v[j as usize]));
+            }
+        }
+    }
+
     /// Start growing: the full table becomes the old one and a new one is allocated with twice
     /// its buckets, or as many if at most half of it is live records (the rest tombstones),
     /// as `hashbrown`'s own resize chooses. Either way the new table holds at least twice the
@@ -204,16 +235,8 @@ impl PosIndex {
             // move first rather than nest migrations.
             self.step(usize::MAX, len, hash_of);
         }
-        let cap = self.cur.capacity();
-        // `with_capacity(cap)` gives the same number of buckets, `cap + 1` twice as many (the
-        // usable capacity is 7/8 of a power of two). Asking for "twice the records" instead
-        // would round up to four times the buckets (+10 MiB at 1M keys).
-        let want = if self.cur.len() < cap / 2 {
-            cap
-        } else {
-            cap + 1
-        };
-        let full = std::mem::replace(&mut self.cur, HashTable::with_capacity(want));
+        let grown = HashTable::with_capacity(self.grown_capacity());
+        let full = std::mem::replace(&mut self.cur, grown);
         if !full.is_empty() {
             self.old = Some(Old {
                 table: full,
@@ -235,14 +258,8 @@ impl PosIndex {
     fn regrow_at_once(&mut self, len: usize, hash_of: &impl Fn(u32) -> u64) {
         // A growth started before the mode was switched on finishes first.
         self.step(usize::MAX, len, hash_of);
-        let cap = self.cur.capacity();
-        let want = if self.cur.len() < cap / 2 {
-            cap
-        } else {
-            cap + 1
-        };
         let hashes: Vec<u64> = (0..len).map(|p| hash_of(pos(p))).collect();
-        self.cur = HashTable::with_capacity(want);
+        self.cur = HashTable::with_capacity(self.grown_capacity());
         // The records' keys are distinct (they were indexed): no key comparison is needed.
         let lost = self.insert_appended(0, &hashes, |_, _| false, hash_of);
         debug_assert!(lost.is_empty());

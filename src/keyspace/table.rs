@@ -178,20 +178,11 @@ impl KeyTable {
     /// Drop the unindexed entries at `positions` (ascending, as
     /// [`KeyTable::index_appended`] returns them); every other entry must be indexed.
     pub fn remove_unindexed(&mut self, positions: &[u32]) {
-        for &p in positions.iter().rev() {
-            let p = p as usize;
-            let last = self.entries.len() - 1;
-            // Removing from the top down, the last entry is never one still to drop.
-            self.entries.swap_remove(p);
-            if p != last {
-                let h = self.hash(self.entries[p].key.as_slice());
-                let entries = &self.entries;
-                let hasher = &self.hasher;
-                self.index.relocate(h, last, p, |j| {
-                    hasher.hash_one(entries[j as usize].key.as_slice())
-                });
-            }
-        }
+        let hasher = &self.hasher;
+        self.index
+            .drop_unindexed(&mut self.entries, positions, |e| {
+                hasher.hash_one(e.key.as_slice())
+            });
     }
 
     /// Overwrite the object of `key` or append a new entry; the key is made owned (copied, if
@@ -387,20 +378,11 @@ impl Expires {
             |i| hasher.hash_one(entries[i as usize].0.as_slice()),
         );
         debug_assert!(lost.is_empty(), "extend_distinct given a key twice");
-        for &p in lost.iter().rev() {
-            // Not reached with distinct keys; if it were, the later expiry stays.
-            let p = p as usize;
-            let last = self.entries.len() - 1;
-            self.entries.swap_remove(p);
-            if p != last {
-                let h = self.hasher.hash_one(self.entries[p].0.as_slice());
-                let entries = &self.entries;
-                let hasher = &self.hasher;
-                self.index.relocate(h, last, p, |j| {
-                    hasher.hash_one(entries[j as usize].0.as_slice())
-                });
-            }
-        }
+        // Not reached with distinct keys; if it were, the later expiry stays.
+        let hasher = &self.hasher;
+        self.index.drop_unindexed(&mut self.entries, &lost, |e| {
+            hasher.hash_one(e.0.as_slice())
+        });
     }
 
     pub fn reserve(&mut self, additional: usize) {

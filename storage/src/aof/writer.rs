@@ -522,6 +522,19 @@ struct Active {
     chain: Chain,
 }
 
+impl Active {
+    /// A new, empty incr file.
+    fn empty(name: String, path: PathBuf, file: Arc<dyn VfsFile>) -> Active {
+        Active {
+            name,
+            path,
+            file,
+            size: 0,
+            chain: Chain::default(),
+        }
+    }
+}
+
 struct Worker {
     shared: Arc<Shared>,
     vfs: Arc<dyn Vfs>,
@@ -732,16 +745,7 @@ fn add_incr_file(
             vfs.sync_dir(&opts.dir)
                 .map_err(AofError::io("write manifest", &mpath))?;
         }
-        return Ok((
-            next,
-            Active {
-                name,
-                path,
-                file,
-                size: 0,
-                chain: Chain::default(),
-            },
-        ));
+        return Ok((next, Active::empty(name, path, file)));
     }
     match seal {
         None if !defer_dir_sync => write_file_atomic(vfs, &opts.dir, &mname, &next.format())
@@ -797,16 +801,7 @@ fn add_incr_file(
             }
         }
     }
-    Ok((
-        next,
-        Active {
-            name,
-            path,
-            file,
-            size: 0,
-            chain: Chain::default(),
-        },
-    ))
+    Ok((next, Active::empty(name, path, file)))
 }
 
 /// Highest `<filename>.<n>.incr.aof` seq present in `dir` (0 if none).
