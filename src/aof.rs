@@ -625,6 +625,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         persist.loaded_keys = stats.keys;
     }
     srv.dirty = 0;
+    crate::alloc::release_free_memory();
     persist.load_secs = start.elapsed().as_secs_f64();
     persist.loaded_keys = persist
         .loaded_keys
