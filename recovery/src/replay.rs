@@ -114,12 +114,16 @@ impl FileReplay<'_> {
 /// Files (or the RESP part of a base) at least this long are read by a second thread: it
 /// verifies batch checksums and parses commands while the calling thread applies them.
 pub const PIPELINE_MIN_BYTES: usize = 1 << 20;
-/// Units handed from the reading thread to the applying thread at a time.
+/// Units handed from the reading thread to the applying thread at a time: at most this many,
+/// and no more than about [`PIPELINE_CHUNK_BYTES`] of the file (a batch may hold thousands of
+/// commands, each parsed into its own argument vector: ~2 bytes of memory per file byte).
 const PIPELINE_CHUNK_UNITS: usize = 256;
+const PIPELINE_CHUNK_BYTES: u64 = 256 << 10;
 /// Chunks in flight (bounds what the reading thread may run ahead). What it allocates for them
-/// stays with its malloc arena after the load, which glibc does not trim (not the main arena):
-/// with 16, the server replaying 1M SETs kept 15 MiB there (the applying thread pauses while a
-/// table grows, and the reader fills every chunk meanwhile); with 4, 4 MiB, at the same speed.
+/// stays with its malloc arena after the load, which glibc does not trim (not the main arena),
+/// and the applying thread pauses while a table grows, so the reader fills every chunk: with
+/// 16 chunks bounded by units only, the server replaying 1M SETs kept 15 MiB there, and 37 MiB
+/// with 4 chunks after 10M SETs; bounded by bytes too, a few MiB (same load time).
 const PIPELINE_CHUNKS_IN_FLIGHT: usize = 4;
 
 type UnitChunk<'a> = Vec<Result<Unit<'a>, ReadError>>;
@@ -170,9 +174,14 @@ impl<'scope, 'env> UnitSource<'scope, 'env> {
             .name("strongbox-load".into())
             .spawn_scoped(self.scope, move || {
                 let mut chunk = Vec::with_capacity(PIPELINE_CHUNK_UNITS);
+                let mut bytes = 0;
                 while let Some(u) = reader.next() {
+                    if let Ok(u) = &u {
+                        bytes += u.end().saturating_sub(u.offset());
+                    }
                     chunk.push(u);
-                    if chunk.len() >= PIPELINE_CHUNK_UNITS {
+                    if chunk.len() >= PIPELINE_CHUNK_UNITS || bytes >= PIPELINE_CHUNK_BYTES {
+                        bytes = 0;
                         let full =
                             std::mem::replace(&mut chunk, Vec::with_capacity(PIPELINE_CHUNK_UNITS));
                         if tx.send(full).is_err() {
