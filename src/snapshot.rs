@@ -285,14 +285,7 @@ impl Inserter {
                 .filter(|&(p, _)| !u32::try_from(p).is_ok_and(|p| lost.binary_search(&p).is_ok()))
                 .filter_map(|(p, t)| d.keys.get_index(p).map(|(k, _)| (k.clone(), t)))
                 .collect();
-            if d.expires.is_empty() {
-                // Distinct keys (one entry per key survives), none with a TTL yet: in bulk too.
-                d.expires.extend_distinct(kept.into_iter());
-            } else {
-                for (key, t) in kept {
-                    d.expires.insert(&key, t);
-                }
-            }
+            d.expires.extend_in_bulk(kept.into_iter());
             d.keys.remove_unindexed(&lost);
         }
     }

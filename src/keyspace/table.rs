@@ -359,9 +359,10 @@ impl Expires {
         self.index.set_grow_at_once(on);
     }
 
-    /// Bulk loading into an empty table: set the expiry of each of `keys`, all distinct and
-    /// none already here, indexing them at once as [`KeyTable::index_appended`] does.
-    pub fn extend_distinct(&mut self, keys: impl ExactSizeIterator<Item = (CompactBytes, i64)>) {
+    /// Bulk loading: set the expiry of each of `keys`, indexing them at once as
+    /// [`KeyTable::index_appended`] does. A key already here, or given twice, ends with its
+    /// last expiry, as [`Expires::insert`] one by one would leave it.
+    pub fn extend_in_bulk(&mut self, keys: impl ExactSizeIterator<Item = (CompactBytes, i64)>) {
         let from = self.entries.len();
         self.entries.reserve(keys.len());
         let mut hashes = Vec::with_capacity(keys.len());
@@ -377,8 +378,6 @@ impl Expires {
             |a, b| entries[a as usize].0 == entries[b as usize].0,
             |i| hasher.hash_one(entries[i as usize].0.as_slice()),
         );
-        debug_assert!(lost.is_empty(), "extend_distinct given a key twice");
-        // Not reached with distinct keys; if it were, the later expiry stays.
         let hasher = &self.hasher;
         self.index.drop_unindexed(&mut self.entries, &lost, |e| {
             hasher.hash_one(e.0.as_slice())
@@ -534,7 +533,7 @@ mod tests {
     #[test]
     fn expires_extended_in_bulk_are_found_and_indexed_once() {
         let mut e = Expires::default();
-        e.extend_distinct((0..5_000u32).map(|i| {
+        e.extend_in_bulk((0..5_000u32).map(|i| {
             (
                 CompactBytes::key(format!("k{i}").as_bytes()),
                 i64::from(i) * 3,
@@ -552,6 +551,23 @@ mod tests {
         assert_eq!(e.swap_remove(b"k0"), Some(0));
         assert_eq!(e.insert(b"k1", 7), Some(3));
         assert_eq!(e.get(b"k4999"), Some(&(4999 * 3)));
+        // A second bulk over keys already here, one of them given twice: the last expiry wins.
+        let again = [("k10", 1i64), ("new", 2), ("k4999", 3), ("new", 4)];
+        e.extend_in_bulk(
+            again
+                .iter()
+                .map(|&(k, t)| (CompactBytes::key(k.as_bytes()), t)),
+        );
+        assert_eq!(e.len(), 5_000, "4,999 after the removal, plus `new`");
+        assert_eq!(
+            e.index.positions(),
+            (0..5_000u32).collect::<Vec<_>>(),
+            "every position indexed once"
+        );
+        assert_eq!(e.get(b"k10"), Some(&1));
+        assert_eq!(e.get(b"k4999"), Some(&3));
+        assert_eq!(e.get(b"new"), Some(&4));
+        assert_eq!(e.get(b"k1"), Some(&7));
     }
 
     /// Growth through many doublings with removals, overwrites and cron steps interleaved:
