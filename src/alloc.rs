@@ -53,6 +53,8 @@ pub fn use_huge_pages(enabled: bool) {
 /// temporaries (read-ahead chunks, argument vectors, the buffers of growing tables) leave free
 /// chunks between live ones that glibc would otherwise keep.
 pub fn release_free_memory() {
+    // glibc only (other C libraries have no malloc_trim).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the kernel; it touches no live block.
     unsafe {
         libc::malloc_trim(0);
