@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strongbox_recovery::{self as recovery, Sink};
@@ -84,6 +84,21 @@ pub fn loading_client(addr: &str) -> Client {
     )
 }
 
+/// A rewrite waiting for an fsync of the log's tail before it rotates the log (see
+/// [`Persist::start_rewrite`]).
+pub struct Presync {
+    /// The position [`Progress::synced`] must reach.
+    target: u64,
+    /// When the rewrite was asked for.
+    since: Instant,
+}
+
+/// How often the execution thread looks at a [`Presync`] (it also looks every round).
+pub const PRESYNC_POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// A rewrite waits at most this long for its fsync (a stalled disk): then it rotates anyway,
+/// and the seal fsyncs what is left.
+const PRESYNC_WAIT_MAX: Duration = Duration::from_secs(1);
+
 /// What the persistence layer remembers between timer ticks.
 pub struct Persist {
     _lock: Box<dyn DirLock>,
@@ -149,12 +164,45 @@ impl Persist {
     /// base replaces; everything after goes to the new incr file, and its replies wait (through
     /// the durability gate) for the writer, which writes it only once the new incr file is
     /// durably in the manifest.
+    ///
+    /// Sealing the active file fsyncs its unsynced bytes, and replies wait for that. Under
+    /// everysec that can be up to a second of writes (milliseconds of fsync), so when there is
+    /// such a tail the rewrite first asks for an fsync of it, while commands and replies go on
+    /// (`Server::rewrite_presync`, polled by [`Persistence::poll`]), and rotates only once
+    /// it is done: the seal then fsyncs only what came in meanwhile. The rewrite counts as in
+    /// progress from the request on.
     pub fn start_rewrite(&mut self, srv: &mut Server) -> Result<(), String> {
         if srv.snapshot.is_some() {
             self.rewrite_scheduled = true;
             return Ok(());
         }
+        if srv.rewrite_presync.is_some() {
+            return Ok(());
+        }
         let t0 = Instant::now();
+        srv.log.submit();
+        let Some(writer) = self.writer(srv) else {
+            return Err("AOF is disabled".into());
+        };
+        if let Some(f) = writer.progress().failed {
+            return Err(f);
+        }
+        self.rewrite_scheduled = false;
+        if let Some(target) = writer.request_sync_soon() {
+            srv.rewrite_presync = Some(Presync { target, since: t0 });
+            return Ok(());
+        }
+        self.rotate_and_snapshot(srv, t0, Duration::ZERO)
+    }
+
+    /// The rotation and the snapshot start; `t0` is when this execution-thread work began,
+    /// `presync` how long the rewrite waited for its fsync before.
+    fn rotate_and_snapshot(
+        &mut self,
+        srv: &mut Server,
+        t0: Instant,
+        presync: Duration,
+    ) -> Result<(), String> {
         srv.log.submit();
         let Some(writer) = self.writer(srv) else {
             return Err("AOF is disabled".into());
@@ -188,8 +236,8 @@ impl Persist {
         )?;
         if let Some(s) = srv.snapshot.as_mut() {
             s.note_start(t0);
+            s.stats.presync_us = presync.as_micros() as u64;
         }
-        self.rewrite_scheduled = false;
         tracing::info!("Background append only file rewriting started");
         Ok(())
     }
@@ -239,6 +287,7 @@ fn log_window(
     if rewrite {
         st.log_rotate_us = ls.last_rotate_us;
         st.log_install_us = ls.last_install_us;
+        st.log_seal_bytes = ls.last_seal_bytes;
     }
 }
 
@@ -269,8 +318,27 @@ impl Persistence for Persist {
         self
     }
 
+    fn poll(&mut self, srv: &mut Server) {
+        let Some(p) = &srv.rewrite_presync else {
+            return;
+        };
+        let ready = self.writer(srv).is_none_or(|w| {
+            let pr = w.progress();
+            pr.failed.is_some() || pr.synced >= p.target || p.since.elapsed() >= PRESYNC_WAIT_MAX
+        });
+        if !ready {
+            return;
+        }
+        let waited = p.since.elapsed();
+        srv.rewrite_presync = None;
+        if let Err(e) = self.rotate_and_snapshot(srv, Instant::now(), waited) {
+            tracing::warn!("Can't rewrite append only file in background: {e}");
+            self.last_rewrite_ok = false;
+        }
+    }
+
     fn cron(&mut self, srv: &mut Server) {
-        if srv.snapshot.is_some() {
+        if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
             return;
         }
         if self.rewrite_scheduled && srv.log.enabled() {
@@ -392,7 +460,8 @@ impl Persistence for Persist {
         let mut v = crate::persist::default_info(srv);
         let running = srv.snapshot.as_ref();
         let bgsave = running.is_some_and(|s| matches!(s.purpose, Purpose::Dump { .. }));
-        let rewrite = running.is_some_and(|s| matches!(s.purpose, Purpose::AofBase { .. }));
+        let rewrite = running.is_some_and(|s| matches!(s.purpose, Purpose::AofBase { .. }))
+            || srv.rewrite_presync.is_some();
         let set = |v: &mut Vec<(String, String)>, k: &str, val: String| {
             if let Some(e) = v.iter_mut().find(|(n, _)| n == k) {
                 e.1 = val;

@@ -217,6 +217,11 @@ pub struct Stats {
     pub log_max_write_us: u64,
     pub log_rotate_us: u64,
     pub log_install_us: u64,
+    /// BGREWRITEAOF under everysec: how long the rewrite waited for the fsync of the log's
+    /// tail before its rotation (commands and replies went on meanwhile), µs, and how many
+    /// unsynced bytes the rotation's seal still had to fsync (replies wait for that).
+    pub presync_us: u64,
+    pub log_seal_bytes: u64,
     /// Bytes of chunks (list nodes; hash, set and zset chunks and index segments) that writes
     /// copied because the snapshot still shared them, in all and at most within one round.
     pub cow_copied_bytes: u64,
@@ -225,7 +230,7 @@ pub struct Stats {
 
 impl Stats {
     /// The `strongbox_compaction_*` INFO fields.
-    pub fn info_fields(&self) -> [(&'static str, u64); 20] {
+    pub fn info_fields(&self) -> [(&'static str, u64); 22] {
         [
             ("strongbox_compaction_max_stall_us", self.max_stall_us),
             ("strongbox_compaction_max_round_us", self.max_round_us),
@@ -271,6 +276,8 @@ impl Stats {
             ),
             ("strongbox_compaction_log_rotate_us", self.log_rotate_us),
             ("strongbox_compaction_log_install_us", self.log_install_us),
+            ("strongbox_compaction_presync_us", self.presync_us),
+            ("strongbox_compaction_log_seal_bytes", self.log_seal_bytes),
         ]
     }
 }

@@ -326,6 +326,9 @@ pub struct Server {
     pub paused_until_ms: i64,
     /// The running fork-free snapshot (BGSAVE / BGREWRITEAOF), if any.
     pub snapshot: Option<crate::compaction::Snapshot>,
+    /// A BGREWRITEAOF waiting for the log's unsynced bytes to be fsynced before it rotates the
+    /// log and starts its snapshot (`aof::Persist::start_rewrite`); polled every round.
+    pub rewrite_presync: Option<crate::aof::Presync>,
     /// Epoch of the latest snapshot (see `compaction`).
     pub snap_epoch: u32,
     /// Network byte counters shared with the connection tasks (INFO stats).
@@ -381,6 +384,7 @@ impl Server {
             paused_until_ms: 0,
             net_bytes: None,
             snapshot: None,
+            rewrite_presync: None,
             snap_epoch: 0,
             cfg,
         }
@@ -1035,6 +1039,9 @@ pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
 /// step while a snapshot runs (it advances every round, not only when commands arrive).
 fn round_wait(srv: &Server, next_cron: Instant, now: Instant) -> Duration {
     let wait = next_cron.saturating_duration_since(now);
+    if srv.rewrite_presync.is_some() {
+        return wait.min(crate::aof::PRESYNC_POLL_INTERVAL);
+    }
     match crate::compaction::next_step_in(srv) {
         Some(w) => wait.min(w),
         None => wait,
@@ -1069,6 +1076,8 @@ fn round(
     }
     if srv.snapshot.is_some() {
         srv.snapshot_step();
+    } else if srv.rewrite_presync.is_some() {
+        srv.persistence_poll();
     }
     srv.log.submit();
     flush_all(srv);
@@ -1245,6 +1254,15 @@ impl Server {
             p.snapshot_done(self);
             self.persistence = p;
         }
+    }
+
+    fn persistence_poll(&mut self) {
+        let mut p = std::mem::replace(
+            &mut self.persistence,
+            Box::new(crate::persist::NoPersistence),
+        );
+        p.poll(self);
+        self.persistence = p;
     }
 
     fn persistence_cron(&mut self) {

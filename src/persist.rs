@@ -8,6 +8,8 @@ pub trait Persistence: Send {
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Timer (hz times a second): save rules, automatic rewrite, progress of background work.
     fn cron(&mut self, _srv: &mut Server) {}
+    /// Every round while `Server::rewrite_presync` is set: start the rewrite once it may.
+    fn poll(&mut self, _srv: &mut Server) {}
     /// Fields for INFO persistence (name, value), in Redis's order.
     fn info(&self, srv: &Server) -> Vec<(String, String)> {
         default_info(srv)
@@ -93,6 +95,9 @@ pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
             }
         }
         crate::compaction::abort(srv);
+    }
+    if srv.rewrite_presync.take().is_some() {
+        tracing::warn!("A background AOF rewrite was about to start: not starting it.");
     }
     let save = match mode {
         ShutdownMode::Save => true,

@@ -811,3 +811,42 @@ fn shutdown_during_a_background_snapshot_stops_it_and_removes_its_temp_file() {
         assert_same(&before, &dump_keyspace(sb.port(), 1, false), cmd);
     }
 }
+
+/// Under everysec, BGREWRITEAOF first has the log's unsynced tail fsynced while commands go on,
+/// and rotates the log only then: the rotation's seal fsync, which the replies of later writes
+/// wait for, has nothing left to cover when no write came in between (without the early fsync
+/// it would cover everything written since the last once-a-second fsync).
+#[test]
+fn a_rewrite_fsyncs_the_log_tail_before_it_rotates() {
+    let mut sb = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    let mut c = con(sb.port());
+    let mut p = redis::pipe();
+    for i in 0..2000 {
+        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    p.query::<()>(&mut c).unwrap();
+    let r: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    assert_eq!(r, "Background append only file rewriting started");
+    let mut info = String::new();
+    for _ in 0..200 {
+        info = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(info.contains("aof_rewrites:1"), "no rewrite: {info}");
+    assert!(
+        info.contains("aof_last_bgrewrite_status:ok"),
+        "rewrite failed: {info}"
+    );
+    assert_eq!(
+        info_field(&info, "strongbox_compaction_log_seal_bytes"),
+        0,
+        "the seal fsynced bytes the early fsync should have: {info}"
+    );
+    assert!(info_field(&info, "strongbox_compaction_presync_us") > 0, "{info}");
+    let before = dump_keyspace(sb.port(), 1, false);
+    sb.restart();
+    assert_same(&before, &dump_keyspace(sb.port(), 1, false), "restart");
+}

@@ -36,7 +36,8 @@ fn running(ctx: &Ctx) -> (bool, bool) {
     match ctx.srv.snapshot.as_ref().map(|s| &s.purpose) {
         Some(Purpose::Dump { .. }) => (true, false),
         Some(Purpose::AofBase { .. }) => (false, true),
-        None => (false, false),
+        // A rewrite waiting for its log fsync before its snapshot starts.
+        None => (false, ctx.srv.rewrite_presync.is_some()),
     }
 }
 

@@ -130,6 +130,8 @@ pub struct LogStats {
     /// How long the writer thread spent on the last rewrite rotation (seal, new incr file,
     /// manifest), in microseconds: log writes wait behind it.
     pub last_rotate_us: u64,
+    /// Unsynced bytes of the file the last rotation sealed: what its seal fsync covered.
+    pub last_seal_bytes: u64,
     /// How long the writer thread spent on the last base installation (manifest switch,
     /// removal of the replaced files), in microseconds.
     pub last_install_us: u64,
@@ -266,6 +268,9 @@ struct Inner {
     sync_shutdown: bool,
     /// Highest position an everysec fsync was requested for.
     sync_requested: u64,
+    /// Everysec: a position someone wants fsynced without waiting for the interval
+    /// ([`LogWriter::request_sync_soon`]); an fsync is due while `sync_requested` is below it.
+    sync_wanted: u64,
     /// The writer's last fsync time, mirrored for [`LogWriter::hold`].
     last_fsync_ms_shadow: u64,
     /// The next incr file, created (and its directory entry fsynced) ahead of the rotation
@@ -510,7 +515,9 @@ impl Shared {
             && written > g.sync_requested
             && !g.sync_in_progress
             && g.sync_request.is_none()
-            && self.clock.monotonic_ms().saturating_sub(last_fsync_ms) >= EVERYSEC_INTERVAL_MS
+            && (g.sync_wanted > g.sync_requested
+                || self.clock.monotonic_ms().saturating_sub(last_fsync_ms)
+                    >= EVERYSEC_INTERVAL_MS)
     }
 }
 
@@ -1138,6 +1145,38 @@ impl LogWriter {
         Pending { rx }
     }
 
+    /// Everysec: ask for an fsync of everything submitted so far now, rather than at the next
+    /// interval, without waiting for it (it runs on the fsync thread, beside the writes).
+    /// Returns the position to watch for in [`Progress::synced`], or `None` when there is
+    /// nothing to wait for: the policy is not everysec (`always` has no unsynced bytes once
+    /// written; `no` never fsyncs on its own), the log has failed, or all is synced already.
+    ///
+    /// A rewrite asks for this before its rotation, so the rotation's seal fsync covers only
+    /// the bytes written since, and the replies held behind it wait for a short fsync.
+    pub fn request_sync_soon(&self) -> Option<u64> {
+        if self.shared.policy != FsyncPolicy::EverySec {
+            return None;
+        }
+        let synced = self.shared.progress().synced;
+        let wake = {
+            let mut g = self.shared.lock();
+            if g.failed.is_some() || synced >= g.submitted {
+                return None;
+            }
+            g.sync_wanted = g.sync_wanted.max(g.submitted);
+            let target = g.submitted;
+            let wake = g.wake_at_pending != 0;
+            if wake {
+                g.wake_at_pending = 0;
+            }
+            (target, wake)
+        };
+        if wake.1 {
+            self.shared.wake.notify_one();
+        }
+        Some(wake.0)
+    }
+
     /// Compaction hook: seal the active incr file and open a new one, so a snapshot taken now
     /// covers exactly the returned `replaced` files. Everything submitted before this call is
     /// in the replaced files. Blocking form of [`Self::request_rotate_for_rewrite`].
@@ -1595,6 +1634,13 @@ impl Worker {
             *took.lock().unwrap_or_else(|p| p.into_inner()) = Some(started.elapsed());
             Ok(())
         };
+        {
+            // The everysec fsync thread's fsyncs count too (they are of this file, or of
+            // files sealed before it).
+            let mut g = shared.lock();
+            self.synced = self.synced.max(g.stats.synced);
+            g.stats.last_seal_bytes = self.written - self.synced;
+        }
         let need_seal = self.synced < self.written;
         // Everysec: replies wait for `written`, which needs the new manifest renamed into place
         // (a process crash keeps the rename) but not its directory fsync: that is deferred to
@@ -2052,6 +2098,34 @@ mod tests {
         assert_eq!(w.progress().synced, CMD.len() as u64);
         assert_eq!(w.stats().fsyncs, 1);
         w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn a_sync_asked_for_runs_before_the_interval() {
+        let fs = SimFs::new(4);
+        let clock = Arc::new(ManualClock::default());
+        let (w, _) = open(&fs, FsyncPolicy::EverySec, clock);
+        assert_eq!(w.request_sync_soon(), None, "nothing to sync yet");
+        w.submit(CMD, 0);
+        drop(w.hold());
+        assert_eq!(w.progress().synced, 0, "the interval has not passed");
+        // Asked for while the bytes are still pending, too: the fsync covers them.
+        w.submit(CMD, 0);
+        let target = w.request_sync_soon().expect("unsynced bytes");
+        assert_eq!(target, 2 * CMD.len() as u64);
+        drop(w.hold()); // waits for the due fsync
+        assert_eq!(w.progress().synced, target);
+        assert_eq!(w.stats().fsyncs, 1);
+        assert_eq!(w.request_sync_soon(), None, "all synced");
+        w.shutdown().expect("shutdown");
+
+        for policy in [FsyncPolicy::Always, FsyncPolicy::No] {
+            let fs = SimFs::new(5);
+            let (w, _) = open(&fs, policy, Arc::default());
+            w.submit(CMD, 0);
+            assert_eq!(w.request_sync_soon(), None, "{policy:?}");
+            w.shutdown().expect("shutdown");
+        }
     }
 
     #[test]
