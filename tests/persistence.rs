@@ -845,7 +845,10 @@ fn a_rewrite_fsyncs_the_log_tail_before_it_rotates() {
         0,
         "the seal fsynced bytes the early fsync should have: {info}"
     );
-    assert!(info_field(&info, "strongbox_compaction_presync_us") > 0, "{info}");
+    assert!(
+        info_field(&info, "strongbox_compaction_presync_us") > 0,
+        "{info}"
+    );
     let before = dump_keyspace(sb.port(), 1, false);
     sb.restart();
     assert_same(&before, &dump_keyspace(sb.port(), 1, false), "restart");

@@ -516,8 +516,7 @@ impl Shared {
             && !g.sync_in_progress
             && g.sync_request.is_none()
             && (g.sync_wanted > g.sync_requested
-                || self.clock.monotonic_ms().saturating_sub(last_fsync_ms)
-                    >= EVERYSEC_INTERVAL_MS)
+                || self.clock.monotonic_ms().saturating_sub(last_fsync_ms) >= EVERYSEC_INTERVAL_MS)
     }
 }
 
