@@ -537,6 +537,10 @@ impl Persistence for Persist {
                 st.last_fsync_us.to_string(),
             ));
             v.push(("strongbox_aof_batches".into(), st.batches.to_string()));
+            v.push((
+                "strongbox_aof_inline_batches".into(),
+                st.inline_batches.to_string(),
+            ));
             let avg = st.batch_bytes_total.checked_div(st.batches).unwrap_or(0);
             v.push(("strongbox_aof_batch_bytes_avg".into(), avg.to_string()));
             v.push((

@@ -597,8 +597,16 @@ fn compaction_of_huge_keys_with_resp_base_is_point_in_time() {
 /// the base alone in redis-server 7.0 — and base + new incr file the state after; the
 /// execution thread's copies and the buffered bytes stay bounded whatever the key sizes.
 fn huge_keys_compaction(preamble: &str) {
-    let mut sb =
-        StrongboxServer::start(&["--appendonly", "yes", "--aof-use-rdb-preamble", preamble]);
+    // `always`: the snapshot point is the BGREWRITEAOF itself (under everysec the rewrite
+    // first waits for an fsync of the log's tail, so the mutations below could come first).
+    let mut sb = StrongboxServer::start(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--aof-use-rdb-preamble",
+        preamble,
+    ]);
     let mut c = con(sb.port());
     fill_collection(&mut c, "list", "biglist", 1_000_000);
     for (kind, key) in [

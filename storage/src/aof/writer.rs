@@ -121,6 +121,8 @@ pub struct LogStats {
     pub batch_bytes_total: u64,
     /// Largest batch payload.
     pub batch_bytes_max: u64,
+    /// Batches written on the submitting thread (see [`LogWriter::submit`]).
+    pub inline_batches: u64,
     /// `always`: batches that started at the gathering deadline with fewer bytes than the
     /// batch before them (the group did not come back in time; see `Gather`).
     pub gather_timeouts: u64,
@@ -194,6 +196,13 @@ pub const EVERYSEC_POSTPONE_MS_MAX: u64 = 2000;
 pub const EVERYSEC_POSTPONE_AFTER_MS: u64 = 100;
 /// Idle wake-up period of the writer thread.
 const TICK_MS: u64 = 20;
+/// More than a batch's annotation, `#TS` line and SELECT add to its bytes: a batch written on
+/// the submitting thread must not fill the segment (the rotation stays on the writer thread).
+const INLINE_BATCH_OVERHEAD_MAX: u64 = 256;
+/// A batch written on the submitting thread that took this long sends the next ones through
+/// the writer thread for [`INLINE_PAUSE_MS`].
+const INLINE_WRITE_SLOW: Duration = Duration::from_millis(1);
+const INLINE_PAUSE_MS: u64 = 1000;
 
 type ProgressFn = Box<dyn Fn(&Progress) + Send>;
 
@@ -287,6 +296,8 @@ struct Inner {
     /// many are pending (1 when idle; the gathering target under `always`); 0 = not waiting
     /// for submissions (busy, or waiting for something else: `submit` does not wake it).
     wake_at_pending: usize,
+    /// Batches are not written on the submitting thread before this time (monotonic ms).
+    inline_paused_until_ms: u64,
     stats: LogStats,
 }
 
@@ -541,7 +552,10 @@ impl Active {
     }
 }
 
-struct Worker {
+/// The state that writing to the log needs: the active file and the positions. The writer
+/// thread locks it for each job; the execution thread locks it to write a batch itself when
+/// the writer thread is idle ([`LogWriter::submit`]). Lock order: this before `Shared::inner`.
+struct Appender {
     shared: Arc<Shared>,
     vfs: Arc<dyn Vfs>,
     opts: AofOptions,
@@ -551,6 +565,12 @@ struct Worker {
     written: u64,
     synced: u64,
     last_fsync_ms: u64,
+}
+
+/// The writer thread's own state.
+struct Worker {
+    shared: Arc<Shared>,
+    app: Arc<Mutex<Appender>>,
     postponed_since_ms: Option<u64>,
     /// `always`: the group the next batch waits to gather (see [`Gather`]).
     gather: Option<Gather>,
@@ -644,6 +664,7 @@ impl GatherClock {
 /// Handle to the log; owned by the server's execution thread.
 pub struct LogWriter {
     shared: Arc<Shared>,
+    app: Arc<Mutex<Appender>>,
     writer: Option<JoinHandle<()>>,
     syncer: Option<JoinHandle<()>>,
 }
@@ -991,7 +1012,7 @@ impl LogWriter {
             opts: opts.clone(),
             deterministic,
         });
-        let worker = Worker {
+        let app = Appender {
             last_fsync_ms: shared.clock.monotonic_ms(),
             shared: shared.clone(),
             vfs,
@@ -1001,12 +1022,17 @@ impl LogWriter {
             last_ts: None,
             written: 0,
             synced: 0,
+        };
+        app.update_stats(&mut shared.lock());
+        let app = Arc::new(Mutex::new(app));
+        let worker = Worker {
+            shared: shared.clone(),
+            app: app.clone(),
             postponed_since_ms: None,
             gather: None,
             gather_clock: GatherClock::default(),
             gather_backoff: 0,
         };
-        worker.update_stats(&mut shared.lock());
         let next_seq = shared.files().manifest.next_incr_seq();
         shared.prepare_spare(next_seq);
         let writer = std::thread::Builder::new()
@@ -1034,6 +1060,7 @@ impl LogWriter {
         };
         Ok(LogWriter {
             shared,
+            app,
             writer: Some(writer),
             syncer,
         })
@@ -1044,7 +1071,19 @@ impl LogWriter {
     /// MULTI…EXEC block must be submitted in one call); `db_at_start` is the db selected when
     /// `bytes` begin. Returns the logical end position (logical positions count only submitted
     /// payload bytes, monotonic across segments).
+    ///
+    /// Under everysec and `no`, when the writer thread is idle (nothing queued, no job, no
+    /// fsync in flight for long, room left in the segment), the bytes are written on the
+    /// calling thread instead, as Redis writes its AOF buffer before it answers: a reply
+    /// released at `written` then waits for no other thread (an unpipelined SET through the
+    /// writer thread cost two cross-thread wake-ups: the writer's, and the event loop's when
+    /// progress came back). `always` keeps its fsync on the writer thread.
     pub fn submit(&self, bytes: &[u8], db_at_start: u32) -> u64 {
+        if self.shared.policy != FsyncPolicy::Always {
+            if let Some(end) = self.try_write_here(bytes, db_at_start) {
+                return end;
+            }
+        }
         let end = {
             let mut g = self.shared.lock();
             if g.pending.is_empty() {
@@ -1069,6 +1108,51 @@ impl LogWriter {
             self.shared.wake.notify_one();
         }
         end.0
+    }
+
+    /// See [`Self::submit`]: `None` if the bytes must go through the writer thread.
+    fn try_write_here(&self, bytes: &[u8], db: u32) -> Option<u64> {
+        // The writer thread holds the appender for each of its jobs: busy means queue.
+        let mut a = self.app.try_lock().ok()?;
+        let mut g = self.shared.lock();
+        let now_ms = self.shared.clock.monotonic_ms();
+        let slow_fsync = (g.sync_in_progress || g.sync_request.is_some())
+            && now_ms.saturating_sub(a.last_fsync_ms) >= EVERYSEC_POSTPONE_AFTER_MS;
+        if g.busy
+            || g.holds > 0
+            || g.shutdown
+            || g.failed.is_some()
+            || !g.pending.is_empty()
+            || !g.controls.is_empty()
+            || slow_fsync
+            || now_ms < g.inline_paused_until_ms
+            || a.active.size + bytes.len() as u64 + INLINE_BATCH_OVERHEAD_MAX
+                >= a.opts.segment_bytes_max
+        {
+            return None;
+        }
+        g.submitted += bytes.len() as u64;
+        let end = g.submitted;
+        g.busy = true;
+        g.stats.inline_batches += 1;
+        drop(g);
+        let started = Instant::now();
+        let res = a.write_batch(bytes, db, None);
+        let mut g = self.shared.lock();
+        if started.elapsed() >= INLINE_WRITE_SLOW {
+            // The disk holds writes back (dirty-page throttling, a journal stall): keep them
+            // off the execution thread for a while.
+            g.inline_paused_until_ms = self.shared.clock.monotonic_ms() + INLINE_PAUSE_MS;
+        }
+        g.busy = false;
+        a.update_stats(&mut g);
+        drop(g);
+        drop(a);
+        if let Err(msg) = res {
+            self.shared.fail(msg);
+        }
+        self.shared.idle.notify_all();
+        Some(end)
     }
 
     /// The last published progress.
@@ -1307,71 +1391,85 @@ enum Job {
     Shutdown,
 }
 
+fn lock_app(app: &Mutex<Appender>) -> MutexGuard<'_, Appender> {
+    app.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Worker {
-    fn update_stats(&self, g: &mut Inner) {
-        {
-            let f = self.shared.files();
-            g.stats.segments = f.manifest.incr.len();
-            g.stats.base_size = f.base_size;
-            g.stats.current_size = f.base_size + f.sealed_size + self.active.size;
+    /// `always`: after a batch's fsync (`took`), gather the group it released before the next
+    /// one (see [`Gather`]).
+    fn after_always_batch(&mut self, len: usize, took: Option<Duration>) {
+        let Some(took) = took else {
+            return;
+        };
+        if self.gather_backoff > 0 {
+            self.gather_backoff -= 1;
+        } else if len >= GATHER_TARGET_MIN {
+            self.gather = Some(Gather::after_fsync(
+                len,
+                took,
+                &self.gather_clock,
+                Instant::now(),
+            ));
         }
-        g.stats.written = self.written;
-        g.stats.synced = g.stats.synced.max(self.synced);
-        g.last_fsync_ms_shadow = self.last_fsync_ms;
     }
 
     fn run(mut self) {
+        let app = self.app.clone();
         loop {
             let job = self.next_job();
+            let mut a = lock_app(&app);
             match job {
-                Job::Write(bytes, db, since) => {
-                    if let Err(msg) = self.write_batch(&bytes, db, since) {
-                        self.shared.fail(msg);
-                    }
-                }
+                Job::Write(bytes, db, since) => match a.write_batch(&bytes, db, since) {
+                    Ok(took) => self.after_always_batch(bytes.len(), took),
+                    Err(msg) => self.shared.fail(msg),
+                },
                 Job::Control(q) => {
                     if !q.before.is_empty() && self.shared.lock().failed.is_none() {
-                        if let Err(msg) = self.write_batch(&q.before, q.before_db, q.since) {
-                            self.shared.fail(msg);
+                        match a.write_batch(&q.before, q.before_db, q.since) {
+                            Ok(took) => self.after_always_batch(q.before.len(), took),
+                            Err(msg) => self.shared.fail(msg),
                         }
                     }
-                    self.control(q.control);
+                    a.control(q.control);
                 }
                 Job::Shutdown => {
-                    if self.shared.lock().failed.is_none() && self.synced < self.written {
-                        if let Err(msg) = self.sync_active() {
+                    if self.shared.lock().failed.is_none() && a.synced < a.written {
+                        if let Err(msg) = a.sync_active() {
                             self.shared.fail(msg);
                         }
                     }
                     if self.shared.lock().failed.is_none() {
                         // A rotation's deferred directory fsync, and the seal it held back.
                         match self.shared.sync_pending_dir() {
-                            Ok(()) => self.shared.publish(None, Some(self.synced), None),
+                            Ok(()) => self.shared.publish(None, Some(a.synced), None),
                             Err(msg) => self.shared.fail(msg),
                         }
                     }
                     // An unused spare is an orphan: remove it (a crash first leaves it to the
                     // next writer, which re-creates it).
                     if let Some(s) = self.shared.take_any_spare() {
-                        let _ = self.vfs.remove_file(&s.path);
+                        let _ = a.vfs.remove_file(&s.path);
                         if s.manifest.is_some() {
                             // Its prepared manifest too (a leftover temp file is harmless, but
                             // a clean shutdown leaves none).
                             let _io = self.shared.manifest_io();
-                            let _ = self.vfs.remove_file(&temp_manifest_path(&self.opts));
+                            let _ = a.vfs.remove_file(&temp_manifest_path(&a.opts));
                         }
                     }
                     let mut g = self.shared.lock();
-                    self.update_stats(&mut g);
+                    a.update_stats(&mut g);
                     drop(g);
+                    drop(a);
                     self.shared.idle.notify_all();
                     return;
                 }
             }
             let mut g = self.shared.lock();
             g.busy = false;
-            self.update_stats(&mut g);
+            a.update_stats(&mut g);
             drop(g);
+            drop(a);
             self.shared.idle.notify_all();
         }
     }
@@ -1394,7 +1492,7 @@ impl Worker {
             if (g.holds == 0 || g.shutdown) && !g.pending.is_empty() && !failed {
                 let mut go = true;
                 if (g.sync_in_progress || g.sync_request.is_some())
-                    && now.saturating_sub(self.last_fsync_ms) >= EVERYSEC_POSTPONE_AFTER_MS
+                    && now.saturating_sub(g.last_fsync_ms_shadow) >= EVERYSEC_POSTPONE_AFTER_MS
                 {
                     // Redis's rule, once the fsync is slow: postpone while it is in flight, up
                     // to 2 s (`last_fsync_ms` is when it was requested).
@@ -1463,8 +1561,17 @@ impl Worker {
                 }
                 continue;
             }
-            if g.holds == 0 && shared.fsync_due(&g, self.written, self.last_fsync_ms) {
-                g = self.request_sync(g, false);
+            if g.holds == 0 && shared.fsync_due(&g, g.stats.written, g.last_fsync_ms_shadow) {
+                // Lock order: the appender first.
+                drop(g);
+                let mut a = lock_app(&self.app);
+                let g2 = shared.lock();
+                if g2.holds == 0 && shared.fsync_due(&g2, a.written, a.last_fsync_ms) {
+                    drop(a.request_sync(g2, false));
+                }
+                drop(a);
+                g = shared.lock();
+                continue;
             }
             g.wake_at_pending = 1;
             g = shared
@@ -1473,6 +1580,20 @@ impl Worker {
                 .map_or_else(|p| p.into_inner().0, |r| r.0);
             g.wake_at_pending = 0;
         }
+    }
+}
+
+impl Appender {
+    fn update_stats(&self, g: &mut Inner) {
+        {
+            let f = self.shared.files();
+            g.stats.segments = f.manifest.incr.len();
+            g.stats.base_size = f.base_size;
+            g.stats.current_size = f.base_size + f.sealed_size + self.active.size;
+        }
+        g.stats.written = self.written;
+        g.stats.synced = g.stats.synced.max(self.synced);
+        g.last_fsync_ms_shadow = self.last_fsync_ms;
     }
 
     /// Hand an fsync of the active file to the everysec fsync thread. Deterministic mode: wait
@@ -1536,8 +1657,14 @@ impl Worker {
         Ok(())
     }
 
-    /// `since`: when the oldest of `bytes` was submitted (for `window_max_wait_us`).
-    fn write_batch(&mut self, bytes: &[u8], db: u32, since: Option<Instant>) -> Result<(), String> {
+    /// `since`: when the oldest of `bytes` was submitted (for `window_max_wait_us`). Returns
+    /// how long the batch's fsync took under `always`.
+    fn write_batch(
+        &mut self,
+        bytes: &[u8],
+        db: u32,
+        since: Option<Instant>,
+    ) -> Result<Option<Duration>, String> {
         let mut payload = Vec::with_capacity(bytes.len() + 64);
         if self.opts.timestamp_enabled {
             let now = self.shared.clock.unix_secs();
@@ -1577,21 +1704,12 @@ impl Worker {
             let mut g = self.shared.lock();
             g.stats.window_max_wait_us = g.stats.window_max_wait_us.max(us);
         }
+        let mut took = None;
         match self.opts.fsync {
             FsyncPolicy::Always => {
                 let started = Instant::now();
                 self.sync_active()?;
-                let now = Instant::now();
-                if self.gather_backoff > 0 {
-                    self.gather_backoff -= 1;
-                } else if bytes.len() >= GATHER_TARGET_MIN {
-                    self.gather = Some(Gather::after_fsync(
-                        bytes.len(),
-                        now - started,
-                        &self.gather_clock,
-                        now,
-                    ));
-                }
+                took = Some(started.elapsed());
             }
             FsyncPolicy::EverySec => {
                 let shared = self.shared.clone();
@@ -1605,7 +1723,7 @@ impl Worker {
         if self.active.size >= self.opts.segment_bytes_max {
             self.rotate()?;
         }
-        Ok(())
+        Ok(took)
     }
 
     /// Seal the active file (fsync it) and switch to a new incr file in the manifest.
@@ -2097,6 +2215,35 @@ mod tests {
         assert_eq!(w.progress().synced, CMD.len() as u64);
         assert_eq!(w.stats().fsyncs, 1);
         w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn an_idle_writer_lets_the_submitter_write_everysec_and_no_batches_itself() {
+        for policy in [FsyncPolicy::EverySec, FsyncPolicy::No, FsyncPolicy::Always] {
+            let fs = SimFs::new(7);
+            let (w, _) = open(&fs, policy, Arc::default());
+            drop(w.hold()); // the writer thread is idle
+            let end = w.submit(CMD, 0);
+            let here = policy != FsyncPolicy::Always;
+            // Written before `submit` returned: no other thread was involved.
+            assert_eq!(w.progress().written == end, here, "{policy:?}");
+            assert_eq!(w.stats().inline_batches, u64::from(here), "{policy:?}");
+            // Held (or with bytes queued), the bytes wait for the writer thread, in order.
+            let g = w.hold();
+            w.submit(CMD, 0);
+            w.submit(CMD, 0);
+            assert!(w.progress().written < 3 * CMD.len() as u64, "{policy:?}");
+            drop(g);
+            drop(w.hold());
+            assert_eq!(w.progress().written, 3 * CMD.len() as u64, "{policy:?}");
+            assert_eq!(w.stats().inline_batches, u64::from(here), "{policy:?}");
+            w.shutdown().expect("shutdown");
+            let log = fs
+                .read(Path::new("/d/appendonlydir/appendonly.aof.1.incr.aof"))
+                .expect("incr file");
+            let cmds = log.windows(CMD.len()).filter(|x| *x == CMD).count();
+            assert_eq!(cmds, 3, "{policy:?}");
+        }
     }
 
     #[test]
