@@ -278,6 +278,16 @@ fn run_seed(seed: u64, mut fs: SimFs, story: &mut String) -> Result<(), String> 
         };
         let bursts = rng.gen_range(1..12);
         for _ in 0..bursts {
+            if rng.gen_bool(0.3) {
+                // Units submitted one by one to an idle writer: under everysec and `no` this
+                // thread writes each itself (`LogWriter::submit`'s inline path, as the
+                // server's execution thread does); `always` queues them for the writer thread.
+                for _ in 0..rng.gen_range(1..4) {
+                    drop(writer.hold());
+                    work.unit(&mut rng, &writer);
+                }
+                continue;
+            }
             let guard = writer.hold();
             clock.advance(rng.gen_range(0..1600));
             // BGREWRITEAOF as the server does it: the rotation is requested between two units
@@ -307,6 +317,10 @@ fn run_seed(seed: u64, mut fs: SimFs, story: &mut String) -> Result<(), String> 
             }
         }
         next_value = work.next_value;
+        let inline = writer.stats().inline_batches;
+        if inline > 0 {
+            story.push_str(&format!(" inline:{inline}"));
+        }
         let ends = work.ends;
         let guard = writer.hold();
         let synced_pos = synced.load(Ordering::SeqCst);

@@ -1146,8 +1146,13 @@ impl LogWriter {
         }
         g.busy = false;
         a.update_stats(&mut g);
+        // Deterministic mode: an fsync the write deferred runs on the writer thread.
+        let wake = g.sync_held;
         drop(g);
         drop(a);
+        if wake {
+            self.shared.wake.notify_one();
+        }
         if let Err(msg) = res {
             self.shared.fail(msg);
         }
