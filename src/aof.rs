@@ -211,6 +211,7 @@ impl Persist {
             return Err(f);
         }
         writer.reset_window();
+        writer.write_here(false);
         let ticket = writer.request_rotate_for_rewrite();
         let installer = writer.installer();
         let preamble = srv.cfg.get_bool("aof-use-rdb-preamble");
@@ -250,6 +251,7 @@ impl Persist {
         let opts = crate::snapshot::writer_options(srv, false);
         if let Some(w) = self.writer(srv) {
             w.reset_window();
+            w.write_here(false);
         }
         Snapshot::start(srv, Target::Dump { final_path }, temp, Format::Rdb(opts))?;
         if let Some(s) = srv.snapshot.as_mut() {
@@ -338,6 +340,11 @@ impl Persistence for Persist {
     }
 
     fn cron(&mut self, srv: &mut Server) {
+        if let Some(w) = self.writer(srv) {
+            // Batches are written on the execution thread again once no snapshot runs (see
+            // `LogWriter::write_here`; turned off where snapshots start).
+            w.write_here(srv.snapshot.is_none());
+        }
         if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
             return;
         }
