@@ -1243,35 +1243,35 @@ fn active_rehash(srv: &mut Server) {
 }
 
 impl Server {
+    /// Run `f` with the persistence layer, taken out of the server for the call (it gets the
+    /// server mutably too).
+    pub fn with_persistence<T>(
+        &mut self,
+        f: impl FnOnce(&mut dyn crate::persist::Persistence, &mut Server) -> T,
+    ) -> T {
+        let mut p = std::mem::replace(
+            &mut self.persistence,
+            Box::new(crate::persist::NoPersistence),
+        );
+        let r = f(p.as_mut(), self);
+        self.persistence = p;
+        r
+    }
+
     /// Advance the running snapshot; when its file is complete, let the persistence layer
     /// install it.
     fn snapshot_step(&mut self) {
         if crate::compaction::step(self) {
-            let mut p = std::mem::replace(
-                &mut self.persistence,
-                Box::new(crate::persist::NoPersistence),
-            );
-            p.snapshot_done(self);
-            self.persistence = p;
+            self.with_persistence(|p, srv| p.snapshot_done(srv));
         }
     }
 
     fn persistence_poll(&mut self) {
-        let mut p = std::mem::replace(
-            &mut self.persistence,
-            Box::new(crate::persist::NoPersistence),
-        );
-        p.poll(self);
-        self.persistence = p;
+        self.with_persistence(|p, srv| p.poll(srv));
     }
 
     fn persistence_cron(&mut self) {
-        let mut p = std::mem::replace(
-            &mut self.persistence,
-            Box::new(crate::persist::NoPersistence),
-        );
-        p.cron(self);
-        self.persistence = p;
+        self.with_persistence(|p, srv| p.cron(srv));
     }
 }
 

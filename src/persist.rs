@@ -106,10 +106,7 @@ pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
         ShutdownMode::Default => !srv.cfg.get("save").is_empty(),
     };
     if save {
-        let mut p = std::mem::replace(&mut srv.persistence, Box::new(NoPersistence));
-        let r = p.save(srv);
-        srv.persistence = p;
-        if let Err(e) = r {
+        if let Err(e) = srv.with_persistence(|p, srv| p.save(srv)) {
             tracing::warn!("Error trying to save the DB, can't exit: {e}");
             if mode == ShutdownMode::Save {
                 return false;

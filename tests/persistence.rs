@@ -314,14 +314,7 @@ fn aof_directory_loads_in_redis(preamble: &str, base_suffix: &str) {
     let r: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
     assert!(r.contains("rewriting"), "{r}");
     write_workload(sb.port(), 200);
-    // Wait for the rewrite to finish.
-    for _ in 0..200 {
-        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_first_rewrite(&mut c, 10);
     write_workload(sb.port(), 100);
     let before = dump_keyspace(sb.port(), 3, false);
     sb.stop();
@@ -456,18 +449,7 @@ fn compaction_under_concurrent_writes_keeps_the_state() {
     let r: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
     assert!(r.contains("rewriting"), "{r}");
     writer.join().unwrap();
-    for _ in 0..400 {
-        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-    assert!(
-        info.contains("aof_rewrites:1"),
-        "rewrite did not finish: {info}"
-    );
+    wait_first_rewrite(&mut c, 20);
     let before = dump_keyspace(sb.port(), 1, false);
     sb.restart();
     let after = dump_keyspace(sb.port(), 1, false);
@@ -549,6 +531,23 @@ fn dump_restore_round_trips_between_redis_and_strongbox() {
 }
 
 /// The INFO persistence field `name` as a number.
+/// Poll INFO persistence until the server's first rewrite has finished (at most `secs`
+/// seconds); fails if it has not. Returns the last INFO persistence.
+fn wait_first_rewrite(c: &mut redis::Connection, secs: u64) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(c).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1") {
+            return info;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rewrite did not finish: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 fn info_field(info: &str, name: &str) -> u64 {
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}:")))
@@ -685,18 +684,7 @@ fn huge_keys_compaction(preamble: &str) {
     // Lazy expiry of the key with a 1 ms TTL.
     let n: i64 = redis::cmd("EXISTS").arg("expireme").query(&mut c).unwrap();
     assert_eq!(n, 0);
-    let mut info = String::new();
-    for _ in 0..1200 {
-        info = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        info.contains("aof_rewrites:1"),
-        "rewrite did not finish: {info}"
-    );
+    let info = wait_first_rewrite(&mut c, 60);
     // The execution thread never copied a huge key: the buffered bytes and the bytes copied in
     // any one round stay far below one 1M-element key (~50 MB when copied whole).
     let shared = info_field(&info, "strongbox_compaction_shared_values");
@@ -835,15 +823,7 @@ fn a_rewrite_fsyncs_the_log_tail_before_it_rotates() {
     p.query::<()>(&mut c).unwrap();
     let r: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
     assert_eq!(r, "Background append only file rewriting started");
-    let mut info = String::new();
-    for _ in 0..200 {
-        info = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    assert!(info.contains("aof_rewrites:1"), "no rewrite: {info}");
+    let info = wait_first_rewrite(&mut c, 5);
     assert!(
         info.contains("aof_last_bgrewrite_status:ok"),
         "rewrite failed: {info}"

@@ -46,29 +46,18 @@ fn with_persist<T>(
     ctx: &mut Ctx,
     f: impl FnOnce(&mut Persist, &mut crate::exec::Server) -> T,
 ) -> Option<T> {
-    let mut p = std::mem::replace(
-        &mut ctx.srv.persistence,
-        Box::new(crate::persist::NoPersistence),
-    );
-    let r = p
-        .as_any_mut()
-        .downcast_mut::<Persist>()
-        .map(|pp| f(pp, ctx.srv));
-    ctx.srv.persistence = p;
-    r
+    ctx.srv.with_persistence(|p, srv| {
+        p.as_any_mut()
+            .downcast_mut::<Persist>()
+            .map(|pp| f(pp, srv))
+    })
 }
 
 fn save(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     if running(ctx).0 {
         return Reply::err("ERR Background save already in progress");
     }
-    let mut p = std::mem::replace(
-        &mut ctx.srv.persistence,
-        Box::new(crate::persist::NoPersistence),
-    );
-    let r = p.save(ctx.srv);
-    ctx.srv.persistence = p;
-    match r {
+    match ctx.srv.with_persistence(|p, srv| p.save(srv)) {
         Ok(()) => OK,
         Err(e) => {
             tracing::warn!("SAVE failed: {e}");
