@@ -413,11 +413,7 @@ fn compaction_under_concurrent_writes_keeps_the_state() {
     let mut sb = StrongboxServer::start(&["--appendonly", "yes"]);
     // Enough keys that the snapshot walk spans many rounds.
     let mut c = con(sb.port());
-    let mut p = redis::pipe();
-    for i in 0..20_000 {
-        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
-    }
-    p.query::<()>(&mut c).unwrap();
+    set_keys(&mut c, 20_000);
     let port = sb.port();
     let writer = std::thread::spawn(move || {
         let mut c = con(port);
@@ -531,6 +527,15 @@ fn dump_restore_round_trips_between_redis_and_strongbox() {
 }
 
 /// The INFO persistence field `name` as a number.
+/// `SET k<i> <i>` for i in 0..n, pipelined.
+fn set_keys(c: &mut redis::Connection, n: usize) {
+    let mut p = redis::pipe();
+    for i in 0..n {
+        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    p.query::<()>(c).unwrap();
+}
+
 /// Poll INFO persistence until the server's first rewrite has finished (at most `secs`
 /// seconds); fails if it has not. Returns the last INFO persistence.
 fn wait_first_rewrite(c: &mut redis::Connection, secs: u64) -> String {
@@ -763,11 +768,7 @@ fn temp_files(dir: &Path) -> Vec<String> {
 fn shutdown_during_a_background_snapshot_stops_it_and_removes_its_temp_file() {
     let mut sb = StrongboxServer::start(&["--appendonly", "yes", "--rdb-key-save-delay", "2000"]);
     let mut c = con(sb.port());
-    let mut p = redis::pipe();
-    for i in 0..3000 {
-        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
-    }
-    p.query::<()>(&mut c).unwrap();
+    set_keys(&mut c, 3000);
     let before = dump_keyspace(sb.port(), 1, false);
     for (cmd, flag) in [
         ("BGREWRITEAOF", "aof_rewrite_in_progress:1"),
@@ -816,11 +817,7 @@ fn shutdown_during_a_background_snapshot_stops_it_and_removes_its_temp_file() {
 fn a_rewrite_fsyncs_the_log_tail_before_it_rotates() {
     let mut sb = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
     let mut c = con(sb.port());
-    let mut p = redis::pipe();
-    for i in 0..2000 {
-        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
-    }
-    p.query::<()>(&mut c).unwrap();
+    set_keys(&mut c, 2000);
     let r: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
     assert_eq!(r, "Background append only file rewriting started");
     let info = wait_first_rewrite(&mut c, 5);
