@@ -180,15 +180,11 @@ impl Persist {
             return Ok(());
         }
         let t0 = Instant::now();
-        srv.log.submit();
-        let Some(writer) = self.writer(srv) else {
-            return Err("AOF is disabled".into());
-        };
-        if let Some(f) = writer.progress().failed {
-            return Err(f);
-        }
         self.rewrite_scheduled = false;
-        if let Some(target) = writer.request_sync_soon() {
+        // The log's checks (disabled, failed: no fsync is asked for then) are
+        // `rotate_and_snapshot`'s.
+        srv.log.submit();
+        if let Some(target) = self.writer(srv).and_then(|w| w.request_sync_soon()) {
             srv.rewrite_presync = Some(Presync { target, since: t0 });
             return Ok(());
         }

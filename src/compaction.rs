@@ -88,7 +88,7 @@ const FILE_SYNC_BYTES: usize = 4 << 20;
 const SNAPSHOT_THREAD_NICE: i32 = 10;
 /// The snapshot thread rests after this much work, for as long as it worked, so it takes at
 /// most about half a core …
-const SERIALIZER_YIELD_EVERY: Duration = Duration::from_micros(200);
+const SERIALIZER_WORK_SLICE: Duration = Duration::from_micros(200);
 /// … checked every this many records.
 const YIELD_CHECK_RECORDS: usize = 32;
 /// A collection with more elements than this is not copied by the execution thread: the
@@ -628,7 +628,7 @@ fn for_each_record(
                     per_key.after_key()?;
                     if i % YIELD_CHECK_RECORDS == YIELD_CHECK_RECORDS - 1 {
                         let worked = last_rest.elapsed();
-                        if worked >= SERIALIZER_YIELD_EVERY {
+                        if worked >= SERIALIZER_WORK_SLICE {
                             // Nice alone does not stop the scheduler from letting this thread
                             // finish its slice (milliseconds) while the execution thread,
                             // woken by a client, waits for the core: perf sched showed 4 ms

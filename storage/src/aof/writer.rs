@@ -1259,23 +1259,23 @@ impl LogWriter {
             return None;
         }
         let synced = self.shared.progress().synced;
-        let wake = {
+        let (target, wake) = {
             let mut g = self.shared.lock();
             if g.failed.is_some() || synced >= g.submitted {
                 return None;
             }
             g.sync_wanted = g.sync_wanted.max(g.submitted);
-            let target = g.submitted;
+            // The writer thread, if it sleeps, starts the fsync when woken.
             let wake = g.wake_at_pending != 0;
             if wake {
                 g.wake_at_pending = 0;
             }
-            (target, wake)
+            (g.submitted, wake)
         };
-        if wake.1 {
+        if wake {
             self.shared.wake.notify_one();
         }
-        Some(wake.0)
+        Some(target)
     }
 
     /// Compaction hook: seal the active incr file and open a new one, so a snapshot taken now
