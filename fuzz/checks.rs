@@ -255,7 +255,7 @@ fn read_units(file: &[u8], resync: bool) -> (Vec<UnitSpan>, Vec<ReadFailure>) {
                         }
                     }
                     Unit::Command { argv, .. } => assert!(!argv.is_empty(), "empty command"),
-                    Unit::Timestamp { .. } | Unit::Annotation { .. } => {}
+                    Unit::Timestamp { .. } | Unit::Annotation { .. } | Unit::Padding { .. } => {}
                 }
                 last_end = end;
                 units.push((offset, end));

@@ -342,6 +342,97 @@ fn aof_directory_loads_in_redis(preamble: &str, base_suffix: &str) {
     assert_same(&before, &again, "strongbox restart");
 }
 
+fn last_incr_file(dir: &Path) -> PathBuf {
+    let manifest = std::fs::read_to_string(dir.join("appendonly.aof.manifest")).unwrap();
+    let name = manifest
+        .lines()
+        .rfind(|l| l.contains("type i"))
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap()
+        .to_string();
+    dir.join(name)
+}
+
+/// `appendfsync always` writes batches over preallocated padding (`#\n` lines). A kill -9
+/// leaves the padding in the last incr file: Redis 7.0 loads that directory (it skips the
+/// lines as annotations) and appends after the padding; Strongbox loads Redis's result,
+/// including what Redis appended, and cuts the padding off its own directory at start.
+#[test]
+fn a_padded_log_left_by_kill9_loads_in_redis_and_back() {
+    let mut sb = StrongboxServer::start(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--aof-segment-size",
+        "64kb",
+    ]);
+    write_workload(sb.port(), 400);
+    let before = dump_keyspace(sb.port(), 3, false);
+    sb.kill9();
+    let aofdir = sb.dir().join("appendonlydir");
+    let last = last_incr_file(&aofdir);
+    let bytes = std::fs::read(&last).unwrap();
+    assert!(
+        bytes.ends_with(b"#\n#\n#\n#\n") && bytes.len() % 4096 == 2,
+        "{} ({} bytes) should end in padding",
+        last.display(),
+        bytes.len()
+    );
+    let sealed: Vec<PathBuf> = std::fs::read_dir(&aofdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".incr.aof") && *p != last)
+        .collect();
+    assert!(!sealed.is_empty(), "several segments expected");
+    for p in &sealed {
+        let b = std::fs::read(p).unwrap();
+        assert!(!b.ends_with(b"#\n"), "{} keeps its padding", p.display());
+    }
+
+    // Redis 7.0 loads the padded directory, then appends after the padding.
+    let d2 = tempfile::tempdir().unwrap();
+    copy_dir(&aofdir, &d2.path().join("appendonlydir"));
+    let mut rs = RedisServer::start_in(
+        d2.path(),
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let in_redis = dump_keyspace(rs.port(), 3, false);
+    assert_same(&before, &in_redis, "padded strongbox AOF dir in redis");
+    let mut rc = con(rs.port());
+    redis::cmd("SELECT").arg(1).query::<()>(&mut rc).unwrap();
+    redis::cmd("SET")
+        .arg("written-by")
+        .arg("redis")
+        .query::<()>(&mut rc)
+        .unwrap();
+    redis::cmd("RPUSH")
+        .arg("l1")
+        .arg("from-redis")
+        .query::<i64>(&mut rc)
+        .unwrap();
+    let after_redis = dump_keyspace(rs.port(), 3, false);
+    drop(rc);
+    rs.stop();
+    let redis_last = last_incr_file(&d2.path().join("appendonlydir"));
+    assert!(std::fs::metadata(&redis_last).unwrap().len() > bytes.len() as u64);
+
+    // Strongbox loads what Redis appended after the padding.
+    let sb2 = StrongboxServer::start_in(d2.path(), &["--appendonly", "yes"]);
+    let back = dump_keyspace(sb2.port(), 3, false);
+    assert_same(&after_redis, &back, "redis's appends after the padding");
+
+    // And Strongbox restarts on its own padded directory, cutting the padding off.
+    sb.restart();
+    let again = dump_keyspace(sb.port(), 3, false);
+    assert_same(&before, &again, "strongbox restart after kill -9");
+    let len = std::fs::metadata(&last).unwrap().len();
+    assert!(
+        len < bytes.len() as u64,
+        "padding still there after restart"
+    );
+}
+
 #[test]
 fn save_writes_an_rdb_that_redis_check_rdb_and_redis_accept() {
     let f = fixtures().join("redis-7.0-all-types.rdb");

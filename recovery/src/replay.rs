@@ -349,10 +349,12 @@ fn replay_file(
         let mut damaged = false;
         let mut stop = false;
         let mut cut_done = false;
+        let mut padded_tail = false;
 
         while let Some(next) = reader.next() {
             match next {
                 Ok(unit) => {
+                    let is_padding = matches!(unit, Unit::Padding { .. });
                     let ts = match &unit {
                         Unit::Batch { timestamp, .. } => *timestamp,
                         Unit::Timestamp { secs, .. } => Some(*secs),
@@ -431,7 +433,11 @@ fn replay_file(
                                 valid_up_to = end;
                             }
                         }
+                        // Preallocated padding (`always`) is not content: the content, and
+                        // any cut, end before it.
+                        Unit::Padding { .. } => {}
                     }
+                    padded_tail = is_padding;
                 }
                 Err(e) => {
                     let rel = usize::try_from(e.offset).unwrap_or(usize::MAX);
@@ -536,6 +542,21 @@ fn replay_file(
             cut_done = true;
         }
 
+        if padded_tail && !cut_done {
+            // The file ends in preallocated padding (left by a crash under `always`): the
+            // content ends before it. The last file is cut back to its content, so the writer
+            // continues there and Redis sees a plain file; no warning, nothing was lost.
+            fr.valid_len = valid_up_to;
+            if file.last && !opts.read_only {
+                vfs.truncate(&path, valid_up_to)
+                    .map_err(RecoveryError::io("truncate", &path))?;
+                tracing::info!(
+                    "{}: removed {} bytes of preallocated padding after offset {valid_up_to}",
+                    file.name,
+                    len - valid_up_to
+                );
+            }
+        }
         fr.commands = fx.commands;
         let cut_pending = cut_done && report.truncated.as_ref().is_some_and(|t| !t.applied);
         let appendable = file.kind == FileKind::Incr

@@ -343,6 +343,8 @@ pub fn scan_file(
                     valid_up_to = end;
                 }
             }
+            // Preallocated padding is not content: a cut after it goes before it.
+            Unit::Padding { .. } => {}
         }
     }
     if let Some(m) = multi.take() {

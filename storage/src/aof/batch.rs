@@ -28,6 +28,63 @@ pub const BATCH_HEADER_BYTES_MAX: usize = 80;
 
 const _: () = assert!(BATCH_HEADER_BYTES_MAX < resp::LINE_BYTES_MAX);
 
+/// Preallocated padding (`appendfsync always`, see docs/design-aof.md §Padding): lines `#\n`
+/// starting at even file offsets, which Redis 7+ skips as annotations. Writing a batch over
+/// padding, instead of appending, leaves the file's size alone, so `fdatasync` need not write
+/// the inode. Content ending at an odd offset is followed by one `#` (the filler), which turns
+/// the rest of the `#\n` line it lands on into `##\n`.
+pub const PAD_LINE: &[u8] = b"#\n";
+/// The end of the padding (the file's length while it is padded) is always this much past a
+/// multiple of [`PAD_ALIGN`]: never at a sector boundary, where a torn write's surviving
+/// fragment begins. That tells a fragment from commands Redis appended after the padding.
+pub const PAD_END_RESIDUE: u64 = 2;
+/// See [`PAD_END_RESIDUE`].
+pub const PAD_ALIGN: u64 = 4096;
+/// The smallest sector a torn write can leave (what [`PAD_END_RESIDUE`] is checked against).
+pub const PAD_SECTOR: u64 = 512;
+
+/// The padding bytes for file offsets `from..to`, laid out as [`PAD_LINE`]s at even offsets
+/// (a `##\n` first when `from` is odd). `to` must be even and at least `from + 3`.
+pub fn padding(from: u64, to: u64) -> Vec<u8> {
+    debug_assert!(to.is_multiple_of(2) && to >= from + 3);
+    let mut out = Vec::with_capacity((to - from) as usize);
+    if from % 2 == 1 {
+        out.push(b'#');
+    }
+    while (out.len() as u64) < to - from {
+        out.extend_from_slice(PAD_LINE);
+    }
+    out
+}
+
+/// What follows content ending at file offset `end` inside padding, so that the padding after
+/// it stays whole lines: `#` at an odd offset, nothing at an even one.
+pub fn pad_filler(end: u64) -> &'static [u8] {
+    if end % 2 == 1 {
+        b"#"
+    } else {
+        b""
+    }
+}
+
+/// Length of the run of padding lines (`#\n`, `##\n`) at the start of `buf`.
+fn padding_run(buf: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        let rest = &buf[at..];
+        if rest.starts_with(PAD_LINE) {
+            at += 2;
+        } else if rest.starts_with(b"##\n") {
+            at += 3;
+        } else if at > 0 && (rest == b"#" || rest == b"##") {
+            // A torn extension of the padding ends inside a line.
+            return buf.len();
+        } else {
+            return at;
+        }
+    }
+}
+
 /// Position in a file's batch chain: the last batch's seq and crc (0, 0 before the first).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Chain {
@@ -165,6 +222,13 @@ pub enum Unit<'a> {
         /// Unix seconds.
         secs: i64,
     },
+    /// A run of preallocated padding lines (skipped, like Redis does): not content.
+    Padding {
+        /// Offset of the first line.
+        offset: u64,
+        /// Offset just past the last one.
+        end: u64,
+    },
     /// Another annotation line (skipped, like Redis does).
     Annotation {
         /// Offset of the line.
@@ -181,6 +245,7 @@ impl Unit<'_> {
             Unit::Batch { offset, .. }
             | Unit::Command { offset, .. }
             | Unit::Timestamp { offset, .. }
+            | Unit::Padding { offset, .. }
             | Unit::Annotation { offset, .. } => *offset,
         }
     }
@@ -190,6 +255,7 @@ impl Unit<'_> {
             Unit::Batch { end, .. }
             | Unit::Command { end, .. }
             | Unit::Timestamp { end, .. }
+            | Unit::Padding { end, .. }
             | Unit::Annotation { end, .. } => *end,
         }
     }
@@ -225,6 +291,8 @@ pub struct BatchReader<'a> {
     accept_any_chain: bool,
     batches: u64,
     stopped: bool,
+    /// Padding was read and nothing but padding since (see [`BatchReader::after_padding`]).
+    in_padding: bool,
 }
 
 impl<'a> BatchReader<'a> {
@@ -238,6 +306,7 @@ impl<'a> BatchReader<'a> {
             accept_any_chain: false,
             batches: 0,
             stopped: false,
+            in_padding: false,
         }
     }
 
@@ -282,6 +351,22 @@ impl<'a> BatchReader<'a> {
         }
         let start = self.pos;
         let rest = &self.buf[start..];
+        let pad = padding_run(rest);
+        if pad > 0 {
+            self.pos += pad;
+            self.in_padding = true;
+            return Some(Ok(Unit::Padding {
+                offset: self.base + start as u64,
+                end: self.position(),
+            }));
+        }
+        if self.in_padding {
+            self.in_padding = false;
+            if let Err(reason) = self.foreign_tail_at(start) {
+                // Recovery cuts it like a torn tail (if nothing valid follows).
+                return self.err(start, ReadErrorKind::Incomplete, reason);
+            }
+        }
         match resp::parse(rest) {
             Parsed::Incomplete => self.err(
                 start,
@@ -430,6 +515,46 @@ impl<'a> BatchReader<'a> {
         }))
     }
 
+    /// Bytes after padding are either what a torn write left inside it (never loaded) or what
+    /// Redis appended after it, having loaded a file Strongbox left padded (a crash): Redis
+    /// writes at the end of the file, which padding always leaves [`PAD_END_RESIDUE`] past a
+    /// multiple of [`PAD_ALIGN`] — never where a sector starts — and its first command after a
+    /// start is always a `SELECT` (`aof_selected_db` starts at -1). So the bytes at `start`
+    /// are accepted only if they begin there, with optional `#TS:` lines then `SELECT`, and
+    /// the rest of the file is plain commands and `#TS:` lines (the last may be incomplete).
+    fn foreign_tail_at(&self, start: usize) -> Result<(), String> {
+        let at = self.base + start as u64;
+        let reject = |why: &str| {
+            Err(format!(
+                "unexpected bytes after the preallocated padding at offset {at}: {why} (what a torn write leaves)"
+            ))
+        };
+        if at % PAD_SECTOR != PAD_END_RESIDUE % PAD_SECTOR {
+            return reject("not where the padding ended");
+        }
+        let mut p = start;
+        let mut first = true;
+        while p < self.buf.len() {
+            match resp::parse(&self.buf[p..]) {
+                Parsed::Annotation { line, len } if parse_timestamp(line).is_some() => p += len,
+                Parsed::Annotation { .. } => return reject("an annotation other than #TS:"),
+                Parsed::Command { argv, len } => {
+                    if first && !argv[0].eq_ignore_ascii_case(b"SELECT") {
+                        return reject("the first command is not SELECT");
+                    }
+                    first = false;
+                    p += len;
+                }
+                Parsed::Incomplete => break,
+                Parsed::Error { .. } => return reject("not RESP commands"),
+            }
+        }
+        if first {
+            return reject("no command");
+        }
+        Ok(())
+    }
+
     /// File offset of the first batch after file offset `after` whose header parses and whose
     /// checksum verifies (its chain is not checked), if any.
     pub fn find_valid_batch_after(&self, after: u64) -> Option<u64> {
@@ -480,6 +605,7 @@ impl<'a> BatchReader<'a> {
         self.pos = rel.min(self.buf.len());
         self.stopped = false;
         self.accept_any_chain = true;
+        self.in_padding = false;
     }
 }
 
@@ -521,6 +647,7 @@ mod tests {
                     out.push(vec![argv.into_iter().map(<[u8]>::to_vec).collect()])
                 }
                 Unit::Timestamp { .. } | Unit::Annotation { .. } => out.push(vec![]),
+                Unit::Padding { .. } => {}
             }
         }
         Ok(out)
@@ -560,6 +687,115 @@ mod tests {
             .into_iter()
             .map(|b| b.into_iter().filter(|c| !c.is_empty()).collect())
             .collect()
+    }
+
+    /// A file as the `always` writer leaves it: batches, then padding to `pad_end`.
+    fn padded_file(batches: &[Vec<Vec<Vec<u8>>>], pad_end: u64) -> (Vec<u8>, u64) {
+        let mut f = file_of(batches);
+        let content = f.len() as u64;
+        f.extend_from_slice(&padding(content, pad_end));
+        (f, content)
+    }
+
+    fn cmd(args: &[&str]) -> Vec<Vec<u8>> {
+        args.iter().map(|a| a.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn padding_is_whole_lines_after_content_of_either_parity() {
+        for extra in 0..2 {
+            let mut b = vec![vec![cmd(&["SET", "k", "v"])]];
+            if extra == 1 {
+                b.push(vec![cmd(&["SET", "kk", "v"])]);
+            }
+            let (f, content) = padded_file(&b, 4096 + PAD_END_RESIDUE);
+            assert_eq!(f.len() as u64, 4096 + PAD_END_RESIDUE);
+            let mut r = BatchReader::new(&f, 0);
+            let mut units = Vec::new();
+            while let Some(u) = r.next() {
+                units.push(u.expect("clean"));
+            }
+            assert!(matches!(units.last(), Some(Unit::Padding { offset, end })
+                if *offset == content && *end == f.len() as u64));
+            assert_eq!(units.len(), b.len() + 1);
+            // Overwriting the padding with one more batch plus its filler keeps it valid.
+            let mut g = f.clone();
+            let mut chain = r.chain();
+            let mut next = Vec::new();
+            encode_batch(
+                &mut next,
+                &mut chain,
+                &payload_of(&[cmd(&["SET", "x", "yy"])]),
+            );
+            let end = content + next.len() as u64;
+            next.extend_from_slice(pad_filler(end));
+            g[content as usize..content as usize + next.len()].copy_from_slice(&next);
+            let mut r = BatchReader::new(&g, 0);
+            let mut n = 0;
+            while let Some(u) = r.next() {
+                if let Unit::Padding { offset, .. } = u.expect("clean after an overwrite") {
+                    assert_eq!(offset, end);
+                } else {
+                    n += 1;
+                }
+            }
+            assert_eq!(n, b.len() + 1);
+            // What Redis's loader does: every line after the content starts with '#'.
+            for line in g[end as usize..].split_inclusive(|&c| c == b'\n') {
+                assert!(
+                    line == b"#\n" || line == b"##\n",
+                    "{:?}",
+                    line.escape_ascii()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_fragment_inside_padding_is_a_torn_tail_and_never_loads() {
+        let (mut f, content) = padded_file(&[vec![cmd(&["SET", "k", "v"])]], 8192 + 2);
+        // The sector-aligned rest of a batch whose first sector (header, SELECT) was lost.
+        let at = content.div_ceil(PAD_SECTOR) * PAD_SECTOR;
+        let mut frag = Vec::new();
+        encode_command(&mut frag, &["SELECT", "0"]);
+        encode_command(&mut frag, &["SET", "lost", "1"]);
+        f[at as usize..at as usize + frag.len()].copy_from_slice(&frag);
+        let mut r = BatchReader::new(&f, 0);
+        assert!(matches!(r.next(), Some(Ok(Unit::Batch { .. }))));
+        assert!(matches!(r.next(), Some(Ok(Unit::Padding { .. }))));
+        let e = r.next().expect("an error").expect_err("a fragment");
+        assert_eq!((e.offset, e.kind), (at, ReadErrorKind::Incomplete));
+        assert!(r.next().is_none());
+    }
+
+    #[test]
+    fn commands_redis_appended_after_the_padding_load() {
+        let pad_end = 4096 + PAD_END_RESIDUE;
+        let (mut f, _) = padded_file(&[vec![cmd(&["SET", "k", "v"])]], pad_end);
+        f.extend_from_slice(b"#TS:1700000000\r\n");
+        encode_command(&mut f, &["SELECT", "0"]);
+        encode_command(&mut f, &["SET", "r", "1"]);
+        let all = read_all(&f).expect("redis's tail loads");
+        assert_eq!(all.iter().filter(|u| !u.is_empty()).count(), 3);
+        // Not SELECT first: not what Redis writes after a start.
+        let (mut g, _) = padded_file(&[vec![cmd(&["SET", "k", "v"])]], pad_end);
+        encode_command(&mut g, &["SET", "r", "1"]);
+        let e = read_all(&g).expect_err("rejected");
+        assert_eq!((e.offset, e.kind), (pad_end, ReadErrorKind::Incomplete));
+    }
+
+    #[test]
+    fn a_torn_padding_extension_ends_inside_a_line() {
+        for cut in [1usize, 2, 3] {
+            let (f, content) = padded_file(&[vec![cmd(&["SET", "k", "v"])]], 4096 + 2);
+            let f = &f[..content as usize + 4 + cut];
+            let mut r = BatchReader::new(f, 0);
+            assert!(matches!(r.next(), Some(Ok(Unit::Batch { .. }))));
+            assert!(
+                matches!(r.next(), Some(Ok(Unit::Padding { end, .. })) if end == f.len() as u64)
+            );
+            assert!(r.next().is_none());
+        }
     }
 
     #[test]

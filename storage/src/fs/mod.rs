@@ -29,11 +29,16 @@ pub const LOCK_FILE_NAME: &str = ".strongbox.lock";
 /// `TEMP_FILE_NAME_PREFIX`, so leftovers look familiar and are ignored by both.
 pub const TEMP_FILE_PREFIX: &str = "temp-";
 
-/// An open file handle for appending.
+/// An open file handle for appending (or, opened by [`Vfs::open_write`], writing at offsets).
 /// Methods take `&self` so one handle can be written by one thread while another fsyncs it.
 pub trait VfsFile: Send + Sync {
     /// Write some bytes at the end of the file; returns how many were written (may be short).
+    /// Only for handles from [`Vfs::open_append`] and [`Vfs::create`].
     fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Write some bytes at `offset` (`pwrite`), overwriting what is there and extending the
+    /// file if they reach past its end; returns how many were written (may be short). Not for
+    /// handles from [`Vfs::open_append`] (Linux appends `O_APPEND` writes whatever the offset).
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize>;
     /// Make the file's data durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
 }
@@ -49,6 +54,9 @@ pub trait Vfs: Send + Sync {
     fn open_append(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>>;
     /// Create or truncate a file and open it for writing.
     fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>>;
+    /// Open a file for positional writes ([`VfsFile::write_at`]), creating it (empty) if
+    /// absent; its bytes are kept.
+    fn open_write(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>>;
     /// Read a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Read up to `len` bytes starting at `offset` (fewer at end of file).
@@ -129,6 +137,27 @@ pub fn write_all(file: &dyn VfsFile, mut buf: &[u8]) -> io::Result<()> {
                 ))
             }
             Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Write all of `buf` at `offset`, looping over short writes. A zero-length write is an error.
+pub fn write_all_at(file: &dyn VfsFile, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.write_at(buf, offset) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "write returned 0 bytes",
+                ))
+            }
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

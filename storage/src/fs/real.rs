@@ -16,6 +16,9 @@ impl VfsFile for RealFile {
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         (&self.0).write(buf)
     }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::write_at(&self.0, buf, offset)
+    }
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
@@ -41,6 +44,15 @@ impl Vfs for RealFs {
             .create(true)
             .write(true)
             .truncate(true)
+            .open(path)?;
+        Ok(Arc::new(RealFile(f)))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
             .open(path)?;
         Ok(Arc::new(RealFile(f)))
     }

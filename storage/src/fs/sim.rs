@@ -7,6 +7,8 @@
 //!   durable only after `sync_dir` of its parent directory.
 //! - [`SimFs::crash`] returns the state after a power loss: each file reverts to its durable
 //!   bytes, optionally keeping a random prefix of the unsynced appended bytes (a torn write);
+//!   where unsynced positional writes overwrote durable bytes, a torn crash keeps each
+//!   512-byte sector's old or new content at random (the device writes sectors in any order);
 //!   directory changes not dir-synced are lost (or, optionally, each one kept at random).
 //! - Fault knobs: fail the Nth write / sync, short writes, and a power cut after N mutating
 //!   operations (that operation and every later one fails, as if the machine stopped).
@@ -79,7 +81,12 @@ impl Rng {
 struct Inode {
     current: Vec<u8>,
     durable: Vec<u8>,
+    /// A positional write changed bytes below `durable.len()` since the last sync.
+    overwritten: bool,
 }
+
+/// Granularity of torn overwrites in [`SimFs::crash`].
+pub const SECTOR: usize = 512;
 
 #[derive(Debug, Clone, Default)]
 struct Faults {
@@ -213,6 +220,29 @@ impl State {
         Ok(n)
     }
 
+    fn write_at(&mut self, ino: u64, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.mutate()?;
+        self.faults.writes_seen += 1;
+        if self.faults.fail_write_at == Some(self.faults.writes_seen) {
+            return Err(io::Error::other("simulated write failure (EIO)"));
+        }
+        let n = if self.faults.short_writes && buf.len() > 1 {
+            1 + self.rng.upto(buf.len() as u64 - 1) as usize
+        } else {
+            buf.len()
+        };
+        let at = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
+        let node = self.inode(ino);
+        if node.current.len() < at + n {
+            node.current.resize(at + n, 0);
+        }
+        node.current[at..at + n].copy_from_slice(&buf[..n]);
+        if at < node.durable.len() {
+            node.overwritten = true;
+        }
+        Ok(n)
+    }
+
     fn sync_hit(&mut self) -> io::Result<()> {
         self.mutate()?;
         self.faults.syncs_seen += 1;
@@ -226,6 +256,7 @@ impl State {
         self.sync_hit()?;
         let node = self.inode(ino);
         node.durable = node.current.clone();
+        node.overwritten = false;
         Ok(())
     }
 }
@@ -365,6 +396,8 @@ impl SimFs {
             };
             let bytes = if keep_all {
                 node.current.clone()
+            } else if opts.torn_writes && node.overwritten {
+                torn_overwrite(node, &mut rng)
             } else if opts.torn_writes
                 && node.current.len() > node.durable.len()
                 && node.current.starts_with(&node.durable)
@@ -380,6 +413,7 @@ impl SimFs {
                 Inode {
                     current: bytes.clone(),
                     durable: bytes,
+                    overwritten: false,
                 },
             );
         }
@@ -403,6 +437,29 @@ impl SimFs {
     }
 }
 
+/// A torn crash of a file that unsynced positional writes changed: each sector where the
+/// current bytes differ from the durable ones keeps its old or new content at random, and a
+/// random prefix of bytes past the durable length survives (zero-filled where the current
+/// bytes are shorter than what is kept: never, as files only grow here).
+fn torn_overwrite(node: &Inode, rng: &mut Rng) -> Vec<u8> {
+    let mut out = node.durable.clone();
+    let common = node.durable.len().min(node.current.len());
+    let mut at = 0;
+    while at < common {
+        let end = (at + SECTOR).min(common);
+        if node.current[at..end] != node.durable[at..end] && rng.coin() {
+            out[at..end].copy_from_slice(&node.current[at..end]);
+        }
+        at = end;
+    }
+    if node.current.len() > node.durable.len() {
+        let extra = node.current.len() - node.durable.len();
+        let keep = rng.upto(extra as u64) as usize;
+        out.extend_from_slice(&node.current[node.durable.len()..node.durable.len() + keep]);
+    }
+    out
+}
+
 struct SimFile {
     fs: SimFs,
     ino: u64,
@@ -415,6 +472,16 @@ impl VfsFile for SimFile {
         s.note(
             "write",
             &format_args!("ino {} {} bytes", self.ino, buf.len()),
+            res.as_ref(),
+        );
+        res
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        let mut s = self.fs.lock();
+        let res = s.write_at(self.ino, buf, offset);
+        s.note(
+            "write_at",
+            &format_args!("ino {} {} bytes at {offset}", self.ino, buf.len()),
             res.as_ref(),
         );
         res
@@ -489,6 +556,29 @@ impl Vfs for SimFs {
         })();
         s.note(
             "open_append",
+            &format_args!("{}", path.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        let mut s = self.lock();
+        let res = (|| -> io::Result<Arc<dyn VfsFile>> {
+            let ino = match s.entries.get(path) {
+                Some(ino) => *ino,
+                None => {
+                    s.mutate()?;
+                    s.new_file(path)?
+                }
+            };
+            Ok(Arc::new(SimFile {
+                fs: self.clone(),
+                ino,
+            }))
+        })();
+        s.note(
+            "open_write",
             &format_args!("{}", path.display()),
             res.as_ref().map(|_| ()),
         );
@@ -586,6 +676,7 @@ impl Vfs for SimFs {
             let len = usize::try_from(len).unwrap_or(usize::MAX);
             node.current.resize(len, 0);
             node.durable = node.current.clone();
+            node.overwritten = false;
             Ok(())
         })();
         s.note(
@@ -759,6 +850,38 @@ mod tests {
             assert!(b"base0123456789".starts_with(&got) && got.len() >= 4);
             assert_eq!(got, run(seed));
         }
+    }
+
+    #[test]
+    fn a_torn_overwrite_keeps_old_or_new_sectors_only() {
+        let path = Path::new("/f");
+        let old = vec![b'o'; 4 * SECTOR];
+        let new = vec![b'n'; 3 * SECTOR];
+        let mut mixed = false;
+        for seed in 0..32 {
+            let fs = SimFs::new(seed);
+            let f = fs.create(path).expect("create");
+            fs.sync_dir(Path::new("/")).expect("sync_dir");
+            crate::fs::write_all(f.as_ref(), &old).expect("write");
+            f.sync_data().expect("sync");
+            crate::fs::write_all_at(f.as_ref(), &new, SECTOR as u64 / 2).expect("write_at");
+            let after = fs.crash(CrashOptions {
+                torn_writes: true,
+                ..CrashOptions::power_loss()
+            });
+            let got = after.read(path).expect("read");
+            assert_eq!(got.len(), old.len());
+            let mut cur = old.clone();
+            cur[SECTOR / 2..SECTOR / 2 + new.len()].copy_from_slice(&new);
+            for (i, s) in got.chunks(SECTOR).enumerate() {
+                let (o, n) = (&old[i * SECTOR..][..s.len()], &cur[i * SECTOR..][..s.len()]);
+                assert!(s == o || s == n, "sector {i} is neither old nor new");
+            }
+            mixed |= got != old && got != cur;
+            let gone = fs.crash(CrashOptions::power_loss());
+            assert_eq!(gone.read(path).expect("read"), old);
+        }
+        assert!(mixed, "some seed keeps a mix of sectors");
     }
 
     #[test]
