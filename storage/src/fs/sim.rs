@@ -348,6 +348,30 @@ impl SimFs {
         s.inodes.get(ino).map(|n| n.durable.clone())
     }
 
+    /// Open `path` (creating it empty if absent) without touching its bytes.
+    fn open_keeping(&self, op: &str, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        let mut s = self.lock();
+        let res = (|| -> io::Result<Arc<dyn VfsFile>> {
+            let ino = match s.entries.get(path) {
+                Some(ino) => *ino,
+                None => {
+                    s.mutate()?;
+                    s.new_file(path)?
+                }
+            };
+            Ok(Arc::new(SimFile {
+                fs: self.clone(),
+                ino,
+            }))
+        })();
+        s.note(
+            op,
+            &format_args!("{}", path.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
+    }
+
     /// The state a crash leaves behind, as a fresh file system (no locks, no faults).
     pub fn crash(&self, opts: CrashOptions) -> SimFs {
         let mut s = self.lock();
@@ -540,49 +564,12 @@ impl Vfs for SimFs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
-        let mut s = self.lock();
-        let res = (|| -> io::Result<Arc<dyn VfsFile>> {
-            let ino = match s.entries.get(path) {
-                Some(ino) => *ino,
-                None => {
-                    s.mutate()?;
-                    s.new_file(path)?
-                }
-            };
-            Ok(Arc::new(SimFile {
-                fs: self.clone(),
-                ino,
-            }))
-        })();
-        s.note(
-            "open_append",
-            &format_args!("{}", path.display()),
-            res.as_ref().map(|_| ()),
-        );
-        res
+        self.open_keeping("open_append", path)
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
-        let mut s = self.lock();
-        let res = (|| -> io::Result<Arc<dyn VfsFile>> {
-            let ino = match s.entries.get(path) {
-                Some(ino) => *ino,
-                None => {
-                    s.mutate()?;
-                    s.new_file(path)?
-                }
-            };
-            Ok(Arc::new(SimFile {
-                fs: self.clone(),
-                ino,
-            }))
-        })();
-        s.note(
-            "open_write",
-            &format_args!("{}", path.display()),
-            res.as_ref().map(|_| ()),
-        );
-        res
+        // The sim's files take both kinds of write whichever way they were opened.
+        self.open_keeping("open_write", path)
     }
 
     fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
