@@ -205,32 +205,28 @@ impl State {
         self.inodes.entry(ino).or_default()
     }
 
-    fn write(&mut self, ino: u64, buf: &[u8]) -> io::Result<usize> {
+    /// The fault knobs every write goes through; how many of `len` bytes it writes.
+    fn write_len(&mut self, len: usize) -> io::Result<usize> {
         self.mutate()?;
         self.faults.writes_seen += 1;
         if self.faults.fail_write_at == Some(self.faults.writes_seen) {
             return Err(io::Error::other("simulated write failure (EIO)"));
         }
-        let n = if self.faults.short_writes && buf.len() > 1 {
-            1 + self.rng.upto(buf.len() as u64 - 1) as usize
+        Ok(if self.faults.short_writes && len > 1 {
+            1 + self.rng.upto(len as u64 - 1) as usize
         } else {
-            buf.len()
-        };
+            len
+        })
+    }
+
+    fn write(&mut self, ino: u64, buf: &[u8]) -> io::Result<usize> {
+        let n = self.write_len(buf.len())?;
         self.inode(ino).current.extend_from_slice(&buf[..n]);
         Ok(n)
     }
 
     fn write_at(&mut self, ino: u64, buf: &[u8], offset: u64) -> io::Result<usize> {
-        self.mutate()?;
-        self.faults.writes_seen += 1;
-        if self.faults.fail_write_at == Some(self.faults.writes_seen) {
-            return Err(io::Error::other("simulated write failure (EIO)"));
-        }
-        let n = if self.faults.short_writes && buf.len() > 1 {
-            1 + self.rng.upto(buf.len() as u64 - 1) as usize
-        } else {
-            buf.len()
-        };
+        let n = self.write_len(buf.len())?;
         let at = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
         let node = self.inode(ino);
         if node.current.len() < at + n {
