@@ -58,6 +58,22 @@ impl Proc {
 /// Starts `bin conf --port P --dir D --daemonize no --logfile '' --pidfile D/x.pid extra...` and
 /// waits until it answers PING.
 fn start(bin: &Path, conf: &str, extra: &[&str]) -> Proc {
+    let mut reasons = Vec::new();
+    for _ in 0..common::server::START_ATTEMPTS_MAX {
+        match try_start(bin, conf, extra) {
+            Ok(p) => return p,
+            Err(why) => reasons.push(why),
+        }
+    }
+    panic!(
+        "{} {conf} could not get a free port: {reasons:?}",
+        bin.display()
+    );
+}
+
+/// One attempt of [`start`] on a fresh port: Err(reason) when the port turned out to be taken
+/// (the server says so, or PING is answered by another process), panics on anything else.
+fn try_start(bin: &Path, conf: &str, extra: &[&str]) -> Result<Proc, String> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     std::fs::create_dir(&dir).unwrap();
@@ -93,24 +109,44 @@ fn start(bin: &Path, conf: &str, extra: &[&str]) -> Proc {
         log,
         _tmp: tmp,
     };
+    let mut last = String::new();
     for _ in 0..400 {
         if let Ok(Some(st)) = p.child.try_wait() {
+            let log = p.log();
+            if log.to_ascii_lowercase().contains("address already in use") {
+                return Err(format!("port {port}: address already in use"));
+            }
             panic!(
-                "{} {args:?} exited with {st} before answering PING:\n{}",
-                bin.display(),
-                p.log()
+                "{} {args:?} exited with {st} before answering PING:\n{log}",
+                bin.display()
             );
         }
-        if let Ok(mut c) = RawConn::try_connect(port) {
-            c.set_timeout(Duration::from_secs(5));
-            if c.cmd(&["PING"]) == b"+PONG\r\n" {
-                return p;
+        // Until the server listens, a connection may be refused, or (rarely) accepted by
+        // something else: only a +PONG from a socket our child owns counts.
+        last = match RawConn::try_connect(port) {
+            Err(e) => format!("connect: {e}"),
+            Ok(mut c) => {
+                c.send_cmd(&["PING"]);
+                match c.read_reply_within(Duration::from_secs(5)) {
+                    Ok(r) if r == b"+PONG\r\n" => {
+                        match common::server::pid_owns_listener(p.child.id(), port) {
+                            Some(false) => {
+                                return Err(format!(
+                                    "port {port}: PING answered by another process"
+                                ))
+                            }
+                            _ => return Ok(p),
+                        }
+                    }
+                    Ok(r) => format!("PING replied {}", escape(&r)),
+                    Err(e) => format!("PING: {e}"),
+                }
             }
-        }
+        };
         std::thread::sleep(Duration::from_millis(25));
     }
     panic!(
-        "{} {args:?} did not answer PING:\n{}",
+        "{} {args:?} did not answer PING (last: {last}):\n{}",
         bin.display(),
         p.log()
     );

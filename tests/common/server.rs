@@ -2,7 +2,8 @@
 //! redis-server 7.0), each on a free loopback port with its own temporary data directory,
 //! stdout/stderr captured to a log file, killed on drop.
 //!
-//! Port races: a port is found by binding 127.0.0.1:0; ports handed out by this process are never
+//! Port races: a port is one that binds on 127.0.0.1, chosen below the kernel's ephemeral range
+//! (so no outgoing connection takes it meanwhile); ports handed out by this process are never
 //! handed out again, a server that exits with "Address already in use" is retried on a new port,
 //! and a server only counts as started when PING answers +PONG *and* (where /proc allows the
 //! check) the listening socket belongs to our child, so we never talk to someone else's server.
@@ -58,14 +59,54 @@ fn ready_timeout() -> Duration {
 
 static PORTS_HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
+/// Lowest port [`pick_free_port`] hands out.
+const TEST_PORT_MIN: u16 = 10_000;
+
+/// The kernel's ephemeral range (`net.ipv4.ip_local_port_range`), from which outgoing
+/// connections take their source ports.
+fn ephemeral_port_range() -> (u16, u16) {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|v| v.parse::<u16>().ok());
+    match (it.next(), it.next()) {
+        (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
+        _ => (32_768, 60_999),
+    }
+}
+
 /// A loopback port that was free a moment ago and that this process has not handed out before.
+///
+/// Ports come from below the kernel's ephemeral range where there is room: a port from inside it
+/// (what binding port 0 returns) can be taken between this call and the server's bind by any
+/// outgoing connection's source port — another test's client, or the test's own connect attempt
+/// to the not-yet-listening server, which the kernel may then connect to itself.
 pub fn pick_free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let (eph_lo, _) = ephemeral_port_range();
+    let below = eph_lo.saturating_sub(TEST_PORT_MIN);
+    let mut guard = PORTS_HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    let handed = guard.get_or_insert_with(HashSet::new);
+    if below >= 1_000 {
+        let seed = std::collections::hash_map::RandomState::new();
+        for attempt in 0u32..10_000 {
+            let mut h = seed.build_hasher();
+            h.write_u32(std::process::id());
+            h.write_u32(attempt);
+            let port = TEST_PORT_MIN + (h.finish() % u64::from(below)) as u16;
+            if handed.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            handed.insert(port);
+            return port;
+        }
+    }
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local_addr").port();
         drop(listener);
-        let mut guard = PORTS_HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.get_or_insert_with(HashSet::new).insert(port) {
+        if handed.insert(port) {
             return port;
         }
     }
@@ -372,35 +413,7 @@ impl ServerProcess {
 
     /// Whether our child holds the listening socket on our port; None if /proc can't tell.
     pub fn owns_listener(&self) -> Option<bool> {
-        let pid = self.pid()?;
-        let mut inodes = Vec::new();
-        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let Ok(text) = std::fs::read_to_string(table) else {
-                continue;
-            };
-            for line in text.lines().skip(1) {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if f.len() < 10 || f[3] != "0A" {
-                    continue;
-                }
-                let port_hex = f[1].rsplit(':').next().unwrap_or("");
-                if u16::from_str_radix(port_hex, 16).ok() == Some(self.port) {
-                    inodes.push(format!("socket:[{}]", f[9]));
-                }
-            }
-        }
-        if inodes.is_empty() {
-            return None;
-        }
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-        for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                if inodes.iter().any(|i| Path::new(i) == target) {
-                    return Some(true);
-                }
-            }
-        }
-        Some(false)
+        pid_owns_listener(self.pid()?, self.port)
     }
 
     /// Binary, arguments, port, directory and the captured log, for failure messages.
@@ -441,6 +454,39 @@ impl Drop for ServerProcess {
             }
         }
     }
+}
+
+/// Whether process `pid` holds a listening socket on loopback `port`; None if /proc can't tell
+/// (no listener found at all).
+pub fn pid_owns_listener(pid: u32, port: u16) -> Option<bool> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || f[3] != "0A" {
+                continue;
+            }
+            let port_hex = f[1].rsplit(':').next().unwrap_or("");
+            if u16::from_str_radix(port_hex, 16).ok() == Some(port) {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    for fd in fds.flatten() {
+        if let Ok(target) = std::fs::read_link(fd.path()) {
+            if inodes.iter().any(|i| Path::new(i) == target) {
+                return Some(true);
+            }
+        }
+    }
+    Some(false)
 }
 
 /// strongbox-server under test. Derefs to [`ServerProcess`] (`port()`, `dir()`, `kill9()`,
