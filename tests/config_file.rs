@@ -125,9 +125,9 @@ fn try_start(bin: &Path, conf: &str, extra: &[&str]) -> Result<Proc, String> {
         // something else: only a +PONG from a socket our child owns counts.
         last = match RawConn::try_connect(port) {
             Err(e) => format!("connect: {e}"),
-            Ok(mut c) => {
-                c.send_cmd(&["PING"]);
-                match c.read_reply_within(Duration::from_secs(5)) {
+            Ok(mut c) => match c.try_send(b"*1\r\n$4\r\nPING\r\n") {
+                Err(e) => format!("PING write: {e}"),
+                Ok(()) => match c.read_reply_within(Duration::from_secs(5)) {
                     Ok(r) if r == b"+PONG\r\n" => {
                         match common::server::pid_owns_listener(p.child.id(), port) {
                             Some(false) => {
@@ -140,9 +140,12 @@ fn try_start(bin: &Path, conf: &str, extra: &[&str]) -> Result<Proc, String> {
                     }
                     Ok(r) => format!("PING replied {}", escape(&r)),
                     Err(e) => format!("PING: {e}"),
-                }
-            }
+                },
+            },
         };
+        if last.starts_with("PING") {
+            eprintln!("{} on port {port}: readiness probe: {last}", bin.display());
+        }
         std::thread::sleep(Duration::from_millis(25));
     }
     panic!(

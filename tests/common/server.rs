@@ -383,9 +383,12 @@ impl ServerProcess {
             }
             let last = match RawConn::try_connect(self.port) {
                 Err(e) => format!("connect: {e}"),
-                Ok(mut conn) => {
-                    conn.send(b"*1\r\n$4\r\nPING\r\n");
-                    match conn.read_reply_within(Duration::from_millis(1000)) {
+                // A connection can fail while the server starts (reset or closed before it
+                // answers): that is "not ready yet", as a refused connect is; only a +PONG from
+                // our own child's socket counts.
+                Ok(mut conn) => match conn.try_send(b"*1\r\n$4\r\nPING\r\n") {
+                    Err(e) => format!("PING write: {e}"),
+                    Ok(()) => match conn.read_reply_within(Duration::from_millis(1000)) {
                         Ok(reply) if reply == b"+PONG\r\n" => match self.owns_listener() {
                             Some(false) => {
                                 return Readiness::PortTaken(
@@ -396,9 +399,15 @@ impl ServerProcess {
                         },
                         Ok(reply) => format!("PING replied \"{}\"", escape(&reply)),
                         Err(e) => format!("PING: {e}"),
-                    }
-                }
+                    },
+                },
             };
+            if last.starts_with("PING") {
+                // Kept in the log: a server that drops connections at start shows up there.
+                if let Ok(mut log) = OpenOptions::new().append(true).open(&self.log_path) {
+                    let _ = writeln!(log, "=== readiness probe on port {}: {last} ===", self.port);
+                }
+            }
             if Instant::now() >= deadline {
                 self.kill9();
                 panic!(
