@@ -349,6 +349,10 @@ struct Shared {
     /// See [`LogWriter::open_deterministic`]: work handed to a helper thread is awaited
     /// where it is handed off.
     deterministic: bool,
+    /// Tests: runs on the writer thread between its everysec "fsync due" check and the
+    /// re-check under the appender lock (the window another thread's write can fall into).
+    #[cfg(test)]
+    hook_before_sync_recheck: Mutex<Option<Box<dyn FnMut() + Send>>>,
 }
 
 impl Shared {
@@ -1025,6 +1029,8 @@ impl LogWriter {
             vfs: vfs.clone(),
             opts: opts.clone(),
             deterministic,
+            #[cfg(test)]
+            hook_before_sync_recheck: Mutex::new(None),
         });
         let app = Appender {
             last_fsync_ms: shared.clock.monotonic_ms(),
@@ -1599,13 +1605,24 @@ impl Worker {
             if g.holds == 0 && shared.fsync_due(&g, g.stats.written, g.last_fsync_ms_shadow) {
                 // Lock order: the appender first.
                 drop(g);
+                #[cfg(test)]
+                if let Some(hook) = shared
+                    .hook_before_sync_recheck
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_mut()
+                {
+                    hook();
+                }
                 let mut a = lock_app(&self.app);
-                let g2 = shared.lock();
-                if g2.holds == 0 && shared.fsync_due(&g2, a.written, a.last_fsync_ms) {
-                    drop(a.request_sync(g2, false));
+                g = shared.lock();
+                // Re-checked under both locks: meanwhile a write on the execution thread may
+                // have fsynced, or a hold begun. Either way the guard comes back to `g` (a
+                // second guard alive across `shared.lock()` would deadlock this thread).
+                if g.holds == 0 && shared.fsync_due(&g, a.written, a.last_fsync_ms) {
+                    g = a.request_sync(g, false);
                 }
                 drop(a);
-                g = shared.lock();
                 continue;
             }
             g.wake_at_pending = 1;
@@ -2089,6 +2106,62 @@ mod tests {
     }
 
     const CMD: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+
+    /// everysec: the writer thread finds an fsync due, and before it re-checks under the
+    /// appender lock a write on the execution thread requests that fsync itself. The writer
+    /// must go on (it once kept a second guard of the state lock across re-locking it, and
+    /// hung the server with every thread waiting on that lock).
+    #[test]
+    fn everysec_sync_requested_by_another_write_meanwhile_does_not_hang_the_writer() {
+        let fs = SimFs::new(7);
+        let clock = Arc::new(ManualClock::default());
+        let (w, _) = open(&fs, FsyncPolicy::EverySec, clock.clone());
+        let (at_tx, at_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let go_rx = Mutex::new(go_rx);
+        let mut fired = false;
+        *w.shared.hook_before_sync_recheck.lock().expect("hook") = Some(Box::new(move || {
+            if !fired {
+                fired = true;
+                let _ = at_tx.send(());
+                let _ = go_rx
+                    .lock()
+                    .expect("go")
+                    .recv_timeout(Duration::from_secs(10));
+            }
+        }));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            // Written, then a second passes with nothing written: the writer's tick finds
+            // the fsync due.
+            w.submit(CMD, 0);
+            clock
+                .0
+                .fetch_add(EVERYSEC_INTERVAL_MS + 1, Ordering::SeqCst);
+            at_rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the writer's check");
+            // The writer is between its check and its re-check: this write runs on this
+            // thread and requests the fsync.
+            let end = w.submit(CMD, 0);
+            let _ = go_tx.send(());
+            assert!(w.stats().inline_batches >= 2, "{:?}", w.stats());
+            for _ in 0..5 {
+                clock
+                    .0
+                    .fetch_add(EVERYSEC_INTERVAL_MS + 1, Ordering::SeqCst);
+                w.submit(CMD, 0);
+            }
+            drop(w.hold());
+            assert!(w.stats().synced >= end, "{:?}", w.stats());
+            w.shutdown().expect("shutdown");
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the log writer hung (every thread waiting on its state lock)");
+        t.join().expect("test thread");
+    }
 
     #[test]
     fn many_submits_share_one_batch_and_one_fsync() {
