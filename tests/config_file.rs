@@ -144,7 +144,18 @@ fn try_start(bin: &Path, conf: &str, extra: &[&str]) -> Result<Proc, String> {
             },
         };
         if last.starts_with("PING") {
-            eprintln!("{} on port {port}: readiness probe: {last}", bin.display());
+            let line = format!("{} on port {port}: readiness probe: {last}", bin.display());
+            eprintln!("{line}");
+            if let Some(p) = std::env::var_os("STRONGBOX_TEST_PROBE_LOG") {
+                use std::io::Write;
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(25));
     }

@@ -403,9 +403,16 @@ impl ServerProcess {
                 },
             };
             if last.starts_with("PING") {
-                // Kept in the log: a server that drops connections at start shows up there.
+                // Kept in the log: a server that drops connections at start shows up there
+                // (and in `$STRONGBOX_TEST_PROBE_LOG`, to count them over a whole run).
+                let line = format!("=== readiness probe on port {}: {last} ===", self.port);
                 if let Ok(mut log) = OpenOptions::new().append(true).open(&self.log_path) {
-                    let _ = writeln!(log, "=== readiness probe on port {}: {last} ===", self.port);
+                    let _ = writeln!(log, "{line}");
+                }
+                if let Some(p) = std::env::var_os("STRONGBOX_TEST_PROBE_LOG") {
+                    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(p) {
+                        let _ = writeln!(f, "{:?} {}: {line}", self.kind, self.bin.display());
+                    }
                 }
             }
             if Instant::now() >= deadline {

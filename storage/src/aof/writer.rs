@@ -443,7 +443,14 @@ impl Shared {
             .spawn(move || {
                 let name = incr_file_name(&sh.opts.filename, seq);
                 let path = sh.opts.dir.join(&name);
-                let made = create_empty_incr(sh.vfs.as_ref(), &sh.opts.dir, &path);
+                // A panic below the file system layer must not leave `preparing` set: the
+                // rotation and `hold()` wait for it to clear.
+                let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    create_empty_incr(sh.vfs.as_ref(), &sh.opts.dir, &path)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::other("creating a spare incr file panicked"))
+                });
                 let mut g = sh.lock();
                 g.preparing = false;
                 if let Ok(file) = made {
@@ -1209,6 +1216,11 @@ impl LogWriter {
     /// flight or queued, and (unless it has failed: then pending bytes are never written)
     /// nothing pending and no fsync due — then keep it from starting anything until the guard
     /// is dropped. Used by deterministic tests and as a barrier by maintenance code.
+    ///
+    /// Not re-entrant, and nothing that needs the writer may be awaited under a hold: a
+    /// second `hold()` waits for pending bytes or a due fsync that the first hold keeps the
+    /// writer from handling, and a control's [`Pending::wait`] for a writer that takes no
+    /// control while held. Both would wait forever.
     pub fn hold(&self) -> HoldGuard<'_> {
         let mut g = self.shared.lock();
         loop {
