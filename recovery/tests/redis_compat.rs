@@ -6,7 +6,7 @@ mod common;
 
 use common::Model;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,11 +22,19 @@ fn have(bin: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// A free loopback port: bound without listening (a listening probe could, while a test
+/// thread's freshly forked child still holds a copy of it, accept a connection meant for the
+/// server about to take the port, and reset it when the child execs).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    sock.bind(&any.into()).expect("bind");
+    sock.local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
         .expect("free port")
+        .port()
 }
 
 struct Server(Child);

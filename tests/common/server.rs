@@ -2,8 +2,9 @@
 //! redis-server 7.0), each on a free loopback port with its own temporary data directory,
 //! stdout/stderr captured to a log file, killed on drop.
 //!
-//! Port races: a port is one that binds on 127.0.0.1, chosen below the kernel's ephemeral range
-//! (so no outgoing connection takes it meanwhile); ports handed out by this process are never
+//! Port races: a port is one that binds on 127.0.0.1 (bound, never listened on: see
+//! `bind_probe`), chosen below the kernel's ephemeral range (so no outgoing connection takes it
+//! meanwhile); ports handed out by this process are never
 //! handed out again, a server that exits with "Address already in use" is retried on a new port,
 //! and a server only counts as started when PING answers +PONG *and* (where /proc allows the
 //! check) the listening socket belongs to our child, so we never talk to someone else's server.
@@ -11,7 +12,6 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::TcpListener;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -76,12 +76,24 @@ fn ephemeral_port_range() -> (u16, u16) {
     }
 }
 
+/// Binds a TCP socket to 127.0.0.1:`port` (0: any) without listening, and returns the port it
+/// got. Never a listener: a test process forks for every server it starts, and a child holds
+/// copies of the parent's sockets until it execs. A probe that listened could, in that window,
+/// take a test's first connection to the port it is about to hand out — reset when the child
+/// execs (seen in CI as "connection reset" or "closed" on a server's first PING). No
+/// SO_REUSEADDR either, so a port with connections still in TIME_WAIT is passed over.
+fn bind_probe(port: u16) -> Option<u16> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    sock.bind(&addr.into()).ok()?;
+    sock.local_addr().ok()?.as_socket().map(|a| a.port())
+}
+
 /// A loopback port that was free a moment ago and that this process has not handed out before.
 ///
 /// Ports come from below the kernel's ephemeral range where there is room: a port from inside it
 /// (what binding port 0 returns) can be taken between this call and the server's bind by any
-/// outgoing connection's source port — another test's client, or the test's own connect attempt
-/// to the not-yet-listening server, which the kernel may then connect to itself.
+/// outgoing connection's source port, another test's client or the test's own connect attempt.
 pub fn pick_free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
     let (eph_lo, _) = ephemeral_port_range();
@@ -95,7 +107,7 @@ pub fn pick_free_port() -> u16 {
             h.write_u32(std::process::id());
             h.write_u32(attempt);
             let port = TEST_PORT_MIN + (h.finish() % u64::from(below)) as u16;
-            if handed.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            if handed.contains(&port) || bind_probe(port).is_none() {
                 continue;
             }
             handed.insert(port);
@@ -103,9 +115,7 @@ pub fn pick_free_port() -> u16 {
         }
     }
     loop {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local_addr").port();
-        drop(listener);
+        let port = bind_probe(0).expect("bind 127.0.0.1:0");
         if handed.insert(port) {
             return port;
         }

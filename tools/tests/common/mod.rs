@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -171,10 +171,17 @@ pub fn make_data_dir(root: &Path, base_rdb: Option<&str>, incrs: &[(&str, &[u8])
     aof
 }
 
+/// A free loopback port: bound without listening (a listening probe could, while a test
+/// thread's freshly forked child still holds a copy of it, accept a connection meant for the
+/// server about to take the port, and reset it when the child execs).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    sock.bind(&any.into()).expect("bind");
+    sock.local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
         .expect("addr")
         .port()
 }
