@@ -2119,6 +2119,103 @@ mod tests {
 
     const CMD: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
+    /// Each policy under contention from every side at once — writes (under everysec most
+    /// of them on the calling thread), holds, WAITAOF-style sync requests, and a clock that
+    /// makes an everysec fsync due every few writes — for a while: nothing hangs (a
+    /// watchdog), and at the end everything submitted is synced (written, under `no`). The
+    /// everysec variant caught the writer's self-deadlock fixed in af28792 in 3 runs of 3.
+    fn contention_never_hangs(policy: FsyncPolicy) {
+        let fs = SimFs::new(11);
+        let clock = Arc::new(ManualClock::default());
+        let (w, _) = open(&fs, policy, clock.clone());
+        let w = Arc::new(w);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let mut threads = Vec::new();
+        for role in 0..3 {
+            let (w, clock, stop, done_tx) =
+                (w.clone(), clock.clone(), stop.clone(), done_tx.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    match role {
+                        0 => {
+                            w.submit(CMD, 0);
+                        }
+                        1 => {
+                            clock
+                                .0
+                                .fetch_add(EVERYSEC_INTERVAL_MS / 4, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                        _ => {
+                            if n.is_multiple_of(2) {
+                                drop(w.hold());
+                            } else {
+                                w.request_sync_soon();
+                            }
+                            std::thread::sleep(Duration::from_micros(300));
+                        }
+                    }
+                    n += 1;
+                }
+                let _ = done_tx.send(role);
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::Relaxed);
+        for _ in 0..3 {
+            done_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a thread hung on the log writer");
+        }
+        for t in threads {
+            t.join().expect("thread");
+        }
+        clock.0.fetch_add(EVERYSEC_INTERVAL_MS, Ordering::SeqCst);
+        let end = w.submit(CMD, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w2 = w.clone();
+        let waiter = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let done = |p: Progress| {
+                if policy == FsyncPolicy::No {
+                    p.written
+                } else {
+                    p.synced
+                }
+            };
+            while done(w2.progress()) < end && Instant::now() < deadline {
+                w2.request_sync_soon();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = tx.send(done(w2.progress()));
+        });
+        let synced = rx.recv_timeout(Duration::from_secs(30)).expect("hung");
+        waiter.join().expect("waiter");
+        assert!(
+            synced >= end,
+            "{policy:?}: synced {synced} < submitted {end}"
+        );
+        let w = Arc::try_unwrap(w).ok().expect("sole owner");
+        w.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn everysec_writer_under_contention_never_hangs() {
+        contention_never_hangs(FsyncPolicy::EverySec);
+    }
+
+    #[test]
+    fn always_writer_under_contention_never_hangs() {
+        contention_never_hangs(FsyncPolicy::Always);
+    }
+
+    #[test]
+    fn no_fsync_writer_under_contention_never_hangs() {
+        contention_never_hangs(FsyncPolicy::No);
+    }
+
     /// everysec: the writer thread finds an fsync due, and before it re-checks under the
     /// appender lock a write on the execution thread requests that fsync itself. The writer
     /// must go on (it once kept a second guard of the state lock across re-locking it, and
