@@ -22,19 +22,13 @@ fn have(bin: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// A free loopback port: bound without listening (a listening probe could, while a test
-/// thread's freshly forked child still holds a copy of it, accept a connection meant for the
-/// server about to take the port, and reset it when the child execs).
+#[path = "../../tests/common/port.rs"]
+#[allow(dead_code)]
+mod port;
+
+/// A free loopback port, picked as the server package's tests pick theirs.
 fn free_port() -> u16 {
-    let sock =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    sock.bind(&any.into()).expect("bind");
-    sock.local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .expect("free port")
-        .port()
+    port::pick_free_port()
 }
 
 struct Server(Child);

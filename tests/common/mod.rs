@@ -1,6 +1,7 @@
 //! Shared helpers for Strongbox's integration tests (`mod common;` in a test file).
 //!
 //! - [`server`]: `StrongboxServer` / `RedisServer` processes on free ports with temp data dirs.
+//! - [`port`]: `pick_free_port`, also used by the tools' and recovery's test harnesses.
 //! - [`conn`]: `RawConn`, a byte-exact RESP client (send bytes, read exactly one reply).
 //! - [`resp`]: pure RESP2/RESP3 framing (`reply_len`, `parse_frame`, `encode_command`, `escape`).
 //!
@@ -8,6 +9,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod conn;
+pub mod port;
 pub mod resp;
 pub mod server;
 

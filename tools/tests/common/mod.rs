@@ -171,19 +171,13 @@ pub fn make_data_dir(root: &Path, base_rdb: Option<&str>, incrs: &[(&str, &[u8])
     aof
 }
 
-/// A free loopback port: bound without listening (a listening probe could, while a test
-/// thread's freshly forked child still holds a copy of it, accept a connection meant for the
-/// server about to take the port, and reset it when the child execs).
+#[path = "../../../tests/common/port.rs"]
+#[allow(dead_code)]
+mod port;
+
+/// A free loopback port, picked as the server package's tests pick theirs.
 pub fn free_port() -> u16 {
-    let sock =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    sock.bind(&any.into()).expect("bind");
-    sock.local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .expect("addr")
-        .port()
+    port::pick_free_port()
 }
 
 /// A server process killed on drop.
