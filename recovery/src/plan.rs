@@ -20,6 +20,7 @@ use strongbox_storage::aof::{
     manifest_name, FileType, Manifest, ManifestEntry, AOF_FORMAT_SUFFIX, BASE_FILE_SUFFIX,
     INCR_FILE_SUFFIX, RDB_FORMAT_SUFFIX,
 };
+use strongbox_storage::fs::Vfs;
 
 /// What kind of file a planned file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The orphans worth a warning: all but empty ones. The log writer creates the next incr
+    /// file ahead of a rotation (empty, durable) and names it in the manifest only when it
+    /// rotates, so a crash leaves one behind almost every time; it holds nothing, so nothing
+    /// is lost by ignoring it (it is still listed in `orphans`).
+    pub fn orphans_to_warn_about(&self, vfs: &dyn Vfs) -> Vec<&String> {
+        self.orphans
+            .iter()
+            .filter(|o| vfs.len(&self.dir.join(o.as_str())).map_or(true, |n| n > 0))
+            .collect()
+    }
+
     /// Nothing to load (the server may then import `dump.rdb`).
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
@@ -267,6 +279,29 @@ mod tests {
         );
         assert_eq!(p.files[0].kind, FileKind::BaseRdb);
         assert!(p.files[2].last);
+    }
+
+    #[test]
+    fn an_empty_orphan_is_listed_but_not_warned_about() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let names = [
+            "appendonly.aof.1.incr.aof",
+            "appendonly.aof.2.incr.aof",
+            "appendonly.aof.3.incr.aof",
+        ];
+        std::fs::write(tmp.path().join(names[0]), b"*1\r\n$4\r\nPING\r\n").expect("w");
+        std::fs::write(tmp.path().join(names[1]), b"*1\r\n$4\r\nPING\r\n").expect("w");
+        // What the log writer leaves when it crashes before a rotation lists it.
+        std::fs::write(tmp.path().join(names[2]), b"").expect("w");
+        let mut o = obs(
+            &[names[0], names[1], names[2], "appendonly.aof.manifest"],
+            Some("file appendonly.aof.1.incr.aof seq 1 type i\n"),
+        );
+        o.dir = tmp.path().to_path_buf();
+        let p = plan(&o, false).expect("plan");
+        assert_eq!(p.orphans, [names[1], names[2]]);
+        let warned = p.orphans_to_warn_about(&strongbox_storage::fs::RealFs);
+        assert_eq!(warned, [names[1]]);
     }
 
     #[test]

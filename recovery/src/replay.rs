@@ -599,7 +599,7 @@ pub fn execute_with_pipeline(
         orphans: plan.orphans.clone(),
         ..Report::default()
     };
-    for o in &plan.orphans {
+    for o in plan.orphans_to_warn_about(vfs) {
         report
             .warnings
             .push(format!("ignoring {o}: not listed in the manifest"));

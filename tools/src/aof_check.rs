@@ -634,12 +634,24 @@ pub fn check(input: &Path, ts_limit: Option<i64>, show_progress: bool) -> Result
             }
         };
         for o in &orphans {
-            checked.findings.push(Finding::new(
-                dir.join(o).display().to_string(),
-                0,
-                Severity::Warning,
-                "not listed in the manifest: ignored when loading (a leftover of an interrupted rotation or rewrite?)",
-            ));
+            let path = dir.join(o);
+            // An empty one is the next incr file the writer creates ahead of a rotation.
+            let empty = std::fs::metadata(&path).is_ok_and(|m| m.len() == 0);
+            checked.findings.push(if empty {
+                Finding::new(
+                    path.display().to_string(),
+                    0,
+                    Severity::Info,
+                    "not listed in the manifest and empty: ignored when loading (an incr file created ahead of a rotation)",
+                )
+            } else {
+                Finding::new(
+                    path.display().to_string(),
+                    0,
+                    Severity::Warning,
+                    "not listed in the manifest: ignored when loading (a leftover of an interrupted rotation or rewrite?)",
+                )
+            });
         }
         for f in &obs.files {
             if f.starts_with(strongbox_storage::fs::TEMP_FILE_PREFIX) {

@@ -455,7 +455,7 @@ pub fn load(opts: &Options, show_progress: bool) -> Result<(Server, Recovery), S
         .iter()
         .map(|f| (f.name.clone(), kind_name(f.kind).to_string()))
         .collect();
-    for o in &the_plan.orphans {
+    for o in the_plan.orphans_to_warn_about(&RealFs) {
         rec.warnings
             .push(format!("ignoring {o}: not listed in the manifest"));
     }

@@ -305,6 +305,8 @@ fn manifest_problems_name_the_manifest_line() {
     let aof = make_data_dir(tmp.path(), None, &[(INCR1, &data), (INCR2, &data)]);
     std::fs::remove_file(aof.join(INCR2)).expect("rm");
     std::fs::write(aof.join("appendonly.aof.7.incr.aof"), &data).expect("orphan");
+    // Empty: the next incr file created ahead of a rotation, only worth an info line.
+    std::fs::write(aof.join("appendonly.aof.8.incr.aof"), b"").expect("spare");
     let out = run(AOF_CHECK, &[&"--json", &aof.join(MANIFEST)], b"");
     assert_eq!(out.code, 1);
     let f = findings(&out);
@@ -325,6 +327,16 @@ fn manifest_problems_name_the_manifest_line() {
             .as_str()
             .unwrap_or("")
             .ends_with("appendonly.aof.7.incr.aof")));
+    assert!(f.iter().any(|f| f["severity"] == "info"
+        && f["file"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("appendonly.aof.8.incr.aof")));
+    assert!(!f.iter().any(|f| f["severity"] == "warning"
+        && f["file"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("appendonly.aof.8.incr.aof")));
 
     std::fs::write(
         aof.join(MANIFEST),
