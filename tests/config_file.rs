@@ -7,10 +7,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{escape, parse_frame, RawConn};
+use common::{escape, parse_frame, RawConn, ServerKind, ServerProcess};
 
 /// Debian's stock config, installed by the `redis-server` package (.ci/run installs it).
 const STOCK_CONF: &str = "/etc/redis/redis.conf";
@@ -29,141 +29,10 @@ const STRONGBOX_ONLY: &[&str] = &[
     "set-max-listpack-value",
 ];
 
-/// A server process started with a config file; killed on drop.
-struct Proc {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-    log: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn conn(&self) -> RawConn {
-        RawConn::connect(self.port)
-    }
-}
-
-/// Starts `bin conf --port P --dir D --daemonize no --logfile '' --pidfile D/x.pid extra...` and
-/// waits until it answers PING.
-fn start(bin: &Path, conf: &str, extra: &[&str]) -> Proc {
-    let mut reasons = Vec::new();
-    for _ in 0..common::server::START_ATTEMPTS_MAX {
-        match try_start(bin, conf, extra) {
-            Ok(p) => return p,
-            Err(why) => reasons.push(why),
-        }
-    }
-    panic!(
-        "{} {conf} could not get a free port: {reasons:?}",
-        bin.display()
-    );
-}
-
-/// One attempt of [`start`] on a fresh port: Err(reason) when the port turned out to be taken
-/// (the server says so, or PING is answered by another process), panics on anything else.
-fn try_start(bin: &Path, conf: &str, extra: &[&str]) -> Result<Proc, String> {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    std::fs::create_dir(&dir).unwrap();
-    let log = tmp.path().join("server.log");
-    let port = common::pick_free_port();
-    let pidfile = dir.join("x.pid");
-    let mut args: Vec<String> = vec![
-        conf.into(),
-        "--port".into(),
-        port.to_string(),
-        "--dir".into(),
-        dir.display().to_string(),
-        "--daemonize".into(),
-        "no".into(),
-        "--logfile".into(),
-        String::new(),
-        "--pidfile".into(),
-        pidfile.display().to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(bin)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-    let mut p = Proc {
-        child,
-        port,
-        dir: dir.clone(),
-        log,
-        _tmp: tmp,
-    };
-    let mut last = String::new();
-    for _ in 0..400 {
-        if let Ok(Some(st)) = p.child.try_wait() {
-            let log = p.log();
-            if log.to_ascii_lowercase().contains("address already in use") {
-                return Err(format!("port {port}: address already in use"));
-            }
-            panic!(
-                "{} {args:?} exited with {st} before answering PING:\n{log}",
-                bin.display()
-            );
-        }
-        // Until the server listens, a connection may be refused, or (rarely) accepted by
-        // something else: only a +PONG from a socket our child owns counts.
-        last = match RawConn::try_connect(port) {
-            Err(e) => format!("connect: {e}"),
-            Ok(mut c) => match c.try_send(b"*1\r\n$4\r\nPING\r\n") {
-                Err(e) => format!("PING write: {e}"),
-                Ok(()) => match c.read_reply_within(Duration::from_secs(5)) {
-                    Ok(r) if r == b"+PONG\r\n" => {
-                        match common::server::pid_owns_listener(p.child.id(), port) {
-                            Some(false) => {
-                                return Err(format!(
-                                    "port {port}: PING answered by another process"
-                                ))
-                            }
-                            _ => return Ok(p),
-                        }
-                    }
-                    Ok(r) => format!("PING replied {}", escape(&r)),
-                    Err(e) => format!("PING: {e}"),
-                },
-            },
-        };
-        if last.starts_with("PING") {
-            let line = format!("{} on port {port}: readiness probe: {last}", bin.display());
-            eprintln!("{line}");
-            if let Some(p) = std::env::var_os("STRONGBOX_TEST_PROBE_LOG") {
-                use std::io::Write;
-                if let Ok(mut f) = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                {
-                    let _ = writeln!(f, "{line}");
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!(
-        "{} {args:?} did not answer PING (last: {last}):\n{}",
-        bin.display(),
-        p.log()
-    );
+/// Starts `kind` with config file `conf` (plus its own port, directory, pid file and captured
+/// log: [`ServerProcess::start_with_conf`]) and `extra` arguments, once it answers PING.
+fn start(kind: ServerKind, conf: &str, extra: &[&str]) -> ServerProcess {
+    ServerProcess::start_with_conf(kind, conf, extra)
 }
 
 /// Runs `bin args...`, expecting it to exit with an error; returns what it printed.
@@ -219,8 +88,8 @@ fn stock_conf() -> &'static str {
 #[test]
 fn debian_stock_redis_conf_starts_and_config_get_matches_redis() {
     let conf = stock_conf();
-    let sb = start(&strongbox(), conf, &[]);
-    let rd = start(&redis(), conf, &[]);
+    let sb = start(ServerKind::Strongbox, conf, &[]);
+    let rd = start(ServerKind::Redis, conf, &[]);
     let (mut s, mut r) = (sb.conn(), rd.conn());
     assert_eq!(s.cmd(&["PING"]), b"+PONG\r\n");
     let ours = config_get(&mut s, "*");
@@ -333,8 +202,8 @@ fn include_loads_another_file_and_a_missing_one_stops_start_up() {
     )
     .unwrap();
     let conf_s = conf.to_str().unwrap();
-    let sb = start(&strongbox(), conf_s, &[]);
-    let rd = start(&redis(), conf_s, &[]);
+    let sb = start(ServerKind::Strongbox, conf_s, &[]);
+    let rd = start(ServerKind::Redis, conf_s, &[]);
     for pattern in [
         "maxmemory",
         "replica-read-only",
@@ -407,8 +276,8 @@ fn command_introspection_after_rename_command_answers_as_redis() {
     )
     .unwrap();
     let conf_s = conf.to_str().unwrap();
-    let sb = start(&strongbox(), conf_s, &[]);
-    let rd = start(&redis(), conf_s, &[]);
+    let sb = start(ServerKind::Strongbox, conf_s, &[]);
+    let rd = start(ServerKind::Redis, conf_s, &[]);
     let (mut s, mut r) = (sb.conn(), rd.conn());
     // A renamed command is found under its new name and shown under its original one; the
     // old name and a removed command are gone (INFO/DOCS/GETKEYS/LIST).
@@ -438,7 +307,7 @@ fn command_introspection_after_rename_command_answers_as_redis() {
     }
     // COMMAND COUNT and the full listings leave the removed command out (the totals differ
     // between the servers: Strongbox has fewer commands, so compare with and without it).
-    let plain = start(&strongbox(), stock_conf_or_empty(&tmp), &[]);
+    let plain = start(ServerKind::Strongbox, stock_conf_or_empty(&tmp), &[]);
     let mut p = plain.conn();
     let count = |c: &mut RawConn| {
         String::from_utf8_lossy(&c.cmd(&["COMMAND", "COUNT"]))
@@ -469,7 +338,7 @@ fn rename_command_renames_and_removes_commands() {
     )
     .unwrap();
     let conf_s = conf.to_str().unwrap();
-    let sb = start(&strongbox(), conf_s, &["--appendonly", "yes"]);
+    let sb = start(ServerKind::Strongbox, conf_s, &["--appendonly", "yes"]);
     let mut s = sb.conn();
     assert!(String::from_utf8_lossy(&s.cmd(&["FLUSHALL"]))
         .starts_with("-ERR unknown command 'FLUSHALL'"),);
@@ -482,7 +351,7 @@ fn rename_command_renames_and_removes_commands() {
     assert!(sb.log().contains("'user alice'"), "{}", sb.log());
     // The AOF holds the original name (it replays with or without the directive).
     let mut aof = Vec::new();
-    for e in std::fs::read_dir(sb.dir.join("appendonlydir"))
+    for e in std::fs::read_dir(sb.dir().join("appendonlydir"))
         .unwrap()
         .flatten()
     {

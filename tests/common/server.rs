@@ -71,6 +71,9 @@ pub struct ServerProcess {
     bin: PathBuf,
     args: Vec<String>,
     port: u16,
+    /// A config file given as the first argument (`redis-server <conf> --opts`), see
+    /// [`ServerProcess::start_with_conf`].
+    conf: Option<String>,
     /// Holds the log file and, unless the caller supplied one, the data directory.
     root: Option<tempfile::TempDir>,
     dir: PathBuf,
@@ -93,6 +96,23 @@ impl ServerProcess {
     /// Starts `kind` with `dir` as its data directory (e.g. a directory a test filled with
     /// fixture files) or a fresh temporary one if `None`.
     pub fn start_with_dir(kind: ServerKind, dir: Option<&Path>, args: &[&str]) -> ServerProcess {
+        Self::start_full(kind, None, dir, args)
+    }
+
+    /// Starts `kind` as `<bin> <conf> --port P --dir D --daemonize no --logfile '' --pidfile
+    /// D/x.pid` followed by `args`: the config file's own settings stand, except the ones
+    /// that give this process its own port, directory, pid file and log (captured), and that
+    /// keep it in the foreground.
+    pub fn start_with_conf(kind: ServerKind, conf: &str, args: &[&str]) -> ServerProcess {
+        Self::start_full(kind, Some(conf), None, args)
+    }
+
+    fn start_full(
+        kind: ServerKind,
+        conf: Option<&str>,
+        dir: Option<&Path>,
+        args: &[&str],
+    ) -> ServerProcess {
         let root = tempfile::Builder::new()
             .prefix(match kind {
                 ServerKind::Strongbox => "strongbox-test-",
@@ -116,6 +136,7 @@ impl ServerProcess {
             kind,
             bin,
             args: args.iter().map(|s| s.to_string()).collect(),
+            conf: conf.map(str::to_string),
             port: 0,
             log_path: root.path().join("server.log"),
             root: Some(root),
@@ -252,6 +273,23 @@ impl ServerProcess {
     }
 
     fn command_line(&self) -> Vec<String> {
+        if let Some(conf) = &self.conf {
+            let mut argv = vec![
+                conf.clone(),
+                "--port".to_string(),
+                self.port.to_string(),
+                "--dir".to_string(),
+                self.dir.display().to_string(),
+                "--daemonize".to_string(),
+                "no".to_string(),
+                "--logfile".to_string(),
+                String::new(),
+                "--pidfile".to_string(),
+                self.dir.join("x.pid").display().to_string(),
+            ];
+            argv.extend(self.args.iter().cloned());
+            return argv;
+        }
         let mut argv = vec![
             "--port".to_string(),
             self.port.to_string(),
