@@ -8,26 +8,21 @@
 //! a server every few milliseconds, and a listening probe copied into a child that had not yet
 //! exec'd took tests' first connections and reset them.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-static PORTS_HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+static PORTS_HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
 /// Lowest port [`pick_free_port`] hands out.
 const TEST_PORT_MIN: u16 = 10_000;
 
-/// The kernel's ephemeral range (`net.ipv4.ip_local_port_range`), from which outgoing
-/// connections take their source ports.
-fn ephemeral_port_range() -> (u16, u16) {
-    let text =
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let mut it = text
-        .split_whitespace()
-        .filter_map(|v| v.parse::<u16>().ok());
-    match (it.next(), it.next()) {
-        (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
-        _ => (32_768, 60_999),
-    }
+/// Where the kernel's ephemeral range (`net.ipv4.ip_local_port_range`), from which outgoing
+/// connections take their source ports, begins.
+fn ephemeral_port_min() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Binds a TCP socket to 127.0.0.1:`port` (0: any) without listening, and returns the port it
@@ -50,22 +45,20 @@ fn bind_probe(port: u16) -> Option<u16> {
 /// outgoing connection's source port, another test's client or the test's own connect attempt.
 pub fn pick_free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
-    let (eph_lo, _) = ephemeral_port_range();
-    let below = eph_lo.saturating_sub(TEST_PORT_MIN);
-    let mut guard = PORTS_HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-    let handed = guard.get_or_insert_with(HashSet::new);
+    let below = ephemeral_port_min().saturating_sub(TEST_PORT_MIN);
+    let mut handed = PORTS_HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
     if below >= 1_000 {
+        // A random order (RandomState is seeded per process), so test binaries run one after
+        // another do not start on the same ports.
         let seed = std::collections::hash_map::RandomState::new();
         for attempt in 0u32..10_000 {
             let mut h = seed.build_hasher();
-            h.write_u32(std::process::id());
             h.write_u32(attempt);
             let port = TEST_PORT_MIN + (h.finish() % u64::from(below)) as u16;
-            if handed.contains(&port) || bind_probe(port).is_none() {
-                continue;
+            if !handed.contains(&port) && bind_probe(port).is_some() {
+                handed.insert(port);
+                return port;
             }
-            handed.insert(port);
-            return port;
         }
     }
     loop {
