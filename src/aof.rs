@@ -21,19 +21,30 @@ use crate::persist::Persistence;
 /// The storage log writer as the execution thread's sink.
 pub struct AofSink {
     pub writer: LogWriter,
+    /// The logical position of the writer's position 0 (see [`attach_writer`]).
+    base: u64,
+    /// Why the log stopped when a replacement writer could not be opened (the gate shows it
+    /// failed; this writer is closed and writes nothing more).
+    replaced_failed: Option<String>,
 }
 
 impl LogSink for AofSink {
     fn submit(&mut self, bytes: &[u8], db_at_start: u32) -> u64 {
-        self.writer.submit(bytes, db_at_start)
+        self.base + self.writer.submit(bytes, db_at_start)
     }
     fn shutdown(self: Box<Self>) -> Result<(), String> {
         self.writer.shutdown().map_err(|e| e.to_string())
     }
     fn failure(&self) -> Option<String> {
-        self.writer.progress().failed
+        self.writer
+            .progress()
+            .failed
+            .or_else(|| self.replaced_failed.clone())
     }
     fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self
     }
 }
@@ -109,6 +120,8 @@ pub struct Persist {
     bgsave_dirty_at_start: u64,
     rewrite_scheduled: bool,
     bgsave_scheduled: bool,
+    /// CONFIG SET appendfsync came while a snapshot ran: the log changes policy after it.
+    fsync_change_scheduled: bool,
     last_bgsave_ok: bool,
     last_rewrite_ok: bool,
     last_bgsave_secs: i64,
@@ -239,6 +252,66 @@ impl Persist {
         Ok(())
     }
 
+    /// CONFIG SET appendfsync: the log goes on under the configured policy. Everything
+    /// logged so far is written and fsynced, the writer stops, and a writer with the new policy
+    /// continues the same incr file (same manifest, batch chain unbroken, logical positions
+    /// going on from the old end, so waiting replies and the gate are unaffected). Blocking
+    /// for one fsync, on the execution thread, as Redis's switch (it fsyncs on its own
+    /// thread). While a snapshot or its presync runs (its installer works on the current
+    /// writer) the switch waits for it to end ([`Persistence::cron`]).
+    fn apply_fsync_policy(&mut self, srv: &mut Server) -> Result<(), String> {
+        let Some(w) = self.writer(srv) else {
+            self.fsync_change_scheduled = false;
+            return Ok(());
+        };
+        if w.policy() == policy(&srv.cfg) {
+            self.fsync_change_scheduled = false;
+            return Ok(());
+        }
+        if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
+            self.fsync_change_scheduled = true;
+            return Ok(());
+        }
+        self.fsync_change_scheduled = false;
+        srv.log.submit();
+        let base = srv.log.pos();
+        let Some(sink) = srv
+            .log
+            .sink_mut()
+            .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
+        else {
+            return Ok(());
+        };
+        // A failed log stays as it is: writes are refused until the server restarts.
+        let resume = sink.writer.close().map_err(|e| e.to_string())?;
+        let counters = sink.writer.stats();
+        let vfs: Arc<dyn Vfs> = Arc::new(RealFs);
+        let attached = attach_writer(srv, vfs, &self.aof_dir, &self.filename, resume, base);
+        if let Some(w) = self.writer(srv).filter(|_| attached.is_ok()) {
+            w.continue_counters(&counters);
+        }
+        if let Err(e) = attached {
+            // The old writer is closed: latch the failure so that writes are refused
+            // (MISCONF) rather than waiting for a log that is not written.
+            let msg = format!("reopening the append only file: {e}");
+            tracing::warn!("{msg}");
+            if let Some(sink) = srv
+                .log
+                .sink_mut()
+                .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
+            {
+                sink.replaced_failed = Some(msg.clone());
+            }
+            srv.log.gate_tx.send_modify(|g| g.failed = true);
+            return Err(msg);
+        }
+        tracing::info!(
+            "appendfsync is now {} (the log continues in the same file)",
+            srv.cfg.get("appendfsync")
+        );
+        Ok(())
+    }
+
     /// BGSAVE.
     pub fn start_bgsave(&mut self, srv: &mut Server) -> Result<(), String> {
         let t0 = Instant::now();
@@ -316,6 +389,10 @@ impl Persistence for Persist {
         self
     }
 
+    fn fsync_policy_changed(&mut self, srv: &mut Server) -> Result<(), String> {
+        self.apply_fsync_policy(srv)
+    }
+
     fn poll(&mut self, srv: &mut Server) {
         let Some(p) = &srv.rewrite_presync else {
             return;
@@ -343,6 +420,11 @@ impl Persistence for Persist {
         }
         if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
             return;
+        }
+        if self.fsync_change_scheduled {
+            if let Err(e) = self.apply_fsync_policy(srv) {
+                tracing::warn!("Can't change appendfsync: {e}");
+            }
         }
         if self.rewrite_scheduled && srv.log.enabled() {
             if let Err(e) = self.start_rewrite(srv) {
@@ -554,8 +636,20 @@ impl Persistence for Persist {
                 "strongbox_aof_gather_timeouts".into(),
                 st.gather_timeouts.to_string(),
             ));
-            v.push(("strongbox_aof_written".into(), st.written.to_string()));
-            v.push(("strongbox_aof_synced".into(), st.synced.to_string()));
+            // Logical positions, as the gate counts them (they go on across writers).
+            let base = srv
+                .log
+                .sink()
+                .and_then(|s| s.as_any().downcast_ref::<AofSink>())
+                .map_or(0, |s| s.base);
+            v.push((
+                "strongbox_aof_written".into(),
+                (base + st.written).to_string(),
+            ));
+            v.push((
+                "strongbox_aof_synced".into(),
+                (base + st.synced).to_string(),
+            ));
             v.push((
                 "strongbox_aof_last_rotate_us".into(),
                 st.last_rotate_us.to_string(),
@@ -610,6 +704,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         bgsave_dirty_at_start: 0,
         rewrite_scheduled: false,
         bgsave_scheduled: false,
+        fsync_change_scheduled: false,
         last_bgsave_ok: true,
         last_rewrite_ok: true,
         last_bgsave_secs: -1,
@@ -656,37 +751,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
             }
             outcome.resume
         };
-        let relay = srv.log.relay.clone();
-        // `set_sink` below starts the next generation of the gate: this writer's.
-        let generation = relay.generation() + 1;
-        let pol = policy(&srv.cfg);
-        let always = pol == FsyncPolicy::Always;
-        let aof_opts = AofOptions {
-            dir: aof_dir.clone(),
-            filename: filename.clone(),
-            fsync: pol,
-            segment_bytes_max: srv.cfg.get_i64("aof-segment-size").max(1) as u64,
-            timestamp_enabled: srv.cfg.get_bool("aof-timestamp-enabled"),
-        };
-        let writer = LogWriter::open(
-            vfs.clone(),
-            aof_opts,
-            resume,
-            Box::new(move |p: &Progress| {
-                relay.post(
-                    generation,
-                    Gate {
-                        written: p.written,
-                        synced: p.synced,
-                        always,
-                        failed: p.failed.is_some(),
-                    },
-                );
-            }),
-        )
-        .map_err(|e| e.to_string())?;
-        srv.log.set_sink(Some(Box::new(AofSink { writer })), 0);
-        srv.log.gate_tx.send_modify(|g| g.always = always);
+        attach_writer(srv, vfs.clone(), &aof_dir, &filename, resume, 0)?;
         persist.rewrite_base_size = persist.writer(srv).map_or(0, |w| w.stats().current_size);
     } else if vfs.exists(&dump_path).unwrap_or(false) {
         let bytes = std::fs::read(&dump_path)
@@ -707,6 +772,58 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         .loaded_keys
         .max(srv.dbs.iter().map(|d| d.len() as u64).sum());
     srv.persistence = Box::new(persist);
+    Ok(())
+}
+
+/// Open the log writer on `aof_dir` at `resume` with the configured fsync policy and make it
+/// the execution thread's log sink, its logical positions starting at `base` (0 at start; the
+/// old log's end when a writer replaces another, so positions never go back).
+fn attach_writer(
+    srv: &mut Server,
+    vfs: Arc<dyn Vfs>,
+    aof_dir: &Path,
+    filename: &str,
+    resume: ResumePoint,
+    base: u64,
+) -> Result<(), String> {
+    let relay = srv.log.relay.clone();
+    // `set_sink` below starts the next generation of the gate: this writer's.
+    let generation = relay.generation() + 1;
+    let pol = policy(&srv.cfg);
+    let always = pol == FsyncPolicy::Always;
+    let aof_opts = AofOptions {
+        dir: aof_dir.to_path_buf(),
+        filename: filename.to_string(),
+        fsync: pol,
+        segment_bytes_max: srv.cfg.get_i64("aof-segment-size").max(1) as u64,
+        timestamp_enabled: srv.cfg.get_bool("aof-timestamp-enabled"),
+    };
+    let writer = LogWriter::open(
+        vfs,
+        aof_opts,
+        resume,
+        Box::new(move |p: &Progress| {
+            relay.post(
+                generation,
+                Gate {
+                    written: base + p.written,
+                    synced: base + p.synced,
+                    always,
+                    failed: p.failed.is_some(),
+                },
+            );
+        }),
+    )
+    .map_err(|e| e.to_string())?;
+    srv.log.set_sink(
+        Some(Box::new(AofSink {
+            writer,
+            base,
+            replaced_failed: None,
+        })),
+        base,
+    );
+    srv.log.gate_tx.send_modify(|g| g.always = always);
     Ok(())
 }
 

@@ -141,6 +141,8 @@ pub trait LogSink: Send {
     fn failure(&self) -> Option<String>;
     /// Downcast hook for the persistence layer (stats, rotation).
     fn as_any(&self) -> &dyn std::any::Any;
+    /// Downcast hook for the persistence layer (replacing the writer).
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
 pub struct Durability {
@@ -415,6 +417,10 @@ impl Durability {
 
     pub fn sink(&self) -> Option<&dyn LogSink> {
         self.sink.as_deref()
+    }
+
+    pub fn sink_mut(&mut self) -> Option<&mut (dyn LogSink + 'static)> {
+        self.sink.as_deref_mut()
     }
 
     pub fn buffered_bytes(&self) -> usize {

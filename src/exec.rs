@@ -1472,6 +1472,9 @@ mod read_wait_tests {
         fn as_any(&self) -> &dyn std::any::Any {
             self
         }
+        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+            self
+        }
     }
 
     fn argv(args: &[&str]) -> Vec<Bytes> {

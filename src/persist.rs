@@ -18,6 +18,10 @@ pub trait Persistence: Send {
     fn snapshot_done(&mut self, srv: &mut Server) {
         crate::compaction::abort(srv);
     }
+    /// CONFIG SET changed `appendfsync`: make the log follow it.
+    fn fsync_policy_changed(&mut self, _srv: &mut Server) -> Result<(), String> {
+        Ok(())
+    }
     /// Save a snapshot (SAVE, SHUTDOWN SAVE). Blocking.
     fn save(&mut self, _srv: &mut Server) -> Result<(), String> {
         Err("snapshots are not available".into())

@@ -543,6 +543,154 @@ fn compaction_under_concurrent_writes_keeps_the_state() {
     assert_same(&before, &after, "restart after compaction");
 }
 
+fn persistence_info(c: &mut redis::Connection) -> String {
+    redis::cmd("INFO").arg("persistence").query(c).unwrap()
+}
+
+/// `CONFIG SET appendfsync` at runtime, as Redis allows: the log continues in the same file
+/// under the new policy (visible in how batches are written: `always` fsyncs each batch on
+/// the log writer, everysec/no write on the execution thread when the writer is idle), while
+/// a client writes the whole time and a rewrite runs across one of the switches. After
+/// kill -9 every acknowledged write is there, and redis-server 7.0 loads the directory.
+#[test]
+fn config_set_appendfsync_switches_the_log_under_load() {
+    let mut sb = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    let port = sb.port();
+    let mut c = con(port);
+    set_keys(&mut c, 5_000);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = con(port);
+            let mut acked = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let n: i64 = redis::cmd("INCR").arg("ctr").query(&mut c).unwrap();
+                acked += 1;
+                assert_eq!(n, acked);
+                redis::cmd("RPUSH")
+                    .arg("list")
+                    .arg(acked)
+                    .query::<i64>(&mut c)
+                    .unwrap();
+            }
+            acked
+        })
+    };
+    let set = |c: &mut redis::Connection, policy: &str| {
+        let before = persistence_info(c);
+        let r: String = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("appendfsync")
+            .arg(policy)
+            .query(c)
+            .unwrap();
+        assert_eq!(r, "OK");
+        let got: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendfsync")
+            .query(c)
+            .unwrap();
+        assert_eq!(got, ["appendfsync", policy]);
+        // Positions and totals go on across the switch.
+        let after = persistence_info(c);
+        for f in [
+            "strongbox_aof_written",
+            "strongbox_aof_batches",
+            "strongbox_aof_fsyncs",
+        ] {
+            assert!(
+                info_field(&after, f) >= info_field(&before, f),
+                "{f} went back switching to {policy}"
+            );
+        }
+    };
+    // How the log wrote batches over a stretch of the writer's load under `policy`:
+    // (batches, of which written on the execution thread, fsyncs).
+    let observe = |c: &mut redis::Connection| {
+        let a = persistence_info(c);
+        std::thread::sleep(Duration::from_millis(300));
+        let b = persistence_info(c);
+        let d = |f: &str| info_field(&b, f) - info_field(&a, f);
+        (
+            d("strongbox_aof_batches"),
+            d("strongbox_aof_inline_batches"),
+            d("strongbox_aof_fsyncs"),
+        )
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    for round in 0..2 {
+        set(&mut c, "always");
+        let (batches, inline, fsyncs) = observe(&mut c);
+        assert!(batches > 10, "round {round}: the writer stalled? {batches}");
+        assert_eq!(
+            inline, 0,
+            "round {round}: always wrote on the execution thread"
+        );
+        // (a batch counted before its fsync ends can fall between the two samples)
+        assert!(
+            fsyncs + 1 >= batches,
+            "round {round}: {fsyncs} fsyncs, {batches} batches"
+        );
+        set(&mut c, "no");
+        let (batches, inline, fsyncs) = observe(&mut c);
+        assert!(
+            inline > batches / 2,
+            "round {round}: no: {inline} of {batches} inline"
+        );
+        assert_eq!(fsyncs, 0, "round {round}: `no` fsynced");
+        set(&mut c, "everysec");
+        let (batches, inline, _) = observe(&mut c);
+        assert!(
+            inline > batches / 2,
+            "round {round}: everysec: {inline} of {batches} inline"
+        );
+    }
+    // A switch asked for while a rewrite runs takes effect after it.
+    let r: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    assert!(r.contains("rewriting"), "{r}");
+    set(&mut c, "always");
+    wait_first_rewrite(&mut c, 30);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, inline, fsyncs) = observe(&mut c);
+    assert!(
+        inline == 0 && fsyncs > 0,
+        "after the rewrite: {inline} inline, {fsyncs} fsyncs"
+    );
+    let r = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendfsync")
+        .arg("sometimes")
+        .query::<String>(&mut c);
+    assert!(
+        r.unwrap_err()
+            .to_string()
+            .contains("must be one of the following"),
+        "bad value accepted"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.join().unwrap();
+    let before = dump_keyspace(port, 1, false);
+    drop(c);
+    sb.kill9();
+    sb.restart();
+    let mut c = con(sb.port());
+    let ctr: i64 = redis::cmd("GET").arg("ctr").query(&mut c).unwrap();
+    assert_eq!(ctr, acked, "acknowledged INCRs lost");
+    let after = dump_keyspace(sb.port(), 1, false);
+    assert_same(&before, &after, "restart after kill -9");
+    drop(c);
+    sb.stop();
+    let d2 = tempfile::tempdir().unwrap();
+    copy_dir(
+        &sb.dir().join("appendonlydir"),
+        &d2.path().join("appendonlydir"),
+    );
+    let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
+    let in_redis = dump_keyspace(rs.port(), 1, false);
+    assert_same(&before, &in_redis, "the directory in redis-server");
+}
+
 #[test]
 fn debug_reload_keeps_the_dataset() {
     let f = fixtures().join("redis-7.0-all-types.rdb");

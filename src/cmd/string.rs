@@ -1694,6 +1694,9 @@ mod propagation_tests {
         fn as_any(&self) -> &dyn std::any::Any {
             self
         }
+        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+            self
+        }
     }
 
     /// Parse the RESP multibulk commands in `b`, leaving out SELECT.

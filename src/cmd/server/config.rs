@@ -202,8 +202,18 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Reply::Error(format!("ERR {e}"));
         }
     }
+    let fsync_before = ctx.srv.cfg.get("appendfsync").to_string();
     ctx.srv.cfg = cfg;
     ctx.srv.config_changed();
+    if ctx.srv.cfg.get("appendfsync") != fsync_before {
+        if let Err(e) = ctx
+            .srv
+            .with_persistence(|p, srv| p.fsync_policy_changed(srv))
+        {
+            let _ = ctx.srv.cfg.set("appendfsync", &fsync_before);
+            return set_failed("appendfsync", &e);
+        }
+    }
     // Runtime effects.
     if let Some(f) = notify_flags {
         ctx.srv.notify_flags = f;

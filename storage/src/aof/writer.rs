@@ -1348,6 +1348,35 @@ impl LogWriter {
         }
     }
 
+    /// Carry the counters of the writer this one continues ([`Self::close`]) over, so INFO's
+    /// totals do not start again when only the policy changed.
+    pub fn continue_counters(&self, old: &LogStats) {
+        let mut g = self.shared.lock();
+        let s = &mut g.stats;
+        s.fsyncs += old.fsyncs;
+        s.batches += old.batches;
+        s.batch_bytes_total += old.batch_bytes_total;
+        s.batch_bytes_max = s.batch_bytes_max.max(old.batch_bytes_max);
+        s.inline_batches += old.inline_batches;
+        s.gather_timeouts += old.gather_timeouts;
+        s.delayed_fsyncs += old.delayed_fsyncs;
+        for (new, old) in [
+            (&mut s.last_fsync_us, old.last_fsync_us),
+            (&mut s.last_rotate_us, old.last_rotate_us),
+            (&mut s.last_seal_bytes, old.last_seal_bytes),
+            (&mut s.last_install_us, old.last_install_us),
+        ] {
+            if *new == 0 {
+                *new = old;
+            }
+        }
+    }
+
+    /// The fsync policy the writer was opened with.
+    pub fn policy(&self) -> FsyncPolicy {
+        self.shared.policy
+    }
+
     /// Write and fsync everything pending, stop the threads.
     pub fn shutdown(mut self) -> Result<(), AofError> {
         self.stop();
@@ -1355,6 +1384,29 @@ impl LogWriter {
             Some(f) => Err(AofError::Failed(f)),
             None => Ok(()),
         }
+    }
+
+    /// [`Self::shutdown`] (the writer stays stopped: later submits are never written), then
+    /// where a new writer (with other options, e.g. another fsync policy) continues this log: the same manifest, appending to the same incr file after
+    /// its last batch, the batch chain unbroken. Its logical positions start again at 0.
+    ///
+    /// Call it with no rewrite in flight (no [`Installer`] in use, no rotation queued): an
+    /// installer of this writer would switch a manifest that the new writer does not know.
+    pub fn close(&mut self) -> Result<ResumePoint, AofError> {
+        self.stop();
+        if let Some(f) = self.shared.lock().failed.clone() {
+            return Err(AofError::Failed(f));
+        }
+        let a = lock_app(&self.app);
+        let manifest = self.shared.files().manifest.clone();
+        Ok(ResumePoint {
+            manifest: Some(manifest),
+            append: Some(AppendPoint {
+                file_name: a.active.name.clone(),
+                valid_len: a.active.size,
+                chain: a.active.chain,
+            }),
+        })
     }
 
     fn stop(&mut self) {
@@ -2642,6 +2694,76 @@ mod tests {
         let m = Manifest::parse(&m).expect("parse");
         assert_eq!(m.incr.len(), 6);
         assert_eq!(m.incr[5].name, "appendonly.aof.6.incr.aof");
+    }
+
+    /// `CONFIG SET appendfsync`: the log is closed and a writer with the other policy
+    /// continues it — same file, the chain unbroken, no padding left between the two parts —
+    /// and what the new policy acknowledges survives a power loss accordingly.
+    #[test]
+    fn a_closed_log_continues_under_another_policy() {
+        use super::super::batch::{BatchReader, Unit};
+        const OTHER: &[u8] = b"*1\r\n$4\r\nECHO\r\n";
+        let policies = [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No];
+        for from in policies {
+            for to in policies {
+                let fs = SimFs::new(9);
+                let (mut w, _) = open(&fs, from, Arc::default());
+                fs.sync_dir(Path::new("/")).expect("fsync /");
+                for _ in 0..3 {
+                    w.submit(CMD, 0);
+                }
+                drop(w.hold());
+                let resume = w.close().expect("close");
+                let ap = resume.append.clone().expect("append point");
+                let path = Path::new("/d/appendonlydir").join(&ap.file_name);
+                assert_eq!(
+                    fs.len(&path).expect("len"),
+                    ap.valid_len,
+                    "{from:?}: padding left"
+                );
+                let w = LogWriter::open(Arc::new(fs.clone()), opts(to), resume, Box::new(|_| {}))
+                    .expect("reopen");
+                w.submit(OTHER, 0);
+                w.submit(OTHER, 0);
+                drop(w.hold());
+                assert_eq!(
+                    w.progress().written,
+                    2 * OTHER.len() as u64,
+                    "positions restart"
+                );
+                let synced_after = w.progress().synced;
+                // (commands, of which ECHO) in the valid batches of the file; every batch of
+                // the live file verifies, the chain running on from the first writer's.
+                let count = |bytes: &[u8]| {
+                    let (mut batches, mut cmds, mut others) = (0, 0, 0);
+                    let mut r = BatchReader::new(bytes, 0);
+                    while let Some(u) = r.next() {
+                        if let Unit::Batch { commands, .. } = u.expect("valid batch") {
+                            batches += 1;
+                            for c in commands.iter().filter(|c| c.argv[0] != b"SELECT") {
+                                cmds += 1;
+                                others += usize::from(c.argv == [&b"ECHO"[..]]);
+                            }
+                        }
+                    }
+                    (batches, cmds, others)
+                };
+                let (batches, cmds, others) = count(&fs.read(&path).expect("read"));
+                assert!(batches >= 2, "{from:?}→{to:?}: {batches} batches");
+                assert_eq!((cmds, others), (5, 2), "{from:?}→{to:?}");
+                // Power loss now: closing fsynced the first part whatever its policy, and
+                // under `always` the new writes are durable too.
+                let after = fs.crash(CrashOptions::power_loss());
+                let (_, cmds, others) = count(&after.read(&path).expect("read"));
+                assert_eq!(cmds - others, 3, "{from:?}→{to:?}: first part lost");
+                if to == FsyncPolicy::Always {
+                    assert_eq!(synced_after, 2 * OTHER.len() as u64);
+                    assert_eq!(others, 2, "{from:?}→{to:?}: acknowledged writes lost");
+                }
+                w.shutdown().expect("shutdown");
+                assert_eq!(listed_incr_files(&fs), 1, "{from:?}→{to:?}");
+            }
+        }
     }
 
     const MANIFEST: &str = "/d/appendonlydir/appendonly.aof.manifest";
