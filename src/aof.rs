@@ -122,6 +122,12 @@ pub struct Persist {
     bgsave_scheduled: bool,
     /// CONFIG SET appendfsync came while a snapshot ran: the log changes policy after it.
     fsync_change_scheduled: bool,
+    /// CONFIG SET appendonly yes came while a snapshot ran: the log starts after it.
+    aof_start_scheduled: bool,
+    /// CONFIG SET appendonly yes is under way: the log is written in this staging directory
+    /// until the rewrite that gives it a base ends, and then takes the AOF directory's place
+    /// ([`Persist::start_aof`]).
+    staging: Option<PathBuf>,
     last_bgsave_ok: bool,
     last_rewrite_ok: bool,
     last_bgsave_secs: i64,
@@ -168,6 +174,181 @@ impl Persist {
             .sink()
             .and_then(|s| s.as_any().downcast_ref::<AofSink>())
             .map(|s| &s.writer)
+    }
+
+    /// The directory the log is written in: the AOF directory, or the staging directory
+    /// while `CONFIG SET appendonly yes` is under way.
+    fn log_dir(&self) -> &Path {
+        self.staging.as_deref().unwrap_or(&self.aof_dir)
+    }
+
+    /// CONFIG SET appendonly: start or stop the log to match the configuration.
+    ///
+    /// `yes`, as Redis 7 does it (`startAppendOnly`): from now on every write is logged, and a
+    /// rewrite writes the current dataset as the base. Until that rewrite ends, the AOF
+    /// directory is left as it was (missing, or an older log that `appendonly no` stopped):
+    /// the log is written to a staging directory, `temp-<appenddirname>-<pid>`, a complete
+    /// AOF directory of its own (manifest, incr files, then the base). When the rewrite
+    /// installs its base, the staging directory takes the AOF directory's place in one
+    /// rename (an exchange when there is an old one, then removed). A crash before that
+    /// leaves the data directory as it was before the command (the staging directory is
+    /// removed at the next start); after it, a complete log. While it runs, a snapshot
+    /// (BGSAVE) first ends. Replies wait for the staging log as for any log.
+    ///
+    /// `no` (Redis's `stopAppendOnly`): everything logged is written and fsynced, a rewrite
+    /// in flight is abandoned, and the log stops; its files stay as they are.
+    fn apply_appendonly(&mut self, srv: &mut Server) -> Result<(), String> {
+        if srv.cfg.get_bool("appendonly") {
+            if srv.log.enabled() {
+                self.aof_start_scheduled = false;
+                return Ok(());
+            }
+            if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
+                self.aof_start_scheduled = true;
+                return Ok(());
+            }
+            self.aof_start_scheduled = false;
+            return self.start_aof(srv);
+        }
+        self.aof_start_scheduled = false;
+        if !srv.log.enabled() {
+            return Ok(());
+        }
+        if srv.rewrite_presync.take().is_some() {
+            tracing::info!("Background append only file rewriting abandoned: appendonly no");
+        }
+        if srv
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| matches!(s.purpose, Purpose::AofBase {}))
+        {
+            compaction::abort(srv);
+            tracing::info!("Background append only file rewriting abandoned: appendonly no");
+        }
+        self.rewrite_scheduled = false;
+        self.fsync_change_scheduled = false;
+        // Submits the buffer, writes and fsyncs everything, stops the writer.
+        let stopped = srv.log.shutdown();
+        let pos = srv.log.pos();
+        // Every reply waiting on the log was released by the fsync (or the log had failed:
+        // restarting the server is the way back to a log then).
+        srv.log.set_sink(None, pos);
+        if let Some(staging) = self.staging.take() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        match stopped {
+            Ok(()) => {
+                tracing::info!("Append only file stopped (appendonly no)");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!("Append only file stopped after an error: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    /// `CONFIG SET appendonly yes` (see [`Self::apply_appendonly`]): open the log in a fresh
+    /// staging directory and start the rewrite that writes its base.
+    fn start_aof(&mut self, srv: &mut Server) -> Result<(), String> {
+        let name = self
+            .aof_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staging = self
+            .dir
+            .join(format!("{STAGING_PREFIX}{name}-{}", std::process::id()));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)
+                .map_err(|e| format!("remove {}: {e}", staging.display()))?;
+        }
+        srv.log.submit();
+        let base = srv.log.pos();
+        let vfs: Arc<dyn Vfs> = Arc::new(RealFs);
+        attach_writer(
+            srv,
+            vfs,
+            &staging,
+            &self.filename,
+            ResumePoint::default(),
+            base,
+        )?;
+        self.staging = Some(staging);
+        self.rewrite_base_size = 0;
+        tracing::info!("Append only file enabled: writing its base");
+        if let Err(e) = self.start_rewrite(srv) {
+            // Retried by the timer, as a scheduled rewrite.
+            tracing::warn!("Can't rewrite append only file in background: {e}");
+            self.last_rewrite_ok = false;
+            self.rewrite_scheduled = true;
+        }
+        Ok(())
+    }
+
+    /// The rewrite started by `appendonly yes` ended: on success the staging directory
+    /// becomes the AOF directory; on failure the rewrite is tried again.
+    fn after_staging_rewrite(&mut self, srv: &mut Server, ok: bool) {
+        let Some(staging) = self.staging.clone() else {
+            return;
+        };
+        if !ok {
+            self.rewrite_scheduled = true;
+            return;
+        }
+        srv.log.submit();
+        let base = srv.log.pos();
+        let Some(sink) = srv
+            .log
+            .sink_mut()
+            .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
+        else {
+            return;
+        };
+        let resume = match sink.writer.close() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("Append only file failed before it took its place: {e}");
+                return;
+            }
+        };
+        let counters = sink.writer.stats();
+        let vfs: Arc<dyn Vfs> = Arc::new(RealFs);
+        let (dir, moved) = match swap_in_dir(&staging, &self.aof_dir) {
+            Ok(()) => (self.aof_dir.clone(), true),
+            Err(e) => {
+                tracing::warn!(
+                    "Can't move {} to {}: {e}; the log stays in the staging directory and the rewrite is retried",
+                    staging.display(),
+                    self.aof_dir.display()
+                );
+                self.rewrite_scheduled = true;
+                (staging.clone(), false)
+            }
+        };
+        let attached = attach_writer(srv, vfs, &dir, &self.filename, resume, base);
+        if let Some(w) = self.writer(srv).filter(|_| attached.is_ok()) {
+            w.continue_counters(&counters);
+            self.rewrite_base_size = w.stats().current_size;
+        }
+        if let Err(e) = attached {
+            tracing::warn!("reopening the append only file: {e}");
+            if let Some(sink) = srv
+                .log
+                .sink_mut()
+                .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
+            {
+                sink.replaced_failed = Some(format!("reopening the append only file: {e}"));
+            }
+            srv.log.gate_tx.send_modify(|g| g.failed = true);
+        }
+        if moved {
+            self.staging = None;
+            tracing::info!(
+                "Append only file {} is complete and in use",
+                self.aof_dir.display()
+            );
+        }
     }
 
     /// BGREWRITEAOF: rotate the log and start the snapshot that becomes the new base.
@@ -225,7 +406,7 @@ impl Persist {
         let installer = writer.installer();
         let preamble = srv.cfg.get_bool("aof-use-rdb-preamble");
         let temp = self
-            .aof_dir
+            .log_dir()
             .join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
         let file_format = if preamble {
             Format::Rdb(crate::snapshot::writer_options(srv, true))
@@ -237,7 +418,7 @@ impl Persist {
             Target::AofBase {
                 ticket,
                 installer,
-                aof_dir: self.aof_dir.clone(),
+                aof_dir: self.log_dir().to_path_buf(),
                 filename: self.filename.clone(),
                 preamble,
             },
@@ -286,7 +467,8 @@ impl Persist {
         let resume = sink.writer.close().map_err(|e| e.to_string())?;
         let counters = sink.writer.stats();
         let vfs: Arc<dyn Vfs> = Arc::new(RealFs);
-        let attached = attach_writer(srv, vfs, &self.aof_dir, &self.filename, resume, base);
+        let dir = self.log_dir().to_path_buf();
+        let attached = attach_writer(srv, vfs, &dir, &self.filename, resume, base);
         if let Some(w) = self.writer(srv).filter(|_| attached.is_ok()) {
             w.continue_counters(&counters);
         }
@@ -393,6 +575,10 @@ impl Persistence for Persist {
         self.apply_fsync_policy(srv)
     }
 
+    fn appendonly_changed(&mut self, srv: &mut Server) -> Result<(), String> {
+        self.apply_appendonly(srv)
+    }
+
     fn poll(&mut self, srv: &mut Server) {
         let Some(p) = &srv.rewrite_presync else {
             return;
@@ -419,6 +605,12 @@ impl Persistence for Persist {
             w.write_here(srv.snapshot.is_none());
         }
         if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
+            return;
+        }
+        if self.aof_start_scheduled {
+            if let Err(e) = self.apply_appendonly(srv) {
+                tracing::warn!("Can't start the append only file: {e}");
+            }
             return;
         }
         if self.fsync_change_scheduled {
@@ -528,7 +720,11 @@ impl Persistence for Persist {
                     Ok(Finished::Dump) => Err("snapshot installed as a dump".to_string()),
                     Err(e) => Err(e),
                 };
+                let ok = r.is_ok();
                 self.rewrite_done(srv, &s, secs, r);
+                if self.staging.is_some() {
+                    self.after_staging_rewrite(srv, ok);
+                }
             }
         }
     }
@@ -705,6 +901,8 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         rewrite_scheduled: false,
         bgsave_scheduled: false,
         fsync_change_scheduled: false,
+        aof_start_scheduled: false,
+        staging: None,
         last_bgsave_ok: true,
         last_rewrite_ok: true,
         last_bgsave_secs: -1,
@@ -717,6 +915,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         last_snapshot_extra: String::new(),
         last_snapshot_stats: None,
     };
+    remove_stale_staging(&dir, &aof_dir);
     if srv.cfg.get_bool("appendonly") {
         let opts = recovery::Options {
             load_truncated: srv.cfg.get_bool("aof-load-truncated"),
@@ -773,6 +972,85 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         .max(srv.dbs.iter().map(|d| d.len() as u64).sum());
     srv.persistence = Box::new(persist);
     Ok(())
+}
+
+/// Prefix of the staging directory `CONFIG SET appendonly yes` writes the log in until its
+/// base exists (`temp-<appenddirname>-<pid>`, in `dir`); one left by a crash is removed at start.
+const STAGING_PREFIX: &str = "temp-";
+
+/// Put the directory `staging` in the place of `dir` (whose parent it shares): an atomic
+/// exchange when `dir` exists (then the old directory, now at `staging`, is removed), a rename
+/// when not; the parent is fsynced before anything is removed, so a crash leaves either the old
+/// directory or the new one in place.
+fn swap_in_dir(staging: &Path, dir: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let parent = dir.parent().unwrap_or_else(|| Path::new("."));
+    if staging.parent() != Some(parent) {
+        return Err("not in one directory".into());
+    }
+    if dir.exists() {
+        let c =
+            |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|e| e.to_string());
+        let (from, to) = (c(staging)?, c(dir)?);
+        // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "exchange with {}: {}",
+                dir.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+    } else {
+        std::fs::rename(staging, dir).map_err(|e| format!("rename: {e}"))?;
+    }
+    RealFs
+        .sync_dir(parent)
+        .map_err(|e| format!("fsync {}: {e}", parent.display()))?;
+    // What is at `staging` now is the old directory, if there was one.
+    if staging.exists() {
+        std::fs::remove_dir_all(staging)
+            .map_err(|e| format!("remove the old {}: {e}", staging.display()))?;
+    }
+    Ok(())
+}
+
+/// Remove staging directories a crash left while `appendonly yes` was under way (they never
+/// became the AOF directory).
+fn remove_stale_staging(dir: &Path, aof_dir: &Path) {
+    let Some(name) = aof_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return;
+    };
+    let prefix = format!("{STAGING_PREFIX}{name}-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let ours = n
+            .strip_prefix(&prefix)
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if ours && e.path().is_dir() {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => tracing::info!(
+                    "Removed {}: an append only file a crash left unfinished",
+                    e.path().display()
+                ),
+                Err(err) => tracing::warn!("Can't remove {}: {err}", e.path().display()),
+            }
+        }
+    }
 }
 
 /// Open the log writer on `aof_dir` at `resume` with the configured fsync policy and make it

@@ -41,7 +41,7 @@ pub enum Kind {
 /// reopen, the listeners rebind, the data move): CONFIG SET accepts their current value and
 /// refuses a change with a clear message (`dir` only gets that far with
 /// `enable-protected-configs`).
-const RESTART_TO_CHANGE: &[&str] = &["appendonly", "port", "bind", "dir"];
+const RESTART_TO_CHANGE: &[&str] = &["port", "bind", "dir"];
 
 pub struct OptionSpec {
     pub name: &'static str,

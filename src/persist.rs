@@ -22,6 +22,10 @@ pub trait Persistence: Send {
     fn fsync_policy_changed(&mut self, _srv: &mut Server) -> Result<(), String> {
         Ok(())
     }
+    /// CONFIG SET changed `appendonly`: start or stop the log.
+    fn appendonly_changed(&mut self, _srv: &mut Server) -> Result<(), String> {
+        Err("the append only file is not available".into())
+    }
     /// Save a snapshot (SAVE, SHUTDOWN SAVE). Blocking.
     fn save(&mut self, _srv: &mut Server) -> Result<(), String> {
         Err("snapshots are not available".into())

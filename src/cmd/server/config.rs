@@ -203,8 +203,15 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     }
     let fsync_before = ctx.srv.cfg.get("appendfsync").to_string();
+    let aof_before = ctx.srv.cfg.get("appendonly").to_string();
     ctx.srv.cfg = cfg;
     ctx.srv.config_changed();
+    if ctx.srv.cfg.get("appendonly") != aof_before {
+        if let Err(e) = ctx.srv.with_persistence(|p, srv| p.appendonly_changed(srv)) {
+            let _ = ctx.srv.cfg.set("appendonly", &aof_before);
+            return set_failed("appendonly", &e);
+        }
+    }
     if ctx.srv.cfg.get("appendfsync") != fsync_before {
         if let Err(e) = ctx
             .srv
