@@ -122,8 +122,9 @@ pub struct Persist {
     bgsave_scheduled: bool,
     /// CONFIG SET appendfsync came while a snapshot ran: the log changes policy after it.
     fsync_change_scheduled: bool,
-    /// CONFIG SET appendonly yes came while a snapshot ran: the log starts after it.
-    aof_start_scheduled: bool,
+    /// CONFIG SET appendonly came while it could not be applied (yes: a snapshot ran; either:
+    /// inside MULTI/EXEC): the timer applies it.
+    appendonly_scheduled: bool,
     /// CONFIG SET appendonly yes is under way: the log is written in this staging directory
     /// until the rewrite that gives it a base ends, and then takes the AOF directory's place
     /// ([`Persist::start_aof`]).
@@ -198,19 +199,24 @@ impl Persist {
     /// `no` (Redis's `stopAppendOnly`): everything logged is written and fsynced, a rewrite
     /// in flight is abandoned, and the log stops; its files stay as they are.
     fn apply_appendonly(&mut self, srv: &mut Server) -> Result<(), String> {
+        if srv.log.in_unit() {
+            // A transaction's effects go to one log, whole: after its EXEC.
+            self.appendonly_scheduled = true;
+            return Ok(());
+        }
         if srv.cfg.get_bool("appendonly") {
             if srv.log.enabled() {
-                self.aof_start_scheduled = false;
+                self.appendonly_scheduled = false;
                 return Ok(());
             }
             if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
-                self.aof_start_scheduled = true;
+                self.appendonly_scheduled = true;
                 return Ok(());
             }
-            self.aof_start_scheduled = false;
+            self.appendonly_scheduled = false;
             return self.start_aof(srv);
         }
-        self.aof_start_scheduled = false;
+        self.appendonly_scheduled = false;
         if !srv.log.enabled() {
             return Ok(());
         }
@@ -449,7 +455,7 @@ impl Persist {
             self.fsync_change_scheduled = false;
             return Ok(());
         }
-        if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
+        if srv.snapshot.is_some() || srv.rewrite_presync.is_some() || srv.log.in_unit() {
             self.fsync_change_scheduled = true;
             return Ok(());
         }
@@ -579,6 +585,12 @@ impl Persistence for Persist {
         self.apply_appendonly(srv)
     }
 
+    fn shutdown_blocker(&self) -> Option<&'static str> {
+        self.staging
+            .is_some()
+            .then_some("Writing initial AOF, can't exit.")
+    }
+
     fn poll(&mut self, srv: &mut Server) {
         let Some(p) = &srv.rewrite_presync else {
             return;
@@ -604,19 +616,19 @@ impl Persistence for Persist {
             // `LogWriter::write_here`; turned off where snapshots start).
             w.write_here(srv.snapshot.is_none());
         }
-        if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
-            return;
-        }
-        if self.aof_start_scheduled {
+        // CONFIG SET appendonly / appendfsync that had to wait (each checks what it waits for).
+        if self.appendonly_scheduled {
             if let Err(e) = self.apply_appendonly(srv) {
-                tracing::warn!("Can't start the append only file: {e}");
+                tracing::warn!("Can't apply appendonly: {e}");
             }
-            return;
         }
         if self.fsync_change_scheduled {
             if let Err(e) = self.apply_fsync_policy(srv) {
                 tracing::warn!("Can't change appendfsync: {e}");
             }
+        }
+        if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
+            return;
         }
         if self.rewrite_scheduled && srv.log.enabled() {
             if let Err(e) = self.start_rewrite(srv) {
@@ -901,7 +913,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         rewrite_scheduled: false,
         bgsave_scheduled: false,
         fsync_change_scheduled: false,
-        aof_start_scheduled: false,
+        appendonly_scheduled: false,
         staging: None,
         last_bgsave_ok: true,
         last_rewrite_ok: true,

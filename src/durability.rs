@@ -415,6 +415,12 @@ impl Durability {
         )
     }
 
+    /// Inside a MULTI/EXEC whose effects are being logged (the log must not be cut or
+    /// replaced until its EXEC).
+    pub fn in_unit(&self) -> bool {
+        self.multi_depth > 0
+    }
+
     pub fn sink(&self) -> Option<&dyn LogSink> {
         self.sink.as_deref()
     }

@@ -315,6 +315,8 @@ pub struct Server {
     /// Changes since the last save (for `save` rules and INFO rdb_changes_since_last_save).
     pub dirty: u64,
     pub shutdown: Option<ShutdownMode>,
+    /// SHUTDOWN FORCE: exit even when the initial AOF is still being written.
+    pub shutdown_force: bool,
     pub notify_flags: u32,
     pub next_client_id: Arc<std::sync::atomic::AtomicU64>,
     pub hz: u64,
@@ -375,6 +377,7 @@ impl Server {
             lru_clock: lru_clock_now(),
             dirty: 0,
             shutdown: None,
+            shutdown_force: false,
             notify_flags,
             next_client_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             hz,
@@ -1089,6 +1092,7 @@ fn round(
             return false;
         }
         srv.shutdown = None;
+        srv.shutdown_force = false;
     }
     true
 }

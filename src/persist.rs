@@ -26,6 +26,12 @@ pub trait Persistence: Send {
     fn appendonly_changed(&mut self, _srv: &mut Server) -> Result<(), String> {
         Err("the append only file is not available".into())
     }
+    /// Why the server must not exit now, if it must not (Redis's "Writing initial AOF, can't
+    /// exit.": `appendonly yes` was set at runtime and its log has no base yet, so the AOF
+    /// directory does not hold the dataset).
+    fn shutdown_blocker(&self) -> Option<&'static str> {
+        None
+    }
     /// Save a snapshot (SAVE, SHUTDOWN SAVE). Blocking.
     fn save(&mut self, _srv: &mut Server) -> Result<(), String> {
         Err("snapshots are not available".into())
@@ -89,6 +95,14 @@ pub fn default_info(srv: &Server) -> Vec<(String, String)> {
 /// Finish a shutdown: flush and fsync the log, save if asked. Returns false if the shutdown was
 /// refused (a SAVE failed), in which case the server keeps running.
 pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
+    if let Some(why) = srv.persistence.shutdown_blocker() {
+        if !srv.shutdown_force {
+            tracing::warn!("{why}");
+            crate::supervise::notify(&format!("STATUS={why}\n"));
+            return false;
+        }
+        tracing::warn!("Writing initial AOF. Exit anyway.");
+    }
     crate::supervise::notify("STOPPING=1\n");
     // As Redis: a background save or rewrite is stopped first and its temp file removed (a
     // rewrite's new incr file is already in the manifest; the old base and incr files still

@@ -794,10 +794,29 @@ fn config_set_appendonly_starts_and_stops_the_log_under_load() {
         "in redis-server",
     );
 
-    // `no`: the log stops where it is; later writes are not in it.
-    config_set(&mut c, "appendonly", "no");
-    let info = persistence_info(&mut c);
-    assert_eq!(info_field(&info, "aof_enabled"), 0, "{info}");
+    // `no`, inside a transaction: the log stops after its EXEC (the transaction is logged
+    // whole); later writes are not in it.
+    let ((), (), ()): ((), (), ()) = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("in-unit-1")
+        .arg(1)
+        .cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("no")
+        .cmd("SET")
+        .arg("in-unit-2")
+        .arg(2)
+        .query(&mut c)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while info_field(&persistence_info(&mut c), "aof_enabled") != 0 {
+        assert!(std::time::Instant::now() < deadline, "the log did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before = dump_keyspace(sb2.port(), 1, false);
+    assert!(before.contains_key(&(0, b"in-unit-2".to_vec())));
     redis::cmd("SET")
         .arg("after-stop")
         .arg(1)
@@ -820,6 +839,70 @@ fn config_set_appendonly_starts_and_stops_the_log_under_load() {
     assert_same(&before, &again, "kill -9 after appendonly no");
     assert!(!crashed.exists(), "a crashed staging directory was kept");
     assert!(dir.join("temp-appendonlydir-mine").exists());
+}
+
+/// As Redis 7: while `appendonly yes` set at runtime is still writing the log's first base,
+/// SHUTDOWN (and SIGTERM) is refused ("Writing initial AOF, can't exit."), because the AOF
+/// directory does not hold the dataset yet; SHUTDOWN FORCE exits anyway; once the base is
+/// written, SHUTDOWN exits and the log restarts to the same keyspace.
+#[test]
+fn shutdown_waits_for_the_initial_aof_like_redis() {
+    let mut sb = StrongboxServer::start(&["--appendonly", "no", "--save", ""]);
+    let port = sb.port();
+    let dir = sb.dir().to_path_buf();
+    let mut c = con(port);
+    set_keys(&mut c, 2_000);
+    // The base's snapshot takes about a second.
+    config_set(&mut c, "rdb-key-save-delay", "500");
+    config_set(&mut c, "appendonly", "yes");
+    assert_eq!(
+        info_field(&persistence_info(&mut c), "aof_rewrite_in_progress"),
+        1
+    );
+    assert!(redis::cmd("SHUTDOWN").query::<()>(&mut c).is_err());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(sb.is_running(), "exited before the initial AOF was written");
+    let mut c = con(port);
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &sb.pid().unwrap().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        sb.is_running(),
+        "SIGTERM: exited before the initial AOF was written"
+    );
+    config_set(&mut c, "rdb-key-save-delay", "0");
+    wait_rewrites(&mut c, 1);
+    let before = dump_keyspace(port, 1, false);
+    drop(c);
+    assert!(
+        sb.stop().is_some_and(|s| s.success()),
+        "SHUTDOWN after the base"
+    );
+    let sb2 = StrongboxServer::start_in(&dir, &["--appendonly", "yes"]);
+    assert_same(&before, &dump_keyspace(sb2.port(), 1, false), "restart");
+    drop(sb2);
+
+    // SHUTDOWN FORCE does not wait.
+    let mut sb = StrongboxServer::start(&["--appendonly", "no", "--save", ""]);
+    let mut c = con(sb.port());
+    set_keys(&mut c, 2_000);
+    config_set(&mut c, "rdb-key-save-delay", "500");
+    config_set(&mut c, "appendonly", "yes");
+    assert!(redis::cmd("SHUTDOWN")
+        .arg("FORCE")
+        .query::<()>(&mut c)
+        .is_err());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sb.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SHUTDOWN FORCE did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]

@@ -249,15 +249,18 @@ fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 
 fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut mode = ShutdownMode::Default;
+    let mut force = false;
     for a in &args[1..] {
         match &a.to_ascii_lowercase()[..] {
             b"nosave" => mode = ShutdownMode::NoSave,
             b"save" => mode = ShutdownMode::Save,
-            b"now" | b"force" | b"abort" => {}
+            b"force" => force = true,
+            b"now" | b"abort" => {}
             _ => return Reply::err(err::SYNTAX),
         }
     }
     ctx.srv.shutdown = Some(mode);
+    ctx.srv.shutdown_force = force;
     // The connection is closed by the exit; nothing is answered on success.
     ctx.client.close_after_reply = true;
     Reply::Raw(Bytes::new())
