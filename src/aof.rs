@@ -236,22 +236,21 @@ impl Persist {
         // Submits the buffer, writes and fsyncs everything, stops the writer.
         let stopped = srv.log.shutdown();
         let pos = srv.log.pos();
-        // Every reply waiting on the log was released by the fsync (or the log had failed:
-        // restarting the server is the way back to a log then).
+        // Every reply waiting on the log was released by the fsync.
         srv.log.set_sink(None, pos);
         if let Some(staging) = self.staging.take() {
             let _ = std::fs::remove_dir_all(&staging);
         }
         match stopped {
-            Ok(()) => {
-                tracing::info!("Append only file stopped (appendonly no)");
-                Ok(())
-            }
+            Ok(()) => tracing::info!("Append only file stopped (appendonly no)"),
             Err(e) => {
+                // Nothing the failed log held is released as written: the gate stays failed
+                // (writes refused with MISCONF) until a new log starts (appendonly yes).
+                srv.log.gate_tx.send_modify(|g| g.failed = true);
                 tracing::warn!("Append only file stopped after an error: {e}");
-                Ok(())
             }
         }
+        Ok(())
     }
 
     /// `CONFIG SET appendonly yes` (see [`Self::apply_appendonly`]): open the log in a fresh
@@ -455,7 +454,12 @@ impl Persist {
             self.fsync_change_scheduled = false;
             return Ok(());
         }
-        if srv.snapshot.is_some() || srv.rewrite_presync.is_some() || srv.log.in_unit() {
+        // Only a rewrite holds on to the writer (its rotation and installer); a BGSAVE does not.
+        let rewriting = srv
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| matches!(s.purpose, Purpose::AofBase {}));
+        if rewriting || srv.rewrite_presync.is_some() || srv.log.in_unit() {
             self.fsync_change_scheduled = true;
             return Ok(());
         }
@@ -607,6 +611,8 @@ impl Persistence for Persist {
         if let Err(e) = self.rotate_and_snapshot(srv, Instant::now(), waited) {
             tracing::warn!("Can't rewrite append only file in background: {e}");
             self.last_rewrite_ok = false;
+            // `appendonly yes` keeps trying until its log has a base.
+            self.rewrite_scheduled |= self.staging.is_some();
         }
     }
 
@@ -634,7 +640,8 @@ impl Persistence for Persist {
             if let Err(e) = self.start_rewrite(srv) {
                 tracing::warn!("Can't rewrite append only file in background: {e}");
                 self.last_rewrite_ok = false;
-                self.rewrite_scheduled = false;
+                // `appendonly yes` keeps trying until its log has a base.
+                self.rewrite_scheduled = self.staging.is_some();
             }
             return;
         }
@@ -802,7 +809,8 @@ impl Persistence for Persist {
         set(
             &mut v,
             "aof_rewrite_scheduled",
-            (self.rewrite_scheduled as u8).to_string(),
+            // (appendonly yes waiting for a BGSAVE counts: Redis schedules its rewrite then)
+            ((self.rewrite_scheduled || self.appendonly_scheduled) as u8).to_string(),
         );
         set(
             &mut v,
@@ -1015,22 +1023,42 @@ fn swap_in_dir(staging: &Path, dir: &Path) -> Result<(), String> {
             )
         };
         if rc != 0 {
-            return Err(format!(
-                "exchange with {}: {}",
-                dir.display(),
-                std::io::Error::last_os_error()
-            ));
+            let err = std::io::Error::last_os_error();
+            let unsupported = matches!(
+                err.raw_os_error(),
+                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+            );
+            if !unsupported {
+                return Err(format!("exchange with {}: {err}", dir.display()));
+            }
+            // A file system without RENAME_EXCHANGE: the old directory (the log that
+            // `appendonly no` stopped) goes first, then the new one takes its name. A crash
+            // in between leaves no AOF directory (the next start with appendonly yes imports
+            // dump.rdb, as for a new one).
+            tracing::warn!(
+                "{}: no atomic directory exchange ({err}); replacing it in two steps",
+                dir.display()
+            );
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| format!("remove the old {}: {e}", dir.display()))?;
+            RealFs
+                .sync_dir(parent)
+                .map_err(|e| format!("fsync {}: {e}", parent.display()))?;
+            std::fs::rename(staging, dir).map_err(|e| format!("rename: {e}"))?;
         }
     } else {
         std::fs::rename(staging, dir).map_err(|e| format!("rename: {e}"))?;
     }
-    RealFs
-        .sync_dir(parent)
-        .map_err(|e| format!("fsync {}: {e}", parent.display()))?;
-    // What is at `staging` now is the old directory, if there was one.
+    // The new log is in place from here on: what fails below is only logged (the writer
+    // must reopen it at `dir`; the old directory, under the staging name, is removed at the
+    // next start if not now).
+    if let Err(e) = RealFs.sync_dir(parent) {
+        tracing::warn!("fsync {}: {e}", parent.display());
+    }
     if staging.exists() {
-        std::fs::remove_dir_all(staging)
-            .map_err(|e| format!("remove the old {}: {e}", staging.display()))?;
+        if let Err(e) = std::fs::remove_dir_all(staging) {
+            tracing::warn!("remove the old {}: {e}", staging.display());
+        }
     }
     Ok(())
 }

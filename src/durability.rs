@@ -113,6 +113,12 @@ impl GateRelay {
             return false;
         }
         self.gate_tx.send_if_modified(|cur| {
+            // A failure latches for the life of the log (a `reset` starts a new one): a
+            // progress report posted before it was latched must not clear it.
+            let g = Gate {
+                failed: cur.failed || g.failed,
+                ..g
+            };
             let wake = cur.failed != g.failed
                 || cur.always != g.always
                 || cur.synced != g.synced
@@ -500,5 +506,22 @@ mod tests {
         d.relay.post(d.relay.generation(), gate(5, 0, false));
         assert!(d.relay.apply());
         assert_eq!(d.gate_tx.borrow().written, 5);
+    }
+
+    /// A failure latched on the gate (a replacement writer could not be opened, a failed
+    /// final fsync) is not cleared by the old writer's last progress report, applied after it;
+    /// a new log (`reset`) starts clean.
+    #[test]
+    fn a_failure_latches_until_the_log_is_replaced() {
+        let d = Durability::new();
+        d.relay.reset(gate(0, 0, true));
+        let g = d.relay.generation();
+        d.relay.post(g, gate(10, 10, true));
+        d.gate_tx.send_modify(|g| g.failed = true);
+        d.relay.apply();
+        assert!(d.gate_tx.borrow().failed, "the failure was cleared");
+        assert_eq!(d.gate_tx.borrow().synced, 10);
+        d.relay.reset(gate(10, 10, false));
+        assert!(!d.gate_tx.borrow().failed);
     }
 }

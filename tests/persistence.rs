@@ -761,6 +761,7 @@ fn config_set_appendonly_starts_and_stops_the_log_under_load() {
     let info = persistence_info(&mut c);
     assert_eq!(info_field(&info, "rdb_bgsave_in_progress"), 1, "{info}");
     assert_eq!(info_field(&info, "aof_rewrites"), 0, "{info}");
+    assert_eq!(info_field(&info, "aof_rewrite_scheduled"), 1, "{info}");
     config_set(&mut c, "rdb-key-save-delay", "0");
     wait_rewrites(&mut c, 1);
     let info = persistence_info(&mut c);
@@ -859,6 +860,14 @@ fn shutdown_waits_for_the_initial_aof_like_redis() {
         info_field(&persistence_info(&mut c), "aof_rewrite_in_progress"),
         1
     );
+    // Nor does WAITAOF count the log yet (Redis: its AOF is not on until then).
+    let e = redis::cmd("WAITAOF")
+        .arg(1)
+        .arg(0)
+        .arg(0)
+        .query::<Vec<i64>>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("appendonly is disabled"), "{e}");
     assert!(redis::cmd("SHUTDOWN").query::<()>(&mut c).is_err());
     std::thread::sleep(Duration::from_millis(200));
     assert!(sb.is_running(), "exited before the initial AOF was written");

@@ -125,12 +125,15 @@ fn waitaof(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if ctx.in_exec {
         return Reply::err("ERR WAITAOF cannot be called from within a transaction or script");
     }
-    if numlocal > 0 && !ctx.srv.log.enabled() {
+    // As Redis: the log counts once it is on, not while `appendonly yes` set at runtime is
+    // still writing its first base (its bytes are not yet in the AOF directory).
+    let aof_on = ctx.srv.log.enabled() && ctx.srv.persistence.shutdown_blocker().is_none();
+    if numlocal > 0 && !aof_on {
         return Reply::err(
             "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.",
         );
     }
-    let local = if ctx.srv.log.enabled() {
+    let local = if aof_on {
         // The reply is released only once everything logged so far is fsynced.
         ctx.client.flush(ctx.srv.log.pos(), false);
         ctx.client.wait_synced = true;
