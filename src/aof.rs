@@ -454,16 +454,25 @@ impl Persist {
             self.fsync_change_scheduled = false;
             return Ok(());
         }
-        // Only a rewrite holds on to the writer (its rotation and installer); a BGSAVE does not.
-        let rewriting = srv
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| matches!(s.purpose, Purpose::AofBase {}));
-        if rewriting || srv.rewrite_presync.is_some() || srv.log.in_unit() {
+        if srv.log.in_unit() {
+            // A transaction's effects go to one log, whole: after its EXEC.
             self.fsync_change_scheduled = true;
             return Ok(());
         }
         self.fsync_change_scheduled = false;
+        // A rewrite holds on to the writer (its rotation and installer; a BGSAVE does not):
+        // it is abandoned and started again on the new writer, so the policy applies at once,
+        // as in Redis. Abandoning leaves the manifest as the rotation made it (complete).
+        let rewriting = srv
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| matches!(s.purpose, Purpose::AofBase {}));
+        if rewriting || srv.rewrite_presync.is_some() {
+            srv.rewrite_presync = None;
+            compaction::abort(srv);
+            self.rewrite_scheduled = true;
+            tracing::info!("Background append only file rewriting restarted: appendfsync changed");
+        }
         srv.log.submit();
         let base = srv.log.pos();
         let Some(sink) = srv
