@@ -68,6 +68,12 @@ if [ "${SKIP_INSTALL:-0}" != "1" ]; then
         python3 -m pip install --quiet redis \
             || python3 -m pip install --quiet --break-system-packages redis
     fi
+    # Job-queue libraries the client tests run for real (tests/python/job_queues.py).
+    if ! python3 -c 'import celery, kombu, rq, packaging' >/dev/null 2>&1; then
+        step "installing celery and rq"
+        python3 -m pip install --quiet celery rq packaging \
+            || python3 -m pip install --quiet --break-system-packages celery rq packaging
+    fi
     if command -v rustup >/dev/null 2>&1; then
         if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
         if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi

@@ -309,6 +309,8 @@ pub struct Server {
     pub slowlog: VecDeque<SlowEntry>,
     pub slowlog_next_id: u64,
     pub monitors: Vec<ClientId>,
+    /// The Lua engine and script cache (EVAL, EVALSHA, SCRIPT), created on first use.
+    pub scripting: Option<Box<crate::cmd::scripting::Engine>>,
     pub start: Instant,
     pub start_ms: i64,
     pub lru_clock: u32,
@@ -372,6 +374,7 @@ impl Server {
             slowlog: VecDeque::new(),
             slowlog_next_id: 0,
             monitors: Vec::new(),
+            scripting: None,
             start: Instant::now(),
             start_ms: now_ms(),
             lru_clock: lru_clock_now(),

@@ -208,6 +208,18 @@ fn redis_py_pubsub() {
 }
 
 #[test]
+fn redis_py_scripting() {
+    run_python("scripting.py");
+}
+
+/// Celery (kombu's Redis transport runs Lua scripts) and RQ (with its scheduler's lock scripts)
+/// run real tasks through the server.
+#[test]
+fn job_queue_libraries_celery_and_rq() {
+    run_python("job_queues.py");
+}
+
+#[test]
 fn redis_py_resp3_protocol() {
     run_python("resp3.py");
 }

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod list;
 pub mod persistence;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -266,6 +267,7 @@ pub fn table() -> &'static CommandTable {
             keys::COMMANDS,
             string::COMMANDS,
             tx::COMMANDS,
+            scripting::COMMANDS,
             pubsub::COMMANDS,
             list::COMMANDS,
             hash::COMMANDS,

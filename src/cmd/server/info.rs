@@ -367,19 +367,24 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         s.kv("allocator_resident", rss);
         s.kv("total_system_memory", sysmem);
         s.kv("total_system_memory_human", bytes_to_human(sysmem));
-        s.kv("used_memory_lua", 0);
-        s.kv("used_memory_vm_eval", 0);
-        s.kv("used_memory_lua_human", "0B");
-        s.kv("used_memory_scripts_eval", 0);
-        s.kv("number_of_cached_scripts", 0);
+        let lua = crate::cmd::scripting::lua_memory(srv);
+        let scripts = crate::cmd::scripting::cached_bytes(srv);
+        s.kv("used_memory_lua", lua);
+        s.kv("used_memory_vm_eval", lua);
+        s.kv("used_memory_lua_human", bytes_to_human(lua as u64));
+        s.kv("used_memory_scripts_eval", scripts);
+        s.kv(
+            "number_of_cached_scripts",
+            crate::cmd::scripting::cached_scripts(srv),
+        );
         s.kv("number_of_functions", 0);
         s.kv("number_of_libraries", 0);
         s.kv("used_memory_vm_functions", 0);
-        s.kv("used_memory_vm_total", 0);
-        s.kv("used_memory_vm_total_human", "0B");
+        s.kv("used_memory_vm_total", lua);
+        s.kv("used_memory_vm_total_human", bytes_to_human(lua as u64));
         s.kv("used_memory_functions", 0);
-        s.kv("used_memory_scripts", 0);
-        s.kv("used_memory_scripts_human", "0B");
+        s.kv("used_memory_scripts", scripts);
+        s.kv("used_memory_scripts_human", bytes_to_human(scripts as u64));
         s.kv("maxmemory", maxmem);
         s.kv("maxmemory_human", bytes_to_human(maxmem));
         s.kv("maxmemory_policy", srv.cfg.get("maxmemory-policy"));

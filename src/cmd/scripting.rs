@@ -1,0 +1,641 @@
+//! Lua scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD / EXISTS / FLUSH / KILL,
+//! with Redis 7.0's semantics for what job-queue libraries use (Celery's kombu, RQ, Sidekiq):
+//! `KEYS` / `ARGV`, `redis.call` / `redis.pcall`, `redis.error_reply` / `redis.status_reply`,
+//! `redis.sha1hex`, `redis.log`, the reply conversions both ways, read-only globals, and the
+//! error texts (`... script: <sha>, on @user_script:<line>.`).
+//!
+//! Lua 5.1 (vendored through mlua), with the base, table, string and math libraries, as Redis
+//! loads them (`loadfile` and `dofile` removed). Not provided: the cjson, cmsgpack, struct and
+//! bit libraries, `redis.setresp(3)`, script debugging, FUNCTION, and killing a running script
+//! (a script runs on the execution thread to its end, as a MULTI/EXEC does).
+//!
+//! Durability: as Redis 7 (effects replication), a script is logged as the write commands it
+//! ran, wrapped in MULTI/EXEC when there are several, so recovery applies a script whole or
+//! not at all and replays no Lua; its reply waits for the log like a transaction's.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use mlua::{Lua, LuaOptions, MultiValue, StdLib, Value};
+
+use crate::cmd::{cmd, flags::*, CommandSpec, KeySpec};
+use crate::ctx::Ctx;
+use crate::resp::{Reply, OK};
+
+const KEYS_AFTER_NUMKEYS: KeySpec = KeySpec::NumKeys {
+    numkeys_idx: 2,
+    first: 3,
+    step: 1,
+};
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd(
+        "eval",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | STALE,
+        KEYS_AFTER_NUMKEYS,
+        "scripting",
+        eval,
+    ),
+    cmd(
+        "evalsha",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | STALE,
+        KEYS_AFTER_NUMKEYS,
+        "scripting",
+        evalsha,
+    ),
+    cmd(
+        "eval_ro",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | STALE,
+        KEYS_AFTER_NUMKEYS,
+        "scripting",
+        eval_ro,
+    ),
+    cmd(
+        "evalsha_ro",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | STALE,
+        KEYS_AFTER_NUMKEYS,
+        "scripting",
+        evalsha_ro,
+    ),
+    cmd("script", -2, NOSCRIPT, KeySpec::None, "scripting", script),
+];
+
+/// Set up once per engine: read-only globals, as Redis 7 (an assignment to a global, or a
+/// read of one that does not exist, is an error at the script's line).
+const PRELUDE: &str = r#"
+loadfile = nil
+dofile = nil
+setmetatable(_G, {
+  __index = function(_, name)
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+  end,
+  __newindex = function()
+    error("Attempt to modify a readonly table", 2)
+  end,
+})
+"#;
+
+/// The Lua state and the script cache (by lower-case SHA1 hex).
+pub struct Engine {
+    lua: Lua,
+    scripts: HashMap<String, mlua::RegistryKey>,
+    /// Total bytes of the cached script bodies (INFO `used_memory_scripts_eval` role).
+    body_bytes: usize,
+}
+
+/// A `redis.call` whose command answered an error: raised to the script, reported by EVAL as
+/// the command's error at the line of the call.
+#[derive(Debug)]
+struct Raised {
+    msg: String,
+    line: i64,
+}
+
+impl std::fmt::Display for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Raised {}
+
+fn sha1_hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+impl Engine {
+    fn new() -> Result<Engine, String> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let redis = lua.create_table().map_err(|e| e.to_string())?;
+        let set = |name: &str, f: mlua::Function| redis.raw_set(name, f);
+        let le = |e: mlua::Error| e.to_string();
+        set(
+            "error_reply",
+            lua.create_function(|lua, msg: mlua::LuaString| {
+                let t = lua.create_table()?;
+                let b = msg.as_bytes();
+                t.raw_set(
+                    "err",
+                    lua.create_string(b.strip_prefix(b"-").unwrap_or(&b))?,
+                )?;
+                Ok(t)
+            })
+            .map_err(le)?,
+        )
+        .map_err(le)?;
+        set(
+            "status_reply",
+            lua.create_function(|lua, msg: mlua::LuaString| {
+                let t = lua.create_table()?;
+                t.raw_set("ok", msg)?;
+                Ok(t)
+            })
+            .map_err(le)?,
+        )
+        .map_err(le)?;
+        set(
+            "sha1hex",
+            lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))
+                .map_err(le)?,
+        )
+        .map_err(le)?;
+        set(
+            "log",
+            lua.create_function(|_, (level, msg): (i64, mlua::LuaString)| {
+                let msg = String::from_utf8_lossy(&msg.as_bytes()).into_owned();
+                match level {
+                    0 => tracing::debug!("{msg}"),
+                    1 | 2 => tracing::info!("{msg}"),
+                    _ => tracing::warn!("{msg}"),
+                }
+                Ok(())
+            })
+            .map_err(le)?,
+        )
+        .map_err(le)?;
+        // Effects replication is the only mode (Redis 7): these answer as Redis 7 does.
+        set(
+            "replicate_commands",
+            lua.create_function(|_, ()| Ok(true)).map_err(le)?,
+        )
+        .map_err(le)?;
+        set(
+            "set_repl",
+            lua.create_function(|_, _: MultiValue| Ok(())).map_err(le)?,
+        )
+        .map_err(le)?;
+        for (name, v) in [
+            ("LOG_DEBUG", 0),
+            ("LOG_VERBOSE", 1),
+            ("LOG_NOTICE", 2),
+            ("LOG_WARNING", 3),
+            ("REPL_NONE", 0),
+            ("REPL_AOF", 1),
+            ("REPL_SLAVE", 2),
+            ("REPL_REPLICA", 2),
+            ("REPL_ALL", 3),
+        ] {
+            redis.raw_set(name, v).map_err(le)?;
+        }
+        lua.globals().raw_set("redis", redis).map_err(le)?;
+        lua.load(PRELUDE).set_name("=prelude").exec().map_err(le)?;
+        Ok(Engine {
+            lua,
+            scripts: HashMap::new(),
+            body_bytes: 0,
+        })
+    }
+
+    /// Compile `body` (once) and cache it; returns its SHA1.
+    fn load(&mut self, body: &[u8]) -> Result<String, String> {
+        let sha = sha1_hex(body);
+        if self.scripts.contains_key(&sha) {
+            return Ok(sha);
+        }
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .into_function()
+            .map_err(|e| {
+                let msg = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!(
+                    "ERR Error compiling script (new function): {}",
+                    first_line(&msg)
+                )
+            })?;
+        let key = self
+            .lua
+            .create_registry_value(f)
+            .map_err(|e| format!("ERR {e}"))?;
+        self.scripts.insert(sha.clone(), key);
+        self.body_bytes += body.len();
+        Ok(sha)
+    }
+
+    fn flush(&mut self) {
+        for (_, k) in self.scripts.drain() {
+            let _ = self.lua.remove_registry_value(k);
+        }
+        self.body_bytes = 0;
+        self.lua.expire_registry_values();
+    }
+}
+
+/// mlua's messages carry a traceback after the first line.
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn engine(ctx: &mut Ctx) -> Result<Box<Engine>, Reply> {
+    match ctx.srv.scripting.take() {
+        Some(e) => Ok(e),
+        None => Engine::new()
+            .map(Box::new)
+            .map_err(|e| Reply::Error(format!("ERR cannot start the Lua engine: {e}"))),
+    }
+}
+
+fn eval(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    run(ctx, args, false, false)
+}
+
+fn evalsha(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    run(ctx, args, true, false)
+}
+
+fn eval_ro(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    run(ctx, args, false, true)
+}
+
+fn evalsha_ro(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    run(ctx, args, true, true)
+}
+
+fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> Reply {
+    let Some(numkeys) = crate::util::parse_i64(&args[2]) else {
+        return Reply::err("ERR value is not an integer or out of range");
+    };
+    if numkeys < 0 {
+        return Reply::err("ERR Number of keys can't be negative");
+    }
+    if numkeys as usize > args.len() - 3 {
+        return Reply::err("ERR Number of keys can't be greater than number of args");
+    }
+    let mut eng = match engine(ctx) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let reply = run_in(ctx, &mut eng, args, numkeys as usize, by_sha, read_only);
+    ctx.srv.scripting = Some(eng);
+    reply
+}
+
+fn run_in(
+    ctx: &mut Ctx,
+    eng: &mut Engine,
+    args: &[Bytes],
+    numkeys: usize,
+    by_sha: bool,
+    read_only: bool,
+) -> Reply {
+    let sha = if by_sha {
+        let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        if !eng.scripts.contains_key(&sha) {
+            return Reply::err("NOSCRIPT No matching script. Please use EVAL.");
+        }
+        sha
+    } else {
+        match eng.load(&args[1]) {
+            Ok(sha) => sha,
+            Err(e) => return Reply::Error(e),
+        }
+    };
+    let lua = &eng.lua;
+    let f: mlua::Function = match eng.scripts.get(&sha).map(|k| lua.registry_value(k)) {
+        Some(Ok(f)) => f,
+        _ => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
+    };
+    let to_table = |items: &[Bytes]| -> mlua::Result<mlua::Table> {
+        let t = lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, a) in items.iter().enumerate() {
+            t.raw_set(i + 1, lua.create_string(&a[..])?)?;
+        }
+        Ok(t)
+    };
+    let (keys, argv) = args[3..].split_at(numkeys);
+    let globals = lua.globals();
+    let set_up = to_table(keys)
+        .and_then(|k| globals.raw_set("KEYS", k))
+        .and_then(|()| to_table(argv))
+        .and_then(|a| globals.raw_set("ARGV", a));
+    if let Err(e) = set_up {
+        return Reply::Error(format!("ERR {e}"));
+    }
+    let redis: mlua::Table = match globals.raw_get("redis") {
+        Ok(t) => t,
+        Err(e) => return Reply::Error(format!("ERR {e}")),
+    };
+    // The script's commands run as the caller, in its database; a SELECT inside the script
+    // does not outlive it (Redis 7).
+    let db_before = ctx.client.db;
+    ctx.srv.log.begin_unit();
+    let outcome = {
+        // The script's commands reach the server through this (the execution thread's own
+        // data, lent to the scope for the script's run).
+        let cell = std::sync::Mutex::new((&mut *ctx.srv, &mut *ctx.client));
+        let cell = &cell;
+        lua.scope(|scope| {
+            let call = scope.create_function(move |lua, a: MultiValue| {
+                let mut g = cell.lock().unwrap_or_else(|p| p.into_inner());
+                let (srv, client) = &mut *g;
+                script_call(lua, srv, client, a, read_only, true)
+            })?;
+            let pcall = scope.create_function(move |lua, a: MultiValue| {
+                let mut g = cell.lock().unwrap_or_else(|p| p.into_inner());
+                let (srv, client) = &mut *g;
+                script_call(lua, srv, client, a, read_only, false)
+            })?;
+            redis.raw_set("call", call)?;
+            redis.raw_set("pcall", pcall)?;
+            let v: Value = f.call(())?;
+            lua_to_reply(&v)
+        })
+    };
+    let _ = redis.raw_set("call", Value::Nil);
+    let _ = redis.raw_set("pcall", Value::Nil);
+    ctx.srv.log.end_unit();
+    ctx.client.db = db_before;
+    // Effects were logged command by command inside the unit; EVAL itself adds nothing.
+    ctx.propagate_nothing();
+    // Garbage from this run (argument tables, replies) is collected now and then.
+    let _ = lua.gc_step();
+    match outcome {
+        Ok(r) => r,
+        Err(e) => Reply::Error(script_error(&e, &sha)),
+    }
+}
+
+/// `redis.call` (`raise`) / `redis.pcall`: run one command as the script's client.
+fn script_call(
+    lua: &Lua,
+    srv: &mut crate::exec::Server,
+    client: &mut crate::client::Client,
+    a: MultiValue,
+    read_only: bool,
+    raise: bool,
+) -> mlua::Result<Value> {
+    let line = || {
+        lua.inspect_stack(1, |d| d.current_line())
+            .flatten()
+            .map_or(0, |l| l as i64)
+    };
+    let fail = |msg: &str| -> mlua::Result<Value> {
+        if raise {
+            Err(mlua::Error::external(Raised {
+                msg: msg.to_string(),
+                line: line(),
+            }))
+        } else {
+            let t = lua.create_table()?;
+            t.raw_set("err", msg)?;
+            Ok(Value::Table(t))
+        }
+    };
+    let mut argv = Vec::with_capacity(a.len());
+    for v in a {
+        match v {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v)? {
+                Some(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                None => {
+                    return fail("ERR Lua redis lib command arguments must be strings or integers")
+                }
+            },
+            _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    if argv.is_empty() {
+        return fail("ERR Please specify at least one argument for this redis lib call");
+    }
+    let Some(spec) = crate::exec::lookup_command(&argv[0]) else {
+        return fail("ERR Unknown Redis command called from script");
+    };
+    let n = argv.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return fail("ERR Wrong number of args calling Redis command from script");
+    }
+    if spec.has(NOSCRIPT) {
+        return fail("ERR This Redis command is not allowed from script");
+    }
+    if spec.is_write() {
+        if read_only {
+            return fail("ERR Write commands are not allowed from read-only scripts.");
+        }
+        if let Some(e) = srv.log.failed() {
+            return fail(&format!("MISCONF Errors writing to the AOF file: {e}"));
+        }
+    }
+    let r = crate::exec::call(srv, client, spec, &argv, true);
+    if let Reply::Error(msg) = &r {
+        return fail(msg);
+    }
+    reply_to_lua(lua, &r)
+}
+
+/// A command's reply as the script sees it (RESP2 conversions, as Redis 7 by default).
+fn reply_to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
+    Ok(match r {
+        Reply::Int(i) => Value::Number(*i as f64),
+        Reply::Bool(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
+        Reply::Bulk(b) | Reply::Verbatim(b) | Reply::Raw(b) => {
+            Value::String(lua.create_string(&b[..])?)
+        }
+        Reply::SmallBulk(b) => Value::String(lua.create_string(b.as_ref())?),
+        Reply::Double(d) => {
+            Value::String(lua.create_string(crate::resp::fmt_double(*d).as_bytes())?)
+        }
+        Reply::Nil | Reply::NilArray => Value::Boolean(false),
+        Reply::Status(s) => status_table(lua, s)?,
+        Reply::StatusOwned(s) => status_table(lua, s)?,
+        Reply::Error(e) => {
+            let t = lua.create_table()?;
+            t.raw_set("err", e.as_str())?;
+            Value::Table(t)
+        }
+        Reply::Array(v) | Reply::Set(v) | Reply::Push(v) => {
+            let t = lua.create_table_with_capacity(v.len(), 0)?;
+            for (i, x) in v.iter().enumerate() {
+                t.raw_set(i + 1, reply_to_lua(lua, x)?)?;
+            }
+            Value::Table(t)
+        }
+        Reply::Map(m) => {
+            let t = lua.create_table_with_capacity(m.len() * 2, 0)?;
+            for (i, (k, v)) in m.iter().enumerate() {
+                t.raw_set(2 * i + 1, reply_to_lua(lua, k)?)?;
+                t.raw_set(2 * i + 2, reply_to_lua(lua, v)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}
+
+fn status_table(lua: &Lua, s: &str) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("ok", s)?;
+    Ok(Value::Table(t))
+}
+
+/// What a script returned, as the reply (Redis 7's Lua → RESP2 rules).
+fn lua_to_reply(v: &Value) -> mlua::Result<Reply> {
+    Ok(match v {
+        Value::Nil => Reply::Nil,
+        Value::Boolean(true) => Reply::Int(1),
+        Value::Boolean(false) => Reply::Nil,
+        Value::Integer(i) => Reply::Int(*i),
+        // Truncated toward zero, as C's (long long) cast.
+        Value::Number(n) => Reply::Int(if n.is_nan() { 0 } else { *n as i64 }),
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Table(t) => {
+            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+                let b = e.as_bytes();
+                let b = b.strip_prefix(b"-").unwrap_or(&b);
+                return Ok(Reply::Error(String::from_utf8_lossy(b).into_owned()));
+            }
+            if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
+                return Ok(Reply::StatusOwned(
+                    String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                ));
+            }
+            let mut out = Vec::new();
+            let mut i = 1;
+            loop {
+                let x: Value = t.raw_get(i)?;
+                if x.is_nil() {
+                    break;
+                }
+                out.push(lua_to_reply(&x)?);
+                i += 1;
+            }
+            Reply::Array(out)
+        }
+        _ => Reply::Nil,
+    })
+}
+
+/// An error that ended the script, as Redis 7 words it.
+fn script_error(e: &mlua::Error, sha: &str) -> String {
+    if let Some(r) = find_raised(e) {
+        return format!("{} script: {sha}, on @user_script:{}.", r.msg, r.line);
+    }
+    let msg = innermost_message(e);
+    let msg = first_line(&msg).to_string();
+    let line = msg
+        .strip_prefix("user_script:")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse::<i64>().ok())
+        .unwrap_or(0);
+    format!("ERR {msg} script: {sha}, on @user_script:{line}.")
+}
+
+fn find_raised(e: &mlua::Error) -> Option<&Raised> {
+    match e {
+        mlua::Error::ExternalError(x) => x.downcast_ref::<Raised>(),
+        mlua::Error::CallbackError { cause, .. } => find_raised(cause),
+        mlua::Error::WithContext { cause, .. } => find_raised(cause),
+        _ => None,
+    }
+}
+
+fn innermost_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => innermost_message(cause),
+        mlua::Error::WithContext { cause, .. } => innermost_message(cause),
+        mlua::Error::RuntimeError(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn script(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let sub = args[1].to_ascii_lowercase();
+    match (&sub[..], args.len()) {
+        (b"load", 3) => {
+            let mut eng = match engine(ctx) {
+                Ok(e) => e,
+                Err(r) => return r,
+            };
+            let r = eng.load(&args[2]);
+            ctx.srv.scripting = Some(eng);
+            match r {
+                Ok(sha) => Reply::Bulk(Bytes::from(sha)),
+                Err(e) => Reply::Error(e),
+            }
+        }
+        (b"exists", n) if n >= 3 => {
+            let eng = ctx.srv.scripting.as_deref();
+            Reply::Array(
+                args[2..]
+                    .iter()
+                    .map(|s| {
+                        let sha = String::from_utf8_lossy(s).to_ascii_lowercase();
+                        Reply::Int(eng.is_some_and(|e| e.scripts.contains_key(&sha)) as i64)
+                    })
+                    .collect(),
+            )
+        }
+        (b"flush", 2) => flush(ctx),
+        (b"flush", 3) => {
+            let mode = args[2].to_ascii_lowercase();
+            if mode != b"async" && mode != b"sync" {
+                return Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+            }
+            flush(ctx)
+        }
+        (b"kill", 2) => Reply::err("NOTBUSY No scripts in execution right now."),
+        (b"help", 2) => Reply::Array(
+            [
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the scripts cache.",
+                "    * SYNC: Synchronously flush the scripts cache.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .iter()
+            .map(|l| Reply::StatusOwned((*l).to_string()))
+            .collect(),
+        ),
+        (b"flush", _) => Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
+        (b"load" | b"exists" | b"kill" | b"help", _) => Reply::Error(format!(
+            "ERR wrong number of arguments for 'script|{}' command",
+            String::from_utf8_lossy(&sub)
+        )),
+        _ => Reply::Error(format!(
+            "ERR unknown subcommand '{}'. Try SCRIPT HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
+    }
+}
+
+fn flush(ctx: &mut Ctx) -> Reply {
+    if let Some(e) = ctx.srv.scripting.as_mut() {
+        e.flush();
+    }
+    OK
+}
+
+/// Bytes held by cached script bodies (INFO memory `used_memory_scripts_eval`).
+pub fn cached_bytes(srv: &crate::exec::Server) -> usize {
+    srv.scripting.as_ref().map_or(0, |e| e.body_bytes)
+}
+
+/// Cached scripts (INFO memory `number_of_cached_scripts`).
+pub fn cached_scripts(srv: &crate::exec::Server) -> usize {
+    srv.scripting.as_ref().map_or(0, |e| e.scripts.len())
+}
+
+/// Bytes the Lua state uses (INFO memory `used_memory_lua`).
+pub fn lua_memory(srv: &crate::exec::Server) -> usize {
+    srv.scripting.as_ref().map_or(0, |e| e.lua.used_memory())
+}
