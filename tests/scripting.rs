@@ -205,3 +205,31 @@ fn script_replies_and_errors_match_redis() {
         );
     }
 }
+
+/// A script that never ends is stopped at `busy-reply-threshold` (no other client is served
+/// while it runs, so it cannot be killed from outside); its writes so far are kept, as after
+/// any script error, and the server answers again. A reply table that contains itself is cut
+/// with Redis's "reached lua stack limit" instead of recursing forever.
+#[test]
+fn a_runaway_script_is_stopped_and_the_server_answers() {
+    let sb = StrongboxServer::start(&["--busy-reply-threshold", "200"]);
+    let mut c = con(sb.port());
+    let started = std::time::Instant::now();
+    let e = redis::cmd("EVAL")
+        .arg("redis.call('SET', 'x', 1); while true do end")
+        .arg(0)
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("busy-reply-threshold"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let x: i64 = redis::cmd("GET").arg("x").query(&mut c).unwrap();
+    assert_eq!(x, 1);
+    let mut raw = RawConn::connect(sb.port());
+    let r = raw.cmd(&["EVAL", "local t = {}; t[1] = t; return t", "0"]);
+    assert!(
+        String::from_utf8_lossy(&r).ends_with("-ERR reached lua stack limit\r\n"),
+        "{}",
+        String::from_utf8_lossy(&r[r.len().saturating_sub(100)..])
+    );
+    assert_eq!(raw.cmd(&["PING"]), b"+PONG\r\n");
+}

@@ -186,6 +186,7 @@ impl Engine {
             redis.raw_set(name, v).map_err(le)?;
         }
         lua.globals().raw_set("redis", redis).map_err(le)?;
+        lua.set_memory_limit(LUA_MEMORY_MAX).map_err(le)?;
         lua.load(PRELUDE).set_name("=prelude").exec().map_err(le)?;
         Ok(Engine {
             lua,
@@ -330,6 +331,26 @@ fn run_in(
     // The script's commands run as the caller, in its database; a SELECT inside the script
     // does not outlive it (Redis 7).
     let db_before = ctx.client.db;
+    // No other client is served while a script runs (it is one command, like EXEC), so a
+    // script cannot be killed with SCRIPT KILL as in Redis; instead one that runs past
+    // `busy-reply-threshold` (`lua-time-limit`, 5 s) is stopped with an error, its writes so
+    // far kept, as for any error in a script.
+    let limit_ms = ctx.srv.cfg.get_i64("busy-reply-threshold").max(0) as u128;
+    let started = std::time::Instant::now();
+    if limit_ms > 0 {
+        // (a hook that cannot be set leaves the script unbounded, as in Redis)
+        let _ = lua.set_hook(
+            mlua::HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+            move |_, _| {
+                if started.elapsed().as_millis() > limit_ms {
+                    return Err(mlua::Error::RuntimeError(format!(
+                        "Script stopped after busy-reply-threshold ({limit_ms} ms): the server serves no other client while a script runs"
+                    )));
+                }
+                Ok(mlua::VmState::Continue)
+            },
+        );
+    }
     ctx.srv.log.begin_unit();
     let outcome = {
         // The script's commands reach the server through this (the execution thread's own
@@ -355,6 +376,7 @@ fn run_in(
     };
     let _ = redis.raw_set("call", Value::Nil);
     let _ = redis.raw_set("pcall", Value::Nil);
+    lua.remove_hook();
     ctx.srv.log.end_unit();
     ctx.client.db = db_before;
     // Effects were logged command by command inside the unit; EVAL itself adds nothing.
@@ -478,8 +500,26 @@ fn status_table(lua: &Lua, s: &str) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
+/// Nesting depth of a script's reply past which the rest is replaced by an error (a table
+/// that contains itself would otherwise recurse forever; Redis stops at its Lua stack limit).
+const REPLY_DEPTH_MAX: usize = 1000;
+
+/// A script's Lua state may hold at most this much memory (Redis sets no limit; a script
+/// building an endless table must not take the server down).
+const LUA_MEMORY_MAX: usize = 1 << 30;
+
+/// How often (in VM instructions) a running script checks its time.
+const HOOK_INSTRUCTIONS: u32 = 100_000;
+
 /// What a script returned, as the reply (Redis 7's Lua → RESP2 rules).
 fn lua_to_reply(v: &Value) -> mlua::Result<Reply> {
+    lua_to_reply_at(v, 0)
+}
+
+fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
+    if depth > REPLY_DEPTH_MAX {
+        return Ok(Reply::err("ERR reached lua stack limit"));
+    }
     Ok(match v {
         Value::Nil => Reply::Nil,
         Value::Boolean(true) => Reply::Int(1),
@@ -506,7 +546,7 @@ fn lua_to_reply(v: &Value) -> mlua::Result<Reply> {
                 if x.is_nil() {
                     break;
                 }
-                out.push(lua_to_reply(&x)?);
+                out.push(lua_to_reply_at(&x, depth + 1)?);
                 i += 1;
             }
             Reply::Array(out)
