@@ -202,24 +202,28 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Reply::Error(format!("ERR {e}"));
         }
     }
-    let fsync_before = ctx.srv.cfg.get("appendfsync").to_string();
-    let aof_before = ctx.srv.cfg.get("appendonly").to_string();
-    ctx.srv.cfg = cfg;
+    // As Redis: an option whose change cannot be applied fails the whole CONFIG SET, and
+    // every option it named keeps its old value.
+    let before = std::mem::replace(&mut ctx.srv.cfg, cfg);
     ctx.srv.config_changed();
-    if ctx.srv.cfg.get("appendonly") != aof_before {
+    let mut failed = None;
+    if ctx.srv.cfg.get("appendonly") != before.get("appendonly") {
         if let Err(e) = ctx.srv.with_persistence(|p, srv| p.appendonly_changed(srv)) {
-            let _ = ctx.srv.cfg.set("appendonly", &aof_before);
-            return set_failed("appendonly", &e);
+            failed = Some(set_failed("appendonly", &e));
         }
     }
-    if ctx.srv.cfg.get("appendfsync") != fsync_before {
+    if failed.is_none() && ctx.srv.cfg.get("appendfsync") != before.get("appendfsync") {
         if let Err(e) = ctx
             .srv
             .with_persistence(|p, srv| p.fsync_policy_changed(srv))
         {
-            let _ = ctx.srv.cfg.set("appendfsync", &fsync_before);
-            return set_failed("appendfsync", &e);
+            failed = Some(set_failed("appendfsync", &e));
         }
+    }
+    if let Some(reply) = failed {
+        ctx.srv.cfg = before;
+        ctx.srv.config_changed();
+        return reply;
     }
     // Runtime effects.
     if let Some(f) = notify_flags {
