@@ -169,7 +169,7 @@ pub fn set_renamed_commands(list: &[(String, String)]) {
 
 /// Apply `rename-command` to a client's argv; false if argv[0] names no command any more.
 #[inline]
-fn apply_renames(argv: &mut [Bytes]) -> bool {
+pub(crate) fn apply_renames(argv: &mut [Bytes]) -> bool {
     let (Some(map), Some(first)) = (RENAMED.get(), argv.first_mut()) else {
         return true;
     };

@@ -166,6 +166,37 @@ fn script_replies_and_errors_match_redis() {
         ("return redis.call('ZADD', 'z', 1, 'm')", &["0"]),
         ("return redis.call('ZSCORE', 'z', 'm')", &["0"]),
         ("return redis.call('PING')", &["0"]),
+        // Raised values, as Redis's error handler words them.
+        ("error(redis.error_reply('CUSTOM thing'))", &["0"]),
+        ("error({err='X'})", &["0"]),
+        ("error('multi\nline')", &["0"]),
+        ("local function f() error('deep') end f()", &["0"]),
+        ("error(42)", &["0"]),
+        ("local a = 1\nlocal b = nosuch", &["0"]),
+        // The sandbox (Redis 7's read-only environment).
+        ("redis.sha1hex = function() return 'p' end", &["0"]),
+        ("string.rep = nil", &["0"]),
+        ("return string.rep('a', 3)", &["0"]),
+        ("return getmetatable('')", &["0"]),
+        ("return type(newproxy)", &["0"]),
+        ("return type(getfenv)", &["0"]),
+        (
+            "return tostring(loadstring(string.dump(function() return 1 end)))",
+            &["0"],
+        ),
+        // Numbers as arguments: 17 significant digits, integers whole.
+        ("return redis.call('SET', 'n', 1125899906842624)", &["0"]),
+        ("return redis.call('GET', 'n')", &["0"]),
+        (
+            "redis.call('SET', 'f', 0.1); return redis.call('GET', 'f')",
+            &["0"],
+        ),
+        (
+            "redis.call('SET', 'f', -1e-7); return redis.call('GET', 'f')",
+            &["0"],
+        ),
+        // A status reply stays one line.
+        ("return {ok='OK\r\n:666'}", &["0"]),
     ];
     let mut a = RawConn::connect(sb.port());
     let mut b = RawConn::connect(rs.port());
@@ -251,4 +282,61 @@ fn a_runaway_script_is_stopped_and_the_server_answers() {
         "{}",
         &text[text.len().saturating_sub(100)..]
     );
+}
+
+/// What Strongbox keeps from scripts that Redis would too, where it differs in how: globals do
+/// not outlive a script, `rename-command` applies inside scripts, a RESP3 caller's script
+/// still sees RESP2 replies, and a script that catches the time limit's error still ends.
+#[test]
+fn scripts_are_isolated_and_bounded() {
+    let sb = StrongboxServer::start(&[
+        "--busy-reply-threshold",
+        "200",
+        "--rename-command",
+        "FLUSHALL",
+        "",
+    ]);
+    let mut a = RawConn::connect(sb.port());
+    // rawset on the script's own environment does not reach the next script.
+    a.cmd(&["EVAL", "rawset(_G, 'leak', 1); return 1", "0"]);
+    let r = a.cmd(&["EVAL", "return leak", "0"]);
+    assert!(
+        String::from_utf8_lossy(&r).contains("nonexistent global variable 'leak'"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    let r = a.cmd(&["EVAL", "return redis.call('FLUSHALL')", "0"]);
+    assert!(
+        String::from_utf8_lossy(&r).starts_with("-ERR Unknown Redis command called from script"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    a.cmd(&["ZADD", "z", "1", "m"]);
+    a.cmd(&["HELLO", "3"]);
+    let r = a.cmd(&[
+        "EVAL",
+        "local r = redis.call('ZRANGE', 'z', 0, -1, 'WITHSCORES'); return {#r, type(r[1])}",
+        "0",
+    ]);
+    assert_eq!(
+        r,
+        b"*2\r\n:2\r\n$6\r\nstring\r\n",
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    let started = std::time::Instant::now();
+    let r = a.cmd(&[
+        "EVAL",
+        "while true do pcall(function() while true do end end) end",
+        "0",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&r).contains("busy-reply-threshold"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let r = a.cmd(&["EVAL", "return type(coroutine)", "0"]);
+    assert!(String::from_utf8_lossy(&r).contains("nonexistent global variable"));
+    assert_eq!(a.cmd(&["PING"]), b"+PONG\r\n");
 }

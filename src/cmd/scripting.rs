@@ -5,9 +5,16 @@
 //! error texts (`... script: <sha>, on @user_script:<line>.`).
 //!
 //! Lua 5.1 (vendored through mlua), with the base, table, string and math libraries, as Redis
-//! loads them (`loadfile` and `dofile` removed). Not provided: the cjson, cmsgpack, struct and
-//! bit libraries, `redis.setresp(3)`, script debugging, FUNCTION, and killing a running script
-//! (a script runs on the execution thread to its end, as a MULTI/EXEC does).
+//! loads them, in a sandbox like Redis 7's: each run gets a fresh read-only environment (a
+//! global assigned or rawset does not outlive the script), the library tables and `redis` are
+//! read-only proxies, source text only (no bytecode), and no `loadfile`, `dofile`, `setfenv`,
+//! `getfenv`, `newproxy`, `print` — nor `coroutine` (Redis has it; a coroutine would escape
+//! the time limit). Commands run with RESP2 replies whatever the caller's protocol, and
+//! `rename-command` applies. Not provided: the cjson, cmsgpack, struct and bit libraries,
+//! `redis.setresp(3)`, `#!lua` flags, script debugging, FUNCTION, and killing a running script
+//! from another client (no other client is served while a script runs: a script past
+//! `busy-reply-threshold` is stopped instead). `pcall(redis.call, ...)` catches an error
+//! object that is not Redis's string (`redis.pcall` returns Redis's error table).
 //!
 //! Durability: as Redis 7 (effects replication), a script is logged as the write commands it
 //! ran, wrapped in MULTI/EXEC when there are several, so recovery applies a script whole or
@@ -64,44 +71,108 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("script", -2, NOSCRIPT, KeySpec::None, "scripting", script),
 ];
 
-/// Set up once per engine: read-only globals, as Redis 7 (an assignment to a global, or a
-/// read of one that does not exist, is an error at the script's line).
+/// Run once per engine, with the full base library still there. It strips what Redis's
+/// environment does not have, makes the library tables read-only (seen through proxies), and
+/// returns the function each script runs under: a fresh, read-only environment per run (an
+/// assignment to a global, or a read of one that does not exist, is an error at the script's
+/// line, as in Redis 7; nothing a script does to its globals outlives it), with everything the
+/// script raises (a string, an error table, anything) caught and handed back as a value.
 const PRELUDE: &str = r#"
-loadfile = nil
-dofile = nil
-setmetatable(_G, {
-  __index = function(_, name)
-    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+local R = __sb_redis
+local where_ = __sb_where
+__sb_redis, __sb_where = nil, nil
+local G = _G
+local setfenv_, error_, type_, rawget_, setmetatable_, tostring_ =
+  setfenv, error, type, rawget, setmetatable, tostring
+-- Not in Redis's environment: files, environments, userdata with finalizers, printing, and
+-- coroutines (a running coroutine would escape the time limit's hook).
+loadfile, dofile, setfenv, getfenv, newproxy, print, coroutine = nil, nil, nil, nil, nil, nil, nil
+-- Source text only: bytecode would break the VM's memory safety (Redis patches it out).
+local loadstring_ = loadstring
+loadstring = function(s, name)
+  if type_(s) == "string" and s:byte(1) == 27 then
+    return nil, "binary chunks are not allowed"
+  end
+  return loadstring_(s, name)
+end
+local concat_ = table.concat
+load = function(reader, name)
+  local parts = {}
+  while true do
+    local p = reader()
+    if p == nil or p == "" then break end
+    parts[#parts + 1] = p
+  end
+  return loadstring(concat_(parts), name)
+end
+local function readonly(t)
+  return setmetatable_({}, {
+    __index = t,
+    __newindex = function() error_("Attempt to modify a readonly table", 2) end,
+    __metatable = false,
+  })
+end
+getmetatable("").__metatable = readonly({})
+local shared = {
+  string = readonly(string), table = readonly(table), math = readonly(math),
+  redis = readonly(R),
+}
+local env_mt = {
+  __index = function(env, name)
+    if name == "_G" then return env end
+    local v = shared[name]
+    if v ~= nil then return v end
+    v = rawget_(G, name)
+    if v ~= nil then return v end
+    error_("Script attempted to access nonexistent global variable '" .. tostring_(name) .. "'", 2)
   end,
   __newindex = function()
-    error("Attempt to modify a readonly table", 2)
+    error_("Attempt to modify a readonly table", 2)
   end,
-})
+  __metatable = false,
+}
+-- As Redis 7's error handler: what a script raises becomes an error table that says where
+-- it was raised (a string as `ERR <text>`); an error of the server's own (redis.call's,
+-- the time limit's) passes as it is.
+local function handler(err)
+  if type_(err) == "userdata" then return err end
+  -- The innermost frame of the script itself (not error(), not our metamethods).
+  local line
+  for level = 2, 12 do
+    local what, l, src = where_(level)
+    if what == nil then break end
+    if src == "@user_script" then line = l break end
+  end
+  if type_(err) ~= "table" then
+    err = { err = "ERR " .. tostring_(err) }
+  end
+  if line then
+    rawset(err, "source", "@user_script")
+    rawset(err, "line", line)
+  end
+  return err
+end
+local xpcall_ = xpcall
+local function run(f, keys, argv)
+  setfenv_(f, setmetatable_({ KEYS = keys, ARGV = argv }, env_mt))
+  return xpcall_(f, handler)
+end
+-- The runner, and the real `redis` table (the server sets `call` and `pcall` in it for each
+-- run).
+return run, R
 "#;
 
 /// The Lua state and the script cache (by lower-case SHA1 hex).
 pub struct Engine {
     lua: Lua,
+    /// The function every script runs under (the prelude's result).
+    runner: mlua::RegistryKey,
+    /// The real `redis` table (scripts see a read-only proxy of it).
+    redis: mlua::RegistryKey,
     scripts: HashMap<String, mlua::RegistryKey>,
     /// Total bytes of the cached script bodies (INFO `used_memory_scripts_eval` role).
     body_bytes: usize,
 }
-
-/// A `redis.call` whose command answered an error: raised to the script, reported by EVAL as
-/// the command's error at the line of the call.
-#[derive(Debug)]
-struct Raised {
-    msg: String,
-    line: i64,
-}
-
-impl std::fmt::Display for Raised {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.msg)
-    }
-}
-
-impl std::error::Error for Raised {}
 
 fn sha1_hex(body: &[u8]) -> String {
     sha1_smol::Sha1::from(body).digest().to_string()
@@ -185,11 +256,33 @@ impl Engine {
         ] {
             redis.raw_set(name, v).map_err(le)?;
         }
-        lua.globals().raw_set("redis", redis).map_err(le)?;
+        lua.globals().raw_set("__sb_redis", redis).map_err(le)?;
+        // For the prelude's error handler: (what, line, source) of the function `level`
+        // frames up from this one's caller.
+        let where_ = lua
+            .create_function(|lua, level: usize| {
+                Ok(lua
+                    .inspect_stack(level, |d| {
+                        let src = d.source();
+                        (
+                            src.what.to_string(),
+                            d.current_line().map(|l| l as i64),
+                            src.source.map(|s| s.into_owned()),
+                        )
+                    })
+                    .map_or((None, None, None), |(w, l, s)| (Some(w), l, s)))
+            })
+            .map_err(le)?;
+        lua.globals().raw_set("__sb_where", where_).map_err(le)?;
         lua.set_memory_limit(LUA_MEMORY_MAX).map_err(le)?;
-        lua.load(PRELUDE).set_name("=prelude").exec().map_err(le)?;
+        let (runner, redis): (mlua::Function, mlua::Table) =
+            lua.load(PRELUDE).set_name("=prelude").eval().map_err(le)?;
+        let runner = lua.create_registry_value(runner).map_err(le)?;
+        let redis = lua.create_registry_value(redis).map_err(le)?;
         Ok(Engine {
             lua,
+            runner,
+            redis,
             scripts: HashMap::new(),
             body_bytes: 0,
         })
@@ -205,6 +298,7 @@ impl Engine {
             .lua
             .load(body)
             .set_name("@user_script")
+            .set_mode(mlua::chunk::ChunkMode::Text)
             .into_function()
             .map_err(|e| {
                 let msg = match &e {
@@ -223,14 +317,6 @@ impl Engine {
         self.scripts.insert(sha.clone(), key);
         self.body_bytes += body.len();
         Ok(sha)
-    }
-
-    fn flush(&mut self) {
-        for (_, k) in self.scripts.drain() {
-            let _ = self.lua.remove_registry_value(k);
-        }
-        self.body_bytes = 0;
-        self.lua.expire_registry_values();
     }
 }
 
@@ -304,8 +390,12 @@ fn run_in(
         }
     };
     let lua = &eng.lua;
-    let f: mlua::Function = match eng.scripts.get(&sha).map(|k| lua.registry_value(k)) {
-        Some(Ok(f)) => f,
+    let (f, runner, redis): (mlua::Function, mlua::Function, mlua::Table) = match (
+        eng.scripts.get(&sha).map(|k| lua.registry_value(k)),
+        lua.registry_value(&eng.runner),
+        lua.registry_value(&eng.redis),
+    ) {
+        (Some(Ok(f)), Ok(r), Ok(t)) => (f, r, t),
         _ => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
     };
     let to_table = |items: &[Bytes]| -> mlua::Result<mlua::Table> {
@@ -316,33 +406,35 @@ fn run_in(
         Ok(t)
     };
     let (keys, argv) = args[3..].split_at(numkeys);
-    let globals = lua.globals();
-    let set_up = to_table(keys)
-        .and_then(|k| globals.raw_set("KEYS", k))
-        .and_then(|()| to_table(argv))
-        .and_then(|a| globals.raw_set("ARGV", a));
-    if let Err(e) = set_up {
-        return Reply::Error(format!("ERR {e}"));
-    }
-    let redis: mlua::Table = match globals.raw_get("redis") {
-        Ok(t) => t,
-        Err(e) => return Reply::Error(format!("ERR {e}")),
+    let (keys, argv) = match (to_table(keys), to_table(argv)) {
+        (Ok(k), Ok(a)) => (k, a),
+        (Err(e), _) | (_, Err(e)) => return Reply::Error(format!("ERR {e}")),
     };
-    // The script's commands run as the caller, in its database; a SELECT inside the script
-    // does not outlive it (Redis 7).
+    // The script's commands run as the caller, in its database and with RESP2 replies (as
+    // Redis); a SELECT inside the script does not outlive it.
     let db_before = ctx.client.db;
+    let proto_before = ctx.client.proto;
+    ctx.client.proto = 2;
     // No other client is served while a script runs (it is one command, like EXEC), so a
     // script cannot be killed with SCRIPT KILL as in Redis; instead one that runs past
-    // `busy-reply-threshold` (`lua-time-limit`, 5 s) is stopped with an error, its writes so
-    // far kept, as for any error in a script.
+    // `busy-reply-threshold` (`lua-time-limit`, 5 s) is stopped: from then on every line it
+    // reaches and every command it calls fails, so even a script that catches errors ends.
+    // Its writes so far are kept, as after any error in a script.
     let limit_ms = ctx.srv.cfg.get_i64("busy-reply-threshold").max(0) as u128;
     let started = std::time::Instant::now();
+    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if limit_ms > 0 {
+        let killed = killed.clone();
         // (a hook that cannot be set leaves the script unbounded, as in Redis)
         let _ = lua.set_hook(
-            mlua::HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+            mlua::HookTriggers::new()
+                .every_line()
+                .every_nth_instruction(HOOK_INSTRUCTIONS),
             move |_, _| {
-                if started.elapsed().as_millis() > limit_ms {
+                if killed.load(std::sync::atomic::Ordering::Relaxed)
+                    || started.elapsed().as_millis() > limit_ms
+                {
+                    killed.store(true, std::sync::atomic::Ordering::Relaxed);
                     return Err(mlua::Error::RuntimeError(format!(
                         "Script stopped after busy-reply-threshold ({limit_ms} ms): the server serves no other client while a script runs"
                     )));
@@ -357,36 +449,161 @@ fn run_in(
         // data, lent to the scope for the script's run).
         let cell = std::sync::Mutex::new((&mut *ctx.srv, &mut *ctx.client));
         let cell = &cell;
+        let killed = &killed;
         lua.scope(|scope| {
-            let call = scope.create_function(move |lua, a: MultiValue| {
-                let mut g = cell.lock().unwrap_or_else(|p| p.into_inner());
-                let (srv, client) = &mut *g;
-                script_call(lua, srv, client, a, read_only, true)
-            })?;
-            let pcall = scope.create_function(move |lua, a: MultiValue| {
-                let mut g = cell.lock().unwrap_or_else(|p| p.into_inner());
-                let (srv, client) = &mut *g;
-                script_call(lua, srv, client, a, read_only, false)
-            })?;
-            redis.raw_set("call", call)?;
-            redis.raw_set("pcall", pcall)?;
-            let v: Value = f.call(())?;
-            lua_to_reply(&v)
+            for (name, raise) in [("call", true), ("pcall", false)] {
+                let func = scope.create_function(move |lua, a: MultiValue| {
+                    if killed.load(std::sync::atomic::Ordering::Relaxed) {
+                        return command_error(
+                            lua,
+                            "ERR Script stopped after busy-reply-threshold",
+                            raise,
+                        );
+                    }
+                    // Never re-entered (no command runs Lua); refuse rather than wait.
+                    let Ok(mut g) = cell.try_lock() else {
+                        return command_error(lua, "ERR redis.call re-entered", raise);
+                    };
+                    let (srv, client) = &mut *g;
+                    script_call(lua, srv, client, a, read_only, raise)
+                })?;
+                redis.raw_set(name, func)?;
+            }
+            let (ok, v): (bool, Value) = runner.call((f, keys, argv))?;
+            Ok(if ok {
+                lua_to_reply(&v)?
+            } else {
+                Reply::Error(raised_error(lua, &v, &sha))
+            })
         })
     };
     let _ = redis.raw_set("call", Value::Nil);
     let _ = redis.raw_set("pcall", Value::Nil);
-    lua.remove_hook();
+    if limit_ms > 0 {
+        lua.remove_hook();
+    }
     ctx.srv.log.end_unit();
     ctx.client.db = db_before;
+    ctx.client.proto = proto_before;
     // Effects were logged command by command inside the unit; EVAL itself adds nothing.
     ctx.propagate_nothing();
     // Garbage from this run (argument tables, replies) is collected now and then.
     let _ = lua.gc_step();
     match outcome {
         Ok(r) => r,
-        Err(e) => Reply::Error(script_error(&e, &sha)),
+        Err(e) => Reply::Error(format!(
+            "ERR {} script: {sha}, on @user_script:0.",
+            one_line(&innermost_message(&e))
+        )),
     }
+}
+
+/// A command's error as `redis.call` raises it (with the script's line: a C function's caller
+/// frame survives even a `return redis.call(...)`) or `redis.pcall` returns it (Redis's error
+/// table).
+fn command_error(lua: &Lua, msg: &str, raise: bool) -> mlua::Result<Value> {
+    if raise {
+        let line = lua
+            .inspect_stack(1, |d| d.current_line())
+            .flatten()
+            .map_or(0, |l| l as i64);
+        return Err(mlua::Error::external(Raised {
+            msg: msg.to_string(),
+            line,
+        }));
+    }
+    let t = lua.create_table()?;
+    t.raw_set("err", msg)?;
+    Ok(Value::Table(t))
+}
+
+/// A `redis.call` whose command answered an error: raised to the script, reported by EVAL as
+/// the command's error at the line of the call.
+#[derive(Debug)]
+struct Raised {
+    msg: String,
+    line: i64,
+}
+
+impl std::fmt::Display for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Raised {}
+
+fn find_raised(e: &mlua::Error) -> Option<&Raised> {
+    match e {
+        mlua::Error::ExternalError(x) => x.downcast_ref::<Raised>(),
+        mlua::Error::CallbackError { cause, .. } => find_raised(cause),
+        mlua::Error::WithContext { cause, .. } => find_raised(cause),
+        _ => None,
+    }
+}
+
+/// What a script raised, as EVAL's error reply (Redis 7's wording): an error table as its
+/// `err` text, with `script: <sha>, on <source>:<line>.` when it says where; a string with
+/// the script's position as `ERR <text> script: ...`.
+fn raised_error(lua: &Lua, v: &Value, sha: &str) -> String {
+    match v {
+        Value::Table(t) => {
+            let text = |k: &str| match t.raw_get::<Value>(k) {
+                Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+                Ok(Value::Integer(i)) => Some(i.to_string()),
+                Ok(Value::Number(n)) => Some((n as i64).to_string()),
+                _ => None,
+            };
+            let Some(err) = text("err") else {
+                return format!(
+                    "ERR {} script: {sha}, on @user_script:0.",
+                    one_line(&describe(lua, v))
+                );
+            };
+            let err = one_line(err.strip_prefix('-').unwrap_or(&err));
+            match (text("source"), text("line")) {
+                (Some(src), Some(line)) => format!("{err} script: {sha}, on {src}:{line}."),
+                _ => err,
+            }
+        }
+        Value::Error(e) => match find_raised(e) {
+            Some(r) => format!(
+                "{} script: {sha}, on @user_script:{}.",
+                one_line(&r.msg),
+                r.line
+            ),
+            None => format!(
+                "ERR {} script: {sha}, on @user_script:0.",
+                one_line(&innermost_message(e))
+            ),
+        },
+        other => {
+            let msg = one_line(&describe(lua, other));
+            let line = msg
+                .strip_prefix("user_script:")
+                .and_then(|rest| rest.split(':').next())
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(0);
+            format!("ERR {msg} script: {sha}, on @user_script:{line}.")
+        }
+    }
+}
+
+/// `tostring` of a raised value (never fails: a broken `__tostring` gives its type).
+fn describe(lua: &Lua, v: &Value) -> String {
+    match v {
+        Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+        Value::Nil => "nil".to_string(),
+        other => match lua.coerce_string(other.clone()) {
+            Ok(Some(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+            _ => other.type_name().to_string(),
+        },
+    }
+}
+
+/// Error replies are one line: CR and LF become spaces (as Redis does).
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
 }
 
 /// `redis.call` (`raise`) / `redis.pcall`: run one command as the script's client.
@@ -398,40 +615,24 @@ fn script_call(
     read_only: bool,
     raise: bool,
 ) -> mlua::Result<Value> {
-    let line = || {
-        lua.inspect_stack(1, |d| d.current_line())
-            .flatten()
-            .map_or(0, |l| l as i64)
-    };
-    let fail = |msg: &str| -> mlua::Result<Value> {
-        if raise {
-            Err(mlua::Error::external(Raised {
-                msg: msg.to_string(),
-                line: line(),
-            }))
-        } else {
-            let t = lua.create_table()?;
-            t.raw_set("err", msg)?;
-            Ok(Value::Table(t))
-        }
-    };
+    let fail = |msg: &str| command_error(lua, msg, raise);
     let mut argv = Vec::with_capacity(a.len());
     for v in a {
         match v {
             Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v)? {
-                Some(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                None => {
-                    return fail("ERR Lua redis lib command arguments must be strings or integers")
-                }
-            },
+            // As Redis 7.0 formats a Lua number argument: whole numbers as integers, others
+            // with 17 significant digits (Lua's own tostring keeps only 14).
+            Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+            Value::Number(n) => argv.push(Bytes::from(number_arg(n))),
             _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
         }
     }
     if argv.is_empty() {
         return fail("ERR Please specify at least one argument for this redis lib call");
     }
-    let Some(spec) = crate::exec::lookup_command(&argv[0]) else {
+    // `rename-command` applies to scripts too (a removed command is unknown here as well).
+    let renamed_ok = crate::exec::apply_renames(&mut argv);
+    let Some(spec) = crate::exec::lookup_command(&argv[0]).filter(|_| renamed_ok) else {
         return fail("ERR Unknown Redis command called from script");
     };
     let n = argv.len() as i32;
@@ -454,6 +655,16 @@ fn script_call(
         return fail(msg);
     }
     reply_to_lua(lua, &r)
+}
+
+/// A Lua number as a command argument, as Redis 7.0 writes it (`%.17g`; whole numbers within
+/// 2^53 as integers).
+fn number_arg(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        (n as i64).to_string()
+    } else {
+        crate::resp::fmt_g(n, 17)
+    }
 }
 
 /// A command's reply as the script sees it (RESP2 conversions, as Redis 7 by default).
@@ -532,12 +743,13 @@ fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
             if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
                 let b = e.as_bytes();
                 let b = b.strip_prefix(b"-").unwrap_or(&b);
-                return Ok(Reply::Error(String::from_utf8_lossy(b).into_owned()));
+                return Ok(Reply::Error(one_line(&String::from_utf8_lossy(b))));
             }
             if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
-                return Ok(Reply::StatusOwned(
-                    String::from_utf8_lossy(&s.as_bytes()).into_owned(),
-                ));
+                // A status is one line (as Redis: CR and LF become spaces).
+                return Ok(Reply::StatusOwned(one_line(&String::from_utf8_lossy(
+                    &s.as_bytes(),
+                ))));
             }
             let mut out = Vec::new();
             let mut i = 1;
@@ -553,30 +765,6 @@ fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
         }
         _ => Reply::Nil,
     })
-}
-
-/// An error that ended the script, as Redis 7 words it.
-fn script_error(e: &mlua::Error, sha: &str) -> String {
-    if let Some(r) = find_raised(e) {
-        return format!("{} script: {sha}, on @user_script:{}.", r.msg, r.line);
-    }
-    let msg = innermost_message(e);
-    let msg = first_line(&msg).to_string();
-    let line = msg
-        .strip_prefix("user_script:")
-        .and_then(|rest| rest.split(':').next())
-        .and_then(|n| n.parse::<i64>().ok())
-        .unwrap_or(0);
-    format!("ERR {msg} script: {sha}, on @user_script:{line}.")
-}
-
-fn find_raised(e: &mlua::Error) -> Option<&Raised> {
-    match e {
-        mlua::Error::ExternalError(x) => x.downcast_ref::<Raised>(),
-        mlua::Error::CallbackError { cause, .. } => find_raised(cause),
-        mlua::Error::WithContext { cause, .. } => find_raised(cause),
-        _ => None,
-    }
 }
 
 fn innermost_message(e: &mlua::Error) -> String {
@@ -659,9 +847,8 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 fn flush(ctx: &mut Ctx) -> Reply {
-    if let Some(e) = ctx.srv.scripting.as_mut() {
-        e.flush();
-    }
+    // A new Lua state: nothing of the old one (globals, garbage) survives a flush.
+    ctx.srv.scripting = None;
     OK
 }
 
