@@ -195,6 +195,11 @@ fn script_replies_and_errors_match_redis() {
             "redis.call('SET', 'f', -1e-7); return redis.call('GET', 'f')",
             &["0"],
         ),
+        // Blocking commands and, in read-only scripts, PUBLISH are refused; numbers out of
+        // the integer range answer as Redis's C cast does.
+        ("return redis.call('BLPOP', 'nolist', 0)", &["0"]),
+        ("return 1e20", &["0"]),
+        ("return 0/0", &["0"]),
         // A status reply stays one line.
         ("return {ok='OK\r\n:666'}", &["0"]),
     ];
@@ -228,6 +233,7 @@ fn script_replies_and_errors_match_redis() {
         &["SCRIPT", "FLUSH", "ASYNC", "X"],
         &["SCRIPT", "KILL", "X"],
         &["EVAL_RO", "return redis.call('DEL', 'k')", "0"],
+        &["EVAL_RO", "return redis.call('PUBLISH', 'ch', 'm')", "0"],
     ] {
         assert_eq!(
             String::from_utf8_lossy(&a.cmd(args)),
