@@ -739,13 +739,11 @@ fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
         Value::Integer(i) => Reply::Int(*i),
         // Truncated toward zero, as C's (long long) cast on x86: out of range and NaN give
         // INT64_MIN, as Redis answers.
-        Value::Number(n) => {
-            Reply::Int(if n.is_finite() && n.abs() < 9.223_372_036_854_775_808e18 {
-                *n as i64
-            } else {
-                i64::MIN
-            })
-        }
+        Value::Number(n) => Reply::Int(if *n >= i64::MIN as f64 && *n < -(i64::MIN as f64) {
+            *n as i64
+        } else {
+            i64::MIN
+        }),
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Table(t) => {
             if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
