@@ -301,24 +301,14 @@ impl Persist {
             self.rewrite_scheduled = true;
             return;
         }
-        srv.log.submit();
-        let base = srv.log.pos();
-        let Some(sink) = srv
-            .log
-            .sink_mut()
-            .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
-        else {
-            return;
-        };
-        let resume = match sink.writer.close() {
-            Ok(r) => r,
+        let closed = match close_writer(srv) {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
             Err(e) => {
                 tracing::warn!("Append only file failed before it took its place: {e}");
                 return;
             }
         };
-        let counters = sink.writer.stats();
-        let vfs: Arc<dyn Vfs> = Arc::new(RealFs);
         let (dir, moved) = match swap_in_dir(&staging, &self.aof_dir) {
             Ok(()) => (self.aof_dir.clone(), true),
             Err(e) => {
@@ -331,21 +321,10 @@ impl Persist {
                 (staging.clone(), false)
             }
         };
-        let attached = attach_writer(srv, vfs, &dir, &self.filename, resume, base);
-        if let Some(w) = self.writer(srv).filter(|_| attached.is_ok()) {
-            w.continue_counters(&counters);
-            self.rewrite_base_size = w.stats().current_size;
-        }
-        if let Err(e) = attached {
-            tracing::warn!("reopening the append only file: {e}");
-            if let Some(sink) = srv
-                .log
-                .sink_mut()
-                .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
-            {
-                sink.replaced_failed = Some(format!("reopening the append only file: {e}"));
+        if reopen_writer(srv, &dir, &self.filename, closed).is_ok() {
+            if let Some(w) = self.writer(srv) {
+                self.rewrite_base_size = w.stats().current_size;
             }
-            srv.log.gate_tx.send_modify(|g| g.failed = true);
         }
         if moved {
             self.staging = None;
@@ -473,39 +452,12 @@ impl Persist {
             self.rewrite_scheduled = true;
             tracing::info!("Background append only file rewriting restarted: appendfsync changed");
         }
-        srv.log.submit();
-        let base = srv.log.pos();
-        let Some(sink) = srv
-            .log
-            .sink_mut()
-            .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
-        else {
+        // A failed log stays as it is: writes are refused until the server restarts.
+        let Some(closed) = close_writer(srv)? else {
             return Ok(());
         };
-        // A failed log stays as it is: writes are refused until the server restarts.
-        let resume = sink.writer.close().map_err(|e| e.to_string())?;
-        let counters = sink.writer.stats();
-        let vfs: Arc<dyn Vfs> = Arc::new(RealFs);
         let dir = self.log_dir().to_path_buf();
-        let attached = attach_writer(srv, vfs, &dir, &self.filename, resume, base);
-        if let Some(w) = self.writer(srv).filter(|_| attached.is_ok()) {
-            w.continue_counters(&counters);
-        }
-        if let Err(e) = attached {
-            // The old writer is closed: latch the failure so that writes are refused
-            // (MISCONF) rather than waiting for a log that is not written.
-            let msg = format!("reopening the append only file: {e}");
-            tracing::warn!("{msg}");
-            if let Some(sink) = srv
-                .log
-                .sink_mut()
-                .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
-            {
-                sink.replaced_failed = Some(msg.clone());
-            }
-            srv.log.gate_tx.send_modify(|g| g.failed = true);
-            return Err(msg);
-        }
+        reopen_writer(srv, &dir, &self.filename, closed)?;
         tracing::info!(
             "appendfsync is now {} (the log continues in the same file)",
             srv.cfg.get("appendfsync")
@@ -1098,6 +1050,67 @@ fn remove_stale_staging(dir: &Path, aof_dir: &Path) {
                 ),
                 Err(err) => tracing::warn!("Can't remove {}: {err}", e.path().display()),
             }
+        }
+    }
+}
+
+/// What a closed writer leaves for the next one: where the log continues, its INFO totals,
+/// and the logical position the next one starts at.
+struct Closed {
+    resume: ResumePoint,
+    counters: strongbox_storage::aof::writer::LogStats,
+    base: u64,
+}
+
+/// Submit what the execution thread holds and close the log writer (everything written and
+/// fsynced, see `LogWriter::close`); `None` when there is no log. The closed writer stays as
+/// the sink until [`reopen_writer`] replaces it.
+fn close_writer(srv: &mut Server) -> Result<Option<Closed>, String> {
+    srv.log.submit();
+    let base = srv.log.pos();
+    let Some(sink) = srv
+        .log
+        .sink_mut()
+        .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
+    else {
+        return Ok(None);
+    };
+    let resume = sink.writer.close().map_err(|e| e.to_string())?;
+    Ok(Some(Closed {
+        resume,
+        counters: sink.writer.stats(),
+        base,
+    }))
+}
+
+/// Open a writer on `dir` where a closed one ended ([`close_writer`]), with the configured
+/// policy, INFO totals carried over. If it cannot be opened, the failure is latched on the
+/// gate so that writes are refused (MISCONF) rather than waiting for a log nobody writes.
+fn reopen_writer(srv: &mut Server, dir: &Path, filename: &str, c: Closed) -> Result<(), String> {
+    let vfs: Arc<dyn Vfs> = Arc::new(RealFs);
+    match attach_writer(srv, vfs, dir, filename, c.resume, c.base) {
+        Ok(()) => {
+            if let Some(w) = srv
+                .log
+                .sink()
+                .and_then(|s| s.as_any().downcast_ref::<AofSink>())
+            {
+                w.writer.continue_counters(&c.counters);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let msg = format!("reopening the append only file: {e}");
+            tracing::warn!("{msg}");
+            if let Some(sink) = srv
+                .log
+                .sink_mut()
+                .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
+            {
+                sink.replaced_failed = Some(msg.clone());
+            }
+            srv.log.gate_tx.send_modify(|g| g.failed = true);
+            Err(msg)
         }
     }
 }

@@ -440,6 +440,50 @@ impl Durability {
     }
 }
 
+/// Tests: a log sink that keeps every byte handed to it.
+#[cfg(test)]
+pub(crate) struct RecordingSink {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    end: u64,
+}
+
+#[cfg(test)]
+impl RecordingSink {
+    /// The sink, and the bytes it will have recorded.
+    pub(crate) fn new() -> (Box<RecordingSink>, Arc<Mutex<Vec<u8>>>) {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let sink = RecordingSink {
+            bytes: bytes.clone(),
+            end: 0,
+        };
+        (Box::new(sink), bytes)
+    }
+}
+
+#[cfg(test)]
+impl LogSink for RecordingSink {
+    fn submit(&mut self, bytes: &[u8], _db_at_start: u32) -> u64 {
+        self.bytes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
+        self.end += bytes.len() as u64;
+        self.end
+    }
+    fn shutdown(self: Box<Self>) -> Result<(), String> {
+        Ok(())
+    }
+    fn failure(&self) -> Option<String> {
+        None
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
 impl Default for Durability {
     fn default() -> Self {
         Self::new()

@@ -543,6 +543,34 @@ fn compaction_under_concurrent_writes_keeps_the_state() {
     assert_same(&before, &after, "restart after compaction");
 }
 
+/// A client that writes until told to stop: INCR `ctr` (checking it counts every reply) and
+/// RPUSH the count to `list`; joins to the number of acknowledged INCRs.
+fn spawn_counting_writer(
+    port: u16,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<i64>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut c = con(port);
+        let mut acked = 0i64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let n: i64 = redis::cmd("INCR").arg("ctr").query(&mut c).unwrap();
+            acked += 1;
+            assert_eq!(n, acked);
+            redis::cmd("RPUSH")
+                .arg("list")
+                .arg(acked)
+                .query::<i64>(&mut c)
+                .unwrap();
+        }
+        acked
+    });
+    (stop, writer)
+}
+
 fn persistence_info(c: &mut redis::Connection) -> String {
     redis::cmd("INFO").arg("persistence").query(c).unwrap()
 }
@@ -558,25 +586,7 @@ fn config_set_appendfsync_switches_the_log_under_load() {
     let port = sb.port();
     let mut c = con(port);
     set_keys(&mut c, 5_000);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut c = con(port);
-            let mut acked = 0i64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let n: i64 = redis::cmd("INCR").arg("ctr").query(&mut c).unwrap();
-                acked += 1;
-                assert_eq!(n, acked);
-                redis::cmd("RPUSH")
-                    .arg("list")
-                    .arg(acked)
-                    .query::<i64>(&mut c)
-                    .unwrap();
-            }
-            acked
-        })
-    };
+    let (stop, writer) = spawn_counting_writer(port);
     let set = |c: &mut redis::Connection, policy: &str| {
         let before = persistence_info(c);
         let r: String = redis::cmd("CONFIG")
@@ -743,25 +753,7 @@ fn config_set_appendonly_starts_and_stops_the_log_under_load() {
     let dir = sb.dir().to_path_buf();
     let mut c = con(port);
     set_keys(&mut c, 5_000);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut c = con(port);
-            let mut acked = 0i64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let n: i64 = redis::cmd("INCR").arg("ctr").query(&mut c).unwrap();
-                acked += 1;
-                assert_eq!(n, acked);
-                redis::cmd("RPUSH")
-                    .arg("list")
-                    .arg(acked)
-                    .query::<i64>(&mut c)
-                    .unwrap();
-            }
-            acked
-        })
-    };
+    let (stop, writer) = spawn_counting_writer(port);
     // A BGSAVE slowed to about a second is running: the log starts once it ends.
     config_set(&mut c, "rdb-key-save-delay", "200");
     let r: String = redis::cmd("BGSAVE").query(&mut c).unwrap();

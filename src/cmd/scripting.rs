@@ -976,36 +976,13 @@ mod tests {
             .quickcheck(prop as fn(Vec<u8>, Vec<u8>) -> TestResult);
     }
 
-    struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<u8>>>, u64);
-
-    impl crate::durability::LogSink for Recorder {
-        fn submit(&mut self, bytes: &[u8], _db_at_start: u32) -> u64 {
-            self.0.lock().expect("log").extend_from_slice(bytes);
-            self.1 += bytes.len() as u64;
-            self.1
-        }
-        fn shutdown(self: Box<Self>) -> Result<(), String> {
-            Ok(())
-        }
-        fn failure(&self) -> Option<String> {
-            None
-        }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
-        }
-        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-            self
-        }
-    }
-
     /// A script's writes reach the log as the commands they were, in one MULTI/EXEC, and the
     /// EVAL not at all; a read-only script logs nothing.
     #[test]
     fn script_writes_are_logged_in_one_unit() {
         let (mut srv, mut c) = server_and_client();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        srv.log
-            .set_sink(Some(Box::new(Recorder(log.clone(), 0))), 0);
+        let (sink, log) = crate::durability::RecordingSink::new();
+        srv.log.set_sink(Some(sink), 0);
         let r = eval_in(
             &mut srv,
             &mut c,

@@ -1661,43 +1661,14 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> Reply {
 /// records what the durability layer hands to the log writer.
 #[cfg(test)]
 mod propagation_tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use bytes::Bytes;
 
     use crate::client::{Client, ConnShared};
     use crate::config::Config;
-    use crate::durability::LogSink;
     use crate::exec::{call, Server};
     use crate::resp::Reply;
-
-    struct Recorder {
-        bytes: Arc<Mutex<Vec<u8>>>,
-        end: u64,
-    }
-
-    impl LogSink for Recorder {
-        fn submit(&mut self, bytes: &[u8], _db_at_start: u32) -> u64 {
-            self.bytes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend_from_slice(bytes);
-            self.end += bytes.len() as u64;
-            self.end
-        }
-        fn shutdown(self: Box<Self>) -> Result<(), String> {
-            Ok(())
-        }
-        fn failure(&self) -> Option<String> {
-            None
-        }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
-        }
-        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-            self
-        }
-    }
 
     /// Parse the RESP multibulk commands in `b`, leaving out SELECT.
     fn commands(b: &[u8]) -> Vec<Vec<String>> {
@@ -1728,14 +1699,8 @@ mod propagation_tests {
     fn run(cmds: &[&[&str]]) -> Vec<(Reply, Vec<Vec<String>>)> {
         let cfg = Config::from_args(&[]).expect("default config");
         let mut srv = Server::new(cfg);
-        let bytes = Arc::new(Mutex::new(Vec::new()));
-        srv.log.set_sink(
-            Some(Box::new(Recorder {
-                bytes: bytes.clone(),
-                end: 0,
-            })),
-            0,
-        );
+        let (sink, bytes) = crate::durability::RecordingSink::new();
+        srv.log.set_sink(Some(sink), 0);
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(ConnShared {
             out_bytes: Default::default(),
