@@ -74,6 +74,16 @@ if [ "${SKIP_INSTALL:-0}" != "1" ]; then
         python3 -m pip install --quiet celery rq packaging \
             || python3 -m pip install --quiet --break-system-packages celery rq packaging
     fi
+    # BullMQ for the Node.js client test (tests/node, versions pinned by its package-lock).
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        step "installing node and npm"
+        apt_install nodejs npm
+    fi
+    if [ ! -f tests/node/node_modules/bullmq/package.json ] \
+        || [ ! -f tests/node/node_modules/ioredis/package.json ]; then
+        step "installing bullmq and ioredis (npm)"
+        (cd tests/node && { npm ci --silent --no-audit --no-fund || npm install --silent --no-audit --no-fund; })
+    fi
     if command -v rustup >/dev/null 2>&1; then
         if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
         if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi

@@ -219,6 +219,29 @@ fn job_queue_libraries_celery_and_rq() {
     run_python("job_queues.py");
 }
 
+/// BullMQ (npm, on ioredis): jobs, a delayed job and a retried one through BullMQ's Lua
+/// scripts (cmsgpack, cjson).
+#[test]
+fn job_queue_library_bullmq() {
+    let server = StrongboxServer::start(&[]);
+    let dir = common::repo_root().join("tests").join("node");
+    let out = run_with_timeout(
+        Command::new("node")
+            .arg(dir.join("bullmq.js"))
+            .args(["--port", &server.port().to_string()])
+            .current_dir(&dir),
+        None,
+        CLIENT_TIMEOUT,
+    );
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok: bullmq"),
+        "tests/node/bullmq.js failed ({}; scripts/test.sh installs its packages):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn redis_py_resp3_protocol() {
     run_python("resp3.py");

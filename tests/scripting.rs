@@ -200,6 +200,30 @@ fn script_replies_and_errors_match_redis() {
         ("return redis.call('BLPOP', 'nolist', 0)", &["0"]),
         ("return 1e20", &["0"]),
         ("return 0/0", &["0"]),
+        // cjson and cmsgpack (BullMQ's scripts use both).
+        ("return cjson.encode({1, 2, {a = 'x/y'}})", &["0"]),
+        ("return cjson.encode({})", &["0"]),
+        ("return cjson.encode({a = 1.5})", &["0"]),
+        ("return cjson.encode(0.1)", &["0"]),
+        ("return cjson.encode('a\"b\\n')", &["0"]),
+        (
+            "return cjson.decode('[1,2,{\"a\":null}]')[3].a == cjson.null and 1 or 0",
+            &["0"],
+        ),
+        (
+            "return cjson.decode('{\"k\":[true,false,\"s\"]}').k",
+            &["0"],
+        ),
+        ("return cmsgpack.unpack(cmsgpack.pack({1, 2, 3}))", &["0"]),
+        (
+            "return {cmsgpack.unpack(cmsgpack.pack(1, 'two', {k = 'v'}))}",
+            &["0"],
+        ),
+        (
+            "local t = cmsgpack.unpack(cmsgpack.pack({k = 'v'})); return t.k",
+            &["0"],
+        ),
+        ("cjson.encode = nil", &["0"]),
         // A status reply stays one line.
         ("return {ok='OK\r\n:666'}", &["0"]),
     ];

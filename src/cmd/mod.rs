@@ -21,6 +21,7 @@ pub mod list;
 pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
+mod scripting_libs;
 pub mod server;
 pub mod set;
 pub mod sort;

@@ -10,7 +10,8 @@
 //! read-only proxies, source text only (no bytecode), and no `loadfile`, `dofile`, `setfenv`,
 //! `getfenv`, `newproxy`, `print` — nor `coroutine` (Redis has it; a coroutine would escape
 //! the time limit). Commands run with RESP2 replies whatever the caller's protocol, and
-//! `rename-command` applies. Not provided: the cjson, cmsgpack, struct and bit libraries,
+//! `rename-command` applies. cjson and cmsgpack are there (`scripting_libs.rs`). Not provided:
+//! the struct and bit libraries,
 //! `redis.setresp(3)`, `#!lua` flags, script debugging, FUNCTION, and killing a running script
 //! from another client (no other client is served while a script runs: a script past
 //! `busy-reply-threshold` is stopped instead). `pcall(redis.call, ...)` catches an error
@@ -115,7 +116,7 @@ end
 getmetatable("").__metatable = readonly({})
 local shared = {
   string = readonly(string), table = readonly(table), math = readonly(math),
-  redis = readonly(R),
+  cjson = readonly(cjson), cmsgpack = readonly(cmsgpack), redis = readonly(R),
 }
 local env_mt = {
   __index = function(env, name)
@@ -257,6 +258,7 @@ impl Engine {
             redis.raw_set(name, v).map_err(le)?;
         }
         lua.globals().raw_set("__sb_redis", redis).map_err(le)?;
+        super::scripting_libs::install(&lua).map_err(le)?;
         // For the prelude's error handler: (what, line, source) of the function `level`
         // frames up from this one's caller.
         let where_ = lua
