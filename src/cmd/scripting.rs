@@ -951,6 +951,14 @@ mod tests {
         "setmetatable({}, {__index = function() error('m') end}).z",
         "loadstring('return 1')",
         "redis.sha1hex(",
+        "cjson.encode(",
+        "cjson.decode(",
+        "cmsgpack.pack(",
+        "cmsgpack.unpack(",
+        "'[1,{\"a\":'",
+        "'\\147\\1\\2'",
+        "'\\219\\255\\255\\255\\255'",
+        "cjson.null",
         "'\\0'",
         "math.huge",
         "-math.huge",
@@ -976,6 +984,40 @@ mod tests {
         QuickCheck::new()
             .tests(300)
             .quickcheck(prop as fn(Vec<u8>, Vec<u8>) -> TestResult);
+    }
+
+    /// cjson.decode and cmsgpack.unpack of arbitrary bytes answer (a value or an error) and
+    /// never panic; what cmsgpack packs, it unpacks to the same reply.
+    #[test]
+    fn arbitrary_bytes_to_cjson_and_cmsgpack_never_panic() {
+        fn prop(bytes: Vec<u8>, n: i64, s: String) -> TestResult {
+            let (mut srv, mut c) = server_and_client();
+            for script in [
+                &b"return cjson.decode(ARGV[1])"[..],
+                b"return {cmsgpack.unpack(ARGV[1])}",
+                b"return cjson.encode({ARGV[1], {k = ARGV[1]}})",
+            ] {
+                let _ = eval_in(&mut srv, &mut c, script, &[b"0", &bytes]);
+            }
+            // Numbers, text and arbitrary bytes survive pack then unpack.
+            let script = b"local v = {tonumber(ARGV[1]), ARGV[2], {ARGV[3]}};
+                           local u = cmsgpack.unpack(cmsgpack.pack(v));
+                           return {u[1] == v[1] and 1 or 0, u[2] == v[2] and 1 or 0,
+                                   u[3][1] == v[3][1] and 1 or 0}";
+            let r = eval_in(
+                &mut srv,
+                &mut c,
+                script,
+                &[b"0", n.to_string().as_bytes(), s.as_bytes(), &bytes],
+            );
+            TestResult::from_bool(matches!(
+                r,
+                Reply::Array(ref items) if items.iter().all(|i| matches!(i, Reply::Int(1)))
+            ))
+        }
+        QuickCheck::new()
+            .tests(200)
+            .quickcheck(prop as fn(Vec<u8>, i64, String) -> TestResult);
     }
 
     /// A script's writes reach the log as the commands they were, in one MULTI/EXEC, and the

@@ -221,9 +221,12 @@ fn lua_to_msgpack(v: &Value, depth: usize) -> mlua::Result<rmpv::Value> {
                 rmpv::Value::F64(*n)
             }
         }
-        Value::String(s) => rmpv::Value::String(rmpv::Utf8String::from(
-            String::from_utf8_lossy(&s.as_bytes()).into_owned(),
-        )),
+        // Bytes kept as they are: text as msgpack str, anything else as bin (unpacked to the
+        // same Lua string either way).
+        Value::String(s) => match String::from_utf8(s.as_bytes().to_vec()) {
+            Ok(text) => rmpv::Value::String(rmpv::Utf8String::from(text)),
+            Err(e) => rmpv::Value::Binary(e.into_bytes()),
+        },
         Value::Table(t) => {
             if let Some(n) = sequence_len(t)? {
                 let mut a = Vec::with_capacity(n);
