@@ -219,6 +219,47 @@ fn job_queue_libraries_celery_and_rq() {
     run_python("job_queues.py");
 }
 
+/// RQ jobs acknowledged under `appendfsync always` survive kill -9: enqueued by RQ, the server
+/// killed, restarted, and a burst worker then finishes every one of them with its result.
+#[test]
+fn rq_jobs_survive_kill9() {
+    let mut server = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let dir = common::repo_root().join("tests").join("python");
+    let py = |port: u16, args: &[&str]| {
+        let out = run_with_timeout(
+            Command::new("python3")
+                .arg(dir.join("rq_durability.py"))
+                .args(["--port", &port.to_string()])
+                .args(args)
+                .current_dir(&dir),
+            None,
+            CLIENT_TIMEOUT,
+        );
+        assert!(
+            out.status.success(),
+            "rq_durability.py {args:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("job-"))
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let enqueued = py(server.port(), &["--phase", "enqueue", "--n", "200"]);
+    assert_eq!(enqueued.len(), 200);
+    server.kill9();
+    server.restart();
+    let finished = py(server.port(), &["--phase", "work"]);
+    assert_eq!(
+        finished, enqueued,
+        "acknowledged jobs lost or not run after kill -9"
+    );
+}
+
 /// BullMQ (npm, on ioredis): jobs, a delayed job and a retried one through BullMQ's Lua
 /// scripts (cmsgpack, cjson).
 #[test]
