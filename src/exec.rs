@@ -1459,30 +1459,8 @@ mod tests {
 mod read_wait_tests {
     use super::*;
     use crate::client::{ConnShared, Outgoing};
-    use crate::durability::{Gate, LogSink};
+    use crate::durability::Gate;
     use tokio::sync::mpsc::UnboundedReceiver;
-
-    /// Counts submitted bytes; never writes anything (the gate moves only when a test says).
-    struct Counter(u64);
-
-    impl LogSink for Counter {
-        fn submit(&mut self, bytes: &[u8], _db_at_start: u32) -> u64 {
-            self.0 += bytes.len() as u64;
-            self.0
-        }
-        fn shutdown(self: Box<Self>) -> Result<(), String> {
-            Ok(())
-        }
-        fn failure(&self) -> Option<String> {
-            None
-        }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
-        }
-        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-            self
-        }
-    }
 
     fn argv(args: &[&str]) -> Vec<Bytes> {
         args.iter()
@@ -1499,7 +1477,8 @@ mod read_wait_tests {
         fn new() -> Fixture {
             let cfg = Config::from_args(&[]).expect("default config");
             let mut srv = Server::new(cfg);
-            srv.log.set_sink(Some(Box::new(Counter(0))), 0);
+            srv.log
+                .set_sink(Some(crate::durability::RecordingSink::new().0), 0);
             let clients = (0..2)
                 .map(|i| {
                     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -167,11 +167,13 @@ fn benchmark_smoke(args: &[&str]) {
     );
 }
 
-fn run_python(script: &str) {
+/// Run the client program `tests/<lang_dir>/<script>` with `interpreter` against a fresh
+/// server; it must exit 0.
+fn run_client(interpreter: &str, lang_dir: &str, script: &str) {
     let server = StrongboxServer::start(&[]);
-    let dir = common::repo_root().join("tests").join("python");
+    let dir = common::repo_root().join("tests").join(lang_dir);
     let out = run_with_timeout(
-        Command::new("python3")
+        Command::new(interpreter)
             .arg(dir.join(script))
             .args(["--port", &server.port().to_string()])
             .current_dir(&dir),
@@ -180,11 +182,15 @@ fn run_python(script: &str) {
     );
     assert!(
         out.status.success(),
-        "tests/python/{script} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        "tests/{lang_dir}/{script} failed ({}; scripts/test.sh installs what it needs):\n--- stdout ---\n{}\n--- stderr ---\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn run_python(script: &str) {
+    run_client("python3", "python", script);
 }
 
 #[test]
@@ -264,23 +270,7 @@ fn rq_jobs_survive_kill9() {
 /// scripts (cmsgpack, cjson).
 #[test]
 fn job_queue_library_bullmq() {
-    let server = StrongboxServer::start(&[]);
-    let dir = common::repo_root().join("tests").join("node");
-    let out = run_with_timeout(
-        Command::new("node")
-            .arg(dir.join("bullmq.js"))
-            .args(["--port", &server.port().to_string()])
-            .current_dir(&dir),
-        None,
-        CLIENT_TIMEOUT,
-    );
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok: bullmq"),
-        "tests/node/bullmq.js failed ({}; scripts/test.sh installs its packages):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_client("node", "node", "bullmq.js");
 }
 
 #[test]
