@@ -148,6 +148,18 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Copy `data_dir`'s appendonlydir to a fresh directory, start redis-server 7.0 on it with
+/// appendonly yes, and check it loads to `expected` (databases 0..dbs).
+fn assert_aof_dir_loads_in_redis(data_dir: &Path, dbs: i64, expected: &Keyspace, what: &str) {
+    let d2 = tempfile::tempdir().unwrap();
+    copy_dir(
+        &data_dir.join("appendonlydir"),
+        &d2.path().join("appendonlydir"),
+    );
+    let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
+    assert_same(expected, &dump_keyspace(rs.port(), dbs, false), what);
+}
+
 fn data_dir_with(file: &Path, as_name: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     std::fs::copy(file, d.path().join(as_name)).unwrap();
@@ -328,14 +340,7 @@ fn aof_directory_loads_in_redis(preamble: &str, base_suffix: &str) {
         "several segments expected: {files:?}"
     );
     // Redis 7.0 loads the directory to the same keyspace.
-    let d2 = tempfile::tempdir().unwrap();
-    copy_dir(
-        &sb.dir().join("appendonlydir"),
-        &d2.path().join("appendonlydir"),
-    );
-    let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
-    let in_redis = dump_keyspace(rs.port(), 3, false);
-    assert_same(&before, &in_redis, "strongbox AOF dir in redis");
+    assert_aof_dir_loads_in_redis(sb.dir(), 3, &before, "strongbox AOF dir in redis");
     // And Strongbox restarts to it too.
     sb.restart();
     let again = dump_keyspace(sb.port(), 3, false);
@@ -705,14 +710,7 @@ fn config_set_appendfsync_switches_the_log_under_load() {
     assert_same(&before, &after, "restart after kill -9");
     drop(c);
     sb.stop();
-    let d2 = tempfile::tempdir().unwrap();
-    copy_dir(
-        &sb.dir().join("appendonlydir"),
-        &d2.path().join("appendonlydir"),
-    );
-    let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
-    let in_redis = dump_keyspace(rs.port(), 1, false);
-    assert_same(&before, &in_redis, "the directory in redis-server");
+    assert_aof_dir_loads_in_redis(sb.dir(), 1, &before, "the directory in redis-server");
 }
 
 fn config_set(c: &mut redis::Connection, name: &str, value: &str) {
@@ -787,14 +785,7 @@ fn config_set_appendonly_starts_and_stops_the_log_under_load() {
     assert_eq!(ctr, acked, "acknowledged INCRs lost");
 
     // Redis 7.0 loads the directory the switch made.
-    let d2 = tempfile::tempdir().unwrap();
-    copy_dir(&dir.join("appendonlydir"), &d2.path().join("appendonlydir"));
-    let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
-    assert_same(
-        &before,
-        &dump_keyspace(rs.port(), 1, false),
-        "in redis-server",
-    );
+    assert_aof_dir_loads_in_redis(&dir, 1, &before, "in redis-server");
 
     // `no`, inside a transaction: the log stops after its EXEC (the transaction is logged
     // whole); later writes are not in it.
