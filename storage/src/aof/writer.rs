@@ -1665,14 +1665,8 @@ impl Appender {
         Ok(())
     }
 
-    /// `since`: when the oldest of `bytes` was submitted (for `window_max_wait_us`). Returns
-    /// how long the batch's fsync took under `always`.
-    fn write_batch(
-        &mut self,
-        bytes: &[u8],
-        db: u32,
-        since: Option<Instant>,
-    ) -> Result<(), String> {
+    /// `since`: when the oldest of `bytes` was submitted (for `window_max_wait_us`).
+    fn write_batch(&mut self, bytes: &[u8], db: u32, since: Option<Instant>) -> Result<(), String> {
         let mut payload = Vec::with_capacity(bytes.len() + 64);
         if self.opts.timestamp_enabled {
             let now = self.shared.clock.unix_secs();
