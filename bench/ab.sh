@@ -9,7 +9,7 @@ set -euo pipefail
 reps=$1; P=$2; n=$3; shift 3
 for _ in $(seq "$reps"); do
   for p in "$@"; do
-    v=$(redis-benchmark -p "$p" -c "${C:-50}" -n "$n" -P "$P" -t "${T:-set}" -r 100000 -q --csv |
+    v=$(redis-benchmark -p "$p" -c "${C:-50}" -n "$n" -P "$P" -t "${T:-set}" ${R:+-r $R} -q --csv |
       tail -1 | cut -d, -f2 | tr -d '"')
     echo "$p $v"
   done

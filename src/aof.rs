@@ -809,6 +809,11 @@ impl Persistence for Persist {
                 "strongbox_aof_batch_bytes_max".into(),
                 st.batch_bytes_max.to_string(),
             ));
+            v.push(("strongbox_aof_gathers".into(), st.gathers.to_string()));
+            v.push((
+                "strongbox_aof_gather_timeouts".into(),
+                st.gather_timeouts.to_string(),
+            ));
             // Logical positions, as the gate counts them (they go on across writers).
             let base = srv
                 .log
