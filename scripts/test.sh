@@ -84,6 +84,12 @@ if [ "${SKIP_INSTALL:-0}" != "1" ]; then
         step "installing bullmq and ioredis (npm)"
         (cd tests/node && { npm ci --silent --no-audit --no-fund || npm install --silent --no-audit --no-fund; })
     fi
+    # Sidekiq for the Ruby client tests (tests/ruby): Debian's package, with redis-rb.
+    if ! command -v sidekiq >/dev/null 2>&1 \
+        || ! ruby -e 'require "sidekiq"; require "redis"' >/dev/null 2>&1; then
+        step "installing ruby-sidekiq"
+        apt_install ruby-sidekiq
+    fi
     if command -v rustup >/dev/null 2>&1; then
         if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
         if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi

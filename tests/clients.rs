@@ -225,44 +225,88 @@ fn job_queue_libraries_celery_and_rq() {
     run_python("job_queues.py");
 }
 
-/// RQ jobs acknowledged under `appendfsync always` survive kill -9: enqueued by RQ, the server
-/// killed, restarted, and a burst worker then finishes every one of them with its result.
-#[test]
-fn rq_jobs_survive_kill9() {
+/// Runs one phase of a job-queue durability script (`interpreter tests/<lang_dir>/<script>
+/// --port P <args>`) and returns the job ids it printed (lines starting `job-`), sorted.
+fn job_phase(
+    interpreter: &str,
+    lang_dir: &str,
+    script: &str,
+    port: u16,
+    args: &[&str],
+) -> Vec<String> {
+    let dir = common::repo_root().join("tests").join(lang_dir);
+    let out = run_with_timeout(
+        Command::new(interpreter)
+            .arg(dir.join(script))
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .current_dir(&dir),
+        None,
+        CLIENT_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "tests/{lang_dir}/{script} {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("job-"))
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Jobs a queue library enqueued under `appendfsync always` survive kill -9: enqueued (each
+/// enqueue acknowledged), the server killed and restarted, then a real worker of the library
+/// runs every one of them.
+fn jobs_survive_kill9(interpreter: &str, lang_dir: &str, script: &str, work_args: &[&str]) {
     let mut server = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let dir = common::repo_root().join("tests").join("python");
-    let py = |port: u16, args: &[&str]| {
-        let out = run_with_timeout(
-            Command::new("python3")
-                .arg(dir.join("rq_durability.py"))
-                .args(["--port", &port.to_string()])
-                .args(args)
-                .current_dir(&dir),
-            None,
-            CLIENT_TIMEOUT,
-        );
-        assert!(
-            out.status.success(),
-            "rq_durability.py {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with("job-"))
-            .map(str::to_string)
-            .collect();
-        ids.sort();
-        ids
-    };
-    let enqueued = py(server.port(), &["--phase", "enqueue", "--n", "200"]);
+    let enqueued = job_phase(
+        interpreter,
+        lang_dir,
+        script,
+        server.port(),
+        &["--phase", "enqueue", "--n", "200"],
+    );
     assert_eq!(enqueued.len(), 200);
     server.kill9();
     server.restart();
-    let finished = py(server.port(), &["--phase", "work"]);
+    let finished = job_phase(interpreter, lang_dir, script, server.port(), work_args);
     assert_eq!(
         finished, enqueued,
         "acknowledged jobs lost or not run after kill -9"
+    );
+}
+
+/// RQ: a burst worker finishes every job enqueued before the kill, with its result.
+#[test]
+fn rq_jobs_survive_kill9() {
+    jobs_survive_kill9(
+        "python3",
+        "python",
+        "rq_durability.py",
+        &["--phase", "work"],
+    );
+}
+
+/// Sidekiq (Debian's ruby-sidekiq 6.4): jobs pushed one by one and in bulk, a scheduled job
+/// and a retried one (the scheduler's Lua script, BRPOP fetch, heartbeats, the stats API).
+#[test]
+fn job_queue_library_sidekiq() {
+    run_client("ruby", "ruby", "sidekiq.rb");
+}
+
+/// Sidekiq: a `sidekiq` worker process runs every job pushed before the kill.
+#[test]
+fn sidekiq_jobs_survive_kill9() {
+    jobs_survive_kill9(
+        "ruby",
+        "ruby",
+        "sidekiq.rb",
+        &["--phase", "work", "--n", "200"],
     );
 }
 
