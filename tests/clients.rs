@@ -292,6 +292,17 @@ fn rq_jobs_survive_kill9() {
     );
 }
 
+/// Celery: a worker process runs every task sent before the kill and stores its result.
+#[test]
+fn celery_tasks_survive_kill9() {
+    jobs_survive_kill9(
+        "python3",
+        "python",
+        "celery_durability.py",
+        &["--phase", "work", "--n", "200"],
+    );
+}
+
 /// Sidekiq (Debian's ruby-sidekiq 6.4): jobs pushed one by one and in bulk, a scheduled job
 /// and a retried one (the scheduler's Lua script, BRPOP fetch, heartbeats, the stats API).
 #[test]
@@ -315,6 +326,18 @@ fn sidekiq_jobs_survive_kill9() {
 #[test]
 fn job_queue_library_bullmq() {
     run_client("node", "node", "bullmq.js");
+}
+
+/// BullMQ: jobs added through its Lua scripts (logged as MULTI/EXEC units) before the kill
+/// all complete after the restart.
+#[test]
+fn bullmq_jobs_survive_kill9() {
+    jobs_survive_kill9(
+        "node",
+        "node",
+        "bullmq_durability.js",
+        &["--phase", "work", "--n", "200"],
+    );
 }
 
 #[test]
