@@ -69,7 +69,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         "scripting",
         evalsha_ro,
     ),
-    cmd("script", -2, NOSCRIPT, KeySpec::None, "scripting", script),
+    CommandSpec {
+        // Redis 7.0's names, arities and flags, so COMMAND shows them (SCRIPT DEBUG is not
+        // implemented). The container keeps NOSCRIPT: dispatch checks the container's flags.
+        subcommands: &[
+            ("exists", -3, NOSCRIPT),
+            ("flush", -2, NOSCRIPT),
+            ("help", 2, LOADING | STALE),
+            ("kill", 2, NOSCRIPT | ALLOW_BUSY),
+            ("load", 3, NOSCRIPT | STALE),
+        ],
+        ..cmd("script", -2, NOSCRIPT, KeySpec::None, "scripting", script)
+    },
 ];
 
 /// Run once per engine, with the full base library still there. It strips what Redis's
