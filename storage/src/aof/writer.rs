@@ -616,7 +616,8 @@ struct Worker {
 /// Group commit under `appendfsync always`: after an fsync releases its batch's replies, the
 /// clients it released answer with their next commands. Starting the next fsync on the first of
 /// them would split the clients into groups that alternate, each fsync covering a part of
-/// them; so the next batch waits until as many bytes are pending as the last batch held, or
+/// them; so, when that pays ([`gather_pays`]: the disk is the bottleneck, or the batch is
+/// big), the next batch waits until as many bytes are pending as the last batch held, or
 /// until a deadline, whichever comes first. A lone client never waits: its next command alone
 /// reaches its own last batch's size.
 ///
