@@ -30,3 +30,26 @@ def expect_error(fn, fragment):
         assert fragment in str(e), f"error {e!r} lacks {fragment!r}"
         return
     raise AssertionError(f"expected an error containing {fragment!r}")
+
+
+def start_celery_worker(app_dir, app):
+    """A Celery worker process for the app module `app` in `app_dir` (solo pool, quiet)."""
+    import subprocess
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", app, "worker", "--pool=solo",
+         "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
+         "--without-heartbeat"],
+        cwd=app_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def stop_celery_worker(worker):
+    """Stop a worker from start_celery_worker; fail if its output shows an error."""
+    import subprocess
+    worker.terminate()
+    try:
+        out, _ = worker.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        out, _ = worker.communicate()
+    if b"unknown command" in out or b"Traceback" in out:
+        raise AssertionError("celery worker failed:\n" + out.decode(errors="replace")[-3000:])

@@ -5,12 +5,13 @@ server under appendfsync always):
                           or nothing is left queued; print the ids whose result is right"""
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 import redis
+
+from _util import start_celery_worker, stop_celery_worker
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
@@ -43,11 +44,7 @@ if a.phase == "enqueue":
         print(f"job-{i}", flush=True)
     sys.exit(0)
 
-worker = subprocess.Popen(
-    [sys.executable, "-m", "celery", "-A", "sbdurable", "worker", "--pool=solo",
-     "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
-     "--without-heartbeat"],
-    cwd=app_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+worker = start_celery_worker(app_dir, "sbdurable")
 try:
     # Until every result is stored, or the queue is empty and nothing more finished for 2 s
     # (tasks lost: the ids printed then fall short of those sent).
@@ -62,14 +59,7 @@ try:
             break
         time.sleep(0.1)
 finally:
-    worker.terminate()
-    try:
-        out, _ = worker.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        out, _ = worker.communicate()
-    if b"unknown command" in out or b"Traceback" in out:
-        raise AssertionError("celery worker failed:\n" + out.decode(errors="replace")[-3000:])
+    stop_celery_worker(worker)
 ok = []
 for i in range(a.n):
     res = app.AsyncResult(f"job-{i}")

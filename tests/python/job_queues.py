@@ -2,12 +2,11 @@
 which runs Lua scripts, and the Redis result backend) runs a task, and an RQ worker runs a
 job with its scheduler (RQ's lock scripts). Both must be installed (scripts/test.sh does)."""
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
-from _util import port
+from _util import port, start_celery_worker, stop_celery_worker
 
 P = port()
 import redis  # noqa: E402
@@ -26,25 +25,14 @@ def add(x, y):
     return x + y
 """)
 sys.path.insert(0, app_dir)
-worker = subprocess.Popen(
-    [sys.executable, "-m", "celery", "-A", "sbtasks", "worker", "--pool=solo",
-     "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
-     "--without-heartbeat"],
-    cwd=app_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+worker = start_celery_worker(app_dir, "sbtasks")
 try:
     from sbtasks import add  # noqa: E402
     results = [add.delay(i, i) for i in range(5)]
     got = [res.get(timeout=30) for res in results]
     assert got == [0, 2, 4, 6, 8], got
 finally:
-    worker.terminate()
-    try:
-        out, _ = worker.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        out, _ = worker.communicate()
-    if b"unknown command" in out or b"Traceback" in out:
-        raise AssertionError("celery worker failed:\n" + out.decode(errors="replace")[-3000:])
+    stop_celery_worker(worker)
 print("ok: celery")
 
 # --- RQ: enqueue, then a burst worker with its scheduler runs the job.
