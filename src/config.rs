@@ -615,7 +615,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Memory(0, LONG_MAX),
         "3000",
         MUT,
-        INERT,
+        DONE,
     ),
     opt(
         "tracking-table-max-keys",

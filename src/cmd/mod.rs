@@ -15,7 +15,9 @@ use crate::ctx::Ctx;
 use crate::resp::Reply;
 
 pub mod connection;
+pub mod geo;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod persistence;
@@ -121,6 +123,17 @@ impl CommandSpec {
                 let last = argv.len().saturating_sub(1);
                 for (i, a) in argv.iter().enumerate().take(last).skip(2) {
                     if a.eq_ignore_ascii_case(b"store") {
+                        f(i + 1);
+                    }
+                }
+            }
+            // GEORADIUS[BYMEMBER] … STORE|STOREDIST key (Redis: keyword key specs); every
+            // such token among the options counts, as the last one wins when it runs.
+            "georadius" | "georadiusbymember" => {
+                let first = if self.name == "georadius" { 6 } else { 5 };
+                let last = argv.len().saturating_sub(1);
+                for (i, a) in argv.iter().enumerate().take(last).skip(first) {
+                    if a.eq_ignore_ascii_case(b"store") || a.eq_ignore_ascii_case(b"storedist") {
                         f(i + 1);
                     }
                 }
@@ -274,9 +287,11 @@ pub fn table() -> &'static CommandTable {
             hash::COMMANDS,
             set::COMMANDS,
             zset::COMMANDS,
+            geo::COMMANDS,
             sort::COMMANDS,
             stream::COMMANDS,
             persistence::COMMANDS,
+            hyperloglog::COMMANDS,
         ];
         let mut map = HashMap::new();
         let mut all = Vec::new();
