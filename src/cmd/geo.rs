@@ -110,8 +110,9 @@ fn cstr(a: &[u8]) -> &[u8] {
     }
 }
 
-/// `strcasecmp(arg, word) == 0`.
-fn is(a: &[u8], word: &str) -> bool {
+/// `strcasecmp(arg, word) == 0` (also how the key finder, `CommandSpec::extra_key_positions`,
+/// spots STORE/STOREDIST, so it finds every destination the command writes).
+pub(crate) fn is(a: &[u8], word: &str) -> bool {
     cstr(a).eq_ignore_ascii_case(word.as_bytes())
 }
 

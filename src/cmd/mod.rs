@@ -133,7 +133,8 @@ impl CommandSpec {
                 let first = if self.name == "georadius" { 6 } else { 5 };
                 let last = argv.len().saturating_sub(1);
                 for (i, a) in argv.iter().enumerate().take(last).skip(first) {
-                    if a.eq_ignore_ascii_case(b"store") || a.eq_ignore_ascii_case(b"storedist") {
+                    // As the command's parser reads them: up to a NUL byte, any case.
+                    if geo::is(a, "store") || geo::is(a, "storedist") {
                         f(i + 1);
                     }
                 }
