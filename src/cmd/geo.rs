@@ -650,6 +650,8 @@ fn vecswap(v: &mut [Point], a: usize, b: usize, n: usize) {
 /// overlap `[lrange, rrange]` (element positions), leaving that window sorted. The same
 /// algorithm step by step, so elements of equal distance end up where Redis puts them.
 fn pqsort(v: &mut [Point], lrange: usize, rrange: usize, cmp: &dyn Fn(&Point, &Point) -> i32) {
+    #[cfg(test)]
+    let _depth = tests::PqsortDepth::enter();
     let mut base = 0usize;
     let mut n = v.len();
     loop {
@@ -709,25 +711,28 @@ fn pqsort(v: &mut [Point], lrange: usize, rrange: usize, cmp: &dyn Fn(&Point, &P
         vecswap(a, 0, pb - r, r);
         let r = ((pd - pc) as usize).min(pn - pd as usize - 1);
         vecswap(a, pb, pn - r, r);
-        // Elements smaller than the pivot: [0, pb - pa); greater: the last pd - pc.
-        let left = pb - pa;
-        if left > 1 {
-            let (s, e) = (base, base + left - 1);
-            if !(rrange < s || lrange > e) {
-                pqsort_sub(v, base, left, lrange, rrange, cmp);
-            }
-        }
+        // Elements smaller than the pivot: [0, pb - pa); greater: the last pd - pc. Each part
+        // that overlaps the window is sorted on its own: they are disjoint, so the order in
+        // which they are done changes nothing. Redis recurses into the left one and loops on
+        // the right; recursing into the smaller one instead bounds the depth by log2(n)
+        // whatever the points (crafted positions could otherwise make it n deep and overflow
+        // the execution thread's stack).
+        let wanted = |start: usize, len: usize| {
+            (len > 1 && !(rrange < start || lrange > start + len - 1)).then_some((start, len))
+        };
         let right = (pd - pc) as usize;
-        if right > 1 {
-            let start = base + n - right;
-            let (s, e) = (start, start + right - 1);
-            base = start;
-            n = right;
-            if !(rrange < s || lrange > e) {
-                continue;
+        let parts = (wanted(base, pb - pa), wanted(base + n - right, right));
+        let (next_base, next_n) = match parts {
+            (None, None) => return,
+            (Some(one), None) | (None, Some(one)) => one,
+            (Some(l), Some(r)) => {
+                let (small, big) = if l.1 <= r.1 { (l, r) } else { (r, l) };
+                pqsort_sub(v, small.0, small.1, lrange, rrange, cmp);
+                big
             }
-        }
-        return;
+        };
+        base = next_base;
+        n = next_n;
     }
 }
 
@@ -1153,6 +1158,85 @@ mod tests {
         assert!(is(b"WithDist", "withdist"));
         assert!(is(b"m\x00junk", "m"));
         assert!(!is(b"mi", "m"));
+    }
+
+    thread_local! {
+        /// (current, deepest) nesting of `pqsort` calls on this thread.
+        static PQSORT_DEPTH: std::cell::Cell<(usize, usize)> =
+            const { std::cell::Cell::new((0, 0)) };
+    }
+
+    /// Counts `pqsort`'s nesting while alive.
+    pub(super) struct PqsortDepth;
+
+    impl PqsortDepth {
+        pub(super) fn enter() -> PqsortDepth {
+            PQSORT_DEPTH.with(|d| {
+                let (cur, max) = d.get();
+                d.set((cur + 1, max.max(cur + 1)));
+            });
+            PqsortDepth
+        }
+    }
+
+    impl Drop for PqsortDepth {
+        fn drop(&mut self) {
+            PQSORT_DEPTH.with(|d| {
+                let (cur, max) = d.get();
+                d.set((cur - 1, max));
+            });
+        }
+    }
+
+    /// McIlroy's adversary ("A Killer Adversary for Quicksort"): a comparison that decides
+    /// values only as the sort asks, always so as to make its partitions as lopsided as it
+    /// can. Against it `pqsort` stays within log2(n) levels (and still sorts).
+    #[test]
+    fn pqsort_depth_stays_logarithmic_against_an_adversary() {
+        // Both orientations: the lopsided side lands left in one, right in the other.
+        adversary_run(1);
+        adversary_run(-1);
+    }
+
+    fn adversary_run(sign: i32) {
+        let n = 4096usize;
+        let gas = n as i64;
+        let val = std::cell::RefCell::new(vec![gas; n]);
+        let solid = std::cell::Cell::new(0i64);
+        let candidate = std::cell::Cell::new(0usize);
+        // Each point's index rides in its longitude.
+        let cmp = |a: &Point, b: &Point| -> i32 {
+            let (x, y) = (a.lon as usize, b.lon as usize);
+            let mut v = val.borrow_mut();
+            if v[x] == gas && v[y] == gas {
+                let f = if x == candidate.get() { x } else { y };
+                v[f] = solid.get();
+                solid.set(solid.get() + 1);
+            }
+            if v[x] == gas {
+                candidate.set(x);
+            } else if v[y] == gas {
+                candidate.set(y);
+            }
+            sign * (v[x] - v[y]).signum() as i32
+        };
+        let mut pts: Vec<Point> = (0..n)
+            .map(|i| Point {
+                member: Bytes::new(),
+                lon: i as f64,
+                lat: 0.0,
+                dist: 0.0,
+                score: 0.0,
+            })
+            .collect();
+        PQSORT_DEPTH.with(|d| d.set((0, 0)));
+        pqsort(&mut pts, 0, n - 1, &cmp);
+        let deepest = PQSORT_DEPTH.with(|d| d.get().1);
+        assert!(
+            deepest <= 13,
+            "pqsort nested {deepest} deep for {n} points (sign {sign})"
+        );
+        assert!(pts.windows(2).all(|w| cmp(&w[0], &w[1]) <= 0), "not sorted");
     }
 
     #[test]
