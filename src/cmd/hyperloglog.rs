@@ -15,11 +15,12 @@
 
 use bytes::Bytes;
 
-use crate::cmd::{flags::*, CommandSpec, Handler, KeySpec, KALL};
+use crate::cmd::{cmd, flags::*, CommandSpec, Handler, KeySpec, KALL};
 use crate::ctx::{notify, Ctx};
 use crate::keyspace::{CompactBytes, Value};
 use crate::resp::{Reply, OK};
 
+/// A command of the `hyperloglog` group, with its Redis version and summary (COMMAND DOCS).
 #[allow(clippy::too_many_arguments)]
 const fn c(
     name: &'static str,
@@ -31,15 +32,9 @@ const fn c(
     handler: Handler,
 ) -> CommandSpec {
     CommandSpec {
-        name,
-        arity,
-        flags,
-        keys,
-        group: "hyperloglog",
         since,
         summary,
-        handler,
-        subcommands: &[],
+        ..cmd(name, arity, flags, keys, "hyperloglog", handler)
     }
 }
 

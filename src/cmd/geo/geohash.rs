@@ -253,38 +253,32 @@ fn step_mask(step: u8, pattern: u64) -> u64 {
 
 /// Move a cell one column east (`d > 0`) or west (`d < 0`), wrapping around.
 fn move_x(c: &mut Cell, d: i8) {
-    if d == 0 {
-        return;
-    }
-    let mut x = c.bits & 0xaaaa_aaaa_aaaa_aaaa;
-    let y = c.bits & 0x5555_5555_5555_5555;
-    let zz = step_mask(c.step, 0x5555_5555_5555_5555);
-    if d > 0 {
-        x = x.wrapping_add(zz.wrapping_add(1));
-    } else {
-        x |= zz;
-        x = x.wrapping_sub(zz.wrapping_add(1));
-    }
-    x &= step_mask(c.step, 0xaaaa_aaaa_aaaa_aaaa);
-    c.bits = x | y;
+    step_along(c, d, 0xaaaa_aaaa_aaaa_aaaa);
 }
 
 /// Move a cell one row north (`d > 0`) or south (`d < 0`), wrapping around.
 fn move_y(c: &mut Cell, d: i8) {
+    step_along(c, d, 0x5555_5555_5555_5555);
+}
+
+/// Add ±1 to the coordinate whose bits are `own` in the interleaved hash (the other one's
+/// bits are set to 1 first, so the carry crosses them), keeping the other coordinate.
+fn step_along(c: &mut Cell, d: i8, own: u64) {
     if d == 0 {
         return;
     }
-    let x = c.bits & 0xaaaa_aaaa_aaaa_aaaa;
-    let mut y = c.bits & 0x5555_5555_5555_5555;
-    let zz = step_mask(c.step, 0xaaaa_aaaa_aaaa_aaaa);
+    let other = !own;
+    let mut v = c.bits & own;
+    let kept = c.bits & other;
+    let zz = step_mask(c.step, other);
     if d > 0 {
-        y = y.wrapping_add(zz.wrapping_add(1));
+        v = v.wrapping_add(zz.wrapping_add(1));
     } else {
-        y |= zz;
-        y = y.wrapping_sub(zz.wrapping_add(1));
+        v |= zz;
+        v = v.wrapping_sub(zz.wrapping_add(1));
     }
-    y &= step_mask(c.step, 0x5555_5555_5555_5555);
-    c.bits = x | y;
+    v &= step_mask(c.step, own);
+    c.bits = v | kept;
 }
 
 /// The eight neighbours of a cell.
