@@ -259,10 +259,10 @@ fn job_phase(
     ids
 }
 
-/// Jobs a queue library enqueued under `appendfsync always` survive kill -9: enqueued (each
-/// enqueue acknowledged), the server killed and restarted, then a real worker of the library
-/// runs every one of them.
-fn jobs_survive_kill9(interpreter: &str, lang_dir: &str, script: &str, work_args: &[&str]) {
+/// Jobs a queue library enqueued under `appendfsync always` survive kill -9: 200 enqueued
+/// (`--phase enqueue`, each enqueue acknowledged), the server killed and restarted, then a real
+/// worker of the library runs every one of them (`--phase work`).
+fn jobs_survive_kill9(interpreter: &str, lang_dir: &str, script: &str) {
     let mut server = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
     let enqueued = job_phase(
         interpreter,
@@ -274,7 +274,13 @@ fn jobs_survive_kill9(interpreter: &str, lang_dir: &str, script: &str, work_args
     assert_eq!(enqueued.len(), 200);
     server.kill9();
     server.restart();
-    let finished = job_phase(interpreter, lang_dir, script, server.port(), work_args);
+    let finished = job_phase(
+        interpreter,
+        lang_dir,
+        script,
+        server.port(),
+        &["--phase", "work", "--n", "200"],
+    );
     assert_eq!(
         finished, enqueued,
         "acknowledged jobs lost or not run after kill -9"
@@ -284,23 +290,13 @@ fn jobs_survive_kill9(interpreter: &str, lang_dir: &str, script: &str, work_args
 /// RQ: a burst worker finishes every job enqueued before the kill, with its result.
 #[test]
 fn rq_jobs_survive_kill9() {
-    jobs_survive_kill9(
-        "python3",
-        "python",
-        "rq_durability.py",
-        &["--phase", "work"],
-    );
+    jobs_survive_kill9("python3", "python", "rq_durability.py");
 }
 
 /// Celery: a worker process runs every task sent before the kill and stores its result.
 #[test]
 fn celery_tasks_survive_kill9() {
-    jobs_survive_kill9(
-        "python3",
-        "python",
-        "celery_durability.py",
-        &["--phase", "work", "--n", "200"],
-    );
+    jobs_survive_kill9("python3", "python", "celery_durability.py");
 }
 
 /// Sidekiq (Debian's ruby-sidekiq 6.4): jobs pushed one by one and in bulk, a scheduled job
@@ -313,12 +309,7 @@ fn job_queue_library_sidekiq() {
 /// Sidekiq: a `sidekiq` worker process runs every job pushed before the kill.
 #[test]
 fn sidekiq_jobs_survive_kill9() {
-    jobs_survive_kill9(
-        "ruby",
-        "ruby",
-        "sidekiq.rb",
-        &["--phase", "work", "--n", "200"],
-    );
+    jobs_survive_kill9("ruby", "ruby", "sidekiq.rb");
 }
 
 /// BullMQ (npm, on ioredis): jobs, a delayed job and a retried one through BullMQ's Lua
@@ -332,12 +323,7 @@ fn job_queue_library_bullmq() {
 /// all complete after the restart.
 #[test]
 fn bullmq_jobs_survive_kill9() {
-    jobs_survive_kill9(
-        "node",
-        "node",
-        "bullmq_durability.js",
-        &["--phase", "work", "--n", "200"],
-    );
+    jobs_survive_kill9("node", "node", "bullmq_durability.js");
 }
 
 #[test]
