@@ -496,6 +496,11 @@ impl Persist {
     pub fn rewrite_scheduled(&self) -> bool {
         self.rewrite_scheduled
     }
+
+    /// Rewrites installed since start (INFO `aof_rewrites`).
+    pub fn rewrites_done(&self) -> u64 {
+        self.aof_rewrites
+    }
 }
 
 /// The log writer's figures while a snapshot ran (its window starts with the snapshot); the

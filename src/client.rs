@@ -263,6 +263,8 @@ pub enum Msg {
     },
     /// SIGINT/SIGTERM.
     Signal,
+    /// From the replication link task (`replica`).
+    Replica(crate::replica::ReplMsg),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -332,6 +334,8 @@ pub struct Client {
     /// The log position the replies in `out` must wait for, beyond what a caller of
     /// [`Client::flush`] gives (see `durability`: a read of keys at rest waits for nothing).
     pub need: u64,
+    /// The replication master's client (`replica`): exempt from READONLY and from expiry.
+    pub is_master: bool,
 }
 
 impl Client {
@@ -378,6 +382,7 @@ impl Client {
             tracking: false,
             wait_synced: false,
             need: 0,
+            is_master: false,
         }
     }
 

@@ -157,7 +157,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("cluster-replica-no-failover", YES_NO, "no", MUT, INERT).alias("cluster-slave-no-failover"),
     opt("replica-lazy-flush", YES_NO, "no", MUT, INERT).alias("slave-lazy-flush"),
     opt("replica-serve-stale-data", YES_NO, "yes", MUT, INERT).alias("slave-serve-stale-data"),
-    opt("replica-read-only", YES_NO, "yes", MUT, INERT).alias("slave-read-only"),
+    opt("replica-read-only", YES_NO, "yes", MUT, DONE).alias("slave-read-only"),
     opt("replica-ignore-maxmemory", YES_NO, "yes", MUT, INERT).alias("slave-ignore-maxmemory"),
     opt("jemalloc-bg-thread", YES_NO, "yes", MUT, INERT),
     opt("activedefrag", YES_NO, "no", MUT, INERT),
@@ -178,7 +178,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("use-exit-on-panic", YES_NO, "no", MUT, INERT).hidden(),
     opt("disable-thp", YES_NO, "yes", IMMUTABLE, DONE),
     opt("cluster-allow-replica-migration", YES_NO, "yes", MUT, INERT),
-    opt("replica-announced", YES_NO, "yes", MUT, INERT),
+    opt("replica-announced", YES_NO, "yes", MUT, DONE),
     opt("latency-tracking", YES_NO, "yes", MUT, INERT),
     opt("aof-disable-auto-gc", YES_NO, "no", MUT, INERT),
     opt("replica-ignore-disk-write-errors", YES_NO, "no", MUT, INERT),
@@ -187,7 +187,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("unixsocket", STR, "", IMMUTABLE, INERT),
     opt("pidfile", STR, "", IMMUTABLE, DONE),
     opt("replica-announce-ip", STR, "", MUT, INERT).alias("slave-announce-ip"),
-    opt("masteruser", STR, "", MUT, INERT),
+    opt("masteruser", STR, "", MUT, DONE),
     opt("cluster-announce-ip", STR, "", MUT, INERT),
     opt("cluster-config-file", STR, "nodes.conf", IMMUTABLE, INERT),
     opt("cluster-announce-hostname", STR, "", MUT, INERT),
@@ -209,7 +209,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     opt("bind-source-addr", STR, "", MUT, INERT),
     opt("logfile", STR, "", IMMUTABLE, DONE),
-    opt("masterauth", STR, "", MUT, INERT),
+    opt("masterauth", STR, "", MUT, DONE),
     opt("requirepass", STR, "", MUT, DONE),
     // Enums.
     opt("supervised", Kind::Enum(SUPERVISED), "no", IMMUTABLE, DONE),
@@ -359,7 +359,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     opt("lfu-log-factor", Kind::Int(0, INT_MAX), "10", MUT, INERT),
     opt("lfu-decay-time", Kind::Int(0, INT_MAX), "1", MUT, INERT),
-    opt("replica-priority", Kind::Int(0, INT_MAX), "100", MUT, INERT).alias("slave-priority"),
+    opt("replica-priority", Kind::Int(0, INT_MAX), "100", MUT, DONE).alias("slave-priority"),
     opt(
         "repl-diskless-sync-delay",
         Kind::Int(0, INT_MAX),
@@ -413,7 +413,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         MUT,
         INERT,
     ),
-    opt("repl-timeout", Kind::Int(1, INT_MAX), "60", MUT, INERT),
+    opt("repl-timeout", Kind::Int(1, INT_MAX), "60", MUT, DONE),
     opt(
         "repl-ping-replica-period",
         Kind::Int(1, INT_MAX),
@@ -706,8 +706,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("oom-score-adj-values", Kind::List, "0 200 800", MUT, INERT),
     opt("notify-keyspace-events", STR, "", MUT, DONE),
     opt("bind", Kind::List, "127.0.0.1 -::1", MUT, DONE),
-    // Strongbox has no replication: a replica's configuration is accepted, with a warning.
-    opt("replicaof", Kind::List, "", IMMUTABLE, INERT).alias("slaveof"),
+    // Makes this server a replica at start (see `replica`).
+    opt("replicaof", Kind::List, "", IMMUTABLE, DONE).alias("slaveof"),
     opt(
         "latency-tracking-info-percentiles",
         Kind::List,

@@ -150,6 +150,13 @@ impl<'a> Ctx<'a> {
     /// WATCHers. Returns true if it was expired.
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
         let db = self.client.db;
+        if self.srv.replica.is_some() {
+            // A replica never deletes on its own (the master's DEL follows); to its own
+            // clients a key past its TTL is logically gone, to the master it is still there.
+            return !self.client.is_master
+                && !self.loading
+                && self.srv.dbs[db].is_expired(key, self.now_ms);
+        }
         expire_if_needed(self.srv, db, key, self.now_ms, self.loading)
     }
 
@@ -160,7 +167,9 @@ impl<'a> Ctx<'a> {
 
     /// Write lookup: expires lazily. None if missing.
     pub fn lookup_mut(&mut self, key: &[u8]) -> Option<&mut Object> {
-        self.expire_if_needed(key);
+        if self.expire_if_needed(key) && self.srv.replica.is_some() {
+            return None;
+        }
         let lru = self.srv.lru_clock;
         let no_touch = self.client.no_touch;
         let db = self.client.db;
@@ -173,7 +182,9 @@ impl<'a> Ctx<'a> {
 
     /// True if the key exists (after lazy expiry).
     pub fn exists(&mut self, key: &[u8]) -> bool {
-        self.expire_if_needed(key);
+        if self.expire_if_needed(key) && self.srv.replica.is_some() {
+            return false;
+        }
         let db = self.client.db;
         self.srv.dbs[db].keys.contains_key(key)
     }
@@ -338,6 +349,10 @@ pub fn expire_if_needed(
 ) -> bool {
     if loading {
         // While loading, keys are not expired: the log records the DEL when it happened.
+        return false;
+    }
+    if srv.replica.is_some() {
+        // A replica's keys are expired by its master's DELs.
         return false;
     }
     if !srv.dbs[db].is_expired(key, now_ms) {

@@ -340,6 +340,10 @@ pub struct Server {
         Arc<std::sync::atomic::AtomicU64>,
         Arc<std::sync::atomic::AtomicU64>,
     )>,
+    /// Set while this server is a replica (REPLICAOF host port).
+    pub replica: Option<crate::replica::Replica>,
+    /// The replication link task's handles (None in unit tests and tools).
+    pub repl_ctl: Option<crate::replica::Control>,
 }
 
 impl Server {
@@ -392,6 +396,8 @@ impl Server {
             snapshot: None,
             rewrite_presync: None,
             snap_epoch: 0,
+            replica: None,
+            repl_ctl: None,
             cfg,
         }
     }
@@ -841,6 +847,10 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
             return;
         }
     }
+    if spec.is_write() && crate::replica::refuse_write(srv, client) {
+        reject(srv, client, Reply::err(crate::replica::READONLY_ERR));
+        return;
+    }
     if client.multi.is_some() && !spec.has(flags::NO_MULTI) {
         if let Some(m) = client.multi.as_mut() {
             m.queued.push(argv);
@@ -1184,6 +1194,7 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
                 srv.forget_client(&mut c);
             }
         }
+        Msg::Replica(m) => crate::replica::handle(srv, m),
         Msg::Signal => {
             tracing::warn!("Received SIGTERM/SIGINT scheduling shutdown...");
             srv.shutdown = Some(ShutdownMode::Default);
@@ -1227,7 +1238,11 @@ fn cron(srv: &mut Server) {
             }
         }
     }
-    active_expire(srv, now);
+    // A replica does not expire keys itself: the master sends the DELs.
+    if srv.replica.is_none() {
+        active_expire(srv, now);
+    }
+    crate::replica::cron(srv);
     if srv.cfg.get_bool("activerehashing") {
         active_rehash(srv);
     }

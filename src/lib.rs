@@ -25,6 +25,7 @@ pub mod keyspace;
 pub mod limits;
 pub mod load;
 pub mod persist;
+pub mod replica;
 pub mod resp;
 pub mod server;
 pub mod snapshot;

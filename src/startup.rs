@@ -39,13 +39,6 @@ pub fn run_server(args: Vec<String>) -> i32 {
         }
     }
     for name in cfg.unimplemented_in_use() {
-        if name == "replicaof" {
-            tracing::warn!(
-                "'replicaof {}' is accepted but Strongbox has no replication: this server runs as a master with its own data",
-                cfg.get(name)
-            );
-            continue;
-        }
         tracing::warn!(
             "Option '{name}' is accepted but not implemented yet by Strongbox; its value has no effect"
         );
@@ -129,6 +122,8 @@ pub fn run_server(args: Vec<String>) -> i32 {
         bytes_out: Arc::new(AtomicU64::new(0)),
     });
     srv.net_bytes = Some((net.bytes_in.clone(), net.bytes_out.clone()));
+    // The replication link task (idle unless REPLICAOF or `replicaof` sets a master).
+    crate::replica::install(&mut srv, &rt, exec_tx.clone());
     rt.spawn(srv.log.relay.clone().run());
     let mut exec_inline = None;
     let exec = if inline {

@@ -677,6 +677,9 @@ fn script_call(
     if read_only && (spec.is_write() || spec.has(MAY_REPLICATE)) {
         return fail("ERR Write commands are not allowed from read-only scripts.");
     }
+    if spec.is_write() && crate::replica::refuse_write(srv, client) {
+        return fail(crate::replica::READONLY_ERR);
+    }
     if spec.is_write() {
         if let Some(e) = srv.log.failed() {
             return fail(&format!("MISCONF Errors writing to the AOF file: {e}"));

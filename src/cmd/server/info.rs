@@ -490,12 +490,27 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
     if sel.wants("replication") {
         begin(&mut out, "Replication");
         let mut s = Section { out: String::new() };
-        s.kv("role", "master");
+        let mut offset = 0;
+        let mut replid = repl_id().to_string();
+        match crate::replica::info_fields(srv) {
+            Some(fields) => {
+                for (k, v) in fields {
+                    s.kv(&k, v);
+                }
+                if let Some(r) = &srv.replica {
+                    offset = r.offset.max(0);
+                    if !r.master_replid.is_empty() {
+                        replid = r.master_replid.clone();
+                    }
+                }
+            }
+            None => s.kv("role", "master"),
+        }
         s.kv("connected_slaves", 0);
         s.kv("master_failover_state", "no-failover");
-        s.kv("master_replid", repl_id());
+        s.kv("master_replid", replid);
         s.kv("master_replid2", "0".repeat(40));
-        s.kv("master_repl_offset", 0);
+        s.kv("master_repl_offset", offset);
         s.kv("second_repl_offset", -1);
         s.kv("repl_backlog_active", 0);
         s.kv("repl_backlog_size", 1_048_576);

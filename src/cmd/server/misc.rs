@@ -316,7 +316,10 @@ pub(super) fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     Reply::Int(ctx.srv.lastsave_s)
 }
 
-pub(super) fn role(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+pub(super) fn role(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    if let Some(r) = crate::replica::role_reply(ctx.srv) {
+        return r;
+    }
     Reply::Array(vec![
         Reply::bulk_str("master"),
         Reply::Int(0),

@@ -111,6 +111,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         since: "3.0.0",
         ..cmd("wait", 3, NOSCRIPT, KNONE, "generic", misc::wait)
     },
+    CommandSpec {
+        summary: "Configure a server as replica of another, or promote it to a master",
+        since: "5.0.0",
+        ..cmd("replicaof", 3, ADMIN | NOSCRIPT | STALE, KNONE, "server", crate::replica::replicaof_command)
+    },
+    CommandSpec {
+        summary: "Sets a Redis server as a replica of another, or promotes it to being a master",
+        since: "1.0.0",
+        ..cmd("slaveof", 3, ADMIN | NOSCRIPT | STALE, KNONE, "server", crate::replica::replicaof_command)
+    },
 ];
 
 /// Look up `args[1]` among `subs` and check its arity, with Redis's error texts

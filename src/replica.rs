@@ -1,0 +1,1047 @@
+//! The replica side of Redis replication (REPLICAOF / SLAVEOF, the `replicaof` option).
+//!
+//! Two halves:
+//!
+//! - **The link task** (`manager`, a tokio task on the I/O runtime, started at start-up): while
+//!   a master is set it connects, does the handshake of a Redis replica (PING, AUTH,
+//!   REPLCONF listening-port, REPLCONF capa eof capa psync2, PSYNC ? -1: always a full sync),
+//!   receives the RDB payload (`$<len>` or diskless `$EOF:<mark>`) into a temporary file in
+//!   `dir` — memory stays bounded by one read chunk whatever the dataset size — and then cuts the
+//!   master's command stream into commands, counting the replication offset. It answers
+//!   `REPLCONF GETACK` itself and sends `REPLCONF ACK` about once a second. A dropped link is
+//!   retried (full sync again) with a back-off of 1 s doubling up to 8 s.
+//! - **The execution side** (`handle`, `cron`, on the execution thread): a full sync flushes
+//!   the dataset as FLUSHALL does (logged), loads the file with the RDB loader, and starts an AOF
+//!   rewrite so that the log holds the new dataset; the link reports `up` only once that
+//!   rewrite has been installed. Stream commands run through `exec::process_command` as the
+//!   *master client* (its replies are dropped), so they are logged like any write; MULTI/EXEC
+//!   from the master is queued and executed as a unit by the same code as a client's.
+//!
+//! The offset acknowledged to the master is never ahead of the log: the execution side reports
+//! (offset, log position) after each batch, and the link task acknowledges an offset only once
+//! the durability gate has released its log position.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::client::{Client, ExecSender, Msg};
+use crate::ctx::Ctx;
+use crate::durability::Gate;
+use crate::exec::Server;
+use crate::resp::Reply;
+use crate::util::now_ms;
+
+/// Where to replicate from, as the execution thread asked (a new `gen` for each REPLICAOF).
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub gen: u64,
+    pub host: String,
+    pub port: u16,
+    pub masteruser: String,
+    pub masterauth: String,
+    pub listening_port: u16,
+    pub dir: PathBuf,
+    pub timeout_s: u64,
+}
+
+/// Figures the link task updates for INFO.
+#[derive(Default)]
+pub struct Shared {
+    /// Bytes of the command stream received (slave_read_repl_offset), -1 before a sync.
+    pub read_offset: AtomicI64,
+    /// Unix ms of the last byte from the master.
+    pub last_io_ms: AtomicI64,
+    /// RDB transfer: total (-1 for the EOF form) and received bytes; `transferring` non-zero.
+    pub sync_total: AtomicI64,
+    pub sync_read: AtomicU64,
+    pub transferring: AtomicU64,
+    /// The link task's state for ROLE: 0 connect, 1 connecting, 2 handshake, 3 sync.
+    pub phase: AtomicU64,
+}
+
+/// The execution side's messages to the link task.
+pub enum Ack {
+    /// Everything of the stream up to `offset` is applied; durable once the log reaches `pos`.
+    Offset { gen: u64, offset: i64, pos: u64 },
+    /// The sync failed on this side: drop the link and sync again.
+    Resync { gen: u64 },
+}
+
+/// The link task's messages to the execution thread.
+pub enum ReplMsg {
+    /// A full sync: the RDB is in `path`; the stream continues from `offset`.
+    Sync {
+        gen: u64,
+        path: PathBuf,
+        replid: String,
+        offset: i64,
+    },
+    /// Commands of the stream, which ends at `end_offset` after them.
+    Stream {
+        gen: u64,
+        cmds: Vec<Vec<Bytes>>,
+        end_offset: i64,
+    },
+    /// The connection to the master is gone (the link task retries).
+    Down { gen: u64 },
+}
+
+/// The control handles the execution thread keeps (set at start-up).
+pub struct Control {
+    pub target_tx: watch::Sender<Option<Target>>,
+    pub ack_tx: mpsc::UnboundedSender<Ack>,
+    pub shared: Arc<Shared>,
+    pub next_gen: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LinkState {
+    /// Not synced yet (connecting, handshake, transfer).
+    Down,
+    /// Dataset loaded, waiting for the AOF rewrite that makes it durable (aof_rewrites before).
+    Persisting {
+        rewrites_before: u64,
+    },
+    Up,
+}
+
+/// A replica's state on the execution thread (`Server::replica`).
+pub struct Replica {
+    pub gen: u64,
+    pub host: String,
+    pub port: u16,
+    pub state: LinkState,
+    /// The master client: runs the stream's commands, replies dropped.
+    pub master: Box<Client>,
+    /// Bytes of the stream applied (slave_repl_offset); -1 before the first sync.
+    pub offset: i64,
+    pub master_replid: String,
+    pub down_since_ms: i64,
+    /// Sync loaded since the link went down (master_link_status:up needs `Up`).
+    pub synced_once: bool,
+}
+
+impl Replica {
+    pub fn link_up(&self) -> bool {
+        self.state == LinkState::Up
+    }
+}
+
+fn master_client(srv: &Server) -> Box<Client> {
+    let mut c = crate::aof::loading_client("master");
+    c.id = srv
+        .next_client_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    c.is_master = true;
+    c.authenticated = true;
+    c.reply_mode = crate::client::ReplyMode::Off;
+    c.name = None;
+    Box::new(c)
+}
+
+/// Start-up: create the link task's channels and spawn it on the I/O runtime.
+pub fn install(srv: &mut Server, rt: &tokio::runtime::Runtime, exec_tx: ExecSender) {
+    let (target_tx, target_rx) = watch::channel(None);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared::default());
+    shared.read_offset.store(-1, Ordering::Relaxed);
+    let gate = srv.log.gate_tx.subscribe();
+    // RDB payloads of a sync a crash interrupted (the server runs in `dir`).
+    if let Ok(rd) = std::fs::read_dir(".") {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("temp-replica-") && name.ends_with(".rdb") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    rt.spawn(manager(target_rx, ack_rx, exec_tx, shared.clone(), gate));
+    srv.repl_ctl = Some(Control {
+        target_tx,
+        ack_tx,
+        shared,
+        next_gen: 1,
+    });
+    let conf = srv.cfg.get("replicaof").trim().to_string();
+    let mut parts = conf.split_whitespace();
+    if let (Some(h), Some(p)) = (parts.next(), parts.next()) {
+        match p.parse::<u16>() {
+            Ok(port) => set_master(srv, h.to_string(), port),
+            Err(_) => tracing::warn!("Invalid replicaof port '{p}': not replicating"),
+        }
+    }
+}
+
+/// Become a replica of host:port (drops any current link).
+pub fn set_master(srv: &mut Server, host: String, port: u16) {
+    let Some(ctl) = srv.repl_ctl.as_mut() else {
+        return;
+    };
+    let gen = ctl.next_gen;
+    ctl.next_gen += 1;
+    let target = Target {
+        gen,
+        host: host.clone(),
+        port,
+        masteruser: srv.cfg.get("masteruser").to_string(),
+        masterauth: srv.cfg.get("masterauth").to_string(),
+        listening_port: srv.cfg.get_i64("port") as u16,
+        dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        timeout_s: srv.cfg.get_i64("repl-timeout").max(1) as u64,
+    };
+    ctl.shared.read_offset.store(-1, Ordering::Relaxed);
+    ctl.shared.transferring.store(0, Ordering::Relaxed);
+    ctl.target_tx.send_replace(Some(target));
+    let (offset, replid) = match &srv.replica {
+        Some(r) => (r.offset, r.master_replid.clone()),
+        None => (-1, String::new()),
+    };
+    let master = master_client(srv);
+    srv.replica = Some(Replica {
+        gen,
+        host: host.clone(),
+        port,
+        state: LinkState::Down,
+        master,
+        offset,
+        master_replid: replid,
+        down_since_ms: now_ms(),
+        synced_once: false,
+    });
+    tracing::info!("Connecting to MASTER {host}:{port}");
+}
+
+/// REPLICAOF NO ONE: stop the link, keep the data, accept writes.
+pub fn set_no_master(srv: &mut Server) {
+    if let Some(ctl) = srv.repl_ctl.as_mut() {
+        ctl.target_tx.send_replace(None);
+        ctl.shared.transferring.store(0, Ordering::Relaxed);
+    }
+    if srv.replica.take().is_some() {
+        tracing::info!("MASTER MODE enabled (user request from REPLICAOF NO ONE)");
+    }
+}
+
+/// REPLICAOF host port | NO ONE (and SLAVEOF).
+pub fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
+        set_no_master(ctx.srv);
+        return crate::resp::OK;
+    }
+    let Some(port) = crate::util::parse_i64(&args[2]) else {
+        return Reply::err(crate::cmd::err::NOT_INT);
+    };
+    if ctx.client.is_master {
+        return Reply::err("ERR Command is not valid when client is a replica.");
+    }
+    let host = String::from_utf8_lossy(&args[1]).to_string();
+    if let Some(r) = &ctx.srv.replica {
+        if r.host.eq_ignore_ascii_case(&host) && r.port as i64 == port {
+            return Reply::Status("OK Already connected to specified master");
+        }
+    }
+    if !(0..=65535).contains(&port) {
+        // Redis accepts it and fails to connect forever; refuse early instead.
+        return Reply::err("ERR Invalid master port");
+    }
+    set_master(ctx.srv, host, port as u16);
+    crate::resp::OK
+}
+
+/// ROLE on a replica.
+pub fn role_reply(srv: &Server) -> Option<Reply> {
+    let r = srv.replica.as_ref()?;
+    let phase = srv
+        .repl_ctl
+        .as_ref()
+        .map(|c| c.shared.phase.load(Ordering::Relaxed))
+        .unwrap_or(0);
+    let state = match r.state {
+        LinkState::Up => "connected",
+        LinkState::Persisting { .. } => "sync",
+        LinkState::Down => match phase {
+            1 => "connecting",
+            2 => "handshake",
+            3 => "sync",
+            _ => "connect",
+        },
+    };
+    Some(Reply::Array(vec![
+        Reply::bulk_str("slave"),
+        Reply::bulk_str(&r.host),
+        Reply::Int(r.port as i64),
+        Reply::bulk_str(state),
+        Reply::Int(if r.link_up() { r.offset } else { -1 }),
+    ]))
+}
+
+/// The fields of INFO replication on a replica, in Redis 7.0's order, up to
+/// `replica_announced` (the caller adds the master part).
+pub fn info_fields(srv: &Server) -> Option<Vec<(String, String)>> {
+    let r = srv.replica.as_ref()?;
+    let sh = srv.repl_ctl.as_ref().map(|c| c.shared.clone())?;
+    let mut v: Vec<(String, String)> = Vec::new();
+    let mut kv = |k: &str, val: String| v.push((k.to_string(), val));
+    let now = now_ms();
+    kv("role", "slave".into());
+    kv("master_host", r.host.clone());
+    kv("master_port", r.port.to_string());
+    kv(
+        "master_link_status",
+        if r.link_up() { "up" } else { "down" }.into(),
+    );
+    let last_io = sh.last_io_ms.load(Ordering::Relaxed);
+    kv(
+        "master_last_io_seconds_ago",
+        if r.link_up() && last_io > 0 {
+            ((now - last_io).max(0) / 1000).to_string()
+        } else {
+            "-1".into()
+        },
+    );
+    let transferring = sh.transferring.load(Ordering::Relaxed) != 0;
+    let syncing = transferring || matches!(r.state, LinkState::Persisting { .. });
+    kv(
+        "master_sync_in_progress",
+        if syncing { "1" } else { "0" }.into(),
+    );
+    let read = sh.read_offset.load(Ordering::Relaxed);
+    kv("slave_read_repl_offset", read.max(r.offset).to_string());
+    kv("slave_repl_offset", r.offset.to_string());
+    if transferring {
+        let total = sh.sync_total.load(Ordering::Relaxed);
+        let got = sh.sync_read.load(Ordering::Relaxed) as i64;
+        kv("master_sync_total_bytes", total.to_string());
+        kv("master_sync_read_bytes", got.to_string());
+        kv(
+            "master_sync_left_bytes",
+            if total >= 0 { total - got } else { -1 }.to_string(),
+        );
+        let perc = if total > 0 {
+            got as f64 * 100.0 / total as f64
+        } else {
+            0.0
+        };
+        kv("master_sync_perc", format!("{perc:.2}"));
+        kv(
+            "master_sync_last_io_seconds_ago",
+            ((now - last_io).max(0) / 1000).to_string(),
+        );
+    }
+    if !r.link_up() {
+        kv(
+            "master_link_down_since_seconds",
+            ((now - r.down_since_ms).max(0) / 1000).to_string(),
+        );
+    }
+    kv(
+        "slave_priority",
+        srv.cfg.get("replica-priority").to_string(),
+    );
+    kv(
+        "slave_read_only",
+        if srv.cfg.get_bool("replica-read-only") {
+            "1"
+        } else {
+            "0"
+        }
+        .into(),
+    );
+    kv(
+        "replica_announced",
+        if srv.cfg.get_bool("replica-announced") {
+            "1"
+        } else {
+            "0"
+        }
+        .into(),
+    );
+    Some(v)
+}
+
+/// Whether a write from `client` must be refused with READONLY.
+#[inline]
+pub fn refuse_write(srv: &Server, client: &Client) -> bool {
+    srv.replica.is_some() && !client.is_master && srv.cfg.get_bool("replica-read-only")
+}
+
+pub const READONLY_ERR: &str = "READONLY You can't write against a read only replica.";
+
+fn send_ack(srv: &Server, a: Ack) {
+    if let Some(ctl) = &srv.repl_ctl {
+        let _ = ctl.ack_tx.send(a);
+    }
+}
+
+/// A message from the link task, on the execution thread.
+pub fn handle(srv: &mut Server, m: ReplMsg) {
+    match m {
+        ReplMsg::Sync {
+            gen,
+            path,
+            replid,
+            offset,
+        } => {
+            if srv.replica.as_ref().map(|r| r.gen) != Some(gen) {
+                let _ = std::fs::remove_file(&path);
+                return;
+            }
+            let r = full_sync(srv, &path, replid, offset);
+            let _ = std::fs::remove_file(&path);
+            if let Err(e) = r {
+                tracing::warn!("Failed trying to load the MASTER synchronization DB: {e}");
+                if let Some(rep) = srv.replica.as_mut() {
+                    rep.state = LinkState::Down;
+                }
+                send_ack(srv, Ack::Resync { gen });
+            }
+        }
+        ReplMsg::Stream {
+            gen,
+            cmds,
+            end_offset,
+        } => {
+            let Some(mut rep) = srv.replica.take() else {
+                return;
+            };
+            if rep.gen != gen || rep.state == LinkState::Down {
+                srv.replica = Some(rep);
+                return;
+            }
+            for argv in cmds {
+                crate::exec::process_command(srv, &mut rep.master, argv);
+                rep.master.out.clear();
+                rep.master.need = 0;
+            }
+            if !srv.ready_keys.is_empty() {
+                crate::exec::serve_blocked(srv, None);
+            }
+            rep.offset = end_offset;
+            let up = rep.link_up();
+            srv.replica = Some(rep);
+            if up {
+                let pos = srv.log.pos();
+                send_ack(
+                    srv,
+                    Ack::Offset {
+                        gen,
+                        offset: end_offset,
+                        pos,
+                    },
+                );
+            }
+        }
+        ReplMsg::Down { gen } => {
+            if let Some(rep) = srv.replica.as_mut() {
+                if rep.gen == gen && rep.state != LinkState::Down {
+                    tracing::warn!("Connection with master lost.");
+                    rep.state = LinkState::Down;
+                    rep.down_since_ms = now_ms();
+                    // A transaction the master did not finish is dropped, as Redis frees the
+                    // master client.
+                    rep.master.multi = None;
+                }
+            }
+        }
+    }
+}
+
+fn full_sync(
+    srv: &mut Server,
+    path: &std::path::Path,
+    replid: String,
+    offset: i64,
+) -> Result<(), String> {
+    // A running snapshot (BGSAVE or rewrite) describes the dataset about to be replaced.
+    srv.rewrite_presync = None;
+    crate::compaction::abort(srv);
+    let Some(mut rep) = srv.replica.take() else {
+        return Ok(());
+    };
+    rep.master = master_client(srv);
+    // Flush as FLUSHALL does, logged, so that the log replays to the new dataset.
+    if let Some(spec) = crate::exec::lookup_command(b"flushall") {
+        crate::exec::call(
+            srv,
+            &mut rep.master,
+            spec,
+            &[Bytes::from_static(b"FLUSHALL")],
+            false,
+        );
+    }
+    rep.master.out.clear();
+    tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
+    let file = std::fs::File::open(path).map_err(|e| e.to_string());
+    let loaded = file.and_then(|f| {
+        // A replica keeps keys the master sent even if already expired: the master's DEL
+        // follows (as Redis's replica loading does).
+        crate::snapshot::load_rdb(srv, std::io::BufReader::with_capacity(1 << 20, f), true)
+    });
+    rep.master_replid = replid;
+    rep.offset = offset;
+    rep.synced_once = true;
+    let gen = rep.gen;
+    match loaded {
+        Ok(stats) => {
+            tracing::info!(
+                "MASTER <-> REPLICA sync: Finished with success ({} keys)",
+                stats.keys
+            );
+        }
+        Err(e) => {
+            srv.replica = Some(rep);
+            return Err(e);
+        }
+    }
+    srv.dirty += 1;
+    // The log must hold the new dataset before the link counts as up.
+    if srv.log.enabled() {
+        let before = rewrites_done(srv);
+        rep.state = LinkState::Persisting {
+            rewrites_before: before,
+        };
+        srv.replica = Some(rep);
+        start_rewrite(srv);
+    } else {
+        rep.state = LinkState::Up;
+        srv.replica = Some(rep);
+        let pos = srv.log.pos();
+        send_ack(srv, Ack::Offset { gen, offset, pos });
+    }
+    Ok(())
+}
+
+fn rewrites_done(srv: &mut Server) -> u64 {
+    srv.with_persistence(|p, _| {
+        p.as_any_mut()
+            .downcast_mut::<crate::aof::Persist>()
+            .map(|pp| pp.rewrites_done())
+            .unwrap_or(0)
+    })
+}
+
+fn start_rewrite(srv: &mut Server) {
+    let r = srv.with_persistence(|p, srv| {
+        p.as_any_mut()
+            .downcast_mut::<crate::aof::Persist>()
+            .map(|pp| pp.start_rewrite(srv))
+    });
+    match r {
+        Some(Ok(())) => {
+            tracing::info!("MASTER <-> REPLICA sync: rewriting the AOF with the new dataset")
+        }
+        Some(Err(e)) => tracing::warn!("Can't rewrite the AOF after the sync (retrying): {e}"),
+        None => {}
+    }
+}
+
+/// Timer: a sync waiting for its AOF rewrite becomes `up` once the rewrite is installed.
+pub fn cron(srv: &mut Server) {
+    let Some(LinkState::Persisting { rewrites_before }) = srv.replica.as_ref().map(|r| r.state)
+    else {
+        return;
+    };
+    if !srv.log.enabled() || rewrites_done(srv) > rewrites_before {
+        let Some(rep) = srv.replica.as_mut() else {
+            return;
+        };
+        rep.state = LinkState::Up;
+        let (gen, offset) = (rep.gen, rep.offset);
+        tracing::info!("MASTER <-> REPLICA sync: the AOF holds the new dataset; link is up");
+        let pos = srv.log.pos();
+        send_ack(srv, Ack::Offset { gen, offset, pos });
+        return;
+    }
+    let busy = srv.snapshot.is_some() || srv.rewrite_presync.is_some();
+    let scheduled = srv.with_persistence(|p, _| {
+        p.as_any_mut()
+            .downcast_mut::<crate::aof::Persist>()
+            .map(|pp| pp.rewrite_scheduled())
+            .unwrap_or(false)
+    });
+    if !busy && !scheduled {
+        // The rewrite failed (or was abandoned): try again.
+        start_rewrite(srv);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The link task.
+
+async fn manager(
+    mut target_rx: watch::Receiver<Option<Target>>,
+    mut ack_rx: mpsc::UnboundedReceiver<Ack>,
+    exec_tx: ExecSender,
+    shared: Arc<Shared>,
+    gate: watch::Receiver<Gate>,
+) {
+    loop {
+        let target = target_rx.borrow_and_update().clone();
+        let Some(t) = target else {
+            shared.phase.store(0, Ordering::Relaxed);
+            if target_rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let mut backoff = Duration::from_millis(1000);
+        loop {
+            let mut gate = gate.clone();
+            let r = tokio::select! {
+                r = session(&t, &mut ack_rx, &exec_tx, &shared, &mut gate) => Some(r),
+                c = target_rx.changed() => { if c.is_err() { return; } None }
+            };
+            shared.transferring.store(0, Ordering::Relaxed);
+            shared.phase.store(0, Ordering::Relaxed);
+            let _ = exec_tx.send(Msg::Replica(ReplMsg::Down { gen: t.gen }));
+            let Some(r) = r else {
+                break;
+            };
+            match r {
+                Ok(()) => backoff = Duration::from_millis(1000),
+                Err(e) => tracing::warn!("Replication link with {}:{}: {e}", t.host, t.port),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {},
+                c = target_rx.changed() => { if c.is_err() { return; } break; }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(8));
+        }
+    }
+}
+
+struct Link {
+    sock: TcpStream,
+    buf: BytesMut,
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+impl Link {
+    async fn fill(&mut self) -> Result<(), String> {
+        if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+            self.buf.reserve(64 * 1024);
+        }
+        let n = tokio::time::timeout(self.timeout, self.sock.read_buf(&mut self.buf))
+            .await
+            .map_err(|_| "timeout reading from the master".to_string())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the master closed the connection".into());
+        }
+        self.shared.last_io_ms.store(now_ms(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One line (without CRLF). Bare newlines (the master's keep-alives) are skipped.
+    async fn line(&mut self) -> Result<String, String> {
+        loop {
+            while self.buf.first() == Some(&b'\n') {
+                let _ = self.buf.split_to(1);
+            }
+            if let Some(i) = self.buf.iter().position(|&c| c == b'\n') {
+                let l = self.buf.split_to(i + 1);
+                let s = String::from_utf8_lossy(&l[..i]);
+                return Ok(s.trim_end_matches('\r').to_string());
+            }
+            if self.buf.len() > 64 * 1024 {
+                return Err("protocol error: line too long".into());
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn send(&mut self, args: &[&[u8]]) -> Result<(), String> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.sock.write_all(&out).await.map_err(|e| e.to_string())
+    }
+
+    async fn cmd(&mut self, args: &[&[u8]]) -> Result<String, String> {
+        self.send(args).await?;
+        self.line().await
+    }
+}
+
+async fn session(
+    t: &Target,
+    ack_rx: &mut mpsc::UnboundedReceiver<Ack>,
+    exec_tx: &ExecSender,
+    shared: &Arc<Shared>,
+    gate: &mut watch::Receiver<Gate>,
+) -> Result<(), String> {
+    // Reports of an earlier connection are stale.
+    while ack_rx.try_recv().is_ok() {}
+    shared.phase.store(1, Ordering::Relaxed);
+    let addr = format!("{}:{}", t.host, t.port);
+    let timeout = Duration::from_secs(t.timeout_s);
+    let sock = tokio::time::timeout(timeout, TcpStream::connect(&addr))
+        .await
+        .map_err(|_| "timeout connecting to the master".to_string())?
+        .map_err(|e| format!("Error condition on socket for SYNC: {e}"))?;
+    let _ = sock.set_nodelay(true);
+    tracing::info!("MASTER <-> REPLICA sync started");
+    shared.phase.store(2, Ordering::Relaxed);
+    let mut link = Link {
+        sock,
+        buf: BytesMut::with_capacity(64 * 1024),
+        shared: shared.clone(),
+        timeout,
+    };
+    let r = link.cmd(&[b"PING"]).await?;
+    if r.starts_with('-')
+        && !r.starts_with("-NOAUTH")
+        && !r.starts_with("-NOPERM")
+        && !r.starts_with("-ERR operation not permitted")
+    {
+        return Err(format!("Error reply to PING from master: '{r}'"));
+    }
+    if !t.masterauth.is_empty() {
+        let r = if t.masteruser.is_empty() {
+            link.cmd(&[b"AUTH", t.masterauth.as_bytes()]).await?
+        } else {
+            link.cmd(&[b"AUTH", t.masteruser.as_bytes(), t.masterauth.as_bytes()])
+                .await?
+        };
+        if r.starts_with('-') {
+            return Err(format!("Unable to AUTH to MASTER: {r}"));
+        }
+    }
+    let port = t.listening_port.to_string();
+    let r = link
+        .cmd(&[b"REPLCONF", b"listening-port", port.as_bytes()])
+        .await?;
+    if r.starts_with('-') {
+        tracing::info!("(Non critical) Master does not understand REPLCONF listening-port: {r}");
+    }
+    let r = link
+        .cmd(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
+        .await?;
+    if r.starts_with('-') {
+        tracing::info!("(Non critical) Master does not understand REPLCONF capa: {r}");
+    }
+    let r = link.cmd(&[b"PSYNC", b"?", b"-1"]).await?;
+    let Some(rest) = r.strip_prefix("+FULLRESYNC ") else {
+        return Err(format!("Unexpected reply to PSYNC from master: {r}"));
+    };
+    let mut it = rest.split_whitespace();
+    let replid = it.next().unwrap_or("").to_string();
+    let offset: i64 = it
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad FULLRESYNC reply: {r}"))?;
+    tracing::info!("Full resync from master: {replid}:{offset}");
+    shared.phase.store(3, Ordering::Relaxed);
+    let path = t
+        .dir
+        .join(format!("temp-replica-{}-{}.rdb", std::process::id(), t.gen));
+    let res = receive_rdb(&mut link, &path).await;
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&path);
+        shared.transferring.store(0, Ordering::Relaxed);
+        return Err(e);
+    }
+    shared.transferring.store(0, Ordering::Relaxed);
+    shared.read_offset.store(offset, Ordering::Relaxed);
+    exec_tx
+        .send(Msg::Replica(ReplMsg::Sync {
+            gen: t.gen,
+            path,
+            replid,
+            offset,
+        }))
+        .map_err(|_| "the server is shutting down".to_string())?;
+    stream(t, link, offset, ack_rx, exec_tx, gate).await
+}
+
+/// Receive the RDB payload into `path` (fsynced), from either form.
+async fn receive_rdb(link: &mut Link, path: &std::path::Path) -> Result<(), String> {
+    let header = link.line().await?;
+    if header.starts_with('-') {
+        return Err(format!(
+            "MASTER aborted replication with an error: {header}"
+        ));
+    }
+    let Some(h) = header.strip_prefix('$') else {
+        return Err(format!(
+            "Bad protocol from MASTER, the first byte is not '$': {header}"
+        ));
+    };
+    let mut file = std::fs::File::create(path).map_err(|e| {
+        format!("Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}")
+    })?;
+    let sh = link.shared.clone();
+    sh.sync_read.store(0, Ordering::Relaxed);
+    sh.transferring.store(1, Ordering::Relaxed);
+    let write = |file: &mut std::fs::File, b: &[u8]| -> Result<(), String> {
+        file.write_all(b)
+            .map_err(|e| format!("Write error writing to the DB for the replica sync: {e}"))
+    };
+    if let Some(mark) = h.strip_prefix("EOF:") {
+        let mark = mark.as_bytes().to_vec();
+        if mark.len() != 40 {
+            return Err("bad EOF mark from the master".into());
+        }
+        sh.sync_total.store(-1, Ordering::Relaxed);
+        // Everything but the last 40 bytes goes to the file; the stream ends with the mark.
+        loop {
+            if let Some(i) = find(&link.buf, &mark) {
+                let data = link.buf.split_to(i);
+                let _ = link.buf.split_to(mark.len());
+                write(&mut file, &data)?;
+                sh.sync_read.fetch_add(data.len() as u64, Ordering::Relaxed);
+                break;
+            }
+            if link.buf.len() > mark.len() {
+                let n = link.buf.len() - mark.len();
+                let data = link.buf.split_to(n);
+                write(&mut file, &data)?;
+                sh.sync_read.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            link.fill().await?;
+        }
+    } else {
+        let total: u64 = h
+            .parse()
+            .map_err(|_| format!("bad RDB payload length from master: {header}"))?;
+        sh.sync_total.store(total as i64, Ordering::Relaxed);
+        let mut left = total;
+        loop {
+            let n = (link.buf.len() as u64).min(left) as usize;
+            if n > 0 {
+                let data = link.buf.split_to(n);
+                write(&mut file, &data)?;
+                left -= n as u64;
+                sh.sync_read.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            if left == 0 {
+                break;
+            }
+            link.fill().await?;
+        }
+    }
+    file.sync_all().map_err(|e| e.to_string())?;
+    tracing::info!(
+        "MASTER <-> REPLICA sync: received {} bytes of RDB",
+        sh.sync_read.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One complete multibulk command at the start of `buf`: (argv, bytes). Ok(None): incomplete.
+/// A parsed command: the byte ranges of its arguments in the buffer, and its length.
+type Frame = (Vec<(usize, usize)>, usize);
+
+fn parse_command(buf: &[u8]) -> Result<Option<Frame>, String> {
+    let line = |from: usize| -> Option<(usize, usize)> {
+        let i = buf[from..].iter().position(|&c| c == b'\n')?;
+        Some((from, from + i))
+    };
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf[0] != b'*' {
+        // Inline (a bare newline keep-alive, or an inline command): counted, skipped.
+        let Some((_, end)) = line(0) else {
+            return Ok(None);
+        };
+        return Ok(Some((Vec::new(), end + 1)));
+    }
+    let Some((s, e)) = line(1) else {
+        return Ok(None);
+    };
+    let n: usize = std::str::from_utf8(&buf[s..e])
+        .ok()
+        .map(|x| x.trim_end_matches('\r'))
+        .and_then(|x| x.parse().ok())
+        .ok_or("protocol error: bad multibulk length from master")?;
+    let mut pos = e + 1;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        if pos >= buf.len() {
+            return Ok(None);
+        }
+        if buf[pos] != b'$' {
+            return Err("protocol error: expected '$' from master".into());
+        }
+        let Some((s, e)) = line(pos + 1) else {
+            return Ok(None);
+        };
+        let len: usize = std::str::from_utf8(&buf[s..e])
+            .ok()
+            .map(|x| x.trim_end_matches('\r'))
+            .and_then(|x| x.parse().ok())
+            .ok_or("protocol error: bad bulk length from master")?;
+        let start = e + 1;
+        if buf.len() < start + len + 2 {
+            return Ok(None);
+        }
+        args.push((start, start + len));
+        pos = start + len + 2;
+    }
+    Ok(Some((args, pos)))
+}
+
+async fn stream(
+    t: &Target,
+    mut link: Link,
+    start_offset: i64,
+    ack_rx: &mut mpsc::UnboundedReceiver<Ack>,
+    exec_tx: &ExecSender,
+    gate: &mut watch::Receiver<Gate>,
+) -> Result<(), String> {
+    let shared = link.shared.clone();
+    let mut offset = start_offset;
+    // (offset, log position) reported applied, not yet acknowledged.
+    let mut pending: std::collections::VecDeque<(i64, u64)> = Default::default();
+    let mut acked: Option<i64> = None;
+    let mut sent_ack: Option<i64> = None;
+    let mut want_ack = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let timeout = link.timeout;
+    let (mut rd, mut wr) = link.sock.into_split();
+    let mut buf = std::mem::take(&mut link.buf);
+    let ack_msg = |off: i64| {
+        let o = off.to_string();
+        format!(
+            "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{o}\r\n",
+            o.len()
+        )
+        .into_bytes()
+    };
+    loop {
+        // Cut complete commands out of the buffer.
+        let mut cmds = Vec::new();
+        let mut consumed_any = false;
+        let mut getack = false;
+        loop {
+            match parse_command(&buf)? {
+                None => break,
+                Some((ranges, n)) => {
+                    consumed_any = true;
+                    let frame = buf.split_to(n).freeze();
+                    offset += n as i64;
+                    if ranges.is_empty() {
+                        continue;
+                    }
+                    let argv: Vec<Bytes> = ranges.iter().map(|&(s, e)| frame.slice(s..e)).collect();
+                    if argv[0].eq_ignore_ascii_case(b"replconf") {
+                        if argv.len() >= 2 && argv[1].eq_ignore_ascii_case(b"getack") {
+                            getack = true;
+                        }
+                        continue;
+                    }
+                    if argv[0].eq_ignore_ascii_case(b"ping") {
+                        continue;
+                    }
+                    cmds.push(argv);
+                    if cmds.len() >= 1024 {
+                        break;
+                    }
+                }
+            }
+        }
+        if consumed_any {
+            shared.read_offset.store(offset, Ordering::Relaxed);
+            exec_tx
+                .send(Msg::Replica(ReplMsg::Stream {
+                    gen: t.gen,
+                    cmds,
+                    end_offset: offset,
+                }))
+                .map_err(|_| "the server is shutting down".to_string())?;
+        }
+        if getack {
+            // What is durable now; the offset the master waits for follows as soon as the
+            // log has it (`want_ack`).
+            want_ack = true;
+            if let Some(a) = acked {
+                wr.write_all(&ack_msg(a)).await.map_err(|e| e.to_string())?;
+                sent_ack = Some(a);
+            }
+        }
+        if consumed_any && parse_command(&buf)?.is_some() {
+            continue;
+        }
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        tokio::select! {
+            r = rd.read_buf(&mut buf) => {
+                match r {
+                    Ok(0) => return Err("the master closed the connection".into()),
+                    Ok(_) => shared.last_io_ms.store(now_ms(), Ordering::Relaxed),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            a = ack_rx.recv() => {
+                match a {
+                    None => return Ok(()),
+                    Some(Ack::Resync { gen }) if gen == t.gen => {
+                        return Err("the sync could not be loaded; syncing again".into());
+                    }
+                    Some(Ack::Offset { gen, offset, pos }) if gen == t.gen => {
+                        if pending.len() >= 4096 {
+                            // Later entries cover earlier ones (positions only grow).
+                            pending.pop_front();
+                        }
+                        pending.push_back((offset, pos));
+                    }
+                    Some(_) => {}
+                }
+            }
+            c = gate.changed() => {
+                if c.is_err() {
+                    return Ok(());
+                }
+            }
+            _ = tick.tick() => {
+                let last = shared.last_io_ms.load(Ordering::Relaxed);
+                if now_ms() - last > timeout.as_millis() as i64 {
+                    return Err("MASTER timeout: no data nor PING received".into());
+                }
+                if let Some(a) = acked {
+                    wr.write_all(&ack_msg(a)).await.map_err(|e| e.to_string())?;
+                    sent_ack = Some(a);
+                }
+            }
+        }
+        // Acknowledge what the log has made durable.
+        let g = *gate.borrow();
+        let durable = g.released();
+        while let Some(&(off, pos)) = pending.front() {
+            if pos <= durable {
+                acked = Some(off);
+                pending.pop_front();
+            } else {
+                break;
+            }
+        }
+        if let Some(a) = acked {
+            // The first ACK puts a diskless replica online on the master; after a GETACK the
+            // new offset goes out as soon as it is durable.
+            if sent_ack.is_none() || (want_ack && sent_ack != Some(a)) {
+                wr.write_all(&ack_msg(a)).await.map_err(|e| e.to_string())?;
+                sent_ack = Some(a);
+                want_ack = false;
+            }
+        }
+    }
+}
