@@ -217,8 +217,15 @@ impl Persist {
             return self.start_aof(srv);
         }
         self.appendonly_scheduled = false;
+        self.stop_aof(srv);
+        Ok(())
+    }
+
+    /// Stop the log (Redis's `stopAppendOnly`; see [`Self::apply_appendonly`]): everything
+    /// logged written and fsynced, a rewrite in flight abandoned, the files left as they are.
+    fn stop_aof(&mut self, srv: &mut Server) {
         if !srv.log.enabled() {
-            return Ok(());
+            return;
         }
         if srv.rewrite_presync.take().is_some() {
             tracing::info!("Background append only file rewriting abandoned: appendonly no");
@@ -250,7 +257,30 @@ impl Persist {
                 tracing::warn!("Append only file stopped after an error: {e}");
             }
         }
-        Ok(())
+    }
+
+    /// A replica's full sync replaces the whole dataset, as Redis's replica does around its
+    /// load (`stopAppendOnly` before, `startAppendOnly` after): the log stops here, its
+    /// directory keeping the dataset from before the sync until [`Self::restart_after_sync`]'s
+    /// staging log has its base and takes the directory's place. A crash in between recovers
+    /// the old dataset, never the flush without the load.
+    pub fn stop_for_sync(&mut self, srv: &mut Server) {
+        self.appendonly_scheduled = false;
+        self.stop_aof(srv);
+    }
+
+    /// See [`Self::stop_for_sync`]: start the log again, in a staging directory, its base
+    /// written from the loaded dataset (as `CONFIG SET appendonly yes`).
+    pub fn restart_after_sync(&mut self, srv: &mut Server) -> Result<(), String> {
+        if srv.log.enabled() {
+            return Ok(());
+        }
+        self.start_aof(srv)
+    }
+
+    /// Whether the log is enabled and in place (not waiting for a staging directory's base).
+    pub fn log_in_place(&self, srv: &Server) -> bool {
+        srv.log.enabled() && self.staging.is_none()
     }
 
     /// `CONFIG SET appendonly yes` (see [`Self::apply_appendonly`]): open the log in a fresh
@@ -495,11 +525,6 @@ impl Persist {
 
     pub fn rewrite_scheduled(&self) -> bool {
         self.rewrite_scheduled
-    }
-
-    /// Rewrites installed since start (INFO `aof_rewrites`).
-    pub fn rewrites_done(&self) -> u64 {
-        self.aof_rewrites
     }
 }
 

@@ -106,10 +106,9 @@ pub struct Control {
 pub enum LinkState {
     /// Not synced yet (connecting, handshake, transfer).
     Down,
-    /// Dataset loaded, waiting for the AOF rewrite that makes it durable (aof_rewrites before).
-    Persisting {
-        rewrites_before: u64,
-    },
+    /// Dataset loaded, waiting for the log that holds it (a staging log, its base written from
+    /// the loaded dataset) to take the AOF directory's place.
+    Persisting,
     Up,
 }
 
@@ -267,7 +266,7 @@ pub fn role_reply(srv: &Server) -> Option<Reply> {
         .unwrap_or(0);
     let state = match r.state {
         LinkState::Up => "connected",
-        LinkState::Persisting { .. } => "sync",
+        LinkState::Persisting => "sync",
         LinkState::Down => match phase {
             1 => "connecting",
             2 => "handshake",
@@ -309,7 +308,7 @@ pub fn info_fields(srv: &Server) -> Option<Vec<(String, String)>> {
         },
     );
     let transferring = sh.transferring.load(Ordering::Relaxed) != 0;
-    let syncing = transferring || matches!(r.state, LinkState::Persisting { .. });
+    let syncing = transferring || matches!(r.state, LinkState::Persisting);
     kv(
         "master_sync_in_progress",
         if syncing { "1" } else { "0" }.into(),
@@ -468,7 +467,14 @@ fn full_sync(
         return Ok(());
     };
     rep.master = master_client(srv);
-    // Flush as FLUSHALL does, logged, so that the log replays to the new dataset.
+    // The log stops before the flush, and starts again (a staging log whose base is the loaded
+    // dataset) after the load, as Redis's replica stops and restarts its AOF: the AOF directory
+    // keeps the dataset from before the sync until the new log with its base takes its place,
+    // so a crash meanwhile recovers the old dataset, not the flush without the load.
+    let logged = srv.log.enabled();
+    if logged {
+        with_aof(srv, |p, srv| p.stop_for_sync(srv));
+    }
     if let Some(spec) = crate::exec::lookup_command(b"flushall") {
         crate::exec::call(
             srv,
@@ -503,14 +509,11 @@ fn full_sync(
         }
     }
     srv.dirty += 1;
-    // The log must hold the new dataset before the link counts as up.
-    if srv.log.enabled() {
-        let before = rewrites_done(srv);
-        rep.state = LinkState::Persisting {
-            rewrites_before: before,
-        };
+    // The log must hold the new dataset before the link counts as up (see `cron`).
+    if logged {
+        rep.state = LinkState::Persisting;
         srv.replica = Some(rep);
-        start_rewrite(srv);
+        restart_log(srv);
     } else {
         rep.state = LinkState::Up;
         srv.replica = Some(rep);
@@ -520,37 +523,42 @@ fn full_sync(
     Ok(())
 }
 
-fn rewrites_done(srv: &mut Server) -> u64 {
-    srv.with_persistence(|p, _| {
+/// `f` on the AOF persistence, if that is what the server runs.
+fn with_aof<T: Default>(
+    srv: &mut Server,
+    f: impl FnOnce(&mut crate::aof::Persist, &mut Server) -> T,
+) -> T {
+    srv.with_persistence(|p, srv| {
         p.as_any_mut()
             .downcast_mut::<crate::aof::Persist>()
-            .map(|pp| pp.rewrites_done())
-            .unwrap_or(0)
+            .map(|pp| f(pp, srv))
+            .unwrap_or_default()
     })
 }
 
-fn start_rewrite(srv: &mut Server) {
-    let r = srv.with_persistence(|p, srv| {
-        p.as_any_mut()
-            .downcast_mut::<crate::aof::Persist>()
-            .map(|pp| pp.start_rewrite(srv))
-    });
-    match r {
+/// Start the log again after a sync's load (retried by `cron` until it starts).
+fn restart_log(srv: &mut Server) {
+    match with_aof(srv, |p, srv| Some(p.restart_after_sync(srv))) {
         Some(Ok(())) => {
-            tracing::info!("MASTER <-> REPLICA sync: rewriting the AOF with the new dataset")
+            tracing::info!(
+                "MASTER <-> REPLICA sync: writing the append only file of the new dataset"
+            )
         }
-        Some(Err(e)) => tracing::warn!("Can't rewrite the AOF after the sync (retrying): {e}"),
+        Some(Err(e)) => {
+            tracing::warn!("Can't start the append only file after the sync (retrying): {e}")
+        }
         None => {}
     }
 }
 
-/// Timer: a sync waiting for its AOF rewrite becomes `up` once the rewrite is installed.
+/// Timer: a sync waiting for its log becomes `up` once the log holding the new dataset is in
+/// place (the staging directory exchanged in, or no log at all).
 pub fn cron(srv: &mut Server) {
-    let Some(LinkState::Persisting { rewrites_before }) = srv.replica.as_ref().map(|r| r.state)
-    else {
+    if srv.replica.as_ref().map(|r| r.state) != Some(LinkState::Persisting) {
         return;
-    };
-    if !srv.log.enabled() || rewrites_done(srv) > rewrites_before {
+    }
+    let in_place = with_aof(srv, |p, srv| p.log_in_place(srv));
+    if in_place || !srv.cfg.get_bool("appendonly") {
         let Some(rep) = srv.replica.as_mut() else {
             return;
         };
@@ -561,16 +569,9 @@ pub fn cron(srv: &mut Server) {
         send_ack(srv, Ack::Offset { gen, offset, pos });
         return;
     }
-    let busy = srv.snapshot.is_some() || srv.rewrite_presync.is_some();
-    let scheduled = srv.with_persistence(|p, _| {
-        p.as_any_mut()
-            .downcast_mut::<crate::aof::Persist>()
-            .map(|pp| pp.rewrite_scheduled())
-            .unwrap_or(false)
-    });
-    if !busy && !scheduled {
-        // The rewrite failed (or was abandoned): try again.
-        start_rewrite(srv);
+    if !srv.log.enabled() && srv.snapshot.is_none() && srv.rewrite_presync.is_none() {
+        // The log could not start again after the load: try again.
+        restart_log(srv);
     }
 }
 

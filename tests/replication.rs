@@ -574,3 +574,71 @@ fn replicaof_option_at_start_up() {
         replica.log()
     );
 }
+
+/// A crash while a full sync's dataset is being written to the log (the sync's log slowed down
+/// with `rdb-key-save-delay`, so the link is still `sync`): the restart recovers the replica's
+/// dataset from before the sync, whole — never the flush without the load, nor the master's
+/// keys without their log base. Then a sync that completes replaces it.
+#[test]
+fn kill9_during_the_syncs_log_write_recovers_the_dataset_from_before() {
+    let master = RedisServer::start(&["--save", "", "--repl-diskless-sync", "no"]);
+    fill(master.port(), 2000);
+    let mut replica = StrongboxServer::start(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--rdb-key-save-delay",
+        "5000",
+    ]);
+    let mut c = con(replica.port());
+    for i in 0..50 {
+        redis::cmd("SET")
+            .arg(format!("before:{i}"))
+            .arg(i)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    let before = dump_keyspace(replica.port());
+    let mport = master.port().to_string();
+    let mut raw = replica.conn();
+    raw.assert_cmd(&["REPLICAOF", "localhost", &mport], b"+OK\r\n");
+    // Loaded (the master's keys are there) but its log is still being written.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let loaded = info_field(replica.port(), "master_sync_in_progress").as_deref() == Some("1")
+            && redis::cmd("EXISTS")
+                .arg("before:0")
+                .query::<i64>(&mut c)
+                .unwrap()
+                == 0;
+        if loaded {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sync never loaded");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        info_field(replica.port(), "master_link_status").as_deref(),
+        Some("down")
+    );
+    drop(raw);
+    replica.kill9();
+    replica.restart();
+    let recovered = dump_keyspace(replica.port());
+    if let Some(d) = diff(&before, &recovered) {
+        panic!("kill -9 during the sync's log write: not the dataset from before: {d}");
+    }
+    // Without the delay the next sync completes and its dataset survives a kill -9.
+    let mut raw = replica.conn();
+    raw.assert_cmd(&["CONFIG", "SET", "rdb-key-save-delay", "0"], b"+OK\r\n");
+    raw.assert_cmd(&["REPLICAOF", "localhost", &mport], b"+OK\r\n");
+    wait_link_up(replica.port());
+    let expected = wait_same(master.port(), replica.port(), "after the second sync");
+    drop(raw);
+    replica.kill9();
+    replica.restart();
+    if let Some(d) = diff(&expected, &dump_keyspace(replica.port())) {
+        panic!("after the completed sync and kill -9: {d}");
+    }
+}
