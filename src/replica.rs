@@ -850,6 +850,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// A parsed command: the byte ranges of its arguments in the buffer, and its length.
 type Frame = (Vec<(usize, usize)>, usize);
 
+/// Redis's default `proto-max-bulk-len`: a longer bulk from the master is a protocol error.
+const MASTER_BULK_MAX: usize = 512 * 1024 * 1024;
+
 fn parse_command(buf: &[u8]) -> Result<Option<Frame>, String> {
     let line = |from: usize| -> Option<(usize, usize)> {
         let i = buf[from..].iter().position(|&c| c == b'\n')?;
@@ -874,7 +877,8 @@ fn parse_command(buf: &[u8]) -> Result<Option<Frame>, String> {
         .and_then(|x| x.parse().ok())
         .ok_or("protocol error: bad multibulk length from master")?;
     let mut pos = e + 1;
-    let mut args = Vec::with_capacity(n);
+    // The count is the master's word: reserve for a few, grow with what actually arrives.
+    let mut args = Vec::with_capacity(n.min(64));
     for _ in 0..n {
         if pos >= buf.len() {
             return Ok(None);
@@ -890,6 +894,9 @@ fn parse_command(buf: &[u8]) -> Result<Option<Frame>, String> {
             .map(|x| x.trim_end_matches('\r'))
             .and_then(|x| x.parse().ok())
             .ok_or("protocol error: bad bulk length from master")?;
+        if len > MASTER_BULK_MAX {
+            return Err("protocol error: bulk length from master over 512 MB".into());
+        }
         let start = e + 1;
         if buf.len() < start + len + 2 {
             return Ok(None);
@@ -1043,6 +1050,55 @@ async fn stream(
                 sent_ack = Some(a);
                 want_ack = false;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::quickcheck;
+
+    fn encode(args: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    #[test]
+    fn lengths_from_the_master_are_bounded() {
+        assert!(parse_command(b"*99999999999999\r\n").unwrap().is_none());
+        assert!(parse_command(b"*1\r\n$99999999999999999999\r\n").is_err());
+        assert!(parse_command(b"*1\r\n$600000000\r\n").is_err());
+        assert!(parse_command(b"*1\r\nx").is_err());
+        assert_eq!(parse_command(b"\n").unwrap(), Some((vec![], 1)));
+    }
+
+    quickcheck! {
+        /// Whatever the master sends, the parser answers (a command, "more", or an error).
+        fn arbitrary_bytes_never_panic(buf: Vec<u8>) -> bool {
+            let _ = parse_command(&buf);
+            let mut star = b"*".to_vec();
+            star.extend_from_slice(&buf);
+            let _ = parse_command(&star);
+            true
+        }
+
+        /// A command, cut anywhere, is "more" until whole, then exactly its arguments.
+        fn commands_parse_back_whole_and_only_whole(args: Vec<Vec<u8>>, cut: usize) -> bool {
+            let bytes = encode(&args);
+            let cut = cut % (bytes.len() + 1);
+            let partial_ok = cut == bytes.len()
+                || matches!(parse_command(&bytes[..cut]), Ok(None));
+            let Ok(Some((spans, used))) = parse_command(&bytes) else {
+                return false;
+            };
+            let got: Vec<Vec<u8>> = spans.iter().map(|&(s, e)| bytes[s..e].to_vec()).collect();
+            partial_ok && used == bytes.len() && got == args
         }
     }
 }
