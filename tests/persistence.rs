@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::keyspace::{key_value, scan_keys, Streams};
 use common::{RedisServer, StrongboxServer};
 
 fn fixtures() -> PathBuf {
@@ -33,70 +34,18 @@ fn con(port: u16) -> redis::Connection {
 
 fn dump_keyspace(port: u16, dbs: i64, with_streams: bool) -> Keyspace {
     let mut c = con(port);
+    let streams = if with_streams {
+        Streams::Entries
+    } else {
+        Streams::Skip
+    };
     let mut out = Keyspace::new();
     for db in 0..dbs {
         redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
-        let mut cursor: u64 = 0;
-        let mut keys: Vec<Vec<u8>> = vec![];
-        loop {
-            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut c)
-                .unwrap();
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        keys.sort();
-        keys.dedup();
-        for k in keys {
-            let kind: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
-            let mut value: Vec<Vec<u8>> = match kind.as_str() {
-                "string" => vec![redis::cmd("GET").arg(&k).query(&mut c).unwrap()],
-                "list" => redis::cmd("LRANGE")
-                    .arg(&k)
-                    .arg(0)
-                    .arg(-1)
-                    .query(&mut c)
-                    .unwrap(),
-                "set" => {
-                    let mut v: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&k).query(&mut c).unwrap();
-                    v.sort();
-                    v
-                }
-                "hash" => {
-                    let v: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap();
-                    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
-                        v.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
-                    pairs.sort();
-                    pairs.into_iter().flat_map(|(a, b)| [a, b]).collect()
-                }
-                "zset" => redis::cmd("ZRANGE")
-                    .arg(&k)
-                    .arg(0)
-                    .arg(-1)
-                    .arg("WITHSCORES")
-                    .query(&mut c)
-                    .unwrap(),
-                "stream" if with_streams => {
-                    let v: redis::Value = redis::cmd("XRANGE")
-                        .arg(&k)
-                        .arg("-")
-                        .arg("+")
-                        .query(&mut c)
-                        .unwrap();
-                    vec![format!("{v:?}").into_bytes()]
-                }
-                _ => vec![],
-            };
-            if kind == "none" {
+        for k in scan_keys(&mut c) {
+            let Some((kind, value)) = key_value(&mut c, &k, streams) else {
                 continue;
-            }
-            value.shrink_to_fit();
+            };
             let pttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
             out.insert(
                 (db, k),

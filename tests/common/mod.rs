@@ -4,11 +4,13 @@
 //! - [`port`]: `pick_free_port`, also used by the tools' and recovery's test harnesses.
 //! - [`conn`]: `RawConn`, a byte-exact RESP client (send bytes, read exactly one reply).
 //! - [`resp`]: pure RESP2/RESP3 framing (`reply_len`, `parse_frame`, `encode_command`, `escape`).
+//! - [`keyspace`]: a server's keys and typed values through commands (`scan_keys`, `key_value`).
 //!
 //! Every test binary compiles this module, and most use only part of it.
 #![allow(dead_code, unused_imports)]
 
 pub mod conn;
+pub mod keyspace;
 pub mod port;
 pub mod resp;
 pub mod server;
