@@ -1060,12 +1060,8 @@ mod tests {
     use quickcheck::quickcheck;
 
     fn encode(args: &[Vec<u8>]) -> Vec<u8> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
+        let mut out = vec![];
+        strongbox_storage::resp::encode_command(&mut out, args);
         out
     }
 
