@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strongbox_recovery::{self as recovery, Sink};
+use strongbox_storage::aof::staging::{self, SwapError};
 use strongbox_storage::aof::writer::{AofOptions, FsyncPolicy, LogWriter, Progress, ResumePoint};
 use strongbox_storage::aof::{base_file_name, manifest_name, FileType, Manifest, ManifestEntry};
 use strongbox_storage::fs::{DirLock, RealFs, Vfs};
@@ -245,8 +246,10 @@ impl Persist {
         let pos = srv.log.pos();
         // Every reply waiting on the log was released by the fsync.
         srv.log.set_sink(None, pos);
-        if let Some(staging) = self.staging.take() {
-            let _ = std::fs::remove_dir_all(&staging);
+        if let Some(dir) = self.staging.take() {
+            if let Err(e) = staging::remove_staging(&RealFs, &dir) {
+                tracing::warn!("Can't remove {}: {e}", dir.display());
+            }
         }
         match stopped {
             Ok(()) => tracing::info!("Append only file stopped (appendonly no)"),
@@ -286,18 +289,11 @@ impl Persist {
     /// `CONFIG SET appendonly yes` (see [`Self::apply_appendonly`]): open the log in a fresh
     /// staging directory and start the rewrite that writes its base.
     fn start_aof(&mut self, srv: &mut Server) -> Result<(), String> {
-        let name = self
-            .aof_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let staging = self
-            .dir
-            .join(format!("{STAGING_PREFIX}{name}-{}", std::process::id()));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging)
-                .map_err(|e| format!("remove {}: {e}", staging.display()))?;
-        }
+        let staging = staging::staging_dir(&self.aof_dir, std::process::id());
+        // One left at this name (an abandoned switch, or the old directory of one whose last
+        // fsync failed) goes first, once the data directory is durably as it is now.
+        staging::remove_staging(&RealFs, &staging)
+            .map_err(|e| format!("remove {}: {e}", staging.display()))?;
         srv.log.submit();
         let base = srv.log.pos();
         let vfs: Arc<dyn Vfs> = Arc::new(RealFs);
@@ -339,9 +335,22 @@ impl Persist {
                 return;
             }
         };
-        let (dir, moved) = match swap_in_dir(&staging, &self.aof_dir) {
-            Ok(()) => (self.aof_dir.clone(), true),
-            Err(e) => {
+        // The switch (storage's `staging::swap_in`, the procedure the crash simulation
+        // runs): `Ok` only once it is durable, so the writer reopens there only then.
+        let (dir, moved) = match staging::swap_in(&RealFs, &staging, &self.aof_dir) {
+            Ok(done) => {
+                if done.two_step {
+                    tracing::warn!(
+                        "{}: no atomic directory exchange on this file system; replaced it in two steps",
+                        self.aof_dir.display()
+                    );
+                }
+                for w in &done.warnings {
+                    tracing::warn!("{w}");
+                }
+                (self.aof_dir.clone(), true)
+            }
+            Err(SwapError::NotMoved(e)) => {
                 tracing::warn!(
                     "Can't move {} to {}: {e}; the log stays in the staging directory and the rewrite is retried",
                     staging.display(),
@@ -349,6 +358,18 @@ impl Persist {
                 );
                 self.rewrite_scheduled = true;
                 (staging.clone(), false)
+            }
+            Err(e @ SwapError::NotDurable(_)) => {
+                // The new log holds the AOF directory's name, but a power loss may still bring
+                // the old one back: acknowledging writes into it could promise what a crash
+                // takes back. The log is latched failed (writes refused with MISCONF) as for
+                // any failed fsync; the next start (or `appendonly yes`) settles the
+                // directories once the data directory can be fsynced.
+                let msg = format!("switching to {}: {e}", self.aof_dir.display());
+                tracing::warn!("{msg}");
+                latch_failed(srv, msg);
+                self.staging = None;
+                return;
             }
         };
         if reopen_writer(srv, &dir, &self.filename, closed).is_ok() {
@@ -927,7 +948,32 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         last_snapshot_extra: String::new(),
         last_snapshot_stats: None,
     };
-    remove_stale_staging(&dir, &aof_dir);
+    // What a crash left of a switch to a new AOF directory (appendonly yes, a replica's
+    // sync): an old directory set aside is put back, the data directory fsynced, staging
+    // directories removed (storage's `staging::settle_at_start`, as the crash simulation).
+    let aof_dir_name = srv.cfg.get("appenddirname").to_string();
+    let settled = staging::settle_at_start(vfs.as_ref(), &dir, &aof_dir_name).map_err(|e| {
+        format!(
+            "Can't settle the append only directory {}: {e}",
+            aof_dir.display()
+        )
+    })?;
+    if let Some(back) = &settled.restored {
+        tracing::warn!(
+            "Put {} back as {}: a crash interrupted the switch to a new append only file",
+            back.display(),
+            aof_dir.display()
+        );
+    }
+    for p in &settled.removed {
+        tracing::info!(
+            "Removed {}: an append only file a crash left unfinished",
+            p.display()
+        );
+    }
+    for w in &settled.warnings {
+        tracing::warn!("{w}");
+    }
     if srv.cfg.get_bool("appendonly") {
         let opts = recovery::Options {
             load_truncated: srv.cfg.get_bool("aof-load-truncated"),
@@ -986,105 +1032,6 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
     Ok(())
 }
 
-/// Prefix of the staging directory `CONFIG SET appendonly yes` writes the log in until its
-/// base exists (`temp-<appenddirname>-<pid>`, in `dir`); one left by a crash is removed at start.
-const STAGING_PREFIX: &str = "temp-";
-
-/// Put the directory `staging` in the place of `dir` (whose parent it shares): an atomic
-/// exchange when `dir` exists (then the old directory, now at `staging`, is removed), a rename
-/// when not; the parent is fsynced before anything is removed, so a crash leaves either the old
-/// directory or the new one in place.
-fn swap_in_dir(staging: &Path, dir: &Path) -> Result<(), String> {
-    use std::os::unix::ffi::OsStrExt;
-    let parent = dir.parent().unwrap_or_else(|| Path::new("."));
-    if staging.parent() != Some(parent) {
-        return Err("not in one directory".into());
-    }
-    if dir.exists() {
-        let c =
-            |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|e| e.to_string());
-        let (from, to) = (c(staging)?, c(dir)?);
-        // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                from.as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            let unsupported = matches!(
-                err.raw_os_error(),
-                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
-            );
-            if !unsupported {
-                return Err(format!("exchange with {}: {err}", dir.display()));
-            }
-            // A file system without RENAME_EXCHANGE: the old directory (the log that
-            // `appendonly no` stopped) goes first, then the new one takes its name. A crash
-            // in between leaves no AOF directory (the next start with appendonly yes imports
-            // dump.rdb, as for a new one).
-            tracing::warn!(
-                "{}: no atomic directory exchange ({err}); replacing it in two steps",
-                dir.display()
-            );
-            std::fs::remove_dir_all(dir)
-                .map_err(|e| format!("remove the old {}: {e}", dir.display()))?;
-            RealFs
-                .sync_dir(parent)
-                .map_err(|e| format!("fsync {}: {e}", parent.display()))?;
-            std::fs::rename(staging, dir).map_err(|e| format!("rename: {e}"))?;
-        }
-    } else {
-        std::fs::rename(staging, dir).map_err(|e| format!("rename: {e}"))?;
-    }
-    // The new log is in place from here on: what fails below is only logged (the writer
-    // must reopen it at `dir`; the old directory, under the staging name, is removed at the
-    // next start if not now).
-    if let Err(e) = RealFs.sync_dir(parent) {
-        tracing::warn!("fsync {}: {e}", parent.display());
-    }
-    if staging.exists() {
-        if let Err(e) = std::fs::remove_dir_all(staging) {
-            tracing::warn!("remove the old {}: {e}", staging.display());
-        }
-    }
-    Ok(())
-}
-
-/// Remove staging directories a crash left while `appendonly yes` was under way (they never
-/// became the AOF directory).
-fn remove_stale_staging(dir: &Path, aof_dir: &Path) {
-    let Some(name) = aof_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-    else {
-        return;
-    };
-    let prefix = format!("{STAGING_PREFIX}{name}-");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        let ours = n
-            .strip_prefix(&prefix)
-            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
-        if ours && e.path().is_dir() {
-            match std::fs::remove_dir_all(e.path()) {
-                Ok(()) => tracing::info!(
-                    "Removed {}: an append only file a crash left unfinished",
-                    e.path().display()
-                ),
-                Err(err) => tracing::warn!("Can't remove {}: {err}", e.path().display()),
-            }
-        }
-    }
-}
-
 /// What a closed writer leaves for the next one: where the log continues, its INFO totals,
 /// and the logical position the next one starts at.
 struct Closed {
@@ -1133,17 +1080,23 @@ fn reopen_writer(srv: &mut Server, dir: &Path, filename: &str, c: Closed) -> Res
         Err(e) => {
             let msg = format!("reopening the append only file: {e}");
             tracing::warn!("{msg}");
-            if let Some(sink) = srv
-                .log
-                .sink_mut()
-                .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
-            {
-                sink.replaced_failed = Some(msg.clone());
-            }
-            srv.log.gate_tx.send_modify(|g| g.failed = true);
+            latch_failed(srv, msg.clone());
             Err(msg)
         }
     }
+}
+
+/// The closed writer stays the sink, failed with `msg`, and the gate latches the failure, so
+/// that writes are refused (MISCONF) rather than waiting for a log nobody writes.
+fn latch_failed(srv: &mut Server, msg: String) {
+    if let Some(sink) = srv
+        .log
+        .sink_mut()
+        .and_then(|s| s.as_any_mut().downcast_mut::<AofSink>())
+    {
+        sink.replaced_failed = Some(msg);
+    }
+    srv.log.gate_tx.send_modify(|g| g.failed = true);
 }
 
 /// Open the log writer on `aof_dir` at `resume` with the configured fsync policy and make it

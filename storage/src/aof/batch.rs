@@ -51,9 +51,12 @@ pub fn padding(from: u64, to: u64) -> Vec<u8> {
     if from % 2 == 1 {
         out.push(b'#');
     }
-    while (out.len() as u64) < to - from {
-        out.extend_from_slice(PAD_LINE);
-    }
+    // Whole lines up to `to` (`[T]::repeat` copies in doubling blocks: a padding chunk is a
+    // megabyte, and a 2-byte loop is slow in debug builds, the crash simulations' profile).
+    let lines = ((to - from) as usize)
+        .saturating_sub(out.len())
+        .div_ceil(PAD_LINE.len());
+    out.extend_from_slice(&PAD_LINE.repeat(lines));
     out
 }
 

@@ -5,11 +5,14 @@
 //!   over incr files (ours and Redis's).
 //! - [`writer`]: [`LogWriter`], the background writer thread (fsync policies, group commit,
 //!   segmentation, the compaction hooks).
+//! - [`staging`]: switching to a freshly written AOF directory (appendonly yes, a replica's
+//!   full sync) and the start-up rule for what a crash leaves of it.
 //!
 //! docs/design-aof.md describes every byte and the crash argument for each step.
 
 pub mod batch;
 pub mod manifest;
+pub mod staging;
 pub mod writer;
 
 pub use batch::{BatchReader, Chain, Cmd, ReadError, ReadErrorKind, Unit};

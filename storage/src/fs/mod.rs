@@ -11,6 +11,8 @@
 //!   caller streamed and fsynced itself. Nothing else calls [`Vfs::rename`].
 //! - A new file that later data depends on must have its directory entry made durable
 //!   ([`Vfs::sync_dir`]) before anything durable refers to it.
+//! - Directories are renamed, exchanged and removed only by [`crate::aof::staging`] (the
+//!   switch to a freshly written AOF directory), which states its own crash argument.
 
 mod real;
 mod sim;
@@ -73,6 +75,20 @@ pub trait Vfs: Send + Sync {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Names of the regular files in a directory, sorted.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Names of the sub-directories of a directory, sorted.
+    fn list_subdirs(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Remove a directory and everything below it, entry by entry (`std::fs::remove_dir_all`;
+    /// not durable until the parent is dir-synced, and a crash may keep any part of it).
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Rename a directory to a name in the same parent that is free or an empty directory
+    /// (`rename(2)`; durable once the parent is dir-synced). Only
+    /// [`crate::aof::staging`] calls this.
+    fn rename_dir(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Exchange two entries of one parent directory atomically
+    /// (`renameat2(RENAME_EXCHANGE)`; durable once the parent is dir-synced). A file system
+    /// that cannot answers [`io::ErrorKind::Unsupported`], having changed nothing. Only
+    /// [`crate::aof::staging`] calls this.
+    fn exchange_dirs(&self, a: &Path, b: &Path) -> io::Result<()>;
     /// Make the directory's entries (create/rename/remove) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Take an exclusive lock on a data directory for the life of the returned guard.

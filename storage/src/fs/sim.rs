@@ -3,8 +3,14 @@
 //! Model (what a power loss can do on a journaling Linux file system, made explicit):
 //! - Every file (inode) has `current` bytes (what reads see: the page cache) and `durable`
 //!   bytes (what a completed `sync_data` or `truncate` made durable).
-//! - Every directory entry (name → inode) and every sub-directory exists "currently" and is
-//!   durable only after `sync_dir` of its parent directory.
+//! - Directories are inodes too, each with its `current` entries (name → file or directory)
+//!   and its `durable` ones (those at its last `sync_dir`). An entry — a file's name, or a
+//!   sub-directory's — is durable only after `sync_dir` of the directory that holds it; a
+//!   directory's own entries follow the directory inode when it is renamed, and a crash that
+//!   loses a directory's entry in its parent loses everything below it.
+//! - A directory rename or exchange ([`Vfs::rename_dir`], [`Vfs::exchange_dirs`]) changes two
+//!   names of one parent in one operation: until the parent is synced, a crash keeps or loses
+//!   it whole (both names new, or both old; never a directory under two names or none).
 //! - [`SimFs::crash`] returns the state after a power loss: each file reverts to its durable
 //!   bytes, optionally keeping a random prefix of the unsynced appended bytes (a torn write);
 //!   where unsynced positional writes overwrote durable bytes, a torn crash keeps each
@@ -101,17 +107,55 @@ struct Faults {
     power_cut_in: Option<u64>,
     power_is_cut: bool,
     mutating_ops: u64,
+    /// [`Vfs::exchange_dirs`] answers `Unsupported`, as on a file system without
+    /// `RENAME_EXCHANGE`.
+    no_exchange: bool,
 }
+
+/// What a directory entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    File(u64),
+    Dir(u64),
+}
+
+/// A directory inode: its entries now, and as of its last `sync_dir`.
+#[derive(Debug, Clone, Default)]
+struct DirNode {
+    current: BTreeMap<String, Node>,
+    durable: BTreeMap<String, Node>,
+    /// Names that a directory rename or exchange changed together since the last `sync_dir`
+    /// (disjoint sets): a crash keeps the current or the durable entries of a set as a whole.
+    linked: Vec<BTreeSet<String>>,
+}
+
+impl DirNode {
+    /// Tie `names` together (merging the sets they are already in).
+    fn link(&mut self, names: &[&str]) {
+        let mut set: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut kept = Vec::new();
+        for g in self.linked.drain(..) {
+            if g.iter().any(|n| set.contains(n)) {
+                set.extend(g);
+            } else {
+                kept.push(g);
+            }
+        }
+        kept.push(set);
+        self.linked = kept;
+    }
+}
+
+/// The root directory's inode number.
+const ROOT: u64 = 0;
 
 #[derive(Debug, Clone)]
 struct State {
     rng: Rng,
     inodes: BTreeMap<u64, Inode>,
     next_ino: u64,
-    entries: BTreeMap<PathBuf, u64>,
-    durable_entries: BTreeMap<PathBuf, u64>,
-    dirs: BTreeSet<PathBuf>,
-    durable_dirs: BTreeSet<PathBuf>,
+    /// Directory inodes (the root is [`ROOT`]), numbered from `next_ino` too.
+    dirs: BTreeMap<u64, DirNode>,
     locks: BTreeSet<PathBuf>,
     faults: Faults,
     /// Shared with the file systems [`SimFs::crash`] returns; see [`SimFs::record_trace`].
@@ -134,8 +178,25 @@ fn not_found(path: &Path) -> io::Error {
     )
 }
 
-fn parent_of(path: &Path) -> PathBuf {
-    path.parent().map(Path::to_path_buf).unwrap_or_default()
+fn invalid(path: &Path, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{}: {what} (simfs)", path.display()),
+    )
+}
+
+/// The names along `path` from the root (`.` skipped; `..` is not modeled).
+fn components(path: &Path) -> io::Result<Vec<String>> {
+    use std::path::Component;
+    let mut out = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => return Err(invalid(path, "`..` is not supported")),
+            Component::Normal(n) => out.push(n.to_string_lossy().into_owned()),
+        }
+    }
+    Ok(out)
 }
 
 impl State {
@@ -161,12 +222,52 @@ impl State {
         }
     }
 
-    fn check_dir(&self, dir: &Path) -> io::Result<()> {
-        if self.dirs.contains(dir) {
-            Ok(())
-        } else {
-            Err(not_found(dir))
+    /// What `path` names now, if anything.
+    fn lookup(&self, path: &Path) -> io::Result<Option<Node>> {
+        let mut node = Node::Dir(ROOT);
+        for name in components(path)? {
+            let Node::Dir(d) = node else {
+                return Ok(None);
+            };
+            match self.dirs.get(&d).and_then(|dn| dn.current.get(&name)) {
+                Some(n) => node = *n,
+                None => return Ok(None),
+            }
         }
+        Ok(Some(node))
+    }
+
+    /// The directory inode `dir` names.
+    fn dir_of(&self, dir: &Path) -> io::Result<u64> {
+        match self.lookup(dir)? {
+            Some(Node::Dir(d)) => Ok(d),
+            Some(Node::File(_)) => Err(invalid(dir, "not a directory")),
+            None => Err(not_found(dir)),
+        }
+    }
+
+    fn check_dir(&self, dir: &Path) -> io::Result<()> {
+        self.dir_of(dir).map(|_| ())
+    }
+
+    /// The directory inode holding `path`'s entry, and the entry's name.
+    fn split(&self, path: &Path) -> io::Result<(u64, String)> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| invalid(path, "no file name"))?;
+        let parent = path.parent().unwrap_or_else(|| Path::new("/"));
+        Ok((self.dir_of(parent)?, name))
+    }
+
+    fn dir_mut(&mut self, d: u64) -> &mut DirNode {
+        self.dirs.entry(d).or_default()
+    }
+
+    fn new_node_no(&mut self) -> u64 {
+        let n = self.next_ino;
+        self.next_ino += 1;
+        n
     }
 
     /// Account one mutating operation against the power-cut budget.
@@ -185,20 +286,87 @@ impl State {
         Ok(())
     }
 
+    /// The file inode `path` names.
     fn ino_of(&self, path: &Path) -> io::Result<u64> {
-        self.entries
-            .get(path)
-            .copied()
-            .ok_or_else(|| not_found(path))
+        match self.lookup(path)? {
+            Some(Node::File(ino)) => Ok(ino),
+            Some(Node::Dir(_)) => Err(invalid(path, "is a directory")),
+            None => Err(not_found(path)),
+        }
+    }
+
+    fn file_if_any(&self, path: &Path) -> io::Result<Option<u64>> {
+        match self.lookup(path)? {
+            Some(Node::File(ino)) => Ok(Some(ino)),
+            Some(Node::Dir(_)) => Err(invalid(path, "is a directory")),
+            None => Ok(None),
+        }
     }
 
     fn new_file(&mut self, path: &Path) -> io::Result<u64> {
-        self.check_dir(&parent_of(path))?;
-        let ino = self.next_ino;
-        self.next_ino += 1;
+        let (parent, name) = self.split(path)?;
+        let ino = self.new_node_no();
         self.inodes.insert(ino, Inode::default());
-        self.entries.insert(path.to_path_buf(), ino);
+        self.dir_mut(parent).current.insert(name, Node::File(ino));
         Ok(ino)
+    }
+
+    /// Remove everything below directory `d` from the current tree, entry by entry (each
+    /// removal counts against the power-cut budget, so a cut can leave it half done).
+    fn clear_dir(&mut self, d: u64) -> io::Result<()> {
+        let names: Vec<(String, Node)> = self
+            .dirs
+            .get(&d)
+            .map(|dn| dn.current.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        for (name, node) in names {
+            if let Node::Dir(sub) = node {
+                self.clear_dir(sub)?;
+            }
+            self.mutate()?;
+            self.dir_mut(d).current.remove(&name);
+        }
+        Ok(())
+    }
+
+    /// The entries of directory `d` a crash leaves, per [`SimFs::crash`]'s rules.
+    fn crashed_entries(&self, d: u64, opts: CrashOptions, rng: &mut Rng) -> BTreeMap<String, Node> {
+        let Some(dn) = self.dirs.get(&d) else {
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        let mut decided: BTreeSet<&String> = BTreeSet::new();
+        let keep = |cur: Option<&Node>, dur: Option<&Node>, rng: &mut Rng| {
+            cur == dur || opts.keep_unsynced || (opts.random_dir_ops && rng.coin())
+        };
+        for group in &dn.linked {
+            let changed = group.iter().any(|n| dn.current.get(n) != dn.durable.get(n));
+            let take_current =
+                !changed || opts.keep_unsynced || (opts.random_dir_ops && rng.coin());
+            for n in group {
+                let pick = if take_current {
+                    dn.current.get(n)
+                } else {
+                    dn.durable.get(n)
+                };
+                if let Some(node) = pick {
+                    out.insert(n.clone(), *node);
+                }
+                decided.insert(n);
+            }
+        }
+        let names: BTreeSet<&String> = dn.current.keys().chain(dn.durable.keys()).collect();
+        for n in names {
+            if decided.contains(n) {
+                continue;
+            }
+            let (cur, dur) = (dn.current.get(n), dn.durable.get(n));
+            let pick = if keep(cur, dur, rng) { cur } else { dur };
+            if let Some(node) = pick {
+                out.insert(n.clone(), *node);
+            }
+        }
+        out
     }
 
     fn inode(&mut self, ino: u64) -> &mut Inode {
@@ -229,10 +397,13 @@ impl State {
         let n = self.write_len(buf.len())?;
         let at = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
         let node = self.inode(ino);
-        if node.current.len() < at + n {
-            node.current.resize(at + n, 0);
+        if node.current.len() < at {
+            node.current.resize(at, 0);
         }
-        node.current[at..at + n].copy_from_slice(&buf[..n]);
+        // Overwrite what is there, append the rest (no zero-filling first: slow in debug).
+        let over = (node.current.len() - at).min(n);
+        node.current[at..at + over].copy_from_slice(&buf[..over]);
+        node.current.extend_from_slice(&buf[over..n]);
         if at < node.durable.len() {
             node.overwritten = true;
         }
@@ -260,15 +431,11 @@ impl State {
 impl SimFs {
     /// An empty file system (only `/` exists) with the given seed.
     pub fn new(seed: u64) -> SimFs {
-        let root = PathBuf::from("/");
         let state = State {
             rng: Rng(seed),
             inodes: BTreeMap::new(),
             next_ino: 1,
-            entries: BTreeMap::new(),
-            durable_entries: BTreeMap::new(),
-            dirs: BTreeSet::from([root.clone()]),
-            durable_dirs: BTreeSet::from([root]),
+            dirs: BTreeMap::from([(ROOT, DirNode::default())]),
             locks: BTreeSet::new(),
             faults: Faults::default(),
             trace: Trace::default(),
@@ -311,6 +478,12 @@ impl SimFs {
         self.lock().faults.power_cut_in = Some(n);
     }
 
+    /// Whether [`Vfs::exchange_dirs`] works (the default) or answers `Unsupported`, as on a
+    /// file system without `renameat2(RENAME_EXCHANGE)`.
+    pub fn set_exchange_supported(&self, on: bool) {
+        self.lock().faults.no_exchange = !on;
+    }
+
     /// Whether the simulated power has been cut.
     pub fn power_is_cut(&self) -> bool {
         self.lock().faults.power_is_cut
@@ -340,16 +513,25 @@ impl SimFs {
     /// The durable bytes of a file (what a power loss without torn writes would leave).
     pub fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
         let s = self.lock();
-        let ino = s.durable_entries.get(path)?;
-        s.inodes.get(ino).map(|n| n.durable.clone())
+        let mut node = Node::Dir(ROOT);
+        for name in components(path).ok()? {
+            let Node::Dir(d) = node else {
+                return None;
+            };
+            node = *s.dirs.get(&d)?.durable.get(&name)?;
+        }
+        match node {
+            Node::File(ino) => s.inodes.get(&ino).map(|n| n.durable.clone()),
+            Node::Dir(_) => None,
+        }
     }
 
     /// Open `path` (creating it empty if absent) without touching its bytes.
     fn open_keeping(&self, op: &str, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let mut s = self.lock();
         let res = (|| -> io::Result<Arc<dyn VfsFile>> {
-            let ino = match s.entries.get(path) {
-                Some(ino) => *ino,
+            let ino = match s.file_if_any(path)? {
+                Some(ino) => ino,
                 None => {
                     s.mutate()?;
                     s.new_file(path)?
@@ -368,49 +550,64 @@ impl SimFs {
         res
     }
 
+    /// What the next process sees after this one is killed while the machine runs on: every
+    /// file and directory as it is now, synced or not (the page cache survives), and still
+    /// only as durable as it was (a later [`SimFs::crash`] of the result drops what nobody
+    /// synced). No locks, no faults but [`SimFs::set_exchange_supported`]'s; shares the trace.
+    pub fn restart(&self) -> SimFs {
+        let s = self.lock();
+        let mut next = s.clone();
+        next.locks = BTreeSet::new();
+        next.faults = Faults {
+            no_exchange: s.faults.no_exchange,
+            ..Faults::default()
+        };
+        SimFs {
+            state: Arc::new(Mutex::new(next)),
+        }
+    }
+
     /// The state a crash leaves behind, as a fresh file system (no locks, no faults).
     pub fn crash(&self, opts: CrashOptions) -> SimFs {
         let mut s = self.lock();
         let mut rng = Rng(s.rng.next());
         let keep_all = opts.keep_unsynced;
 
-        // Directories: durable ones survive; others maybe (random) or not; a directory whose
-        // parent is gone is gone too.
-        let mut dirs = BTreeSet::new();
-        for d in &s.dirs {
-            let durable = s.durable_dirs.contains(d);
-            let keep = keep_all || durable || (opts.random_dir_ops && rng.coin());
-            let parent_ok = match d.parent() {
-                None => true,
-                Some(p) => dirs.contains(p),
-            };
-            if keep && parent_ok {
-                dirs.insert(d.clone());
+        // The tree, from the root down: each reachable directory keeps, per name (or per set
+        // of names a directory rename tied together), its current or its durable entry; what
+        // is below a directory that is not reached is gone.
+        let mut dirs: BTreeMap<u64, DirNode> = BTreeMap::new();
+        let mut files: BTreeSet<u64> = BTreeSet::new();
+        let mut todo = vec![ROOT];
+        let mut seen = BTreeSet::from([ROOT]);
+        while let Some(d) = todo.pop() {
+            let mut entries = s.crashed_entries(d, opts, &mut rng);
+            entries.retain(|_, node| match *node {
+                Node::File(ino) => {
+                    files.insert(ino);
+                    true
+                }
+                // A directory inode has one name (a rename moves it whole): never two.
+                Node::Dir(sub) => seen.insert(sub),
+            });
+            for node in entries.values() {
+                if let Node::Dir(sub) = node {
+                    todo.push(*sub);
+                }
             }
-        }
-
-        // Entries: per name, either the current or the durable mapping.
-        let mut entries = BTreeMap::new();
-        let names: BTreeSet<&PathBuf> = s.entries.keys().chain(s.durable_entries.keys()).collect();
-        for name in names {
-            if !dirs.contains(&parent_of(name)) {
-                continue;
-            }
-            let cur = s.entries.get(name);
-            let dur = s.durable_entries.get(name);
-            let pick = if cur == dur || keep_all || (opts.random_dir_ops && rng.coin()) {
-                cur
-            } else {
-                dur
-            };
-            if let Some(ino) = pick {
-                entries.insert(name.clone(), *ino);
-            }
+            dirs.insert(
+                d,
+                DirNode {
+                    durable: entries.clone(),
+                    current: entries,
+                    linked: Vec::new(),
+                },
+            );
         }
 
         // Contents.
         let mut inodes = BTreeMap::new();
-        for ino in entries.values() {
+        for ino in &files {
             let Some(node) = s.inodes.get(ino) else {
                 continue;
             };
@@ -445,12 +642,12 @@ impl SimFs {
                 rng,
                 inodes,
                 next_ino,
-                durable_entries: entries.clone(),
-                entries,
-                durable_dirs: dirs.clone(),
                 dirs,
                 locks: BTreeSet::new(),
-                faults: Faults::default(),
+                faults: Faults {
+                    no_exchange: s.faults.no_exchange,
+                    ..Faults::default()
+                },
                 trace: s.trace.clone(),
             })),
         }
@@ -533,21 +730,30 @@ impl Vfs for SimFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut s = self.lock();
         let res = (|| -> io::Result<()> {
-            let mut missing = Vec::new();
-            let mut cur = Some(dir);
-            while let Some(d) = cur {
-                if d.as_os_str().is_empty() || s.dirs.contains(d) {
-                    break;
-                }
-                missing.push(d.to_path_buf());
-                cur = d.parent();
-            }
-            if missing.is_empty() {
-                return Ok(());
-            }
-            s.mutate()?;
-            for d in missing {
-                s.dirs.insert(d);
+            let names = components(dir)?;
+            let mut d = ROOT;
+            let mut counted = false;
+            for name in names {
+                let next = s.dirs.get(&d).and_then(|dn| dn.current.get(&name)).copied();
+                d = match next {
+                    Some(Node::Dir(sub)) => sub,
+                    Some(Node::File(_)) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!("{}: a file is in the way (simfs)", dir.display()),
+                        ))
+                    }
+                    None => {
+                        if !counted {
+                            s.mutate()?;
+                            counted = true;
+                        }
+                        let sub = s.new_node_no();
+                        s.dirs.insert(sub, DirNode::default());
+                        s.dir_mut(d).current.insert(name, Node::Dir(sub));
+                        sub
+                    }
+                };
             }
             Ok(())
         })();
@@ -573,9 +779,8 @@ impl Vfs for SimFs {
         let res = (|| -> io::Result<Arc<dyn VfsFile>> {
             s.mutate()?;
             // O_TRUNC on an existing file truncates the inode in place (not durable until synced).
-            let ino = match s.entries.get(path) {
+            let ino = match s.file_if_any(path)? {
                 Some(ino) => {
-                    let ino = *ino;
                     s.inode(ino).current.clear();
                     ino
                 }
@@ -641,7 +846,7 @@ impl Vfs for SimFs {
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let s = self.lock();
-        let res: io::Result<bool> = Ok(s.entries.contains_key(path) || s.dirs.contains(path));
+        let res: io::Result<bool> = s.lookup(path).map(|n| n.is_some());
         s.note(
             "exists",
             &format_args!("{}", path.display()),
@@ -674,10 +879,14 @@ impl Vfs for SimFs {
         let mut s = self.lock();
         let res = (|| -> io::Result<()> {
             let ino = s.ino_of(from)?;
-            s.check_dir(&parent_of(to))?;
+            let (from_dir, from_name) = s.split(from)?;
+            let (to_dir, to_name) = s.split(to)?;
+            if let Some(Node::Dir(_)) = s.lookup(to)? {
+                return Err(invalid(to, "is a directory"));
+            }
             s.mutate()?;
-            s.entries.remove(from);
-            s.entries.insert(to.to_path_buf(), ino);
+            s.dir_mut(from_dir).current.remove(&from_name);
+            s.dir_mut(to_dir).current.insert(to_name, Node::File(ino));
             Ok(())
         })();
         s.note(
@@ -692,8 +901,9 @@ impl Vfs for SimFs {
         let mut s = self.lock();
         let res = (|| -> io::Result<()> {
             s.ino_of(path)?;
+            let (dir, name) = s.split(path)?;
             s.mutate()?;
-            s.entries.remove(path);
+            s.dir_mut(dir).current.remove(&name);
             Ok(())
         })();
         s.note(
@@ -707,15 +917,18 @@ impl Vfs for SimFs {
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
         let s = self.lock();
         let res = (|| -> io::Result<Vec<String>> {
-            s.check_dir(dir)?;
-            let mut names: Vec<String> = s
-                .entries
-                .keys()
-                .filter(|p| p.parent() == Some(dir))
-                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .collect();
-            names.sort();
-            Ok(names)
+            let d = s.dir_of(dir)?;
+            // BTreeMap order: sorted.
+            Ok(s.dirs
+                .get(&d)
+                .map(|dn| {
+                    dn.current
+                        .iter()
+                        .filter(|(_, n)| matches!(n, Node::File(_)))
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                })
+                .unwrap_or_default())
         })();
         s.note(
             "list_dir",
@@ -725,26 +938,136 @@ impl Vfs for SimFs {
         res
     }
 
+    fn list_subdirs(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let s = self.lock();
+        let res = (|| -> io::Result<Vec<String>> {
+            let d = s.dir_of(dir)?;
+            Ok(s.dirs
+                .get(&d)
+                .map(|dn| {
+                    dn.current
+                        .iter()
+                        .filter(|(_, n)| matches!(n, Node::Dir(_)))
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                })
+                .unwrap_or_default())
+        })();
+        s.note(
+            "list_subdirs",
+            &format_args!("{}", dir.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
+    }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        let res = (|| -> io::Result<()> {
+            let d = s.dir_of(dir)?;
+            if d == ROOT {
+                return Err(invalid(dir, "cannot remove the root"));
+            }
+            let (parent, name) = s.split(dir)?;
+            // As `std::fs::remove_dir_all`: the contents one by one, depth first, then the
+            // directory's own entry.
+            s.clear_dir(d)?;
+            s.mutate()?;
+            s.dir_mut(parent).current.remove(&name);
+            Ok(())
+        })();
+        s.note(
+            "remove_dir_all",
+            &format_args!("{}", dir.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
+    }
+
+    fn rename_dir(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        let res = (|| -> io::Result<()> {
+            let d = s.dir_of(from)?;
+            let (from_dir, from_name) = s.split(from)?;
+            let (to_dir, to_name) = s.split(to)?;
+            if from_dir != to_dir {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "simfs: directory renames across directories are not modeled",
+                ));
+            }
+            match s.lookup(to)? {
+                None => {}
+                // rename(2) replaces an empty directory.
+                Some(Node::Dir(t))
+                    if t != d && s.dirs.get(&t).is_none_or(|dn| dn.current.is_empty()) => {}
+                Some(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!(
+                            "{}: exists and is not an empty directory (simfs)",
+                            to.display()
+                        ),
+                    ))
+                }
+            }
+            s.mutate()?;
+            let dn = s.dir_mut(from_dir);
+            dn.current.remove(&from_name);
+            dn.current.insert(to_name.clone(), Node::Dir(d));
+            dn.link(&[&from_name, &to_name]);
+            Ok(())
+        })();
+        s.note(
+            "rename_dir",
+            &format_args!("{} {}", from.display(), to.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
+    }
+
+    fn exchange_dirs(&self, a: &Path, b: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        let res = (|| -> io::Result<()> {
+            let (a_dir, a_name) = s.split(a)?;
+            let (b_dir, b_name) = s.split(b)?;
+            let na = s.lookup(a)?.ok_or_else(|| not_found(a))?;
+            let nb = s.lookup(b)?.ok_or_else(|| not_found(b))?;
+            if s.faults.no_exchange {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "simfs: RENAME_EXCHANGE is turned off (set_exchange_supported)",
+                ));
+            }
+            if a_dir != b_dir {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "simfs: exchanges across directories are not modeled",
+                ));
+            }
+            s.mutate()?;
+            let dn = s.dir_mut(a_dir);
+            dn.current.insert(a_name.clone(), nb);
+            dn.current.insert(b_name.clone(), na);
+            dn.link(&[&a_name, &b_name]);
+            Ok(())
+        })();
+        s.note(
+            "exchange_dirs",
+            &format_args!("{} {}", a.display(), b.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut s = self.lock();
         let res = (|| -> io::Result<()> {
-            s.check_dir(dir)?;
+            let d = s.dir_of(dir)?;
             s.sync_hit()?;
-            let current: Vec<(PathBuf, u64)> = s
-                .entries
-                .iter()
-                .filter(|(p, _)| p.parent() == Some(dir))
-                .map(|(p, i)| (p.clone(), *i))
-                .collect();
-            s.durable_entries.retain(|p, _| p.parent() != Some(dir));
-            s.durable_entries.extend(current);
-            let subdirs: Vec<PathBuf> = s
-                .dirs
-                .iter()
-                .filter(|d| d.parent() == Some(dir))
-                .cloned()
-                .collect();
-            s.durable_dirs.extend(subdirs);
+            let dn = s.dir_mut(d);
+            dn.durable = dn.current.clone();
+            dn.linked.clear();
             Ok(())
         })();
         s.note(
@@ -865,6 +1188,117 @@ mod tests {
             assert_eq!(gone.read(path).expect("read"), old);
         }
         assert!(mixed, "some seed keeps a mix of sectors");
+    }
+
+    /// `/data` durable, `/data/<name>/f` holding `bytes`, all synced.
+    fn dir_with(fs: &SimFs, name: &str, bytes: &[u8]) -> PathBuf {
+        let d = Path::new("/data").join(name);
+        fs.create_dir_all(&d).expect("mkdir");
+        fs.sync_dir(Path::new("/")).expect("sync /");
+        fs.sync_dir(Path::new("/data")).expect("sync /data");
+        write(fs, &d.join("f"), bytes, true);
+        fs.sync_dir(&d).expect("sync dir");
+        d
+    }
+
+    fn f_in(fs: &SimFs, d: &Path) -> Option<Vec<u8>> {
+        fs.read(&d.join("f")).ok()
+    }
+
+    #[test]
+    fn a_new_directory_and_its_files_vanish_until_its_parent_is_synced() {
+        let fs = SimFs::new(1);
+        fs.create_dir_all(Path::new("/data/new")).expect("mkdir");
+        write(&fs, Path::new("/data/new/f"), b"x", true);
+        fs.sync_dir(Path::new("/data/new")).expect("sync new");
+        let after = fs.crash(CrashOptions::power_loss());
+        assert!(!after.exists(Path::new("/data")).expect("exists"));
+        fs.sync_dir(Path::new("/")).expect("sync /");
+        fs.sync_dir(Path::new("/data")).expect("sync /data");
+        let after = fs.crash(CrashOptions::power_loss());
+        assert_eq!(
+            f_in(&after, Path::new("/data/new")).as_deref(),
+            Some(&b"x"[..])
+        );
+    }
+
+    #[test]
+    fn a_directory_exchange_is_kept_or_lost_whole_until_the_parent_is_synced() {
+        let (mut kept, mut lost) = (0, 0);
+        for seed in 0..64 {
+            let fs = SimFs::new(seed);
+            let a = dir_with(&fs, "a", b"A");
+            let b = dir_with(&fs, "b", b"B");
+            fs.exchange_dirs(&a, &b).expect("exchange");
+            assert_eq!(f_in(&fs, &a).as_deref(), Some(&b"B"[..]));
+            // Entries made inside a directory follow it (its inode), whatever its name.
+            write(&fs, &a.join("g"), b"new", true);
+            fs.sync_dir(&a).expect("sync a");
+            let after = fs.crash(CrashOptions {
+                random_dir_ops: true,
+                ..CrashOptions::power_loss()
+            });
+            let (fa, fb) = (f_in(&after, &a), f_in(&after, &b));
+            match (fa.as_deref(), fb.as_deref()) {
+                (Some(b"B"), Some(b"A")) => {
+                    kept += 1;
+                    assert!(after.exists(&a.join("g")).expect("exists"));
+                }
+                (Some(b"A"), Some(b"B")) => {
+                    lost += 1;
+                    assert!(after.exists(&b.join("g")).expect("exists"));
+                }
+                other => panic!("seed {seed}: a mix: {other:?}"),
+            }
+            fs.sync_dir(Path::new("/data")).expect("sync");
+            let after = fs.crash(CrashOptions::power_loss());
+            assert_eq!(f_in(&after, &a).as_deref(), Some(&b"B"[..]));
+        }
+        assert!(kept > 0 && lost > 0, "kept {kept}, lost {lost}");
+        let fs = SimFs::new(0);
+        let (a, b) = (dir_with(&fs, "a", b"A"), dir_with(&fs, "b", b"B"));
+        fs.set_exchange_supported(false);
+        let e = fs.exchange_dirs(&a, &b).expect_err("unsupported");
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        assert_eq!(f_in(&fs, &a).as_deref(), Some(&b"A"[..]));
+    }
+
+    #[test]
+    fn a_directory_rename_moves_its_tree_and_a_removal_may_be_half_undone() {
+        let fs = SimFs::new(5);
+        let a = dir_with(&fs, "a", b"A");
+        write(&fs, &a.join("g"), b"G", true);
+        fs.sync_dir(&a).expect("sync");
+        let b = Path::new("/data/b");
+        fs.rename_dir(&a, b).expect("rename");
+        assert!(!fs.exists(&a).expect("exists"));
+        assert_eq!(fs.list_dir(b).expect("list"), vec!["f", "g"]);
+        assert_eq!(
+            fs.list_subdirs(Path::new("/data")).expect("list"),
+            vec!["b"]
+        );
+        let after = fs.crash(CrashOptions::power_loss());
+        assert_eq!(
+            after.list_subdirs(Path::new("/data")).expect("list"),
+            vec!["a"]
+        );
+        fs.sync_dir(Path::new("/data")).expect("sync");
+        // A removal not synced: any part of it may come back.
+        fs.remove_dir_all(b).expect("rm");
+        assert!(!fs.exists(b).expect("exists"));
+        let mut partial = false;
+        for _ in 0..16 {
+            let after = fs.crash(CrashOptions {
+                random_dir_ops: true,
+                ..CrashOptions::power_loss()
+            });
+            if after.exists(b).expect("exists") {
+                partial |= after.list_dir(b).expect("list").len() == 1;
+            }
+        }
+        assert!(partial, "some crash keeps part of the removal");
+        let after = fs.crash(CrashOptions::power_loss());
+        assert_eq!(after.list_dir(b).expect("list"), vec!["f", "g"]);
     }
 
     #[test]
