@@ -30,6 +30,9 @@ pub struct Outgoing {
     pub wait_synced: bool,
     /// What these replies added to `ConnShared::out_bytes` (taken back once written).
     pub size: usize,
+    /// The connection became a replica (SYNC/PSYNC): after these replies the writer hands the
+    /// socket to `master::serve_replica`.
+    pub replica: Option<Arc<crate::master::Feed>>,
 }
 
 /// State shared between a connection's tasks and the execution thread.
@@ -336,6 +339,12 @@ pub struct Client {
     pub need: u64,
     /// The replication master's client (`replica`): exempt from READONLY and from expiry.
     pub is_master: bool,
+    /// A replica of this server (after SYNC/PSYNC, `master.rs`).
+    pub is_replica: bool,
+    /// What REPLCONF said before SYNC/PSYNC.
+    pub repl_conf: Option<Box<crate::master::ReplConf>>,
+    /// Set by SYNC/PSYNC: handed to the writer task with the next flush.
+    pub handoff: Option<Arc<crate::master::Feed>>,
 }
 
 impl Client {
@@ -383,6 +392,9 @@ impl Client {
             wait_synced: false,
             need: 0,
             is_master: false,
+            is_replica: false,
+            repl_conf: None,
+            handoff: None,
         }
     }
 
@@ -430,7 +442,11 @@ impl Client {
     /// Send the accumulated replies, to be released once the log is durable up to `wait_pos`
     /// (and `need`).
     pub fn flush(&mut self, wait_pos: u64, completes_batch: bool) {
-        if self.out.is_empty() && !completes_batch && !self.close_after_reply {
+        if self.out.is_empty()
+            && !completes_batch
+            && !self.close_after_reply
+            && self.handoff.is_none()
+        {
             return;
         }
         let wait_pos = wait_pos.max(std::mem::take(&mut self.need));
@@ -448,6 +464,7 @@ impl Client {
                 completes_batch,
                 wait_synced: std::mem::take(&mut self.wait_synced),
                 size,
+                replica: self.handoff.take(),
             })
             .is_err()
         {

@@ -109,6 +109,9 @@ pub enum Purpose {
 pub enum Target {
     /// BGSAVE: the file becomes `final_path` (dbfilename).
     Dump { final_path: PathBuf },
+    /// No file: the RDB image goes to `out` as it is written (a diskless replica sync,
+    /// `master.rs`). Counts as a BGSAVE.
+    Stream { out: Box<dyn Write + Send> },
     /// BGREWRITEAOF: the file becomes the new AOF base, named after the rotation's ticket
     /// (which the log writer hands over when it has done the rotation).
     AofBase {
@@ -323,10 +326,18 @@ impl Snapshot {
         temp_path: PathBuf,
         file_format: Format,
     ) -> Result<(), String> {
+        // A file (installed per `target` when complete), or a stream (nothing to install).
+        let (out, target) = match target {
+            Target::Stream { out } => (Err(out), None),
+            target => {
+                let file = crate::util::create_fresh_file(&temp_path).map_err(|e| {
+                    format!("Failed opening the temp file {}: {e}", temp_path.display())
+                })?;
+                (Ok(file), Some(target))
+            }
+        };
         srv.snap_epoch = srv.snap_epoch.wrapping_add(1).max(1);
         let epoch = srv.snap_epoch;
-        let file = crate::util::create_fresh_file(&temp_path)
-            .map_err(|e| format!("Failed opening the temp file {}: {e}", temp_path.display()))?;
         let (tx, rx) = sync_channel::<Chunk>(CHANNEL_CHUNKS_MAX);
         // RESIZEDB hints for the loader: the sizes at the snapshot point.
         let sizes: Vec<(u64, u64)> = srv
@@ -335,8 +346,8 @@ impl Snapshot {
             .map(|d| (d.keys.len() as u64, d.expires.len() as u64))
             .collect();
         let purpose = match target {
-            Target::Dump { .. } => Purpose::Dump {},
-            Target::AofBase { .. } => Purpose::AofBase {},
+            Some(Target::AofBase { .. }) => Purpose::AofBase {},
+            _ => Purpose::Dump {},
         };
         let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = in_flight.clone();
@@ -351,11 +362,30 @@ impl Snapshot {
             .name("strongbox-snapshot".into())
             .spawn(move || {
                 crate::util::lower_thread_priority(SNAPSHOT_THREAD_NICE);
-                match file_format {
-                    Format::Rdb(opts) => serializer(rx, file, opts, sizes, &counter, per_key),
-                    Format::Resp => resp_serializer(rx, file, &counter, per_key),
+                match (file_format, out) {
+                    (Format::Rdb(opts), Ok(file)) => {
+                        let out =
+                            std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
+                        serializer(rx, out, opts, sizes, &counter, per_key, |out| {
+                            let mut f = out.into_inner().map_err(|e| e.to_string())?;
+                            f.flush().map_err(|e| e.to_string())?;
+                            f.file.sync_all().map_err(|e| e.to_string())
+                        })
+                    }
+                    (Format::Rdb(opts), Err(stream)) => {
+                        let out = std::io::BufWriter::with_capacity(256 << 10, stream);
+                        serializer(rx, out, opts, sizes, &counter, per_key, |out| {
+                            let mut w = out.into_inner().map_err(|e| e.to_string())?;
+                            w.flush().map_err(|e| e.to_string())
+                        })
+                    }
+                    (Format::Resp, Ok(file)) => resp_serializer(rx, file, &counter, per_key),
+                    (Format::Resp, Err(_)) => Err("a RESP snapshot needs a file".to_string()),
                 }?;
-                install(&temp, target)
+                match target {
+                    Some(target) => install(&temp, target),
+                    None => Ok(Finished::Dump),
+                }
             })
             .map_err(|e| e.to_string())?;
         NEW_OBJECT_SNAP.store(epoch, Ordering::Relaxed);
@@ -536,6 +566,7 @@ impl Snapshot {
 /// Move the finished, fsynced temp file into place (on the snapshot thread).
 fn install(temp: &std::path::Path, target: Target) -> Result<Finished, String> {
     match target {
+        Target::Stream { .. } => Ok(Finished::Dump),
         Target::Dump { final_path } => {
             crate::aof::install_file(temp, &final_path)?;
             Ok(Finished::Dump)
@@ -689,15 +720,16 @@ fn span(arena: &[u8], r: (u32, u32)) -> &[u8] {
     &arena[r.0 as usize..r.1 as usize]
 }
 
-fn serializer(
+/// Writes the RDB image to `out`; `done` finishes `out` (flush, fsync) after the last byte.
+fn serializer<W: Write>(
     rx: Receiver<Chunk>,
-    file: std::fs::File,
+    out: W,
     opts: WriterOptions,
     sizes: Vec<(u64, u64)>,
     counter: &std::sync::atomic::AtomicUsize,
     per_key: PerKey,
+    done: impl FnOnce(W) -> Result<(), String>,
 ) -> Result<(), String> {
-    let out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let (th, version) = (opts.thresholds, opts.version);
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
     let mut cur_db: Option<u32> = None;
@@ -727,9 +759,7 @@ fn serializer(
         .map_err(|e| e.to_string())
     })?;
     let out = w.finish().map_err(|e| e.to_string())?;
-    let mut f = out.into_inner().map_err(|e| e.to_string())?;
-    f.flush().map_err(|e| e.to_string())?;
-    f.file.sync_all().map_err(|e| e.to_string())
+    done(out)
 }
 
 fn write_converted<W: Write>(

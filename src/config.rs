@@ -146,7 +146,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("lazyfree-lazy-user-del", YES_NO, "no", MUT, INERT),
     opt("lazyfree-lazy-user-flush", YES_NO, "no", MUT, INERT),
     opt("repl-disable-tcp-nodelay", YES_NO, "no", MUT, INERT),
-    opt("repl-diskless-sync", YES_NO, "yes", MUT, INERT),
+    opt("repl-diskless-sync", YES_NO, "yes", MUT, DONE),
     opt("aof-rewrite-incremental-fsync", YES_NO, "yes", MUT, INERT),
     opt("no-appendfsync-on-rewrite", YES_NO, "no", MUT, INERT),
     opt("cluster-require-full-coverage", YES_NO, "yes", MUT, INERT),
@@ -419,7 +419,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(1, INT_MAX),
         "10",
         MUT,
-        INERT,
+        DONE,
     )
     .alias("repl-ping-slave-period"),
     opt(
@@ -455,7 +455,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(0, INT_MAX),
         "0",
         MUT,
-        INERT,
+        DONE,
     )
     .alias("min-slaves-to-write"),
     opt(
@@ -463,7 +463,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(0, INT_MAX),
         "10",
         MUT,
-        INERT,
+        DONE,
     )
     .alias("min-slaves-max-lag"),
     opt("watchdog-period", Kind::Int(0, INT_MAX), "0", MUT, INERT).hidden(),
@@ -547,7 +547,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Memory(1, LONG_MAX),
         "1048576",
         MUT,
-        INERT,
+        DONE,
     ),
     opt("maxmemory", Kind::Memory(0, LONG_MAX), "0", MUT, INERT),
     opt(
@@ -643,7 +643,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(0, LONG_MAX),
         "3600",
         MUT,
-        INERT,
+        DONE,
     ),
     opt(
         "auto-aof-rewrite-min-size",
@@ -701,7 +701,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::List,
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
         MUT,
-        INERT,
+        DONE,
     ),
     opt("oom-score-adj-values", Kind::List, "0 200 800", MUT, INERT),
     opt("notify-keyspace-events", STR, "", MUT, DONE),

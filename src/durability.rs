@@ -180,6 +180,10 @@ pub struct Durability {
     /// Keys changed inside the current unit (MULTI/EXEC): marked at its EXEC.
     unit_changed: Vec<u64>,
     unit_barrier: bool,
+    /// The replication stream (`master.rs`), once a replica has connected: every submitted
+    /// buffer goes there too, the same bytes as the log's, tagged with their log position so
+    /// that replicas get them only once the gate has released them.
+    repl: Option<Arc<crate::master::Backlog>>,
 }
 
 /// `changed` is pruned of released entries when it has doubled since the last prune, and from
@@ -222,6 +226,7 @@ impl Durability {
             barrier: 0,
             unit_changed: Vec::new(),
             unit_barrier: false,
+            repl: None,
         }
     }
 
@@ -230,6 +235,10 @@ impl Durability {
     }
 
     pub fn set_sink(&mut self, sink: Option<Box<dyn LogSink>>, start_pos: u64) {
+        if let Some(r) = &self.repl {
+            // Not expected (the log is flushed before it is replaced); the stream stays whole.
+            r.feed(&self.buf, self.submitted_end, false);
+        }
         self.sink = sink;
         self.submitted_end = start_pos;
         self.log_db = None;
@@ -246,14 +255,49 @@ impl Durability {
         });
     }
 
-    /// The position a reply produced now must wait for.
+    /// The position a reply produced now must wait for. (Without a log the buffer only
+    /// holds the replication stream's bytes, which nothing waits for.)
     pub fn pos(&self) -> u64 {
+        if self.sink.is_none() {
+            return self.submitted_end;
+        }
         self.submitted_end + self.buf.len() as u64
+    }
+
+    /// Feed the replication stream from now on (`master.rs`); its offset continues from the
+    /// backlog's end.
+    pub fn set_repl(&mut self, backlog: Option<Arc<crate::master::Backlog>>) {
+        self.repl = backlog;
+    }
+
+    /// The replication offset of the next byte appended (master_repl_offset), None while no
+    /// replica has ever connected.
+    pub fn repl_offset(&self) -> Option<i64> {
+        self.repl.as_ref().map(|r| r.end() + self.buf.len() as i64)
+    }
+
+    /// The next effect starts with SELECT (a replica's stream starts at the snapshot point:
+    /// it must not depend on a SELECT before it).
+    pub fn force_select(&mut self) {
+        self.log_db = None;
+    }
+
+    /// Bytes for the replication stream only (PING, REPLCONF GETACK): after everything
+    /// appended so far, released once the log before them is.
+    pub fn feed_repl_only(&mut self, bytes: &[u8]) {
+        debug_assert_eq!(self.multi_depth, 0, "replication bytes inside a unit");
+        if self.repl.is_none() {
+            return;
+        }
+        self.submit();
+        if let Some(r) = &self.repl {
+            r.feed(bytes, self.submitted_end, false);
+        }
     }
 
     /// Append one command executed in database `db`.
     pub fn append(&mut self, db: usize, argv: &[Bytes]) {
-        if self.sink.is_none() {
+        if self.sink.is_none() && self.repl.is_none() {
             return;
         }
         let db = db as u32;
@@ -267,7 +311,9 @@ impl Durability {
         }
         self.select(db);
         encode_command(&mut self.buf, argv);
-        self.note_change(db as usize, argv);
+        if self.sink.is_some() {
+            self.note_change(db as usize, argv);
+        }
     }
 
     /// Remember which keys the effect `argv` (just appended) changes, for [`Self::read_pos`].
@@ -390,6 +436,10 @@ impl Durability {
         self.prune();
         if self.buf.is_empty() {
             return;
+        }
+        if let Some(r) = &self.repl {
+            // The same bytes as the log's, at the log position they take there.
+            r.feed(&self.buf, self.submitted_end, self.sink.is_some());
         }
         if let Some(sink) = self.sink.as_mut() {
             let end = sink.submit(&self.buf, self.buf_db_at_start);

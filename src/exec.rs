@@ -344,6 +344,8 @@ pub struct Server {
     pub replica: Option<crate::replica::Replica>,
     /// The replication link task's handles (None in unit tests and tools).
     pub repl_ctl: Option<crate::replica::Control>,
+    /// The master side of replication: replicas of this server, the stream's backlog.
+    pub master: crate::master::Master,
 }
 
 impl Server {
@@ -398,6 +400,7 @@ impl Server {
             snap_epoch: 0,
             replica: None,
             repl_ctl: None,
+            master: crate::master::Master::default(),
             cfg,
         }
     }
@@ -573,6 +576,9 @@ impl Server {
             unregister_blocked(self, c.id, &b);
         }
         self.monitors.retain(|&m| m != c.id);
+        if c.is_replica {
+            crate::master::forget(self, c.id);
+        }
     }
 }
 
@@ -851,6 +857,10 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         reject(srv, client, Reply::err(crate::replica::READONLY_ERR));
         return;
     }
+    if spec.is_write() && crate::master::refuse_write(srv, client) {
+        reject(srv, client, Reply::err(crate::master::NOREPLICAS_ERR));
+        return;
+    }
     if client.multi.is_some() && !spec.has(flags::NO_MULTI) {
         if let Some(m) = client.multi.as_mut() {
             m.queued.push(argv);
@@ -1096,6 +1106,7 @@ fn round(
         srv.persistence_poll();
     }
     srv.log.submit();
+    crate::master::after_round(srv);
     flush_all(srv);
     if let Some(s) = srv.snapshot.as_mut() {
         s.note_round(round_start.elapsed());
@@ -1232,6 +1243,7 @@ fn cron(srv: &mut Server) {
                 && c.sub_count() == 0
                 && c.ssubs.is_empty()
                 && !c.monitor
+                && !c.is_replica
                 && now - c.last_interaction_ms > timeout_s * 1000
             {
                 c.closed = true;
@@ -1243,6 +1255,7 @@ fn cron(srv: &mut Server) {
         active_expire(srv, now);
     }
     crate::replica::cron(srv);
+    crate::master::cron(srv);
     if srv.cfg.get_bool("activerehashing") {
         active_rehash(srv);
     }
@@ -1284,7 +1297,11 @@ impl Server {
     /// install it.
     fn snapshot_step(&mut self) {
         if crate::compaction::step(self) {
-            self.with_persistence(|p, srv| p.snapshot_done(srv));
+            if crate::master::owns_snapshot(self) {
+                crate::master::snapshot_done(self);
+            } else {
+                self.with_persistence(|p, srv| p.snapshot_done(srv));
+            }
         }
     }
 

@@ -116,6 +116,7 @@ pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
                 tracing::warn!("There is a child rewriting the AOF. Killing it!")
             }
         }
+        crate::master::cancel_sync(srv);
         crate::compaction::abort(srv);
     }
     if srv.rewrite_presync.take().is_some() {

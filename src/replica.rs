@@ -158,7 +158,8 @@ pub fn install(srv: &mut Server, rt: &tokio::runtime::Runtime, exec_tx: ExecSend
         for e in rd.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with("temp-replica-") && name.ends_with(".rdb") {
+            // temp-replica-*: a sync's download; temp-repl-*: a snapshot for our replicas.
+            if name.starts_with("temp-repl") && (name.ends_with(".rdb") || name.ends_with(".tmp")) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -460,9 +461,12 @@ fn full_sync(
     replid: String,
     offset: i64,
 ) -> Result<(), String> {
-    // A running snapshot (BGSAVE or rewrite) describes the dataset about to be replaced.
+    // A running snapshot (BGSAVE or rewrite) describes the dataset about to be replaced; so do
+    // this server's own replicas and its replication stream.
     srv.rewrite_presync = None;
+    crate::master::cancel_sync(srv);
     crate::compaction::abort(srv);
+    crate::master::dataset_replaced(srv);
     let Some(mut rep) = srv.replica.take() else {
         return Ok(());
     };

@@ -227,7 +227,9 @@ async fn writer_task(
         let mut close = false;
         let mut completed = 0;
         let mut size = 0;
+        let mut handoff = None;
         for o in batch.drain(..) {
+            handoff = handoff.or(o.replica);
             for r in &o.replies {
                 encode(r, o.proto, &mut out);
             }
@@ -253,6 +255,19 @@ async fn writer_task(
         );
         if completed > 0 {
             permits.add_permits(completed);
+        }
+        if let (Some(feed), false) = (handoff, close) {
+            // SYNC/PSYNC: the connection is a replica from here on.
+            let conn = crate::master::Conn {
+                wr,
+                rx,
+                gate,
+                permits,
+                shared,
+                bytes_out,
+            };
+            crate::master::serve_replica(conn, feed).await;
+            return;
         }
         if close {
             let _ = wr.shutdown().await;

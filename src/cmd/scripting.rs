@@ -680,6 +680,9 @@ fn script_call(
     if spec.is_write() && crate::replica::refuse_write(srv, client) {
         return fail(crate::replica::READONLY_ERR);
     }
+    if spec.is_write() && crate::master::refuse_write(srv, client) {
+        return fail(crate::master::NOREPLICAS_ERR);
+    }
     if spec.is_write() {
         if let Some(e) = srv.log.failed() {
             return fail(&format!("MISCONF Errors writing to the AOF file: {e}"));

@@ -5,6 +5,7 @@
 //! - [`conn`]: `RawConn`, a byte-exact RESP client (send bytes, read exactly one reply).
 //! - [`resp`]: pure RESP2/RESP3 framing (`reply_len`, `parse_frame`, `encode_command`, `escape`).
 //! - [`keyspace`]: a server's keys and typed values through commands (`scan_keys`, `key_value`).
+//! - [`replication`]: two servers' keyspaces compared, a dataset and a write stream to replicate.
 //!
 //! Every test binary compiles this module, and most use only part of it.
 #![allow(dead_code, unused_imports)]
@@ -12,6 +13,7 @@
 pub mod conn;
 pub mod keyspace;
 pub mod port;
+pub mod replication;
 pub mod resp;
 pub mod server;
 

@@ -118,7 +118,9 @@ fn parse_type(s: &[u8]) -> Result<ClientType, Reply> {
 }
 
 fn client_type(c: &Client) -> ClientType {
-    if c.sub_count() + c.ssubs.len() > 0 {
+    if c.is_replica {
+        ClientType::Replica
+    } else if c.sub_count() + c.ssubs.len() > 0 {
         ClientType::PubSub
     } else {
         ClientType::Normal
@@ -235,6 +237,9 @@ fn on_off(a: &[u8]) -> Option<bool> {
 /// per-connection number in the range Redis's client descriptors use.
 fn client_info(out: &mut String, c: &Client, now_ms: i64, current: Option<(&str, &[Bytes])>) {
     let mut flags = String::new();
+    if c.is_replica {
+        flags.push('S');
+    }
     if c.monitor {
         flags.push('O');
     }

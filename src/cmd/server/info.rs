@@ -153,12 +153,6 @@ pub(super) fn run_id() -> &'static str {
     ID.get_or_init(random_hex40)
 }
 
-/// The replication id (random per process; there are no replicas).
-pub(super) fn repl_id() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(random_hex40)
-}
-
 fn os_string() -> String {
     let read = |p: &str| {
         std::fs::read_to_string(p)
@@ -443,9 +437,9 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         s.kv("instantaneous_input_repl_kbps", "0.00");
         s.kv("instantaneous_output_repl_kbps", "0.00");
         s.kv("rejected_connections", st.rejected_connections);
-        s.kv("sync_full", 0);
-        s.kv("sync_partial_ok", 0);
-        s.kv("sync_partial_err", 0);
+        s.kv("sync_full", srv.master.sync_full);
+        s.kv("sync_partial_ok", srv.master.sync_partial_ok);
+        s.kv("sync_partial_err", srv.master.sync_partial_err);
         s.kv("expired_keys", st.expired_keys);
         s.kv(
             "expired_stale_perc",
@@ -490,32 +484,26 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
     if sel.wants("replication") {
         begin(&mut out, "Replication");
         let mut s = Section { out: String::new() };
-        let mut offset = 0;
-        let mut replid = repl_id().to_string();
+        let mut upstream = None;
         match crate::replica::info_fields(srv) {
             Some(fields) => {
                 for (k, v) in fields {
                     s.kv(&k, v);
                 }
                 if let Some(r) = &srv.replica {
-                    offset = r.offset.max(0);
-                    if !r.master_replid.is_empty() {
-                        replid = r.master_replid.clone();
-                    }
+                    let replid = if r.master_replid.is_empty() {
+                        srv.master.replid.clone()
+                    } else {
+                        r.master_replid.clone()
+                    };
+                    upstream = Some((replid, r.offset.max(0)));
                 }
             }
             None => s.kv("role", "master"),
         }
-        s.kv("connected_slaves", 0);
-        s.kv("master_failover_state", "no-failover");
-        s.kv("master_replid", replid);
-        s.kv("master_replid2", "0".repeat(40));
-        s.kv("master_repl_offset", offset);
-        s.kv("second_repl_offset", -1);
-        s.kv("repl_backlog_active", 0);
-        s.kv("repl_backlog_size", 1_048_576);
-        s.kv("repl_backlog_first_byte_offset", 0);
-        s.kv("repl_backlog_histlen", 0);
+        for (k, v) in crate::master::info_fields(srv, upstream) {
+            s.kv(&k, v);
+        }
         out.push_str(&s.out);
     }
 

@@ -320,24 +320,20 @@ pub(super) fn role(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     if let Some(r) = crate::replica::role_reply(ctx.srv) {
         return r;
     }
-    Reply::Array(vec![
-        Reply::bulk_str("master"),
-        Reply::Int(0),
-        Reply::Array(vec![]),
-    ])
+    crate::master::role_reply(ctx.srv)
 }
 
-/// WAIT numreplicas timeout: there are no replicas, so 0 replicas acknowledged, at once.
-/// (Redis would block until the timeout when numreplicas > 0; every write here is already
-/// durable in the log before its reply is released.)
-pub(super) fn wait(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    if crate::util::parse_i64(&args[1]).is_none() {
+/// WAIT numreplicas timeout: how many replicas acknowledged everything written so far,
+/// waiting up to `timeout` ms for `numreplicas` of them (`master::wait`).
+pub(super) fn wait(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let Some(numreplicas) = crate::util::parse_i64(&args[1]) else {
         return Reply::err(err::NOT_INT);
-    }
-    if let Err(e) = super::client::parse_timeout_ms(&args[2]) {
-        return e;
-    }
-    Reply::Int(0)
+    };
+    let timeout = match super::client::parse_timeout_ms(&args[2]) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    crate::master::wait(ctx, numreplicas, timeout)
 }
 
 pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {

@@ -117,6 +117,21 @@ pub static COMMANDS: &[CommandSpec] = &[
         ..cmd("replicaof", 3, ADMIN | NOSCRIPT | STALE, KNONE, "server", crate::replica::replicaof_command)
     },
     CommandSpec {
+        summary: "An internal command used in replication",
+        since: "2.8.0",
+        ..cmd("psync", -3, ADMIN | NOSCRIPT, KNONE, "server", crate::master::sync_command)
+    },
+    CommandSpec {
+        summary: "An internal command used in replication",
+        since: "1.0.0",
+        ..cmd("sync", 1, ADMIN | NOSCRIPT, KNONE, "server", crate::master::sync_command)
+    },
+    CommandSpec {
+        summary: "An internal command for configuring the replication stream",
+        since: "3.0.0",
+        ..cmd("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, KNONE, "server", crate::master::replconf_command)
+    },
+    CommandSpec {
         summary: "Sets a Redis server as a replica of another, or promotes it to being a master",
         since: "1.0.0",
         ..cmd("slaveof", 3, ADMIN | NOSCRIPT | STALE, KNONE, "server", crate::replica::replicaof_command)

@@ -1,0 +1,502 @@
+//! Strongbox as a replication master (src/master.rs): redis-server 7.0 replicating from it
+//! (full sync in both payload forms, the write stream, offsets, WAIT, partial resync after a
+//! dropped link), `redis-cli --rdb` and `--replica`, a Strongbox replica of Strongbox, and the
+//! replica output buffer limit.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::replication::{
+    con, diff, dump_keyspace, fill, info_field, more_writes, wait_link_up, wait_same,
+};
+use common::{RedisServer, StrongboxServer};
+
+fn info(port: u16, section: &str) -> String {
+    redis::cmd("INFO")
+        .arg(section)
+        .query(&mut con(port))
+        .unwrap()
+}
+
+fn field(info: &str, name: &str) -> Option<String> {
+    info.lines().find_map(|l| {
+        l.strip_prefix(&format!("{name}:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// Waits until the replica has acknowledged the master's whole stream, and returns the offset:
+/// the master's `master_repl_offset`, the replica's own offset and the master's view of the
+/// replica's acknowledged offset (`slave0:...offset=`) agree.
+fn wait_offsets_converge(master: u16, replica: u16, replica_field: &str) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = info(master, "replication");
+        let moff: i64 = field(&m, "master_repl_offset").unwrap().parse().unwrap();
+        let roff: i64 = info_field(replica, replica_field).unwrap().parse().unwrap();
+        let acked = m
+            .lines()
+            .any(|l| l.starts_with("slave0:") && l.contains(&format!("offset={moff},")));
+        if moff > 0 && roff == moff && acked {
+            return moff;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "offsets: master {moff}, replica {roff}\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_log(log: impl Fn() -> String, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log().contains(needle) {
+        assert!(Instant::now() < deadline, "no '{needle}' in:\n{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn redis_replica_full_sync_stream_wait_and_partial_resync() {
+    // The payload as `$<len>` (disk form).
+    let master = StrongboxServer::start(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--repl-diskless-sync",
+        "no",
+    ]);
+    let mp = master.port();
+    let mut raw = master.conn();
+    // Bad input gets Redis's errors.
+    raw.assert_cmd(&["REPLCONF", "capa"], b"-ERR syntax error\r\n");
+    raw.assert_cmd(
+        &["REPLCONF", "listening-port", "x"],
+        b"-ERR value is not an integer or out of range\r\n",
+    );
+    raw.assert_cmd(
+        &["REPLCONF", "nope", "1"],
+        b"-ERR Unrecognized REPLCONF option: nope\r\n",
+    );
+    raw.assert_cmd(&["REPLCONF", "capa", "eof", "capa", "whatever"], b"+OK\r\n");
+    raw.assert_cmd(
+        &["PSYNC", "?", "notanumber"],
+        b"-ERR value is not an integer or out of range\r\n",
+    );
+    raw.assert_cmd(
+        &["PSYNC", "?"],
+        b"-ERR wrong number of arguments for 'psync' command\r\n",
+    );
+    raw.assert_cmd(&["MULTI"], b"+OK\r\n");
+    raw.assert_cmd(&["SYNC"], b"+QUEUED\r\n");
+    raw.assert_cmd(
+        &["EXEC"],
+        b"*1\r\n-ERR Command not allowed inside a transaction\r\n",
+    );
+    // No replica: WAIT 0 answers at once, WAIT 1 after its timeout, with 0.
+    raw.assert_cmd(&["WAIT", "0", "0"], b":0\r\n");
+    let t0 = Instant::now();
+    raw.assert_cmd(&["WAIT", "1", "200"], b":0\r\n");
+    assert!(t0.elapsed() >= Duration::from_millis(150));
+    assert_eq!(
+        field(&info(mp, "replication"), "connected_slaves").as_deref(),
+        Some("0")
+    );
+
+    fill(mp, 3000);
+    let mport = mp.to_string();
+    let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &mport]);
+    let rp = replica.port();
+    wait_link_up(rp);
+    let synced = wait_same(mp, rp, "after the full sync");
+    assert!(synced.len() > 3000, "{} keys", synced.len());
+    assert!(
+        replica.log().contains("bytes from master to disk"),
+        "not the $<len> form: {}",
+        replica.log()
+    );
+    assert!(master
+        .log()
+        .contains("Starting BGSAVE for SYNC with target: disk"));
+
+    // Extreme numbers: a full sync for an offset we never had, a WAIT that never ends.
+    let mut odd = master.conn();
+    let replid = field(&info(mp, "replication"), "master_replid").unwrap();
+    odd.send_cmd(&["PSYNC", &replid, "-9223372036854775808"]);
+    let head = odd.read_reply();
+    assert!(head.starts_with(b"+FULLRESYNC "), "{head:?}");
+    let mut waiting = master.conn();
+    waiting.send_cmd(&["WAIT", "5", "9223372036854775807"]);
+    raw.assert_cmd(&["PING"], b"+PONG\r\n");
+    drop(odd);
+    drop(waiting);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while field(&info(mp, "replication"), "connected_slaves").as_deref() != Some("1") {
+        assert!(Instant::now() < deadline, "the odd replica stays");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The stream: MULTI/EXEC, EXPIRE, DEL, EVAL, streams, another db, an expiration.
+    more_writes(mp);
+    let after = wait_same(mp, rp, "after the stream");
+    assert!(after.contains_key(&(0, b"lua:s".to_vec())));
+    assert!(!after.contains_key(&(0, b"k:1".to_vec())));
+    assert!(!after.contains_key(&(0, b"short".to_vec())));
+    let off = wait_offsets_converge(mp, rp, "master_repl_offset");
+    assert_eq!(
+        info_field(rp, "master_replid"),
+        field(&info(mp, "replication"), "master_replid")
+    );
+
+    // WAIT counts the replica once it acknowledged the write; WAIT 2 times out with 1.
+    raw.assert_cmd(&["SET", "waited", "1"], b"+OK\r\n");
+    raw.assert_cmd(&["WAIT", "1", "5000"], b":1\r\n");
+    let t0 = Instant::now();
+    raw.assert_cmd(&["WAIT", "2", "300"], b":1\r\n");
+    assert!(t0.elapsed() >= Duration::from_millis(250));
+    let v: Option<String> = redis::cmd("GET").arg("waited").query(&mut con(rp)).unwrap();
+    assert_eq!(v.as_deref(), Some("1"));
+
+    // INFO, ROLE, CLIENT LIST as a Redis master's (once the replica acknowledged WAIT's
+    // GETACK too: its answer to it is the offset before it, the next ACK the one after).
+    let moff = wait_offsets_converge(mp, rp, "master_repl_offset");
+    assert!(moff > off);
+    let m = info(mp, "replication");
+    assert_eq!(field(&m, "role").as_deref(), Some("master"));
+    assert_eq!(field(&m, "connected_slaves").as_deref(), Some("1"));
+    let slave0 = field(&m, "slave0").unwrap();
+    assert!(
+        slave0.starts_with(&format!("ip=127.0.0.1,port={rp},state=online,offset=")),
+        "{slave0}"
+    );
+    assert_eq!(field(&m, "repl_backlog_active").as_deref(), Some("1"));
+    assert_eq!(
+        field(&m, "repl_backlog_histlen"),
+        field(&m, "master_repl_offset")
+    );
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut con(mp)).unwrap();
+    assert_eq!(role[0], redis::Value::BulkString(b"master".to_vec()));
+    let redis::Value::Array(replicas) = &role[2] else {
+        panic!("{role:?}")
+    };
+    // (Unless the 10-second PING went out in between.)
+    if role[1] == redis::Value::Int(moff) {
+        assert_eq!(
+            replicas[0],
+            redis::Value::Array(vec![
+                redis::Value::BulkString(b"127.0.0.1".to_vec()),
+                redis::Value::BulkString(rp.to_string().into_bytes()),
+                redis::Value::BulkString(moff.to_string().into_bytes()),
+            ])
+        );
+    }
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut con(mp))
+        .unwrap();
+    assert_eq!(list.lines().count(), 1, "{list}");
+    let line = list
+        .lines()
+        .find(|l| l.contains(" flags=S "))
+        .unwrap_or_else(|| panic!("no replica in CLIENT LIST: {list}"));
+    let id = line
+        .split(' ')
+        .find_map(|f| f.strip_prefix("id="))
+        .unwrap()
+        .to_string();
+
+    // min-replicas-to-write: writes need that many replicas that acknowledged lately.
+    raw.assert_cmd(&["CONFIG", "SET", "min-replicas-to-write", "2"], b"+OK\r\n");
+    let until = |raw: &mut common::RawConn, want: &[u8]| {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let got = raw.cmd(&["SET", "guarded", "1"]);
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}",
+                String::from_utf8_lossy(&got)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until(
+        &mut raw,
+        b"-NOREPLICAS Not enough good replicas to write.\r\n",
+    );
+    assert_eq!(
+        field(&info(mp, "replication"), "min_slaves_good_slaves").as_deref(),
+        Some("1")
+    );
+    raw.assert_cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"], b"+OK\r\n");
+    until(&mut raw, b"+OK\r\n");
+    raw.assert_cmd(&["CONFIG", "SET", "min-replicas-to-write", "0"], b"+OK\r\n");
+
+    // The link drops; writes go on meanwhile; the replica continues from the backlog.
+    raw.assert_cmd(&["CLIENT", "KILL", "ID", &id], b":1\r\n");
+    for i in 0..50 {
+        raw.assert_cmd(&["SET", &format!("while-down:{i}"), "x"], b"+OK\r\n");
+    }
+    wait_log(
+        || replica.log(),
+        "Successful partial resynchronization with master",
+    );
+    let m = info(mp, "stats");
+    assert_eq!(field(&m, "sync_partial_ok").as_deref(), Some("1"), "{m}");
+    // The replica's and the odd PSYNC's; the odd one also asked for an offset we lack.
+    assert_eq!(field(&m, "sync_full").as_deref(), Some("2"), "{m}");
+    assert_eq!(field(&m, "sync_partial_err").as_deref(), Some("1"), "{m}");
+    wait_same(mp, rp, "after the partial resync");
+    wait_offsets_converge(mp, rp, "master_repl_offset");
+}
+
+/// Redis 7.0's default: the `$EOF:<mark>` form to a replica that declared `capa eof`; and
+/// redis-cli's dump (`--rdb`) and stream (`--replica`) clients.
+#[test]
+fn eof_form_redis_cli_rdb_and_replica() {
+    let master = StrongboxServer::start(&["--appendonly", "yes"]);
+    let mp = master.port();
+    fill(mp, 800);
+    let expected = dump_keyspace(mp);
+
+    // redis-cli --rdb: a file redis-check-rdb accepts and redis-server loads to the same keys.
+    let dir = tempfile::tempdir().unwrap();
+    let rdb = dir.path().join("dump.rdb");
+    let out = Command::new("redis-cli")
+        .args(["-p", &mp.to_string(), "--rdb"])
+        .arg(&rdb)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let check = Command::new("redis-check-rdb").arg(&rdb).output().unwrap();
+    assert!(check.status.success(), "{check:?}");
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("RDB looks OK"),
+        "{check:?}"
+    );
+    let loaded = RedisServer::start_in(dir.path(), &[]);
+    if let Some(d) = diff(&expected, &dump_keyspace(loaded.port())) {
+        panic!("redis-cli --rdb file: {d}");
+    }
+    drop(loaded);
+
+    // A Redis replica gets the EOF form.
+    let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &mp.to_string()]);
+    wait_link_up(replica.port());
+    wait_same(mp, replica.port(), "after the EOF-form sync");
+    assert!(
+        replica
+            .log()
+            .contains("receiving streamed RDB from master with EOF"),
+        "{}",
+        replica.log()
+    );
+    // Diskless: written to the replica's socket, no file on the master's side.
+    assert!(
+        master
+            .log()
+            .contains("Starting BGSAVE for SYNC with target: replicas sockets"),
+        "{}",
+        master.log()
+    );
+    let files: Vec<_> = std::fs::read_dir(master.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("temp-"))
+        .collect();
+    assert!(files.is_empty(), "{files:?}");
+
+    // redis-cli --replica prints the stream it gets.
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &mp.to_string(), "--replica"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while field(&info(mp, "replication"), "connected_slaves").as_deref() != Some("2") {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("redis-cli --replica did not attach");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut c = con(mp);
+    redis::cmd("SET")
+        .arg("seen-by-cli")
+        .arg("42")
+        .query::<()>(&mut c)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut printed = Vec::new();
+    let seen = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.eq_ignore_ascii_case("\"set\",\"seen-by-cli\",\"42\"") => break true,
+            Ok(l) => printed.push(l),
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen, "redis-cli --replica printed: {printed:?}");
+    wait_same(mp, replica.port(), "after the write");
+}
+
+/// A Strongbox replica of a Strongbox master (this master side, the existing replica side).
+#[test]
+fn strongbox_replica_of_strongbox() {
+    let master = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mp = master.port();
+    fill(mp, 1000);
+    let mport = mp.to_string();
+    let mut replica =
+        StrongboxServer::start(&["--appendonly", "yes", "--replicaof", "127.0.0.1", &mport]);
+    let rp = replica.port();
+    wait_link_up(rp);
+    wait_same(mp, rp, "after the full sync");
+    more_writes(mp);
+    wait_same(mp, rp, "after the stream");
+    wait_offsets_converge(mp, rp, "slave_repl_offset");
+    let mut raw = master.conn();
+    raw.assert_cmd(&["INCR", "counter"], b":1\r\n");
+    raw.assert_cmd(&["WAIT", "1", "5000"], b":1\r\n");
+    // The replica's own log holds what it replicated.
+    let expected = wait_same(mp, rp, "after WAIT");
+    replica.kill9();
+    replica.restart();
+    if let Some(d) = diff(&expected, &dump_keyspace(replica.port())) {
+        panic!("the replica after kill -9: {d}");
+    }
+}
+
+/// A replica that does not read is disconnected once its pending stream passes
+/// `client-output-buffer-limit replica`'s hard limit.
+#[test]
+fn a_replica_over_its_output_limit_is_disconnected() {
+    let master = StrongboxServer::start(&[]);
+    let mp = master.port();
+    let mut raw = master.conn();
+    raw.assert_cmd(
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 1mb 512kb 60",
+        ],
+        b"+OK\r\n",
+    );
+    let mut replica = master.conn();
+    replica.assert_cmd(&["REPLCONF", "listening-port", "1"], b"+OK\r\n");
+    replica.send_cmd(&["PSYNC", "?", "-1"]);
+    let head = replica.read_reply();
+    assert!(head.starts_with(b"+FULLRESYNC "), "{head:?}");
+    assert_eq!(
+        field(&info(mp, "replication"), "connected_slaves").as_deref(),
+        Some("1")
+    );
+    // 16 MB written, never read by the replica: far past 1 MB and any socket buffer.
+    let value = "v".repeat(1 << 20);
+    for i in 0..16 {
+        raw.assert_cmd(&["SET", &format!("big:{i}"), &value], b"+OK\r\n");
+    }
+    assert!(replica.is_closed_within(Duration::from_secs(10)));
+    wait_log(|| master.log(), "overcoming of output buffer limits");
+    let m = info(mp, "replication");
+    assert_eq!(field(&m, "connected_slaves").as_deref(), Some("0"));
+    // Without replicas the backlog goes after `repl-backlog-ttl`; the offset stays.
+    let offset = field(&m, "master_repl_offset").unwrap();
+    assert!(offset.parse::<i64>().unwrap() > 16 << 20, "{m}");
+    raw.assert_cmd(&["CONFIG", "SET", "repl-backlog-ttl", "1"], b"+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = info(mp, "replication");
+        if field(&m, "repl_backlog_active").as_deref() == Some("0") {
+            assert_eq!(field(&m, "master_repl_offset"), Some(offset));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backlog stayed: {m}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A diskless replica that stops reading does not hold the snapshot (and so BGSAVE and
+/// BGREWRITEAOF) up: after `repl-timeout` it is dropped and the snapshot ends.
+#[test]
+fn a_stuck_diskless_replica_is_dropped_after_repl_timeout() {
+    let master = StrongboxServer::start(&["--repl-timeout", "1", "--rdbcompression", "no"]);
+    let mut raw = master.conn();
+    let value = "v".repeat(1 << 20);
+    for i in 0..24 {
+        raw.assert_cmd(&["SET", &format!("big:{i}"), &value], b"+OK\r\n");
+    }
+    let mut replica = master.conn();
+    replica.assert_cmd(&["REPLCONF", "capa", "eof"], b"+OK\r\n");
+    replica.send_cmd(&["PSYNC", "?", "-1"]);
+    let head = replica.read_reply();
+    assert!(head.starts_with(b"+FULLRESYNC "), "{head:?}");
+    wait_log(|| master.log(), "Background saving for replica sync failed");
+    assert!(replica.is_closed_within(Duration::from_secs(5)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = raw.cmd(&["BGSAVE"]);
+        if r == b"+Background saving started\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&r));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SHUTDOWN does not wait for a diskless replica that stopped reading (the snapshot it holds
+/// up is abandoned at once).
+#[test]
+fn shutdown_does_not_wait_for_a_stuck_diskless_replica() {
+    let mut master = StrongboxServer::start(&["--rdbcompression", "no"]);
+    let mp = master.port();
+    let mut raw = master.conn();
+    let value = "w".repeat(1 << 20);
+    for i in 0..24 {
+        raw.assert_cmd(&["SET", &format!("big:{i}"), &value], b"+OK\r\n");
+    }
+    let mut replica = master.conn();
+    replica.assert_cmd(&["REPLCONF", "capa", "eof"], b"+OK\r\n");
+    replica.send_cmd(&["PSYNC", "?", "-1"]);
+    let head = replica.read_reply();
+    assert!(head.starts_with(b"+FULLRESYNC "), "{head:?}");
+    // The transfer is stuck: the snapshot still runs a while later.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        field(&info(mp, "persistence"), "rdb_bgsave_in_progress").as_deref(),
+        Some("1")
+    );
+    raw.send_cmd(&["SHUTDOWN", "NOSAVE"]);
+    let t0 = Instant::now();
+    while master.is_running() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "SHUTDOWN waits for the stuck replica"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
