@@ -1123,8 +1123,10 @@ pub struct Config {
     save_from_file: bool,
     /// `rename-command` directives in file order: (command, new name; empty = removed).
     pub renamed_commands: Vec<(String, String)>,
-    /// Directives accepted without effect, for start-up warnings (e.g. `user` lines).
+    /// Directives accepted without effect, for start-up warnings.
     pub inert_directives: Vec<String>,
+    /// `user <name> <rules...>` directives in file order (loaded by `cmd::acl::load_at_start`).
+    pub users: Vec<Vec<String>>,
 }
 
 impl Default for Config {
@@ -1139,6 +1141,7 @@ impl Default for Config {
             save_from_file: false,
             renamed_commands: Vec::new(),
             inert_directives: Vec::new(),
+            users: Vec::new(),
         }
     }
 }
@@ -1326,15 +1329,24 @@ impl Config {
                         .push((vals[0].to_ascii_lowercase(), vals[1].to_ascii_lowercase()));
                 }
                 ("user", n) if n >= 1 => {
-                    if vals[0] == "default" {
-                        return Err(fail(
-                            "Strongbox has no ACL users: a 'user default' line could leave the server open if it were ignored; use requirepass instead",
-                        ));
+                    // Checked now, as Redis does (the users are created once the server starts).
+                    let mut u = crate::acl::User::new(vals[0].as_bytes(), false);
+                    let bad = vals[1..]
+                        .iter()
+                        .find_map(|r| u.apply(r.as_bytes(), false).err());
+                    if let Some(e) = bad {
+                        return Err(fail(&format!(
+                            "Error in user declaration '{}': {e}",
+                            vals[0]
+                        )));
                     }
-                    self.inert_directives.push(format!(
-                        "'user {}': Strongbox has no ACL users, so this user cannot log in",
-                        vals[0]
-                    ));
+                    if self.users.iter().any(|x| x[0] == vals[0]) {
+                        return Err(fail(&format!(
+                            "Error in user declaration '{}': Duplicate user found. A user can only be defined once in config files",
+                            vals[0]
+                        )));
+                    }
+                    self.users.push(vals.to_vec());
                 }
                 ("loadmodule", n) if n >= 1 => {
                     return Err(fail(&format!(

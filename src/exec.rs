@@ -344,6 +344,8 @@ pub struct Server {
     pub replica: Option<crate::replica::Replica>,
     /// The replication link task's handles (None in unit tests and tools).
     pub repl_ctl: Option<crate::replica::Control>,
+    /// ACL users and the ACL LOG.
+    pub acl: crate::acl::Acl,
 }
 
 impl Server {
@@ -358,6 +360,7 @@ impl Server {
     /// Re-read the cached options after `cfg` changed (CONFIG SET).
     pub fn config_changed(&mut self) {
         self.hot = HotConfig::from_config(&self.cfg);
+        crate::cmd::acl::requirepass_changed(self);
     }
 
     pub fn new(cfg: Config) -> Server {
@@ -398,6 +401,11 @@ impl Server {
             snap_epoch: 0,
             replica: None,
             repl_ctl: None,
+            acl: {
+                let mut acl = crate::acl::Acl::default();
+                acl.set_requirepass(cfg.get("requirepass"));
+                acl
+            },
             cfg,
         }
     }
@@ -828,6 +836,19 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         reject(srv, client, Reply::err("NOAUTH Authentication required."));
         return;
     }
+    // ACLs: one load and branch for a user with every permission (the default user).
+    if !client.user.superuser {
+        if let Err(d) = client.user.check(spec, &argv) {
+            let context = if client.multi.is_some() {
+                crate::acl::CTX_MULTI
+            } else {
+                crate::acl::CTX_TOPLEVEL
+            };
+            crate::cmd::acl::log_denied(srv, client, spec, &argv, d, context);
+            reject(srv, client, crate::cmd::acl::noperm_error(spec, &argv, d));
+            return;
+        }
+    }
     if client.in_pubsub_context() && !spec.has(flags::SUBSCRIBED_OK) {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         reject(
@@ -1139,8 +1160,10 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
             shared,
         } => {
             srv.stats.total_connections += 1;
-            let needs_auth = srv.hot.requirepass_set;
+            let user = srv.acl.default_user();
+            let needs_auth = !user.logs_in_without_password();
             let mut c = Client::new(id, tx, shared, addr, laddr, now_ms(), needs_auth);
+            c.user = user;
             let max = srv.hot.maxclients.max(1) as usize;
             if srv.clients.len() >= max {
                 srv.stats.rejected_connections += 1;
