@@ -892,9 +892,9 @@ pub fn valid_username(name: &[u8]) -> bool {
     !has_spaces(name)
 }
 
-/// Parse an ACL file's text into users (Redis's ACLLoadFromFile checks): every line
-/// `user <name> <rules...>`, each user once. The default user is created if not listed.
-/// Err is Redis's message (`<file>:<line>: <error>`).
+/// Parse an ACL file's text into users (Redis 7.0's ACLLoadFromFile checks and messages):
+/// every line `user <name> <rules...>`, each user once. The default user is created if not
+/// listed. Err is Redis's message, ending with its "no change" warning.
 pub fn parse_acl_file(
     text: &str,
     path: &str,
@@ -902,14 +902,14 @@ pub fn parse_acl_file(
 ) -> Result<BTreeMap<Bytes, Arc<User>>, String> {
     let mut users: BTreeMap<Bytes, Arc<User>> = BTreeMap::new();
     let mut errors = String::new();
-    for (n, raw) in text.lines().enumerate() {
+    for (n, raw) in text.split('\n').enumerate() {
         let lineno = n + 1;
-        let line = raw.trim();
+        let line = raw.trim_matches([' ', '\t', '\r', '\n']);
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let Some(argv) = crate::resp::split_args(line.as_bytes()) else {
-            errors.push_str(&format!("{path}:{lineno}: unbalanced quotes in acl line. "));
+            errors.push_str(&format!("{path}:{lineno}: Syntax error. "));
             continue;
         };
         if argv.is_empty() {
@@ -917,7 +917,7 @@ pub fn parse_acl_file(
         }
         if argv[0] != b"user" || argv.len() < 2 {
             errors.push_str(&format!(
-                "{path}:{lineno}: line should start with user keyword. "
+                "{path}:{lineno} should start with user keyword followed by the username. "
             ));
             continue;
         }
@@ -930,7 +930,7 @@ pub fn parse_acl_file(
         }
         if users.contains_key(&argv[1][..]) {
             errors.push_str(&format!(
-                "{path}:{lineno}: Duplicate user '{}' found. ",
+                "WARNING: Duplicate user '{}' found on line {lineno}. ",
                 String::from_utf8_lossy(&argv[1])
             ));
             continue;
@@ -940,14 +940,18 @@ pub fn parse_acl_file(
             Ok(u) => {
                 users.insert(Bytes::copy_from_slice(&argv[1]), Arc::new(u));
             }
-            Err((_, e)) => {
-                errors.push_str(&format!("{path}:{lineno}: {e}. "));
+            Err((op, e)) => {
+                errors.push_str(&format!(
+                    "{path}:{lineno}: Error in applying operation '{}': {e}. ",
+                    String::from_utf8_lossy(&op)
+                ));
             }
         }
     }
     if !errors.is_empty() {
-        // Redis trims the trailing space.
-        errors.pop();
+        errors.push_str(
+            "WARNING: ACL errors detected, no change to the previously active ACL rules was performed",
+        );
         return Err(errors);
     }
     if !users.contains_key(&b"default"[..]) {
@@ -1062,7 +1066,7 @@ mod tests {
         assert_eq!(acl_file_text(&users), acl_file_text(&again));
         assert!(parse_acl_file("bogus\n", "f", false)
             .unwrap_err()
-            .contains("f:1: line should start with user keyword"));
+            .contains("f:1 should start with user keyword followed by the username."));
     }
 }
 

@@ -261,9 +261,6 @@ fn loadmodule_and_sentinel_are_refused_naming_the_problem() {
     std::fs::write(&conf, "sentinel monitor mymaster 127.0.0.1 6379 2\n").unwrap();
     let out = start_fails(&strongbox(), &[conf.to_str().unwrap()]);
     assert!(out.contains("not Redis Sentinel"), "{out}");
-    std::fs::write(&conf, "user default on nopass ~* +@all\n").unwrap();
-    let out = start_fails(&strongbox(), &[conf.to_str().unwrap()]);
-    assert!(out.contains("requirepass"), "{out}");
 }
 
 #[test]

@@ -259,24 +259,43 @@ pub fn load_at_start(srv: &mut Server) -> Result<(), String> {
     let allch = allchannels_default(srv);
     for argv in &lines {
         let name = &argv[0];
-        let base = match srv.acl.get(name.as_bytes()) {
+        // Redis resets the default user before applying its line.
+        let mut base = match srv.acl.get(name.as_bytes()) {
             Some(u) => (**u).clone(),
             None => User::new(name.as_bytes(), allch),
         };
+        if name == "default" {
+            let _ = base.apply(b"reset", allch);
+        }
         match acl::apply_rules(base, argv[1..].iter().map(|a| a.as_bytes()), allch) {
             Ok(u) => {
                 srv.acl
                     .users
                     .insert(Bytes::copy_from_slice(name.as_bytes()), Arc::new(u));
             }
-            Err((_, e)) => return Err(format!("Error in user declaration '{}': {}", name, e)),
+            Err((op, e)) => {
+                return Err(format!(
+                    "Error loading ACL rule '{}' for the user named '{name}': {e}\nCritical error while loading ACLs. Exiting.",
+                    lossy(&op)
+                ))
+            }
         }
     }
     if !file.is_empty() {
-        let users = read_acl_file(&file, allch)?;
+        let users = read_acl_file(&file, allch)
+            .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
         srv.acl.users = users;
     }
     Ok(())
+}
+
+/// CONFIG REWRITE's `user` lines: every user, the default one included (as Redis).
+pub fn config_user_lines(srv: &Server) -> Vec<String> {
+    srv.acl
+        .users
+        .values()
+        .map(|u| format!("user {}", u.describe()))
+        .collect()
 }
 
 fn read_acl_file(
@@ -447,6 +466,7 @@ fn log(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     }
     let now = now_ms();
+    let proto = ctx.client.proto;
     let s = |x: &str| Reply::Bulk(Bytes::copy_from_slice(x.as_bytes()));
     Reply::Array(
         ctx.srv
@@ -461,15 +481,22 @@ fn log(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                     (s("context"), s(e.context)),
                     (s("object"), s(&e.object)),
                     (s("username"), s(&e.username)),
-                    (
-                        s("age-seconds"),
-                        Reply::Double((now - e.ctime_ms).max(0) as f64 / 1000.0),
-                    ),
+                    (s("age-seconds"), age(now, e.ctime_ms, proto)),
                     (s("client-info"), s(&e.client_info)),
                 ])
             })
             .collect(),
     )
+}
+
+/// An entry's age in seconds as Redis 7.0's addReplyDouble writes it (`%.17g`).
+fn age(now: i64, ctime: i64, proto: u8) -> Reply {
+    let g = crate::resp::fmt_g((now - ctime).max(0) as f64 / 1000.0, 17);
+    if proto >= 3 {
+        Reply::Raw(Bytes::from(format!(",{g}\r\n")))
+    } else {
+        Reply::Bulk(Bytes::from(g))
+    }
 }
 
 fn dryrun(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
