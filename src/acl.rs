@@ -988,6 +988,13 @@ pub fn genpass(bits: usize) -> String {
     s
 }
 
+/// The user of a client before the server assigns one (the replication master's client, tools):
+/// the default user's permissions.
+pub fn unrestricted_default() -> Arc<User> {
+    static U: OnceLock<Arc<User>> = OnceLock::new();
+    U.get_or_init(|| Arc::new(User::default_user())).clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1068,11 +1075,4 @@ mod tests {
             .unwrap_err()
             .contains("f:1 should start with user keyword followed by the username."));
     }
-}
-
-/// The user of a client before the server assigns one (the replication master's client, tools):
-/// the default user's permissions.
-pub fn unrestricted_default() -> Arc<User> {
-    static U: OnceLock<Arc<User>> = OnceLock::new();
-    U.get_or_init(|| Arc::new(User::default_user())).clone()
 }

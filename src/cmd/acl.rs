@@ -36,7 +36,10 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
     summary: "A container for Access List Control commands",
     since: "6.0.0",
     subcommands: SUBS,
-    ..cmd("acl", -2, 0, KNONE, "server", acl)
+    // The container's flags are not shown (COMMAND reports its subcommands'), but dispatch
+    // reads them: not from scripts, and never fed to MONITOR or the slow log, where ACL
+    // SETUSER's passwords would show.
+    ..cmd("acl", -2, NOSCRIPT | SKIP_MONITOR | SKIP_SLOWLOG, KNONE, "server", acl)
 }];
 
 const HELP: &[&str] = &[
