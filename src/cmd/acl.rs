@@ -39,7 +39,14 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
     // The container's flags are not shown (COMMAND reports its subcommands'), but dispatch
     // reads them: not from scripts, and never fed to MONITOR or the slow log, where ACL
     // SETUSER's passwords would show.
-    ..cmd("acl", -2, NOSCRIPT | SKIP_MONITOR | SKIP_SLOWLOG, KNONE, "server", acl)
+    ..cmd(
+        "acl",
+        -2,
+        NOSCRIPT | SKIP_MONITOR | SKIP_SLOWLOG,
+        KNONE,
+        "server",
+        acl,
+    )
 }];
 
 const HELP: &[&str] = &[
@@ -236,6 +243,35 @@ fn kill_clients_of(srv: &mut Server, current: &mut Client, name: &[u8]) {
     }
 }
 
+/// Redis 7.0's ACLKillPubsubClientsIfNeeded: a client of `u` subscribed to a channel (or
+/// pattern) `u` may no longer use is disconnected.
+fn kill_pubsub_clients_if_needed(srv: &mut Server, current: &mut Client, u: &User) {
+    if u.allchannels {
+        return;
+    }
+    let lost = |c: &Client| {
+        c.subs.iter().any(|ch| !u.channel_allowed(ch, false))
+            || c.ssubs.iter().any(|ch| !u.channel_allowed(ch, false))
+            || c.psubs.iter().any(|ch| !u.channel_allowed(ch, true))
+    };
+    let ids: Vec<u64> = srv
+        .clients
+        .values()
+        .filter(|c| c.user.name == u.name && !c.closed && lost(c))
+        .map(|c| c.id)
+        .collect();
+    for id in ids {
+        if let Some(mut c) = srv.clients.remove(&id) {
+            c.closed = true;
+            srv.forget_client(&mut c);
+            srv.clients.insert(id, c);
+        }
+    }
+    if current.user.name == u.name && lost(current) {
+        current.close_after_reply = true;
+    }
+}
+
 /// Install a new rule set for the default user after `requirepass` changed (CONFIG SET).
 pub fn requirepass_changed(srv: &mut Server) {
     let pass = srv.cfg.get("requirepass").to_string();
@@ -383,6 +419,7 @@ fn setuser(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             let u = Arc::new(u);
             ctx.srv.acl.users.insert(name.clone(), u.clone());
             refresh_clients(ctx.srv, ctx.client, name, &u);
+            kill_pubsub_clients_if_needed(ctx.srv, ctx.client, &u);
             OK
         }
         Err((rule, e)) => Reply::Error(format!(
