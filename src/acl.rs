@@ -208,6 +208,9 @@ pub struct User {
     pub channels: Vec<Bytes>,
     /// allcommands && allkeys && allchannels: no check at all on the command path.
     pub superuser: bool,
+    /// Redis 7 selectors `(...)`: each a set of permissions (only the permission fields are
+    /// used); a command is allowed if the root or any selector allows it.
+    pub selectors: Vec<User>,
 }
 
 /// Why a command was denied (Redis's ACL_DENIED_*), with the argument at fault.
@@ -228,7 +231,6 @@ pub mod rule_err {
         "The password you are trying to remove from the user does not exist";
     pub const BAD_HASH: &str = "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters";
     pub const FIRSTARG_OF_SUB: &str = "Allowing first-arg of a subcommand is not supported";
-    pub const SELECTORS: &str = "Selectors are not supported by Strongbox";
 }
 
 pub fn hash_password(p: &[u8]) -> String {
@@ -277,6 +279,7 @@ impl User {
             keys: Vec::new(),
             channels: Vec::new(),
             superuser: false,
+            selectors: Vec::new(),
         }
     }
 
@@ -330,16 +333,49 @@ impl User {
 
     /// Apply one rule (ACL SETUSER's grammar). `Err` carries Redis's error text.
     pub fn apply(&mut self, op: &[u8], allchannels_default: bool) -> Result<(), &'static str> {
-        let r = self.apply_inner(op, allchannels_default);
+        let r = self.apply_inner(op, allchannels_default, false);
         self.finish();
         r
     }
 
-    fn apply_inner(&mut self, op: &[u8], allchannels_default: bool) -> Result<(), &'static str> {
+    /// `(rule rule ...)`: a new selector from the rules inside the parentheses.
+    fn add_selector(&mut self, op: &[u8], allchannels_default: bool) -> Result<(), &'static str> {
+        let inner = &op[1..op.len() - 1];
+        let rules = crate::resp::split_args(inner).ok_or(rule_err::SYNTAX)?;
+        let mut sel = User::new(b"", allchannels_default);
+        for r in &rules {
+            sel.apply_inner(r, allchannels_default, true)?;
+        }
+        sel.finish();
+        self.selectors.push(sel);
+        Ok(())
+    }
+
+    fn apply_inner(
+        &mut self,
+        op: &[u8],
+        allchannels_default: bool,
+        selector: bool,
+    ) -> Result<(), &'static str> {
         if op.is_empty() {
             return Ok(());
         }
         let lower = op.to_ascii_lowercase();
+        if selector
+            && (matches!(
+                &lower[..],
+                b"on"
+                    | b"off"
+                    | b"skip-sanitize-payload"
+                    | b"sanitize-payload"
+                    | b"nopass"
+                    | b"resetpass"
+                    | b"reset"
+                    | b"clearselectors"
+            ) || matches!(op[0], b'>' | b'#' | b'<' | b'!' | b'('))
+        {
+            return Err(rule_err::SYNTAX);
+        }
         match &lower[..] {
             b"on" => self.enabled = true,
             b"off" => self.enabled = false,
@@ -363,14 +399,15 @@ impl User {
                 self.enabled = false;
                 self.sanitize = Some(true);
                 self.set_all(false);
+                self.selectors.clear();
             }
-            b"clearselectors" => {}
-            b"allkeys" => self.apply_inner(b"~*", allchannels_default)?,
+            b"clearselectors" => self.selectors.clear(),
+            b"allkeys" => self.apply_inner(b"~*", allchannels_default, selector)?,
             b"resetkeys" => {
                 self.keys.clear();
                 self.allkeys = false;
             }
-            b"allchannels" => self.apply_inner(b"&*", allchannels_default)?,
+            b"allchannels" => self.apply_inner(b"&*", allchannels_default, selector)?,
             b"resetchannels" => {
                 self.channels.clear();
                 self.allchannels = false;
@@ -408,7 +445,9 @@ impl User {
                         None => return Err(rule_err::NO_SUCH_PASSWORD),
                     }
                 }
-                b'(' => return Err(rule_err::SELECTORS),
+                b'(' if op.len() >= 2 && op[op.len() - 1] == b')' => {
+                    self.add_selector(op, allchannels_default)?
+                }
                 b'~' | b'%' => self.add_key_pattern(op)?,
                 b'&' => {
                     if self.allchannels {
@@ -534,8 +573,33 @@ impl User {
         self.enabled && self.nopass
     }
 
-    /// The permission check of the command path (Redis's ACLCheckAllUserCommandPerm).
+    /// The permission check of the command path (Redis's ACLCheckAllUserCommandPerm): the
+    /// root permissions, then each selector; when all deny, the most relevant denial (a
+    /// channel's over a key's over the command's, as Redis ranks them).
     pub fn check(&self, spec: &'static CommandSpec, argv: &[Bytes]) -> Result<(), Denied> {
+        if self.superuser {
+            return Ok(());
+        }
+        let mut err = match self.check_one(spec, argv) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let rank = |d: &Denied| match d {
+            Denied::Cmd => 1,
+            Denied::Key(_) => 2,
+            Denied::Channel(_) => 4,
+        };
+        for s in &self.selectors {
+            match s.check_one(spec, argv) {
+                Ok(()) => return Ok(()),
+                Err(e) if rank(&e) > rank(&err) => err = e,
+                Err(_) => {}
+            }
+        }
+        Err(err)
+    }
+
+    fn check_one(&self, spec: &'static CommandSpec, argv: &[Bytes]) -> Result<(), Denied> {
         if self.superuser {
             return Ok(());
         }
@@ -733,24 +797,37 @@ impl User {
             s.push_str(" #");
             s.push_str(p);
         }
+        s.push(' ');
+        s.push_str(&self.describe_permissions());
+        for sel in &self.selectors {
+            s.push_str(" (");
+            s.push_str(&sel.describe_permissions());
+            s.push(')');
+        }
+        s
+    }
+
+    /// Keys, channels and commands as ACL LIST writes them (`~* &* +@all`).
+    pub fn describe_permissions(&self) -> String {
+        let mut s = String::new();
         if self.allkeys {
-            s.push_str(" ~*");
+            s.push_str("~* ");
         } else {
             for k in &self.keys {
-                s.push(' ');
                 k.describe(&mut s);
+                s.push(' ');
             }
         }
         if self.allchannels {
-            s.push_str(" &*");
+            s.push_str("&* ");
         } else {
-            s.push_str(" resetchannels");
+            s.push_str("resetchannels ");
             for c in &self.channels {
-                s.push_str(" &");
+                s.push('&');
                 s.push_str(&String::from_utf8_lossy(c));
+                s.push(' ');
             }
         }
-        s.push(' ');
         s.push_str(&self.commands_string());
         s
     }
@@ -887,6 +964,34 @@ impl Acl {
     }
 }
 
+/// Redis's ACLMergeSelectorArguments: `(+get` `~a*)` become one `(+get ~a*)` rule. Err is the
+/// argument that opened a selector never closed.
+pub fn merge_selector_args(args: &[&[u8]]) -> Result<Vec<Vec<u8>>, Vec<u8>> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut open: Option<(usize, Vec<u8>)> = None;
+    for (j, &a) in args.iter().enumerate() {
+        if let Some((_, sel)) = open.as_mut() {
+            sel.push(b' ');
+            sel.extend_from_slice(a);
+            if a.last() == Some(&b')') {
+                if let Some((_, sel)) = open.take() {
+                    out.push(sel);
+                }
+            }
+            continue;
+        }
+        if a.first() == Some(&b'(') && a.last() != Some(&b')') {
+            open = Some((j, a.to_vec()));
+            continue;
+        }
+        out.push(a.to_vec());
+    }
+    match open {
+        Some((j, _)) => Err(args[j].to_vec()),
+        None => Ok(out),
+    }
+}
+
 /// Usernames: no spaces or NUL (Redis's ACLStringHasSpaces).
 pub fn valid_username(name: &[u8]) -> bool {
     !has_spaces(name)
@@ -935,8 +1040,19 @@ pub fn parse_acl_file(
             ));
             continue;
         }
+        let rules: Vec<&[u8]> = argv[2..].iter().map(|a| &a[..]).collect();
+        let rules = match merge_selector_args(&rules) {
+            Ok(r) => r,
+            Err(open) => {
+                errors.push_str(&format!(
+                    "{path}:{lineno}: Unmatched parenthesis in acl selector starting at '{}'. ",
+                    String::from_utf8_lossy(&open)
+                ));
+                continue;
+            }
+        };
         let u = User::new(&argv[1], allchannels_default);
-        match apply_rules(u, argv[2..].iter().map(|a| &a[..]), allchannels_default) {
+        match apply_rules(u, rules.iter().map(|a| &a[..]), allchannels_default) {
             Ok(u) => {
                 users.insert(Bytes::copy_from_slice(&argv[1]), Arc::new(u));
             }
@@ -1063,6 +1179,49 @@ mod tests {
             Err(Denied::Cmd)
         );
         assert!(User::default_user().superuser);
+    }
+
+    #[test]
+    fn selectors_add_permissions() {
+        let merged =
+            merge_selector_args(&[b"on" as &[u8], b"(+get", b"~b*)", b"(~a* +set)"]).unwrap();
+        assert_eq!(merged[1], b"(+get ~b*)".to_vec());
+        assert_eq!(
+            merge_selector_args(&[b"(+get" as &[u8]]).unwrap_err(),
+            b"(+get".to_vec()
+        );
+        let u = user(&["on", "nopass", "(~a* +get)", "(&ch +publish %R~r*)"]);
+        assert_eq!(
+            u.describe(),
+            "u on nopass resetchannels -@all (~a* resetchannels -@all +get) (%R~r* resetchannels &ch -@all +publish)"
+        );
+        let a = |v: &[&str]| {
+            v.iter()
+                .map(|s| Bytes::from(s.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let get = table().get(b"get").unwrap();
+        let set = table().get(b"set").unwrap();
+        let publish = table().get(b"publish").unwrap();
+        assert_eq!(u.check(get, &a(&["get", "a1"])), Ok(()));
+        assert_eq!(u.check(get, &a(&["get", "zz"])), Err(Denied::Key(1)));
+        assert_eq!(u.check(set, &a(&["set", "a", "1"])), Err(Denied::Cmd));
+        assert_eq!(u.check(publish, &a(&["publish", "ch", "1"])), Ok(()));
+        assert_eq!(
+            u.check(publish, &a(&["publish", "zz", "1"])),
+            Err(Denied::Channel(1))
+        );
+        let mut u = u;
+        assert_eq!(u.apply(b"(on)", false), Err(rule_err::SYNTAX));
+        u.apply(b"clearselectors", false).unwrap();
+        assert_eq!(u.describe(), "u on nopass resetchannels -@all");
+    }
+
+    #[test]
+    fn genpass_lengths() {
+        assert_eq!(genpass(256).len(), 64);
+        assert_eq!(genpass(5).len(), 2);
+        assert_eq!(genpass(1).len(), 1);
     }
 
     #[test]

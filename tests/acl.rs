@@ -233,7 +233,7 @@ fn aclfile_is_loaded_at_start_saved_and_reloaded() {
     let file = tmp.path().join("users.acl");
     std::fs::write(
         &file,
-        "user default on nopass ~* &* +@all\nuser alice on >alicepw ~app:* resetchannels -@all +get\n",
+        "user default on nopass ~* &* +@all\nuser alice on >alicepw ~app:* resetchannels -@all +get\nuser sel on nopass (~a* +get)\n",
     )
     .unwrap();
     let f = file.to_str().unwrap();
@@ -243,7 +243,8 @@ fn aclfile_is_loaded_at_start_saved_and_reloaded() {
         bulks(&c.cmd(&["ACL", "LIST"])),
         [
             "user alice on #bbb4ddcba8b03893ba2b4c25e6a5e8a838ccce7b0a4b4b9cf74fbd27fe1f1f7e ~app:* resetchannels -@all +get",
-            "user default on nopass ~* &* +@all"
+            "user default on nopass ~* &* +@all",
+            "user sel on nopass resetchannels -@all (~a* resetchannels -@all +get)"
         ]
         .map(|s| s.to_string())
         .map(|s| s.replace("bbb4ddcba8b03893ba2b4c25e6a5e8a838ccce7b0a4b4b9cf74fbd27fe1f1f7e", &sha256_hex("alicepw")))
@@ -263,14 +264,15 @@ fn aclfile_is_loaded_at_start_saved_and_reloaded() {
     let err = cmd(&mut c, &["ACL", "LOAD"]);
     assert_eq!(
         err,
-        format!("-ERR {f}:4: Error in applying operation '+@nosuch': Unknown command or category name in ACL. WARNING: ACL errors detected, no change to the previously active ACL rules was performed\\r\\n")
+        format!("-ERR {f}:5: Error in applying operation '+@nosuch': Unknown command or category name in ACL. WARNING: ACL errors detected, no change to the previously active ACL rules was performed\\r\\n")
     );
     std::fs::write(&file, &saved).unwrap();
     drop(c);
     sb.restart();
     let mut c = sb.conn();
     let users = bulks(&c.cmd(&["ACL", "USERS"]));
-    assert_eq!(users, ["alice", "bob", "default"]);
+    assert_eq!(users, ["alice", "bob", "default", "sel"]);
+    c.assert_cmd(&["ACL", "DRYRUN", "sel", "get", "a1"], b"+OK\r\n");
     c.assert_cmd(&["AUTH", "bob", "bobpw"], b"+OK\r\n");
     c.assert_cmd(&["GET", "b:1"], b"$-1\r\n");
     // An alice client is disconnected by ACL LOAD (Redis 7.0 frees every non-default user).

@@ -306,7 +306,14 @@ pub fn load_at_start(srv: &mut Server) -> Result<(), String> {
         if name == "default" {
             let _ = base.apply(b"reset", allch);
         }
-        match acl::apply_rules(base, argv[1..].iter().map(|a| a.as_bytes()), allch) {
+        let rules: Vec<&[u8]> = argv[1..].iter().map(|a| a.as_bytes()).collect();
+        let rules = acl::merge_selector_args(&rules).map_err(|open| {
+            format!(
+                "Unmatched parenthesis in acl selector starting at '{}'.",
+                lossy(&open)
+            )
+        })?;
+        match acl::apply_rules(base, rules.iter().map(|a| &a[..]), allch) {
             Ok(u) => {
                 srv.acl
                     .users
@@ -406,15 +413,16 @@ fn setuser(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         None => User::new(name, allch),
     };
     let rules: Vec<&[u8]> = args[3..].iter().map(|a| &a[..]).collect();
-    if let Some(r) = rules.iter().find(|r| r.first() == Some(&b'(')) {
-        if r.last() != Some(&b')') {
+    let rules = match acl::merge_selector_args(&rules) {
+        Ok(r) => r,
+        Err(open) => {
             return Reply::Error(format!(
                 "ERR Unmatched parenthesis in acl selector starting at '{}'.",
-                lossy(r)
-            ));
+                lossy(&open)
+            ))
         }
-    }
-    match acl::apply_rules(base, rules, allch) {
+    };
+    match acl::apply_rules(base, rules.iter().map(|r| &r[..]), allch) {
         Ok(u) => {
             let u = Arc::new(u);
             ctx.srv.acl.users.insert(name.clone(), u.clone());
@@ -447,7 +455,21 @@ fn getuser(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         (s("commands"), s(&u.commands_string())),
         (s("keys"), s(&u.keys_string())),
         (s("channels"), s(&u.channels_string())),
-        (s("selectors"), Reply::Array(vec![])),
+        (
+            s("selectors"),
+            Reply::Array(
+                u.selectors
+                    .iter()
+                    .map(|sel| {
+                        Reply::Map(vec![
+                            (s("commands"), s(&sel.commands_string())),
+                            (s("keys"), s(&sel.keys_string())),
+                            (s("channels"), s(&sel.channels_string())),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
     ])
 }
 
