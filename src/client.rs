@@ -309,6 +309,8 @@ pub struct Client {
     pub db: usize,
     pub proto: u8,
     pub authenticated: bool,
+    /// The ACL user this connection runs as (the default user until AUTH/HELLO).
+    pub user: Arc<crate::acl::User>,
     pub created_ms: i64,
     pub last_interaction_ms: i64,
     pub last_cmd: &'static str,
@@ -369,6 +371,7 @@ impl Client {
             db: 0,
             proto: 2,
             authenticated: !needs_auth,
+            user: crate::acl::unrestricted_default(),
             created_ms: now_ms,
             last_interaction_ms: now_ms,
             last_cmd: "NULL",

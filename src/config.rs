@@ -183,7 +183,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("aof-disable-auto-gc", YES_NO, "no", MUT, INERT),
     opt("replica-ignore-disk-write-errors", YES_NO, "no", MUT, INERT),
     // Strings.
-    opt("aclfile", STR, "", IMMUTABLE, INERT),
+    opt("aclfile", STR, "", IMMUTABLE, DONE),
     opt("unixsocket", STR, "", IMMUTABLE, INERT),
     opt("pidfile", STR, "", IMMUTABLE, DONE),
     opt("replica-announce-ip", STR, "", MUT, INERT).alias("slave-announce-ip"),
@@ -242,7 +242,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Enum(ACL_PUBSUB),
         "resetchannels",
         MUT,
-        INERT,
+        DONE,
     ),
     opt(
         "sanitize-dump-payload",
@@ -498,7 +498,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         INERT,
     ),
     opt("slowlog-max-len", Kind::Int(0, LONG_MAX), "128", MUT, DONE),
-    opt("acllog-max-len", Kind::Int(0, LONG_MAX), "128", MUT, INERT),
+    opt("acllog-max-len", Kind::Int(0, LONG_MAX), "128", MUT, DONE),
     opt(
         "busy-reply-threshold",
         Kind::Int(0, LONG_MAX),
@@ -1123,8 +1123,10 @@ pub struct Config {
     save_from_file: bool,
     /// `rename-command` directives in file order: (command, new name; empty = removed).
     pub renamed_commands: Vec<(String, String)>,
-    /// Directives accepted without effect, for start-up warnings (e.g. `user` lines).
+    /// Directives accepted without effect, for start-up warnings.
     pub inert_directives: Vec<String>,
+    /// `user <name> <rules...>` directives in file order (loaded by `cmd::acl::load_at_start`).
+    pub users: Vec<Vec<String>>,
 }
 
 impl Default for Config {
@@ -1139,6 +1141,7 @@ impl Default for Config {
             save_from_file: false,
             renamed_commands: Vec::new(),
             inert_directives: Vec::new(),
+            users: Vec::new(),
         }
     }
 }
@@ -1326,15 +1329,14 @@ impl Config {
                         .push((vals[0].to_ascii_lowercase(), vals[1].to_ascii_lowercase()));
                 }
                 ("user", n) if n >= 1 => {
-                    if vals[0] == "default" {
-                        return Err(fail(
-                            "Strongbox has no ACL users: a 'user default' line could leave the server open if it were ignored; use requirepass instead",
-                        ));
+                    // The rules are applied once the server starts (`cmd::acl::load_at_start`).
+                    if self.users.iter().any(|x| x[0] == vals[0]) {
+                        return Err(fail(&format!(
+                            "Error in user declaration '{}': Duplicate user found. A user can only be defined once in config files",
+                            vals[0]
+                        )));
                     }
-                    self.inert_directives.push(format!(
-                        "'user {}': Strongbox has no ACL users, so this user cannot log in",
-                        vals[0]
-                    ));
+                    self.users.push(vals.to_vec());
                 }
                 ("loadmodule", n) if n >= 1 => {
                     return Err(fail(&format!(
@@ -1476,6 +1478,11 @@ impl Config {
 
     /// CONFIG REWRITE: rewrite the config file with the current non-default values.
     pub fn rewrite(&self) -> Result<(), String> {
+        self.rewrite_with_users(None)
+    }
+
+    /// CONFIG REWRITE; with `users`, the file's `user` lines are replaced by them.
+    pub fn rewrite_with_users(&self, users: Option<Vec<String>>) -> Result<(), String> {
         let Some(path) = &self.file else {
             return Err("The server is running without a config file".into());
         };
@@ -1488,6 +1495,9 @@ impl Config {
             if t.is_empty() || t.starts_with('#') {
                 out.push_str(raw);
                 out.push('\n');
+                continue;
+            }
+            if users.is_some() && name.eq_ignore_ascii_case("user") {
                 continue;
             }
             if let Some(spec) = find(name) {
@@ -1507,6 +1517,10 @@ impl Config {
             if !written.contains(o.name) && self.get(o.name) != o.default {
                 out.push_str(&format!("{} {}\n", o.name, quote(&self.shown(o.name))));
             }
+        }
+        for u in users.into_iter().flatten() {
+            out.push_str(&u);
+            out.push('\n');
         }
         // Durable replacement through the storage crate's one helper (temp, fsync, rename,
         // fsync dir).

@@ -346,6 +346,8 @@ pub struct Server {
     pub repl_ctl: Option<crate::replica::Control>,
     /// The master side of replication: replicas of this server, the stream's backlog.
     pub master: crate::master::Master,
+    /// ACL users and the ACL LOG.
+    pub acl: crate::acl::Acl,
 }
 
 impl Server {
@@ -360,6 +362,7 @@ impl Server {
     /// Re-read the cached options after `cfg` changed (CONFIG SET).
     pub fn config_changed(&mut self) {
         self.hot = HotConfig::from_config(&self.cfg);
+        crate::cmd::acl::requirepass_changed(self);
     }
 
     pub fn new(cfg: Config) -> Server {
@@ -401,6 +404,11 @@ impl Server {
             replica: None,
             repl_ctl: None,
             master: crate::master::Master::default(),
+            acl: {
+                let mut acl = crate::acl::Acl::default();
+                acl.set_requirepass(cfg.get("requirepass"));
+                acl
+            },
             cfg,
         }
     }
@@ -834,6 +842,19 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         reject(srv, client, Reply::err("NOAUTH Authentication required."));
         return;
     }
+    // ACLs: one load and branch for a user with every permission (the default user).
+    if !client.user.superuser {
+        if let Err(d) = client.user.check(spec, &argv) {
+            let context = if client.multi.is_some() {
+                crate::acl::CTX_MULTI
+            } else {
+                crate::acl::CTX_TOPLEVEL
+            };
+            crate::cmd::acl::log_denied(srv, client, spec, &argv, d, context);
+            reject(srv, client, crate::cmd::acl::noperm_error(spec, &argv, d));
+            return;
+        }
+    }
     if client.in_pubsub_context() && !spec.has(flags::SUBSCRIBED_OK) {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         reject(
@@ -1150,8 +1171,10 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
             shared,
         } => {
             srv.stats.total_connections += 1;
-            let needs_auth = srv.hot.requirepass_set;
+            let user = srv.acl.default_user();
+            let needs_auth = !user.logs_in_without_password();
             let mut c = Client::new(id, tx, shared, addr, laddr, now_ms(), needs_auth);
+            c.user = user;
             let max = srv.hot.maxclients.max(1) as usize;
             if srv.clients.len() >= max {
                 srv.stats.rejected_connections += 1;

@@ -12,6 +12,7 @@
 //!   `strongbox-recovery`.
 //! - [`config`], [`limits`], [`util`].
 
+pub mod acl;
 pub mod alloc;
 pub mod aof;
 pub mod client;

@@ -90,6 +90,10 @@ pub fn run_server(args: Vec<String>) -> i32 {
         }
     };
     let mut srv = Server::new(cfg.clone());
+    if let Err(e) = crate::cmd::acl::load_at_start(&mut srv) {
+        tracing::error!("{e}");
+        return 1;
+    }
     // Load the data set (log, snapshot) and attach the log writer.
     let start = std::time::Instant::now();
     if let Err(e) = crate::aof::open(&mut srv) {

@@ -104,7 +104,8 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     c.reply_mode = crate::client::ReplyMode::On;
     c.no_evict = false;
     c.no_touch = false;
-    c.authenticated = srv.cfg.get("requirepass").is_empty();
+    c.user = srv.acl.default_user();
+    c.authenticated = c.user.logs_in_without_password();
     Reply::Status("RESET")
 }
 
@@ -117,36 +118,19 @@ fn unsub(map: &mut std::collections::HashMap<Bytes, indexmap::IndexSet<u64>>, ch
     }
 }
 
-fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> Result<(), Reply> {
-    let required = ctx.srv.cfg.get("requirepass").to_string();
-    if required.is_empty() {
-        if user.eq_ignore_ascii_case(b"default") {
-            // Redis: AUTH with no password configured.
-            return Err(Reply::err(
-                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-            ));
-        }
-        return Err(Reply::err(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ));
-    }
-    if user.eq_ignore_ascii_case(b"default") && pass == required.as_bytes() {
-        ctx.client.authenticated = true;
-        Ok(())
-    } else {
-        Err(Reply::err(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
-    }
-}
-
 fn auth(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (user, pass): (&[u8], &[u8]) = match args.len() {
         2 => (b"default", &args[1]),
         3 => (&args[1], &args[2]),
         _ => return Reply::err(err::SYNTAX),
     };
-    match check_password(ctx, user, pass) {
+    if args.len() == 2 && ctx.srv.acl.default_user().nopass {
+        return Reply::err(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        );
+    }
+    let spec = ctx_spec("auth");
+    match crate::cmd::acl::authenticate(ctx.srv, ctx.client, spec, args, user, pass) {
         Ok(()) => OK,
         Err(e) => e,
     }
@@ -168,7 +152,15 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let more = args.len() - i - 1;
         let opt = args[i].to_ascii_lowercase();
         if opt == b"auth" && more >= 2 {
-            if let Err(e) = check_password(ctx, &args[i + 1], &args[i + 2]) {
+            let spec = ctx_spec("hello");
+            if let Err(e) = crate::cmd::acl::authenticate(
+                ctx.srv,
+                ctx.client,
+                spec,
+                args,
+                &args[i + 1],
+                &args[i + 2],
+            ) {
                 return e;
             }
             i += 3;
@@ -217,4 +209,12 @@ fn select(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     ctx.client.db = idx as usize;
     OK
+}
+
+/// This file's table entry for `name` (for the ACL LOG's client info).
+fn ctx_spec(name: &str) -> &'static CommandSpec {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or(&COMMANDS[0])
 }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crate::ctx::Ctx;
 use crate::resp::Reply;
 
+pub mod acl;
 pub mod connection;
 pub mod geo;
 pub mod hash;
@@ -293,6 +294,7 @@ pub fn table() -> &'static CommandTable {
             stream::COMMANDS,
             persistence::COMMANDS,
             hyperloglog::COMMANDS,
+            acl::COMMANDS,
         ];
         let mut map = HashMap::new();
         let mut all = Vec::new();

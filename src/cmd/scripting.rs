@@ -674,6 +674,13 @@ fn script_call(
     if spec.has(NOSCRIPT) || (spec.has(BLOCKING) && !matches!(spec.name, "xread" | "xreadgroup")) {
         return fail("ERR This Redis command is not allowed from script");
     }
+    // Scripts run as the calling user (Redis's scriptVerifyACL).
+    if !client.user.superuser {
+        if let Err(d) = client.user.check(spec, &argv) {
+            crate::cmd::acl::log_denied(srv, client, spec, &argv, d, crate::acl::CTX_LUA);
+            return fail(crate::cmd::acl::script_denied_error(d));
+        }
+    }
     if read_only && (spec.is_write() || spec.has(MAY_REPLICATE)) {
         return fail("ERR Write commands are not allowed from read-only scripts.");
     }

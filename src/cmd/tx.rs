@@ -96,6 +96,21 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
             replies.push(crate::exec::unknown_command_error(&argv));
             continue;
         };
+        // Permissions may have changed since the command was queued (Redis 7.0's EXEC).
+        if !ctx.client.user.superuser {
+            if let Err(d) = ctx.client.user.check(spec, &argv) {
+                crate::cmd::acl::log_denied(
+                    ctx.srv,
+                    ctx.client,
+                    spec,
+                    &argv,
+                    d,
+                    crate::acl::CTX_MULTI,
+                );
+                replies.push(crate::cmd::acl::exec_denied_error(spec, d));
+                continue;
+            }
+        }
         if spec.is_write() {
             if let Some(e) = ctx.srv.log.failed() {
                 replies.push(Reply::Error(format!(

@@ -86,9 +86,6 @@ const HELP: &[&str] = &[
     "    Protect current client connection from eviction.",
 ];
 
-/// Only the default user exists.
-const DEFAULT_USER: &str = "default";
-
 /// The reply of a blocked client unblocked with CLIENT UNBLOCK … ERROR.
 const UNBLOCKED_ERROR: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
@@ -235,7 +232,12 @@ fn on_off(a: &[u8]) -> Option<bool> {
 ///
 /// `fd` is not the socket's descriptor (connections live on other threads): it is a stable
 /// per-connection number in the range Redis's client descriptors use.
-fn client_info(out: &mut String, c: &Client, now_ms: i64, current: Option<(&str, &[Bytes])>) {
+pub(crate) fn client_info(
+    out: &mut String,
+    c: &Client,
+    now_ms: i64,
+    current: Option<(&str, &[Bytes])>,
+) {
     let mut flags = String::new();
     if c.is_replica {
         flags.push('S');
@@ -320,7 +322,7 @@ fn client_info(out: &mut String, c: &Client, now_ms: i64, current: Option<(&str,
         tot,
         events,
         cmd,
-        DEFAULT_USER,
+        String::from_utf8_lossy(&c.user.name),
         c.proto,
     );
 }
@@ -385,6 +387,7 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut laddr: Option<&[u8]> = None;
     let mut id: Option<ClientId> = None;
     let mut ctype: Option<ClientType> = None;
+    let mut user: Option<&[u8]> = None;
     let mut skipme = true;
     if args.len() == 3 {
         addr = Some(&args[2]);
@@ -410,12 +413,13 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 b"addr" => addr = Some(v),
                 b"laddr" => laddr = Some(v),
                 b"user" => {
-                    if &v[..] != DEFAULT_USER.as_bytes() {
+                    if ctx.srv.acl.get(v).is_none() {
                         return Reply::Error(format!(
                             "ERR No such user '{}'",
                             String::from_utf8_lossy(v)
                         ));
                     }
+                    user = Some(v);
                 }
                 b"skipme" => match &v.to_ascii_lowercase()[..] {
                     b"yes" => skipme = true,
@@ -432,6 +436,7 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             && laddr.is_none_or(|a| c.laddr.as_bytes() == a)
             && ctype.is_none_or(|t| client_type(c) == t)
             && id.is_none_or(|i| c.id == i)
+            && user.is_none_or(|u| c.user.name == u)
     };
     let victims: Vec<ClientId> = ctx
         .srv

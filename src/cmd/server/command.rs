@@ -190,7 +190,7 @@ fn lookup(name: &[u8]) -> Option<Found> {
     Some(Found::Sub(parent, *found))
 }
 
-fn subcommands(c: &CommandSpec) -> &'static [Sub] {
+pub(crate) fn subcommands(c: &CommandSpec) -> &'static [Sub] {
     if !c.subcommands.is_empty() {
         return c.subcommands;
     }
@@ -199,6 +199,16 @@ fn subcommands(c: &CommandSpec) -> &'static [Sub] {
         .find(|(n, _)| *n == c.name)
         .map(|(_, s)| *s)
         .unwrap_or(&[])
+}
+
+/// The ACL categories of a command, or of one of its subcommands, as COMMAND INFO reports them
+/// (the ACL's only source of categories).
+pub(crate) fn acl_categories(c: &CommandSpec, sub: Option<Sub>) -> Vec<&'static str> {
+    match sub {
+        None if is_container(c) => vec!["slow"],
+        None => categories(c.name, Some(c.group), c.flags),
+        Some(s) => categories(&format!("{}|{}", c.name, s.0), Some(c.group), s.2),
+    }
 }
 
 /// A pure container (CONFIG, CLIENT…): Redis gives it no flags and only @slow.

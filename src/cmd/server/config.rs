@@ -248,7 +248,14 @@ fn config_rewrite(ctx: &mut Ctx) -> Reply {
     if ctx.srv.cfg.file.is_none() {
         return Reply::err("ERR The server is running without a config file");
     }
-    match ctx.srv.cfg.rewrite() {
+    // Users are written as `user` lines unless they live in an aclfile (as Redis).
+    let users = ctx
+        .srv
+        .cfg
+        .get("aclfile")
+        .is_empty()
+        .then(|| crate::cmd::acl::config_user_lines(ctx.srv));
+    match ctx.srv.cfg.rewrite_with_users(users) {
         Ok(()) => OK,
         Err(e) => Reply::Error(format!("ERR Rewriting config file: {e}")),
     }

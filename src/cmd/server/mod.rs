@@ -8,8 +8,8 @@ use crate::ctx::Ctx;
 use crate::exec::ShutdownMode;
 use crate::resp::{Reply, OK};
 
-mod client;
-mod command;
+pub(crate) mod client;
+pub(crate) mod command;
 mod config;
 mod info;
 mod misc;
