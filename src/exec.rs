@@ -327,7 +327,8 @@ pub struct Server {
     pub persistence: Box<dyn crate::persist::Persistence>,
     /// Set while a command is running (for CLIENT LIST of the caller).
     pub current_client: ClientId,
-    pub paused_until_ms: i64,
+    /// CLIENT PAUSE (`pause.rs`).
+    pub pause: crate::pause::Pause,
     /// The running fork-free snapshot (BGSAVE / BGREWRITEAOF), if any.
     pub snapshot: Option<crate::compaction::Snapshot>,
     /// A BGREWRITEAOF waiting for the log's unsynced bytes to be fsynced before it rotates the
@@ -391,7 +392,7 @@ impl Server {
             lastsave_s: now_ms() / 1000,
             persistence: Box::new(crate::persist::NoPersistence),
             current_client: 0,
-            paused_until_ms: 0,
+            pause: crate::pause::Pause::default(),
             net_bytes: None,
             snapshot: None,
             rewrite_presync: None,
@@ -571,6 +572,9 @@ impl Server {
         }
         if let Some(b) = c.blocked.take() {
             unregister_blocked(self, c.id, &b);
+            if b.postponed {
+                crate::pause::forget(self, c.id);
+            }
         }
         self.monitors.retain(|&m| m != c.id);
     }
@@ -786,6 +790,8 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     let now_us = now.unwrap_or_else(now_us);
     client.last_interaction_ms = now_us / 1000;
     let mut argv = argv;
+    // The name as sent, kept for a command CLIENT PAUSE postpones (it is looked up again).
+    let sent_name = RENAMED.get().map(|_| argv[0].clone());
     let renamed_ok = apply_renames(&mut argv);
     let Some(spec) = lookup_command(&argv[0]).filter(|_| renamed_ok) else {
         let r = unknown_command_error(&argv);
@@ -849,6 +855,13 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
     if spec.is_write() && crate::replica::refuse_write(srv, client) {
         reject(srv, client, Reply::err(crate::replica::READONLY_ERR));
+        return;
+    }
+    if srv.pause.pending() && srv.pause.holds(spec, client, now_us / 1000) {
+        if let Some(name) = sent_name {
+            argv[0] = name;
+        }
+        crate::pause::postpone(srv, client, argv);
         return;
     }
     if client.multi.is_some() && !spec.has(flags::NO_MULTI) {
@@ -1054,7 +1067,12 @@ pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
 /// How long the loop may wait for a message: until the next cron tick, or the next snapshot
 /// step while a snapshot runs (it advances every round, not only when commands arrive).
 fn round_wait(srv: &Server, next_cron: Instant, now: Instant) -> Duration {
-    let wait = next_cron.saturating_duration_since(now);
+    let mut wait = next_cron.saturating_duration_since(now);
+    if let Some(end) = srv.pause.end_ms() {
+        // Wake up when CLIENT PAUSE ends, to run the postponed clients.
+        let left = end.saturating_sub(now_ms()).max(0) as u64;
+        wait = wait.min(Duration::from_millis(left));
+    }
     if srv.rewrite_presync.is_some() {
         return wait.min(crate::aof::PRESYNC_POLL_INTERVAL);
     }
@@ -1085,6 +1103,9 @@ fn round(
             }
             n += 1;
         }
+    }
+    if srv.pause.pending() {
+        crate::pause::check_end(srv, now_ms());
     }
     if Instant::now() >= *next_cron {
         cron(srv);
@@ -1238,8 +1259,9 @@ fn cron(srv: &mut Server) {
             }
         }
     }
-    // A replica does not expire keys itself: the master sends the DELs.
-    if srv.replica.is_none() {
+    // A replica does not expire keys itself: the master sends the DELs; nor does a server
+    // whose writes are paused.
+    if !srv.expiry_held(now) {
         active_expire(srv, now);
     }
     crate::replica::cron(srv);
@@ -1265,6 +1287,12 @@ fn active_rehash(srv: &mut Server) {
 }
 
 impl Server {
+    /// Whether keys past their TTL are left in place (a replica: its master's DELs remove them;
+    /// CLIENT PAUSE: the dataset is frozen); reads then answer as if they were gone.
+    pub fn expiry_held(&self, now_ms: i64) -> bool {
+        self.replica.is_some() || self.pause.holds_writes(now_ms)
+    }
+
     /// Run `f` with the persistence layer, taken out of the server for the call (it gets the
     /// server mutably too).
     pub fn with_persistence<T>(

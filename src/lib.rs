@@ -24,6 +24,7 @@ pub mod exec;
 pub mod keyspace;
 pub mod limits;
 pub mod load;
+pub mod pause;
 pub mod persist;
 pub mod replica;
 pub mod resp;
