@@ -174,9 +174,15 @@ impl<'a> Ctx<'a> {
         let lru = self.srv.lru_clock;
         let no_touch = self.client.no_touch;
         let db = self.client.db;
+        let lfu = self.srv.hot.maxmemory_policy.is_lfu();
+        let (factor, decay) = (self.srv.hot.lfu_log_factor, self.srv.hot.lfu_decay_time);
         let o = self.srv.dbs[db].keys.get_mut(key)?;
         if !no_touch {
-            o.set_lru(lru);
+            if lfu {
+                crate::evict::touch_lfu(o, lru, factor, decay);
+            } else {
+                o.set_lru(lru);
+            }
         }
         Some(o)
     }

@@ -248,6 +248,13 @@ pub struct HotConfig {
     pub zset_max_listpack_value: i64,
     pub maxclients: i64,
     pub requirepass_set: bool,
+    /// `maxmemory` in bytes (0: no limit) and the eviction options (`evict.rs`).
+    pub maxmemory: u64,
+    pub maxmemory_policy: crate::evict::Policy,
+    pub maxmemory_samples: i64,
+    pub maxmemory_eviction_tenacity: i64,
+    pub lfu_log_factor: i64,
+    pub lfu_decay_time: i64,
 }
 
 impl HotConfig {
@@ -265,6 +272,12 @@ impl HotConfig {
             zset_max_listpack_value: cfg.get_i64("zset-max-listpack-value"),
             maxclients: cfg.get_i64("maxclients"),
             requirepass_set: !cfg.get("requirepass").is_empty(),
+            maxmemory: cfg.get_i64("maxmemory").max(0) as u64,
+            maxmemory_policy: crate::evict::Policy::parse(cfg.get("maxmemory-policy")),
+            maxmemory_samples: cfg.get_i64("maxmemory-samples"),
+            maxmemory_eviction_tenacity: cfg.get_i64("maxmemory-eviction-tenacity"),
+            lfu_log_factor: cfg.get_i64("lfu-log-factor"),
+            lfu_decay_time: cfg.get_i64("lfu-decay-time"),
         }
     }
 
@@ -282,6 +295,10 @@ impl HotConfig {
             "zset-max-listpack-entries" => self.zset_max_listpack_entries,
             "zset-max-listpack-value" => self.zset_max_listpack_value,
             "maxclients" => self.maxclients,
+            "maxmemory-samples" => self.maxmemory_samples,
+            "maxmemory-eviction-tenacity" => self.maxmemory_eviction_tenacity,
+            "lfu-log-factor" => self.lfu_log_factor,
+            "lfu-decay-time" => self.lfu_decay_time,
             _ => return None,
         })
     }
@@ -329,6 +346,11 @@ pub struct Server {
     pub current_client: ClientId,
     /// CLIENT PAUSE (`pause.rs`).
     pub pause: crate::pause::Pause,
+    /// `maxmemory` eviction state (`evict.rs`).
+    pub evictor: crate::evict::Evictor,
+    /// Memory was over `maxmemory` with nothing to evict when the current command started:
+    /// scripts refuse `denyoom` commands (Redis's `pre_command_oom_state`).
+    pub pre_command_oom: bool,
     /// The running fork-free snapshot (BGSAVE / BGREWRITEAOF), if any.
     pub snapshot: Option<crate::compaction::Snapshot>,
     /// A BGREWRITEAOF waiting for the log's unsynced bytes to be fsynced before it rotates the
@@ -393,6 +415,8 @@ impl Server {
             persistence: Box::new(crate::persist::NoPersistence),
             current_client: 0,
             pause: crate::pause::Pause::default(),
+            evictor: crate::evict::Evictor::default(),
+            pre_command_oom: false,
             net_bytes: None,
             snapshot: None,
             rewrite_presync: None,
@@ -457,6 +481,19 @@ impl Server {
     }
 
     /// Expire `key` in `db` now: delete, log DEL, notify, touch watchers.
+    /// Evict `key` for `maxmemory`: deleted, logged as DEL, `evicted` event (`evict.rs`).
+    pub fn evict_key(&mut self, db: usize, key: &[u8]) {
+        if self.snapshot.is_some() {
+            crate::compaction::pre_mutate(self, db, key);
+        }
+        let k = Bytes::copy_from_slice(key);
+        self.dbs[db].remove(key);
+        self.stats.evicted_keys += 1;
+        self.log.append(db, &[Bytes::from_static(b"DEL"), k]);
+        self.notify_keyspace_event(None, db, notify::EVICTED, "evicted", key);
+        self.touch_watched(db, key, None);
+    }
+
     pub fn expire_key(&mut self, db: usize, key: &[u8]) {
         if self.snapshot.is_some() {
             crate::compaction::pre_mutate(self, db, key);
@@ -834,6 +871,10 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         reject(srv, client, Reply::err("NOAUTH Authentication required."));
         return;
     }
+    if srv.hot.maxmemory != 0 && oom_rejects(srv, client, spec) {
+        reject(srv, client, Reply::err(crate::evict::OOM_ERR));
+        return;
+    }
     if client.in_pubsub_context() && !spec.has(flags::SUBSCRIBED_OK) {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         reject(
@@ -890,6 +931,26 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     if !srv.ready_keys.is_empty() {
         serve_blocked(srv, Some(client));
     }
+}
+
+/// `maxmemory`: evict as needed (`evict.rs`), then whether `spec` must be refused because
+/// memory stays over the limit — a command that may grow the dataset, EXEC of a transaction
+/// holding one, or anything queued in MULTI (except what ends it), as in Redis 7.0.
+fn oom_rejects(srv: &mut Server, client: &Client, spec: &CommandSpec) -> bool {
+    let oom = crate::evict::perform_evictions(srv) == crate::evict::Outcome::Fail;
+    srv.pre_command_oom = oom;
+    if !oom {
+        return false;
+    }
+    let in_multi = client.multi.as_ref();
+    spec.has(flags::DENYOOM)
+        || (in_multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
+        || (spec.name == "exec"
+            && in_multi.is_some_and(|m| {
+                m.queued
+                    .iter()
+                    .any(|argv| lookup_command(&argv[0]).is_some_and(|s| s.has(flags::DENYOOM)))
+            }))
 }
 
 /// Whether a reply of `spec` depends only on the keys its key spec names (and on nothing any
@@ -1263,6 +1324,10 @@ fn cron(srv: &mut Server) {
     // whose writes are paused.
     if !srv.expiry_held(now) {
         active_expire(srv, now);
+    }
+    // Evictions left over by a command's time budget, or a lowered `maxmemory`.
+    if srv.hot.maxmemory != 0 {
+        crate::evict::perform_evictions(srv);
     }
     crate::replica::cron(srv);
     if srv.cfg.get_bool("activerehashing") {

@@ -20,6 +20,7 @@ pub mod compaction;
 pub mod config;
 pub mod ctx;
 pub mod durability;
+pub mod evict;
 pub mod exec;
 pub mod keyspace;
 pub mod limits;
