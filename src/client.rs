@@ -295,6 +295,8 @@ pub struct Blocked {
     pub argv: Vec<Bytes>,
     /// What to answer on timeout.
     pub timeout_reply: Reply,
+    /// Postponed by CLIENT PAUSE (`pause.rs`) rather than blocked on keys.
+    pub postponed: bool,
 }
 
 pub struct Client {

@@ -150,9 +150,10 @@ impl<'a> Ctx<'a> {
     /// WATCHers. Returns true if it was expired.
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
         let db = self.client.db;
-        if self.srv.replica.is_some() {
-            // A replica never deletes on its own (the master's DEL follows); to its own
-            // clients a key past its TTL is logically gone, to the master it is still there.
+        if self.srv.expiry_held(self.now_ms) {
+            // A replica never deletes on its own (the master's DEL follows), nor a server whose
+            // writes CLIENT PAUSE holds; to clients a key past its TTL is logically gone, to
+            // the master it is still there.
             return !self.client.is_master
                 && !self.loading
                 && self.srv.dbs[db].is_expired(key, self.now_ms);
@@ -167,22 +168,28 @@ impl<'a> Ctx<'a> {
 
     /// Write lookup: expires lazily. None if missing.
     pub fn lookup_mut(&mut self, key: &[u8]) -> Option<&mut Object> {
-        if self.expire_if_needed(key) && self.srv.replica.is_some() {
+        if self.expire_if_needed(key) && self.srv.expiry_held(self.now_ms) {
             return None;
         }
         let lru = self.srv.lru_clock;
         let no_touch = self.client.no_touch;
         let db = self.client.db;
+        let lfu = self.srv.hot.maxmemory_policy.is_lfu();
+        let (factor, decay) = (self.srv.hot.lfu_log_factor, self.srv.hot.lfu_decay_time);
         let o = self.srv.dbs[db].keys.get_mut(key)?;
         if !no_touch {
-            o.set_lru(lru);
+            if lfu {
+                crate::evict::touch_lfu(o, lru, factor, decay);
+            } else {
+                o.set_lru(lru);
+            }
         }
         Some(o)
     }
 
     /// True if the key exists (after lazy expiry).
     pub fn exists(&mut self, key: &[u8]) -> bool {
-        if self.expire_if_needed(key) && self.srv.replica.is_some() {
+        if self.expire_if_needed(key) && self.srv.expiry_held(self.now_ms) {
             return false;
         }
         let db = self.client.db;
@@ -302,6 +309,7 @@ impl<'a> Ctx<'a> {
             deadline_ms,
             argv: argv.to_vec(),
             timeout_reply,
+            postponed: false,
         });
         Reply::Nil
     }
@@ -351,8 +359,8 @@ pub fn expire_if_needed(
         // While loading, keys are not expired: the log records the DEL when it happened.
         return false;
     }
-    if srv.replica.is_some() {
-        // A replica's keys are expired by its master's DELs.
+    if srv.expiry_held(now_ms) {
+        // A replica's keys are expired by its master's DELs; a paused server's after the pause.
         return false;
     }
     if !srv.dbs[db].is_expired(key, now_ms) {

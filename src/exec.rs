@@ -248,6 +248,13 @@ pub struct HotConfig {
     pub zset_max_listpack_value: i64,
     pub maxclients: i64,
     pub requirepass_set: bool,
+    /// `maxmemory` in bytes (0: no limit) and the eviction options (`evict.rs`).
+    pub maxmemory: u64,
+    pub maxmemory_policy: crate::evict::Policy,
+    pub maxmemory_samples: i64,
+    pub maxmemory_eviction_tenacity: i64,
+    pub lfu_log_factor: i64,
+    pub lfu_decay_time: i64,
 }
 
 impl HotConfig {
@@ -265,6 +272,12 @@ impl HotConfig {
             zset_max_listpack_value: cfg.get_i64("zset-max-listpack-value"),
             maxclients: cfg.get_i64("maxclients"),
             requirepass_set: !cfg.get("requirepass").is_empty(),
+            maxmemory: cfg.get_i64("maxmemory").max(0) as u64,
+            maxmemory_policy: crate::evict::Policy::parse(cfg.get("maxmemory-policy")),
+            maxmemory_samples: cfg.get_i64("maxmemory-samples"),
+            maxmemory_eviction_tenacity: cfg.get_i64("maxmemory-eviction-tenacity"),
+            lfu_log_factor: cfg.get_i64("lfu-log-factor"),
+            lfu_decay_time: cfg.get_i64("lfu-decay-time"),
         }
     }
 
@@ -282,6 +295,10 @@ impl HotConfig {
             "zset-max-listpack-entries" => self.zset_max_listpack_entries,
             "zset-max-listpack-value" => self.zset_max_listpack_value,
             "maxclients" => self.maxclients,
+            "maxmemory-samples" => self.maxmemory_samples,
+            "maxmemory-eviction-tenacity" => self.maxmemory_eviction_tenacity,
+            "lfu-log-factor" => self.lfu_log_factor,
+            "lfu-decay-time" => self.lfu_decay_time,
             _ => return None,
         })
     }
@@ -327,7 +344,13 @@ pub struct Server {
     pub persistence: Box<dyn crate::persist::Persistence>,
     /// Set while a command is running (for CLIENT LIST of the caller).
     pub current_client: ClientId,
-    pub paused_until_ms: i64,
+    /// CLIENT PAUSE (`pause.rs`).
+    pub pause: crate::pause::Pause,
+    /// `maxmemory` eviction state (`evict.rs`).
+    pub evictor: crate::evict::Evictor,
+    /// Memory was over `maxmemory` with nothing to evict when the current command started:
+    /// scripts refuse `denyoom` commands (Redis's `pre_command_oom_state`).
+    pub pre_command_oom: bool,
     /// The running fork-free snapshot (BGSAVE / BGREWRITEAOF), if any.
     pub snapshot: Option<crate::compaction::Snapshot>,
     /// A BGREWRITEAOF waiting for the log's unsynced bytes to be fsynced before it rotates the
@@ -396,7 +419,9 @@ impl Server {
             lastsave_s: now_ms() / 1000,
             persistence: Box::new(crate::persist::NoPersistence),
             current_client: 0,
-            paused_until_ms: 0,
+            pause: crate::pause::Pause::default(),
+            evictor: crate::evict::Evictor::default(),
+            pre_command_oom: false,
             net_bytes: None,
             snapshot: None,
             rewrite_presync: None,
@@ -467,6 +492,19 @@ impl Server {
     }
 
     /// Expire `key` in `db` now: delete, log DEL, notify, touch watchers.
+    /// Evict `key` for `maxmemory`: deleted, logged as DEL, `evicted` event (`evict.rs`).
+    pub fn evict_key(&mut self, db: usize, key: &[u8]) {
+        if self.snapshot.is_some() {
+            crate::compaction::pre_mutate(self, db, key);
+        }
+        let k = Bytes::copy_from_slice(key);
+        self.dbs[db].remove(key);
+        self.stats.evicted_keys += 1;
+        self.log.append(db, &[Bytes::from_static(b"DEL"), k]);
+        self.notify_keyspace_event(None, db, notify::EVICTED, "evicted", key);
+        self.touch_watched(db, key, None);
+    }
+
     pub fn expire_key(&mut self, db: usize, key: &[u8]) {
         if self.snapshot.is_some() {
             crate::compaction::pre_mutate(self, db, key);
@@ -582,6 +620,9 @@ impl Server {
         }
         if let Some(b) = c.blocked.take() {
             unregister_blocked(self, c.id, &b);
+            if b.postponed {
+                crate::pause::forget(self, c.id);
+            }
         }
         self.monitors.retain(|&m| m != c.id);
         if c.is_replica {
@@ -800,6 +841,8 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     let now_us = now.unwrap_or_else(now_us);
     client.last_interaction_ms = now_us / 1000;
     let mut argv = argv;
+    // The name as sent, kept for a command CLIENT PAUSE postpones (it is looked up again).
+    let sent_name = RENAMED.get().map(|_| argv[0].clone());
     let renamed_ok = apply_renames(&mut argv);
     let Some(spec) = lookup_command(&argv[0]).filter(|_| renamed_ok) else {
         let r = unknown_command_error(&argv);
@@ -855,6 +898,10 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
             return;
         }
     }
+    if srv.hot.maxmemory != 0 && oom_rejects(srv, client, spec) {
+        reject(srv, client, Reply::err(crate::evict::OOM_ERR));
+        return;
+    }
     if client.in_pubsub_context() && !spec.has(flags::SUBSCRIBED_OK) {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         reject(
@@ -880,6 +927,13 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
     if spec.is_write() && crate::master::refuse_write(srv, client) {
         reject(srv, client, Reply::err(crate::master::NOREPLICAS_ERR));
+        return;
+    }
+    if srv.pause.pending() && srv.pause.holds(spec, client, now_us / 1000) {
+        if let Some(name) = sent_name {
+            argv[0] = name;
+        }
+        crate::pause::postpone(srv, client, argv);
         return;
     }
     if client.multi.is_some() && !spec.has(flags::NO_MULTI) {
@@ -908,6 +962,26 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     if !srv.ready_keys.is_empty() {
         serve_blocked(srv, Some(client));
     }
+}
+
+/// `maxmemory`: evict as needed (`evict.rs`), then whether `spec` must be refused because
+/// memory stays over the limit — a command that may grow the dataset, EXEC of a transaction
+/// holding one, or anything queued in MULTI (except what ends it), as in Redis 7.0.
+fn oom_rejects(srv: &mut Server, client: &Client, spec: &CommandSpec) -> bool {
+    let oom = crate::evict::perform_evictions(srv) == crate::evict::Outcome::Fail;
+    srv.pre_command_oom = oom;
+    if !oom {
+        return false;
+    }
+    let in_multi = client.multi.as_ref();
+    spec.has(flags::DENYOOM)
+        || (in_multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
+        || (spec.name == "exec"
+            && in_multi.is_some_and(|m| {
+                m.queued
+                    .iter()
+                    .any(|argv| lookup_command(&argv[0]).is_some_and(|s| s.has(flags::DENYOOM)))
+            }))
 }
 
 /// Whether a reply of `spec` depends only on the keys its key spec names (and on nothing any
@@ -1085,7 +1159,12 @@ pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
 /// How long the loop may wait for a message: until the next cron tick, or the next snapshot
 /// step while a snapshot runs (it advances every round, not only when commands arrive).
 fn round_wait(srv: &Server, next_cron: Instant, now: Instant) -> Duration {
-    let wait = next_cron.saturating_duration_since(now);
+    let mut wait = next_cron.saturating_duration_since(now);
+    if let Some(end) = srv.pause.end_ms() {
+        // Wake up when CLIENT PAUSE ends, to run the postponed clients.
+        let left = end.saturating_sub(now_ms()).max(0) as u64;
+        wait = wait.min(Duration::from_millis(left));
+    }
     if srv.rewrite_presync.is_some() {
         return wait.min(crate::aof::PRESYNC_POLL_INTERVAL);
     }
@@ -1116,6 +1195,9 @@ fn round(
             }
             n += 1;
         }
+    }
+    if srv.pause.pending() {
+        crate::pause::check_end(srv, now_ms());
     }
     if Instant::now() >= *next_cron {
         cron(srv);
@@ -1273,9 +1355,14 @@ fn cron(srv: &mut Server) {
             }
         }
     }
-    // A replica does not expire keys itself: the master sends the DELs.
-    if srv.replica.is_none() {
+    // A replica does not expire keys itself: the master sends the DELs; nor does a server
+    // whose writes are paused.
+    if !srv.expiry_held(now) {
         active_expire(srv, now);
+    }
+    // Evictions left over by a command's time budget, or a lowered `maxmemory`.
+    if srv.hot.maxmemory != 0 {
+        crate::evict::perform_evictions(srv);
     }
     crate::replica::cron(srv);
     crate::master::cron(srv);
@@ -1301,6 +1388,12 @@ fn active_rehash(srv: &mut Server) {
 }
 
 impl Server {
+    /// Whether keys past their TTL are left in place (a replica: its master's DELs remove them;
+    /// CLIENT PAUSE: the dataset is frozen); reads then answer as if they were gone.
+    pub fn expiry_held(&self, now_ms: i64) -> bool {
+        self.replica.is_some() || self.pause.holds_writes(now_ms)
+    }
+
     /// Run `f` with the persistence layer, taken out of the server for the call (it gets the
     /// server mutably too).
     pub fn with_persistence<T>(

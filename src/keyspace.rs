@@ -199,7 +199,8 @@ pub struct Object {
 /// handled" (they did not exist at the snapshot point). Only the execution thread writes it.
 pub static NEW_OBJECT_SNAP: AtomicU32 = AtomicU32::new(0);
 
-const LFU_INIT_VAL: u32 = 5;
+/// A new object's LFU counter (Redis's `LFU_INIT_VAL`).
+pub const LFU_INIT_VAL: u32 = 5;
 
 impl Object {
     pub fn new(value: Value, lru: u32) -> Object {

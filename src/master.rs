@@ -1018,6 +1018,7 @@ fn block_wait(ctx: &mut Ctx, offset: i64, numreplicas: i64, timeout_ms: i64) -> 
         deadline_ms: None,
         argv: vec![Bytes::from_static(b"WAIT")],
         timeout_reply: Reply::Int(0),
+        postponed: false,
     });
     ctx.srv.master.waiters.push(Waiter {
         id: ctx.client.id,

@@ -553,7 +553,8 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return crate::cmd::arity_error(&format!("object|{}", String::from_utf8_lossy(&sub)));
     }
     let lru_now = ctx.srv.lru_clock;
-    let lfu = ctx.srv.cfg.get("maxmemory-policy").contains("lfu");
+    let lfu = ctx.srv.hot.maxmemory_policy.is_lfu();
+    let decay = ctx.srv.hot.lfu_decay_time;
     // OBJECT does not touch the key.
     let saved = ctx.client.no_touch;
     ctx.client.no_touch = true;
@@ -581,7 +582,7 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 if !lfu {
                     Reply::err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
                 } else {
-                    Reply::Int(o.freq() as i64)
+                    Reply::Int(crate::evict::lfu_decayed(o, lru_now, decay) as i64)
                 }
             }
         },

@@ -695,6 +695,14 @@ fn script_call(
             return fail(&format!("MISCONF Errors writing to the AOF file: {e}"));
         }
     }
+    // Over `maxmemory` when the script started: no command that may grow the dataset, until
+    // the script has written (Redis does not stop a script half-way through its writes).
+    if srv.hot.maxmemory != 0 && srv.pre_command_oom && spec.has(DENYOOM) && !client.is_master {
+        return fail(crate::evict::OOM_ERR);
+    }
+    if spec.is_write() {
+        srv.pre_command_oom = false;
+    }
     let r = crate::exec::call(srv, client, spec, &argv, true);
     if let Reply::Error(msg) = &r {
         return fail(msg);

@@ -189,7 +189,9 @@ pub(super) fn client(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         "unblock" => client_unblock(ctx, args),
         "pause" => client_pause(ctx, args),
         "unpause" => {
-            ctx.srv.paused_until_ms = 0;
+            // The postponed clients run at the end of this round (`pause::check_end`), not
+            // inside this command.
+            ctx.srv.pause.stop();
             OK
         }
         "setinfo" => client_setinfo(ctx, args),
@@ -494,7 +496,8 @@ fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         .srv
         .clients
         .get(&id)
-        .is_some_and(|c| c.blocked.is_some());
+        .is_some_and(|c| c.blocked.as_ref().is_some_and(|b| !b.postponed));
+    // A client CLIENT PAUSE holds is not unblocked (Redis 7.2; 7.0 aborts on it).
     if !blocked {
         return Reply::Int(0);
     }
@@ -516,22 +519,23 @@ pub(super) fn parse_timeout_ms(a: &[u8]) -> Result<i64, Reply> {
     }
 }
 
-/// CLIENT PAUSE is accepted and recorded; Strongbox does not hold clients back yet.
+/// CLIENT PAUSE timeout [WRITE|ALL]: postpone clients' commands until the timeout (`pause.rs`).
 fn client_pause(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() > 4 {
         return sub_syntax_error("client", &args[1]);
     }
+    // Redis checks the mode before the timeout.
+    let kind = match args.get(3) {
+        None => crate::pause::Kind::All,
+        Some(m) if m.eq_ignore_ascii_case(b"all") => crate::pause::Kind::All,
+        Some(m) if m.eq_ignore_ascii_case(b"write") => crate::pause::Kind::Write,
+        Some(_) => return Reply::err("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+    };
     let ms = match parse_timeout_ms(&args[2]) {
         Ok(v) => v,
         Err(e) => return e,
     };
-    if args.len() == 4
-        && !args[3].eq_ignore_ascii_case(b"write")
-        && !args[3].eq_ignore_ascii_case(b"all")
-    {
-        return Reply::err("ERR CLIENT PAUSE mode must be WRITE or ALL");
-    }
-    ctx.srv.paused_until_ms = ctx.now_ms.saturating_add(ms);
+    ctx.srv.pause.start(ctx.now_ms.saturating_add(ms), kind);
     OK
 }
 

@@ -333,7 +333,12 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         begin(&mut out, "Memory");
         let mut s = Section { out: String::new() };
         let rss = rss_bytes();
-        let used = rss;
+        // The allocator's count (Redis's zmalloc count); RSS where it is not counted (the
+        // library without the server's allocator, in unit tests).
+        let used = match crate::alloc::allocated_bytes() as u64 {
+            0 => rss,
+            n => n,
+        };
         let peak = peak_memory(used);
         let dataset: u64 = dataset_bytes(srv);
         let maxmem = srv.cfg.get_i64("maxmemory").max(0) as u64;
