@@ -347,13 +347,17 @@ impl Snapshot {
             delay: srv.cfg.get_i64("rdb-key-save-delay"),
             rng: 0x9e37_79b9_7f4a_7c15,
         };
+        // Function libraries at the snapshot point, written first (cmd/function.rs).
+        let libs = crate::cmd::function::library_codes(srv);
         let handle = std::thread::Builder::new()
             .name("strongbox-snapshot".into())
             .spawn(move || {
                 crate::util::lower_thread_priority(SNAPSHOT_THREAD_NICE);
                 match file_format {
-                    Format::Rdb(opts) => serializer(rx, file, opts, sizes, &counter, per_key),
-                    Format::Resp => resp_serializer(rx, file, &counter, per_key),
+                    Format::Rdb(opts) => {
+                        serializer(rx, file, opts, sizes, &libs, &counter, per_key)
+                    }
+                    Format::Resp => resp_serializer(rx, file, &libs, &counter, per_key),
                 }?;
                 install(&temp, target)
             })
@@ -694,12 +698,16 @@ fn serializer(
     file: std::fs::File,
     opts: WriterOptions,
     sizes: Vec<(u64, u64)>,
+    libs: &[Bytes],
     counter: &std::sync::atomic::AtomicUsize,
     per_key: PerKey,
 ) -> Result<(), String> {
     let out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let (th, version) = (opts.thresholds, opts.version);
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
+    for code in libs {
+        w.write_function(code).map_err(|e| e.to_string())?;
+    }
     let mut cur_db: Option<u32> = None;
     for_each_record(&rx, counter, per_key, |r, arena| {
         if cur_db != Some(r.db) {
@@ -866,12 +874,17 @@ const RESP_ITEMS_PER_CMD: usize = 64;
 fn resp_serializer(
     rx: Receiver<Chunk>,
     file: std::fs::File,
+    libs: &[Bytes],
     counter: &std::sync::atomic::AtomicUsize,
     per_key: PerKey,
 ) -> Result<(), String> {
     let mut out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let mut cur_db: Option<u32> = None;
     let mut buf = Vec::with_capacity(1 << 16);
+    // As Redis's rewrite (`rewriteFunctions`): FUNCTION LOAD per library, before the keys.
+    for code in libs {
+        cmd(&mut buf, &[b"FUNCTION".as_ref(), b"LOAD", code]);
+    }
     for_each_record(&rx, counter, per_key, |r, arena| {
         if cur_db != Some(r.db) {
             cmd(&mut buf, &[b"SELECT".as_ref(), r.db.to_string().as_bytes()]);

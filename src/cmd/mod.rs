@@ -15,6 +15,7 @@ use crate::ctx::Ctx;
 use crate::resp::Reply;
 
 pub mod connection;
+pub mod function;
 pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
@@ -283,6 +284,7 @@ pub fn table() -> &'static CommandTable {
             string::COMMANDS,
             tx::COMMANDS,
             scripting::COMMANDS,
+            function::COMMANDS,
             pubsub::COMMANDS,
             list::COMMANDS,
             hash::COMMANDS,
