@@ -609,7 +609,7 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         b"flush" => {
             if n > 3 {
-                return syntax_error(&sub);
+                return syntax_error(&args[1]);
             }
             if n == 3 {
                 let mode = args[2].to_ascii_lowercase();
@@ -698,7 +698,7 @@ fn load(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() > 4 {
-        return syntax_error(b"restore");
+        return syntax_error(&args[1]);
     }
     #[derive(PartialEq)]
     enum Policy {
@@ -844,6 +844,7 @@ fn help() -> Reply {
             "    Return general information on all the libraries:",
             "    * Library name",
             "    * The engine used to run the Library",
+            "    * Library description",
             "    * Functions list",
             "    * Library code (if WITHCODE is given)",
             "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
@@ -873,7 +874,7 @@ fn help() -> Reply {
             "      libraries with the new libraries (notice that even on this option there is a chance of failure",
             "      in case of functions name collision with another library).",
             "HELP",
-            "    Print this help.",
+            "    Prints this help.",
         ]
         .iter()
         .map(|l| Reply::StatusOwned((*l).to_string()))
