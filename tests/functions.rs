@@ -451,7 +451,10 @@ fn dump_payloads_move_both_ways_and_bad_payloads_answer_errors() {
         .arg(&from_redis)
         .query::<()>(&mut c)
         .unwrap_err();
-    assert_eq!(e.to_string(), "An error was signalled by the server - ResponseError: Library mylib already exists");
+    assert_eq!(
+        e.to_string(),
+        "An error was signalled by the server - ResponseError: Library mylib already exists"
+    );
     let _: () = redis::cmd("FUNCTION")
         .arg("RESTORE")
         .arg(&from_redis)
@@ -499,7 +502,11 @@ fn dump_payloads_move_both_ways_and_bad_payloads_answer_errors() {
 
     // A payload whose record is a library that does not compile.
     let bad_lib = "#!lua name=bad\nthis is not lua";
-    let mut p = vec![0xf5u8, 0x40 | (bad_lib.len() >> 8) as u8, bad_lib.len() as u8];
+    let mut p = vec![
+        0xf5u8,
+        0x40 | (bad_lib.len() >> 8) as u8,
+        bad_lib.len() as u8,
+    ];
     p.extend_from_slice(bad_lib.as_bytes());
     p.extend_from_slice(&10u16.to_le_bytes());
     let crc = crc64_jones(&p);
@@ -562,8 +569,8 @@ fn an_rdb_with_a_library_that_does_not_compile_is_refused() {
         .arg(d.path());
     let out = common::run_with_timeout(&mut cmd, None, Duration::from_secs(30));
     assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stderr).into_owned()
-        + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Error compiling function"), "{text}");
 }
 

@@ -12,7 +12,7 @@
 //! the time limit). Commands run with RESP2 replies whatever the caller's protocol, and
 //! `rename-command` applies. cjson and cmsgpack are there (`scripting_libs.rs`). Not provided:
 //! the struct and bit libraries,
-//! `redis.setresp(3)`, `#!lua` flags, script debugging, FUNCTION, and killing a running script
+//! `redis.setresp(3)`, `#!lua` flags, script debugging, and killing a running script
 //! from another client (no other client is served while a script runs: a script past
 //! `busy-reply-threshold` is stopped instead). `pcall(redis.call, ...)` catches an error
 //! object that is not Redis's string (`redis.pcall` returns Redis's error table).

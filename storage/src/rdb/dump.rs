@@ -161,3 +161,36 @@ pub fn decode_function_dump(payload: &[u8]) -> Result<Vec<bytes::Bytes>, Functio
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod function_dump_tests {
+    use super::*;
+
+    #[test]
+    fn function_dump_round_trips_and_refuses_damage() {
+        let long = format!("#!lua name=b\n{}", "-- x\n".repeat(100));
+        let codes: Vec<&[u8]> = vec![b"#!lua name=a\nreturn 1", long.as_bytes()];
+        let p = encode_function_dump(codes.iter().copied());
+        let back = decode_function_dump(&p).unwrap();
+        assert_eq!(back.iter().map(|b| &b[..]).collect::<Vec<_>>(), codes);
+        assert_eq!(
+            decode_function_dump(&encode_function_dump(std::iter::empty())).unwrap(),
+            Vec::<bytes::Bytes>::new()
+        );
+        let mut bad = p.clone();
+        bad[3] ^= 1;
+        assert_eq!(decode_function_dump(&bad), Err(FunctionDumpError::Footer));
+        // A record that is not a library, with a right footer.
+        let mut other = vec![0u8, 1, b'k'];
+        other.extend_from_slice(&10u16.to_le_bytes());
+        let crc = crc64(&other);
+        other.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode_function_dump(&other),
+            Err(FunctionDumpError::NotAFunction)
+        );
+        for n in 0..p.len() {
+            assert!(decode_function_dump(&p[..n]).is_err());
+        }
+    }
+}
