@@ -505,6 +505,16 @@ pub fn counts(srv: &Server) -> (usize, usize) {
     (srv.functions.set.libs.len(), srv.functions.set.functions())
 }
 
+/// (bytes of the functions' Lua state, bytes of the libraries' code): INFO memory
+/// `used_memory_vm_functions` and `used_memory_functions`.
+pub fn memory(srv: &Server) -> (usize, usize) {
+    let f = &srv.functions;
+    (
+        f.eng.as_ref().map_or(0, |e| e.lua.used_memory()),
+        f.set.libs.values().map(|l| l.code.len()).sum(),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // FCALL
 
