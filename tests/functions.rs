@@ -381,7 +381,17 @@ fn rdb_files_with_libraries_move_both_ways_with_redis() {
         .arg(9)
         .query(&mut c)
         .unwrap();
-    let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
+    // BGSAVE (the fork-free snapshot) writes the libraries too.
+    let _: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        if info.contains("rdb_bgsave_in_progress:0") && info.contains("rdb_last_bgsave_status:ok") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no BGSAVE: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let before = rewrites(&mut c);
     let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
     wait_rewrite_done(&mut c, before);

@@ -94,8 +94,8 @@ local R = __sb_redis
 local where_ = __sb_where
 __sb_redis, __sb_where = nil, nil
 local G = _G
-local setfenv_, error_, type_, rawget_, setmetatable_, tostring_ =
-  setfenv, error, type, rawget, setmetatable, tostring
+local setfenv_, error_, type_, rawget_, rawset_, setmetatable_, tostring_ =
+  setfenv, error, type, rawget, rawset, setmetatable, tostring
 -- Not in Redis's environment: files, environments, userdata with finalizers, printing, and
 -- coroutines (a running coroutine would escape the time limit's hook).
 loadfile, dofile, setfenv, getfenv, newproxy, print, coroutine = nil, nil, nil, nil, nil, nil, nil
@@ -191,12 +191,20 @@ local function load_lib(chunk, api)
     __newindex = function() error_("Attempt to modify a readonly table", 2) end,
     __metatable = false,
   })
-  local env = setmetatable_({}, {
+  local env
+  local function guarded_rawset(t, k, v)
+    if t == env then error_("Attempt to modify a readonly table", 0) end
+    return rawset_(t, k, v)
+  end
+  env = setmetatable_({}, {
     __index = function(env, name)
       if name == "redis" and loading then return api_proxy end
       if not loading then
         -- As a script's environment (env_mt), raising at the caller's line.
         if name == "_G" then return env end
+        -- The environment outlives a call: rawset on it fails as on Redis's read-only
+        -- globals.
+        if name == "rawset" then return guarded_rawset end
         local v = shared[name]
         if v ~= nil then return v end
         v = rawget_(G, name)
