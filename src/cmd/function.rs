@@ -49,18 +49,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         fcall_ro,
     ),
     CommandSpec {
-        // Redis 7.0's names, arities and flags, so COMMAND shows them. The container keeps
-        // NOSCRIPT: dispatch checks the container's flags.
+        // Redis 7.0's names, arities and flags, in the order its COMMAND shows them. The
+        // container keeps NOSCRIPT: dispatch checks the container's flags.
         subcommands: &[
-            ("delete", 3, WRITE | NOSCRIPT),
-            ("dump", 2, NOSCRIPT),
-            ("flush", -2, WRITE | NOSCRIPT),
-            ("help", 2, LOADING | STALE),
-            ("kill", 2, NOSCRIPT | ALLOW_BUSY),
-            ("list", -2, NOSCRIPT),
-            ("load", -3, WRITE | DENYOOM | NOSCRIPT),
-            ("restore", -3, WRITE | DENYOOM | NOSCRIPT),
             ("stats", 2, NOSCRIPT | ALLOW_BUSY),
+            ("kill", 2, NOSCRIPT | ALLOW_BUSY),
+            ("delete", 3, WRITE | NOSCRIPT),
+            ("restore", -3, WRITE | DENYOOM | NOSCRIPT),
+            ("load", -3, WRITE | DENYOOM | NOSCRIPT),
+            ("dump", 2, NOSCRIPT),
+            ("list", -2, NOSCRIPT),
+            ("help", 2, LOADING | STALE),
+            ("flush", -2, WRITE | NOSCRIPT),
         ],
         ..cmd(
             "function",
