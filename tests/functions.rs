@@ -599,3 +599,118 @@ fn crc64_jones(data: &[u8]) -> u64 {
     }
     crc
 }
+
+/// Strongbox as a replica of redis-server 7.0 (the migration path): the master's libraries
+/// come with the full sync (replacing the replica's own), FUNCTION LOAD / DELETE from the
+/// master's stream follow, and a kill -9 of the replica after REPLICAOF NO ONE keeps them.
+#[test]
+fn a_replica_of_redis_gets_the_masters_libraries() {
+    let rs = RedisServer::start(&[]);
+    let mut rc = con(rs.port());
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(LIB)
+        .query(&mut rc)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("counter")
+        .arg(1)
+        .query(&mut rc)
+        .unwrap();
+    let mut sb = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut c = con(sb.port());
+    // A library of the replica's own is replaced by the master's set.
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=mine\nredis.register_function('mine', function() return 1 end)")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(rs.port())
+        .query(&mut c)
+        .unwrap();
+    let up = |c: &mut redis::Connection| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let info: String = redis::cmd("INFO").arg("replication").query(c).unwrap();
+            if info.contains("master_link_status:up") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "link never up: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    up(&mut c);
+    assert_eq!(library_names(&mut c), ["mylib"]);
+    let got: i64 = redis::cmd("FCALL_RO")
+        .arg("readget")
+        .arg(1)
+        .arg("counter")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got, 1);
+    // A write function is refused on the read-only replica, as Redis refuses it.
+    let e = redis::cmd("FCALL")
+        .arg("bump")
+        .arg(1)
+        .arg("counter")
+        .arg(1)
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("read only replica"), "{e}");
+    // The master's stream.
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(LIB2)
+        .query(&mut rc)
+        .unwrap();
+    let _: i64 = redis::cmd("FCALL")
+        .arg("bump")
+        .arg(1)
+        .arg("counter")
+        .arg(10)
+        .query(&mut rc)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while library_names(&mut c) != ["mylib", "other"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "FUNCTION LOAD not replicated"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _: () = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(&mut rc)
+        .unwrap_or(());
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut c)
+        .unwrap();
+    let got: i64 = redis::cmd("FCALL_RO")
+        .arg("readget")
+        .arg(1)
+        .arg("counter")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got, 11);
+    drop(c);
+    sb.kill9();
+    sb.restart();
+    let mut c = con(sb.port());
+    assert_eq!(library_names(&mut c), ["mylib", "other"]);
+    let n: i64 = redis::cmd("FCALL")
+        .arg("bump")
+        .arg(1)
+        .arg("counter")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 12);
+}
