@@ -385,12 +385,11 @@ fn create_in(
             let (k, v) = pair?;
             if let Value::String(s) = &k {
                 let s = s.as_bytes();
-                if &s[..] == b"log" || s.starts_with(b"LOG_") {
+                if &s[..] == b"log" || s.starts_with(b"LOG_") || s.starts_with(b"REDIS_VERSION") {
                     api.raw_set(k.clone(), v)?;
                 }
             }
         }
-        api.raw_set("REDIS_VERSION", crate::REDIS_COMPAT_VERSION)?;
         let (ok, err): (bool, Value) = loader.call((chunk, api))?;
         Ok((
             ok,

@@ -324,6 +324,15 @@ impl Engine {
         ] {
             redis.raw_set(name, v).map_err(le)?;
         }
+        // The Redis version scripts see (7.0.15: "7.0.15" and 0x00070f).
+        let num = crate::REDIS_COMPAT_VERSION
+            .split('.')
+            .map(|p| p.parse::<i64>().unwrap_or(0))
+            .fold(0i64, |acc, p| (acc << 8) | p);
+        redis
+            .raw_set("REDIS_VERSION", crate::REDIS_COMPAT_VERSION)
+            .map_err(le)?;
+        redis.raw_set("REDIS_VERSION_NUM", num).map_err(le)?;
         lua.globals().raw_set("__sb_redis", redis).map_err(le)?;
         super::scripting_libs::install(&lua).map_err(le)?;
         // For the prelude's error handler: (what, line, source) of the function `level`
