@@ -313,7 +313,19 @@ fn libraries_survive_kill9_rewrites_with_and_without_preamble_and_reload() {
     let mut c = con(sb.port());
     expect(&mut c, 6, 3);
 
-    // FUNCTION FLUSH is logged too.
+    // FUNCTION FLUSH is logged too, and FUNCTION RESTORE.
+    let payload: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query(&mut c).unwrap();
+    let _: () = redis::cmd("FUNCTION").arg("FLUSH").query(&mut c).unwrap();
+    let _: () = redis::cmd("FUNCTION")
+        .arg("RESTORE")
+        .arg(&payload)
+        .query(&mut c)
+        .unwrap();
+    drop(c);
+    sb.kill9();
+    sb.restart();
+    let mut c = con(sb.port());
+    expect(&mut c, 6, 3);
     let _: () = redis::cmd("FUNCTION").arg("FLUSH").query(&mut c).unwrap();
     drop(c);
     sb.kill9();
