@@ -358,6 +358,8 @@ impl Snapshot {
             delay: srv.cfg.get_i64("rdb-key-save-delay"),
             rng: 0x9e37_79b9_7f4a_7c15,
         };
+        // Function libraries at the snapshot point, written first (cmd/function.rs).
+        let libs = crate::cmd::function::library_codes(srv);
         let handle = std::thread::Builder::new()
             .name("strongbox-snapshot".into())
             .spawn(move || {
@@ -366,7 +368,7 @@ impl Snapshot {
                     (Format::Rdb(opts), Ok(file)) => {
                         let out =
                             std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
-                        serializer(rx, out, opts, sizes, &counter, per_key, |out| {
+                        serializer(rx, out, opts, sizes, &libs, &counter, per_key, |out| {
                             let mut f = out.into_inner().map_err(|e| e.to_string())?;
                             f.flush().map_err(|e| e.to_string())?;
                             f.file.sync_all().map_err(|e| e.to_string())
@@ -374,12 +376,12 @@ impl Snapshot {
                     }
                     (Format::Rdb(opts), Err(stream)) => {
                         let out = std::io::BufWriter::with_capacity(256 << 10, stream);
-                        serializer(rx, out, opts, sizes, &counter, per_key, |out| {
+                        serializer(rx, out, opts, sizes, &libs, &counter, per_key, |out| {
                             let mut w = out.into_inner().map_err(|e| e.to_string())?;
                             w.flush().map_err(|e| e.to_string())
                         })
                     }
-                    (Format::Resp, Ok(file)) => resp_serializer(rx, file, &counter, per_key),
+                    (Format::Resp, Ok(file)) => resp_serializer(rx, file, &libs, &counter, per_key),
                     (Format::Resp, Err(_)) => Err("a RESP snapshot needs a file".to_string()),
                 }?;
                 match target {
@@ -726,12 +728,16 @@ fn serializer<W: Write>(
     out: W,
     opts: WriterOptions,
     sizes: Vec<(u64, u64)>,
+    libs: &[Bytes],
     counter: &std::sync::atomic::AtomicUsize,
     per_key: PerKey,
     done: impl FnOnce(W) -> Result<(), String>,
 ) -> Result<(), String> {
     let (th, version) = (opts.thresholds, opts.version);
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
+    for code in libs {
+        w.write_function(code).map_err(|e| e.to_string())?;
+    }
     let mut cur_db: Option<u32> = None;
     for_each_record(&rx, counter, per_key, |r, arena| {
         if cur_db != Some(r.db) {
@@ -896,12 +902,17 @@ const RESP_ITEMS_PER_CMD: usize = 64;
 fn resp_serializer(
     rx: Receiver<Chunk>,
     file: std::fs::File,
+    libs: &[Bytes],
     counter: &std::sync::atomic::AtomicUsize,
     per_key: PerKey,
 ) -> Result<(), String> {
     let mut out = std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
     let mut cur_db: Option<u32> = None;
     let mut buf = Vec::with_capacity(1 << 16);
+    // As Redis's rewrite (`rewriteFunctions`): FUNCTION LOAD per library, before the keys.
+    for code in libs {
+        cmd(&mut buf, &[b"FUNCTION".as_ref(), b"LOAD", code]);
+    }
     for_each_record(&rx, counter, per_key, |r, arena| {
         if cur_db != Some(r.db) {
             cmd(&mut buf, &[b"SELECT".as_ref(), r.db.to_string().as_bytes()]);

@@ -328,6 +328,8 @@ pub struct Server {
     pub monitors: Vec<ClientId>,
     /// The Lua engine and script cache (EVAL, EVALSHA, SCRIPT), created on first use.
     pub scripting: Option<Box<crate::cmd::scripting::Engine>>,
+    /// Function libraries (FUNCTION, FCALL): part of the dataset, see `cmd/function.rs`.
+    pub functions: crate::cmd::function::Functions,
     pub start: Instant,
     pub start_ms: i64,
     pub lru_clock: u32,
@@ -407,6 +409,7 @@ impl Server {
             slowlog_next_id: 0,
             monitors: Vec::new(),
             scripting: None,
+            functions: Default::default(),
             start: Instant::now(),
             start_ms: now_ms(),
             lru_clock: lru_clock_now(),

@@ -489,6 +489,8 @@ fn full_sync(
         );
     }
     rep.master.out.clear();
+    // As Redis's emptyData before the load: the master's libraries replace ours.
+    crate::cmd::function::clear(srv);
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let file = std::fs::File::open(path).map_err(|e| e.to_string());
     let loaded = file.and_then(|f| {

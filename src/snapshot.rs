@@ -129,6 +129,8 @@ enum Decoded {
         freq: Option<u8>,
     },
     ModuleAux(String),
+    /// A function library (FUNCTION2): its code.
+    Function(Bytes),
     SelectDb(u32),
     ResizeDb {
         db_size: u64,
@@ -202,6 +204,7 @@ fn decode_all<Rd: ItemSource>(
                     freq: e.freq,
                 },
                 Item::ModuleAux { module, .. } => Decoded::ModuleAux(module),
+                Item::Function(code) => Decoded::Function(code),
                 Item::SelectDb(db) => Decoded::SelectDb(db),
                 Item::ResizeDb {
                     db_size,
@@ -353,6 +356,7 @@ impl Inserter {
                     "The RDB file contains AUX module data for the module '{module}', which Strongbox does not support"
                 ));
             }
+            Decoded::Function(code) => crate::cmd::function::load_from_rdb(srv, &code)?,
             Decoded::SelectDb(db) => self.cur_db = db as usize,
             Decoded::ResizeDb {
                 db_size,
@@ -515,6 +519,10 @@ pub fn writer_options(srv: &Server, aof_base: bool) -> WriterOptions {
 /// Write the whole dataset as RDB (synchronous: SAVE, DEBUG RELOAD, SHUTDOWN SAVE).
 pub fn write_rdb<W: Write>(srv: &Server, out: W, aof_base: bool) -> Result<W, String> {
     let mut w = RdbWriter::new(out, writer_options(srv, aof_base)).map_err(|e| e.to_string())?;
+    // Function libraries first, as Redis writes them.
+    for code in crate::cmd::function::library_codes(srv) {
+        w.write_function(&code).map_err(|e| e.to_string())?;
+    }
     for (i, db) in srv.dbs.iter().enumerate() {
         if db.is_empty() {
             continue;

@@ -16,6 +16,7 @@ use crate::resp::Reply;
 
 pub mod acl;
 pub mod connection;
+pub mod function;
 pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
@@ -284,6 +285,7 @@ pub fn table() -> &'static CommandTable {
             string::COMMANDS,
             tx::COMMANDS,
             scripting::COMMANDS,
+            function::COMMANDS,
             pubsub::COMMANDS,
             list::COMMANDS,
             hash::COMMANDS,

@@ -12,7 +12,7 @@
 //! the time limit). Commands run with RESP2 replies whatever the caller's protocol, and
 //! `rename-command` applies. cjson and cmsgpack are there (`scripting_libs.rs`). Not provided:
 //! the struct and bit libraries,
-//! `redis.setresp(3)`, `#!lua` flags, script debugging, FUNCTION, and killing a running script
+//! `redis.setresp(3)`, `#!lua` flags, script debugging, and killing a running script
 //! from another client (no other client is served while a script runs: a script past
 //! `busy-reply-threshold` is stopped instead). `pcall(redis.call, ...)` catches an error
 //! object that is not Redis's string (`redis.pcall` returns Redis's error table).
@@ -94,8 +94,8 @@ local R = __sb_redis
 local where_ = __sb_where
 __sb_redis, __sb_where = nil, nil
 local G = _G
-local setfenv_, error_, type_, rawget_, setmetatable_, tostring_ =
-  setfenv, error, type, rawget, setmetatable, tostring
+local setfenv_, error_, type_, rawget_, rawset_, setmetatable_, tostring_ =
+  setfenv, error, type, rawget, rawset, setmetatable, tostring
 -- Not in Redis's environment: files, environments, userdata with finalizers, printing, and
 -- coroutines (a running coroutine would escape the time limit's hook).
 loadfile, dofile, setfenv, getfenv, newproxy, print, coroutine = nil, nil, nil, nil, nil, nil, nil
@@ -149,17 +149,17 @@ local env_mt = {
 local function handler(err)
   if type_(err) == "userdata" then return err end
   -- The innermost frame of the script itself (not error(), not our metamethods).
-  local line
+  local source, line
   for level = 2, 12 do
     local what, l, src = where_(level)
     if what == nil then break end
-    if src == "@user_script" then line = l break end
+    if src == "@user_script" or src == "@user_function" then source, line = src, l break end
   end
   if type_(err) ~= "table" then
     err = { err = "ERR " .. tostring_(err) }
   end
   if line then
-    rawset(err, "source", "@user_script")
+    rawset(err, "source", source)
     rawset(err, "line", line)
   end
   return err
@@ -169,18 +169,74 @@ local function run(f, keys, argv)
   setfenv_(f, setmetatable_({ KEYS = keys, ARGV = argv }, env_mt))
   return xpcall_(f, handler)
 end
--- The runner, and the real `redis` table (the server sets `call` and `pcall` in it for each
+-- A function of a library (FCALL) runs as `callback(keys, args)`, in its library's
+-- environment.
+local function run_fn(f, keys, argv)
+  return xpcall_(function() return f(keys, argv) end, handler)
+end
+-- FUNCTION LOAD: the library's code runs once in an environment of its own that holds only
+-- `redis` (the load API: register_function, log, ...), as in Redis 7.0; once loaded, the
+-- same environment (which its functions keep) answers as a script's: the libraries, the
+-- full `redis` table, read-only globals.
+local function load_lib(chunk, api)
+  local loading = true
+  local api_proxy = setmetatable_({}, {
+    __index = function(_, name)
+      local v = rawget_(api, name)
+      if v == nil then
+        error_("Script attempted to access nonexistent global variable '" .. tostring_(name) .. "'", 2)
+      end
+      return v
+    end,
+    __newindex = function() error_("Attempt to modify a readonly table", 2) end,
+    __metatable = false,
+  })
+  local env
+  local function guarded_rawset(t, k, v)
+    if t == env then error_("Attempt to modify a readonly table", 0) end
+    return rawset_(t, k, v)
+  end
+  env = setmetatable_({}, {
+    __index = function(env, name)
+      if name == "redis" and loading then return api_proxy end
+      if not loading then
+        -- As a script's environment (env_mt), raising at the caller's line.
+        if name == "_G" then return env end
+        -- The environment outlives a call: rawset on it fails as on Redis's read-only
+        -- globals.
+        if name == "rawset" then return guarded_rawset end
+        local v = shared[name]
+        if v ~= nil then return v end
+        v = rawget_(G, name)
+        if v ~= nil then return v end
+      end
+      error_("Script attempted to access nonexistent global variable '" .. tostring_(name) .. "'", 2)
+    end,
+    __newindex = function() error_("Attempt to modify a readonly table", 2) end,
+    __metatable = false,
+  })
+  setfenv_(chunk, env)
+  local ok, err = xpcall_(chunk, handler)
+  loading = false
+  return ok, err
+end
+-- The runners, and the real `redis` table (the server sets `call` and `pcall` in it for each
 -- run).
-return run, R
+return run, R, run_fn, load_lib
 "#;
 
-/// The Lua state and the script cache (by lower-case SHA1 hex).
+/// The Lua state and the script cache (by lower-case SHA1 hex). FUNCTION has an engine of
+/// its own (`function.rs`: another Lua state, as in Redis), which uses `run_fn` and `load_lib`.
 pub struct Engine {
-    lua: Lua,
+    pub(crate) lua: Lua,
     /// The function every script runs under (the prelude's result).
     runner: mlua::RegistryKey,
     /// The real `redis` table (scripts see a read-only proxy of it).
-    redis: mlua::RegistryKey,
+    pub(crate) redis: mlua::RegistryKey,
+    /// Runs a library's function (FCALL): `run_fn(f, keys, args)`.
+    pub(crate) run_fn: mlua::RegistryKey,
+    /// Runs a library's code at FUNCTION LOAD: `load_lib(chunk, api)`.
+    pub(crate) load_lib: mlua::RegistryKey,
     scripts: HashMap<String, mlua::RegistryKey>,
     /// Total bytes of the cached script bodies (INFO `used_memory_scripts_eval` role).
     body_bytes: usize,
@@ -191,7 +247,7 @@ fn sha1_hex(body: &[u8]) -> String {
 }
 
 impl Engine {
-    fn new() -> Result<Engine, String> {
+    pub(crate) fn new() -> Result<Engine, String> {
         let lua = Lua::new_with(
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::default(),
@@ -268,6 +324,15 @@ impl Engine {
         ] {
             redis.raw_set(name, v).map_err(le)?;
         }
+        // The Redis version scripts see (7.0.15: "7.0.15" and 0x00070f).
+        let num = crate::REDIS_COMPAT_VERSION
+            .split('.')
+            .map(|p| p.parse::<i64>().unwrap_or(0))
+            .fold(0i64, |acc, p| (acc << 8) | p);
+        redis
+            .raw_set("REDIS_VERSION", crate::REDIS_COMPAT_VERSION)
+            .map_err(le)?;
+        redis.raw_set("REDIS_VERSION_NUM", num).map_err(le)?;
         lua.globals().raw_set("__sb_redis", redis).map_err(le)?;
         super::scripting_libs::install(&lua).map_err(le)?;
         // For the prelude's error handler: (what, line, source) of the function `level`
@@ -288,14 +353,22 @@ impl Engine {
             .map_err(le)?;
         lua.globals().raw_set("__sb_where", where_).map_err(le)?;
         lua.set_memory_limit(LUA_MEMORY_MAX).map_err(le)?;
-        let (runner, redis): (mlua::Function, mlua::Table) =
-            lua.load(PRELUDE).set_name("=prelude").eval().map_err(le)?;
+        let (runner, redis, run_fn, load_lib): (
+            mlua::Function,
+            mlua::Table,
+            mlua::Function,
+            mlua::Function,
+        ) = lua.load(PRELUDE).set_name("=prelude").eval().map_err(le)?;
         let runner = lua.create_registry_value(runner).map_err(le)?;
         let redis = lua.create_registry_value(redis).map_err(le)?;
+        let run_fn = lua.create_registry_value(run_fn).map_err(le)?;
+        let load_lib = lua.create_registry_value(load_lib).map_err(le)?;
         Ok(Engine {
             lua,
             runner,
             redis,
+            run_fn,
+            load_lib,
             scripts: HashMap::new(),
             body_bytes: 0,
         })
@@ -334,7 +407,7 @@ impl Engine {
 }
 
 /// mlua's messages carry a traceback after the first line.
-fn first_line(s: &str) -> &str {
+pub(crate) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
@@ -403,13 +476,50 @@ fn run_in(
         }
     };
     let lua = &eng.lua;
-    let (f, runner, redis): (mlua::Function, mlua::Function, mlua::Table) = match (
+    let (f, runner): (mlua::Function, mlua::Function) = match (
         eng.scripts.get(&sha).map(|k| lua.registry_value(k)),
         lua.registry_value(&eng.runner),
-        lua.registry_value(&eng.redis),
     ) {
-        (Some(Ok(f)), Ok(r), Ok(t)) => (f, r, t),
+        (Some(Ok(f)), Ok(r)) => (f, r),
         _ => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
+    };
+    let (keys, argv) = args[3..].split_at(numkeys);
+    let what = Running {
+        name: &sha,
+        source: "@user_script",
+        read_only,
+    };
+    execute(ctx, eng, runner, f, keys, argv, &what)
+}
+
+/// What runs: for the error texts (`script: <name>, on <source>:<line>.`) and the checks.
+pub(crate) struct Running<'a> {
+    /// The script's SHA1, or the function's name.
+    pub name: &'a str,
+    /// The chunk name: `@user_script` (EVAL) or `@user_function` (FCALL).
+    pub source: &'a str,
+    /// Write commands are refused (`*_RO`, or a function with `no-writes`).
+    pub read_only: bool,
+}
+
+/// Run `f` through `runner` (the prelude's `run` or `run_fn`) with `keys` and `argv`, as the
+/// calling client: `redis.call`/`pcall` in place, the time limit armed, the writes logged as
+/// one unit; the reply as Redis converts it.
+pub(crate) fn execute(
+    ctx: &mut Ctx,
+    eng: &Engine,
+    runner: mlua::Function,
+    f: mlua::Function,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    what: &Running<'_>,
+) -> Reply {
+    let lua = &eng.lua;
+    let read_only = what.read_only;
+    let (sha, source) = (what.name, what.source);
+    let redis: mlua::Table = match lua.registry_value(&eng.redis) {
+        Ok(t) => t,
+        Err(e) => return Reply::Error(format!("ERR {e}")),
     };
     let to_table = |items: &[Bytes]| -> mlua::Result<mlua::Table> {
         let t = lua.create_table_with_capacity(items.len(), 0)?;
@@ -418,7 +528,6 @@ fn run_in(
         }
         Ok(t)
     };
-    let (keys, argv) = args[3..].split_at(numkeys);
     let (keys, argv) = match (to_table(keys), to_table(argv)) {
         (Ok(k), Ok(a)) => (k, a),
         (Err(e), _) | (_, Err(e)) => return Reply::Error(format!("ERR {e}")),
@@ -469,7 +578,7 @@ fn run_in(
             Ok(if ok {
                 lua_to_reply(&v)?
             } else {
-                Reply::Error(raised_error(lua, &v, &sha))
+                Reply::Error(raised_error(lua, &v, sha, source))
             })
         })
     };
@@ -488,7 +597,7 @@ fn run_in(
     match outcome {
         Ok(r) => r,
         Err(e) => Reply::Error(format!(
-            "ERR {} script: {sha}, on @user_script:0.",
+            "ERR {} script: {sha}, on {source}:0.",
             one_line(&innermost_message(&e))
         )),
     }
@@ -576,7 +685,7 @@ fn find_raised(e: &mlua::Error) -> Option<&Raised> {
 /// What a script raised, as EVAL's error reply (Redis 7's wording): an error table as its
 /// `err` text, with `script: <sha>, on <source>:<line>.` when it says where; a string with
 /// the script's position as `ERR <text> script: ...`.
-fn raised_error(lua: &Lua, v: &Value, sha: &str) -> String {
+fn raised_error(lua: &Lua, v: &Value, sha: &str, source: &str) -> String {
     match v {
         Value::Table(t) => {
             let text = |k: &str| match t.raw_get::<Value>(k) {
@@ -587,7 +696,7 @@ fn raised_error(lua: &Lua, v: &Value, sha: &str) -> String {
             };
             let Some(err) = text("err") else {
                 return format!(
-                    "ERR {} script: {sha}, on @user_script:0.",
+                    "ERR {} script: {sha}, on {source}:0.",
                     one_line(&describe(lua, v))
                 );
             };
@@ -599,23 +708,24 @@ fn raised_error(lua: &Lua, v: &Value, sha: &str) -> String {
         }
         Value::Error(e) => match find_raised(e) {
             Some(r) => format!(
-                "{} script: {sha}, on @user_script:{}.",
+                "{} script: {sha}, on {source}:{}.",
                 one_line(&r.msg),
                 r.line
             ),
             None => format!(
-                "ERR {} script: {sha}, on @user_script:0.",
+                "ERR {} script: {sha}, on {source}:0.",
                 one_line(&innermost_message(e))
             ),
         },
         other => {
             let msg = one_line(&describe(lua, other));
             let line = msg
-                .strip_prefix("user_script:")
+                .strip_prefix(source.trim_start_matches('@'))
+                .and_then(|rest| rest.strip_prefix(':'))
                 .and_then(|rest| rest.split(':').next())
                 .and_then(|n| n.parse::<i64>().ok())
                 .unwrap_or(0);
-            format!("ERR {msg} script: {sha}, on @user_script:{line}.")
+            format!("ERR {msg} script: {sha}, on {source}:{line}.")
         }
     }
 }
@@ -633,7 +743,7 @@ fn describe(lua: &Lua, v: &Value) -> String {
 }
 
 /// Error replies are one line: CR and LF become spaces (as Redis does).
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
 
@@ -825,7 +935,7 @@ fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
     })
 }
 
-fn innermost_message(e: &mlua::Error) -> String {
+pub(crate) fn innermost_message(e: &mlua::Error) -> String {
     match e {
         mlua::Error::CallbackError { cause, .. } => innermost_message(cause),
         mlua::Error::WithContext { cause, .. } => innermost_message(cause),

@@ -75,6 +75,8 @@ pub struct RdbPart {
     pub version: u32,
     /// Keys read.
     pub keys: u64,
+    /// Function libraries read (FUNCTION2 records).
+    pub functions: u64,
     /// Offset just past the RDB's checksum (where RESP would continue).
     pub end: u64,
 }
@@ -166,10 +168,14 @@ pub fn scan_file(
         };
         let version = reader.version();
         let mut items = 0u64;
+        let mut functions = 0u64;
         loop {
             match reader.next_item() {
                 Ok(Some(Item::Eof { .. })) | Ok(None) => break,
-                Ok(Some(_)) => {
+                Ok(Some(item)) => {
+                    if matches!(item, Item::Function(_)) {
+                        functions += 1;
+                    }
                     items += 1;
                     if items.is_multiple_of(PROGRESS_UNITS_EVERY) {
                         progress(reader.offset());
@@ -185,6 +191,7 @@ pub fn scan_file(
         scan.rdb = Some(RdbPart {
             version,
             keys: reader.stats().keys,
+            functions,
             end,
         });
         start = usize::try_from(end).unwrap_or(data.len()).min(data.len());
@@ -956,7 +963,7 @@ fn file_json(f: &CheckedFile) -> Json {
         "size": s.size,
         "ok_up_to": s.ok_up_to(),
         "valid": s.problems.is_empty(),
-        "rdb": s.rdb.as_ref().map(|r| json!({"version": r.version, "keys": r.keys, "end": r.end})),
+        "rdb": s.rdb.as_ref().map(|r| json!({"version": r.version, "keys": r.keys, "functions": r.functions, "end": r.end})),
         "commands": s.commands,
         "batches": s.batches,
         "plain_commands": s.plain_commands,
@@ -989,10 +996,15 @@ fn print_text(checked: &Checked, out: &mut dyn Write) {
         if let Some(r) = &s.rdb {
             let _ = writeln!(
                 out,
-                "{}: RDB version {} with {} keys, {} bytes{}",
+                "{}: RDB version {} with {} keys{}, {} bytes{}",
                 f.name,
                 r.version,
                 r.keys,
+                if r.functions > 0 {
+                    format!(" and {} function libraries", r.functions)
+                } else {
+                    String::new()
+                },
                 r.end,
                 if r.end < s.size {
                     ", then a RESP tail"

@@ -391,3 +391,45 @@ fn missing_input_is_an_error() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("Cannot open"), "{}", out.stderr);
 }
+
+/// A base with function libraries (FUNCTION2 records, as Redis 7 and Strongbox write them)
+/// and an incr file with FUNCTION LOAD: valid, the libraries counted by both tools.
+#[test]
+fn function_libraries_are_accepted_and_counted() {
+    use strongbox_storage::rdb::{RdbWriter, WriterOptions};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut w = RdbWriter::new(Vec::new(), WriterOptions::default()).expect("writer");
+    for lib in ["a", "b"] {
+        let code =
+            format!("#!lua name={lib}\nredis.register_function('f{lib}', function() return 1 end)");
+        w.write_function(code.as_bytes()).expect("function");
+    }
+    w.begin_db(0, 1, 0).expect("db");
+    w.write_string(0, b"k", b"v", None).expect("key");
+    let base = w.finish().expect("finish");
+    let incr = plain(&[&[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=c\nredis.register_function('fc', function() return 1 end)",
+    ]]);
+    let aof = tmp.path().join("appendonlydir");
+    std::fs::create_dir_all(&aof).expect("mkdir");
+    std::fs::write(aof.join(BASE), &base).expect("base");
+    std::fs::write(aof.join(INCR1), &incr).expect("incr");
+    std::fs::write(
+        aof.join(MANIFEST),
+        format!("file {BASE} seq 1 type b\nfile {INCR1} seq 1 type i\n"),
+    )
+    .expect("manifest");
+    let out = run(AOF_CHECK, &[&aof.join(MANIFEST)], b"");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("with 1 keys and 2 function libraries"),
+        "{}",
+        out.stdout
+    );
+    let j = run(AOF_CHECK, &[&"--json", &aof.join(MANIFEST)], b"").json();
+    assert_eq!(j["files"][0]["rdb"]["functions"], 2);
+    let j = run(RDB_CHECK, &[&"--json", &aof.join(BASE)], b"").json();
+    assert_eq!(j["functions"], 2, "{j}");
+}

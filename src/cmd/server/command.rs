@@ -285,12 +285,32 @@ fn categories(name: &str, group: Option<&str>, flags: u32) -> Vec<&'static str> 
         .collect()
 }
 
+/// Scripts (EVAL*, FCALL*): Redis 7.0 shows them as `no_mandatory_keys`, the `_RO` forms as
+/// `readonly`, with a key spec noted "we assume the worst". Some(read-only form).
+fn script_command(name: &str) -> Option<bool> {
+    match name {
+        "eval" | "evalsha" | "fcall" => Some(false),
+        "eval_ro" | "evalsha_ro" | "fcall_ro" => Some(true),
+        _ => None,
+    }
+}
+
 fn flag_set(flags: u32, movable: bool) -> Reply {
+    flag_set_named(flags, movable, None)
+}
+
+fn flag_set_named(flags: u32, movable: bool, name: Option<&str>) -> Reply {
+    let script = name.and_then(script_command);
+    // (shown only: READONLY on a command also narrows what its reply waits for)
+    let flags = flags | if script == Some(true) { READONLY } else { 0 };
     let mut v: Vec<Reply> = FLAG_NAMES
         .iter()
         .filter(|(f, _)| flags & f != 0)
         .map(|(_, n)| Reply::Status(n))
         .collect();
+    if script.is_some() {
+        v.push(Reply::Status("no_mandatory_keys"));
+    }
     if movable {
         v.push(Reply::Status("movablekeys"));
     }
@@ -314,14 +334,21 @@ fn kv(k: &str, v: Reply) -> (Reply, Reply) {
 
 /// Key specs (Redis 7 `key_specs`) derived from the table's key positions.
 fn key_specs(c: &CommandSpec) -> Reply {
-    let access = if c.is_write() {
+    let script = script_command(c.name);
+    let access = if script == Some(false) {
+        vec![
+            Reply::Status("RW"),
+            Reply::Status("access"),
+            Reply::Status("update"),
+        ]
+    } else if c.is_write() {
         vec![Reply::Status("RW"), Reply::Status("update")]
     } else {
         vec![Reply::Status("RO"), Reply::Status("access")]
     };
     let (begin, find) = match c.keys {
-        KeySpec::None => return Reply::Array(vec![]),
-        KeySpec::Range(first, _, _) if first <= 0 => return Reply::Array(vec![]),
+        KeySpec::None => return Reply::Set(vec![]),
+        KeySpec::Range(first, _, _) if first <= 0 => return Reply::Set(vec![]),
         KeySpec::Range(first, last, step) => (
             first as i64,
             Reply::Map(vec![
@@ -362,7 +389,18 @@ fn key_specs(c: &CommandSpec) -> Reply {
             ]),
         ),
     };
-    Reply::Array(vec![Reply::Map(vec![
+    let mut spec = Vec::new();
+    if let (Some(ro), false) = (script, c.name.starts_with("evalsha")) {
+        spec.push(kv(
+            "notes",
+            Reply::bulk_str(if ro {
+                "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"
+            } else {
+                "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"
+            }),
+        ));
+    }
+    spec.extend([
         kv("flags", Reply::Set(access)),
         kv(
             "begin_search",
@@ -372,7 +410,8 @@ fn key_specs(c: &CommandSpec) -> Reply {
             ]),
         ),
         kv("find_keys", find),
-    ])])
+    ]);
+    Reply::Set(vec![Reply::Map(spec)])
 }
 
 /// One COMMAND INFO entry: name, arity, flags, first key, last key, step, ACL categories, tips,
@@ -391,8 +430,8 @@ fn info_entry(c: &CommandSpec) -> Reply {
             Reply::Int(0),
             Reply::Int(0),
             cat_set(&["slow"]),
-            Reply::Array(vec![]),
-            Reply::Array(vec![]),
+            Reply::Set(vec![]),
+            Reply::Set(vec![]),
             Reply::Array(subs),
         ]);
     }
@@ -405,15 +444,43 @@ fn info_entry(c: &CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::bulk_str(c.name),
         Reply::Int(c.arity as i64),
-        flag_set(c.flags, movable),
+        flag_set_named(c.flags, movable, Some(c.name)),
         Reply::Int(first as i64),
         Reply::Int(last as i64),
         Reply::Int(step as i64),
         cat_set(&categories(c.name, Some(c.group), c.flags)),
-        Reply::Array(vec![]),
+        Reply::Set(vec![]),
         key_specs(c),
-        Reply::Array(subs),
+        subcommand_list(subs),
     ])
+}
+
+/// Redis 7.0's command tips, for the subcommands that have them here (FUNCTION's).
+fn sub_tips(full: &str) -> Reply {
+    let tips: &[&str] = match full {
+        "function|stats" => &[
+            "nondeterministic_output",
+            "request_policy:all_shards",
+            "response_policy:special",
+        ],
+        "function|kill" => &["request_policy:all_shards", "response_policy:one_succeeded"],
+        "function|delete" | "function|restore" | "function|load" | "function|flush" => {
+            &["request_policy:all_shards", "response_policy:all_succeeded"]
+        }
+        "function|list" => &["nondeterministic_output_order"],
+        _ => &[],
+    };
+    Reply::Set(tips.iter().map(|t| Reply::bulk_str(t)).collect())
+}
+
+/// Redis 7.0 answers a command's tips and key specs as sets (RESP3 `~`), and its subcommands
+/// as an array, or an empty set when it has none.
+fn subcommand_list(subs: Vec<Reply>) -> Reply {
+    if subs.is_empty() {
+        Reply::Set(subs)
+    } else {
+        Reply::Array(subs)
+    }
 }
 
 fn sub_info_entry(parent: &CommandSpec, s: Sub) -> Reply {
@@ -426,9 +493,9 @@ fn sub_info_entry(parent: &CommandSpec, s: Sub) -> Reply {
         Reply::Int(0),
         Reply::Int(0),
         cat_set(&categories(&full, Some(parent.group), s.2)),
-        Reply::Array(vec![]),
-        Reply::Array(vec![]),
-        Reply::Array(vec![]),
+        sub_tips(&full),
+        Reply::Set(vec![]),
+        Reply::Set(vec![]),
     ])
 }
 
@@ -552,11 +619,18 @@ fn getkeys(args: &[Bytes], with_flags: bool) -> Reply {
             .filter(|&k| k >= 0);
         let fits =
             numkeys.is_some_and(|k| k == 0 || first + (k as usize - 1) * step.max(1) < argv.len());
+        if !fits && script_command(c.name).is_some() {
+            // no_mandatory_keys: no keys is an answer.
+            return Reply::Array(vec![]);
+        }
         if !fits {
             return Reply::err("ERR Invalid arguments specified for command");
         }
     }
     let pos = c.key_positions(argv);
+    if pos.is_empty() && script_command(c.name).is_some() {
+        return Reply::Array(vec![]);
+    }
     if pos.is_empty() {
         return Reply::err("ERR Invalid arguments specified for command");
     }

@@ -376,12 +376,17 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
             "number_of_cached_scripts",
             crate::cmd::scripting::cached_scripts(srv),
         );
-        s.kv("number_of_functions", 0);
-        s.kv("number_of_libraries", 0);
-        s.kv("used_memory_vm_functions", 0);
-        s.kv("used_memory_vm_total", lua);
-        s.kv("used_memory_vm_total_human", bytes_to_human(lua as u64));
-        s.kv("used_memory_functions", 0);
+        let (libs, funcs) = crate::cmd::function::counts(srv);
+        let (fn_vm, fn_code) = crate::cmd::function::memory(srv);
+        s.kv("number_of_functions", funcs);
+        s.kv("number_of_libraries", libs);
+        s.kv("used_memory_vm_functions", fn_vm);
+        s.kv("used_memory_vm_total", lua + fn_vm);
+        s.kv(
+            "used_memory_vm_total_human",
+            bytes_to_human((lua + fn_vm) as u64),
+        );
+        s.kv("used_memory_functions", fn_code);
         s.kv("used_memory_scripts", scripts);
         s.kv("used_memory_scripts_human", bytes_to_human(scripts as u64));
         s.kv("maxmemory", maxmem);

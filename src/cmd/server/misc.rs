@@ -373,6 +373,8 @@ fn debug_reload(ctx: &mut Ctx) -> Reply {
     for d in ctx.srv.dbs.iter_mut() {
         d.clear();
     }
+    // Redis's emptyData: the libraries go too (the file has them).
+    crate::cmd::function::clear(ctx.srv);
     match crate::snapshot::load_rdb(ctx.srv, std::io::BufReader::new(file), true) {
         Ok(_) => {
             ctx.srv.dirty = 0;

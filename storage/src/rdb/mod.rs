@@ -29,7 +29,10 @@ pub mod zipmap;
 #[cfg(test)]
 mod tests;
 
-pub use dump::{decode_dump, encode_dump, DUMP_BAD_FORMAT_ERR, DUMP_VERSION_OR_CHECKSUM_ERR};
+pub use dump::{
+    decode_dump, decode_function_dump, encode_dump, encode_function_dump, FunctionDumpError,
+    DUMP_BAD_FORMAT_ERR, DUMP_VERSION_OR_CHECKSUM_ERR,
+};
 pub use error::{RdbError, Reason, WriteError};
 pub use reader::{
     IoSource, Item, ItemRef, RdbReader, ReadStats, ReaderOptions, SliceSource, Source, StrEntryRef,

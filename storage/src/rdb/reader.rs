@@ -741,6 +741,16 @@ impl<S: Source> RdbReader<S> {
         self.string_vec().map(Bytes::from)
     }
 
+    /// One record of a FUNCTION DUMP payload: its type byte and, for FUNCTION2, the library
+    /// code.
+    pub(crate) fn function_record(&mut self) -> Result<(u8, Option<Bytes>), RdbError> {
+        let t = self.src.u8()?;
+        if t == RDB_OPCODE_FUNCTION2 {
+            return Ok((t, Some(self.string()?)));
+        }
+        Ok((t, None))
+    }
+
     fn string_vec(&mut self) -> Result<Vec<u8>, RdbError> {
         match self.len()? {
             Len::Len(n) => self.src.bytes(n),
