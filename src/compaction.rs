@@ -368,18 +368,40 @@ impl Snapshot {
                     (Format::Rdb(opts), Ok(file)) => {
                         let out =
                             std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
-                        serializer(rx, out, opts, sizes, &libs, &counter, per_key, |out| {
-                            let mut f = out.into_inner().map_err(|e| e.to_string())?;
-                            f.flush().map_err(|e| e.to_string())?;
-                            f.file.sync_all().map_err(|e| e.to_string())
-                        })
+                        serializer(
+                            rx,
+                            out,
+                            RdbHead {
+                                opts,
+                                sizes,
+                                libs: &libs,
+                            },
+                            &counter,
+                            per_key,
+                            |out| {
+                                let mut f = out.into_inner().map_err(|e| e.to_string())?;
+                                f.flush().map_err(|e| e.to_string())?;
+                                f.file.sync_all().map_err(|e| e.to_string())
+                            },
+                        )
                     }
                     (Format::Rdb(opts), Err(stream)) => {
                         let out = std::io::BufWriter::with_capacity(256 << 10, stream);
-                        serializer(rx, out, opts, sizes, &libs, &counter, per_key, |out| {
-                            let mut w = out.into_inner().map_err(|e| e.to_string())?;
-                            w.flush().map_err(|e| e.to_string())
-                        })
+                        serializer(
+                            rx,
+                            out,
+                            RdbHead {
+                                opts,
+                                sizes,
+                                libs: &libs,
+                            },
+                            &counter,
+                            per_key,
+                            |out| {
+                                let mut w = out.into_inner().map_err(|e| e.to_string())?;
+                                w.flush().map_err(|e| e.to_string())
+                            },
+                        )
                     }
                     (Format::Resp, Ok(file)) => resp_serializer(rx, file, &libs, &counter, per_key),
                     (Format::Resp, Err(_)) => Err("a RESP snapshot needs a file".to_string()),
@@ -722,17 +744,24 @@ fn span(arena: &[u8], r: (u32, u32)) -> &[u8] {
     &arena[r.0 as usize..r.1 as usize]
 }
 
+/// What an RDB image starts with: the writer's options, the RESIZEDB hints per database and
+/// the function libraries (written before the first database).
+struct RdbHead<'a> {
+    opts: WriterOptions,
+    sizes: Vec<(u64, u64)>,
+    libs: &'a [Bytes],
+}
+
 /// Writes the RDB image to `out`; `done` finishes `out` (flush, fsync) after the last byte.
 fn serializer<W: Write>(
     rx: Receiver<Chunk>,
     out: W,
-    opts: WriterOptions,
-    sizes: Vec<(u64, u64)>,
-    libs: &[Bytes],
+    head: RdbHead<'_>,
     counter: &std::sync::atomic::AtomicUsize,
     per_key: PerKey,
     done: impl FnOnce(W) -> Result<(), String>,
 ) -> Result<(), String> {
+    let RdbHead { opts, sizes, libs } = head;
     let (th, version) = (opts.thresholds, opts.version);
     let mut w = RdbWriter::new(out, opts).map_err(|e| e.to_string())?;
     for code in libs {
