@@ -345,6 +345,8 @@ pub struct Client {
     pub is_master: bool,
     /// A replica of this server (after SYNC/PSYNC, `master.rs`).
     pub is_replica: bool,
+    /// Since when the output buffer is over its class's soft limit (`obuf.rs`).
+    pub obuf_soft_since_ms: Option<i64>,
     /// What REPLCONF said before SYNC/PSYNC.
     pub repl_conf: Option<Box<crate::master::ReplConf>>,
     /// Set by SYNC/PSYNC: handed to the writer task with the next flush.
@@ -398,6 +400,7 @@ impl Client {
             need: 0,
             is_master: false,
             is_replica: false,
+            obuf_soft_since_ms: None,
             repl_conf: None,
             handoff: None,
         }

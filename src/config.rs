@@ -1041,6 +1041,38 @@ fn format_percentile(v: f64) -> String {
 /// The client classes of `client-output-buffer-limit`, in the order CONFIG GET shows them.
 const OBUF_CLASSES: &[&str] = &["normal", "slave", "pubsub"];
 
+/// One class's `client-output-buffer-limit`: bytes (0 = none) and seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ObufLimit {
+    pub hard: i64,
+    pub soft: i64,
+    pub soft_seconds: i64,
+}
+
+/// The `client-output-buffer-limit` classes: normal, replica, pubsub (the stored value is
+/// always the canonical three groups, see [`merge_obuf_limits`]).
+pub fn obuf_limits(cfg: &Config) -> [ObufLimit; 3] {
+    let v = cfg.get("client-output-buffer-limit");
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    let mut out = [ObufLimit::default(); 3];
+    for g in parts.chunks(4) {
+        let class = match g[0] {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => continue,
+        };
+        if let [_, hard, soft, secs] = g {
+            out[class] = ObufLimit {
+                hard: parse_memory(hard).unwrap_or(0),
+                soft: parse_memory(soft).unwrap_or(0),
+                soft_seconds: parse_int(secs).unwrap_or(0),
+            };
+        }
+    }
+    out
+}
+
 /// Apply `<class> <hard> <soft> <seconds>` groups in `value` to the limits in `prev` (all three
 /// classes, as CONFIG GET shows them; empty = the defaults): classes not named keep their values.
 fn merge_obuf_limits(prev: &str, value: &str) -> Result<String, ConfigError> {

@@ -255,6 +255,8 @@ pub struct HotConfig {
     pub maxmemory_eviction_tenacity: i64,
     pub lfu_log_factor: i64,
     pub lfu_decay_time: i64,
+    /// `client-output-buffer-limit` per class (`obuf.rs`).
+    pub obuf: [crate::config::ObufLimit; 3],
 }
 
 impl HotConfig {
@@ -278,6 +280,7 @@ impl HotConfig {
             maxmemory_eviction_tenacity: cfg.get_i64("maxmemory-eviction-tenacity"),
             lfu_log_factor: cfg.get_i64("lfu-log-factor"),
             lfu_decay_time: cfg.get_i64("lfu-decay-time"),
+            obuf: crate::config::obuf_limits(cfg),
         }
     }
 
@@ -1230,9 +1233,12 @@ fn round(
 fn flush_all(srv: &mut Server) {
     let pos = srv.log.pos();
     let mut dead = vec![];
+    let limits = srv.hot.obuf;
+    let now = now_ms();
     for c in srv.clients.values_mut() {
         if !c.out.is_empty() {
             c.flush(pos, false);
+            crate::obuf::check(c, &limits, now);
         }
         if c.closed {
             dead.push(c.id);
@@ -1293,6 +1299,7 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
             // Each reply's position is in `c.need` (`process_command_at`); replies that are
             // not a command's (errors before it runs, QUEUED) reveal no data.
             c.flush(0, true);
+            crate::obuf::check(&mut c, &srv.hot.obuf, now_ms());
             if c.closed {
                 srv.forget_client(&mut c);
             } else {

@@ -27,6 +27,7 @@ pub mod keyspace;
 pub mod limits;
 pub mod load;
 pub mod master;
+pub mod obuf;
 pub mod pause;
 pub mod persist;
 pub mod replica;

@@ -1061,19 +1061,6 @@ fn serve_waiters(srv: &mut Server, now: i64) {
     srv.master.waiters = keep;
 }
 
-/// Parse `client-output-buffer-limit`'s replica class: (hard, soft, soft seconds).
-fn replica_obuf_limits(srv: &Server) -> (i64, i64, i64) {
-    let v = srv.cfg.get("client-output-buffer-limit");
-    let parts: Vec<&str> = v.split_whitespace().collect();
-    for g in parts.chunks(4) {
-        if g.len() == 4 && (g[0] == "slave" || g[0] == "replica") {
-            let n = |s: &str| crate::config::parse_memory(s).unwrap_or(0);
-            return (n(g[1]), n(g[2]), g[3].parse().unwrap_or(0));
-        }
-    }
-    (256 << 20, 64 << 20, 60)
-}
-
 /// Disconnect replicas over `client-output-buffer-limit replica`.
 fn enforce_limits(srv: &mut Server, now: i64) {
     if srv.master.slaves.is_empty() {
@@ -1185,7 +1172,8 @@ pub fn cron(srv: &mut Server) {
         }
         return;
     }
-    srv.master.limits = replica_obuf_limits(srv);
+    let l = srv.hot.obuf[crate::obuf::REPLICA];
+    srv.master.limits = (l.hard, l.soft, l.soft_seconds);
     // As Redis: a PSYNC replica silent for `repl-timeout` is dropped (SYNC clients such as
     // redis-cli send no ACKs).
     let timeout_ms = srv.cfg.get_i64("repl-timeout").max(1) * 1000;
@@ -1579,6 +1567,139 @@ mod tests {
             taken(&b, end, p, usize::MAX).unwrap(),
             b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*2\r\n$3\r\nDEL\r\n$1\r\nx\r\n"
         );
+    }
+
+    // ---- Properties: REPLCONF and PSYNC argument parsing (in their handlers, run through
+    // `exec::call` on a server without a listener, as src/cmd/function.rs's tests do). ----
+
+    use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+    fn server_and_client() -> (Server, Client) {
+        let srv = Server::new(crate::config::Config::from_args(&[]).expect("default config"));
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let c = Client::new(
+            1,
+            tx,
+            Arc::new(ConnShared::default()),
+            "t".into(),
+            "t".into(),
+            0,
+            false,
+        );
+        (srv, c)
+    }
+
+    fn run(srv: &mut Server, c: &mut Client, args: &[Vec<u8>], in_exec: bool) -> Reply {
+        let argv: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        let spec = crate::exec::lookup_command(&argv[0]).expect("command");
+        crate::exec::call(srv, c, spec, &argv, in_exec)
+    }
+
+    /// An argument a replica (or redis-cli, or garbage) sends: known options and values,
+    /// extreme numbers, arbitrary bytes.
+    #[derive(Clone, Debug)]
+    struct Arg(Vec<u8>);
+
+    impl Arbitrary for Arg {
+        fn arbitrary(g: &mut Gen) -> Arg {
+            let known = [
+                "listening-port",
+                "ip-address",
+                "capa",
+                "ack",
+                "getack",
+                "rdb-filter-only",
+                "rdb-only",
+                "LISTENING-PORT",
+                "CAPA",
+                "eof",
+                "psync2",
+                "functions",
+                "0",
+                "1",
+                "-1",
+                "6380",
+                "2147483648",
+                "-2147483649",
+                "9223372036854775807",
+                "-9223372036854775808",
+                "99999999999999999999",
+                "",
+                "?",
+                "+1",
+                " 1",
+                "1.5",
+                "functions foo",
+                " functions  ",
+                "*",
+            ];
+            match u8::arbitrary(g) % 4 {
+                0 => Arg(Vec::<u8>::arbitrary(g)),
+                1 => Arg(i64::arbitrary(g).to_string().into_bytes()),
+                _ => Arg(g.choose(&known).copied().unwrap_or("").as_bytes().to_vec()),
+            }
+        }
+        fn shrink(&self) -> Box<dyn Iterator<Item = Arg>> {
+            Box::new(self.0.shrink().map(Arg))
+        }
+    }
+
+    /// REPLCONF with arbitrary options and values never panics: it answers +OK (and then the
+    /// client's settings are the last ones given), an error (settings unchanged), or nothing
+    /// (ACK / GETACK); a replica's ACK never moves its offset backwards.
+    #[test]
+    fn replconf_arbitrary_arguments_never_panic() {
+        fn prop(args: Vec<Arg>, as_replica: bool) -> bool {
+            let (mut srv, mut c) = server_and_client();
+            c.is_replica = as_replica;
+            let mut argv = vec![b"REPLCONF".to_vec()];
+            argv.extend(args.iter().map(|a| a.0.clone()));
+            let before = c.repl_conf.as_deref().map(|r| format!("{r:?}"));
+            match run(&mut srv, &mut c, &argv, false) {
+                Reply::Error(e) => {
+                    assert!(e.starts_with("ERR "), "{e}");
+                    assert_eq!(c.repl_conf.as_deref().map(|r| format!("{r:?}")), before);
+                }
+                Reply::Nil => {}
+                r => {
+                    assert!(matches!(r, Reply::Status("OK")), "{r:?}");
+                    let conf = c.repl_conf.as_deref().expect("+OK stores the settings");
+                    let last_port = argv[1..]
+                        .chunks(2)
+                        .rfind(|p| p[0].eq_ignore_ascii_case(b"listening-port"))
+                        .map(|p| crate::util::parse_i64(&p[1]).expect("+OK: an integer"));
+                    if let Some(p) = last_port {
+                        assert_eq!(conf.listening_port, p);
+                    }
+                }
+            }
+            true
+        }
+        QuickCheck::new()
+            .tests(300)
+            .quickcheck(prop as fn(Vec<Arg>, bool) -> bool);
+    }
+
+    /// PSYNC's arguments: an offset that is not an integer answers Redis's error, and any
+    /// replication ID and offset otherwise parse (inside MULTI the command is then refused,
+    /// which keeps the property free of a real sync); the client never becomes a replica.
+    #[test]
+    fn psync_arbitrary_arguments_never_panic() {
+        fn prop(replid: Arg, offset: Arg) -> bool {
+            let (mut srv, mut c) = server_and_client();
+            let argv = vec![b"PSYNC".to_vec(), replid.0, offset.0.clone()];
+            let r = run(&mut srv, &mut c, &argv, true);
+            let want = match crate::util::parse_i64(&offset.0) {
+                Some(_) => "ERR Command not allowed inside a transaction",
+                None => crate::cmd::err::NOT_INT,
+            };
+            assert!(matches!(&r, Reply::Error(e) if e == want), "{r:?}");
+            assert!(!c.is_replica && srv.master.slaves.is_empty());
+            true
+        }
+        QuickCheck::new()
+            .tests(300)
+            .quickcheck(prop as fn(Arg, Arg) -> bool);
     }
 
     #[test]

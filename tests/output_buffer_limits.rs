@@ -1,0 +1,122 @@
+//! `client-output-buffer-limit` for pub/sub and normal clients, the same scenarios against
+//! Debian's redis-server 7.0 and Strongbox: a client that stops reading is disconnected once
+//! its pending output passes the limit, instead of growing the server's memory without bound.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{RawConn, RedisServer, ServerProcess, StrongboxServer};
+
+/// Whether `id` is still among the server's clients.
+fn connected(admin: &mut RawConn, id: &str) -> bool {
+    let list = String::from_utf8(admin.cmd(&["CLIENT", "LIST"])).unwrap();
+    list.lines().any(|l| l.starts_with(&format!("id={id} ")))
+}
+
+fn client_id(c: &mut RawConn) -> String {
+    let r = String::from_utf8(c.cmd(&["CLIENT", "ID"])).unwrap();
+    r.trim_start_matches(':').trim().to_string()
+}
+
+/// Polls until `id` is gone (true) or `limit` passes (false).
+fn gone_within(admin: &mut RawConn, id: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !connected(admin, id) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn a_subscriber_that_stops_reading_is_disconnected(s: &ServerProcess) {
+    let p = s.port();
+    let mut admin = RawConn::connect(p);
+    admin.assert_cmd(
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 1mb 0 0",
+        ],
+        b"+OK\r\n",
+    );
+    let mut sub = RawConn::connect(p);
+    let id = client_id(&mut sub);
+    sub.send_cmd(&["SUBSCRIBE", "ch"]);
+    let _ = sub.read_reply();
+    let msg = "x".repeat(100_000);
+    let mut publisher = RawConn::connect(p);
+    // 60 MB, far beyond the socket buffers and the 1 MB limit; the subscriber reads nothing.
+    for _ in 0..600 {
+        publisher.send_cmd(&["PUBLISH", "ch", &msg]);
+        let r = publisher.read_reply();
+        if r == b":0\r\n" {
+            break; // already disconnected
+        }
+    }
+    assert!(
+        gone_within(&mut admin, &id, Duration::from_secs(10)),
+        "{}: the subscriber is still connected",
+        s.describe()
+    );
+    // Others are unaffected.
+    publisher.assert_cmd(&["PING"], b"+PONG\r\n");
+}
+
+fn a_normal_client_over_its_limit_is_disconnected(s: &ServerProcess) {
+    let p = s.port();
+    let mut admin = RawConn::connect(p);
+    admin.assert_cmd(&["SET", "big", &"v".repeat(100_000)], b"+OK\r\n");
+    // The default (no limit for normal clients) keeps a slow reader connected.
+    let mut slow = RawConn::connect(p);
+    let id = client_id(&mut slow);
+    for _ in 0..100 {
+        slow.send_cmd(&["GET", "big"]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(connected(&mut admin, &id), "{}", s.describe());
+    for _ in 0..100 {
+        let _ = slow.read_reply();
+    }
+    // With a limit, a client that pipelines big replies without reading is closed.
+    admin.assert_cmd(
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 2mb 0 0",
+        ],
+        b"+OK\r\n",
+    );
+    let mut greedy = RawConn::connect(p);
+    let id = client_id(&mut greedy);
+    for _ in 0..600 {
+        if greedy
+            .try_send(&common::encode_command(&["GET", "big"]))
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert!(
+        gone_within(&mut admin, &id, Duration::from_secs(10)),
+        "{}: the client is still connected",
+        s.describe()
+    );
+    admin.assert_cmd(&["PING"], b"+PONG\r\n");
+}
+
+#[test]
+fn pubsub_output_limit_disconnects_a_subscriber_that_stops_reading_like_redis() {
+    a_subscriber_that_stops_reading_is_disconnected(&RedisServer::start(&[]));
+    a_subscriber_that_stops_reading_is_disconnected(&StrongboxServer::start(&[]));
+}
+
+#[test]
+fn normal_output_limit_disconnects_a_client_that_stops_reading_like_redis() {
+    a_normal_client_over_its_limit_is_disconnected(&RedisServer::start(&[]));
+    a_normal_client_over_its_limit_is_disconnected(&StrongboxServer::start(&[]));
+}
