@@ -14,13 +14,17 @@
 
 use bytes::{Bytes, BytesMut};
 
+use strongbox::acl::{self, User};
 use strongbox::limits::{INLINE_BYTES_MAX, PROTO_MAX_BULK_LEN_DEFAULT};
 use strongbox::resp::{encode_command as encode_request, Parsed as ReqParsed, RequestParser};
 use strongbox_storage::aof::batch::{encode_batch, BatchReader, Chain, ReadErrorKind, Unit};
 use strongbox_storage::aof::manifest::{Manifest, ERR_EMPTY};
 use strongbox_storage::rdb::consts::RDB_VERSION_MAX;
 use strongbox_storage::rdb::crc64::crc64;
-use strongbox_storage::rdb::{decode_dump, encode_dump, RdbReader, ReaderOptions};
+use strongbox_storage::rdb::{
+    decode_dump, decode_function_dump, encode_dump, encode_function_dump, FunctionDumpError,
+    RdbReader, ReaderOptions,
+};
 use strongbox_storage::resp::{self as aof_resp, Parsed as AofParsed};
 
 /// Inputs up to this length are also checked at every prefix / split point (quadratic work).
@@ -490,5 +494,98 @@ fn check_readers_agree(data: &[u8], borrowed: bool) {
                 y.map_err(|e| e.to_string())
             ),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// function_dump: the FUNCTION DUMP / RESTORE payload codec (storage/src/rdb/dump.rs).
+// ---------------------------------------------------------------------------------------------
+
+/// `body` followed by a footer that verifies (RDB version 10, CRC-64).
+fn with_dump_footer(body: &[u8]) -> Vec<u8> {
+    let mut p = body.to_vec();
+    p.extend_from_slice(&10u16.to_le_bytes());
+    let crc = crc64(&p);
+    p.extend_from_slice(&crc.to_le_bytes());
+    p
+}
+
+fn function_codes(r: &Result<Vec<Bytes>, FunctionDumpError>) -> Option<Vec<Vec<u8>>> {
+    r.as_ref()
+        .ok()
+        .map(|v| v.iter().map(|b| b.to_vec()).collect())
+}
+
+/// Input: a FUNCTION RESTORE payload (also tried as a body with a footer that verifies, and
+/// split at `0xFF` bytes into libraries' code).
+///
+/// Properties: no panic; libraries that decode re-encode to a payload that decodes to the same
+/// code; the input's pieces as libraries encode and decode back, in order, and every strict
+/// prefix of that payload is refused.
+pub fn check_function_dump(data: &[u8]) {
+    let _ = decode_function_dump(data);
+    let decoded = decode_function_dump(&with_dump_footer(data));
+    if let Some(codes) = function_codes(&decoded) {
+        let p = encode_function_dump(codes.iter().map(|c| &c[..]));
+        assert_eq!(
+            function_codes(&decode_function_dump(&p)),
+            Some(codes),
+            "re-encoded libraries decode differently"
+        );
+    }
+    let codes: Vec<&[u8]> = data.split(|&b| b == 0xff).take(16).collect();
+    let p = encode_function_dump(codes.iter().copied());
+    assert_eq!(
+        function_codes(&decode_function_dump(&p)),
+        Some(codes.iter().map(|c| c.to_vec()).collect()),
+        "libraries did not round trip"
+    );
+    for k in cut_points(p.len()) {
+        assert!(
+            decode_function_dump(&p[..k]).is_err(),
+            "a {k}-byte prefix of a {}-byte payload decoded",
+            p.len()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// acl_rules: the ACL rule language and aclfile parser (src/acl.rs).
+// ---------------------------------------------------------------------------------------------
+
+/// Input: aclfile text (lossily UTF-8); each line is also tried as ACL SETUSER's rules (split
+/// at spaces, selector arguments merged as Redis merges them).
+///
+/// Properties: no panic; a file that loads has the default user, and the text ACL SAVE writes
+/// for it parses; a rule that fails leaves the user as it was; every user describes itself.
+pub fn check_acl_rules(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for allch in [false, true] {
+        if let Ok(users) = acl::parse_acl_file(&text, "f", allch) {
+            assert!(users.contains_key(&b"default"[..]), "no default user");
+            let _ = acl::parse_acl_file(&acl::acl_file_text(&users), "f", allch);
+        }
+    }
+    for line in data.split(|&b| b == b'\n').take(64) {
+        let args: Vec<&[u8]> = line.split(|&b| b == b' ').take(64).collect();
+        let merged = match acl::merge_selector_args(&args) {
+            Ok(m) => m,
+            Err(open) => {
+                assert!(
+                    open.first() == Some(&b'('),
+                    "unmatched selector not at a '('"
+                );
+                args.iter().map(|a| a.to_vec()).collect()
+            }
+        };
+        let _ = acl::apply_rules(User::new(b"u", false), merged.iter().map(|r| &r[..]), false);
+        let mut u = User::default_user();
+        for r in &merged {
+            let before = u.describe();
+            if u.apply(r, false).is_err() {
+                assert_eq!(u.describe(), before, "a failing rule changed the user");
+            }
+        }
+        let _ = (u.keys_string(), u.channels_string(), u.flags());
     }
 }

@@ -283,8 +283,84 @@ def rdb():
     write("rdb_reader", "valkey-80", b"VALKEY080\xff")
 
 
+# --- function_dump: FUNCTION DUMP payloads (FUNCTION2 records + version 10 + CRC-64) ----------
+
+def crc64(data):
+    """Redis's CRC-64 (Jones polynomial, reflected, init 0), as storage/src/rdb/crc64.rs."""
+    poly = 0x95AC9329AC4BC9B5  # 0xad93d23594c935a9 bit-reversed
+    crc = 0
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
+    return crc
+
+
+def rdb_string(b):
+    n = len(b)
+    if n < 64:
+        head = bytes([n])
+    elif n < 16384:
+        head = bytes([0x40 | (n >> 8), n & 0xFF])
+    else:
+        head = b"\x80" + struct.pack(">I", n)
+    return head + b
+
+
+def function_payload(codes, version=10, opcode=0xF5):
+    body = b"".join(bytes([opcode]) + rdb_string(c) for c in codes)
+    body += struct.pack("<H", version)
+    return body + struct.pack("<Q", crc64(body))
+
+
+def function_dump():
+    lib = b"#!lua name=t\nredis.register_function('f', function(keys, args) return 1 end)"
+    lib2 = b"#!lua name=u\n" + b"-- x\n" * 40 + b"redis.register_function('g', function() return 2 end)"
+    good = function_payload([lib])
+    write("function_dump", "one-library", good)
+    write("function_dump", "two-libraries", function_payload([lib, lib2]))
+    write("function_dump", "empty", function_payload([]))
+    write("function_dump", "version-11", function_payload([lib], version=11))
+    write("function_dump", "version-12", function_payload([lib], version=12))
+    write("function_dump", "pre-ga-opcode", function_payload([lib], opcode=0xF6))
+    write("function_dump", "string-record", function_payload([b"k"], opcode=0))
+    write("function_dump", "truncated", good[: len(good) // 2])
+    write("function_dump", "bad-crc", good[:-1] + bytes([good[-1] ^ 1]))
+    # An LZF string record (0xC3 clen ulen data) and an int-encoded one, footers verifying.
+    lzf = b"\xf5\xc3\x06\x08\x02abc\x60\x02"  # "abcabcab": 3 literals, a 5-byte back-reference
+    body = lzf + struct.pack("<H", 10)
+    write("function_dump", "lzf-record", body + struct.pack("<Q", crc64(body)))
+    body = b"\xf5\xc0\x7b" + struct.pack("<H", 10)
+    write("function_dump", "int-record", body + struct.pack("<Q", crc64(body)))
+    write("function_dump", "split-libraries", lib + b"\xff" + lib2 + b"\xff")
+
+
+# --- acl_rules: aclfile text (each line also tried as ACL SETUSER rules) ----------------------
+
+def acl_rules():
+    files = {
+        "default": b"user default on nopass ~* &* +@all\n",
+        "users": b"user default on nopass ~* &* +@all\n"
+                 b"user alice on >pw ~app:* %R~ro:* %W~wo:* resetchannels &news:* -@all +@read +get -config +config|get\n"
+                 b"user bob off #" + b"5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8" + b" nopass sanitize-payload\n",
+        "selectors": b"user s on nopass (~a* +get) (&ch +publish %R~r*) clearselectors (+set ~b*)\n",
+        "split-selector": b"user s on (+get ~a*\n",
+        "firstargs": b"user f on nopass +@all -select +select|0 -debug +debug|object\n",
+        "errors": b"user e on ~* ~a &* &b <nopw #abc %X~a +nosuch +@nosuch +config|get|x +select|\n",
+        "reset": b"user r on >a >b <a reset allkeys allchannels allcommands nocommands resetkeys resetchannels resetpass\n",
+        "quotes": b"user q on \"~a b\" '&c' \"+get\"\nuser x \"unbalanced\n",
+        "not-user": b"bogus line\n# comment\n\nuser\nuser default\nuser default on\n",
+        "crlf-tabs": b"user t on nopass ~* +@all\r\n\tuser u on\r\n",
+        "binary": b"user b on ~\xff\xfe &\x00 >\x80\n",
+    }
+    for name, data in files.items():
+        write("acl_rules", name, data)
+
+
 if __name__ == "__main__":
     resp_request()
     aof()
     manifest()
     rdb()
+    function_dump()
+    acl_rules()

@@ -646,3 +646,77 @@ fn save(ctx: &mut Ctx) -> Reply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::tests::AnyRules;
+    use crate::client::ConnShared;
+    use crate::config::Config;
+    use quickcheck::QuickCheck;
+
+    fn server_and_client() -> (Server, Client) {
+        let srv = Server::new(Config::from_args(&[]).expect("default config"));
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let c = Client::new(
+            1,
+            tx,
+            Arc::new(ConnShared::default()),
+            "t".into(),
+            "t".into(),
+            0,
+            false,
+        );
+        (srv, c)
+    }
+
+    fn run(srv: &mut Server, c: &mut Client, args: &[&[u8]]) -> Reply {
+        let argv: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        let spec = crate::exec::lookup_command(&argv[0]).expect("command");
+        crate::exec::call(srv, c, spec, &argv, false)
+    }
+
+    fn getuser(srv: &mut Server, c: &mut Client, name: &[u8]) -> String {
+        format!("{:?}", run(srv, c, &[b"ACL", b"GETUSER", name]))
+    }
+
+    /// ACL SETUSER with arbitrary rules (well-formed ones, split selectors, arbitrary bytes)
+    /// never panics and is all or nothing: +OK, or an error with the user as it was. GETUSER,
+    /// LIST, DRYRUN (with arbitrary arguments) and DELUSER answer for whatever it made.
+    #[test]
+    fn setuser_arbitrary_rules_never_panic() {
+        fn prop(rules: AnyRules, name: u8, default: bool, dry: Vec<Vec<u8>>) -> bool {
+            let (mut srv, mut c) = server_and_client();
+            let name: &[u8] = if default {
+                b"default"
+            } else {
+                &[b'u', b'0' + name % 3]
+            };
+            let _ = run(&mut srv, &mut c, &[b"ACL", b"SETUSER", name, b"on", b"~k*"]);
+            let before = getuser(&mut srv, &mut c, name);
+            let mut argv: Vec<&[u8]> = vec![b"ACL", b"SETUSER", name];
+            argv.extend(rules.0 .0.iter().map(|r| &r[..]));
+            match run(&mut srv, &mut c, &argv) {
+                Reply::Status("OK") => {}
+                Reply::Error(e) => {
+                    assert!(e.starts_with("ERR "), "{e}");
+                    assert_eq!(getuser(&mut srv, &mut c, name), before, "{e}");
+                }
+                r => panic!("ACL SETUSER answered {r:?}"),
+            }
+            let _ = run(&mut srv, &mut c, &[b"ACL", b"LIST"]);
+            let mut d: Vec<&[u8]> = vec![b"ACL", b"DRYRUN", name, b"get", b"k1"];
+            let _ = run(&mut srv, &mut c, &d);
+            if !dry.is_empty() {
+                d.truncate(3);
+                d.extend(dry.iter().map(|a| &a[..]));
+                let _ = run(&mut srv, &mut c, &d);
+            }
+            let _ = run(&mut srv, &mut c, &[b"ACL", b"DELUSER", name]);
+            true
+        }
+        QuickCheck::new()
+            .tests(200)
+            .quickcheck(prop as fn(AnyRules, u8, bool, Vec<Vec<u8>>) -> bool);
+    }
+}
