@@ -85,30 +85,8 @@ const FLAG_NAMES: &[(u32, &str)] = &[
     (NO_MULTI, "no_multi"),
 ];
 
-/// ACL categories in the order Redis 7.0 prints them.
-const CATEGORIES: &[&str] = &[
-    "keyspace",
-    "read",
-    "write",
-    "set",
-    "sortedset",
-    "list",
-    "hash",
-    "string",
-    "bitmap",
-    "hyperloglog",
-    "geo",
-    "stream",
-    "pubsub",
-    "admin",
-    "fast",
-    "slow",
-    "blocking",
-    "dangerous",
-    "connection",
-    "transaction",
-    "scripting",
-];
+/// ACL categories in the order Redis 7.0 prints them (one list, shared with the ACLs).
+use crate::acl::CATEGORIES;
 
 /// Categories Redis declares explicitly for some commands (and their subcommands), replacing
 /// the one derived from the command's group.
