@@ -36,6 +36,8 @@ pub mod server;
 pub mod snapshot;
 pub mod startup;
 pub mod supervise;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod types;
 pub mod util;
 

@@ -1495,6 +1495,7 @@ async fn send_rdb(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::server_and_client;
 
     fn taken(b: &Backlog, pos: i64, released: u64, max: usize) -> Result<Vec<u8>, ()> {
         let mut out = Vec::new();
@@ -1574,25 +1575,8 @@ mod tests {
 
     use quickcheck::{Arbitrary, Gen, QuickCheck};
 
-    fn server_and_client() -> (Server, Client) {
-        let srv = Server::new(crate::config::Config::from_args(&[]).expect("default config"));
-        let (tx, _rx) = mpsc::unbounded_channel();
-        let c = Client::new(
-            1,
-            tx,
-            Arc::new(ConnShared::default()),
-            "t".into(),
-            "t".into(),
-            0,
-            false,
-        );
-        (srv, c)
-    }
-
     fn run(srv: &mut Server, c: &mut Client, args: &[Vec<u8>], in_exec: bool) -> Reply {
-        let argv: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
-        let spec = crate::exec::lookup_command(&argv[0]).expect("command");
-        crate::exec::call(srv, c, spec, &argv, in_exec)
+        crate::testutil::call(srv, c, args, in_exec)
     }
 
     /// An argument a replica (or redis-cli, or garbage) sends: known options and values,

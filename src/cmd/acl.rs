@@ -651,29 +651,11 @@ fn save(ctx: &mut Ctx) -> Reply {
 mod tests {
     use super::*;
     use crate::acl::tests::AnyRules;
-    use crate::client::ConnShared;
-    use crate::config::Config;
+    use crate::testutil::server_and_client;
     use quickcheck::QuickCheck;
 
-    fn server_and_client() -> (Server, Client) {
-        let srv = Server::new(Config::from_args(&[]).expect("default config"));
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let c = Client::new(
-            1,
-            tx,
-            Arc::new(ConnShared::default()),
-            "t".into(),
-            "t".into(),
-            0,
-            false,
-        );
-        (srv, c)
-    }
-
     fn run(srv: &mut Server, c: &mut Client, args: &[&[u8]]) -> Reply {
-        let argv: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
-        let spec = crate::exec::lookup_command(&argv[0]).expect("command");
-        crate::exec::call(srv, c, spec, &argv, false)
+        crate::testutil::call(srv, c, args, false)
     }
 
     fn getuser(srv: &mut Server, c: &mut Client, name: &[u8]) -> String {

@@ -906,29 +906,12 @@ fn help() -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{Client, ConnShared};
-    use crate::config::Config;
+    use crate::client::Client;
+    use crate::testutil::server_and_client;
     use quickcheck::{QuickCheck, TestResult};
 
-    fn server_and_client() -> (Server, Client) {
-        let srv = Server::new(Config::from_args(&[]).expect("default config"));
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let c = Client::new(
-            1,
-            tx,
-            std::sync::Arc::new(ConnShared::default()),
-            "t".into(),
-            "t".into(),
-            0,
-            false,
-        );
-        (srv, c)
-    }
-
     fn run(srv: &mut Server, c: &mut Client, args: &[&[u8]]) -> Reply {
-        let argv: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
-        let spec = crate::exec::lookup_command(&argv[0]).expect("command");
-        crate::exec::call(srv, c, spec, &argv, false)
+        crate::testutil::call(srv, c, args, false)
     }
 
     const LIB: &[u8] = b"#!lua name=t\nredis.register_function('w', function(keys, args) redis.call('SET', keys[1], args[1]); return redis.call('INCR', keys[2]) end)\nredis.register_function{function_name='r', flags={'no-writes'}, callback=function(keys) return redis.call('GET', keys[1]) end}";

@@ -1038,25 +1038,10 @@ pub fn lua_memory(srv: &crate::exec::Server) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{Client, ConnShared};
-    use crate::config::Config;
+    use crate::client::Client;
     use crate::exec::Server;
+    use crate::testutil::server_and_client;
     use quickcheck::{QuickCheck, TestResult};
-
-    fn server_and_client() -> (Server, Client) {
-        let srv = Server::new(Config::from_args(&[]).expect("default config"));
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let c = Client::new(
-            1,
-            tx,
-            std::sync::Arc::new(ConnShared::default()),
-            "t".into(),
-            "t".into(),
-            0,
-            false,
-        );
-        (srv, c)
-    }
 
     fn eval_in(srv: &mut Server, c: &mut Client, script: &[u8], args: &[&[u8]]) -> Reply {
         let mut argv = vec![Bytes::from_static(b"EVAL"), Bytes::copy_from_slice(script)];
