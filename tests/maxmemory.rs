@@ -200,6 +200,60 @@ fn allkeys_lfu_keeps_the_frequently_read(s: &ServerProcess) {
         .unwrap();
 }
 
+/// Functions under `noeviction` over the limit: `allow-oom` may write, `no-writes` may read,
+/// any other is refused as a `denyoom` command (Redis derives FCALL's flags from the function).
+fn function_flags_under_oom(s: &ServerProcess) {
+    let mut c = conn(s);
+    let lib = "#!lua name=oomlib\n\
+        redis.register_function{function_name='w', callback=function(keys) return redis.call('SET', keys[1], 'v') end}\n\
+        redis.register_function{function_name='big', flags={'allow-oom'}, callback=function(keys) return redis.call('SET', keys[1], 'v') end}\n\
+        redis.register_function{function_name='r', flags={'no-writes'}, callback=function(keys) return redis.call('GET', keys[1]) end}";
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(lib)
+        .query(&mut c)
+        .unwrap();
+    limit(&mut c, "noeviction");
+    let mut i = 0;
+    while c.set::<_, _, ()>(format!("fill:{i}"), value()).is_ok() {
+        i += 1;
+        assert!(i < 200_000, "{}: never refused", s.describe());
+    }
+    let e = redis::cmd("FCALL")
+        .arg("w")
+        .arg(1)
+        .arg("x")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert_eq!(e.detail(), Some(OOM), "{}: {e:?}", s.describe());
+    let ok: String = redis::cmd("FCALL")
+        .arg("big")
+        .arg(1)
+        .arg("y")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let v: String = redis::cmd("FCALL")
+        .arg("r")
+        .arg(1)
+        .arg("y")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, "v");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+}
+
+#[test]
+fn maxmemory_function_flags_like_redis() {
+    function_flags_under_oom(&RedisServer::start(&[]));
+    function_flags_under_oom(&StrongboxServer::start(&[]));
+}
+
 #[test]
 fn maxmemory_noeviction_like_redis() {
     noeviction_refuses_growth_but_serves_reads(&RedisServer::start(&[]));

@@ -545,6 +545,17 @@ fn call(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> Reply {
     if ro && !no_writes {
         return Reply::err("ERR Can not execute a script with write flag using *_ro command.");
     }
+    if ctx.srv.hot.maxmemory != 0 {
+        // Redis derives FCALL's flags from the function's: without `allow-oom` or `no-writes`
+        // it is a `denyoom` command, refused while memory is over `maxmemory`; with
+        // `allow-oom` its commands may grow the dataset anyway.
+        if fflags & (ALLOW_OOM | NO_WRITES) == 0 && ctx.srv.pre_command_oom {
+            return Reply::err(crate::evict::OOM_ERR);
+        }
+        if fflags & ALLOW_OOM != 0 {
+            ctx.srv.pre_command_oom = false;
+        }
+    }
     if !no_writes {
         if crate::replica::refuse_write(ctx.srv, ctx.client) {
             return Reply::err(crate::replica::READONLY_ERR);
