@@ -30,21 +30,20 @@ fn info_field(c: &mut Connection, section: &str, field: &str) -> i64 {
         .unwrap()
 }
 
+fn config_set(c: &mut Connection, name: &str, value: impl redis::ToRedisArgs) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(c)
+        .unwrap();
+}
+
 /// Sets `policy` and a limit `LIMIT_ABOVE_BASE` over the current use; returns the limit.
 fn limit(c: &mut Connection, policy: &str) -> i64 {
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg(policy)
-        .query(c)
-        .unwrap();
+    config_set(c, "maxmemory-policy", policy);
     let max = info_field(c, "memory", "used_memory") + LIMIT_ABOVE_BASE;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(max)
-        .query(c)
-        .unwrap();
+    config_set(c, "maxmemory", max);
     max
 }
 
@@ -89,12 +88,7 @@ fn noeviction_refuses_growth_but_serves_reads(s: &ServerProcess) {
     let _: i64 = c.del(&keys).unwrap();
     let _: () = c.set("after", "ok").unwrap();
     assert_eq!(info_field(&mut c, "stats", "evicted_keys"), 0);
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(0)
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "maxmemory", 0);
 }
 
 fn allkeys_lru_keeps_memory_under_the_limit(s: &ServerProcess) {
@@ -140,12 +134,7 @@ fn allkeys_lru_keeps_memory_under_the_limit(s: &ServerProcess) {
     // Sampled LRU with a clock in seconds: keys read within the last second tie with the
     // newest writes (so `hot` is not asserted), but keys idle 2 s longer than any other go.
     assert!(old <= 20, "{}: {old} of 200 old keys left", s.describe());
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(0)
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "maxmemory", 0);
 }
 
 fn volatile_ttl_takes_the_soonest_expiring_and_never_persistent_keys(s: &ServerProcess) {
@@ -192,12 +181,7 @@ fn allkeys_lfu_keeps_the_frequently_read(s: &ServerProcess) {
         .exists((0..50).map(|i| format!("hot:{i}")).collect::<Vec<_>>())
         .unwrap();
     assert!(hot >= 45, "{}: {hot} of 50 hot keys", s.describe());
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(0)
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "maxmemory", 0);
 }
 
 /// Functions under `noeviction` over the limit: `allow-oom` may write, `no-writes` may read,
@@ -240,12 +224,7 @@ fn function_flags_under_oom(s: &ServerProcess) {
         .query(&mut c)
         .unwrap();
     assert_eq!(v, "v");
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(0)
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "maxmemory", 0);
 }
 
 #[test]
@@ -290,12 +269,7 @@ fn evictions_are_logged_and_survive_a_crash() {
     }
     // No more evictions from here (memory may stay near the limit): the keyspace the
     // clients see is then fixed.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(0)
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "maxmemory", 0);
     let before: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     let evicted = info_field(&mut c, "stats", "evicted_keys");
     assert!(evicted > 5000, "evicted {evicted}");
