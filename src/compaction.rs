@@ -328,12 +328,12 @@ impl Snapshot {
     ) -> Result<(), String> {
         // A file (installed per `target` when complete), or a stream (nothing to install).
         let (out, target) = match target {
-            Target::Stream { out } => (Err(out), None),
+            Target::Stream { out } => (Output::Stream(out), None),
             target => {
                 let file = crate::util::create_fresh_file(&temp_path).map_err(|e| {
                     format!("Failed opening the temp file {}: {e}", temp_path.display())
                 })?;
-                (Ok(file), Some(target))
+                (Output::File(file), Some(target))
             }
         };
         srv.snap_epoch = srv.snap_epoch.wrapping_add(1).max(1);
@@ -365,7 +365,7 @@ impl Snapshot {
             .spawn(move || {
                 crate::util::lower_thread_priority(SNAPSHOT_THREAD_NICE);
                 match (file_format, out) {
-                    (Format::Rdb(opts), Ok(file)) => {
+                    (Format::Rdb(opts), Output::File(file)) => {
                         let out =
                             std::io::BufWriter::with_capacity(256 << 10, SyncEvery::new(file));
                         serializer(
@@ -385,7 +385,7 @@ impl Snapshot {
                             },
                         )
                     }
-                    (Format::Rdb(opts), Err(stream)) => {
+                    (Format::Rdb(opts), Output::Stream(stream)) => {
                         let out = std::io::BufWriter::with_capacity(256 << 10, stream);
                         serializer(
                             rx,
@@ -403,8 +403,12 @@ impl Snapshot {
                             },
                         )
                     }
-                    (Format::Resp, Ok(file)) => resp_serializer(rx, file, &libs, &counter, per_key),
-                    (Format::Resp, Err(_)) => Err("a RESP snapshot needs a file".to_string()),
+                    (Format::Resp, Output::File(file)) => {
+                        resp_serializer(rx, file, &libs, &counter, per_key)
+                    }
+                    (Format::Resp, Output::Stream(_)) => {
+                        Err("a RESP snapshot needs a file".to_string())
+                    }
                 }?;
                 match target {
                     Some(target) => install(&temp, target),
@@ -585,6 +589,12 @@ impl Snapshot {
         }
         true
     }
+}
+
+/// Where a snapshot's bytes go: its temp file, or a stream (`Target::Stream`).
+enum Output {
+    File(std::fs::File),
+    Stream(Box<dyn Write + Send>),
 }
 
 /// Move the finished, fsynced temp file into place (on the snapshot thread).

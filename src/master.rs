@@ -849,16 +849,20 @@ fn check_sync_snapshot(srv: &mut Server) {
     if let Some(b) = &srv.master.backlog {
         b.release(SNAPSHOT_HOLD);
     }
-    let ids: Vec<ClientId> = srv
-        .master
+    let ids = waiting_for_snapshot(srv);
+    for id in ids {
+        drop_slave(srv, id);
+    }
+}
+
+/// The replicas waiting for the sync snapshot to end.
+fn waiting_for_snapshot(srv: &Server) -> Vec<ClientId> {
+    srv.master
         .slaves
         .iter()
         .filter(|s| s.phase == Phase::WaitEnd)
         .map(|s| s.id)
-        .collect();
-    for id in ids {
-        drop_slave(srv, id);
-    }
+        .collect()
 }
 
 /// Whether the running snapshot is the sync snapshot.
@@ -881,13 +885,7 @@ pub fn snapshot_done(srv: &mut Server) {
     if let Some(b) = &srv.master.backlog {
         b.release(SNAPSHOT_HOLD);
     }
-    let waiting: Vec<ClientId> = srv
-        .master
-        .slaves
-        .iter()
-        .filter(|s| s.phase == Phase::WaitEnd)
-        .map(|s| s.id)
-        .collect();
+    let waiting = waiting_for_snapshot(srv);
     match result {
         Ok(_) => {
             tracing::info!(

@@ -25,11 +25,7 @@ use crate::ctx::Ctx;
 use crate::exec::Server;
 use crate::resp::{Reply, OK};
 
-const KEYS_AFTER_NUMKEYS: KeySpec = KeySpec::NumKeys {
-    numkeys_idx: 2,
-    first: 3,
-    step: 1,
-};
+use crate::cmd::scripting::KEYS_AFTER_NUMKEYS;
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd(

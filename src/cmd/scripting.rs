@@ -30,7 +30,8 @@ use crate::cmd::{cmd, flags::*, CommandSpec, KeySpec};
 use crate::ctx::Ctx;
 use crate::resp::{Reply, OK};
 
-const KEYS_AFTER_NUMKEYS: KeySpec = KeySpec::NumKeys {
+/// EVAL/FCALL keys: `numkeys` at index 2, the keys after it.
+pub(crate) const KEYS_AFTER_NUMKEYS: KeySpec = KeySpec::NumKeys {
     numkeys_idx: 2,
     first: 3,
     step: 1,
