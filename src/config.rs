@@ -132,7 +132,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("rdbchecksum", YES_NO, "yes", IMMUTABLE, DONE),
     opt("daemonize", YES_NO, "no", IMMUTABLE, DONE),
     opt("io-threads-do-reads", YES_NO, "no", IMMUTABLE, INERT),
-    opt("always-show-logo", YES_NO, "no", IMMUTABLE, INERT),
+    opt("always-show-logo", YES_NO, "no", IMMUTABLE, DONE),
     opt("protected-mode", YES_NO, "yes", MUT, INERT),
     opt("rdbcompression", YES_NO, "yes", MUT, DONE),
     opt("rdb-del-sync-files", YES_NO, "no", MUT, INERT),

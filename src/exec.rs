@@ -391,6 +391,7 @@ impl Server {
     pub fn config_changed(&mut self) {
         self.hot = HotConfig::from_config(&self.cfg);
         crate::cmd::acl::requirepass_changed(self);
+        crate::log::set_level(self.cfg.get("loglevel"));
     }
 
     pub fn new(cfg: Config) -> Server {

@@ -26,6 +26,7 @@ pub mod exec;
 pub mod keyspace;
 pub mod limits;
 pub mod load;
+pub mod log;
 pub mod master;
 pub mod obuf;
 pub mod pause;

@@ -217,6 +217,7 @@ pub fn set_master(srv: &mut Server, host: String, port: u16) {
         down_since_ms: now_ms(),
         synced_once: false,
     });
+    crate::log::set_replica(true);
     tracing::info!("Connecting to MASTER {host}:{port}");
 }
 
@@ -226,6 +227,7 @@ pub fn set_no_master(srv: &mut Server) {
         ctl.target_tx.send_replace(None);
         ctl.shared.transferring.store(0, Ordering::Relaxed);
     }
+    crate::log::set_replica(false);
     if srv.replica.take().is_some() {
         tracing::info!("MASTER MODE enabled (user request from REPLICAOF NO ONE)");
     }

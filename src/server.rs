@@ -54,9 +54,9 @@ pub async fn bind_all(bind: &str, port: u16) -> Result<Vec<TcpListener>, String>
                 tracing::debug!("optional bind {sa} skipped: {e}");
             }
             Err(e) => {
-                return Err(format!(
-                    "Could not create server TCP listening socket {sa}: {e}"
-                ))
+                // Redis's two lines (the second is what scripts and its test suite look for).
+                tracing::warn!("Warning: Could not create server TCP listening socket {sa}: {e}");
+                return Err(format!("Failed listening on port {port} (tcp), aborting."));
             }
         }
     }
@@ -70,6 +70,7 @@ pub async fn accept_loop(listener: TcpListener, net: Arc<Net>) {
     loop {
         match listener.accept().await {
             Ok((sock, peer)) => {
+                tracing::debug!("Accepted {peer}");
                 let net = net.clone();
                 tokio::spawn(async move {
                     connection(sock, peer, net).await;

@@ -17,7 +17,10 @@ pub fn run_server(args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    init_logging(&cfg);
+    if !init_logging(&cfg) {
+        return 1;
+    }
+    log_start(&cfg);
     // Before any thread exists: upstart's SIGSTOP and the fork must see one thread.
     let supervisor = crate::supervise::detect(cfg.get("supervised"));
     crate::supervise::set(supervisor);
@@ -191,39 +194,46 @@ pub fn run_server(args: Vec<String>) -> i32 {
     0
 }
 
-fn init_logging(cfg: &Config) {
-    let level = match cfg.get("loglevel") {
-        "debug" => tracing::Level::DEBUG,
-        "verbose" => tracing::Level::DEBUG,
-        "notice" => tracing::Level::INFO,
-        "warning" => tracing::Level::WARN,
-        _ => tracing::Level::ERROR,
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false)
-        .with_thread_names(false);
-    let logfile = cfg.get("logfile");
-    if !logfile.is_empty() {
-        match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(logfile)
-        {
-            Ok(f) => {
-                let _ = builder
-                    .with_ansi(false)
-                    .with_writer(std::sync::Mutex::new(f))
-                    .try_init();
-                return;
-            }
-            Err(e) => eprintln!("Can't open the log file '{logfile}': {e}"),
-        }
+fn init_logging(cfg: &Config) -> bool {
+    if let Err(e) = crate::log::init(cfg.get("loglevel"), cfg.get("logfile")) {
+        // As redis-server: a log file that cannot be opened stops the start.
+        eprintln!("{e}");
+        return false;
+    }
+    true
+}
+
+/// The first lines of the log, as redis-server's (the version line, then either the banner or
+/// `Running mode=standalone, port=N.`). The banner is ours; like Redis's it carries the port
+/// and ` PID: <pid>` (what Redis's test suite waits for), and shows when `always-show-logo yes`
+/// or when the log is a terminal.
+fn log_start(cfg: &Config) {
+    let pid = std::process::id();
+    tracing::warn!("Strongbox is starting");
+    tracing::warn!(
+        "Strongbox version={}, redis_version={}, bits={}, pid={pid}, just started",
+        crate::STRONGBOX_VERSION,
+        crate::REDIS_COMPAT_VERSION,
+        usize::BITS
+    );
+    match &cfg.file {
+        Some(f) => tracing::warn!("Configuration loaded from {}", f.display()),
+        None => tracing::warn!(
+            "Warning: no config file specified, using the default config. In order to specify a config file use strongbox-server /path/to/strongbox.conf"
+        ),
     }
     use std::io::IsTerminal;
-    let ansi = std::io::stdout().is_terminal();
-    let _ = builder
-        .with_ansi(ansi)
-        .with_writer(std::io::stdout)
-        .try_init();
+    let port = cfg.get_i64("port");
+    let show = cfg.get_bool("always-show-logo")
+        || (cfg.get("logfile").is_empty() && std::io::stdout().is_terminal());
+    if show {
+        crate::log::raw(&format!(
+            "\n    +-----------+   Strongbox {} (Redis {} compatible) {} bit\n    | STRONGBOX |   Running mode: standalone\n    |  =======  |   Port: {port}\n    +-----------+   PID: {pid}\n\n",
+            crate::STRONGBOX_VERSION,
+            crate::REDIS_COMPAT_VERSION,
+            usize::BITS
+        ));
+    } else {
+        tracing::info!("Running mode=standalone, port={port}.");
+    }
 }

@@ -375,3 +375,70 @@ fn rename_command_renames_and_removes_commands() {
         assert!(out.contains(msg), "redis: {out}");
     }
 }
+
+/// Log lines have redis-server's shape (`pid:role dd Mon yyyy hh:mm:ss.mmm <mark> message`), for
+/// both servers, at each `loglevel`; CONFIG SET loglevel applies at once; the start-up banner
+/// carries ` PID: <pid>` when `always-show-logo yes` (what Redis's test suite waits for).
+#[test]
+fn log_lines_have_redis_server_shape_and_loglevel_applies_at_run_time() {
+    fn shaped(line: &str) -> bool {
+        // 12345:M 27 Nov 2026 17:44:48.078 * message
+        let Some((pid, rest)) = line.split_once(':') else {
+            return false;
+        };
+        let b = rest.as_bytes();
+        !pid.is_empty()
+            && pid.bytes().all(|c| c.is_ascii_digit())
+            && b.len() > 28
+            && matches!(b[0], b'M' | b'S' | b'C')
+            && b[1] == b' '
+            && rest[2..4].bytes().all(|c| c.is_ascii_digit())
+            && b[4] == b' '
+            && rest[5..8].bytes().all(|c| c.is_ascii_alphabetic())
+            && b[8] == b' '
+            && rest[9..13].bytes().all(|c| c.is_ascii_digit())
+            && b[13] == b' '
+            && b[16] == b':'
+            && b[19] == b':'
+            && b[22] == b'.'
+            && b[26] == b' '
+            && matches!(b[27], b'.' | b'-' | b'*' | b'#')
+            && b[28] == b' '
+    }
+    for kind in [ServerKind::Strongbox, ServerKind::Redis] {
+        let srv =
+            ServerProcess::start(kind, &["--loglevel", "notice", "--always-show-logo", "yes"]);
+        let pid = srv.pid().expect("pid");
+        let mut c = srv.conn();
+        assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n");
+        let log = srv.log();
+        assert!(
+            log.contains(&format!(" PID: {pid}")),
+            "{kind:?} banner:\n{log}"
+        );
+        let ready = log
+            .lines()
+            .find(|l| l.contains("Ready to accept connections"))
+            .unwrap_or_else(|| panic!("{kind:?}: no ready line:\n{log}"));
+        assert!(shaped(ready), "{kind:?}: {ready:?}");
+        assert!(ready.starts_with(&format!("{pid}:M ")), "{ready:?}");
+        assert_eq!(
+            &ready.as_bytes()[ready.find(' ').unwrap() + 25..][..3],
+            b" * "
+        );
+        // verbose lines (`-`) appear only once loglevel says so: a client connecting is one.
+        let marks = |log: &str| -> usize {
+            log.lines()
+                .filter(|l| shaped(l) && l.contains(" - Accepted "))
+                .count()
+        };
+        assert_eq!(marks(&srv.log()), 0, "{kind:?}:\n{}", srv.log());
+        assert_eq!(c.cmd(&["CONFIG", "SET", "loglevel", "verbose"]), b"+OK\r\n");
+        drop(srv.conn());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while marks(&srv.log()) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(marks(&srv.log()) > 0, "{kind:?}:\n{}", srv.log());
+    }
+}
