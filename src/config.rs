@@ -1189,7 +1189,10 @@ impl Config {
                     return Err("reading the config from stdin is not supported".into());
                 }
                 cfg.load_file(Path::new(first), 0)?;
-                cfg.file = Some(PathBuf::from(first));
+                // Absolute, as Redis's: the server changes directory to `dir` later, and
+                // CONFIG REWRITE must still find the file.
+                let path = PathBuf::from(first);
+                cfg.file = Some(std::path::absolute(&path).unwrap_or(path));
                 rest = &rest[1..];
             }
         }
@@ -1460,6 +1463,15 @@ impl Config {
         }
         let v = next.get(spec.name).to_string();
         self.values.insert(spec.name, v);
+        Ok(())
+    }
+
+    /// Set an option from start-up code (immutable ones too), with the same value checks.
+    pub fn set_startup(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let spec = find(name).ok_or_else(|| format!("unknown option '{name}'"))?;
+        let mut next = self.clone();
+        next.assign(spec, value, false).map_err(|e| e.to_string())?;
+        *self = next;
         Ok(())
     }
 

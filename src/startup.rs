@@ -41,6 +41,13 @@ pub fn run_server(args: Vec<String>) -> i32 {
             return 1;
         }
     }
+    // From here on the data directory is the working directory; CONFIG GET dir shows it as
+    // an absolute path (as Redis's getcwd), and a relative `dir` is not applied twice.
+    let mut cfg = cfg;
+    if let Ok(cwd) = std::env::current_dir() {
+        let _ = cfg.set_startup("dir", &cwd.to_string_lossy());
+    }
+    let cfg = cfg;
     for name in cfg.unimplemented_in_use() {
         tracing::warn!(
             "Option '{name}' is accepted but not implemented yet by Strongbox; its value has no effect"

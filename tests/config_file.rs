@@ -442,3 +442,52 @@ fn log_lines_have_redis_server_shape_and_loglevel_applies_at_run_time() {
         assert!(marks(&srv.log()) > 0, "{kind:?}:\n{}", srv.log());
     }
 }
+
+/// A relative `dir` (as Redis's test suite writes: `dir ./tests/tmp/server.1`) is taken from the
+/// directory the server started in, once: both servers write their files there, and CONFIG GET
+/// dir answers the absolute path. (Strongbox used to change into `dir` and then open `dir`
+/// relative to it again, and refused to start.)
+#[test]
+fn a_relative_dir_is_resolved_once_from_the_start_directory() {
+    for kind in [ServerKind::Strongbox, ServerKind::Redis] {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("rel/sub")).unwrap();
+        let bin = match kind {
+            ServerKind::Strongbox => strongbox(),
+            ServerKind::Redis => redis(),
+        };
+        let port = common::pick_free_port();
+        let mut child = Command::new(bin)
+            .current_dir(tmp.path())
+            .args(["--port", &port.to_string(), "--dir", "./rel/sub"])
+            .args(["--appendonly", "yes", "--save", ""])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut c = None;
+        for _ in 0..200 {
+            if let Ok(conn) = RawConn::try_connect(port) {
+                c = Some(conn);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let mut c = c.unwrap_or_else(|| panic!("{kind:?} did not start"));
+        assert_eq!(c.cmd(&["SET", "k", "v"]), b"+OK\r\n");
+        let dir = config_get(&mut c, "dir");
+        let want = tmp.path().join("rel/sub").canonicalize().unwrap();
+        assert_eq!(
+            PathBuf::from(&dir["dir"]).canonicalize().unwrap(),
+            want,
+            "{kind:?}"
+        );
+        assert!(Path::new(&dir["dir"]).is_absolute(), "{kind:?}: {dir:?}");
+        assert!(
+            want.join("appendonlydir").is_dir(),
+            "{kind:?}: no appendonlydir in {}",
+            want.display()
+        );
+        c.send_cmd(&["SHUTDOWN", "NOSAVE"]);
+        let _ = child.wait();
+    }
+}
