@@ -2,7 +2,7 @@
 //! execution thread.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SendError, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -44,7 +44,15 @@ pub struct ConnShared {
     pub qbuf_bytes: AtomicUsize,
     /// Set when the execution thread wants the connection closed.
     pub kill: tokio::sync::Notify,
+    /// Whether the client has authenticated ([`AUTH_UNKNOWN`] until the execution thread has
+    /// seen the connection): a reader applies Redis's limits for unauthenticated clients
+    /// (`limits::GUEST_*`) unless it is [`AUTH_OK`].
+    pub auth: AtomicU8,
 }
+
+pub const AUTH_UNKNOWN: u8 = 0;
+pub const AUTH_GUEST: u8 = 1;
+pub const AUTH_OK: u8 = 2;
 
 impl ConnShared {
     pub fn out_bytes(&self) -> usize {
@@ -354,6 +362,13 @@ pub struct Client {
 }
 
 impl Client {
+    /// Whether the client has authenticated (the reader's guest limits follow it).
+    pub fn set_authenticated(&mut self, yes: bool) {
+        self.authenticated = yes;
+        let auth = if yes { AUTH_OK } else { AUTH_GUEST };
+        self.shared.auth.store(auth, Ordering::Relaxed);
+    }
+
     pub fn new(
         id: ClientId,
         tx: UnboundedSender<Outgoing>,
@@ -363,6 +378,8 @@ impl Client {
         now_ms: i64,
         needs_auth: bool,
     ) -> Client {
+        let auth = if needs_auth { AUTH_GUEST } else { AUTH_OK };
+        shared.auth.store(auth, Ordering::Relaxed);
         Client {
             id,
             tx,

@@ -4,6 +4,10 @@
 pub const INLINE_BYTES_MAX: usize = 64 * 1024;
 /// Largest multibulk count accepted (Redis: INT_MAX with a 1M cap for unauthenticated clients).
 pub const MULTIBULK_COUNT_MAX: i64 = i32::MAX as i64;
+/// Most arguments in a command from a client that has not authenticated (Redis: 10).
+pub const GUEST_MULTIBULK_COUNT_MAX: i64 = 10;
+/// Longest argument from a client that has not authenticated (Redis: 16 KiB).
+pub const GUEST_BULK_BYTES_MAX: usize = 16 * 1024;
 /// At most this many argument slots are reserved before the arguments arrive.
 pub const ARGS_PREALLOC_MAX: usize = 1024;
 /// Default `proto-max-bulk-len` (512 MiB).

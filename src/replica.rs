@@ -140,7 +140,7 @@ fn master_client(srv: &Server) -> Box<Client> {
         .next_client_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     c.is_master = true;
-    c.authenticated = true;
+    c.set_authenticated(true);
     c.reply_mode = crate::client::ReplyMode::Off;
     c.name = None;
     Box::new(c)

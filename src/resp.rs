@@ -7,7 +7,13 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::limits::{ARGS_PREALLOC_MAX, INLINE_BYTES_MAX, MULTIBULK_COUNT_MAX};
+use crate::limits::{
+    ARGS_PREALLOC_MAX, GUEST_BULK_BYTES_MAX, GUEST_MULTIBULK_COUNT_MAX, INLINE_BYTES_MAX,
+    MULTIBULK_COUNT_MAX,
+};
+
+const GUEST_MULTIBULK: &str = "unauthenticated multibulk length";
+const GUEST_BULK: &str = "unauthenticated bulk length";
 
 /// A protocol error: the connection answers `-ERR Protocol error: <msg>` and is closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +23,12 @@ impl ProtocolError {
     pub fn reply_text(&self) -> String {
         format!("ERR Protocol error: {}", self.0)
     }
+
+    /// The command is over a limit for unauthenticated clients (it may be fine once an AUTH
+    /// still in flight has been executed).
+    pub fn is_guest_limit(&self) -> bool {
+        self.0 == GUEST_MULTIBULK || self.0 == GUEST_BULK
+    }
 }
 
 #[derive(Debug, Default)]
@@ -24,6 +36,9 @@ pub struct RequestParser {
     /// Arguments still expected by the multibulk command being received (0 = none in progress).
     pending_args: usize,
     args: Vec<Bytes>,
+    /// Apply Redis's limits for clients that have not authenticated: at most
+    /// `GUEST_MULTIBULK_COUNT_MAX` arguments and `GUEST_BULK_BYTES_MAX` bytes per argument.
+    pub guest: bool,
 }
 
 /// Outcome of one parse step.
@@ -46,7 +61,7 @@ impl RequestParser {
     /// Parse one command from the front of `buf`. Empty commands (`*0`, blank inline lines) are
     /// skipped. `bulk_max` is `proto-max-bulk-len`.
     pub fn parse(&mut self, buf: &mut BytesMut, bulk_max: u64) -> Result<Parsed, ProtocolError> {
-        if self.pending_args == 0 {
+        if self.pending_args == 0 && !self.guest {
             if let Some(args) = parse_complete(buf, bulk_max) {
                 return Ok(Parsed::Command(args));
             }
@@ -71,6 +86,13 @@ impl RequestParser {
                 };
                 let count = parse_i64(&buf[1..line_end]);
                 let count = match count {
+                    Some(c)
+                        if c > GUEST_MULTIBULK_COUNT_MAX
+                            && self.guest
+                            && c <= MULTIBULK_COUNT_MAX =>
+                    {
+                        return Err(ProtocolError(GUEST_MULTIBULK.into()))
+                    }
                     Some(c) if c <= MULTIBULK_COUNT_MAX => c,
                     _ => return Err(ProtocolError("invalid multibulk length".into())),
                 };
@@ -100,6 +122,9 @@ impl RequestParser {
                     Some(l) if l >= 0 && (l as u64) <= bulk_max => l as usize,
                     _ => return Err(ProtocolError("invalid bulk length".into())),
                 };
+                if self.guest && len > GUEST_BULK_BYTES_MAX {
+                    return Err(ProtocolError(GUEST_BULK.into()));
+                }
                 let need = line_end + 2 + len + 2;
                 if buf.len() < need {
                     // Reserve for the declared bulk only up to what a read can bring; the buffer

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::client::{ConnShared, ExecSender, Msg, Outgoing};
+use crate::client::{ConnShared, ExecSender, Msg, Outgoing, AUTH_OK, AUTH_UNKNOWN};
 use crate::durability::Gate;
 use crate::limits::{BATCHES_IN_FLIGHT_MAX, COMMANDS_PER_BATCH_MAX, READ_CHUNK_BYTES};
 use crate::resp::{encode, Parsed, RequestParser};
@@ -121,6 +121,8 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut parser = RequestParser::new();
     let bulk_max = net.cfg.proto_max_bulk_len;
+    // Set when the reader must wait for the batches it sent to be executed before parsing on.
+    let mut settle = false;
     let qlimit = net.cfg.query_buffer_limit as usize;
     'outer: loop {
         // Backpressure: at most BATCHES_IN_FLIGHT_MAX batches queued at the executor. A free
@@ -136,10 +138,14 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
                 permit.forget();
             }
         }
+        if std::mem::take(&mut settle) && !settled(&permits, &shared).await {
+            break;
+        }
         let mut cmds = Vec::with_capacity(16);
         loop {
             // Parse what is buffered.
             loop {
+                parser.guest = shared.auth.load(Ordering::Relaxed) != AUTH_OK;
                 match parser.parse(&mut buf, bulk_max) {
                     Ok(Parsed::Command(c)) => {
                         cmds.push(c);
@@ -148,6 +154,23 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
                         }
                     }
                     Ok(Parsed::Incomplete) => break,
+                    Err(e) if e.is_guest_limit() && !cmds.is_empty() => {
+                        // Over an unauthenticated client's limit: but the commands before it
+                        // (an AUTH?) run first, as Redis parses a command only after running
+                        // the previous one. Send them; the next round waits for their replies.
+                        settle = true;
+                        break;
+                    }
+                    Err(e)
+                        if e.is_guest_limit()
+                            && (shared.auth.load(Ordering::Relaxed) == AUTH_UNKNOWN
+                                || permits.available_permits() + 1 < BATCHES_IN_FLIGHT_MAX) =>
+                    {
+                        // Earlier batches (or the connection itself) not yet executed.
+                        if !settled(&permits, &shared).await {
+                            break 'outer;
+                        }
+                    }
                     Err(e) => {
                         if !cmds.is_empty() {
                             let _ = net.exec_tx.send(Msg::Commands {
@@ -189,6 +212,26 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
     let _ = net.exec_tx.send(Msg::Disconnect { id });
     // The writer ends when the executor drops the sender (after Disconnect).
     let _ = writer.await;
+}
+
+/// Wait until every batch this connection sent has been executed and answered (the caller holds
+/// one permit) and the execution thread has seen the connection, so that `shared.auth` is final
+/// for the next command. False if the connection is being closed.
+async fn settled(permits: &Semaphore, shared: &ConnShared) -> bool {
+    loop {
+        if permits.is_closed() {
+            return false;
+        }
+        if shared.auth.load(Ordering::Relaxed) != AUTH_UNKNOWN
+            && permits.available_permits() + 1 >= BATCHES_IN_FLIGHT_MAX
+        {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(1)) => {}
+            _ = shared.kill.notified() => return false,
+        }
+    }
 }
 
 async fn writer_task(

@@ -176,3 +176,60 @@ fn maxclients_refuses_extra_connections_with_redis_error() {
     std::thread::sleep(Duration::from_millis(200));
     assert_alive(&sb);
 }
+
+/// Redis's limits for clients that have not authenticated while a password is required: more
+/// than 10 arguments or an argument over 16 KiB is a protocol error, before any byte of it is
+/// buffered. Checked on both servers. An AUTH pipelined before a large command lifts the limit
+/// for that command (Redis parses a command only after running the one before it), and clients
+/// of a server without a password are never limited.
+#[test]
+fn unauthenticated_clients_are_limited_as_redis_limits_them() {
+    use common::{ServerKind, ServerProcess};
+    let big = "x".repeat(20_000);
+    let set_big = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20000\r\n{big}\r\n");
+    for kind in [ServerKind::Strongbox, ServerKind::Redis] {
+        let srv = ServerProcess::start(kind, &["--appendonly", "no"]);
+        let mut admin = RawConn::connect(srv.port());
+        assert_eq!(
+            admin.cmd(&["CONFIG", "SET", "requirepass", "pw"]),
+            b"+OK\r\n"
+        );
+        let expect_close = |bytes: &[u8], error: &[u8]| {
+            let mut c = RawConn::connect(srv.port());
+            c.send(bytes);
+            assert_eq!(c.read_reply(), error, "{kind:?}");
+            assert!(c.is_closed_within(Duration::from_secs(3)), "{kind:?}");
+        };
+        expect_close(
+            b"*100\r\n",
+            b"-ERR Protocol error: unauthenticated multibulk length\r\n",
+        );
+        expect_close(
+            b"*1\r\n$100000000\r\n",
+            b"-ERR Protocol error: unauthenticated bulk length\r\n",
+        );
+        expect_close(
+            set_big.as_bytes(),
+            b"-ERR Protocol error: unauthenticated bulk length\r\n",
+        );
+        // Within the limits: NOAUTH, and the connection stays.
+        let mut c = RawConn::connect(srv.port());
+        let ten = ["RPUSH", "l", "1", "2", "3", "4", "5", "6", "7", "8"];
+        assert!(c.cmd(&ten).starts_with(b"-NOAUTH"), "{kind:?}");
+        // AUTH then the large command in one write: both run.
+        let mut pipelined = b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n".to_vec();
+        pipelined.extend_from_slice(set_big.as_bytes());
+        pipelined.extend_from_slice(b"*2\r\n$6\r\nSTRLEN\r\n$1\r\nk\r\n");
+        c.send(&pipelined);
+        assert_eq!(c.read_reply(), b"+OK\r\n", "{kind:?}");
+        assert_eq!(c.read_reply(), b"+OK\r\n", "{kind:?}");
+        assert_eq!(c.read_reply(), b":20000\r\n", "{kind:?}");
+        let eleven = ["RPUSH", "l", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+        assert_eq!(c.cmd(&eleven), b":9\r\n", "{kind:?}");
+    }
+    // No password: no limits.
+    let sb = StrongboxServer::start(&["--appendonly", "no"]);
+    let mut c = RawConn::connect(sb.port());
+    c.send(set_big.as_bytes());
+    assert_eq!(c.read_reply(), b"+OK\r\n");
+}

@@ -183,7 +183,7 @@ pub fn authenticate(
     if let Some(u) = srv.acl.get(user) {
         if u.check_password(pass) {
             client.user = u.clone();
-            client.authenticated = true;
+            client.set_authenticated(true);
             return Ok(());
         }
     }
@@ -230,7 +230,7 @@ fn kill_clients_of(srv: &mut Server, current: &mut Client, name: &[u8]) {
     for id in ids {
         if let Some(mut c) = srv.clients.remove(&id) {
             c.user = default.clone();
-            c.authenticated = false;
+            c.set_authenticated(false);
             c.closed = true;
             srv.forget_client(&mut c);
             srv.clients.insert(id, c);
@@ -238,7 +238,7 @@ fn kill_clients_of(srv: &mut Server, current: &mut Client, name: &[u8]) {
     }
     if current.user.name == name {
         current.user = default;
-        current.authenticated = false;
+        current.set_authenticated(false);
         current.close_after_reply = true;
     }
 }

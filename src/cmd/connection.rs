@@ -105,7 +105,8 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     c.no_evict = false;
     c.no_touch = false;
     c.user = srv.acl.default_user();
-    c.authenticated = c.user.logs_in_without_password();
+    let open = c.user.logs_in_without_password();
+    c.set_authenticated(open);
     Reply::Status("RESET")
 }
 

@@ -1702,11 +1702,7 @@ mod propagation_tests {
         let (sink, bytes) = crate::durability::RecordingSink::new();
         srv.log.set_sink(Some(sink), 0);
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let shared = Arc::new(ConnShared {
-            out_bytes: Default::default(),
-            qbuf_bytes: Default::default(),
-            kill: tokio::sync::Notify::new(),
-        });
+        let shared = Arc::new(ConnShared::default());
         let mut client = Client::new(1, tx, shared, "test".into(), "test".into(), 0, false);
         let mut out = Vec::new();
         for c in cmds {
