@@ -3,7 +3,8 @@
 # redis-server that apt may have started, then build, check formatting, lint, and test.
 #
 #   scripts/test.sh                       everything
-#   scripts/test.sh --test differential   extra arguments go to `cargo test --workspace`
+#   scripts/test.sh --test differential   extra arguments go to `cargo test --workspace` (and
+#                                         skip Redis's Tcl suite, scripts/redis-suite.sh)
 #   SKIP_INSTALL=1 scripts/test.sh        skip the package checks
 #
 # Profile: debug. `cargo build --all-targets` compiles the test binaries that `cargo test`
@@ -90,6 +91,13 @@ if [ "${SKIP_INSTALL:-0}" != "1" ]; then
         step "installing ruby-sidekiq"
         apt_install ruby-sidekiq
     fi
+    # Redis's own Tcl test suite (scripts/redis-suite.sh): tclsh, and the suite from Debian's
+    # redis source package (fetched once into ~/.cache/strongbox).
+    if ! command -v tclsh >/dev/null 2>&1; then
+        step "installing tcl"
+        apt_install tcl
+    fi
+    scripts/redis-suite.sh --fetch-only
     if command -v rustup >/dev/null 2>&1; then
         if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
         if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
@@ -111,5 +119,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace $*"
 cargo test --workspace "$@"
+
+if [ $# -eq 0 ]; then
+    step "Redis 7.0.15's test suite against strongbox-server (tests/redis-suite)"
+    scripts/redis-suite.sh
+fi
 
 step "all checks passed in $((SECONDS - started)) s"
