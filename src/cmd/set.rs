@@ -519,8 +519,9 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             true
         }
     };
-    ctx.modified(dst);
+    // Only a successful addition modifies dst (WATCH, notifications), as in Redis.
     if added {
+        ctx.modified(dst);
         ctx.dirty(1);
         ctx.notify(notify::SET, "sadd", dst);
     }
