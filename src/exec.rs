@@ -1055,8 +1055,8 @@ fn feed_monitors(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[
     }
 }
 
-/// The type of key a blocking command waits for (Redis's `btype`): a ready key of another type
-/// (or a missing one) leaves its clients blocked, as `serveClientsBlockedOnKeys` serves only
+/// The type of key a blocking command waits for (Redis's `btype`): a ready key of another type,
+/// or a missing one, leaves its clients blocked, as `serveClientsBlockedOnKeys` serves only
 /// the clients blocked for the type the key now has. `None`: no type check (XREADGROUP, which
 /// must answer when its stream is deleted or replaced, and postponed commands).
 fn blocked_type(argv0: &[u8]) -> Option<&'static str> {
@@ -1109,8 +1109,8 @@ pub fn serve_blocked(srv: &mut Server, current: Option<&mut Client>) {
                 };
                 if let Some(want) = blocked_type(&b.argv[0]) {
                     let has = srv.dbs[key.0].keys.get(&key.1).map(|o| o.value.type_name());
-                    if has.is_some_and(|t| t != want) {
-                        // Another type took the key's place: not for this client.
+                    if has != Some(want) {
+                        // Gone, or another type took the key's place: not for this client.
                         c.blocked = Some(b);
                         srv.clients.insert(id, c);
                         continue;
