@@ -225,8 +225,13 @@ impl<'a> Ctx<'a> {
         let key = key.as_ref();
         let lru = self.srv.lru_clock;
         let db = self.client.db;
+        // As Redis's dbAdd: a list, zset or stream in the key's place may serve blocked clients.
+        let wakes = matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_));
         let old = self.srv.dbs[db].insert(key, Object::new(value, lru));
         self.stream_gone(old.as_ref(), key);
+        if wakes {
+            self.ready(key);
+        }
         self.modified(key);
     }
 

@@ -488,6 +488,22 @@ impl Server {
         }
     }
 
+    /// Signal every key a client is blocked on in `db` (every db if None), after FLUSHDB,
+    /// FLUSHALL or SWAPDB replaced the keys wholesale: XREADGROUP clients of a stream that
+    /// is gone answer (Redis's `scanDatabaseForDeletedStreams`); the others are served if
+    /// their key is there with their type, and otherwise stay blocked.
+    pub fn signal_blocked_in(&mut self, db: Option<usize>) {
+        let keys: Vec<(usize, Bytes)> = self
+            .blocking
+            .keys()
+            .filter(|(d, _)| db.is_none_or(|x| x == *d))
+            .cloned()
+            .collect();
+        for (d, k) in keys {
+            self.signal_ready(d, &k);
+        }
+    }
+
     pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
         if self.blocking.is_empty() {
             return;
@@ -1039,9 +1055,24 @@ fn feed_monitors(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[
     }
 }
 
+/// The type of key a blocking command waits for (Redis's `btype`): a ready key of another type,
+/// or a missing one, leaves its clients blocked, as `serveClientsBlockedOnKeys` serves only
+/// the clients blocked for the type the key now has. `None`: no type check (XREADGROUP, which
+/// must answer when its stream is deleted or replaced, and postponed commands).
+fn blocked_type(argv0: &[u8]) -> Option<&'static str> {
+    let name = argv0.to_ascii_lowercase();
+    match &name[..] {
+        b"blpop" | b"brpop" | b"brpoplpush" | b"blmove" | b"blmpop" => Some("list"),
+        b"bzpopmin" | b"bzpopmax" | b"bzmpop" => Some("zset"),
+        b"xread" => Some("stream"),
+        _ => None,
+    }
+}
+
 /// Serve clients blocked on keys that became ready, first come first served, until no key is
 /// ready. `current` is the client whose command made keys ready (not in `srv.clients`).
-pub fn serve_blocked(srv: &mut Server, mut current: Option<&mut Client>) {
+pub fn serve_blocked(srv: &mut Server, current: Option<&mut Client>) {
+    let current_id = current.map(|c| c.id);
     let mut rounds = 0;
     while !srv.ready_keys.is_empty() {
         rounds += 1;
@@ -1050,14 +1081,22 @@ pub fn serve_blocked(srv: &mut Server, mut current: Option<&mut Client>) {
         }
         let ready = std::mem::take(&mut srv.ready_keys);
         for key in ready {
-            while let Some(&id) = srv.blocking.get(&key).and_then(|q| q.front()) {
+            // The clients blocked on the key when it became ready, in order; those served
+            // leave the queue, those left blocked keep their place.
+            let queue: Vec<ClientId> = match srv.blocking.get(&key) {
+                Some(q) => q.iter().copied().collect(),
+                None => continue,
+            };
+            for id in queue {
+                if !srv.blocking.get(&key).is_some_and(|q| q.contains(&id)) {
+                    continue;
+                }
                 let Some(mut c) = srv.clients.remove(&id) else {
-                    // Not in the map: the current client cannot be blocked; drop stale id.
-                    if let Some(q) = srv.blocking.get_mut(&key) {
-                        q.pop_front();
-                    }
-                    if current.as_ref().is_some_and(|c| c.id == id) {
-                        break;
+                    // Not in the map: the current client cannot be blocked; drop a stale id.
+                    if current_id != Some(id) {
+                        if let Some(q) = srv.blocking.get_mut(&key) {
+                            q.retain(|&x| x != id);
+                        }
                     }
                     continue;
                 };
@@ -1068,10 +1107,20 @@ pub fn serve_blocked(srv: &mut Server, mut current: Option<&mut Client>) {
                     }
                     continue;
                 };
+                if let Some(want) = blocked_type(&b.argv[0]) {
+                    let has = srv.dbs[key.0].keys.get(&key.1).map(|o| o.value.type_name());
+                    if has != Some(want) {
+                        // Gone, or another type took the key's place: not for this client.
+                        c.blocked = Some(b);
+                        srv.clients.insert(id, c);
+                        continue;
+                    }
+                }
                 // Try to serve: run the command again.
                 let spec = match lookup_command(&b.argv[0]) {
                     Some(s) => s,
                     None => {
+                        c.blocked = Some(b);
                         srv.clients.insert(id, c);
                         break;
                     }
@@ -1100,7 +1149,6 @@ pub fn serve_blocked(srv: &mut Server, mut current: Option<&mut Client>) {
                 srv.clients.insert(id, c);
             }
         }
-        let _ = current.as_deref_mut();
     }
 }
 

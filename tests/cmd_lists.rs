@@ -1,8 +1,9 @@
 //! List commands against Debian's redis-server 7.0: blocking behaviour with several real
 //! connections (FIFO service, sub-second timeouts, wake-up by MULTI/EXEC, BLMOVE chains, no
-//! blocking inside MULTI, CLIENT UNBLOCK, disconnect while blocked), compared byte for byte, plus
-//! persistence of served blocking pops through the AOF. The non-blocking script lives in
-//! tests/diff/lists.txt (run by tests/differential.rs).
+//! blocking inside MULTI, CLIENT UNBLOCK, disconnect while blocked, keys arriving by
+//! RENAME/MOVE/COPY or with another type), compared byte for byte, plus persistence of served
+//! blocking pops through the AOF. The non-blocking script lives in tests/diff/lists.txt (run by
+//! tests/differential.rs).
 
 mod common;
 
@@ -216,6 +217,58 @@ fn blmove_chain(port: u16) -> Vec<Vec<u8>> {
 #[test]
 fn blmove_chain_moves_through_every_blocked_client() {
     both(blmove_chain);
+}
+
+fn key_arrives_whole(port: u16) -> Vec<Vec<u8>> {
+    let mut a = RawConn::connect(port);
+    let mut b = RawConn::connect(port);
+    let mut p = RawConn::connect(port);
+    let mut out = vec![cmd(&mut p, &["FLUSHALL"])];
+    // A key of another type serves only the clients waiting for that type.
+    send_blocking(&mut a, &["BLPOP", "k", "0"]);
+    send_blocking(&mut b, &["BZPOPMIN", "k", "0"]);
+    out.push(cmd(&mut p, &["ZADD", "tmp", "1", "m"]));
+    out.push(cmd(&mut p, &["RENAME", "tmp", "k"]));
+    out.push(reply(&mut b));
+    send_blocking(&mut a, &[]);
+    out.push(cmd(&mut p, &["SET", "k", "str"]));
+    send_blocking(&mut a, &[]);
+    out.push(cmd(&mut p, &["DEL", "k"]));
+    // A list arriving by MOVE, then by COPY, serves the BLPOP.
+    out.push(cmd(&mut p, &["SELECT", "1"]));
+    out.push(cmd(&mut p, &["RPUSH", "k", "moved"]));
+    out.push(cmd(&mut p, &["MOVE", "k", "0"]));
+    out.push(reply(&mut a));
+    out.push(cmd(&mut p, &["SELECT", "0"]));
+    send_blocking(&mut a, &["BLPOP", "k2", "0"]);
+    out.push(cmd(&mut p, &["RPUSH", "src", "copied"]));
+    out.push(cmd(&mut p, &["COPY", "src", "k2"]));
+    out.push(reply(&mut a));
+    // FLUSHALL answers a client blocked in XREADGROUP on a stream it deletes.
+    out.push(cmd(&mut p, &["XADD", "s", "1-1", "f", "v"]));
+    out.push(cmd(&mut p, &["XGROUP", "CREATE", "s", "g", "$"]));
+    send_blocking(
+        &mut a,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
+    out.push(cmd(&mut p, &["FLUSHALL"]));
+    out.push(reply(&mut a));
+    out
+}
+
+#[test]
+fn a_key_arriving_by_rename_move_or_copy_serves_clients_waiting_for_its_type() {
+    both(key_arrives_whole);
 }
 
 fn disconnect(port: u16) -> Vec<Vec<u8>> {

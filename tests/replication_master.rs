@@ -1,7 +1,7 @@
 //! Strongbox as a replication master (src/master.rs): redis-server 7.0 replicating from it
 //! (full sync in both payload forms, the write stream, offsets, WAIT, partial resync after a
-//! dropped link), `redis-cli --rdb` and `--replica`, a Strongbox replica of Strongbox, and the
-//! replica output buffer limit.
+//! dropped link), `redis-cli --rdb` and `--replica`, a Strongbox replica of Strongbox, the first
+//! PING a ping period after the first replica, and the replica output buffer limit.
 
 mod common;
 
@@ -498,5 +498,38 @@ fn shutdown_does_not_wait_for_a_stuck_diskless_replica() {
             "SHUTDOWN waits for the stuck replica"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The first PING to the replicas comes a `repl-ping-replica-period` after the first replica
+/// attached, not at the next timer tick (Redis's suite reads a SYNC stream right after
+/// attaching and expects only the commands it sends).
+#[test]
+fn the_first_ping_waits_a_ping_period() {
+    let master = StrongboxServer::start(&[]);
+    let mp = master.port();
+    let mut replica = master.conn();
+    replica.send_cmd(&["PSYNC", "?", "-1"]);
+    let head = replica.read_reply();
+    assert!(head.starts_with(b"+FULLRESYNC "), "{head:?}");
+    let offset = || {
+        field(&info(mp, "replication"), "master_repl_offset")
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap()
+    };
+    let start = offset();
+    // Several timer ticks, well under the default period of 10 s.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(offset(), start, "a PING went out at once");
+    let mut raw = master.conn();
+    raw.assert_cmd(
+        &["CONFIG", "SET", "repl-ping-replica-period", "1"],
+        b"+OK\r\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // A PING is `*1\r\n$4\r\nPING\r\n`, 14 bytes of stream.
+    while offset() < start + 14 {
+        assert!(Instant::now() < deadline, "no PING within the period");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -470,10 +470,10 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut i = 2 + numkeys;
     while i < args.len() {
         if args[i].eq_ignore_ascii_case(b"limit") && i + 1 < args.len() {
+            // A non-integer gets the same LIMIT error, as in Redis.
             match parse_i64(&args[i + 1]) {
-                None => return Reply::err(err::NOT_INT),
-                Some(l) if l < 0 => return Reply::err("ERR LIMIT can't be negative"),
-                Some(l) => limit = l as usize,
+                Some(l) if l >= 0 => limit = l as usize,
+                _ => return Reply::err("ERR LIMIT can't be negative"),
             }
             i += 2;
         } else {
@@ -519,8 +519,9 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             true
         }
     };
-    ctx.modified(dst);
+    // Only a successful addition modifies dst (WATCH, notifications), as in Redis.
     if added {
+        ctx.modified(dst);
         ctx.dirty(1);
         ctx.notify(notify::SET, "sadd", dst);
     }

@@ -1194,10 +1194,10 @@ fn zsetop_generic(
         let a = args[j].to_ascii_lowercase();
         if card_only {
             if a == b"limit" && remaining >= 2 {
+                // A non-integer gets the same LIMIT error, as in Redis.
                 match parse_i64(&args[j + 1]) {
-                    None => return Reply::err(err::NOT_INT),
-                    Some(l) if l < 0 => return Reply::err("ERR LIMIT can't be negative"),
-                    Some(l) => limit = l as usize,
+                    Some(l) if l >= 0 => limit = l as usize,
+                    _ => return Reply::err("ERR LIMIT can't be negative"),
                 }
                 j += 2;
                 continue;

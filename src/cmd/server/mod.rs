@@ -213,6 +213,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     ctx.srv.touch_all_watched_in(Some(db), Some(ctx.client));
     let n = ctx.srv.dbs[db].len() as u64;
     ctx.srv.dbs[db].clear();
+    ctx.srv.signal_blocked_in(Some(db));
     // Always logged (even when empty), as Redis does.
     ctx.propagate(vec![Bytes::from_static(b"FLUSHDB")]);
     ctx.dirty(n.max(1));
@@ -229,6 +230,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         n += d.len() as u64;
         d.clear();
     }
+    ctx.srv.signal_blocked_in(None);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
     ctx.dirty(n.max(1));
     OK

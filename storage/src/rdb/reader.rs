@@ -1089,7 +1089,7 @@ impl<S: Source> RdbReader<S> {
             let entries_read = if t >= RDB_TYPE_STREAM_LISTPACKS_2 {
                 self.plain_len()? as i64
             } else {
-                -1
+                legacy_entries_read(glast, length, first_id, last_id)
             };
             let npel = self.count("PEL")?;
             let mut pel = Vec::with_capacity(cap(npel));
@@ -1193,6 +1193,26 @@ impl<S: Source> Iterator for RdbReader<S> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_item().transpose()
+    }
+}
+
+/// A Redis <= 6.2 stream (RDB_TYPE_STREAM_LISTPACKS) has no group read counters: Redis 7
+/// estimates each as `streamEstimateDistanceFromFirstEverEntry` does with `entries_added` =
+/// length and no tombstones (-1, SCG_INVALID_ENTRIES_READ, when it cannot be known).
+fn legacy_entries_read(id: StreamId, length: u64, first: StreamId, last: StreamId) -> i64 {
+    if length == 0 {
+        return 0;
+    }
+    if id == last {
+        length as i64
+    } else if id > last {
+        -1
+    } else if id < first {
+        0
+    } else if id == first {
+        1
+    } else {
+        -1
     }
 }
 
