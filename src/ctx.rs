@@ -226,6 +226,9 @@ impl<'a> Ctx<'a> {
         let lru = self.srv.lru_clock;
         let db = self.client.db;
         let old = self.srv.dbs[db].insert(key, Object::new(value, lru));
+        if old.is_none() {
+            self.notify(notify::NEW, "new", key);
+        }
         self.stream_gone(old.as_ref(), key);
         self.modified(key);
     }
@@ -243,7 +246,12 @@ impl<'a> Ctx<'a> {
         let key = key.as_ref();
         let lru = self.srv.lru_clock;
         let db = self.client.db;
-        self.srv.dbs[db].insert_keep_ttl(key, Object::new(value, lru));
+        if self.srv.dbs[db]
+            .insert_keep_ttl(key, Object::new(value, lru))
+            .is_none()
+        {
+            self.notify(notify::NEW, "new", key);
+        }
         self.modified(key);
     }
 

@@ -121,6 +121,7 @@ fn do_rename(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
     if let Some(t) = ttl {
         ctx.srv.dbs[db].set_expire(dst, t);
     }
+    ctx.notify(notify::NEW, "new", dst);
     ctx.modified(src);
     ctx.modified(dst);
     let _ = existed;
@@ -195,6 +196,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if let Some(t) = ttl {
         ctx.srv.dbs[dst_db].set_expire(dst, t);
     }
+    ctx.notify_in(dst_db, notify::NEW, "new", dst);
     ctx.modified_in(dst_db, dst);
     ctx.notify_in(dst_db, notify::GENERIC, "copy_to", dst);
     ctx.dirty(1);
@@ -228,6 +230,7 @@ fn move_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if let Some(t) = ttl {
         ctx.srv.dbs[dst_db].set_expire(key, t);
     }
+    ctx.notify_in(dst_db, notify::NEW, "new", key);
     ctx.modified(key);
     ctx.modified_in(dst_db, key);
     ctx.notify_in(src_db, notify::GENERIC, "move_from", key);
