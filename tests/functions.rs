@@ -728,3 +728,29 @@ fn a_replica_of_redis_gets_the_masters_libraries() {
         .unwrap();
     assert_eq!(n, 12);
 }
+
+/// A function that kept the loader's table cannot register functions after FUNCTION LOAD:
+/// the call fails with Redis's text (it used to leak mlua's "destructed callback").
+#[test]
+fn register_function_outside_function_load_is_refused() {
+    let sb = StrongboxServer::start(&[]);
+    let mut c = con(sb.port());
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(
+            "#!lua name=trap\nlocal lib = redis\n\
+             redis.register_function('trap', function() lib.register_function('x', function() end) end)",
+        )
+        .query(&mut c)
+        .unwrap();
+    let e = redis::cmd("FCALL")
+        .arg("trap")
+        .arg(0)
+        .query::<redis::Value>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("redis.register_function can only be called on FUNCTION LOAD command"),
+        "{e}"
+    );
+}

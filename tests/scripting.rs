@@ -169,6 +169,25 @@ fn script_replies_and_errors_match_redis() {
         ("return redis.call('ZADD', 'z', 1, 'm')", &["0"]),
         ("return redis.call('ZSCORE', 'z', 'm')", &["0"]),
         ("return redis.call('PING')", &["0"]),
+        // Blocking commands: BLPOP & co. are noscript; BLMPOP and XREAD run without blocking;
+        // XREAD's BLOCK option is refused.
+        ("return redis.pcall('BLPOP', 'nolist', 0)", &["0"]),
+        (
+            "return redis.call('BLMPOP', 0, 1, 'nolist', 'LEFT')",
+            &["0"],
+        ),
+        (
+            "redis.call('RPUSH', 'bl', 'a'); return redis.call('BLMPOP', 0, 1, 'bl', 'LEFT')",
+            &["0"],
+        ),
+        (
+            "return redis.pcall('xread', 'BLOCK', 0, 'STREAMS', 's', '$')",
+            &["0"],
+        ),
+        (
+            "return redis.call('XREAD', 'COUNT', 1, 'STREAMS', 's', '0')",
+            &["0"],
+        ),
         // Raised values, as Redis's error handler words them.
         ("error(redis.error_reply('CUSTOM thing'))", &["0"]),
         ("error({err='X'})", &["0"]),

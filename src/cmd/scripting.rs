@@ -1049,6 +1049,26 @@ pub fn lua_memory(srv: &crate::exec::Server) -> usize {
     srv.scripting.as_ref().map_or(0, |e| e.lua.used_memory())
 }
 
+/// XREAD/XREADGROUP argv with a BLOCK option (among the options before STREAMS).
+fn xread_blocks(argv: &[Bytes]) -> bool {
+    let mut i = 1;
+    while i < argv.len() {
+        let a = &argv[i];
+        if a.eq_ignore_ascii_case(b"streams") {
+            return false;
+        } else if a.eq_ignore_ascii_case(b"block") {
+            return true;
+        } else if a.eq_ignore_ascii_case(b"group") {
+            i += 3;
+        } else if a.eq_ignore_ascii_case(b"count") {
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1207,24 +1227,4 @@ mod tests {
             "{text:?}"
         );
     }
-}
-
-/// XREAD/XREADGROUP argv with a BLOCK option (among the options before STREAMS).
-fn xread_blocks(argv: &[Bytes]) -> bool {
-    let mut i = 1;
-    while i < argv.len() {
-        let a = &argv[i];
-        if a.eq_ignore_ascii_case(b"streams") {
-            return false;
-        } else if a.eq_ignore_ascii_case(b"block") {
-            return true;
-        } else if a.eq_ignore_ascii_case(b"group") {
-            i += 3;
-        } else if a.eq_ignore_ascii_case(b"count") {
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    false
 }
