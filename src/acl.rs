@@ -593,10 +593,11 @@ impl User {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
+        // Redis ranks by kind, then (same kind) by the argument's index: the later one wins.
         let rank = |d: &Denied| match d {
-            Denied::Cmd => 1,
-            Denied::Key(_) => 2,
-            Denied::Channel(_) => 4,
+            Denied::Cmd => (1, 0),
+            Denied::Key(i) => (2, *i),
+            Denied::Channel(i) => (4, *i),
         };
         for s in &self.selectors {
             match s.check_one(spec, argv) {
@@ -628,7 +629,10 @@ impl User {
                 }
             }
         }
-        if !self.allkeys {
+        // The shard channels of SPUBLISH/SSUBSCRIBE/SUNSUBSCRIBE are in their key specs (for
+        // cluster slots) but are not keys (Redis's NOT_KEY flag): only channel rules apply.
+        let not_keys = matches!(spec.name, "spublish" | "ssubscribe" | "sunsubscribe");
+        if !self.allkeys && !not_keys {
             let need = if spec.is_write() { KEY_WRITE } else { KEY_READ };
             for p in spec.key_positions(argv) {
                 if !self.key_allowed(&argv[p], need) {

@@ -307,6 +307,16 @@ pub struct Blocked {
     pub postponed: bool,
 }
 
+/// A key this client WATCHes. `expired`: the key was already logically expired when WATCH
+/// ran (Redis 7's stale-key rule): its deletion (by expiry, DEL, FLUSHDB) is no change, and
+/// EXEC does not count it as expired.
+#[derive(Debug, Clone)]
+pub struct WatchedKey {
+    pub db: usize,
+    pub key: Bytes,
+    pub expired: bool,
+}
+
 pub struct Client {
     pub id: ClientId,
     pub tx: UnboundedSender<Outgoing>,
@@ -325,7 +335,7 @@ pub struct Client {
     pub last_interaction_ms: i64,
     pub last_cmd: &'static str,
     pub multi: Option<MultiState>,
-    pub watched: Vec<(usize, Bytes)>,
+    pub watched: Vec<WatchedKey>,
     /// A WATCHed key was touched: EXEC must fail.
     pub dirty_cas: bool,
     pub subs: HashSet<Bytes>,

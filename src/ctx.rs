@@ -228,6 +228,9 @@ impl<'a> Ctx<'a> {
         // As Redis's dbAdd: a list, zset or stream in the key's place may serve blocked clients.
         let wakes = matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_));
         let old = self.srv.dbs[db].insert(key, Object::new(value, lru));
+        if old.is_none() {
+            self.notify(notify::NEW, "new", key);
+        }
         self.stream_gone(old.as_ref(), key);
         if wakes {
             self.ready(key);
@@ -248,7 +251,12 @@ impl<'a> Ctx<'a> {
         let key = key.as_ref();
         let lru = self.srv.lru_clock;
         let db = self.client.db;
-        self.srv.dbs[db].insert_keep_ttl(key, Object::new(value, lru));
+        if self.srv.dbs[db]
+            .insert_keep_ttl(key, Object::new(value, lru))
+            .is_none()
+        {
+            self.notify(notify::NEW, "new", key);
+        }
         self.modified(key);
     }
 

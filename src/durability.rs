@@ -162,6 +162,10 @@ pub struct Durability {
     sink: Option<Box<dyn LogSink>>,
     multi_depth: u32,
     multi_emitted: bool,
+    /// Where in `buf` the current unit's first command starts (after its SELECT): a unit
+    /// of one command is logged bare, as Redis 7 propagates it; MULTI goes there when a
+    /// second one comes.
+    unit_first_at: Option<usize>,
     /// Sender of the gate watched by connections; updated on the runtime by [`GateRelay`].
     pub gate_tx: Arc<watch::Sender<Gate>>,
     /// Where the log writer posts its progress.
@@ -219,6 +223,7 @@ impl Durability {
             sink: None,
             multi_depth: 0,
             multi_emitted: false,
+            unit_first_at: None,
             gate_tx,
             changed: HashMap::default(),
             changed_max: 0,
@@ -305,9 +310,18 @@ impl Durability {
             self.buf_db_at_start = self.log_db.unwrap_or(0);
         }
         if self.multi_depth > 0 && !self.multi_emitted {
-            self.select(db);
-            encode_command(&mut self.buf, &[Bytes::from_static(b"MULTI")]);
-            self.multi_emitted = true;
+            match self.unit_first_at {
+                None => {
+                    self.select(db);
+                    self.unit_first_at = Some(self.buf.len());
+                }
+                Some(at) => {
+                    let mut multi = Vec::new();
+                    encode_command(&mut multi, &[Bytes::from_static(b"MULTI")]);
+                    self.buf.splice(at..at, multi);
+                    self.multi_emitted = true;
+                }
+            }
         }
         self.select(db);
         encode_command(&mut self.buf, argv);
@@ -403,16 +417,20 @@ impl Durability {
     }
 
     /// Start a unit (MULTI/EXEC, or a script): its effects are wrapped in MULTI … EXEC in the
-    /// log if there is more than nothing to log, so recovery applies all of it or none.
+    /// log if there are two or more (one command alone is applied whole anyway, and Redis 7
+    /// propagates it bare), so recovery applies all of it or none.
     pub fn begin_unit(&mut self) {
         self.multi_depth += 1;
     }
 
     pub fn end_unit(&mut self) {
         self.multi_depth = self.multi_depth.saturating_sub(1);
-        if self.multi_depth == 0 && self.multi_emitted {
-            encode_command(&mut self.buf, &[Bytes::from_static(b"EXEC")]);
+        if self.multi_depth == 0 {
+            if self.multi_emitted {
+                encode_command(&mut self.buf, &[Bytes::from_static(b"EXEC")]);
+            }
             self.multi_emitted = false;
+            self.unit_first_at = None;
         }
         if self.multi_depth == 0 {
             // The unit's changes are visible to reads once all of it, EXEC included, is

@@ -356,6 +356,8 @@ pub struct Server {
     /// Memory was over `maxmemory` with nothing to evict when the current command started:
     /// scripts refuse `denyoom` commands (Redis's `pre_command_oom_state`).
     pub pre_command_oom: bool,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call NOSCRIPT commands (tests only).
+    pub script_disable_deny: bool,
     /// The running fork-free snapshot (BGSAVE / BGREWRITEAOF), if any.
     pub snapshot: Option<crate::compaction::Snapshot>,
     /// A BGREWRITEAOF waiting for the log's unsynced bytes to be fsynced before it rotates the
@@ -429,6 +431,7 @@ impl Server {
             pause: crate::pause::Pause::default(),
             evictor: crate::evict::Evictor::default(),
             pre_command_oom: false,
+            script_disable_deny: false,
             net_bytes: None,
             snapshot: None,
             rewrite_presync: None,
@@ -445,45 +448,85 @@ impl Server {
         }
     }
 
-    /// WATCH invalidation for (db, key). `current` is the running client (not in `clients`).
+    /// WATCH invalidation for (db, key) (Redis's `touchWatchedKey`). `current` is the running
+    /// client (not in `clients`). A watcher that saw the key already expired is not touched
+    /// when the key is now gone (a stale key deleted is no logical change).
     pub fn touch_watched(&mut self, db: usize, key: &[u8], current: Option<&mut Client>) {
         if self.watched.is_empty() {
             return;
         }
-        if let Some(ids) = self.watched.get(&(db, Bytes::copy_from_slice(key))) {
-            let mut cur = current;
-            for id in ids {
-                if let Some(c) = self.clients.get_mut(id) {
-                    c.dirty_cas = true;
-                } else if let Some(c) = cur.as_deref_mut() {
-                    if c.id == *id {
-                        c.dirty_cas = true;
-                    }
-                }
-            }
+        let Some(ids) = self.watched.get(&(db, Bytes::copy_from_slice(key))) else {
+            return;
+        };
+        let gone = !self.dbs[db].keys.contains_key(key);
+        let mut cur = current;
+        for id in ids {
+            let c = match self.clients.get_mut(id) {
+                Some(c) => c,
+                None => match cur.as_deref_mut() {
+                    Some(c) if c.id == *id => c,
+                    _ => continue,
+                },
+            };
+            touch_watcher(c, db, key, gone);
         }
     }
 
-    /// FLUSHDB/FLUSHALL/SWAPDB: every watcher of a key in `db` that exists (or would change).
-    pub fn touch_all_watched_in(&mut self, db: Option<usize>, current: Option<&mut Client>) {
+    /// FLUSHDB/FLUSHALL (`replaced_with` None) and SWAPDB (`replaced_with` the database whose
+    /// contents take `emptied`'s place): Redis's `touchAllWatchedKeysInDb`. Watchers of a key
+    /// that exists in `emptied`, or will exist after the swap, are touched, except where the
+    /// key was stale when watched and is gone or still stale after, and where a missing key
+    /// is replaced with a stale one (the watcher then counts it as stale). Call before
+    /// emptying or swapping.
+    pub fn touch_all_watched_in(
+        &mut self,
+        emptied: usize,
+        replaced_with: Option<usize>,
+        now_ms: i64,
+        current: Option<&mut Client>,
+    ) {
         let mut cur = current;
-        let keys: Vec<(usize, Bytes)> = self.watched.keys().cloned().collect();
-        for (d, k) in keys {
-            if db.is_some_and(|x| x != d) {
+        let keys: Vec<Bytes> = self
+            .watched
+            .keys()
+            .filter(|(d, _)| *d == emptied)
+            .map(|(_, k)| k.clone())
+            .collect();
+        for k in keys {
+            let in_emptied = self.dbs[emptied].keys.contains_key(&k[..]);
+            let in_new = replaced_with.is_some_and(|r| self.dbs[r].keys.contains_key(&k[..]));
+            if !in_emptied && !in_new {
                 continue;
             }
-            if !self.dbs[d].keys.contains_key(&k[..]) {
-                continue;
-            }
-            let ids = self.watched.get(&(d, k)).cloned().unwrap_or_default();
+            let new_stale = replaced_with.is_some_and(|r| self.dbs[r].is_expired(&k, now_ms));
+            let ids = self
+                .watched
+                .get(&(emptied, k.clone()))
+                .cloned()
+                .unwrap_or_default();
             for id in ids {
-                if let Some(c) = self.clients.get_mut(&id) {
-                    c.dirty_cas = true;
-                } else if let Some(c) = cur.as_deref_mut() {
-                    if c.id == id {
-                        c.dirty_cas = true;
+                let c = match self.clients.get_mut(&id) {
+                    Some(c) => c,
+                    None => match cur.as_deref_mut() {
+                        Some(c) if c.id == id => c,
+                        _ => continue,
+                    },
+                };
+                let Some(w) = c.watched.iter_mut().find(|w| w.db == emptied && w.key == k) else {
+                    continue;
+                };
+                if w.expired {
+                    if !in_new {
+                        w.expired = false;
+                        continue;
+                    } else if new_stale {
+                        continue;
                     }
+                } else if !in_emptied && new_stale {
+                    w.expired = true;
+                    continue;
                 }
+                c.dirty_cas = true;
             }
         }
     }
@@ -682,9 +725,24 @@ fn deliver(
     false
 }
 
+/// One watcher of (db, key) sees the key modified; `gone`: the key no longer exists.
+fn touch_watcher(c: &mut Client, db: usize, key: &[u8], gone: bool) {
+    if let Some(w) = c
+        .watched
+        .iter_mut()
+        .find(|w| w.expired && w.db == db && w.key[..] == *key)
+    {
+        if gone {
+            w.expired = false;
+            return;
+        }
+    }
+    c.dirty_cas = true;
+}
+
 pub fn unwatch_all(srv: &mut Server, c: &mut Client) {
-    for (db, key) in c.watched.drain(..) {
-        let k = (db, key);
+    for w in c.watched.drain(..) {
+        let k = (w.db, w.key);
         if let Some(v) = srv.watched.get_mut(&k) {
             v.retain(|&x| x != c.id);
             if v.is_empty() {
@@ -908,6 +966,16 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         reject(srv, client, Reply::err("NOAUTH Authentication required."));
         return;
     }
+    // Redis 7.0's CMD_NO_MULTI commands (our NO_MULTI flag also marks MULTI, EXEC, WATCH …,
+    // which run at once inside MULTI instead of being queued).
+    if client.multi.is_some() && matches!(spec.name, "save" | "shutdown" | "sync" | "psync") {
+        reject(
+            srv,
+            client,
+            Reply::err("ERR Command not allowed inside a transaction"),
+        );
+        return;
+    }
     // ACLs: one load and branch for a user with every permission (the default user).
     if !client.user.superuser {
         if let Err(d) = client.user.check(spec, &argv) {
@@ -921,7 +989,7 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
             return;
         }
     }
-    if srv.hot.maxmemory != 0 && oom_rejects(srv, client, spec) {
+    if srv.hot.maxmemory != 0 && oom_rejects(srv, client, spec, &argv) {
         reject(srv, client, Reply::err(crate::evict::OOM_ERR));
         return;
     }
@@ -934,7 +1002,17 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         );
         return;
     }
-    if spec.is_write() {
+    // EXEC of a transaction holding a write is checked as a write (Redis 7.0's
+    // processCommand), so a state change since queuing aborts it whole.
+    let is_write = effective_flags(spec, &argv) & flags::WRITE != 0
+        || (spec.name == "exec"
+            && client.multi.as_ref().is_some_and(|m| {
+                m.queued.iter().any(|argv| {
+                    lookup_command(&argv[0])
+                        .is_some_and(|s| effective_flags(s, argv) & flags::WRITE != 0)
+                })
+            }));
+    if is_write {
         if let Some(e) = srv.log.failed() {
             reject(
                 srv,
@@ -944,11 +1022,11 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
             return;
         }
     }
-    if spec.is_write() && crate::replica::refuse_write(srv, client) {
+    if is_write && crate::replica::refuse_write(srv, client) {
         reject(srv, client, Reply::err(crate::replica::READONLY_ERR));
         return;
     }
-    if spec.is_write() && crate::master::refuse_write(srv, client) {
+    if is_write && crate::master::refuse_write(srv, client) {
         reject(srv, client, Reply::err(crate::master::NOREPLICAS_ERR));
         return;
     }
@@ -990,21 +1068,34 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
 /// `maxmemory`: evict as needed (`evict.rs`), then whether `spec` must be refused because
 /// memory stays over the limit — a command that may grow the dataset, EXEC of a transaction
 /// holding one, or anything queued in MULTI (except what ends it), as in Redis 7.0.
-fn oom_rejects(srv: &mut Server, client: &Client, spec: &CommandSpec) -> bool {
+fn oom_rejects(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[Bytes]) -> bool {
     let oom = crate::evict::perform_evictions(srv) == crate::evict::Outcome::Fail;
     srv.pre_command_oom = oom;
     if !oom {
         return false;
     }
     let in_multi = client.multi.as_ref();
-    spec.has(flags::DENYOOM)
+    effective_flags(spec, argv) & flags::DENYOOM != 0
         || (in_multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
         || (spec.name == "exec"
             && in_multi.is_some_and(|m| {
-                m.queued
-                    .iter()
-                    .any(|argv| lookup_command(&argv[0]).is_some_and(|s| s.has(flags::DENYOOM)))
+                m.queued.iter().any(|argv| {
+                    lookup_command(&argv[0])
+                        .is_some_and(|s| effective_flags(s, argv) & flags::DENYOOM != 0)
+                })
             }))
+}
+
+/// The flags of the command `argv` runs: its subcommand's (FUNCTION LOAD is a write that may
+/// grow memory, FUNCTION LIST is not), else the command's.
+fn effective_flags(spec: &CommandSpec, argv: &[Bytes]) -> u32 {
+    if spec.subcommands.is_empty() || argv.len() < 2 {
+        return spec.flags;
+    }
+    spec.subcommands
+        .iter()
+        .find(|(name, _, _)| name.as_bytes().eq_ignore_ascii_case(&argv[1]))
+        .map_or(spec.flags, |&(_, _, f)| f)
 }
 
 /// Whether a reply of `spec` depends only on the keys its key spec names (and on nothing any

@@ -1126,7 +1126,7 @@ pub fn refuse_write(srv: &Server, client: &Client) -> bool {
 }
 
 /// Count the good replicas for `min-replicas-to-write` (Redis's refreshGoodSlavesCount).
-fn refresh_good_slaves(srv: &mut Server, now: i64) {
+pub fn refresh_good_slaves(srv: &mut Server, now: i64) {
     let to_write = srv.cfg.get_i64("min-replicas-to-write");
     let max_lag = srv.cfg.get_i64("min-replicas-max-lag");
     let good = srv
@@ -1151,6 +1151,11 @@ pub fn cron(srv: &mut Server) {
         serve_waiters(srv, now);
     }
     check_sync_snapshot(srv);
+    if srv.master.slaves.is_empty() {
+        // The PING period starts when a replica comes (not at the last PING, which may be
+        // long ago or never): a replica is not sent a PING as soon as it attaches.
+        srv.master.last_ping_ms = now;
+    }
     let Some(backlog) = srv.master.backlog.clone() else {
         return;
     };

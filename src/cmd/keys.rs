@@ -122,6 +122,7 @@ fn do_rename(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
         ctx.srv.dbs[db].set_expire(dst, t);
     }
     ctx.ready(dst);
+    ctx.notify(notify::NEW, "new", dst);
     ctx.modified(src);
     ctx.modified(dst);
     let _ = existed;
@@ -197,6 +198,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         ctx.srv.dbs[dst_db].set_expire(dst, t);
     }
     ctx.srv.signal_ready(dst_db, dst);
+    ctx.notify_in(dst_db, notify::NEW, "new", dst);
     ctx.modified_in(dst_db, dst);
     ctx.notify_in(dst_db, notify::GENERIC, "copy_to", dst);
     ctx.dirty(1);
@@ -231,6 +233,7 @@ fn move_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         ctx.srv.dbs[dst_db].set_expire(key, t);
     }
     ctx.srv.signal_ready(dst_db, key);
+    ctx.notify_in(dst_db, notify::NEW, "new", key);
     ctx.modified(key);
     ctx.modified_in(dst_db, key);
     ctx.notify_in(src_db, notify::GENERIC, "move_from", key);

@@ -781,8 +781,10 @@ fn script_call(
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         return fail("ERR Wrong number of args calling Redis command from script");
     }
-    // Blocking commands are not for scripts (Redis 7.0 flags them so), XREAD excepted.
-    if spec.has(NOSCRIPT) || (spec.has(BLOCKING) && !matches!(spec.name, "xread" | "xreadgroup")) {
+    // BLPOP & co. are NOSCRIPT; BLMPOP, BZMPOP and XREAD run without blocking (they are
+    // called as EXEC calls them), except that XREAD's BLOCK option is refused (below).
+    // DEBUG SET-DISABLE-DENY-SCRIPTS 1 lifts NOSCRIPT (Redis's script_disable_deny_script).
+    if spec.has(NOSCRIPT) && !srv.script_disable_deny {
         return fail("ERR This Redis command is not allowed from script");
     }
     // Scripts run as the calling user (Redis's scriptVerifyACL).
@@ -813,6 +815,12 @@ fn script_call(
     }
     if spec.is_write() {
         srv.pre_command_oom = false;
+    }
+    if matches!(spec.name, "xread" | "xreadgroup") && xread_blocks(&argv) {
+        return fail(&format!(
+            "ERR {} command is not allowed with BLOCK option from scripts",
+            String::from_utf8_lossy(&argv[0])
+        ));
     }
     let r = crate::exec::call(srv, client, spec, &argv, true);
     if let Reply::Error(msg) = &r {
@@ -941,6 +949,11 @@ pub(crate) fn innermost_message(e: &mlua::Error) -> String {
         mlua::Error::CallbackError { cause, .. } => innermost_message(cause),
         mlua::Error::WithContext { cause, .. } => innermost_message(cause),
         mlua::Error::RuntimeError(s) => s.clone(),
+        // The only scoped callback a script can still hold after its scope is the library
+        // loader's `redis.register_function` (kept by a function that captured its table).
+        mlua::Error::CallbackDestructed => {
+            "redis.register_function can only be called on FUNCTION LOAD command".into()
+        }
         other => other.to_string(),
     }
 }
@@ -1034,6 +1047,26 @@ pub fn cached_scripts(srv: &crate::exec::Server) -> usize {
 /// Bytes the Lua state uses (INFO memory `used_memory_lua`).
 pub fn lua_memory(srv: &crate::exec::Server) -> usize {
     srv.scripting.as_ref().map_or(0, |e| e.lua.used_memory())
+}
+
+/// XREAD/XREADGROUP argv with a BLOCK option (among the options before STREAMS).
+fn xread_blocks(argv: &[Bytes]) -> bool {
+    let mut i = 1;
+    while i < argv.len() {
+        let a = &argv[i];
+        if a.eq_ignore_ascii_case(b"streams") {
+            return false;
+        } else if a.eq_ignore_ascii_case(b"block") {
+            return true;
+        } else if a.eq_ignore_ascii_case(b"group") {
+            i += 3;
+        } else if a.eq_ignore_ascii_case(b"count") {
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

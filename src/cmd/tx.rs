@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::client::MultiState;
+use crate::client::{MultiState, WatchedKey};
 use crate::cmd::{self, cmd, flags::*, CommandSpec, KALL, KNONE};
 use crate::ctx::Ctx;
 use crate::resp::{Reply, OK};
@@ -73,13 +73,14 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     let Some(m) = ctx.client.multi.take() else {
         return Reply::err("ERR EXEC without MULTI");
     };
-    // Expired watched keys count as modified (Redis 7: isWatchedKeyExpired).
+    // Watched keys that expired since WATCH count as modified (Redis 7: isWatchedKeyExpired);
+    // keys already stale at WATCH do not.
     let now = ctx.now_ms;
     let expired_watch = ctx
         .client
         .watched
         .iter()
-        .any(|(db, k)| ctx.srv.dbs[*db].is_expired(k, now));
+        .any(|w| !w.expired && ctx.srv.dbs[w.db].is_expired(&w.key, now));
     if m.failed {
         crate::exec::unwatch_all(ctx.srv, ctx.client);
         return Reply::err("EXECABORT Transaction discarded because of previous errors.");
@@ -133,13 +134,21 @@ fn watch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::err("ERR WATCH inside MULTI is not allowed");
     }
     let db = ctx.client.db;
+    let now = ctx.now_ms;
     for k in &args[1..] {
-        let key = (db, k.clone());
-        if ctx.client.watched.contains(&key) {
+        if ctx.client.watched.iter().any(|w| w.db == db && w.key == *k) {
             continue;
         }
-        ctx.client.watched.push(key.clone());
-        ctx.srv.watched.entry(key).or_default().push(ctx.client.id);
+        ctx.client.watched.push(WatchedKey {
+            db,
+            key: k.clone(),
+            expired: ctx.srv.dbs[db].is_expired(k, now),
+        });
+        ctx.srv
+            .watched
+            .entry((db, k.clone()))
+            .or_default()
+            .push(ctx.client.id);
     }
     OK
 }

@@ -229,6 +229,13 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if let Some(f) = notify_flags {
         ctx.srv.notify_flags = f;
     }
+    // As Redis (updateGoodSlaves): a new min-replicas setting applies to the next write.
+    if specs
+        .iter()
+        .any(|s| matches!(s.name, "min-replicas-to-write" | "min-replicas-max-lag"))
+    {
+        crate::master::refresh_good_slaves(ctx.srv, crate::util::now_ms());
+    }
     if specs.iter().any(|s| s.name == "hz") {
         ctx.srv.hz = ctx.srv.cfg.get_i64("hz").clamp(HZ_MIN, HZ_MAX) as u64;
     }

@@ -348,6 +348,10 @@ pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         b"object" if args.len() == 3 => debug_object(ctx, &args[2]),
         b"reload" => debug_reload(ctx),
         b"set-active-expire" if args.len() == 3 => OK,
+        b"set-disable-deny-scripts" if args.len() == 3 => {
+            ctx.srv.script_disable_deny = crate::util::parse_i64(&args[2]).is_some_and(|v| v != 0);
+            OK
+        }
         b"quicklist-packed-threshold" if args.len() == 3 => OK,
         _ => Reply::Error(format!(
             "ERR unknown subcommand '{}'. Try DEBUG HELP.",

@@ -210,7 +210,9 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return e;
     }
     let db = ctx.client.db;
-    ctx.srv.touch_all_watched_in(Some(db), Some(ctx.client));
+    let now = ctx.now_ms;
+    ctx.srv
+        .touch_all_watched_in(db, None, now, Some(ctx.client));
     let n = ctx.srv.dbs[db].len() as u64;
     ctx.srv.dbs[db].clear();
     ctx.srv.signal_blocked_in(Some(db));
@@ -224,7 +226,11 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if let Err(e) = parse_flush_mode(args) {
         return e;
     }
-    ctx.srv.touch_all_watched_in(None, Some(ctx.client));
+    let now = ctx.now_ms;
+    for db in 0..ctx.srv.dbs.len() {
+        ctx.srv
+            .touch_all_watched_in(db, None, now, Some(ctx.client));
+    }
     let mut n = 0;
     for d in ctx.srv.dbs.iter_mut() {
         n += d.len() as u64;
@@ -249,11 +255,12 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let (a, b) = (a as usize, b as usize);
     if a != b {
-        ctx.srv.touch_all_watched_in(Some(a), Some(ctx.client));
-        ctx.srv.touch_all_watched_in(Some(b), Some(ctx.client));
+        let now = ctx.now_ms;
+        ctx.srv
+            .touch_all_watched_in(a, Some(b), now, Some(ctx.client));
+        ctx.srv
+            .touch_all_watched_in(b, Some(a), now, Some(ctx.client));
         ctx.srv.dbs.swap(a, b);
-        ctx.srv.touch_all_watched_in(Some(a), Some(ctx.client));
-        ctx.srv.touch_all_watched_in(Some(b), Some(ctx.client));
         // Blocked clients on either db may now be servable.
         let keys: Vec<(usize, Bytes)> = ctx.srv.blocking.keys().cloned().collect();
         for (d, k) in keys {
