@@ -179,7 +179,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("disable-thp", YES_NO, "yes", IMMUTABLE, DONE),
     opt("cluster-allow-replica-migration", YES_NO, "yes", MUT, INERT),
     opt("replica-announced", YES_NO, "yes", MUT, DONE),
-    opt("latency-tracking", YES_NO, "yes", MUT, INERT),
+    opt("latency-tracking", YES_NO, "yes", MUT, DONE),
     opt("aof-disable-auto-gc", YES_NO, "no", MUT, INERT),
     opt("replica-ignore-disk-write-errors", YES_NO, "no", MUT, INERT),
     // Strings.
@@ -713,7 +713,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::List,
         "50 99 99.9",
         MUT,
-        INERT,
+        DONE,
     ),
     // Redis 7.2 names (Strongbox keeps sets as intset or hash table, as Redis 7.0).
     opt(

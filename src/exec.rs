@@ -38,10 +38,38 @@ pub struct Stats {
     pub net_output_bytes: u64,
     pub total_error_replies: u64,
     pub unexpected_error_replies: u64,
-    /// Per command: (calls, usec, rejected, failed). Updated on every command: Fx-hashed.
-    pub per_cmd: HashMap<&'static str, (u64, u64, u64, u64), FxBuild>,
+    /// Per command, or subcommand by its full name ("config|set"). Updated on every command:
+    /// Fx-hashed.
+    pub per_cmd: HashMap<&'static str, CmdStat, FxBuild>,
     pub error_counts: HashMap<String, u64>,
     pub expired_stale_perc: f64,
+}
+
+/// One command's line in INFO commandstats, and its latency histogram (INFO latencystats,
+/// while `latency-tracking` is on).
+#[derive(Default)]
+pub struct CmdStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub latency: Option<Box<crate::histogram::Histogram>>,
+}
+
+impl CmdStat {
+    /// A completed call (served, failed, or unblocked) that ran for `usec`.
+    fn add_call(&mut self, usec: u64, failed: bool, track_latency: bool) {
+        self.calls += 1;
+        self.usec += usec;
+        if failed {
+            self.failed += 1;
+        }
+        if track_latency {
+            self.latency
+                .get_or_insert_with(Default::default)
+                .record_us(usec);
+        }
+    }
 }
 
 /// FxHash (rustc's): a multiply-rotate hash for short trusted keys such as command names. Only
@@ -255,6 +283,8 @@ pub struct HotConfig {
     pub maxmemory_eviction_tenacity: i64,
     pub lfu_log_factor: i64,
     pub lfu_decay_time: i64,
+    /// `latency-tracking`: per-command latency histograms for INFO latencystats.
+    pub latency_tracking: bool,
     /// `client-output-buffer-limit` per class (`obuf.rs`).
     pub obuf: [crate::config::ObufLimit; 3],
 }
@@ -280,6 +310,7 @@ impl HotConfig {
             maxmemory_eviction_tenacity: cfg.get_i64("maxmemory-eviction-tenacity"),
             lfu_log_factor: cfg.get_i64("lfu-log-factor"),
             lfu_decay_time: cfg.get_i64("lfu-decay-time"),
+            latency_tracking: cfg.get("latency-tracking") == "yes",
             obuf: crate::config::obuf_limits(cfg),
         }
     }
@@ -754,18 +785,25 @@ fn call_at(
     }
     // Stats and slowlog.
     srv.stats.total_commands += 1;
-    let e = srv.stats.per_cmd.entry(spec.name).or_default();
-    e.0 += 1;
-    e.1 += dur;
-    if let Reply::Error(msg) = &reply {
-        e.3 += 1;
-        count_error(&mut srv.stats, msg);
-    }
+    let name = crate::cmd::server::stat_name(spec, argv);
+    let failed = match &reply {
+        Reply::Error(msg) => {
+            count_error(&mut srv.stats, msg);
+            true
+        }
+        _ => false,
+    };
+    let track = srv.hot.latency_tracking;
+    srv.stats
+        .per_cmd
+        .entry(name)
+        .or_default()
+        .add_call(dur, failed, track);
     let threshold = srv.hot.slowlog_log_slower_than;
     if threshold >= 0 && dur as i64 >= threshold && !spec.has(flags::SKIP_SLOWLOG) {
         slowlog_push(srv, client, argv, dur);
     }
-    client.last_cmd = spec.name;
+    client.last_cmd = name;
     reply
 }
 
@@ -880,7 +918,8 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         if let Reply::Error(m) = &r {
             count_error(&mut srv.stats, m);
         }
-        srv.stats.per_cmd.entry(spec.name).or_default().2 += 1;
+        let name = crate::cmd::server::stat_name(spec, &argv);
+        srv.stats.per_cmd.entry(name).or_default().rejected += 1;
         client.reply(r);
     };
     let n = argv.len() as i32;
@@ -1120,7 +1159,28 @@ pub fn run_pending(srv: &mut Server, c: &mut Client) {
 pub fn unblock_with(srv: &mut Server, c: &mut Client, reply: Option<Reply>) {
     if let Some(b) = c.blocked.take() {
         unregister_blocked(srv, c.id, &b);
-        c.reply(reply.unwrap_or(b.timeout_reply));
+        let reply = reply.unwrap_or(b.timeout_reply);
+        if !b.postponed {
+            // The blocked command completes here: it counts as a call (and an error reply
+            // as a failed one), as Redis's updateStatsOnUnblock.
+            if let Some(spec) = lookup_command(&b.argv[0]) {
+                let failed = match &reply {
+                    Reply::Error(msg) => {
+                        count_error(&mut srv.stats, msg);
+                        true
+                    }
+                    _ => false,
+                };
+                let name = crate::cmd::server::stat_name(spec, &b.argv);
+                let track = srv.hot.latency_tracking;
+                srv.stats
+                    .per_cmd
+                    .entry(name)
+                    .or_default()
+                    .add_call(0, failed, track);
+            }
+        }
+        c.reply(reply);
         let pos = srv.log.pos();
         c.flush(pos, false);
         run_pending(srv, c);
@@ -1606,8 +1666,8 @@ mod tests {
         run(&mut srv, &mut c, &["SET", "k", "v"]);
         run(&mut srv, &mut c, &["set", "k", "v"]);
         run(&mut srv, &mut c, &["GET", "k", "extra"]);
-        assert_eq!(srv.stats.per_cmd.get("set").map(|e| e.0), Some(2));
-        assert_eq!(srv.stats.per_cmd.get("get").map(|e| e.2), Some(1));
+        assert_eq!(srv.stats.per_cmd.get("set").map(|e| e.calls), Some(2));
+        assert_eq!(srv.stats.per_cmd.get("get").map(|e| e.rejected), Some(1));
         assert!(c.last_interaction_ms > 0);
     }
 }

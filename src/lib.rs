@@ -23,6 +23,7 @@ pub mod ctx;
 pub mod durability;
 pub mod evict;
 pub mod exec;
+pub mod histogram;
 pub mod keyspace;
 pub mod limits;
 pub mod load;

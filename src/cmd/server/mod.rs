@@ -14,6 +14,8 @@ mod config;
 mod info;
 mod misc;
 
+pub use command::stat_name;
+
 /// A subcommand of a container command: (name, Redis arity counting the parent, flags).
 pub(crate) type Sub = (&'static str, i32, u32);
 
