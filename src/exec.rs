@@ -362,6 +362,8 @@ pub struct Server {
     pub monitors: Vec<ClientId>,
     /// The Lua engine and script cache (EVAL, EVALSHA, SCRIPT), created on first use.
     pub scripting: Option<Box<crate::cmd::scripting::Engine>>,
+    /// A script's command is running: MONITOR shows "lua" as its source, as Redis.
+    pub monitor_in_script: bool,
     /// Function libraries (FUNCTION, FCALL): part of the dataset, see `cmd/function.rs`.
     pub functions: crate::cmd::function::Functions,
     pub start: Instant,
@@ -444,6 +446,7 @@ impl Server {
             slowlog_next_id: 0,
             monitors: Vec::new(),
             scripting: None,
+            monitor_in_script: false,
             functions: Default::default(),
             start: Instant::now(),
             start_ms: now_ms(),
@@ -735,7 +738,7 @@ pub fn call(
     argv: &[Bytes],
     in_exec: bool,
 ) -> Reply {
-    call_at(srv, client, spec, argv, in_exec, now_us())
+    call_at(srv, client, spec, argv, in_exec, now_us(), true)
 }
 
 /// `call` with the clock already read: `start` is unix µs, read just before. The clock read at
@@ -748,9 +751,14 @@ fn call_at(
     argv: &[Bytes],
     in_exec: bool,
     start: i64,
+    feed: bool,
 ) -> Reply {
     let now = start / 1000;
     let db_before = client.db;
+    // EVAL, FCALL…: their own line comes before the lines of the commands they run.
+    if feed && spec.has(flags::SKIP_MONITOR) && runs_script(spec) {
+        feed_monitors_as(srv, db_before, &client.addr, None, argv);
+    }
     if spec.is_write() && srv.snapshot.as_ref().is_some_and(|s| s.intercepting()) {
         crate::compaction::before_write(srv, client.db, spec, argv);
     }
@@ -763,6 +771,15 @@ fn call_at(
     let end = now_us();
     srv.call_end_us = Some(end);
     let dur = (end - start).max(0) as u64;
+    // MONITOR sees a command once it ran (so EXEC after its commands), as Redis's call().
+    if feed {
+        let addr = if srv.monitor_in_script {
+            "lua"
+        } else {
+            &client.addr
+        };
+        feed_monitors_as(srv, db_before, addr, Some(spec), argv);
+    }
     if let Some(b) = blocked {
         block_client(srv, client, b);
         return Reply::Nil;
@@ -989,10 +1006,9 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         client.reply(Reply::Status("QUEUED"));
         return;
     }
-    feed_monitors(srv, client, spec, &argv);
     srv.current_client = client.id;
     let db = client.db;
-    let reply = call_at(srv, client, spec, &argv, false, now_us);
+    let reply = call_at(srv, client, spec, &argv, false, now_us, true);
     if client.blocked.is_some() {
         return;
     }
@@ -1042,18 +1058,31 @@ fn reads_named_keys_only(spec: &CommandSpec) -> bool {
         && spec.name != "sort_ro"
 }
 
-fn feed_monitors(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[Bytes]) {
-    if srv.monitors.is_empty() || spec.has(flags::SKIP_MONITOR) || spec.has(flags::ADMIN) {
+/// The commands that run a script (flagged SKIP_MONITOR: MONITOR shows them before the script's
+/// commands, not after).
+fn runs_script(spec: &CommandSpec) -> bool {
+    matches!(
+        spec.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
+}
+
+/// One MONITOR line, unless `spec` is hidden from MONITOR (ADMIN or SKIP_MONITOR commands);
+/// `None` feeds unconditionally.
+fn feed_monitors_as(
+    srv: &mut Server,
+    db: usize,
+    addr: &str,
+    spec: Option<&CommandSpec>,
+    argv: &[Bytes],
+) {
+    if srv.monitors.is_empty()
+        || spec.is_some_and(|s| s.has(flags::SKIP_MONITOR) || s.has(flags::ADMIN))
+    {
         return;
     }
     let t = now_us();
-    let mut line = format!(
-        "{}.{:06} [{} {}]",
-        t / 1_000_000,
-        t % 1_000_000,
-        client.db,
-        client.addr
-    );
+    let mut line = format!("{}.{:06} [{} {}]", t / 1_000_000, t % 1_000_000, db, addr);
     for a in argv {
         line.push_str(" \"");
         for &c in a.iter() {
@@ -1117,7 +1146,8 @@ pub fn serve_blocked(srv: &mut Server, mut current: Option<&mut Client>) {
                 };
                 let saved_db = c.db;
                 c.db = b.db;
-                let reply = call(srv, &mut c, spec, &b.argv, false);
+                // Run again, not a new command: MONITOR saw it when it blocked.
+                let reply = call_at(srv, &mut c, spec, &b.argv, false, now_us(), false);
                 if c.blocked.is_some() {
                     // Still nothing to serve (key emptied by someone earlier): keep waiting,
                     // keeping its place; the new registration is a duplicate — restore.

@@ -814,7 +814,9 @@ fn script_call(
     if spec.is_write() {
         srv.pre_command_oom = false;
     }
+    srv.monitor_in_script = true;
     let r = crate::exec::call(srv, client, spec, &argv, true);
+    srv.monitor_in_script = false;
     if let Reply::Error(msg) = &r {
         return fail(msg);
     }
