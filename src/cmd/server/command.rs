@@ -318,6 +318,18 @@ fn script_command(name: &str) -> Option<bool> {
     }
 }
 
+/// Commands whose keys depend on keywords among their arguments (STREAMS, STORE, KEYS…), which
+/// Redis 7.0 flags `movablekeys` besides those with a key count.
+const MOVABLE_BY_ARGUMENTS: &[&str] = &[
+    "sort",
+    "sort_ro",
+    "xread",
+    "xreadgroup",
+    "migrate",
+    "georadius",
+    "georadiusbymember",
+];
+
 fn flag_set(flags: u32, movable: bool) -> Reply {
     flag_set_named(flags, movable, None)
 }
@@ -464,6 +476,7 @@ fn info_entry(c: &CommandSpec) -> Reply {
         KeySpec::Range(..) => (false, 0, 0, 0),
         KeySpec::NumKeys { .. } => (true, 0, 0, 0),
     };
+    let movable = movable || MOVABLE_BY_ARGUMENTS.contains(&c.name);
     Reply::Array(vec![
         Reply::bulk_str(c.name),
         Reply::Int(c.arity as i64),

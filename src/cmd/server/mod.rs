@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::cmd::{cmd, err, flags::*, CommandSpec, KNONE};
+use crate::cmd::{cmd, err, flags::*, CommandSpec, KeySpec, KNONE};
 use crate::ctx::Ctx;
 use crate::exec::ShutdownMode;
 use crate::resp::{Reply, OK};
@@ -87,7 +87,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "A container for memory diagnostics commands",
         since: "4.0.0",
         subcommands: misc::MEMORY_SUBS,
-        ..cmd("memory", -2, READONLY, KNONE, "server", misc::memory)
+        // The key of MEMORY USAGE (the other subcommands have no argument there): ACL key
+        // patterns and COMMAND GETKEYS see it, as in Redis.
+        ..cmd(
+            "memory",
+            -2,
+            READONLY,
+            KeySpec::Range(2, 2, 1),
+            "server",
+            misc::memory
+        )
     },
     CommandSpec {
         summary: "A container for latency diagnostics commands",
