@@ -1196,34 +1196,37 @@ impl Config {
                 rest = &rest[1..];
             }
         }
-        // Turn "--name v1 v2 --other x" into config lines, as redis-server does.
+        // Turn "--name v1 v2 --other x" into config lines, as redis-server 7.0 does: an
+        // argument starting with "--" begins an option unless it is the first value of an
+        // option given alone ("--port --x": "--x" is port's value); "--name value" in one
+        // argument is a whole option; other arguments are values of the option before them.
         let mut text = String::new();
-        let mut i = 0;
-        while i < rest.len() {
-            let a = &rest[i];
-            if let Some(name) = a.strip_prefix("--") {
-                if name == "version" || name == "help" {
-                    return Err(format!("--{name}"));
-                }
-                if !text.is_empty() {
-                    text.push('\n');
-                }
-                text.push_str(name);
-                i += 1;
-                let mut nvals = 0;
-                while i < rest.len() && !rest[i].starts_with("--") {
-                    text.push(' ');
-                    text.push_str(&quote(&rest[i]));
-                    nvals += 1;
-                    i += 1;
-                }
-                if nvals == 0 {
-                    text.push_str(" \"\"");
-                }
-            } else {
-                return Err(format!(
-                    "Invalid argument '{a}': options are given as --name value"
-                ));
+        let mut value_given = true;
+        for (j, a) in rest.iter().enumerate() {
+            let Some(name) = a.strip_prefix("--").filter(|_| value_given) else {
+                text.push_str(&repr(a));
+                text.push(' ');
+                value_given = true;
+                continue;
+            };
+            if name == "version" || name == "help" {
+                return Err(format!("--{name}"));
+            }
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(name);
+            text.push(' ');
+            let words = crate::resp::split_args(a.as_bytes()).map_or(1, |w| w.len());
+            value_given = words != 1;
+            // `--save` with nothing after it means `save ""` (Redis 7.0.1's compatibility).
+            let next_is_option = rest.get(j + 1).is_some_and(|n| n.starts_with("--"));
+            if words == 1
+                && name.eq_ignore_ascii_case("save")
+                && (next_is_option || j + 1 == rest.len())
+            {
+                text.push_str("\"\"");
+                value_given = true;
             }
         }
         cfg.load_text(&text)?;
@@ -1594,18 +1597,24 @@ fn quote(s: &str) -> String {
     {
         s.to_string()
     } else {
-        let mut out = String::from("\"");
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
+        repr(s)
     }
+}
+
+/// `s` in double quotes, escaped (how redis-server writes a command-line value into the
+/// config lines it parses, and so shows it in errors).
+fn repr(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
