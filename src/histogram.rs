@@ -10,6 +10,9 @@
 pub const LATENCY_NS_MIN: u64 = 1;
 pub const LATENCY_NS_MAX: u64 = 1_000_000_000;
 
+/// LATENCY HISTOGRAM's first step (ns); each next one doubles.
+const CDF_FIRST_NS: u64 = 1024;
+
 const SUB_BUCKETS_COUNT: u64 = 256;
 const SUB_BUCKETS_HALF: u64 = SUB_BUCKETS_COUNT / 2;
 /// log2(SUB_BUCKETS_HALF).
@@ -63,6 +66,37 @@ impl Histogram {
         self.total += 1;
     }
 
+    /// How many values were recorded.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// LATENCY HISTOGRAM's cumulative distribution: (µs, values up to it) at powers of two
+    /// from 1024 ns, each step shown only when it adds values, up to the largest value (as
+    /// Redis's logarithmic iteration with base 2 from 1024 ns).
+    pub fn cdf_usec(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut seen = 0u64;
+        let mut next = 0usize;
+        let mut upper = CDF_FIRST_NS;
+        while seen < self.total {
+            let last = bucket_index((upper - 1).min(LATENCY_NS_MAX));
+            let before = seen;
+            while next <= last && next < self.counts.len() {
+                seen += self.counts[next];
+                next += 1;
+            }
+            if seen > before {
+                out.push((bucket_highest(last) / 1000, seen));
+            }
+            if next >= self.counts.len() {
+                break;
+            }
+            upper *= 2;
+        }
+        out
+    }
+
     /// The value (ns) at percentile `p` (0..=100), 0 when nothing was recorded.
     pub fn value_at_percentile_ns(&self, p: f64) -> u64 {
         let p = p.clamp(0.0, 100.0);
@@ -110,6 +144,19 @@ mod tests {
             "{p100}"
         );
         assert!(h.value_at_percentile_ns(0.0) >= 1000);
+        assert_eq!(
+            h.cdf_usec(),
+            vec![
+                (1, 1),
+                (2, 2),
+                (4, 4),
+                (8, 8),
+                (16, 16),
+                (32, 32),
+                (65, 65),
+                (131, 100)
+            ]
+        );
         // 0 µs clamps to 1 ns, as in Redis.
         let mut z = Histogram::default();
         z.record_us(0);

@@ -275,7 +275,57 @@ fn memory_stats(ctx: &mut Ctx) -> Reply {
     Reply::Map(m)
 }
 
-pub(super) fn latency(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+/// LATENCY HISTOGRAM [command ...]: each command's (or subcommand's) calls and cumulative
+/// latency distribution, from INFO latencystats' histograms. A container command names its
+/// subcommands; unknown names are skipped.
+fn latency_histogram(ctx: &mut Ctx, names: &[Bytes]) -> Reply {
+    let per_cmd = &ctx.srv.stats.per_cmd;
+    let mut wanted: Vec<&'static str> = if names.is_empty() {
+        per_cmd.keys().copied().collect()
+    } else {
+        let mut v = Vec::new();
+        for n in names {
+            let n = String::from_utf8_lossy(n).to_ascii_lowercase();
+            if n.contains('|') {
+                v.extend(per_cmd.get_key_value(n.as_str()).map(|(k, _)| *k));
+                continue;
+            }
+            let Some(spec) = crate::exec::lookup_command(n.as_bytes()) else {
+                continue;
+            };
+            v.extend(per_cmd.keys().copied().filter(|k| {
+                *k == spec.name
+                    || k.strip_prefix(spec.name)
+                        .is_some_and(|rest| rest.starts_with('|'))
+            }));
+        }
+        v
+    };
+    if names.is_empty() {
+        wanted.sort_unstable();
+    }
+    let entries = wanted
+        .into_iter()
+        .filter_map(|name| {
+            let h = per_cmd.get(name)?.latency.as_deref()?;
+            let cdf = h
+                .cdf_usec()
+                .into_iter()
+                .map(|(us, n)| (Reply::Int(us as i64), Reply::Int(n as i64)))
+                .collect();
+            Some((
+                Reply::bulk_str(name),
+                Reply::Map(vec![
+                    (Reply::bulk_str("calls"), Reply::Int(h.total() as i64)),
+                    (Reply::bulk_str("histogram_usec"), Reply::Map(cdf)),
+                ]),
+            ))
+        })
+        .collect();
+    Reply::Map(entries)
+}
+
+pub(super) fn latency(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let sub = match sub_lookup("latency", LATENCY_SUBS, args) {
         Ok(s) => s,
         Err(e) => return e,
@@ -283,7 +333,7 @@ pub(super) fn latency(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     match sub {
         "latest" | "history" => Reply::Array(vec![]),
         "reset" => Reply::Int(0),
-        "histogram" => Reply::Map(vec![]),
+        "histogram" => latency_histogram(ctx, &args[2..]),
         "graph" => Reply::Error(format!(
             "ERR No samples available for event '{}'",
             String::from_utf8_lossy(&args[2])
