@@ -765,6 +765,8 @@ pub enum ConfigError {
     NotEnum(String),
     #[error("argument must be between {0} and {1} inclusive")]
     OutOfRange(i64, i64),
+    #[error("percentage argument must be less or equal to {0}")]
+    PercentTooLarge(i64),
     #[error("Invalid save parameters")]
     BadSave,
     #[error("{0}")]
@@ -848,6 +850,10 @@ pub fn normalise(spec: &OptionSpec, value: &str) -> Result<String, ConfigError> 
                     .filter(|v| *v >= 0)
                     .ok_or(ConfigError::NotMemoryOrPercent)?,
             };
+            // A percentage is kept negated: its own bound check and message, as Redis's.
+            if v < 0 && v < lo {
+                return Err(ConfigError::PercentTooLarge(-lo));
+            }
             Ok(check_range(v, lo, hi)?.to_string())
         }
         Kind::Octal(lo, hi) => {
@@ -1735,6 +1741,11 @@ mod tests {
         assert!(c.set("client-output-buffer-limit", "master 1 2 3").is_err());
         c.set("maxmemory-clients", "10%").unwrap();
         assert_eq!(c.shown("maxmemory-clients"), "10%");
+        assert_eq!(
+            c.set("maxmemory-clients", "200%")
+                .map_err(|e| e.to_string()),
+            Err("percentage argument must be less or equal to 100".to_string())
+        );
         c.set("shutdown-on-sigint", "now save").unwrap();
         assert_eq!(c.get("shutdown-on-sigint"), "save now");
         c.set("latency-tracking-info-percentiles", "50 99.990 100")
