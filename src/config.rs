@@ -236,7 +236,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         DONE,
     ),
     opt("appendfsync", Kind::Enum(FSYNC), "everysec", MUT, DONE),
-    opt("oom-score-adj", Kind::Enum(OOM_SCORE_ADJ), "no", MUT, INERT),
+    opt("oom-score-adj", Kind::Enum(OOM_SCORE_ADJ), "no", MUT, DONE),
     opt(
         "acl-pubsub-default",
         Kind::Enum(ACL_PUBSUB),
@@ -703,7 +703,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         MUT,
         DONE,
     ),
-    opt("oom-score-adj-values", Kind::List, "0 200 800", MUT, INERT),
+    opt("oom-score-adj-values", Kind::List, "0 200 800", MUT, DONE),
     opt("notify-keyspace-events", STR, "", MUT, DONE),
     opt("bind", Kind::List, "127.0.0.1 -::1", MUT, DONE),
     // Makes this server a replica at start (see `replica`).

@@ -15,6 +15,7 @@ mod info;
 mod misc;
 
 pub use command::stat_name;
+pub(crate) use config::apply_oom_score_adj;
 
 /// A subcommand of a container command: (name, Redis arity counting the parent, flags).
 pub(crate) type Sub = (&'static str, i32, u32);
