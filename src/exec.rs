@@ -372,6 +372,8 @@ pub struct Server {
     /// Changes since the last save (for `save` rules and INFO rdb_changes_since_last_save).
     pub dirty: u64,
     pub shutdown: Option<ShutdownMode>,
+    /// The client whose SHUTDOWN is pending: it is answered an error if the shutdown is refused.
+    pub shutdown_client: Option<ClientId>,
     /// SHUTDOWN FORCE: exit even when the initial AOF is still being written.
     pub shutdown_force: bool,
     pub notify_flags: u32,
@@ -454,6 +456,7 @@ impl Server {
             dirty: 0,
             shutdown: None,
             shutdown_force: false,
+            shutdown_client: None,
             notify_flags,
             next_client_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             hz,
@@ -1357,6 +1360,13 @@ fn round(
         }
         srv.shutdown = None;
         srv.shutdown_force = false;
+        if let Some(id) = srv.shutdown_client.take() {
+            let pos = srv.log.pos();
+            if let Some(c) = srv.clients.get_mut(&id) {
+                c.push(Reply::err("ERR Errors trying to SHUTDOWN. Check logs."));
+                c.flush(pos, false);
+            }
+        }
     }
     true
 }

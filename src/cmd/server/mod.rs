@@ -298,7 +298,8 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     ctx.srv.shutdown = Some(mode);
     ctx.srv.shutdown_force = force;
-    // The connection is closed by the exit; nothing is answered on success.
-    ctx.client.close_after_reply = true;
+    // Nothing is answered on success (the connection is closed by the exit); a refused
+    // shutdown is answered an error at the end of the round (`exec::round`).
+    ctx.srv.shutdown_client = Some(ctx.client.id);
     Reply::Raw(Bytes::new())
 }
