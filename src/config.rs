@@ -526,7 +526,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(0, LONG_MAX),
         "0",
         MUT,
-        INERT,
+        DONE,
     ),
     opt(
         "proto-max-bulk-len",

@@ -285,6 +285,8 @@ pub struct HotConfig {
     pub lfu_decay_time: i64,
     /// `latency-tracking`: per-command latency histograms for INFO latencystats.
     pub latency_tracking: bool,
+    /// `latency-monitor-threshold` in ms (0: the latency monitor is off).
+    pub latency_monitor_threshold_ms: i64,
     /// `client-output-buffer-limit` per class (`obuf.rs`).
     pub obuf: [crate::config::ObufLimit; 3],
 }
@@ -311,6 +313,7 @@ impl HotConfig {
             lfu_log_factor: cfg.get_i64("lfu-log-factor"),
             lfu_decay_time: cfg.get_i64("lfu-decay-time"),
             latency_tracking: cfg.get("latency-tracking") == "yes",
+            latency_monitor_threshold_ms: cfg.get_i64("latency-monitor-threshold"),
             obuf: crate::config::obuf_limits(cfg),
         }
     }
@@ -329,6 +332,7 @@ impl HotConfig {
             "zset-max-listpack-entries" => self.zset_max_listpack_entries,
             "zset-max-listpack-value" => self.zset_max_listpack_value,
             "maxclients" => self.maxclients,
+            "latency-monitor-threshold" => self.latency_monitor_threshold_ms,
             "maxmemory-samples" => self.maxmemory_samples,
             "maxmemory-eviction-tenacity" => self.maxmemory_eviction_tenacity,
             "lfu-log-factor" => self.lfu_log_factor,
@@ -362,6 +366,8 @@ pub struct Server {
     pub monitors: Vec<ClientId>,
     /// The Lua engine and script cache (EVAL, EVALSHA, SCRIPT), created on first use.
     pub scripting: Option<Box<crate::cmd::scripting::Engine>>,
+    /// LATENCY's event samples (`latency-monitor-threshold`).
+    pub latency: crate::latency::LatencyMonitor,
     /// A script's command is running: MONITOR shows "lua" as its source, as Redis.
     pub monitor_in_script: bool,
     /// Function libraries (FUNCTION, FCALL): part of the dataset, see `cmd/function.rs`.
@@ -449,6 +455,7 @@ impl Server {
             monitors: Vec::new(),
             scripting: None,
             monitor_in_script: false,
+            latency: Default::default(),
             functions: Default::default(),
             start: Instant::now(),
             start_ms: now_ms(),
@@ -819,6 +826,15 @@ fn call_at(
         .entry(name)
         .or_default()
         .add_call(dur, failed, track);
+    latency_sample(
+        srv,
+        if spec.has(flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        },
+        dur,
+    );
     let threshold = srv.hot.slowlog_log_slower_than;
     if threshold >= 0 && dur as i64 >= threshold && !spec.has(flags::SKIP_SLOWLOG) {
         slowlog_push(srv, client, argv, dur);
@@ -1509,7 +1525,9 @@ fn cron(srv: &mut Server) {
     // A replica does not expire keys itself: the master sends the DELs; nor does a server
     // whose writes are paused.
     if !srv.expiry_held(now) {
+        let t = now_us();
         active_expire(srv, now);
+        latency_sample(srv, "expire-cycle", (now_us() - t).max(0) as u64);
     }
     // Evictions left over by a command's time budget, or a lowered `maxmemory`.
     if srv.hot.maxmemory != 0 {
@@ -1578,6 +1596,15 @@ impl Server {
 
     fn persistence_cron(&mut self) {
         self.with_persistence(|p, srv| p.cron(srv));
+    }
+}
+
+/// A latency monitor sample for `event` if it took `latency-monitor-threshold` or more.
+pub fn latency_sample(srv: &mut Server, event: &'static str, dur_us: u64) {
+    let threshold = srv.hot.latency_monitor_threshold_ms;
+    let ms = dur_us / 1000;
+    if threshold > 0 && ms as i64 >= threshold {
+        srv.latency.add(event, ms, now_ms() / 1000);
     }
 }
 

@@ -25,6 +25,7 @@ pub mod evict;
 pub mod exec;
 pub mod histogram;
 pub mod keyspace;
+pub mod latency;
 pub mod limits;
 pub mod load;
 pub mod log;
