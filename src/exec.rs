@@ -1522,6 +1522,14 @@ fn cron(srv: &mut Server) {
             }
         }
     }
+    // Output buffer limits, also without new replies (Redis's clientsCron): a client over its
+    // soft limit that is sent nothing more is still closed once the soft seconds have passed.
+    let limits = srv.hot.obuf;
+    for c in srv.clients.values_mut() {
+        if c.shared.out_bytes() > 0 {
+            crate::obuf::check(c, &limits, now);
+        }
+    }
     // A replica does not expire keys itself: the master sends the DELs; nor does a server
     // whose writes are paused.
     if !srv.expiry_held(now) {
