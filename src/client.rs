@@ -44,6 +44,9 @@ pub struct ConnShared {
     pub qbuf_bytes: AtomicUsize,
     /// Set when the execution thread wants the connection closed.
     pub kill: tokio::sync::Notify,
+    /// Closed for overcoming its output buffer limit: the writer drops what is not yet written
+    /// instead of sending it (Redis frees the client with its reply buffers).
+    pub drop_output: AtomicBool,
     /// Whether the client has authenticated ([`AUTH_UNKNOWN`] until the execution thread has
     /// seen the connection): a reader applies Redis's limits for unauthenticated clients
     /// (`limits::GUEST_*`) unless it is [`AUTH_OK`].

@@ -179,7 +179,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("disable-thp", YES_NO, "yes", IMMUTABLE, DONE),
     opt("cluster-allow-replica-migration", YES_NO, "yes", MUT, INERT),
     opt("replica-announced", YES_NO, "yes", MUT, DONE),
-    opt("latency-tracking", YES_NO, "yes", MUT, INERT),
+    opt("latency-tracking", YES_NO, "yes", MUT, DONE),
     opt("aof-disable-auto-gc", YES_NO, "no", MUT, INERT),
     opt("replica-ignore-disk-write-errors", YES_NO, "no", MUT, INERT),
     // Strings.
@@ -236,7 +236,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         DONE,
     ),
     opt("appendfsync", Kind::Enum(FSYNC), "everysec", MUT, DONE),
-    opt("oom-score-adj", Kind::Enum(OOM_SCORE_ADJ), "no", MUT, INERT),
+    opt("oom-score-adj", Kind::Enum(OOM_SCORE_ADJ), "no", MUT, DONE),
     opt(
         "acl-pubsub-default",
         Kind::Enum(ACL_PUBSUB),
@@ -526,7 +526,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(0, LONG_MAX),
         "0",
         MUT,
-        INERT,
+        DONE,
     ),
     opt(
         "proto-max-bulk-len",
@@ -703,7 +703,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         MUT,
         DONE,
     ),
-    opt("oom-score-adj-values", Kind::List, "0 200 800", MUT, INERT),
+    opt("oom-score-adj-values", Kind::List, "0 200 800", MUT, DONE),
     opt("notify-keyspace-events", STR, "", MUT, DONE),
     opt("bind", Kind::List, "127.0.0.1 -::1", MUT, DONE),
     // Makes this server a replica at start (see `replica`).
@@ -713,7 +713,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::List,
         "50 99 99.9",
         MUT,
-        INERT,
+        DONE,
     ),
     // Redis 7.2 names (Strongbox keeps sets as intset or hash table, as Redis 7.0).
     opt(
@@ -765,6 +765,8 @@ pub enum ConfigError {
     NotEnum(String),
     #[error("argument must be between {0} and {1} inclusive")]
     OutOfRange(i64, i64),
+    #[error("percentage argument must be less or equal to {0}")]
+    PercentTooLarge(i64),
     #[error("Invalid save parameters")]
     BadSave,
     #[error("{0}")]
@@ -848,6 +850,10 @@ pub fn normalise(spec: &OptionSpec, value: &str) -> Result<String, ConfigError> 
                     .filter(|v| *v >= 0)
                     .ok_or(ConfigError::NotMemoryOrPercent)?,
             };
+            // A percentage is kept negated: its own bound check and message, as Redis's.
+            if v < 0 && v < lo {
+                return Err(ConfigError::PercentTooLarge(-lo));
+            }
             Ok(check_range(v, lo, hi)?.to_string())
         }
         Kind::Octal(lo, hi) => {
@@ -1196,34 +1202,37 @@ impl Config {
                 rest = &rest[1..];
             }
         }
-        // Turn "--name v1 v2 --other x" into config lines, as redis-server does.
+        // Turn "--name v1 v2 --other x" into config lines, as redis-server 7.0 does: an
+        // argument starting with "--" begins an option unless it is the first value of an
+        // option given alone ("--port --x": "--x" is port's value); "--name value" in one
+        // argument is a whole option; other arguments are values of the option before them.
         let mut text = String::new();
-        let mut i = 0;
-        while i < rest.len() {
-            let a = &rest[i];
-            if let Some(name) = a.strip_prefix("--") {
-                if name == "version" || name == "help" {
-                    return Err(format!("--{name}"));
-                }
-                if !text.is_empty() {
-                    text.push('\n');
-                }
-                text.push_str(name);
-                i += 1;
-                let mut nvals = 0;
-                while i < rest.len() && !rest[i].starts_with("--") {
-                    text.push(' ');
-                    text.push_str(&quote(&rest[i]));
-                    nvals += 1;
-                    i += 1;
-                }
-                if nvals == 0 {
-                    text.push_str(" \"\"");
-                }
-            } else {
-                return Err(format!(
-                    "Invalid argument '{a}': options are given as --name value"
-                ));
+        let mut value_given = true;
+        for (j, a) in rest.iter().enumerate() {
+            let Some(name) = a.strip_prefix("--").filter(|_| value_given) else {
+                text.push_str(&repr(a));
+                text.push(' ');
+                value_given = true;
+                continue;
+            };
+            if name == "version" || name == "help" {
+                return Err(format!("--{name}"));
+            }
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(name);
+            text.push(' ');
+            let words = crate::resp::split_args(a.as_bytes()).map_or(1, |w| w.len());
+            value_given = words != 1;
+            // `--save` with nothing after it means `save ""` (Redis 7.0.1's compatibility).
+            let next_is_option = rest.get(j + 1).is_some_and(|n| n.starts_with("--"));
+            if words == 1
+                && name.eq_ignore_ascii_case("save")
+                && (next_is_option || j + 1 == rest.len())
+            {
+                text.push_str("\"\"");
+                value_given = true;
             }
         }
         cfg.load_text(&text)?;
@@ -1594,18 +1603,24 @@ fn quote(s: &str) -> String {
     {
         s.to_string()
     } else {
-        let mut out = String::from("\"");
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
+        repr(s)
     }
+}
+
+/// `s` in double quotes, escaped (how redis-server writes a command-line value into the
+/// config lines it parses, and so shows it in errors).
+fn repr(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -1726,6 +1741,11 @@ mod tests {
         assert!(c.set("client-output-buffer-limit", "master 1 2 3").is_err());
         c.set("maxmemory-clients", "10%").unwrap();
         assert_eq!(c.shown("maxmemory-clients"), "10%");
+        let e = c.set("maxmemory-clients", "200%").unwrap_err();
+        assert!(
+            e.ends_with("- percentage argument must be less or equal to 100"),
+            "{e}"
+        );
         c.set("shutdown-on-sigint", "now save").unwrap();
         assert_eq!(c.get("shutdown-on-sigint"), "save now");
         c.set("latency-tracking-info-percentiles", "50 99.990 100")

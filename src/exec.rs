@@ -38,10 +38,38 @@ pub struct Stats {
     pub net_output_bytes: u64,
     pub total_error_replies: u64,
     pub unexpected_error_replies: u64,
-    /// Per command: (calls, usec, rejected, failed). Updated on every command: Fx-hashed.
-    pub per_cmd: HashMap<&'static str, (u64, u64, u64, u64), FxBuild>,
+    /// Per command, or subcommand by its full name ("config|set"). Updated on every command:
+    /// Fx-hashed.
+    pub per_cmd: HashMap<&'static str, CmdStat, FxBuild>,
     pub error_counts: HashMap<String, u64>,
     pub expired_stale_perc: f64,
+}
+
+/// One command's line in INFO commandstats, and its latency histogram (INFO latencystats,
+/// while `latency-tracking` is on).
+#[derive(Default)]
+pub struct CmdStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub latency: Option<Box<crate::histogram::Histogram>>,
+}
+
+impl CmdStat {
+    /// A completed call (served, failed, or unblocked) that ran for `usec`.
+    fn add_call(&mut self, usec: u64, failed: bool, track_latency: bool) {
+        self.calls += 1;
+        self.usec += usec;
+        if failed {
+            self.failed += 1;
+        }
+        if track_latency {
+            self.latency
+                .get_or_insert_with(Default::default)
+                .record_us(usec);
+        }
+    }
 }
 
 /// FxHash (rustc's): a multiply-rotate hash for short trusted keys such as command names. Only
@@ -255,6 +283,10 @@ pub struct HotConfig {
     pub maxmemory_eviction_tenacity: i64,
     pub lfu_log_factor: i64,
     pub lfu_decay_time: i64,
+    /// `latency-tracking`: per-command latency histograms for INFO latencystats.
+    pub latency_tracking: bool,
+    /// `latency-monitor-threshold` in ms (0: the latency monitor is off).
+    pub latency_monitor_threshold_ms: i64,
     /// `client-output-buffer-limit` per class (`obuf.rs`).
     pub obuf: [crate::config::ObufLimit; 3],
 }
@@ -280,6 +312,8 @@ impl HotConfig {
             maxmemory_eviction_tenacity: cfg.get_i64("maxmemory-eviction-tenacity"),
             lfu_log_factor: cfg.get_i64("lfu-log-factor"),
             lfu_decay_time: cfg.get_i64("lfu-decay-time"),
+            latency_tracking: cfg.get("latency-tracking") == "yes",
+            latency_monitor_threshold_ms: cfg.get_i64("latency-monitor-threshold"),
             obuf: crate::config::obuf_limits(cfg),
         }
     }
@@ -298,6 +332,7 @@ impl HotConfig {
             "zset-max-listpack-entries" => self.zset_max_listpack_entries,
             "zset-max-listpack-value" => self.zset_max_listpack_value,
             "maxclients" => self.maxclients,
+            "latency-monitor-threshold" => self.latency_monitor_threshold_ms,
             "maxmemory-samples" => self.maxmemory_samples,
             "maxmemory-eviction-tenacity" => self.maxmemory_eviction_tenacity,
             "lfu-log-factor" => self.lfu_log_factor,
@@ -331,6 +366,10 @@ pub struct Server {
     pub monitors: Vec<ClientId>,
     /// The Lua engine and script cache (EVAL, EVALSHA, SCRIPT), created on first use.
     pub scripting: Option<Box<crate::cmd::scripting::Engine>>,
+    /// LATENCY's event samples (`latency-monitor-threshold`).
+    pub latency: crate::latency::LatencyMonitor,
+    /// A script's command is running: MONITOR shows "lua" as its source, as Redis.
+    pub monitor_in_script: bool,
     /// Function libraries (FUNCTION, FCALL): part of the dataset, see `cmd/function.rs`.
     pub functions: crate::cmd::function::Functions,
     pub start: Instant,
@@ -339,6 +378,8 @@ pub struct Server {
     /// Changes since the last save (for `save` rules and INFO rdb_changes_since_last_save).
     pub dirty: u64,
     pub shutdown: Option<ShutdownMode>,
+    /// The client whose SHUTDOWN is pending: it is answered an error if the shutdown is refused.
+    pub shutdown_client: Option<ClientId>,
     /// SHUTDOWN FORCE: exit even when the initial AOF is still being written.
     pub shutdown_force: bool,
     pub notify_flags: u32,
@@ -415,6 +456,8 @@ impl Server {
             slowlog_next_id: 0,
             monitors: Vec::new(),
             scripting: None,
+            monitor_in_script: false,
+            latency: Default::default(),
             functions: Default::default(),
             start: Instant::now(),
             start_ms: now_ms(),
@@ -422,6 +465,7 @@ impl Server {
             dirty: 0,
             shutdown: None,
             shutdown_force: false,
+            shutdown_client: None,
             notify_flags,
             next_client_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             hz,
@@ -778,7 +822,7 @@ pub fn call(
     argv: &[Bytes],
     in_exec: bool,
 ) -> Reply {
-    call_at(srv, client, spec, argv, in_exec, now_us())
+    call_at(srv, client, spec, argv, in_exec, now_us(), true)
 }
 
 /// `call` with the clock already read: `start` is unix µs, read just before. The clock read at
@@ -791,9 +835,14 @@ fn call_at(
     argv: &[Bytes],
     in_exec: bool,
     start: i64,
+    feed: bool,
 ) -> Reply {
     let now = start / 1000;
     let db_before = client.db;
+    // EVAL, FCALL…: their own line comes before the lines of the commands they run.
+    if feed && spec.has(flags::SKIP_MONITOR) && runs_script(spec) {
+        feed_monitors_as(srv, db_before, &client.addr, None, argv);
+    }
     if spec.is_write() && srv.snapshot.as_ref().is_some_and(|s| s.intercepting()) {
         crate::compaction::before_write(srv, client.db, spec, argv);
     }
@@ -806,6 +855,15 @@ fn call_at(
     let end = now_us();
     srv.call_end_us = Some(end);
     let dur = (end - start).max(0) as u64;
+    // MONITOR sees a command once it ran (so EXEC after its commands), as Redis's call().
+    if feed {
+        let addr = if srv.monitor_in_script {
+            "lua"
+        } else {
+            &client.addr
+        };
+        feed_monitors_as(srv, db_before, addr, Some(spec), argv);
+    }
     if let Some(b) = blocked {
         block_client(srv, client, b);
         return Reply::Nil;
@@ -828,18 +886,34 @@ fn call_at(
     }
     // Stats and slowlog.
     srv.stats.total_commands += 1;
-    let e = srv.stats.per_cmd.entry(spec.name).or_default();
-    e.0 += 1;
-    e.1 += dur;
-    if let Reply::Error(msg) = &reply {
-        e.3 += 1;
-        count_error(&mut srv.stats, msg);
-    }
+    let name = crate::cmd::server::stat_name(spec, argv);
+    let failed = match &reply {
+        Reply::Error(msg) => {
+            count_error(&mut srv.stats, msg);
+            true
+        }
+        _ => false,
+    };
+    let track = srv.hot.latency_tracking;
+    srv.stats
+        .per_cmd
+        .entry(name)
+        .or_default()
+        .add_call(dur, failed, track);
+    latency_sample(
+        srv,
+        if spec.has(flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        },
+        dur,
+    );
     let threshold = srv.hot.slowlog_log_slower_than;
     if threshold >= 0 && dur as i64 >= threshold && !spec.has(flags::SKIP_SLOWLOG) {
         slowlog_push(srv, client, argv, dur);
     }
-    client.last_cmd = spec.name;
+    client.last_cmd = name;
     reply
 }
 
@@ -849,8 +923,48 @@ pub fn count_error(stats: &mut Stats, msg: &str) {
     *stats.error_counts.entry(code).or_default() += 1;
 }
 
+/// `argv` with its secrets replaced by "(redacted)", as Redis's slow log shows them: the
+/// passwords of AUTH and HELLO … AUTH, every argument of ACL SETUSER after the subcommand, and
+/// the values of CONFIG SET's sensitive options.
+fn redacted(argv: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
+    const REDACTED: Bytes = Bytes::from_static(b"(redacted)");
+    let is = |i: usize, w: &[u8]| argv.get(i).is_some_and(|a| a.eq_ignore_ascii_case(w));
+    let hide: Vec<usize> = if is(0, b"auth") {
+        (1..argv.len()).collect()
+    } else if is(0, b"acl") && is(1, b"setuser") {
+        (2..argv.len()).collect()
+    } else if is(0, b"hello") {
+        (2..argv.len())
+            .filter(|&j| is(j, b"auth") && j + 2 < argv.len())
+            .flat_map(|j| [j + 1, j + 2])
+            .collect()
+    } else if is(0, b"config") && is(1, b"set") {
+        (2..argv.len())
+            .step_by(2)
+            .filter(|&j| {
+                j + 1 < argv.len()
+                    && [&b"masterauth"[..], b"masteruser", b"requirepass"]
+                        .iter()
+                        .any(|n| argv[j].eq_ignore_ascii_case(n))
+            })
+            .map(|j| j + 1)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if hide.is_empty() {
+        return std::borrow::Cow::Borrowed(argv);
+    }
+    let mut v = argv.to_vec();
+    for j in hide {
+        v[j] = REDACTED;
+    }
+    std::borrow::Cow::Owned(v)
+}
+
 fn slowlog_push(srv: &mut Server, client: &Client, argv: &[Bytes], dur: u64) {
     let max = srv.hot.slowlog_max_len.max(0) as usize;
+    let argv = &redacted(argv)[..];
     let mut args: Vec<Bytes> = argv.iter().take(32).cloned().collect();
     if argv.len() > 32 {
         args[31] = Bytes::from(format!("... ({} more arguments)", argv.len() - 31));
@@ -954,7 +1068,8 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         if let Reply::Error(m) = &r {
             count_error(&mut srv.stats, m);
         }
-        srv.stats.per_cmd.entry(spec.name).or_default().2 += 1;
+        let name = crate::cmd::server::stat_name(spec, &argv);
+        srv.stats.per_cmd.entry(name).or_default().rejected += 1;
         client.reply(r);
     };
     let n = argv.len() as i32;
@@ -1044,10 +1159,9 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         client.reply(Reply::Status("QUEUED"));
         return;
     }
-    feed_monitors(srv, client, spec, &argv);
     srv.current_client = client.id;
     let db = client.db;
-    let reply = call_at(srv, client, spec, &argv, false, now_us);
+    let reply = call_at(srv, client, spec, &argv, false, now_us, true);
     if client.blocked.is_some() {
         return;
     }
@@ -1110,18 +1224,31 @@ fn reads_named_keys_only(spec: &CommandSpec) -> bool {
         && spec.name != "sort_ro"
 }
 
-fn feed_monitors(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[Bytes]) {
-    if srv.monitors.is_empty() || spec.has(flags::SKIP_MONITOR) || spec.has(flags::ADMIN) {
+/// The commands that run a script (flagged SKIP_MONITOR: MONITOR shows them before the script's
+/// commands, not after).
+fn runs_script(spec: &CommandSpec) -> bool {
+    matches!(
+        spec.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
+}
+
+/// One MONITOR line, unless `spec` is hidden from MONITOR (ADMIN or SKIP_MONITOR commands);
+/// `None` feeds unconditionally.
+fn feed_monitors_as(
+    srv: &mut Server,
+    db: usize,
+    addr: &str,
+    spec: Option<&CommandSpec>,
+    argv: &[Bytes],
+) {
+    if srv.monitors.is_empty()
+        || spec.is_some_and(|s| s.has(flags::SKIP_MONITOR) || s.has(flags::ADMIN))
+    {
         return;
     }
     let t = now_us();
-    let mut line = format!(
-        "{}.{:06} [{} {}]",
-        t / 1_000_000,
-        t % 1_000_000,
-        client.db,
-        client.addr
-    );
+    let mut line = format!("{}.{:06} [{} {}]", t / 1_000_000, t % 1_000_000, db, addr);
     for a in argv {
         line.push_str(" \"");
         for &c in a.iter() {
@@ -1218,7 +1345,8 @@ pub fn serve_blocked(srv: &mut Server, current: Option<&mut Client>) {
                 };
                 let saved_db = c.db;
                 c.db = b.db;
-                let reply = call(srv, &mut c, spec, &b.argv, false);
+                // Run again, not a new command: MONITOR saw it when it blocked.
+                let reply = call_at(srv, &mut c, spec, &b.argv, false, now_us(), false);
                 if c.blocked.is_some() {
                     // Still nothing to serve (key emptied by someone earlier): keep waiting,
                     // keeping its place; the new registration is a duplicate — restore.
@@ -1259,7 +1387,28 @@ pub fn run_pending(srv: &mut Server, c: &mut Client) {
 pub fn unblock_with(srv: &mut Server, c: &mut Client, reply: Option<Reply>) {
     if let Some(b) = c.blocked.take() {
         unregister_blocked(srv, c.id, &b);
-        c.reply(reply.unwrap_or(b.timeout_reply));
+        let reply = reply.unwrap_or(b.timeout_reply);
+        if !b.postponed {
+            // The blocked command completes here: it counts as a call (and an error reply
+            // as a failed one), as Redis's updateStatsOnUnblock.
+            if let Some(spec) = lookup_command(&b.argv[0]) {
+                let failed = match &reply {
+                    Reply::Error(msg) => {
+                        count_error(&mut srv.stats, msg);
+                        true
+                    }
+                    _ => false,
+                };
+                let name = crate::cmd::server::stat_name(spec, &b.argv);
+                let track = srv.hot.latency_tracking;
+                srv.stats
+                    .per_cmd
+                    .entry(name)
+                    .or_default()
+                    .add_call(0, failed, track);
+            }
+        }
+        c.reply(reply);
         let pos = srv.log.pos();
         c.flush(pos, false);
         run_pending(srv, c);
@@ -1366,6 +1515,13 @@ fn round(
         }
         srv.shutdown = None;
         srv.shutdown_force = false;
+        if let Some(id) = srv.shutdown_client.take() {
+            let pos = srv.log.pos();
+            if let Some(c) = srv.clients.get_mut(&id) {
+                c.push(Reply::err("ERR Errors trying to SHUTDOWN. Check logs."));
+                c.flush(pos, false);
+            }
+        }
     }
     true
 }
@@ -1505,10 +1661,20 @@ fn cron(srv: &mut Server) {
             }
         }
     }
+    // Output buffer limits, also without new replies (Redis's clientsCron): a client over its
+    // soft limit that is sent nothing more is still closed once the soft seconds have passed.
+    let limits = srv.hot.obuf;
+    for c in srv.clients.values_mut() {
+        if c.shared.out_bytes() > 0 {
+            crate::obuf::check(c, &limits, now);
+        }
+    }
     // A replica does not expire keys itself: the master sends the DELs; nor does a server
     // whose writes are paused.
     if !srv.expiry_held(now) {
+        let t = now_us();
         active_expire(srv, now);
+        latency_sample(srv, "expire-cycle", (now_us() - t).max(0) as u64);
     }
     // Evictions left over by a command's time budget, or a lowered `maxmemory`.
     if srv.hot.maxmemory != 0 {
@@ -1577,6 +1743,15 @@ impl Server {
 
     fn persistence_cron(&mut self) {
         self.with_persistence(|p, srv| p.cron(srv));
+    }
+}
+
+/// A latency monitor sample for `event` if it took `latency-monitor-threshold` or more.
+pub fn latency_sample(srv: &mut Server, event: &'static str, dur_us: u64) {
+    let threshold = srv.hot.latency_monitor_threshold_ms;
+    let ms = dur_us / 1000;
+    if threshold > 0 && ms as i64 >= threshold {
+        srv.latency.add(event, ms, now_ms() / 1000);
     }
 }
 
@@ -1652,6 +1827,49 @@ pub fn replay_command(srv: &mut Server, client: &mut Client, argv: &[Bytes]) -> 
 mod tests {
     use super::*;
     use crate::client::ConnShared;
+
+    fn words(args: &[&str]) -> Vec<Bytes> {
+        args.iter().map(|a| Bytes::from(a.to_string())).collect()
+    }
+
+    #[test]
+    fn slowlog_redacts_passwords() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["AUTH", "pw"], &["AUTH", "(redacted)"]),
+            (&["auth", "u", "pw"], &["auth", "(redacted)", "(redacted)"]),
+            (
+                &["HELLO", "3", "AUTH", "u", "pw", "SETNAME", "n"],
+                &[
+                    "HELLO",
+                    "3",
+                    "AUTH",
+                    "(redacted)",
+                    "(redacted)",
+                    "SETNAME",
+                    "n",
+                ],
+            ),
+            (
+                &["acl", "SETUSER", "bob", ">pw"],
+                &["acl", "SETUSER", "(redacted)", "(redacted)"],
+            ),
+            (
+                &["config", "set", "maxmemory", "1", "REQUIREPASS", "pw"],
+                &[
+                    "config",
+                    "set",
+                    "maxmemory",
+                    "1",
+                    "REQUIREPASS",
+                    "(redacted)",
+                ],
+            ),
+            (&["set", "auth", "x"], &["set", "auth", "x"]),
+        ];
+        for (argv, want) in cases {
+            assert_eq!(redacted(&words(argv)).to_vec(), words(want), "{argv:?}");
+        }
+    }
 
     fn server_and_client() -> (Server, Client) {
         let cfg = Config::from_args(&[]).expect("default config");
@@ -1745,8 +1963,8 @@ mod tests {
         run(&mut srv, &mut c, &["SET", "k", "v"]);
         run(&mut srv, &mut c, &["set", "k", "v"]);
         run(&mut srv, &mut c, &["GET", "k", "extra"]);
-        assert_eq!(srv.stats.per_cmd.get("set").map(|e| e.0), Some(2));
-        assert_eq!(srv.stats.per_cmd.get("get").map(|e| e.2), Some(1));
+        assert_eq!(srv.stats.per_cmd.get("set").map(|e| e.calls), Some(2));
+        assert_eq!(srv.stats.per_cmd.get("get").map(|e| e.rejected), Some(1));
         assert!(c.last_interaction_ms > 0);
     }
 }

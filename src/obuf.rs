@@ -8,6 +8,8 @@
 //! big replies without reading them (`normal 0 0 0`: no limit by default) cannot grow the
 //! server's memory without bound. The check runs whenever replies are handed to the writer.
 
+use std::sync::atomic::Ordering;
+
 use crate::client::Client;
 use crate::config::ObufLimit;
 
@@ -50,7 +52,9 @@ pub fn check(c: &mut Client, limits: &[ObufLimit; 3], now_ms: i64) {
             if class == PUBSUB { "flags=P" } else { "flags=N" },
         );
         c.closed = true;
-        // At once, dropping what is queued (Redis's freeClientAsync), not after writing it.
+        // At once, dropping what is queued (Redis's freeClientAsync), not after writing it:
+        // the writer sends nothing more, even replies handed over before this check.
+        c.shared.drop_output.store(true, Ordering::Relaxed);
         c.shared.kill.notify_one();
     }
 }

@@ -129,11 +129,13 @@ pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
         ShutdownMode::Default => !srv.cfg.get("save").is_empty(),
     };
     if save {
+        // As Redis: a failed save refuses the shutdown (whatever asked for it) unless forced.
         if let Err(e) = srv.with_persistence(|p, srv| p.save(srv)) {
-            tracing::warn!("Error trying to save the DB, can't exit: {e}");
-            if mode == ShutdownMode::Save {
+            if !srv.shutdown_force {
+                tracing::warn!("Error trying to save the DB, can't exit: {e}");
                 return false;
             }
+            tracing::warn!("Error trying to save the DB. Exit anyway: {e}");
         }
     }
     if let Err(e) = srv.log.shutdown() {

@@ -283,6 +283,9 @@ async fn writer_task(
             }
             close |= o.close;
         }
+        if shared.drop_output.load(Ordering::Relaxed) {
+            break 'main;
+        }
         if !out.is_empty() {
             if wr.write_all(&out).await.is_err() {
                 break;

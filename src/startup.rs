@@ -100,6 +100,7 @@ pub fn run_server(args: Vec<String>) -> i32 {
         }
     };
     let mut srv = Server::new(cfg.clone());
+    let _ = crate::cmd::server::apply_oom_score_adj(&srv.cfg);
     if let Err(e) = crate::cmd::acl::load_at_start(&mut srv) {
         tracing::error!("{e}");
         return 1;

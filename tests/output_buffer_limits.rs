@@ -109,6 +109,86 @@ fn a_normal_client_over_its_limit_is_disconnected(s: &ServerProcess) {
     admin.assert_cmd(&["PING"], b"+PONG\r\n");
 }
 
+/// A reply bigger than the hard limit is never sent: the client is closed with nothing to
+/// read (Strongbox used to write the whole reply, handed to the socket before the check).
+fn a_reply_over_the_hard_limit_is_not_sent(s: &ServerProcess) {
+    let p = s.port();
+    let mut admin = RawConn::connect(p);
+    admin.assert_cmd(
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 100000 0 0",
+        ],
+        b"+OK\r\n",
+    );
+    let item = "x".repeat(1000);
+    for _ in 0..150 {
+        let _ = admin.cmd(&["RPUSH", "mylist", &item]);
+    }
+    let mut c = RawConn::connect(p);
+    let id = client_id(&mut c);
+    c.send_cmd(&["LRANGE", "mylist", "0", "-1"]);
+    match c.read_reply_within(Duration::from_secs(5)) {
+        Err(common::ReadError::Closed { partial }) => {
+            assert!(
+                partial.is_empty(),
+                "{}: {} bytes read",
+                s.describe(),
+                partial.len()
+            )
+        }
+        other => panic!("{}: {other:?}", s.describe()),
+    }
+    assert!(!connected(&mut admin, &id), "{}", s.describe());
+}
+
+/// A client over its soft limit that is sent nothing more is still closed once the soft
+/// seconds have passed.
+fn a_quiet_client_over_its_soft_limit_is_closed_in_time(s: &ServerProcess) {
+    let p = s.port();
+    let mut admin = RawConn::connect(p);
+    admin.assert_cmd(&["SET", "big", &"v".repeat(100_000)], b"+OK\r\n");
+    admin.assert_cmd(
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 0 1mb 1",
+        ],
+        b"+OK\r\n",
+    );
+    let mut quiet = RawConn::connect(p);
+    let id = client_id(&mut quiet);
+    // Enough unread replies to fill the socket buffers and stay over 1 MB queued.
+    for _ in 0..200 {
+        if quiet
+            .try_send(&common::encode_command(&["GET", "big"]))
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert!(
+        gone_within(&mut admin, &id, Duration::from_secs(5)),
+        "{}: still connected after the soft seconds",
+        s.describe()
+    );
+}
+
+#[test]
+fn a_reply_over_the_hard_limit_is_not_sent_like_redis() {
+    a_reply_over_the_hard_limit_is_not_sent(&RedisServer::start(&[]));
+    a_reply_over_the_hard_limit_is_not_sent(&StrongboxServer::start(&[]));
+}
+
+#[test]
+fn a_quiet_client_over_its_soft_limit_is_closed_like_redis() {
+    a_quiet_client_over_its_soft_limit_is_closed_in_time(&RedisServer::start(&[]));
+    a_quiet_client_over_its_soft_limit_is_closed_in_time(&StrongboxServer::start(&[]));
+}
+
 #[test]
 fn pubsub_output_limit_disconnects_a_subscriber_that_stops_reading_like_redis() {
     a_subscriber_that_stops_reading_is_disconnected(&RedisServer::start(&[]));

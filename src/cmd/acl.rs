@@ -37,16 +37,9 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
     since: "6.0.0",
     subcommands: SUBS,
     // The container's flags are not shown (COMMAND reports its subcommands'), but dispatch
-    // reads them: not from scripts, and never fed to MONITOR or the slow log, where ACL
-    // SETUSER's passwords would show.
-    ..cmd(
-        "acl",
-        -2,
-        NOSCRIPT | SKIP_MONITOR | SKIP_SLOWLOG,
-        KNONE,
-        "server",
-        acl,
-    )
+    // reads them: not from scripts, and never fed to MONITOR, where ACL SETUSER's passwords
+    // would show (the slow log redacts them, as Redis's).
+    ..cmd("acl", -2, NOSCRIPT | SKIP_MONITOR, KNONE, "server", acl)
 }];
 
 const HELP: &[&str] = &[

@@ -822,7 +822,9 @@ fn script_call(
             String::from_utf8_lossy(&argv[0])
         ));
     }
+    srv.monitor_in_script = true;
     let r = crate::exec::call(srv, client, spec, &argv, true);
+    srv.monitor_in_script = false;
     if let Reply::Error(msg) = &r {
         return fail(msg);
     }

@@ -1,12 +1,16 @@
 //! COMMAND, COMMAND COUNT/INFO/DOCS/LIST/GETKEYS/GETKEYSANDFLAGS/HELP, from the command table,
 //! in Redis 7.0's reply shapes (flags and ACL categories as sets, key specs as maps).
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 
 use super::{help_reply, sub_lookup, Sub};
 use crate::cmd::flags::*;
 use crate::cmd::{err, table, CommandSpec, KeySpec};
 use crate::ctx::Ctx;
+use crate::exec::FxBuild;
 use crate::resp::Reply;
 use crate::util::glob_match;
 
@@ -179,6 +183,47 @@ pub(crate) fn subcommands(c: &CommandSpec) -> &'static [Sub] {
         .unwrap_or(&[])
 }
 
+/// Full names ("config|set") of every subcommand, by parent name, built once (the names live as
+/// long as the process, like the command table).
+type FullNames = HashMap<&'static str, Vec<(&'static str, &'static str)>, FxBuild>;
+
+fn full_names() -> &'static FullNames {
+    static NAMES: OnceLock<FullNames> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut m = FullNames::default();
+        for &c in &table().all {
+            let subs = subcommands(c);
+            if subs.is_empty() {
+                continue;
+            }
+            let v = subs
+                .iter()
+                .map(|s| {
+                    let full: &'static str = Box::leak(format!("{}|{}", c.name, s.0).into());
+                    (s.0, full)
+                })
+                .collect();
+            m.insert(c.name, v);
+        }
+        m
+    })
+}
+
+/// The name a call is counted under in INFO commandstats/latencystats and shown as CLIENT
+/// LIST's `cmd=`: the subcommand's full name for a container command ("xgroup|createconsumer"),
+/// else the command's name.
+pub fn stat_name(c: &'static CommandSpec, argv: &[Bytes]) -> &'static str {
+    let Some(subs) = full_names().get(c.name) else {
+        return c.name;
+    };
+    let Some(sub) = argv.get(1) else {
+        return c.name;
+    };
+    subs.iter()
+        .find(|(s, _)| s.as_bytes().eq_ignore_ascii_case(sub))
+        .map_or(c.name, |&(_, full)| full)
+}
+
 /// The ACL categories of a command, or of one of its subcommands, as COMMAND INFO reports them
 /// (the ACL's only source of categories).
 pub(crate) fn acl_categories(c: &CommandSpec, sub: Option<Sub>) -> Vec<&'static str> {
@@ -272,6 +317,18 @@ fn script_command(name: &str) -> Option<bool> {
         _ => None,
     }
 }
+
+/// Commands whose keys depend on keywords among their arguments (STREAMS, STORE, KEYS…), which
+/// Redis 7.0 flags `movablekeys` besides those with a key count.
+const MOVABLE_BY_ARGUMENTS: &[&str] = &[
+    "sort",
+    "sort_ro",
+    "xread",
+    "xreadgroup",
+    "migrate",
+    "georadius",
+    "georadiusbymember",
+];
 
 fn flag_set(flags: u32, movable: bool) -> Reply {
     flag_set_named(flags, movable, None)
@@ -419,6 +476,7 @@ fn info_entry(c: &CommandSpec) -> Reply {
         KeySpec::Range(..) => (false, 0, 0, 0),
         KeySpec::NumKeys { .. } => (true, 0, 0, 0),
     };
+    let movable = movable || MOVABLE_BY_ARGUMENTS.contains(&c.name);
     Reply::Array(vec![
         Reply::bulk_str(c.name),
         Reply::Int(c.arity as i64),

@@ -3,6 +3,8 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
+use std::sync::Mutex;
+
 use bytes::Bytes;
 
 use super::{help_reply, sub_lookup, Sub};
@@ -220,9 +222,21 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             failed = Some(set_failed("appendfsync", &e));
         }
     }
+    let oom_changed = ["oom-score-adj", "oom-score-adj-values"]
+        .iter()
+        .any(|n| ctx.srv.cfg.get(n) != before.get(n));
+    if failed.is_none() && oom_changed && apply_oom_score_adj(&ctx.srv.cfg).is_err() {
+        failed = Some(set_failed(
+            "oom-score-adj",
+            "Failed to set current oom_score_adj. Check server logs.",
+        ));
+    }
     if let Some(reply) = failed {
         ctx.srv.cfg = before;
         ctx.srv.config_changed();
+        if oom_changed {
+            let _ = apply_oom_score_adj(&ctx.srv.cfg);
+        }
         return reply;
     }
     // Runtime effects.
@@ -266,4 +280,56 @@ fn config_rewrite(ctx: &mut Ctx) -> Reply {
         Ok(()) => OK,
         Err(e) => Reply::Error(format!("ERR Rewriting config file: {e}")),
     }
+}
+
+/// The process's own `oom_score_adj` before Strongbox changed it (None: not changed), restored
+/// when `oom-score-adj` goes back to `no`.
+static OOM_SCORE_ADJ_BASE: Mutex<Option<i64>> = Mutex::new(None);
+const OOM_SCORE_ADJ_PATH: &str = "/proc/self/oom_score_adj";
+const OOM_SCORE_ADJ_MAX: i64 = 1000;
+
+/// Apply `oom-score-adj` and `oom-score-adj-values` to this process, as Redis 7.0: `yes`
+/// (`relative`) adds the class's value to the score the process had, `absolute` sets it, `no`
+/// restores the score it had. The class is master's, or replica's under `replicaof`. Linux
+/// only (elsewhere nothing is done); a failure is logged and reported.
+pub(crate) fn apply_oom_score_adj(cfg: &crate::config::Config) -> Result<(), ()> {
+    if !cfg!(target_os = "linux") {
+        return Ok(());
+    }
+    let mut base = OOM_SCORE_ADJ_BASE.lock().unwrap_or_else(|e| e.into_inner());
+    let mode = cfg.get("oom-score-adj");
+    let value = if mode == "no" {
+        match base.take() {
+            Some(b) => b,
+            None => return Ok(()),
+        }
+    } else {
+        let b = match *base {
+            Some(b) => b,
+            None => {
+                let read = std::fs::read_to_string(OOM_SCORE_ADJ_PATH)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| s.trim().parse::<i64>().map_err(|e| e.to_string()));
+                match read {
+                    Ok(b) => *base.insert(b),
+                    Err(e) => {
+                        tracing::warn!("Unable to read oom_score_adj: {e}");
+                        return Err(());
+                    }
+                }
+            }
+        };
+        let class = usize::from(!cfg.get("replicaof").is_empty());
+        let v: i64 = cfg
+            .get("oom-score-adj-values")
+            .split_whitespace()
+            .nth(class)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let v = if mode == "absolute" { v } else { v + b };
+        v.clamp(-OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MAX)
+    };
+    std::fs::write(OOM_SCORE_ADJ_PATH, value.to_string()).map_err(|e| {
+        tracing::warn!("Unable to write oom_score_adj: {e}");
+    })
 }

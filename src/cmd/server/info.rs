@@ -540,8 +540,9 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         begin(&mut out, "Commandstats");
         let mut s = Section { out: String::new() };
         let mut names: Vec<_> = srv.stats.per_cmd.iter().collect();
-        names.sort();
-        for (name, &(calls, usec, rejected, failed)) in names {
+        names.sort_by_key(|(n, _)| **n);
+        for (name, st) in names {
+            let (calls, usec, rejected, failed) = (st.calls, st.usec, st.rejected, st.failed);
             if calls == 0 && rejected == 0 && failed == 0 {
                 continue;
             }
@@ -573,6 +574,30 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
 
     if sel.wants("latencystats") {
         begin(&mut out, "Latencystats");
+        let percentiles: Vec<(&str, f64)> = srv
+            .cfg
+            .get("latency-tracking-info-percentiles")
+            .split_whitespace()
+            .filter_map(|p| Some((p, p.parse().ok()?)))
+            .collect();
+        let mut names: Vec<_> = srv
+            .stats
+            .per_cmd
+            .iter()
+            .filter_map(|(n, st)| Some((*n, st.latency.as_deref()?)))
+            .collect();
+        names.sort_by_key(|(n, _)| *n);
+        for (name, h) in names {
+            let _ = write!(out, "latency_percentiles_usec_{name}:");
+            for (i, (text, p)) in percentiles.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let v = h.value_at_percentile_ns(*p) as f64 / 1000.0;
+                let _ = write!(out, "p{text}={v:.3}");
+            }
+            out.push_str("\r\n");
+        }
     }
 
     if sel.wants("cluster") {

@@ -275,24 +275,159 @@ fn memory_stats(ctx: &mut Ctx) -> Reply {
     Reply::Map(m)
 }
 
-pub(super) fn latency(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+/// LATENCY HISTOGRAM [command ...]: each command's (or subcommand's) calls and cumulative
+/// latency distribution, from INFO latencystats' histograms. A container command names its
+/// subcommands; unknown names are skipped.
+fn latency_histogram(ctx: &mut Ctx, names: &[Bytes]) -> Reply {
+    let per_cmd = &ctx.srv.stats.per_cmd;
+    let mut wanted: Vec<&'static str> = if names.is_empty() {
+        per_cmd.keys().copied().collect()
+    } else {
+        let mut v = Vec::new();
+        for n in names {
+            let n = String::from_utf8_lossy(n).to_ascii_lowercase();
+            if n.contains('|') {
+                v.extend(per_cmd.get_key_value(n.as_str()).map(|(k, _)| *k));
+                continue;
+            }
+            let Some(spec) = crate::exec::lookup_command(n.as_bytes()) else {
+                continue;
+            };
+            v.extend(per_cmd.keys().copied().filter(|k| {
+                *k == spec.name
+                    || k.strip_prefix(spec.name)
+                        .is_some_and(|rest| rest.starts_with('|'))
+            }));
+        }
+        v
+    };
+    if names.is_empty() {
+        wanted.sort_unstable();
+    }
+    let entries = wanted
+        .into_iter()
+        .filter_map(|name| {
+            let h = per_cmd.get(name)?.latency.as_deref()?;
+            let cdf = h
+                .cdf_usec()
+                .into_iter()
+                .map(|(us, n)| (Reply::Int(us as i64), Reply::Int(n as i64)))
+                .collect();
+            Some((
+                Reply::bulk_str(name),
+                Reply::Map(vec![
+                    (Reply::bulk_str("calls"), Reply::Int(h.total() as i64)),
+                    (Reply::bulk_str("histogram_usec"), Reply::Map(cdf)),
+                ]),
+            ))
+        })
+        .collect();
+    Reply::Map(entries)
+}
+
+pub(super) fn latency(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let sub = match sub_lookup("latency", LATENCY_SUBS, args) {
         Ok(s) => s,
         Err(e) => return e,
     };
+    let lat = &mut ctx.srv.latency;
+    let sample = |t: i64, ms: u64| Reply::Array(vec![Reply::Int(t), Reply::Int(ms as i64)]);
     match sub {
-        "latest" | "history" => Reply::Array(vec![]),
-        "reset" => Reply::Int(0),
-        "histogram" => Reply::Map(vec![]),
-        "graph" => Reply::Error(format!(
-            "ERR No samples available for event '{}'",
-            String::from_utf8_lossy(&args[2])
-        )),
-        "doctor" => Reply::Verbatim(Bytes::from_static(
-            b"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n",
-        )),
+        "latest" => Reply::Array(
+            lat.names()
+                .into_iter()
+                .filter_map(|name| {
+                    let s = &lat.events[name];
+                    let last = s.samples.back()?;
+                    Some(Reply::Array(vec![
+                        Reply::bulk_str(name),
+                        Reply::Int(last.time_s),
+                        Reply::Int(last.latency_ms as i64),
+                        Reply::Int(s.max_ms as i64),
+                    ]))
+                })
+                .collect(),
+        ),
+        "history" => {
+            let name = String::from_utf8_lossy(&args[2]);
+            let series = lat.events.iter().find(|(k, _)| **k == name).map(|(_, s)| s);
+            Reply::Array(series.map_or_else(Vec::new, |s| {
+                s.samples
+                    .iter()
+                    .map(|x| sample(x.time_s, x.latency_ms))
+                    .collect()
+            }))
+        }
+        "reset" => {
+            let names: Vec<String> = args[2..]
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            Reply::Int(lat.reset(&names) as i64)
+        }
+        "histogram" => latency_histogram(ctx, &args[2..]),
+        "graph" => {
+            let name = String::from_utf8_lossy(&args[2]);
+            match lat.events.iter().find(|(k, _)| **k == name) {
+                Some((_, s)) if !s.samples.is_empty() => {
+                    let high = s.samples.iter().map(|x| x.latency_ms).max().unwrap_or(0);
+                    let low = s.samples.iter().map(|x| x.latency_ms).min().unwrap_or(0);
+                    // Redis's header line; the ASCII chart under it is not drawn.
+                    Reply::Verbatim(Bytes::from(format!(
+                        "{name} - high {high} ms, low {low} ms (all time high {} ms)\n{}\n",
+                        s.max_ms,
+                        "-".repeat(80)
+                    )))
+                }
+                _ => Reply::Error(format!("ERR No samples available for event '{name}'")),
+            }
+        }
+        "doctor" => Reply::Verbatim(Bytes::from(latency_doctor(ctx))),
         _ => help_reply("latency", LATENCY_HELP),
     }
+}
+
+/// LATENCY DOCTOR: Redis's opening sentences and, per event, its statistics line (without
+/// Redis's advice section).
+fn latency_doctor(ctx: &Ctx) -> String {
+    if ctx.srv.hot.latency_monitor_threshold_ms == 0 {
+        return "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n".into();
+    }
+    let lat = &ctx.srv.latency;
+    if lat.events.is_empty() {
+        return "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n".into();
+    }
+    let mut out = String::from(
+        "Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n",
+    );
+    for (i, name) in lat.names().into_iter().enumerate() {
+        let s = &lat.events[name];
+        let n = s.samples.len() as u64;
+        if n == 0 {
+            continue;
+        }
+        let sum: u64 = s.samples.iter().map(|x| x.latency_ms).sum();
+        let avg = sum / n;
+        let mad = s
+            .samples
+            .iter()
+            .map(|x| x.latency_ms.abs_diff(avg))
+            .sum::<u64>()
+            / n;
+        let first = s.samples.front().map_or(0, |x| x.time_s);
+        let last = s.samples.back().map_or(0, |x| x.time_s);
+        let period = if n > 1 {
+            (last - first) as f64 / (n - 1) as f64
+        } else {
+            0.0
+        };
+        out.push_str(&format!(
+            "{}. {name}: {n} latency spikes (average {avg}ms, mean deviation {mad}ms, period {period:.2} sec). Worst all time event {}ms.\n",
+            i + 1,
+            s.max_ms
+        ));
+    }
+    out
 }
 
 /// MONITOR: from now on the client receives every command the server runs.

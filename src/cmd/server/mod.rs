@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::cmd::{cmd, err, flags::*, CommandSpec, KNONE};
+use crate::cmd::{cmd, err, flags::*, CommandSpec, KeySpec, KNONE};
 use crate::ctx::Ctx;
 use crate::exec::ShutdownMode;
 use crate::resp::{Reply, OK};
@@ -13,6 +13,9 @@ pub(crate) mod command;
 mod config;
 mod info;
 mod misc;
+
+pub use command::stat_name;
+pub(crate) use config::apply_oom_score_adj;
 
 /// A subcommand of a container command: (name, Redis arity counting the parent, flags).
 pub(crate) type Sub = (&'static str, i32, u32);
@@ -85,7 +88,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "A container for memory diagnostics commands",
         since: "4.0.0",
         subcommands: misc::MEMORY_SUBS,
-        ..cmd("memory", -2, READONLY, KNONE, "server", misc::memory)
+        // The key of MEMORY USAGE (the other subcommands have no argument there): ACL key
+        // patterns and COMMAND GETKEYS see it, as in Redis.
+        ..cmd(
+            "memory",
+            -2,
+            READONLY,
+            KeySpec::Range(2, 2, 1),
+            "server",
+            misc::memory
+        )
     },
     CommandSpec {
         summary: "A container for latency diagnostics commands",
@@ -295,7 +307,8 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     ctx.srv.shutdown = Some(mode);
     ctx.srv.shutdown_force = force;
-    // The connection is closed by the exit; nothing is answered on success.
-    ctx.client.close_after_reply = true;
+    // Nothing is answered on success (the connection is closed by the exit); a refused
+    // shutdown is answered an error at the end of the round (`exec::round`).
+    ctx.srv.shutdown_client = Some(ctx.client.id);
     Reply::Raw(Bytes::new())
 }
