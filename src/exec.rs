@@ -376,6 +376,12 @@ pub struct Server {
     pub master: crate::master::Master,
     /// ACL users and the ACL LOG.
     pub acl: crate::acl::Acl,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the cron expires keys nobody reads.
+    pub active_expire_enabled: bool,
+    /// DEBUG PAUSE-CRON: the cron does nothing while set (Redis's `pause_cron`).
+    pub cron_paused: bool,
+    /// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE accepts a payload whose CRC is wrong.
+    pub skip_checksum_validation: bool,
 }
 
 impl Server {
@@ -441,6 +447,9 @@ impl Server {
                 acl.set_requirepass(cfg.get("requirepass"));
                 acl
             },
+            active_expire_enabled: true,
+            cron_paused: false,
+            skip_checksum_validation: false,
             cfg,
         }
     }
@@ -1332,6 +1341,9 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
 /// Timers: LRU clock, blocked-client timeouts, idle-client timeout, active expiry,
 /// persistence (save rules, automatic rewrite).
 fn cron(srv: &mut Server) {
+    if srv.cron_paused {
+        return;
+    }
     srv.lru_clock = lru_clock_now();
     let now = now_ms();
     // Blocked clients whose deadline passed.
@@ -1368,7 +1380,7 @@ fn cron(srv: &mut Server) {
     }
     // A replica does not expire keys itself: the master sends the DELs; nor does a server
     // whose writes are paused.
-    if !srv.expiry_held(now) {
+    if srv.active_expire_enabled && !srv.expiry_held(now) {
         active_expire(srv, now);
     }
     // Evictions left over by a command's time budget, or a lowered `maxmemory`.

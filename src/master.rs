@@ -440,6 +440,15 @@ fn shown_offset(srv: &Server) -> i64 {
     offset(srv).unwrap_or(srv.master.offset_without_backlog)
 }
 
+/// DEBUG CHANGE-REPL-ID: a new replication id, and no former one (Redis's
+/// `changeReplicationId` + `clearReplicationId2`).
+pub fn change_replid(srv: &mut Server) {
+    let m = &mut srv.master;
+    m.replid = random_replid();
+    m.replid2 = "0".repeat(40);
+    m.second_offset = -1;
+}
+
 fn ensure_backlog(srv: &mut Server) -> Arc<Backlog> {
     if let Some(b) = &srv.master.backlog {
         return b.clone();

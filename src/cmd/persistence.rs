@@ -155,6 +155,22 @@ fn dump(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
 }
 
+/// DEBUG SET-SKIP-CHECKSUM-VALIDATION 1: a payload's CRC-64 is not checked (its RDB version
+/// still is), as Redis's `verifyDumpPayload`. The footer is rewritten with the right CRC so the
+/// codec's own check passes, and the logged RESTORE carries the fixed payload (replay would
+/// refuse the original).
+fn with_checksum_fixed(payload: &Bytes) -> Bytes {
+    const CRC_BYTES: usize = 8;
+    if payload.len() < CRC_BYTES + 2 {
+        return payload.clone();
+    }
+    let mut v = payload.to_vec();
+    let body = v.len() - CRC_BYTES;
+    let crc = strongbox_storage::rdb::crc64::crc64(&v[..body]);
+    v[body..].copy_from_slice(&crc.to_le_bytes());
+    Bytes::from(v)
+}
+
 fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[1];
     let Some(ttl) = parse_i64(&args[2]) else {
@@ -200,7 +216,12 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if !replace && ctx.exists(key) {
         return Reply::err("BUSYKEY Target key name already exists.");
     }
-    let value = match strongbox_storage::rdb::decode_dump(&args[3]) {
+    let payload = if ctx.srv.skip_checksum_validation {
+        with_checksum_fixed(&args[3])
+    } else {
+        args[3].clone()
+    };
+    let value = match strongbox_storage::rdb::decode_dump(&payload) {
         Ok(v) => v,
         Err(e) if e.is_dump_footer() => {
             return Reply::err(strongbox_storage::rdb::DUMP_VERSION_OR_CHECKSUM_ERR)
@@ -245,7 +266,7 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Bytes::from_static(b"RESTORE"),
         key.clone(),
         Bytes::from(expire_at.unwrap_or(0).to_string()),
-        args[3].clone(),
+        payload.clone(),
         Bytes::from_static(b"REPLACE"),
     ];
     if expire_at.is_some() {

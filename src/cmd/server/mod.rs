@@ -11,6 +11,7 @@ use crate::resp::{Reply, OK};
 pub(crate) mod client;
 pub(crate) mod command;
 mod config;
+mod debug;
 mod info;
 mod misc;
 
@@ -37,7 +38,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ADMIN | NOSCRIPT | LOADING | STALE,
         KNONE,
         "server",
-        misc::debug,
+        debug::debug,
     ),
     CommandSpec {
         summary: "Get information and statistics about the server",
