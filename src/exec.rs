@@ -382,6 +382,8 @@ pub struct Server {
     pub cron_paused: bool,
     /// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE accepts a payload whose CRC is wrong.
     pub skip_checksum_validation: bool,
+    /// MIGRATE's cached connections to target servers.
+    pub migrate: crate::cmd::migrate::SocketCache,
 }
 
 impl Server {
@@ -442,6 +444,7 @@ impl Server {
             replica: None,
             repl_ctl: None,
             master: crate::master::Master::default(),
+            migrate: Default::default(),
             acl: {
                 let mut acl = crate::acl::Acl::default();
                 acl.set_requirepass(cfg.get("requirepass"));
@@ -1389,6 +1392,7 @@ fn cron(srv: &mut Server) {
     }
     crate::replica::cron(srv);
     crate::master::cron(srv);
+    crate::cmd::migrate::cron(srv);
     if srv.cfg.get_bool("activerehashing") {
         active_rehash(srv);
     }

@@ -22,6 +22,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
 pub mod list;
+pub mod migrate;
 pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
@@ -147,6 +148,10 @@ impl CommandSpec {
 
     /// Call `f` with every key argument of `argv`, as [`Self::key_positions`] finds them.
     pub fn for_each_key<'a>(&self, argv: &'a [Bytes], mut f: impl FnMut(&'a [u8])) {
+        if self.name == "migrate" {
+            // Argument 3, or the keys after its KEYS option.
+            return migrate::key_positions(argv, |p| f(&argv[p]));
+        }
         self.extra_key_positions(argv, |p| f(&argv[p]));
         match self.keys {
             KeySpec::None => {}
@@ -175,6 +180,11 @@ impl CommandSpec {
 
     /// Positions of key arguments in `argv`.
     pub fn key_positions(&self, argv: &[Bytes]) -> Vec<usize> {
+        if self.name == "migrate" {
+            let mut v = Vec::new();
+            migrate::key_positions(argv, |p| v.push(p));
+            return v;
+        }
         let mut extra = Vec::new();
         self.extra_key_positions(argv, |p| extra.push(p));
         let mut v = self.spec_key_positions(argv);
@@ -297,6 +307,7 @@ pub fn table() -> &'static CommandTable {
             persistence::COMMANDS,
             hyperloglog::COMMANDS,
             acl::COMMANDS,
+            migrate::COMMANDS,
         ];
         let mut map = HashMap::new();
         let mut all = Vec::new();

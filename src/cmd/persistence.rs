@@ -30,6 +30,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("waitaof", 4, NOSCRIPT, KNONE, "generic", waitaof),
     cmd("dump", 2, READONLY, K1, "generic", dump),
     cmd("restore", -4, WRITE | DENYOOM, K1, "generic", restore),
+    // What a Redis Cluster node sends to migrate a slot; outside cluster mode it is RESTORE.
+    cmd("restore-asking", -4, WRITE | DENYOOM, K1, "server", restore),
 ];
 
 fn running(ctx: &Ctx) -> (bool, bool) {
