@@ -206,9 +206,10 @@ fn migrated_keys_stay_deleted_after_restart() {
     );
 }
 
-/// COMMAND GETKEYS finds MIGRATE's keys (argument 3, or after KEYS) as Redis does.
+/// COMMAND GETKEYS finds MIGRATE's keys (argument 3, or after KEYS) and SORT's keys (the last
+/// STORE, skipping LIMIT/GET/BY arguments) as Redis's key-finding functions do.
 #[test]
-fn command_getkeys_of_migrate_match_redis() {
+fn command_getkeys_of_migrate_and_sort_match_redis() {
     let redis = RedisServer::start(&[]);
     let sbox = StrongboxServer::start(&[]);
     let (mut r, mut s) = (redis.conn(), sbox.conn());
@@ -216,6 +217,9 @@ fn command_getkeys_of_migrate_match_redis() {
         "MIGRATE h 1 k 0 0",
         "MIGRATE h 1  0 0 COPY KEYS a b",
         "MIGRATE h 1  0 0 AUTH keys KEYS a b",
+        "SORT abc STORE invalid STORE stillbad STORE def",
+        "SORT abc BY store GET store LIMIT store store STORE d",
+        "SORT abc STORE",
     ] {
         let mut args = vec!["COMMAND", "GETKEYS"];
         // Two spaces stand for an empty argument.

@@ -121,13 +121,23 @@ impl CommandSpec {
         match self.name {
             "zunionstore" | "zinterstore" | "zdiffstore" if argv.len() > 1 => f(1),
             "sort" => {
-                // Any argument after a STORE token (a BY or GET pattern spelled "store" only
-                // adds a key: harmless for every user of key positions).
-                let last = argv.len().saturating_sub(1);
-                for (i, a) in argv.iter().enumerate().take(last).skip(2) {
-                    if a.eq_ignore_ascii_case(b"store") {
-                        f(i + 1);
+                // Redis's sortGetKeys: the argument after the last STORE token, skipping the
+                // arguments of LIMIT (2), GET and BY (1) — SORT itself stores into the last one.
+                let mut store = None;
+                let mut i = 2;
+                while i < argv.len() {
+                    let a = &argv[i];
+                    if a.eq_ignore_ascii_case(b"limit") {
+                        i += 2;
+                    } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+                        i += 1;
+                    } else if a.eq_ignore_ascii_case(b"store") && i + 1 < argv.len() {
+                        store = Some(i + 1);
                     }
+                    i += 1;
+                }
+                if let Some(p) = store {
+                    f(p);
                 }
             }
             // GEORADIUS[BYMEMBER] … STORE|STOREDIST key (Redis: keyword key specs); every
