@@ -371,7 +371,7 @@ impl Default for Master {
             acked: false,
             good_slaves: 0,
             deny_writes: false,
-            last_ping_ms: 0,
+            last_ping_ms: crate::util::now_ms(),
             limits: (256 << 20, 64 << 20, 60),
             snapshots: 0,
             no_slaves_since_ms: now_ms(),

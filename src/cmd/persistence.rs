@@ -263,15 +263,12 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             o.set_lru(lru_now.wrapping_sub(idle as u32));
         }
     }
-    // Log with an absolute TTL so replay gives the same expiry.
-    let mut argv = vec![
-        Bytes::from_static(b"RESTORE"),
-        key.clone(),
-        Bytes::from(expire_at.unwrap_or(0).to_string()),
-        payload.clone(),
-        Bytes::from_static(b"REPLACE"),
-    ];
-    if expire_at.is_some() {
+    // Logged and replicated as received, with a relative TTL made absolute (Redis appends
+    // ABSTTL), so replay gives the same expiry.
+    let mut argv = args.to_vec();
+    argv[3] = payload.clone();
+    if let (Some(at), false) = (expire_at, absttl) {
+        argv[2] = Bytes::from(at.to_string());
         argv.push(Bytes::from_static(b"ABSTTL"));
     }
     ctx.propagate(argv);

@@ -22,6 +22,8 @@ const DEBUG_HELP: &[&str] = &[
     "ERROR <string>",
     "    Return a Redis protocol error with <string> as message. Useful for clients",
     "    unit tests to simulate Redis errors.",
+    "LOADAOF",
+    "    Flush the AOF buffers on disk and reload the AOF in memory.",
     "LOG <message>",
     "    Write <message> to the server log.",
     "OBJECT <key>",
@@ -81,6 +83,14 @@ pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         (b"object", 3) => super::misc::debug_object(ctx, &args[2]),
         (b"reload", _) => super::misc::debug_reload(ctx, &args[2..]),
+        (b"loadaof", _) => match crate::aof::reload_from_files(ctx.srv) {
+            Ok(()) => {
+                tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+                OK
+            }
+            // Redis exits when the files do not load; the dataset here is what loaded.
+            Err(e) => Reply::Error(format!("ERR Error loading the append only file: {e}")),
+        },
         (b"log", 3) => {
             tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             OK
