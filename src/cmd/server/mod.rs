@@ -231,6 +231,15 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         d.clear();
     }
     ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
+    // As Redis: with save points configured, the emptied dataset is saved at once (a restart
+    // must not bring back the dump from before), which leaves no change unsaved. Not while a
+    // BGSAVE runs (Redis kills it first; ours cannot be killed).
+    if !ctx.srv.cfg.get("save").trim().is_empty() && ctx.srv.snapshot.is_none() {
+        match ctx.srv.with_persistence(|p, srv| p.save(srv)) {
+            Ok(()) => return OK,
+            Err(e) => tracing::warn!("FLUSHALL could not save the empty dataset: {e}"),
+        }
+    }
     ctx.dirty(n.max(1));
     OK
 }
