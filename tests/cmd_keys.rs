@@ -117,3 +117,40 @@ fn glob_patterns_match_like_redis() {
         );
     }
 }
+
+/// RESTORE is logged as received with its relative TTL made absolute (ABSTTL appended, as
+/// Redis): after a restart the keys are back with the same expiry, REPLACE included.
+#[test]
+fn restored_keys_survive_a_restart_with_their_expiry() {
+    let mut sb = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut c = sb.conn();
+    c.assert_cmd(&["RPUSH", "src", "a", "b", "c"], b":3\r\n");
+    let dump = c.cmd(&["DUMP", "src"]);
+    assert!(dump.starts_with(b"$"), "DUMP reply {}", escape(&dump));
+    // The payload: the bulk string's bytes.
+    let start = dump.iter().position(|&b| b == b'\n').expect("bulk header") + 1;
+    let payload = &dump[start..dump.len() - 2];
+    c.assert_cmd(&["SET", "dst", "old"], b"+OK\r\n");
+    let restore = |c: &mut RawConn, args: &[&[u8]]| c.cmd_bytes(args);
+    assert_eq!(
+        restore(
+            &mut c,
+            &[b"RESTORE", b"dst", b"100000", payload, b"REPLACE"]
+        ),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        restore(&mut c, &[b"RESTORE", b"plain", b"0", payload]),
+        b"+OK\r\n"
+    );
+    let expiry = c.cmd(&["PEXPIRETIME", "dst"]);
+    sb.restart();
+    let mut c = sb.conn();
+    c.assert_cmd(
+        &["LRANGE", "dst", "0", "-1"],
+        b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+    );
+    assert_eq!(escape(&c.cmd(&["PEXPIRETIME", "dst"])), escape(&expiry));
+    c.assert_cmd(&["TTL", "plain"], b":-1\r\n");
+    c.assert_cmd(&["LLEN", "plain"], b":3\r\n");
+}
