@@ -382,6 +382,8 @@ pub struct Server {
     pub cron_paused: bool,
     /// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE accepts a payload whose CRC is wrong.
     pub skip_checksum_validation: bool,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call `noscript` commands.
+    pub script_disable_deny_script: bool,
     /// MIGRATE's cached connections to target servers.
     pub migrate: crate::cmd::migrate::SocketCache,
 }
@@ -453,6 +455,7 @@ impl Server {
             active_expire_enabled: true,
             cron_paused: false,
             skip_checksum_validation: false,
+            script_disable_deny_script: false,
             cfg,
         }
     }

@@ -782,7 +782,10 @@ fn script_call(
         return fail("ERR Wrong number of args calling Redis command from script");
     }
     // Blocking commands are not for scripts (Redis 7.0 flags them so), XREAD excepted.
-    if spec.has(NOSCRIPT) || (spec.has(BLOCKING) && !matches!(spec.name, "xread" | "xreadgroup")) {
+    // (DEBUG SET-DISABLE-DENY-SCRIPTS 1 lifts the `noscript` part, as Redis.)
+    if (spec.has(NOSCRIPT) && !srv.script_disable_deny_script)
+        || (spec.has(BLOCKING) && !matches!(spec.name, "xread" | "xreadgroup"))
+    {
         return fail("ERR This Redis command is not allowed from script");
     }
     // Scripts run as the calling user (Redis's scriptVerifyACL).

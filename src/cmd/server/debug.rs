@@ -56,10 +56,14 @@ const DEBUG_HELP: &[&str] = &[
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
     "    default.",
+    "SET-DISABLE-DENY-SCRIPTS <0|1>",
+    "    Setting it to 1 allows scripts to call commands flagged as not allowed in scripts.",
     "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
     "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
+    "STRINGMATCH-TEST",
+    "    Run a fuzz tester against the glob matcher.",
     "QUICKLIST-PACKED-THRESHOLD <size>",
     "    Accepted for compatibility: Strongbox's lists have no plain (unpacked) nodes.",
     "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
@@ -134,6 +138,14 @@ pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             ctx.srv.skip_checksum_validation = atoi(&args[2]) != 0;
             OK
         }
+        (b"set-disable-deny-scripts", 3) => {
+            ctx.srv.script_disable_deny_script = atoi(&args[2]) != 0;
+            OK
+        }
+        (b"stringmatch-test", 2) => {
+            stringmatch_fuzz();
+            Reply::Status("Apparently Redis did not crash: test passed")
+        }
         (b"change-repl-id", 2) => {
             tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
             crate::master::change_replid(ctx.srv);
@@ -178,6 +190,25 @@ pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             String::from_utf8_lossy(&args[1])
         )),
     }
+}
+
+/// Redis's `stringmatchlen_fuzz_test`: random patterns against random strings, to show the
+/// matcher neither crashes nor stalls on any of them.
+fn stringmatch_fuzz() {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let mut hits = 0usize;
+    // Redis runs 10 million rounds; fewer keep the server's pause short (it blocks, as Redis).
+    for _ in 0..20_000 {
+        let mut rand_bytes = || -> Vec<u8> {
+            let len = rng.gen_range(0..32);
+            (0..len).map(|_| rng.gen_range(0..128u8)).collect()
+        };
+        let pattern = rand_bytes();
+        let s = rand_bytes();
+        hits += usize::from(crate::util::glob_match(&pattern, &s, false));
+    }
+    tracing::debug!("stringmatch-test: {hits} matches");
 }
 
 /// C's `atoi`: optional spaces and sign, then digits up to the first non-digit; 0 if none.
