@@ -1032,6 +1032,51 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
     Ok(())
 }
 
+/// DEBUG LOADAOF: empty the dataset and load it back from the AOF directory as at start, the
+/// log written up to its end first. The recovery is read-only (nothing is truncated) and the
+/// running log writer goes on appending where it was.
+pub fn reload_from_files(srv: &mut Server) -> Result<(), String> {
+    let in_place = srv.with_persistence(|p, srv| {
+        p.as_any_mut()
+            .downcast_mut::<Persist>()
+            .is_some_and(|pp| pp.log_in_place(srv))
+    });
+    if !in_place {
+        return Err(
+            "the append only file is not enabled or its base is still being written".into(),
+        );
+    }
+    if !srv.log.wait_written(Duration::from_secs(10)) {
+        return Err("the append only file could not be written".into());
+    }
+    let vfs = RealFs;
+    let dir = srv.cfg.dir();
+    let aof_dir = dir.join(srv.cfg.get("appenddirname"));
+    let filename = srv.cfg.get("appendfilename").to_string();
+    let opts = recovery::Options {
+        load_truncated: true,
+        read_only: true,
+        ..recovery::Options::default()
+    };
+    let obs = recovery::observe(&vfs, &aof_dir, &filename).map_err(|e| e.to_string())?;
+    let plan = recovery::plan(&obs, false).map_err(|e| e.to_string())?;
+    for d in srv.dbs.iter_mut() {
+        d.clear();
+    }
+    crate::cmd::function::clear(srv);
+    let mut sink = ReplaySink {
+        srv,
+        client: loading_client("loading"),
+        rdb_keys: 0,
+    };
+    let outcome = recovery::execute(&vfs, &plan, &opts, &mut sink).map_err(|e| e.to_string())?;
+    for w in &outcome.report.warnings {
+        tracing::warn!("{w}");
+    }
+    srv.dirty = 0;
+    Ok(())
+}
+
 /// What a closed writer leaves for the next one: where the log continues, its INFO totals,
 /// and the logical position the next one starts at.
 struct Closed {

@@ -448,6 +448,35 @@ impl Durability {
         }
     }
 
+    /// Submit the buffer and block until the log writer reports everything written (not
+    /// necessarily fsynced): DEBUG LOADAOF then reads the files back. False if the log failed
+    /// or `timeout` passed first.
+    pub fn wait_written(&mut self, timeout: std::time::Duration) -> bool {
+        self.submit();
+        let target = self.submitted_end;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let posted = {
+                let st = self.relay.state();
+                st.posted
+                    .filter(|(g, _)| *g == st.generation)
+                    .map(|(_, gate)| gate)
+            };
+            let applied = *self.gate_tx.borrow();
+            let written = posted.map_or(0, |g| g.written).max(applied.written);
+            if applied.failed || posted.is_some_and(|g| g.failed) {
+                return false;
+            }
+            if written >= target {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Hand the buffer to the log writer (end of an execution round).
     pub fn submit(&mut self) {
         debug_assert_eq!(self.multi_depth, 0, "submit inside a unit");

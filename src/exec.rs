@@ -419,6 +419,14 @@ pub struct Server {
     pub master: crate::master::Master,
     /// ACL users and the ACL LOG.
     pub acl: crate::acl::Acl,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the cron expires keys nobody reads.
+    pub active_expire_enabled: bool,
+    /// DEBUG PAUSE-CRON: the cron does nothing while set (Redis's `pause_cron`).
+    pub cron_paused: bool,
+    /// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE accepts a payload whose CRC is wrong.
+    pub skip_checksum_validation: bool,
+    /// MIGRATE's cached connections to target servers.
+    pub migrate: crate::cmd::migrate::SocketCache,
 }
 
 impl Server {
@@ -483,11 +491,15 @@ impl Server {
             replica: None,
             repl_ctl: None,
             master: crate::master::Master::default(),
+            migrate: Default::default(),
             acl: {
                 let mut acl = crate::acl::Acl::default();
                 acl.set_requirepass(cfg.get("requirepass"));
                 acl
             },
+            active_expire_enabled: true,
+            cron_paused: false,
+            skip_checksum_validation: false,
             cfg,
         }
     }
@@ -1627,6 +1639,9 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
 /// Timers: LRU clock, blocked-client timeouts, idle-client timeout, active expiry,
 /// persistence (save rules, automatic rewrite).
 fn cron(srv: &mut Server) {
+    if srv.cron_paused {
+        return;
+    }
     srv.lru_clock = lru_clock_now();
     let now = now_ms();
     // Blocked clients whose deadline passed.
@@ -1671,7 +1686,7 @@ fn cron(srv: &mut Server) {
     }
     // A replica does not expire keys itself: the master sends the DELs; nor does a server
     // whose writes are paused.
-    if !srv.expiry_held(now) {
+    if srv.active_expire_enabled && !srv.expiry_held(now) {
         let t = now_us();
         active_expire(srv, now);
         latency_sample(srv, "expire-cycle", (now_us() - t).max(0) as u64);
@@ -1682,6 +1697,7 @@ fn cron(srv: &mut Server) {
     }
     crate::replica::cron(srv);
     crate::master::cron(srv);
+    crate::cmd::migrate::cron(srv);
     if srv.cfg.get_bool("activerehashing") {
         active_rehash(srv);
     }

@@ -371,7 +371,7 @@ impl Default for Master {
             acked: false,
             good_slaves: 0,
             deny_writes: false,
-            last_ping_ms: 0,
+            last_ping_ms: crate::util::now_ms(),
             limits: (256 << 20, 64 << 20, 60),
             snapshots: 0,
             no_slaves_since_ms: now_ms(),
@@ -438,6 +438,15 @@ pub fn offset(srv: &Server) -> Option<i64> {
 /// master_repl_offset as INFO and ROLE show it.
 fn shown_offset(srv: &Server) -> i64 {
     offset(srv).unwrap_or(srv.master.offset_without_backlog)
+}
+
+/// DEBUG CHANGE-REPL-ID: a new replication id, and no former one (Redis's
+/// `changeReplicationId` + `clearReplicationId2`).
+pub fn change_replid(srv: &mut Server) {
+    let m = &mut srv.master;
+    m.replid = random_replid();
+    m.replid2 = "0".repeat(40);
+    m.second_offset = -1;
 }
 
 fn ensure_backlog(srv: &mut Server) -> Arc<Backlog> {

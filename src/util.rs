@@ -19,15 +19,62 @@ pub fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// Redis's `stringmatchlen`: `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x`.
+/// Redis's `stringmatchlen`: `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\\x`, with its quirks (an
+/// unterminated `[` takes the rest of the pattern; a trailing `\\` is a literal backslash;
+/// inside a class an escaped byte compares case-sensitively; an empty string matches only the
+/// empty pattern, `*` included — KEYS and SCAN short-cut a lone `*` before matching).
+///
+/// Every token but `*` matches exactly one byte, so only the latest `*` ever needs to be retried:
+/// when the rest of the pattern fails, that star takes one more byte and the match resumes after
+/// it; an earlier star taking more could only move the rest further right, which was already
+/// tried. Time O(pattern × string), no recursion, no allocation — a recursive matcher is
+/// exponential in the number of stars (`KEYS a*a*a*…b`), a denial of service.
 pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    glob_rec(pattern, s, nocase, 0)
+    if s.is_empty() {
+        return pattern.is_empty();
+    }
+    let (mut pi, mut si) = (0usize, 0usize);
+    // The pattern index after the latest `*` and the string index it is being retried at.
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        if pi < pattern.len() && pattern[pi] == b'*' {
+            while pi < pattern.len() && pattern[pi] == b'*' {
+                pi += 1;
+            }
+            if pi == pattern.len() {
+                return true;
+            }
+            star = Some((pi, si));
+            continue;
+        }
+        if si == s.len() {
+            // Trailing stars were consumed above; anything else needs a byte.
+            return pi == pattern.len();
+        }
+        if pi < pattern.len() {
+            let (matched, len) = glob_token(&pattern[pi..], s[si], nocase);
+            if matched {
+                pi += len;
+                si += 1;
+                continue;
+            }
+        }
+        // A mismatch, or pattern used up with bytes left: the latest star takes one more byte.
+        match star {
+            Some((after, from)) => {
+                pi = after;
+                si = from + 1;
+                star = Some((after, si));
+            }
+            None => return false,
+        }
+    }
 }
 
-fn glob_rec(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
-    if depth > 1000 {
-        return false;
-    }
+/// Whether the pattern token at the start of `p` (not a `*`) matches byte `c`, and the token's
+/// length in the pattern. Parses as Redis's `stringmatchlen` does: the structure of a pattern
+/// never depends on the string.
+fn glob_token(p: &[u8], c: u8, nocase: bool) -> (bool, usize) {
     let eq = |a: u8, b: u8| {
         if nocase {
             a.eq_ignore_ascii_case(&b)
@@ -35,104 +82,46 @@ fn glob_rec(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
             a == b
         }
     };
-    while !p.is_empty() && !s.is_empty() || (!p.is_empty() && p[0] == b'*') {
-        match p[0] {
-            b'*' => {
-                while p.len() > 1 && p[1] == b'*' {
-                    p = &p[1..];
-                }
-                if p.len() == 1 {
-                    return true;
-                }
-                for i in 0..=s.len() {
-                    if glob_rec(&p[1..], &s[i..], nocase, depth + 1) {
-                        return true;
+    match p[0] {
+        b'?' => (true, 1),
+        b'[' => {
+            let mut i = 1;
+            let not = p.get(i) == Some(&b'^');
+            if not {
+                i += 1;
+            }
+            let mut matched = false;
+            // `\x` pairs and `a-z` triples are read whole (in `[a-]]` the first `]` ends a
+            // range); without a closing `]` the class runs to the end of the pattern.
+            while i < p.len() {
+                if p[i] == b'\\' && p.len() - i >= 2 {
+                    matched |= p[i + 1] == c;
+                    i += 2;
+                } else if p[i] == b']' {
+                    i += 1;
+                    break;
+                } else if p.len() - i >= 3 && p[i + 1] == b'-' {
+                    let (mut lo, mut hi) = (p[i], p[i + 2]);
+                    if lo > hi {
+                        std::mem::swap(&mut lo, &mut hi);
                     }
-                }
-                return false;
-            }
-            b'?' => {
-                s = &s[1..];
-                p = &p[1..];
-                continue;
-            }
-            b'[' => {
-                p = &p[1..];
-                let not = !p.is_empty() && p[0] == b'^';
-                if not {
-                    p = &p[1..];
-                }
-                let mut matched = false;
-                loop {
-                    if p.is_empty() {
-                        break;
-                    }
-                    if p[0] == b'\\' && p.len() >= 2 {
-                        p = &p[1..];
-                        if eq(p[0], s[0]) {
-                            matched = true;
-                        }
-                    } else if p[0] == b']' {
-                        break;
-                    } else if p.len() >= 3 && p[1] == b'-' {
-                        let (mut lo, mut hi) = (p[0], p[2]);
-                        if lo > hi {
-                            std::mem::swap(&mut lo, &mut hi);
-                        }
-                        let c = s[0];
-                        let (c, lo, hi) = if nocase {
-                            (
-                                c.to_ascii_lowercase(),
-                                lo.to_ascii_lowercase(),
-                                hi.to_ascii_lowercase(),
-                            )
-                        } else {
-                            (c, lo, hi)
-                        };
-                        p = &p[2..];
-                        if c >= lo && c <= hi {
-                            matched = true;
-                        }
-                    } else if eq(p[0], s[0]) {
-                        matched = true;
-                    }
-                    p = &p[1..];
-                }
-                // p now at ']' or end
-                if !p.is_empty() {
-                    p = &p[1..];
-                }
-                if not {
-                    matched = !matched;
-                }
-                if !matched {
-                    return false;
-                }
-                s = &s[1..];
-                continue;
-            }
-            b'\\' if p.len() >= 2 => {
-                p = &p[1..];
-                if !eq(p[0], s[0]) {
-                    return false;
+                    matched |= if nocase {
+                        let c = c.to_ascii_lowercase();
+                        c >= lo.to_ascii_lowercase() && c <= hi.to_ascii_lowercase()
+                    } else {
+                        c >= lo && c <= hi
+                    };
+                    i += 3;
+                } else {
+                    matched |= eq(p[i], c);
+                    i += 1;
                 }
             }
-            c => {
-                if !eq(c, s[0]) {
-                    return false;
-                }
-            }
+            (matched != not, i)
         }
-        p = &p[1..];
-        s = &s[1..];
-        if s.is_empty() {
-            while !p.is_empty() && p[0] == b'*' {
-                p = &p[1..];
-            }
-            break;
-        }
+        b'\\' if p.len() >= 2 => (eq(p[1], c), 2),
+        other => (eq(other, c), 1),
     }
-    p.is_empty() && s.is_empty()
 }
 
 /// Parse an integer argument as Redis's `getLongLongFromObject` (strict decimal).
@@ -284,6 +273,38 @@ mod tests {
         assert!(glob_match(b"MAX*", b"maxmemory", true));
         assert!(glob_match(b"a*", b"a", false));
         assert!(!glob_match(b"a?", b"a", false));
+        assert!(glob_match(b"*a*b*", b"xxaxxbxx", false));
+        assert!(!glob_match(b"*a*b", b"xxaxxbxx", false));
+        assert!(glob_match(b"a*", b"abc", false));
+        assert!(!glob_match(b"*", b"", false), "as Redis's stringmatchlen");
+        assert!(glob_match(b"", b"", false));
+        assert!(!glob_match(b"?", b"", false));
+        assert!(
+            glob_match(b"[abc", b"b", false),
+            "an unterminated class runs to the end"
+        );
+        assert!(
+            glob_match(b"a\\", b"a\\", false),
+            "a trailing backslash is literal"
+        );
+        assert!(glob_match(b"[\\]]x", b"]x", false));
+        assert!(glob_match(b"*[0-9]", b"abc7", false));
+        assert!(!glob_match(b"*[^0-9]", b"abc7", false));
+    }
+
+    /// `*` retried at every position by recursion is exponential in the number of stars; this
+    /// pattern (Redis's regression test) took minutes and blocked the server.
+    #[test]
+    fn glob_with_many_stars_is_fast() {
+        let key = [b'a'; 40];
+        let pattern = b"a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b";
+        let t = std::time::Instant::now();
+        assert!(!glob_match(pattern, &key, false));
+        let long = vec![b'a'; 10_000];
+        let many = b"*a".repeat(2000);
+        assert!(glob_match(&many, &long, false));
+        assert!(!glob_match(&[&many[..], b"b"].concat(), &long, false));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

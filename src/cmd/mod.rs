@@ -22,6 +22,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
 pub mod list;
+pub mod migrate;
 pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
@@ -120,13 +121,23 @@ impl CommandSpec {
         match self.name {
             "zunionstore" | "zinterstore" | "zdiffstore" if argv.len() > 1 => f(1),
             "sort" => {
-                // Any argument after a STORE token (a BY or GET pattern spelled "store" only
-                // adds a key: harmless for every user of key positions).
-                let last = argv.len().saturating_sub(1);
-                for (i, a) in argv.iter().enumerate().take(last).skip(2) {
-                    if a.eq_ignore_ascii_case(b"store") {
-                        f(i + 1);
+                // Redis's sortGetKeys: the argument after the last STORE token, skipping the
+                // arguments of LIMIT (2), GET and BY (1) — SORT itself stores into the last one.
+                let mut store = None;
+                let mut i = 2;
+                while i < argv.len() {
+                    let a = &argv[i];
+                    if a.eq_ignore_ascii_case(b"limit") {
+                        i += 2;
+                    } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+                        i += 1;
+                    } else if a.eq_ignore_ascii_case(b"store") && i + 1 < argv.len() {
+                        store = Some(i + 1);
                     }
+                    i += 1;
+                }
+                if let Some(p) = store {
+                    f(p);
                 }
             }
             // GEORADIUS[BYMEMBER] … STORE|STOREDIST key (Redis: keyword key specs); every
@@ -147,6 +158,10 @@ impl CommandSpec {
 
     /// Call `f` with every key argument of `argv`, as [`Self::key_positions`] finds them.
     pub fn for_each_key<'a>(&self, argv: &'a [Bytes], mut f: impl FnMut(&'a [u8])) {
+        if self.name == "migrate" {
+            // Argument 3, or the keys after its KEYS option.
+            return migrate::key_positions(argv, |p| f(&argv[p]));
+        }
         self.extra_key_positions(argv, |p| f(&argv[p]));
         match self.keys {
             KeySpec::None => {}
@@ -175,6 +190,11 @@ impl CommandSpec {
 
     /// Positions of key arguments in `argv`.
     pub fn key_positions(&self, argv: &[Bytes]) -> Vec<usize> {
+        if self.name == "migrate" {
+            let mut v = Vec::new();
+            migrate::key_positions(argv, |p| v.push(p));
+            return v;
+        }
         let mut extra = Vec::new();
         self.extra_key_positions(argv, |p| extra.push(p));
         let mut v = self.spec_key_positions(argv);
@@ -297,6 +317,7 @@ pub fn table() -> &'static CommandTable {
             persistence::COMMANDS,
             hyperloglog::COMMANDS,
             acl::COMMANDS,
+            migrate::COMMANDS,
         ];
         let mut map = HashMap::new();
         let mut all = Vec::new();

@@ -218,7 +218,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c(
         "append",
         3,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | FAST,
         K1,
         "string",
         "2.0.0",

@@ -468,7 +468,7 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         s.kv("pubsubshard_channels", srv.pubsub.shard_channels.len());
         s.kv("latest_fork_usec", 0);
         s.kv("total_forks", 0);
-        s.kv("migrate_cached_sockets", 0);
+        s.kv("migrate_cached_sockets", srv.migrate.len());
         s.kv("slave_expires_tracked_keys", 0);
         s.kv("active_defrag_hits", 0);
         s.kv("active_defrag_misses", 0);

@@ -1,4 +1,4 @@
-//! SLOWLOG, MEMORY, LATENCY, MONITOR, LASTSAVE, ROLE, WAIT, DEBUG.
+//! SLOWLOG, MEMORY, LATENCY, MONITOR, LASTSAVE, ROLE, WAIT, DEBUG OBJECT and RELOAD.
 
 use bytes::Bytes;
 
@@ -99,18 +99,6 @@ const LATENCY_HELP: &[&str] = &[
     "HISTOGRAM [COMMAND ...]",
     "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
     "    If no commands are specified then all histograms are replied.",
-];
-
-/// DEBUG HELP: the subcommands Strongbox has (Redis 7.0's names and arguments).
-const DEBUG_HELP: &[&str] = &[
-    "OBJECT <key>",
-    "    Show low level info about `key` and associated value.",
-    "SET-ACTIVE-EXPIRE <0|1>",
-    "    Accepted for compatibility; has no effect (active expiry stays on).",
-    "QUICKLIST-PACKED-THRESHOLD <size>",
-    "    Accepted for compatibility; has no effect.",
-    "SLEEP <seconds>",
-    "    Stop the server for <seconds>. Decimals allowed.",
 ];
 
 pub(super) fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -471,60 +459,56 @@ pub(super) fn wait(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     crate::master::wait(ctx, numreplicas, timeout)
 }
 
-pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let sub = args[1].to_ascii_lowercase();
-    match &sub[..] {
-        b"help" if args.len() == 2 => help_reply("debug", DEBUG_HELP),
-        b"sleep" if args.len() == 3 => {
-            let secs = crate::util::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
-            std::thread::sleep(std::time::Duration::from_micros((secs * 1e6) as u64));
-            OK
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save the dataset to `dbfilename` (unless NOSAVE),
+/// empty the databases (unless NOFLUSH), load the file back (as Redis does; the log is not
+/// involved — the dataset is unchanged). Our loader always lets a loaded key replace an
+/// existing one, which is MERGE; Redis without MERGE stops on such a key.
+pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
+    let (mut flush, mut save) = (true, true);
+    for o in opts {
+        if o.eq_ignore_ascii_case(b"merge") {
+        } else if o.eq_ignore_ascii_case(b"noflush") {
+            flush = false;
+        } else if o.eq_ignore_ascii_case(b"nosave") {
+            save = false;
+        } else {
+            return Reply::err(
+                "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            );
         }
-        b"object" if args.len() == 3 => debug_object(ctx, &args[2]),
-        b"reload" => debug_reload(ctx),
-        b"set-active-expire" if args.len() == 3 => OK,
-        b"set-disable-deny-scripts" if args.len() == 3 => {
-            ctx.srv.script_disable_deny = crate::util::parse_i64(&args[2]).is_some_and(|v| v != 0);
-            OK
-        }
-        b"quicklist-packed-threshold" if args.len() == 3 => OK,
-        _ => Reply::Error(format!(
-            "ERR unknown subcommand '{}'. Try DEBUG HELP.",
-            String::from_utf8_lossy(&args[1])
-        )),
     }
-}
-
-/// DEBUG RELOAD: save the dataset to `dbfilename`, empty the databases, load the file back (as
-/// Redis does; the log is not involved — the dataset is unchanged).
-fn debug_reload(ctx: &mut Ctx) -> Reply {
     if ctx.srv.snapshot.is_some() {
         return Reply::err("ERR Background save already in progress");
     }
-    if let Err(e) = crate::snapshot::save_to_dbfilename(ctx.srv) {
-        return Reply::Error(format!("ERR Error trying to save the DB: {e}"));
+    if save {
+        if let Err(e) = crate::snapshot::save_to_dbfilename(ctx.srv) {
+            return Reply::Error(format!("ERR Error trying to save the DB: {e}"));
+        }
     }
     let path = ctx.srv.cfg.dir().join(ctx.srv.cfg.get("dbfilename"));
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) => return Reply::Error(format!("ERR Error trying to load the RDB dump: {e}")),
     };
-    for d in ctx.srv.dbs.iter_mut() {
-        d.clear();
+    if flush {
+        for d in ctx.srv.dbs.iter_mut() {
+            d.clear();
+        }
+        // Redis's emptyData: the libraries go too (the file has them).
+        crate::cmd::function::clear(ctx.srv);
     }
-    // Redis's emptyData: the libraries go too (the file has them).
-    crate::cmd::function::clear(ctx.srv);
     match crate::snapshot::load_rdb(ctx.srv, std::io::BufReader::new(file), true) {
         Ok(_) => {
             ctx.srv.dirty = 0;
             ctx.srv.lastsave_s = crate::util::now_ms() / 1000;
+            tracing::warn!("DB reloaded by DEBUG RELOAD");
             OK
         }
         Err(e) => Reply::Error(format!("ERR Error trying to load the RDB dump: {e}")),
     }
 }
 
-fn debug_object(ctx: &mut Ctx, key: &[u8]) -> Reply {
+pub(super) fn debug_object(ctx: &mut Ctx, key: &[u8]) -> Reply {
     ctx.expire_if_needed(key);
     let db = ctx.client.db;
     let lru_clock = ctx.srv.lru_clock;

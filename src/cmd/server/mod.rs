@@ -11,6 +11,7 @@ use crate::resp::{Reply, OK};
 pub(crate) mod client;
 pub(crate) mod command;
 mod config;
+mod debug;
 mod info;
 mod misc;
 
@@ -40,7 +41,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ADMIN | NOSCRIPT | LOADING | STALE,
         KNONE,
         "server",
-        misc::debug,
+        debug::debug,
     ),
     CommandSpec {
         summary: "Get information and statistics about the server",
@@ -250,6 +251,15 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     ctx.srv.signal_blocked_in(None);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
+    // As Redis: with save points configured, the emptied dataset is saved at once (a restart
+    // must not bring back the dump from before), which leaves no change unsaved. Not while a
+    // BGSAVE runs (Redis kills it first; ours cannot be killed).
+    if !ctx.srv.cfg.get("save").trim().is_empty() && ctx.srv.snapshot.is_none() {
+        match ctx.srv.with_persistence(|p, srv| p.save(srv)) {
+            Ok(()) => return OK,
+            Err(e) => tracing::warn!("FLUSHALL could not save the empty dataset: {e}"),
+        }
+    }
     ctx.dirty(n.max(1));
     OK
 }
