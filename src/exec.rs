@@ -392,6 +392,7 @@ impl Server {
         self.hot = HotConfig::from_config(&self.cfg);
         crate::cmd::acl::requirepass_changed(self);
         crate::log::set_level(self.cfg.get("loglevel"));
+        crate::master::refresh_good_slaves(self, now_ms());
     }
 
     pub fn new(cfg: Config) -> Server {
