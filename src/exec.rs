@@ -761,6 +761,14 @@ fn call_at(
     if let Reply::Error(msg) = &reply {
         e.3 += 1;
         count_error(&mut srv.stats, msg);
+        if client.is_master {
+            // As Redis: an error in answer to the master's stream means the datasets diverge.
+            let text = &msg[..msg.floor_char_boundary(4096)];
+            tracing::warn!(
+                "== CRITICAL == This replica is sending an error to its master: '{text}' after processing the command '{}'",
+                spec.name
+            );
+        }
     }
     let threshold = srv.hot.slowlog_log_slower_than;
     if threshold >= 0 && dur as i64 >= threshold && !spec.has(flags::SKIP_SLOWLOG) {
