@@ -100,7 +100,8 @@ pub enum RecoveryError {
         source: ManifestError,
     },
     /// A file listed in the manifest is missing.
-    #[error("AOF file {path} is listed in the manifest but does not exist; {REPAIR_HINT}")]
+    /// Redis's words ("The append log file ... doesn't exist: No such file or directory").
+    #[error("The append log file {path} doesn't exist: No such file or directory (it is listed in the manifest); {REPAIR_HINT}")]
     MissingFile {
         /// The missing file.
         path: PathBuf,
