@@ -229,6 +229,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         n += d.len() as u64;
         d.clear();
     }
+    ctx.srv.with_persistence(|p, srv| p.flushall(srv));
     ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
     ctx.dirty(n.max(1));
     OK
