@@ -22,7 +22,7 @@ pub enum Reason {
     #[error("unsupported: {0}")]
     Unsupported(String),
     /// The CRC-64 stored after EOF does not match the bytes read.
-    #[error("checksum mismatch: stored {stored:016x}, computed {computed:016x}")]
+    #[error("checksum mismatch: stored {stored:016x}, computed {computed:016x} (RDB CRC error)")]
     ChecksumMismatch {
         /// Stored value.
         stored: u64,
