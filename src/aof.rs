@@ -1003,6 +1003,19 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         let resume = if plan.is_empty() && vfs.exists(&dump_path).unwrap_or(false) {
             // Migration: an existing dump.rdb becomes the base of a new AOF directory.
             import_dump(srv, vfs.as_ref(), &dump_path, &aof_dir, &filename)?
+        } else if plan.is_empty() {
+            // As Redis 7 (aofOpenIfNeededOnServerStart): an empty dataset still gets a base, so
+            // the directory starts as base 1 + incr 1 and the first rewrite makes base 2.
+            let rdb = srv.cfg.get_bool("aof-use-rdb-preamble");
+            let bytes = if rdb {
+                crate::snapshot::write_rdb(srv, Vec::new(), true)?
+            } else {
+                Vec::new()
+            };
+            let base = base_file_name(&filename, 1, rdb);
+            let resume = install_first_base(vfs.as_ref(), &aof_dir, &filename, &base, &bytes)?;
+            tracing::info!("Creating AOF base file {base} on server start");
+            resume
         } else {
             let mut sink = ReplaySink {
                 srv,
@@ -1268,13 +1281,26 @@ fn import_dump(
         stats.keys,
         dump_path.display()
     );
+    let base = base_file_name(filename, 1, true);
+    install_first_base(vfs, aof_dir, filename, &base, &bytes)
+}
+
+/// A new AOF directory whose manifest lists `base` (seq 1, holding `bytes`) and no incr file
+/// yet (the writer opens incr 1).
+fn install_first_base(
+    vfs: &dyn Vfs,
+    aof_dir: &Path,
+    filename: &str,
+    base: &str,
+    bytes: &[u8],
+) -> Result<ResumePoint, String> {
     vfs.create_dir_all(aof_dir)
         .map_err(|e| format!("create {}: {e}", aof_dir.display()))?;
     if let Some(parent) = aof_dir.parent() {
         vfs.sync_dir(parent).map_err(|e| e.to_string())?;
     }
-    let base = base_file_name(filename, 1, true);
-    strongbox_storage::fs::write_file_atomic(vfs, aof_dir, &base, &bytes)
+    let base = base.to_string();
+    strongbox_storage::fs::write_file_atomic(vfs, aof_dir, &base, bytes)
         .map_err(|e| format!("write {base}: {e}"))?;
     let manifest = Manifest {
         base: Some(ManifestEntry {
