@@ -117,7 +117,7 @@ pub enum RecoveryError {
         files: String,
     },
     /// Damaged bytes where a torn tail cannot explain them.
-    #[error("bad file format reading the append only file {path} at offset {offset}: {reason}; {REPAIR_HINT}")]
+    #[error("Bad file format reading the append only file {path} at offset {offset}: {reason}; {REPAIR_HINT}")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -127,7 +127,7 @@ pub enum RecoveryError {
         reason: String,
     },
     /// A torn tail that may not be cut (not the last file, or `aof-load-truncated no`).
-    #[error("unexpected end of the append only file {path} at offset {offset}: {reason}; {hint}")]
+    #[error("Unexpected end of file reading the append only file {path} at offset {offset}: {reason}; {hint}")]
     Truncated {
         /// The file.
         path: PathBuf,
