@@ -737,6 +737,9 @@ fn call_at(
         block_client(srv, client, b);
         return Reply::Nil;
     }
+    if dirty > 0 && !client.is_master && srv.replica.is_some() && spec.is_write() {
+        crate::replica::remember_local_keys(srv, client.db, spec, argv);
+    }
     // Propagation: the one place where a command's effect enters the log.
     if dirty > 0 || propagate.as_ref().is_some_and(|p| !p.is_empty()) {
         srv.dirty += dirty;
@@ -1379,6 +1382,9 @@ fn cron(srv: &mut Server) {
     // whose writes are paused.
     if !srv.expiry_held(now) {
         active_expire(srv, now);
+    } else if !srv.pause.holds_writes(now) {
+        // A writable replica's own keys with a TTL are its to expire.
+        crate::replica::expire_local_keys(srv, now);
     }
     // Evictions left over by a command's time budget, or a lowered `maxmemory`.
     if srv.hot.maxmemory != 0 {
