@@ -927,6 +927,18 @@ impl Persistence for Persist {
     }
 }
 
+/// CONFIG SET hook: settings the running log writer follows at once (`aof-timestamp-enabled`).
+pub fn config_changed(srv: &Server) {
+    if let Some(w) = srv
+        .log
+        .sink()
+        .and_then(|s| s.as_any().downcast_ref::<AofSink>())
+    {
+        w.writer
+            .set_timestamps(srv.cfg.get_bool("aof-timestamp-enabled"));
+    }
+}
+
 /// Load the data set and attach the log writer (server start).
 pub fn open(srv: &mut Server) -> Result<(), String> {
     let vfs: Arc<dyn Vfs> = Arc::new(RealFs);

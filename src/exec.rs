@@ -393,6 +393,7 @@ impl Server {
         crate::cmd::acl::requirepass_changed(self);
         crate::log::set_level(self.cfg.get("loglevel"));
         crate::master::refresh_good_slaves(self, now_ms());
+        crate::aof::config_changed(self);
     }
 
     pub fn new(cfg: Config) -> Server {

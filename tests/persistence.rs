@@ -286,6 +286,39 @@ fn flushall_abandons_a_bgsave_in_progress() {
     assert_eq!(r, "Background saving started");
 }
 
+/// CONFIG SET aof-timestamp-enabled applies to the running log: `#TS:` annotations start
+/// (and stop) without a restart.
+#[test]
+fn config_set_aof_timestamp_enabled_applies_at_once() {
+    let sb = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut c = con(sb.port());
+    let count = |dir: &Path| {
+        let bytes = std::fs::read(last_incr_file(&dir.join("appendonlydir"))).unwrap();
+        String::from_utf8_lossy(&bytes).matches("#TS:").count()
+    };
+    redis::cmd("SET")
+        .arg("a")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap();
+    assert_eq!(count(sb.dir()), 0);
+    config_set(&mut c, "aof-timestamp-enabled", "yes");
+    redis::cmd("SET")
+        .arg("b")
+        .arg("2")
+        .query::<()>(&mut c)
+        .unwrap();
+    assert_eq!(count(sb.dir()), 1);
+    config_set(&mut c, "aof-timestamp-enabled", "no");
+    std::thread::sleep(Duration::from_millis(1100));
+    redis::cmd("SET")
+        .arg("c")
+        .arg("3")
+        .query::<()>(&mut c)
+        .unwrap();
+    assert_eq!(count(sb.dir()), 1);
+}
+
 fn write_workload(port: u16, n: usize) {
     let mut c = con(port);
     for i in 0..n {
