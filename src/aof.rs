@@ -119,6 +119,8 @@ pub struct Persist {
     filename: String,
     /// Dirty counter at the start of the running BGSAVE.
     bgsave_dirty_at_start: u64,
+    /// The epoch of the snapshot BGSAVE started (FLUSHALL abandons that one, not a replica's).
+    bgsave_epoch: Option<u32>,
     rewrite_scheduled: bool,
     bgsave_scheduled: bool,
     /// CONFIG SET appendfsync came while a snapshot ran: the log changes policy after it.
@@ -529,6 +531,7 @@ impl Persist {
         Snapshot::start(srv, Target::Dump { final_path }, temp, Format::Rdb(opts))?;
         if let Some(s) = srv.snapshot.as_mut() {
             s.note_start(t0);
+            self.bgsave_epoch = Some(s.epoch);
         }
         self.bgsave_dirty_at_start = srv.dirty;
         self.bgsave_scheduled = false;
@@ -595,6 +598,19 @@ impl Persistence for Persist {
 
     fn fsync_policy_changed(&mut self, srv: &mut Server) -> Result<(), String> {
         self.apply_fsync_policy(srv)
+    }
+
+    fn flushall(&mut self, srv: &mut Server) {
+        let ours = srv.snapshot.as_ref().is_some_and(|s| {
+            self.bgsave_epoch == Some(s.epoch) && matches!(s.purpose, Purpose::Dump {})
+        });
+        if ours {
+            compaction::abort(srv);
+            self.bgsave_epoch = None;
+            tracing::warn!(
+                "Background saving terminated: FLUSHALL emptied the dataset it was saving"
+            );
+        }
     }
 
     fn appendonly_changed(&mut self, srv: &mut Server) -> Result<(), String> {
@@ -911,6 +927,18 @@ impl Persistence for Persist {
     }
 }
 
+/// CONFIG SET hook: settings the running log writer follows at once (`aof-timestamp-enabled`).
+pub fn config_changed(srv: &Server) {
+    if let Some(w) = srv
+        .log
+        .sink()
+        .and_then(|s| s.as_any().downcast_ref::<AofSink>())
+    {
+        w.writer
+            .set_timestamps(srv.cfg.get_bool("aof-timestamp-enabled"));
+    }
+}
+
 /// Load the data set and attach the log writer (server start).
 pub fn open(srv: &mut Server) -> Result<(), String> {
     let vfs: Arc<dyn Vfs> = Arc::new(RealFs);
@@ -931,6 +959,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         aof_dir: aof_dir.clone(),
         filename: filename.clone(),
         bgsave_dirty_at_start: 0,
+        bgsave_epoch: None,
         rewrite_scheduled: false,
         bgsave_scheduled: false,
         fsync_change_scheduled: false,
@@ -975,6 +1004,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         tracing::warn!("{w}");
     }
     if srv.cfg.get_bool("appendonly") {
+        upgrade_old_style(vfs.as_ref(), &dir, &aof_dir, &filename)?;
         let opts = recovery::Options {
             load_truncated: srv.cfg.get_bool("aof-load-truncated"),
             ..recovery::Options::default()
@@ -985,6 +1015,19 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         let resume = if plan.is_empty() && vfs.exists(&dump_path).unwrap_or(false) {
             // Migration: an existing dump.rdb becomes the base of a new AOF directory.
             import_dump(srv, vfs.as_ref(), &dump_path, &aof_dir, &filename)?
+        } else if plan.is_empty() {
+            // As Redis 7 (aofOpenIfNeededOnServerStart): an empty dataset still gets a base, so
+            // the directory starts as base 1 + incr 1 and the first rewrite makes base 2.
+            let rdb = srv.cfg.get_bool("aof-use-rdb-preamble");
+            let bytes = if rdb {
+                crate::snapshot::write_rdb(srv, Vec::new(), true)?
+            } else {
+                Vec::new()
+            };
+            let base = base_file_name(&filename, 1, rdb);
+            let resume = install_first_base(vfs.as_ref(), &aof_dir, &filename, &base, &bytes)?;
+            tracing::info!("Creating AOF base file {base} on server start");
+            resume
         } else {
             let mut sink = ReplaySink {
                 srv,
@@ -1196,6 +1239,85 @@ fn attach_writer(
     Ok(())
 }
 
+/// Redis 7's upgrade of a Redis 6 style AOF (`<dir>/<appendfilename>`, one file): when the AOF
+/// directory is missing, has no manifest (or an empty one), or its manifest lists only that
+/// file as base and the file is not there yet (an interrupted upgrade), the file becomes the
+/// base (seq 1) of the AOF directory: manifest first, then the file moved in (as Redis's
+/// aofUpgradePrepare, so an interruption between the two is resumed by the third case).
+fn upgrade_old_style(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    aof_dir: &Path,
+    filename: &str,
+) -> Result<(), String> {
+    let old = dir.join(filename);
+    if !old.is_file() {
+        return Ok(());
+    }
+    let inside = aof_dir.join(filename);
+    let manifest_path = aof_dir.join(manifest_name(filename));
+    let upgrade = if !vfs.exists(aof_dir).unwrap_or(false) {
+        true
+    } else {
+        match vfs.read(&manifest_path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(format!("Can't read {}: {e}", manifest_path.display())),
+            // A manifest that does not parse is reported by the normal load.
+            Ok(bytes) => Manifest::parse(&bytes).is_ok_and(|m| {
+                m.is_empty()
+                    || (m.incr.is_empty()
+                        && m.base.as_ref().is_some_and(|b| b.name == filename)
+                        && !vfs.exists(&inside).unwrap_or(true))
+            }),
+        }
+    };
+    if !upgrade {
+        return Ok(());
+    }
+    vfs.create_dir_all(aof_dir).map_err(|e| {
+        format!(
+            "Can't open or create append-only dir {}: {e}",
+            aof_dir.display()
+        )
+    })?;
+    vfs.sync_dir(dir).map_err(|e| e.to_string())?;
+    let manifest = Manifest {
+        base: Some(ManifestEntry {
+            name: filename.to_string(),
+            seq: 1,
+            kind: FileType::Base,
+        }),
+        ..Manifest::default()
+    };
+    strongbox_storage::fs::write_file_atomic(
+        vfs,
+        aof_dir,
+        &manifest_name(filename),
+        &manifest.format(),
+    )
+    .map_err(|e| {
+        format!(
+            "Can't write the AOF manifest {}: {e}",
+            manifest_path.display()
+        )
+    })?;
+    vfs.rename(&old, &inside).map_err(|e| {
+        format!(
+            "Error trying to rename the existing AOF to {}: {e}",
+            inside.display()
+        )
+    })?;
+    vfs.sync_dir(aof_dir).map_err(|e| e.to_string())?;
+    vfs.sync_dir(dir).map_err(|e| e.to_string())?;
+    tracing::info!(
+        "Successfully migrated an old-style AOF into the AOF directory {}.",
+        aof_dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    Ok(())
+}
+
 /// appendonly yes, no AOF directory, an existing dump.rdb: load it and make a copy of it the
 /// base of a new AOF directory (the Redis → Strongbox migration step).
 fn import_dump(
@@ -1216,13 +1338,26 @@ fn import_dump(
         stats.keys,
         dump_path.display()
     );
+    let base = base_file_name(filename, 1, true);
+    install_first_base(vfs, aof_dir, filename, &base, &bytes)
+}
+
+/// A new AOF directory whose manifest lists `base` (seq 1, holding `bytes`) and no incr file
+/// yet (the writer opens incr 1).
+fn install_first_base(
+    vfs: &dyn Vfs,
+    aof_dir: &Path,
+    filename: &str,
+    base: &str,
+    bytes: &[u8],
+) -> Result<ResumePoint, String> {
     vfs.create_dir_all(aof_dir)
         .map_err(|e| format!("create {}: {e}", aof_dir.display()))?;
     if let Some(parent) = aof_dir.parent() {
         vfs.sync_dir(parent).map_err(|e| e.to_string())?;
     }
-    let base = base_file_name(filename, 1, true);
-    strongbox_storage::fs::write_file_atomic(vfs, aof_dir, &base, &bytes)
+    let base = base.to_string();
+    strongbox_storage::fs::write_file_atomic(vfs, aof_dir, &base, bytes)
         .map_err(|e| format!("write {base}: {e}"))?;
     let manifest = Manifest {
         base: Some(ManifestEntry {

@@ -443,6 +443,8 @@ impl Server {
         self.hot = HotConfig::from_config(&self.cfg);
         crate::cmd::acl::requirepass_changed(self);
         crate::log::set_level(self.cfg.get("loglevel"));
+        crate::master::refresh_good_slaves(self, now_ms());
+        crate::aof::config_changed(self);
     }
 
     pub fn new(cfg: Config) -> Server {
@@ -880,6 +882,9 @@ fn call_at(
         block_client(srv, client, b);
         return Reply::Nil;
     }
+    if dirty > 0 && !client.is_master && srv.replica.is_some() && spec.is_write() {
+        crate::replica::remember_local_keys(srv, client.db, spec, argv);
+    }
     // Propagation: the one place where a command's effect enters the log.
     if dirty > 0 || propagate.as_ref().is_some_and(|p| !p.is_empty()) {
         srv.dirty += dirty;
@@ -902,6 +907,14 @@ fn call_at(
     let failed = match &reply {
         Reply::Error(msg) => {
             count_error(&mut srv.stats, msg);
+            if client.is_master {
+                // As Redis: an error in answer to the master's stream means the datasets diverge.
+                let text = &msg[..msg.floor_char_boundary(4096)];
+                tracing::warn!(
+                    "== CRITICAL == This replica is sending an error to its master: '{text}' after processing the command '{}'",
+                    spec.name
+                );
+            }
             true
         }
         _ => false,
@@ -1690,6 +1703,9 @@ fn cron(srv: &mut Server) {
         let t = now_us();
         active_expire(srv, now);
         latency_sample(srv, "expire-cycle", (now_us() - t).max(0) as u64);
+    } else if srv.active_expire_enabled && !srv.pause.holds_writes(now) {
+        // A writable replica's own keys with a TTL are its to expire.
+        crate::replica::expire_local_keys(srv, now);
     }
     // Evictions left over by a command's time budget, or a lowered `maxmemory`.
     if srv.hot.maxmemory != 0 {

@@ -972,6 +972,7 @@ pub fn forget(srv: &mut Server, id: ClientId) {
     if srv.master.slaves.is_empty() {
         srv.master.no_slaves_since_ms = now_ms();
     }
+    refresh_good_slaves(srv, now_ms());
     let _ = s.events.send(Event::Close);
     s.feed.backlog.release(id);
     tracing::info!("Connection with replica {}:{} lost.", s.ip, s.port);
@@ -1134,7 +1135,8 @@ pub fn refuse_write(srv: &Server, client: &Client) -> bool {
     srv.master.deny_writes && !client.is_master
 }
 
-/// Count the good replicas for `min-replicas-to-write` (Redis's refreshGoodSlavesCount).
+/// Count the good replicas for `min-replicas-to-write` (Redis's refreshGoodSlavesCount): in
+/// the timer, when a replica goes, and on CONFIG SET (so a new threshold applies at once).
 pub fn refresh_good_slaves(srv: &mut Server, now: i64) {
     let to_write = srv.cfg.get_i64("min-replicas-to-write");
     let max_lag = srv.cfg.get_i64("min-replicas-max-lag");

@@ -32,6 +32,9 @@ pub trait Persistence: Send {
     fn shutdown_blocker(&self) -> Option<&'static str> {
         None
     }
+    /// FLUSHALL ran: a BGSAVE in progress is abandoned (Redis's killRDBChild), as its file
+    /// would hold the dataset FLUSHALL just removed.
+    fn flushall(&mut self, _srv: &mut Server) {}
     /// Save a snapshot (SAVE, SHUTDOWN SAVE). Blocking.
     fn save(&mut self, _srv: &mut Server) -> Result<(), String> {
         Err("snapshots are not available".into())

@@ -33,6 +33,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::client::{Client, ExecSender, Msg};
+use crate::cmd::CommandSpec;
 use crate::ctx::Ctx;
 use crate::durability::Gate;
 use crate::exec::Server;
@@ -126,6 +127,9 @@ pub struct Replica {
     pub down_since_ms: i64,
     /// Sync loaded since the link went down (master_link_status:up needs `Up`).
     pub synced_once: bool,
+    /// Keys that clients of this (writable) replica wrote with a TTL: the replica expires
+    /// these itself, as Redis's slaveKeysWithExpire (its master knows nothing of them).
+    pub local_expires: std::collections::HashSet<(usize, Bytes)>,
 }
 
 impl Replica {
@@ -216,6 +220,7 @@ pub fn set_master(srv: &mut Server, host: String, port: u16) {
         master_replid: replid,
         down_since_ms: now_ms(),
         synced_once: false,
+        local_expires: Default::default(),
     });
     crate::log::set_replica(true);
     tracing::info!("Connecting to MASTER {host}:{port}");
@@ -230,6 +235,53 @@ pub fn set_no_master(srv: &mut Server) {
     crate::log::set_replica(false);
     if srv.replica.take().is_some() {
         tracing::info!("MASTER MODE enabled (user request from REPLICAOF NO ONE)");
+    }
+}
+
+/// After a write command of a client (not the master) on a replica: its keys that now have a
+/// TTL are remembered, to be expired by [`expire_local_keys`].
+pub fn remember_local_keys(srv: &mut Server, db: usize, spec: &CommandSpec, argv: &[Bytes]) {
+    let Some(r) = srv.replica.as_mut() else {
+        return;
+    };
+    let Some(d) = srv.dbs.get(db) else {
+        return;
+    };
+    for i in spec.key_positions(argv) {
+        let k = &argv[i];
+        if d.expire_of(k).is_some() {
+            r.local_expires.insert((db, k.clone()));
+        }
+    }
+}
+
+/// Timer on a replica: expire the keys its own clients wrote with a TTL (the master's keys
+/// stay until the master's DEL), as Redis's expireSlaveKeys. A key that lost its TTL or is
+/// gone is forgotten.
+pub fn expire_local_keys(srv: &mut Server, now: i64) {
+    let Some(r) = srv.replica.as_mut() else {
+        return;
+    };
+    if r.local_expires.is_empty() {
+        return;
+    }
+    let tracked: Vec<(usize, Bytes)> = r.local_expires.iter().cloned().collect();
+    let mut due = Vec::new();
+    let mut forget = Vec::new();
+    for (db, k) in tracked {
+        match srv.dbs.get(db).and_then(|d| d.expire_of(&k)) {
+            Some(t) if t <= now => due.push((db, k)),
+            Some(_) => {}
+            None => forget.push((db, k)),
+        }
+    }
+    if let Some(r) = srv.replica.as_mut() {
+        for e in forget.iter().chain(&due) {
+            r.local_expires.remove(e);
+        }
+    }
+    for (db, k) in due {
+        srv.expire_key(db, &k);
     }
 }
 

@@ -105,6 +105,17 @@ pub fn run_server(args: Vec<String>) -> i32 {
         tracing::error!("{e}");
         return 1;
     }
+    // As Redis, the port is bound before the data set loads: a client may connect at once (its
+    // commands are served once the load is done; the load runs before the accept loops).
+    let port = cfg.get_i64("port") as u16;
+    let listeners = match rt.block_on(bind_all(cfg.get("bind"), port)) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    log_banner(&cfg);
     // Load the data set (log, snapshot) and attach the log writer.
     let start = std::time::Instant::now();
     if let Err(e) = crate::aof::open(&mut srv) {
@@ -115,14 +126,6 @@ pub fn run_server(args: Vec<String>) -> i32 {
         "DB loaded from disk: {:.3} seconds",
         start.elapsed().as_secs_f64()
     );
-    let port = cfg.get_i64("port") as u16;
-    let listeners = match rt.block_on(bind_all(cfg.get("bind"), port)) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("{e}");
-            return 1;
-        }
-    };
     let (exec_tx, exec_rx) = exec_channel(bell);
     let net = Arc::new(Net {
         exec_tx: exec_tx.clone(),
@@ -211,10 +214,10 @@ fn init_logging(cfg: &Config) -> bool {
     true
 }
 
-/// The first lines of the log, as redis-server's (the version line, then either the banner or
-/// `Running mode=standalone, port=N.`). The banner is ours; like Redis's it carries the port
-/// and ` PID: <pid>` (what Redis's test suite waits for), and shows when `always-show-logo yes`
-/// or when the log is a terminal.
+/// The first lines of the log, as redis-server's (the version line, the config file), before
+/// [`log_banner`]. The banner is ours; like Redis's it carries the port and ` PID: <pid>`
+/// (what Redis's test suite waits for), and shows when `always-show-logo yes` or when the log
+/// is a terminal.
 fn log_start(cfg: &Config) {
     let pid = std::process::id();
     tracing::warn!("Strongbox is starting");
@@ -230,7 +233,13 @@ fn log_start(cfg: &Config) {
             "Warning: no config file specified, using the default config. In order to specify a config file use strongbox-server /path/to/strongbox.conf"
         ),
     }
+}
+
+/// The banner (or `Running mode=...`), once the port is bound as Redis's logo: Redis's test
+/// suite connects as soon as it sees ` PID: <pid>`.
+fn log_banner(cfg: &Config) {
     use std::io::IsTerminal;
+    let pid = std::process::id();
     let port = cfg.get_i64("port");
     let show = cfg.get_bool("always-show-logo")
         || (cfg.get("logfile").is_empty() && std::io::stdout().is_terminal());

@@ -193,6 +193,132 @@ fn redis_aof_directories_load_like_in_redis() {
     }
 }
 
+/// A Redis 6 style AOF (one `appendonly.aof` in `dir`, with or without an RDB preamble) is
+/// upgraded at start as redis-server 7.0 does it: moved into the AOF directory as the base
+/// (`file appendonly.aof seq 1 type b`), the same data loaded; and an upgrade interrupted
+/// between the manifest and the move is finished at the next start.
+#[test]
+fn redis6_single_file_aof_is_upgraded_like_redis7() {
+    let resp = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nset\r\n$2\r\nk1\r\n$2\r\nv1\r\n*3\r\n$5\r\nrpush\r\n$1\r\nl\r\n$1\r\na\r\n".to_vec();
+    let preamble = std::fs::read(fixtures().join("redis-7.0-all-types.rdb")).unwrap();
+    for (what, bytes) in [("resp", resp), ("rdb preamble", preamble)] {
+        let d1 = tempfile::tempdir().unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        std::fs::write(d1.path().join("appendonly.aof"), &bytes).unwrap();
+        std::fs::write(d2.path().join("appendonly.aof"), &bytes).unwrap();
+        let sb = StrongboxServer::start_in(d1.path(), &["--appendonly", "yes"]);
+        let rs = RedisServer::start_in(d2.path(), &["--appendonly", "yes"]);
+        let a = dump_keyspace(sb.port(), 16, false);
+        let b = dump_keyspace(rs.port(), 16, false);
+        assert!(!a.is_empty(), "{what}: nothing loaded");
+        assert_same(&a, &b, what);
+        for d in [d1.path(), d2.path()] {
+            assert!(
+                !d.join("appendonly.aof").exists(),
+                "{what}: old file left in {d:?}"
+            );
+            assert!(d.join("appendonlydir/appendonly.aof").exists(), "{what}");
+            let m =
+                std::fs::read_to_string(d.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+            assert_eq!(
+                m.lines().next(),
+                Some("file appendonly.aof seq 1 type b"),
+                "{what}: {m}"
+            );
+        }
+        assert!(sb.log().contains(
+            "Successfully migrated an old-style AOF into the AOF directory appendonlydir."
+        ));
+    }
+    // Interrupted upgrade: the manifest names the base, the file is still in `dir`.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("appendonlydir")).unwrap();
+    std::fs::write(
+        d.path().join("appendonlydir/appendonly.aof.manifest"),
+        "file appendonly.aof seq 1 type b\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("appendonly.aof"),
+        b"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$1\r\nv\r\n",
+    )
+    .unwrap();
+    let sb = StrongboxServer::start_in(d.path(), &["--appendonly", "yes"]);
+    let v: Option<String> = redis::cmd("GET")
+        .arg("k")
+        .query(&mut con(sb.port()))
+        .unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    assert!(d.path().join("appendonlydir/appendonly.aof").exists());
+}
+
+/// FLUSHALL abandons a BGSAVE in progress (Redis's killRDBChild): the save does not finish
+/// and the change counter is not reset; the next BGSAVE starts at once.
+#[test]
+fn flushall_abandons_a_bgsave_in_progress() {
+    let sb = StrongboxServer::start(&["--appendonly", "no"]);
+    let mut c = con(sb.port());
+    for i in 0..200 {
+        redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("v")
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    config_set(&mut c, "rdb-key-save-delay", "100000");
+    let r: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    assert_eq!(r, "Background saving started");
+    redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+    assert!(info.contains("rdb_bgsave_in_progress:0"), "{info}");
+    assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+    let changes: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(changes >= 200, "{info}");
+    assert!(!sb.dir().join("dump.rdb").exists());
+    config_set(&mut c, "rdb-key-save-delay", "0");
+    let r: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    assert_eq!(r, "Background saving started");
+}
+
+/// CONFIG SET aof-timestamp-enabled applies to the running log: `#TS:` annotations start
+/// (and stop) without a restart.
+#[test]
+fn config_set_aof_timestamp_enabled_applies_at_once() {
+    let sb = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut c = con(sb.port());
+    let count = |dir: &Path| {
+        let bytes = std::fs::read(last_incr_file(&dir.join("appendonlydir"))).unwrap();
+        String::from_utf8_lossy(&bytes).matches("#TS:").count()
+    };
+    redis::cmd("SET")
+        .arg("a")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap();
+    assert_eq!(count(sb.dir()), 0);
+    config_set(&mut c, "aof-timestamp-enabled", "yes");
+    redis::cmd("SET")
+        .arg("b")
+        .arg("2")
+        .query::<()>(&mut c)
+        .unwrap();
+    assert_eq!(count(sb.dir()), 1);
+    config_set(&mut c, "aof-timestamp-enabled", "no");
+    std::thread::sleep(Duration::from_millis(1100));
+    redis::cmd("SET")
+        .arg("c")
+        .arg("3")
+        .query::<()>(&mut c)
+        .unwrap();
+    assert_eq!(count(sb.dir()), 1);
+}
+
 fn write_workload(port: u16, n: usize) {
     let mut c = con(port);
     for i in 0..n {

@@ -100,7 +100,8 @@ pub enum RecoveryError {
         source: ManifestError,
     },
     /// A file listed in the manifest is missing.
-    #[error("AOF file {path} is listed in the manifest but does not exist; {REPAIR_HINT}")]
+    /// Redis's words ("The append log file ... doesn't exist: No such file or directory").
+    #[error("The append log file {path} doesn't exist: No such file or directory (it is listed in the manifest); {REPAIR_HINT}")]
     MissingFile {
         /// The missing file.
         path: PathBuf,
@@ -116,7 +117,7 @@ pub enum RecoveryError {
         files: String,
     },
     /// Damaged bytes where a torn tail cannot explain them.
-    #[error("bad file format reading the append only file {path} at offset {offset}: {reason}; {REPAIR_HINT}")]
+    #[error("Bad file format reading the append only file {path} at offset {offset}: {reason}; {REPAIR_HINT}")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -126,7 +127,7 @@ pub enum RecoveryError {
         reason: String,
     },
     /// A torn tail that may not be cut (not the last file, or `aof-load-truncated no`).
-    #[error("unexpected end of the append only file {path} at offset {offset}: {reason}; {hint}")]
+    #[error("Unexpected end of file reading the append only file {path} at offset {offset}: {reason}; {hint}")]
     Truncated {
         /// The file.
         path: PathBuf,

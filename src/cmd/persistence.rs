@@ -228,7 +228,14 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) if e.is_dump_footer() => {
             return Reply::err(strongbox_storage::rdb::DUMP_VERSION_OR_CHECKSUM_ERR)
         }
-        Err(_) => return Reply::err(strongbox_storage::rdb::DUMP_BAD_FORMAT_ERR),
+        Err(e) => {
+            // As Redis (at verbose level, in the context of RESTORE): what the check found.
+            tracing::debug!(
+                "RESTORE of key '{}': payload integrity check failed: {e}",
+                String::from_utf8_lossy(key)
+            );
+            return Reply::err(strongbox_storage::rdb::DUMP_BAD_FORMAT_ERR);
+        }
     };
     let expire_at = if ttl == 0 {
         None

@@ -249,11 +249,13 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         n += d.len() as u64;
         d.clear();
     }
+    ctx.srv.with_persistence(|p, srv| p.flushall(srv));
     ctx.srv.signal_blocked_in(None);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
     // As Redis: with save points configured, the emptied dataset is saved at once (a restart
-    // must not bring back the dump from before), which leaves no change unsaved. Not while a
-    // BGSAVE runs (Redis kills it first; ours cannot be killed).
+    // must not bring back the dump from before), which leaves no change unsaved. A BGSAVE was
+    // abandoned above; a running AOF rewrite's snapshot is left to finish (as Redis), and the
+    // save waits for the next point then.
     if !ctx.srv.cfg.get("save").trim().is_empty() && ctx.srv.snapshot.is_none() {
         match ctx.srv.with_persistence(|p, srv| p.save(srv)) {
             Ok(()) => return OK,

@@ -338,6 +338,8 @@ struct Shared {
     progress: Mutex<(Progress, ProgressFn)>,
     clock: Arc<dyn Clock>,
     policy: FsyncPolicy,
+    /// `#TS:` annotations (`aof-timestamp-enabled`, changeable while the log runs).
+    timestamps: std::sync::atomic::AtomicBool,
     /// Held only for short reads and updates, never across I/O.
     files: Mutex<Files>,
     /// Held while a manifest is computed, written and adopted: orders the writer's segment
@@ -1058,6 +1060,7 @@ impl LogWriter {
             progress: Mutex::new((Progress::default(), on_progress)),
             clock,
             policy,
+            timestamps: std::sync::atomic::AtomicBool::new(opts.timestamp_enabled),
             files: Mutex::new(Files {
                 manifest,
                 base_size,
@@ -1169,6 +1172,13 @@ impl LogWriter {
             self.shared.wake.notify_one();
         }
         end.0
+    }
+
+    /// Start or stop writing `#TS:<unix secs>` annotations (CONFIG SET aof-timestamp-enabled).
+    pub fn set_timestamps(&self, on: bool) {
+        self.shared
+            .timestamps
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether [`Self::submit`] may write batches on the calling thread (the default). The
@@ -1863,7 +1873,11 @@ impl Appender {
         since: Option<Instant>,
     ) -> Result<Option<Duration>, String> {
         let mut payload = Vec::with_capacity(bytes.len() + 64);
-        if self.opts.timestamp_enabled {
+        if self
+            .shared
+            .timestamps
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             let now = self.shared.clock.unix_secs();
             if self.last_ts != Some(now) {
                 payload.extend_from_slice(timestamp_line(now).as_bytes());

@@ -22,7 +22,7 @@ pub enum Reason {
     #[error("unsupported: {0}")]
     Unsupported(String),
     /// The CRC-64 stored after EOF does not match the bytes read.
-    #[error("checksum mismatch: stored {stored:016x}, computed {computed:016x}")]
+    #[error("checksum mismatch: stored {stored:016x}, computed {computed:016x} (RDB CRC error)")]
     ChecksumMismatch {
         /// Stored value.
         stored: u64,
@@ -97,7 +97,7 @@ pub enum WriteError {
 /// An error inside an embedded blob (listpack, ziplist, intset, zipmap): the byte position in
 /// the blob and why. The reader turns it into a [`Reason::Corrupt`] at the blob's file offset.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} corrupt at byte {pos}: {reason}")]
+#[error("{} integrity check failed at byte {pos}: {reason}", capitalized(.what))]
 pub struct BlobError {
     /// Which structure.
     pub what: &'static str,
@@ -105,6 +105,14 @@ pub struct BlobError {
     pub pos: usize,
     /// Why.
     pub reason: String,
+}
+
+/// "ziplist" → "Ziplist": the structure's name as Redis's "Ziplist integrity check failed.".
+fn capitalized(what: &str) -> String {
+    let mut c = what.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 impl BlobError {

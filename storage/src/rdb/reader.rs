@@ -590,6 +590,13 @@ impl<S: Source> RdbReader<S> {
                 RDB_OPCODE_EOF => {
                     let computed = self.src.inner.checksum();
                     self.done = true;
+                    if self.stats.empty_keys_skipped > 0 {
+                        tracing::warn!(
+                            "Done reading RDB, keys loaded: {}, empty keys skipped: {}.",
+                            self.stats.keys,
+                            self.stats.empty_keys_skipped
+                        );
+                    }
                     if self.version < 5 {
                         return Ok(Some(Item::Eof { checksum: None }));
                     }
@@ -680,6 +687,11 @@ impl<S: Source> RdbReader<S> {
                     self.key = Some(self.string()?);
                     let value = self.value(t, op_at)?;
                     let Some(value) = value else {
+                        // As Redis: the first ten are named in the log.
+                        if self.stats.empty_keys_skipped < 10 {
+                            let k = self.key.as_deref().unwrap_or_default();
+                            tracing::warn!("skipping empty key: {}", String::from_utf8_lossy(k));
+                        }
                         self.stats.empty_keys_skipped += 1;
                         expire_ms = None;
                         idle_secs = None;
@@ -967,6 +979,10 @@ impl<S: Source> RdbReader<S> {
                         QUICKLIST_NODE_CONTAINER_PACKED
                     };
                     let (at, blob) = self.blob()?;
+                    if blob.is_empty() {
+                        // As Redis: a node (packed or plain) is never empty.
+                        return Err(self.corrupt("quicklist node of length 0"));
+                    }
                     match container {
                         QUICKLIST_NODE_CONTAINER_PLAIN => items.push(Bytes::from(blob)),
                         QUICKLIST_NODE_CONTAINER_PACKED => {
@@ -1041,7 +1057,13 @@ impl<S: Source> RdbReader<S> {
             })?;
             let master = StreamId::from_be_bytes(master);
             let (at, blob) = self.blob()?;
-            let items = listpack::decode(&blob).map_err(|e| self.blob_err(at, e))?;
+            let items = listpack::decode(&blob).map_err(|e| {
+                let e = BlobError {
+                    what: "stream listpack",
+                    ..e
+                };
+                self.blob_err(at, e)
+            })?;
             if items.is_empty() {
                 return Err(self.corrupt("empty listpack inside stream"));
             }
@@ -1114,7 +1136,7 @@ impl<S: Source> RdbReader<S> {
             for _ in 0..ncons {
                 let cname = self.string()?;
                 if !cons_names.insert(cname.clone()) {
-                    return Err(self.corrupt("duplicate consumer name"));
+                    return Err(self.corrupt("Duplicate stream consumer detected"));
                 }
                 let seen_time_ms = i64::from_le_bytes(self.src.array()?);
                 let active_time_ms = if t >= RDB_TYPE_STREAM_LISTPACKS_3 {
