@@ -1540,6 +1540,7 @@ fn round(
         }
         srv.shutdown = None;
         srv.shutdown_force = false;
+        crate::persist::SHUTDOWN_ASAP.store(false, std::sync::atomic::Ordering::SeqCst);
         if let Some(id) = srv.shutdown_client.take() {
             let pos = srv.log.pos();
             if let Some(c) = srv.clients.get_mut(&id) {

@@ -3,6 +3,10 @@
 
 use crate::exec::{Server, ShutdownMode};
 
+/// A shutdown signal was received and the shutdown has not failed since (Redis's
+/// `shutdown_asap` as its signal handler sees it): a second SIGINT exits at once.
+pub static SHUTDOWN_ASAP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub trait Persistence: Send {
     /// Downcast hook (the persistence commands reach the AOF layer through it).
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;

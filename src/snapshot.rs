@@ -519,6 +519,8 @@ pub fn writer_options(srv: &Server, aof_base: bool) -> WriterOptions {
 /// Write the whole dataset as RDB (synchronous: SAVE, DEBUG RELOAD, SHUTDOWN SAVE).
 pub fn write_rdb<W: Write>(srv: &Server, out: W, aof_base: bool) -> Result<W, String> {
     let mut w = RdbWriter::new(out, writer_options(srv, aof_base)).map_err(|e| e.to_string())?;
+    let delay = srv.cfg.get_i64("rdb-key-save-delay");
+    let mut nkeys = 0u64;
     // Function libraries first, as Redis writes them.
     for code in crate::cmd::function::library_codes(srv) {
         w.write_function(&code).map_err(|e| e.to_string())?;
@@ -531,9 +533,23 @@ pub fn write_rdb<W: Write>(srv: &Server, out: W, aof_base: bool) -> Result<W, St
             .map_err(|e| e.to_string())?;
         for (k, o) in db.keys.iter() {
             write_entry(&mut w, i, k, o, db.expire_of(k), srv.lru_clock)?;
+            key_save_delay(delay, &mut nkeys);
         }
     }
     w.finish().map_err(|e| e.to_string())
+}
+
+/// `rdb-key-save-delay` (a testing knob, as in Redis) in a synchronous save: this many
+/// microseconds after each key; a negative -N, 1 µs after one key in N.
+fn key_save_delay(delay: i64, nkeys: &mut u64) {
+    *nkeys += 1;
+    let us = match delay {
+        0 => return,
+        n if n > 0 => n as u64,
+        n if (*nkeys).is_multiple_of(n.unsigned_abs()) => 1,
+        _ => return,
+    };
+    std::thread::sleep(std::time::Duration::from_micros(us));
 }
 
 pub fn write_entry<W: Write>(

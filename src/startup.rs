@@ -165,28 +165,7 @@ pub fn run_server(args: Vec<String>) -> i32 {
     for l in listeners {
         rt.spawn(accept_loop(l, net.clone()));
     }
-    let sig_tx = exec_tx.clone();
-    rt.spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut term = match signal(SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
-            let mut int = match signal(SignalKind::interrupt()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
-            loop {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-                let _ = sig_tx.send(crate::client::Msg::Signal);
-            }
-        }
-    });
+    spawn_signal_thread(exec_tx.clone());
     tracing::info!("Ready to accept connections tcp (port {port})");
     crate::supervise::notify("STATUS=Ready to accept connections\n");
     crate::supervise::notify("READY=1\n");
@@ -203,6 +182,56 @@ pub fn run_server(args: Vec<String>) -> i32 {
     }
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     0
+}
+
+/// SIGTERM and SIGINT, on a thread of their own: the execution loop may be busy for long (a
+/// save at shutdown), and as Redis's signal handler a second SIGINT must still act at once.
+/// Returns once the handlers are installed.
+fn spawn_signal_thread(sig_tx: crate::client::ExecSender) {
+    #[cfg(unix)]
+    {
+        use std::sync::atomic::Ordering;
+        use tokio::signal::unix::{signal, SignalKind};
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("strongbox-signals".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let (Ok(mut term), Ok(mut int)) = (
+                        signal(SignalKind::terminate()),
+                        signal(SignalKind::interrupt()),
+                    ) else {
+                        return;
+                    };
+                    let _ = ready_tx.send(());
+                    loop {
+                        let sigint = tokio::select! {
+                            _ = term.recv() => false,
+                            _ = int.recv() => true,
+                        };
+                        // As Redis: a second SIGINT while a shutdown is under way (a long save,
+                        // say) exits at once, without finishing it, removing the temp RDB file.
+                        if sigint && crate::persist::SHUTDOWN_ASAP.swap(true, Ordering::SeqCst) {
+                            tracing::warn!("You insist on shutting down the server. Exiting now.");
+                            let pid = std::process::id();
+                            let _ = std::fs::remove_file(format!("temp-{pid}.rdb"));
+                            std::process::exit(1);
+                        }
+                        crate::persist::SHUTDOWN_ASAP.store(true, Ordering::SeqCst);
+                        let _ = sig_tx.send(crate::client::Msg::Signal);
+                    }
+                });
+            });
+        if spawned.is_ok() {
+            let _ = ready_rx.recv_timeout(std::time::Duration::from_secs(5));
+        }
+    }
 }
 
 fn init_logging(cfg: &Config) -> bool {

@@ -155,7 +155,9 @@ pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             // Redis's threshold above which a list element gets a node of its own ("plain"
             // node); our lists keep every element packed, so only the argument is checked.
             match crate::config::parse_memory(&String::from_utf8_lossy(&args[2])) {
-                Some(v) if v > 1 && v < (1 << 32) => OK,
+                // Redis's quicklistisSetPackedThreshold: anything up to 4 GiB - 1 MiB (0 means
+                // its default), despite the error text.
+                Some(v) if (0..=(1i64 << 32) - (1 << 20)).contains(&v) => OK,
                 _ => Reply::err(
                     "ERR argument must be a memory value bigger than 1 and smaller than 4gb",
                 ),
