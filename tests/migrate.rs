@@ -137,6 +137,11 @@ fn script(src: &ServerProcess, dst: &ServerProcess) -> Vec<String> {
         s.cmd(&["MIGRATE", host, &dead, "str", "0", "300"]),
     );
     note("kept after dead target", s.cmd(&["EXISTS", "str"]));
+    let huge = i64::MAX.to_string();
+    note(
+        "huge timeout",
+        s.cmd(&["MIGRATE", host, &port, "str", "0", &huge]),
+    );
     seen
 }
 
