@@ -238,7 +238,8 @@ fn command_getkeys_of_migrate_and_sort_match_redis() {
 }
 
 /// MIGRATE, RESTORE, RESTORE-ASKING, SORT and SORT_RO are in @dangerous (and SORT in @set,
-/// @sortedset, @list rather than @keyspace) as in Redis, so `-@dangerous` users cannot run them.
+/// @sortedset, @list rather than @keyspace) as in Redis, so `-@dangerous` users cannot run them;
+/// MIGRATE and SORT are `movablekeys`.
 #[test]
 fn acl_categories_of_migrate_restore_sort_match_redis() {
     let redis = RedisServer::start(&[]);
@@ -261,6 +262,15 @@ fn acl_categories_of_migrate_restore_sort_match_redis() {
                 .collect::<Vec<_>>()
         };
         assert_eq!(cats(&mut s), cats(&mut r), "COMMAND INFO {name} categories");
+        let movable = |c: &mut RawConn| {
+            let info = c.cmd(&["COMMAND", "INFO", name]);
+            String::from_utf8_lossy(&info).contains("+movablekeys")
+        };
+        assert_eq!(
+            movable(&mut s),
+            movable(&mut r),
+            "COMMAND INFO {name} movablekeys"
+        );
     }
     for c in [&mut r, &mut s] {
         c.assert_cmd(

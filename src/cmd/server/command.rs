@@ -109,6 +109,19 @@ const EXPLICIT_CATEGORIES: &[(&str, &[&str])] = &[
     ("sort_ro", &["set", "sortedset", "list", "dangerous"]),
 ];
 
+/// Commands whose keys Redis finds with a key-finding function or a keyword search (beyond
+/// their fixed key spec): COMMAND shows them as `movablekeys`, which tells cluster clients to ask
+/// COMMAND GETKEYS.
+const MOVABLE_KEYS: &[&str] = &[
+    "sort",
+    "sort_ro",
+    "migrate",
+    "georadius",
+    "georadiusbymember",
+    "xread",
+    "xreadgroup",
+];
+
 /// The commands a client can call (every command unless `rename-command` removed it), in
 /// table order. A renamed command is listed under its original name, as Redis does.
 fn reachable() -> impl Iterator<Item = &'static &'static CommandSpec> {
@@ -424,6 +437,7 @@ fn info_entry(c: &CommandSpec) -> Reply {
         KeySpec::Range(..) => (false, 0, 0, 0),
         KeySpec::NumKeys { .. } => (true, 0, 0, 0),
     };
+    let movable = movable || MOVABLE_KEYS.contains(&c.name);
     Reply::Array(vec![
         Reply::bulk_str(c.name),
         Reply::Int(c.arity as i64),
