@@ -792,6 +792,8 @@ pub fn count_error(stats: &mut Stats, msg: &str) {
 
 fn slowlog_push(srv: &mut Server, client: &Client, argv: &[Bytes], dur: u64) {
     let max = srv.hot.slowlog_max_len.max(0) as usize;
+    let redacted = crate::cmd::redact::redacted(argv);
+    let argv = redacted.as_deref().unwrap_or(argv);
     let mut args: Vec<Bytes> = argv.iter().take(32).cloned().collect();
     if argv.len() > 32 {
         args[31] = Bytes::from(format!("... ({} more arguments)", argv.len() - 31));
@@ -1030,7 +1032,8 @@ fn feed_monitors(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[
         client.db,
         client.addr
     );
-    for a in argv {
+    let redacted = crate::cmd::redact::redacted(argv);
+    for a in redacted.as_deref().unwrap_or(argv) {
         line.push_str(" \"");
         for &c in a.iter() {
             match c {
