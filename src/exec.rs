@@ -948,48 +948,10 @@ pub fn count_error(stats: &mut Stats, msg: &str) {
     *stats.error_counts.entry(code).or_default() += 1;
 }
 
-/// `argv` with its secrets replaced by "(redacted)", as Redis's slow log shows them: the
-/// passwords of AUTH and HELLO … AUTH, every argument of ACL SETUSER after the subcommand, and
-/// the values of CONFIG SET's sensitive options.
-fn redacted(argv: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
-    const REDACTED: Bytes = Bytes::from_static(b"(redacted)");
-    let is = |i: usize, w: &[u8]| argv.get(i).is_some_and(|a| a.eq_ignore_ascii_case(w));
-    let hide: Vec<usize> = if is(0, b"auth") {
-        (1..argv.len()).collect()
-    } else if is(0, b"acl") && is(1, b"setuser") {
-        (2..argv.len()).collect()
-    } else if is(0, b"hello") {
-        (2..argv.len())
-            .filter(|&j| is(j, b"auth") && j + 2 < argv.len())
-            .flat_map(|j| [j + 1, j + 2])
-            .collect()
-    } else if is(0, b"config") && is(1, b"set") {
-        (2..argv.len())
-            .step_by(2)
-            .filter(|&j| {
-                j + 1 < argv.len()
-                    && [&b"masterauth"[..], b"masteruser", b"requirepass"]
-                        .iter()
-                        .any(|n| argv[j].eq_ignore_ascii_case(n))
-            })
-            .map(|j| j + 1)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    if hide.is_empty() {
-        return std::borrow::Cow::Borrowed(argv);
-    }
-    let mut v = argv.to_vec();
-    for j in hide {
-        v[j] = REDACTED;
-    }
-    std::borrow::Cow::Owned(v)
-}
-
 fn slowlog_push(srv: &mut Server, client: &Client, argv: &[Bytes], dur: u64) {
     let max = srv.hot.slowlog_max_len.max(0) as usize;
-    let argv = &redacted(argv)[..];
+    let redacted = crate::cmd::redact::redacted(argv);
+    let argv = redacted.as_deref().unwrap_or(argv);
     let mut args: Vec<Bytes> = argv.iter().take(32).cloned().collect();
     if argv.len() > 32 {
         args[31] = Bytes::from(format!("... ({} more arguments)", argv.len() - 31));
@@ -1274,7 +1236,8 @@ fn feed_monitors_as(
     }
     let t = now_us();
     let mut line = format!("{}.{:06} [{} {}]", t / 1_000_000, t % 1_000_000, db, addr);
-    for a in argv {
+    let redacted = crate::cmd::redact::redacted(argv);
+    for a in redacted.as_deref().unwrap_or(argv) {
         line.push_str(" \"");
         for &c in a.iter() {
             match c {

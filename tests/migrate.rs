@@ -137,6 +137,11 @@ fn script(src: &ServerProcess, dst: &ServerProcess) -> Vec<String> {
         s.cmd(&["MIGRATE", host, &dead, "str", "0", "300"]),
     );
     note("kept after dead target", s.cmd(&["EXISTS", "str"]));
+    let huge = i64::MAX.to_string();
+    note(
+        "huge timeout",
+        s.cmd(&["MIGRATE", host, &port, "str", "0", &huge]),
+    );
     seen
 }
 
@@ -228,6 +233,71 @@ fn command_getkeys_of_migrate_and_sort_match_redis() {
             escape(&s.cmd(&args)),
             escape(&r.cmd(&args)),
             "COMMAND GETKEYS {cmd}"
+        );
+    }
+}
+
+/// MIGRATE, RESTORE, RESTORE-ASKING, SORT and SORT_RO are in @dangerous (and SORT in @set,
+/// @sortedset, @list rather than @keyspace) as in Redis, so `-@dangerous` users cannot run them;
+/// MIGRATE and SORT are `movablekeys`.
+#[test]
+fn acl_categories_of_migrate_restore_sort_match_redis() {
+    let redis = RedisServer::start(&[]);
+    let sbox = StrongboxServer::start(&[]);
+    let (mut r, mut s) = (redis.conn(), sbox.conn());
+    for name in [
+        "migrate",
+        "restore",
+        "restore-asking",
+        "sort",
+        "sort_ro",
+        "dump",
+    ] {
+        let cats = |c: &mut RawConn| {
+            let info = c.cmd(&["COMMAND", "INFO", name]);
+            let text = String::from_utf8_lossy(&info).to_string();
+            text.split("\r\n")
+                .filter(|l| l.starts_with("+@") || l.starts_with("@"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(cats(&mut s), cats(&mut r), "COMMAND INFO {name} categories");
+        let movable = |c: &mut RawConn| {
+            let info = c.cmd(&["COMMAND", "INFO", name]);
+            String::from_utf8_lossy(&info).contains("+movablekeys")
+        };
+        assert_eq!(
+            movable(&mut s),
+            movable(&mut r),
+            "COMMAND INFO {name} movablekeys"
+        );
+    }
+    for c in [&mut r, &mut s] {
+        c.assert_cmd(
+            &[
+                "ACL",
+                "SETUSER",
+                "u",
+                "on",
+                ">p",
+                "~*",
+                "+@all",
+                "-@dangerous",
+            ],
+            b"+OK\r\n",
+        );
+        c.assert_cmd(&["AUTH", "u", "p"], b"+OK\r\n");
+    }
+    for cmd in [
+        &["MIGRATE", "127.0.0.1", "1", "k", "0", "10"][..],
+        &["RESTORE", "k", "0", "x"],
+        &["SORT", "k"],
+        &["SORT_RO", "k"],
+    ] {
+        assert_eq!(
+            escape(&s.cmd(cmd)),
+            escape(&r.cmd(cmd)),
+            "{cmd:?} as a -@dangerous user"
         );
     }
 }

@@ -43,6 +43,9 @@ const WRITE_CHUNK_BYTES: usize = 64 * 1024;
 const REPLY_LINE_BYTES_MAX: usize = 1023;
 /// The timeout used when the command gives 0 or less.
 const TIMEOUT_MS_DEFAULT: i64 = 1000;
+/// Longer timeouts are cut to this (a century): deadlines are `Instant`s, which must not
+/// overflow.
+const TIMEOUT_MS_MAX: i64 = 100 * 365 * 24 * 3600 * 1000;
 
 struct Cached {
     conn: TcpStream,
@@ -184,7 +187,7 @@ fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     } else {
         timeout_ms
     };
-    let timeout = Duration::from_millis(timeout_ms as u64);
+    let timeout = Duration::from_millis(timeout_ms.min(TIMEOUT_MS_MAX) as u64);
 
     // The keys present here; if none, there is nothing to do (often a key just expired).
     let mut keys: Vec<Bytes> = Vec::new();

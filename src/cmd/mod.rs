@@ -25,6 +25,7 @@ pub mod list;
 pub mod migrate;
 pub mod persistence;
 pub mod pubsub;
+pub mod redact;
 pub mod scripting;
 mod scripting_libs;
 pub mod server;

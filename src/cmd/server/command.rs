@@ -106,6 +106,11 @@ const EXPLICIT_CATEGORIES: &[(&str, &[&str])] = &[
     ("flushall", &["keyspace", "dangerous"]),
     ("swapdb", &["keyspace", "dangerous"]),
     ("keys", &["keyspace", "dangerous"]),
+    ("migrate", &["keyspace", "dangerous"]),
+    ("restore", &["keyspace", "dangerous"]),
+    ("restore-asking", &["keyspace", "dangerous"]),
+    ("sort", &["set", "sortedset", "list", "dangerous"]),
+    ("sort_ro", &["set", "sortedset", "list", "dangerous"]),
 ];
 
 /// The commands a client can call (every command unless `rename-command` removed it), in
