@@ -1863,7 +1863,9 @@ mod tests {
             (&["set", "auth", "x"], &["set", "auth", "x"]),
         ];
         for (argv, want) in cases {
-            assert_eq!(redacted(&words(argv)).to_vec(), words(want), "{argv:?}");
+            let argv = words(argv);
+            let got = crate::cmd::redact::redacted(&argv).unwrap_or_else(|| argv.clone());
+            assert_eq!(got, words(want), "{argv:?}");
         }
     }
 
