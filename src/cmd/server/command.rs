@@ -218,6 +218,11 @@ fn full_names() -> &'static FullNames {
 /// LIST's `cmd=`: the subcommand's full name for a container command ("xgroup|createconsumer"),
 /// else the command's name.
 pub fn stat_name(c: &'static CommandSpec, argv: &[Bytes]) -> &'static str {
+    // Containers (CONFIG, CLIENT, XGROUP, …) all have arity -2: every other command is its
+    // own name without a lookup (this runs for every command).
+    if c.arity != -2 {
+        return c.name;
+    }
     let Some(subs) = full_names().get(c.name) else {
         return c.name;
     };
