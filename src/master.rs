@@ -464,8 +464,6 @@ fn ensure_backlog(srv: &mut Server) -> Arc<Backlog> {
     );
     srv.master.backlog = Some(b.clone());
     srv.log.set_repl(Some(b.clone()));
-    // The first PING a `repl-ping-replica-period` after the first replica, not at the next tick.
-    srv.master.last_ping_ms = now_ms();
     tracing::info!(
         "Replication backlog created, my new replication IDs are '{}' and '{}'",
         srv.master.replid,
