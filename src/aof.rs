@@ -1281,21 +1281,7 @@ fn upgrade_old_style(
         )
     })?;
     vfs.sync_dir(dir).map_err(|e| e.to_string())?;
-    let manifest = Manifest {
-        base: Some(ManifestEntry {
-            name: filename.to_string(),
-            seq: 1,
-            kind: FileType::Base,
-        }),
-        ..Manifest::default()
-    };
-    strongbox_storage::fs::write_file_atomic(
-        vfs,
-        aof_dir,
-        &manifest_name(filename),
-        &manifest.format(),
-    )
-    .map_err(|e| {
+    write_first_manifest(vfs, aof_dir, filename, filename).map_err(|e| {
         format!(
             "Can't write the AOF manifest {}: {e}",
             manifest_path.display()
@@ -1342,6 +1328,30 @@ fn import_dump(
     install_first_base(vfs, aof_dir, filename, &base, &bytes)
 }
 
+/// Write (atomically) the manifest of a directory that has only base `base`, seq 1, no incr file.
+fn write_first_manifest(
+    vfs: &dyn Vfs,
+    aof_dir: &Path,
+    filename: &str,
+    base: &str,
+) -> std::io::Result<Manifest> {
+    let manifest = Manifest {
+        base: Some(ManifestEntry {
+            name: base.to_string(),
+            seq: 1,
+            kind: FileType::Base,
+        }),
+        ..Manifest::default()
+    };
+    strongbox_storage::fs::write_file_atomic(
+        vfs,
+        aof_dir,
+        &manifest_name(filename),
+        &manifest.format(),
+    )?;
+    Ok(manifest)
+}
+
 /// A new AOF directory whose manifest lists `base` (seq 1, holding `bytes`) and no incr file
 /// yet (the writer opens incr 1).
 fn install_first_base(
@@ -1359,21 +1369,8 @@ fn install_first_base(
     let base = base.to_string();
     strongbox_storage::fs::write_file_atomic(vfs, aof_dir, &base, bytes)
         .map_err(|e| format!("write {base}: {e}"))?;
-    let manifest = Manifest {
-        base: Some(ManifestEntry {
-            name: base,
-            seq: 1,
-            kind: FileType::Base,
-        }),
-        ..Manifest::default()
-    };
-    strongbox_storage::fs::write_file_atomic(
-        vfs,
-        aof_dir,
-        &manifest_name(filename),
-        &manifest.format(),
-    )
-    .map_err(|e| format!("write manifest: {e}"))?;
+    let manifest = write_first_manifest(vfs, aof_dir, filename, &base)
+        .map_err(|e| format!("write manifest: {e}"))?;
     Ok(ResumePoint {
         manifest: Some(manifest),
         append: None,
