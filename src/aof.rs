@@ -10,7 +10,7 @@ use bytes::Bytes;
 use strongbox_recovery::{self as recovery, Sink};
 use strongbox_storage::aof::staging::{self, SwapError};
 use strongbox_storage::aof::writer::{AofOptions, FsyncPolicy, LogWriter, Progress, ResumePoint};
-use strongbox_storage::aof::{base_file_name, manifest_name, FileType, Manifest, ManifestEntry};
+use strongbox_storage::aof::{base_file_name, upgrade};
 use strongbox_storage::fs::{DirLock, RealFs, Vfs};
 
 use crate::client::Client;
@@ -1239,68 +1239,22 @@ fn attach_writer(
     Ok(())
 }
 
-/// Redis 7's upgrade of a Redis 6 style AOF (`<dir>/<appendfilename>`, one file): when the AOF
-/// directory is missing, has no manifest (or an empty one), or its manifest lists only that
-/// file as base and the file is not there yet (an interrupted upgrade), the file becomes the
-/// base (seq 1) of the AOF directory: manifest first, then the file moved in (as Redis's
-/// aofUpgradePrepare, so an interruption between the two is resumed by the third case).
+/// Redis 7's upgrade of a Redis 6 style AOF (`<dir>/<appendfilename>`) into the AOF
+/// directory (storage's `aof::upgrade`, crash-tested there).
 fn upgrade_old_style(
     vfs: &dyn Vfs,
     dir: &Path,
     aof_dir: &Path,
     filename: &str,
 ) -> Result<(), String> {
-    let old = dir.join(filename);
-    if !old.is_file() {
-        return Ok(());
+    if upgrade::upgrade_old_style(vfs, dir, aof_dir, filename).map_err(|e| e.to_string())? {
+        tracing::info!(
+            "Successfully migrated an old-style AOF into the AOF directory {}.",
+            aof_dir
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        );
     }
-    let inside = aof_dir.join(filename);
-    let manifest_path = aof_dir.join(manifest_name(filename));
-    let upgrade = if !vfs.exists(aof_dir).unwrap_or(false) {
-        true
-    } else {
-        match vfs.read(&manifest_path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-            Err(e) => return Err(format!("Can't read {}: {e}", manifest_path.display())),
-            // A manifest that does not parse is reported by the normal load.
-            Ok(bytes) => Manifest::parse(&bytes).is_ok_and(|m| {
-                m.is_empty()
-                    || (m.incr.is_empty()
-                        && m.base.as_ref().is_some_and(|b| b.name == filename)
-                        && !vfs.exists(&inside).unwrap_or(true))
-            }),
-        }
-    };
-    if !upgrade {
-        return Ok(());
-    }
-    vfs.create_dir_all(aof_dir).map_err(|e| {
-        format!(
-            "Can't open or create append-only dir {}: {e}",
-            aof_dir.display()
-        )
-    })?;
-    vfs.sync_dir(dir).map_err(|e| e.to_string())?;
-    write_first_manifest(vfs, aof_dir, filename, filename).map_err(|e| {
-        format!(
-            "Can't write the AOF manifest {}: {e}",
-            manifest_path.display()
-        )
-    })?;
-    vfs.rename(&old, &inside).map_err(|e| {
-        format!(
-            "Error trying to rename the existing AOF to {}: {e}",
-            inside.display()
-        )
-    })?;
-    vfs.sync_dir(aof_dir).map_err(|e| e.to_string())?;
-    vfs.sync_dir(dir).map_err(|e| e.to_string())?;
-    tracing::info!(
-        "Successfully migrated an old-style AOF into the AOF directory {}.",
-        aof_dir
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-    );
     Ok(())
 }
 
@@ -1328,30 +1282,6 @@ fn import_dump(
     install_first_base(vfs, aof_dir, filename, &base, &bytes)
 }
 
-/// Write (atomically) the manifest of a directory that has only base `base`, seq 1, no incr file.
-fn write_first_manifest(
-    vfs: &dyn Vfs,
-    aof_dir: &Path,
-    filename: &str,
-    base: &str,
-) -> std::io::Result<Manifest> {
-    let manifest = Manifest {
-        base: Some(ManifestEntry {
-            name: base.to_string(),
-            seq: 1,
-            kind: FileType::Base,
-        }),
-        ..Manifest::default()
-    };
-    strongbox_storage::fs::write_file_atomic(
-        vfs,
-        aof_dir,
-        &manifest_name(filename),
-        &manifest.format(),
-    )?;
-    Ok(manifest)
-}
-
 /// A new AOF directory whose manifest lists `base` (seq 1, holding `bytes`) and no incr file
 /// yet (the writer opens incr 1).
 fn install_first_base(
@@ -1369,7 +1299,7 @@ fn install_first_base(
     let base = base.to_string();
     strongbox_storage::fs::write_file_atomic(vfs, aof_dir, &base, bytes)
         .map_err(|e| format!("write {base}: {e}"))?;
-    let manifest = write_first_manifest(vfs, aof_dir, filename, &base)
+    let manifest = upgrade::write_first_manifest(vfs, aof_dir, filename, &base)
         .map_err(|e| format!("write manifest: {e}"))?;
     Ok(ResumePoint {
         manifest: Some(manifest),

@@ -7,12 +7,15 @@
 //!   segmentation, the compaction hooks).
 //! - [`staging`]: switching to a freshly written AOF directory (appendonly yes, a replica's
 //!   full sync) and the start-up rule for what a crash leaves of it.
+//! - [`upgrade`]: Redis 7's upgrade of a Redis 6 single-file AOF, and the first manifest of a
+//!   new AOF directory.
 //!
 //! docs/design-aof.md describes every byte and the crash argument for each step.
 
 pub mod batch;
 pub mod manifest;
 pub mod staging;
+pub mod upgrade;
 pub mod writer;
 
 pub use batch::{BatchReader, Chain, Cmd, ReadError, ReadErrorKind, Unit};
