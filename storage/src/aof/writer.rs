@@ -1885,7 +1885,11 @@ impl Appender {
             }
         }
         if self.need_select {
-            encode_command(&mut payload, &[&b"SELECT"[..], db.to_string().as_bytes()]);
+            // A new file must not depend on a SELECT in the previous one; bytes that open with
+            // their own SELECT need no other.
+            if !bytes.starts_with(b"*2\r\n$6\r\nSELECT\r\n") {
+                encode_command(&mut payload, &[&b"SELECT"[..], db.to_string().as_bytes()]);
+            }
             self.need_select = false;
         }
         payload.extend_from_slice(bytes);
@@ -3068,6 +3072,27 @@ mod tests {
                     .all(|p| p.written <= before_end || p.written == after_end),
                 "{policy:?}: {seen:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_file_opening_with_its_own_select_gets_no_second_one() {
+        const SEL: &[u8] = b"*2\r\n$6\r\nSELECT\r\n$1\r\n5\r\n*1\r\n$4\r\nPING\r\n";
+        for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No] {
+            let fs = SimFs::new(9);
+            let (w, _) = open(&fs, policy, Arc::default());
+            w.submit(SEL, 0);
+            let t = w.request_rotate_for_rewrite().wait().expect("rotate");
+            // The new file opens with bytes of another database: it selects it first.
+            w.submit(CMD, 2);
+            w.shutdown().expect("shutdown");
+            let dir = Path::new("/d/appendonlydir");
+            let count = |name: &str| {
+                let b = fs.read(&dir.join(name)).expect("read");
+                b.windows(6).filter(|w| *w == b"SELECT").count()
+            };
+            assert_eq!(count(&t.replaced[t.replaced.len() - 1]), 1, "{policy:?}");
+            assert_eq!(count(&t.new_incr), 1, "{policy:?}");
         }
     }
 
