@@ -188,6 +188,8 @@ pub struct Durability {
     /// buffer goes there too, the same bytes as the log's, tagged with their log position so
     /// that replicas get them only once the gate has released them.
     repl: Option<Arc<crate::master::Backlog>>,
+    /// Replication-only commands of the current unit ([`Durability::append_repl_only`]).
+    repl_after_unit: Vec<(usize, Vec<Bytes>)>,
 }
 
 /// `changed` is pruned of released entries when it has doubled since the last prune, and from
@@ -232,6 +234,7 @@ impl Durability {
             unit_changed: Vec::new(),
             unit_barrier: false,
             repl: None,
+            repl_after_unit: Vec::new(),
         }
     }
 
@@ -297,6 +300,28 @@ impl Durability {
         self.submit();
         if let Some(r) = &self.repl {
             r.feed(bytes, self.submitted_end, false);
+        }
+    }
+
+    /// A command for the replication stream only, executed in database `db` (PUBLISH and
+    /// SPUBLISH, as Redis's `forceCommandPropagation(c, PROPAGATE_REPL)`): not in the log.
+    /// Its SELECT, if the database changes, goes to the log too, so that the log and the
+    /// stream stay in the same database. Inside a unit (MULTI/EXEC, a script) it follows the
+    /// unit: the stream's bytes of a unit are the log's.
+    pub fn append_repl_only(&mut self, db: usize, argv: &[Bytes]) {
+        if self.repl.is_none() {
+            return;
+        }
+        if self.multi_depth > 0 {
+            self.repl_after_unit.push((db, argv.to_vec()));
+            return;
+        }
+        self.select(db as u32);
+        self.submit();
+        let mut bytes = Vec::new();
+        encode_command(&mut bytes, argv);
+        if let Some(r) = &self.repl {
+            r.feed(&bytes, self.submitted_end, false);
         }
     }
 
@@ -444,6 +469,9 @@ impl Durability {
                     self.changed.insert(h, end);
                 }
                 self.changed_max = end;
+            }
+            for (db, argv) in std::mem::take(&mut self.repl_after_unit) {
+                self.append_repl_only(db, &argv);
             }
         }
     }

@@ -523,3 +523,63 @@ fn the_first_ping_waits_a_ping_period() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// PUBLISH and SPUBLISH reach the replicas' subscribers (as Redis propagates them to
+/// replicas), in the database and order of the stream, inside MULTI too, and never reach the
+/// log: a redis-server 7.0 replica and a Strongbox replica both deliver them, and their data
+/// stays the master's.
+#[test]
+fn publish_reaches_the_subscribers_of_replicas_not_the_log() {
+    let master = StrongboxServer::start(&["--appendonly", "yes"]);
+    let mp = master.port();
+    let mport = mp.to_string();
+    let redis = RedisServer::start(&["--replicaof", "127.0.0.1", &mport]);
+    let ours = StrongboxServer::start(&["--replicaof", "127.0.0.1", &mport]);
+    let mut subs = Vec::new();
+    for port in [redis.port(), ours.port()] {
+        wait_link_up(port);
+        let mut sub = common::RawConn::connect(port);
+        sub.cmd(&["SUBSCRIBE", "news"]);
+        sub.cmd(&["SSUBSCRIBE", "shard"]);
+        subs.push(sub);
+    }
+    let mut m = master.conn();
+    m.assert_cmd(&["SELECT", "3"], b"+OK\r\n");
+    m.assert_cmd(&["PUBLISH", "news", "one"], b":0\r\n");
+    m.assert_cmd(&["SELECT", "0"], b"+OK\r\n");
+    // The PUBLISH's SELECT 3 must not leave the replicas in db 3 for the next write.
+    m.assert_cmd(&["SET", "k", "v"], b"+OK\r\n");
+    m.assert_cmd(&["MULTI"], b"+OK\r\n");
+    m.assert_cmd(&["INCR", "n"], b"+QUEUED\r\n");
+    m.assert_cmd(&["PUBLISH", "news", "two"], b"+QUEUED\r\n");
+    m.assert_cmd(&["EXEC"], b"*2\r\n:1\r\n:0\r\n");
+    m.assert_cmd(&["SPUBLISH", "shard", "three"], b":0\r\n");
+    for (sub, who) in subs.iter_mut().zip(["redis-server", "strongbox"]) {
+        sub.set_timeout(Duration::from_secs(10));
+        let got: Vec<Vec<u8>> = (0..3).map(|_| sub.read_reply()).collect();
+        assert_eq!(
+            got,
+            vec![
+                b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$3\r\none\r\n".to_vec(),
+                b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$3\r\ntwo\r\n".to_vec(),
+                b"*3\r\n$8\r\nsmessage\r\n$5\r\nshard\r\n$5\r\nthree\r\n".to_vec(),
+            ],
+            "{who}: {:?}",
+            got.iter()
+                .map(|r| String::from_utf8_lossy(r).into_owned())
+                .collect::<Vec<_>>()
+        );
+    }
+    wait_same(mp, redis.port(), "redis-server replica");
+    wait_same(mp, ours.port(), "strongbox replica");
+    let mut aof = Vec::new();
+    for e in std::fs::read_dir(master.dir().join("appendonlydir")).expect("aof dir") {
+        let p = e.expect("entry").path();
+        if p.to_string_lossy().ends_with(".incr.aof") {
+            aof.extend(std::fs::read(p).expect("read"));
+        }
+    }
+    let text = String::from_utf8_lossy(&aof).to_ascii_uppercase();
+    assert!(text.contains("INCR"), "the log holds the writes");
+    assert!(!text.contains("PUBLISH"), "PUBLISH reached the log: {text}");
+}

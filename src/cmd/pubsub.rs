@@ -200,13 +200,16 @@ fn sunsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     do_unsubscribe(ctx, args, Kind::Shard)
 }
 
+/// PUBLISH and SPUBLISH reach replicas (their subscribers get the message too), not the log.
 fn publish(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let n = ctx.srv.publish(Some(ctx.client), &args[1], &args[2]);
+    ctx.srv.log.append_repl_only(ctx.client.db, args);
     Reply::Int(n as i64)
 }
 
 fn spublish(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let n = ctx.srv.spublish(Some(ctx.client), &args[1], &args[2]);
+    ctx.srv.log.append_repl_only(ctx.client.db, args);
     Reply::Int(n as i64)
 }
 
