@@ -10,7 +10,7 @@ use bytes::Bytes;
 use strongbox_recovery::{self as recovery, Sink};
 use strongbox_storage::aof::staging::{self, SwapError};
 use strongbox_storage::aof::writer::{AofOptions, FsyncPolicy, LogWriter, Progress, ResumePoint};
-use strongbox_storage::aof::{base_file_name, upgrade};
+use strongbox_storage::aof::{base_file_name, manifest_name, upgrade, Manifest};
 use strongbox_storage::fs::{DirLock, RealFs, Vfs};
 
 use crate::client::Client;
@@ -407,6 +407,9 @@ impl Persist {
             self.rewrite_scheduled = true;
             return Ok(());
         }
+        if !srv.log.enabled() {
+            return self.start_base_only_rewrite(srv);
+        }
         if srv.rewrite_presync.is_some() {
             return Ok(());
         }
@@ -420,6 +423,55 @@ impl Persist {
             return Ok(());
         }
         self.rotate_and_snapshot(srv, t0, Duration::ZERO)
+    }
+
+    /// BGREWRITEAOF with `appendonly no`, as Redis 7: the AOF directory is replaced by one
+    /// holding only a base of the current dataset (seq one past the old base's), no incr file;
+    /// the old files go with the old directory. The base is written into a staging directory
+    /// with its manifest, which then takes the AOF directory's place (storage's
+    /// `staging::swap_in`, the switch `appendonly yes` makes; a crash before it leaves the old
+    /// directory, and the staging one is removed at the next start).
+    fn start_base_only_rewrite(&mut self, srv: &mut Server) -> Result<(), String> {
+        let t0 = Instant::now();
+        self.rewrite_scheduled = false;
+        let base_seq = RealFs
+            .read(&self.aof_dir.join(manifest_name(&self.filename)))
+            .ok()
+            .and_then(|b| Manifest::parse(&b).ok())
+            .map_or(1, |m| m.next_base_seq());
+        let staging = staging::staging_dir(&self.aof_dir, std::process::id());
+        staging::remove_staging(&RealFs, &staging)
+            .and_then(|()| RealFs.create_dir_all(&staging))
+            .map_err(|e| {
+                format!(
+                    "Can't open or create append-only dir {}: {e}",
+                    staging.display()
+                )
+            })?;
+        let preamble = srv.cfg.get_bool("aof-use-rdb-preamble");
+        let file_format = if preamble {
+            Format::Rdb(crate::snapshot::writer_options(srv, true))
+        } else {
+            Format::Resp
+        };
+        let temp = staging.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
+        Snapshot::start(
+            srv,
+            Target::AofBaseOnly {
+                staging,
+                aof_dir: self.aof_dir.clone(),
+                filename: self.filename.clone(),
+                base_seq,
+                preamble,
+            },
+            temp,
+            file_format,
+        )?;
+        if let Some(s) = srv.snapshot.as_mut() {
+            s.note_start(t0);
+        }
+        tracing::info!("Background append only file rewriting started");
+        Ok(())
     }
 
     /// The rotation and the snapshot start; `t0` is when this execution-thread work began,
@@ -567,6 +619,26 @@ fn log_window(
         st.log_install_us = ls.last_install_us;
         st.log_seal_bytes = ls.last_seal_bytes;
     }
+}
+
+/// See [`Persist::start_base_only_rewrite`]; on the snapshot thread, `temp` complete and
+/// fsynced in `staging`.
+pub(crate) fn install_base_only(
+    temp: &Path,
+    staging: &Path,
+    aof_dir: &Path,
+    filename: &str,
+    base_name: &str,
+    base_seq: u64,
+) -> Result<(), String> {
+    install_file(temp, &staging.join(base_name))?;
+    upgrade::write_base_only_manifest(&RealFs, staging, filename, base_name, base_seq)
+        .map_err(|e| format!("write the manifest in {}: {e}", staging.display()))?;
+    let done = staging::swap_in(&RealFs, staging, aof_dir).map_err(|e| e.to_string())?;
+    for w in &done.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(())
 }
 
 /// Rename a complete, fsynced file into place and make the rename durable (the storage
@@ -1079,17 +1151,17 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
 /// log written up to its end first. The recovery is read-only (nothing is truncated) and the
 /// running log writer goes on appending where it was.
 pub fn reload_from_files(srv: &mut Server) -> Result<(), String> {
+    // With `appendonly no` the AOF directory is loaded as it is (one BGREWRITEAOF wrote,
+    // or one the log left when it stopped), as Redis's DEBUG LOADAOF does.
     let in_place = srv.with_persistence(|p, srv| {
         p.as_any_mut()
             .downcast_mut::<Persist>()
-            .is_some_and(|pp| pp.log_in_place(srv))
+            .is_some_and(|pp| !srv.log.enabled() || pp.log_in_place(srv))
     });
     if !in_place {
-        return Err(
-            "the append only file is not enabled or its base is still being written".into(),
-        );
+        return Err("the append only file's base is still being written".into());
     }
-    if !srv.log.wait_written(Duration::from_secs(10)) {
+    if srv.log.enabled() && !srv.log.wait_written(Duration::from_secs(10)) {
         return Err("the append only file could not be written".into());
     }
     let vfs = RealFs;
@@ -1299,7 +1371,7 @@ fn install_first_base(
     let base = base.to_string();
     strongbox_storage::fs::write_file_atomic(vfs, aof_dir, &base, bytes)
         .map_err(|e| format!("write {base}: {e}"))?;
-    let manifest = upgrade::write_first_manifest(vfs, aof_dir, filename, &base)
+    let manifest = upgrade::write_base_only_manifest(vfs, aof_dir, filename, &base, 1)
         .map_err(|e| format!("write manifest: {e}"))?;
     Ok(ResumePoint {
         manifest: Some(manifest),

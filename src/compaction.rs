@@ -121,6 +121,16 @@ pub enum Target {
         filename: String,
         preamble: bool,
     },
+    /// BGREWRITEAOF with `appendonly no` (no log to rotate): the file, written in `staging`,
+    /// becomes base `base_seq` of a new AOF directory holding only it, which then takes the
+    /// AOF directory's place (`aof::install_base_only`).
+    AofBaseOnly {
+        staging: PathBuf,
+        aof_dir: PathBuf,
+        filename: String,
+        base_seq: u64,
+        preamble: bool,
+    },
 }
 
 /// What the snapshot thread leaves when it is done.
@@ -346,7 +356,7 @@ impl Snapshot {
             .map(|d| (d.keys.len() as u64, d.expires.len() as u64))
             .collect();
         let purpose = match target {
-            Some(Target::AofBase { .. }) => Purpose::AofBase {},
+            Some(Target::AofBase { .. } | Target::AofBaseOnly { .. }) => Purpose::AofBase {},
             _ => Purpose::Dump {},
         };
         let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -624,6 +634,19 @@ fn install(temp: &std::path::Path, target: Target) -> Result<Finished, String> {
             installer
                 .install_base(&base_name, ticket)
                 .map_err(|e| e.to_string())?;
+            Ok(Finished::AofBase { base_name })
+        }
+        Target::AofBaseOnly {
+            staging,
+            aof_dir,
+            filename,
+            base_seq,
+            preamble,
+        } => {
+            let base_name = strongbox_storage::aof::base_file_name(&filename, base_seq, preamble);
+            crate::aof::install_base_only(
+                temp, &staging, &aof_dir, &filename, &base_name, base_seq,
+            )?;
             Ok(Finished::AofBase { base_name })
         }
     }

@@ -375,6 +375,84 @@ fn write_workload(port: u16, n: usize) {
     }
 }
 
+/// BGREWRITEAOF with `appendonly no`, as redis-server 7.0: the AOF directory becomes one base
+/// (seq one past the old base) and a manifest naming only it, the old files gone; it loads in
+/// redis-server, DEBUG LOADAOF loads it, and `appendonly yes` later starts a log from it.
+#[test]
+fn bgrewriteaof_with_appendonly_no_writes_a_base_only_directory() {
+    for preamble in ["yes", "no"] {
+        let sb =
+            StrongboxServer::start(&["--appendonly", "no", "--aof-use-rdb-preamble", preamble]);
+        let what = format!("preamble {preamble}");
+        write_workload(sb.port(), 60);
+        let mut c = con(sb.port());
+        let suffix = if preamble == "yes" { "rdb" } else { "aof" };
+        for seq in 1..=2 {
+            let r: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+            assert_eq!(r, "Background append only file rewriting started");
+            wait_rewrite(&mut c);
+            let dir = sb.dir().join("appendonlydir");
+            let manifest = std::fs::read_to_string(dir.join("appendonly.aof.manifest")).unwrap();
+            assert_eq!(
+                manifest,
+                format!("file appendonly.aof.{seq}.base.{suffix} seq {seq} type b\n"),
+                "{what}"
+            );
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            assert_eq!(
+                names,
+                [
+                    format!("appendonly.aof.{seq}.base.{suffix}"),
+                    "appendonly.aof.manifest".to_string()
+                ],
+                "{what}"
+            );
+        }
+        let expected = dump_keyspace(sb.port(), 3, false);
+        assert_aof_dir_loads_in_redis(sb.dir(), 3, &expected, &what);
+        redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
+        redis::cmd("DEBUG")
+            .arg("LOADAOF")
+            .query::<()>(&mut c)
+            .unwrap();
+        assert_same(&expected, &dump_keyspace(sb.port(), 3, false), &what);
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("appendonly")
+            .arg("yes")
+            .query::<()>(&mut c)
+            .unwrap();
+        wait_rewrite(&mut c);
+        redis::cmd("SET")
+            .arg("after")
+            .arg("1")
+            .query::<()>(&mut c)
+            .unwrap();
+        let now = dump_keyspace(sb.port(), 3, false);
+        assert_eq!(now.len(), expected.len() + 1, "{what}");
+        assert_aof_dir_loads_in_redis(sb.dir(), 3, &now, &what);
+    }
+}
+
+fn wait_rewrite(c: &mut redis::Connection) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(c).unwrap();
+        let busy =
+            info.contains("aof_rewrite_in_progress:1") || info.contains("aof_rewrite_scheduled:1");
+        if !busy {
+            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "rewrite never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn strongbox_aof_directory_loads_in_redis() {
     aof_directory_loads_in_redis("yes", ".base.rdb");

@@ -97,9 +97,6 @@ fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     if rw || with_persist(ctx, |p, _| p.rewrite_scheduled()).unwrap_or(false) && bg {
         return Reply::err("ERR Background append only file rewriting already in progress");
     }
-    if !ctx.srv.log.enabled() {
-        return Reply::err("ERR Background append only file rewriting needs appendonly yes");
-    }
     if bg {
         with_persist(ctx, |p, _| p.schedule_rewrite());
         return Reply::Status("Background append only file rewriting scheduled");

@@ -7,8 +7,8 @@
 //!   segmentation, the compaction hooks).
 //! - [`staging`]: switching to a freshly written AOF directory (appendonly yes, a replica's
 //!   full sync) and the start-up rule for what a crash leaves of it.
-//! - [`upgrade`]: Redis 7's upgrade of a Redis 6 single-file AOF, and the first manifest of a
-//!   new AOF directory.
+//! - [`upgrade`]: Redis 7's upgrade of a Redis 6 single-file AOF, and the manifest of a
+//!   directory holding only a base.
 //!
 //! docs/design-aof.md describes every byte and the crash argument for each step.
 

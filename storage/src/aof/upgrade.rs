@@ -85,7 +85,7 @@ pub fn upgrade_old_style(
             source,
         })?;
     sync(dir)?;
-    write_first_manifest(vfs, aof_dir, filename, filename).map_err(|source| {
+    write_base_only_manifest(vfs, aof_dir, filename, filename, 1).map_err(|source| {
         UpgradeError::WriteManifest {
             path: aof_dir.join(manifest_name(filename)).display().to_string(),
             source,
@@ -102,17 +102,19 @@ pub fn upgrade_old_style(
     Ok(true)
 }
 
-/// Writes (atomically) the manifest of a new AOF directory: `base` as seq 1, no incr file yet.
-pub fn write_first_manifest(
+/// Writes (atomically) the manifest of an AOF directory holding only base `base` (seq
+/// `seq`), no incr file: a new directory (seq 1), or BGREWRITEAOF's with `appendonly no`.
+pub fn write_base_only_manifest(
     vfs: &dyn Vfs,
     aof_dir: &Path,
     filename: &str,
     base: &str,
+    seq: u64,
 ) -> io::Result<Manifest> {
     let manifest = Manifest {
         base: Some(ManifestEntry {
             name: base.to_string(),
-            seq: 1,
+            seq,
             kind: FileType::Base,
         }),
         ..Manifest::default()
