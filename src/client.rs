@@ -275,8 +275,10 @@ pub enum Msg {
     Disconnect {
         id: ClientId,
     },
-    /// SIGINT/SIGTERM.
-    Signal,
+    /// SIGTERM, or SIGINT (`sigint`): a shutdown as `shutdown-on-sigterm`/`-sigint` say.
+    Signal {
+        sigint: bool,
+    },
     /// From the replication link task (`replica`).
     Replica(crate::replica::ReplMsg),
 }

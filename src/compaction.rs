@@ -765,10 +765,18 @@ impl PerKey {
                 u64::from(self.rng.is_multiple_of(n.unsigned_abs()))
             }
         };
-        if us > 0 {
-            std::thread::sleep(Duration::from_micros(us));
+        // In slices, so that an abort (SHUTDOWN during a long test delay) is seen promptly.
+        let until = std::time::Instant::now() + Duration::from_micros(us);
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(Duration::from_millis(10)));
+            if self.aborted.load(Ordering::Relaxed) {
+                return Err("snapshot aborted".into());
+            }
         }
-        Ok(())
     }
 }
 

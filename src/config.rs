@@ -291,14 +291,14 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Flags(SHUTDOWN_FLAGS),
         "default",
         MUT,
-        INERT,
+        DONE,
     ),
     opt(
         "shutdown-on-sigterm",
         Kind::Flags(SHUTDOWN_FLAGS),
         "default",
         MUT,
-        INERT,
+        DONE,
     ),
     // Integers.
     opt("databases", Kind::Int(1, INT_MAX), "16", IMMUTABLE, DONE),
@@ -467,7 +467,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     )
     .alias("min-slaves-max-lag"),
     opt("watchdog-period", Kind::Int(0, INT_MAX), "0", MUT, INERT).hidden(),
-    opt("shutdown-timeout", Kind::Int(0, INT_MAX), "10", MUT, INERT),
+    opt("shutdown-timeout", Kind::Int(0, INT_MAX), "10", MUT, DONE),
     opt(
         "repl-diskless-sync-max-replicas",
         Kind::Int(0, INT_MAX),

@@ -378,10 +378,16 @@ pub struct Server {
     /// Changes since the last save (for `save` rules and INFO rdb_changes_since_last_save).
     pub dirty: u64,
     pub shutdown: Option<ShutdownMode>,
-    /// The client whose SHUTDOWN is pending: it is answered an error if the shutdown is refused.
-    pub shutdown_client: Option<ClientId>,
+    /// The clients whose SHUTDOWN is pending: answered an error if the shutdown is refused
+    /// or aborted (on success the exit closes their connections).
+    pub shutdown_clients: Vec<ClientId>,
     /// SHUTDOWN FORCE: exit even when the initial AOF is still being written.
     pub shutdown_force: bool,
+    /// SHUTDOWN NOW: do not wait for lagging replicas.
+    pub shutdown_now: bool,
+    /// While the shutdown waits for lagging replicas (`shutdown-timeout`): when it stops
+    /// waiting (unix ms).
+    pub shutdown_deadline_ms: Option<i64>,
     pub notify_flags: u32,
     pub next_client_id: Arc<std::sync::atomic::AtomicU64>,
     pub hz: u64,
@@ -475,7 +481,9 @@ impl Server {
             dirty: 0,
             shutdown: None,
             shutdown_force: false,
-            shutdown_client: None,
+            shutdown_now: false,
+            shutdown_deadline_ms: None,
+            shutdown_clients: Vec::new(),
             notify_flags,
             next_client_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             hz,
@@ -1443,8 +1451,12 @@ pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
 /// step while a snapshot runs (it advances every round, not only when commands arrive).
 fn round_wait(srv: &Server, next_cron: Instant, now: Instant) -> Duration {
     let mut wait = next_cron.saturating_duration_since(now);
-    if let Some(end) = srv.pause.end_ms() {
-        // Wake up when CLIENT PAUSE ends, to run the postponed clients.
+    // Wake up when CLIENT PAUSE ends, to run the postponed clients, and when a shutdown
+    // stops waiting for its replicas.
+    for end in [srv.pause.end_ms(), srv.shutdown_deadline_ms]
+        .into_iter()
+        .flatten()
+    {
         let left = end.saturating_sub(now_ms()).max(0) as u64;
         wait = wait.min(Duration::from_millis(left));
     }
@@ -1497,20 +1509,8 @@ fn round(
     if let Some(s) = srv.snapshot.as_mut() {
         s.note_round(round_start.elapsed());
     }
-    if let Some(mode) = srv.shutdown {
-        if crate::persist::finish_shutdown(srv, mode) {
-            return false;
-        }
-        srv.shutdown = None;
-        srv.shutdown_force = false;
-        crate::persist::SHUTDOWN_ASAP.store(false, std::sync::atomic::Ordering::SeqCst);
-        if let Some(id) = srv.shutdown_client.take() {
-            let pos = srv.log.pos();
-            if let Some(c) = srv.clients.get_mut(&id) {
-                c.push(Reply::err("ERR Errors trying to SHUTDOWN. Check logs."));
-                c.flush(pos, false);
-            }
-        }
+    if srv.shutdown.is_some() && crate::persist::shutdown_step(srv) {
+        return false;
     }
     true
 }
@@ -1576,9 +1576,6 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
                 }
                 let now = srv.call_end_us.take();
                 process_command_at(srv, &mut c, argv, now);
-                if srv.shutdown.is_some() {
-                    // SHUTDOWN answers nothing on success; stop processing.
-                }
             }
             srv.call_end_us = None;
             // Each reply's position is in `c.need` (`process_command_at`); replies that are
@@ -1606,10 +1603,7 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
             }
         }
         Msg::Replica(m) => crate::replica::handle(srv, m),
-        Msg::Signal => {
-            tracing::warn!("Received SIGTERM/SIGINT scheduling shutdown...");
-            srv.shutdown = Some(ShutdownMode::Default);
-        }
+        Msg::Signal { sigint } => crate::persist::signal_shutdown(srv, sigint),
     }
 }
 

@@ -178,6 +178,13 @@ impl Backlog {
         self.lock().first
     }
 
+    /// Bytes of the stream held: the backlog and what replicas have not been sent yet
+    /// (INFO's mem_total_replication_buffers, Redis 7's shared replication buffer).
+    pub fn held_bytes(&self) -> i64 {
+        let g = self.lock();
+        g.end - g.first
+    }
+
     /// Append stream bytes that take log positions `log..` (`logged`), or that follow the log
     /// position `log` (not in the log).
     pub fn feed(&self, data: &[u8], log: u64, logged: bool) {
@@ -989,6 +996,65 @@ fn ack(srv: &mut Server, id: ClientId, off: i64) {
     srv.master.acked = true;
 }
 
+/// Whether every replica has acknowledged the whole stream (Redis's `isReadyToShutdown`; true
+/// without replicas). A replica still in its full sync has acknowledged nothing.
+pub fn replicas_in_sync(srv: &Server) -> bool {
+    let end = shown_offset(srv);
+    srv.master.slaves.iter().all(|s| s.ack_off == end)
+}
+
+/// Ask every replica for its offset now (`REPLCONF GETACK *`, Redis's `sendGetackToReplicas`).
+pub fn request_acks(srv: &mut Server) {
+    if !srv.master.slaves.is_empty() {
+        srv.log
+            .feed_repl_only(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n");
+    }
+}
+
+/// At the end of a shutdown: a warning per replica behind the stream, and how many are in
+/// sync (Redis's `finishShutdown`, same words).
+pub fn log_replicas_at_shutdown(srv: &Server) {
+    let m = &srv.master;
+    if m.slaves.is_empty() {
+        return;
+    }
+    let end = shown_offset(srv);
+    let now = now_ms();
+    let mut lagging = 0;
+    for s in &m.slaves {
+        if s.ack_off == end {
+            continue;
+        }
+        lagging += 1;
+        let state = s.feed.state.load(Ordering::Relaxed);
+        let lag = if state == STATE_ONLINE {
+            (now - s.ack_ms).max(0) / 1000
+        } else {
+            0
+        };
+        tracing::warn!(
+            "Lagging replica {}:{} reported offset {} behind master, lag={lag}, state={}.",
+            s.ip,
+            s.port,
+            end - s.ack_off,
+            state_name(state)
+        );
+    }
+    tracing::info!(
+        "{} of {} replicas are in sync when shutting down.",
+        m.slaves.len() - lagging,
+        m.slaves.len()
+    );
+}
+
+fn state_name(state: u8) -> &'static str {
+    match state {
+        STATE_ONLINE => "online",
+        STATE_SEND_BULK => "send_bulk",
+        _ => "wait_bgsave",
+    }
+}
+
 /// Replicas online whose acknowledged offset is at least `offset`.
 fn count_acks(srv: &Server, offset: i64) -> i64 {
     srv.master
@@ -1119,8 +1185,7 @@ pub fn after_round(srv: &mut Server) {
         srv.log.submit();
     }
     if std::mem::take(&mut srv.master.get_ack) {
-        srv.log
-            .feed_repl_only(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n");
+        request_acks(srv);
     }
     enforce_limits(srv, now_ms());
 }
@@ -1278,11 +1343,7 @@ pub fn info_fields(srv: &Server, upstream: Option<(String, i64)>) -> Vec<(String
     }
     let now = now_ms();
     for (i, s) in m.slaves.iter().enumerate() {
-        let state = match s.feed.state.load(Ordering::Relaxed) {
-            STATE_ONLINE => "online",
-            STATE_SEND_BULK => "send_bulk",
-            _ => "wait_bgsave",
-        };
+        let state = state_name(s.feed.state.load(Ordering::Relaxed));
         kv(
             &format!("slave{i}"),
             format!(

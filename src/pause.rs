@@ -14,6 +14,10 @@
 //! expiry stops, and a read of a key past its TTL answers as if the key were gone without
 //! deleting it (the replica's rule, `Server::expiry_held`); the DELs happen after the pause.
 //! This is what a failover needs: with writes paused, the replicas' offsets stop moving.
+//!
+//! A shutdown that waits for lagging replicas holds writes the same way, apart from CLIENT
+//! PAUSE (Redis's `PAUSE_DURING_SHUTDOWN` purpose): CLIENT UNPAUSE does not lift it, and an
+//! aborted shutdown lifts only its own hold.
 
 use bytes::Bytes;
 
@@ -42,6 +46,8 @@ pub struct Pause {
     end_ms: i64,
     /// Clients postponed, in order.
     postponed: Vec<ClientId>,
+    /// Writes held while a shutdown waits for replicas ([`Pause::hold_for_shutdown`]).
+    during_shutdown: bool,
 }
 
 impl Pause {
@@ -59,11 +65,22 @@ impl Pause {
     /// The kind of pause in force at `now_ms` (Off once its end has passed, even before the
     /// loop has resumed the postponed clients).
     pub fn kind_at(&self, now_ms: i64) -> Kind {
-        if self.kind != Kind::Off && now_ms < self.end_ms {
+        let user = if self.kind != Kind::Off && now_ms < self.end_ms {
             self.kind
         } else {
             Kind::Off
+        };
+        if self.during_shutdown {
+            user.max(Kind::Write)
+        } else {
+            user
         }
+    }
+
+    /// Hold writes while a shutdown waits for its replicas, or stop holding them (the
+    /// shutdown was aborted or refused); a CLIENT PAUSE in force stays as it is.
+    pub fn hold_for_shutdown(&mut self, on: bool) {
+        self.during_shutdown = on;
     }
 
     /// Whether the dataset is frozen at `now_ms` (no expiry either).
@@ -98,7 +115,7 @@ impl Pause {
 
     /// Whether a pause is on, or has ended with postponed clients still to resume.
     pub fn pending(&self) -> bool {
-        self.kind != Kind::Off || !self.postponed.is_empty()
+        self.kind != Kind::Off || self.during_shutdown || !self.postponed.is_empty()
     }
 
     /// Unix ms at which the pause ends (when one is on).

@@ -99,6 +99,109 @@ pub fn default_info(srv: &Server) -> Vec<(String, String)> {
     ]
 }
 
+/// The answer to the clients whose SHUTDOWN did not happen.
+pub const SHUTDOWN_FAILED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
+
+/// SIGTERM / SIGINT: a shutdown with the flags `shutdown-on-sigterm` / `shutdown-on-sigint`
+/// give (`default`, or any of `save`, `nosave`, `now`, `force`). One already under way goes
+/// on as it is.
+pub fn signal_shutdown(srv: &mut Server, sigint: bool) {
+    let name = if sigint { "SIGINT" } else { "SIGTERM" };
+    tracing::warn!("Received {name} scheduling shutdown...");
+    if srv.shutdown.is_some() {
+        return;
+    }
+    let flags = srv
+        .cfg
+        .get(if sigint {
+            "shutdown-on-sigint"
+        } else {
+            "shutdown-on-sigterm"
+        })
+        .to_ascii_lowercase();
+    let mut mode = ShutdownMode::Default;
+    for f in flags.split_whitespace() {
+        match f {
+            "save" => mode = ShutdownMode::Save,
+            "nosave" => mode = ShutdownMode::NoSave,
+            "now" => srv.shutdown_now = true,
+            "force" => srv.shutdown_force = true,
+            _ => {}
+        }
+    }
+    srv.shutdown = Some(mode);
+}
+
+/// At the end of every execution round while a shutdown is asked for (SHUTDOWN, a signal).
+/// As Redis 7 (`prepareForShutdown`): with replicas behind the stream, and unless NOW or
+/// `shutdown-timeout 0`, writes are held (a pause no CLIENT UNPAUSE lifts), the replicas are
+/// asked for their offsets, and the shutdown waits — until they all acknowledge the whole
+/// stream or `shutdown-timeout` seconds pass — so that a replica promoted after it has every
+/// write. Then it finishes. Returns true when the server must exit now.
+pub fn shutdown_step(srv: &mut Server) -> bool {
+    let Some(mode) = srv.shutdown else {
+        return false;
+    };
+    let now = crate::util::now_ms();
+    match srv.shutdown_deadline_ms {
+        None => {
+            let timeout = srv.cfg.get_i64("shutdown-timeout");
+            if !srv.shutdown_now && timeout != 0 && !crate::master::replicas_in_sync(srv) {
+                srv.shutdown_deadline_ms = Some(now.saturating_add(timeout.saturating_mul(1000)));
+                if !srv.pause.holds_writes(now) {
+                    crate::master::request_acks(srv);
+                }
+                srv.pause.hold_for_shutdown(true);
+                tracing::info!("Waiting for replicas before shutting down.");
+                return false;
+            }
+        }
+        Some(deadline) => {
+            if now < deadline && !crate::master::replicas_in_sync(srv) {
+                return false;
+            }
+        }
+    }
+    crate::master::log_replicas_at_shutdown(srv);
+    if finish_shutdown(srv, mode) {
+        return true;
+    }
+    tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
+    cancel_shutdown(srv);
+    false
+}
+
+/// SHUTDOWN ABORT: stop a shutdown that waits for its replicas (or is about to start).
+/// False if none is under way.
+pub fn abort_shutdown(srv: &mut Server) -> bool {
+    if srv.shutdown.is_none() {
+        return false;
+    }
+    cancel_shutdown(srv);
+    tracing::info!("Shutdown manually aborted.");
+    true
+}
+
+/// The shutdown did not happen (refused, or aborted): writes flow again and the clients that
+/// asked for it are told.
+fn cancel_shutdown(srv: &mut Server) {
+    srv.shutdown = None;
+    srv.shutdown_force = false;
+    srv.shutdown_now = false;
+    srv.shutdown_deadline_ms = None;
+    srv.pause.hold_for_shutdown(false);
+    SHUTDOWN_ASAP.store(false, std::sync::atomic::Ordering::SeqCst);
+    for id in std::mem::take(&mut srv.shutdown_clients) {
+        let Some(mut c) = srv.clients.remove(&id) else {
+            continue;
+        };
+        if c.blocked.as_ref().is_some_and(|b| b.argv[0] == "SHUTDOWN") {
+            crate::exec::unblock_with(srv, &mut c, None);
+        }
+        srv.clients.insert(id, c);
+    }
+}
+
 /// Finish a shutdown: flush and fsync the log, save if asked. Returns false if the shutdown was
 /// refused (a SAVE failed), in which case the server keeps running.
 pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {

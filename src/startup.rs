@@ -224,7 +224,7 @@ fn spawn_signal_thread(sig_tx: crate::client::ExecSender) {
                             std::process::exit(1);
                         }
                         crate::persist::SHUTDOWN_ASAP.store(true, Ordering::SeqCst);
-                        let _ = sig_tx.send(crate::client::Msg::Signal);
+                        let _ = sig_tx.send(crate::client::Msg::Signal { sigint });
                     }
                 });
             });

@@ -462,7 +462,9 @@ fn a_stuck_diskless_replica_is_dropped_after_repl_timeout() {
 /// up is abandoned at once).
 #[test]
 fn shutdown_does_not_wait_for_a_stuck_diskless_replica() {
-    let mut master = StrongboxServer::start(&["--rdbcompression", "no"]);
+    // The replica has acknowledged nothing: the shutdown waits `shutdown-timeout` for it (as
+    // Redis), then goes on without it.
+    let mut master = StrongboxServer::start(&["--rdbcompression", "no", "--shutdown-timeout", "1"]);
     let mp = master.port();
     let mut raw = master.conn();
     let value = "w".repeat(1 << 20);
@@ -582,4 +584,126 @@ fn publish_reaches_the_subscribers_of_replicas_not_the_log() {
     let text = String::from_utf8_lossy(&aof).to_ascii_uppercase();
     assert!(text.contains("INCR"), "the log holds the writes");
     assert!(!text.contains("PUBLISH"), "PUBLISH reached the log: {text}");
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+fn wait_exit(server: &mut StrongboxServer, within: Duration, what: &str) {
+    let t0 = Instant::now();
+    while server.is_running() {
+        assert!(t0.elapsed() < within, "{what}: still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Redis 7's shutdown with lagging replicas, with a redis-server 7.0 replica: SHUTDOWN (and
+/// SIGTERM) hold writes and wait for the replica to acknowledge the whole stream, reads go on,
+/// SHUTDOWN ABORT lifts it (the waiting clients get Redis's error); `shutdown-on-sigterm now`
+/// does not wait.
+#[test]
+fn shutdown_waits_for_a_lagging_replica_and_can_be_aborted() {
+    let mut master = StrongboxServer::start(&["--shutdown-timeout", "60"]);
+    let mp = master.port();
+    let mport = mp.to_string();
+    let mut replica = RedisServer::start(&["--replicaof", "127.0.0.1", &mport]);
+    let rpid = replica.pid().expect("replica pid");
+    wait_link_up(replica.port());
+    let mut m = master.conn();
+    m.assert_cmd(&["SET", "k", "1"], b"+OK\r\n");
+    wait_same(mp, replica.port(), "before");
+    signal(rpid, "STOP");
+    m.assert_cmd(&["INCR", "k"], b":2\r\n");
+
+    // Abort: both waiting clients are answered, writes flow again.
+    let mut a = master.conn();
+    let mut b = master.conn();
+    a.send_cmd(&["SHUTDOWN"]);
+    b.send_cmd(&["SHUTDOWN", "NOSAVE"]);
+    let t0 = Instant::now();
+    while field(&info(mp, "server"), "shutdown_in_milliseconds").is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no shutdown under way"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        field(&info(mp, "clients"), "blocked_clients").as_deref(),
+        Some("2")
+    );
+    let mut w = master.conn();
+    w.send_cmd(&["SET", "held", "1"]);
+    assert!(
+        w.read_reply_within(Duration::from_millis(300)).is_err(),
+        "a write ran during the shutdown"
+    );
+    m.assert_cmd(&["GET", "k"], b"$1\r\n2\r\n");
+    m.assert_cmd(&["SHUTDOWN", "ABORT"], b"+OK\r\n");
+    for c in [&mut a, &mut b] {
+        assert_eq!(
+            c.read_reply(),
+            b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n".to_vec()
+        );
+    }
+    assert_eq!(w.read_reply(), b"+OK\r\n".to_vec());
+    m.assert_cmd(&["SHUTDOWN", "ABORT"], b"-ERR No shutdown in progress.\r\n");
+    assert!(master.log().contains("Shutdown manually aborted."));
+
+    // SIGTERM waits too; the replica resumes, acknowledges, and the master exits.
+    signal(master.pid().expect("pid"), "TERM");
+    let t0 = Instant::now();
+    while field(&info(mp, "server"), "shutdown_in_milliseconds").is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "SIGTERM did not wait"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(rpid, "CONT");
+    wait_exit(
+        &mut master,
+        Duration::from_secs(20),
+        "after the replica caught up",
+    );
+    let log = master.log();
+    assert!(
+        log.contains("1 of 1 replicas are in sync when shutting down."),
+        "{log}"
+    );
+    assert!(!log.contains("Lagging replica"), "{log}");
+    let v: String = redis::cmd("GET")
+        .arg("held")
+        .query(&mut con(replica.port()))
+        .unwrap();
+    assert_eq!(
+        v, "1",
+        "the write acknowledged before the shutdown reached the replica"
+    );
+
+    // `shutdown-on-sigterm now`: no waiting for the stopped replica.
+    master.restart();
+    let mp = master.port();
+    let mut m = master.conn();
+    m.assert_cmd(&["CONFIG", "SET", "shutdown-on-sigterm", "now"], b"+OK\r\n");
+    replica.stop();
+    let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &mp.to_string()]);
+    wait_link_up(replica.port());
+    let rpid = replica.pid().expect("replica pid");
+    signal(rpid, "STOP");
+    m.assert_cmd(&["INCR", "k"], b":3\r\n");
+    signal(master.pid().expect("pid"), "TERM");
+    wait_exit(
+        &mut master,
+        Duration::from_secs(5),
+        "shutdown-on-sigterm now",
+    );
+    signal(rpid, "CONT");
+    drop(replica);
 }

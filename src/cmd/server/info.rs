@@ -289,6 +289,9 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
                 .unwrap_or_default(),
         );
         s.kv("io_threads_active", 0);
+        if let Some(deadline) = srv.shutdown_deadline_ms {
+            s.kv("shutdown_in_milliseconds", deadline - crate::util::now_ms());
+        }
         out.push_str(&s.out);
     }
 
@@ -296,7 +299,8 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         begin(&mut out, "Clients");
         let mut s = Section { out: String::new() };
         let others = || srv.clients.values();
-        let connected = srv.clients.len() + 1;
+        // As Redis: replicas are not counted (they have their own section).
+        let connected = srv.clients.len() + 1 - others().filter(|c| c.is_replica).count();
         let blocked = others().filter(|c| c.blocked.is_some()).count()
             + usize::from(caller.blocked.is_some());
         let pubsub = others()
@@ -402,7 +406,8 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         s.kv("mem_fragmentation_bytes", 0);
         s.kv("mem_not_counted_for_evict", 0);
         s.kv("mem_replication_backlog", 0);
-        s.kv("mem_total_replication_buffers", 0);
+        let repl_buffers = srv.master.backlog.as_ref().map_or(0, |b| b.held_bytes());
+        s.kv("mem_total_replication_buffers", repl_buffers);
         s.kv("mem_clients_slaves", 0);
         let clients_mem: usize = srv.clients.values().map(|c| c.shared.out_bytes()).sum();
         s.kv("mem_clients_normal", clients_mem);

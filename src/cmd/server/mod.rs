@@ -305,22 +305,53 @@ fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     ])
 }
 
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: the shutdown itself runs at the end of the
+/// round (`persist::shutdown_step`: it may wait for lagging replicas first).
 fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut mode = ShutdownMode::Default;
-    let mut force = false;
+    let (mut save, mut nosave, mut now, mut force, mut abort) = (false, false, false, false, false);
     for a in &args[1..] {
         match &a.to_ascii_lowercase()[..] {
-            b"nosave" => mode = ShutdownMode::NoSave,
-            b"save" => mode = ShutdownMode::Save,
+            b"nosave" => nosave = true,
+            b"save" => save = true,
+            b"now" => now = true,
             b"force" => force = true,
-            b"now" | b"abort" => {}
+            b"abort" => abort = true,
             _ => return Reply::err(err::SYNTAX),
         }
     }
+    if (abort && (save || nosave || now || force)) || (save && nosave) {
+        return Reply::err(err::SYNTAX);
+    }
+    if abort {
+        return if crate::persist::abort_shutdown(ctx.srv) {
+            OK
+        } else {
+            Reply::err("ERR No shutdown in progress.")
+        };
+    }
+    // The client blocks (as in Redis: its later commands wait): nothing is answered on
+    // success (the exit closes the connection); a refused or aborted shutdown answers an error.
+    ctx.blocked = Some(crate::client::Blocked {
+        db: ctx.client.db,
+        keys: Vec::new(),
+        deadline_ms: None,
+        argv: vec![Bytes::from_static(b"SHUTDOWN")],
+        timeout_reply: Reply::err(crate::persist::SHUTDOWN_FAILED),
+        postponed: false,
+    });
+    ctx.srv.shutdown_clients.push(ctx.client.id);
+    if ctx.srv.shutdown.is_some() {
+        // One is under way already: this client waits for it too.
+        return Reply::Nil;
+    }
+    if save {
+        mode = ShutdownMode::Save;
+    } else if nosave {
+        mode = ShutdownMode::NoSave;
+    }
     ctx.srv.shutdown = Some(mode);
     ctx.srv.shutdown_force = force;
-    // Nothing is answered on success (the connection is closed by the exit); a refused
-    // shutdown is answered an error at the end of the round (`exec::round`).
-    ctx.srv.shutdown_client = Some(ctx.client.id);
-    Reply::Raw(Bytes::new())
+    ctx.srv.shutdown_now = now;
+    Reply::Nil
 }
