@@ -156,7 +156,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("aof-timestamp-enabled", YES_NO, "no", MUT, DONE),
     opt("cluster-replica-no-failover", YES_NO, "no", MUT, INERT).alias("cluster-slave-no-failover"),
     opt("replica-lazy-flush", YES_NO, "no", MUT, INERT).alias("slave-lazy-flush"),
-    opt("replica-serve-stale-data", YES_NO, "yes", MUT, INERT).alias("slave-serve-stale-data"),
+    opt("replica-serve-stale-data", YES_NO, "yes", MUT, DONE).alias("slave-serve-stale-data"),
     opt("replica-read-only", YES_NO, "yes", MUT, DONE).alias("slave-read-only"),
     opt("replica-ignore-maxmemory", YES_NO, "yes", MUT, INERT).alias("slave-ignore-maxmemory"),
     opt("jemalloc-bg-thread", YES_NO, "yes", MUT, INERT),

@@ -388,6 +388,9 @@ pub struct Server {
     /// While the shutdown waits for lagging replicas (`shutdown-timeout`): when it stops
     /// waiting (unix ms).
     pub shutdown_deadline_ms: Option<i64>,
+    /// A SIGTERM (false) or SIGINT (true) received, its shutdown not started yet: the timer
+    /// starts it, as Redis's serverCron does for `shutdown_asap`.
+    pub shutdown_signal: Option<bool>,
     pub notify_flags: u32,
     pub next_client_id: Arc<std::sync::atomic::AtomicU64>,
     pub hz: u64,
@@ -483,6 +486,7 @@ impl Server {
             shutdown_force: false,
             shutdown_now: false,
             shutdown_deadline_ms: None,
+            shutdown_signal: None,
             shutdown_clients: Vec::new(),
             notify_flags,
             next_client_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
@@ -1140,6 +1144,10 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         reject(srv, client, Reply::err(crate::master::NOREPLICAS_ERR));
         return;
     }
+    if srv.replica.is_some() && crate::replica::refuse_stale(srv, client, spec) {
+        reject(srv, client, Reply::err(crate::replica::MASTERDOWN_ERR));
+        return;
+    }
     if srv.pause.pending() && srv.pause.holds(spec, client, now_us / 1000) {
         if let Some(name) = sent_name {
             argv[0] = name;
@@ -1612,6 +1620,9 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
 fn cron(srv: &mut Server) {
     if srv.cron_paused {
         return;
+    }
+    if let Some(sigint) = srv.shutdown_signal.take() {
+        crate::persist::start_signal_shutdown(srv, sigint);
     }
     srv.lru_clock = lru_clock_now();
     let now = now_ms();

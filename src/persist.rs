@@ -102,12 +102,20 @@ pub fn default_info(srv: &Server) -> Vec<(String, String)> {
 /// The answer to the clients whose SHUTDOWN did not happen.
 pub const SHUTDOWN_FAILED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
 
-/// SIGTERM / SIGINT: a shutdown with the flags `shutdown-on-sigterm` / `shutdown-on-sigint`
-/// give (`default`, or any of `save`, `nosave`, `now`, `force`). One already under way goes
-/// on as it is.
+/// SIGTERM / SIGINT received: the shutdown starts at the next timer tick
+/// ([`start_signal_shutdown`]), unless SHUTDOWN ABORT comes first.
 pub fn signal_shutdown(srv: &mut Server, sigint: bool) {
     let name = if sigint { "SIGINT" } else { "SIGTERM" };
     tracing::warn!("Received {name} scheduling shutdown...");
+    if srv.shutdown.is_none() {
+        srv.shutdown_signal = Some(sigint);
+    }
+}
+
+/// The shutdown a signal asked for, with the flags `shutdown-on-sigterm` / `shutdown-on-sigint`
+/// give (`default`, or any of `save`, `nosave`, `now`, `force`). One already under way goes
+/// on as it is.
+pub fn start_signal_shutdown(srv: &mut Server, sigint: bool) {
     if srv.shutdown.is_some() {
         return;
     }
@@ -174,10 +182,13 @@ pub fn shutdown_step(srv: &mut Server) -> bool {
 /// SHUTDOWN ABORT: stop a shutdown that waits for its replicas (or is about to start).
 /// False if none is under way.
 pub fn abort_shutdown(srv: &mut Server) -> bool {
-    if srv.shutdown.is_none() {
+    if srv.shutdown.is_some() {
+        cancel_shutdown(srv);
+    } else if srv.shutdown_signal.take().is_some() {
+        SHUTDOWN_ASAP.store(false, std::sync::atomic::Ordering::SeqCst);
+    } else {
         return false;
     }
-    cancel_shutdown(srv);
     tracing::info!("Shutdown manually aborted.");
     true
 }

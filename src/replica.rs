@@ -430,6 +430,26 @@ pub fn refuse_write(srv: &Server, client: &Client) -> bool {
 
 pub const READONLY_ERR: &str = "READONLY You can't write against a read only replica.";
 
+pub const MASTERDOWN_ERR: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+
+/// Whether `spec` must be refused with MASTERDOWN: a replica whose link is down, with
+/// `replica-serve-stale-data no`, serves only the commands flagged `stale` (INFO, REPLICAOF,
+/// …), and EXEC only if every queued command is one (Redis 7.0's processCommand).
+pub fn refuse_stale(srv: &Server, client: &Client, spec: &CommandSpec) -> bool {
+    let stale = |s: &CommandSpec| s.has(crate::cmd::flags::STALE);
+    srv.replica.as_ref().is_some_and(|r| !r.link_up())
+        && !client.is_master
+        && !srv.cfg.get_bool("replica-serve-stale-data")
+        && (!stale(spec)
+            || (spec.name == "exec"
+                && client.multi.as_ref().is_some_and(|m| {
+                    m.queued.iter().any(|argv| {
+                        crate::exec::lookup_command(&argv[0]).is_some_and(|s| !stale(s))
+                    })
+                })))
+}
+
 fn send_ack(srv: &Server, a: Ack) {
     if let Some(ctl) = &srv.repl_ctl {
         let _ = ctl.ack_tx.send(a);

@@ -312,3 +312,46 @@ fn kill9_during_the_syncs_log_write_recovers_the_dataset_from_before() {
         panic!("after the completed sync and kill -9: {d}");
     }
 }
+
+/// `replica-serve-stale-data no` on a replica whose master is unreachable: the same replies as
+/// redis-server 7.0's (MASTERDOWN for anything not flagged `stale`, EXEC refused when it
+/// queued one; INFO, CONFIG, REPLICAOF served), and served again with `yes`.
+#[test]
+fn a_stale_replica_answers_masterdown_like_redis() {
+    let dead = common::pick_free_port().to_string();
+    let args = ["--replicaof", "127.0.0.1", dead.as_str()];
+    let ours = StrongboxServer::start(&args);
+    let redis = RedisServer::start(&args);
+    let script: &[&[&str]] = &[
+        &["CONFIG", "SET", "replica-serve-stale-data", "no"],
+        &["GET", "k"],
+        &["PING"],
+        &["DBSIZE"],
+        &["CONFIG", "GET", "replica-serve-stale-data"],
+        &["MULTI"],
+        &["GET", "k"],
+        &["EXEC"],
+        &["MULTI"],
+        &["CONFIG", "GET", "port"],
+        &["DISCARD"],
+        &["CONFIG", "SET", "replica-serve-stale-data", "yes"],
+        &["GET", "k"],
+        &["CONFIG", "SET", "replica-serve-stale-data", "no"],
+        &["SET", "k", "v"],
+        &["REPLICAOF", "NO", "ONE"],
+        &["GET", "k"],
+    ];
+    let mut a = ours.conn();
+    let mut b = redis.conn();
+    for cmd in script {
+        let (x, y) = (a.cmd(cmd), b.cmd(cmd));
+        if cmd[..] == ["CONFIG", "GET", "port"] {
+            continue;
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&x),
+            String::from_utf8_lossy(&y),
+            "{cmd:?}"
+        );
+    }
+}

@@ -7,15 +7,8 @@ use crate::ctx::Ctx;
 use crate::resp::{Reply, OK};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd(
-        "ping",
-        -1,
-        FAST | SUBSCRIBED_OK | STALE,
-        KNONE,
-        "connection",
-        ping,
-    ),
-    cmd("echo", 2, FAST, KNONE, "connection", echo),
+    cmd("ping", -1, FAST | SUBSCRIBED_OK, KNONE, "connection", ping),
+    cmd("echo", 2, FAST | STALE, KNONE, "connection", echo),
     cmd(
         "quit",
         -1,

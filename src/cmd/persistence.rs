@@ -97,7 +97,8 @@ fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     if rw || with_persist(ctx, |p, _| p.rewrite_scheduled()).unwrap_or(false) && bg {
         return Reply::err("ERR Background append only file rewriting already in progress");
     }
-    if bg {
+    // As Redis: inside MULTI/EXEC the rewrite starts after it.
+    if bg || ctx.in_exec {
         with_persist(ctx, |p, _| p.schedule_rewrite());
         return Reply::Status("Background append only file rewriting scheduled");
     }
