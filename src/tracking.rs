@@ -295,10 +295,7 @@ fn remember_keys(srv: &mut Server, c: &Client, spec: &CommandSpec, argv: &[Bytes
     spec.for_each_key(argv, |key| {
         let ids = match tr.table.get_mut(key) {
             Some(ids) => ids,
-            None => tr
-                .table
-                .entry(Bytes::copy_from_slice(key))
-                .or_insert_with(Vec::new),
+            None => tr.table.entry(Bytes::copy_from_slice(key)).or_default(),
         };
         if let Err(at) = ids.binary_search(&c.id) {
             ids.insert(at, c.id);
