@@ -1634,6 +1634,9 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
                 }
             }
             srv.call_end_us = None;
+            // No command of this client runs any more (tracking tells a running client from
+            // one that is gone by this).
+            srv.current_client = 0;
             // Each reply's position is in `c.need` (`process_command_at`); replies that are
             // not a command's (errors before it runs, QUEUED) reveal no data.
             c.flush(0, true);

@@ -334,8 +334,9 @@ fn invalidate_key(srv: &mut Server, key: &[u8], current: Option<&Client>) {
                 send(srv, None, id, &payload());
             }
         } else if let Some(t) = current.filter(|c| c.id == id) {
-            if t.tracking && !t.trk.bcast && !(t.trk.noloop && id == srv.current_client) {
-                // The running client: after its reply.
+            // The client whose command made the change: NOLOOP skips it; else the message
+            // follows its reply.
+            if t.tracking && !t.trk.bcast && !t.trk.noloop {
                 srv.tracking.pending.push(Pending {
                     to: id,
                     payload: payload(),
@@ -570,4 +571,145 @@ pub fn enforce_limit(srv: &mut Server, current: Option<&Client>) {
         }
     }
     srv.tracking.limit_misses += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{call, server_and_client};
+
+    fn on(srv: &mut Server, c: &mut Client, o: Options) {
+        enable(srv, c, o);
+        assert!(c.tracking);
+    }
+
+    #[test]
+    fn reads_fill_the_table_and_a_change_empties_it_for_the_running_client_after_its_reply() {
+        let (mut srv, mut c) = server_and_client();
+        on(&mut srv, &mut c, Options::default());
+        call(&mut srv, &mut c, &["MGET", "a", "b", "a"], false);
+        assert_eq!(srv.tracking.total_keys(), 2);
+        assert_eq!(srv.tracking.total_items(), 2);
+        // A write is not a read: nothing remembered for `c`.
+        call(&mut srv, &mut c, &["SET", "c", "1"], false);
+        assert_eq!(srv.tracking.total_keys(), 2);
+        // Its own change of `a`: out of the table, the message waits for the reply.
+        call(&mut srv, &mut c, &["SET", "a", "1"], false);
+        assert_eq!(srv.tracking.total_keys(), 1);
+        assert_eq!(srv.tracking.total_items(), 1);
+        assert!(srv.tracking.has_pending());
+        assert!(c.out.is_empty());
+        c.proto = 3;
+        flush_pending(&mut srv, &mut c);
+        assert!(!srv.tracking.has_pending());
+        assert_eq!(c.out.len(), 1);
+        assert!(matches!(&c.out[0], Reply::Push(v) if v.len() == 2));
+        // FLUSHALL empties the table.
+        call(&mut srv, &mut c, &["FLUSHALL"], false);
+        assert_eq!(srv.tracking.total_keys(), 0);
+        assert_eq!(srv.tracking.total_items(), 0);
+        disable(&mut srv, &mut c);
+        assert_eq!(srv.tracking.clients, 0);
+    }
+
+    #[test]
+    fn optin_tracks_only_after_caching_yes_and_noloop_skips_own_changes() {
+        let (mut srv, mut c) = server_and_client();
+        on(
+            &mut srv,
+            &mut c,
+            Options {
+                optin: true,
+                noloop: true,
+                ..Default::default()
+            },
+        );
+        call(&mut srv, &mut c, &["GET", "a"], false);
+        assert_eq!(srv.tracking.total_keys(), 0);
+        c.trk.caching = true;
+        call(&mut srv, &mut c, &["GET", "a"], false);
+        assert_eq!(srv.tracking.total_keys(), 1);
+        call(&mut srv, &mut c, &["SET", "a", "1"], false);
+        assert_eq!(srv.tracking.total_keys(), 0);
+        assert!(
+            !srv.tracking.has_pending(),
+            "NOLOOP: no message for its own change"
+        );
+    }
+
+    #[test]
+    fn caching_lasts_one_command_after_client_commands() {
+        let (_srv, mut c) = server_and_client();
+        c.trk.caching = true;
+        c.trk.after_client_cmd = true;
+        before_command(&mut c, b"CLIENT");
+        assert!(c.trk.caching, "CLIENT commands keep it");
+        before_command(&mut c, b"GET");
+        assert!(c.trk.caching, "the command after CLIENT CACHING");
+        before_command(&mut c, b"GET");
+        assert!(!c.trk.caching, "gone after one command");
+    }
+
+    #[test]
+    fn bcast_collects_changed_keys_under_prefixes() {
+        let (mut srv, mut c) = server_and_client();
+        on(
+            &mut srv,
+            &mut c,
+            Options {
+                bcast: true,
+                prefixes: vec![Bytes::from_static(b"a:"), Bytes::from_static(b"b:")],
+                ..Default::default()
+            },
+        );
+        assert_eq!(srv.tracking.total_prefixes(), 2);
+        call(&mut srv, &mut c, &["MSET", "a:1", "x", "c:1", "y"], false);
+        assert!(srv.tracking.bcast_due);
+        let keys: Vec<_> = srv.tracking.prefixes[&b"a:"[..]]
+            .keys
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(keys, vec![Bytes::from_static(b"a:1")]);
+        assert!(srv.tracking.prefixes[&b"b:"[..]].keys.is_empty());
+        // BCAST clients' reads are not remembered.
+        call(&mut srv, &mut c, &["GET", "a:1"], false);
+        assert_eq!(srv.tracking.total_keys(), 0);
+        disable(&mut srv, &mut c);
+        assert_eq!(srv.tracking.total_prefixes(), 0);
+    }
+
+    #[test]
+    fn prefix_overlaps_are_worded_as_redis_and_cut_at_nul() {
+        let (_srv, mut c) = server_and_client();
+        c.trk.prefixes.insert(Bytes::from_static(b"ab"));
+        let e = prefix_collision(&c, &[Bytes::from_static(b"a")]).expect("overlap");
+        assert_eq!(e, "ERR Prefix 'a' overlaps with an existing prefix 'ab'. Prefixes for a single client must not overlap.");
+        let e = prefix_collision(&c, &[Bytes::from_static(b"x\0y"), Bytes::from_static(b"x")])
+            .expect("overlap");
+        assert_eq!(e, "ERR Prefix 'x' overlaps with another provided prefix 'x'. Prefixes for a single client must not overlap.");
+        assert!(
+            prefix_collision(&c, &[Bytes::from_static(b"b"), Bytes::from_static(b"c")]).is_none()
+        );
+    }
+
+    #[test]
+    fn the_table_limit_evicts_with_growing_effort() {
+        let (mut srv, mut c) = server_and_client();
+        on(&mut srv, &mut c, Options::default());
+        for i in 0..250 {
+            call(&mut srv, &mut c, &["GET", &format!("k{i}")], false);
+        }
+        srv.hot.tracking_table_max_keys = 1;
+        enforce_limit(&mut srv, None);
+        assert_eq!(srv.tracking.total_keys(), 150, "100 keys on the first pass");
+        assert_eq!(srv.tracking.limit_misses, 1);
+        enforce_limit(&mut srv, None);
+        assert_eq!(srv.tracking.total_keys(), 1, "up to 200 on the second");
+        assert_eq!(srv.tracking.limit_misses, 0);
+        srv.hot.tracking_table_max_keys = 0;
+        call(&mut srv, &mut c, &["GET", "more"], false);
+        enforce_limit(&mut srv, None);
+        assert_eq!(srv.tracking.total_keys(), 2, "0: no limit");
+    }
 }
