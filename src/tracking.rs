@@ -216,7 +216,10 @@ pub fn disable(srv: &mut Server, c: &mut Client) {
 }
 
 /// The first of `new` prefixes that overlaps an existing prefix of `c` or a later one of `new`
-/// (one is a prefix of the other), as Redis's `checkPrefixCollisionsOrReply` words it.
+/// (one is a prefix of the other), as Redis's `checkPrefixCollisionsOrReply` words it. Redis
+/// 7.0 refuses only an overlap found for the first new prefix: for a later one it sends the
+/// error and then `+OK`, two replies to one command, with tracking enabled (fixed in 7.2);
+/// here every overlap is refused with the error alone.
 pub fn prefix_collision(c: &Client, new: &[Bytes]) -> Option<String> {
     let overlap = |a: &[u8], b: &[u8]| {
         let n = a.len().min(b.len());
