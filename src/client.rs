@@ -358,7 +358,9 @@ pub struct Client {
     pub out_proto: u8,
     pub close_after_reply: bool,
     pub closed: bool,
+    /// CLIENT TRACKING ON (`tracking.rs`); its options in `trk`.
     pub tracking: bool,
+    pub trk: crate::tracking::ClientTracking,
     /// The replies queued so far must wait for an fsync (WAITAOF).
     pub wait_synced: bool,
     /// The log position the replies in `out` must wait for, beyond what a caller of
@@ -428,6 +430,7 @@ impl Client {
             close_after_reply: false,
             closed: false,
             tracking: false,
+            trk: Default::default(),
             wait_synced: false,
             need: 0,
             is_master: false,

@@ -622,7 +622,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(0, LONG_MAX),
         "1000000",
         MUT,
-        INERT,
+        DONE,
     ),
     opt(
         "client-query-buffer-limit",

@@ -289,6 +289,8 @@ pub struct HotConfig {
     pub latency_monitor_threshold_ms: i64,
     /// `client-output-buffer-limit` per class (`obuf.rs`).
     pub obuf: [crate::config::ObufLimit; 3],
+    /// `tracking-table-max-keys` (0: no limit), `tracking.rs`.
+    pub tracking_table_max_keys: u64,
 }
 
 impl HotConfig {
@@ -315,6 +317,7 @@ impl HotConfig {
             latency_tracking: cfg.get("latency-tracking") == "yes",
             latency_monitor_threshold_ms: cfg.get_i64("latency-monitor-threshold"),
             obuf: crate::config::obuf_limits(cfg),
+            tracking_table_max_keys: cfg.get_i64("tracking-table-max-keys").max(0) as u64,
         }
     }
 
@@ -354,6 +357,8 @@ pub struct Server {
     pub clients: HashMap<ClientId, Box<Client>, FxBuild>,
     pub log: Durability,
     pub pubsub: PubSub,
+    /// Client-side caching: CLIENT TRACKING's tables (`tracking.rs`).
+    pub tracking: crate::tracking::Tracking,
     /// (db, key) → clients blocked on it, first come first served.
     pub blocking: HashMap<(usize, Bytes), VecDeque<ClientId>>,
     /// Keys that received elements during the current command.
@@ -467,6 +472,7 @@ impl Server {
             clients: HashMap::default(),
             log: Durability::new(),
             pubsub: PubSub::default(),
+            tracking: Default::default(),
             blocking: HashMap::new(),
             ready_keys: Vec::new(),
             watched: HashMap::new(),
@@ -522,6 +528,9 @@ impl Server {
     /// client (not in `clients`). A watcher that saw the key already expired is not touched
     /// when the key is now gone (a stale key deleted is no logical change).
     pub fn touch_watched(&mut self, db: usize, key: &[u8], current: Option<&mut Client>) {
+        if self.tracking.watching_changes() {
+            crate::tracking::key_changed(self, key, current.as_deref());
+        }
         if self.watched.is_empty() {
             return;
         }
@@ -745,6 +754,9 @@ impl Server {
     /// Remove a client from every structure (disconnect or kill).
     pub fn forget_client(&mut self, c: &mut Client) {
         unwatch_all(self, c);
+        if c.tracking {
+            crate::tracking::disable(self, c);
+        }
         for ch in c.subs.drain() {
             remove_sub(&mut self.pubsub.channels, &ch, c.id);
         }
@@ -878,6 +890,9 @@ fn call_at(
         let reply = (spec.handler)(&mut ctx, argv);
         (reply, ctx.dirty, ctx.propagate, ctx.blocked)
     };
+    if client.tracking {
+        crate::tracking::after_call(srv, client, spec, argv);
+    }
     let end = now_us();
     srv.call_end_us = Some(end);
     let dur = (end - start).max(0) as u64;
@@ -1034,6 +1049,16 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
     let now_us = now.unwrap_or_else(now_us);
     client.last_interaction_ms = now_us / 1000;
+    srv.current_client = client.id;
+    if srv.tracking.clients != 0 {
+        // CLIENT CACHING's one-command lifetime, and the table's size limit, whose
+        // invalidations come before this command's reply (Redis's processCommand).
+        crate::tracking::before_command(client, &argv[0]);
+        crate::tracking::enforce_limit(srv, Some(client));
+        if srv.tracking.has_pending() {
+            crate::tracking::flush_pending(srv, client);
+        }
+    }
     let mut argv = argv;
     // The name as sent, kept for a command CLIENT PAUSE postpones (it is looked up again).
     let sent_name = RENAMED.get().map(|_| argv[0].clone());
@@ -1103,9 +1128,16 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
             return;
         }
     }
-    if srv.hot.maxmemory != 0 && oom_rejects(srv, client, spec, &argv) {
-        reject(srv, client, Reply::err(crate::evict::OOM_ERR));
-        return;
+    if srv.hot.maxmemory != 0 {
+        let oom = oom_rejects(srv, client, spec, &argv);
+        // Evicted keys' invalidations precede the reply (they concern the old values).
+        if srv.tracking.has_pending() {
+            crate::tracking::flush_pending(srv, client);
+        }
+        if oom {
+            reject(srv, client, Reply::err(crate::evict::OOM_ERR));
+            return;
+        }
     }
     if client.in_pubsub_context() && !spec.has(flags::SUBSCRIBED_OK) {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
@@ -1177,8 +1209,15 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     };
     client.need = client.need.max(need);
     client.reply(reply);
+    // The running client's own invalidations follow its reply (Redis's afterCommand).
+    if srv.tracking.has_pending() {
+        crate::tracking::flush_pending(srv, client);
+    }
     if !srv.ready_keys.is_empty() {
         serve_blocked(srv, Some(client));
+        if srv.tracking.has_pending() {
+            crate::tracking::flush_pending(srv, client);
+        }
     }
 }
 
@@ -1295,6 +1334,12 @@ fn blocked_type(argv0: &[u8]) -> Option<&'static str> {
 /// ready. `current` is the client whose command made keys ready (not in `srv.clients`).
 pub fn serve_blocked(srv: &mut Server, current: Option<&mut Client>) {
     let current_id = current.map(|c| c.id);
+    let outer = std::mem::replace(&mut srv.tracking.outer_client, current_id.unwrap_or(0));
+    serve_blocked_keys(srv, current_id);
+    srv.tracking.outer_client = outer;
+}
+
+fn serve_blocked_keys(srv: &mut Server, current_id: Option<ClientId>) {
     let mut rounds = 0;
     while !srv.ready_keys.is_empty() {
         rounds += 1;
@@ -1350,7 +1395,9 @@ pub fn serve_blocked(srv: &mut Server, current: Option<&mut Client>) {
                 let saved_db = c.db;
                 c.db = b.db;
                 // Run again, not a new command: MONITOR saw it when it blocked.
+                let running = std::mem::replace(&mut srv.current_client, id);
                 let reply = call_at(srv, &mut c, spec, &b.argv, false, now_us(), false);
+                srv.current_client = running;
                 if c.blocked.is_some() {
                     // Still nothing to serve (key emptied by someone earlier): keep waiting,
                     // keeping its place; the new registration is a duplicate — restore.
@@ -1366,6 +1413,11 @@ pub fn serve_blocked(srv: &mut Server, current: Option<&mut Client>) {
                 c.db = saved_db;
                 unregister_blocked(srv, id, &b);
                 c.reply(reply);
+                if srv.tracking.has_pending() {
+                    srv.current_client = id;
+                    crate::tracking::flush_pending(srv, &mut c);
+                    srv.current_client = running;
+                }
                 let pos = srv.log.pos();
                 c.flush(pos, false);
                 run_pending(srv, &mut c);
@@ -1511,6 +1563,7 @@ fn round(
     } else if srv.rewrite_presync.is_some() {
         srv.persistence_poll();
     }
+    crate::tracking::broadcast(srv);
     srv.log.submit();
     crate::master::after_round(srv);
     flush_all(srv);
@@ -1586,6 +1639,9 @@ fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
                 process_command_at(srv, &mut c, argv, now);
             }
             srv.call_end_us = None;
+            // No command of this client runs any more (tracking tells a running client from
+            // one that is gone by this).
+            srv.current_client = 0;
             // Each reply's position is in `c.need` (`process_command_at`); replies that are
             // not a command's (errors before it runs, QUEUED) reveal no data.
             c.flush(0, true);
@@ -1679,6 +1735,10 @@ fn cron(srv: &mut Server) {
     // Evictions left over by a command's time budget, or a lowered `maxmemory`.
     if srv.hot.maxmemory != 0 {
         crate::evict::perform_evictions(srv);
+    }
+    // A lowered `tracking-table-max-keys` applies without commands too.
+    if srv.tracking.clients != 0 {
+        crate::tracking::enforce_limit(srv, None);
     }
     crate::replica::cron(srv);
     crate::master::cron(srv);

@@ -7,6 +7,7 @@
 //!   own thread with `io-threads` ≥ 2); `process_command` → `call`.
 //! - [`cmd`]: the command table, one file per family; handlers see a [`ctx::Ctx`].
 //! - [`keyspace`] and [`types`]: databases, objects and the collection representations.
+//! - [`tracking`]: client-side caching (CLIENT TRACKING), its tables and invalidation pushes.
 //! - [`durability`]: where effects become log bytes and replies learn what to wait for.
 //! - [`aof`]: the log writer and recovery at start, over `strongbox-storage` and
 //!   `strongbox-recovery`.
@@ -41,6 +42,7 @@ pub mod startup;
 pub mod supervise;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod tracking;
 pub mod types;
 pub mod util;
 

@@ -331,6 +331,11 @@ fn redis_py_resp3_protocol() {
     run_python("resp3.py");
 }
 
+#[test]
+fn redis_py_client_side_caching() {
+    run_python("client_side_caching.py");
+}
+
 #[tokio::test]
 async fn redis_crate_async_set_get_pipeline() {
     use redis::AsyncCommands;

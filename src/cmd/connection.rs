@@ -91,6 +91,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     }
     srv.monitors.retain(|&m| m != c.id);
     c.monitor = false;
+    crate::tracking::disable(srv, c);
     c.db = 0;
     c.proto = 2;
     c.name = None;

@@ -1,5 +1,5 @@
 //! CLIENT: ID, SETNAME, GETNAME, LIST, INFO, KILL, REPLY, NO-EVICT, NO-TOUCH, UNBLOCK, PAUSE,
-//! UNPAUSE, SETINFO, TRACKING (OFF only), CACHING, GETREDIR, TRACKINGINFO, HELP.
+//! UNPAUSE, SETINFO, TRACKING, CACHING, GETREDIR, TRACKINGINFO, HELP.
 //!
 //! The calling client is not in `srv.clients` while its command runs: every walk over the
 //! clients adds it explicitly.
@@ -195,30 +195,150 @@ pub(super) fn client(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             OK
         }
         "setinfo" => client_setinfo(ctx, args),
-        "tracking" => match &args[2].to_ascii_lowercase()[..] {
-            b"off" => {
-                ctx.client.tracking = false;
-                OK
-            }
-            b"on" => Reply::err(
-                "ERR client-side caching (CLIENT TRACKING ON) is not supported by this server",
-            ),
-            _ => Reply::err(err::SYNTAX),
-        },
-        "caching" => Reply::err(
-            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
-        ),
-        "getredir" => Reply::Int(-1),
-        "trackinginfo" => Reply::Map(vec![
-            (
-                Reply::bulk_str("flags"),
-                Reply::Set(vec![Reply::bulk_str("off")]),
-            ),
-            (Reply::bulk_str("redirect"), Reply::Int(-1)),
-            (Reply::bulk_str("prefixes"), Reply::Array(vec![])),
-        ]),
+        "tracking" => client_tracking(ctx, args),
+        "caching" => client_caching(ctx, args),
+        "getredir" => Reply::Int(if ctx.client.tracking {
+            ctx.client.trk.redirect as i64
+        } else {
+            -1
+        }),
+        "trackinginfo" => tracking_info(ctx.client),
         _ => help_reply("client", HELP),
     }
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p ...] [OPTIN] [OPTOUT] [NOLOOP], with
+/// Redis 7.0's checks in its order (options first, then their compatibility).
+fn client_tracking(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let mut o = crate::tracking::Options::default();
+    let mut j = 3;
+    while j < args.len() {
+        let more = j + 1 < args.len();
+        let a = &args[j];
+        if a.eq_ignore_ascii_case(b"redirect") && more {
+            j += 1;
+            if o.redirect != 0 {
+                return Reply::err("ERR A client can only redirect to a single other client");
+            }
+            let Some(id) = crate::util::parse_i64(&args[j]) else {
+                return Reply::err(err::NOT_INT);
+            };
+            let exists = id > 0
+                && (id as u64 == ctx.client.id || ctx.srv.clients.contains_key(&(id as u64)));
+            if !exists {
+                return Reply::err("ERR The client ID you want redirect to does not exist");
+            }
+            o.redirect = id as u64;
+        } else if a.eq_ignore_ascii_case(b"bcast") {
+            o.bcast = true;
+        } else if a.eq_ignore_ascii_case(b"optin") {
+            o.optin = true;
+        } else if a.eq_ignore_ascii_case(b"optout") {
+            o.optout = true;
+        } else if a.eq_ignore_ascii_case(b"noloop") {
+            o.noloop = true;
+        } else if a.eq_ignore_ascii_case(b"prefix") && more {
+            j += 1;
+            o.prefixes.push(args[j].clone());
+        } else {
+            return Reply::err(err::SYNTAX);
+        }
+        j += 1;
+    }
+    let c = &*ctx.client;
+    if args[2].eq_ignore_ascii_case(b"on") {
+        if !o.bcast && !o.prefixes.is_empty() {
+            return Reply::err("ERR PREFIX option requires BCAST mode to be enabled");
+        }
+        if c.tracking && c.trk.bcast != o.bcast {
+            return Reply::err("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.");
+        }
+        if o.bcast && (o.optin || o.optout) {
+            return Reply::err("ERR OPTIN and OPTOUT are not compatible with BCAST");
+        }
+        if o.optin && o.optout {
+            return Reply::err("ERR You can't specify both OPTIN mode and OPTOUT mode");
+        }
+        if (o.optin && c.trk.optout) || (o.optout && c.trk.optin) {
+            return Reply::err("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.");
+        }
+        if o.bcast {
+            if let Some(e) = crate::tracking::prefix_collision(c, &o.prefixes) {
+                return Reply::Error(e);
+            }
+        }
+        crate::tracking::enable(ctx.srv, ctx.client, o);
+    } else if args[2].eq_ignore_ascii_case(b"off") {
+        crate::tracking::disable(ctx.srv, ctx.client);
+    } else {
+        return Reply::err(err::SYNTAX);
+    }
+    OK
+}
+
+/// CLIENT CACHING YES|NO: the next command (or transaction) is tracked (OPTIN) or not (OPTOUT).
+fn client_caching(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let c = &mut *ctx.client;
+    if !c.tracking {
+        return Reply::err("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled");
+    }
+    if args[2].eq_ignore_ascii_case(b"yes") {
+        if !c.trk.optin {
+            return Reply::err(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            );
+        }
+    } else if args[2].eq_ignore_ascii_case(b"no") {
+        if !c.trk.optout {
+            return Reply::err(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            );
+        }
+    } else {
+        return Reply::err(err::SYNTAX);
+    }
+    c.trk.caching = true;
+    // Kept through this command (a CLIENT command) to the next one.
+    c.trk.after_client_cmd = true;
+    OK
+}
+
+/// CLIENT TRACKINGINFO: flags, redirect and prefixes, as Redis 7.0 lists them.
+fn tracking_info(c: &Client) -> Reply {
+    let t = &c.trk;
+    let mut flags = vec![Reply::bulk_str(if c.tracking { "on" } else { "off" })];
+    if c.tracking {
+        if t.bcast {
+            flags.push(Reply::bulk_str("bcast"));
+        }
+        if t.optin {
+            flags.push(Reply::bulk_str("optin"));
+            if t.caching {
+                flags.push(Reply::bulk_str("caching-yes"));
+            }
+        }
+        if t.optout {
+            flags.push(Reply::bulk_str("optout"));
+            if t.caching {
+                flags.push(Reply::bulk_str("caching-no"));
+            }
+        }
+        if t.noloop {
+            flags.push(Reply::bulk_str("noloop"));
+        }
+        if t.broken_redirect {
+            flags.push(Reply::bulk_str("broken_redirect"));
+        }
+    }
+    let redirect = if c.tracking { t.redirect as i64 } else { -1 };
+    Reply::Map(vec![
+        (Reply::bulk_str("flags"), Reply::Set(flags)),
+        (Reply::bulk_str("redirect"), Reply::Int(redirect)),
+        (
+            Reply::bulk_str("prefixes"),
+            Reply::Array(t.prefixes.iter().cloned().map(Reply::Bulk).collect()),
+        ),
+    ])
 }
 
 fn on_off(a: &[u8]) -> Option<bool> {
@@ -258,6 +378,12 @@ pub(crate) fn client_info(
     }
     if c.tracking {
         flags.push('t');
+    }
+    if c.tracking && c.trk.broken_redirect {
+        flags.push('R');
+    }
+    if c.tracking && c.trk.bcast {
+        flags.push('B');
     }
     if c.dirty_cas {
         flags.push('d');
@@ -302,7 +428,7 @@ pub(crate) fn client_info(
     let events = if omem > 0 { "rw" } else { "r" };
     let _ = write!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -325,6 +451,11 @@ pub(crate) fn client_info(
         events,
         cmd,
         String::from_utf8_lossy(&c.user.name),
+        if c.tracking {
+            c.trk.redirect as i64
+        } else {
+            -1
+        },
         c.proto,
     );
 }

@@ -307,7 +307,6 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
             .filter(|c| c.sub_count() + c.ssubs.len() > 0)
             .count()
             + usize::from(caller.sub_count() + caller.ssubs.len() > 0);
-        let tracking = others().filter(|c| c.tracking).count() + usize::from(caller.tracking);
         let watching = others().filter(|c| !c.watched.is_empty()).count()
             + usize::from(!caller.watched.is_empty());
         let in_timeout = others()
@@ -324,7 +323,7 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         s.kv("client_recent_max_input_buffer", max_in);
         s.kv("client_recent_max_output_buffer", max_out);
         s.kv("blocked_clients", blocked);
-        s.kv("tracking_clients", tracking);
+        s.kv("tracking_clients", srv.tracking.clients);
         s.kv("pubsub_clients", pubsub);
         s.kv("watching_clients", watching);
         s.kv("clients_in_timeout_table", in_timeout);
@@ -481,9 +480,9 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         s.kv("active_defrag_key_misses", 0);
         s.kv("total_active_defrag_time", 0);
         s.kv("current_active_defrag_time", 0);
-        s.kv("tracking_total_keys", 0);
-        s.kv("tracking_total_items", 0);
-        s.kv("tracking_total_prefixes", 0);
+        s.kv("tracking_total_keys", srv.tracking.total_keys());
+        s.kv("tracking_total_items", srv.tracking.total_items());
+        s.kv("tracking_total_prefixes", srv.tracking.total_prefixes());
         s.kv("unexpected_error_replies", st.unexpected_error_replies);
         s.kv("total_error_replies", st.total_error_replies);
         s.kv("dump_payload_sanitizations", 0);

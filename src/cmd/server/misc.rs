@@ -494,8 +494,10 @@ pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
         for d in ctx.srv.dbs.iter_mut() {
             d.clear();
         }
-        // Redis's emptyData: the libraries go too (the file has them).
+        // Redis's emptyData: the libraries go too (the file has them), and tracking clients
+        // are told every key is invalid.
         crate::cmd::function::clear(ctx.srv);
+        crate::tracking::flushed(ctx.srv, Some(ctx.client));
     }
     match crate::snapshot::load_rdb(ctx.srv, std::io::BufReader::new(file), true) {
         Ok(_) => {

@@ -228,6 +228,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         .touch_all_watched_in(db, None, now, Some(ctx.client));
     let n = ctx.srv.dbs[db].len() as u64;
     ctx.srv.dbs[db].clear();
+    crate::tracking::flushed(ctx.srv, Some(ctx.client));
     ctx.srv.signal_blocked_in(Some(db));
     // Always logged (even when empty), as Redis does.
     ctx.propagate(vec![Bytes::from_static(b"FLUSHDB")]);
@@ -250,6 +251,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         d.clear();
     }
     ctx.srv.with_persistence(|p, srv| p.flushall(srv));
+    crate::tracking::flushed(ctx.srv, Some(ctx.client));
     ctx.srv.signal_blocked_in(None);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
     // As Redis: with save points configured, the emptied dataset is saved at once (a restart
