@@ -85,11 +85,21 @@ pub enum ReplMsg {
         replid: String,
         offset: i64,
     },
-    /// Commands of the stream, which ends at `end_offset` after them.
+    /// Commands of the stream, which ends at `end_offset` after them. `psync_offset`: the
+    /// end of the last of them outside a MULTI … EXEC (where a partial resync may continue).
     Stream {
         gen: u64,
         cmds: Vec<Vec<Bytes>>,
         end_offset: i64,
+        psync_offset: i64,
+    },
+    /// The master accepted `PSYNC <replid> <offset + 1>` (+CONTINUE): the stream goes on from
+    /// `offset` over the dataset as it is, now under `new_replid`.
+    Continue {
+        gen: u64,
+        replid: String,
+        offset: i64,
+        new_replid: String,
     },
     /// The connection to the master is gone (the link task retries).
     Down { gen: u64 },
@@ -127,6 +137,10 @@ pub struct Replica {
     pub down_since_ms: i64,
     /// Sync loaded since the link went down (master_link_status:up needs `Up`).
     pub synced_once: bool,
+    /// The master's replication id and the stream offset the dataset holds exactly (outside
+    /// any MULTI): what a partial resync (`PSYNC <replid> <offset + 1>`) continues from. None
+    /// until a full sync has loaded, and after a failed one.
+    pub psync: Option<(String, i64)>,
     /// Keys that clients of this (writable) replica wrote with a TTL: the replica expires
     /// these itself, as Redis's slaveKeysWithExpire (its master knows nothing of them).
     pub local_expires: std::collections::HashSet<(usize, Bytes)>,
@@ -220,6 +234,7 @@ pub fn set_master(srv: &mut Server, host: String, port: u16) {
         master_replid: replid,
         down_since_ms: now_ms(),
         synced_once: false,
+        psync: None,
         local_expires: Default::default(),
     });
     crate::log::set_replica(true);
@@ -483,6 +498,7 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
             gen,
             cmds,
             end_offset,
+            psync_offset,
         } => {
             let Some(mut rep) = srv.replica.take() else {
                 return;
@@ -500,6 +516,9 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
                 crate::exec::serve_blocked(srv, None);
             }
             rep.offset = end_offset;
+            if let Some(p) = rep.psync.as_mut() {
+                p.1 = psync_offset;
+            }
             let up = rep.link_up();
             srv.replica = Some(rep);
             if up {
@@ -514,6 +533,12 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
                 );
             }
         }
+        ReplMsg::Continue {
+            gen,
+            replid,
+            offset,
+            new_replid,
+        } => continue_sync(srv, gen, replid, offset, new_replid),
         ReplMsg::Down { gen } => {
             if let Some(rep) = srv.replica.as_mut() {
                 if rep.gen == gen && rep.state != LinkState::Down {
@@ -526,6 +551,39 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
                 }
             }
         }
+    }
+}
+
+/// `ReplMsg::Continue`: the link is up again without a sync, if the dataset is exactly what
+/// the link asked the master to continue from; otherwise a full sync is asked for.
+fn continue_sync(srv: &mut Server, gen: u64, replid: String, offset: i64, new_replid: String) {
+    let in_place = !srv.cfg.get_bool("appendonly") || with_aof(srv, |p, srv| p.log_in_place(srv));
+    let Some(rep) = srv.replica.as_mut() else {
+        return;
+    };
+    if rep.gen != gen {
+        return;
+    }
+    if rep.psync.as_ref() != Some(&(replid.clone(), offset)) {
+        tracing::warn!(
+            "Partial resynchronization from {replid}:{} does not match this dataset; syncing again",
+            offset + 1
+        );
+        send_ack(srv, Ack::Resync { gen });
+        return;
+    }
+    rep.master.multi = None;
+    rep.offset = offset;
+    rep.master_replid = new_replid.clone();
+    rep.psync = Some((new_replid, offset));
+    tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
+    // Up once the log holding the dataset is in place (`cron`), as after a full sync.
+    if in_place {
+        rep.state = LinkState::Up;
+        let pos = srv.log.pos();
+        send_ack(srv, Ack::Offset { gen, offset, pos });
+    } else {
+        rep.state = LinkState::Persisting;
     }
 }
 
@@ -584,10 +642,12 @@ fn full_sync(
             );
         }
         Err(e) => {
+            rep.psync = None;
             srv.replica = Some(rep);
             return Err(e);
         }
     }
+    rep.psync = Some((rep.master_replid.clone(), offset));
     srv.dirty += 1;
     // The log must hold the new dataset before the link counts as up (see `cron`).
     if logged {
@@ -675,21 +735,28 @@ async fn manager(
             continue;
         };
         let mut backoff = Duration::from_millis(1000);
+        // Where a partial resync would continue (replid, offset of the stream the execution
+        // thread was sent, outside MULTI): kept across reconnections to this target.
+        let mut psync: Option<(String, i64)> = None;
         loop {
             let mut gate = gate.clone();
             let r = tokio::select! {
-                r = session(&t, &mut ack_rx, &exec_tx, &shared, &mut gate) => Some(r),
+                r = session(&t, &mut ack_rx, &exec_tx, &shared, &mut gate, &mut psync) => Some(r),
                 c = target_rx.changed() => { if c.is_err() { return; } None }
             };
             shared.transferring.store(0, Ordering::Relaxed);
-            shared.phase.store(0, Ordering::Relaxed);
+            // A link that got as far as the sync and its stream is retried after a second
+            // again (a dropped link, not a master that refuses us).
+            let synced = shared.phase.swap(0, Ordering::Relaxed) == 3;
             let _ = exec_tx.send(Msg::Replica(ReplMsg::Down { gen: t.gen }));
             let Some(r) = r else {
                 break;
             };
-            match r {
-                Ok(()) => backoff = Duration::from_millis(1000),
-                Err(e) => tracing::warn!("Replication link with {}:{}: {e}", t.host, t.port),
+            if r.is_ok() || synced {
+                backoff = Duration::from_millis(1000);
+            }
+            if let Err(e) = r {
+                tracing::warn!("Replication link with {}:{}: {e}", t.host, t.port);
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {},
@@ -763,6 +830,7 @@ async fn session(
     exec_tx: &ExecSender,
     shared: &Arc<Shared>,
     gate: &mut watch::Receiver<Gate>,
+    psync: &mut Option<(String, i64)>,
 ) -> Result<(), String> {
     // Reports of an earlier connection are stale.
     while ack_rx.try_recv().is_ok() {}
@@ -814,10 +882,46 @@ async fn session(
     if r.starts_with('-') {
         tracing::info!("(Non critical) Master does not understand REPLCONF capa: {r}");
     }
-    let r = link.cmd(&[b"PSYNC", b"?", b"-1"]).await?;
+    // A partial resync continues the stream over the dataset as it is, when the master still
+    // has the bytes from there (Redis's `slaveTryPartialResynchronization`).
+    let r = match psync.clone() {
+        Some((replid, offset)) => {
+            tracing::info!(
+                "Trying a partial resynchronization (request {replid}:{}).",
+                offset + 1
+            );
+            let from = (offset + 1).to_string();
+            let r = link
+                .cmd(&[b"PSYNC", replid.as_bytes(), from.as_bytes()])
+                .await?;
+            if let Some(rest) = r.strip_prefix("+CONTINUE") {
+                let new_replid = match rest.trim() {
+                    "" => replid.clone(),
+                    id => id.to_string(),
+                };
+                tracing::info!("Successful partial resynchronization with master.");
+                *psync = Some((new_replid.clone(), offset));
+                shared.phase.store(3, Ordering::Relaxed);
+                shared.read_offset.store(offset, Ordering::Relaxed);
+                exec_tx
+                    .send(Msg::Replica(ReplMsg::Continue {
+                        gen: t.gen,
+                        replid,
+                        offset,
+                        new_replid,
+                    }))
+                    .map_err(|_| "the server is shutting down".to_string())?;
+                return stream(t, link, offset, ack_rx, exec_tx, gate, psync).await;
+            }
+            r
+        }
+        None => link.cmd(&[b"PSYNC", b"?", b"-1"]).await?,
+    };
     let Some(rest) = r.strip_prefix("+FULLRESYNC ") else {
         return Err(format!("Unexpected reply to PSYNC from master: {r}"));
     };
+    // The dataset is about to be replaced: nothing to continue from until it is loaded.
+    *psync = None;
     let mut it = rest.split_whitespace();
     let replid = it.next().unwrap_or("").to_string();
     let offset: i64 = it
@@ -841,11 +945,12 @@ async fn session(
         .send(Msg::Replica(ReplMsg::Sync {
             gen: t.gen,
             path,
-            replid,
+            replid: replid.clone(),
             offset,
         }))
         .map_err(|_| "the server is shutting down".to_string())?;
-    stream(t, link, offset, ack_rx, exec_tx, gate).await
+    *psync = Some((replid, offset));
+    stream(t, link, offset, ack_rx, exec_tx, gate, psync).await
 }
 
 /// Receive the RDB payload into `path` (fsynced), from either form.
@@ -994,9 +1099,16 @@ async fn stream(
     ack_rx: &mut mpsc::UnboundedReceiver<Ack>,
     exec_tx: &ExecSender,
     gate: &mut watch::Receiver<Gate>,
+    psync: &mut Option<(String, i64)>,
 ) -> Result<(), String> {
     let shared = link.shared.clone();
     let mut offset = start_offset;
+    // Where a partial resync would continue: the end of the last command outside MULTI (a
+    // transaction cut by a dropped link is discarded, so it is asked for again whole).
+    let mut boundary = Boundary {
+        offset: start_offset,
+        in_multi: false,
+    };
     // (offset, log position) reported applied, not yet acknowledged.
     let mut pending: std::collections::VecDeque<(i64, u64)> = Default::default();
     let mut acked: Option<i64> = None;
@@ -1026,6 +1138,7 @@ async fn stream(
                     consumed_any = true;
                     let frame = buf.split_to(n).freeze();
                     offset += n as i64;
+                    boundary.after(ranges.first().map(|&(s, e)| &frame[s..e]), offset);
                     if ranges.is_empty() {
                         continue;
                     }
@@ -1053,8 +1166,12 @@ async fn stream(
                     gen: t.gen,
                     cmds,
                     end_offset: offset,
+                    psync_offset: boundary.offset,
                 }))
                 .map_err(|_| "the server is shutting down".to_string())?;
+            if let Some(p) = psync.as_mut() {
+                p.1 = boundary.offset;
+            }
         }
         if getack {
             // What is durable now; the offset the master waits for follows as soon as the
@@ -1083,6 +1200,7 @@ async fn stream(
                 match a {
                     None => return Ok(()),
                     Some(Ack::Resync { gen }) if gen == t.gen => {
+                        *psync = None;
                         return Err("the sync could not be loaded; syncing again".into());
                     }
                     Some(Ack::Offset { gen, offset, pos }) if gen == t.gen => {
@@ -1134,6 +1252,29 @@ async fn stream(
     }
 }
 
+/// The stream offset a partial resync may continue from: after each command outside
+/// MULTI … EXEC (keep-alives included), never inside one.
+#[derive(Debug)]
+struct Boundary {
+    offset: i64,
+    in_multi: bool,
+}
+
+impl Boundary {
+    /// A frame whose first argument is `name` (None: an inline keep-alive) ends at `end`.
+    fn after(&mut self, name: Option<&[u8]>, end: i64) {
+        match name {
+            Some(n) if n.eq_ignore_ascii_case(b"multi") => self.in_multi = true,
+            Some(n) if n.eq_ignore_ascii_case(b"exec") || n.eq_ignore_ascii_case(b"discard") => {
+                self.in_multi = false;
+                self.offset = end;
+            }
+            _ if !self.in_multi => self.offset = end,
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1143,6 +1284,28 @@ mod tests {
         let mut out = vec![];
         strongbox_storage::resp::encode_command(&mut out, args);
         out
+    }
+
+    #[test]
+    fn a_partial_resync_never_continues_inside_a_transaction() {
+        let mut b = Boundary {
+            offset: 100,
+            in_multi: false,
+        };
+        b.after(Some(b"SET"), 120);
+        assert_eq!(b.offset, 120);
+        b.after(None, 121);
+        assert_eq!(b.offset, 121);
+        b.after(Some(b"multi"), 140);
+        b.after(Some(b"INCR"), 160);
+        b.after(None, 161);
+        b.after(Some(b"PING"), 175);
+        assert_eq!(b.offset, 121, "inside MULTI");
+        b.after(Some(b"Exec"), 190);
+        assert_eq!(b.offset, 190);
+        b.after(Some(b"MULTI"), 200);
+        b.after(Some(b"DISCARD"), 215);
+        assert_eq!(b.offset, 215);
     }
 
     #[test]

@@ -355,3 +355,83 @@ fn a_stale_replica_answers_masterdown_like_redis() {
         );
     }
 }
+
+/// A dropped link is resumed with a partial resync (`PSYNC <replid> <offset+1>` → +CONTINUE)
+/// from redis-server 7.0 and from a Strongbox master: the writes made meanwhile arrive, no
+/// second full sync, and the replica's data and log are the master's.
+#[test]
+fn a_dropped_link_resumes_with_a_partial_resync() {
+    for redis_master in [true, false] {
+        let what = if redis_master {
+            "redis-server"
+        } else {
+            "strongbox"
+        };
+        let (_redis, _ours, mp);
+        if redis_master {
+            let m = RedisServer::start(&["--save", ""]);
+            mp = m.port();
+            _redis = Some(m);
+            _ours = None;
+        } else {
+            let m = StrongboxServer::start(&["--appendonly", "yes"]);
+            mp = m.port();
+            _ours = Some(m);
+            _redis = None;
+        }
+        fill(mp, 500);
+        let mut replica = start_replica();
+        let rp = replica.port();
+        let mut r = replica.conn();
+        r.assert_cmd(&["REPLICAOF", "127.0.0.1", &mp.to_string()], b"+OK\r\n");
+        wait_link_up(rp);
+        wait_same(mp, rp, what);
+        let stat = |name: &str| -> i64 {
+            let mut c = con(mp);
+            let info: String = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(-1)
+        };
+        assert_eq!(stat("sync_full"), 1, "{what}");
+        for round in 0..3 {
+            let mut m = con(mp);
+            redis::pipe()
+                .atomic()
+                .cmd("INCR")
+                .arg("n")
+                .cmd("RPUSH")
+                .arg("l")
+                .arg(round)
+                .query::<()>(&mut m)
+                .unwrap();
+            // Drop the link from the master's side, write while it is down.
+            let killed: i64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("replica")
+                .query(&mut m)
+                .unwrap();
+            assert_eq!(killed, 1, "{what}");
+            more_writes(mp);
+            wait_link_up(rp);
+            wait_same(mp, rp, what);
+            assert_eq!(stat("sync_partial_ok"), round + 1, "{what}: round {round}");
+            assert_eq!(stat("sync_full"), 1, "{what}: round {round}");
+        }
+        assert!(
+            replica
+                .log()
+                .contains("Successful partial resynchronization with master."),
+            "{what}"
+        );
+        // What the replica acknowledged is in its own log.
+        let expected = wait_same(mp, rp, what);
+        replica.kill9();
+        replica.restart();
+        if let Some(d) = diff(&expected, &dump_keyspace(replica.port())) {
+            panic!("{what}: the replica after kill -9: {d}");
+        }
+    }
+}
