@@ -311,6 +311,9 @@ pub struct Slave {
     feed: Arc<Feed>,
     events: mpsc::UnboundedSender<Event>,
     pub ack_off: i64,
+    /// The offset the replica reports fsynced to its AOF (`REPLCONF ACK <off> FACK <aofoff>`,
+    /// Redis 7.2; -1 from a replica that sends none): what WAITAOF counts.
+    pub fack_off: i64,
     pub ack_ms: i64,
     /// Since when the replica is over the soft output limit.
     soft_since_ms: Option<i64>,
@@ -321,6 +324,8 @@ struct Waiter {
     offset: i64,
     numreplicas: i64,
     deadline_ms: Option<i64>,
+    /// WAITAOF (counts replicas' fsynced offsets; answers `[local, n]`), not WAIT.
+    aof: Option<i64>,
 }
 
 struct SyncSnapshot {
@@ -527,10 +532,15 @@ pub fn replconf_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 // Capabilities this master does not know are ignored.
             }
             b"ack" => {
-                // Only from a replica, and never answered.
+                // Only from a replica, and never answered. `ACK <off> FACK <aofoff>` (7.2).
                 if ctx.client.is_replica {
                     if let Some(off) = crate::util::parse_i64(val) {
-                        ack(ctx.srv, ctx.client.id, off);
+                        let fack = args
+                            .iter()
+                            .position(|a| a.eq_ignore_ascii_case(b"fack"))
+                            .and_then(|i| args.get(i + 1))
+                            .and_then(|v| crate::util::parse_i64(v));
+                        ack(ctx.srv, ctx.client.id, off, fack);
                     }
                 }
                 return no_reply(ctx.client);
@@ -718,6 +728,7 @@ fn attach(srv: &mut Server, c: &mut Client, conf: ReplConf, psync: bool, phase: 
         feed,
         events: tx,
         ack_off: 0,
+        fack_off: -1,
         ack_ms: now_ms(),
         soft_since_ms: None,
     });
@@ -984,12 +995,15 @@ pub fn forget(srv: &mut Server, id: ClientId) {
 }
 
 /// REPLCONF ACK <offset> from replica `id`.
-fn ack(srv: &mut Server, id: ClientId, off: i64) {
+fn ack(srv: &mut Server, id: ClientId, off: i64, fack: Option<i64>) {
     let Some(s) = srv.master.slaves.iter_mut().find(|s| s.id == id) else {
         return;
     };
     if off > s.ack_off {
         s.ack_off = off;
+    }
+    if let Some(f) = fack {
+        s.fack_off = s.fack_off.max(f);
     }
     s.ack_ms = now_ms();
     // WAITs are answered after the round's commands (`after_round`), not from inside this one.
@@ -1055,12 +1069,15 @@ fn state_name(state: u8) -> &'static str {
     }
 }
 
-/// Replicas online whose acknowledged offset is at least `offset`.
-fn count_acks(srv: &Server, offset: i64) -> i64 {
+/// Replicas online whose acknowledged offset (`aof`: fsynced offset) is at least `offset`.
+fn count_acks(srv: &Server, offset: i64, aof: bool) -> i64 {
     srv.master
         .slaves
         .iter()
-        .filter(|s| s.feed.state.load(Ordering::Relaxed) == STATE_ONLINE && s.ack_off >= offset)
+        .filter(|s| {
+            s.feed.state.load(Ordering::Relaxed) == STATE_ONLINE
+                && if aof { s.fack_off } else { s.ack_off } >= offset
+        })
         .count() as i64
 }
 
@@ -1075,23 +1092,57 @@ pub fn wait(ctx: &mut Ctx, numreplicas: i64, timeout_ms: i64) -> Reply {
         if numreplicas <= 0 || ctx.in_exec {
             return Reply::Int(0);
         }
-        return block_wait(ctx, 0, numreplicas, timeout_ms);
+        return block_wait(ctx, 0, numreplicas, timeout_ms, None);
     };
-    let n = count_acks(ctx.srv, offset);
+    let n = count_acks(ctx.srv, offset, false);
     if n >= numreplicas || ctx.in_exec {
         return Reply::Int(n);
     }
-    block_wait(ctx, offset, numreplicas, timeout_ms)
+    block_wait(ctx, offset, numreplicas, timeout_ms, None)
 }
 
-fn block_wait(ctx: &mut Ctx, offset: i64, numreplicas: i64, timeout_ms: i64) -> Reply {
+/// WAITAOF's replica part (Redis 7.2): `local` is its answer for this server's log (whose
+/// fsync the reply waits for); this waits up to `timeout_ms` (0: forever) for `numreplicas`
+/// replicas to report (`REPLCONF ACK … FACK`) their AOF fsynced up to the stream's current
+/// end, and answers `[local, replicas]`. Strongbox replicas report it, as Redis 7.2+ and
+/// Valkey ones; Redis 7.0 replicas do not, so they never count.
+pub fn waitaof(ctx: &mut Ctx, local: i64, numreplicas: i64, timeout_ms: i64) -> Reply {
+    let answer = |n: i64| Reply::Array(vec![Reply::Int(local), Reply::Int(n)]);
+    let Some(offset) = offset(ctx.srv) else {
+        if numreplicas <= 0 {
+            return answer(0);
+        }
+        return block_wait(ctx, 0, numreplicas, timeout_ms, Some(local));
+    };
+    let n = count_acks(ctx.srv, offset, true);
+    if n >= numreplicas {
+        return answer(n);
+    }
+    block_wait(ctx, offset, numreplicas, timeout_ms, Some(local))
+}
+
+/// Block the caller of WAIT (`aof` None) or WAITAOF (`aof`: its local count).
+fn block_wait(
+    ctx: &mut Ctx,
+    offset: i64,
+    numreplicas: i64,
+    timeout_ms: i64,
+    aof: Option<i64>,
+) -> Reply {
+    let (name, timeout_reply) = match aof {
+        None => (&b"WAIT"[..], Reply::Int(0)),
+        Some(local) => (
+            &b"WAITAOF"[..],
+            Reply::Array(vec![Reply::Int(local), Reply::Int(0)]),
+        ),
+    };
     ctx.blocked = Some(Blocked {
         db: ctx.client.db,
         keys: Vec::new(),
         // The deadline is ours (`cron`): the answer is the count at that time.
         deadline_ms: None,
-        argv: vec![Bytes::from_static(b"WAIT")],
-        timeout_reply: Reply::Int(0),
+        argv: vec![Bytes::from_static(name)],
+        timeout_reply,
         postponed: false,
     });
     ctx.srv.master.waiters.push(Waiter {
@@ -1099,6 +1150,7 @@ fn block_wait(ctx: &mut Ctx, offset: i64, numreplicas: i64, timeout_ms: i64) -> 
         offset,
         numreplicas,
         deadline_ms: (timeout_ms > 0).then(|| ctx.now_ms.saturating_add(timeout_ms)),
+        aof,
     });
     ctx.srv.master.get_ack = true;
     Reply::Nil
@@ -1109,23 +1161,32 @@ fn serve_waiters(srv: &mut Server, now: i64) {
     let waiters = std::mem::take(&mut srv.master.waiters);
     let mut keep = Vec::with_capacity(waiters.len());
     for w in waiters {
-        let n = count_acks(srv, w.offset);
+        let n = count_acks(srv, w.offset, w.aof.is_some());
         let due = n >= w.numreplicas || w.deadline_ms.is_some_and(|d| d <= now);
         let Some(mut c) = srv.clients.remove(&w.id) else {
             // Gone.
             continue;
         };
+        let name: &[u8] = if w.aof.is_some() { b"WAITAOF" } else { b"WAIT" };
         let waiting = c
             .blocked
             .as_ref()
-            .is_some_and(|b| b.keys.is_empty() && b.argv.first().is_some_and(|a| a == "WAIT"));
+            .is_some_and(|b| b.keys.is_empty() && b.argv.first().is_some_and(|a| a == name));
         if !waiting {
             // Unblocked otherwise (CLIENT UNBLOCK).
             srv.clients.insert(w.id, c);
             continue;
         }
         if due {
-            crate::exec::unblock_with(srv, &mut c, Some(Reply::Int(n)));
+            let reply = match w.aof {
+                None => Reply::Int(n),
+                Some(local) => {
+                    // The local part: released only once this server's log is fsynced.
+                    c.wait_synced = local == 1;
+                    Reply::Array(vec![Reply::Int(local), Reply::Int(n)])
+                }
+            };
+            crate::exec::unblock_with(srv, &mut c, Some(reply));
         } else {
             keep.push(w);
         }

@@ -70,8 +70,14 @@ pub struct Shared {
 
 /// The execution side's messages to the link task.
 pub enum Ack {
-    /// Everything of the stream up to `offset` is applied; durable once the log reaches `pos`.
-    Offset { gen: u64, offset: i64, pos: u64 },
+    /// Everything of the stream up to `offset` is applied; durable once the log reaches `pos`
+    /// (fsynced once the log's fsync passes it, if `logged`: the log is on).
+    Offset {
+        gen: u64,
+        offset: i64,
+        pos: u64,
+        logged: bool,
+    },
     /// The sync failed on this side: drop the link and sync again.
     Resync { gen: u64 },
 }
@@ -465,6 +471,19 @@ pub fn refuse_stale(srv: &Server, client: &Client, spec: &CommandSpec) -> bool {
                 })))
 }
 
+/// The stream is applied up to `offset`: acknowledged once what it wrote is durable.
+fn send_offset(srv: &Server, gen: u64, offset: i64) {
+    send_ack(
+        srv,
+        Ack::Offset {
+            gen,
+            offset,
+            pos: srv.log.pos(),
+            logged: srv.log.enabled(),
+        },
+    );
+}
+
 fn send_ack(srv: &Server, a: Ack) {
     if let Some(ctl) = &srv.repl_ctl {
         let _ = ctl.ack_tx.send(a);
@@ -522,15 +541,7 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
             let up = rep.link_up();
             srv.replica = Some(rep);
             if up {
-                let pos = srv.log.pos();
-                send_ack(
-                    srv,
-                    Ack::Offset {
-                        gen,
-                        offset: end_offset,
-                        pos,
-                    },
-                );
+                send_offset(srv, gen, end_offset);
             }
         }
         ReplMsg::Continue {
@@ -580,8 +591,7 @@ fn continue_sync(srv: &mut Server, gen: u64, replid: String, offset: i64, new_re
     // Up once the log holding the dataset is in place (`cron`), as after a full sync.
     if in_place {
         rep.state = LinkState::Up;
-        let pos = srv.log.pos();
-        send_ack(srv, Ack::Offset { gen, offset, pos });
+        send_offset(srv, gen, offset);
     } else {
         rep.state = LinkState::Persisting;
     }
@@ -657,8 +667,7 @@ fn full_sync(
     } else {
         rep.state = LinkState::Up;
         srv.replica = Some(rep);
-        let pos = srv.log.pos();
-        send_ack(srv, Ack::Offset { gen, offset, pos });
+        send_offset(srv, gen, offset);
     }
     Ok(())
 }
@@ -705,8 +714,7 @@ pub fn cron(srv: &mut Server) {
         rep.state = LinkState::Up;
         let (gen, offset) = (rep.gen, rep.offset);
         tracing::info!("MASTER <-> REPLICA sync: the AOF holds the new dataset; link is up");
-        let pos = srv.log.pos();
-        send_ack(srv, Ack::Offset { gen, offset, pos });
+        send_offset(srv, gen, offset);
         return;
     }
     if !srv.log.enabled() && srv.snapshot.is_none() && srv.rewrite_presync.is_none() {
@@ -1109,21 +1117,35 @@ async fn stream(
         offset: start_offset,
         in_multi: false,
     };
-    // (offset, log position) reported applied, not yet acknowledged.
-    let mut pending: std::collections::VecDeque<(i64, u64)> = Default::default();
+    // (offset, log position, logged) reported applied, not yet known fsynced.
+    let mut pending: std::collections::VecDeque<(i64, u64, bool)> = Default::default();
     let mut acked: Option<i64> = None;
-    let mut sent_ack: Option<i64> = None;
+    // The offset whose writes are fsynced to this replica's log (`REPLCONF ACK … FACK`, Redis
+    // 7.2's, which WAITAOF's numreplicas counts); None while the log is off.
+    let mut facked: Option<i64> = None;
+    // What the last ACK said (offset, fsynced offset).
+    let mut sent_ack: Option<(i64, Option<i64>)> = None;
     let mut want_ack = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let timeout = link.timeout;
     let (mut rd, mut wr) = link.sock.into_split();
     let mut buf = std::mem::take(&mut link.buf);
-    let ack_msg = |off: i64| {
+    let ack_msg = |off: i64, fack: Option<i64>| {
         let o = off.to_string();
-        format!(
-            "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{o}\r\n",
-            o.len()
-        )
+        match fack {
+            None => format!(
+                "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{o}\r\n",
+                o.len()
+            ),
+            Some(f) => {
+                let f = f.to_string();
+                format!(
+                    "*5\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{o}\r\n$4\r\nFACK\r\n${}\r\n{f}\r\n",
+                    o.len(),
+                    f.len()
+                )
+            }
+        }
         .into_bytes()
     };
     loop {
@@ -1178,8 +1200,10 @@ async fn stream(
             // log has it (`want_ack`).
             want_ack = true;
             if let Some(a) = acked {
-                wr.write_all(&ack_msg(a)).await.map_err(|e| e.to_string())?;
-                sent_ack = Some(a);
+                wr.write_all(&ack_msg(a, facked))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sent_ack = Some((a, facked));
             }
         }
         if consumed_any && parse_command(&buf)?.is_some() {
@@ -1203,12 +1227,12 @@ async fn stream(
                         *psync = None;
                         return Err("the sync could not be loaded; syncing again".into());
                     }
-                    Some(Ack::Offset { gen, offset, pos }) if gen == t.gen => {
+                    Some(Ack::Offset { gen, offset, pos, logged }) if gen == t.gen => {
                         if pending.len() >= 4096 {
                             // Later entries cover earlier ones (positions only grow).
                             pending.pop_front();
                         }
-                        pending.push_back((offset, pos));
+                        pending.push_back((offset, pos, logged));
                     }
                     Some(_) => {}
                 }
@@ -1224,29 +1248,38 @@ async fn stream(
                     return Err("MASTER timeout: no data nor PING received".into());
                 }
                 if let Some(a) = acked {
-                    wr.write_all(&ack_msg(a)).await.map_err(|e| e.to_string())?;
-                    sent_ack = Some(a);
+                    wr.write_all(&ack_msg(a, facked)).await.map_err(|e| e.to_string())?;
+                    sent_ack = Some((a, facked));
                 }
             }
         }
-        // Acknowledge what the log has made durable.
+        // Acknowledge what the log has made durable (ACK: under the fsync policy; FACK:
+        // fsynced, entries leave the queue then).
         let g = *gate.borrow();
         let durable = g.released();
-        while let Some(&(off, pos)) = pending.front() {
-            if pos <= durable {
-                acked = Some(off);
-                pending.pop_front();
-            } else {
+        for &(off, pos, _) in pending.iter() {
+            if pos > durable {
                 break;
             }
+            acked = Some(off);
+        }
+        while let Some(&(off, pos, logged)) = pending.front() {
+            if pos > g.synced {
+                break;
+            }
+            facked = logged.then_some(off);
+            pending.pop_front();
         }
         if let Some(a) = acked {
             // The first ACK puts a diskless replica online on the master; after a GETACK the
-            // new offset goes out as soon as it is durable.
-            if sent_ack.is_none() || (want_ack && sent_ack != Some(a)) {
-                wr.write_all(&ack_msg(a)).await.map_err(|e| e.to_string())?;
-                sent_ack = Some(a);
-                want_ack = false;
+            // new offset goes out as soon as it is durable, and again once it is fsynced
+            // (WAITAOF waits for that).
+            if sent_ack.is_none() || (want_ack && sent_ack != Some((a, facked))) {
+                wr.write_all(&ack_msg(a, facked))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sent_ack = Some((a, facked));
+                want_ack = facked.is_some_and(|f| f < a);
             }
         }
     }

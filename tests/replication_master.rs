@@ -707,3 +707,51 @@ fn shutdown_waits_for_a_lagging_replica_and_can_be_aborted() {
     signal(rpid, "CONT");
     drop(replica);
 }
+
+/// WAITAOF numreplicas (Redis 7.2): a Strongbox replica reports its fsynced offset
+/// (`REPLCONF ACK <off> FACK <aofoff>`), so `WAITAOF 1 1` returns `[1, 1]` once the write is
+/// fsynced here and there; a replica without a log, or a Redis 7.0 one (no FACK), never counts
+/// and the call answers at its timeout; on a replica it is refused with Redis's text.
+#[test]
+fn waitaof_counts_replicas_that_fsynced() {
+    let master = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    let mp = master.port();
+    let mport = mp.to_string();
+    let logged = StrongboxServer::start(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--replicaof",
+        "127.0.0.1",
+        &mport,
+    ]);
+    wait_link_up(logged.port());
+    let mut m = master.conn();
+    for i in 0..3 {
+        m.assert_cmd(&["SET", "k", &i.to_string()], b"+OK\r\n");
+        let t0 = Instant::now();
+        m.assert_cmd(&["WAITAOF", "1", "1", "10000"], b"*2\r\n:1\r\n:1\r\n");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    }
+    let mut r = logged.conn();
+    r.assert_cmd(
+        &["WAITAOF", "0", "0", "0"],
+        b"-ERR WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local and are not propagated.\r\n",
+    );
+    // Replicas that do not fsync a log of their own do not count.
+    let unlogged =
+        StrongboxServer::start(&["--appendonly", "no", "--replicaof", "127.0.0.1", &mport]);
+    let redis = RedisServer::start(&["--appendonly", "yes", "--replicaof", "127.0.0.1", &mport]);
+    wait_link_up(unlogged.port());
+    wait_link_up(redis.port());
+    m.assert_cmd(&["SET", "k", "x"], b"+OK\r\n");
+    m.assert_cmd(&["WAITAOF", "1", "1", "5000"], b"*2\r\n:1\r\n:1\r\n");
+    let t0 = Instant::now();
+    m.assert_cmd(&["WAITAOF", "0", "2", "300"], b"*2\r\n:1\r\n:1\r\n");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "answered before its timeout"
+    );
+    m.assert_cmd(&["WAIT", "3", "5000"], b":3\r\n");
+}

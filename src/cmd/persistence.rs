@@ -125,6 +125,9 @@ fn waitaof(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if ctx.in_exec {
         return Reply::err("ERR WAITAOF cannot be called from within a transaction or script");
     }
+    if ctx.srv.replica.is_some() {
+        return Reply::err("ERR WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local and are not propagated.");
+    }
     // As Redis: the log counts once it is on, not while `appendonly yes` set at runtime is
     // still writing its first base (its bytes are not yet in the AOF directory).
     let aof_on = ctx.srv.log.enabled() && ctx.srv.persistence.shutdown_blocker().is_none();
@@ -141,7 +144,7 @@ fn waitaof(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     } else {
         0
     };
-    Reply::Array(vec![Reply::Int(local), Reply::Int(0)])
+    crate::master::waitaof(ctx, local, numreplicas, timeout)
 }
 
 fn dump(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
