@@ -453,7 +453,7 @@ fn getkeys_proc(gk: Gk, argv: &[Bytes], out: &mut Vec<KeyRef>) {
             }
             let Some(s) = streams else { return };
             let num = argc - s - 1;
-            if num == 0 || num % 2 != 0 {
+            if num == 0 || !num.is_multiple_of(2) {
                 return;
             }
             for p in s + 1..argc - num / 2 {
