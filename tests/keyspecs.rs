@@ -16,6 +16,39 @@ fn frame(raw: &[u8]) -> Frame {
 /// Commands and subcommands Strongbox has that Redis 7.0 does not (Redis 7.2's).
 const NOT_IN_REDIS_7_0: &[&str] = &["waitaof", "client|no-touch", "client|setinfo"];
 
+/// src/cmd/keyspecs.rs is what scripts/gen-keyspecs.py makes of Redis 7.0.15's command
+/// descriptions (the source scripts/redis-suite.sh unpacks; REDIS_SUITE_SRC elsewhere).
+#[test]
+fn generated_key_specs_are_up_to_date() {
+    let root = common::repo_root();
+    let src = std::env::var("REDIS_SUITE_SRC").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/strongbox/redis-7.0.15",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let commands = format!("{src}/src/commands");
+    assert!(
+        std::path::Path::new(&commands).is_dir(),
+        "no Redis command descriptions at {commands} (scripts/redis-suite.sh --fetch-only)"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/gen-keyspecs.py"))
+        .arg(&commands)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked_in = std::fs::read(root.join("src/cmd/keyspecs.rs")).unwrap();
+    assert!(
+        out.stdout == checked_in,
+        "src/cmd/keyspecs.rs differs from scripts/gen-keyspecs.py's output: regenerate it"
+    );
+}
+
 #[test]
 fn command_info_key_specs_match_redis_for_every_command() {
     let sb = StrongboxServer::start(&[]);

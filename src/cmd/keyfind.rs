@@ -581,4 +581,44 @@ mod tests {
             vec![(2, RO | ACCESS)]
         );
     }
+
+    #[test]
+    fn any_arguments_give_keys_in_range_and_never_panic() {
+        let words: [&[u8]; 12] = [
+            b"k",
+            b"-1",
+            b"0",
+            b"1",
+            b"2",
+            b"99999999999",
+            b"store",
+            b"keys",
+            b"streams",
+            b"get",
+            b"",
+            b"STORE\0x",
+        ];
+        let mut out = Vec::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for c in crate::cmd::keyspecs::COMMANDS {
+            for n in 0..12 {
+                for _ in 0..20 {
+                    let mut argv = vec![Bytes::from_static(c.name.as_bytes())];
+                    for _ in 0..n {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        argv.push(Bytes::from_static(words[(seed % 12) as usize]));
+                    }
+                    c.keys(&argv, &mut out);
+                    assert!(
+                        out.iter().all(|k| k.pos >= 1 && k.pos < argv.len()),
+                        "{}",
+                        c.name
+                    );
+                }
+            }
+            let _ = c.legacy_range();
+        }
+    }
 }
