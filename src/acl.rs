@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use crate::cmd::keyfind::{self, CommandKeys, KeyRef};
 use crate::cmd::{table, CommandSpec};
 use crate::util::glob_match;
 
@@ -59,6 +60,8 @@ pub struct AclCmd {
     pub subs: Vec<usize>,
     /// NO_AUTH commands are allowed to every user (Redis: AUTH, HELLO, QUIT, RESET).
     pub no_auth: bool,
+    /// Redis 7.0's key specs of the command (None: a command Redis 7.0 does not have).
+    pub keys: Option<&'static CommandKeys>,
 }
 
 pub struct Registry {
@@ -83,14 +86,17 @@ impl Registry {
                 parent: None,
                 subs: Vec::new(),
                 no_auth: c.has(crate::cmd::flags::NO_AUTH),
+                keys: keyfind::lookup(c.name),
             });
             subs_of.push(crate::cmd::server::command::subcommands(c));
         }
         for (i, &c) in all.iter().enumerate() {
             for s in subs_of[i] {
                 let id = cmds.len();
+                let fullname = format!("{}|{}", c.name, s.0);
                 cmds.push(AclCmd {
-                    fullname: format!("{}|{}", c.name, s.0),
+                    keys: keyfind::lookup(&fullname),
+                    fullname,
                     cats: cat_bits(&crate::cmd::server::command::acl_categories(c, Some(*s))),
                     parent: Some(i),
                     subs: Vec::new(),
@@ -170,6 +176,19 @@ pub fn category_bit(name: &str) -> Option<u32> {
 pub const KEY_READ: u8 = 1;
 pub const KEY_WRITE: u8 = 2;
 pub const KEY_ALL: u8 = 3;
+
+/// The permission a key needs for the flags of its key spec (Redis's ACLSelectorCheckKey).
+fn key_permission(spec_flags: u16) -> u8 {
+    use crate::cmd::keyfind::flags::{ACCESS, DELETE, INSERT, UPDATE};
+    let mut need = 0;
+    if spec_flags & ACCESS != 0 {
+        need |= KEY_READ;
+    }
+    if spec_flags & (INSERT | DELETE | UPDATE) != 0 {
+        need |= KEY_WRITE;
+    }
+    need
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyPattern {
@@ -589,7 +608,9 @@ impl User {
         if self.superuser {
             return Ok(());
         }
-        let mut err = match self.check_one(spec, argv) {
+        // The call's keys, found once for all selectors (as Redis's aclKeyResultCache).
+        let mut keys = None;
+        let mut err = match self.check_one(spec, argv, &mut keys) {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
@@ -600,7 +621,7 @@ impl User {
             Denied::Channel(i) => (4, *i),
         };
         for s in &self.selectors {
-            match s.check_one(spec, argv) {
+            match s.check_one(spec, argv, &mut keys) {
                 Ok(()) => return Ok(()),
                 Err(e) if rank(&e) > rank(&err) => err = e,
                 Err(_) => {}
@@ -609,13 +630,51 @@ impl User {
         Err(err)
     }
 
-    fn check_one(&self, spec: &'static CommandSpec, argv: &[Bytes]) -> Result<(), Denied> {
+    /// Whether some selector (the root first) allows the call and grants `need`
+    /// ([`KEY_READ`], [`KEY_WRITE`]) on every key: Redis's
+    /// `ACLUserCheckCmdWithUnrestrictedKeyAccess`, which SORT asks before it reads keys named
+    /// by its BY and GET patterns.
+    pub fn unrestricted_key_access(
+        &self,
+        spec: &'static CommandSpec,
+        argv: &[Bytes],
+        need: u8,
+    ) -> bool {
+        if self.superuser {
+            return true;
+        }
+        let mut keys = None;
+        std::iter::once(self)
+            .chain(self.selectors.iter())
+            .any(|s| s.check_one(spec, argv, &mut keys).is_ok() && s.all_keys_allowed(need))
+    }
+
+    /// allkeys, or a `*` pattern with `need` (Redis's ACLSelectorHasUnrestrictedKeyAccess).
+    fn all_keys_allowed(&self, need: u8) -> bool {
+        self.allkeys
+            || self
+                .keys
+                .iter()
+                .any(|k| k.flags & need == need && &k.pattern[..] == b"*")
+    }
+
+    /// One selector's check (Redis's ACLSelectorCheckCmd): the command, then each key against
+    /// the flags of the key spec that found it (ACCESS needs read permission; INSERT, DELETE
+    /// and UPDATE write permission; a key with none of them any pattern that matches it),
+    /// then the channels. `keys` caches the call's keys between selectors.
+    fn check_one(
+        &self,
+        spec: &'static CommandSpec,
+        argv: &[Bytes],
+        keys: &mut Option<Vec<KeyRef>>,
+    ) -> Result<(), Denied> {
         if self.superuser {
             return Ok(());
         }
         let reg = registry();
+        let id = reg.id_for_call(spec, argv);
         if !self.allcommands && !spec.has(crate::cmd::flags::NO_AUTH) {
-            let Some(id) = reg.id_for_call(spec, argv) else {
+            let Some(id) = id else {
                 return Err(Denied::Cmd);
             };
             if !self.bit(id) {
@@ -629,14 +688,29 @@ impl User {
                 }
             }
         }
-        // The shard channels of SPUBLISH/SSUBSCRIBE/SUNSUBSCRIBE are in their key specs (for
-        // cluster slots) but are not keys (Redis's NOT_KEY flag): only channel rules apply.
-        let not_keys = matches!(spec.name, "spublish" | "ssubscribe" | "sunsubscribe");
-        if !self.allkeys && !not_keys {
-            let need = if spec.is_write() { KEY_WRITE } else { KEY_READ };
-            for p in spec.key_positions(argv) {
-                if !self.key_allowed(&argv[p], need) {
-                    return Err(Denied::Key(p));
+        if !self.allkeys {
+            match id.and_then(|id| reg.cmds[id].keys) {
+                Some(ck) if ck.has_keys() => {
+                    let found = keys.get_or_insert_with(|| {
+                        let mut v = Vec::new();
+                        ck.keys(argv, &mut v);
+                        v
+                    });
+                    for k in found.iter() {
+                        if !self.key_allowed(&argv[k.pos], key_permission(k.flags)) {
+                            return Err(Denied::Key(k.pos));
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    // A command Redis 7.0 does not have: by its table flags.
+                    let need = if spec.is_write() { KEY_WRITE } else { KEY_READ };
+                    for p in spec.key_positions(argv) {
+                        if !self.key_allowed(&argv[p], need) {
+                            return Err(Denied::Key(p));
+                        }
+                    }
                 }
             }
         }

@@ -20,7 +20,10 @@ pub mod function;
 pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
+pub mod keyfind;
 pub mod keys;
+#[rustfmt::skip]
+pub mod keyspecs;
 pub mod list;
 pub mod migrate;
 pub mod persistence;

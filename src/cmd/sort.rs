@@ -65,6 +65,19 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
     let mut sortby: Option<Bytes> = None;
     let mut store: Option<Bytes> = None;
     let mut gets: Vec<Bytes> = Vec::new();
+    // Keys named by BY and GET patterns are not among the call's keys: Redis reads them only
+    // for a user allowed to read every key (asked once, when a pattern needs it).
+    let mut full_read: Option<bool> = None;
+    let mut may_read_any_key = |ctx: &Ctx| {
+        *full_read.get_or_insert_with(|| {
+            let name: &[u8] = if readonly { b"sort_ro" } else { b"sort" };
+            crate::cmd::table().get(name).is_some_and(|spec| {
+                ctx.client
+                    .user
+                    .unrestricted_key_access(spec, args, crate::acl::KEY_READ)
+            })
+        })
+    };
     let mut j = 2;
     while j < args.len() {
         let left = args.len() - j - 1;
@@ -89,12 +102,26 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
             j += 1;
         } else if a == b"by" && left >= 1 {
             let p = args[j + 1].clone();
-            if !p.contains(&b'*') {
+            // As C's strchr: up to a NUL byte.
+            if !p
+                .split(|&b| b == 0)
+                .next()
+                .is_some_and(|p| p.contains(&b'*'))
+            {
                 dontsort = true;
+            } else if !may_read_any_key(ctx) {
+                return Reply::err(
+                    "ERR BY option of SORT denied due to insufficient ACL permissions.",
+                );
             }
             sortby = Some(p);
             j += 1;
         } else if a == b"get" && left >= 1 {
+            if !may_read_any_key(ctx) {
+                return Reply::err(
+                    "ERR GET option of SORT denied due to insufficient ACL permissions.",
+                );
+            }
             gets.push(args[j + 1].clone());
             j += 1;
         } else {

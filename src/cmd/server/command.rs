@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::{help_reply, sub_lookup, Sub};
 use crate::cmd::flags::*;
+use crate::cmd::keyfind::{self, Bs, CommandKeys, Fk};
 use crate::cmd::{err, table, CommandSpec, KeySpec};
 use crate::ctx::Ctx;
 use crate::exec::FxBuild;
@@ -328,18 +329,6 @@ fn script_command(name: &str) -> Option<bool> {
     }
 }
 
-/// Commands whose keys depend on keywords among their arguments (STREAMS, STORE, KEYS…), which
-/// Redis 7.0 flags `movablekeys` besides those with a key count.
-const MOVABLE_BY_ARGUMENTS: &[&str] = &[
-    "sort",
-    "sort_ro",
-    "xread",
-    "xreadgroup",
-    "migrate",
-    "georadius",
-    "georadiusbymember",
-];
-
 fn flag_set(flags: u32, movable: bool) -> Reply {
     flag_set_named(flags, movable, None)
 }
@@ -377,86 +366,82 @@ fn kv(k: &str, v: Reply) -> (Reply, Reply) {
     (Reply::bulk_str(k), v)
 }
 
-/// Key specs (Redis 7 `key_specs`) derived from the table's key positions.
-fn key_specs(c: &CommandSpec) -> Reply {
-    let script = script_command(c.name);
-    let access = if script == Some(false) {
-        vec![
-            Reply::Status("RW"),
-            Reply::Status("access"),
-            Reply::Status("update"),
-        ]
-    } else if c.is_write() {
-        vec![Reply::Status("RW"), Reply::Status("update")]
-    } else {
-        vec![Reply::Status("RO"), Reply::Status("access")]
+/// The key spec flags as Redis prints them (a set of status strings, Redis's order).
+fn key_flag_set(f: u16) -> Reply {
+    Reply::Set(
+        keyfind::flags::NAMES
+            .iter()
+            .filter(|(b, _)| f & b != 0)
+            .map(|(_, n)| Reply::Status(n))
+            .collect(),
+    )
+}
+
+/// A command's `key_specs` (Redis 7), exactly as Redis 7.0 declares them.
+fn key_specs(keys: Option<&CommandKeys>) -> Reply {
+    let Some(keys) = keys else {
+        return Reply::Set(vec![]);
     };
-    let (begin, find) = match c.keys {
-        KeySpec::None => return Reply::Set(vec![]),
-        KeySpec::Range(first, _, _) if first <= 0 => return Reply::Set(vec![]),
-        KeySpec::Range(first, last, step) => (
-            first as i64,
-            Reply::Map(vec![
-                kv("type", Reply::bulk_str("range")),
-                kv(
-                    "spec",
-                    Reply::Map(vec![
-                        kv(
-                            "lastkey",
-                            Reply::Int(if last < 0 {
-                                last as i64
-                            } else {
-                                (last - first) as i64
-                            }),
-                        ),
-                        kv("keystep", Reply::Int(step as i64)),
-                        kv("limit", Reply::Int(0)),
-                    ]),
-                ),
-            ]),
-        ),
-        KeySpec::NumKeys {
-            numkeys_idx,
-            first,
-            step,
-        } => (
-            numkeys_idx as i64,
-            Reply::Map(vec![
-                kv("type", Reply::bulk_str("keynum")),
-                kv(
-                    "spec",
-                    Reply::Map(vec![
-                        kv("keynumidx", Reply::Int(0)),
-                        kv("firstkey", Reply::Int(first as i64 - numkeys_idx as i64)),
-                        kv("keystep", Reply::Int(step as i64)),
-                    ]),
-                ),
-            ]),
-        ),
+    let typed = |t: &str, spec: Vec<(Reply, Reply)>| {
+        Reply::Map(vec![
+            kv("type", Reply::bulk_str(t)),
+            kv("spec", Reply::Map(spec)),
+        ])
     };
-    let mut spec = Vec::new();
-    if let (Some(ro), false) = (script, c.name.starts_with("evalsha")) {
-        spec.push(kv(
-            "notes",
-            Reply::bulk_str(if ro {
-                "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"
-            } else {
-                "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"
-            }),
-        ));
-    }
-    spec.extend([
-        kv("flags", Reply::Set(access)),
-        kv(
-            "begin_search",
-            Reply::Map(vec![
-                kv("type", Reply::bulk_str("index")),
-                kv("spec", Reply::Map(vec![kv("index", Reply::Int(begin))])),
-            ]),
-        ),
-        kv("find_keys", find),
-    ]);
-    Reply::Set(vec![Reply::Map(spec)])
+    let int = |n: i32| Reply::Int(i64::from(n));
+    Reply::Set(
+        keys.specs
+            .iter()
+            .map(|s| {
+                let mut m = Vec::with_capacity(4);
+                if !s.notes.is_empty() {
+                    m.push(kv("notes", Reply::bulk_str(s.notes)));
+                }
+                m.push(kv("flags", key_flag_set(s.flags)));
+                let bs = match s.bs {
+                    Bs::Index(pos) => typed("index", vec![kv("index", int(pos))]),
+                    Bs::Keyword(word, startfrom) => typed(
+                        "keyword",
+                        vec![
+                            kv("keyword", Reply::bulk_str(word)),
+                            kv("startfrom", int(startfrom)),
+                        ],
+                    ),
+                    Bs::Unknown => typed("unknown", vec![]),
+                };
+                m.push(kv("begin_search", bs));
+                let fk = match s.fk {
+                    Fk::Range {
+                        lastkey,
+                        step,
+                        limit,
+                    } => typed(
+                        "range",
+                        vec![
+                            kv("lastkey", int(lastkey)),
+                            kv("keystep", int(step)),
+                            kv("limit", int(limit)),
+                        ],
+                    ),
+                    Fk::Keynum {
+                        keynumidx,
+                        firstkey,
+                        step,
+                    } => typed(
+                        "keynum",
+                        vec![
+                            kv("keynumidx", int(keynumidx)),
+                            kv("firstkey", int(firstkey)),
+                            kv("keystep", int(step)),
+                        ],
+                    ),
+                    Fk::Unknown => typed("unknown", vec![]),
+                };
+                m.push(kv("find_keys", fk));
+                Reply::Map(m)
+            })
+            .collect(),
+    )
 }
 
 /// One COMMAND INFO entry: name, arity, flags, first key, last key, step, ACL categories, tips,
@@ -480,23 +465,26 @@ fn info_entry(c: &CommandSpec) -> Reply {
             Reply::Array(subs),
         ]);
     }
-    let (movable, first, last, step) = match c.keys {
-        KeySpec::None => (false, 0, 0, 0),
-        KeySpec::Range(f, l, s) if f > 0 => (false, f, l, s),
-        KeySpec::Range(..) => (false, 0, 0, 0),
-        KeySpec::NumKeys { .. } => (true, 0, 0, 0),
+    let keys = keyfind::lookup(c.name);
+    let (first, last, step, movable) = match keys {
+        Some(k) => k.legacy_range(),
+        // A command Redis does not have: from the table's key positions.
+        None => match c.keys {
+            KeySpec::Range(f, l, s) if f > 0 => (f.into(), l.into(), s.into(), false),
+            KeySpec::Range(..) | KeySpec::None => (0, 0, 0, false),
+            KeySpec::NumKeys { .. } => (0, 0, 0, true),
+        },
     };
-    let movable = movable || MOVABLE_BY_ARGUMENTS.contains(&c.name);
     Reply::Array(vec![
         Reply::bulk_str(c.name),
         Reply::Int(c.arity as i64),
         flag_set_named(c.flags, movable, Some(c.name)),
-        Reply::Int(first as i64),
-        Reply::Int(last as i64),
-        Reply::Int(step as i64),
+        Reply::Int(first),
+        Reply::Int(last),
+        Reply::Int(step),
         cat_set(&categories(c.name, Some(c.group), c.flags)),
         Reply::Set(vec![]),
-        key_specs(c),
+        key_specs(keys),
         subcommand_list(subs),
     ])
 }
@@ -531,16 +519,18 @@ fn subcommand_list(subs: Vec<Reply>) -> Reply {
 
 fn sub_info_entry(parent: &CommandSpec, s: Sub) -> Reply {
     let full = format!("{}|{}", parent.name, s.0);
+    let keys = keyfind::lookup(&full);
+    let (first, last, step, movable) = keys.map_or((0, 0, 0, false), |k| k.legacy_range());
     Reply::Array(vec![
         Reply::Bulk(Bytes::from(full.clone())),
         Reply::Int(s.1 as i64),
-        flag_set(s.2, false),
-        Reply::Int(0),
-        Reply::Int(0),
-        Reply::Int(0),
+        flag_set(s.2, movable),
+        Reply::Int(first),
+        Reply::Int(last),
+        Reply::Int(step),
         cat_set(&categories(&full, Some(parent.group), s.2)),
         sub_tips(&full),
-        Reply::Set(vec![]),
+        key_specs(keys),
         Reply::Set(vec![]),
     ])
 }
@@ -641,58 +631,52 @@ fn command_list(args: &[Bytes]) -> Reply {
     )
 }
 
+/// COMMAND GETKEYS / GETKEYSANDFLAGS: the keys of a full command line as Redis finds them
+/// (its key specs, or its key-finding procedure), with the flags of each.
 fn getkeys(args: &[Bytes], with_flags: bool) -> Reply {
     let argv = &args[2..];
     let Some(c) = get_top(&argv[0]) else {
         return Reply::err("ERR Invalid command specified");
     };
-    if matches!(c.keys, KeySpec::None) || matches!(c.keys, KeySpec::Range(f, _, _) if f <= 0) {
+    // Redis's lookupCommand: a container with arguments means one of its subcommands.
+    let subs = subcommands(c);
+    let (full, arity) = if subs.is_empty() || argv.len() < 2 {
+        (c.name.to_string(), c.arity)
+    } else {
+        let Some(s) = subs
+            .iter()
+            .find(|s| s.0.as_bytes().eq_ignore_ascii_case(&argv[1]))
+        else {
+            return Reply::err("ERR Invalid command specified");
+        };
+        (format!("{}|{}", c.name, s.0), s.1)
+    };
+    let keys = keyfind::lookup(&full).filter(|k| k.has_keys());
+    let Some(keys) = keys else {
         return Reply::err("ERR The command has no key arguments");
-    }
+    };
     let n = argv.len() as i32;
-    if (c.arity > 0 && n != c.arity) || n < -c.arity {
+    if (arity > 0 && n != arity) || n < -arity {
         return Reply::err("ERR Invalid number of arguments specified for command");
     }
-    if let KeySpec::NumKeys {
-        numkeys_idx,
-        first,
-        step,
-    } = c.keys
-    {
-        let numkeys = argv
-            .get(numkeys_idx)
-            .and_then(|a| crate::util::parse_i64(a))
-            .filter(|&k| k >= 0);
-        let fits =
-            numkeys.is_some_and(|k| k == 0 || first + (k as usize - 1) * step.max(1) < argv.len());
-        if !fits && script_command(c.name).is_some() {
+    let mut found = Vec::new();
+    keys.keys(argv, &mut found);
+    if found.is_empty() {
+        if script_command(c.name).is_some() {
             // no_mandatory_keys: no keys is an answer.
             return Reply::Array(vec![]);
         }
-        if !fits {
-            return Reply::err("ERR Invalid arguments specified for command");
-        }
-    }
-    let pos = c.key_positions(argv);
-    if pos.is_empty() && script_command(c.name).is_some() {
-        return Reply::Array(vec![]);
-    }
-    if pos.is_empty() {
         return Reply::err("ERR Invalid arguments specified for command");
     }
     Reply::Array(
-        pos.into_iter()
-            .map(|p| {
-                let k = Reply::Bulk(argv[p].clone());
+        found
+            .into_iter()
+            .map(|k| {
+                let key = Reply::Bulk(argv[k.pos].clone());
                 if with_flags {
-                    let f = if c.is_write() {
-                        vec![Reply::Status("RW"), Reply::Status("update")]
-                    } else {
-                        vec![Reply::Status("RO"), Reply::Status("access")]
-                    };
-                    Reply::Array(vec![k, Reply::Set(f)])
+                    Reply::Array(vec![key, key_flag_set(k.flags)])
                 } else {
-                    k
+                    key
                 }
             })
             .collect(),
