@@ -80,6 +80,8 @@ pub enum Ack {
     },
     /// The sync failed on this side: drop the link and sync again.
     Resync { gen: u64 },
+    /// CLIENT KILL of the master link: drop the connection (the next one may continue it).
+    Drop { gen: u64 },
 }
 
 /// The link task's messages to the execution thread.
@@ -469,6 +471,11 @@ pub fn refuse_stale(srv: &Server, client: &Client, spec: &CommandSpec) -> bool {
                         crate::exec::lookup_command(&argv[0]).is_some_and(|s| !stale(s))
                     })
                 })))
+}
+
+/// CLIENT KILL of the link to the master: the link task drops the connection and reconnects.
+pub fn drop_link(srv: &Server, gen: u64) {
+    send_ack(srv, Ack::Drop { gen });
 }
 
 /// The stream is applied up to `offset`: acknowledged once what it wrote is durable.
@@ -1226,6 +1233,9 @@ async fn stream(
                     Some(Ack::Resync { gen }) if gen == t.gen => {
                         *psync = None;
                         return Err("the sync could not be loaded; syncing again".into());
+                    }
+                    Some(Ack::Drop { gen }) if gen == t.gen => {
+                        return Err("the link was killed (CLIENT KILL)".into());
                     }
                     Some(Ack::Offset { gen, offset, pos, logged }) if gen == t.gen => {
                         if pending.len() >= 4096 {

@@ -406,13 +406,23 @@ fn a_dropped_link_resumes_with_a_partial_resync() {
                 .arg(round)
                 .query::<()>(&mut m)
                 .unwrap();
-            // Drop the link from the master's side, write while it is down.
-            let killed: i64 = redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("TYPE")
-                .arg("replica")
-                .query(&mut m)
-                .unwrap();
+            // Drop the link from the master's side, or from the replica's (its master link
+            // is a client of type master, as in Redis), write while it is down.
+            let killed: i64 = if round == 1 {
+                redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("TYPE")
+                    .arg("master")
+                    .query(&mut con(rp))
+                    .unwrap()
+            } else {
+                redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("TYPE")
+                    .arg("replica")
+                    .query(&mut m)
+                    .unwrap()
+            };
             assert_eq!(killed, 1, "{what}");
             more_writes(mp);
             wait_link_up(rp);

@@ -596,6 +596,22 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         ctx.client.close_after_reply = true;
         killed += 1;
     }
+    // A replica's link to its master (Redis's master client: type master, the master's
+    // address): dropped, and resumed by the link task (a partial resync when it can).
+    if laddr.is_none() && user.is_none() {
+        let link = ctx.srv.replica.as_ref().and_then(|r| {
+            let a = format!("{}:{}", r.host, r.port);
+            let hit = addr.is_none_or(|x| x == a.as_bytes())
+                && ctype.is_none_or(|t| t == ClientType::Master)
+                && id.is_none_or(|i| i == r.master.id)
+                && r.link_up();
+            hit.then_some(r.gen)
+        });
+        if let Some(gen) = link {
+            crate::replica::drop_link(ctx.srv, gen);
+            killed += 1;
+        }
+    }
     if args.len() == 3 {
         if killed == 0 {
             Reply::err("ERR No such client")
