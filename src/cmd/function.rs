@@ -83,6 +83,14 @@ const SCRIPT_FLAGS: &[(u32, &str)] = &[
     (ALLOW_CROSS_SLOT_KEYS, "allow-cross-slot-keys"),
 ];
 
+/// A script flag by its name (`#!lua flags=...` of EVAL scripts).
+pub(crate) fn script_flag(name: &str) -> Option<u32> {
+    SCRIPT_FLAGS
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(f, _)| *f)
+}
+
 /// FUNCTION LOAD gives a library's code this long to register its functions (Redis's
 /// `LOAD_TIMEOUT_MS`); loads from files and RESTORE have no limit.
 const LOAD_TIMEOUT_MS: u128 = 500;
@@ -679,8 +687,7 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 ),
             ]);
         }
-        // No other client is served while a function runs (see scripting.rs).
-        b"kill" => return Reply::err("NOTBUSY No scripts in execution right now."),
+        b"kill" => return crate::cmd::scripting::kill_running(ctx.srv, false),
         _ => return help(),
     };
     if writes && !matches!(reply, Reply::Error(_)) {

@@ -118,19 +118,29 @@ load = function(reader, name)
   end
   return loadstring(concat_(parts), name)
 end
+-- The tables a script must not change (library proxies, environments, their metatables):
+-- setmetatable on them says so as Redis 7's read-only tables do.
+local protected = setmetatable_({}, { __mode = "k" })
 local function readonly(t)
-  return setmetatable_({}, {
+  local p = setmetatable_({}, {
     __index = t,
     __newindex = function() error_("Attempt to modify a readonly table", 2) end,
     __metatable = false,
   })
+  protected[p] = true
+  return p
+end
+setmetatable = function(t, mt)
+  if protected[t] then error_("Attempt to modify a readonly table", 0) end
+  return setmetatable_(t, mt)
 end
 getmetatable("").__metatable = readonly({})
 local shared = {
   string = readonly(string), table = readonly(table), math = readonly(math),
-  cjson = readonly(cjson), cmsgpack = readonly(cmsgpack), redis = readonly(R),
+  cjson = readonly(cjson), cmsgpack = readonly(cmsgpack), bit = readonly(bit), redis = readonly(R),
 }
-local env_mt = {
+local env_mt
+env_mt = {
   __index = function(env, name)
     if name == "_G" then return env end
     local v = shared[name]
@@ -142,13 +152,13 @@ local env_mt = {
   __newindex = function()
     error_("Attempt to modify a readonly table", 2)
   end,
-  __metatable = false,
 }
+-- getmetatable(_G) gives a read-only view of the environment's metatable.
+env_mt.__metatable = readonly(env_mt)
 -- As Redis 7's error handler: what a script raises becomes an error table that says where
 -- it was raised (a string as `ERR <text>`); an error of the server's own (redis.call's,
 -- the time limit's) passes as it is.
 local function handler(err)
-  if type_(err) == "userdata" then return err end
   -- The innermost frame of the script itself (not error(), not our metamethods).
   local source, line
   for level = 2, 12 do
@@ -156,6 +166,9 @@ local function handler(err)
     if what == nil then break end
     if src == "@user_script" or src == "@user_function" then source, line = src, l break end
   end
+  -- An error of the server's own (a library function's, redis.call's, the kill's): with
+  -- where it was raised, for the reply.
+  if type_(err) == "userdata" then return { sb_error = err, line = line } end
   if type_(err) ~= "table" then
     err = { err = "ERR " .. tostring_(err) }
   end
@@ -167,7 +180,9 @@ local function handler(err)
 end
 local xpcall_ = xpcall
 local function run(f, keys, argv)
-  setfenv_(f, setmetatable_({ KEYS = keys, ARGV = argv }, env_mt))
+  local env = setmetatable_({ KEYS = keys, ARGV = argv }, env_mt)
+  protected[env] = true
+  setfenv_(f, env)
   return xpcall_(f, handler)
 end
 -- A function of a library (FCALL) runs as `callback(keys, args)`, in its library's
@@ -197,7 +212,7 @@ local function load_lib(chunk, api)
     if t == env then error_("Attempt to modify a readonly table", 0) end
     return rawset_(t, k, v)
   end
-  env = setmetatable_({}, {
+  local lib_mt = {
     __index = function(env, name)
       if name == "redis" and loading then return api_proxy end
       if not loading then
@@ -214,8 +229,10 @@ local function load_lib(chunk, api)
       error_("Script attempted to access nonexistent global variable '" .. tostring_(name) .. "'", 2)
     end,
     __newindex = function() error_("Attempt to modify a readonly table", 2) end,
-    __metatable = false,
-  })
+  }
+  lib_mt.__metatable = readonly(lib_mt)
+  env = setmetatable_({}, lib_mt)
+  protected[env] = true
   setfenv_(chunk, env)
   local ok, err = xpcall_(chunk, handler)
   loading = false
@@ -239,6 +256,9 @@ pub struct Engine {
     /// Runs a library's code at FUNCTION LOAD: `load_lib(chunk, api)`.
     pub(crate) load_lib: mlua::RegistryKey,
     scripts: HashMap<String, mlua::RegistryKey>,
+    /// The `#!lua flags=...` of each cached script that has a shebang (function.rs's flag
+    /// bits); a script without one runs in Redis's compatibility mode.
+    shebang_flags: HashMap<String, u32>,
     /// Total bytes of the cached script bodies (INFO `used_memory_scripts_eval` role).
     body_bytes: usize,
 }
@@ -283,8 +303,19 @@ impl Engine {
         .map_err(le)?;
         set(
             "sha1hex",
-            lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))
-                .map_err(le)?,
+            lua.create_function(|lua, a: MultiValue| {
+                // Redis's luaRedisSha1hexCommand: exactly one argument, a string or number.
+                let s = match (a.len(), a.front()) {
+                    (1, Some(Value::String(s))) => s.as_bytes().to_vec(),
+                    (1, Some(Value::Integer(i))) => i.to_string().into_bytes(),
+                    (1, Some(Value::Number(n))) => crate::resp::fmt_g(*n, 14).into_bytes(),
+                    _ => {
+                        return command_error(lua, "ERR wrong number of arguments", true);
+                    }
+                };
+                Ok(Value::String(lua.create_string(sha1_hex(&s))?))
+            })
+            .map_err(le)?,
         )
         .map_err(le)?;
         set(
@@ -371,6 +402,7 @@ impl Engine {
             run_fn,
             load_lib,
             scripts: HashMap::new(),
+            shebang_flags: HashMap::new(),
             body_bytes: 0,
         })
     }
@@ -381,9 +413,11 @@ impl Engine {
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
+        let (flags, shebang_len) = parse_shebang(body).map_err(|e| format!("ERR {e}"))?;
+        // The shebang line is left out (its newline kept, so line numbers stay).
         let f = self
             .lua
-            .load(body)
+            .load(&body[shebang_len..])
             .set_name("@user_script")
             .set_mode(mlua::chunk::ChunkMode::Text)
             .into_function()
@@ -402,9 +436,80 @@ impl Engine {
             .create_registry_value(f)
             .map_err(|e| format!("ERR {e}"))?;
         self.scripts.insert(sha.clone(), key);
+        if let Some(flags) = flags {
+            self.shebang_flags.insert(sha.clone(), flags);
+        }
         self.body_bytes += body.len();
         Ok(sha)
     }
+}
+
+/// Redis 7's `evalExtractShebangFlags`: a body starting with `#!` must name the `lua` engine
+/// and may give `flags=a,b` (the flags of `redis.register_function`). Returns the flags (None
+/// without a shebang: compatibility mode) and the shebang line's length.
+fn parse_shebang(body: &[u8]) -> Result<(Option<u32>, usize), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((None, 0));
+    }
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return Err("Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split_ascii_whitespace();
+    let Some(engine) = parts.next() else {
+        return Err("Invalid engine in script shebang".into());
+    };
+    if engine != "#!lua" {
+        return Err(format!("Unexpected engine in script shebang: {engine}"));
+    }
+    let mut flags = 0;
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(format!("Unknown lua shebang option: {part}"));
+        };
+        // As sdssplitlen: "flags=" is no flag at all, "a,,b" has an empty one.
+        if list.is_empty() {
+            continue;
+        }
+        for name in list.split(',') {
+            match super::function::script_flag(name) {
+                Some(f) => flags |= f,
+                None => return Err(format!("Unexpected flag in script shebang: {name}")),
+            }
+        }
+    }
+    Ok((Some(flags), end))
+}
+
+/// Redis 7's `scriptPrepareForRun` for a script with a shebang (or a function, whose flags
+/// `function.rs` checks the same way): whether it may run now.
+fn shebang_refuses(ctx: &mut Ctx, flags: u32, ro: bool) -> Option<Reply> {
+    use super::function::{ALLOW_OOM, NO_WRITES};
+    if flags & NO_WRITES == 0 {
+        if crate::replica::refuse_write(ctx.srv, ctx.client) {
+            return Some(Reply::err(crate::replica::READONLY_ERR));
+        }
+        if let Some(e) = ctx.srv.log.failed() {
+            return Some(Reply::Error(format!("MISCONF Redis is configured to persist data to AOF, but it's currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for read only scripts. AOF error: {e}")));
+        }
+        if ro {
+            return Some(Reply::err(
+                "ERR Can not execute a script with write flag using *_ro command.",
+            ));
+        }
+        if crate::master::refuse_write(ctx.srv, ctx.client) {
+            return Some(Reply::err(crate::master::NOREPLICAS_ERR));
+        }
+    }
+    if ctx.srv.hot.maxmemory != 0 {
+        if ctx.srv.pre_command_oom && flags & (ALLOW_OOM | NO_WRITES) == 0 {
+            return Some(Reply::err("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"));
+        }
+        if flags & ALLOW_OOM != 0 {
+            ctx.srv.pre_command_oom = false;
+        }
+    }
+    None
 }
 
 /// mlua's messages carry a traceback after the first line.
@@ -485,12 +590,67 @@ fn run_in(
         _ => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
     };
     let (keys, argv) = args[3..].split_at(numkeys);
+    let mut read_only = read_only;
+    if let Some(&flags) = eng.shebang_flags.get(&sha) {
+        if let Some(r) = shebang_refuses(ctx, flags, read_only) {
+            return r;
+        }
+        read_only |= flags & super::function::NO_WRITES != 0;
+    }
     let what = Running {
         name: &sha,
         source: "@user_script",
         read_only,
     };
     execute(ctx, eng, runner, f, keys, argv, &what)
+}
+
+/// The script running now (`Server::script_run`), as SCRIPT KILL, FUNCTION KILL and the
+/// BUSY replies need it (Redis's `scriptRunCtx` flags).
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptRun {
+    /// EVAL (else FCALL): which KILL may stop it, and the BUSY text.
+    pub eval: bool,
+    /// Past `busy-reply-threshold`: other clients are served from its hook, answered BUSY.
+    pub timed_out: bool,
+    /// SCRIPT KILL / FUNCTION KILL asked for it to stop.
+    pub killed: bool,
+    /// It ran a write command: it can no longer be killed (only SHUTDOWN NOSAVE stops it).
+    pub dirty: bool,
+    /// Sent by our master: never killed.
+    pub from_master: bool,
+}
+
+const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+const KILLED_MSG: &str = "Script killed by user with SCRIPT KILL...";
+
+/// The `-BUSY` error for other clients while the running script is past its threshold.
+pub fn busy_error(srv: &crate::exec::Server) -> &'static str {
+    match srv.script_run {
+        Some(r) if !r.eval => BUSY_FUNCTION,
+        _ => BUSY_EVAL,
+    }
+}
+
+/// SCRIPT KILL (`is_eval`) and FUNCTION KILL: Redis's `scriptKill`.
+pub(crate) fn kill_running(srv: &mut crate::exec::Server, is_eval: bool) -> Reply {
+    let Some(r) = srv.script_run.as_mut() else {
+        return Reply::err("NOTBUSY No scripts in execution right now.");
+    };
+    if r.from_master {
+        return Reply::err("UNKILLABLE The busy script was sent by a master instance in the context of replication and cannot be killed.");
+    }
+    if r.dirty {
+        return Reply::err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.");
+    }
+    if is_eval != r.eval {
+        return Reply::err(if r.eval { BUSY_EVAL } else { BUSY_FUNCTION });
+    }
+    r.killed = true;
+    OK
 }
 
 /// What runs: for the error texts (`script: <name>, on <source>:<line>.`) and the checks.
@@ -538,14 +698,22 @@ pub(crate) fn execute(
     let db_before = ctx.client.db;
     let proto_before = ctx.client.proto;
     ctx.client.proto = 2;
-    // No other client is served while a script runs (it is one command, like EXEC), so a
-    // script cannot be killed with SCRIPT KILL as in Redis; instead one that runs past
-    // `busy-reply-threshold` (`lua-time-limit`, 5 s) is stopped: from then on every line it
-    // reaches and every command it calls fails, so even a script that catches errors ends.
-    // Its writes so far are kept, as after any error in a script.
+    // Past `busy-reply-threshold` (`lua-time-limit`, 5 s) the hook serves the other clients
+    // (BUSY, SCRIPT KILL, SHUTDOWN NOSAVE: `exec::serve_while_busy`) every time it runs, as
+    // Redis's; once killed, every line the script reaches and every command it calls fails, so
+    // even a script that catches errors ends. Where no client can be served (unit tests) the
+    // script is stopped at the threshold instead. Its writes so far are kept, as after any
+    // error in a script.
     let limit_ms = ctx.srv.cfg.get_i64("busy-reply-threshold").max(0) as u128;
     let started = std::time::Instant::now();
     let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    ctx.srv.script_run = Some(ScriptRun {
+        eval: source == "@user_script",
+        timed_out: false,
+        killed: false,
+        dirty: false,
+        from_master: ctx.client.is_master,
+    });
     if limit_ms > 0 {
         arm_time_limit(lua, started, limit_ms, killed.clone(), false);
     }
@@ -560,11 +728,7 @@ pub(crate) fn execute(
             for (name, raise) in [("call", true), ("pcall", false)] {
                 let func = scope.create_function(move |lua, a: MultiValue| {
                     if killed.load(std::sync::atomic::Ordering::Relaxed) {
-                        return command_error(
-                            lua,
-                            "ERR Script stopped after busy-reply-threshold",
-                            raise,
-                        );
+                        return command_error(lua, &format!("ERR {KILLED_MSG}"), raise);
                     }
                     // Never re-entered (no command runs Lua); refuse rather than wait.
                     let Ok(mut g) = cell.try_lock() else {
@@ -575,6 +739,29 @@ pub(crate) fn execute(
                 })?;
                 redis.raw_set(name, func)?;
             }
+            // For the hook (which must be 'static): serve the other clients, and say whether
+            // the script was killed (SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE).
+            let serve = scope.create_function(move |_, ()| {
+                let Ok(mut g) = cell.try_lock() else {
+                    return Ok((true, false));
+                };
+                let (srv, _) = &mut *g;
+                if let Some(r) = srv.script_run.as_mut() {
+                    if !r.timed_out {
+                        r.timed_out = true;
+                        tracing::warn!(
+                            "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command. Script name is: {}.",
+                            started.elapsed().as_millis(),
+                            if r.eval { "SCRIPT KILL" } else { "FUNCTION KILL" },
+                            sha
+                        );
+                    }
+                }
+                let served = crate::exec::serve_while_busy(srv);
+                let kill = srv.script_run.is_some_and(|r| r.killed) || srv.shutdown.is_some();
+                Ok((served, kill))
+            })?;
+            lua.set_named_registry_value(SERVE_KEY, serve)?;
             let (ok, v): (bool, Value) = runner.call((f, keys, argv))?;
             Ok(if ok {
                 lua_to_reply(&v)?
@@ -583,11 +770,13 @@ pub(crate) fn execute(
             })
         })
     };
+    let _ = lua.unset_named_registry_value(SERVE_KEY);
     let _ = redis.raw_set("call", Value::Nil);
     let _ = redis.raw_set("pcall", Value::Nil);
     if limit_ms > 0 {
         lua.remove_hook();
     }
+    ctx.srv.script_run = None;
     ctx.srv.log.end_unit();
     ctx.client.db = db_before;
     ctx.client.proto = proto_before;
@@ -604,11 +793,15 @@ pub(crate) fn execute(
     }
 }
 
+/// Where the scope keeps the function the hook calls to serve the other clients.
+const SERVE_KEY: &str = "sb_serve_while_busy";
+
 /// The time limit's hook. Until the deadline it looks at the clock every
 /// [`HOOK_INSTRUCTIONS`] VM instructions (a line hook would cost a Rust call per line: a
-/// 10M-iteration loop took 14 times as long). At the deadline it raises, and re-arms itself
-/// on every line as well, so that a script that catches the error (`pcall` in a loop) fails
-/// again at its next line outside the catch and ends.
+/// 10M-iteration loop took 14 times as long). Past it, every time it runs it serves the other
+/// clients (the scope's `SERVE_KEY` function); once the script is killed it raises, and
+/// re-arms itself on every line as well, so that a script that catches the error (`pcall` in
+/// a loop) fails again at its next line outside the catch and ends.
 fn arm_time_limit(
     lua: &Lua,
     started: std::time::Instant,
@@ -624,18 +817,38 @@ fn arm_time_limit(
         mlua::HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS)
     };
     // (a hook that cannot be set leaves the script unbounded, as in Redis)
-    let _ = lua.set_hook(triggers, move |lua, _| {
-        let was_killed = killed.load(std::sync::atomic::Ordering::Relaxed);
-        if was_killed || started.elapsed().as_millis() > limit_ms {
-            if !was_killed {
-                killed.store(true, std::sync::atomic::Ordering::Relaxed);
-                arm_time_limit(lua, started, limit_ms, killed.clone(), true);
-            }
-            return Err(mlua::Error::RuntimeError(format!(
-                "Script stopped after busy-reply-threshold ({limit_ms} ms): the server serves no other client while a script runs"
-            )));
+    let _ = lua.set_hook(triggers, move |lua, debug| {
+        // Raised at the script's line, as Redis reports it.
+        let raise = |msg: String| {
+            let line = debug.current_line().map_or(0, |l| l as i64);
+            Err(mlua::Error::external(Raised {
+                msg: format!("ERR {msg}"),
+                line,
+            }))
+        };
+        if killed.load(std::sync::atomic::Ordering::Relaxed) {
+            return raise(KILLED_MSG.into());
         }
-        Ok(mlua::VmState::Continue)
+        if started.elapsed().as_millis() < limit_ms {
+            return Ok(mlua::VmState::Continue);
+        }
+        let served = lua
+            .named_registry_value::<mlua::Function>(SERVE_KEY)
+            .and_then(|f| f.call::<(bool, bool)>(()));
+        let msg = match served {
+            Ok((true, false)) => return Ok(mlua::VmState::Continue),
+            Ok((true, true)) => {
+                tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+                KILLED_MSG.to_string()
+            }
+            // Nobody to serve (unit tests): stop the script rather than run forever.
+            _ => format!(
+                "Script stopped after busy-reply-threshold ({limit_ms} ms): no client can be served while it runs"
+            ),
+        };
+        killed.store(true, std::sync::atomic::Ordering::Relaxed);
+        arm_time_limit(lua, started, limit_ms, killed.clone(), true);
+        raise(msg)
     });
 }
 
@@ -688,6 +901,25 @@ fn find_raised(e: &mlua::Error) -> Option<&Raised> {
 /// the script's position as `ERR <text> script: ...`.
 fn raised_error(lua: &Lua, v: &Value, sha: &str, source: &str) -> String {
     match v {
+        Value::Table(t) if matches!(t.raw_get::<Value>("sb_error"), Ok(Value::Error(_))) => {
+            let Ok(Value::Error(e)) = t.raw_get::<Value>("sb_error") else {
+                return format!("ERR script: {sha}, on {source}:0.");
+            };
+            if let Some(r) = find_raised(&e) {
+                return format!(
+                    "{} script: {sha}, on {source}:{}.",
+                    one_line(&r.msg),
+                    r.line
+                );
+            }
+            // A library function's error (luaL_error's): where it was raised, then the text.
+            let line = t.raw_get::<Option<i64>>("line").ok().flatten().unwrap_or(0);
+            format!(
+                "ERR {}:{line}: {} script: {sha}, on {source}:{line}.",
+                source.trim_start_matches('@'),
+                one_line(&innermost_message(&e))
+            )
+        }
         Value::Table(t) => {
             let text = |k: &str| match t.raw_get::<Value>(k) {
                 Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
@@ -815,6 +1047,10 @@ fn script_call(
     }
     if spec.is_write() {
         srv.pre_command_oom = false;
+        // From now on SCRIPT KILL cannot stop it (Redis's SCRIPT_WRITE_DIRTY).
+        if let Some(r) = srv.script_run.as_mut() {
+            r.dirty = true;
+        }
     }
     if matches!(spec.name, "xread" | "xreadgroup") && xread_blocks(&argv) {
         return fail(&format!(
@@ -846,8 +1082,14 @@ fn reply_to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
     Ok(match r {
         Reply::Int(i) => Value::Number(*i as f64),
         Reply::Bool(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
-        Reply::Bulk(b) | Reply::Verbatim(b) | Reply::Raw(b) => {
-            Value::String(lua.create_string(&b[..])?)
+        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(&b[..])?),
+        // Pre-encoded replies (LRANGE's arrays of bulks, doubles): as the RESP they are.
+        Reply::Raw(b) => {
+            let mut pos = 0;
+            match raw_to_lua(lua, b, &mut pos, 0)? {
+                Some(v) => v,
+                None => Value::Boolean(false),
+            }
         }
         Reply::SmallBulk(b) => Value::String(lua.create_string(b.as_ref())?),
         Reply::Double(d) => {
@@ -877,6 +1119,68 @@ fn reply_to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
             Value::Table(t)
         }
     })
+}
+
+/// One RESP value of a pre-encoded reply, converted as `reply_to_lua` converts the same
+/// reply; None when the bytes end or are not RESP (never for the server's own encodings).
+fn raw_to_lua(lua: &Lua, b: &[u8], pos: &mut usize, depth: usize) -> mlua::Result<Option<Value>> {
+    let Some(&tag) = b.get(*pos) else {
+        return Ok(None);
+    };
+    let Some(len) = b[*pos..].windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let line = &b[*pos + 1..*pos + len];
+    *pos += len + 2;
+    let text = String::from_utf8_lossy(line);
+    let int = || text.parse::<i64>().ok();
+    Ok(Some(match tag {
+        b'+' => status_table(lua, &text)?,
+        b'-' => {
+            let t = lua.create_table()?;
+            t.raw_set("err", &*text)?;
+            Value::Table(t)
+        }
+        b':' => Value::Number(int().unwrap_or(0) as f64),
+        b'#' => Value::Number(if line == b"t" { 1.0 } else { 0.0 }),
+        b'_' => Value::Boolean(false),
+        b',' => Value::String(lua.create_string(line)?),
+        b'$' | b'=' => {
+            let Some(n) = int() else { return Ok(None) };
+            if n < 0 {
+                return Ok(Some(Value::Boolean(false)));
+            }
+            let n = n as usize;
+            let Some(body) = b.get(*pos..*pos + n) else {
+                return Ok(None);
+            };
+            *pos += n + 2;
+            Value::String(lua.create_string(body)?)
+        }
+        b'*' | b'~' | b'>' | b'%' => {
+            let Some(n) = int() else { return Ok(None) };
+            if n < 0 {
+                return Ok(Some(Value::Boolean(false)));
+            }
+            if depth > REPLY_DEPTH_MAX {
+                return Ok(None);
+            }
+            let n = if tag == b'%' {
+                n as usize * 2
+            } else {
+                n as usize
+            };
+            let t = lua.create_table_with_capacity(n.min(1 << 16), 0)?;
+            for i in 0..n {
+                let Some(v) = raw_to_lua(lua, b, pos, depth + 1)? else {
+                    return Ok(None);
+                };
+                t.raw_set(i + 1, v)?;
+            }
+            Value::Table(t)
+        }
+        _ => return Ok(None),
+    }))
 }
 
 fn status_table(lua: &Lua, s: &str) -> mlua::Result<Value> {
@@ -995,7 +1299,7 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             flush(ctx)
         }
-        (b"kill", 2) => Reply::err("NOTBUSY No scripts in execution right now."),
+        (b"kill", 2) => kill_running(ctx.srv, true),
         (b"help", 2) => Reply::Array(
             [
                 "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

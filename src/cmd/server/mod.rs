@@ -317,6 +317,10 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             _ => return Reply::err(err::SYNTAX),
         }
     }
+    // While a script is busy only SHUTDOWN NOSAVE stops the server (and the script).
+    if crate::exec::script_busy(ctx.srv) && !matches!(mode, ShutdownMode::NoSave) {
+        return Reply::err(crate::cmd::scripting::busy_error(ctx.srv));
+    }
     ctx.srv.shutdown = Some(mode);
     ctx.srv.shutdown_force = force;
     // Nothing is answered on success (the connection is closed by the exit); a refused
