@@ -409,6 +409,15 @@ pub struct Server {
     /// Messages a busy script's hook could not handle (the script's own client's next
     /// commands, the master's stream, signals), handled first by the next round, in order.
     pub busy_deferred: VecDeque<Msg>,
+    /// The running script called `redis.set_repl(redis.REPL_NONE)`: its commands are not
+    /// logged (so neither written to the AOF nor sent to replicas) until it sets another mode.
+    pub script_repl_none: bool,
+    /// The time a running script started (unix ms): the commands it runs see this as now.
+    pub script_time_ms: Option<i64>,
+    /// Clients that asked SCRIPT DEBUG SYNC: their next EVAL runs in the debugger.
+    pub ldb_sync: std::collections::HashSet<ClientId>,
+    /// The debugging session of the script running now, if any.
+    pub ldb: Option<crate::cmd::scripting::ldb::Session>,
     /// `io-threads 1`: a round that may run a script runs apart (`run_inline`).
     pub offload_scripts: bool,
     /// The running fork-free snapshot (BGSAVE / BGREWRITEAOF), if any.
@@ -502,6 +511,10 @@ impl Server {
             exec_rx: None,
             busy_deferred: VecDeque::new(),
             offload_scripts: false,
+            script_repl_none: false,
+            script_time_ms: None,
+            ldb_sync: Default::default(),
+            ldb: None,
             net_bytes: None,
             snapshot: None,
             rewrite_presync: None,
@@ -748,6 +761,7 @@ impl Server {
 
     /// Remove a client from every structure (disconnect or kill).
     pub fn forget_client(&mut self, c: &mut Client) {
+        self.ldb_sync.remove(&c.id);
         unwatch_all(self, c);
         for ch in c.subs.drain() {
             remove_sub(&mut self.pubsub.channels, &ch, c.id);
@@ -867,7 +881,9 @@ fn call_at(
     start: i64,
     feed: bool,
 ) -> Reply {
-    let now = start / 1000;
+    // Inside a script the clock stands still (Redis's script time snapshot): a key does not
+    // expire half-way through it.
+    let now = srv.script_time_ms.unwrap_or(start / 1000);
     let db_before = client.db;
     // EVAL, FCALL…: their own line comes before the lines of the commands they run.
     if feed && spec.has(flags::SKIP_MONITOR) && runs_script(spec) {
@@ -904,6 +920,12 @@ fn call_at(
     // Propagation: the one place where a command's effect enters the log.
     if dirty > 0 || propagate.as_ref().is_some_and(|p| !p.is_empty()) {
         srv.dirty += dirty;
+        // A script's `redis.set_repl(redis.REPL_NONE)`: the effect is not logged.
+        let propagate = if srv.script_repl_none {
+            Some(Vec::new())
+        } else {
+            propagate
+        };
         match propagate {
             Some(cmds) => {
                 for c in cmds {
@@ -1133,12 +1155,12 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
     // EXEC of a transaction holding a write is checked as a write (Redis 7.0's
     // processCommand), so a state change since queuing aborts it whole.
-    let is_write = effective_flags(spec, &argv) & flags::WRITE != 0
+    let is_write = command_flags(srv, spec, &argv) & flags::WRITE != 0
         || (spec.name == "exec"
             && client.multi.as_ref().is_some_and(|m| {
                 m.queued.iter().any(|argv| {
                     lookup_command(&argv[0])
-                        .is_some_and(|s| effective_flags(s, argv) & flags::WRITE != 0)
+                        .is_some_and(|s| command_flags(srv, s, argv) & flags::WRITE != 0)
                 })
             }));
     if is_write {
@@ -1208,15 +1230,26 @@ fn oom_rejects(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[By
         return false;
     }
     let in_multi = client.multi.as_ref();
-    effective_flags(spec, argv) & flags::DENYOOM != 0
+    command_flags(srv, spec, argv) & flags::DENYOOM != 0
         || (in_multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
         || (spec.name == "exec"
             && in_multi.is_some_and(|m| {
                 m.queued.iter().any(|argv| {
                     lookup_command(&argv[0])
-                        .is_some_and(|s| effective_flags(s, argv) & flags::DENYOOM != 0)
+                        .is_some_and(|s| command_flags(srv, s, argv) & flags::DENYOOM != 0)
                 })
             }))
+}
+
+/// `effective_flags`, and for a script with declared flags (an EVAL with a `#!lua` shebang, an
+/// FCALL) the flags Redis derives from them (`scriptFlagsToCmdFlags`: a write and `denyoom`
+/// unless `no-writes` / `allow-oom`), so the checks before it runs treat it as what it may do.
+fn command_flags(srv: &Server, spec: &CommandSpec, argv: &[Bytes]) -> u32 {
+    let f = effective_flags(spec, argv);
+    if !runs_script(spec) {
+        return f;
+    }
+    crate::cmd::scripting::declared_command_flags(srv, spec.name, argv, f)
 }
 
 /// The flags of the command `argv` runs: its subcommand's (FUNCTION LOAD is a write that may

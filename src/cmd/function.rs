@@ -83,6 +83,11 @@ const SCRIPT_FLAGS: &[(u32, &str)] = &[
     (ALLOW_CROSS_SLOT_KEYS, "allow-cross-slot-keys"),
 ];
 
+/// The flags of the function `name` (FCALL's argument), if it exists.
+pub(crate) fn function_flags(srv: &crate::exec::Server, name: &[u8]) -> Option<u32> {
+    srv.functions.set.find(name).map(|(_, f)| f.flags)
+}
+
 /// A script flag by its name (`#!lua flags=...` of EVAL scripts).
 pub(crate) fn script_flag(name: &str) -> Option<u32> {
     SCRIPT_FLAGS
@@ -593,6 +598,7 @@ fn call(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> Reply {
         name: &fname,
         source: "@user_function",
         read_only: ro || no_writes,
+        command: args,
     };
     let reply = scripting::execute(ctx, &eng, runner, f, keys, argv, &what);
     ctx.srv.functions.eng = Some(eng);
@@ -667,7 +673,24 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Reply::Map(vec![
                 (
                     Reply::Bulk(Bytes::from_static(b"running_script")),
-                    Reply::Nil,
+                    // (answered only while a script is busy: its hook serves this)
+                    match &ctx.srv.script_run {
+                        None => Reply::Nil,
+                        Some(r) => Reply::Map(vec![
+                            (
+                                Reply::Bulk(Bytes::from_static(b"name")),
+                                Reply::Bulk(Bytes::from(r.name.clone())),
+                            ),
+                            (
+                                Reply::Bulk(Bytes::from_static(b"command")),
+                                Reply::Array(r.command.iter().cloned().map(Reply::Bulk).collect()),
+                            ),
+                            (
+                                Reply::Bulk(Bytes::from_static(b"duration_ms")),
+                                Reply::Int(r.started.elapsed().as_millis() as i64),
+                            ),
+                        ]),
+                    },
                 ),
                 (
                     Reply::Bulk(Bytes::from_static(b"engines")),

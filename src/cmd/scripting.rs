@@ -23,6 +23,9 @@
 
 use std::collections::HashMap;
 
+#[path = "scripting_ldb.rs"]
+pub(crate) mod ldb;
+
 use bytes::Bytes;
 use mlua::{Lua, LuaOptions, MultiValue, StdLib, Value};
 
@@ -74,6 +77,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         // Redis 7.0's names, arities and flags, so COMMAND shows them (SCRIPT DEBUG is not
         // implemented). The container keeps NOSCRIPT: dispatch checks the container's flags.
         subcommands: &[
+            ("debug", 3, NOSCRIPT),
             ("exists", -3, NOSCRIPT),
             ("flush", -2, NOSCRIPT),
             ("help", 2, LOADING | STALE),
@@ -280,12 +284,23 @@ impl Engine {
         set(
             "error_reply",
             lua.create_function(|lua, msg: mlua::LuaString| {
-                let t = lua.create_table()?;
+                // Redis's luaPushErrorBuff on "-<msg>": the code is the first word when there
+                // is a space, else ERR; a trailing newline is trimmed.
                 let b = msg.as_bytes();
-                t.raw_set(
-                    "err",
-                    lua.create_string(b.strip_prefix(b"-").unwrap_or(&b))?,
-                )?;
+                let b = b.strip_prefix(b"-").unwrap_or(&b);
+                let (code, text): (&[u8], &[u8]) = match b.iter().position(|&c| c == b' ') {
+                    Some(i) => (&b[..i], &b[i + 1..]),
+                    None => (b"ERR", b),
+                };
+                let mut text = text;
+                while let [rest @ .., b'\r' | b'\n'] = text {
+                    text = rest;
+                }
+                let mut err = code.to_vec();
+                err.push(b' ');
+                err.extend_from_slice(text);
+                let t = lua.create_table()?;
+                t.raw_set("err", lua.create_string(&err)?)?;
                 Ok(t)
             })
             .map_err(le)?,
@@ -336,11 +351,6 @@ impl Engine {
         set(
             "replicate_commands",
             lua.create_function(|_, ()| Ok(true)).map_err(le)?,
-        )
-        .map_err(le)?;
-        set(
-            "set_repl",
-            lua.create_function(|_, _: MultiValue| Ok(())).map_err(le)?,
         )
         .map_err(le)?;
         for (name, v) in [
@@ -481,6 +491,43 @@ fn parse_shebang(body: &[u8]) -> Result<(Option<u32>, usize), String> {
     Ok((Some(flags), end))
 }
 
+/// The command flags of an EVAL* / FCALL* call whose script declares flags (Redis's
+/// `evalGetCommandFlags` / `fcallGetCommandFlags` with `scriptFlagsToCmdFlags`); `cmd_flags`
+/// unchanged for a script without (compatibility mode) or one not found.
+pub(crate) fn declared_command_flags(
+    srv: &crate::exec::Server,
+    name: &str,
+    argv: &[Bytes],
+    cmd_flags: u32,
+) -> u32 {
+    use super::function::{ALLOW_OOM, ALLOW_STALE, NO_WRITES};
+    let Some(body_or_name) = argv.get(1) else {
+        return cmd_flags;
+    };
+    let declared = match name {
+        "eval" | "eval_ro" => parse_shebang(body_or_name).ok().and_then(|(f, _)| f),
+        "evalsha" | "evalsha_ro" => srv.scripting.as_ref().and_then(|e| {
+            let sha = String::from_utf8_lossy(body_or_name).to_ascii_lowercase();
+            e.shebang_flags.get(&sha).copied()
+        }),
+        _ => super::function::function_flags(srv, body_or_name),
+    };
+    let Some(sf) = declared else {
+        return cmd_flags;
+    };
+    let mut f = cmd_flags & !(STALE | DENYOOM | WRITE | MAY_REPLICATE);
+    if sf & (ALLOW_OOM | NO_WRITES) == 0 {
+        f |= DENYOOM;
+    }
+    if sf & NO_WRITES == 0 {
+        f |= WRITE;
+    }
+    if sf & ALLOW_STALE != 0 {
+        f |= STALE;
+    }
+    f
+}
+
 /// Redis 7's `scriptPrepareForRun` for a script with a shebang (or a function, whose flags
 /// `function.rs` checks the same way): whether it may run now.
 fn shebang_refuses(ctx: &mut Ctx, flags: u32, ro: bool) -> Option<Reply> {
@@ -556,8 +603,22 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> Reply {
         Ok(e) => e,
         Err(r) => return r,
     };
+    // SCRIPT DEBUG SYNC: this run is a debugging session (`scripting_ldb.rs`).
+    let debugging = ctx.srv.ldb_sync.contains(&ctx.client.id);
+    if debugging {
+        ctx.srv.ldb = Some(ldb::Session::start(ctx.client.id, &args[1]));
+    }
     let reply = run_in(ctx, &mut eng, args, numkeys as usize, by_sha, read_only);
     ctx.srv.scripting = Some(eng);
+    if let Some(mut s) = ctx.srv.ldb.take() {
+        // Redis's ldbEndSession: the end mark, then the script's reply, then the client is
+        // disconnected (the end of the session).
+        s.log("<endsession>".to_string());
+        ctx.client.reply(s.take_logs());
+        ctx.client.close_after_reply = true;
+        ctx.srv.ldb_sync.remove(&ctx.client.id);
+        tracing::warn!("Redis synchronous debugging eval session ended");
+    }
     reply
 }
 
@@ -601,14 +662,20 @@ fn run_in(
         name: &sha,
         source: "@user_script",
         read_only,
+        command: args,
     };
     execute(ctx, eng, runner, f, keys, argv, &what)
 }
 
 /// The script running now (`Server::script_run`), as SCRIPT KILL, FUNCTION KILL and the
 /// BUSY replies need it (Redis's `scriptRunCtx` flags).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ScriptRun {
+    /// Its name for FUNCTION STATS (`f_<sha>` for EVAL, as Redis names them), the command
+    /// that runs it and when it started.
+    pub name: String,
+    pub command: Vec<Bytes>,
+    pub started: std::time::Instant,
     /// EVAL (else FCALL): which KILL may stop it, and the BUSY text.
     pub eval: bool,
     /// Past `busy-reply-threshold`: other clients are served from its hook, answered BUSY.
@@ -629,7 +696,7 @@ const KILLED_MSG: &str = "Script killed by user with SCRIPT KILL...";
 
 /// The `-BUSY` error for other clients while the running script is past its threshold.
 pub fn busy_error(srv: &crate::exec::Server) -> &'static str {
-    match srv.script_run {
+    match &srv.script_run {
         Some(r) if !r.eval => BUSY_FUNCTION,
         _ => BUSY_EVAL,
     }
@@ -661,6 +728,8 @@ pub(crate) struct Running<'a> {
     pub source: &'a str,
     /// Write commands are refused (`*_RO`, or a function with `no-writes`).
     pub read_only: bool,
+    /// The command that runs it (FUNCTION STATS shows it while it runs).
+    pub command: &'a [Bytes],
 }
 
 /// Run `f` through `runner` (the prelude's `run` or `run_fn`) with `keys` and `argv`, as the
@@ -707,14 +776,25 @@ pub(crate) fn execute(
     let limit_ms = ctx.srv.cfg.get_i64("busy-reply-threshold").max(0) as u128;
     let started = std::time::Instant::now();
     let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    ctx.srv.script_time_ms = Some(ctx.now_ms);
     ctx.srv.script_run = Some(ScriptRun {
+        name: if source == "@user_script" {
+            format!("f_{sha}")
+        } else {
+            sha.to_string()
+        },
+        command: what.command.to_vec(),
+        started,
         eval: source == "@user_script",
         timed_out: false,
         killed: false,
         dirty: false,
         from_master: ctx.client.is_master,
     });
-    if limit_ms > 0 {
+    let debugging = ctx.srv.ldb.is_some();
+    if debugging {
+        arm_debugger(lua);
+    } else if limit_ms > 0 {
         arm_time_limit(lua, started, limit_ms, killed.clone(), false);
     }
     ctx.srv.log.begin_unit();
@@ -735,7 +815,7 @@ pub(crate) fn execute(
                         return command_error(lua, "ERR redis.call re-entered", raise);
                     };
                     let (srv, client) = &mut *g;
-                    script_call(lua, srv, client, a, read_only, raise)
+                    call_logged(lua, srv, client, a, read_only, raise)
                 })?;
                 redis.raw_set(name, func)?;
             }
@@ -758,22 +838,102 @@ pub(crate) fn execute(
                     }
                 }
                 let served = crate::exec::serve_while_busy(srv);
-                let kill = srv.script_run.is_some_and(|r| r.killed) || srv.shutdown.is_some();
+                let kill =
+                    srv.script_run.as_ref().is_some_and(|r| r.killed) || srv.shutdown.is_some();
                 Ok((served, kill))
             })?;
             lua.set_named_registry_value(SERVE_KEY, serve)?;
+            if debugging {
+                let redis_call: mlua::Function = redis.raw_get("call")?;
+                let at_line = scope.create_function(move |lua, line: i64| {
+                    debugger_at_line(lua, cell, &redis_call, line)
+                })?;
+                lua.set_named_registry_value(LDB_KEY, at_line)?;
+            }
+            // redis.setresp(2|3): the protocol of the script's commands' replies.
+            let setresp = scope.create_function(move |lua, a: MultiValue| {
+                if a.len() != 1 {
+                    return command_error(lua, "ERR redis.setresp() requires one argument.", true);
+                }
+                let n = match a.front() {
+                    Some(Value::Integer(i)) => *i,
+                    Some(Value::Number(n)) => *n as i64,
+                    _ => 0,
+                };
+                if n != 2 && n != 3 {
+                    return command_error(lua, "ERR RESP version must be 2 or 3.", true);
+                }
+                if let Ok(mut g) = cell.try_lock() {
+                    g.1.proto = n as u8;
+                }
+                Ok(Value::Nil)
+            })?;
+            redis.raw_set("setresp", setresp)?;
+            // redis.set_repl(flags): REPL_NONE keeps the following commands out of the log.
+            // The log is both the AOF and the replication stream, so REPL_AOF and REPL_REPLICA
+            // alone cannot be told apart from REPL_ALL: both log.
+            let set_repl = scope.create_function(move |lua, a: MultiValue| {
+                if a.len() != 1 {
+                    return command_error(lua, "ERR redis.set_repl() requires two arguments.", true);
+                }
+                let flags = match a.front() {
+                    Some(Value::Integer(i)) => *i,
+                    Some(Value::Number(n)) => *n as i64,
+                    _ => 0,
+                };
+                if flags & !3 != 0 {
+                    return command_error(lua, "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.", true);
+                }
+                if let Ok(mut g) = cell.try_lock() {
+                    g.0.script_repl_none = flags == 0;
+                }
+                Ok(Value::Nil)
+            })?;
+            redis.raw_set("set_repl", set_repl)?;
+            // redis.acl_check_cmd(cmd, ...): may the caller's user run it (keys included)?
+            let acl_check = scope.create_function(move |lua, a: MultiValue| {
+                let mut argv = Vec::with_capacity(a.len());
+                for v in a {
+                    match v {
+                        Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                        Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+                        Value::Number(n) => argv.push(Bytes::from(number_arg(n))),
+                        _ => {
+                            return command_error(lua, "ERR Lua redis lib command arguments must be strings or integers", true)
+                        }
+                    }
+                }
+                if argv.is_empty() {
+                    return command_error(lua, "ERR Please specify at least one argument for this redis lib call", true);
+                }
+                let Some(spec) = crate::exec::lookup_command(&argv[0]) else {
+                    return command_error(lua, "ERR Invalid command passed to redis.acl_check_cmd()", true);
+                };
+                let Ok(g) = cell.try_lock() else {
+                    return Ok(Value::Boolean(false));
+                };
+                Ok(Value::Boolean(g.1.user.check(spec, &argv).is_ok()))
+            })?;
+            redis.raw_set("acl_check_cmd", acl_check)?;
             let (ok, v): (bool, Value) = runner.call((f, keys, argv))?;
+            let resp3 = cell.try_lock().is_ok_and(|g| g.1.proto >= 3);
             Ok(if ok {
-                lua_to_reply(&v)?
+                lua_to_reply(&v, resp3, proto_before)?
             } else {
                 Reply::Error(raised_error(lua, &v, sha, source))
             })
         })
     };
     let _ = lua.unset_named_registry_value(SERVE_KEY);
+    let _ = lua.unset_named_registry_value(LDB_KEY);
     let _ = redis.raw_set("call", Value::Nil);
     let _ = redis.raw_set("pcall", Value::Nil);
-    if limit_ms > 0 {
+    let _ = redis.raw_set("setresp", Value::Nil);
+    let _ = redis.raw_set("set_repl", Value::Nil);
+    let _ = redis.raw_set("acl_check_cmd", Value::Nil);
+    ctx.srv.script_repl_none = false;
+    ctx.srv.script_time_ms = None;
+    if limit_ms > 0 || debugging {
         lua.remove_hook();
     }
     ctx.srv.script_run = None;
@@ -790,6 +950,117 @@ pub(crate) fn execute(
             "ERR {} script: {sha}, on {source}:0.",
             one_line(&innermost_message(&e))
         )),
+    }
+}
+
+/// Where the scope keeps the debugger's line function (SCRIPT DEBUG SYNC sessions).
+const LDB_KEY: &str = "sb_ldb_at_line";
+
+/// A debugging session's hook: every line of the script itself goes to the debugger (which
+/// has no time limit, as Redis's sync sessions stop a script only when asked).
+fn arm_debugger(lua: &Lua) {
+    let _ = lua.set_hook(mlua::HookTriggers::new().every_line(), move |lua, debug| {
+        let in_script = debug.source().source.is_some_and(|s| s == "@user_script");
+        if !in_script {
+            return Ok(mlua::VmState::Continue);
+        }
+        let line = debug.current_line().map_or(0, |l| l as i64);
+        lua.named_registry_value::<mlua::Function>(LDB_KEY)
+            .and_then(|f| f.call::<()>(line))?;
+        Ok(mlua::VmState::Continue)
+    });
+}
+
+type Lent<'a, 'b> = std::sync::Mutex<(&'a mut crate::exec::Server, &'b mut crate::client::Client)>;
+
+/// The debugger at a line: stop if stepping, then run the client's commands until one resumes
+/// the script (the server is locked only between Lua calls, so `eval` and `redis` can use it).
+fn debugger_at_line(
+    lua: &Lua,
+    cell: &Lent<'_, '_>,
+    redis_call: &mlua::Function,
+    line: i64,
+) -> mlua::Result<()> {
+    let lock = || {
+        cell.lock()
+            .map_err(|_| mlua::Error::RuntimeError("debugger state poisoned".into()))
+    };
+    let mut next = {
+        let mut g = lock()?;
+        let (srv, client) = &mut *g;
+        ldb::at_line(srv, client, line)
+    };
+    loop {
+        let ldb::Next::Commands(cmds) = next else {
+            return Ok(());
+        };
+        let mut resume = false;
+        for argv in &cmds {
+            let action = {
+                let mut g = lock()?;
+                ldb::command(g.0, argv)
+            };
+            match action {
+                ldb::Action::Answered => {}
+                ldb::Action::Resume => {
+                    // What the client pipelined after it is dropped, as Redis's ldbRepl
+                    // drops its buffer.
+                    resume = true;
+                    break;
+                }
+                ldb::Action::Eval(code) => {
+                    let out = ldb::eval(lua, &code);
+                    if let Some(s) = lock()?.0.ldb.as_mut() {
+                        s.log(out);
+                    }
+                }
+                ldb::Action::Redis(args) => {
+                    // redis.call with stepping on, so that it logs the command and its reply.
+                    if let Some(s) = lock()?.0.ldb.as_mut() {
+                        s.step = true;
+                    }
+                    let mut a = MultiValue::new();
+                    for x in &args {
+                        a.push_back(Value::String(lua.create_string(&x[..])?));
+                    }
+                    let _ = redis_call.call::<Value>(a);
+                    if let Some(s) = lock()?.0.ldb.as_mut() {
+                        s.step = false;
+                    }
+                }
+                ldb::Action::Abort => {
+                    // The batch is answered by the end of the session (its logs, the error).
+                    return Err(mlua::Error::external(Raised {
+                        msg: "ERR script aborted for user request".into(),
+                        line,
+                    }));
+                }
+            }
+            let mut g = lock()?;
+            let (srv, client) = &mut *g;
+            send_debugger_logs(srv, client, false);
+        }
+        let mut g = lock()?;
+        let (srv, client) = &mut *g;
+        // The batch of debugger commands is answered.
+        client.flush(0, true);
+        if resume {
+            return Ok(());
+        }
+        next = ldb::next_commands(srv, client);
+    }
+}
+
+/// The debugger's pending logs to its client (answering one command).
+fn send_debugger_logs(
+    srv: &mut crate::exec::Server,
+    client: &mut crate::client::Client,
+    completes_batch: bool,
+) {
+    if let Some(s) = srv.ldb.as_mut() {
+        let r = s.take_logs();
+        client.reply(r);
+        client.flush(0, completes_batch);
     }
 }
 
@@ -980,6 +1251,43 @@ pub(crate) fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
 
+/// `script_call`, and in a debugging session that steps, the command and its error logged as
+/// Redis's debugger logs them.
+fn call_logged(
+    lua: &Lua,
+    srv: &mut crate::exec::Server,
+    client: &mut crate::client::Client,
+    a: MultiValue,
+    read_only: bool,
+    raise: bool,
+) -> mlua::Result<Value> {
+    if let Some(s) = srv.ldb.as_mut().filter(|s| s.step) {
+        let mut line = String::from("<redis>");
+        for (j, v) in a.iter().enumerate() {
+            if j == 10 {
+                line.push_str(&format!(" ... ({} more)", a.len() - j - 1));
+                break;
+            }
+            line.push(' ');
+            line.push_str(&describe(lua, v));
+        }
+        s.log(line);
+    }
+    let r = script_call(lua, srv, client, a, read_only, raise);
+    if let Some(s) = srv.ldb.as_mut().filter(|s| s.step) {
+        let err = match &r {
+            Err(e) => find_raised(e).map(|x| x.msg.clone()),
+            Ok(Value::Table(t)) => t.raw_get::<Option<String>>("err").ok().flatten(),
+            Ok(_) => None,
+        };
+        if let Some(e) = err {
+            // Logged as the error's text (Redis's err_buffer has no ERR code).
+            s.log(format!("<error> {}", e.strip_prefix("ERR ").unwrap_or(&e)));
+        }
+    }
+    r
+}
+
 /// `redis.call` (`raise`) / `redis.pcall`: run one command as the script's client.
 fn script_call(
     lua: &Lua,
@@ -1032,7 +1340,10 @@ fn script_call(
     if spec.is_write() && crate::replica::refuse_write(srv, client) {
         return fail(crate::replica::READONLY_ERR);
     }
-    if spec.is_write() && crate::master::refuse_write(srv, client) {
+    // As Redis's scriptVerifyWriteCommandAllow: only until the script's first write (it is not
+    // stopped half-way through its writes when replicas drop meanwhile).
+    let wrote = srv.script_run.as_ref().is_some_and(|r| r.dirty);
+    if spec.is_write() && !wrote && crate::master::refuse_write(srv, client) {
         return fail(crate::master::NOREPLICAS_ERR);
     }
     if spec.is_write() {
@@ -1061,10 +1372,16 @@ fn script_call(
     srv.monitor_in_script = true;
     let r = crate::exec::call(srv, client, spec, &argv, true);
     srv.monitor_in_script = false;
+    if let Some(s) = srv.ldb.as_mut().filter(|s| s.step) {
+        // The debugger logs the replies of a line it steps over (`call_logged` the rest).
+        if !matches!(r, Reply::Error(_)) {
+            s.log(format!("<reply> {}", ldb::reply_human(&r, client.proto)));
+        }
+    }
     if let Reply::Error(msg) = &r {
         return fail(msg);
     }
-    reply_to_lua(lua, &r)
+    reply_to_lua(lua, &r, client.proto >= 3)
 }
 
 /// A Lua number as a command argument, as Redis 7.0 writes it (`%.17g`; whole numbers within
@@ -1077,24 +1394,31 @@ fn number_arg(n: f64) -> String {
     }
 }
 
-/// A command's reply as the script sees it (RESP2 conversions, as Redis 7 by default).
-fn reply_to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
+/// A command's reply as the script sees it: Redis 7's RESP2 conversions by default, its RESP3
+/// ones after `redis.setresp(3)` (`resp3`): maps as `{map={k=v}}`, sets as `{set={e=true}}`,
+/// doubles as `{double=n}`, big numbers as `{big_number=s}`, verbatim strings as
+/// `{verbatim_string={format=f, string=s}}`, booleans as booleans, nulls as nil.
+fn reply_to_lua(lua: &Lua, r: &Reply, resp3: bool) -> mlua::Result<Value> {
     Ok(match r {
         Reply::Int(i) => Value::Number(*i as f64),
+        Reply::Bool(b) if resp3 => Value::Boolean(*b),
         Reply::Bool(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
+        Reply::Verbatim(b) if resp3 => verbatim_table(lua, b"txt", b)?,
         Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(&b[..])?),
         // Pre-encoded replies (LRANGE's arrays of bulks, doubles): as the RESP they are.
         Reply::Raw(b) => {
             let mut pos = 0;
-            match raw_to_lua(lua, b, &mut pos, 0)? {
+            match raw_to_lua(lua, b, &mut pos, 0, resp3)? {
                 Some(v) => v,
                 None => Value::Boolean(false),
             }
         }
         Reply::SmallBulk(b) => Value::String(lua.create_string(b.as_ref())?),
+        Reply::Double(d) if resp3 => single_field(lua, "double", Value::Number(*d))?,
         Reply::Double(d) => {
             Value::String(lua.create_string(crate::resp::fmt_double(*d).as_bytes())?)
         }
+        Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
         Reply::Nil | Reply::NilArray => Value::Boolean(false),
         Reply::Status(s) => status_table(lua, s)?,
         Reply::StatusOwned(s) => status_table(lua, s)?,
@@ -1103,27 +1427,65 @@ fn reply_to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
             t.raw_set("err", e.as_str())?;
             Value::Table(t)
         }
+        Reply::Set(v) if resp3 => {
+            let t = lua.create_table_with_capacity(0, v.len())?;
+            for x in v {
+                t.raw_set(reply_to_lua(lua, x, resp3)?, true)?;
+            }
+            single_field(lua, "set", Value::Table(t))?
+        }
         Reply::Array(v) | Reply::Set(v) | Reply::Push(v) => {
             let t = lua.create_table_with_capacity(v.len(), 0)?;
             for (i, x) in v.iter().enumerate() {
-                t.raw_set(i + 1, reply_to_lua(lua, x)?)?;
+                t.raw_set(i + 1, reply_to_lua(lua, x, resp3)?)?;
             }
             Value::Table(t)
+        }
+        Reply::Map(m) if resp3 => {
+            let t = lua.create_table_with_capacity(0, m.len())?;
+            for (k, v) in m {
+                let k = reply_to_lua(lua, k, resp3)?;
+                if !k.is_nil() {
+                    t.raw_set(k, reply_to_lua(lua, v, resp3)?)?;
+                }
+            }
+            single_field(lua, "map", Value::Table(t))?
         }
         Reply::Map(m) => {
             let t = lua.create_table_with_capacity(m.len() * 2, 0)?;
             for (i, (k, v)) in m.iter().enumerate() {
-                t.raw_set(2 * i + 1, reply_to_lua(lua, k)?)?;
-                t.raw_set(2 * i + 2, reply_to_lua(lua, v)?)?;
+                t.raw_set(2 * i + 1, reply_to_lua(lua, k, resp3)?)?;
+                t.raw_set(2 * i + 2, reply_to_lua(lua, v, resp3)?)?;
             }
             Value::Table(t)
         }
     })
 }
 
+/// `{name = v}`.
+fn single_field(lua: &Lua, name: &str, v: Value) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set(name, v)?;
+    Ok(Value::Table(t))
+}
+
+/// `{verbatim_string = {format = f, string = s}}`.
+fn verbatim_table(lua: &Lua, format: &[u8], s: &[u8]) -> mlua::Result<Value> {
+    let inner = lua.create_table()?;
+    inner.raw_set("format", lua.create_string(format)?)?;
+    inner.raw_set("string", lua.create_string(s)?)?;
+    single_field(lua, "verbatim_string", Value::Table(inner))
+}
+
 /// One RESP value of a pre-encoded reply, converted as `reply_to_lua` converts the same
 /// reply; None when the bytes end or are not RESP (never for the server's own encodings).
-fn raw_to_lua(lua: &Lua, b: &[u8], pos: &mut usize, depth: usize) -> mlua::Result<Option<Value>> {
+fn raw_to_lua(
+    lua: &Lua,
+    b: &[u8],
+    pos: &mut usize,
+    depth: usize,
+    resp3: bool,
+) -> mlua::Result<Option<Value>> {
     let Some(&tag) = b.get(*pos) else {
         return Ok(None);
     };
@@ -1142,42 +1504,96 @@ fn raw_to_lua(lua: &Lua, b: &[u8], pos: &mut usize, depth: usize) -> mlua::Resul
             Value::Table(t)
         }
         b':' => Value::Number(int().unwrap_or(0) as f64),
+        b'#' if resp3 => Value::Boolean(line == b"t"),
         b'#' => Value::Number(if line == b"t" { 1.0 } else { 0.0 }),
+        b'_' if resp3 => Value::Nil,
         b'_' => Value::Boolean(false),
+        b',' if resp3 => single_field(
+            lua,
+            "double",
+            Value::Number(text.parse::<f64>().unwrap_or(0.0)),
+        )?,
         b',' => Value::String(lua.create_string(line)?),
+        b'(' if resp3 => single_field(lua, "big_number", Value::String(lua.create_string(line)?))?,
+        b'(' => Value::String(lua.create_string(line)?),
         b'$' | b'=' => {
             let Some(n) = int() else { return Ok(None) };
             if n < 0 {
-                return Ok(Some(Value::Boolean(false)));
+                return Ok(Some(if resp3 {
+                    Value::Nil
+                } else {
+                    Value::Boolean(false)
+                }));
             }
             let n = n as usize;
             let Some(body) = b.get(*pos..*pos + n) else {
                 return Ok(None);
             };
             *pos += n + 2;
-            Value::String(lua.create_string(body)?)
+            match (tag, resp3) {
+                (b'=', true) if n >= 4 => verbatim_table(lua, &body[..3], &body[4..])?,
+                (b'=', false) if n >= 4 => Value::String(lua.create_string(&body[4..])?),
+                _ => Value::String(lua.create_string(body)?),
+            }
+        }
+        // An attribute is not shown to scripts: the reply after it is.
+        b'|' => {
+            let Some(n) = int() else { return Ok(None) };
+            for _ in 0..n.max(0) * 2 {
+                if raw_to_lua(lua, b, pos, depth + 1, resp3)?.is_none() {
+                    return Ok(None);
+                }
+            }
+            return raw_to_lua(lua, b, pos, depth, resp3);
         }
         b'*' | b'~' | b'>' | b'%' => {
             let Some(n) = int() else { return Ok(None) };
             if n < 0 {
-                return Ok(Some(Value::Boolean(false)));
+                return Ok(Some(if resp3 {
+                    Value::Nil
+                } else {
+                    Value::Boolean(false)
+                }));
             }
             if depth > REPLY_DEPTH_MAX {
                 return Ok(None);
             }
+            let keyed = resp3 && matches!(tag, b'~' | b'%');
             let n = if tag == b'%' {
                 n as usize * 2
             } else {
                 n as usize
             };
             let t = lua.create_table_with_capacity(n.min(1 << 16), 0)?;
-            for i in 0..n {
-                let Some(v) = raw_to_lua(lua, b, pos, depth + 1)? else {
+            let mut i = 0;
+            while i < n {
+                let Some(v) = raw_to_lua(lua, b, pos, depth + 1, resp3)? else {
                     return Ok(None);
                 };
-                t.raw_set(i + 1, v)?;
+                if keyed && tag == b'%' {
+                    let Some(val) = raw_to_lua(lua, b, pos, depth + 1, resp3)? else {
+                        return Ok(None);
+                    };
+                    if !v.is_nil() {
+                        t.raw_set(v, val)?;
+                    }
+                    i += 2;
+                    continue;
+                }
+                if keyed {
+                    if !v.is_nil() {
+                        t.raw_set(v, true)?;
+                    }
+                } else {
+                    t.raw_set(i + 1, v)?;
+                }
+                i += 1;
             }
-            Value::Table(t)
+            match (keyed, tag) {
+                (true, b'%') => single_field(lua, "map", Value::Table(t))?,
+                (true, _) => single_field(lua, "set", Value::Table(t))?,
+                _ => Value::Table(t),
+            }
         }
         _ => return Ok(None),
     }))
@@ -1200,17 +1616,20 @@ const LUA_MEMORY_MAX: usize = 1 << 30;
 /// How often (in VM instructions) a running script checks its time.
 const HOOK_INSTRUCTIONS: u32 = 100_000;
 
-/// What a script returned, as the reply (Redis 7's Lua → RESP2 rules).
-fn lua_to_reply(v: &Value) -> mlua::Result<Reply> {
-    lua_to_reply_at(v, 0)
+/// What a script returned, as the reply (Redis 7's `luaReplyToRedisReply`): `resp3` is the
+/// script's protocol (`redis.setresp`), `caller_proto` the caller's (for the forms the reply
+/// enum has no variant for: big numbers, verbatim strings of any format).
+fn lua_to_reply(v: &Value, resp3: bool, caller_proto: u8) -> mlua::Result<Reply> {
+    lua_to_reply_at(v, 0, resp3, caller_proto)
 }
 
-fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
+fn lua_to_reply_at(v: &Value, depth: usize, resp3: bool, proto: u8) -> mlua::Result<Reply> {
     if depth > REPLY_DEPTH_MAX {
         return Ok(Reply::err("ERR reached lua stack limit"));
     }
     Ok(match v {
         Value::Nil => Reply::Nil,
+        Value::Boolean(b) if resp3 => Reply::Bool(*b),
         Value::Boolean(true) => Reply::Int(1),
         Value::Boolean(false) => Reply::Nil,
         Value::Integer(i) => Reply::Int(*i),
@@ -1234,6 +1653,60 @@ fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
                     &s.as_bytes(),
                 ))));
             }
+            match t.raw_get::<Value>("double") {
+                Ok(Value::Number(n)) => return Ok(Reply::Double(n)),
+                Ok(Value::Integer(i)) => return Ok(Reply::Double(i as f64)),
+                _ => {}
+            }
+            if let Ok(Value::String(s)) = t.raw_get::<Value>("big_number") {
+                let digits = one_line(&String::from_utf8_lossy(&s.as_bytes()));
+                return Ok(if proto >= 3 {
+                    Reply::Raw(Bytes::from(format!("({digits}\r\n")))
+                } else {
+                    Reply::Bulk(Bytes::from(digits))
+                });
+            }
+            if let Ok(Value::Table(vt)) = t.raw_get::<Value>("verbatim_string") {
+                if let (Ok(Value::String(f)), Ok(Value::String(s))) =
+                    (vt.raw_get::<Value>("format"), vt.raw_get::<Value>("string"))
+                {
+                    let (f, s) = (f.as_bytes(), s.as_bytes());
+                    return Ok(if proto >= 3 {
+                        // Redis's addReplyVerbatim: a 3-byte format, then ':'.
+                        let mut fmt = [b' '; 3];
+                        for (d, c) in fmt.iter_mut().zip(f.iter()) {
+                            *d = *c;
+                        }
+                        let mut out = format!("={}\r\n", s.len() + 4).into_bytes();
+                        out.extend_from_slice(&fmt);
+                        out.push(b':');
+                        out.extend_from_slice(&s);
+                        out.extend_from_slice(b"\r\n");
+                        Reply::Raw(Bytes::from(out))
+                    } else {
+                        Reply::Bulk(Bytes::copy_from_slice(&s))
+                    });
+                }
+            }
+            if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
+                let mut out = Vec::new();
+                for pair in m.pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    out.push((
+                        lua_to_reply_at(&k, depth + 1, resp3, proto)?,
+                        lua_to_reply_at(&v, depth + 1, resp3, proto)?,
+                    ));
+                }
+                return Ok(Reply::Map(out));
+            }
+            if let Ok(Value::Table(m)) = t.raw_get::<Value>("set") {
+                let mut out = Vec::new();
+                for pair in m.pairs::<Value, Value>() {
+                    let (k, _) = pair?;
+                    out.push(lua_to_reply_at(&k, depth + 1, resp3, proto)?);
+                }
+                return Ok(Reply::Set(out));
+            }
             let mut out = Vec::new();
             let mut i = 1;
             loop {
@@ -1241,7 +1714,7 @@ fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
                 if x.is_nil() {
                     break;
                 }
-                out.push(lua_to_reply_at(&x, depth + 1)?);
+                out.push(lua_to_reply_at(&x, depth + 1, resp3, proto)?);
                 i += 1;
             }
             Reply::Array(out)
@@ -1300,9 +1773,26 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             flush(ctx)
         }
         (b"kill", 2) => kill_running(ctx.srv, true),
+        (b"debug", 3) => match &args[2].to_ascii_lowercase()[..] {
+            b"no" => {
+                ctx.srv.ldb_sync.remove(&ctx.client.id);
+                OK
+            }
+            b"sync" => {
+                ctx.srv.ldb_sync.insert(ctx.client.id);
+                OK
+            }
+            // Redis forks a child for this form; here only the synchronous debugger exists.
+            b"yes" => Reply::err(
+                "ERR SCRIPT DEBUG YES (a forked debugging session) is not supported: use SCRIPT DEBUG SYNC",
+            ),
+            _ => Reply::err("ERR Use SCRIPT DEBUG YES/SYNC/NO"),
+        },
         (b"help", 2) => Reply::Array(
             [
                 "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DEBUG (YES|SYNC|NO)",
+                "    Set the debug mode for subsequent scripts executed.",
                 "EXISTS <sha1> [<sha1> ...]",
                 "    Return information about the existence of the scripts in the script cache.",
                 "FLUSH [ASYNC|SYNC]",
@@ -1316,14 +1806,14 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 "LOAD <script>",
                 "    Load a script into the scripts cache without executing it.",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ]
             .iter()
             .map(|l| Reply::StatusOwned((*l).to_string()))
             .collect(),
         ),
         (b"flush", _) => Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
-        (b"load" | b"exists" | b"kill" | b"help", _) => Reply::Error(format!(
+        (b"load" | b"exists" | b"kill" | b"help" | b"debug", _) => Reply::Error(format!(
             "ERR wrong number of arguments for 'script|{}' command",
             String::from_utf8_lossy(&sub)
         )),

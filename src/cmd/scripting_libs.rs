@@ -236,7 +236,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
         lua.create_function(|lua, args: MultiValue| {
             if args.is_empty() {
                 return Err(mlua::Error::RuntimeError(
-                    "MessagePack pack needs input.".into(),
+                    "bad argument #0 to 'pack' (MessagePack pack needs input.)".into(),
                 ));
             }
             let mut out = Vec::new();
@@ -631,14 +631,23 @@ fn msgpack_encode(v: &Value, out: &mut Vec<u8>, level: usize) -> mlua::Result<()
                     msgpack_encode(&t.raw_get::<Value>(i)?, out, level + 1)?;
                 }
             } else {
-                let mut pairs = Vec::new();
+                // Counted first, then written pair by pair: a Rust-held Lua value takes a
+                // slot of the state's (bounded) reference stack, so they are never collected.
+                let mut n = 0usize;
                 for pair in t.clone().pairs::<Value, Value>() {
-                    pairs.push(pair?);
+                    pair?;
+                    n += 1;
                 }
-                msgpack_len(pairs.len(), 0x80, 0xde, out);
-                for (k, val) in &pairs {
-                    msgpack_encode(k, out, level + 1)?;
-                    msgpack_encode(val, out, level + 1)?;
+                msgpack_len(n, 0x80, 0xde, out);
+                let mut written = 0usize;
+                for pair in t.clone().pairs::<Value, Value>() {
+                    let (k, val) = pair?;
+                    if written == n {
+                        break;
+                    }
+                    msgpack_encode(&k, out, level + 1)?;
+                    msgpack_encode(&val, out, level + 1)?;
+                    written += 1;
                 }
             }
         }
