@@ -1502,8 +1502,9 @@ pub fn run(mut srv: Server, rx: ExecReceiver) {
 /// a transaction holding one) runs on a blocking-pool thread while this thread goes on serving
 /// the connections, so that a script past `busy-reply-threshold` can answer the other clients
 /// BUSY and take SCRIPT KILL from its hook (`serve_while_busy`), as Redis's
-/// `processEventsWhileBlocked` does. Such a round takes no message after the script's batch
-/// (`Server::offload_scripts`). Cost: two thread hand-offs per such round.
+/// `processEventsWhileBlocked` does. A round on the event loop's thread stops before a batch that
+/// may run a script (`Server::offload_scripts`), which starts the next round, on the script
+/// thread; that round takes every kind of message. Cost: two thread hand-offs per such round.
 pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
     let tick = Duration::from_millis(1000 / srv.hz.max(1));
     let mut next_cron = Instant::now() + tick;
@@ -1539,7 +1540,10 @@ pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             let job: ScriptJob = Box::new(move || {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    // Here the round may take further script batches: the event loop reads on.
+                    srv.offload_scripts = false;
                     let go_on = round(&mut srv, first, &mut next_cron, tick);
+                    srv.offload_scripts = true;
                     (srv, go_on, next_cron)
                 }));
                 let _ = done_tx.send(r);

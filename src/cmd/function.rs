@@ -463,8 +463,10 @@ fn create_in(
 /// What a library's code raised while loading, as Redis reports it.
 fn error_text(lua: &mlua::Lua, v: &Value) -> String {
     let text = match v {
-        Value::Table(t) => match t.raw_get::<Value>("err") {
-            Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+        Value::Table(t) => match (t.raw_get::<Value>("err"), t.raw_get::<Value>("sb_error")) {
+            (Ok(Value::String(s)), _) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+            // An error of the server's own, with where it was raised (the prelude's handler).
+            (_, Ok(Value::Error(e))) => scripting::innermost_message(&e),
             _ => "ERR unknown error".to_string(),
         },
         Value::Error(e) => scripting::innermost_message(e),

@@ -1,21 +1,27 @@
-//! Lua scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD / EXISTS / FLUSH / KILL,
-//! with Redis 7.0's semantics for what job-queue libraries use (Celery's kombu, RQ, Sidekiq):
-//! `KEYS` / `ARGV`, `redis.call` / `redis.pcall`, `redis.error_reply` / `redis.status_reply`,
-//! `redis.sha1hex`, `redis.log`, the reply conversions both ways, read-only globals, and the
-//! error texts (`... script: <sha>, on @user_script:<line>.`).
+//! Lua scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD / EXISTS / FLUSH / KILL /
+//! DEBUG, with Redis 7.0's semantics: `KEYS` / `ARGV`, `redis.call` / `redis.pcall`,
+//! `redis.error_reply` / `redis.status_reply`, `redis.sha1hex`, `redis.log`, `redis.setresp`
+//! (RESP3 replies inside the script, and Redis's conversions both ways), `redis.set_repl`,
+//! `redis.acl_check_cmd`, `#!lua` shebangs with their flags (`no-writes`, `allow-oom`, …,
+//! checked before the script runs as for functions), read-only globals, and the error texts
+//! (`... script: <sha>, on @user_script:<line>.`).
 //!
 //! Lua 5.1 (vendored through mlua), with the base, table, string and math libraries, as Redis
 //! loads them, in a sandbox like Redis 7's: each run gets a fresh read-only environment (a
 //! global assigned or rawset does not outlive the script), the library tables and `redis` are
 //! read-only proxies, source text only (no bytecode), and no `loadfile`, `dofile`, `setfenv`,
 //! `getfenv`, `newproxy`, `print` — nor `coroutine` (Redis has it; a coroutine would escape
-//! the time limit). Commands run with RESP2 replies whatever the caller's protocol, and
-//! `rename-command` applies. cjson and cmsgpack are there (`scripting_libs.rs`). Not provided:
-//! the struct and bit libraries,
-//! `redis.setresp(3)`, `#!lua` flags, script debugging, and killing a running script
-//! from another client (no other client is served while a script runs: a script past
-//! `busy-reply-threshold` is stopped instead). `pcall(redis.call, ...)` catches an error
-//! object that is not Redis's string (`redis.pcall` returns Redis's error table).
+//! the hook). `rename-command` applies. cjson, cmsgpack and bit are there
+//! (`scripting_libs.rs`); the struct library is not. `pcall(redis.call, ...)` catches an
+//! error object that is not Redis's string (`redis.pcall` returns Redis's error table).
+//!
+//! A long script: past `busy-reply-threshold` (`lua-time-limit`) the hook serves the other
+//! clients every time it runs (`exec::serve_while_busy`, Redis's `processEventsWhileBlocked`):
+//! they are answered `-BUSY`, except for SCRIPT KILL / FUNCTION KILL (which stop a script that
+//! has not written), SHUTDOWN NOSAVE and what Redis allows while busy. With `io-threads 1` a
+//! round that may run a script runs on a thread of its own (`exec::run_inline`), so the event
+//! loop keeps reading the other clients meanwhile. SCRIPT DEBUG SYNC runs the next EVAL in
+//! Redis's debugger (`scripting_ldb.rs`); SCRIPT DEBUG YES (a forked session) is refused.
 //!
 //! Durability: as Redis 7 (effects replication), a script is logged as the write commands it
 //! ran, wrapped in MULTI/EXEC when there are several, so recovery applies a script whole or

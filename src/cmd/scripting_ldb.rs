@@ -289,10 +289,9 @@ fn value_repr(v: &Value, level: usize) -> String {
         Value::Number(n) => crate::resp::fmt_g(*n, 6),
         Value::Nil => "nil".to_string(),
         Value::Table(t) => {
-            let mut expected = 1i64;
             let mut is_array = true;
             let (mut as_array, mut full) = (Vec::new(), Vec::new());
-            for (k, val) in t.clone().pairs::<Value, Value>().flatten() {
+            for (expected, (k, val)) in (1i64..).zip(t.clone().pairs::<Value, Value>().flatten()) {
                 let idx = match k {
                     Value::Integer(i) => Some(i),
                     Value::Number(n) if n.fract() == 0.0 => Some(n as i64),
@@ -304,7 +303,6 @@ fn value_repr(v: &Value, level: usize) -> String {
                 let vr = value_repr(&val, level + 1);
                 full.push(format!("[{}]={vr}", value_repr(&k, level + 1)));
                 as_array.push(vr);
-                expected += 1;
             }
             format!("{{{}}}", if is_array { as_array } else { full }.join("; "))
         }

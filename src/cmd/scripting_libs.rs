@@ -639,15 +639,10 @@ fn msgpack_encode(v: &Value, out: &mut Vec<u8>, level: usize) -> mlua::Result<()
                     n += 1;
                 }
                 msgpack_len(n, 0x80, 0xde, out);
-                let mut written = 0usize;
-                for pair in t.clone().pairs::<Value, Value>() {
+                for pair in t.clone().pairs::<Value, Value>().take(n) {
                     let (k, val) = pair?;
-                    if written == n {
-                        break;
-                    }
                     msgpack_encode(&k, out, level + 1)?;
                     msgpack_encode(&val, out, level + 1)?;
-                    written += 1;
                 }
             }
         }
