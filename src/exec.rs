@@ -1598,17 +1598,19 @@ fn may_run_script(srv: &Server, m: &Msg) -> bool {
         return false;
     };
     let is_script = |argv: &Vec<Bytes>| {
+        // (every command of an inline round passes here: one byte decides for most)
         argv.first().is_some_and(|n| {
-            [
-                &b"eval"[..],
-                b"evalsha",
-                b"eval_ro",
-                b"evalsha_ro",
-                b"fcall",
-                b"fcall_ro",
-            ]
-            .iter()
-            .any(|s| n.eq_ignore_ascii_case(s))
+            matches!(n.first().map(|b| b | 0x20), Some(b'e' | b'f'))
+                && [
+                    &b"eval"[..],
+                    b"evalsha",
+                    b"eval_ro",
+                    b"evalsha_ro",
+                    b"fcall",
+                    b"fcall_ro",
+                ]
+                .iter()
+                .any(|s| n.eq_ignore_ascii_case(s))
         })
     };
     let has_exec = || {

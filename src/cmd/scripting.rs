@@ -2029,4 +2029,43 @@ mod tests {
             "{text:?}"
         );
     }
+
+    /// `redis.set_repl(redis.REPL_NONE)` keeps the commands after it out of the log until the
+    /// script sets REPL_ALL again; the next script logs as usual; invalid flags are refused.
+    #[test]
+    fn set_repl_none_keeps_commands_out_of_the_log() {
+        let (mut srv, mut c) = server_and_client();
+        let (sink, log) = crate::durability::RecordingSink::new();
+        srv.log.set_sink(Some(sink), 0);
+        let r = eval_in(
+            &mut srv,
+            &mut c,
+            b"redis.call('SET', 'a', '1'); redis.set_repl(redis.REPL_NONE); redis.call('SET', 'b', '2'); redis.set_repl(redis.REPL_ALL); redis.call('SET', 'c', '3'); redis.set_repl(redis.REPL_NONE); return 1",
+            &[b"0"],
+        );
+        assert!(matches!(r, Reply::Int(1)), "{r:?}");
+        let r = eval_in(&mut srv, &mut c, b"redis.call('SET', 'd', '4')", &[b"0"]);
+        assert!(matches!(r, Reply::Nil), "{r:?}");
+        let r = eval_in(&mut srv, &mut c, b"redis.set_repl(12345)", &[b"0"]);
+        assert!(
+            matches!(&r, Reply::Error(e) if e.starts_with("ERR Invalid replication flags")),
+            "{r:?}"
+        );
+        srv.log.submit();
+        let text = String::from_utf8(log.lock().expect("log").clone()).expect("utf8");
+        for (key, logged) in [("a", true), ("b", false), ("c", true), ("d", true)] {
+            let cmd = format!("$1\r\n{key}\r\n");
+            assert_eq!(text.contains(&cmd), logged, "{key}: {text:?}");
+        }
+        // Every key was written all the same.
+        for key in ["a", "b", "c", "d"] {
+            let r = eval_in(
+                &mut srv,
+                &mut c,
+                format!("return redis.call('EXISTS', '{key}')").as_bytes(),
+                &[b"0"],
+            );
+            assert!(matches!(r, Reply::Int(1)), "{key}: {r:?}");
+        }
+    }
 }
