@@ -413,6 +413,27 @@ pub struct Server {
     pub pre_command_oom: bool,
     /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call NOSCRIPT commands (tests only).
     pub script_disable_deny: bool,
+    /// The script (EVAL or FCALL) running now, if any: SCRIPT KILL / FUNCTION KILL and the
+    /// BUSY replies of other clients look at it (`cmd/scripting.rs`).
+    pub script_run: Option<crate::cmd::scripting::ScriptRun>,
+    /// The execution loop's receiver, kept here so that a script past `busy-reply-threshold`
+    /// can serve the other clients from its hook (`serve_while_busy`); None while the loop
+    /// waits on it, and in unit tests.
+    pub exec_rx: Option<ExecReceiver>,
+    /// Messages a busy script's hook could not handle (the script's own client's next
+    /// commands, the master's stream, signals), handled first by the next round, in order.
+    pub busy_deferred: VecDeque<Msg>,
+    /// The running script called `redis.set_repl(redis.REPL_NONE)`: its commands are not
+    /// logged (so neither written to the AOF nor sent to replicas) until it sets another mode.
+    pub script_repl_none: bool,
+    /// The time a running script started (unix ms): the commands it runs see this as now.
+    pub script_time_ms: Option<i64>,
+    /// Clients that asked SCRIPT DEBUG SYNC: their next EVAL runs in the debugger.
+    pub ldb_sync: std::collections::HashSet<ClientId>,
+    /// The debugging session of the script running now, if any.
+    pub ldb: Option<crate::cmd::scripting::ldb::Session>,
+    /// `io-threads 1`: a round that may run a script runs apart (`run_inline`).
+    pub offload_scripts: bool,
     /// The running fork-free snapshot (BGSAVE / BGREWRITEAOF), if any.
     pub snapshot: Option<crate::compaction::Snapshot>,
     /// A BGREWRITEAOF waiting for the log's unsynced bytes to be fsynced before it rotates the
@@ -504,6 +525,14 @@ impl Server {
             evictor: crate::evict::Evictor::default(),
             pre_command_oom: false,
             script_disable_deny: false,
+            script_run: None,
+            exec_rx: None,
+            busy_deferred: VecDeque::new(),
+            offload_scripts: false,
+            script_repl_none: false,
+            script_time_ms: None,
+            ldb_sync: Default::default(),
+            ldb: None,
             net_bytes: None,
             snapshot: None,
             rewrite_presync: None,
@@ -753,6 +782,7 @@ impl Server {
 
     /// Remove a client from every structure (disconnect or kill).
     pub fn forget_client(&mut self, c: &mut Client) {
+        self.ldb_sync.remove(&c.id);
         unwatch_all(self, c);
         if c.tracking {
             crate::tracking::disable(self, c);
@@ -875,7 +905,9 @@ fn call_at(
     start: i64,
     feed: bool,
 ) -> Reply {
-    let now = start / 1000;
+    // Inside a script the clock stands still (Redis's script time snapshot): a key does not
+    // expire half-way through it.
+    let now = srv.script_time_ms.unwrap_or(start / 1000);
     let db_before = client.db;
     // EVAL, FCALL…: their own line comes before the lines of the commands they run.
     if feed && spec.has(flags::SKIP_MONITOR) && runs_script(spec) {
@@ -915,6 +947,12 @@ fn call_at(
     // Propagation: the one place where a command's effect enters the log.
     if dirty > 0 || propagate.as_ref().is_some_and(|p| !p.is_empty()) {
         srv.dirty += dirty;
+        // A script's `redis.set_repl(redis.REPL_NONE)`: the effect is not logged.
+        let propagate = if srv.script_repl_none {
+            Some(Vec::new())
+        } else {
+            propagate
+        };
         match propagate {
             Some(cmds) => {
                 for c in cmds {
@@ -1128,7 +1166,18 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
             return;
         }
     }
-    if srv.hot.maxmemory != 0 {
+    // A script past `busy-reply-threshold` runs (this is its hook serving the other clients):
+    // only what Redis allows while busy runs, and nothing is evicted meanwhile.
+    let busy = script_busy(srv);
+    if busy && effective_flags(spec, &argv) & flags::ALLOW_BUSY == 0 {
+        reject(
+            srv,
+            client,
+            Reply::err(crate::cmd::scripting::busy_error(srv)),
+        );
+        return;
+    }
+    if srv.hot.maxmemory != 0 && !busy {
         let oom = oom_rejects(srv, client, spec, &argv);
         // Evicted keys' invalidations precede the reply (they concern the old values).
         if srv.tracking.has_pending() {
@@ -1150,12 +1199,12 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
     // EXEC of a transaction holding a write is checked as a write (Redis 7.0's
     // processCommand), so a state change since queuing aborts it whole.
-    let is_write = effective_flags(spec, &argv) & flags::WRITE != 0
+    let is_write = command_flags(srv, spec, &argv) & flags::WRITE != 0
         || (spec.name == "exec"
             && client.multi.as_ref().is_some_and(|m| {
                 m.queued.iter().any(|argv| {
                     lookup_command(&argv[0])
-                        .is_some_and(|s| effective_flags(s, argv) & flags::WRITE != 0)
+                        .is_some_and(|s| command_flags(srv, s, argv) & flags::WRITE != 0)
                 })
             }));
     if is_write {
@@ -1176,9 +1225,21 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         reject(srv, client, Reply::err(crate::master::NOREPLICAS_ERR));
         return;
     }
-    if srv.replica.is_some() && crate::replica::refuse_stale(srv, client, spec) {
-        reject(srv, client, Reply::err(crate::replica::MASTERDOWN_ERR));
-        return;
+    // A stale replica (`replica-serve-stale-data no`): only `stale` commands, a script only
+    // if it declares `allow-stale`, EXEC only if every queued command is one (Redis 7.0).
+    if srv.replica.is_some() && crate::replica::stale_only(srv, client) {
+        let stale = |s: &CommandSpec, a: &[Bytes]| command_flags(srv, s, a) & flags::STALE != 0;
+        let refused = !stale(spec, &argv)
+            || (spec.name == "exec"
+                && client.multi.as_ref().is_some_and(|m| {
+                    m.queued
+                        .iter()
+                        .any(|a| lookup_command(&a[0]).is_some_and(|s| !stale(s, a)))
+                }));
+        if refused {
+            reject(srv, client, Reply::err(crate::replica::MASTERDOWN_ERR));
+            return;
+        }
     }
     if srv.pause.pending() && srv.pause.holds(spec, client, now_us / 1000) {
         if let Some(name) = sent_name {
@@ -1202,7 +1263,11 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
     // The log position this reply must wait for (durability): a read of named keys waits for
     // their last logged change only; anything else for everything logged so far.
-    let need = if reads_named_keys_only(spec) {
+    let need = if busy {
+        // Served from a busy script's hook: nothing it answers reveals data, and the log
+        // holds the script's unfinished writes, which are not released before it ends.
+        0
+    } else if reads_named_keys_only(spec) {
         srv.log.read_pos(db, spec, &argv)
     } else {
         srv.log.pos()
@@ -1213,7 +1278,8 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     if srv.tracking.has_pending() {
         crate::tracking::flush_pending(srv, client);
     }
-    if !srv.ready_keys.is_empty() {
+    // Not while a busy script's hook runs this: the script's writes are not over.
+    if !srv.ready_keys.is_empty() && !busy {
         serve_blocked(srv, Some(client));
         if srv.tracking.has_pending() {
             crate::tracking::flush_pending(srv, client);
@@ -1231,15 +1297,26 @@ fn oom_rejects(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[By
         return false;
     }
     let in_multi = client.multi.as_ref();
-    effective_flags(spec, argv) & flags::DENYOOM != 0
+    command_flags(srv, spec, argv) & flags::DENYOOM != 0
         || (in_multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
         || (spec.name == "exec"
             && in_multi.is_some_and(|m| {
                 m.queued.iter().any(|argv| {
                     lookup_command(&argv[0])
-                        .is_some_and(|s| effective_flags(s, argv) & flags::DENYOOM != 0)
+                        .is_some_and(|s| command_flags(srv, s, argv) & flags::DENYOOM != 0)
                 })
             }))
+}
+
+/// `effective_flags`, and for a script with declared flags (an EVAL with a `#!lua` shebang, an
+/// FCALL) the flags Redis derives from them (`scriptFlagsToCmdFlags`: a write and `denyoom`
+/// unless `no-writes` / `allow-oom`), so the checks before it runs treat it as what it may do.
+fn command_flags(srv: &Server, spec: &CommandSpec, argv: &[Bytes]) -> u32 {
+    let f = effective_flags(spec, argv);
+    if !runs_script(spec) {
+        return f;
+    }
+    crate::cmd::scripting::declared_command_flags(srv, spec.name, argv, f)
 }
 
 /// The flags of the command `argv` runs: its subcommand's (FUNCTION LOAD is a write that may
@@ -1475,14 +1552,23 @@ pub fn unblock_with(srv: &mut Server, c: &mut Client, reply: Option<Reply>) {
 pub fn run(mut srv: Server, rx: ExecReceiver) {
     let tick = Duration::from_millis(1000 / srv.hz.max(1));
     let mut next_cron = Instant::now() + tick;
+    srv.exec_rx = Some(rx);
     loop {
-        let now = Instant::now();
-        let wait = round_wait(&srv, next_cron, now);
-        let first = match rx.recv_timeout(wait) {
-            Ok(m) => m,
-            Err(crate::client::Disconnected) => break,
+        let first = match srv.busy_deferred.pop_front() {
+            Some(m) => Some(m),
+            None => {
+                let now = Instant::now();
+                let wait = round_wait(&srv, next_cron, now);
+                let Some(rx) = srv.exec_rx.take() else { break };
+                let r = rx.recv_timeout(wait);
+                srv.exec_rx = Some(rx);
+                match r {
+                    Ok(m) => m,
+                    Err(crate::client::Disconnected) => break,
+                }
+            }
         };
-        if !round(&mut srv, &rx, first, &mut next_cron, tick) {
+        if !round(&mut srv, first, &mut next_cron, tick) {
             break;
         }
     }
@@ -1491,20 +1577,180 @@ pub fn run(mut srv: Server, rx: ExecReceiver) {
 /// The execution loop as a task of the single-threaded runtime (`io-threads 1`): as in Redis's
 /// event loop, the connections read and parse, then one round executes every queued batch, then
 /// the writers answer; nothing crosses a thread except the log.
+///
+/// Except for scripts: a round that starts with a batch that may run one (EVAL, FCALL, EXEC of
+/// a transaction holding one) runs on a blocking-pool thread while this thread goes on serving
+/// the connections, so that a script past `busy-reply-threshold` can answer the other clients
+/// BUSY and take SCRIPT KILL from its hook (`serve_while_busy`), as Redis's
+/// `processEventsWhileBlocked` does. A round on the event loop's thread stops before a batch that
+/// may run a script (`Server::offload_scripts`), which starts the next round, on the script
+/// thread; that round takes every kind of message. Cost: two thread hand-offs per such round.
 pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
     let tick = Duration::from_millis(1000 / srv.hz.max(1));
     let mut next_cron = Instant::now() + tick;
+    srv.exec_rx = Some(rx);
+    srv.offload_scripts = true;
+    let mut script_thread = None;
     loop {
-        let now = Instant::now();
-        let wait = round_wait(&srv, next_cron, now);
-        let first = match rx.recv_async(wait).await {
-            Ok(m) => m,
-            Err(crate::client::Disconnected) => break,
+        let first = match srv.busy_deferred.pop_front() {
+            Some(m) => Some(m),
+            None => {
+                let now = Instant::now();
+                let wait = round_wait(&srv, next_cron, now);
+                let Some(rx) = srv.exec_rx.take() else { break };
+                let r = rx.recv_async(wait).await;
+                srv.exec_rx = Some(rx);
+                match r {
+                    Ok(m) => m,
+                    Err(crate::client::Disconnected) => break,
+                }
+            }
         };
-        if !round(&mut srv, &rx, first, &mut next_cron, tick) {
+        if first.as_ref().is_some_and(|m| may_run_script(&srv, m)) {
+            let jobs = match &script_thread {
+                Some(j) => j,
+                None => match spawn_script_thread() {
+                    Ok(j) => script_thread.insert(j),
+                    Err(e) => {
+                        tracing::error!("Can't start the script thread: {e}");
+                        break;
+                    }
+                },
+            };
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let job: ScriptJob = Box::new(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    // Here the round may take further script batches: the event loop reads on.
+                    srv.offload_scripts = false;
+                    let go_on = round(&mut srv, first, &mut next_cron, tick);
+                    srv.offload_scripts = true;
+                    (srv, go_on, next_cron)
+                }));
+                let _ = done_tx.send(r);
+            });
+            if jobs.send(job).is_err() {
+                tracing::error!("The script thread is gone");
+                break;
+            }
+            match done_rx.await {
+                Ok(Ok((s, go_on, n))) => {
+                    srv = s;
+                    next_cron = n;
+                    if !go_on {
+                        break;
+                    }
+                }
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                Err(_) => panic!("the script thread dropped a round"),
+            }
+            continue;
+        }
+        if !round(&mut srv, first, &mut next_cron, tick) {
             break;
         }
     }
+}
+
+/// Stack of the threads that run commands (the execution thread, the script thread): deep
+/// Lua values (cjson's 1000 levels) recurse in Rust, and a debug build's frames are large.
+pub const EXEC_STACK_BYTES: usize = 64 << 20;
+
+type ScriptJob = Box<dyn FnOnce() + Send>;
+
+/// The thread `run_inline` hands rounds that may run a script to.
+fn spawn_script_thread() -> std::io::Result<std::sync::mpsc::Sender<ScriptJob>> {
+    let (tx, rx) = std::sync::mpsc::channel::<ScriptJob>();
+    std::thread::Builder::new()
+        .name("strongbox-script".into())
+        .stack_size(EXEC_STACK_BYTES)
+        .spawn(move || {
+            crate::util::prefer_short_slices();
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        })?;
+    Ok(tx)
+}
+
+/// Whether handling `m` may run a Lua script (for `run_inline`'s hand-off).
+fn may_run_script(srv: &Server, m: &Msg) -> bool {
+    let Msg::Commands { id, cmds } = m else {
+        return false;
+    };
+    let is_script = |argv: &Vec<Bytes>| {
+        // (every command of an inline round passes here: one byte decides for most)
+        argv.first().is_some_and(|n| {
+            matches!(n.first().map(|b| b | 0x20), Some(b'e' | b'f'))
+                && [
+                    &b"eval"[..],
+                    b"evalsha",
+                    b"eval_ro",
+                    b"evalsha_ro",
+                    b"fcall",
+                    b"fcall_ro",
+                ]
+                .iter()
+                .any(|s| n.eq_ignore_ascii_case(s))
+        })
+    };
+    let has_exec = || {
+        cmds.iter()
+            .any(|a| a.first().is_some_and(|n| n.eq_ignore_ascii_case(b"exec")))
+    };
+    cmds.iter().any(is_script)
+        || (has_exec()
+            && srv
+                .clients
+                .get(id)
+                .and_then(|c| c.multi.as_ref())
+                .is_some_and(|m| m.queued.iter().any(is_script)))
+}
+
+/// The next message of a round: one a busy script deferred, else a queued one.
+fn next_msg(srv: &mut Server) -> Option<Msg> {
+    if let Some(m) = srv.busy_deferred.pop_front() {
+        return Some(m);
+    }
+    srv.exec_rx.as_ref()?.try_recv().ok()
+}
+
+/// Called from the hook of a script running past `busy-reply-threshold`: handles the messages
+/// queued meanwhile, as Redis's `processEventsWhileBlocked`. Other clients' commands are
+/// answered `-BUSY` by `process_command_at`, except those Redis allows while busy (SCRIPT KILL,
+/// FUNCTION KILL, SHUTDOWN NOSAVE, AUTH, HELLO, MULTI …); the script's own client's next
+/// commands, the master's stream and signals wait for the script's end (`busy_deferred`). False
+/// when no message can be received here (unit tests; nothing would ever answer).
+pub fn serve_while_busy(srv: &mut Server) -> bool {
+    let Some(rx) = srv.exec_rx.take() else {
+        return false;
+    };
+    let current = srv.current_client;
+    let call_end = srv.call_end_us.take();
+    let mut touched = Vec::new();
+    for _ in 0..EXECUTOR_ROUND_MESSAGES_MAX {
+        let Ok(m) = rx.try_recv() else { break };
+        let defer = match &m {
+            Msg::Commands { id, .. } | Msg::ProtocolError { id, .. } | Msg::Disconnect { id } => {
+                !srv.clients.contains_key(id)
+            }
+            Msg::Connect { .. } => false,
+            Msg::Replica(_) | Msg::Signal { .. } => true,
+        };
+        if defer {
+            srv.busy_deferred.push_back(m);
+        } else {
+            handle_msg(srv, m, &mut touched);
+        }
+    }
+    srv.exec_rx = Some(rx);
+    srv.current_client = current;
+    srv.call_end_us = call_end;
+    true
+}
+
+/// A script past `busy-reply-threshold` is running (other clients are answered `-BUSY`).
+pub fn script_busy(srv: &Server) -> bool {
+    srv.script_run.as_ref().is_some_and(|r| r.timed_out)
 }
 
 /// How long the loop may wait for a message: until the next cron tick, or the next snapshot
@@ -1520,6 +1766,9 @@ fn round_wait(srv: &Server, next_cron: Instant, now: Instant) -> Duration {
         let left = end.saturating_sub(now_ms()).max(0) as u64;
         wait = wait.min(Duration::from_millis(left));
     }
+    if !srv.busy_deferred.is_empty() {
+        return Duration::ZERO;
+    }
     if srv.rewrite_presync.is_some() {
         return wait.min(crate::aof::PRESYNC_POLL_INTERVAL);
     }
@@ -1531,23 +1780,20 @@ fn round_wait(srv: &Server, next_cron: Instant, now: Instant) -> Duration {
 
 /// One round of the execution loop: the queued messages, timers, a snapshot step, the log
 /// hand-off and the replies. False when the server shuts down.
-fn round(
-    srv: &mut Server,
-    rx: &ExecReceiver,
-    first: Option<Msg>,
-    next_cron: &mut Instant,
-    tick: Duration,
-) -> bool {
+fn round(srv: &mut Server, first: Option<Msg>, next_cron: &mut Instant, tick: Duration) -> bool {
     let round_start = Instant::now();
     let mut touched: Vec<ClientId> = Vec::new();
     if let Some(m) = first {
         handle_msg(srv, m, &mut touched);
         let mut n = 1;
         while n < EXECUTOR_ROUND_MESSAGES_MAX {
-            match rx.try_recv() {
-                Ok(m) => handle_msg(srv, m, &mut touched),
-                Err(_) => break,
+            let Some(m) = next_msg(srv) else { break };
+            if srv.offload_scripts && may_run_script(srv, &m) {
+                // Its own round, on a thread of its own (`run_inline`).
+                srv.busy_deferred.push_front(m);
+                break;
             }
+            handle_msg(srv, m, &mut touched);
             n += 1;
         }
     }

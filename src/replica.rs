@@ -456,21 +456,13 @@ pub const READONLY_ERR: &str = "READONLY You can't write against a read only rep
 pub const MASTERDOWN_ERR: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 
-/// Whether `spec` must be refused with MASTERDOWN: a replica whose link is down, with
-/// `replica-serve-stale-data no`, serves only the commands flagged `stale` (INFO, REPLICAOF,
-/// …), and EXEC only if every queued command is one (Redis 7.0's processCommand).
-pub fn refuse_stale(srv: &Server, client: &Client, spec: &CommandSpec) -> bool {
-    let stale = |s: &CommandSpec| s.has(crate::cmd::flags::STALE);
+/// Whether this server serves only commands flagged `stale` (INFO, REPLICAOF, …) to `client`:
+/// a replica whose link is down, with `replica-serve-stale-data no` (the others are answered
+/// MASTERDOWN, in scripts "Can not execute the command on a stale replica").
+pub fn stale_only(srv: &Server, client: &Client) -> bool {
     srv.replica.as_ref().is_some_and(|r| !r.link_up())
         && !client.is_master
         && !srv.cfg.get_bool("replica-serve-stale-data")
-        && (!stale(spec)
-            || (spec.name == "exec"
-                && client.multi.as_ref().is_some_and(|m| {
-                    m.queued.iter().any(|argv| {
-                        crate::exec::lookup_command(&argv[0]).is_some_and(|s| !stale(s))
-                    })
-                })))
 }
 
 /// CLIENT KILL of the link to the master: the link task drops the connection and reconnects.

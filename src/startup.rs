@@ -150,6 +150,7 @@ pub fn run_server(args: Vec<String>) -> i32 {
     } else {
         let exec = std::thread::Builder::new()
             .name("strongbox-exec".into())
+            .stack_size(crate::exec::EXEC_STACK_BYTES)
             .spawn(move || {
                 crate::util::prefer_short_slices();
                 crate::exec::run(srv, exec_rx)

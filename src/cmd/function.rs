@@ -83,6 +83,19 @@ const SCRIPT_FLAGS: &[(u32, &str)] = &[
     (ALLOW_CROSS_SLOT_KEYS, "allow-cross-slot-keys"),
 ];
 
+/// The flags of the function `name` (FCALL's argument), if it exists.
+pub(crate) fn function_flags(srv: &crate::exec::Server, name: &[u8]) -> Option<u32> {
+    srv.functions.set.find(name).map(|(_, f)| f.flags)
+}
+
+/// A script flag by its name (`#!lua flags=...` of EVAL scripts).
+pub(crate) fn script_flag(name: &str) -> Option<u32> {
+    SCRIPT_FLAGS
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(f, _)| *f)
+}
+
 /// FUNCTION LOAD gives a library's code this long to register its functions (Redis's
 /// `LOAD_TIMEOUT_MS`); loads from files and RESTORE have no limit.
 const LOAD_TIMEOUT_MS: u128 = 500;
@@ -450,8 +463,10 @@ fn create_in(
 /// What a library's code raised while loading, as Redis reports it.
 fn error_text(lua: &mlua::Lua, v: &Value) -> String {
     let text = match v {
-        Value::Table(t) => match t.raw_get::<Value>("err") {
-            Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+        Value::Table(t) => match (t.raw_get::<Value>("err"), t.raw_get::<Value>("sb_error")) {
+            (Ok(Value::String(s)), _) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+            // An error of the server's own, with where it was raised (the prelude's handler).
+            (_, Ok(Value::Error(e))) => scripting::innermost_message(&e),
             _ => "ERR unknown error".to_string(),
         },
         Value::Error(e) => scripting::innermost_message(e),
@@ -585,6 +600,7 @@ fn call(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> Reply {
         name: &fname,
         source: "@user_function",
         read_only: ro || no_writes,
+        command: args,
     };
     let reply = scripting::execute(ctx, &eng, runner, f, keys, argv, &what);
     ctx.srv.functions.eng = Some(eng);
@@ -659,7 +675,24 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Reply::Map(vec![
                 (
                     Reply::Bulk(Bytes::from_static(b"running_script")),
-                    Reply::Nil,
+                    // (answered only while a script is busy: its hook serves this)
+                    match &ctx.srv.script_run {
+                        None => Reply::Nil,
+                        Some(r) => Reply::Map(vec![
+                            (
+                                Reply::Bulk(Bytes::from_static(b"name")),
+                                Reply::Bulk(Bytes::from(r.name.clone())),
+                            ),
+                            (
+                                Reply::Bulk(Bytes::from_static(b"command")),
+                                Reply::Array(r.command.iter().cloned().map(Reply::Bulk).collect()),
+                            ),
+                            (
+                                Reply::Bulk(Bytes::from_static(b"duration_ms")),
+                                Reply::Int(r.started.elapsed().as_millis() as i64),
+                            ),
+                        ]),
+                    },
                 ),
                 (
                     Reply::Bulk(Bytes::from_static(b"engines")),
@@ -679,8 +712,7 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 ),
             ]);
         }
-        // No other client is served while a function runs (see scripting.rs).
-        b"kill" => return Reply::err("NOTBUSY No scripts in execution right now."),
+        b"kill" => return crate::cmd::scripting::kill_running(ctx.srv, false),
         _ => return help(),
     };
     if writes && !matches!(reply, Reply::Error(_)) {

@@ -1,27 +1,36 @@
-//! Lua scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD / EXISTS / FLUSH / KILL,
-//! with Redis 7.0's semantics for what job-queue libraries use (Celery's kombu, RQ, Sidekiq):
-//! `KEYS` / `ARGV`, `redis.call` / `redis.pcall`, `redis.error_reply` / `redis.status_reply`,
-//! `redis.sha1hex`, `redis.log`, the reply conversions both ways, read-only globals, and the
-//! error texts (`... script: <sha>, on @user_script:<line>.`).
+//! Lua scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD / EXISTS / FLUSH / KILL /
+//! DEBUG, with Redis 7.0's semantics: `KEYS` / `ARGV`, `redis.call` / `redis.pcall`,
+//! `redis.error_reply` / `redis.status_reply`, `redis.sha1hex`, `redis.log`, `redis.setresp`
+//! (RESP3 replies inside the script, and Redis's conversions both ways), `redis.set_repl`,
+//! `redis.acl_check_cmd`, `#!lua` shebangs with their flags (`no-writes`, `allow-oom`, …,
+//! checked before the script runs as for functions), read-only globals, and the error texts
+//! (`... script: <sha>, on @user_script:<line>.`).
 //!
 //! Lua 5.1 (vendored through mlua), with the base, table, string and math libraries, as Redis
 //! loads them, in a sandbox like Redis 7's: each run gets a fresh read-only environment (a
 //! global assigned or rawset does not outlive the script), the library tables and `redis` are
 //! read-only proxies, source text only (no bytecode), and no `loadfile`, `dofile`, `setfenv`,
 //! `getfenv`, `newproxy`, `print` — nor `coroutine` (Redis has it; a coroutine would escape
-//! the time limit). Commands run with RESP2 replies whatever the caller's protocol, and
-//! `rename-command` applies. cjson and cmsgpack are there (`scripting_libs.rs`). Not provided:
-//! the struct and bit libraries,
-//! `redis.setresp(3)`, `#!lua` flags, script debugging, and killing a running script
-//! from another client (no other client is served while a script runs: a script past
-//! `busy-reply-threshold` is stopped instead). `pcall(redis.call, ...)` catches an error
-//! object that is not Redis's string (`redis.pcall` returns Redis's error table).
+//! the hook). `rename-command` applies. cjson, cmsgpack and bit are there
+//! (`scripting_libs.rs`); the struct library is not. `pcall(redis.call, ...)` catches an
+//! error object that is not Redis's string (`redis.pcall` returns Redis's error table).
+//!
+//! A long script: past `busy-reply-threshold` (`lua-time-limit`) the hook serves the other
+//! clients every time it runs (`exec::serve_while_busy`, Redis's `processEventsWhileBlocked`):
+//! they are answered `-BUSY`, except for SCRIPT KILL / FUNCTION KILL (which stop a script that
+//! has not written), SHUTDOWN NOSAVE and what Redis allows while busy. With `io-threads 1` a
+//! round that may run a script runs on a thread of its own (`exec::run_inline`), so the event
+//! loop keeps reading the other clients meanwhile. SCRIPT DEBUG SYNC runs the next EVAL in
+//! Redis's debugger (`scripting_ldb.rs`); SCRIPT DEBUG YES (a forked session) is refused.
 //!
 //! Durability: as Redis 7 (effects replication), a script is logged as the write commands it
 //! ran, wrapped in MULTI/EXEC when there are several, so recovery applies a script whole or
 //! not at all and replays no Lua; its reply waits for the log like a transaction's.
 
 use std::collections::HashMap;
+
+#[path = "scripting_ldb.rs"]
+pub(crate) mod ldb;
 
 use bytes::Bytes;
 use mlua::{Lua, LuaOptions, MultiValue, StdLib, Value};
@@ -74,6 +83,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         // Redis 7.0's names, arities and flags, so COMMAND shows them (SCRIPT DEBUG is not
         // implemented). The container keeps NOSCRIPT: dispatch checks the container's flags.
         subcommands: &[
+            ("debug", 3, NOSCRIPT),
             ("exists", -3, NOSCRIPT),
             ("flush", -2, NOSCRIPT),
             ("help", 2, LOADING | STALE),
@@ -118,19 +128,29 @@ load = function(reader, name)
   end
   return loadstring(concat_(parts), name)
 end
+-- The tables a script must not change (library proxies, environments, their metatables):
+-- setmetatable on them says so as Redis 7's read-only tables do.
+local protected = setmetatable_({}, { __mode = "k" })
 local function readonly(t)
-  return setmetatable_({}, {
+  local p = setmetatable_({}, {
     __index = t,
     __newindex = function() error_("Attempt to modify a readonly table", 2) end,
     __metatable = false,
   })
+  protected[p] = true
+  return p
+end
+setmetatable = function(t, mt)
+  if protected[t] then error_("Attempt to modify a readonly table", 0) end
+  return setmetatable_(t, mt)
 end
 getmetatable("").__metatable = readonly({})
 local shared = {
   string = readonly(string), table = readonly(table), math = readonly(math),
-  cjson = readonly(cjson), cmsgpack = readonly(cmsgpack), redis = readonly(R),
+  cjson = readonly(cjson), cmsgpack = readonly(cmsgpack), bit = readonly(bit), redis = readonly(R),
 }
-local env_mt = {
+local env_mt
+env_mt = {
   __index = function(env, name)
     if name == "_G" then return env end
     local v = shared[name]
@@ -142,13 +162,13 @@ local env_mt = {
   __newindex = function()
     error_("Attempt to modify a readonly table", 2)
   end,
-  __metatable = false,
 }
+-- getmetatable(_G) gives a read-only view of the environment's metatable.
+env_mt.__metatable = readonly(env_mt)
 -- As Redis 7's error handler: what a script raises becomes an error table that says where
 -- it was raised (a string as `ERR <text>`); an error of the server's own (redis.call's,
 -- the time limit's) passes as it is.
 local function handler(err)
-  if type_(err) == "userdata" then return err end
   -- The innermost frame of the script itself (not error(), not our metamethods).
   local source, line
   for level = 2, 12 do
@@ -156,6 +176,9 @@ local function handler(err)
     if what == nil then break end
     if src == "@user_script" or src == "@user_function" then source, line = src, l break end
   end
+  -- An error of the server's own (a library function's, redis.call's, the kill's): with
+  -- where it was raised, for the reply.
+  if type_(err) == "userdata" then return { sb_error = err, line = line } end
   if type_(err) ~= "table" then
     err = { err = "ERR " .. tostring_(err) }
   end
@@ -167,7 +190,9 @@ local function handler(err)
 end
 local xpcall_ = xpcall
 local function run(f, keys, argv)
-  setfenv_(f, setmetatable_({ KEYS = keys, ARGV = argv }, env_mt))
+  local env = setmetatable_({ KEYS = keys, ARGV = argv }, env_mt)
+  protected[env] = true
+  setfenv_(f, env)
   return xpcall_(f, handler)
 end
 -- A function of a library (FCALL) runs as `callback(keys, args)`, in its library's
@@ -197,7 +222,7 @@ local function load_lib(chunk, api)
     if t == env then error_("Attempt to modify a readonly table", 0) end
     return rawset_(t, k, v)
   end
-  env = setmetatable_({}, {
+  local lib_mt = {
     __index = function(env, name)
       if name == "redis" and loading then return api_proxy end
       if not loading then
@@ -214,8 +239,10 @@ local function load_lib(chunk, api)
       error_("Script attempted to access nonexistent global variable '" .. tostring_(name) .. "'", 2)
     end,
     __newindex = function() error_("Attempt to modify a readonly table", 2) end,
-    __metatable = false,
-  })
+  }
+  lib_mt.__metatable = readonly(lib_mt)
+  env = setmetatable_({}, lib_mt)
+  protected[env] = true
   setfenv_(chunk, env)
   local ok, err = xpcall_(chunk, handler)
   loading = false
@@ -239,6 +266,9 @@ pub struct Engine {
     /// Runs a library's code at FUNCTION LOAD: `load_lib(chunk, api)`.
     pub(crate) load_lib: mlua::RegistryKey,
     scripts: HashMap<String, mlua::RegistryKey>,
+    /// The `#!lua flags=...` of each cached script that has a shebang (function.rs's flag
+    /// bits); a script without one runs in Redis's compatibility mode.
+    shebang_flags: HashMap<String, u32>,
     /// Total bytes of the cached script bodies (INFO `used_memory_scripts_eval` role).
     body_bytes: usize,
 }
@@ -260,12 +290,23 @@ impl Engine {
         set(
             "error_reply",
             lua.create_function(|lua, msg: mlua::LuaString| {
-                let t = lua.create_table()?;
+                // Redis's luaPushErrorBuff on "-<msg>": the code is the first word when there
+                // is a space, else ERR; a trailing newline is trimmed.
                 let b = msg.as_bytes();
-                t.raw_set(
-                    "err",
-                    lua.create_string(b.strip_prefix(b"-").unwrap_or(&b))?,
-                )?;
+                let b = b.strip_prefix(b"-").unwrap_or(&b);
+                let (code, text): (&[u8], &[u8]) = match b.iter().position(|&c| c == b' ') {
+                    Some(i) => (&b[..i], &b[i + 1..]),
+                    None => (b"ERR", b),
+                };
+                let mut text = text;
+                while let [rest @ .., b'\r' | b'\n'] = text {
+                    text = rest;
+                }
+                let mut err = code.to_vec();
+                err.push(b' ');
+                err.extend_from_slice(text);
+                let t = lua.create_table()?;
+                t.raw_set("err", lua.create_string(&err)?)?;
                 Ok(t)
             })
             .map_err(le)?,
@@ -283,8 +324,19 @@ impl Engine {
         .map_err(le)?;
         set(
             "sha1hex",
-            lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))
-                .map_err(le)?,
+            lua.create_function(|lua, a: MultiValue| {
+                // Redis's luaRedisSha1hexCommand: exactly one argument, a string or number.
+                let s = match (a.len(), a.front()) {
+                    (1, Some(Value::String(s))) => s.as_bytes().to_vec(),
+                    (1, Some(Value::Integer(i))) => i.to_string().into_bytes(),
+                    (1, Some(Value::Number(n))) => crate::resp::fmt_g(*n, 14).into_bytes(),
+                    _ => {
+                        return command_error(lua, "ERR wrong number of arguments", true);
+                    }
+                };
+                Ok(Value::String(lua.create_string(sha1_hex(&s))?))
+            })
+            .map_err(le)?,
         )
         .map_err(le)?;
         set(
@@ -305,11 +357,6 @@ impl Engine {
         set(
             "replicate_commands",
             lua.create_function(|_, ()| Ok(true)).map_err(le)?,
-        )
-        .map_err(le)?;
-        set(
-            "set_repl",
-            lua.create_function(|_, _: MultiValue| Ok(())).map_err(le)?,
         )
         .map_err(le)?;
         for (name, v) in [
@@ -371,6 +418,7 @@ impl Engine {
             run_fn,
             load_lib,
             scripts: HashMap::new(),
+            shebang_flags: HashMap::new(),
             body_bytes: 0,
         })
     }
@@ -381,9 +429,11 @@ impl Engine {
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
+        let (flags, shebang_len) = parse_shebang(body).map_err(|e| format!("ERR {e}"))?;
+        // The shebang line is left out (its newline kept, so line numbers stay).
         let f = self
             .lua
-            .load(body)
+            .load(&body[shebang_len..])
             .set_name("@user_script")
             .set_mode(mlua::chunk::ChunkMode::Text)
             .into_function()
@@ -402,9 +452,120 @@ impl Engine {
             .create_registry_value(f)
             .map_err(|e| format!("ERR {e}"))?;
         self.scripts.insert(sha.clone(), key);
+        if let Some(flags) = flags {
+            self.shebang_flags.insert(sha.clone(), flags);
+        }
         self.body_bytes += body.len();
         Ok(sha)
     }
+}
+
+/// Redis 7's `evalExtractShebangFlags`: a body starting with `#!` must name the `lua` engine
+/// and may give `flags=a,b` (the flags of `redis.register_function`). Returns the flags (None
+/// without a shebang: compatibility mode) and the shebang line's length.
+fn parse_shebang(body: &[u8]) -> Result<(Option<u32>, usize), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((None, 0));
+    }
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return Err("Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split_ascii_whitespace();
+    let Some(engine) = parts.next() else {
+        return Err("Invalid engine in script shebang".into());
+    };
+    if engine != "#!lua" {
+        return Err(format!("Unexpected engine in script shebang: {engine}"));
+    }
+    let mut flags = 0;
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(format!("Unknown lua shebang option: {part}"));
+        };
+        // As sdssplitlen: "flags=" is no flag at all, "a,,b" has an empty one.
+        if list.is_empty() {
+            continue;
+        }
+        for name in list.split(',') {
+            match super::function::script_flag(name) {
+                Some(f) => flags |= f,
+                None => return Err(format!("Unexpected flag in script shebang: {name}")),
+            }
+        }
+    }
+    Ok((Some(flags), end))
+}
+
+/// The command flags of an EVAL* / FCALL* call whose script declares flags (Redis's
+/// `evalGetCommandFlags` / `fcallGetCommandFlags` with `scriptFlagsToCmdFlags`); `cmd_flags`
+/// unchanged for a script without (compatibility mode) or one not found.
+pub(crate) fn declared_command_flags(
+    srv: &crate::exec::Server,
+    name: &str,
+    argv: &[Bytes],
+    cmd_flags: u32,
+) -> u32 {
+    use super::function::{ALLOW_OOM, ALLOW_STALE, NO_WRITES};
+    let Some(body_or_name) = argv.get(1) else {
+        return cmd_flags;
+    };
+    let declared = match name {
+        "eval" | "eval_ro" => parse_shebang(body_or_name).ok().and_then(|(f, _)| f),
+        "evalsha" | "evalsha_ro" => srv.scripting.as_ref().and_then(|e| {
+            let sha = String::from_utf8_lossy(body_or_name).to_ascii_lowercase();
+            e.shebang_flags.get(&sha).copied()
+        }),
+        _ => super::function::function_flags(srv, body_or_name),
+    };
+    let Some(sf) = declared else {
+        return cmd_flags;
+    };
+    let mut f = cmd_flags & !(STALE | DENYOOM | WRITE | MAY_REPLICATE);
+    if sf & (ALLOW_OOM | NO_WRITES) == 0 {
+        f |= DENYOOM;
+    }
+    if sf & NO_WRITES == 0 {
+        f |= WRITE;
+    }
+    if sf & ALLOW_STALE != 0 {
+        f |= STALE;
+    }
+    f
+}
+
+/// Redis 7's `scriptPrepareForRun` for a script with a shebang (or a function, whose flags
+/// `function.rs` checks the same way): whether it may run now.
+fn shebang_refuses(ctx: &mut Ctx, flags: u32, ro: bool) -> Option<Reply> {
+    use super::function::{ALLOW_OOM, ALLOW_STALE, NO_WRITES};
+    if flags & ALLOW_STALE == 0 && crate::replica::stale_only(ctx.srv, ctx.client) {
+        return Some(Reply::err("MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script."));
+    }
+    if flags & NO_WRITES == 0 {
+        if crate::replica::refuse_write(ctx.srv, ctx.client) {
+            return Some(Reply::err(crate::replica::READONLY_ERR));
+        }
+        if let Some(e) = ctx.srv.log.failed() {
+            return Some(Reply::Error(format!("MISCONF Redis is configured to persist data to AOF, but it's currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for read only scripts. AOF error: {e}")));
+        }
+        if ro {
+            return Some(Reply::err(
+                "ERR Can not execute a script with write flag using *_ro command.",
+            ));
+        }
+        if crate::master::refuse_write(ctx.srv, ctx.client) {
+            return Some(Reply::err(crate::master::NOREPLICAS_ERR));
+        }
+    }
+    if ctx.srv.hot.maxmemory != 0 {
+        if ctx.srv.pre_command_oom && flags & (ALLOW_OOM | NO_WRITES) == 0 {
+            return Some(Reply::err("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"));
+        }
+        if flags & ALLOW_OOM != 0 {
+            ctx.srv.pre_command_oom = false;
+        }
+    }
+    None
 }
 
 /// mlua's messages carry a traceback after the first line.
@@ -451,8 +612,22 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> Reply {
         Ok(e) => e,
         Err(r) => return r,
     };
+    // SCRIPT DEBUG SYNC: this run is a debugging session (`scripting_ldb.rs`).
+    let debugging = ctx.srv.ldb_sync.contains(&ctx.client.id);
+    if debugging {
+        ctx.srv.ldb = Some(ldb::Session::start(ctx.client.id, &args[1]));
+    }
     let reply = run_in(ctx, &mut eng, args, numkeys as usize, by_sha, read_only);
     ctx.srv.scripting = Some(eng);
+    if let Some(mut s) = ctx.srv.ldb.take() {
+        // Redis's ldbEndSession: the end mark, then the script's reply, then the client is
+        // disconnected (the end of the session).
+        s.log("<endsession>".to_string());
+        ctx.client.reply(s.take_logs());
+        ctx.client.close_after_reply = true;
+        ctx.srv.ldb_sync.remove(&ctx.client.id);
+        tracing::warn!("Redis synchronous debugging eval session ended");
+    }
     reply
 }
 
@@ -485,12 +660,76 @@ fn run_in(
         _ => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
     };
     let (keys, argv) = args[3..].split_at(numkeys);
+    let mut read_only = read_only;
+    if let Some(&flags) = eng.shebang_flags.get(&sha) {
+        if let Some(r) = shebang_refuses(ctx, flags, read_only) {
+            return r;
+        }
+        read_only |= flags & super::function::NO_WRITES != 0;
+    } else if crate::replica::stale_only(ctx.srv, ctx.client) {
+        // A script without flags does not run on a stale replica (Redis's compatibility mode).
+        return Reply::err(crate::replica::MASTERDOWN_ERR);
+    }
     let what = Running {
         name: &sha,
         source: "@user_script",
         read_only,
+        command: args,
     };
     execute(ctx, eng, runner, f, keys, argv, &what)
+}
+
+/// The script running now (`Server::script_run`), as SCRIPT KILL, FUNCTION KILL and the
+/// BUSY replies need it (Redis's `scriptRunCtx` flags).
+#[derive(Debug, Clone)]
+pub struct ScriptRun {
+    /// Its name for FUNCTION STATS (`f_<sha>` for EVAL, as Redis names them), the command
+    /// that runs it and when it started.
+    pub name: String,
+    pub command: Vec<Bytes>,
+    pub started: std::time::Instant,
+    /// EVAL (else FCALL): which KILL may stop it, and the BUSY text.
+    pub eval: bool,
+    /// Past `busy-reply-threshold`: other clients are served from its hook, answered BUSY.
+    pub timed_out: bool,
+    /// SCRIPT KILL / FUNCTION KILL asked for it to stop.
+    pub killed: bool,
+    /// It ran a write command: it can no longer be killed (only SHUTDOWN NOSAVE stops it).
+    pub dirty: bool,
+    /// Sent by our master: never killed.
+    pub from_master: bool,
+}
+
+const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+const KILLED_MSG: &str = "Script killed by user with SCRIPT KILL...";
+
+/// The `-BUSY` error for other clients while the running script is past its threshold.
+pub fn busy_error(srv: &crate::exec::Server) -> &'static str {
+    match &srv.script_run {
+        Some(r) if !r.eval => BUSY_FUNCTION,
+        _ => BUSY_EVAL,
+    }
+}
+
+/// SCRIPT KILL (`is_eval`) and FUNCTION KILL: Redis's `scriptKill`.
+pub(crate) fn kill_running(srv: &mut crate::exec::Server, is_eval: bool) -> Reply {
+    let Some(r) = srv.script_run.as_mut() else {
+        return Reply::err("NOTBUSY No scripts in execution right now.");
+    };
+    if r.from_master {
+        return Reply::err("UNKILLABLE The busy script was sent by a master instance in the context of replication and cannot be killed.");
+    }
+    if r.dirty {
+        return Reply::err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.");
+    }
+    if is_eval != r.eval {
+        return Reply::err(if r.eval { BUSY_EVAL } else { BUSY_FUNCTION });
+    }
+    r.killed = true;
+    OK
 }
 
 /// What runs: for the error texts (`script: <name>, on <source>:<line>.`) and the checks.
@@ -501,6 +740,8 @@ pub(crate) struct Running<'a> {
     pub source: &'a str,
     /// Write commands are refused (`*_RO`, or a function with `no-writes`).
     pub read_only: bool,
+    /// The command that runs it (FUNCTION STATS shows it while it runs).
+    pub command: &'a [Bytes],
 }
 
 /// Run `f` through `runner` (the prelude's `run` or `run_fn`) with `keys` and `argv`, as the
@@ -538,15 +779,34 @@ pub(crate) fn execute(
     let db_before = ctx.client.db;
     let proto_before = ctx.client.proto;
     ctx.client.proto = 2;
-    // No other client is served while a script runs (it is one command, like EXEC), so a
-    // script cannot be killed with SCRIPT KILL as in Redis; instead one that runs past
-    // `busy-reply-threshold` (`lua-time-limit`, 5 s) is stopped: from then on every line it
-    // reaches and every command it calls fails, so even a script that catches errors ends.
-    // Its writes so far are kept, as after any error in a script.
+    // Past `busy-reply-threshold` (`lua-time-limit`, 5 s) the hook serves the other clients
+    // (BUSY, SCRIPT KILL, SHUTDOWN NOSAVE: `exec::serve_while_busy`) every time it runs, as
+    // Redis's; once killed, every line the script reaches and every command it calls fails, so
+    // even a script that catches errors ends. Where no client can be served (unit tests) the
+    // script is stopped at the threshold instead. Its writes so far are kept, as after any
+    // error in a script.
     let limit_ms = ctx.srv.cfg.get_i64("busy-reply-threshold").max(0) as u128;
     let started = std::time::Instant::now();
     let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if limit_ms > 0 {
+    ctx.srv.script_time_ms = Some(ctx.now_ms);
+    ctx.srv.script_run = Some(ScriptRun {
+        name: if source == "@user_script" {
+            format!("f_{sha}")
+        } else {
+            sha.to_string()
+        },
+        command: what.command.to_vec(),
+        started,
+        eval: source == "@user_script",
+        timed_out: false,
+        killed: false,
+        dirty: false,
+        from_master: ctx.client.is_master,
+    });
+    let debugging = ctx.srv.ldb.is_some();
+    if debugging {
+        arm_debugger(lua);
+    } else if limit_ms > 0 {
         arm_time_limit(lua, started, limit_ms, killed.clone(), false);
     }
     ctx.srv.log.begin_unit();
@@ -560,34 +820,135 @@ pub(crate) fn execute(
             for (name, raise) in [("call", true), ("pcall", false)] {
                 let func = scope.create_function(move |lua, a: MultiValue| {
                     if killed.load(std::sync::atomic::Ordering::Relaxed) {
-                        return command_error(
-                            lua,
-                            "ERR Script stopped after busy-reply-threshold",
-                            raise,
-                        );
+                        return command_error(lua, &format!("ERR {KILLED_MSG}"), raise);
                     }
                     // Never re-entered (no command runs Lua); refuse rather than wait.
                     let Ok(mut g) = cell.try_lock() else {
                         return command_error(lua, "ERR redis.call re-entered", raise);
                     };
                     let (srv, client) = &mut *g;
-                    script_call(lua, srv, client, a, read_only, raise)
+                    call_logged(lua, srv, client, a, read_only, raise)
                 })?;
                 redis.raw_set(name, func)?;
             }
+            // For the hook (which must be 'static): serve the other clients, and say whether
+            // the script was killed (SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE).
+            let serve = scope.create_function(move |_, ()| {
+                let Ok(mut g) = cell.try_lock() else {
+                    return Ok((true, false));
+                };
+                let (srv, _) = &mut *g;
+                if let Some(r) = srv.script_run.as_mut() {
+                    if !r.timed_out {
+                        r.timed_out = true;
+                        tracing::warn!(
+                            "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command. Script name is: {}.",
+                            started.elapsed().as_millis(),
+                            if r.eval { "SCRIPT KILL" } else { "FUNCTION KILL" },
+                            sha
+                        );
+                    }
+                }
+                let served = crate::exec::serve_while_busy(srv);
+                let kill =
+                    srv.script_run.as_ref().is_some_and(|r| r.killed) || srv.shutdown.is_some();
+                Ok((served, kill))
+            })?;
+            lua.set_named_registry_value(SERVE_KEY, serve)?;
+            if debugging {
+                let redis_call: mlua::Function = redis.raw_get("call")?;
+                let at_line = scope.create_function(move |lua, line: i64| {
+                    debugger_at_line(lua, cell, &redis_call, line)
+                })?;
+                lua.set_named_registry_value(LDB_KEY, at_line)?;
+            }
+            // redis.setresp(2|3): the protocol of the script's commands' replies.
+            let setresp = scope.create_function(move |lua, a: MultiValue| {
+                if a.len() != 1 {
+                    return command_error(lua, "ERR redis.setresp() requires one argument.", true);
+                }
+                let n = match a.front() {
+                    Some(Value::Integer(i)) => *i,
+                    Some(Value::Number(n)) => *n as i64,
+                    _ => 0,
+                };
+                if n != 2 && n != 3 {
+                    return command_error(lua, "ERR RESP version must be 2 or 3.", true);
+                }
+                if let Ok(mut g) = cell.try_lock() {
+                    g.1.proto = n as u8;
+                }
+                Ok(Value::Nil)
+            })?;
+            redis.raw_set("setresp", setresp)?;
+            // redis.set_repl(flags): REPL_NONE keeps the following commands out of the log.
+            // The log is both the AOF and the replication stream, so REPL_AOF and REPL_REPLICA
+            // alone cannot be told apart from REPL_ALL: both log.
+            let set_repl = scope.create_function(move |lua, a: MultiValue| {
+                if a.len() != 1 {
+                    return command_error(lua, "ERR redis.set_repl() requires two arguments.", true);
+                }
+                let flags = match a.front() {
+                    Some(Value::Integer(i)) => *i,
+                    Some(Value::Number(n)) => *n as i64,
+                    _ => 0,
+                };
+                if flags & !3 != 0 {
+                    return command_error(lua, "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.", true);
+                }
+                if let Ok(mut g) = cell.try_lock() {
+                    g.0.script_repl_none = flags == 0;
+                }
+                Ok(Value::Nil)
+            })?;
+            redis.raw_set("set_repl", set_repl)?;
+            // redis.acl_check_cmd(cmd, ...): may the caller's user run it (keys included)?
+            let acl_check = scope.create_function(move |lua, a: MultiValue| {
+                let mut argv = Vec::with_capacity(a.len());
+                for v in a {
+                    match v {
+                        Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                        Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+                        Value::Number(n) => argv.push(Bytes::from(number_arg(n))),
+                        _ => {
+                            return command_error(lua, "ERR Lua redis lib command arguments must be strings or integers", true)
+                        }
+                    }
+                }
+                if argv.is_empty() {
+                    return command_error(lua, "ERR Please specify at least one argument for this redis lib call", true);
+                }
+                let Some(spec) = crate::exec::lookup_command(&argv[0]) else {
+                    return command_error(lua, "ERR Invalid command passed to redis.acl_check_cmd()", true);
+                };
+                let Ok(g) = cell.try_lock() else {
+                    return Ok(Value::Boolean(false));
+                };
+                Ok(Value::Boolean(g.1.user.check(spec, &argv).is_ok()))
+            })?;
+            redis.raw_set("acl_check_cmd", acl_check)?;
             let (ok, v): (bool, Value) = runner.call((f, keys, argv))?;
+            let resp3 = cell.try_lock().is_ok_and(|g| g.1.proto >= 3);
             Ok(if ok {
-                lua_to_reply(&v)?
+                lua_to_reply(&v, resp3, proto_before)?
             } else {
                 Reply::Error(raised_error(lua, &v, sha, source))
             })
         })
     };
+    let _ = lua.unset_named_registry_value(SERVE_KEY);
+    let _ = lua.unset_named_registry_value(LDB_KEY);
     let _ = redis.raw_set("call", Value::Nil);
     let _ = redis.raw_set("pcall", Value::Nil);
-    if limit_ms > 0 {
+    let _ = redis.raw_set("setresp", Value::Nil);
+    let _ = redis.raw_set("set_repl", Value::Nil);
+    let _ = redis.raw_set("acl_check_cmd", Value::Nil);
+    ctx.srv.script_repl_none = false;
+    ctx.srv.script_time_ms = None;
+    if limit_ms > 0 || debugging {
         lua.remove_hook();
     }
+    ctx.srv.script_run = None;
     ctx.srv.log.end_unit();
     ctx.client.db = db_before;
     ctx.client.proto = proto_before;
@@ -604,11 +965,126 @@ pub(crate) fn execute(
     }
 }
 
+/// Where the scope keeps the debugger's line function (SCRIPT DEBUG SYNC sessions).
+const LDB_KEY: &str = "sb_ldb_at_line";
+
+/// A debugging session's hook: every line of the script itself goes to the debugger (which
+/// has no time limit, as Redis's sync sessions stop a script only when asked).
+fn arm_debugger(lua: &Lua) {
+    let _ = lua.set_hook(mlua::HookTriggers::new().every_line(), move |lua, debug| {
+        let in_script = debug.source().source.is_some_and(|s| s == "@user_script");
+        if !in_script {
+            return Ok(mlua::VmState::Continue);
+        }
+        let line = debug.current_line().map_or(0, |l| l as i64);
+        lua.named_registry_value::<mlua::Function>(LDB_KEY)
+            .and_then(|f| f.call::<()>(line))?;
+        Ok(mlua::VmState::Continue)
+    });
+}
+
+type Lent<'a, 'b> = std::sync::Mutex<(&'a mut crate::exec::Server, &'b mut crate::client::Client)>;
+
+/// The debugger at a line: stop if stepping, then run the client's commands until one resumes
+/// the script (the server is locked only between Lua calls, so `eval` and `redis` can use it).
+fn debugger_at_line(
+    lua: &Lua,
+    cell: &Lent<'_, '_>,
+    redis_call: &mlua::Function,
+    line: i64,
+) -> mlua::Result<()> {
+    let lock = || {
+        cell.lock()
+            .map_err(|_| mlua::Error::RuntimeError("debugger state poisoned".into()))
+    };
+    let mut next = {
+        let mut g = lock()?;
+        let (srv, client) = &mut *g;
+        ldb::at_line(srv, client, line)
+    };
+    loop {
+        let ldb::Next::Commands(cmds) = next else {
+            return Ok(());
+        };
+        let mut resume = false;
+        for argv in &cmds {
+            let action = {
+                let mut g = lock()?;
+                ldb::command(g.0, argv)
+            };
+            match action {
+                ldb::Action::Answered => {}
+                ldb::Action::Resume => {
+                    // What the client pipelined after it is dropped, as Redis's ldbRepl
+                    // drops its buffer.
+                    resume = true;
+                    break;
+                }
+                ldb::Action::Eval(code) => {
+                    let out = ldb::eval(lua, &code);
+                    if let Some(s) = lock()?.0.ldb.as_mut() {
+                        s.log(out);
+                    }
+                }
+                ldb::Action::Redis(args) => {
+                    // redis.call with stepping on, so that it logs the command and its reply.
+                    if let Some(s) = lock()?.0.ldb.as_mut() {
+                        s.step = true;
+                    }
+                    let mut a = MultiValue::new();
+                    for x in &args {
+                        a.push_back(Value::String(lua.create_string(&x[..])?));
+                    }
+                    let _ = redis_call.call::<Value>(a);
+                    if let Some(s) = lock()?.0.ldb.as_mut() {
+                        s.step = false;
+                    }
+                }
+                ldb::Action::Abort => {
+                    // The batch is answered by the end of the session (its logs, the error).
+                    return Err(mlua::Error::external(Raised {
+                        msg: "ERR script aborted for user request".into(),
+                        line,
+                    }));
+                }
+            }
+            let mut g = lock()?;
+            let (srv, client) = &mut *g;
+            send_debugger_logs(srv, client, false);
+        }
+        let mut g = lock()?;
+        let (srv, client) = &mut *g;
+        // The batch of debugger commands is answered.
+        client.flush(0, true);
+        if resume {
+            return Ok(());
+        }
+        next = ldb::next_commands(srv, client);
+    }
+}
+
+/// The debugger's pending logs to its client (answering one command).
+fn send_debugger_logs(
+    srv: &mut crate::exec::Server,
+    client: &mut crate::client::Client,
+    completes_batch: bool,
+) {
+    if let Some(s) = srv.ldb.as_mut() {
+        let r = s.take_logs();
+        client.reply(r);
+        client.flush(0, completes_batch);
+    }
+}
+
+/// Where the scope keeps the function the hook calls to serve the other clients.
+const SERVE_KEY: &str = "sb_serve_while_busy";
+
 /// The time limit's hook. Until the deadline it looks at the clock every
 /// [`HOOK_INSTRUCTIONS`] VM instructions (a line hook would cost a Rust call per line: a
-/// 10M-iteration loop took 14 times as long). At the deadline it raises, and re-arms itself
-/// on every line as well, so that a script that catches the error (`pcall` in a loop) fails
-/// again at its next line outside the catch and ends.
+/// 10M-iteration loop took 14 times as long). Past it, every time it runs it serves the other
+/// clients (the scope's `SERVE_KEY` function); once the script is killed it raises, and
+/// re-arms itself on every line as well, so that a script that catches the error (`pcall` in
+/// a loop) fails again at its next line outside the catch and ends.
 fn arm_time_limit(
     lua: &Lua,
     started: std::time::Instant,
@@ -624,18 +1100,38 @@ fn arm_time_limit(
         mlua::HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS)
     };
     // (a hook that cannot be set leaves the script unbounded, as in Redis)
-    let _ = lua.set_hook(triggers, move |lua, _| {
-        let was_killed = killed.load(std::sync::atomic::Ordering::Relaxed);
-        if was_killed || started.elapsed().as_millis() > limit_ms {
-            if !was_killed {
-                killed.store(true, std::sync::atomic::Ordering::Relaxed);
-                arm_time_limit(lua, started, limit_ms, killed.clone(), true);
-            }
-            return Err(mlua::Error::RuntimeError(format!(
-                "Script stopped after busy-reply-threshold ({limit_ms} ms): the server serves no other client while a script runs"
-            )));
+    let _ = lua.set_hook(triggers, move |lua, debug| {
+        // Raised at the script's line, as Redis reports it.
+        let raise = |msg: String| {
+            let line = debug.current_line().map_or(0, |l| l as i64);
+            Err(mlua::Error::external(Raised {
+                msg: format!("ERR {msg}"),
+                line,
+            }))
+        };
+        if killed.load(std::sync::atomic::Ordering::Relaxed) {
+            return raise(KILLED_MSG.into());
         }
-        Ok(mlua::VmState::Continue)
+        if started.elapsed().as_millis() < limit_ms {
+            return Ok(mlua::VmState::Continue);
+        }
+        let served = lua
+            .named_registry_value::<mlua::Function>(SERVE_KEY)
+            .and_then(|f| f.call::<(bool, bool)>(()));
+        let msg = match served {
+            Ok((true, false)) => return Ok(mlua::VmState::Continue),
+            Ok((true, true)) => {
+                tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+                KILLED_MSG.to_string()
+            }
+            // Nobody to serve (unit tests): stop the script rather than run forever.
+            _ => format!(
+                "Script stopped after busy-reply-threshold ({limit_ms} ms): no client can be served while it runs"
+            ),
+        };
+        killed.store(true, std::sync::atomic::Ordering::Relaxed);
+        arm_time_limit(lua, started, limit_ms, killed.clone(), true);
+        raise(msg)
     });
 }
 
@@ -688,6 +1184,25 @@ fn find_raised(e: &mlua::Error) -> Option<&Raised> {
 /// the script's position as `ERR <text> script: ...`.
 fn raised_error(lua: &Lua, v: &Value, sha: &str, source: &str) -> String {
     match v {
+        Value::Table(t) if matches!(t.raw_get::<Value>("sb_error"), Ok(Value::Error(_))) => {
+            let Ok(Value::Error(e)) = t.raw_get::<Value>("sb_error") else {
+                return format!("ERR script: {sha}, on {source}:0.");
+            };
+            if let Some(r) = find_raised(&e) {
+                return format!(
+                    "{} script: {sha}, on {source}:{}.",
+                    one_line(&r.msg),
+                    r.line
+                );
+            }
+            // A library function's error (luaL_error's): where it was raised, then the text.
+            let line = t.raw_get::<Option<i64>>("line").ok().flatten().unwrap_or(0);
+            format!(
+                "ERR {}:{line}: {} script: {sha}, on {source}:{line}.",
+                source.trim_start_matches('@'),
+                one_line(&innermost_message(&e))
+            )
+        }
         Value::Table(t) => {
             let text = |k: &str| match t.raw_get::<Value>(k) {
                 Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
@@ -748,6 +1263,43 @@ pub(crate) fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
 
+/// `script_call`, and in a debugging session that steps, the command and its error logged as
+/// Redis's debugger logs them.
+fn call_logged(
+    lua: &Lua,
+    srv: &mut crate::exec::Server,
+    client: &mut crate::client::Client,
+    a: MultiValue,
+    read_only: bool,
+    raise: bool,
+) -> mlua::Result<Value> {
+    if let Some(s) = srv.ldb.as_mut().filter(|s| s.step) {
+        let mut line = String::from("<redis>");
+        for (j, v) in a.iter().enumerate() {
+            if j == 10 {
+                line.push_str(&format!(" ... ({} more)", a.len() - j - 1));
+                break;
+            }
+            line.push(' ');
+            line.push_str(&describe(lua, v));
+        }
+        s.log(line);
+    }
+    let r = script_call(lua, srv, client, a, read_only, raise);
+    if let Some(s) = srv.ldb.as_mut().filter(|s| s.step) {
+        let err = match &r {
+            Err(e) => find_raised(e).map(|x| x.msg.clone()),
+            Ok(Value::Table(t)) => t.raw_get::<Option<String>>("err").ok().flatten(),
+            Ok(_) => None,
+        };
+        if let Some(e) = err {
+            // Logged as the error's text (Redis's err_buffer has no ERR code).
+            s.log(format!("<error> {}", e.strip_prefix("ERR ").unwrap_or(&e)));
+        }
+    }
+    r
+}
+
 /// `redis.call` (`raise`) / `redis.pcall`: run one command as the script's client.
 fn script_call(
     lua: &Lua,
@@ -800,7 +1352,15 @@ fn script_call(
     if spec.is_write() && crate::replica::refuse_write(srv, client) {
         return fail(crate::replica::READONLY_ERR);
     }
-    if spec.is_write() && crate::master::refuse_write(srv, client) {
+    // A stale replica (`replica-serve-stale-data no`) runs an `allow-stale` script, but only
+    // the `stale` commands inside it (Redis's scriptVerifyAllowStale).
+    if !spec.has(crate::cmd::flags::STALE) && crate::replica::stale_only(srv, client) {
+        return fail("ERR Can not execute the command on a stale replica");
+    }
+    // As Redis's scriptVerifyWriteCommandAllow: only until the script's first write (it is not
+    // stopped half-way through its writes when replicas drop meanwhile).
+    let wrote = srv.script_run.as_ref().is_some_and(|r| r.dirty);
+    if spec.is_write() && !wrote && crate::master::refuse_write(srv, client) {
         return fail(crate::master::NOREPLICAS_ERR);
     }
     if spec.is_write() {
@@ -815,6 +1375,10 @@ fn script_call(
     }
     if spec.is_write() {
         srv.pre_command_oom = false;
+        // From now on SCRIPT KILL cannot stop it (Redis's SCRIPT_WRITE_DIRTY).
+        if let Some(r) = srv.script_run.as_mut() {
+            r.dirty = true;
+        }
     }
     if matches!(spec.name, "xread" | "xreadgroup") && xread_blocks(&argv) {
         return fail(&format!(
@@ -825,10 +1389,16 @@ fn script_call(
     srv.monitor_in_script = true;
     let r = crate::exec::call(srv, client, spec, &argv, true);
     srv.monitor_in_script = false;
+    if let Some(s) = srv.ldb.as_mut().filter(|s| s.step) {
+        // The debugger logs the replies of a line it steps over (`call_logged` the rest).
+        if !matches!(r, Reply::Error(_)) {
+            s.log(format!("<reply> {}", ldb::reply_human(&r, client.proto)));
+        }
+    }
     if let Reply::Error(msg) = &r {
         return fail(msg);
     }
-    reply_to_lua(lua, &r)
+    reply_to_lua(lua, &r, client.proto >= 3)
 }
 
 /// A Lua number as a command argument, as Redis 7.0 writes it (`%.17g`; whole numbers within
@@ -841,18 +1411,31 @@ fn number_arg(n: f64) -> String {
     }
 }
 
-/// A command's reply as the script sees it (RESP2 conversions, as Redis 7 by default).
-fn reply_to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
+/// A command's reply as the script sees it: Redis 7's RESP2 conversions by default, its RESP3
+/// ones after `redis.setresp(3)` (`resp3`): maps as `{map={k=v}}`, sets as `{set={e=true}}`,
+/// doubles as `{double=n}`, big numbers as `{big_number=s}`, verbatim strings as
+/// `{verbatim_string={format=f, string=s}}`, booleans as booleans, nulls as nil.
+fn reply_to_lua(lua: &Lua, r: &Reply, resp3: bool) -> mlua::Result<Value> {
     Ok(match r {
         Reply::Int(i) => Value::Number(*i as f64),
+        Reply::Bool(b) if resp3 => Value::Boolean(*b),
         Reply::Bool(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
-        Reply::Bulk(b) | Reply::Verbatim(b) | Reply::Raw(b) => {
-            Value::String(lua.create_string(&b[..])?)
+        Reply::Verbatim(b) if resp3 => verbatim_table(lua, b"txt", b)?,
+        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(&b[..])?),
+        // Pre-encoded replies (LRANGE's arrays of bulks, doubles): as the RESP they are.
+        Reply::Raw(b) => {
+            let mut pos = 0;
+            match raw_to_lua(lua, b, &mut pos, 0, resp3)? {
+                Some(v) => v,
+                None => Value::Boolean(false),
+            }
         }
         Reply::SmallBulk(b) => Value::String(lua.create_string(b.as_ref())?),
+        Reply::Double(d) if resp3 => single_field(lua, "double", Value::Number(*d))?,
         Reply::Double(d) => {
             Value::String(lua.create_string(crate::resp::fmt_double(*d).as_bytes())?)
         }
+        Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
         Reply::Nil | Reply::NilArray => Value::Boolean(false),
         Reply::Status(s) => status_table(lua, s)?,
         Reply::StatusOwned(s) => status_table(lua, s)?,
@@ -861,22 +1444,176 @@ fn reply_to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
             t.raw_set("err", e.as_str())?;
             Value::Table(t)
         }
+        Reply::Set(v) if resp3 => {
+            let t = lua.create_table_with_capacity(0, v.len())?;
+            for x in v {
+                t.raw_set(reply_to_lua(lua, x, resp3)?, true)?;
+            }
+            single_field(lua, "set", Value::Table(t))?
+        }
         Reply::Array(v) | Reply::Set(v) | Reply::Push(v) => {
             let t = lua.create_table_with_capacity(v.len(), 0)?;
             for (i, x) in v.iter().enumerate() {
-                t.raw_set(i + 1, reply_to_lua(lua, x)?)?;
+                t.raw_set(i + 1, reply_to_lua(lua, x, resp3)?)?;
             }
             Value::Table(t)
+        }
+        Reply::Map(m) if resp3 => {
+            let t = lua.create_table_with_capacity(0, m.len())?;
+            for (k, v) in m {
+                let k = reply_to_lua(lua, k, resp3)?;
+                if !k.is_nil() {
+                    t.raw_set(k, reply_to_lua(lua, v, resp3)?)?;
+                }
+            }
+            single_field(lua, "map", Value::Table(t))?
         }
         Reply::Map(m) => {
             let t = lua.create_table_with_capacity(m.len() * 2, 0)?;
             for (i, (k, v)) in m.iter().enumerate() {
-                t.raw_set(2 * i + 1, reply_to_lua(lua, k)?)?;
-                t.raw_set(2 * i + 2, reply_to_lua(lua, v)?)?;
+                t.raw_set(2 * i + 1, reply_to_lua(lua, k, resp3)?)?;
+                t.raw_set(2 * i + 2, reply_to_lua(lua, v, resp3)?)?;
             }
             Value::Table(t)
         }
     })
+}
+
+/// `{name = v}`.
+fn single_field(lua: &Lua, name: &str, v: Value) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set(name, v)?;
+    Ok(Value::Table(t))
+}
+
+/// `{verbatim_string = {format = f, string = s}}`.
+fn verbatim_table(lua: &Lua, format: &[u8], s: &[u8]) -> mlua::Result<Value> {
+    let inner = lua.create_table()?;
+    inner.raw_set("format", lua.create_string(format)?)?;
+    inner.raw_set("string", lua.create_string(s)?)?;
+    single_field(lua, "verbatim_string", Value::Table(inner))
+}
+
+/// One RESP value of a pre-encoded reply, converted as `reply_to_lua` converts the same
+/// reply; None when the bytes end or are not RESP (never for the server's own encodings).
+fn raw_to_lua(
+    lua: &Lua,
+    b: &[u8],
+    pos: &mut usize,
+    depth: usize,
+    resp3: bool,
+) -> mlua::Result<Option<Value>> {
+    let Some(&tag) = b.get(*pos) else {
+        return Ok(None);
+    };
+    let Some(len) = b[*pos..].windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let line = &b[*pos + 1..*pos + len];
+    *pos += len + 2;
+    let text = String::from_utf8_lossy(line);
+    let int = || text.parse::<i64>().ok();
+    Ok(Some(match tag {
+        b'+' => status_table(lua, &text)?,
+        b'-' => {
+            let t = lua.create_table()?;
+            t.raw_set("err", &*text)?;
+            Value::Table(t)
+        }
+        b':' => Value::Number(int().unwrap_or(0) as f64),
+        b'#' if resp3 => Value::Boolean(line == b"t"),
+        b'#' => Value::Number(if line == b"t" { 1.0 } else { 0.0 }),
+        b'_' if resp3 => Value::Nil,
+        b'_' => Value::Boolean(false),
+        b',' if resp3 => single_field(
+            lua,
+            "double",
+            Value::Number(text.parse::<f64>().unwrap_or(0.0)),
+        )?,
+        b',' => Value::String(lua.create_string(line)?),
+        b'(' if resp3 => single_field(lua, "big_number", Value::String(lua.create_string(line)?))?,
+        b'(' => Value::String(lua.create_string(line)?),
+        b'$' | b'=' => {
+            let Some(n) = int() else { return Ok(None) };
+            if n < 0 {
+                return Ok(Some(if resp3 {
+                    Value::Nil
+                } else {
+                    Value::Boolean(false)
+                }));
+            }
+            let n = n as usize;
+            let Some(body) = b.get(*pos..*pos + n) else {
+                return Ok(None);
+            };
+            *pos += n + 2;
+            match (tag, resp3) {
+                (b'=', true) if n >= 4 => verbatim_table(lua, &body[..3], &body[4..])?,
+                (b'=', false) if n >= 4 => Value::String(lua.create_string(&body[4..])?),
+                _ => Value::String(lua.create_string(body)?),
+            }
+        }
+        // An attribute is not shown to scripts: the reply after it is.
+        b'|' => {
+            let Some(n) = int() else { return Ok(None) };
+            for _ in 0..n.max(0) * 2 {
+                if raw_to_lua(lua, b, pos, depth + 1, resp3)?.is_none() {
+                    return Ok(None);
+                }
+            }
+            return raw_to_lua(lua, b, pos, depth, resp3);
+        }
+        b'*' | b'~' | b'>' | b'%' => {
+            let Some(n) = int() else { return Ok(None) };
+            if n < 0 {
+                return Ok(Some(if resp3 {
+                    Value::Nil
+                } else {
+                    Value::Boolean(false)
+                }));
+            }
+            if depth > REPLY_DEPTH_MAX {
+                return Ok(None);
+            }
+            let keyed = resp3 && matches!(tag, b'~' | b'%');
+            let n = if tag == b'%' {
+                n as usize * 2
+            } else {
+                n as usize
+            };
+            let t = lua.create_table_with_capacity(n.min(1 << 16), 0)?;
+            let mut i = 0;
+            while i < n {
+                let Some(v) = raw_to_lua(lua, b, pos, depth + 1, resp3)? else {
+                    return Ok(None);
+                };
+                if keyed && tag == b'%' {
+                    let Some(val) = raw_to_lua(lua, b, pos, depth + 1, resp3)? else {
+                        return Ok(None);
+                    };
+                    if !v.is_nil() {
+                        t.raw_set(v, val)?;
+                    }
+                    i += 2;
+                    continue;
+                }
+                if keyed {
+                    if !v.is_nil() {
+                        t.raw_set(v, true)?;
+                    }
+                } else {
+                    t.raw_set(i + 1, v)?;
+                }
+                i += 1;
+            }
+            match (keyed, tag) {
+                (true, b'%') => single_field(lua, "map", Value::Table(t))?,
+                (true, _) => single_field(lua, "set", Value::Table(t))?,
+                _ => Value::Table(t),
+            }
+        }
+        _ => return Ok(None),
+    }))
 }
 
 fn status_table(lua: &Lua, s: &str) -> mlua::Result<Value> {
@@ -896,17 +1633,20 @@ const LUA_MEMORY_MAX: usize = 1 << 30;
 /// How often (in VM instructions) a running script checks its time.
 const HOOK_INSTRUCTIONS: u32 = 100_000;
 
-/// What a script returned, as the reply (Redis 7's Lua → RESP2 rules).
-fn lua_to_reply(v: &Value) -> mlua::Result<Reply> {
-    lua_to_reply_at(v, 0)
+/// What a script returned, as the reply (Redis 7's `luaReplyToRedisReply`): `resp3` is the
+/// script's protocol (`redis.setresp`), `caller_proto` the caller's (for the forms the reply
+/// enum has no variant for: big numbers, verbatim strings of any format).
+fn lua_to_reply(v: &Value, resp3: bool, caller_proto: u8) -> mlua::Result<Reply> {
+    lua_to_reply_at(v, 0, resp3, caller_proto)
 }
 
-fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
+fn lua_to_reply_at(v: &Value, depth: usize, resp3: bool, proto: u8) -> mlua::Result<Reply> {
     if depth > REPLY_DEPTH_MAX {
         return Ok(Reply::err("ERR reached lua stack limit"));
     }
     Ok(match v {
         Value::Nil => Reply::Nil,
+        Value::Boolean(b) if resp3 => Reply::Bool(*b),
         Value::Boolean(true) => Reply::Int(1),
         Value::Boolean(false) => Reply::Nil,
         Value::Integer(i) => Reply::Int(*i),
@@ -930,6 +1670,60 @@ fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
                     &s.as_bytes(),
                 ))));
             }
+            match t.raw_get::<Value>("double") {
+                Ok(Value::Number(n)) => return Ok(Reply::Double(n)),
+                Ok(Value::Integer(i)) => return Ok(Reply::Double(i as f64)),
+                _ => {}
+            }
+            if let Ok(Value::String(s)) = t.raw_get::<Value>("big_number") {
+                let digits = one_line(&String::from_utf8_lossy(&s.as_bytes()));
+                return Ok(if proto >= 3 {
+                    Reply::Raw(Bytes::from(format!("({digits}\r\n")))
+                } else {
+                    Reply::Bulk(Bytes::from(digits))
+                });
+            }
+            if let Ok(Value::Table(vt)) = t.raw_get::<Value>("verbatim_string") {
+                if let (Ok(Value::String(f)), Ok(Value::String(s))) =
+                    (vt.raw_get::<Value>("format"), vt.raw_get::<Value>("string"))
+                {
+                    let (f, s) = (f.as_bytes(), s.as_bytes());
+                    return Ok(if proto >= 3 {
+                        // Redis's addReplyVerbatim: a 3-byte format, then ':'.
+                        let mut fmt = [b' '; 3];
+                        for (d, c) in fmt.iter_mut().zip(f.iter()) {
+                            *d = *c;
+                        }
+                        let mut out = format!("={}\r\n", s.len() + 4).into_bytes();
+                        out.extend_from_slice(&fmt);
+                        out.push(b':');
+                        out.extend_from_slice(&s);
+                        out.extend_from_slice(b"\r\n");
+                        Reply::Raw(Bytes::from(out))
+                    } else {
+                        Reply::Bulk(Bytes::copy_from_slice(&s))
+                    });
+                }
+            }
+            if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
+                let mut out = Vec::new();
+                for pair in m.pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    out.push((
+                        lua_to_reply_at(&k, depth + 1, resp3, proto)?,
+                        lua_to_reply_at(&v, depth + 1, resp3, proto)?,
+                    ));
+                }
+                return Ok(Reply::Map(out));
+            }
+            if let Ok(Value::Table(m)) = t.raw_get::<Value>("set") {
+                let mut out = Vec::new();
+                for pair in m.pairs::<Value, Value>() {
+                    let (k, _) = pair?;
+                    out.push(lua_to_reply_at(&k, depth + 1, resp3, proto)?);
+                }
+                return Ok(Reply::Set(out));
+            }
             let mut out = Vec::new();
             let mut i = 1;
             loop {
@@ -937,7 +1731,7 @@ fn lua_to_reply_at(v: &Value, depth: usize) -> mlua::Result<Reply> {
                 if x.is_nil() {
                     break;
                 }
-                out.push(lua_to_reply_at(&x, depth + 1)?);
+                out.push(lua_to_reply_at(&x, depth + 1, resp3, proto)?);
                 i += 1;
             }
             Reply::Array(out)
@@ -995,10 +1789,27 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             flush(ctx)
         }
-        (b"kill", 2) => Reply::err("NOTBUSY No scripts in execution right now."),
+        (b"kill", 2) => kill_running(ctx.srv, true),
+        (b"debug", 3) => match &args[2].to_ascii_lowercase()[..] {
+            b"no" => {
+                ctx.srv.ldb_sync.remove(&ctx.client.id);
+                OK
+            }
+            b"sync" => {
+                ctx.srv.ldb_sync.insert(ctx.client.id);
+                OK
+            }
+            // Redis forks a child for this form; here only the synchronous debugger exists.
+            b"yes" => Reply::err(
+                "ERR SCRIPT DEBUG YES (a forked debugging session) is not supported: use SCRIPT DEBUG SYNC",
+            ),
+            _ => Reply::err("ERR Use SCRIPT DEBUG YES/SYNC/NO"),
+        },
         (b"help", 2) => Reply::Array(
             [
                 "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DEBUG (YES|SYNC|NO)",
+                "    Set the debug mode for subsequent scripts executed.",
                 "EXISTS <sha1> [<sha1> ...]",
                 "    Return information about the existence of the scripts in the script cache.",
                 "FLUSH [ASYNC|SYNC]",
@@ -1012,14 +1823,14 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 "LOAD <script>",
                 "    Load a script into the scripts cache without executing it.",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ]
             .iter()
             .map(|l| Reply::StatusOwned((*l).to_string()))
             .collect(),
         ),
         (b"flush", _) => Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
-        (b"load" | b"exists" | b"kill" | b"help", _) => Reply::Error(format!(
+        (b"load" | b"exists" | b"kill" | b"help" | b"debug", _) => Reply::Error(format!(
             "ERR wrong number of arguments for 'script|{}' command",
             String::from_utf8_lossy(&sub)
         )),
@@ -1228,5 +2039,44 @@ mod tests {
             !text.contains("EVAL") && text.matches("MULTI").count() == 1,
             "{text:?}"
         );
+    }
+
+    /// `redis.set_repl(redis.REPL_NONE)` keeps the commands after it out of the log until the
+    /// script sets REPL_ALL again; the next script logs as usual; invalid flags are refused.
+    #[test]
+    fn set_repl_none_keeps_commands_out_of_the_log() {
+        let (mut srv, mut c) = server_and_client();
+        let (sink, log) = crate::durability::RecordingSink::new();
+        srv.log.set_sink(Some(sink), 0);
+        let r = eval_in(
+            &mut srv,
+            &mut c,
+            b"redis.call('SET', 'a', '1'); redis.set_repl(redis.REPL_NONE); redis.call('SET', 'b', '2'); redis.set_repl(redis.REPL_ALL); redis.call('SET', 'c', '3'); redis.set_repl(redis.REPL_NONE); return 1",
+            &[b"0"],
+        );
+        assert!(matches!(r, Reply::Int(1)), "{r:?}");
+        let r = eval_in(&mut srv, &mut c, b"redis.call('SET', 'd', '4')", &[b"0"]);
+        assert!(matches!(r, Reply::Nil), "{r:?}");
+        let r = eval_in(&mut srv, &mut c, b"redis.set_repl(12345)", &[b"0"]);
+        assert!(
+            matches!(&r, Reply::Error(e) if e.starts_with("ERR Invalid replication flags")),
+            "{r:?}"
+        );
+        srv.log.submit();
+        let text = String::from_utf8(log.lock().expect("log").clone()).expect("utf8");
+        for (key, logged) in [("a", true), ("b", false), ("c", true), ("d", true)] {
+            let cmd = format!("$1\r\n{key}\r\n");
+            assert_eq!(text.contains(&cmd), logged, "{key}: {text:?}");
+        }
+        // Every key was written all the same.
+        for key in ["a", "b", "c", "d"] {
+            let r = eval_in(
+                &mut srv,
+                &mut c,
+                format!("return redis.call('EXISTS', '{key}')").as_bytes(),
+                &[b"0"],
+            );
+            assert!(matches!(r, Reply::Int(1)), "{key}: {r:?}");
+        }
     }
 }

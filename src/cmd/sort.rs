@@ -145,8 +145,10 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
             _ => return Reply::err(err::WRONGTYPE),
         },
     };
-    // A set has no order of its own: sort it when the result is stored.
-    if dontsort && matches!(kind, Kind::Set) && store.is_some() {
+    // A set has no order of its own: sort it when the result is stored, or goes to a script
+    // (Redis's CLIENT_SCRIPT rule, so a script sees the same order everywhere).
+    let in_script = ctx.srv.script_run.is_some();
+    if dontsort && matches!(kind, Kind::Set) && (store.is_some() || in_script) {
         dontsort = false;
         alpha = true;
         sortby = None;

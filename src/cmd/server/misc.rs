@@ -511,7 +511,7 @@ pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
 }
 
 pub(super) fn debug_object(ctx: &mut Ctx, key: &[u8]) -> Reply {
-    ctx.expire_if_needed(key);
+    // As Redis (a plain dictionary lookup): a key past its TTL not yet deleted is shown.
     let db = ctx.client.db;
     let lru_clock = ctx.srv.lru_clock;
     let Some(o) = ctx.srv.dbs[db].keys.get(key) else {

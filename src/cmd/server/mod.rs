@@ -332,6 +332,10 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Reply::err("ERR No shutdown in progress.")
         };
     }
+    // While a script is busy only SHUTDOWN NOSAVE stops the server (and the script).
+    if crate::exec::script_busy(ctx.srv) && !nosave {
+        return Reply::err(crate::cmd::scripting::busy_error(ctx.srv));
+    }
     // The client blocks (as in Redis: its later commands wait): nothing is answered on
     // success (the exit closes the connection); a refused or aborted shutdown answers an error.
     ctx.blocked = Some(crate::client::Blocked {
