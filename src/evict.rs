@@ -63,6 +63,15 @@ impl Policy {
         matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
     }
 
+    /// Whether Redis may share integer objects between keys under this policy (not under the
+    /// LRU and LFU ones, which keep an access time or counter per object).
+    pub fn shares_integers(self) -> bool {
+        !matches!(
+            self,
+            Policy::AllKeysLru | Policy::VolatileLru | Policy::AllKeysLfu | Policy::VolatileLfu
+        )
+    }
+
     fn volatile(self) -> bool {
         matches!(
             self,
