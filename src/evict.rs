@@ -1,8 +1,8 @@
 //! `maxmemory` and its eviction policies (Redis 7.0's `evict.c` semantics).
 //!
-//! Memory is the allocator's count of live heap bytes (`alloc::allocated_bytes`, INFO's
-//! `used_memory`), less what the log holds for the writer (Redis leaves its AOF buffer out the
-//! same way). Before a command runs, [`perform_evictions`] compares it with `maxmemory`; over
+//! Memory is INFO's `used_memory` ([`used_memory`]: the allocator's count of live heap bytes,
+//! `alloc::allocated_bytes`, less the unused slots of the keyspace's tables), less what the log
+//! holds for the writer (Redis leaves its AOF buffer out the same way). Before a command runs, [`perform_evictions`] compares it with `maxmemory`; over
 //! it, keys are evicted by `maxmemory-policy` until the count is back under, within a time
 //! budget set by `maxmemory-eviction-tenacity` (the rest is done at the next commands or by
 //! the timer). If nothing can be evicted — `noeviction`, or no key the policy may take — a
@@ -120,16 +120,36 @@ fn time_limit_us(tenacity: i64) -> Option<u64> {
     None
 }
 
-/// Memory that counts against `maxmemory`: the allocator's count less the log's buffer.
+/// INFO's `used_memory`: the allocator's count less the unused slots of the keyspace's
+/// tables ([`crate::keyspace::Db::spare_bytes`]: reserved, holding no key, as free slab
+/// regions are to Redis's allocator). O(databases).
+pub fn used_memory(srv: &Server) -> u64 {
+    let spare: usize = srv.dbs.iter().map(|d| d.spare_bytes()).sum();
+    (crate::alloc::allocated_bytes() as u64).saturating_sub(spare as u64)
+}
+
+/// Memory in `used_memory` that does not count against `maxmemory` (Redis's
+/// `freeMemoryGetNotCountedMemory`): what the log holds for the writer (Redis's AOF buffer),
+/// and the replication buffer beyond the backlog (what replicas have not been sent yet), so
+/// that neither a slow disk nor a slow replica makes the server evict keys.
+pub fn not_counted_for_evict(srv: &Server) -> u64 {
+    srv.log.buffered_bytes() as u64 + crate::master::repl_memory(srv).not_counted
+}
+
+/// Memory that counts against `maxmemory`: `used_memory` less what is not counted.
 pub fn used_for_eviction(srv: &Server) -> u64 {
-    let used = crate::alloc::allocated_bytes() as u64;
-    used.saturating_sub(srv.log.buffered_bytes() as u64)
+    used_memory(srv).saturating_sub(not_counted_for_evict(srv))
 }
 
 /// Evict keys while memory is over `maxmemory` (see the module docs).
 pub fn perform_evictions(srv: &mut Server) -> Outcome {
     let max = srv.hot.maxmemory;
     if max == 0 {
+        return Outcome::Ok;
+    }
+    // The allocator's count is an upper bound of the counted memory: under the limit with
+    // it, nothing else is looked at.
+    if crate::alloc::allocated_bytes() as u64 <= max {
         return Outcome::Ok;
     }
     // Redis's `isSafeToPerformEvictions`: a replica ignoring maxmemory leaves evictions to
@@ -139,8 +159,18 @@ pub fn perform_evictions(srv: &mut Server) -> Outcome {
     {
         return Outcome::Ok;
     }
-    let used = used_for_eviction(srv);
-    if used <= max {
+    // The replication buffer does not change while keys are evicted (the stream is fed when
+    // the round's log is submitted); the log's buffer grows by their DELs.
+    let repl_not_counted = crate::master::repl_memory(srv).not_counted;
+    let counted = |srv: &Server, spare: u64| {
+        (crate::alloc::allocated_bytes() as u64)
+            .saturating_sub(spare)
+            .saturating_sub(srv.log.buffered_bytes() as u64)
+            .saturating_sub(repl_not_counted)
+    };
+    // The unused slots, added up once; an eviction changes only its database's.
+    let mut spare: u64 = srv.dbs.iter().map(|d| d.spare_bytes() as u64).sum();
+    if counted(srv, spare) <= max {
         return Outcome::Ok;
     }
     let policy = srv.hot.maxmemory_policy;
@@ -151,7 +181,7 @@ pub fn perform_evictions(srv: &mut Server) -> Outcome {
     let limit = time_limit_us(srv.hot.maxmemory_eviction_tenacity);
     let mut evicted_any = false;
     let mut n = 0u32;
-    while used_for_eviction(srv) > max {
+    while counted(srv, spare) > max {
         let Some((db, key)) = pick(srv, policy) else {
             return if evicted_any {
                 Outcome::Running
@@ -159,7 +189,9 @@ pub fn perform_evictions(srv: &mut Server) -> Outcome {
                 Outcome::Fail
             };
         };
+        let before = srv.dbs[db].spare_bytes() as u64;
         srv.evict_key(db, &key);
+        spare = (spare + srv.dbs[db].spare_bytes() as u64).saturating_sub(before);
         evicted_any = true;
         n += 1;
         // Check the clock every 16 evictions, as Redis does.
