@@ -393,6 +393,9 @@ impl Durability {
         let released = self.gate_tx.borrow().released();
         if self.changed_max <= released {
             self.changed.clear();
+            // A burst of changes (many evictions in one round) leaves the table big: give it
+            // back down to the size pruning starts at.
+            self.changed.shrink_to(CHANGED_PRUNE_MIN);
             self.changed_pruned_len = 0;
             return;
         }
@@ -404,6 +407,7 @@ impl Durability {
         if self.changed.len() > CHANGED_MAX {
             self.barrier = self.barrier.max(self.changed_max);
             self.changed.clear();
+            self.changed.shrink_to(CHANGED_PRUNE_MIN);
             self.changed_pruned_len = 0;
         }
     }
@@ -534,6 +538,20 @@ impl Durability {
 
     pub fn buffered_bytes(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Heap bytes held for the log: the round's buffer (its allocation, as Redis counts its
+    /// AOF buffer's) and the table of recently changed keys ([`Self::read_pos`]), both there
+    /// for the writer. Not counted against `maxmemory` (`evict.rs`), as Redis leaves its AOF
+    /// buffer out: an eviction's DEL adds to both, which must not call for more evictions.
+    pub fn memory_bytes(&self) -> usize {
+        // hashbrown: buckets a power of two at most 7/8 full, 16 bytes and a control byte each.
+        let buckets = match self.changed.capacity() {
+            0 => 0,
+            c => (c * 8 / 7).next_power_of_two(),
+        };
+        let entry = std::mem::size_of::<(u64, u64)>();
+        self.buf.capacity() + buckets * (entry + 1)
     }
 }
 

@@ -129,11 +129,12 @@ pub fn used_memory(srv: &Server) -> u64 {
 }
 
 /// Memory in `used_memory` that does not count against `maxmemory` (Redis's
-/// `freeMemoryGetNotCountedMemory`): what the log holds for the writer (Redis's AOF buffer),
+/// `freeMemoryGetNotCountedMemory`): what the log holds for the writer (Redis's AOF buffer;
+/// `Durability::memory_bytes`),
 /// and the replication buffer beyond the backlog (what replicas have not been sent yet), so
 /// that neither a slow disk nor a slow replica makes the server evict keys.
 pub fn not_counted_for_evict(srv: &Server) -> u64 {
-    srv.log.buffered_bytes() as u64 + crate::master::repl_memory(srv).not_counted
+    srv.log.memory_bytes() as u64 + crate::master::repl_memory(srv).not_counted
 }
 
 /// Memory that counts against `maxmemory`: `used_memory` less what is not counted.
@@ -160,12 +161,12 @@ pub fn perform_evictions(srv: &mut Server) -> Outcome {
         return Outcome::Ok;
     }
     // The replication buffer does not change while keys are evicted (the stream is fed when
-    // the round's log is submitted); the log's buffer grows by their DELs.
+    // the round's log is submitted); the log's memory grows by their DELs.
     let repl_not_counted = crate::master::repl_memory(srv).not_counted;
     let counted = |srv: &Server, spare: u64| {
         (crate::alloc::allocated_bytes() as u64)
             .saturating_sub(spare)
-            .saturating_sub(srv.log.buffered_bytes() as u64)
+            .saturating_sub(srv.log.memory_bytes() as u64)
             .saturating_sub(repl_not_counted)
     };
     // The unused slots, added up once; an eviction changes only its database's.

@@ -419,7 +419,11 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         let clients_mem: usize = srv.clients.values().map(|c| c.shared.out_bytes()).sum();
         s.kv("mem_clients_normal", clients_mem);
         s.kv("mem_cluster_links", 0);
-        s.kv("mem_aof_buffer", srv.log.buffered_bytes());
+        let aof_buffer = match srv.log.sink() {
+            Some(_) => srv.log.memory_bytes(),
+            None => 0,
+        };
+        s.kv("mem_aof_buffer", aof_buffer);
         s.kv("mem_allocator", "libc");
         s.kv("active_defrag_running", 0);
         s.kv("lazyfree_pending_objects", 0);
