@@ -211,15 +211,29 @@ fn a_pipeline_sent_whole_before_reading_is_answered(s: &ServerProcess) {
     let mut c = RawConn::connect(s.port());
     let value = "v".repeat(100);
     c.assert_cmd(&["SET", "k", &value], b"+OK\r\n");
-    const COMMANDS: usize = 200_000;
+    const COMMANDS: usize = 1_000_000;
     let one = common::encode_command(&["GET", "k"]);
     let reply = format!("${}\r\n{value}\r\n", value.len()).into_bytes();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.port())).unwrap();
+    // A small receive buffer (no autotuning): the replies fill the sockets early.
+    let rcvbuf: libc::c_int = 64 * 1024;
+    // SAFETY: setsockopt on our own connected socket with a valid int option value.
+    let r = unsafe {
+        use std::os::fd::AsRawFd;
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &rcvbuf as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
     stream
         .set_write_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let pipeline = one.repeat(COMMANDS);
-    // ~4 MB of commands for ~21 MB of replies: more than the sockets hold either way.
+    // 22 MB of commands for 107 MB of replies: more than the sockets hold either way.
     let sent = stream.write_all(&pipeline);
     assert!(sent.is_ok(), "{}: sending stalled: {sent:?}", s.describe());
     stream
