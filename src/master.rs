@@ -1547,7 +1547,6 @@ async fn feed_replica(conn: &mut Conn, feed: &Feed) -> Result<(), String> {
     }
 }
 
-
 /// Write `bufs` whole, in order, with `writev` (a lagging replica's stream is many small
 /// blocks: one system call each would be one per round of the master). At most
 /// [`SLICES_PER_SEND_MAX`] slices (under Linux's `IOV_MAX`).
