@@ -234,9 +234,10 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
     let _ = writer.await;
 }
 
-/// Wait until every batch this connection sent has been executed and answered (the caller holds
-/// one permit) and the execution thread has seen the connection, so that `shared.auth` is final
-/// for the next command. False if the connection is being closed.
+/// Wait until every batch this connection sent has been executed (its permit comes back when
+/// the writer takes its replies; the caller holds one permit) and the execution thread has seen
+/// the connection, so that `shared.auth` is final for the next command. False if the
+/// connection is being closed.
 async fn settled(permits: &Semaphore, shared: &ConnShared) -> bool {
     loop {
         if permits.is_closed() {
