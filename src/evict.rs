@@ -93,6 +93,9 @@ pub struct Evictor {
     /// (score, db, key), best (highest score) last.
     pool: Vec<(u64, usize, Bytes)>,
     next_db: usize,
+    /// A call ran out of time over the limit: the execution loop calls [`eviction_proc`] at
+    /// once, round after round, until done (Redis's `evictionTimeProc`).
+    pub running: bool,
 }
 
 /// Result of [`perform_evictions`].
@@ -100,7 +103,8 @@ pub struct Evictor {
 pub enum Outcome {
     /// Under `maxmemory` (or none set).
     Ok,
-    /// Still over, but evicting: the command may run (Redis's `EVICT_RUNNING`).
+    /// Still over, out of time: the command may run, the execution loop goes on evicting
+    /// (Redis's `EVICT_RUNNING`).
     Running,
     /// Over, and nothing can be evicted: refuse `denyoom` commands.
     Fail,
@@ -180,31 +184,38 @@ pub fn perform_evictions(srv: &mut Server) -> Outcome {
     }
     let start = now_us();
     let limit = time_limit_us(srv.hot.maxmemory_eviction_tenacity);
-    let mut evicted_any = false;
     let mut n = 0u32;
     while counted(srv, spare) > max {
+        // Nothing left the policy may take: over the limit still, whatever was evicted (Redis
+        // answers EVICT_FAIL then too, and `denyoom` commands are refused).
         let Some((db, key)) = pick(srv, policy) else {
-            return if evicted_any {
-                Outcome::Running
-            } else {
-                Outcome::Fail
-            };
+            return Outcome::Fail;
         };
         let before = srv.dbs[db].spare_bytes() as u64;
         srv.evict_key(db, &key);
         spare = (spare + srv.dbs[db].spare_bytes() as u64).saturating_sub(before);
-        evicted_any = true;
         n += 1;
-        // Check the clock every 16 evictions, as Redis does.
+        // Check the clock every 16 evictions, as Redis does; out of time, the execution loop
+        // goes on at once ([`eviction_proc`]).
         if n.is_multiple_of(16) {
             if let Some(l) = limit {
                 if now_us().saturating_sub(start) as u64 > l {
+                    srv.evictor.running = true;
                     return Outcome::Running;
                 }
             }
         }
     }
     Outcome::Ok
+}
+
+/// Go on with evictions a call left over its time budget (Redis's `evictionTimeProc`, a timer
+/// of 0 ms): called by the execution loop every round while [`Evictor::running`], which it
+/// clears once memory is under the limit or nothing more can be evicted.
+pub fn eviction_proc(srv: &mut Server) {
+    if srv.evictor.running && perform_evictions(srv) != Outcome::Running {
+        srv.evictor.running = false;
+    }
 }
 
 /// The next key to evict under `policy`, if any.

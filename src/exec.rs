@@ -1442,6 +1442,10 @@ pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
 /// How long the loop may wait for a message: until the next cron tick, or the next snapshot
 /// step while a snapshot runs (it advances every round, not only when commands arrive).
 fn round_wait(srv: &Server, next_cron: Instant, now: Instant) -> Duration {
+    if srv.evictor.running {
+        // Evictions left over by a command's time budget go on at once (`evict::eviction_proc`).
+        return Duration::ZERO;
+    }
     let mut wait = next_cron.saturating_duration_since(now);
     if let Some(end) = srv.pause.end_ms() {
         // Wake up when CLIENT PAUSE ends, to run the postponed clients.
@@ -1482,6 +1486,7 @@ fn round(
     if srv.pause.pending() {
         crate::pause::check_end(srv, now_ms());
     }
+    crate::evict::eviction_proc(srv);
     if Instant::now() >= *next_cron {
         cron(srv);
         *next_cron = Instant::now() + tick;
