@@ -294,7 +294,17 @@ fn evictions_are_logged_and_survive_a_crash() {
 /// `used_memory` less what does not count against `maxmemory` (Strongbox's log, on in these
 /// tests, holds a buffer and a table of recent changes; Redis leaves its AOF buffer out too).
 fn counted_memory(c: &mut Connection) -> i64 {
-    info_field(c, "memory", "used_memory") - info_field(c, "memory", "mem_not_counted_for_evict")
+    // Both from one INFO: the log's part changes from one command to the next.
+    let info: String = redis::cmd("INFO").arg("memory").query(c).unwrap();
+    let field = |name: &str| -> i64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {info}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    field("used_memory") - field("mem_not_counted_for_evict")
 }
 
 /// Sets `policy` and a limit 100 KiB over the current use, as Redis's own suite does
@@ -347,7 +357,8 @@ fn small_volatile_keys_are_evicted_only_as_needed(s: &ServerProcess, policy: &st
     let used = counted_memory(&mut c);
     assert!(
         used < max + 4096,
-        "{} {policy}: used {used}, limit {max}",
+        "{:?} {policy}: used {used}, limit {max}\n{}",
+        s.kind(),
         s.describe()
     );
     let persistent: Vec<String> = (0..=n).step_by(2).map(|j| format!("key:{j}")).collect();
@@ -464,9 +475,8 @@ fn a_stopped_replica_does_not_make_the_master_evict(
         .query(&mut r)
         .unwrap();
     common::replication::wait_link_up(replica.port());
-    let used = info_field(&mut m, "memory", "used_memory");
-    let not_counted = info_field(&mut m, "memory", "mem_not_counted_for_evict");
-    config_set(&mut m, "maxmemory", used - not_counted + 32 * 1024);
+    let counted = counted_memory(&mut m);
+    config_set(&mut m, "maxmemory", counted + 32 * 1024);
     let pid = replica.pid().expect("replica pid") as i32;
     // SAFETY: signals our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
