@@ -524,3 +524,78 @@ fn maxmemory_replica_buffers_not_counted_like_redis() {
     let mut strongbox_replica = StrongboxServer::start(&[]);
     a_stopped_replica_does_not_make_the_master_evict(&strongbox, &mut strongbox_replica);
 }
+
+/// An eviction out of time (`maxmemory-eviction-tenacity 0`: 16 keys a call) goes on by itself
+/// until memory is under the limit, without commands to drive it (Redis's `evictionTimeProc`,
+/// a 0 ms timer; not the once-per-tick cron, 16 keys every 100 ms).
+fn evictions_out_of_time_go_on_without_commands(s: &ServerProcess) {
+    let mut c = conn(s);
+    config_set(&mut c, "maxmemory", 0);
+    let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    let mut p = redis::pipe();
+    for i in 0..20_000 {
+        p.set(format!("key:{i}"), value()).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    let before = counted_memory(&mut c);
+    config_set(&mut c, "maxmemory-policy", "allkeys-random");
+    config_set(&mut c, "maxmemory-eviction-tenacity", 0);
+    let max = before - before / 4;
+    config_set(&mut c, "maxmemory", max);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let evicted = info_field(&mut c, "stats", "evicted_keys");
+    assert!(
+        evicted > 2_000,
+        "{:?}: {evicted} keys evicted in 1 s\n{}",
+        s.kind(),
+        s.describe()
+    );
+    config_set(&mut c, "maxmemory", 0);
+    config_set(&mut c, "maxmemory-eviction-tenacity", 10);
+}
+
+#[test]
+fn maxmemory_evictions_go_on_without_commands_like_redis() {
+    evictions_out_of_time_go_on_without_commands(&RedisServer::start(&[]));
+    evictions_out_of_time_go_on_without_commands(&StrongboxServer::start(&[]));
+}
+
+/// Over the limit with no key left the policy may take, the command is refused even if the
+/// call evicted some (Redis's EVICT_FAIL): the write that evicts the last volatile keys without
+/// getting under the limit gets -OOM, so memory stops one value past the limit, not two.
+fn running_out_of_keys_refuses_the_command(s: &ServerProcess) {
+    let mut c = conn(s);
+    let max = tight_limit(&mut c, "volatile-lru");
+    for i in 0..5 {
+        let _: () = c.set_ex(format!("v:{i}"), "x", 10_000).unwrap();
+    }
+    const VALUE_BYTES: i64 = 50_000;
+    let big = "p".repeat(VALUE_BYTES as usize);
+    let mut i = 0;
+    let err = loop {
+        match c.set::<_, _, ()>(format!("p:{i}"), &big) {
+            Ok(()) => i += 1,
+            Err(e) => break e,
+        }
+        assert!(i < 100, "{:?}: never refused", s.kind());
+    };
+    assert_eq!(err.code(), Some("OOM"), "{err:?}");
+    let volatile: i64 = c
+        .exists((0..5).map(|i| format!("v:{i}")).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(volatile, 0, "{:?}", s.kind());
+    let over = counted_memory(&mut c) - max;
+    assert!(
+        over < VALUE_BYTES * 3 / 2,
+        "{:?}: {over} bytes over the limit at the first -OOM\n{}",
+        s.kind(),
+        s.describe()
+    );
+    config_set(&mut c, "maxmemory", 0);
+}
+
+#[test]
+fn maxmemory_running_out_of_keys_refuses_like_redis() {
+    running_out_of_keys_refuses_the_command(&RedisServer::start(&[]));
+    running_out_of_keys_refuses_the_command(&StrongboxServer::start(&[]));
+}
