@@ -1,13 +1,14 @@
 //! `maxmemory` and its eviction policies (Redis 7.0's `evict.c` semantics).
 //!
 //! Memory is INFO's `used_memory` ([`used_memory`]: the allocator's count of live heap bytes,
-//! `alloc::allocated_bytes`, less the unused slots of the keyspace's tables), less what the log
-//! holds for the writer (Redis leaves its AOF buffer out the same way). Before a command runs, [`perform_evictions`] compares it with `maxmemory`; over
-//! it, keys are evicted by `maxmemory-policy` until the count is back under, within a time
-//! budget set by `maxmemory-eviction-tenacity` (the rest is done at the next commands or by
-//! the timer). If nothing can be evicted — `noeviction`, or no key the policy may take — a
-//! command flagged `denyoom` (one that can grow the dataset) is refused with Redis's `-OOM`
-//! error, and reads, deletes and everything else go on.
+//! `alloc::allocated_bytes`, less the unused slots of the keyspace's tables), less what Redis
+//! also leaves out ([`not_counted_for_evict`]: the log's pending bytes, the replication buffer
+//! beyond the backlog). Before a command runs, [`perform_evictions`] compares it with
+//! `maxmemory`; over it, keys are evicted by `maxmemory-policy` until the count is back under,
+//! within a time budget set by `maxmemory-eviction-tenacity` (past it, the execution loop goes
+//! on at once, round after round: [`eviction_proc`]). If nothing can be evicted — `noeviction`,
+//! or no key left the policy may take — a command flagged `denyoom` (one that can grow the
+//! dataset) is refused with Redis's `-OOM` error, and reads, deletes and everything else go on.
 //!
 //! Choosing a key: the `allkeys-*`/`volatile-*` LRU, LFU and TTL policies sample
 //! `maxmemory-samples` keys per database (from the whole keyspace, or from the keys with a
