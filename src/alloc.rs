@@ -44,9 +44,10 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Bytes of live heap chunks (wrapping arithmetic: a free on another thread may land first).
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 
-/// The heap chunk glibc uses for a block of `size` bytes (64-bit).
+/// The heap chunk glibc uses for a block of `size` bytes (64-bit): what an allocation of
+/// `size` adds to [`allocated_bytes`].
 #[inline]
-fn chunk_bytes(size: usize) -> usize {
+pub fn chunk_bytes(size: usize) -> usize {
     (size.saturating_add(8 + 15) & !15).max(32)
 }
 

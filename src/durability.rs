@@ -197,6 +197,8 @@ pub struct Durability {
 const CHANGED_PRUNE_MIN: usize = 1024;
 /// … and collapsed into `barrier` past this size (reads then wait as for any write).
 const CHANGED_MAX: usize = 1 << 18;
+/// A round's buffer bigger than this after its submit is replaced by a fresh one.
+const BUF_KEPT_BYTES_MAX: usize = 1 << 20;
 
 /// Hash of a key in a database, for [`Durability::read_pos`].
 fn key_hash(db: usize, key: &[u8]) -> u64 {
@@ -417,7 +419,9 @@ impl Durability {
         }
         let released = self.gate_tx.borrow().released();
         if self.changed_max <= released {
-            self.changed.clear();
+            // Every change released: the table goes (it is not kept at the size a burst of
+            // changes, many evictions in one round, grew it to).
+            self.changed = HashMap::default();
             self.changed_pruned_len = 0;
             return;
         }
@@ -428,7 +432,7 @@ impl Durability {
         self.changed_pruned_len = self.changed.len();
         if self.changed.len() > CHANGED_MAX {
             self.barrier = self.barrier.max(self.changed_max);
-            self.changed.clear();
+            self.changed = HashMap::default();
             self.changed_pruned_len = 0;
         }
     }
@@ -522,6 +526,10 @@ impl Durability {
             self.submitted_end = end;
         }
         self.buf.clear();
+        if self.buf.capacity() > BUF_KEPT_BYTES_MAX {
+            // A big round (a large MULTI, a burst of evictions) does not keep its buffer.
+            self.buf = Vec::with_capacity(64 * 1024);
+        }
     }
 
     /// Submit everything, write and fsync it, and detach the log (shutdown).
@@ -562,6 +570,21 @@ impl Durability {
 
     pub fn buffered_bytes(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Heap bytes held for the log's writer while changes are on their way: the round's bytes
+    /// and the table of recently changed keys ([`Self::read_pos`], freed once they are all
+    /// released). Not counted against `maxmemory` (`evict.rs`), as Redis leaves its AOF buffer
+    /// out: an eviction's DEL adds to both, which must not call for more evictions. (The
+    /// buffer's own 64 KiB are there from the start, in every measure, and count.)
+    pub fn memory_bytes(&self) -> usize {
+        // hashbrown: buckets a power of two at most 7/8 full, 16 bytes and a control byte each.
+        let buckets = match self.changed.capacity() {
+            0 => 0,
+            c => (c * 8 / 7).next_power_of_two(),
+        };
+        let entry = std::mem::size_of::<(u64, u64)>();
+        self.buf.len() + buckets * (entry + 1)
     }
 }
 

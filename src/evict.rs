@@ -1,13 +1,14 @@
 //! `maxmemory` and its eviction policies (Redis 7.0's `evict.c` semantics).
 //!
-//! Memory is the allocator's count of live heap bytes (`alloc::allocated_bytes`, INFO's
-//! `used_memory`), less what the log holds for the writer (Redis leaves its AOF buffer out the
-//! same way). Before a command runs, [`perform_evictions`] compares it with `maxmemory`; over
-//! it, keys are evicted by `maxmemory-policy` until the count is back under, within a time
-//! budget set by `maxmemory-eviction-tenacity` (the rest is done at the next commands or by
-//! the timer). If nothing can be evicted — `noeviction`, or no key the policy may take — a
-//! command flagged `denyoom` (one that can grow the dataset) is refused with Redis's `-OOM`
-//! error, and reads, deletes and everything else go on.
+//! Memory is INFO's `used_memory` ([`used_memory`]: the allocator's count of live heap bytes,
+//! `alloc::allocated_bytes`, less the unused slots of the keyspace's tables), less what Redis
+//! also leaves out ([`not_counted_for_evict`]: the log's pending bytes, the replication buffer
+//! beyond the backlog). Before a command runs, [`perform_evictions`] compares it with
+//! `maxmemory`; over it, keys are evicted by `maxmemory-policy` until the count is back under,
+//! within a time budget set by `maxmemory-eviction-tenacity` (past it, the execution loop goes
+//! on at once, round after round: [`eviction_proc`]). If nothing can be evicted — `noeviction`,
+//! or no key left the policy may take — a command flagged `denyoom` (one that can grow the
+//! dataset) is refused with Redis's `-OOM` error, and reads, deletes and everything else go on.
 //!
 //! Choosing a key: the `allkeys-*`/`volatile-*` LRU, LFU and TTL policies sample
 //! `maxmemory-samples` keys per database (from the whole keyspace, or from the keys with a
@@ -63,6 +64,15 @@ impl Policy {
         matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
     }
 
+    /// Whether Redis may share integer objects between keys under this policy (not under the
+    /// LRU and LFU ones, which keep an access time or counter per object).
+    pub fn shares_integers(self) -> bool {
+        !matches!(
+            self,
+            Policy::AllKeysLru | Policy::VolatileLru | Policy::AllKeysLfu | Policy::VolatileLfu
+        )
+    }
+
     fn volatile(self) -> bool {
         matches!(
             self,
@@ -84,6 +94,9 @@ pub struct Evictor {
     /// (score, db, key), best (highest score) last.
     pool: Vec<(u64, usize, Bytes)>,
     next_db: usize,
+    /// A call ran out of time over the limit: the execution loop calls [`eviction_proc`] at
+    /// once, round after round, until done (Redis's `evictionTimeProc`).
+    pub running: bool,
 }
 
 /// Result of [`perform_evictions`].
@@ -91,7 +104,8 @@ pub struct Evictor {
 pub enum Outcome {
     /// Under `maxmemory` (or none set).
     Ok,
-    /// Still over, but evicting: the command may run (Redis's `EVICT_RUNNING`).
+    /// Still over, out of time: the command may run, the execution loop goes on evicting
+    /// (Redis's `EVICT_RUNNING`).
     Running,
     /// Over, and nothing can be evicted: refuse `denyoom` commands.
     Fail,
@@ -111,16 +125,37 @@ fn time_limit_us(tenacity: i64) -> Option<u64> {
     None
 }
 
-/// Memory that counts against `maxmemory`: the allocator's count less the log's buffer.
+/// INFO's `used_memory`: the allocator's count less the unused slots of the keyspace's
+/// tables ([`crate::keyspace::Db::spare_bytes`]: reserved, holding no key, as free slab
+/// regions are to Redis's allocator). O(databases).
+pub fn used_memory(srv: &Server) -> u64 {
+    let spare: usize = srv.dbs.iter().map(|d| d.spare_bytes()).sum();
+    (crate::alloc::allocated_bytes() as u64).saturating_sub(spare as u64)
+}
+
+/// Memory in `used_memory` that does not count against `maxmemory` (Redis's
+/// `freeMemoryGetNotCountedMemory`): what the log holds for the writer (Redis's AOF buffer;
+/// `Durability::memory_bytes`),
+/// and the replication buffer beyond the backlog (what replicas have not been sent yet), so
+/// that neither a slow disk nor a slow replica makes the server evict keys.
+pub fn not_counted_for_evict(srv: &Server) -> u64 {
+    srv.log.memory_bytes() as u64 + crate::master::repl_memory(srv).not_counted
+}
+
+/// Memory that counts against `maxmemory`: `used_memory` less what is not counted.
 pub fn used_for_eviction(srv: &Server) -> u64 {
-    let used = crate::alloc::allocated_bytes() as u64;
-    used.saturating_sub(srv.log.buffered_bytes() as u64)
+    used_memory(srv).saturating_sub(not_counted_for_evict(srv))
 }
 
 /// Evict keys while memory is over `maxmemory` (see the module docs).
 pub fn perform_evictions(srv: &mut Server) -> Outcome {
     let max = srv.hot.maxmemory;
     if max == 0 {
+        return Outcome::Ok;
+    }
+    // The allocator's count is an upper bound of the counted memory: under the limit with
+    // it, nothing else is looked at.
+    if crate::alloc::allocated_bytes() as u64 <= max {
         return Outcome::Ok;
     }
     // Redis's `isSafeToPerformEvictions`: a replica ignoring maxmemory leaves evictions to
@@ -130,8 +165,18 @@ pub fn perform_evictions(srv: &mut Server) -> Outcome {
     {
         return Outcome::Ok;
     }
-    let used = used_for_eviction(srv);
-    if used <= max {
+    // The replication buffer does not change while keys are evicted (the stream is fed when
+    // the round's log is submitted); the log's memory grows by their DELs.
+    let repl_not_counted = crate::master::repl_memory(srv).not_counted;
+    let counted = |srv: &Server, spare: u64| {
+        (crate::alloc::allocated_bytes() as u64)
+            .saturating_sub(spare)
+            .saturating_sub(srv.log.memory_bytes() as u64)
+            .saturating_sub(repl_not_counted)
+    };
+    // The unused slots, added up once; an eviction changes only its database's.
+    let mut spare: u64 = srv.dbs.iter().map(|d| d.spare_bytes() as u64).sum();
+    if counted(srv, spare) <= max {
         return Outcome::Ok;
     }
     let policy = srv.hot.maxmemory_policy;
@@ -140,29 +185,38 @@ pub fn perform_evictions(srv: &mut Server) -> Outcome {
     }
     let start = now_us();
     let limit = time_limit_us(srv.hot.maxmemory_eviction_tenacity);
-    let mut evicted_any = false;
     let mut n = 0u32;
-    while used_for_eviction(srv) > max {
+    while counted(srv, spare) > max {
+        // Nothing left the policy may take: over the limit still, whatever was evicted (Redis
+        // answers EVICT_FAIL then too, and `denyoom` commands are refused).
         let Some((db, key)) = pick(srv, policy) else {
-            return if evicted_any {
-                Outcome::Running
-            } else {
-                Outcome::Fail
-            };
+            return Outcome::Fail;
         };
+        let before = srv.dbs[db].spare_bytes() as u64;
         srv.evict_key(db, &key);
-        evicted_any = true;
+        spare = (spare + srv.dbs[db].spare_bytes() as u64).saturating_sub(before);
         n += 1;
-        // Check the clock every 16 evictions, as Redis does.
+        // Check the clock every 16 evictions, as Redis does; out of time, the execution loop
+        // goes on at once ([`eviction_proc`]).
         if n.is_multiple_of(16) {
             if let Some(l) = limit {
                 if now_us().saturating_sub(start) as u64 > l {
+                    srv.evictor.running = true;
                     return Outcome::Running;
                 }
             }
         }
     }
     Outcome::Ok
+}
+
+/// Go on with evictions a call left over its time budget (Redis's `evictionTimeProc`, a timer
+/// of 0 ms): called by the execution loop every round while [`Evictor::running`], which it
+/// clears once memory is under the limit or nothing more can be evicted.
+pub fn eviction_proc(srv: &mut Server) {
+    if srv.evictor.running && perform_evictions(srv) != Outcome::Running {
+        srv.evictor.running = false;
+    }
 }
 
 /// The next key to evict under `policy`, if any.

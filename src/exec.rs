@@ -1756,6 +1756,10 @@ pub fn script_busy(srv: &Server) -> bool {
 /// How long the loop may wait for a message: until the next cron tick, or the next snapshot
 /// step while a snapshot runs (it advances every round, not only when commands arrive).
 fn round_wait(srv: &Server, next_cron: Instant, now: Instant) -> Duration {
+    if srv.evictor.running {
+        // Evictions left over by a command's time budget go on at once (`evict::eviction_proc`).
+        return Duration::ZERO;
+    }
     let mut wait = next_cron.saturating_duration_since(now);
     // Wake up when CLIENT PAUSE ends, to run the postponed clients, and when a shutdown
     // stops waiting for its replicas.
@@ -1800,6 +1804,7 @@ fn round(srv: &mut Server, first: Option<Msg>, next_cron: &mut Instant, tick: Du
     if srv.pause.pending() {
         crate::pause::check_end(srv, now_ms());
     }
+    crate::evict::eviction_proc(srv);
     if Instant::now() >= *next_cron {
         cron(srv);
         *next_cron = Instant::now() + tick;

@@ -253,6 +253,16 @@ impl Db {
         self.keys.is_empty()
     }
 
+    /// Bytes of the unused slots of both tables' entry vectors. A key and its object live in a
+    /// slot of a dense vector, where Redis allocates each key's dictEntry, key and object apart:
+    /// the unused slots are to these tables what free regions of its allocator's slabs are to
+    /// Redis, reserved and holding nothing, and not part of `used_memory` (Redis's zmalloc
+    /// counts live allocations only). Deleting a key frees its slot here (and its heap bytes,
+    /// if any), so deleting or evicting keys lowers `used_memory` as in Redis.
+    pub fn spare_bytes(&self) -> usize {
+        self.keys.spare_bytes() + self.expires.spare_bytes()
+    }
+
     /// The expiry of `key`, if it has one (does not check whether it has passed).
     pub fn expire_of(&self, key: &[u8]) -> Option<i64> {
         self.expires.get(key).copied()

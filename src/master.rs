@@ -52,6 +52,12 @@ use crate::util::now_ms;
 const SNAPSHOT_HOLD: u64 = u64::MAX;
 /// Bytes of the stream a replica task writes at once.
 const SEND_CHUNK_BYTES: usize = 256 << 10;
+/// Blocks (slices) of the stream a replica task writes at once: what it holds while a write
+/// waits on a slow replica stays small (its slices and their `writev` vector, ~3 KiB), as
+/// that is counted against `maxmemory` where the stream itself is not.
+const SLICES_PER_SEND_MAX: usize = 64;
+/// Linux's `IOV_MAX`: slices one `writev` takes.
+const _: () = assert!(SLICES_PER_SEND_MAX <= 1024);
 /// Bytes of the RDB file read at once.
 const FILE_CHUNK_BYTES: usize = 64 << 10;
 /// Chunks (of up to 256 KiB) of a diskless payload queued for one replica: the snapshot
@@ -125,6 +131,19 @@ struct Inner {
     size: i64,
     /// Replicas (by client id) and the sync snapshot: the next offset each still needs.
     held: HashMap<u64, i64>,
+    /// Heap bytes of the blocks' data ([`block_bytes`]); with the queue's own array, the
+    /// buffer's memory ([`Backlog::mem`], Redis's `repl_buffer_mem`).
+    mem: usize,
+}
+
+/// What a block of `len` stream bytes takes from the allocator: its bytes, and the shared
+/// header `Bytes` gives them (see [`Backlog::feed`]). Exact, so that the part of
+/// `used_memory` the buffer is can be left out of what counts against `maxmemory` (a stream of
+/// 100k small blocks would otherwise be off by megabytes).
+fn block_bytes(len: usize) -> usize {
+    /// `bytes`' shared header (a pointer, a capacity and a reference count).
+    const SHARED_HEADER_BYTES: usize = 3 * std::mem::size_of::<usize>();
+    crate::alloc::chunk_bytes(len) + crate::alloc::chunk_bytes(SHARED_HEADER_BYTES)
 }
 
 impl Inner {
@@ -135,10 +154,15 @@ impl Inner {
         }
         while let Some(b) = self.blocks.front() {
             if b.off + b.data.len() as i64 <= keep {
+                self.mem -= block_bytes(b.data.len());
                 self.blocks.pop_front();
             } else {
                 break;
             }
+        }
+        // A burst (a replica that lagged and went) leaves the queue's array big: give it back.
+        if self.blocks.capacity() > 64 && self.blocks.len() < self.blocks.capacity() / 4 {
+            self.blocks.shrink_to(self.blocks.len() * 2);
         }
         self.first = self.blocks.front().map_or(self.end, |b| b.off);
     }
@@ -159,6 +183,7 @@ impl Backlog {
                 end: start,
                 size: size.max(1),
                 held: HashMap::new(),
+                mem: 0,
             }),
             end_tx: watch::channel(start).0,
         })
@@ -178,11 +203,11 @@ impl Backlog {
         self.lock().first
     }
 
-    /// Bytes of the stream held: the backlog and what replicas have not been sent yet
-    /// (INFO's mem_total_replication_buffers, Redis 7's shared replication buffer).
-    pub fn held_bytes(&self) -> i64 {
+    /// Memory of the stream held: the backlog and what replicas still need (one buffer, as
+    /// Redis 7's shared replication buffer; its `repl_buffer_mem`).
+    pub fn mem(&self) -> usize {
         let g = self.lock();
-        g.end - g.first
+        g.mem + crate::alloc::chunk_bytes(g.blocks.capacity() * std::mem::size_of::<Block>())
     }
 
     /// Append stream bytes that take log positions `log..` (`logged`), or that follow the log
@@ -194,13 +219,19 @@ impl Backlog {
         let end = {
             let mut g = self.lock();
             let off = g.end;
+            let len = data.len();
+            let data = Bytes::from(data.to_vec());
+            // Shared from the start (the first slice a replica task takes would otherwise
+            // allocate the shared header then): the block's memory is fixed, `block_bytes`.
+            drop(data.clone());
             g.blocks.push_back(Block {
                 off,
                 log,
                 logged,
-                data: Bytes::copy_from_slice(data),
+                data,
             });
-            g.end += data.len() as i64;
+            g.end += len as i64;
+            g.mem += block_bytes(len);
             g.trim();
             g.end
         };
@@ -233,8 +264,10 @@ impl Backlog {
     }
 
     /// Up to `max` bytes from `pos` that the log has released (`released`: the gate's
-    /// position). Err if `pos` is no longer held.
-    fn take(&self, pos: i64, released: u64, max: usize, out: &mut Vec<u8>) -> Result<(), ()> {
+    /// position), as slices of the blocks (no copy: a replica that lags holds no bytes of its
+    /// own, only its position, as Redis's replicas point into the shared buffer; the blocks
+    /// stay while it holds a position before them). Err if `pos` is no longer held.
+    fn take(&self, pos: i64, released: u64, max: usize, out: &mut Vec<Bytes>) -> Result<(), ()> {
         let g = self.lock();
         if pos < g.first {
             return Err(());
@@ -244,6 +277,7 @@ impl Backlog {
             .blocks
             .partition_point(|b| b.off + b.data.len() as i64 <= pos);
         let mut at = pos;
+        let mut taken = 0usize;
         for b in g.blocks.range(i..) {
             let len = b.data.len() as i64;
             let avail = if b.logged {
@@ -257,11 +291,12 @@ impl Backlog {
             if avail as usize <= from {
                 break;
             }
-            let room = max.saturating_sub(out.len());
+            let room = max.saturating_sub(taken);
             let to = (avail as usize).min(from.saturating_add(room));
-            out.extend_from_slice(&b.data[from..to]);
+            out.push(b.data.slice(from..to));
+            taken += to - from;
             at = b.off + to as i64;
-            if (to as i64) < len || out.len() >= max {
+            if (to as i64) < len || taken >= max || out.len() >= SLICES_PER_SEND_MAX {
                 break;
             }
         }
@@ -440,6 +475,39 @@ pub struct Feed {
     sent: AtomicI64,
     /// Unix ms when the stream started (the payload was sent).
     online_ms: AtomicI64,
+}
+
+/// The replication buffer's part of INFO memory, as Redis 7.0 splits its shared buffer.
+pub struct ReplMemory {
+    /// `mem_total_replication_buffers`: the whole buffer.
+    pub total: u64,
+    /// `mem_replication_backlog`: up to `repl-backlog-size` of it.
+    pub backlog: u64,
+    /// `mem_clients_slaves`: the rest, with replicas connected (what they still need).
+    pub replicas: u64,
+    /// The part not counted against `maxmemory` (Redis's `freeMemoryGetNotCountedMemory`):
+    /// beyond the backlog's size and its blocks' records, so a slow replica does not make
+    /// the master evict keys. Counted whether or not replicas are still connected (a buffer
+    /// left by one that went away is trimmed later, and is theirs, not the dataset's).
+    pub not_counted: u64,
+}
+
+pub fn repl_memory(srv: &Server) -> ReplMemory {
+    let total = srv.master.backlog.as_ref().map_or(0, |b| b.mem()) as u64;
+    let size = srv.cfg.get_i64("repl-backlog-size").max(1) as u64;
+    let (backlog, replicas) = if !srv.master.slaves.is_empty() && total > size {
+        (size, total - size)
+    } else {
+        (total, 0)
+    };
+    // Redis's estimate of the backlog's block records: one per reply chunk (16 KiB) of it.
+    let counted = size + (size / (16 * 1024) + 1) * std::mem::size_of::<Block>() as u64;
+    ReplMemory {
+        total,
+        backlog,
+        replicas,
+        not_counted: total.saturating_sub(counted),
+    }
 }
 
 /// The stream offset of the next byte (None: no backlog, no replica connected for a while).
@@ -1565,22 +1633,22 @@ async fn feed_replica(conn: &mut Conn, feed: &Feed) -> Result<(), String> {
     let backlog = feed.backlog.clone();
     let mut end_rx = backlog.end_tx.subscribe();
     let mut pos = from;
-    let mut buf = Vec::with_capacity(64 << 10);
+    let mut bufs: Vec<Bytes> = Vec::new();
     loop {
         let g = *conn.gate.borrow_and_update();
         end_rx.borrow_and_update();
-        buf.clear();
+        bufs.clear();
         backlog
-            .take(pos, g.released(), SEND_CHUNK_BYTES, &mut buf)
+            .take(pos, g.released(), SEND_CHUNK_BYTES, &mut bufs)
             .map_err(|_| "the replica's position left the backlog".to_string())?;
-        if !buf.is_empty() {
+        let n: usize = bufs.iter().map(Bytes::len).sum();
+        if n > 0 {
             tokio::select! {
-                r = conn.wr.write_all(&buf) => r.map_err(|e| e.to_string())?,
+                r = write_each(&mut conn.wr, &bufs) => r.map_err(|e| e.to_string())?,
                 ev = events.recv() => if matches!(ev, None | Some(Event::Close)) { return Ok(()) },
             }
-            conn.bytes_out
-                .fetch_add(buf.len() as u64, Ordering::Relaxed);
-            pos += buf.len() as i64;
+            conn.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            pos += n as i64;
             feed.sent.store(pos, Ordering::Relaxed);
             backlog.hold(feed.id, pos);
             continue;
@@ -1592,6 +1660,34 @@ async fn feed_replica(conn: &mut Conn, feed: &Feed) -> Result<(), String> {
             ev = events.recv() => if matches!(ev, None | Some(Event::Close)) { return Ok(()) },
         }
     }
+}
+
+/// Write `bufs` whole, in order, with `writev` (a lagging replica's stream is many small
+/// blocks: one system call each would be one per round of the master). At most
+/// [`SLICES_PER_SEND_MAX`] slices (under Linux's `IOV_MAX`).
+async fn write_each(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    bufs: &[Bytes],
+) -> std::io::Result<()> {
+    let (mut i, mut off) = (0, 0);
+    while i < bufs.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&bufs[i][off..])
+            .chain(bufs[i + 1..].iter().map(|b| &b[..]))
+            .map(std::io::IoSlice::new)
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 && slices.iter().any(|s| !s.is_empty()) {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        // Past what was written: whole slices, then into the next one.
+        while i < bufs.len() && n >= bufs[i].len() - off {
+            n -= bufs[i].len() - off;
+            i += 1;
+            off = 0;
+        }
+        off += n;
+    }
+    Ok(())
 }
 
 /// The RDB payload: `$<len>\r\n<bytes>` or `$EOF:<mark>\r\n<bytes><mark>`.
@@ -1635,7 +1731,8 @@ mod tests {
 
     fn taken(b: &Backlog, pos: i64, released: u64, max: usize) -> Result<Vec<u8>, ()> {
         let mut out = Vec::new();
-        b.take(pos, released, max, &mut out).map(|_| out)
+        b.take(pos, released, max, &mut out)
+            .map(|_| out.iter().flat_map(|b| b.iter().copied()).collect())
     }
 
     #[test]

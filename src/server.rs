@@ -2,6 +2,7 @@
 //! hands whole batches of commands to the execution thread; its writer encodes replies and writes
 //! them once the log is durable up to the position each reply waits for.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +16,14 @@ use crate::client::{ConnShared, ExecSender, Msg, Outgoing, AUTH_OK, AUTH_UNKNOWN
 use crate::durability::Gate;
 use crate::limits::{BATCHES_IN_FLIGHT_MAX, COMMANDS_PER_BATCH_MAX, READ_CHUNK_BYTES};
 use crate::resp::{encode, Parsed, RequestParser};
+
+/// A read buffer with less room than this gets more before the next read (see the reader).
+const READ_ROOM_MIN_BYTES: usize = 1024;
+
+/// A writer with nothing left to write keeps an encoding buffer of at most this capacity, and
+/// room for at most this many queued messages (see `writer_task`).
+const IDLE_OUT_BYTES_MAX: usize = 64 * 1024;
+const IDLE_QUEUED_MAX: usize = 64;
 
 /// Settings a connection needs, read at accept time.
 #[derive(Clone)]
@@ -194,7 +203,14 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
                 break 'outer;
             }
             shared.qbuf_bytes.store(buf.len(), Ordering::Relaxed);
-            if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 2 {
+            // Room to read into. The commands cut out of the buffer share its block until they
+            // have run: a new block allocated while they wait would hold two (16 KiB more, in
+            // `used_memory` and against `maxmemory`, at every block's end). So a new block only
+            // when the room is nearly gone and the old one cannot be taken back; the block is
+            // taken back after reading, when the commands before have usually run.
+            if buf.capacity() - buf.len() < READ_ROOM_MIN_BYTES
+                && !buf.try_reclaim(READ_CHUNK_BYTES / 2)
+            {
                 buf.reserve(READ_CHUNK_BYTES);
             }
             // Read first: when bytes are there the kill signal is not even registered.
@@ -203,6 +219,10 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
                 r = rd.read_buf(&mut buf) => match r { Ok(0) | Err(_) => break 'outer, Ok(n) => n },
                 _ = shared.kill.notified() => break 'outer,
             };
+            if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 2 {
+                // Moves the unparsed bytes to the block's start if nothing else shares it.
+                let _ = buf.try_reclaim(READ_CHUNK_BYTES / 2);
+            }
             net.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
         }
         if net.exec_tx.send_batch(Msg::Commands { id, cmds }).is_err() {
@@ -214,9 +234,10 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
     let _ = writer.await;
 }
 
-/// Wait until every batch this connection sent has been executed and answered (the caller holds
-/// one permit) and the execution thread has seen the connection, so that `shared.auth` is final
-/// for the next command. False if the connection is being closed.
+/// Wait until every batch this connection sent has been executed (its permit comes back when
+/// the writer takes its replies; the caller holds one permit) and the execution thread has seen
+/// the connection, so that `shared.auth` is final for the next command. False if the
+/// connection is being closed.
 async fn settled(permits: &Semaphore, shared: &ConnShared) -> bool {
     loop {
         if permits.is_closed() {
@@ -244,13 +265,28 @@ async fn writer_task(
 ) {
     let mut out = Vec::with_capacity(16 * 1024);
     let mut batch: Vec<Outgoing> = Vec::new();
-    'main: while let Some(first) = rx.recv().await {
+    // Replies taken off the channel while a write was blocked (see `write_taking_in`), in order.
+    let mut queued: VecDeque<Outgoing> = VecDeque::new();
+    let mut open = true;
+    'main: loop {
+        let first = match queued.pop_front() {
+            Some(o) => o,
+            None if open => match rx.recv().await {
+                Some(o) => taken(o, &permits),
+                None => break,
+            },
+            None => break,
+        };
         batch.push(first);
-        while let Ok(m) = rx.try_recv() {
+        while batch.len() < 256 {
+            let m = match queued.pop_front() {
+                Some(m) => m,
+                None => match rx.try_recv() {
+                    Ok(m) => taken(m, &permits),
+                    Err(_) => break,
+                },
+            };
             batch.push(m);
-            if batch.len() >= 256 {
-                break;
-            }
         }
         let wait_pos = batch.iter().map(|o| o.wait_pos).max().unwrap_or(0);
         let wait_synced = batch.iter().any(|o| o.wait_synced);
@@ -269,7 +305,6 @@ async fn writer_task(
             }
         }
         let mut close = false;
-        let mut completed = 0;
         let mut size = 0;
         let mut handoff = None;
         for o in batch.drain(..) {
@@ -278,16 +313,28 @@ async fn writer_task(
                 encode(r, o.proto, &mut out);
             }
             size += o.size;
-            if o.completes_batch {
-                completed += 1;
-            }
             close |= o.close;
         }
         if shared.drop_output.load(Ordering::Relaxed) {
             break 'main;
         }
         if !out.is_empty() {
-            if wr.write_all(&out).await.is_err() {
+            // Nothing is taken in behind a handoff: what follows it is the replica task's.
+            let take_in = handoff.is_none() && !close;
+            let ok = write_taking_in(
+                &mut wr,
+                &out,
+                WriteIn {
+                    rx: &mut rx,
+                    open: &mut open,
+                    queued: &mut queued,
+                    permits: &permits,
+                    shared: &shared,
+                },
+                take_in,
+            )
+            .await;
+            if !ok {
                 break;
             }
             bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
@@ -296,15 +343,35 @@ async fn writer_task(
                 out = Vec::with_capacity(16 * 1024);
             }
         }
+        if queued.is_empty() && rx.is_empty() {
+            // Nothing more to write for now: give back what a burst grew (a big pipeline's
+            // replies), as Redis frees a client's reply blocks once written; an idle client
+            // keeps a small footprint in `used_memory`.
+            if out.capacity() > IDLE_OUT_BYTES_MAX {
+                out = Vec::with_capacity(16 * 1024);
+            }
+            if queued.capacity() > IDLE_QUEUED_MAX {
+                queued = VecDeque::new();
+            }
+        }
         shared.out_bytes.fetch_sub(
             size.min(shared.out_bytes.load(Ordering::Relaxed)),
             Ordering::Relaxed,
         );
-        if completed > 0 {
-            permits.add_permits(completed);
-        }
         if let (Some(feed), false) = (handoff, close) {
-            // SYNC/PSYNC: the connection is a replica from here on.
+            // SYNC/PSYNC: the connection is a replica from here on. Messages taken in behind
+            // the handoff are the replica task's: handled as it handles them (dropped, their
+            // size taken back, a close obeyed).
+            for o in queued.drain(..) {
+                shared.out_bytes.fetch_sub(
+                    o.size.min(shared.out_bytes.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
+                if o.close {
+                    let _ = wr.shutdown().await;
+                    break 'main;
+                }
+            }
             let conn = crate::master::Conn {
                 wr,
                 rx,
@@ -325,4 +392,67 @@ async fn writer_task(
     // Wake the reader if it is waiting for a permit.
     permits.close();
     shared.kill.notify_one();
+}
+
+/// A message taken off a connection's reply channel: the batch it answers has been executed, so
+/// its permit goes back to the reader now, not once the replies are written (they may wait for
+/// the log, and for the client to read).
+fn taken(o: Outgoing, permits: &Semaphore) -> Outgoing {
+    if o.completes_batch {
+        permits.add_permits(1);
+    }
+    o
+}
+
+/// What [`write_taking_in`] takes replies in from and into.
+struct WriteIn<'a> {
+    rx: &'a mut mpsc::UnboundedReceiver<Outgoing>,
+    /// False once the channel is closed (the execution thread dropped the client).
+    open: &'a mut bool,
+    queued: &'a mut VecDeque<Outgoing>,
+    permits: &'a Semaphore,
+    shared: &'a ConnShared,
+}
+
+/// Write `out` whole, taking in (if `take_in`) what the execution thread sends meanwhile. A
+/// client may send all its commands before it reads any reply (a big pipeline): Redis goes on
+/// reading it, its output buffer growing (up to `client-output-buffer-limit`), until the client
+/// has sent everything and reads. Were the writer stuck in this write without taking replies
+/// in, their batches' permits would not come back, the reader would stop, and client and server
+/// would both wait forever on full sockets. False if the socket failed, or the client was
+/// dropped for its output buffer limit (nothing more is written then).
+async fn write_taking_in(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    out: &[u8],
+    into: WriteIn<'_>,
+    take_in: bool,
+) -> bool {
+    let WriteIn {
+        rx,
+        open,
+        queued,
+        permits,
+        shared,
+    } = into;
+    let mut at = 0;
+    while at < out.len() {
+        tokio::select! {
+            biased;
+            // Cancel-safe: a write that loses the race has written nothing.
+            r = wr.write(&out[at..]) => match r {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => at += n,
+            },
+            m = rx.recv(), if *open && take_in => match m {
+                Some(o) => queued.push_back(taken(o, permits)),
+                None => {
+                    *open = false;
+                    if shared.drop_output.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                }
+            },
+        }
+    }
+    true
 }

@@ -200,3 +200,52 @@ fn normal_output_limit_disconnects_a_client_that_stops_reading_like_redis() {
     a_normal_client_over_its_limit_is_disconnected(&RedisServer::start(&[]));
     a_normal_client_over_its_limit_is_disconnected(&StrongboxServer::start(&[]));
 }
+
+/// A client that sends a whole big pipeline before it reads any reply (as redis-py's
+/// `pipeline().execute()` does) is read on while its replies pile up, as Redis reads it: its
+/// output buffer grows (no limit for normal clients by default) until it reads. A server that
+/// stopped reading it until its replies were written would wait on the client's full receive
+/// buffer while the client waits on the server's: both stuck for good.
+fn a_pipeline_sent_whole_before_reading_is_answered(s: &ServerProcess) {
+    use std::io::{Read, Write};
+    let mut c = RawConn::connect(s.port());
+    let value = "v".repeat(100);
+    c.assert_cmd(&["SET", "k", &value], b"+OK\r\n");
+    const COMMANDS: usize = 1_000_000;
+    let one = common::encode_command(&["GET", "k"]);
+    let reply = format!("${}\r\n{value}\r\n", value.len()).into_bytes();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.port())).unwrap();
+    // A small receive buffer (no autotuning): the replies fill the sockets early.
+    let rcvbuf: libc::c_int = 64 * 1024;
+    // SAFETY: setsockopt on our own connected socket with a valid int option value.
+    let r = unsafe {
+        use std::os::fd::AsRawFd;
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &rcvbuf as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let pipeline = one.repeat(COMMANDS);
+    // 22 MB of commands for 107 MB of replies: more than the sockets hold either way.
+    let sent = stream.write_all(&pipeline);
+    assert!(sent.is_ok(), "{}: sending stalled: {sent:?}", s.describe());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = vec![0u8; reply.len() * COMMANDS];
+    stream.read_exact(&mut got).unwrap();
+    assert!(got.chunks(reply.len()).all(|r| r == reply.as_slice()));
+}
+
+#[test]
+fn a_pipeline_sent_whole_before_reading_is_answered_like_redis() {
+    a_pipeline_sent_whole_before_reading_is_answered(&RedisServer::start(&[]));
+    a_pipeline_sent_whole_before_reading_is_answered(&StrongboxServer::start(&[]));
+}

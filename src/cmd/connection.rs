@@ -178,7 +178,12 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if let Err(e) = super::server::validate_client_name(&n) {
             return e;
         }
-        ctx.client.name = if n.is_empty() { None } else { Some(n) };
+        // A copy: the argument shares the connection's read buffer, which it would pin.
+        ctx.client.name = if n.is_empty() {
+            None
+        } else {
+            Some(Bytes::copy_from_slice(&n))
+        };
     }
     ctx.client.proto = proto;
     Reply::Map(vec![

@@ -561,6 +561,8 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let lru_now = ctx.srv.lru_clock;
     let lfu = ctx.srv.hot.maxmemory_policy.is_lfu();
     let decay = ctx.srv.hot.lfu_decay_time;
+    let shares_integers =
+        ctx.srv.hot.maxmemory == 0 || ctx.srv.hot.maxmemory_policy.shares_integers();
     // OBJECT does not touch the key.
     let saved = ctx.client.no_touch;
     ctx.client.no_touch = true;
@@ -569,9 +571,16 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         None => Reply::Nil,
         Some(o) => match &sub[..] {
             b"encoding" => Reply::bulk_str(o.value.encoding()),
+            // Redis shares the objects of the integers 0..10000 (refcount INT_MAX) unless an
+            // LRU or LFU policy is in force with a `maxmemory`, where each key needs its own
+            // access time (`MAXMEMORY_FLAG_NO_SHARED_INTEGERS`). Strongbox shares nothing (every
+            // key has its own); the answer follows the configuration now, where Redis's
+            // follows it as it was when the value was stored.
             b"refcount" => Reply::Int(match &o.value {
                 crate::keyspace::Value::Str(s)
-                    if s.len() <= 4 && parse_i64(s).is_some_and(|v| (0..10000).contains(&v)) =>
+                    if s.len() <= 4
+                        && parse_i64(s).is_some_and(|v| (0..10000).contains(&v))
+                        && shares_integers =>
                 {
                     i32::MAX as i64
                 }

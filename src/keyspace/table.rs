@@ -259,6 +259,12 @@ impl KeyTable {
         self.entries.iter().map(|e| &e.key)
     }
 
+    /// Bytes of the entry vector's unused slots: allocated, holding no key (see
+    /// [`super::Db::spare_bytes`]).
+    pub fn spare_bytes(&self) -> usize {
+        (self.entries.capacity() - self.entries.len()) * std::mem::size_of::<Entry>()
+    }
+
     /// Bytes held by the table itself (entries and index, allocated capacity).
     pub fn table_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
@@ -395,6 +401,11 @@ impl Expires {
 
     pub fn iter(&self) -> impl Iterator<Item = (&CompactBytes, &i64)> + '_ {
         self.entries.iter().map(|(k, t)| (k, t))
+    }
+
+    /// Bytes of the entry vector's unused slots (see [`KeyTable::spare_bytes`]).
+    pub fn spare_bytes(&self) -> usize {
+        (self.entries.capacity() - self.entries.len()) * std::mem::size_of::<(CompactBytes, i64)>()
     }
 }
 

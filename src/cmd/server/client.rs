@@ -147,10 +147,11 @@ pub(super) fn client(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             if let Err(e) = validate_client_name(&args[2]) {
                 return e;
             }
+            // A copy: the argument shares the connection's read buffer, which it would pin.
             ctx.client.name = if args[2].is_empty() {
                 None
             } else {
-                Some(args[2].clone())
+                Some(Bytes::copy_from_slice(&args[2]))
             };
             OK
         }
@@ -705,7 +706,13 @@ fn client_setinfo(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             "ERR {label} cannot contain spaces, newlines or special characters."
         ));
     }
-    let val = if v.is_empty() { None } else { Some(v.clone()) };
+    // A copy: the argument shares the connection's read buffer (16 KiB), which it would pin
+    // for the connection's life.
+    let val = if v.is_empty() {
+        None
+    } else {
+        Some(Bytes::copy_from_slice(v))
+    };
     if label == "lib-name" {
         ctx.client.lib_name = val;
     } else {

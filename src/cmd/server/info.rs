@@ -338,10 +338,15 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         let rss = rss_bytes();
         // The allocator's count (Redis's zmalloc count); RSS where it is not counted (the
         // library without the server's allocator, in unit tests).
-        let used = match crate::alloc::allocated_bytes() as u64 {
+        // `used_memory` leaves out the unused slots of the keyspace's tables (as Redis's
+        // zmalloc count leaves out its allocator's free slab regions): they are in
+        // `allocator_active` (everything allocated) and its fragmentation figures.
+        let allocated = crate::alloc::allocated_bytes() as u64;
+        let used = match allocated {
             0 => rss,
-            n => n,
+            _ => crate::evict::used_memory(srv),
         };
+        let active = allocated.max(used);
         let peak = peak_memory(used);
         let dataset: u64 = dataset_bytes(srv);
         let maxmem = srv.cfg.get_i64("maxmemory").max(0) as u64;
@@ -365,7 +370,7 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
             format!("{:.2}%", dataset as f64 * 100.0 / used.max(1) as f64),
         );
         s.kv("allocator_allocated", used);
-        s.kv("allocator_active", used);
+        s.kv("allocator_active", active);
         s.kv("allocator_resident", rss);
         s.kv("total_system_memory", sysmem);
         s.kv("total_system_memory_human", bytes_to_human(sysmem));
@@ -395,23 +400,33 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         s.kv("maxmemory", maxmem);
         s.kv("maxmemory_human", bytes_to_human(maxmem));
         s.kv("maxmemory_policy", srv.cfg.get("maxmemory-policy"));
-        s.kv("allocator_frag_ratio", "1.00");
-        s.kv("allocator_frag_bytes", 0);
+        s.kv(
+            "allocator_frag_ratio",
+            format!("{:.2}", active as f64 / used.max(1) as f64),
+        );
+        s.kv("allocator_frag_bytes", active - used);
         s.kv("allocator_rss_ratio", "1.00");
         s.kv("allocator_rss_bytes", 0);
         s.kv("rss_overhead_ratio", "1.00");
         s.kv("rss_overhead_bytes", 0);
         s.kv("mem_fragmentation_ratio", "1.00");
         s.kv("mem_fragmentation_bytes", 0);
-        s.kv("mem_not_counted_for_evict", 0);
-        s.kv("mem_replication_backlog", 0);
-        let repl_buffers = srv.master.backlog.as_ref().map_or(0, |b| b.held_bytes());
-        s.kv("mem_total_replication_buffers", repl_buffers);
-        s.kv("mem_clients_slaves", 0);
+        s.kv(
+            "mem_not_counted_for_evict",
+            crate::evict::not_counted_for_evict(srv),
+        );
+        let repl = crate::master::repl_memory(srv);
+        s.kv("mem_replication_backlog", repl.backlog);
+        s.kv("mem_total_replication_buffers", repl.total);
+        s.kv("mem_clients_slaves", repl.replicas);
         let clients_mem: usize = srv.clients.values().map(|c| c.shared.out_bytes()).sum();
         s.kv("mem_clients_normal", clients_mem);
         s.kv("mem_cluster_links", 0);
-        s.kv("mem_aof_buffer", 0);
+        let aof_buffer = match srv.log.sink() {
+            Some(_) => srv.log.memory_bytes(),
+            None => 0,
+        };
+        s.kv("mem_aof_buffer", aof_buffer);
         s.kv("mem_allocator", "libc");
         s.kv("active_defrag_running", 0);
         s.kv("lazyfree_pending_objects", 0);
