@@ -434,6 +434,12 @@ pub struct Server {
     pub ldb: Option<crate::cmd::scripting::ldb::Session>,
     /// `io-threads 1`: a round that may run a script runs apart (`run_inline`).
     pub offload_scripts: bool,
+    /// `io-threads 1` (`run_inline`): script durations are noted (`note_script_time`).
+    pub offload_scripts_seen: bool,
+    /// Scripts (by [`script_key`]) whose last run took under [`FAST_SCRIPT_US`]: with
+    /// `io-threads 1` their rounds run on the event loop's thread, not handed to the script
+    /// thread (`may_run_script`).
+    pub fast_scripts: std::collections::HashSet<u64, FxBuild>,
     /// The running fork-free snapshot (BGSAVE / BGREWRITEAOF), if any.
     pub snapshot: Option<crate::compaction::Snapshot>,
     /// A BGREWRITEAOF waiting for the log's unsynced bytes to be fsynced before it rotates the
@@ -529,6 +535,8 @@ impl Server {
             exec_rx: None,
             busy_deferred: VecDeque::new(),
             offload_scripts: false,
+            offload_scripts_seen: false,
+            fast_scripts: Default::default(),
             script_repl_none: false,
             script_time_ms: None,
             ldb_sync: Default::default(),
@@ -928,6 +936,9 @@ fn call_at(
     let end = now_us();
     srv.call_end_us = Some(end);
     let dur = (end - start).max(0) as u64;
+    if srv.offload_scripts_seen && runs_script(spec) {
+        note_script_time(srv, argv, dur);
+    }
     // MONITOR sees a command once it ran (so EXEC after its commands), as Redis's call().
     if feed {
         let addr = if srv.monitor_in_script {
@@ -1590,6 +1601,7 @@ pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
     let mut next_cron = Instant::now() + tick;
     srv.exec_rx = Some(rx);
     srv.offload_scripts = true;
+    srv.offload_scripts_seen = true;
     let mut script_thread = None;
     loop {
         let first = match srv.busy_deferred.pop_front() {
@@ -1672,7 +1684,47 @@ fn spawn_script_thread() -> std::io::Result<std::sync::mpsc::Sender<ScriptJob>> 
     Ok(tx)
 }
 
-/// Whether handling `m` may run a Lua script (for `run_inline`'s hand-off).
+/// A script run that took less than this (µs) marks it fast: its next rounds stay on the
+/// event loop's thread with `io-threads 1` (`may_run_script`).
+const FAST_SCRIPT_US: u64 = 20_000;
+/// Bound of `Server::fast_scripts` (cleared when reached: scripts are then handed off again
+/// once, and marked again).
+const FAST_SCRIPTS_MAX: usize = 4096;
+
+/// A script's identity for `Server::fast_scripts`: the command (EVAL, EVALSHA, FCALL, their
+/// _RO forms) and its body, SHA1 or function name.
+fn script_key(argv: &[Bytes]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = FxHasher::default();
+    if let Some(n) = argv.first() {
+        n.len().hash(&mut h);
+        n.iter().for_each(|b| (b | 0x20).hash(&mut h));
+    }
+    if let Some(a) = argv.get(1) {
+        a.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// After a script command ran (with `io-threads 1`): whether it counts as fast next time.
+fn note_script_time(srv: &mut Server, argv: &[Bytes], dur_us: u64) {
+    let key = script_key(argv);
+    if dur_us < FAST_SCRIPT_US {
+        if srv.fast_scripts.len() >= FAST_SCRIPTS_MAX {
+            srv.fast_scripts.clear();
+        }
+        srv.fast_scripts.insert(key);
+    } else {
+        srv.fast_scripts.remove(&key);
+    }
+}
+
+/// Whether handling `m` may run a Lua script that is not known to be fast (for `run_inline`'s
+/// hand-off). A script that ran under `FAST_SCRIPT_US` last time runs on the event loop's
+/// thread: the hand-off costs two thread switches per round (a third of EVAL's throughput
+/// with `redis-benchmark -c 50 -P 1`), which job queues calling the same short scripts all the
+/// time would pay for nothing. The price: such a script, if it ever runs long, cannot be
+/// answered BUSY or killed until it ends (it is handed off again from its next run on).
 fn may_run_script(srv: &Server, m: &Msg) -> bool {
     let Msg::Commands { id, cmds } = m else {
         return false;
@@ -1691,7 +1743,7 @@ fn may_run_script(srv: &Server, m: &Msg) -> bool {
                 ]
                 .iter()
                 .any(|s| n.eq_ignore_ascii_case(s))
-        })
+        }) && !srv.fast_scripts.contains(&script_key(argv))
     };
     let has_exec = || {
         cmds.iter()

@@ -507,6 +507,7 @@ pub fn load_from_rdb(srv: &mut Server, code: &Bytes) -> Result<(), String> {
 /// Drop every library (FUNCTION FLUSH; DEBUG RELOAD and a replica's full sync before they
 /// load a file, as Redis's `emptyData`).
 pub fn clear(srv: &mut Server) {
+    srv.fast_scripts.clear();
     srv.functions = Functions::default();
 }
 
@@ -633,6 +634,8 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let writes = matches!(&sub[..], b"delete" | b"flush" | b"load" | b"restore");
     if writes {
+        // FCALL names may now run other code: none counts as fast any more (`exec.rs`).
+        ctx.srv.fast_scripts.clear();
         if crate::replica::refuse_write(ctx.srv, ctx.client) {
             return Reply::err(crate::replica::READONLY_ERR);
         }

@@ -271,6 +271,20 @@ pub struct Engine {
     shebang_flags: HashMap<String, u32>,
     /// Total bytes of the cached script bodies (INFO `used_memory_scripts_eval` role).
     body_bytes: usize,
+    /// What `redis.setresp`, `redis.set_repl` and `redis.acl_check_cmd` (created once, not per
+    /// run: a scoped function per run costs as much as a short script) share with the run.
+    run: std::sync::Arc<RunShared>,
+}
+
+/// The running script's settings its static library functions read and write.
+#[derive(Default)]
+struct RunShared {
+    /// redis.setresp: the protocol of the script's commands' replies.
+    proto: std::sync::atomic::AtomicU8,
+    /// redis.set_repl(redis.REPL_NONE): the following commands are not logged.
+    repl_none: std::sync::atomic::AtomicBool,
+    /// The caller's user (redis.acl_check_cmd).
+    user: std::sync::Mutex<Option<std::sync::Arc<crate::acl::User>>>,
 }
 
 fn sha1_hex(body: &[u8]) -> String {
@@ -407,6 +421,97 @@ impl Engine {
             mlua::Function,
             mlua::Function,
         ) = lua.load(PRELUDE).set_name("=prelude").eval().map_err(le)?;
+        let run = std::sync::Arc::new(RunShared::default());
+        // redis.setresp(2|3): the protocol of the script's commands' replies.
+        let shared = run.clone();
+        let setresp = lua
+            .create_function(move |lua, a: MultiValue| {
+                if a.len() != 1 {
+                    return command_error(lua, "ERR redis.setresp() requires one argument.", true);
+                }
+                let n = match a.front() {
+                    Some(Value::Integer(i)) => *i,
+                    Some(Value::Number(n)) => *n as i64,
+                    _ => 0,
+                };
+                if n != 2 && n != 3 {
+                    return command_error(lua, "ERR RESP version must be 2 or 3.", true);
+                }
+                shared
+                    .proto
+                    .store(n as u8, std::sync::atomic::Ordering::Relaxed);
+                Ok(Value::Nil)
+            })
+            .map_err(le)?;
+        redis.raw_set("setresp", setresp).map_err(le)?;
+        // redis.set_repl(flags): REPL_NONE keeps the following commands out of the log. The log
+        // is both the AOF and the replication stream, so REPL_AOF and REPL_REPLICA alone cannot
+        // be told apart from REPL_ALL: both log.
+        let shared = run.clone();
+        let set_repl = lua
+            .create_function(move |lua, a: MultiValue| {
+                if a.len() != 1 {
+                    return command_error(lua, "ERR redis.set_repl() requires two arguments.", true);
+                }
+                let flags = match a.front() {
+                    Some(Value::Integer(i)) => *i,
+                    Some(Value::Number(n)) => *n as i64,
+                    _ => 0,
+                };
+                if flags & !3 != 0 {
+                    return command_error(lua, "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.", true);
+                }
+                shared
+                    .repl_none
+                    .store(flags == 0, std::sync::atomic::Ordering::Relaxed);
+                Ok(Value::Nil)
+            })
+            .map_err(le)?;
+        redis.raw_set("set_repl", set_repl).map_err(le)?;
+        // redis.acl_check_cmd(cmd, ...): may the caller's user run it (keys included)?
+        let shared = run.clone();
+        let acl_check = lua
+            .create_function(move |lua, a: MultiValue| {
+                let mut argv = Vec::with_capacity(a.len());
+                for v in a {
+                    match v {
+                        Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                        Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+                        Value::Number(n) => argv.push(Bytes::from(number_arg(n))),
+                        _ => {
+                            return command_error(
+                                lua,
+                                "ERR Lua redis lib command arguments must be strings or integers",
+                                true,
+                            )
+                        }
+                    }
+                }
+                if argv.is_empty() {
+                    return command_error(
+                        lua,
+                        "ERR Please specify at least one argument for this redis lib call",
+                        true,
+                    );
+                }
+                let Some(spec) = crate::exec::lookup_command(&argv[0]) else {
+                    return command_error(
+                        lua,
+                        "ERR Invalid command passed to redis.acl_check_cmd()",
+                        true,
+                    );
+                };
+                let user = shared
+                    .user
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                Ok(Value::Boolean(
+                    user.is_some_and(|u| u.check(spec, &argv).is_ok()),
+                ))
+            })
+            .map_err(le)?;
+        redis.raw_set("acl_check_cmd", acl_check).map_err(le)?;
         let runner = lua.create_registry_value(runner).map_err(le)?;
         let redis = lua.create_registry_value(redis).map_err(le)?;
         let run_fn = lua.create_registry_value(run_fn).map_err(le)?;
@@ -420,6 +525,7 @@ impl Engine {
             scripts: HashMap::new(),
             shebang_flags: HashMap::new(),
             body_bytes: 0,
+            run,
         })
     }
 
@@ -810,6 +916,12 @@ pub(crate) fn execute(
         arm_time_limit(lua, started, limit_ms, killed.clone(), false);
     }
     ctx.srv.log.begin_unit();
+    let run_shared = eng.run.clone();
+    let run: &RunShared = &run_shared;
+    run.proto.store(2, std::sync::atomic::Ordering::Relaxed);
+    run.repl_none
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    *run.user.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.client.user.clone());
     let outcome = {
         // The script's commands reach the server through this (the execution thread's own
         // data, lent to the scope for the script's run).
@@ -817,27 +929,11 @@ pub(crate) fn execute(
         let cell = &cell;
         let killed = &killed;
         lua.scope(|scope| {
-            for (name, raise) in [("call", true), ("pcall", false)] {
-                let func = scope.create_function(move |lua, a: MultiValue| {
-                    if killed.load(std::sync::atomic::Ordering::Relaxed) {
-                        return command_error(lua, &format!("ERR {KILLED_MSG}"), raise);
-                    }
-                    // Never re-entered (no command runs Lua); refuse rather than wait.
-                    let Ok(mut g) = cell.try_lock() else {
-                        return command_error(lua, "ERR redis.call re-entered", raise);
-                    };
-                    let (srv, client) = &mut *g;
-                    call_logged(lua, srv, client, a, read_only, raise)
-                })?;
-                redis.raw_set(name, func)?;
-            }
             // For the hook (which must be 'static): serve the other clients, and say whether
-            // the script was killed (SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE).
-            let serve = scope.create_function(move |_, ()| {
-                let Ok(mut g) = cell.try_lock() else {
-                    return Ok((true, false));
-                };
-                let (srv, _) = &mut *g;
+            // the script was killed (SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE). It goes
+            // through `redis.pcall` with a marker no script can make (a light userdata), so
+            // that a run creates no third function: each costs as much as a short script.
+            let serve = |srv: &mut crate::exec::Server| {
                 if let Some(r) = srv.script_run.as_mut() {
                     if !r.timed_out {
                         r.timed_out = true;
@@ -852,9 +948,34 @@ pub(crate) fn execute(
                 let served = crate::exec::serve_while_busy(srv);
                 let kill =
                     srv.script_run.as_ref().is_some_and(|r| r.killed) || srv.shutdown.is_some();
-                Ok((served, kill))
-            })?;
-            lua.set_named_registry_value(SERVE_KEY, serve)?;
+                i64::from(served) | i64::from(kill) << 1
+            };
+            for (name, raise) in [("call", true), ("pcall", false)] {
+                let func = scope.create_function(move |lua, a: MultiValue| {
+                    if !raise && a.front().is_some_and(is_serve_marker) {
+                        return Ok(Value::Integer(match cell.try_lock() {
+                            Ok(mut g) => serve(g.0),
+                            Err(_) => 1,
+                        }));
+                    }
+                    if killed.load(std::sync::atomic::Ordering::Relaxed) {
+                        return command_error(lua, &format!("ERR {KILLED_MSG}"), raise);
+                    }
+                    // Never re-entered (no command runs Lua); refuse rather than wait.
+                    let Ok(mut g) = cell.try_lock() else {
+                        return command_error(lua, "ERR redis.call re-entered", raise);
+                    };
+                    let (srv, client) = &mut *g;
+                    // redis.setresp / redis.set_repl since the last command (`RunShared`).
+                    client.proto = run.proto.load(std::sync::atomic::Ordering::Relaxed);
+                    srv.script_repl_none = run.repl_none.load(std::sync::atomic::Ordering::Relaxed);
+                    call_logged(lua, srv, client, a, read_only, raise)
+                })?;
+                if !raise {
+                    lua.set_named_registry_value(SERVE_KEY, &func)?;
+                }
+                redis.raw_set(name, func)?;
+            }
             if debugging {
                 let redis_call: mlua::Function = redis.raw_get("call")?;
                 let at_line = scope.create_function(move |lua, line: i64| {
@@ -862,73 +983,8 @@ pub(crate) fn execute(
                 })?;
                 lua.set_named_registry_value(LDB_KEY, at_line)?;
             }
-            // redis.setresp(2|3): the protocol of the script's commands' replies.
-            let setresp = scope.create_function(move |lua, a: MultiValue| {
-                if a.len() != 1 {
-                    return command_error(lua, "ERR redis.setresp() requires one argument.", true);
-                }
-                let n = match a.front() {
-                    Some(Value::Integer(i)) => *i,
-                    Some(Value::Number(n)) => *n as i64,
-                    _ => 0,
-                };
-                if n != 2 && n != 3 {
-                    return command_error(lua, "ERR RESP version must be 2 or 3.", true);
-                }
-                if let Ok(mut g) = cell.try_lock() {
-                    g.1.proto = n as u8;
-                }
-                Ok(Value::Nil)
-            })?;
-            redis.raw_set("setresp", setresp)?;
-            // redis.set_repl(flags): REPL_NONE keeps the following commands out of the log.
-            // The log is both the AOF and the replication stream, so REPL_AOF and REPL_REPLICA
-            // alone cannot be told apart from REPL_ALL: both log.
-            let set_repl = scope.create_function(move |lua, a: MultiValue| {
-                if a.len() != 1 {
-                    return command_error(lua, "ERR redis.set_repl() requires two arguments.", true);
-                }
-                let flags = match a.front() {
-                    Some(Value::Integer(i)) => *i,
-                    Some(Value::Number(n)) => *n as i64,
-                    _ => 0,
-                };
-                if flags & !3 != 0 {
-                    return command_error(lua, "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.", true);
-                }
-                if let Ok(mut g) = cell.try_lock() {
-                    g.0.script_repl_none = flags == 0;
-                }
-                Ok(Value::Nil)
-            })?;
-            redis.raw_set("set_repl", set_repl)?;
-            // redis.acl_check_cmd(cmd, ...): may the caller's user run it (keys included)?
-            let acl_check = scope.create_function(move |lua, a: MultiValue| {
-                let mut argv = Vec::with_capacity(a.len());
-                for v in a {
-                    match v {
-                        Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                        Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
-                        Value::Number(n) => argv.push(Bytes::from(number_arg(n))),
-                        _ => {
-                            return command_error(lua, "ERR Lua redis lib command arguments must be strings or integers", true)
-                        }
-                    }
-                }
-                if argv.is_empty() {
-                    return command_error(lua, "ERR Please specify at least one argument for this redis lib call", true);
-                }
-                let Some(spec) = crate::exec::lookup_command(&argv[0]) else {
-                    return command_error(lua, "ERR Invalid command passed to redis.acl_check_cmd()", true);
-                };
-                let Ok(g) = cell.try_lock() else {
-                    return Ok(Value::Boolean(false));
-                };
-                Ok(Value::Boolean(g.1.user.check(spec, &argv).is_ok()))
-            })?;
-            redis.raw_set("acl_check_cmd", acl_check)?;
             let (ok, v): (bool, Value) = runner.call((f, keys, argv))?;
-            let resp3 = cell.try_lock().is_ok_and(|g| g.1.proto >= 3);
+            let resp3 = run.proto.load(std::sync::atomic::Ordering::Relaxed) >= 3;
             Ok(if ok {
                 lua_to_reply(&v, resp3, proto_before)?
             } else {
@@ -940,9 +996,7 @@ pub(crate) fn execute(
     let _ = lua.unset_named_registry_value(LDB_KEY);
     let _ = redis.raw_set("call", Value::Nil);
     let _ = redis.raw_set("pcall", Value::Nil);
-    let _ = redis.raw_set("setresp", Value::Nil);
-    let _ = redis.raw_set("set_repl", Value::Nil);
-    let _ = redis.raw_set("acl_check_cmd", Value::Nil);
+    *run.user.lock().unwrap_or_else(|p| p.into_inner()) = None;
     ctx.srv.script_repl_none = false;
     ctx.srv.script_time_ms = None;
     if limit_ms > 0 || debugging {
@@ -1079,6 +1133,18 @@ fn send_debugger_logs(
 /// Where the scope keeps the function the hook calls to serve the other clients.
 const SERVE_KEY: &str = "sb_serve_while_busy";
 
+/// The argument the hook passes to the run's `redis.pcall` to have it serve the other clients
+/// (a light userdata: scripts cannot make one).
+static SERVE_MARKER: u8 = 0;
+
+fn serve_marker() -> mlua::LightUserData {
+    mlua::LightUserData(std::ptr::addr_of!(SERVE_MARKER) as *mut std::ffi::c_void)
+}
+
+fn is_serve_marker(v: &Value) -> bool {
+    matches!(v, Value::LightUserData(p) if *p == serve_marker())
+}
+
 /// The time limit's hook. Until the deadline it looks at the clock every
 /// [`HOOK_INSTRUCTIONS`] VM instructions (a line hook would cost a Rust call per line: a
 /// 10M-iteration loop took 14 times as long). Past it, every time it runs it serves the other
@@ -1117,7 +1183,8 @@ fn arm_time_limit(
         }
         let served = lua
             .named_registry_value::<mlua::Function>(SERVE_KEY)
-            .and_then(|f| f.call::<(bool, bool)>(()));
+            .and_then(|f| f.call::<i64>(serve_marker()))
+            .map(|bits| (bits & 1 != 0, bits & 2 != 0));
         let msg = match served {
             Ok((true, false)) => return Ok(mlua::VmState::Continue),
             Ok((true, true)) => {
