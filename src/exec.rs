@@ -1211,13 +1211,9 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     // EXEC of a transaction holding a write is checked as a write (Redis 7.0's
     // processCommand), so a state change since queuing aborts it whole.
     let is_write = command_flags(srv, spec, &argv) & flags::WRITE != 0
-        || (spec.name == "exec"
-            && client.multi.as_ref().is_some_and(|m| {
-                m.queued.iter().any(|argv| {
-                    lookup_command(&argv[0])
-                        .is_some_and(|s| command_flags(srv, s, argv) & flags::WRITE != 0)
-                })
-            }));
+        || exec_queues_any(client, spec, |s, a| {
+            command_flags(srv, s, a) & flags::WRITE != 0
+        });
     if is_write {
         if let Some(e) = srv.log.failed() {
             reject(
@@ -1240,13 +1236,7 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     // if it declares `allow-stale`, EXEC only if every queued command is one (Redis 7.0).
     if srv.replica.is_some() && crate::replica::stale_only(srv, client) {
         let stale = |s: &CommandSpec, a: &[Bytes]| command_flags(srv, s, a) & flags::STALE != 0;
-        let refused = !stale(spec, &argv)
-            || (spec.name == "exec"
-                && client.multi.as_ref().is_some_and(|m| {
-                    m.queued
-                        .iter()
-                        .any(|a| lookup_command(&a[0]).is_some_and(|s| !stale(s, a)))
-                }));
+        let refused = !stale(spec, &argv) || exec_queues_any(client, spec, |s, a| !stale(s, a));
         if refused {
             reject(srv, client, Reply::err(crate::replica::MASTERDOWN_ERR));
             return;
@@ -1310,13 +1300,24 @@ fn oom_rejects(srv: &mut Server, client: &Client, spec: &CommandSpec, argv: &[By
     let in_multi = client.multi.as_ref();
     command_flags(srv, spec, argv) & flags::DENYOOM != 0
         || (in_multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
-        || (spec.name == "exec"
-            && in_multi.is_some_and(|m| {
-                m.queued.iter().any(|argv| {
-                    lookup_command(&argv[0])
-                        .is_some_and(|s| command_flags(srv, s, argv) & flags::DENYOOM != 0)
-                })
-            }))
+        || exec_queues_any(client, spec, |s, a| {
+            command_flags(srv, s, a) & flags::DENYOOM != 0
+        })
+}
+
+/// Whether `spec` is the EXEC of a transaction that queued a command for which `f` holds
+/// (Redis 7.0's processCommand checks EXEC with the flags of what it will run).
+pub(crate) fn exec_queues_any(
+    client: &Client,
+    spec: &CommandSpec,
+    f: impl Fn(&CommandSpec, &[Bytes]) -> bool,
+) -> bool {
+    spec.name == "exec"
+        && client.multi.as_ref().is_some_and(|m| {
+            m.queued
+                .iter()
+                .any(|a| lookup_command(&a[0]).is_some_and(|s| f(s, a)))
+        })
 }
 
 /// `effective_flags`, and for a script with declared flags (an EVAL with a `#!lua` shebang, an

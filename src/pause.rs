@@ -98,12 +98,7 @@ impl Pause {
             Kind::All => true,
             Kind::Write => {
                 may_replicate(spec)
-                    || (spec.name == "exec"
-                        && client.multi.as_ref().is_some_and(|m| {
-                            m.queued.iter().any(|argv| {
-                                crate::exec::lookup_command(&argv[0]).is_some_and(may_replicate)
-                            })
-                        }))
+                    || crate::exec::exec_queues_any(client, spec, |s, _| may_replicate(s))
             }
         }
     }
