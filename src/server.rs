@@ -173,8 +173,8 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
                     // The execution thread authenticated the connection since the parse (its
                     // Connect, or an AUTH just run): parse again without the guest limits.
                     Err(e)
-                        if e.is_guest_limit()
-                            && shared.auth.load(Ordering::Relaxed) == AUTH_OK => {}
+                        if e.is_guest_limit() && shared.auth.load(Ordering::Relaxed) == AUTH_OK => {
+                    }
                     Err(e)
                         if e.is_guest_limit()
                             && (shared.auth.load(Ordering::Relaxed) == AUTH_UNKNOWN
