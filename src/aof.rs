@@ -448,12 +448,7 @@ impl Persist {
                     staging.display()
                 )
             })?;
-        let preamble = srv.cfg.get_bool("aof-use-rdb-preamble");
-        let file_format = if preamble {
-            Format::Rdb(crate::snapshot::writer_options(srv, true))
-        } else {
-            Format::Resp
-        };
+        let (preamble, file_format) = base_format(srv);
         let temp = staging.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
         Snapshot::start(
             srv,
@@ -493,15 +488,10 @@ impl Persist {
         writer.write_here(false);
         let ticket = writer.request_rotate_for_rewrite();
         let installer = writer.installer();
-        let preamble = srv.cfg.get_bool("aof-use-rdb-preamble");
         let temp = self
             .log_dir()
             .join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
-        let file_format = if preamble {
-            Format::Rdb(crate::snapshot::writer_options(srv, true))
-        } else {
-            Format::Resp
-        };
+        let (preamble, file_format) = base_format(srv);
         Snapshot::start(
             srv,
             Target::AofBase {
@@ -618,6 +608,18 @@ fn log_window(
         st.log_rotate_us = ls.last_rotate_us;
         st.log_install_us = ls.last_install_us;
         st.log_seal_bytes = ls.last_seal_bytes;
+    }
+}
+
+/// The format of a rewrite's base: RDB with `aof-use-rdb-preamble yes`, else RESP commands.
+fn base_format(srv: &Server) -> (bool, Format) {
+    if srv.cfg.get_bool("aof-use-rdb-preamble") {
+        (
+            true,
+            Format::Rdb(crate::snapshot::writer_options(srv, true)),
+        )
+    } else {
+        (false, Format::Resp)
     }
 }
 

@@ -24,7 +24,7 @@
 
 mod common;
 
-use common::{Model, TestClock, Val};
+use common::{normalize, Model, TestClock, Val};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -41,13 +41,6 @@ type State = BTreeMap<u32, BTreeMap<Vec<u8>, Val>>;
 type Unit = Vec<Vec<Vec<u8>>>;
 
 const FILENAME: &str = "appendonly.aof";
-
-fn normalize(s: &State) -> State {
-    s.iter()
-        .filter(|(_, m)| !m.is_empty())
-        .map(|(k, v)| (*k, v.clone()))
-        .collect()
-}
 
 /// The state after each prefix of `units` (`out[k]`: after the first k), normalized.
 fn states_after(units: &[Unit]) -> Vec<State> {

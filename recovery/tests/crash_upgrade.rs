@@ -23,7 +23,7 @@
 
 mod common;
 
-use common::{Model, Val};
+use common::{normalize, Model, Val};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -37,13 +37,6 @@ use strongbox_storage::resp::encode_command;
 type State = BTreeMap<u32, BTreeMap<Vec<u8>, Val>>;
 
 const FILENAME: &str = "appendonly.aof";
-
-fn normalize(s: &State) -> State {
-    s.iter()
-        .filter(|(_, m)| !m.is_empty())
-        .map(|(k, v)| (*k, v.clone()))
-        .collect()
-}
 
 /// A random Redis 6 AOF: its bytes and the state it loads to.
 fn old_aof(rng: &mut StdRng) -> (Vec<u8>, State) {

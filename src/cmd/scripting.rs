@@ -429,11 +429,7 @@ impl Engine {
                 if a.len() != 1 {
                     return command_error(lua, "ERR redis.setresp() requires one argument.", true);
                 }
-                let n = match a.front() {
-                    Some(Value::Integer(i)) => *i,
-                    Some(Value::Number(n)) => *n as i64,
-                    _ => 0,
-                };
+                let n = first_int(&a);
                 if n != 2 && n != 3 {
                     return command_error(lua, "ERR RESP version must be 2 or 3.", true);
                 }
@@ -453,11 +449,7 @@ impl Engine {
                 if a.len() != 1 {
                     return command_error(lua, "ERR redis.set_repl() requires two arguments.", true);
                 }
-                let flags = match a.front() {
-                    Some(Value::Integer(i)) => *i,
-                    Some(Value::Number(n)) => *n as i64,
-                    _ => 0,
-                };
+                let flags = first_int(&a);
                 if flags & !3 != 0 {
                     return command_error(lua, "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.", true);
                 }
@@ -472,21 +464,10 @@ impl Engine {
         let shared = run.clone();
         let acl_check = lua
             .create_function(move |lua, a: MultiValue| {
-                let mut argv = Vec::with_capacity(a.len());
-                for v in a {
-                    match v {
-                        Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                        Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
-                        Value::Number(n) => argv.push(Bytes::from(number_arg(n))),
-                        _ => {
-                            return command_error(
-                                lua,
-                                "ERR Lua redis lib command arguments must be strings or integers",
-                                true,
-                            )
-                        }
-                    }
-                }
+                let argv = match command_argv(a) {
+                    Ok(argv) => argv,
+                    Err(msg) => return command_error(lua, msg, true),
+                };
                 if argv.is_empty() {
                     return command_error(
                         lua,
@@ -1332,6 +1313,31 @@ pub(crate) fn one_line(s: &str) -> String {
 
 /// `script_call`, and in a debugging session that steps, the command and its error logged as
 /// Redis's debugger logs them.
+/// The first argument as an integer (0 if it is not a number).
+fn first_int(a: &MultiValue) -> i64 {
+    match a.front() {
+        Some(Value::Integer(i)) => *i,
+        Some(Value::Number(n)) => *n as i64,
+        _ => 0,
+    }
+}
+
+/// The arguments of `redis.call` & co. as a command's argv, or Redis's error text.
+fn command_argv(a: MultiValue) -> Result<Vec<Bytes>, &'static str> {
+    let mut argv = Vec::with_capacity(a.len());
+    for v in a {
+        match v {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            // As Redis 7.0 formats a Lua number argument: whole numbers as integers, others
+            // with 17 significant digits (Lua's own tostring keeps only 14).
+            Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+            Value::Number(n) => argv.push(Bytes::from(number_arg(n))),
+            _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    Ok(argv)
+}
+
 fn call_logged(
     lua: &Lua,
     srv: &mut crate::exec::Server,
@@ -1377,17 +1383,10 @@ fn script_call(
     raise: bool,
 ) -> mlua::Result<Value> {
     let fail = |msg: &str| command_error(lua, msg, raise);
-    let mut argv = Vec::with_capacity(a.len());
-    for v in a {
-        match v {
-            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            // As Redis 7.0 formats a Lua number argument: whole numbers as integers, others
-            // with 17 significant digits (Lua's own tostring keeps only 14).
-            Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
-            Value::Number(n) => argv.push(Bytes::from(number_arg(n))),
-            _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
-        }
-    }
+    let mut argv = match command_argv(a) {
+        Ok(argv) => argv,
+        Err(msg) => return fail(msg),
+    };
     if argv.is_empty() {
         return fail("ERR Please specify at least one argument for this redis lib call");
     }

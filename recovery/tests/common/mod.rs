@@ -203,3 +203,13 @@ pub fn sim_dir_with(dir: &Path, files: &[(&str, &[u8])]) -> strongbox_storage::f
     fs.sync_dir(dir).expect("sync dir");
     fs
 }
+
+/// A keyspace without its empty databases (what recovery's sink and the model agree on).
+pub fn normalize(
+    s: &BTreeMap<u32, BTreeMap<Vec<u8>, Val>>,
+) -> BTreeMap<u32, BTreeMap<Vec<u8>, Val>> {
+    s.iter()
+        .filter(|(_, m)| !m.is_empty())
+        .map(|(k, v)| (*k, v.clone()))
+        .collect()
+}
