@@ -1590,13 +1590,14 @@ pub fn run(mut srv: Server, rx: ExecReceiver) {
 /// event loop, the connections read and parse, then one round executes every queued batch, then
 /// the writers answer; nothing crosses a thread except the log.
 ///
-/// Except for scripts: a round that starts with a batch that may run one (EVAL, FCALL, EXEC of
-/// a transaction holding one) runs on a blocking-pool thread while this thread goes on serving
-/// the connections, so that a script past `busy-reply-threshold` can answer the other clients
-/// BUSY and take SCRIPT KILL from its hook (`serve_while_busy`), as Redis's
-/// `processEventsWhileBlocked` does. A round on the event loop's thread stops before a batch that
-/// may run a script (`Server::offload_scripts`), which starts the next round, on the script
-/// thread; that round takes every kind of message. Cost: two thread hand-offs per such round.
+/// Except for scripts: a round that starts with a batch that may run one not known to be fast
+/// (EVAL, FCALL, EXEC of a transaction holding one; see `may_run_script`) runs on the
+/// `strongbox-script` thread while this thread goes on serving the connections, so that a
+/// script past `busy-reply-threshold` can answer the other clients BUSY and take SCRIPT KILL
+/// from its hook (`serve_while_busy`), as Redis's `processEventsWhileBlocked` does. A round on
+/// the event loop's thread stops before such a batch (`Server::offload_scripts`), which starts
+/// the next round, on the script thread; that round takes every kind of message. Cost: two
+/// thread hand-offs per such round, which is why scripts known to be fast stay here.
 pub async fn run_inline(mut srv: Server, rx: ExecReceiver) {
     let tick = Duration::from_millis(1000 / srv.hz.max(1));
     let mut next_cron = Instant::now() + tick;
