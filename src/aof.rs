@@ -67,7 +67,15 @@ struct ReplaySink<'a> {
 
 impl Sink for ReplaySink<'_> {
     fn command(&mut self, argv: Vec<Bytes>) -> Result<(), String> {
-        crate::load::replay_command(self.srv, &mut self.client, &argv)
+        crate::load::replay_command(self.srv, &mut self.client, &argv)?;
+        crate::loading::key_delay(self.srv);
+        Ok(())
+    }
+    fn progress(&mut self, offset: u64) -> Result<(), String> {
+        crate::loading::progress_in_file(self.srv, offset)
+    }
+    fn file_done(&mut self, len: u64) {
+        crate::loading::file_done(self.srv, len);
     }
     fn load_rdb(&mut self, _path: &Path, bytes: &[u8]) -> Result<u64, String> {
         let (stats, consumed) = crate::snapshot::load_rdb_bytes(
@@ -1086,6 +1094,17 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         let obs =
             recovery::observe(vfs.as_ref(), &aof_dir, &filename).map_err(|e| e.to_string())?;
         let plan = recovery::plan(&obs, false).map_err(|e| e.to_string())?;
+        let total = if plan.is_empty() {
+            vfs.len(&dump_path).unwrap_or(0)
+        } else {
+            plan.files
+                .iter()
+                .map(|f| vfs.len(&plan.dir.join(&f.name)).unwrap_or(0))
+                .sum()
+        };
+        if let Some(l) = srv.loading.as_mut() {
+            l.total_bytes = total;
+        }
         let resume = if plan.is_empty() && vfs.exists(&dump_path).unwrap_or(false) {
             // Migration: an existing dump.rdb becomes the base of a new AOF directory.
             import_dump(srv, vfs.as_ref(), &dump_path, &aof_dir, &filename)?
@@ -1130,6 +1149,9 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
     } else if vfs.exists(&dump_path).unwrap_or(false) {
         let bytes = std::fs::read(&dump_path)
             .map_err(|e| format!("Can't open {}: {e}", dump_path.display()))?;
+        if let Some(l) = srv.loading.as_mut() {
+            l.total_bytes = bytes.len() as u64;
+        }
         let (stats, _) = crate::snapshot::load_rdb_bytes(
             srv,
             &bytes,

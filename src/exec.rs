@@ -423,6 +423,9 @@ pub struct Server {
     /// Messages a busy script's hook could not handle (the script's own client's next
     /// commands, the master's stream, signals), handled first by the next round, in order.
     pub busy_deferred: VecDeque<Msg>,
+    /// The data set is loading (`loading.rs`): clients are served from the loader's hook and
+    /// answered `-LOADING` unless their command has the `loading` flag. None otherwise.
+    pub loading: Option<Box<crate::loading::Loading>>,
     /// The running script called `redis.set_repl(redis.REPL_NONE)`: its commands are not
     /// logged (so neither written to the AOF nor sent to replicas) until it sets another mode.
     pub script_repl_none: bool,
@@ -534,6 +537,7 @@ impl Server {
             script_run: None,
             exec_rx: None,
             busy_deferred: VecDeque::new(),
+            loading: None,
             offload_scripts: false,
             offload_scripts_seen: false,
             fast_scripts: Default::default(),
@@ -1125,24 +1129,7 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         return;
     };
     let reject = |srv: &mut Server, client: &mut Client, r: Reply| {
-        if let Some(m) = client.multi.as_mut() {
-            m.failed = true;
-        }
-        // A rejected EXEC discards the transaction (Redis's execCommandAbort).
-        let r = match r {
-            Reply::Error(msg) if spec.name == "exec" => {
-                client.multi = None;
-                unwatch_all(srv, client);
-                let msg = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
-                Reply::Error(format!("EXECABORT Transaction discarded because of: {msg}"))
-            }
-            r => r,
-        };
-        if let Reply::Error(m) = &r {
-            count_error(&mut srv.stats, m);
-        }
-        let name = crate::cmd::server::stat_name(spec, &argv);
-        srv.stats.per_cmd.entry(name).or_default().rejected += 1;
+        let r = reject_reply(srv, client, spec, &argv, r);
         client.reply(r);
     };
     let n = argv.len() as i32;
@@ -1288,6 +1275,38 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
 }
 
+/// The reply to a command refused before it ran (Redis's rejectCommand): a transaction is
+/// flagged, a refused EXEC discards it (execCommandAbort), the error and the rejection counted.
+#[cold]
+#[inline(never)]
+pub(crate) fn reject_reply(
+    srv: &mut Server,
+    client: &mut Client,
+    spec: &'static CommandSpec,
+    argv: &[Bytes],
+    r: Reply,
+) -> Reply {
+    if let Some(m) = client.multi.as_mut() {
+        m.failed = true;
+    }
+    // A rejected EXEC discards the transaction (Redis's execCommandAbort).
+    let r = match r {
+        Reply::Error(msg) if spec.name == "exec" => {
+            client.multi = None;
+            unwatch_all(srv, client);
+            let msg = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
+            Reply::Error(format!("EXECABORT Transaction discarded because of: {msg}"))
+        }
+        r => r,
+    };
+    if let Reply::Error(m) = &r {
+        count_error(&mut srv.stats, m);
+    }
+    let name = crate::cmd::server::stat_name(spec, argv);
+    srv.stats.per_cmd.entry(name).or_default().rejected += 1;
+    r
+}
+
 /// `maxmemory`: evict as needed (`evict.rs`), then whether `spec` must be refused because
 /// memory stays over the limit — a command that may grow the dataset, EXEC of a transaction
 /// holding one, or anything queued in MULTI (except what ends it), as in Redis 7.0.
@@ -1333,7 +1352,7 @@ fn command_flags(srv: &Server, spec: &CommandSpec, argv: &[Bytes]) -> u32 {
 
 /// The flags of the command `argv` runs: its subcommand's (FUNCTION LOAD is a write that may
 /// grow memory, FUNCTION LIST is not), else the command's.
-fn effective_flags(spec: &CommandSpec, argv: &[Bytes]) -> u32 {
+pub(crate) fn effective_flags(spec: &CommandSpec, argv: &[Bytes]) -> u32 {
     if spec.subcommands.is_empty() || argv.len() < 2 {
         return spec.flags;
     }
@@ -1903,7 +1922,7 @@ fn flush_all(srv: &mut Server) {
     }
 }
 
-fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
+pub(crate) fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
     match m {
         Msg::Connect {
             id,
@@ -2073,7 +2092,8 @@ impl Server {
     /// Whether keys past their TTL are left in place (a replica: its master's DELs remove them;
     /// CLIENT PAUSE: the dataset is frozen); reads then answer as if they were gone.
     pub fn expiry_held(&self, now_ms: i64) -> bool {
-        self.replica.is_some() || self.pause.holds_writes(now_ms)
+        // While loading nothing is deleted (Redis's loading client expires nothing either).
+        self.replica.is_some() || self.pause.holds_writes(now_ms) || self.loading.is_some()
     }
 
     /// Run `f` with the persistence layer, taken out of the server for the call (it gets the

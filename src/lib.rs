@@ -29,6 +29,7 @@ pub mod keyspace;
 pub mod latency;
 pub mod limits;
 pub mod load;
+pub mod loading;
 pub mod log;
 pub mod master;
 pub mod obuf;
