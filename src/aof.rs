@@ -149,6 +149,8 @@ pub struct Persist {
     /// aof_current_size right after the last rewrite (or start), for auto-aof-rewrite-percentage.
     rewrite_base_size: u64,
     pub loaded_keys: u64,
+    /// Keys of the last dump.rdb load skipped because their TTL had passed.
+    pub loaded_expired: u64,
     pub load_secs: f64,
     last_snapshot_extra: String,
     /// The last finished snapshot's own figures (`strongbox_compaction_*`).
@@ -893,6 +895,11 @@ impl Persistence for Persist {
         set(&mut v, "rdb_saves", self.rdb_saves.to_string());
         set(
             &mut v,
+            "rdb_last_load_keys_expired",
+            self.loaded_expired.to_string(),
+        );
+        set(
+            &mut v,
             "rdb_last_load_keys_loaded",
             self.loaded_keys.to_string(),
         );
@@ -1055,6 +1062,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         aof_rewrites: 0,
         rewrite_base_size: 0,
         loaded_keys: 0,
+        loaded_expired: 0,
         load_secs: 0.0,
         last_snapshot_extra: String::new(),
         last_snapshot_stats: None,
@@ -1160,6 +1168,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         )
         .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
         persist.loaded_keys = stats.keys;
+        persist.loaded_expired = stats.expired_skipped;
     }
     srv.dirty = 0;
     crate::alloc::release_free_memory();

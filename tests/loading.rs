@@ -1,0 +1,292 @@
+//! Serving clients while the data set loads (Redis's `loading` state): a client that connects
+//! during a long load is answered at once — `-LOADING Redis is loading the dataset in memory`,
+//! or the reply of a command Redis allows while loading — byte for byte as redis-server 7.0
+//! answers during the same load; INFO shows `loading:1` with progress; a shutdown (SIGTERM,
+//! SHUTDOWN) stops the load and exits cleanly, leaving the files as they were.
+//!
+//! The loads are slowed down with Redis's own test knobs (`key-load-delay`,
+//! `loading-process-events-interval-bytes`), as Redis's suite does.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{escape, RawConn, RedisServer, ServerProcess, StrongboxServer};
+
+const LOADING: &[u8] = b"-LOADING Redis is loading the dataset in memory\r\n";
+
+/// Keys (of 1000-byte values) in the image: with a delay of 100 µs per key the load takes
+/// ~2–4 s, long enough for every check below to run while it lasts.
+const KEYS: &str = "20000";
+const SLOW_LOAD: [&str; 6] = [
+    "--key-load-delay",
+    "100",
+    "--loading-process-events-interval-bytes",
+    "1024",
+    "--rdbcompression",
+    "no",
+];
+
+fn info(c: &mut RawConn, section: &str) -> String {
+    let r = c.cmd(&["INFO", section]);
+    String::from_utf8_lossy(&r).into_owned()
+}
+
+fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+}
+
+fn loading(c: &mut RawConn) -> bool {
+    field(&info(c, "persistence"), "loading") == Some("1")
+}
+
+/// Wait until PING answers +PONG (the load is over); panics after `limit`.
+fn wait_loaded(s: &ServerProcess, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut c = s.conn();
+        let r = c.cmd(&["PING"]);
+        if r == b"+PONG\r\n" {
+            return;
+        }
+        assert_eq!(r, LOADING, "PING while loading");
+        assert!(
+            Instant::now() < deadline,
+            "still loading after {limit:?}\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Commands sent while the load runs (each with one reply): what Redis refuses with -LOADING
+/// and what it runs (the commands with the `loading` flag), in and out of MULTI and the
+/// pub/sub context, the checks that come before the loading check (arity, unknown command),
+/// and CONFIG SET of a DENY_LOADING_CONFIG option.
+const DURING_LOAD: &[&[&str]] = &[
+    &["PING"],
+    &["GET", "key:1"],
+    &["SET", "a", "b"],
+    &["DBSIZE"],
+    &["KEYS", "*"],
+    &["TYPE", "key:1"],
+    &["EVAL", "return 1", "0"],
+    &["ECHO", "hi"],
+    &["GET"],
+    &["NOSUCHCOMMAND", "x"],
+    &["SELECT", "1"],
+    &["SELECT", "0"],
+    &["MULTI"],
+    &["SET", "a", "b"],
+    &["EXEC"],
+    &["MULTI"],
+    &["ECHO", "x"],
+    &["EXEC"],
+    &["WATCH", "key:2"],
+    &["UNWATCH"],
+    &["CONFIG", "SET", "appendonly", "yes"],
+    &["CONFIG", "SET", "foo", "bar", "appendonly", "yes"],
+    &["CONFIG", "SET", "loglevel", "debug"],
+    &["CONFIG", "GET", "loglevel"],
+    &["CONFIG", "SET", "loglevel", "notice"],
+    &["CLIENT", "SETNAME", "loader"],
+    &["CLIENT", "GETNAME"],
+    &["AUTH", "x"],
+    &["PUBLISH", "ch", "x"],
+    &["DEBUG", "LOG", "while loading"],
+    &["SCRIPT", "EXISTS", "x"],
+    &["OBJECT", "ENCODING", "key:1"],
+    &["SUBSCRIBE", "c"],
+    &["PING"],
+    &["GET", "x"],
+    &["UNSUBSCRIBE", "c"],
+    &["RESET"],
+];
+
+fn run_during_load(port: u16) -> Vec<Vec<u8>> {
+    let mut c = RawConn::connect(port);
+    DURING_LOAD.iter().map(|cmd| c.cmd(cmd)).collect()
+}
+
+/// `loading_*` field names of INFO persistence, in order.
+fn loading_fields(info: &str) -> Vec<&str> {
+    info.lines()
+        .filter_map(|l| l.split_once(':').map(|(k, _)| k))
+        .filter(|k| k.starts_with("loading") || *k == "async_loading")
+        .collect()
+}
+
+/// Start a server with the slow-load knobs in a fresh directory (nothing to load), put
+/// `dump` there, restart it and return once it answers (while loading).
+fn restart_on(s: &mut ServerProcess, dump: &Path) {
+    s.stop();
+    std::fs::copy(dump, s.dir().join("dump.rdb")).expect("copy dump.rdb");
+    s.restart_until_answer();
+}
+
+#[test]
+fn clients_are_answered_as_redis_answers_them_while_an_rdb_loads() {
+    for io_threads in ["1", "2"] {
+        // One image, made by redis-server, loaded by both.
+        let mut args = vec![
+            "--appendonly",
+            "no",
+            "--enable-debug-command",
+            "yes",
+            "--io-threads",
+            io_threads,
+        ];
+        args.extend(SLOW_LOAD);
+        let mut r = RedisServer::start(&args);
+        let mut rc = r.conn();
+        assert_eq!(
+            rc.cmd(&["DEBUG", "POPULATE", KEYS, "key", "1000"]),
+            b"+OK\r\n"
+        );
+        assert_eq!(rc.cmd(&["SAVE"]), b"+OK\r\n");
+        let digest = rc.cmd(&["DEBUG", "DIGEST"]);
+        drop(rc);
+        let image = tempfile::tempdir().expect("tempdir");
+        let dump = image.path().join("dump.rdb");
+        std::fs::copy(r.dir().join("dump.rdb"), &dump).expect("copy dump.rdb");
+        let dump_len = std::fs::metadata(&dump).expect("dump size").len();
+        let mut s = StrongboxServer::start(&args);
+
+        restart_on(&mut s, &dump);
+        restart_on(&mut r, &dump);
+        let ours = run_during_load(s.port());
+        let theirs = run_during_load(r.port());
+        let (mut sc, mut rc) = (s.conn(), r.conn());
+        let (s_info, r_info) = (info(&mut sc, "persistence"), info(&mut rc, "persistence"));
+        assert!(
+            loading(&mut sc) && loading(&mut rc),
+            "both servers must still be loading after the commands (raise key-load-delay)"
+        );
+        for (i, cmd) in DURING_LOAD.iter().enumerate() {
+            assert_eq!(
+                escape(&ours[i]),
+                escape(&theirs[i]),
+                "io-threads {io_threads}: {cmd:?} while loading"
+            );
+        }
+        assert_eq!(ours[0], LOADING);
+        assert_eq!(ours[1], LOADING);
+
+        // INFO: loading:1 and Redis's loading_* fields, in Redis's order, with progress.
+        assert_eq!(loading_fields(&s_info), loading_fields(&r_info), "{s_info}");
+        assert_eq!(field(&s_info, "loading"), Some("1"));
+        assert_eq!(
+            field(&s_info, "loading_total_bytes"),
+            Some(dump_len.to_string().as_str())
+        );
+        let loaded: u64 = field(&s_info, "loading_loaded_bytes")
+            .and_then(|v| v.parse().ok())
+            .expect("loading_loaded_bytes");
+        assert!(
+            loaded > 0 && loaded < dump_len,
+            "loaded {loaded} of {dump_len}"
+        );
+        let perc: f64 = field(&s_info, "loading_loaded_perc")
+            .and_then(|v| v.parse().ok())
+            .expect("loading_loaded_perc");
+        assert!(perc > 0.0 && perc < 100.0, "{perc}");
+        assert!(field(&s_info, "loading_eta_seconds").is_some());
+
+        // After the load: everything answers, all the data is there.
+        wait_loaded(&s, Duration::from_secs(60));
+        wait_loaded(&r, Duration::from_secs(60));
+        let mut sc = s.conn();
+        assert_eq!(sc.cmd(&["DBSIZE"]), format!(":{KEYS}\r\n").as_bytes());
+        assert_eq!(sc.cmd(&["DEBUG", "DIGEST"]), digest);
+        assert_eq!(sc.cmd(&["SET", "a", "b"]), b"+OK\r\n");
+        let after = info(&mut sc, "persistence");
+        assert_eq!(field(&after, "loading"), Some("0"));
+        assert!(field(&after, "loading_total_bytes").is_none(), "{after}");
+        assert!(s.log().contains("DEBUG LOG: while loading"));
+    }
+}
+
+/// Every file of the AOF directory with its bytes.
+fn aof_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir.join("appendonlydir"))
+        .expect("appendonlydir")
+        .map(|e| {
+            let e = e.expect("dir entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read AOF file"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_shutdown_during_the_load_exits_at_once_and_leaves_the_files_as_they_were() {
+    // SIGTERM with io-threads 1, SHUTDOWN (the command, which has the loading flag) with 2.
+    for (io_threads, how) in [("1", "SIGTERM"), ("2", "SHUTDOWN")] {
+        let mut args = vec![
+            "--appendonly",
+            "yes",
+            "--enable-debug-command",
+            "yes",
+            "--io-threads",
+            io_threads,
+        ];
+        args.extend(SLOW_LOAD);
+        let mut s = StrongboxServer::start(&args);
+        let mut c = s.conn();
+        // A log of 20000 SETs and a few other commands, replayed at 100 µs each.
+        let mut pipeline = Vec::new();
+        for i in 0..20_000 {
+            let (k, v) = (format!("key:{i}"), format!("value:{i}"));
+            pipeline.extend(common::encode_command(&["SET", k.as_str(), v.as_str()]));
+        }
+        c.send(&pipeline);
+        for _ in 0..20_000 {
+            assert_eq!(c.read_reply(), b"+OK\r\n");
+        }
+        assert_eq!(c.cmd(&["RPUSH", "list", "a", "b", "c"]), b":3\r\n");
+        assert_eq!(c.cmd(&["INCRBY", "counter", "7"]), b":7\r\n");
+        let digest = c.cmd(&["DEBUG", "DIGEST"]);
+        drop(c);
+        s.stop();
+        let files = aof_files(s.dir());
+
+        s.restart_until_answer();
+        let mut c = s.conn();
+        assert_eq!(c.cmd(&["GET", "counter"]), LOADING);
+        assert!(loading(&mut c), "{}", s.log());
+        let asked = Instant::now();
+        let status = if how == "SIGTERM" {
+            s.terminate()
+        } else {
+            c.send_cmd(&["SHUTDOWN"]);
+            // Nothing is answered: the server exits (as Redis, without saving).
+            assert!(c.is_closed_within(Duration::from_secs(5)), "{}", s.log());
+            s.stop()
+        };
+        let took = asked.elapsed();
+        assert!(
+            status.is_some_and(|st| st.success()),
+            "{how} while loading: exit {status:?}\n{}",
+            s.log()
+        );
+        assert!(took < Duration::from_secs(2), "{how} took {took:?}");
+        assert!(s.log().contains("ready to exit"), "{}", s.log());
+        assert_eq!(
+            aof_files(s.dir()),
+            files,
+            "{how} during the load changed the files"
+        );
+
+        // The next start loads the same data set.
+        s.restart();
+        let mut c = s.conn();
+        assert_eq!(c.cmd(&["DEBUG", "DIGEST"]), digest);
+        assert_eq!(c.cmd(&["DBSIZE"]), b":20002\r\n");
+        assert_eq!(c.cmd(&["GET", "key:19999"]), b"$11\r\nvalue:19999\r\n");
+    }
+}
