@@ -119,7 +119,7 @@ impl Loading {
             self.rng ^= self.rng << 13;
             self.rng ^= self.rng >> 7;
             self.rng ^= self.rng << 17;
-            u64::from(self.rng % us.unsigned_abs() == 0)
+            u64::from(self.rng.is_multiple_of(us.unsigned_abs()))
         } else {
             us as u64
         };
@@ -161,7 +161,7 @@ pub fn progress_in_image(srv: &mut Server, offset: u64) -> Result<(), String> {
         // Large entries, a slow disk: still serve now and then (the clock is read once per
         // [`CLOCK_EVERY`] calls).
         l.calls = l.calls.wrapping_add(1);
-        if l.calls % CLOCK_EVERY != 0 || l.served_at.elapsed() < SERVE_INTERVAL_MAX {
+        if !l.calls.is_multiple_of(CLOCK_EVERY) || l.served_at.elapsed() < SERVE_INTERVAL_MAX {
             return Ok(());
         }
     }

@@ -101,7 +101,7 @@ impl FileReplay<'_> {
 
     fn apply(&mut self, argv: Vec<Bytes>, offset: u64) -> Result<(), RecoveryError> {
         self.commands += 1;
-        if self.commands % PROGRESS_COMMANDS == 0 {
+        if self.commands.is_multiple_of(PROGRESS_COMMANDS) {
             self.sink
                 .progress(offset)
                 .map_err(|reason| RecoveryError::Apply {
