@@ -1748,7 +1748,9 @@ fn note_script_time(srv: &mut Server, argv: &[Bytes], dur_us: u64) {
 /// answered BUSY or killed until it ends (it is handed off again from its next run on).
 fn may_run_script(srv: &Server, m: &Msg) -> bool {
     let Msg::Commands { id, cmds } = m else {
-        return false;
+        // A replica's full-sync load serves the clients while it runs (`loading.rs`): the
+        // event loop must go on reading them meanwhile.
+        return matches!(m, Msg::Replica(crate::replica::ReplMsg::Sync { .. }));
     };
     let is_script = |argv: &Vec<Bytes>| {
         // (every command of an inline round passes here: one byte decides for most)

@@ -634,11 +634,32 @@ fn full_sync(
     crate::cmd::function::clear(srv);
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let file = std::fs::File::open(path).map_err(|e| e.to_string());
+    // Clients are served meanwhile (-LOADING, or what Redis allows while loading).
+    let size = file
+        .as_ref()
+        .ok()
+        .and_then(|f| f.metadata().ok())
+        .map_or(0, |m| m.len());
+    srv.loading = Some(crate::loading::Loading::new(srv, size));
+    // In place while loading: INFO and ROLE show a replica whose link is down.
+    rep.state = LinkState::Down;
+    srv.replica = Some(rep);
     let loaded = file.and_then(|f| {
         // A replica keeps keys the master sent even if already expired: the master's DEL
         // follows (as Redis's replica loading does).
         crate::snapshot::load_rdb(srv, std::io::BufReader::with_capacity(1 << 20, f), true)
     });
+    if srv.loading.take().is_some_and(|l| l.aborted) {
+        // SIGTERM or SHUTDOWN during the load: as Redis, exit without saving the half-loaded
+        // data set. The log stopped before the flush, so the AOF directory still holds the
+        // data set from before the sync: nothing keeps the server from exiting.
+        srv.shutdown = Some(crate::exec::ShutdownMode::NoSave);
+        srv.shutdown_now = true;
+        srv.shutdown_force = true;
+    }
+    let Some(mut rep) = srv.replica.take() else {
+        return loaded.map(|_| ());
+    };
     rep.master_replid = replid;
     rep.offset = offset;
     rep.synced_once = true;

@@ -140,6 +140,9 @@ fn clients_are_answered_as_redis_answers_them_while_an_rdb_loads() {
             io_threads,
         ];
         args.extend(SLOW_LOAD);
+        // Slower still: the commands below run on both servers while both load.
+        let delay = args.iter().position(|a| *a == "--key-load-delay");
+        args[delay.expect("--key-load-delay") + 1] = "250";
         let mut r = RedisServer::start(&args);
         let mut rc = r.conn();
         assert_eq!(
@@ -161,9 +164,11 @@ fn clients_are_answered_as_redis_answers_them_while_an_rdb_loads() {
         let theirs = run_during_load(r.port());
         let (mut sc, mut rc) = (s.conn(), r.conn());
         let (s_info, r_info) = (info(&mut sc, "persistence"), info(&mut rc, "persistence"));
+        let (s_loading, r_loading) = (loading(&mut sc), loading(&mut rc));
         assert!(
-            loading(&mut sc) && loading(&mut rc),
-            "both servers must still be loading after the commands (raise key-load-delay)"
+            s_loading && r_loading,
+            "both servers must still be loading after the commands (strongbox: {s_loading}, \
+             redis: {r_loading}; raise key-load-delay)"
         );
         for (i, cmd) in DURING_LOAD.iter().enumerate() {
             assert_eq!(
@@ -289,4 +294,79 @@ fn a_shutdown_during_the_load_exits_at_once_and_leaves_the_files_as_they_were() 
         assert_eq!(c.cmd(&["DBSIZE"]), b":20002\r\n");
         assert_eq!(c.cmd(&["GET", "key:19999"]), b"$11\r\nvalue:19999\r\n");
     }
+}
+
+/// Poll `cond` every 50 ms for up to `limit`.
+fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_replica_serves_clients_while_it_loads_the_masters_rdb() {
+    let mut master = RedisServer::start(&[
+        "--enable-debug-command",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    let mut mc = master.conn();
+    assert_eq!(
+        mc.cmd(&["DEBUG", "POPULATE", KEYS, "key", "1000"]),
+        b"+OK\r\n"
+    );
+    let digest = mc.cmd(&["DEBUG", "DIGEST"]);
+    let master_port = master.port().to_string();
+    // One replica loads to the end, one is stopped by SIGTERM while it loads.
+    for (io_threads, sigterm) in [("1", false), ("2", true)] {
+        let mut args = vec!["--io-threads", io_threads];
+        args.extend(SLOW_LOAD);
+        let mut s = StrongboxServer::start(&args);
+        let mut c = s.conn();
+        assert_eq!(c.cmd(&["SET", "mine", "1"]), b"+OK\r\n");
+        assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &master_port]), b"+OK\r\n");
+        wait_for(Duration::from_secs(30), "the replica's load", || {
+            loading(&mut c)
+        });
+        assert_eq!(c.cmd(&["PING"]), LOADING);
+        assert_eq!(c.cmd(&["GET", "key:1"]), LOADING);
+        // A write is refused as by a read-only replica first (Redis's order).
+        assert_eq!(
+            c.cmd(&["SET", "a", "b"]),
+            b"-READONLY You can't write against a read only replica.\r\n"
+        );
+        let repl = info(&mut c, "replication");
+        assert_eq!(field(&repl, "role"), Some("slave"), "{repl}");
+        assert_eq!(field(&repl, "master_link_status"), Some("down"), "{repl}");
+        let persistence = info(&mut c, "persistence");
+        assert!(field(&persistence, "loading_loaded_bytes").is_some());
+        if sigterm {
+            let asked = Instant::now();
+            let status = s.terminate();
+            assert!(
+                status.is_some_and(|st| st.success()),
+                "SIGTERM while loading: exit {status:?}\n{}",
+                s.log()
+            );
+            assert!(asked.elapsed() < Duration::from_secs(2), "{}", s.log());
+            // The files still hold the data set from before the sync (the log stopped before
+            // the flush), not a half-loaded one.
+            s.restart();
+            let mut c = s.conn();
+            assert_eq!(c.cmd(&["DBSIZE"]), b":1\r\n");
+            assert_eq!(c.cmd(&["GET", "mine"]), b"$1\r\n1\r\n");
+            continue;
+        }
+        wait_for(Duration::from_secs(60), "the link up", || {
+            field(&info(&mut c, "replication"), "master_link_status") == Some("up")
+        });
+        assert_eq!(c.cmd(&["DBSIZE"]), format!(":{KEYS}\r\n").as_bytes());
+        assert_eq!(c.cmd(&["DEBUG", "DIGEST"]), digest);
+        assert_eq!(field(&info(&mut c, "persistence"), "loading"), Some("0"));
+    }
+    drop(mc);
+    master.stop();
 }
