@@ -1208,6 +1208,13 @@ pub fn reload_from_files(srv: &mut Server) -> Result<(), String> {
     };
     let obs = recovery::observe(&vfs, &aof_dir, &filename).map_err(|e| e.to_string())?;
     let plan = recovery::plan(&obs, false).map_err(|e| e.to_string())?;
+    if let Some(l) = srv.loading.as_mut() {
+        l.total_bytes = plan
+            .files
+            .iter()
+            .map(|f| vfs.len(&plan.dir.join(&f.name)).unwrap_or(0))
+            .sum();
+    }
     for d in srv.dbs.iter_mut() {
         d.clear();
     }

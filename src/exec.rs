@@ -1754,9 +1754,12 @@ fn may_run_script(srv: &Server, m: &Msg) -> bool {
     };
     let is_script = |argv: &Vec<Bytes>| {
         // (every command of an inline round passes here: one byte decides for most)
-        argv.first().is_some_and(|n| {
-            matches!(n.first().map(|b| b | 0x20), Some(b'e' | b'f'))
-                && [
+        let Some(n) = argv.first() else {
+            return false;
+        };
+        match n.first().map(|b| b | 0x20) {
+            Some(b'e' | b'f') => {
+                [
                     &b"eval"[..],
                     b"evalsha",
                     b"eval_ro",
@@ -1766,7 +1769,17 @@ fn may_run_script(srv: &Server, m: &Msg) -> bool {
                 ]
                 .iter()
                 .any(|s| n.eq_ignore_ascii_case(s))
-        }) && !srv.fast_scripts.contains(&script_key(argv))
+                    && !srv.fast_scripts.contains(&script_key(argv))
+            }
+            // DEBUG RELOAD and LOADAOF serve the clients while they load (`loading.rs`).
+            Some(b'd') => {
+                n.eq_ignore_ascii_case(b"debug")
+                    && argv.get(1).is_some_and(|s| {
+                        s.eq_ignore_ascii_case(b"reload") || s.eq_ignore_ascii_case(b"loadaof")
+                    })
+            }
+            _ => false,
+        }
     };
     let has_exec = || {
         cmds.iter()
@@ -1796,6 +1809,12 @@ fn next_msg(srv: &mut Server) -> Option<Msg> {
 /// commands, the master's stream and signals wait for the script's end (`busy_deferred`). False
 /// when no message can be received here (unit tests; nothing would ever answer).
 pub fn serve_while_busy(srv: &mut Server) -> bool {
+    if srv.loading.is_some() {
+        // A script replayed from the log: -LOADING comes first, as in Redis (a shutdown asked
+        // for meanwhile stops the load at its next progress call).
+        let _ = crate::loading::serve(srv);
+        return srv.exec_rx.is_some();
+    }
     let Some(rx) = srv.exec_rx.take() else {
         return false;
     };

@@ -176,6 +176,21 @@ pub fn file_done(srv: &mut Server, len: u64) {
     }
 }
 
+/// Run `load` (a replica's sync, DEBUG RELOAD, DEBUG LOADAOF: `total` bytes to load) with
+/// the clients served meanwhile. A shutdown asked for meanwhile (which stops the load) makes
+/// the server exit without saving the half-loaded data set, as Redis: no save, no waiting for
+/// replicas or for a first AOF base (the files were only read, or the log was stopped first).
+pub fn while_serving<T>(srv: &mut Server, total: u64, load: impl FnOnce(&mut Server) -> T) -> T {
+    srv.loading = Some(Loading::new(srv, total));
+    let r = load(srv);
+    if srv.loading.take().is_some_and(|l| l.aborted) {
+        srv.shutdown = Some(crate::exec::ShutdownMode::NoSave);
+        srv.shutdown_now = true;
+        srv.shutdown_force = true;
+    }
+    r
+}
+
 /// Handle what the connections queued (Redis's processEventsWhileBlocked during a load).
 /// Err([`ABORTED`]) once a shutdown was asked for.
 pub fn serve(srv: &mut Server) -> Result<(), String> {
@@ -183,6 +198,9 @@ pub fn serve(srv: &mut Server) -> Result<(), String> {
         l.served_at = Instant::now();
         l.served_at_bytes = l.loaded_bytes;
     }
+    // A command may be running this load (DEBUG RELOAD): its state comes back afterwards.
+    let current = srv.current_client;
+    let call_end = srv.call_end_us.take();
     if let Some(rx) = srv.exec_rx.take() {
         let mut touched = Vec::new();
         for _ in 0..SERVE_MESSAGES_MAX {
@@ -211,6 +229,8 @@ pub fn serve(srv: &mut Server) -> Result<(), String> {
         }
         srv.exec_rx = Some(rx);
     }
+    srv.current_client = current;
+    srv.call_end_us = call_end;
     // SHUTDOWN (it has the `loading` flag): as Redis, the server exits without saving.
     if srv.shutdown.is_some() {
         abort(srv);

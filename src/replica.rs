@@ -640,23 +640,18 @@ fn full_sync(
         .ok()
         .and_then(|f| f.metadata().ok())
         .map_or(0, |m| m.len());
-    srv.loading = Some(crate::loading::Loading::new(srv, size));
     // In place while loading: INFO and ROLE show a replica whose link is down.
     rep.state = LinkState::Down;
     srv.replica = Some(rep);
-    let loaded = file.and_then(|f| {
-        // A replica keeps keys the master sent even if already expired: the master's DEL
-        // follows (as Redis's replica loading does).
-        crate::snapshot::load_rdb(srv, std::io::BufReader::with_capacity(1 << 20, f), true)
+    // A shutdown asked for meanwhile exits without saving: the log stopped before the flush,
+    // so the AOF directory still holds the data set from before the sync.
+    let loaded = crate::loading::while_serving(srv, size, |srv| {
+        file.and_then(|f| {
+            // A replica keeps keys the master sent even if already expired: the master's DEL
+            // follows (as Redis's replica loading does).
+            crate::snapshot::load_rdb(srv, std::io::BufReader::with_capacity(1 << 20, f), true)
+        })
     });
-    if srv.loading.take().is_some_and(|l| l.aborted) {
-        // SIGTERM or SHUTDOWN during the load: as Redis, exit without saving the half-loaded
-        // data set. The log stopped before the flush, so the AOF directory still holds the
-        // data set from before the sync: nothing keeps the server from exiting.
-        srv.shutdown = Some(crate::exec::ShutdownMode::NoSave);
-        srv.shutdown_now = true;
-        srv.shutdown_force = true;
-    }
     let Some(mut rep) = srv.replica.take() else {
         return loaded.map(|_| ());
     };

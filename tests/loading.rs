@@ -370,3 +370,56 @@ fn a_replica_serves_clients_while_it_loads_the_masters_rdb() {
     drop(mc);
     master.stop();
 }
+
+#[test]
+fn debug_reload_and_loadaof_serve_the_other_clients_while_they_load() {
+    for (io_threads, appendonly, sub) in [("1", "no", "RELOAD"), ("2", "yes", "LOADAOF")] {
+        let mut args = vec![
+            "--appendonly",
+            appendonly,
+            "--enable-debug-command",
+            "yes",
+            "--io-threads",
+            io_threads,
+        ];
+        args.extend(SLOW_LOAD);
+        let s = StrongboxServer::start(&args);
+        let mut c = s.conn();
+        if appendonly == "no" {
+            assert_eq!(
+                c.cmd(&["DEBUG", "POPULATE", KEYS, "key", "1000"]),
+                b"+OK\r\n"
+            );
+        } else {
+            // DEBUG POPULATE is not logged: SETs are.
+            let mut pipeline = Vec::new();
+            for i in 0..20_000 {
+                let (k, v) = (format!("key:{i}"), format!("value:{i}"));
+                pipeline.extend(common::encode_command(&["SET", k.as_str(), v.as_str()]));
+            }
+            c.send(&pipeline);
+            for _ in 0..20_000 {
+                assert_eq!(c.read_reply(), b"+OK\r\n");
+            }
+        }
+        let digest = c.cmd(&["DEBUG", "DIGEST"]);
+        let mut reloading = s.conn();
+        reloading.send_cmd(&["DEBUG", sub]);
+        wait_for(Duration::from_secs(30), "DEBUG's load", || {
+            c.cmd(&["PING"]) == LOADING
+        });
+        assert!(loading(&mut c), "{sub}: INFO loading:1 while it loads");
+        assert_eq!(c.cmd(&["GET", "key:1"]), LOADING);
+        assert_eq!(c.cmd(&["ECHO", "x"]), b"$1\r\nx\r\n");
+        reloading.set_timeout(Duration::from_secs(60));
+        assert_eq!(
+            reloading.read_reply(),
+            b"+OK\r\n",
+            "DEBUG {sub}\n{}",
+            s.log()
+        );
+        assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n");
+        assert_eq!(c.cmd(&["DEBUG", "DIGEST"]), digest);
+        assert_eq!(field(&info(&mut c, "persistence"), "loading"), Some("0"));
+    }
+}

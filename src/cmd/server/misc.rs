@@ -499,7 +499,12 @@ pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
         crate::cmd::function::clear(ctx.srv);
         crate::tracking::flushed(ctx.srv, Some(ctx.client));
     }
-    match crate::snapshot::load_rdb(ctx.srv, std::io::BufReader::new(file), true) {
+    // Clients are served meanwhile (-LOADING, or what Redis allows while loading).
+    let size = file.metadata().map_or(0, |m| m.len());
+    let loaded = crate::loading::while_serving(ctx.srv, size, |srv| {
+        crate::snapshot::load_rdb(srv, std::io::BufReader::new(file), true)
+    });
+    match loaded {
         Ok(_) => {
             ctx.srv.dirty = 0;
             ctx.srv.lastsave_s = crate::util::now_ms() / 1000;
