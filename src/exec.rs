@@ -2113,8 +2113,7 @@ impl Server {
     /// Whether keys past their TTL are left in place (a replica: its master's DELs remove them;
     /// CLIENT PAUSE: the dataset is frozen); reads then answer as if they were gone.
     pub fn expiry_held(&self, now_ms: i64) -> bool {
-        // While loading nothing is deleted (Redis's loading client expires nothing either).
-        self.replica.is_some() || self.pause.holds_writes(now_ms) || self.loading.is_some()
+        self.replica.is_some() || self.pause.holds_writes(now_ms)
     }
 
     /// Run `f` with the persistence layer, taken out of the server for the call (it gets the

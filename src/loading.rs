@@ -60,6 +60,9 @@ pub struct Loading {
     pub key_delay_us: i64,
     /// A shutdown was asked for: the load stops at the next [`serve`].
     pub aborted: bool,
+    /// A shutdown was already under way when the load started (a DEBUG RELOAD while it waits
+    /// for replicas): that one is not a reason to stop the load.
+    shutdown_before: bool,
     /// For the pseudo-random sleeps of a negative `key-load-delay`.
     rng: u64,
 }
@@ -80,6 +83,7 @@ impl Loading {
             calls: 0,
             key_delay_us: srv.cfg.get_i64("key-load-delay"),
             aborted: false,
+            shutdown_before: srv.shutdown.is_some(),
             rng: 0x9e37_79b9_7f4a_7c15 ^ crate::util::now_ms() as u64,
         })
     }
@@ -232,7 +236,7 @@ pub fn serve(srv: &mut Server) -> Result<(), String> {
     srv.current_client = current;
     srv.call_end_us = call_end;
     // SHUTDOWN (it has the `loading` flag): as Redis, the server exits without saving.
-    if srv.shutdown.is_some() {
+    if srv.shutdown.is_some() && srv.loading.as_ref().is_some_and(|l| !l.shutdown_before) {
         abort(srv);
     }
     match srv.loading.as_ref() {
