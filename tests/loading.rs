@@ -341,6 +341,7 @@ fn a_replica_serves_clients_while_it_loads_the_masters_rdb() {
         let repl = info(&mut c, "replication");
         assert_eq!(field(&repl, "role"), Some("slave"), "{repl}");
         assert_eq!(field(&repl, "master_link_status"), Some("down"), "{repl}");
+        assert_eq!(field(&repl, "master_sync_in_progress"), Some("1"), "{repl}");
         let persistence = info(&mut c, "persistence");
         assert!(field(&persistence, "loading_loaded_bytes").is_some());
         if sigterm {
