@@ -137,19 +137,12 @@ pub fn run_server(args: Vec<String>) -> i32 {
         rt.spawn(accept_loop(l, net.clone()));
     }
     spawn_signal_thread(exec_tx.clone());
-    // Load the data set (log, snapshot) and attach the log writer, on a thread of its own
-    // while this one runs the connections (with `io-threads 1` they share this thread).
+    // Load the data set (log, snapshot) and attach the log writer, the connections served
+    // meanwhile (see `load_serving`).
     let start = std::time::Instant::now();
     srv.exec_rx = Some(exec_rx);
     srv.loading = Some(crate::loading::Loading::new(&srv, 0));
-    let (mut srv, loaded) = match load_serving(&rt, srv) {
-        Some(r) => r,
-        None => {
-            tracing::error!("The loading thread failed");
-            return 1;
-        }
-    };
-    if let Err(e) = loaded {
+    if let Err(e) = load_serving(&rt, &mut srv, inline) {
         if srv.loading.as_ref().is_some_and(|l| l.aborted) {
             // As Redis: a shutdown asked for while loading exits without saving (the files
             // were only read).
@@ -214,27 +207,37 @@ pub fn run_server(args: Vec<String>) -> i32 {
     0
 }
 
-/// Run `crate::aof::open` on a thread of its own (`strongbox-loading`, with the execution
-/// thread's stack) while this thread runs `rt`, so that the connections are read and answered
-/// meanwhile. The server comes back with the load's result; None if the thread failed.
+/// Run `crate::aof::open` on this thread (the main one: what the load allocates stays in
+/// glibc's main arena, which `malloc_trim` returns to the system whole — from another thread,
+/// a 1M-key log replay left ~10 MB more resident), while the connections are served: by the
+/// runtime's workers, or with `io-threads 1` by a helper thread driving the single-threaded
+/// runtime until the load ends (the main thread drives it afterwards).
 fn load_serving(
     rt: &tokio::runtime::Runtime,
-    mut srv: Server,
-) -> Option<(Server, Result<(), String>)> {
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("strongbox-loading".into())
-        .stack_size(crate::exec::EXEC_STACK_BYTES)
-        .spawn(move || {
-            crate::util::prefer_short_slices();
-            let r = crate::aof::open(&mut srv);
-            let _ = done_tx.send((srv, r));
-        });
-    if let Err(e) = spawned {
-        tracing::error!("Can't start the loading thread: {e}");
-        return None;
+    srv: &mut Server,
+    inline: bool,
+) -> Result<(), String> {
+    if !inline {
+        return crate::aof::open(srv);
     }
-    rt.block_on(done_rx).ok()
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::scope(|scope| {
+        let io = std::thread::Builder::new()
+            .name("strongbox-io".into())
+            .spawn_scoped(scope, move || {
+                crate::util::prefer_short_slices();
+                rt.block_on(async {
+                    // Err: the load ended by a panic (the sender is gone).
+                    let _ = done_rx.await;
+                });
+            });
+        if let Err(e) = io {
+            tracing::warn!("Can't start a thread to serve clients while loading ({e}): they wait for the end of the load");
+        }
+        let r = crate::aof::open(srv);
+        let _ = done_tx.send(());
+        r
+    })
 }
 
 /// SIGTERM and SIGINT, on a thread of their own: the execution loop may be busy for long (a
