@@ -1,16 +1,17 @@
 //! Serving clients while the data set loads (Redis's `loading` state).
 //!
 //! At start the listeners and the execution channel exist before the load (`startup.rs`), and
-//! the load runs on a thread of its own with the [`Server`]. Every so often — every
-//! [`recovery::replay::PROGRESS_COMMANDS`] replayed commands, every
-//! `loading-process-events-interval-bytes` of an RDB image — it calls [`serve`], which handles
-//! what the connections queued meanwhile, as Redis's `processEventsWhileBlocked`: connects and
-//! disconnects, and commands, each answered `-LOADING Redis is loading the dataset in memory`
-//! unless its command has Redis's `loading` flag (INFO, PING is not one; AUTH, HELLO, CLIENT,
-//! CONFIG GET, SELECT, SHUTDOWN …), which runs against the partly loaded server as in Redis.
-//! A SIGTERM/SIGINT or SHUTDOWN stops the load ([`ABORTED`]) and the server exits without
-//! saving; the load only reads the files until it ends (the torn-tail cut and the writer's
-//! attachment come after the last command), so nothing is half written.
+//! the connections are read while it runs; so during a replica's full-sync load and DEBUG
+//! RELOAD / LOADAOF ([`while_serving`]). Every so often — every
+//! [`strongbox_recovery::replay::PROGRESS_COMMANDS`] replayed commands, every
+//! `loading-process-events-interval-bytes` of an RDB image — the loader calls [`serve`], which
+//! handles what the connections queued meanwhile, as Redis's `processEventsWhileBlocked`:
+//! connects and disconnects, and commands, each answered `-LOADING Redis is loading the
+//! dataset in memory` unless its command has Redis's `loading` flag (INFO, AUTH, HELLO, CLIENT,
+//! CONFIG, SELECT, ECHO, SHUTDOWN …; not PING), which runs against the partly loaded server as
+//! in Redis. A SIGTERM/SIGINT or SHUTDOWN stops the load ([`ABORTED`]) and the server exits
+//! without saving; the load only reads the files until it ends (the torn-tail cut and the
+//! writer's attachment come after the last command), so nothing is half written.
 //!
 //! Nothing here is on the path of a command once the load is over: `Server::loading` is None
 //! and the execution loop never looks at it (the check is made before `process_command`).
