@@ -52,8 +52,9 @@ pub struct Loading {
     files_done_bytes: u64,
     /// `loading-process-events-interval-bytes`.
     interval_bytes: u64,
-    /// Loaded bytes at the last [`serve`].
-    served_at_bytes: u64,
+    /// [`progress_in_image`] serves once `loaded_bytes` reaches this (the next multiple of
+    /// `interval_bytes` after the last [`serve`]).
+    serve_at_bytes: u64,
     served_at: Instant,
     /// Calls of [`progress_in_image`] (see [`CLOCK_EVERY`]).
     calls: u32,
@@ -79,7 +80,7 @@ impl Loading {
                 .cfg
                 .get_i64("loading-process-events-interval-bytes")
                 .max(1024) as u64,
-            served_at_bytes: 0,
+            serve_at_bytes: 0,
             served_at: Instant::now(),
             calls: 0,
             key_delay_us: srv.cfg.get_i64("key-load-delay"),
@@ -162,7 +163,7 @@ pub fn progress_in_image(srv: &mut Server, offset: u64) -> Result<(), String> {
         return Ok(());
     };
     l.loaded_bytes = l.files_done_bytes + offset;
-    if l.loaded_bytes / l.interval_bytes == l.served_at_bytes / l.interval_bytes {
+    if l.loaded_bytes < l.serve_at_bytes {
         // Large entries, a slow disk: still serve now and then (the clock is read once per
         // [`CLOCK_EVERY`] calls).
         l.calls = l.calls.wrapping_add(1);
@@ -201,7 +202,7 @@ pub fn while_serving<T>(srv: &mut Server, total: u64, load: impl FnOnce(&mut Ser
 pub fn serve(srv: &mut Server) -> Result<(), String> {
     if let Some(l) = srv.loading.as_mut() {
         l.served_at = Instant::now();
-        l.served_at_bytes = l.loaded_bytes;
+        l.serve_at_bytes = (l.loaded_bytes / l.interval_bytes + 1).saturating_mul(l.interval_bytes);
     }
     // A command may be running this load (DEBUG RELOAD): its state comes back afterwards.
     let current = srv.current_client;
@@ -296,8 +297,19 @@ fn loading_rejects(srv: &Server, c: &Client, argv: &[Bytes]) -> Option<&'static 
     let name = crate::exec::resolve_renamed(&argv[0])?;
     let spec = crate::exec::lookup_command(&name)?;
     let n = argv.len() as i32;
-    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+    let arity_ok = |arity: i32| (arity > 0 && n == arity) || (arity < 0 && n >= -arity);
+    if !arity_ok(spec.arity) {
         return None;
+    }
+    // An unknown subcommand, or a subcommand's arity: Redis's lookup refuses those first.
+    if !spec.subcommands.is_empty() && argv.len() >= 2 {
+        let sub = spec
+            .subcommands
+            .iter()
+            .find(|(name, _, _)| name.as_bytes().eq_ignore_ascii_case(&argv[1]));
+        if !sub.is_some_and(|&(_, arity, _)| arity_ok(arity)) {
+            return None;
+        }
     }
     if !c.authenticated && !spec.has(flags::NO_AUTH) {
         return None;

@@ -96,6 +96,10 @@ const RESERVE_KEYS_MAX: usize = 64 << 20;
 pub const PARALLEL_LOAD_BYTES_MIN: usize = 1 << 20;
 /// Decoded entries handed from the decoding thread to the inserting thread at a time.
 const LOAD_CHUNK_ENTRIES: usize = 512;
+/// ... and at most about this many bytes of the image: clients served while loading
+/// (`loading.rs`) are served between chunks, once per `loading-process-events-interval-bytes`
+/// (2 MiB by default), which large entries would otherwise stretch.
+const LOAD_CHUNK_BYTES_MAX: u64 = 1 << 20;
 /// Chunks in flight between the two threads (bounds the decoded values held in memory).
 const LOAD_CHUNKS_IN_FLIGHT: usize = 32;
 
@@ -176,6 +180,7 @@ fn decode_all<Rd: ItemSource>(
     mut emit: impl FnMut(Vec<Decoded>, u64) -> bool,
 ) -> Result<(), String> {
     let mut out = Vec::with_capacity(chunk);
+    let mut chunk_start = reader.offset();
     loop {
         let item = match reader.next_ref() {
             Ok(Some(item)) => item,
@@ -226,13 +231,15 @@ fn decode_all<Rd: ItemSource>(
             },
         };
         out.push(d);
-        if out.len() >= chunk
-            && !emit(
+        let offset = reader.offset();
+        if out.len() >= chunk || offset - chunk_start >= LOAD_CHUNK_BYTES_MAX {
+            chunk_start = offset;
+            if !emit(
                 std::mem::replace(&mut out, Vec::with_capacity(chunk)),
-                reader.offset(),
-            )
-        {
-            return Ok(());
+                offset,
+            ) {
+                return Ok(());
+            }
         }
     }
     if !out.is_empty() {
@@ -479,6 +486,13 @@ pub fn load_rdb_bytes(
     let th = thresholds(&srv.cfg);
     let hashers = key_hashers(srv);
     let mut ins = Inserter::new(srv, aof_base);
+    // With `key-load-delay` (tests' slow loads) one entry per chunk, so that clients are
+    // served at Redis's cadence (once per `loading-process-events-interval-bytes`).
+    let chunk = if srv.loading.as_ref().is_some_and(|l| l.key_delay_us != 0) {
+        1
+    } else {
+        LOAD_CHUNK_ENTRIES
+    };
     // Ok(true): loaded; Ok(false): no second thread could be started, nothing was read yet.
     let loaded = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Decoded>, u64)>(LOAD_CHUNKS_IN_FLIGHT);
@@ -486,13 +500,9 @@ pub fn load_rdb_bytes(
         let decoder = std::thread::Builder::new()
             .name("strongbox-load".into())
             .spawn_scoped(scope, move || {
-                decode_all(
-                    reader,
-                    &th,
-                    &hashers,
-                    LOAD_CHUNK_ENTRIES,
-                    |chunk, offset| tx.send((chunk, offset)).is_ok(),
-                )
+                decode_all(reader, &th, &hashers, chunk, |chunk, offset| {
+                    tx.send((chunk, offset)).is_ok()
+                })
             });
         let decoder = match decoder {
             Ok(h) => h,

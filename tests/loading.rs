@@ -87,6 +87,11 @@ const DURING_LOAD: &[&[&str]] = &[
     &["EXEC"],
     &["WATCH", "key:2"],
     &["UNWATCH"],
+    &["CONFIG", "FOO"],
+    &["CONFIG", "GET"],
+    &["CLIENT", "NOSUCH"],
+    &["XINFO", "NOSUCH"],
+    &["MEMORY", "USAGE", "key:1"],
     &["CONFIG", "SET", "appendonly", "yes"],
     &["CONFIG", "SET", "foo", "bar", "appendonly", "yes"],
     &["CONFIG", "SET", "loglevel", "debug"],
@@ -168,7 +173,8 @@ fn clients_are_answered_as_redis_answers_them_while_an_rdb_loads() {
         assert!(
             s_loading && r_loading,
             "both servers must still be loading after the commands (strongbox: {s_loading}, \
-             redis: {r_loading}; raise key-load-delay)"
+             redis: {r_loading}; raise key-load-delay)\n{s_info}\n{}",
+            s.log()
         );
         for (i, cmd) in DURING_LOAD.iter().enumerate() {
             assert_eq!(
