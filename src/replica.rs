@@ -388,8 +388,7 @@ pub fn info_fields(srv: &Server) -> Option<Vec<(String, String)>> {
     let transferring = sh.transferring.load(Ordering::Relaxed) != 0;
     // Loading the master's RDB counts as syncing too (Redis's REPL_STATE_TRANSFER lasts
     // until the load ends).
-    let syncing =
-        transferring || matches!(r.state, LinkState::Persisting) || srv.loading.is_some();
+    let syncing = transferring || matches!(r.state, LinkState::Persisting) || srv.loading.is_some();
     kv(
         "master_sync_in_progress",
         if syncing { "1" } else { "0" }.into(),
