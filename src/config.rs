@@ -137,7 +137,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("rdbcompression", YES_NO, "yes", MUT, DONE),
     opt("rdb-del-sync-files", YES_NO, "no", MUT, INERT),
     opt("activerehashing", YES_NO, "yes", MUT, DONE),
-    opt("stop-writes-on-bgsave-error", YES_NO, "yes", MUT, INERT),
+    opt("stop-writes-on-bgsave-error", YES_NO, "yes", MUT, DONE),
     opt("set-proc-title", YES_NO, "yes", IMMUTABLE, INERT),
     opt("dynamic-hz", YES_NO, "yes", MUT, INERT),
     opt("lazyfree-lazy-eviction", YES_NO, "no", MUT, INERT),

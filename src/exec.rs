@@ -400,6 +400,10 @@ pub struct Server {
     pub next_client_id: Arc<std::sync::atomic::AtomicU64>,
     pub hz: u64,
     pub lastsave_s: i64,
+    /// The last background save failed (Redis's `lastbgsave_status` C_ERR): with save points
+    /// and `stop-writes-on-bgsave-error yes`, writes and PING are refused (`-MISCONF`, see
+    /// [`crate::persist::disk_error`]) until a save succeeds.
+    pub bgsave_failed: bool,
     /// Hook the persistence layer installs (BGSAVE, BGREWRITEAOF, INFO persistence, …).
     pub persistence: Box<dyn crate::persist::Persistence>,
     /// Set while a command is running (for CLIENT LIST of the caller).
@@ -525,6 +529,7 @@ impl Server {
             next_client_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             hz,
             lastsave_s: now_ms() / 1000,
+            bgsave_failed: false,
             persistence: Box::new(crate::persist::NoPersistence),
             current_client: 0,
             pause: crate::pause::Pause::default(),
@@ -1214,13 +1219,10 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         || exec_queues_any(client, spec, |s, a| {
             command_flags(srv, s, a) & flags::WRITE != 0
         });
-    if is_write {
-        if let Some(e) = srv.log.failed() {
-            reject(
-                srv,
-                client,
-                Reply::Error(format!("MISCONF Errors writing to the AOF file: {e}")),
-            );
+    // Redis 7.0 refuses PING too while the disk fails: that is how Sentinel sees it.
+    if is_write || spec.name == "ping" {
+        if let Some(e) = crate::persist::disk_error(srv) {
+            reject(srv, client, Reply::Error(e.command_error()));
             return;
         }
     }

@@ -572,8 +572,9 @@ fn call(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> Reply {
         if crate::replica::refuse_write(ctx.srv, ctx.client) {
             return Reply::err(crate::replica::READONLY_ERR);
         }
-        if let Some(e) = ctx.srv.log.failed() {
-            return Reply::Error(format!("MISCONF Errors writing to the AOF file: {e}"));
+        // FCALL goes through Redis's scriptPrepareForRun, as EVAL with flags does.
+        if let Some(e) = crate::persist::disk_error(ctx.srv) {
+            return Reply::Error(e.script_error());
         }
     }
     let Some(eng) = ctx.srv.functions.eng.take() else {
@@ -639,8 +640,8 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if crate::replica::refuse_write(ctx.srv, ctx.client) {
             return Reply::err(crate::replica::READONLY_ERR);
         }
-        if let Some(e) = ctx.srv.log.failed() {
-            return Reply::Error(format!("MISCONF Errors writing to the AOF file: {e}"));
+        if let Some(e) = crate::persist::disk_error(ctx.srv) {
+            return Reply::Error(e.command_error());
         }
     }
     let reply = match &sub[..] {

@@ -632,8 +632,8 @@ fn shebang_refuses(ctx: &mut Ctx, flags: u32, ro: bool) -> Option<Reply> {
         if crate::replica::refuse_write(ctx.srv, ctx.client) {
             return Some(Reply::err(crate::replica::READONLY_ERR));
         }
-        if let Some(e) = ctx.srv.log.failed() {
-            return Some(Reply::Error(format!("MISCONF Redis is configured to persist data to AOF, but it's currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for read only scripts. AOF error: {e}")));
+        if let Some(e) = crate::persist::disk_error(ctx.srv) {
+            return Some(Reply::Error(e.script_error()));
         }
         if ro {
             return Some(Reply::err(
@@ -1430,8 +1430,8 @@ fn script_call(
         return fail(crate::master::NOREPLICAS_ERR);
     }
     if spec.is_write() {
-        if let Some(e) = srv.log.failed() {
-            return fail(&format!("MISCONF Errors writing to the AOF file: {e}"));
+        if let Some(e) = crate::persist::disk_error(srv) {
+            return fail(&e.command_error());
         }
     }
     // Over `maxmemory` when the script started: no command that may grow the dataset, until

@@ -484,6 +484,8 @@ pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
         if let Err(e) = crate::snapshot::save_to_dbfilename(ctx.srv) {
             return Reply::Error(format!("ERR Error trying to save the DB: {e}"));
         }
+        // A save that succeeds clears a failed BGSAVE's status (Redis's rdbSave).
+        ctx.srv.bgsave_failed = false;
     }
     let path = ctx.srv.cfg.dir().join(ctx.srv.cfg.get("dbfilename"));
     let file = match std::fs::File::open(&path) {
