@@ -404,6 +404,8 @@ pub struct Server {
     /// and `stop-writes-on-bgsave-error yes`, writes and PING are refused (`-MISCONF`, see
     /// [`crate::persist::disk_error`]) until a save succeeds.
     pub bgsave_failed: bool,
+    /// A FAILOVER under way (failover.rs).
+    pub failover: Option<crate::failover::Failover>,
     /// Hook the persistence layer installs (BGSAVE, BGREWRITEAOF, INFO persistence, …).
     pub persistence: Box<dyn crate::persist::Persistence>,
     /// Set while a command is running (for CLIENT LIST of the caller).
@@ -530,6 +532,7 @@ impl Server {
             hz,
             lastsave_s: now_ms() / 1000,
             bgsave_failed: false,
+            failover: None,
             persistence: Box::new(crate::persist::NoPersistence),
             current_client: 0,
             pause: crate::pause::Pause::default(),
@@ -2049,6 +2052,7 @@ fn cron(srv: &mut Server) {
     }
     crate::replica::cron(srv);
     crate::master::cron(srv);
+    crate::failover::cron(srv);
     crate::cmd::migrate::cron(srv);
     if srv.cfg.get_bool("activerehashing") {
         active_rehash(srv);

@@ -662,9 +662,28 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         // Already a replica: ignored, as Redis does.
         return no_reply(ctx.client);
     }
+    // PSYNC <replid> <offset> FAILOVER: our master asks us to take over (its FAILOVER).
+    if psync && args.len() > 3 && args[3].eq_ignore_ascii_case(b"failover") {
+        let replid = String::from_utf8_lossy(&args[1]).into_owned();
+        tracing::warn!("Failover request received for replid {replid}.");
+        let Some(r) = &ctx.srv.replica else {
+            return Reply::err("ERR PSYNC FAILOVER can't be sent to a master.");
+        };
+        if r.master_replid != replid {
+            return Reply::err("ERR PSYNC FAILOVER replid must match my replid.");
+        }
+        crate::replica::unset_master(ctx.srv);
+        tracing::info!(
+            "MASTER MODE enabled (failover request from '{}')",
+            ctx.client.addr
+        );
+    }
+    if ctx.srv.failover.is_some() {
+        return Reply::err("NOMASTERLINK Can't SYNC while failing over");
+    }
     if let Some(r) = &ctx.srv.replica {
         if !r.link_up() {
-            return Reply::err("ERR Can't SYNC while not connected with my master");
+            return Reply::err("NOMASTERLINK Can't SYNC while not connected with my master");
         }
     }
     let srv = &mut *ctx.srv;
@@ -1401,7 +1420,8 @@ pub fn cron(srv: &mut Server) {
         drop_slave(srv, id);
     }
     let period = srv.cfg.get_i64("repl-ping-replica-period").max(1) * 1000;
-    if now - srv.master.last_ping_ms >= period {
+    // No PING while a FAILOVER waits: it would move the offset the replica must reach.
+    if now - srv.master.last_ping_ms >= period && srv.failover.is_none() {
         srv.master.last_ping_ms = now;
         srv.log.feed_repl_only(b"*1\r\n$4\r\nPING\r\n");
     }
@@ -1460,6 +1480,35 @@ pub fn role_reply(srv: &Server) -> Reply {
     ])
 }
 
+/// FAILOVER TO host port: `None` if no replica has that address and listening port, else
+/// whether it is online (Redis's `findReplica` compares the announced or peer address).
+pub fn replica_online(srv: &Server, host: &str, port: i64) -> Option<bool> {
+    let s = srv
+        .master
+        .slaves
+        .iter()
+        .find(|s| s.ip.eq_ignore_ascii_case(host) && s.port == port)?;
+    Some(s.feed.state.load(Ordering::Relaxed) == STATE_ONLINE)
+}
+
+/// FAILOVER: the replica at `target` (any replica when `None`) if it has acknowledged
+/// `offset`, with its address and listening port.
+pub fn replica_acked(
+    srv: &Server,
+    target: Option<(&str, i64)>,
+    offset: i64,
+) -> Option<(String, u16)> {
+    srv.master
+        .slaves
+        .iter()
+        .filter(|s| match target {
+            Some((host, port)) => s.ip.eq_ignore_ascii_case(host) && s.port == port,
+            None => true,
+        })
+        .find(|s| s.ack_off == offset && (0..=65535).contains(&s.port))
+        .map(|s| (s.ip.clone(), s.port as u16))
+}
+
 /// INFO replication from `connected_slaves` on. `upstream`: (replid, offset) of this
 /// server's own master, shown instead of ours on a replica.
 pub fn info_fields(srv: &Server, upstream: Option<(String, i64)>) -> Vec<(String, String)> {
@@ -1484,7 +1533,10 @@ pub fn info_fields(srv: &Server, upstream: Option<(String, i64)>) -> Vec<(String
             ),
         );
     }
-    kv("master_failover_state", "no-failover".into());
+    kv(
+        "master_failover_state",
+        crate::failover::state_name(srv).into(),
+    );
     let (replid, off) = match upstream {
         Some((id, off)) => (id, off),
         None => (m.replid.clone(), shown_offset(srv)),

@@ -48,6 +48,8 @@ pub struct Pause {
     postponed: Vec<ClientId>,
     /// Writes held while a shutdown waits for replicas ([`Pause::hold_for_shutdown`]).
     during_shutdown: bool,
+    /// Writes held while a FAILOVER runs ([`Pause::hold_for_failover`]).
+    during_failover: bool,
 }
 
 impl Pause {
@@ -70,7 +72,7 @@ impl Pause {
         } else {
             Kind::Off
         };
-        if self.during_shutdown {
+        if self.during_shutdown || self.during_failover {
             user.max(Kind::Write)
         } else {
             user
@@ -81,6 +83,12 @@ impl Pause {
     /// shutdown was aborted or refused); a CLIENT PAUSE in force stays as it is.
     pub fn hold_for_shutdown(&mut self, on: bool) {
         self.during_shutdown = on;
+    }
+
+    /// Hold writes while a FAILOVER waits for its replica and switches roles, or stop (it
+    /// ended or was aborted); a CLIENT PAUSE in force stays as it is.
+    pub fn hold_for_failover(&mut self, on: bool) {
+        self.during_failover = on;
     }
 
     /// Whether the dataset is frozen at `now_ms` (no expiry either).
@@ -110,7 +118,10 @@ impl Pause {
 
     /// Whether a pause is on, or has ended with postponed clients still to resume.
     pub fn pending(&self) -> bool {
-        self.kind != Kind::Off || self.during_shutdown || !self.postponed.is_empty()
+        self.kind != Kind::Off
+            || self.during_shutdown
+            || self.during_failover
+            || !self.postponed.is_empty()
     }
 
     /// Unix ms at which the pause ends (when one is on).
