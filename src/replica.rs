@@ -49,6 +49,8 @@ pub struct Target {
     pub masteruser: String,
     pub masterauth: String,
     pub listening_port: u16,
+    /// `replica-announce-ip`: sent as `REPLCONF ip-address` (NAT, containers).
+    pub announce_ip: String,
     pub dir: PathBuf,
     pub timeout_s: u64,
     /// FAILOVER: (our replid, our offset) for the first `PSYNC … FAILOVER`, which asks the
@@ -235,7 +237,13 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         port,
         masteruser: srv.cfg.get("masteruser").to_string(),
         masterauth: srv.cfg.get("masterauth").to_string(),
-        listening_port: srv.cfg.get_i64("port") as u16,
+        // `replica-announce-port`/`-ip` are what the master (and Sentinel through its INFO)
+        // shows for this replica, for port forwarding or NAT.
+        listening_port: match srv.cfg.get_i64("replica-announce-port") {
+            0 => srv.cfg.get_i64("port") as u16,
+            p => p as u16,
+        },
+        announce_ip: srv.cfg.get("replica-announce-ip").to_string(),
         dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         timeout_s: srv.cfg.get_i64("repl-timeout").max(1) as u64,
         failover: failover.clone(),
@@ -914,6 +922,14 @@ async fn session(
         .await?;
     if r.starts_with('-') {
         tracing::info!("(Non critical) Master does not understand REPLCONF listening-port: {r}");
+    }
+    if !t.announce_ip.is_empty() {
+        let r = link
+            .cmd(&[b"REPLCONF", b"ip-address", t.announce_ip.as_bytes()])
+            .await?;
+        if r.starts_with('-') {
+            tracing::info!("(Non critical) Master does not understand REPLCONF ip-address: {r}");
+        }
     }
     let r = link
         .cmd(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
