@@ -559,6 +559,21 @@ fn peer_ip(addr: &str) -> String {
     }
 }
 
+/// How Redis names a replica in its log (`replicationGetSlaveName`): its announced or peer
+/// address with its listening port.
+fn replica_name(c: &Client, conf: &ReplConf) -> String {
+    let ip = conf.ip_address.clone().unwrap_or_else(|| peer_ip(&c.addr));
+    if conf.listening_port > 0 {
+        if ip.contains(':') {
+            format!("[{ip}]:{}", conf.listening_port)
+        } else {
+            format!("{ip}:{}", conf.listening_port)
+        }
+    } else {
+        format!("{ip}:<unknown-replica-port>")
+    }
+}
+
 fn no_reply(c: &mut Client) -> Reply {
     if c.reply_mode == ReplyMode::On {
         c.reply_mode = ReplyMode::Skip;
@@ -689,7 +704,7 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let srv = &mut *ctx.srv;
     let c = &mut *ctx.client;
     let conf = c.repl_conf.as_deref().cloned().unwrap_or_default();
-    let addr = c.addr.clone();
+    let addr = replica_name(c, &conf);
     if psync {
         let replid = String::from_utf8_lossy(&args[1]).into_owned();
         if try_partial(srv, c, &conf, &replid, psync_offset) {
@@ -772,7 +787,7 @@ fn try_partial(srv: &mut Server, c: &mut Client, conf: &ReplConf, replid: &str, 
     } else {
         "+CONTINUE\r\n".to_string()
     };
-    let addr = c.addr.clone();
+    let addr = replica_name(c, conf);
     attach(srv, c, conf.clone(), true, Phase::Feeding);
     if let Some(s) = srv.master.slaves.last_mut() {
         let _ = s.events.send(Event::Line(line.into_bytes()));
