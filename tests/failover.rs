@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::replication::{con, info_field, wait_link_up, wait_same};
-use common::{RawConn, RedisServer, ServerKind, ServerProcess, StrongboxServer};
+use common::{RawConn, ServerKind, ServerProcess};
 
 fn info(port: u16, section: &str) -> String {
     redis::cmd("INFO")
@@ -81,17 +81,32 @@ fn failover_and_check(old: u16, new: u16, args: &[&str]) {
     });
 }
 
-#[test]
-fn failover_to_a_strongbox_replica() {
-    let always = ["--appendonly", "yes", "--appendfsync", "always"];
-    let m = StrongboxServer::start(&always);
+/// A master of `master_kind` with a replica of `replica_kind` that has `keys` keys and is
+/// online at its master.
+fn pair(
+    master_kind: ServerKind,
+    replica_kind: ServerKind,
+    args: &[&str],
+    keys: usize,
+) -> (ServerProcess, ServerProcess) {
+    let m = ServerProcess::start(master_kind, args);
     let mport = m.port().to_string();
-    let r = StrongboxServer::start(&[&always[..], &["--replicaof", "127.0.0.1", &mport]].concat());
+    let r = ServerProcess::start(
+        replica_kind,
+        &[args, &["--replicaof", "127.0.0.1", &mport]].concat(),
+    );
     wait_link_up(r.port());
-    for i in 0..500 {
+    for i in 0..keys {
         set(m.port(), &format!("k{i}"), &format!("v{i}"));
     }
     wait_online(m.port(), r.port());
+    (m, r)
+}
+
+#[test]
+fn failover_to_a_strongbox_replica() {
+    let always = ["--appendonly", "yes", "--appendfsync", "always"];
+    let (m, r) = pair(ServerKind::Strongbox, ServerKind::Strongbox, &always, 500);
     failover_and_check(m.port(), r.port(), &["FAILOVER"]);
     assert_eq!(get(m.port(), "k499").as_deref(), Some("v499"));
 }
@@ -100,14 +115,7 @@ fn failover_to_a_strongbox_replica() {
 /// master continues from its own offset (+CONTINUE, no full sync).
 #[test]
 fn failover_from_strongbox_to_a_redis_replica_continues_the_stream() {
-    let m = StrongboxServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let mport = m.port().to_string();
-    let r = RedisServer::start(&["--replicaof", "127.0.0.1", &mport]);
-    wait_link_up(r.port());
-    for i in 0..200 {
-        set(m.port(), &format!("k{i}"), &format!("v{i}"));
-    }
-    wait_online(m.port(), r.port());
+    let (m, r) = pair(ServerKind::Strongbox, ServerKind::Redis, &[], 200);
     let rport = r.port().to_string();
     failover_and_check(m.port(), r.port(), &["FAILOVER", "TO", "127.0.0.1", &rport]);
     let stats = info(r.port(), "stats");
@@ -119,14 +127,7 @@ fn failover_from_strongbox_to_a_redis_replica_continues_the_stream() {
 
 #[test]
 fn failover_from_redis_to_a_strongbox_replica() {
-    let m = RedisServer::start(&[]);
-    let mport = m.port().to_string();
-    let r = StrongboxServer::start(&["--replicaof", "127.0.0.1", &mport]);
-    wait_link_up(r.port());
-    for i in 0..200 {
-        set(m.port(), &format!("k{i}"), &format!("v{i}"));
-    }
-    wait_online(m.port(), r.port());
+    let (m, r) = pair(ServerKind::Redis, ServerKind::Strongbox, &[], 200);
     let rport = r.port().to_string();
     failover_and_check(m.port(), r.port(), &["FAILOVER", "TO", "127.0.0.1", &rport]);
 }
@@ -135,11 +136,7 @@ fn failover_from_redis_to_a_strongbox_replica() {
 /// failover and lets them run; ABORT does the same at once.
 #[test]
 fn failover_holds_writes_until_it_times_out_or_is_aborted() {
-    let m = StrongboxServer::start(&[]);
-    let mport = m.port().to_string();
-    let r = StrongboxServer::start(&["--replicaof", "127.0.0.1", &mport]);
-    wait_link_up(r.port());
-    wait_online(m.port(), r.port());
+    let (m, r) = pair(ServerKind::Strongbox, ServerKind::Strongbox, &[], 0);
     for (how, abort) in [("TIMEOUT", false), ("ABORT", true)] {
         // The replica sleeps, so it cannot acknowledge the write below.
         let rp = r.port();
