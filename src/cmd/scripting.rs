@@ -285,6 +285,16 @@ struct RunShared {
     repl_none: std::sync::atomic::AtomicBool,
     /// The caller's user (redis.acl_check_cmd).
     user: std::sync::Mutex<Option<std::sync::Arc<crate::acl::User>>>,
+    /// The running script's time limit (its start, `busy-reply-threshold` in ms), for the
+    /// hook; None between runs and when there is no limit.
+    deadline: std::sync::Mutex<Option<(std::time::Instant, u128)>>,
+    /// The running script was stopped (SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE, or no
+    /// client to serve past the threshold): every line and command it reaches fails.
+    killed: std::sync::atomic::AtomicBool,
+    /// The time limit's hook is set. It is set once and stays (setting a hook per run cost
+    /// 4k instructions); a debugging session, a kill (which re-arms it on every line) and
+    /// FUNCTION LOAD's own hook replace it, and clear this so that the next run sets it again.
+    hook_armed: std::sync::atomic::AtomicBool,
 }
 
 fn sha1_hex(body: &[u8]) -> String {
@@ -404,6 +414,9 @@ impl Engine {
             .raw_set("REDIS_VERSION", crate::REDIS_COMPAT_VERSION)
             .map_err(le)?;
         redis.raw_set("REDIS_VERSION_NUM", num).map_err(le)?;
+        // (the time limit's hook finds the run's `redis.pcall` through it)
+        lua.set_named_registry_value(REDIS_KEY, &redis)
+            .map_err(le)?;
         lua.globals().raw_set("__sb_redis", redis).map_err(le)?;
         super::scripting_libs::install(&lua).map_err(le)?;
         // For the prelude's error handler: (what, line, source) of the function `level`
@@ -517,6 +530,13 @@ impl Engine {
             body_bytes: 0,
             run,
         })
+    }
+
+    /// Another hook replaced the time limit's (FUNCTION LOAD's): the next run sets it again.
+    pub(crate) fn time_limit_hook_replaced(&self) {
+        self.run
+            .hook_armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Compile `body` (once) and cache it; returns its SHA1.
@@ -891,7 +911,6 @@ pub(crate) fn execute(
     // error in a script.
     let limit_ms = ctx.srv.cfg.get_i64("busy-reply-threshold").max(0) as u128;
     let started = std::time::Instant::now();
-    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     ctx.srv.script_time_ms = Some(ctx.now_ms);
     ctx.srv.script_run = Some(ScriptRun {
         name: if source == "@user_script" {
@@ -908,14 +927,24 @@ pub(crate) fn execute(
         from_master: ctx.client.is_master,
     });
     let debugging = ctx.srv.ldb.is_some();
-    if debugging {
-        arm_debugger(lua);
-    } else if limit_ms > 0 {
-        arm_time_limit(lua, started, limit_ms, killed.clone(), false);
-    }
-    ctx.srv.log.begin_unit();
     let run_shared = eng.run.clone();
     let run: &RunShared = &run_shared;
+    run.killed
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    *run.deadline.lock().unwrap_or_else(|p| p.into_inner()) =
+        (limit_ms > 0).then_some((started, limit_ms));
+    if debugging {
+        run.hook_armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        arm_debugger(lua);
+    } else if limit_ms > 0
+        && !run
+            .hook_armed
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        arm_time_limit(lua, run_shared.clone(), false);
+    }
+    ctx.srv.log.begin_unit();
     run.proto.store(2, std::sync::atomic::Ordering::Relaxed);
     run.repl_none
         .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -925,7 +954,6 @@ pub(crate) fn execute(
         // data, lent to the scope for the script's run).
         let cell = std::sync::Mutex::new((&mut *ctx.srv, &mut *ctx.client));
         let cell = &cell;
-        let killed = &killed;
         lua.scope(|scope| {
             // For the hook (which must be 'static): serve the other clients, and say whether
             // the script was killed (SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE). It goes
@@ -956,7 +984,7 @@ pub(crate) fn execute(
                             Err(_) => 1,
                         }));
                     }
-                    if killed.load(std::sync::atomic::Ordering::Relaxed) {
+                    if run.killed.load(std::sync::atomic::Ordering::Relaxed) {
                         return command_error(lua, &format!("ERR {KILLED_MSG}"), raise);
                     }
                     // Never re-entered (no command runs Lua); refuse rather than wait.
@@ -969,9 +997,6 @@ pub(crate) fn execute(
                     srv.script_repl_none = run.repl_none.load(std::sync::atomic::Ordering::Relaxed);
                     call_logged(lua, srv, client, a, read_only, raise)
                 })?;
-                if !raise {
-                    lua.set_named_registry_value(SERVE_KEY, &func)?;
-                }
                 redis.raw_set(name, func)?;
             }
             if debugging {
@@ -990,15 +1015,21 @@ pub(crate) fn execute(
             })
         })
     };
-    let _ = lua.unset_named_registry_value(SERVE_KEY);
-    let _ = lua.unset_named_registry_value(LDB_KEY);
     let _ = redis.raw_set("call", Value::Nil);
     let _ = redis.raw_set("pcall", Value::Nil);
     *run.user.lock().unwrap_or_else(|p| p.into_inner()) = None;
     ctx.srv.script_repl_none = false;
     ctx.srv.script_time_ms = None;
-    if limit_ms > 0 || debugging {
+    *run.deadline.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    if debugging {
+        let _ = lua.unset_named_registry_value(LDB_KEY);
+    }
+    // The debugger's hook, or the time limit's re-armed on every line by a kill, goes; the
+    // next run sets the time limit's again.
+    if debugging || run.killed.swap(false, std::sync::atomic::Ordering::Relaxed) {
         lua.remove_hook();
+        run.hook_armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
     ctx.srv.script_run = None;
     ctx.srv.log.end_unit();
@@ -1138,8 +1169,9 @@ fn send_debugger_logs(
     }
 }
 
-/// Where the scope keeps the function the hook calls to serve the other clients.
-const SERVE_KEY: &str = "sb_serve_while_busy";
+/// The real `redis` table, in the registry: the hook calls the run's `redis.pcall` in it to
+/// serve the other clients.
+const REDIS_KEY: &str = "sb_redis";
 
 /// The argument the hook passes to the run's `redis.pcall` to have it serve the other clients
 /// (a light userdata: scripts cannot make one).
@@ -1156,16 +1188,11 @@ fn is_serve_marker(v: &Value) -> bool {
 /// The time limit's hook. Until the deadline it looks at the clock every
 /// [`HOOK_INSTRUCTIONS`] VM instructions (a line hook would cost a Rust call per line: a
 /// 10M-iteration loop took 14 times as long). Past it, every time it runs it serves the other
-/// clients (the scope's `SERVE_KEY` function); once the script is killed it raises, and
-/// re-arms itself on every line as well, so that a script that catches the error (`pcall` in
-/// a loop) fails again at its next line outside the catch and ends.
-fn arm_time_limit(
-    lua: &Lua,
-    started: std::time::Instant,
-    limit_ms: u128,
-    killed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    every_line: bool,
-) {
+/// clients (the run's `redis.pcall`, given the serve marker); once the script is killed it
+/// raises, and re-arms itself on every line as well, so that a script that catches the error
+/// (`pcall` in a loop) fails again at its next line outside the catch and ends. Between runs
+/// (no deadline in `run`) it does nothing.
+fn arm_time_limit(lua: &Lua, run: std::sync::Arc<RunShared>, every_line: bool) {
     let triggers = if every_line {
         mlua::HookTriggers::new()
             .every_line()
@@ -1183,14 +1210,19 @@ fn arm_time_limit(
                 line,
             }))
         };
-        if killed.load(std::sync::atomic::Ordering::Relaxed) {
+        let deadline = *run.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((started, limit_ms)) = deadline else {
+            return Ok(mlua::VmState::Continue);
+        };
+        if run.killed.load(std::sync::atomic::Ordering::Relaxed) {
             return raise(KILLED_MSG.into());
         }
         if started.elapsed().as_millis() < limit_ms {
             return Ok(mlua::VmState::Continue);
         }
         let served = lua
-            .named_registry_value::<mlua::Function>(SERVE_KEY)
+            .named_registry_value::<mlua::Table>(REDIS_KEY)
+            .and_then(|redis| redis.raw_get::<mlua::Function>("pcall"))
             .and_then(|f| f.call::<i64>(serve_marker()))
             .map(|bits| (bits & 1 != 0, bits & 2 != 0));
         let msg = match served {
@@ -1204,8 +1236,10 @@ fn arm_time_limit(
                 "Script stopped after busy-reply-threshold ({limit_ms} ms): no client can be served while it runs"
             ),
         };
-        killed.store(true, std::sync::atomic::Ordering::Relaxed);
-        arm_time_limit(lua, started, limit_ms, killed.clone(), true);
+        run.killed.store(true, std::sync::atomic::Ordering::Relaxed);
+        run.hook_armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        arm_time_limit(lua, run.clone(), true);
         raise(msg)
     });
 }
