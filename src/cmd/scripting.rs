@@ -437,6 +437,13 @@ impl Engine {
             .map_err(le)?;
         lua.globals().raw_set("__sb_where", where_).map_err(le)?;
         lua.set_memory_limit(LUA_MEMORY_MAX).map_err(le)?;
+        // A new collection cycle starts as soon as the last one ends (pause 100%, Lua's
+        // default is 200%): the state stays near its live size (unit/scripting's "EVAL does
+        // not leak" wants under 100 KB after 10,000 runs) without a GC step per run, which
+        // cost more (a protected call each).
+        lua.gc_set_mode(mlua::prelude::LuaGcMode::Incremental(
+            mlua::prelude::LuaGcIncParams::default().pause(GC_PAUSE_PERCENT),
+        ));
         let (runner, redis, run_fn, load_lib): (
             mlua::Function,
             mlua::Table,
@@ -1038,8 +1045,6 @@ pub(crate) fn execute(
     // Effects were logged command by command inside the unit; EVAL itself adds nothing.
     ctx.propagate_nothing();
     let _ = lua.set_memory_limit(LUA_MEMORY_MAX);
-    // Garbage from this run (argument tables, replies) is collected now and then.
-    let _ = lua.gc_step();
     match outcome {
         Ok(r) => r,
         Err(e) => Reply::Error(format!(
@@ -1756,6 +1761,9 @@ const REPLY_DEPTH_MAX: usize = 1000;
 /// A script's Lua state may hold at most this much memory (Redis sets no limit; a script
 /// building an endless table must not take the server down).
 const LUA_MEMORY_MAX: usize = 1 << 30;
+
+/// The Lua collector's pause (see `Engine::new`).
+const GC_PAUSE_PERCENT: i32 = 100;
 
 /// How often (in VM instructions) a running script checks its time.
 const HOOK_INSTRUCTIONS: u32 = 100_000;
