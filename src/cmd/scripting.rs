@@ -11,8 +11,8 @@
 //! global assigned or rawset does not outlive the script), the library tables and `redis` are
 //! read-only proxies, source text only (no bytecode), and no `loadfile`, `dofile`, `setfenv`,
 //! `getfenv`, `newproxy`, `print` — nor `coroutine` (Redis has it; a coroutine would escape
-//! the hook). `rename-command` applies. cjson, cmsgpack and bit are there
-//! (`scripting_libs.rs`); the struct library is not. `pcall(redis.call, ...)` catches an
+//! the hook). `rename-command` applies. cjson, cmsgpack, bit and struct are there
+//! (`scripting_libs.rs`, `scripting_struct.rs`). `pcall(redis.call, ...)` catches an
 //! error object that is not Redis's string (`redis.pcall` returns Redis's error table).
 //!
 //! A long script: past `busy-reply-threshold` (`lua-time-limit`) the hook serves the other
@@ -147,7 +147,8 @@ end
 getmetatable("").__metatable = readonly({})
 local shared = {
   string = readonly(string), table = readonly(table), math = readonly(math),
-  cjson = readonly(cjson), cmsgpack = readonly(cmsgpack), bit = readonly(bit), redis = readonly(R),
+  cjson = readonly(cjson), cmsgpack = readonly(cmsgpack), bit = readonly(bit),
+  struct = readonly(struct), redis = readonly(R),
 }
 local env_mt
 env_mt = {
@@ -1760,7 +1761,7 @@ const REPLY_DEPTH_MAX: usize = 1000;
 
 /// A script's Lua state may hold at most this much memory (Redis sets no limit; a script
 /// building an endless table must not take the server down).
-const LUA_MEMORY_MAX: usize = 1 << 30;
+pub(crate) const LUA_MEMORY_MAX: usize = 1 << 30;
 
 /// The Lua collector's pause (see `Engine::new`).
 const GC_PAUSE_PERCENT: i32 = 100;
@@ -2145,6 +2146,66 @@ mod tests {
         QuickCheck::new()
             .tests(200)
             .quickcheck(prop as fn(Vec<u8>, i64, String) -> TestResult);
+    }
+
+    /// struct.pack / unpack / size answer (never panic) on any format, data and offset, and
+    /// what pack packs from integers in range, unpack reads back, in any byte order and
+    /// alignment.
+    #[test]
+    fn arbitrary_struct_formats_never_panic_and_round_trip() {
+        const LETTERS: &[u8] = b"<>!x bBhHlLTiIcsfd0123456789 z\0";
+        const SIGNED: &[&str] = &["h", "i", "l", "i2", "i3", "i8", "i16", "b"];
+        fn prop(picks: Vec<u8>, data: Vec<u8>, nums: Vec<i16>, pos: i8) -> TestResult {
+            let (mut srv, mut c) = server_and_client();
+            let fmt: Vec<u8> = picks
+                .iter()
+                .take(40)
+                .map(|&p| LETTERS[usize::from(p) % LETTERS.len()])
+                .collect();
+            let pos = pos.to_string();
+            for (script, args) in [
+                (
+                    &b"return struct.pack(ARGV[1], ARGV[2], ARGV[3], ARGV[2], ARGV[3])"[..],
+                    [&fmt[..], &data[..], b"-7"],
+                ),
+                (
+                    b"return {struct.unpack(ARGV[1], ARGV[2], tonumber(ARGV[3]))}",
+                    [&fmt[..], &data[..], pos.as_bytes()],
+                ),
+                (b"return struct.size(ARGV[1])", [&fmt[..], b"", b""]),
+            ] {
+                let mut argv: Vec<&[u8]> = vec![b"0"];
+                argv.extend(args);
+                let _ = eval_in(&mut srv, &mut c, script, &argv);
+            }
+            // Round trip: a signed item per number (`b` only for the numbers a byte holds).
+            let mut fmt = String::from(match picks.first().map_or(0, |p| p % 3) {
+                0 => "<",
+                1 => ">!4",
+                _ => "!8",
+            });
+            let mut args = vec![b"0".to_vec(), Vec::new()];
+            for (i, n) in nums.iter().take(20).enumerate() {
+                let letter = match SIGNED[i % SIGNED.len()] {
+                    "b" if i8::try_from(*n).is_err() => "h",
+                    l => l,
+                };
+                fmt.push_str(letter);
+                args.push(n.to_string().into_bytes());
+            }
+            args[1] = fmt.into_bytes();
+            let script = b"local v = {} for i = 2, #ARGV do v[#v + 1] = tonumber(ARGV[i]) end
+                           local u = {struct.unpack(ARGV[1], struct.pack(ARGV[1], unpack(v)))}
+                           if #u ~= #v + 1 then return -1 end
+                           for i = 1, #v do if u[i] ~= v[i] then return -2 - i end end
+                           return 1";
+            let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+            let r = eval_in(&mut srv, &mut c, script, &argv);
+            TestResult::from_bool(matches!(r, Reply::Int(1)))
+        }
+        QuickCheck::new()
+            .tests(300)
+            .quickcheck(prop as fn(Vec<u8>, Vec<u8>, Vec<i16>, i8) -> TestResult);
     }
 
     /// A script's writes reach the log as the commands they were, in one MULTI/EXEC, and the
