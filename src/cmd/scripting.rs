@@ -272,6 +272,9 @@ pub struct Engine {
     shebang_flags: HashMap<String, u32>,
     /// Total bytes of the cached script bodies (INFO `used_memory_scripts_eval` role).
     body_bytes: usize,
+    /// The last body EVAL ran and its SHA1: the same script again skips the SHA1 (a third of
+    /// what EVAL itself costs outside the script's run).
+    last_body: (Vec<u8>, String),
     /// What `redis.setresp`, `redis.set_repl` and `redis.acl_check_cmd` (created once, not per
     /// run: a scoped function per run costs as much as a short script) share with the run.
     run: std::sync::Arc<RunShared>,
@@ -536,6 +539,7 @@ impl Engine {
             scripts: HashMap::new(),
             shebang_flags: HashMap::new(),
             body_bytes: 0,
+            last_body: (Vec::new(), String::new()),
             run,
         })
     }
@@ -549,7 +553,16 @@ impl Engine {
 
     /// Compile `body` (once) and cache it; returns its SHA1.
     fn load(&mut self, body: &[u8]) -> Result<String, String> {
-        let sha = sha1_hex(body);
+        let sha = if !self.last_body.1.is_empty() && self.last_body.0 == body {
+            self.last_body.1.clone()
+        } else {
+            let sha = sha1_hex(body);
+            // (a body too large to be worth keeping twice is not remembered)
+            if body.len() <= LAST_BODY_BYTES_MAX {
+                self.last_body = (body.to_vec(), sha.clone());
+            }
+            sha
+        };
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
@@ -1765,6 +1778,9 @@ pub(crate) const LUA_MEMORY_MAX: usize = 1 << 30;
 
 /// The Lua collector's pause (see `Engine::new`).
 const GC_PAUSE_PERCENT: i32 = 100;
+
+/// The largest script body `Engine::load` remembers as the last one.
+const LAST_BODY_BYTES_MAX: usize = 4096;
 
 /// How often (in VM instructions) a running script checks its time.
 const HOOK_INSTRUCTIONS: u32 = 100_000;
