@@ -411,6 +411,8 @@ fn create_in(
     });
     if timeout {
         lua.remove_hook();
+        // (it replaced the scripts' time limit hook: the next FCALL sets that again)
+        eng.time_limit_hook_replaced();
     }
     match ran {
         Ok((true, _)) => {}
