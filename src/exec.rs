@@ -1247,7 +1247,16 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
             return;
         }
     }
-    if srv.pause.pending() && srv.pause.holds(spec, client, now_us / 1000) {
+    let may_replicate = |s: &CommandSpec, a: &[Bytes]| {
+        command_flags(srv, s, a) & (flags::WRITE | flags::MAY_REPLICATE) != 0
+    };
+    if srv.pause.pending()
+        && srv.pause.holds(
+            may_replicate(spec, &argv) || exec_queues_any(client, spec, may_replicate),
+            client,
+            now_us / 1000,
+        )
+    {
         if let Some(name) = sent_name {
             argv[0] = name;
         }

@@ -22,7 +22,6 @@
 use bytes::Bytes;
 
 use crate::client::{Blocked, Client, ClientId};
-use crate::cmd::{flags, CommandSpec};
 use crate::exec::Server;
 use crate::resp::Reply;
 
@@ -96,18 +95,17 @@ impl Pause {
         self.kind_at(now_ms) != Kind::Off
     }
 
-    /// Whether `spec` sent by `client` must wait for the end of the pause.
-    pub fn holds(&self, spec: &CommandSpec, client: &Client, now_ms: i64) -> bool {
+    /// Whether a command of `client` must wait for the end of the pause; `may_replicate`:
+    /// whether it may write or be propagated, by its flags as it runs them (a script's by its
+    /// declared flags; EXEC's by its queued commands'), as Redis's `is_may_replicate_command`.
+    pub fn holds(&self, may_replicate: bool, client: &Client, now_ms: i64) -> bool {
         match self.kind_at(now_ms) {
             Kind::Off => false,
             // Replication links are never paused (Redis: `!(c->flags & CLIENT_SLAVE)`; our
             // own master's stream runs as `is_master`).
             _ if client.is_master || client.is_replica => false,
             Kind::All => true,
-            Kind::Write => {
-                may_replicate(spec)
-                    || crate::exec::exec_queues_any(client, spec, |s, _| may_replicate(s))
-            }
+            Kind::Write => may_replicate,
         }
     }
 
@@ -133,10 +131,6 @@ impl Pause {
     pub fn is_postponed(&self, id: ClientId) -> bool {
         self.postponed.contains(&id)
     }
-}
-
-fn may_replicate(spec: &CommandSpec) -> bool {
-    spec.is_write() || spec.has(flags::MAY_REPLICATE)
 }
 
 /// Postpone `argv` (as the client sent it) of `client` until the pause ends.
