@@ -482,7 +482,7 @@ pub fn info_fields(srv: &Server) -> Option<Vec<(String, String)>> {
 /// Whether a write from `client` must be refused with READONLY.
 #[inline]
 pub fn refuse_write(srv: &Server, client: &Client) -> bool {
-    srv.replica.is_some() && !client.is_master && srv.cfg.get_bool("replica-read-only")
+    srv.replica.is_some() && !client.must_obey() && srv.cfg.get_bool("replica-read-only")
 }
 
 pub const READONLY_ERR: &str = "READONLY You can't write against a read only replica.";

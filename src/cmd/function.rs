@@ -756,7 +756,7 @@ fn load(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     // The master's stream and the log's replay are obeyed whatever the time (as Redis).
     // (The log's replay runs as client 0.)
-    let timeout = !ctx.client.is_master && ctx.client.id != 0;
+    let timeout = !ctx.client.must_obey();
     match ctx.srv.functions.create(&args[pos], replace, timeout) {
         Ok(name) => Reply::Bulk(Bytes::from(name)),
         Err(e) => Reply::Error(format!("ERR {e}")),
