@@ -317,6 +317,9 @@ pub struct ReplConf {
     pub rdb_only: bool,
     /// `REPLCONF rdb-filter-only`: the payload leaves out the dataset (redis-cli --replica).
     pub exclude_data: bool,
+    /// `rdb-filter-only functions`: the function libraries stay in it (redis-cli
+    /// --functions-rdb); `rdb-filter-only ""` leaves them out too.
+    pub with_functions: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -633,7 +636,8 @@ pub fn replconf_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 return no_reply(ctx.client);
             }
             b"rdb-filter-only" => {
-                // Only "functions" can be asked for, and there are none: an empty payload.
+                // Only "functions" can be asked for: the payload then holds the libraries.
+                let mut with_functions = false;
                 for f in val.split(|&b| b == b' ').filter(|f| !f.is_empty()) {
                     if !f.eq_ignore_ascii_case(b"functions") {
                         return Reply::Error(format!(
@@ -641,8 +645,10 @@ pub fn replconf_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                             String::from_utf8_lossy(f)
                         ));
                     }
+                    with_functions = true;
                 }
                 conf.exclude_data = true;
+                conf.with_functions = with_functions;
             }
             b"rdb-only" => match crate::util::parse_i64(val) {
                 Some(v @ (0 | 1)) => conf.rdb_only = v == 1,
@@ -723,7 +729,7 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         // No dataset wanted: an empty RDB, and the stream from here.
         srv.log.force_select();
         let offset = srv.log.repl_offset().unwrap_or(0);
-        let rdb = empty_rdb(srv);
+        let rdb = empty_rdb(srv, conf.with_functions);
         attach(srv, c, conf.clone(), psync, Phase::Feeding);
         if let Some(s) = srv.master.slaves.last_mut() {
             backlog.hold(s.id, offset);
@@ -746,11 +752,21 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Nil
 }
 
-/// An RDB file with no keys.
-fn empty_rdb(srv: &Server) -> Vec<u8> {
+/// An RDB file with no keys; with the function libraries if `with_functions`.
+fn empty_rdb(srv: &Server, with_functions: bool) -> Vec<u8> {
     let opts = crate::snapshot::writer_options(srv, false);
+    let codes = if with_functions {
+        crate::cmd::function::library_codes(srv)
+    } else {
+        Vec::new()
+    };
     strongbox_storage::rdb::RdbWriter::new(Vec::new(), opts)
-        .and_then(|w| w.finish())
+        .and_then(|mut w| {
+            for code in &codes {
+                w.write_function(code)?;
+            }
+            w.finish()
+        })
         .unwrap_or_default()
 }
 
