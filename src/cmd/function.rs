@@ -498,10 +498,11 @@ pub fn library_codes(srv: &Server) -> Vec<Bytes> {
 }
 
 /// A FUNCTION2 record of an RDB image being loaded. A library that does not compile (or
-/// registers nothing) fails the load, as in Redis; one that exists already is replaced.
-pub fn load_from_rdb(srv: &mut Server, code: &Bytes) -> Result<(), String> {
+/// registers nothing) fails the load, as in Redis; one that exists already is replaced if
+/// `replace`, else fails it.
+pub fn load_from_rdb(srv: &mut Server, code: &Bytes, replace: bool) -> Result<(), String> {
     srv.functions
-        .create(code, true, false)
+        .create(code, replace, false)
         .map(|_| ())
         .map_err(|e| format!("Failed loading library, {e}"))
 }

@@ -464,9 +464,10 @@ pub(super) fn wait(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// involved — the dataset is unchanged). Our loader always lets a loaded key replace an
 /// existing one, which is MERGE; Redis without MERGE stops on such a key.
 pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
-    let (mut flush, mut save) = (true, true);
+    let (mut flush, mut save, mut merge) = (true, true, false);
     for o in opts {
         if o.eq_ignore_ascii_case(b"merge") {
+            merge = true;
         } else if o.eq_ignore_ascii_case(b"noflush") {
             flush = false;
         } else if o.eq_ignore_ascii_case(b"nosave") {
@@ -501,14 +502,24 @@ pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
         crate::cmd::function::clear(ctx.srv);
         crate::tracking::flushed(ctx.srv, Some(ctx.client));
     }
-    match crate::snapshot::load_rdb(ctx.srv, std::io::BufReader::new(file), true) {
+    let input = std::io::BufReader::new(file);
+    let loaded = if flush {
+        crate::snapshot::load_rdb(ctx.srv, input, true)
+    } else {
+        crate::snapshot::load_rdb_over(ctx.srv, input, merge)
+    };
+    match loaded {
         Ok(_) => {
             ctx.srv.dirty = 0;
             ctx.srv.lastsave_s = crate::util::now_ms() / 1000;
             tracing::warn!("DB reloaded by DEBUG RELOAD");
             OK
         }
-        Err(e) => Reply::Error(format!("ERR Error trying to load the RDB dump: {e}")),
+        Err(e) => {
+            // Redis's reply; the cause goes to the log, as Redis's loader logs it.
+            tracing::warn!("DEBUG RELOAD: {e}");
+            Reply::err("ERR Error trying to load the RDB dump")
+        }
     }
 }
 
