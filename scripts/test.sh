@@ -123,6 +123,8 @@ cargo test --workspace "$@"
 if [ $# -eq 0 ]; then
     step "Redis 7.0.15's test suite against strongbox-server (tests/redis-suite)"
     scripts/redis-suite.sh
+    step "Redis 7.0.15's Sentinel suite: real sentinels watching strongbox-servers"
+    scripts/sentinel-suite.sh
 fi
 
 step "all checks passed in $((SECONDS - started)) s"

@@ -140,7 +140,6 @@ pub struct Persist {
     /// until the rewrite that gives it a base ends, and then takes the AOF directory's place
     /// ([`Persist::start_aof`]).
     staging: Option<PathBuf>,
-    last_bgsave_ok: bool,
     last_rewrite_ok: bool,
     last_bgsave_secs: i64,
     last_rewrite_secs: i64,
@@ -760,7 +759,7 @@ impl Persistence for Persist {
         if self.bgsave_scheduled {
             if let Err(e) = self.start_bgsave(srv) {
                 tracing::warn!("Can't save in background: {e}");
-                self.last_bgsave_ok = false;
+                srv.bgsave_failed = true;
                 self.bgsave_scheduled = false;
             }
             return;
@@ -780,7 +779,7 @@ impl Persistence for Persist {
                     tracing::info!("{changes} changes in {secs} seconds. Saving...");
                     if let Err(e) = self.start_bgsave(srv) {
                         tracing::warn!("Can't save in background: {e}");
-                        self.last_bgsave_ok = false;
+                        srv.bgsave_failed = true;
                     }
                     return;
                 }
@@ -832,12 +831,12 @@ impl Persistence for Persist {
                     Ok(_) => {
                         srv.dirty = srv.dirty.saturating_sub(self.bgsave_dirty_at_start);
                         srv.lastsave_s = crate::util::now_ms() / 1000;
-                        self.last_bgsave_ok = true;
+                        srv.bgsave_failed = false;
                         self.rdb_saves += 1;
                         tracing::info!("Background saving terminated with success");
                     }
                     Err(e) => {
-                        self.last_bgsave_ok = false;
+                        srv.bgsave_failed = true;
                         tracing::warn!("Background saving error: {e}");
                     }
                 }
@@ -862,6 +861,7 @@ impl Persistence for Persist {
 
     fn save(&mut self, srv: &mut Server) -> Result<(), String> {
         crate::snapshot::save_to_dbfilename(srv)?;
+        srv.bgsave_failed = false;
         srv.dirty = 0;
         srv.lastsave_s = crate::util::now_ms() / 1000;
         self.rdb_saves += 1;
@@ -885,7 +885,7 @@ impl Persistence for Persist {
         set(
             &mut v,
             "rdb_last_bgsave_status",
-            if self.last_bgsave_ok { "ok" } else { "err" }.into(),
+            if srv.bgsave_failed { "err" } else { "ok" }.into(),
         );
         set(
             &mut v,
@@ -1054,7 +1054,6 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         fsync_change_scheduled: false,
         appendonly_scheduled: false,
         staging: None,
-        last_bgsave_ok: true,
         last_rewrite_ok: true,
         last_bgsave_secs: -1,
         last_rewrite_secs: -1,

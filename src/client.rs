@@ -379,6 +379,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// Redis's `mustObeyClient`: our master's link, or the client replaying the log (id 0,
+    /// `aof::loading_client`): never refused as a write on a read-only replica.
+    pub fn must_obey(&self) -> bool {
+        self.is_master || self.id == 0
+    }
+
     /// Whether the client has authenticated (the reader's guest limits follow it).
     pub fn set_authenticated(&mut self, yes: bool) {
         self.authenticated = yes;

@@ -1125,11 +1125,10 @@ fn value_as_commands(out: &mut Vec<u8>, k: &[u8], value: &rdb::Value) {
         rdb::Value::Stream(s) => {
             let id = |i: &rdb::StreamId| format!("{}-{}", i.ms, i.seq).into_bytes();
             if s.entries.is_empty() {
-                // Create the key with a placeholder entry trimmed away at once, as Redis does.
-                cmd(
-                    out,
-                    &[b"XADD", k, b"MAXLEN", b"0", &id(&s.last_id), b"x", b"y"],
-                );
+                // Create the key with a placeholder entry trimmed away at once, as Redis does:
+                // ID 0-1 (the XSETID below sets the real last ID; XADD refuses 0-0, and a
+                // stream made by XGROUP CREATE MKSTREAM has that last ID).
+                cmd(out, &[b"XADD", k, b"MAXLEN", b"0", b"0-1", b"x", b"y"]);
             }
             for en in &s.entries {
                 let eid = id(&en.id);

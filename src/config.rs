@@ -137,7 +137,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("rdbcompression", YES_NO, "yes", MUT, DONE),
     opt("rdb-del-sync-files", YES_NO, "no", MUT, INERT),
     opt("activerehashing", YES_NO, "yes", MUT, DONE),
-    opt("stop-writes-on-bgsave-error", YES_NO, "yes", MUT, INERT),
+    opt("stop-writes-on-bgsave-error", YES_NO, "yes", MUT, DONE),
     opt("set-proc-title", YES_NO, "yes", IMMUTABLE, INERT),
     opt("dynamic-hz", YES_NO, "yes", MUT, INERT),
     opt("lazyfree-lazy-eviction", YES_NO, "no", MUT, INERT),
@@ -186,7 +186,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("aclfile", STR, "", IMMUTABLE, DONE),
     opt("unixsocket", STR, "", IMMUTABLE, INERT),
     opt("pidfile", STR, "", IMMUTABLE, DONE),
-    opt("replica-announce-ip", STR, "", MUT, INERT).alias("slave-announce-ip"),
+    opt("replica-announce-ip", STR, "", MUT, DONE).alias("slave-announce-ip"),
     opt("masteruser", STR, "", MUT, DONE),
     opt("cluster-announce-ip", STR, "", MUT, INERT),
     opt("cluster-config-file", STR, "nodes.conf", IMMUTABLE, INERT),
@@ -376,14 +376,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         DONE,
     ),
     opt("timeout", Kind::Int(0, INT_MAX), "0", MUT, DONE),
-    opt(
-        "replica-announce-port",
-        Kind::Int(0, 65535),
-        "0",
-        MUT,
-        INERT,
-    )
-    .alias("slave-announce-port"),
+    opt("replica-announce-port", Kind::Int(0, 65535), "0", MUT, DONE).alias("slave-announce-port"),
     opt(
         "tcp-backlog",
         Kind::Int(0, INT_MAX),

@@ -400,6 +400,12 @@ pub struct Server {
     pub next_client_id: Arc<std::sync::atomic::AtomicU64>,
     pub hz: u64,
     pub lastsave_s: i64,
+    /// The last background save failed (Redis's `lastbgsave_status` C_ERR): with save points
+    /// and `stop-writes-on-bgsave-error yes`, writes and PING are refused (`-MISCONF`, see
+    /// [`crate::persist::disk_error`]) until a save succeeds.
+    pub bgsave_failed: bool,
+    /// A FAILOVER under way (failover.rs).
+    pub failover: Option<crate::failover::Failover>,
     /// Hook the persistence layer installs (BGSAVE, BGREWRITEAOF, INFO persistence, …).
     pub persistence: Box<dyn crate::persist::Persistence>,
     /// Set while a command is running (for CLIENT LIST of the caller).
@@ -528,6 +534,8 @@ impl Server {
             next_client_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             hz,
             lastsave_s: now_ms() / 1000,
+            bgsave_failed: false,
+            failover: None,
             persistence: Box::new(crate::persist::NoPersistence),
             current_client: 0,
             pause: crate::pause::Pause::default(),
@@ -1201,13 +1209,10 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         || exec_queues_any(client, spec, |s, a| {
             command_flags(srv, s, a) & flags::WRITE != 0
         });
-    if is_write {
-        if let Some(e) = srv.log.failed() {
-            reject(
-                srv,
-                client,
-                Reply::Error(format!("MISCONF Errors writing to the AOF file: {e}")),
-            );
+    // Redis 7.0 refuses PING too while the disk fails: that is how Sentinel sees it.
+    if is_write || spec.name == "ping" {
+        if let Some(e) = crate::persist::disk_error(srv) {
+            reject(srv, client, Reply::Error(e.command_error()));
             return;
         }
     }
@@ -1229,7 +1234,16 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
             return;
         }
     }
-    if srv.pause.pending() && srv.pause.holds(spec, client, now_us / 1000) {
+    let may_replicate = |s: &CommandSpec, a: &[Bytes]| {
+        command_flags(srv, s, a) & (flags::WRITE | flags::MAY_REPLICATE) != 0
+    };
+    if srv.pause.pending()
+        && srv.pause.holds(
+            may_replicate(spec, &argv) || exec_queues_any(client, spec, may_replicate),
+            client,
+            now_us / 1000,
+        )
+    {
         if let Some(name) = sent_name {
             argv[0] = name;
         }
@@ -2087,6 +2101,7 @@ fn cron(srv: &mut Server) {
     }
     crate::replica::cron(srv);
     crate::master::cron(srv);
+    crate::failover::cron(srv);
     crate::cmd::migrate::cron(srv);
     if srv.cfg.get_bool("activerehashing") {
         active_rehash(srv);

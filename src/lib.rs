@@ -25,6 +25,7 @@ pub mod ctx;
 pub mod durability;
 pub mod evict;
 pub mod exec;
+pub mod failover;
 pub mod histogram;
 pub mod keyspace;
 pub mod latency;

@@ -317,6 +317,9 @@ pub struct ReplConf {
     pub rdb_only: bool,
     /// `REPLCONF rdb-filter-only`: the payload leaves out the dataset (redis-cli --replica).
     pub exclude_data: bool,
+    /// `rdb-filter-only functions`: the function libraries stay in it (redis-cli
+    /// --functions-rdb); `rdb-filter-only ""` leaves them out too.
+    pub with_functions: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -559,6 +562,21 @@ fn peer_ip(addr: &str) -> String {
     }
 }
 
+/// How Redis names a replica in its log (`replicationGetSlaveName`): its announced or peer
+/// address with its listening port.
+fn replica_name(c: &Client, conf: &ReplConf) -> String {
+    let ip = conf.ip_address.clone().unwrap_or_else(|| peer_ip(&c.addr));
+    if conf.listening_port > 0 {
+        if ip.contains(':') {
+            format!("[{ip}]:{}", conf.listening_port)
+        } else {
+            format!("{ip}:{}", conf.listening_port)
+        }
+    } else {
+        format!("{ip}:<unknown-replica-port>")
+    }
+}
+
 fn no_reply(c: &mut Client) -> Reply {
     if c.reply_mode == ReplyMode::On {
         c.reply_mode = ReplyMode::Skip;
@@ -618,7 +636,8 @@ pub fn replconf_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 return no_reply(ctx.client);
             }
             b"rdb-filter-only" => {
-                // Only "functions" can be asked for, and there are none: an empty payload.
+                // Only "functions" can be asked for: the payload then holds the libraries.
+                let mut with_functions = false;
                 for f in val.split(|&b| b == b' ').filter(|f| !f.is_empty()) {
                     if !f.eq_ignore_ascii_case(b"functions") {
                         return Reply::Error(format!(
@@ -626,8 +645,10 @@ pub fn replconf_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                             String::from_utf8_lossy(f)
                         ));
                     }
+                    with_functions = true;
                 }
                 conf.exclude_data = true;
+                conf.with_functions = with_functions;
             }
             b"rdb-only" => match crate::util::parse_i64(val) {
                 Some(v @ (0 | 1)) => conf.rdb_only = v == 1,
@@ -662,15 +683,34 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         // Already a replica: ignored, as Redis does.
         return no_reply(ctx.client);
     }
+    // PSYNC <replid> <offset> FAILOVER: our master asks us to take over (its FAILOVER).
+    if psync && args.len() > 3 && args[3].eq_ignore_ascii_case(b"failover") {
+        let replid = String::from_utf8_lossy(&args[1]).into_owned();
+        tracing::warn!("Failover request received for replid {replid}.");
+        let Some(r) = &ctx.srv.replica else {
+            return Reply::err("ERR PSYNC FAILOVER can't be sent to a master.");
+        };
+        if r.master_replid != replid {
+            return Reply::err("ERR PSYNC FAILOVER replid must match my replid.");
+        }
+        crate::replica::unset_master(ctx.srv);
+        tracing::info!(
+            "MASTER MODE enabled (failover request from '{}')",
+            ctx.client.addr
+        );
+    }
+    if ctx.srv.failover.is_some() {
+        return Reply::err("NOMASTERLINK Can't SYNC while failing over");
+    }
     if let Some(r) = &ctx.srv.replica {
         if !r.link_up() {
-            return Reply::err("ERR Can't SYNC while not connected with my master");
+            return Reply::err("NOMASTERLINK Can't SYNC while not connected with my master");
         }
     }
     let srv = &mut *ctx.srv;
     let c = &mut *ctx.client;
     let conf = c.repl_conf.as_deref().cloned().unwrap_or_default();
-    let addr = c.addr.clone();
+    let addr = replica_name(c, &conf);
     if psync {
         let replid = String::from_utf8_lossy(&args[1]).into_owned();
         if try_partial(srv, c, &conf, &replid, psync_offset) {
@@ -689,7 +729,7 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         // No dataset wanted: an empty RDB, and the stream from here.
         srv.log.force_select();
         let offset = srv.log.repl_offset().unwrap_or(0);
-        let rdb = empty_rdb(srv);
+        let rdb = empty_rdb(srv, conf.with_functions);
         attach(srv, c, conf.clone(), psync, Phase::Feeding);
         if let Some(s) = srv.master.slaves.last_mut() {
             backlog.hold(s.id, offset);
@@ -712,11 +752,21 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Nil
 }
 
-/// An RDB file with no keys.
-fn empty_rdb(srv: &Server) -> Vec<u8> {
+/// An RDB file with no keys; with the function libraries if `with_functions`.
+fn empty_rdb(srv: &Server, with_functions: bool) -> Vec<u8> {
     let opts = crate::snapshot::writer_options(srv, false);
+    let codes = if with_functions {
+        crate::cmd::function::library_codes(srv)
+    } else {
+        Vec::new()
+    };
     strongbox_storage::rdb::RdbWriter::new(Vec::new(), opts)
-        .and_then(|w| w.finish())
+        .and_then(|mut w| {
+            for code in &codes {
+                w.write_function(code)?;
+            }
+            w.finish()
+        })
         .unwrap_or_default()
 }
 
@@ -753,7 +803,7 @@ fn try_partial(srv: &mut Server, c: &mut Client, conf: &ReplConf, replid: &str, 
     } else {
         "+CONTINUE\r\n".to_string()
     };
-    let addr = c.addr.clone();
+    let addr = replica_name(c, conf);
     attach(srv, c, conf.clone(), true, Phase::Feeding);
     if let Some(s) = srv.master.slaves.last_mut() {
         let _ = s.events.send(Event::Line(line.into_bytes()));
@@ -1401,7 +1451,8 @@ pub fn cron(srv: &mut Server) {
         drop_slave(srv, id);
     }
     let period = srv.cfg.get_i64("repl-ping-replica-period").max(1) * 1000;
-    if now - srv.master.last_ping_ms >= period {
+    // No PING while a FAILOVER waits: it would move the offset the replica must reach.
+    if now - srv.master.last_ping_ms >= period && srv.failover.is_none() {
         srv.master.last_ping_ms = now;
         srv.log.feed_repl_only(b"*1\r\n$4\r\nPING\r\n");
     }
@@ -1460,6 +1511,35 @@ pub fn role_reply(srv: &Server) -> Reply {
     ])
 }
 
+/// FAILOVER TO host port: `None` if no replica has that address and listening port, else
+/// whether it is online (Redis's `findReplica` compares the announced or peer address).
+pub fn replica_online(srv: &Server, host: &str, port: i64) -> Option<bool> {
+    let s = srv
+        .master
+        .slaves
+        .iter()
+        .find(|s| s.ip.eq_ignore_ascii_case(host) && s.port == port)?;
+    Some(s.feed.state.load(Ordering::Relaxed) == STATE_ONLINE)
+}
+
+/// FAILOVER: the replica at `target` (any replica when `None`) if it has acknowledged
+/// `offset`, with its address and listening port.
+pub fn replica_acked(
+    srv: &Server,
+    target: Option<(&str, i64)>,
+    offset: i64,
+) -> Option<(String, u16)> {
+    srv.master
+        .slaves
+        .iter()
+        .filter(|s| match target {
+            Some((host, port)) => s.ip.eq_ignore_ascii_case(host) && s.port == port,
+            None => true,
+        })
+        .find(|s| s.ack_off == offset && (0..=65535).contains(&s.port))
+        .map(|s| (s.ip.clone(), s.port as u16))
+}
+
 /// INFO replication from `connected_slaves` on. `upstream`: (replid, offset) of this
 /// server's own master, shown instead of ours on a replica.
 pub fn info_fields(srv: &Server, upstream: Option<(String, i64)>) -> Vec<(String, String)> {
@@ -1484,7 +1564,10 @@ pub fn info_fields(srv: &Server, upstream: Option<(String, i64)>) -> Vec<(String
             ),
         );
     }
-    kv("master_failover_state", "no-failover".into());
+    kv(
+        "master_failover_state",
+        crate::failover::state_name(srv).into(),
+    );
     let (replid, off) = match upstream {
         Some((id, off)) => (id, off),
         None => (m.replid.clone(), shown_offset(srv)),

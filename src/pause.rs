@@ -22,7 +22,6 @@
 use bytes::Bytes;
 
 use crate::client::{Blocked, Client, ClientId};
-use crate::cmd::{flags, CommandSpec};
 use crate::exec::Server;
 use crate::resp::Reply;
 
@@ -48,6 +47,8 @@ pub struct Pause {
     postponed: Vec<ClientId>,
     /// Writes held while a shutdown waits for replicas ([`Pause::hold_for_shutdown`]).
     during_shutdown: bool,
+    /// Writes held while a FAILOVER runs ([`Pause::hold_for_failover`]).
+    during_failover: bool,
 }
 
 impl Pause {
@@ -70,7 +71,7 @@ impl Pause {
         } else {
             Kind::Off
         };
-        if self.during_shutdown {
+        if self.during_shutdown || self.during_failover {
             user.max(Kind::Write)
         } else {
             user
@@ -83,23 +84,28 @@ impl Pause {
         self.during_shutdown = on;
     }
 
+    /// Hold writes while a FAILOVER waits for its replica and switches roles, or stop (it
+    /// ended or was aborted); a CLIENT PAUSE in force stays as it is.
+    pub fn hold_for_failover(&mut self, on: bool) {
+        self.during_failover = on;
+    }
+
     /// Whether the dataset is frozen at `now_ms` (no expiry either).
     pub fn holds_writes(&self, now_ms: i64) -> bool {
         self.kind_at(now_ms) != Kind::Off
     }
 
-    /// Whether `spec` sent by `client` must wait for the end of the pause.
-    pub fn holds(&self, spec: &CommandSpec, client: &Client, now_ms: i64) -> bool {
+    /// Whether a command of `client` must wait for the end of the pause; `may_replicate`:
+    /// whether it may write or be propagated, by its flags as it runs them (a script's by its
+    /// declared flags; EXEC's by its queued commands'), as Redis's `is_may_replicate_command`.
+    pub fn holds(&self, may_replicate: bool, client: &Client, now_ms: i64) -> bool {
         match self.kind_at(now_ms) {
             Kind::Off => false,
             // Replication links are never paused (Redis: `!(c->flags & CLIENT_SLAVE)`; our
             // own master's stream runs as `is_master`).
             _ if client.is_master || client.is_replica => false,
             Kind::All => true,
-            Kind::Write => {
-                may_replicate(spec)
-                    || crate::exec::exec_queues_any(client, spec, |s, _| may_replicate(s))
-            }
+            Kind::Write => may_replicate,
         }
     }
 
@@ -110,7 +116,10 @@ impl Pause {
 
     /// Whether a pause is on, or has ended with postponed clients still to resume.
     pub fn pending(&self) -> bool {
-        self.kind != Kind::Off || self.during_shutdown || !self.postponed.is_empty()
+        self.kind != Kind::Off
+            || self.during_shutdown
+            || self.during_failover
+            || !self.postponed.is_empty()
     }
 
     /// Unix ms at which the pause ends (when one is on).
@@ -122,10 +131,6 @@ impl Pause {
     pub fn is_postponed(&self, id: ClientId) -> bool {
         self.postponed.contains(&id)
     }
-}
-
-fn may_replicate(spec: &CommandSpec) -> bool {
-    spec.is_write() || spec.has(flags::MAY_REPLICATE)
 }
 
 /// Postpone `argv` (as the client sent it) of `client` until the pause ends.

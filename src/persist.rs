@@ -7,6 +7,46 @@ use crate::exec::{Server, ShutdownMode};
 /// `shutdown_asap` as its signal handler sees it): a second SIGINT exits at once.
 pub static SHUTDOWN_ASAP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Why writes are refused for the disk's sake (Redis's `writeCommandsDeniedByDiskError`).
+pub enum DiskError {
+    /// The last background save failed, save points are set and
+    /// `stop-writes-on-bgsave-error` is yes.
+    Rdb,
+    /// The log writer failed (a write or an fsync): the error it reported.
+    Aof(String),
+}
+
+impl DiskError {
+    /// The reply to a write command (or PING) refused for it.
+    pub fn command_error(&self) -> String {
+        match self {
+            DiskError::Rdb => "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into(),
+            DiskError::Aof(e) => format!("MISCONF Errors writing to the AOF file: {e}"),
+        }
+    }
+
+    /// The reply to a script or function that may write (flags without `no-writes`).
+    pub fn script_error(&self) -> String {
+        match self {
+            DiskError::Rdb => "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for read only scripts.".into(),
+            DiskError::Aof(e) => format!("MISCONF Redis is configured to persist data to AOF, but it's currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for read only scripts. AOF error: {e}"),
+        }
+    }
+}
+
+/// Whether writes must be refused because the data cannot be persisted, and why: a failed
+/// background save (only with save points and `stop-writes-on-bgsave-error yes`), else a
+/// failed log. The first is checked first, as Redis does.
+pub fn disk_error(srv: &Server) -> Option<DiskError> {
+    if srv.bgsave_failed
+        && srv.cfg.get_bool("stop-writes-on-bgsave-error")
+        && !srv.cfg.get("save").trim().is_empty()
+    {
+        return Some(DiskError::Rdb);
+    }
+    srv.log.failed().map(DiskError::Aof)
+}
+
 pub trait Persistence: Send {
     /// Downcast hook (the persistence commands reach the AOF layer through it).
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;

@@ -49,8 +49,13 @@ pub struct Target {
     pub masteruser: String,
     pub masterauth: String,
     pub listening_port: u16,
+    /// `replica-announce-ip`: sent as `REPLCONF ip-address` (NAT, containers).
+    pub announce_ip: String,
     pub dir: PathBuf,
     pub timeout_s: u64,
+    /// FAILOVER: (our replid, our offset) for the first `PSYNC … FAILOVER`, which asks the
+    /// target, our replica until now, to take over (failover.rs).
+    pub failover: Option<(String, i64)>,
 }
 
 /// Figures the link task updates for INFO.
@@ -111,6 +116,8 @@ pub enum ReplMsg {
     },
     /// The connection to the master is gone (the link task retries).
     Down { gen: u64 },
+    /// The answer to `PSYNC … FAILOVER`: +CONTINUE / +FULLRESYNC (`accepted`) or an error.
+    FailoverAnswer { gen: u64, accepted: bool },
 }
 
 /// The control handles the execution thread keeps (set at start-up).
@@ -209,6 +216,16 @@ pub fn install(srv: &mut Server, rt: &tokio::runtime::Runtime, exec_tx: ExecSend
 
 /// Become a replica of host:port (drops any current link).
 pub fn set_master(srv: &mut Server, host: String, port: u16) {
+    set_master_inner(srv, host, port, None);
+}
+
+/// FAILOVER: become a replica of the target replica, asking it to take over with `PSYNC
+/// <replid> <offset + 1> FAILOVER`; (replid, offset) are ours, which its data matches.
+pub fn set_master_for_failover(srv: &mut Server, host: String, port: u16, at: (String, i64)) {
+    set_master_inner(srv, host, port, Some(at));
+}
+
+fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<(String, i64)>) {
     let Some(ctl) = srv.repl_ctl.as_mut() else {
         return;
     };
@@ -220,16 +237,24 @@ pub fn set_master(srv: &mut Server, host: String, port: u16) {
         port,
         masteruser: srv.cfg.get("masteruser").to_string(),
         masterauth: srv.cfg.get("masterauth").to_string(),
-        listening_port: srv.cfg.get_i64("port") as u16,
+        // `replica-announce-port`/`-ip` are what the master (and Sentinel through its INFO)
+        // shows for this replica, for port forwarding or NAT.
+        listening_port: match srv.cfg.get_i64("replica-announce-port") {
+            0 => srv.cfg.get_i64("port") as u16,
+            p => p as u16,
+        },
+        announce_ip: srv.cfg.get("replica-announce-ip").to_string(),
         dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         timeout_s: srv.cfg.get_i64("repl-timeout").max(1) as u64,
+        failover: failover.clone(),
     };
     ctl.shared.read_offset.store(-1, Ordering::Relaxed);
     ctl.shared.transferring.store(0, Ordering::Relaxed);
     ctl.target_tx.send_replace(Some(target));
-    let (offset, replid) = match &srv.replica {
-        Some(r) => (r.offset, r.master_replid.clone()),
-        None => (-1, String::new()),
+    let (offset, replid) = match (&srv.replica, &failover) {
+        (Some(r), _) => (r.offset, r.master_replid.clone()),
+        (None, Some((id, off))) => (*off, id.clone()),
+        (None, None) => (-1, String::new()),
     };
     let master = master_client(srv);
     srv.replica = Some(Replica {
@@ -242,7 +267,8 @@ pub fn set_master(srv: &mut Server, host: String, port: u16) {
         master_replid: replid,
         down_since_ms: now_ms(),
         synced_once: false,
-        psync: None,
+        // A failover continues from our own stream position if the target agrees.
+        psync: failover,
         local_expires: Default::default(),
     });
     crate::log::set_replica(true);
@@ -251,14 +277,19 @@ pub fn set_master(srv: &mut Server, host: String, port: u16) {
 
 /// REPLICAOF NO ONE: stop the link, keep the data, accept writes.
 pub fn set_no_master(srv: &mut Server) {
+    if unset_master(srv) {
+        tracing::info!("MASTER MODE enabled (user request from REPLICAOF NO ONE)");
+    }
+}
+
+/// Stop replicating (keep the data, accept writes); whether this server was a replica.
+pub fn unset_master(srv: &mut Server) -> bool {
     if let Some(ctl) = srv.repl_ctl.as_mut() {
         ctl.target_tx.send_replace(None);
         ctl.shared.transferring.store(0, Ordering::Relaxed);
     }
     crate::log::set_replica(false);
-    if srv.replica.take().is_some() {
-        tracing::info!("MASTER MODE enabled (user request from REPLICAOF NO ONE)");
-    }
+    srv.replica.take().is_some()
 }
 
 /// After a write command of a client (not the master) on a replica: its keys that now have a
@@ -310,6 +341,9 @@ pub fn expire_local_keys(srv: &mut Server, now: i64) {
 
 /// REPLICAOF host port | NO ONE (and SLAVEOF).
 pub fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if ctx.srv.failover.is_some() {
+        return Reply::err("ERR REPLICAOF not allowed while failing over.");
+    }
     if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
         set_no_master(ctx.srv);
         return crate::resp::OK;
@@ -450,7 +484,7 @@ pub fn info_fields(srv: &Server) -> Option<Vec<(String, String)>> {
 /// Whether a write from `client` must be refused with READONLY.
 #[inline]
 pub fn refuse_write(srv: &Server, client: &Client) -> bool {
-    srv.replica.is_some() && !client.is_master && srv.cfg.get_bool("replica-read-only")
+    srv.replica.is_some() && !client.must_obey() && srv.cfg.get_bool("replica-read-only")
 }
 
 pub const READONLY_ERR: &str = "READONLY You can't write against a read only replica.";
@@ -551,6 +585,9 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
             offset,
             new_replid,
         } => continue_sync(srv, gen, replid, offset, new_replid),
+        ReplMsg::FailoverAnswer { gen, accepted } => {
+            crate::failover::psync_answered(srv, gen, accepted)
+        }
         ReplMsg::Down { gen } => {
             if let Some(rep) = srv.replica.as_mut() {
                 if rep.gen == gen && rep.state != LinkState::Down {
@@ -762,11 +799,13 @@ async fn manager(
         let mut backoff = Duration::from_millis(1000);
         // Where a partial resync would continue (replid, offset of the stream the execution
         // thread was sent, outside MULTI): kept across reconnections to this target.
-        let mut psync: Option<(String, i64)> = None;
+        let mut psync: Option<(String, i64)> = t.failover.clone();
+        // FAILOVER: the first PSYNC this target answers carries the FAILOVER argument.
+        let mut failover = t.failover.is_some();
         loop {
             let mut gate = gate.clone();
             let r = tokio::select! {
-                r = session(&t, &mut ack_rx, &exec_tx, &shared, &mut gate, &mut psync) => Some(r),
+                r = session(&t, &mut ack_rx, &exec_tx, &shared, &mut gate, &mut psync, &mut failover) => Some(r),
                 c = target_rx.changed() => { if c.is_err() { return; } None }
             };
             shared.transferring.store(0, Ordering::Relaxed);
@@ -856,6 +895,7 @@ async fn session(
     shared: &Arc<Shared>,
     gate: &mut watch::Receiver<Gate>,
     psync: &mut Option<(String, i64)>,
+    failover: &mut bool,
 ) -> Result<(), String> {
     // Reports of an earlier connection are stale.
     while ack_rx.try_recv().is_ok() {}
@@ -901,6 +941,14 @@ async fn session(
     if r.starts_with('-') {
         tracing::info!("(Non critical) Master does not understand REPLCONF listening-port: {r}");
     }
+    if !t.announce_ip.is_empty() {
+        let r = link
+            .cmd(&[b"REPLCONF", b"ip-address", t.announce_ip.as_bytes()])
+            .await?;
+        if r.starts_with('-') {
+            tracing::info!("(Non critical) Master does not understand REPLCONF ip-address: {r}");
+        }
+    }
     let r = link
         .cmd(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
         .await?;
@@ -916,9 +964,28 @@ async fn session(
                 offset + 1
             );
             let from = (offset + 1).to_string();
-            let r = link
-                .cmd(&[b"PSYNC", replid.as_bytes(), from.as_bytes()])
-                .await?;
+            let r = if *failover {
+                // Redis's syncWithMaster during a FAILOVER: the target takes over, then
+                // answers the PSYNC; an error aborts the failover.
+                let r = link
+                    .cmd(&[b"PSYNC", replid.as_bytes(), from.as_bytes(), b"FAILOVER"])
+                    .await?;
+                *failover = false;
+                let accepted = r.starts_with("+CONTINUE") || r.starts_with("+FULLRESYNC");
+                exec_tx
+                    .send(Msg::Replica(ReplMsg::FailoverAnswer {
+                        gen: t.gen,
+                        accepted,
+                    }))
+                    .map_err(|_| "the server is shutting down".to_string())?;
+                if !accepted {
+                    return Err(format!("Failover target rejected psync request: {r}"));
+                }
+                r
+            } else {
+                link.cmd(&[b"PSYNC", replid.as_bytes(), from.as_bytes()])
+                    .await?
+            };
             if let Some(rest) = r.strip_prefix("+CONTINUE") {
                 let new_replid = match rest.trim() {
                     "" => replid.clone(),

@@ -257,6 +257,9 @@ struct Inserter {
     stats: LoadStats,
     /// Per database: how its entries are inserted (decided at its first entry).
     bulk: Vec<BulkState>,
+    /// A key or library that exists already is replaced (every load but DEBUG RELOAD
+    /// NOFLUSH without MERGE, where it fails the load as Redis's without RDBFLAGS_ALLOW_DUP).
+    replace: bool,
 }
 
 /// A database that was empty when the load reached it is filled in bulk: entries are appended
@@ -287,6 +290,7 @@ impl Inserter {
             cur_db: 0,
             stats: LoadStats::default(),
             bulk: (0..srv.dbs.len()).map(|_| BulkState::Undecided).collect(),
+            replace: true,
         }
     }
 
@@ -374,6 +378,12 @@ impl Inserter {
                     self.stats.keys += 1;
                     return Ok(());
                 }
+                if !self.replace && d.keys.get(&key[..]).is_some() {
+                    return Err(format!(
+                        "RDB has duplicated key '{}' in DB {db}",
+                        String::from_utf8_lossy(&key)
+                    ));
+                }
                 let expire = expire_ms.map(|t| (key.clone(), t));
                 match hash {
                     Some(h) => d.insert_hashed(h, key, obj),
@@ -389,7 +399,9 @@ impl Inserter {
                     "The RDB file contains AUX module data for the module '{module}', which Strongbox does not support"
                 ));
             }
-            Decoded::Function(code) => crate::cmd::function::load_from_rdb(srv, &code)?,
+            Decoded::Function(code) => {
+                crate::cmd::function::load_from_rdb(srv, &code, self.replace)?
+            }
             Decoded::SelectDb(db) => self.cur_db = db as usize,
             Decoded::ResizeDb {
                 db_size,
@@ -419,9 +431,11 @@ fn load_sequential<Rd: ItemSource>(
     srv: &mut Server,
     reader: &mut Rd,
     aof_base: bool,
+    replace: bool,
 ) -> Result<LoadStats, String> {
     let th = thresholds(&srv.cfg);
     let mut ins = Inserter::new(srv, aof_base);
+    ins.replace = replace;
     let mut failed = None;
     let hashers = key_hashers(srv);
     let decoded = decode_all(reader, &th, &hashers, 1, |chunk, offset| {
@@ -447,6 +461,23 @@ pub fn load_rdb<R: Read>(srv: &mut Server, input: R, aof_base: bool) -> Result<L
     load_rdb_counted(srv, input, aof_base).map(|(s, _)| s)
 }
 
+/// [`load_rdb`] of a dump.rdb into a dataset that is kept (DEBUG RELOAD NOFLUSH): a key or a
+/// library that exists already fails the load, unless `merge` (then it is replaced).
+pub fn load_rdb_over<R: Read>(
+    srv: &mut Server,
+    input: R,
+    merge: bool,
+) -> Result<LoadStats, String> {
+    let mut reader = RdbReader::with_options(
+        input,
+        ReaderOptions {
+            verify_checksum: true,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    load_sequential(srv, &mut reader, true, merge)
+}
+
 /// [`load_rdb`], also returning how many bytes the RDB image took (through its checksum): an
 /// AOF base may continue with RESP commands after it.
 pub fn load_rdb_counted<R: Read>(
@@ -461,7 +492,7 @@ pub fn load_rdb_counted<R: Read>(
         },
     )
     .map_err(|e| e.to_string())?;
-    let stats = load_sequential(srv, &mut reader, aof_base)?;
+    let stats = load_sequential(srv, &mut reader, aof_base, true)?;
     Ok((stats, reader.offset()))
 }
 
@@ -480,7 +511,7 @@ pub fn load_rdb_bytes(
     };
     let mut reader = RdbReader::from_slice(data, opts).map_err(|e| e.to_string())?;
     if mode == LoadMode::Sequential || data.len() < PARALLEL_LOAD_BYTES_MIN {
-        let stats = load_sequential(srv, &mut reader, aof_base)?;
+        let stats = load_sequential(srv, &mut reader, aof_base, true)?;
         return Ok((stats, reader.offset()));
     }
     let th = thresholds(&srv.cfg);
@@ -553,7 +584,7 @@ pub fn load_rdb_bytes(
     let stats = if loaded {
         ins.stats
     } else {
-        load_sequential(srv, &mut reader, aof_base)?
+        load_sequential(srv, &mut reader, aof_base, true)?
     };
     Ok((stats, reader.offset()))
 }

@@ -445,3 +445,37 @@ fn a_dropped_link_resumes_with_a_partial_resync() {
         }
     }
 }
+
+/// `replica-announce-ip` / `replica-announce-port` (NAT, containers): the master, and Sentinel
+/// through its INFO, sees the announced address (REPLCONF ip-address / listening-port), with a
+/// redis-server master and a Strongbox one.
+#[test]
+fn replica_announces_the_configured_address() {
+    let redis_master = RedisServer::start(&[]);
+    let sb_master = StrongboxServer::start(&[]);
+    for mport in [redis_master.port(), sb_master.port()] {
+        let mp = mport.to_string();
+        let replica = StrongboxServer::start(&[
+            "--replicaof",
+            "127.0.0.1",
+            &mp,
+            "--replica-announce-ip",
+            "10.1.2.3",
+            "--replica-announce-port",
+            "6390",
+        ]);
+        wait_link_up(replica.port());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut con(mport))
+                .unwrap();
+            if info.contains("slave0:ip=10.1.2.3,port=6390,") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{info}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

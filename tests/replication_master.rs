@@ -755,3 +755,36 @@ fn waitaof_counts_replicas_that_fsynced() {
     );
     m.assert_cmd(&["WAIT", "3", "5000"], b":3\r\n");
 }
+
+/// `redis-cli --functions-rdb` (REPLCONF rdb-filter-only functions): the file holds the
+/// function libraries and no keys; redis-server loads it so. (`--rdb` keeps everything.)
+#[test]
+fn redis_cli_functions_rdb_holds_the_libraries_only() {
+    let sb = StrongboxServer::start(&[]);
+    let mut c = con(sb.port());
+    let lib = "#!lua name=lib1\nredis.register_function('func1', function() return 1 end)";
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(lib)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("dump.rdb");
+    let out = Command::new("redis-cli")
+        .args(["-p", &sb.port().to_string(), "--functions-rdb"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rs = RedisServer::start_in(d.path(), &["--appendonly", "no"]);
+    let mut r = con(rs.port());
+    let n: i64 = redis::cmd("DBSIZE").query(&mut r).unwrap();
+    assert_eq!(n, 0, "no keys in a functions-only dump");
+    let v: redis::Value = redis::cmd("FUNCTION").arg("LIST").query(&mut r).unwrap();
+    assert!(format!("{v:?}").contains("func1"), "{v:?}");
+}

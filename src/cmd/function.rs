@@ -411,6 +411,8 @@ fn create_in(
     });
     if timeout {
         lua.remove_hook();
+        // (it replaced the scripts' time limit hook: the next FCALL sets that again)
+        eng.time_limit_hook_replaced();
     }
     match ran {
         Ok((true, _)) => {}
@@ -496,10 +498,11 @@ pub fn library_codes(srv: &Server) -> Vec<Bytes> {
 }
 
 /// A FUNCTION2 record of an RDB image being loaded. A library that does not compile (or
-/// registers nothing) fails the load, as in Redis; one that exists already is replaced.
-pub fn load_from_rdb(srv: &mut Server, code: &Bytes) -> Result<(), String> {
+/// registers nothing) fails the load, as in Redis; one that exists already is replaced if
+/// `replace`, else fails it.
+pub fn load_from_rdb(srv: &mut Server, code: &Bytes, replace: bool) -> Result<(), String> {
     srv.functions
-        .create(code, true, false)
+        .create(code, replace, false)
         .map(|_| ())
         .map_err(|e| format!("Failed loading library, {e}"))
 }
@@ -572,8 +575,9 @@ fn call(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> Reply {
         if crate::replica::refuse_write(ctx.srv, ctx.client) {
             return Reply::err(crate::replica::READONLY_ERR);
         }
-        if let Some(e) = ctx.srv.log.failed() {
-            return Reply::Error(format!("MISCONF Errors writing to the AOF file: {e}"));
+        // FCALL goes through Redis's scriptPrepareForRun, as EVAL with flags does.
+        if let Some(e) = crate::persist::disk_error(ctx.srv) {
+            return Reply::Error(e.script_error());
         }
     }
     let Some(eng) = ctx.srv.functions.eng.take() else {
@@ -639,8 +643,8 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if crate::replica::refuse_write(ctx.srv, ctx.client) {
             return Reply::err(crate::replica::READONLY_ERR);
         }
-        if let Some(e) = ctx.srv.log.failed() {
-            return Reply::Error(format!("MISCONF Errors writing to the AOF file: {e}"));
+        if let Some(e) = crate::persist::disk_error(ctx.srv) {
+            return Reply::Error(e.command_error());
         }
     }
     let reply = match &sub[..] {
@@ -753,7 +757,7 @@ fn load(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     // The master's stream and the log's replay are obeyed whatever the time (as Redis).
     // (The log's replay runs as client 0.)
-    let timeout = !ctx.client.is_master && ctx.client.id != 0;
+    let timeout = !ctx.client.must_obey();
     match ctx.srv.functions.create(&args[pos], replace, timeout) {
         Ok(name) => Reply::Bulk(Bytes::from(name)),
         Err(e) => Reply::Error(format!("ERR {e}")),

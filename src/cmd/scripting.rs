@@ -11,8 +11,8 @@
 //! global assigned or rawset does not outlive the script), the library tables and `redis` are
 //! read-only proxies, source text only (no bytecode), and no `loadfile`, `dofile`, `setfenv`,
 //! `getfenv`, `newproxy`, `print` — nor `coroutine` (Redis has it; a coroutine would escape
-//! the hook). `rename-command` applies. cjson, cmsgpack and bit are there
-//! (`scripting_libs.rs`); the struct library is not. `pcall(redis.call, ...)` catches an
+//! the hook). `rename-command` applies. cjson, cmsgpack, bit and struct are there
+//! (`scripting_libs.rs`, `scripting_struct.rs`). `pcall(redis.call, ...)` catches an
 //! error object that is not Redis's string (`redis.pcall` returns Redis's error table).
 //!
 //! A long script: past `busy-reply-threshold` (`lua-time-limit`) the hook serves the other
@@ -147,7 +147,8 @@ end
 getmetatable("").__metatable = readonly({})
 local shared = {
   string = readonly(string), table = readonly(table), math = readonly(math),
-  cjson = readonly(cjson), cmsgpack = readonly(cmsgpack), bit = readonly(bit), redis = readonly(R),
+  cjson = readonly(cjson), cmsgpack = readonly(cmsgpack), bit = readonly(bit),
+  struct = readonly(struct), redis = readonly(R),
 }
 local env_mt
 env_mt = {
@@ -271,6 +272,9 @@ pub struct Engine {
     shebang_flags: HashMap<String, u32>,
     /// Total bytes of the cached script bodies (INFO `used_memory_scripts_eval` role).
     body_bytes: usize,
+    /// The last body EVAL ran and its SHA1: the same script again skips the SHA1 (a third of
+    /// what EVAL itself costs outside the script's run).
+    last_body: (Vec<u8>, String),
     /// What `redis.setresp`, `redis.set_repl` and `redis.acl_check_cmd` (created once, not per
     /// run: a scoped function per run costs as much as a short script) share with the run.
     run: std::sync::Arc<RunShared>,
@@ -285,10 +289,29 @@ struct RunShared {
     repl_none: std::sync::atomic::AtomicBool,
     /// The caller's user (redis.acl_check_cmd).
     user: std::sync::Mutex<Option<std::sync::Arc<crate::acl::User>>>,
+    /// The running script's time limit (its start, `busy-reply-threshold` in ms), for the
+    /// hook; None between runs and when there is no limit.
+    deadline: std::sync::Mutex<Option<(std::time::Instant, u128)>>,
+    /// The running script was stopped (SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE, or no
+    /// client to serve past the threshold): every line and command it reaches fails.
+    killed: std::sync::atomic::AtomicBool,
+    /// The time limit's hook is set. It is set once and stays (setting a hook per run cost
+    /// 4k instructions); a debugging session, a kill (which re-arms it on every line) and
+    /// FUNCTION LOAD's own hook replace it, and clear this so that the next run sets it again.
+    hook_armed: std::sync::atomic::AtomicBool,
 }
 
 fn sha1_hex(body: &[u8]) -> String {
-    sha1_smol::Sha1::from(body).digest().to_string()
+    // (by hand: the digest's Display went through the formatter per byte, 3.5k instructions
+    // per EVAL)
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(body).digest().bytes();
+    let mut s = String::with_capacity(2 * digest.len());
+    for b in digest {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
 }
 
 impl Engine {
@@ -395,6 +418,9 @@ impl Engine {
             .raw_set("REDIS_VERSION", crate::REDIS_COMPAT_VERSION)
             .map_err(le)?;
         redis.raw_set("REDIS_VERSION_NUM", num).map_err(le)?;
+        // (the time limit's hook finds the run's `redis.pcall` through it)
+        lua.set_named_registry_value(REDIS_KEY, &redis)
+            .map_err(le)?;
         lua.globals().raw_set("__sb_redis", redis).map_err(le)?;
         super::scripting_libs::install(&lua).map_err(le)?;
         // For the prelude's error handler: (what, line, source) of the function `level`
@@ -415,6 +441,13 @@ impl Engine {
             .map_err(le)?;
         lua.globals().raw_set("__sb_where", where_).map_err(le)?;
         lua.set_memory_limit(LUA_MEMORY_MAX).map_err(le)?;
+        // A new collection cycle starts as soon as the last one ends (pause 100%, Lua's
+        // default is 200%): the state stays near its live size (unit/scripting's "EVAL does
+        // not leak" wants under 100 KB after 10,000 runs) without a GC step per run, which
+        // cost more (a protected call each).
+        lua.gc_set_mode(mlua::prelude::LuaGcMode::Incremental(
+            mlua::prelude::LuaGcIncParams::default().pause(GC_PAUSE_PERCENT),
+        ));
         let (runner, redis, run_fn, load_lib): (
             mlua::Function,
             mlua::Table,
@@ -506,13 +539,30 @@ impl Engine {
             scripts: HashMap::new(),
             shebang_flags: HashMap::new(),
             body_bytes: 0,
+            last_body: (Vec::new(), String::new()),
             run,
         })
     }
 
+    /// Another hook replaced the time limit's (FUNCTION LOAD's): the next run sets it again.
+    pub(crate) fn time_limit_hook_replaced(&self) {
+        self.run
+            .hook_armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Compile `body` (once) and cache it; returns its SHA1.
     fn load(&mut self, body: &[u8]) -> Result<String, String> {
-        let sha = sha1_hex(body);
+        let sha = if !self.last_body.1.is_empty() && self.last_body.0 == body {
+            self.last_body.1.clone()
+        } else {
+            let sha = sha1_hex(body);
+            // (a body too large to be worth keeping twice is not remembered)
+            if body.len() <= LAST_BODY_BYTES_MAX {
+                self.last_body = (body.to_vec(), sha.clone());
+            }
+            sha
+        };
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
@@ -632,8 +682,8 @@ fn shebang_refuses(ctx: &mut Ctx, flags: u32, ro: bool) -> Option<Reply> {
         if crate::replica::refuse_write(ctx.srv, ctx.client) {
             return Some(Reply::err(crate::replica::READONLY_ERR));
         }
-        if let Some(e) = ctx.srv.log.failed() {
-            return Some(Reply::Error(format!("MISCONF Redis is configured to persist data to AOF, but it's currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for read only scripts. AOF error: {e}")));
+        if let Some(e) = crate::persist::disk_error(ctx.srv) {
+            return Some(Reply::Error(e.script_error()));
         }
         if ro {
             return Some(Reply::err(
@@ -850,6 +900,11 @@ pub(crate) fn execute(
         Ok(t) => t,
         Err(e) => return Reply::Error(format!("ERR {e}")),
     };
+    // While a memory limit is set, mlua guards every operation with a protected call (two C
+    // closures allocated, then a pcall): that was a third of a short EVAL. What is built
+    // around the run (KEYS, ARGV, the run's functions) is bounded by the request itself, so
+    // the limit is lifted for it and applies to the script's own run (`run_limited`).
+    let _ = lua.set_memory_limit(0);
     let to_table = |items: &[Bytes]| -> mlua::Result<mlua::Table> {
         let t = lua.create_table_with_capacity(items.len(), 0)?;
         for (i, a) in items.iter().enumerate() {
@@ -859,7 +914,10 @@ pub(crate) fn execute(
     };
     let (keys, argv) = match (to_table(keys), to_table(argv)) {
         (Ok(k), Ok(a)) => (k, a),
-        (Err(e), _) | (_, Err(e)) => return Reply::Error(format!("ERR {e}")),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = lua.set_memory_limit(LUA_MEMORY_MAX);
+            return Reply::Error(format!("ERR {e}"));
+        }
     };
     // The script's commands run as the caller, in its database and with RESP2 replies (as
     // Redis); a SELECT inside the script does not outlive it.
@@ -874,7 +932,6 @@ pub(crate) fn execute(
     // error in a script.
     let limit_ms = ctx.srv.cfg.get_i64("busy-reply-threshold").max(0) as u128;
     let started = std::time::Instant::now();
-    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     ctx.srv.script_time_ms = Some(ctx.now_ms);
     ctx.srv.script_run = Some(ScriptRun {
         name: if source == "@user_script" {
@@ -891,14 +948,24 @@ pub(crate) fn execute(
         from_master: ctx.client.is_master,
     });
     let debugging = ctx.srv.ldb.is_some();
-    if debugging {
-        arm_debugger(lua);
-    } else if limit_ms > 0 {
-        arm_time_limit(lua, started, limit_ms, killed.clone(), false);
-    }
-    ctx.srv.log.begin_unit();
     let run_shared = eng.run.clone();
     let run: &RunShared = &run_shared;
+    run.killed
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    *run.deadline.lock().unwrap_or_else(|p| p.into_inner()) =
+        (limit_ms > 0).then_some((started, limit_ms));
+    if debugging {
+        run.hook_armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        arm_debugger(lua);
+    } else if limit_ms > 0
+        && !run
+            .hook_armed
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        arm_time_limit(lua, run_shared.clone(), false);
+    }
+    ctx.srv.log.begin_unit();
     run.proto.store(2, std::sync::atomic::Ordering::Relaxed);
     run.repl_none
         .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -908,7 +975,6 @@ pub(crate) fn execute(
         // data, lent to the scope for the script's run).
         let cell = std::sync::Mutex::new((&mut *ctx.srv, &mut *ctx.client));
         let cell = &cell;
-        let killed = &killed;
         lua.scope(|scope| {
             // For the hook (which must be 'static): serve the other clients, and say whether
             // the script was killed (SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE). It goes
@@ -939,7 +1005,7 @@ pub(crate) fn execute(
                             Err(_) => 1,
                         }));
                     }
-                    if killed.load(std::sync::atomic::Ordering::Relaxed) {
+                    if run.killed.load(std::sync::atomic::Ordering::Relaxed) {
                         return command_error(lua, &format!("ERR {KILLED_MSG}"), raise);
                     }
                     // Never re-entered (no command runs Lua); refuse rather than wait.
@@ -952,9 +1018,6 @@ pub(crate) fn execute(
                     srv.script_repl_none = run.repl_none.load(std::sync::atomic::Ordering::Relaxed);
                     call_logged(lua, srv, client, a, read_only, raise)
                 })?;
-                if !raise {
-                    lua.set_named_registry_value(SERVE_KEY, &func)?;
-                }
                 redis.raw_set(name, func)?;
             }
             if debugging {
@@ -964,7 +1027,7 @@ pub(crate) fn execute(
                 })?;
                 lua.set_named_registry_value(LDB_KEY, at_line)?;
             }
-            let (ok, v): (bool, Value) = runner.call((f, keys, argv))?;
+            let (ok, v): (bool, Value) = run_limited(lua, || runner.call((f, keys, argv)))?;
             let resp3 = run.proto.load(std::sync::atomic::Ordering::Relaxed) >= 3;
             Ok(if ok {
                 lua_to_reply(&v, resp3, proto_before)?
@@ -973,15 +1036,21 @@ pub(crate) fn execute(
             })
         })
     };
-    let _ = lua.unset_named_registry_value(SERVE_KEY);
-    let _ = lua.unset_named_registry_value(LDB_KEY);
     let _ = redis.raw_set("call", Value::Nil);
     let _ = redis.raw_set("pcall", Value::Nil);
     *run.user.lock().unwrap_or_else(|p| p.into_inner()) = None;
     ctx.srv.script_repl_none = false;
     ctx.srv.script_time_ms = None;
-    if limit_ms > 0 || debugging {
+    *run.deadline.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    if debugging {
+        let _ = lua.unset_named_registry_value(LDB_KEY);
+    }
+    // The debugger's hook, or the time limit's re-armed on every line by a kill, goes; the
+    // next run sets the time limit's again.
+    if debugging || run.killed.swap(false, std::sync::atomic::Ordering::Relaxed) {
         lua.remove_hook();
+        run.hook_armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
     ctx.srv.script_run = None;
     ctx.srv.log.end_unit();
@@ -989,8 +1058,7 @@ pub(crate) fn execute(
     ctx.client.proto = proto_before;
     // Effects were logged command by command inside the unit; EVAL itself adds nothing.
     ctx.propagate_nothing();
-    // Garbage from this run (argument tables, replies) is collected now and then.
-    let _ = lua.gc_step();
+    let _ = lua.set_memory_limit(LUA_MEMORY_MAX);
     match outcome {
         Ok(r) => r,
         Err(e) => Reply::Error(format!(
@@ -998,6 +1066,15 @@ pub(crate) fn execute(
             one_line(&innermost_message(&e))
         )),
     }
+}
+
+/// `f` (the script's run) under the Lua state's memory limit, lifted again after it (see
+/// `execute`).
+fn run_limited<R>(lua: &Lua, f: impl FnOnce() -> mlua::Result<R>) -> mlua::Result<R> {
+    lua.set_memory_limit(LUA_MEMORY_MAX)?;
+    let r = f();
+    let _ = lua.set_memory_limit(0);
+    r
 }
 
 /// Where the scope keeps the debugger's line function (SCRIPT DEBUG SYNC sessions).
@@ -1111,8 +1188,9 @@ fn send_debugger_logs(
     }
 }
 
-/// Where the scope keeps the function the hook calls to serve the other clients.
-const SERVE_KEY: &str = "sb_serve_while_busy";
+/// The real `redis` table, in the registry: the hook calls the run's `redis.pcall` in it to
+/// serve the other clients.
+const REDIS_KEY: &str = "sb_redis";
 
 /// The argument the hook passes to the run's `redis.pcall` to have it serve the other clients
 /// (a light userdata: scripts cannot make one).
@@ -1129,16 +1207,11 @@ fn is_serve_marker(v: &Value) -> bool {
 /// The time limit's hook. Until the deadline it looks at the clock every
 /// [`HOOK_INSTRUCTIONS`] VM instructions (a line hook would cost a Rust call per line: a
 /// 10M-iteration loop took 14 times as long). Past it, every time it runs it serves the other
-/// clients (the scope's `SERVE_KEY` function); once the script is killed it raises, and
-/// re-arms itself on every line as well, so that a script that catches the error (`pcall` in
-/// a loop) fails again at its next line outside the catch and ends.
-fn arm_time_limit(
-    lua: &Lua,
-    started: std::time::Instant,
-    limit_ms: u128,
-    killed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    every_line: bool,
-) {
+/// clients (the run's `redis.pcall`, given the serve marker); once the script is killed it
+/// raises, and re-arms itself on every line as well, so that a script that catches the error
+/// (`pcall` in a loop) fails again at its next line outside the catch and ends. Between runs
+/// (no deadline in `run`) it does nothing.
+fn arm_time_limit(lua: &Lua, run: std::sync::Arc<RunShared>, every_line: bool) {
     let triggers = if every_line {
         mlua::HookTriggers::new()
             .every_line()
@@ -1156,14 +1229,19 @@ fn arm_time_limit(
                 line,
             }))
         };
-        if killed.load(std::sync::atomic::Ordering::Relaxed) {
+        let deadline = *run.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((started, limit_ms)) = deadline else {
+            return Ok(mlua::VmState::Continue);
+        };
+        if run.killed.load(std::sync::atomic::Ordering::Relaxed) {
             return raise(KILLED_MSG.into());
         }
         if started.elapsed().as_millis() < limit_ms {
             return Ok(mlua::VmState::Continue);
         }
         let served = lua
-            .named_registry_value::<mlua::Function>(SERVE_KEY)
+            .named_registry_value::<mlua::Table>(REDIS_KEY)
+            .and_then(|redis| redis.raw_get::<mlua::Function>("pcall"))
             .and_then(|f| f.call::<i64>(serve_marker()))
             .map(|bits| (bits & 1 != 0, bits & 2 != 0));
         let msg = match served {
@@ -1177,8 +1255,10 @@ fn arm_time_limit(
                 "Script stopped after busy-reply-threshold ({limit_ms} ms): no client can be served while it runs"
             ),
         };
-        killed.store(true, std::sync::atomic::Ordering::Relaxed);
-        arm_time_limit(lua, started, limit_ms, killed.clone(), true);
+        run.killed.store(true, std::sync::atomic::Ordering::Relaxed);
+        run.hook_armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        arm_time_limit(lua, run.clone(), true);
         raise(msg)
     });
 }
@@ -1430,8 +1510,8 @@ fn script_call(
         return fail(crate::master::NOREPLICAS_ERR);
     }
     if spec.is_write() {
-        if let Some(e) = srv.log.failed() {
-            return fail(&format!("MISCONF Errors writing to the AOF file: {e}"));
+        if let Some(e) = crate::persist::disk_error(srv) {
+            return fail(&e.command_error());
         }
     }
     // Over `maxmemory` when the script started: no command that may grow the dataset, until
@@ -1694,7 +1774,13 @@ const REPLY_DEPTH_MAX: usize = 1000;
 
 /// A script's Lua state may hold at most this much memory (Redis sets no limit; a script
 /// building an endless table must not take the server down).
-const LUA_MEMORY_MAX: usize = 1 << 30;
+pub(crate) const LUA_MEMORY_MAX: usize = 1 << 30;
+
+/// The Lua collector's pause (see `Engine::new`).
+const GC_PAUSE_PERCENT: i32 = 100;
+
+/// The largest script body `Engine::load` remembers as the last one.
+const LAST_BODY_BYTES_MAX: usize = 4096;
 
 /// How often (in VM instructions) a running script checks its time.
 const HOOK_INSTRUCTIONS: u32 = 100_000;
@@ -2076,6 +2162,66 @@ mod tests {
         QuickCheck::new()
             .tests(200)
             .quickcheck(prop as fn(Vec<u8>, i64, String) -> TestResult);
+    }
+
+    /// struct.pack / unpack / size answer (never panic) on any format, data and offset, and
+    /// what pack packs from integers in range, unpack reads back, in any byte order and
+    /// alignment.
+    #[test]
+    fn arbitrary_struct_formats_never_panic_and_round_trip() {
+        const LETTERS: &[u8] = b"<>!x bBhHlLTiIcsfd0123456789 z\0";
+        const SIGNED: &[&str] = &["h", "i", "l", "i2", "i3", "i8", "i16", "b"];
+        fn prop(picks: Vec<u8>, data: Vec<u8>, nums: Vec<i16>, pos: i8) -> TestResult {
+            let (mut srv, mut c) = server_and_client();
+            let fmt: Vec<u8> = picks
+                .iter()
+                .take(40)
+                .map(|&p| LETTERS[usize::from(p) % LETTERS.len()])
+                .collect();
+            let pos = pos.to_string();
+            for (script, args) in [
+                (
+                    &b"return struct.pack(ARGV[1], ARGV[2], ARGV[3], ARGV[2], ARGV[3])"[..],
+                    [&fmt[..], &data[..], b"-7"],
+                ),
+                (
+                    b"return {struct.unpack(ARGV[1], ARGV[2], tonumber(ARGV[3]))}",
+                    [&fmt[..], &data[..], pos.as_bytes()],
+                ),
+                (b"return struct.size(ARGV[1])", [&fmt[..], b"", b""]),
+            ] {
+                let mut argv: Vec<&[u8]> = vec![b"0"];
+                argv.extend(args);
+                let _ = eval_in(&mut srv, &mut c, script, &argv);
+            }
+            // Round trip: a signed item per number (`b` only for the numbers a byte holds).
+            let mut fmt = String::from(match picks.first().map_or(0, |p| p % 3) {
+                0 => "<",
+                1 => ">!4",
+                _ => "!8",
+            });
+            let mut args = vec![b"0".to_vec(), Vec::new()];
+            for (i, n) in nums.iter().take(20).enumerate() {
+                let letter = match SIGNED[i % SIGNED.len()] {
+                    "b" if i8::try_from(*n).is_err() => "h",
+                    l => l,
+                };
+                fmt.push_str(letter);
+                args.push(n.to_string().into_bytes());
+            }
+            args[1] = fmt.into_bytes();
+            let script = b"local v = {} for i = 2, #ARGV do v[#v + 1] = tonumber(ARGV[i]) end
+                           local u = {struct.unpack(ARGV[1], struct.pack(ARGV[1], unpack(v)))}
+                           if #u ~= #v + 1 then return -1 end
+                           for i = 1, #v do if u[i] ~= v[i] then return -2 - i end end
+                           return 1";
+            let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+            let r = eval_in(&mut srv, &mut c, script, &argv);
+            TestResult::from_bool(matches!(r, Reply::Int(1)))
+        }
+        QuickCheck::new()
+            .tests(300)
+            .quickcheck(prop as fn(Vec<u8>, Vec<u8>, Vec<i16>, i8) -> TestResult);
     }
 
     /// A script's writes reach the log as the commands they were, in one MULTI/EXEC, and the

@@ -4,9 +4,13 @@
 //! `cmsgpack.pack` / `unpack` / `unpack_one` / `unpack_limit` with lua-cmsgpack's encoding
 //! (its 16 levels of nesting, floats as float32 when exact); and LuaBitOp's `bit` (32-bit
 //! operations on Lua numbers). JSON parsing is serde_json's and msgpack decoding rmpv's; the
-//! mapping to and from Lua values, and msgpack encoding, are here.
+//! mapping to and from Lua values, and msgpack encoding, are here. The `struct` library is in
+//! `scripting_struct.rs`.
 
 use mlua::{Lua, MultiValue, Table, Value};
+
+#[path = "scripting_struct.rs"]
+mod structlib;
 
 /// Nesting limit for decoding msgpack (a self-referencing or hostile input must not recurse
 /// forever).
@@ -266,6 +270,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     )?;
     lua.globals().raw_set("cmsgpack", cmsgpack)?;
     lua.globals().raw_set("bit", bit_library(lua)?)?;
+    lua.globals().raw_set("struct", structlib::library(lua)?)?;
     Ok(())
 }
 

@@ -113,10 +113,8 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
             }
         }
         if spec.is_write() {
-            if let Some(e) = ctx.srv.log.failed() {
-                replies.push(Reply::Error(format!(
-                    "MISCONF Errors writing to the AOF file: {e}"
-                )));
+            if let Some(e) = crate::persist::disk_error(ctx.srv) {
+                replies.push(Reply::Error(e.command_error()));
                 continue;
             }
         }

@@ -464,9 +464,10 @@ pub(super) fn wait(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// involved — the dataset is unchanged). Our loader always lets a loaded key replace an
 /// existing one, which is MERGE; Redis without MERGE stops on such a key.
 pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
-    let (mut flush, mut save) = (true, true);
+    let (mut flush, mut save, mut merge) = (true, true, false);
     for o in opts {
         if o.eq_ignore_ascii_case(b"merge") {
+            merge = true;
         } else if o.eq_ignore_ascii_case(b"noflush") {
             flush = false;
         } else if o.eq_ignore_ascii_case(b"nosave") {
@@ -484,6 +485,8 @@ pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
         if let Err(e) = crate::snapshot::save_to_dbfilename(ctx.srv) {
             return Reply::Error(format!("ERR Error trying to save the DB: {e}"));
         }
+        // A save that succeeds clears a failed BGSAVE's status (Redis's rdbSave).
+        ctx.srv.bgsave_failed = false;
     }
     let path = ctx.srv.cfg.dir().join(ctx.srv.cfg.get("dbfilename"));
     let file = match std::fs::File::open(&path) {
@@ -502,7 +505,12 @@ pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
     // Clients are served meanwhile (-LOADING, or what Redis allows while loading).
     let size = file.metadata().map_or(0, |m| m.len());
     let loaded = crate::loading::while_serving(ctx.srv, size, |srv| {
-        crate::snapshot::load_rdb(srv, std::io::BufReader::new(file), true)
+        let input = std::io::BufReader::new(file);
+        if flush {
+            crate::snapshot::load_rdb(srv, input, true)
+        } else {
+            crate::snapshot::load_rdb_over(srv, input, merge)
+        }
     });
     match loaded {
         Ok(_) => {
@@ -511,7 +519,11 @@ pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
             tracing::warn!("DB reloaded by DEBUG RELOAD");
             OK
         }
-        Err(e) => Reply::Error(format!("ERR Error trying to load the RDB dump: {e}")),
+        Err(e) => {
+            // Redis's reply; the cause goes to the log, as Redis's loader logs it.
+            tracing::warn!("DEBUG RELOAD: {e}");
+            Reply::err("ERR Error trying to load the RDB dump")
+        }
     }
 }
 

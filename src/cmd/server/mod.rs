@@ -130,6 +130,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         ..cmd("replicaof", 3, ADMIN | NOSCRIPT | STALE, KNONE, "server", crate::replica::replicaof_command)
     },
     CommandSpec {
+        summary: "Start a coordinated failover between this server and one of its replicas.",
+        since: "6.2.0",
+        ..cmd("failover", -1, ADMIN | NOSCRIPT | STALE, KNONE, "server", crate::failover::failover_command)
+    },
+    CommandSpec {
         summary: "An internal command used in replication",
         since: "2.8.0",
         ..cmd("psync", -3, ADMIN | NOSCRIPT, KNONE, "server", crate::master::sync_command)
