@@ -67,7 +67,15 @@ struct ReplaySink<'a> {
 
 impl Sink for ReplaySink<'_> {
     fn command(&mut self, argv: Vec<Bytes>) -> Result<(), String> {
-        crate::load::replay_command(self.srv, &mut self.client, &argv)
+        crate::load::replay_command(self.srv, &mut self.client, &argv)?;
+        crate::loading::key_delay(self.srv);
+        Ok(())
+    }
+    fn progress(&mut self, offset: u64) -> Result<(), String> {
+        crate::loading::progress_in_file(self.srv, offset)
+    }
+    fn file_done(&mut self, len: u64) {
+        crate::loading::file_done(self.srv, len);
     }
     fn load_rdb(&mut self, _path: &Path, bytes: &[u8]) -> Result<u64, String> {
         let (stats, consumed) = crate::snapshot::load_rdb_bytes(
@@ -140,6 +148,8 @@ pub struct Persist {
     /// aof_current_size right after the last rewrite (or start), for auto-aof-rewrite-percentage.
     rewrite_base_size: u64,
     pub loaded_keys: u64,
+    /// Keys of the last dump.rdb load skipped because their TTL had passed.
+    pub loaded_expired: u64,
     pub load_secs: f64,
     last_snapshot_extra: String,
     /// The last finished snapshot's own figures (`strongbox_compaction_*`).
@@ -885,6 +895,11 @@ impl Persistence for Persist {
         set(&mut v, "rdb_saves", self.rdb_saves.to_string());
         set(
             &mut v,
+            "rdb_last_load_keys_expired",
+            self.loaded_expired.to_string(),
+        );
+        set(
+            &mut v,
             "rdb_last_load_keys_loaded",
             self.loaded_keys.to_string(),
         );
@@ -1046,6 +1061,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         aof_rewrites: 0,
         rewrite_base_size: 0,
         loaded_keys: 0,
+        loaded_expired: 0,
         load_secs: 0.0,
         last_snapshot_extra: String::new(),
         last_snapshot_stats: None,
@@ -1085,6 +1101,17 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         let obs =
             recovery::observe(vfs.as_ref(), &aof_dir, &filename).map_err(|e| e.to_string())?;
         let plan = recovery::plan(&obs, false).map_err(|e| e.to_string())?;
+        let total = if plan.is_empty() {
+            vfs.len(&dump_path).unwrap_or(0)
+        } else {
+            plan.files
+                .iter()
+                .map(|f| vfs.len(&plan.dir.join(&f.name)).unwrap_or(0))
+                .sum()
+        };
+        if let Some(l) = srv.loading.as_mut() {
+            l.total_bytes = total;
+        }
         let resume = if plan.is_empty() && vfs.exists(&dump_path).unwrap_or(false) {
             // Migration: an existing dump.rdb becomes the base of a new AOF directory.
             import_dump(srv, vfs.as_ref(), &dump_path, &aof_dir, &filename)?
@@ -1129,6 +1156,9 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
     } else if vfs.exists(&dump_path).unwrap_or(false) {
         let bytes = std::fs::read(&dump_path)
             .map_err(|e| format!("Can't open {}: {e}", dump_path.display()))?;
+        if let Some(l) = srv.loading.as_mut() {
+            l.total_bytes = bytes.len() as u64;
+        }
         let (stats, _) = crate::snapshot::load_rdb_bytes(
             srv,
             &bytes,
@@ -1137,6 +1167,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         )
         .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
         persist.loaded_keys = stats.keys;
+        persist.loaded_expired = stats.expired_skipped;
     }
     srv.dirty = 0;
     crate::alloc::release_free_memory();
@@ -1176,6 +1207,13 @@ pub fn reload_from_files(srv: &mut Server) -> Result<(), String> {
     };
     let obs = recovery::observe(&vfs, &aof_dir, &filename).map_err(|e| e.to_string())?;
     let plan = recovery::plan(&obs, false).map_err(|e| e.to_string())?;
+    if let Some(l) = srv.loading.as_mut() {
+        l.total_bytes = plan
+            .files
+            .iter()
+            .map(|f| vfs.len(&plan.dir.join(&f.name)).unwrap_or(0))
+            .sum();
+    }
     for d in srv.dbs.iter_mut() {
         d.clear();
     }

@@ -437,7 +437,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(INT_MIN, INT_MAX),
         "0",
         MUT,
-        INERT,
+        DONE,
     )
     .hidden(),
     opt("active-expire-effort", Kind::Int(1, 10), "1", MUT, DONE),
@@ -650,7 +650,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(1024, INT_MAX),
         "2097152",
         MUT,
-        INERT,
+        DONE,
     )
     .hidden(),
     // TLS (Redis built with OpenSSL, as Debian's): Strongbox has no TLS listener.

@@ -379,6 +379,12 @@ pub fn expire_if_needed(
     if !srv.dbs[db].is_expired(key, now_ms) {
         return false;
     }
+    if srv.loading.is_some() {
+        // A command served while the data set loads (`loading.rs`) deletes nothing: the
+        // tables may hold entries not indexed yet (a bulk RDB load). Checked here, where a key
+        // past its TTL was found, to cost nothing on the path of every lookup.
+        return false;
+    }
     srv.expire_key(db, key);
     true
 }

@@ -429,6 +429,9 @@ pub struct Server {
     /// Messages a busy script's hook could not handle (the script's own client's next
     /// commands, the master's stream, signals), handled first by the next round, in order.
     pub busy_deferred: VecDeque<Msg>,
+    /// The data set is loading (`loading.rs`): clients are served from the loader's hook and
+    /// answered `-LOADING` unless their command has the `loading` flag. None otherwise.
+    pub loading: Option<Box<crate::loading::Loading>>,
     /// The running script called `redis.set_repl(redis.REPL_NONE)`: its commands are not
     /// logged (so neither written to the AOF nor sent to replicas) until it sets another mode.
     pub script_repl_none: bool,
@@ -542,6 +545,7 @@ impl Server {
             script_run: None,
             exec_rx: None,
             busy_deferred: VecDeque::new(),
+            loading: None,
             offload_scripts: false,
             offload_scripts_seen: false,
             fast_scripts: Default::default(),
@@ -1133,24 +1137,7 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
         return;
     };
     let reject = |srv: &mut Server, client: &mut Client, r: Reply| {
-        if let Some(m) = client.multi.as_mut() {
-            m.failed = true;
-        }
-        // A rejected EXEC discards the transaction (Redis's execCommandAbort).
-        let r = match r {
-            Reply::Error(msg) if spec.name == "exec" => {
-                client.multi = None;
-                unwatch_all(srv, client);
-                let msg = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
-                Reply::Error(format!("EXECABORT Transaction discarded because of: {msg}"))
-            }
-            r => r,
-        };
-        if let Reply::Error(m) = &r {
-            count_error(&mut srv.stats, m);
-        }
-        let name = crate::cmd::server::stat_name(spec, &argv);
-        srv.stats.per_cmd.entry(name).or_default().rejected += 1;
+        let r = reject_reply(srv, client, spec, &argv, r);
         client.reply(r);
     };
     let n = argv.len() as i32;
@@ -1302,6 +1289,38 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
 }
 
+/// The reply to a command refused before it ran (Redis's rejectCommand): a transaction is
+/// flagged, a refused EXEC discards it (execCommandAbort), the error and the rejection counted.
+#[cold]
+#[inline(never)]
+pub(crate) fn reject_reply(
+    srv: &mut Server,
+    client: &mut Client,
+    spec: &'static CommandSpec,
+    argv: &[Bytes],
+    r: Reply,
+) -> Reply {
+    if let Some(m) = client.multi.as_mut() {
+        m.failed = true;
+    }
+    // A rejected EXEC discards the transaction (Redis's execCommandAbort).
+    let r = match r {
+        Reply::Error(msg) if spec.name == "exec" => {
+            client.multi = None;
+            unwatch_all(srv, client);
+            let msg = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
+            Reply::Error(format!("EXECABORT Transaction discarded because of: {msg}"))
+        }
+        r => r,
+    };
+    if let Reply::Error(m) = &r {
+        count_error(&mut srv.stats, m);
+    }
+    let name = crate::cmd::server::stat_name(spec, argv);
+    srv.stats.per_cmd.entry(name).or_default().rejected += 1;
+    r
+}
+
 /// `maxmemory`: evict as needed (`evict.rs`), then whether `spec` must be refused because
 /// memory stays over the limit — a command that may grow the dataset, EXEC of a transaction
 /// holding one, or anything queued in MULTI (except what ends it), as in Redis 7.0.
@@ -1347,7 +1366,7 @@ fn command_flags(srv: &Server, spec: &CommandSpec, argv: &[Bytes]) -> u32 {
 
 /// The flags of the command `argv` runs: its subcommand's (FUNCTION LOAD is a write that may
 /// grow memory, FUNCTION LIST is not), else the command's.
-fn effective_flags(spec: &CommandSpec, argv: &[Bytes]) -> u32 {
+pub(crate) fn effective_flags(spec: &CommandSpec, argv: &[Bytes]) -> u32 {
     if spec.subcommands.is_empty() || argv.len() < 2 {
         return spec.flags;
     }
@@ -1743,13 +1762,18 @@ fn note_script_time(srv: &mut Server, argv: &[Bytes], dur_us: u64) {
 /// answered BUSY or killed until it ends (it is handed off again from its next run on).
 fn may_run_script(srv: &Server, m: &Msg) -> bool {
     let Msg::Commands { id, cmds } = m else {
-        return false;
+        // A replica's full-sync load serves the clients while it runs (`loading.rs`): the
+        // event loop must go on reading them meanwhile.
+        return matches!(m, Msg::Replica(crate::replica::ReplMsg::Sync { .. }));
     };
     let is_script = |argv: &Vec<Bytes>| {
         // (every command of an inline round passes here: one byte decides for most)
-        argv.first().is_some_and(|n| {
-            matches!(n.first().map(|b| b | 0x20), Some(b'e' | b'f'))
-                && [
+        let Some(n) = argv.first() else {
+            return false;
+        };
+        match n.first().map(|b| b | 0x20) {
+            Some(b'e' | b'f') => {
+                [
                     &b"eval"[..],
                     b"evalsha",
                     b"eval_ro",
@@ -1759,7 +1783,17 @@ fn may_run_script(srv: &Server, m: &Msg) -> bool {
                 ]
                 .iter()
                 .any(|s| n.eq_ignore_ascii_case(s))
-        }) && !srv.fast_scripts.contains(&script_key(argv))
+                    && !srv.fast_scripts.contains(&script_key(argv))
+            }
+            // DEBUG RELOAD and LOADAOF serve the clients while they load (`loading.rs`).
+            Some(b'd') => {
+                n.eq_ignore_ascii_case(b"debug")
+                    && argv.get(1).is_some_and(|s| {
+                        s.eq_ignore_ascii_case(b"reload") || s.eq_ignore_ascii_case(b"loadaof")
+                    })
+            }
+            _ => false,
+        }
     };
     let has_exec = || {
         cmds.iter()
@@ -1789,6 +1823,12 @@ fn next_msg(srv: &mut Server) -> Option<Msg> {
 /// commands, the master's stream and signals wait for the script's end (`busy_deferred`). False
 /// when no message can be received here (unit tests; nothing would ever answer).
 pub fn serve_while_busy(srv: &mut Server) -> bool {
+    if srv.loading.is_some() {
+        // A script replayed from the log: -LOADING comes first, as in Redis (a shutdown asked
+        // for meanwhile stops the load at its next progress call).
+        let _ = crate::loading::serve(srv);
+        return srv.exec_rx.is_some();
+    }
     let Some(rx) = srv.exec_rx.take() else {
         return false;
     };
@@ -1917,7 +1957,7 @@ fn flush_all(srv: &mut Server) {
     }
 }
 
-fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
+pub(crate) fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
     match m {
         Msg::Connect {
             id,

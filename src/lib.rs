@@ -11,6 +11,7 @@
 //! - [`durability`]: where effects become log bytes and replies learn what to wait for.
 //! - [`aof`]: the log writer and recovery at start, over `strongbox-storage` and
 //!   `strongbox-recovery`.
+//! - [`loading`]: serving clients while the data set loads (`-LOADING`, INFO `loading_*`).
 //! - [`config`], [`limits`], [`util`].
 
 pub mod acl;
@@ -30,6 +31,7 @@ pub mod keyspace;
 pub mod latency;
 pub mod limits;
 pub mod load;
+pub mod loading;
 pub mod log;
 pub mod master;
 pub mod obuf;

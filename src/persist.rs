@@ -95,7 +95,7 @@ impl Persistence for NoPersistence {
 pub fn default_info(srv: &Server) -> Vec<(String, String)> {
     let f = |k: &str, v: String| (k.to_string(), v);
     vec![
-        f("loading", "0".into()),
+        f("loading", u8::from(srv.loading.is_some()).to_string()),
         f("async_loading", "0".into()),
         f("current_cow_peak", "0".into()),
         f("current_cow_size", "0".into()),

@@ -420,7 +420,9 @@ pub fn info_fields(srv: &Server) -> Option<Vec<(String, String)>> {
         },
     );
     let transferring = sh.transferring.load(Ordering::Relaxed) != 0;
-    let syncing = transferring || matches!(r.state, LinkState::Persisting);
+    // Loading the master's RDB counts as syncing too (Redis's REPL_STATE_TRANSFER lasts
+    // until the load ends).
+    let syncing = transferring || matches!(r.state, LinkState::Persisting) || srv.loading.is_some();
     kv(
         "master_sync_in_progress",
         if syncing { "1" } else { "0" }.into(),
@@ -671,11 +673,27 @@ fn full_sync(
     crate::cmd::function::clear(srv);
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let file = std::fs::File::open(path).map_err(|e| e.to_string());
-    let loaded = file.and_then(|f| {
-        // A replica keeps keys the master sent even if already expired: the master's DEL
-        // follows (as Redis's replica loading does).
-        crate::snapshot::load_rdb(srv, std::io::BufReader::with_capacity(1 << 20, f), true)
+    // Clients are served meanwhile (-LOADING, or what Redis allows while loading).
+    let size = file
+        .as_ref()
+        .ok()
+        .and_then(|f| f.metadata().ok())
+        .map_or(0, |m| m.len());
+    // In place while loading: INFO and ROLE show a replica whose link is down.
+    rep.state = LinkState::Down;
+    srv.replica = Some(rep);
+    // A shutdown asked for meanwhile exits without saving: the log stopped before the flush,
+    // so the AOF directory still holds the data set from before the sync.
+    let loaded = crate::loading::while_serving(srv, size, |srv| {
+        file.and_then(|f| {
+            // A replica keeps keys the master sent even if already expired: the master's DEL
+            // follows (as Redis's replica loading does).
+            crate::snapshot::load_rdb(srv, std::io::BufReader::with_capacity(1 << 20, f), true)
+        })
     });
+    let Some(mut rep) = srv.replica.take() else {
+        return loaded.map(|_| ());
+    };
     rep.master_replid = replid;
     rep.offset = offset;
     rep.synced_once = true;

@@ -96,6 +96,10 @@ const RESERVE_KEYS_MAX: usize = 64 << 20;
 pub const PARALLEL_LOAD_BYTES_MIN: usize = 1 << 20;
 /// Decoded entries handed from the decoding thread to the inserting thread at a time.
 const LOAD_CHUNK_ENTRIES: usize = 512;
+/// ... and at most about this many bytes of the image: clients served while loading
+/// (`loading.rs`) are served between chunks, once per `loading-process-events-interval-bytes`
+/// (2 MiB by default), which large entries would otherwise stretch.
+const LOAD_CHUNK_BYTES_MAX: u64 = 1 << 20;
 /// Chunks in flight between the two threads (bounds the decoded values held in memory).
 const LOAD_CHUNKS_IN_FLIGHT: usize = 32;
 
@@ -142,6 +146,8 @@ enum Decoded {
 /// lends plain string entries instead of copying them).
 trait ItemSource {
     fn next_ref(&mut self) -> Result<Option<rdb::ItemRef<'_>>, rdb::RdbError>;
+    /// Bytes of the image read so far.
+    fn offset(&self) -> u64;
 }
 
 impl ItemSource for RdbReader<rdb::SliceSource<'_>> {
@@ -149,25 +155,32 @@ impl ItemSource for RdbReader<rdb::SliceSource<'_>> {
     fn next_ref(&mut self) -> Result<Option<rdb::ItemRef<'_>>, rdb::RdbError> {
         self.next_item_ref()
     }
+    fn offset(&self) -> u64 {
+        RdbReader::offset(self)
+    }
 }
 
 impl<R: Read> ItemSource for RdbReader<rdb::IoSource<R>> {
     fn next_ref(&mut self) -> Result<Option<rdb::ItemRef<'_>>, rdb::RdbError> {
         self.next_item_ref()
     }
+    fn offset(&self) -> u64 {
+        RdbReader::offset(self)
+    }
 }
 
 /// Decodes items until EOF (Ok) or an error (Err with the reader's message), handing them to
-/// `emit` in chunks. Stops early, with Ok, when `emit` returns false (the receiving side has
-/// stopped).
+/// `emit` in chunks, each with the image's offset after it. Stops early, with Ok, when `emit`
+/// returns false (the receiving side has stopped).
 fn decode_all<Rd: ItemSource>(
     reader: &mut Rd,
     th: &EncodingThresholds,
     hashers: &[KeyHasher],
     chunk: usize,
-    mut emit: impl FnMut(Vec<Decoded>) -> bool,
+    mut emit: impl FnMut(Vec<Decoded>, u64) -> bool,
 ) -> Result<(), String> {
     let mut out = Vec::with_capacity(chunk);
+    let mut chunk_start = reader.offset();
     loop {
         let item = match reader.next_ref() {
             Ok(Some(item)) => item,
@@ -176,7 +189,7 @@ fn decode_all<Rd: ItemSource>(
                 // Everything decoded before the damage is inserted first, as a sequential
                 // load would have done.
                 if !out.is_empty() {
-                    emit(out);
+                    emit(out, reader.offset());
                 }
                 return Err(e.to_string());
             }
@@ -218,12 +231,19 @@ fn decode_all<Rd: ItemSource>(
             },
         };
         out.push(d);
-        if out.len() >= chunk && !emit(std::mem::replace(&mut out, Vec::with_capacity(chunk))) {
-            return Ok(());
+        let offset = reader.offset();
+        if out.len() >= chunk || offset - chunk_start >= LOAD_CHUNK_BYTES_MAX {
+            chunk_start = offset;
+            if !emit(
+                std::mem::replace(&mut out, Vec::with_capacity(chunk)),
+                offset,
+            ) {
+                return Ok(());
+            }
         }
     }
     if !out.is_empty() {
-        emit(out);
+        emit(out, reader.offset());
     }
     Ok(())
 }
@@ -295,6 +315,19 @@ impl Inserter {
             d.expires.extend_in_bulk(kept.into_iter());
             d.keys.remove_unindexed(&lost);
         }
+    }
+
+    /// [`Inserter::apply`] while clients are served (`Server::loading`): `key-load-delay`
+    /// per entry, then the serving hook, once per `loading-process-events-interval-bytes` of
+    /// the image (`offset`: where the chunk holding `d` ends). Err when a shutdown stops the
+    /// load.
+    fn apply_loading(&mut self, srv: &mut Server, d: Decoded, offset: u64) -> Result<(), String> {
+        let entry = matches!(d, Decoded::Entry { .. });
+        self.apply(srv, d)?;
+        if entry {
+            crate::loading::key_delay(srv);
+        }
+        crate::loading::progress_in_image(srv, offset)
     }
 
     fn apply(&mut self, srv: &mut Server, d: Decoded) -> Result<(), String> {
@@ -405,9 +438,9 @@ fn load_sequential<Rd: ItemSource>(
     ins.replace = replace;
     let mut failed = None;
     let hashers = key_hashers(srv);
-    let decoded = decode_all(reader, &th, &hashers, 1, |chunk| {
+    let decoded = decode_all(reader, &th, &hashers, 1, |chunk, offset| {
         for d in chunk {
-            if let Err(e) = ins.apply(srv, d) {
+            if let Err(e) = ins.apply_loading(srv, d, offset) {
                 failed = Some(e);
                 return false;
             }
@@ -484,15 +517,22 @@ pub fn load_rdb_bytes(
     let th = thresholds(&srv.cfg);
     let hashers = key_hashers(srv);
     let mut ins = Inserter::new(srv, aof_base);
+    // With `key-load-delay` (tests' slow loads) one entry per chunk, so that clients are
+    // served at Redis's cadence (once per `loading-process-events-interval-bytes`).
+    let chunk = if srv.loading.as_ref().is_some_and(|l| l.key_delay_us != 0) {
+        1
+    } else {
+        LOAD_CHUNK_ENTRIES
+    };
     // Ok(true): loaded; Ok(false): no second thread could be started, nothing was read yet.
     let loaded = std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Decoded>>(LOAD_CHUNKS_IN_FLIGHT);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Decoded>, u64)>(LOAD_CHUNKS_IN_FLIGHT);
         let reader = &mut reader;
         let decoder = std::thread::Builder::new()
             .name("strongbox-load".into())
             .spawn_scoped(scope, move || {
-                decode_all(reader, &th, &hashers, LOAD_CHUNK_ENTRIES, |chunk| {
-                    tx.send(chunk).is_ok()
+                decode_all(reader, &th, &hashers, chunk, |chunk, offset| {
+                    tx.send((chunk, offset)).is_ok()
                 })
             });
         let decoder = match decoder {
@@ -503,7 +543,26 @@ pub fn load_rdb_bytes(
             }
         };
         let mut failed = None;
-        'recv: for chunk in rx.iter() {
+        'recv: for (chunk, offset) in rx.iter() {
+            if srv.loading.is_some() {
+                // Serving clients while loading: the delay per key, the hook per chunk.
+                let delay = srv.loading.as_ref().is_some_and(|l| l.key_delay_us != 0);
+                for d in chunk {
+                    let entry = matches!(d, Decoded::Entry { .. });
+                    if let Err(e) = ins.apply(srv, d) {
+                        failed = Some(e);
+                        break 'recv;
+                    }
+                    if delay && entry {
+                        crate::loading::key_delay(srv);
+                    }
+                }
+                if let Err(e) = crate::loading::progress_in_image(srv, offset) {
+                    failed = Some(e);
+                    break 'recv;
+                }
+                continue;
+            }
             for d in chunk {
                 if let Err(e) = ins.apply(srv, d) {
                     failed = Some(e);

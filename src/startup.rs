@@ -105,8 +105,8 @@ pub fn run_server(args: Vec<String>) -> i32 {
         tracing::error!("{e}");
         return 1;
     }
-    // As Redis, the port is bound before the data set loads: a client may connect at once (its
-    // commands are served once the load is done; the load runs before the accept loops).
+    // As Redis, the port is bound before the data set loads: a client may connect at once (and
+    // is answered -LOADING, or served, while the load runs: see below).
     let port = cfg.get_i64("port") as u16;
     let listeners = match rt.block_on(bind_all(cfg.get("bind"), port)) {
         Ok(l) => l,
@@ -116,16 +116,9 @@ pub fn run_server(args: Vec<String>) -> i32 {
         }
     };
     log_banner(&cfg);
-    // Load the data set (log, snapshot) and attach the log writer.
-    let start = std::time::Instant::now();
-    if let Err(e) = crate::aof::open(&mut srv) {
-        tracing::error!("{e}");
-        return 1;
-    }
-    tracing::info!(
-        "DB loaded from disk: {:.3} seconds",
-        start.elapsed().as_secs_f64()
-    );
+    // The connections are served from here on, before the data set loads: while it loads,
+    // clients are answered `-LOADING` (or served, for the commands Redis allows while loading)
+    // from the loader's hook (`loading.rs`), as Redis's processEventsWhileBlocked.
     let (exec_tx, exec_rx) = exec_channel(bell);
     let net = Arc::new(Net {
         exec_tx: exec_tx.clone(),
@@ -140,6 +133,39 @@ pub fn run_server(args: Vec<String>) -> i32 {
         bytes_out: Arc::new(AtomicU64::new(0)),
     });
     srv.net_bytes = Some((net.bytes_in.clone(), net.bytes_out.clone()));
+    for l in listeners {
+        rt.spawn(accept_loop(l, net.clone()));
+    }
+    spawn_signal_thread(exec_tx.clone());
+    // Load the data set (log, snapshot) and attach the log writer, the connections served
+    // meanwhile (see `load_serving`).
+    let start = std::time::Instant::now();
+    srv.exec_rx = Some(exec_rx);
+    srv.loading = Some(crate::loading::Loading::new(&srv, 0));
+    if let Err(e) = load_serving(&rt, &mut srv, inline) {
+        if srv.loading.as_ref().is_some_and(|l| l.aborted) {
+            // As Redis: a shutdown asked for while loading exits without saving (the files
+            // were only read).
+            tracing::warn!("User requested shutdown...");
+            tracing::info!("Strongbox is now ready to exit, bye bye...");
+            if !pidfile.is_empty() {
+                let _ = std::fs::remove_file(&pidfile);
+            }
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            return 0;
+        }
+        tracing::error!("{e}");
+        return 1;
+    }
+    srv.loading = None;
+    let Some(exec_rx) = srv.exec_rx.take() else {
+        tracing::error!("The execution channel was lost while loading");
+        return 1;
+    };
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds",
+        start.elapsed().as_secs_f64()
+    );
     // The replication link task (idle unless REPLICAOF or `replicaof` sets a master).
     crate::replica::install(&mut srv, &rt, exec_tx.clone());
     rt.spawn(srv.log.relay.clone().run());
@@ -163,10 +189,6 @@ pub fn run_server(args: Vec<String>) -> i32 {
             }
         }
     };
-    for l in listeners {
-        rt.spawn(accept_loop(l, net.clone()));
-    }
-    spawn_signal_thread(exec_tx.clone());
     tracing::info!("Ready to accept connections tcp (port {port})");
     crate::supervise::notify("STATUS=Ready to accept connections\n");
     crate::supervise::notify("READY=1\n");
@@ -183,6 +205,39 @@ pub fn run_server(args: Vec<String>) -> i32 {
     }
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     0
+}
+
+/// Run `crate::aof::open` on this thread (the main one: what the load allocates stays in
+/// glibc's main arena, which `malloc_trim` returns to the system whole — from another thread,
+/// a 1M-key log replay left ~10 MB more resident), while the connections are served: by the
+/// runtime's workers, or with `io-threads 1` by a helper thread driving the single-threaded
+/// runtime until the load ends (the main thread drives it afterwards).
+fn load_serving(
+    rt: &tokio::runtime::Runtime,
+    srv: &mut Server,
+    inline: bool,
+) -> Result<(), String> {
+    if !inline {
+        return crate::aof::open(srv);
+    }
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::scope(|scope| {
+        let io = std::thread::Builder::new()
+            .name("strongbox-io".into())
+            .spawn_scoped(scope, move || {
+                crate::util::prefer_short_slices();
+                rt.block_on(async {
+                    // Err: the load ended by a panic (the sender is gone).
+                    let _ = done_rx.await;
+                });
+            });
+        if let Err(e) = io {
+            tracing::warn!("Can't start a thread to serve clients while loading ({e}): they wait for the end of the load");
+        }
+        let r = crate::aof::open(srv);
+        let _ = done_tx.send(());
+        r
+    })
 }
 
 /// SIGTERM and SIGINT, on a thread of their own: the execution loop may be busy for long (a

@@ -41,6 +41,16 @@ pub trait Sink {
     /// many bytes the RDB took (through its checksum); any bytes after that are replayed as
     /// RESP, as Redis does.
     fn load_rdb(&mut self, path: &Path, bytes: &[u8]) -> Result<u64, String>;
+    /// Where the replay of the current file is: `offset` bytes into it (the command being
+    /// applied starts there). Called once per [`replay::PROGRESS_COMMANDS`] commands; the
+    /// server serves its clients from here while it loads (Redis's
+    /// `processEventsWhileBlocked`). An error stops the replay there (a shutdown asked for
+    /// meanwhile), as a failed command does: the files are not touched.
+    fn progress(&mut self, _offset: u64) -> Result<(), String> {
+        Ok(())
+    }
+    /// The current file was replayed whole (`len`: its size; a cut torn tail included).
+    fn file_done(&mut self, _len: u64) {}
 }
 
 /// Recovery options (server config and offline-tool flags).

@@ -101,6 +101,15 @@ impl FileReplay<'_> {
 
     fn apply(&mut self, argv: Vec<Bytes>, offset: u64) -> Result<(), RecoveryError> {
         self.commands += 1;
+        if self.commands.is_multiple_of(PROGRESS_COMMANDS) {
+            self.sink
+                .progress(offset)
+                .map_err(|reason| RecoveryError::Apply {
+                    path: self.path.to_path_buf(),
+                    offset,
+                    reason,
+                })?;
+        }
         self.sink
             .command(argv)
             .map_err(|reason| RecoveryError::Apply {
@@ -110,6 +119,10 @@ impl FileReplay<'_> {
             })
     }
 }
+
+/// The sink hears where the replay is ([`Sink::progress`]) once per this many commands (as
+/// Redis's AOF loader serves its clients once per 1024 commands).
+pub const PROGRESS_COMMANDS: u64 = 1024;
 
 /// Files (or the RESP part of a base) at least this long are read by a second thread: it
 /// verifies batch checksums and parses commands while the calling thread applies them.
@@ -607,6 +620,7 @@ pub fn execute_with_pipeline(
     let mut last: Option<FileResult> = None;
     for file in &plan.files {
         let res = replay_file(vfs, plan, file, opts, sink, &mut report, pipeline_min_bytes)?;
+        sink.file_done(res.report.bytes);
         report.commands += res.report.commands;
         report.files.push(res.report.clone());
         let stop = res.stop;

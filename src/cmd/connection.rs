@@ -8,7 +8,7 @@ use crate::resp::{Reply, OK};
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("ping", -1, FAST | SUBSCRIBED_OK, KNONE, "connection", ping),
-    cmd("echo", 2, FAST | STALE, KNONE, "connection", echo),
+    cmd("echo", 2, LOADING | STALE | FAST, KNONE, "connection", echo),
     cmd(
         "quit",
         -1,

@@ -250,14 +250,28 @@ impl ServerProcess {
         self.spawn_until_ready(false);
     }
 
+    /// [`ServerProcess::restart`], returning as soon as the server answers PING at all:
+    /// `-LOADING …` while it loads its data set (tests of serving while loading), or +PONG.
+    pub fn restart_until_answer(&mut self) {
+        if self.is_running() {
+            self.stop();
+        }
+        self.child = None;
+        self.spawn_until(false, true);
+    }
+
     fn spawn_until_ready(&mut self, new_port: bool) {
+        self.spawn_until(new_port, false)
+    }
+
+    fn spawn_until(&mut self, new_port: bool, loading_ok: bool) {
         let mut reasons = Vec::new();
         for attempt in 0..START_ATTEMPTS_MAX {
             if new_port || attempt > 0 || self.port == 0 {
                 self.port = pick_free_port();
             }
             self.spawn();
-            match self.wait_ready() {
+            match self.wait_ready(loading_ok) {
                 Readiness::Ready => return,
                 Readiness::PortTaken(why) => {
                     self.kill9();
@@ -341,7 +355,8 @@ impl ServerProcess {
         self.child = Some(child);
     }
 
-    fn wait_ready(&mut self) -> Readiness {
+    /// Until PING answers +PONG (or, with `loading_ok`, `-LOADING`) from our child.
+    fn wait_ready(&mut self, loading_ok: bool) -> Readiness {
         let timeout = ready_timeout();
         let deadline = Instant::now() + timeout;
         loop {
@@ -373,14 +388,19 @@ impl ServerProcess {
                 Ok(mut conn) => match conn.try_send(b"*1\r\n$4\r\nPING\r\n") {
                     Err(e) => format!("PING write: {e}"),
                     Ok(()) => match conn.read_reply_within(Duration::from_millis(1000)) {
-                        Ok(reply) if reply == b"+PONG\r\n" => match self.owns_listener() {
-                            Some(false) => {
-                                return Readiness::PortTaken(
-                                    "PING answered by another process".into(),
-                                )
+                        Ok(reply)
+                            if reply == b"+PONG\r\n"
+                                || (loading_ok && reply.starts_with(b"-LOADING ")) =>
+                        {
+                            match self.owns_listener() {
+                                Some(false) => {
+                                    return Readiness::PortTaken(
+                                        "PING answered by another process".into(),
+                                    )
+                                }
+                                _ => return Readiness::Ready,
                             }
-                            _ => return Readiness::Ready,
-                        },
+                        }
                         Ok(reply) => format!("PING replied \"{}\"", escape(&reply)),
                         Err(e) => format!("PING: {e}"),
                     },

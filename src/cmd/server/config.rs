@@ -157,6 +157,13 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             first_error = Some(set_failed(name, "can't set protected config"));
             continue;
         }
+        // Redis's DENY_LOADING_CONFIG options, while the data set loads (`loading.rs`).
+        if ctx.srv.loading.is_some()
+            && matches!(spec.name, "dir" | "appendonly" | "repl-diskless-load")
+        {
+            first_error = Some(Reply::err(crate::loading::LOADING_ERR));
+            continue;
+        }
         // As Redis 7.0: a name given twice is refused, but an option and its alias
         // (`hash-max-ziplist-entries` and `hash-max-listpack-entries`) are two entries of
         // its table, so both are set, in order (the last wins).

@@ -87,14 +87,17 @@ pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         (b"object", 3) => super::misc::debug_object(ctx, &args[2]),
         (b"reload", _) => super::misc::debug_reload(ctx, &args[2..]),
-        (b"loadaof", _) => match crate::aof::reload_from_files(ctx.srv) {
-            Ok(()) => {
-                tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
-                OK
+        // Clients are served meanwhile (-LOADING, or what Redis allows while loading).
+        (b"loadaof", _) => {
+            match crate::loading::while_serving(ctx.srv, 0, crate::aof::reload_from_files) {
+                Ok(()) => {
+                    tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+                    OK
+                }
+                // Redis exits when the files do not load; the dataset here is what loaded.
+                Err(e) => Reply::Error(format!("ERR Error loading the append only file: {e}")),
             }
-            // Redis exits when the files do not load; the dataset here is what loaded.
-            Err(e) => Reply::Error(format!("ERR Error loading the append only file: {e}")),
-        },
+        }
         (b"log", 3) => {
             tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             OK

@@ -437,7 +437,16 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
     if sel.wants("persistence") {
         begin(&mut out, "Persistence");
         let mut s = Section { out: String::new() };
-        for (k, v) in srv.persistence.info(srv) {
+        let mut fields = srv.persistence.info(srv);
+        if let Some(l) = &srv.loading {
+            // Redis's loading_* come last; before our own strongbox_* fields.
+            let at = fields
+                .iter()
+                .position(|(k, _)| k.starts_with("strongbox_"))
+                .unwrap_or(fields.len());
+            fields.splice(at..at, l.info_fields());
+        }
+        for (k, v) in fields {
             s.kv(&k, v);
         }
         out.push_str(&s.out);

@@ -502,12 +502,16 @@ pub(super) fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
         crate::cmd::function::clear(ctx.srv);
         crate::tracking::flushed(ctx.srv, Some(ctx.client));
     }
-    let input = std::io::BufReader::new(file);
-    let loaded = if flush {
-        crate::snapshot::load_rdb(ctx.srv, input, true)
-    } else {
-        crate::snapshot::load_rdb_over(ctx.srv, input, merge)
-    };
+    // Clients are served meanwhile (-LOADING, or what Redis allows while loading).
+    let size = file.metadata().map_or(0, |m| m.len());
+    let loaded = crate::loading::while_serving(ctx.srv, size, |srv| {
+        let input = std::io::BufReader::new(file);
+        if flush {
+            crate::snapshot::load_rdb(srv, input, true)
+        } else {
+            crate::snapshot::load_rdb_over(srv, input, merge)
+        }
+    });
     match loaded {
         Ok(_) => {
             ctx.srv.dirty = 0;
