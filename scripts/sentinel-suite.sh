@@ -13,7 +13,8 @@
 #   REDIS_SUITE_KNOWN=0 ...                    do not skip the known failures
 #
 # tests/redis-suite/sentinel.list: "skip<TAB><test name><TAB><reason>" skips one test;
-# "off<TAB><unit><TAB><reason>" leaves a unit out; "#" comments. Sources and server binary as
+# "off<TAB><unit><TAB><reason>" leaves a unit out; "alone<TAB><unit><TAB><name> <value><TAB>
+# <reason>" runs a unit in a second pass with that setting for every server; "#" comments. Sources and server binary as
 # for scripts/redis-suite.sh ($REDIS_SUITE_SRC, $STRONGBOX_SERVER_BIN).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,8 +41,16 @@ done
 # The skip list becomes a Tcl list the wrapped `test` consults; "off" units are removed.
 skips=$work/tests/sentinel/strongbox-skips.tcl
 echo 'set ::strongbox_skips {}' > "$skips"
-while IFS=$'\t' read -r kind name _reason || [ -n "$kind" ]; do
+held=$work/held-units
+mkdir -p "$held"
+alone=()
+while IFS=$'\t' read -r kind name setting _reason || [ -n "$kind" ]; do
     case "$kind" in
+        alone)
+            if [ $# -eq 0 ]; then
+                mv "$work/tests/sentinel/tests/$name.tcl" "$held/"
+                alone+=("$name" "$setting")
+            fi ;;
         skip)
             if [ "${REDIS_SUITE_KNOWN:-1}" = "1" ]; then
                 printf 'lappend ::strongbox_skips {%s}\n' "$name" >> "$skips"
@@ -67,4 +76,12 @@ args=()
 for u in "$@"; do args+=(--single "$u"); done
 cd "$work"
 echo "==> Redis 7.0.15 Sentinel suite: sentinels $sentinel, servers $bin"
-exec timeout 1200 ./runtest-sentinel "${args[@]}"
+timeout 1200 ./runtest-sentinel "${args[@]}"
+# The units that need a setting of their own, one pass each.
+set -- "${alone[@]}"
+while [ $# -ge 2 ]; do
+    unit=$1; read -r key value <<< "$2"; shift 2
+    echo "==> Sentinel suite unit $unit with $key $value"
+    mv "$held/$unit.tcl" tests/sentinel/tests/
+    timeout 600 ./runtest-sentinel --single "$unit" --config "$key" "$value"
+done
