@@ -26,7 +26,49 @@ pub fn con(port: u16) -> redis::Connection {
         .unwrap()
 }
 
+/// Waits while the server answers -LOADING (a replica loading its master's payload, a server
+/// loading its files at start): what a client of Redis sees too.
+pub fn wait_loaded(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut c = con(port);
+    loop {
+        match redis::cmd("PING").query::<String>(&mut c) {
+            Err(e) if e.kind() == redis::ErrorKind::BusyLoadingError => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "still loading after 60 s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => return,
+        }
+    }
+}
+
+/// The whole keyspace of dbs 0..DBS, after any load under way. A replica just restarted may
+/// start loading its master's payload in the middle (-LOADING, as Redis answers): the dump is
+/// then taken again once that load is over.
 pub fn dump_keyspace(port: u16) -> Keyspace {
+    for _ in 0..20 {
+        wait_loaded(port);
+        match std::panic::catch_unwind(|| dump_keyspace_once(port)) {
+            Ok(k) => return k,
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                if !msg.contains("loading the dataset") {
+                    std::panic::resume_unwind(p);
+                }
+            }
+        }
+    }
+    panic!("the server kept loading");
+}
+
+fn dump_keyspace_once(port: u16) -> Keyspace {
     let mut c = con(port);
     let mut out = Keyspace::new();
     for db in 0..DBS {
