@@ -122,8 +122,21 @@ fn allkeys_lru_keeps_memory_under_the_limit(s: &ServerProcess) {
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert!(evicted > 10_000, "{}: evicted {evicted}", s.describe());
     assert_eq!(evicted + dbsize, 30_210);
-    let recent: i64 = c.exists("key:29999").unwrap();
-    assert_eq!(recent, 1);
+    // The newest writes mostly stay. (Not each one: with a clock in seconds the last second's
+    // keys tie with each other, and eviction goes on from the timer after the last write, so
+    // even the very last key can be sampled and go: it did once in CI, under load.)
+    let recent: i64 = c
+        .exists(
+            (29_900..30_000)
+                .map(|k| format!("key:{k}"))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    assert!(
+        recent >= 50,
+        "{}: {recent} of the last 100 keys left",
+        s.describe()
+    );
     let hot: i64 = c
         .exists((0..10).map(|k| format!("hot:{k}")).collect::<Vec<_>>())
         .unwrap();
