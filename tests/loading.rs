@@ -250,15 +250,7 @@ fn a_shutdown_during_the_load_exits_at_once_and_leaves_the_files_as_they_were() 
         let mut s = StrongboxServer::start(&args);
         let mut c = s.conn();
         // A log of 20000 SETs and a few other commands, replayed at 100 µs each.
-        let mut pipeline = Vec::new();
-        for i in 0..20_000 {
-            let (k, v) = (format!("key:{i}"), format!("value:{i}"));
-            pipeline.extend(common::encode_command(&["SET", k.as_str(), v.as_str()]));
-        }
-        c.send(&pipeline);
-        for _ in 0..20_000 {
-            assert_eq!(c.read_reply(), b"+OK\r\n");
-        }
+        set_keys_pipelined(&mut c, 20_000);
         assert_eq!(c.cmd(&["RPUSH", "list", "a", "b", "c"]), b":3\r\n");
         assert_eq!(c.cmd(&["INCRBY", "counter", "7"]), b":7\r\n");
         let digest = c.cmd(&["DEBUG", "DIGEST"]);
@@ -399,15 +391,7 @@ fn debug_reload_and_loadaof_serve_the_other_clients_while_they_load() {
             );
         } else {
             // DEBUG POPULATE is not logged: SETs are.
-            let mut pipeline = Vec::new();
-            for i in 0..20_000 {
-                let (k, v) = (format!("key:{i}"), format!("value:{i}"));
-                pipeline.extend(common::encode_command(&["SET", k.as_str(), v.as_str()]));
-            }
-            c.send(&pipeline);
-            for _ in 0..20_000 {
-                assert_eq!(c.read_reply(), b"+OK\r\n");
-            }
+            set_keys_pipelined(&mut c, 20_000);
         }
         let digest = c.cmd(&["DEBUG", "DIGEST"]);
         let mut reloading = s.conn();
@@ -428,5 +412,19 @@ fn debug_reload_and_loadaof_serve_the_other_clients_while_they_load() {
         assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n");
         assert_eq!(c.cmd(&["DEBUG", "DIGEST"]), digest);
         assert_eq!(field(&info(&mut c, "persistence"), "loading"), Some("0"));
+    }
+}
+
+/// `SET key:<i> value:<i>` for i in 0..n, in one pipeline (they are logged, as the loads
+/// above replay them).
+fn set_keys_pipelined(c: &mut common::RawConn, n: usize) {
+    let mut pipeline = Vec::new();
+    for i in 0..n {
+        let (k, v) = (format!("key:{i}"), format!("value:{i}"));
+        pipeline.extend(common::encode_command(&["SET", k.as_str(), v.as_str()]));
+    }
+    c.send(&pipeline);
+    for _ in 0..n {
+        assert_eq!(c.read_reply(), b"+OK\r\n");
     }
 }
