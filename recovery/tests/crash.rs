@@ -226,6 +226,8 @@ fn run_seed(seed: u64, mut fs: SimFs, story: &mut String) -> Result<(), String> 
             _ => {}
         }
         fs.set_short_writes(rng.gen_bool(0.3));
+        // Most file systems take direct writes (`always` uses them), some do not.
+        fs.set_direct_supported(rng.gen_bool(0.75));
 
         let clock = Arc::new(TestClock::default());
         let synced = Arc::new(AtomicU64::new(0));

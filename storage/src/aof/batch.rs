@@ -60,6 +60,20 @@ pub fn padding(from: u64, to: u64) -> Vec<u8> {
     out
 }
 
+/// Fill `buf`, which sits at file offset `from`, with the bytes [`padding`] lays out there
+/// (`#` at even offsets, `\n` at odd ones but a leading odd `from`, the filler `#`): the end of
+/// a direct write's last block, after its content (`Appender::write_direct`).
+pub fn fill_padding(buf: &mut [u8], from: u64) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        let at = from + i as u64;
+        *b = if at.is_multiple_of(2) || i == 0 {
+            b'#'
+        } else {
+            b'\n'
+        };
+    }
+}
+
 /// What follows content ending at file offset `end` inside padding, so that the padding after
 /// it stays whole lines: `#` at an odd offset, nothing at an even one.
 pub fn pad_filler(end: u64) -> &'static [u8] {
@@ -615,6 +629,27 @@ impl<'a> BatchReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_padding_lays_out_what_padding_does() {
+        for from in 0..9u64 {
+            for len in 3..40u64 {
+                let to = from + len;
+                if to % 2 == 1 {
+                    continue;
+                }
+                let mut buf = vec![0u8; len as usize];
+                fill_padding(&mut buf, from);
+                assert_eq!(buf, padding(from, to), "from {from} to {to}");
+            }
+        }
+        // Shorter than a padding line: the first byte is still the filler.
+        let mut one = [0u8; 1];
+        fill_padding(&mut one, 7);
+        assert_eq!(&one, b"#");
+        fill_padding(&mut one, 8);
+        assert_eq!(&one, b"#");
+    }
     use crate::resp::encode_command;
     use quickcheck::{quickcheck, TestResult};
 

@@ -12,12 +12,14 @@
 //! A failed write or fsync latches: nothing is retried and nothing further is published.
 
 use super::batch::{
-    encode_batch, pad_filler, padding, timestamp_line, Chain, PAD_ALIGN, PAD_END_RESIDUE,
+    encode_batch, fill_padding, pad_filler, padding, timestamp_line, Chain, PAD_ALIGN,
+    PAD_END_RESIDUE,
 };
 use super::manifest::{FileType, Manifest, ManifestEntry};
 use super::{incr_file_name, manifest_name, AofError};
 use crate::fs::{
-    create_fresh, write_all, write_all_at, write_file_atomic, Vfs, VfsFile, TEMP_FILE_PREFIX,
+    create_fresh, write_all, write_all_at, write_file_atomic, Vfs, VfsFile, DIRECT_ALIGN,
+    TEMP_FILE_PREFIX,
 };
 use crate::resp::encode_command;
 use std::collections::VecDeque;
@@ -567,6 +569,22 @@ struct Active {
     /// The file's length: past `size` it holds padding (`always`), which is durable.
     pad_end: u64,
     chain: Chain,
+    /// `always`: how batches reach the file (§3.4 of docs/design-aof.md).
+    direct: Direct,
+    /// `always`, direct writes: the content from the last [`DIRECT_ALIGN`] boundary to `size`,
+    /// which the next direct write rewrites in front of its batch; `None` until read back
+    /// (a file the writer resumed).
+    tail: Option<Vec<u8>>,
+}
+
+/// The active file's handle for direct writes (`appendfsync always`).
+enum Direct {
+    /// Not opened yet: the file's first batch opens it.
+    Unopened,
+    /// Batches go through the page cache: the file system has no direct I/O, or the disk
+    /// refused the alignment.
+    Off,
+    On(Arc<dyn VfsFile>),
 }
 
 impl Active {
@@ -579,6 +597,8 @@ impl Active {
             size: 0,
             pad_end: 0,
             chain: Chain::default(),
+            direct: Direct::Unopened,
+            tail: Some(Vec::new()),
         }
     }
 }
@@ -596,6 +616,10 @@ struct Appender {
     written: u64,
     synced: u64,
     last_fsync_ms: u64,
+    /// `always`: no more direct writes (the file system or the disk refused one).
+    direct_off: bool,
+    /// `always`: the buffer direct writes are aligned in, kept between batches.
+    direct_buf: Vec<u8>,
 }
 
 /// The writer thread's own state.
@@ -1023,6 +1047,8 @@ impl LogWriter {
                         size: len,
                         pad_end: len,
                         chain: ap.chain,
+                        direct: Direct::Unopened,
+                        tail: None,
                     };
                     (manifest, active)
                 }
@@ -1076,6 +1102,8 @@ impl LogWriter {
         });
         let app = Appender {
             last_fsync_ms: shared.clock.monotonic_ms(),
+            direct_off: false,
+            direct_buf: Vec::new(),
             shared: shared.clone(),
             vfs,
             opts,
@@ -1830,6 +1858,117 @@ impl Appender {
         Ok(())
     }
 
+    /// Write a batch's bytes (`out`, content only) at the end of the active file's content:
+    /// under `always` (`padded`) by a direct write when the file system takes them, else
+    /// through the page cache followed by the filler (see [`pad_filler`]).
+    fn write_content(&mut self, out: &mut Vec<u8>, padded: bool) -> std::io::Result<()> {
+        if padded && self.direct_ready() {
+            match self.write_direct(out) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    // An alignment this disk refuses (its blocks are bigger than
+                    // DIRECT_ALIGN): nothing was written; the page cache from now on.
+                    tracing::warn!(
+                        "Direct writes to {} refused ({e}): the log is written through the \
+                         page cache from now on",
+                        self.active.path.display()
+                    );
+                    self.direct_off = true;
+                    self.active.direct = Direct::Off;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let end = self.active.size + out.len() as u64;
+        if padded {
+            out.extend_from_slice(pad_filler(end));
+        }
+        write_all_at(self.active.file.as_ref(), out, self.active.size)
+    }
+
+    /// Whether the active file takes direct writes; opens its handle at its first batch.
+    fn direct_ready(&mut self) -> bool {
+        if matches!(self.active.direct, Direct::Unopened) {
+            self.active.direct = if self.direct_off {
+                Direct::Off
+            } else {
+                match self.vfs.open_direct(&self.active.path) {
+                    Ok(Some(f)) => Direct::On(f),
+                    Ok(None) => {
+                        tracing::info!(
+                            "The file system of {} has no direct I/O: the log is written \
+                             through the page cache",
+                            self.opts.dir.display()
+                        );
+                        self.direct_off = true;
+                        Direct::Off
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "Can't open {} for direct writes ({e}): it is written through \
+                             the page cache",
+                            self.active.path.display()
+                        );
+                        Direct::Off
+                    }
+                }
+            };
+        }
+        matches!(self.active.direct, Direct::On(_))
+    }
+
+    /// `always`: write `content` at the end of the active file's content with one direct
+    /// write of whole [`DIRECT_ALIGN`] blocks: the content already in the first block (kept
+    /// in `tail`), `content`, then the padding bytes up to the last block's end — the bytes
+    /// already there, rewritten unchanged. The blocks lie inside the durable padding
+    /// (`extend_padding` keeps `pad_end` ≥ 3 bytes past the content's end, and `pad_end` is 2
+    /// past a block boundary), so the file's size does not change. Why: an fdatasync then
+    /// has no dirty pages to write back, only the disk's cache to flush (docs/design-aof.md
+    /// §3.4). False when the batch must go through the page cache instead.
+    fn write_direct(&mut self, content: &[u8]) -> std::io::Result<bool> {
+        let Direct::On(file) = &self.active.direct else {
+            return Ok(false);
+        };
+        let file = file.clone();
+        let align = DIRECT_ALIGN as u64;
+        let size = self.active.size;
+        let start = size / align * align;
+        let end = size + content.len() as u64;
+        let block_end = end.div_ceil(align) * align;
+        if block_end > self.active.pad_end {
+            return Ok(false);
+        }
+        let tail_len = (size - start) as usize;
+        if self.active.tail.as_ref().map(Vec::len) != Some(tail_len) {
+            // Resumed file: its last block's content, read once.
+            let t = self.vfs.read_range(&self.active.path, start, tail_len)?;
+            if t.len() != tail_len {
+                return Ok(false);
+            }
+            self.active.tail = Some(t);
+        }
+        let len = (block_end - start) as usize;
+        self.direct_buf.clear();
+        self.direct_buf.resize(len + DIRECT_ALIGN, 0);
+        let at = self.direct_buf.as_ptr().align_offset(DIRECT_ALIGN);
+        let Some(w) = self.direct_buf.get_mut(at..at + len) else {
+            return Ok(false);
+        };
+        if let Some(t) = &self.active.tail {
+            w[..tail_len].copy_from_slice(t);
+        }
+        let content_end = tail_len + content.len();
+        w[tail_len..content_end].copy_from_slice(content);
+        fill_padding(&mut w[content_end..], end);
+        write_all_at(file.as_ref(), w, start)?;
+        let keep_from = (end / align * align - start) as usize;
+        let tail = self.active.tail.get_or_insert_with(Vec::new);
+        tail.clear();
+        tail.extend_from_slice(&w[keep_from..content_end]);
+        Ok(true)
+    }
+
     /// Cut the active file's padding off (clean shutdown), so it ends with its content as
     /// a file Redis wrote would.
     fn trim_padding(&mut self) -> Result<(), String> {
@@ -1903,11 +2042,8 @@ impl Appender {
             self.extend_padding(end)?;
         }
         let content_len = out.len() as u64;
-        if padded {
-            out.extend_from_slice(pad_filler(end));
-        }
         let write_started = Instant::now();
-        if let Err(e) = write_all_at(self.active.file.as_ref(), &out, self.active.size) {
+        if let Err(e) = self.write_content(&mut out, padded) {
             // Like Redis, try to take a partial write back out; the failure latches anyway.
             let _ = self.vfs.truncate(&self.active.path, self.active.size);
             self.active.pad_end = self.active.size;
@@ -2190,7 +2326,7 @@ impl Installer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::{CrashOptions, SimFs};
+    use crate::fs::{CrashOptions, RealFs, SimFs};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     #[derive(Default)]
@@ -2801,6 +2937,86 @@ mod tests {
         let m = Manifest::parse(&m).expect("parse");
         assert_eq!(m.incr.len(), 6);
         assert_eq!(m.incr[5].name, "appendonly.aof.6.incr.aof");
+    }
+
+    /// `always` writes batches directly (whole 4 KiB blocks: the last block's content again,
+    /// the batch, the padding up to the block's end) where the file system takes direct
+    /// writes; the file holds exactly the bytes the page-cache path leaves, after every batch
+    /// (content, filler, padding). (Durability: the crash simulations, recovery/tests/crash.rs,
+    /// which run `always` seeds with and without direct writes.)
+    #[test]
+    fn direct_writes_leave_the_bytes_the_page_cache_path_does() {
+        let sizes = [
+            1usize, 44, 4051, 4096, 4097, 9000, 3, 130_000, 2, 5000, 4095, 600_000,
+        ];
+        let run = |direct: bool| {
+            let fs = SimFs::new(9);
+            fs.set_direct_supported(direct);
+            fs.record_trace();
+            let (w, _) = open(&fs, FsyncPolicy::Always, Arc::new(ManualClock::default()));
+            let incr = Path::new("/d/appendonlydir/appendonly.aof.1.incr.aof");
+            let mut files = Vec::new();
+            for (i, n) in sizes.iter().enumerate() {
+                let mut cmd = Vec::new();
+                let v = vec![b'a' + i as u8; *n];
+                encode_command(&mut cmd, &[&b"SET"[..], b"k", &v]);
+                let end = w.submit(&cmd, 0);
+                drop(w.hold());
+                assert_eq!(w.progress().synced, end);
+                files.push(fs.read(incr).expect("incr file"));
+            }
+            let trace = fs.take_trace();
+            w.shutdown().expect("shutdown");
+            (files, trace)
+        };
+        let (direct, trace) = run(true);
+        let (buffered, plain_trace) = run(false);
+        // The real file system (O_DIRECT where it has it: ext4 here; tmpfs has not).
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut o = opts(FsyncPolicy::Always);
+        o.dir = tmp.path().join("appendonlydir");
+        let w = LogWriter::open(
+            Arc::new(RealFs),
+            o,
+            ResumePoint::default(),
+            Box::new(|_| {}),
+        )
+        .expect("open");
+        for (i, n) in sizes.iter().enumerate() {
+            let mut cmd = Vec::new();
+            encode_command(&mut cmd, &[&b"SET"[..], b"k", &vec![b'a' + i as u8; *n]]);
+            let end = w.submit(&cmd, 0);
+            drop(w.hold());
+            assert_eq!(w.progress().synced, end);
+            let real = std::fs::read(tmp.path().join("appendonlydir/appendonly.aof.1.incr.aof"))
+                .expect("read");
+            assert!(real == buffered[i], "real fs, after batch {i}");
+        }
+        w.shutdown().expect("shutdown");
+        assert_eq!(direct.len(), buffered.len());
+        for (i, (d, b)) in direct.iter().zip(&buffered).enumerate() {
+            assert!(d == b, "after batch {i}: {} vs {} bytes", d.len(), b.len());
+        }
+        let direct_writes: Vec<&String> = trace
+            .iter()
+            .filter(|l| l.contains(" write_at ") && !l.contains("err("))
+            .filter(|l| {
+                // "<n> bytes at <offset>": whole blocks (padding extensions are not).
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let at = w.iter().position(|x| *x == "bytes").expect("bytes");
+                let n: usize = w[at - 1].parse().expect("n");
+                let off: usize = w[at + 2].parse().expect("offset");
+                n.is_multiple_of(DIRECT_ALIGN) && off.is_multiple_of(DIRECT_ALIGN)
+            })
+            .collect();
+        assert!(
+            trace.iter().any(|l| l.contains("open_direct")),
+            "{trace:#?}"
+        );
+        assert!(direct_writes.len() >= sizes.len(), "{trace:#?}");
+        assert!(!plain_trace
+            .iter()
+            .any(|l| l.contains("open_direct") && l.contains("ok Some")));
     }
 
     /// `CONFIG SET appendfsync`: the log is closed and a writer with the other policy

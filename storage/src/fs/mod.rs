@@ -45,6 +45,11 @@ pub trait VfsFile: Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
 }
 
+/// Alignment of direct writes ([`Vfs::open_direct`]): their file offset, length and buffer
+/// address are multiples of it. 4096 covers disks with 512-byte and with 4096-byte logical
+/// blocks alike.
+pub const DIRECT_ALIGN: usize = 4096;
+
 /// A held lock on a data directory; released when dropped.
 pub trait DirLock: Send + Sync {}
 
@@ -59,6 +64,13 @@ pub trait Vfs: Send + Sync {
     /// Open a file for positional writes ([`VfsFile::write_at`]), creating it (empty) if
     /// absent; its bytes are kept.
     fn open_write(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>>;
+    /// Open an existing file for direct positional writes (`O_DIRECT`: past the page cache,
+    /// straight to the disk's queue). Each write's offset, length and buffer address must be
+    /// multiples of [`DIRECT_ALIGN`] (else `EINVAL`); the bytes are durable only after a
+    /// [`VfsFile::sync_data`] of the file (through any handle: the disk may cache them).
+    /// `Ok(None)` when the file system has no direct I/O (tmpfs, some FUSE and overlay
+    /// mounts). Only the log writer's `always` path uses this (docs/design-aof.md §3.4).
+    fn open_direct(&self, path: &Path) -> io::Result<Option<Arc<dyn VfsFile>>>;
     /// Read a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Read up to `len` bytes starting at `offset` (fewer at end of file).

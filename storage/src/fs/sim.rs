@@ -22,7 +22,7 @@
 //! All randomness comes from one seeded generator, so a run is reproducible from its seed as
 //! long as the sequence of operations is.
 
-use super::{DirLock, Vfs, VfsFile};
+use super::{DirLock, Vfs, VfsFile, DIRECT_ALIGN};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -110,6 +110,8 @@ struct Faults {
     /// [`Vfs::exchange_dirs`] answers `Unsupported`, as on a file system without
     /// `RENAME_EXCHANGE`.
     no_exchange: bool,
+    /// [`Vfs::open_direct`] answers `None`, as on a file system without direct I/O.
+    no_direct: bool,
 }
 
 /// What a directory entry names.
@@ -393,8 +395,13 @@ impl State {
         Ok(n)
     }
 
-    fn write_at(&mut self, ino: u64, buf: &[u8], offset: u64) -> io::Result<usize> {
-        let n = self.write_len(buf.len())?;
+    /// `align` > 1: a direct write, whose short writes stop at a multiple of `align`, as a
+    /// direct write that fails part way has written whole blocks.
+    fn write_at(&mut self, ino: u64, buf: &[u8], offset: u64, align: usize) -> io::Result<usize> {
+        let mut n = self.write_len(buf.len())?;
+        if align > 1 {
+            n = (n / align * align).max(align.min(buf.len()));
+        }
         let at = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
         let node = self.inode(ino);
         if node.current.len() < at {
@@ -466,6 +473,12 @@ impl SimFs {
     /// Make writes write a random non-empty prefix of what they are given.
     pub fn set_short_writes(&self, on: bool) {
         self.lock().faults.short_writes = on;
+    }
+
+    /// Whether [`Vfs::open_direct`] opens files (default) or answers `None`, as a file system
+    /// without direct I/O does.
+    pub fn set_direct_supported(&self, on: bool) {
+        self.lock().faults.no_direct = !on;
     }
 
     /// Make every file `sync_data` take at least this long (a slow or stalled disk).
@@ -540,6 +553,7 @@ impl SimFs {
             Ok(Arc::new(SimFile {
                 fs: self.clone(),
                 ino,
+                direct: false,
             }))
         })();
         s.note(
@@ -680,12 +694,19 @@ fn torn_overwrite(node: &Inode, rng: &mut Rng) -> Vec<u8> {
 struct SimFile {
     fs: SimFs,
     ino: u64,
+    /// Opened by [`Vfs::open_direct`]: positional writes only, aligned to [`DIRECT_ALIGN`].
+    direct: bool,
 }
 
 impl VfsFile for SimFile {
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         let mut s = self.fs.lock();
-        let res = s.write(self.ino, buf);
+        let res = if self.direct {
+            // Linux refuses an append (no offset) of unaligned bytes the same way.
+            Err(io::Error::from_raw_os_error(libc::EINVAL))
+        } else {
+            s.write(self.ino, buf)
+        };
         s.note(
             "write",
             &format_args!("ino {} {} bytes", self.ino, buf.len()),
@@ -695,7 +716,16 @@ impl VfsFile for SimFile {
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         let mut s = self.fs.lock();
-        let res = s.write_at(self.ino, buf, offset);
+        let res = if !self.direct {
+            s.write_at(self.ino, buf, offset, 1)
+        } else if !offset.is_multiple_of(DIRECT_ALIGN as u64)
+            || !buf.len().is_multiple_of(DIRECT_ALIGN)
+            || !(buf.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN)
+        {
+            Err(io::Error::from_raw_os_error(libc::EINVAL))
+        } else {
+            s.write_at(self.ino, buf, offset, DIRECT_ALIGN)
+        };
         s.note(
             "write_at",
             &format_args!("ino {} {} bytes at {offset}", self.ino, buf.len()),
@@ -774,6 +804,29 @@ impl Vfs for SimFs {
         self.open_keeping("open_write", path)
     }
 
+    fn open_direct(&self, path: &Path) -> io::Result<Option<Arc<dyn VfsFile>>> {
+        let s = self.lock();
+        let res = (|| -> io::Result<Option<Arc<dyn VfsFile>>> {
+            if s.faults.no_direct {
+                return Ok(None);
+            }
+            let Some(ino) = s.file_if_any(path)? else {
+                return Err(io::Error::new(io::ErrorKind::NotFound, "no such file"));
+            };
+            Ok(Some(Arc::new(SimFile {
+                fs: self.clone(),
+                ino,
+                direct: true,
+            })))
+        })();
+        s.note(
+            "open_direct",
+            &format_args!("{}", path.display()),
+            res.as_ref().map(|_| ()),
+        );
+        res
+    }
+
     fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let mut s = self.lock();
         let res = (|| -> io::Result<Arc<dyn VfsFile>> {
@@ -789,6 +842,7 @@ impl Vfs for SimFs {
             Ok(Arc::new(SimFile {
                 fs: self.clone(),
                 ino,
+                direct: false,
             }))
         })();
         s.note(
