@@ -959,6 +959,10 @@ impl Persistence for Persist {
                 "strongbox_aof_inline_batches".into(),
                 st.inline_batches.to_string(),
             ));
+            v.push((
+                "strongbox_aof_direct_batches".into(),
+                st.direct_batches.to_string(),
+            ));
             let avg = st.batch_bytes_total.checked_div(st.batches).unwrap_or(0);
             v.push(("strongbox_aof_batch_bytes_avg".into(), avg.to_string()));
             v.push((

@@ -129,6 +129,9 @@ pub struct LogStats {
     pub batch_bytes_max: u64,
     /// Batches written on the submitting thread (see [`LogWriter::submit`]).
     pub inline_batches: u64,
+    /// `always`: batches written by a direct write (docs/design-aof.md §3.4); the others
+    /// went through the page cache.
+    pub direct_batches: u64,
     /// `always`: batches that started at the gathering deadline with fewer bytes than the
     /// batch before them (the group did not come back in time; see `Gather`).
     pub gather_timeouts: u64,
@@ -1430,6 +1433,7 @@ impl LogWriter {
         s.batch_bytes_total += old.batch_bytes_total;
         s.batch_bytes_max = s.batch_bytes_max.max(old.batch_bytes_max);
         s.inline_batches += old.inline_batches;
+        s.direct_batches += old.direct_batches;
         s.gather_timeouts += old.gather_timeouts;
         s.gathers += old.gathers;
         s.delayed_fsyncs += old.delayed_fsyncs;
@@ -1864,7 +1868,10 @@ impl Appender {
     fn write_content(&mut self, out: &mut Vec<u8>, padded: bool) -> std::io::Result<()> {
         if padded && self.direct_ready() {
             match self.write_direct(out) {
-                Ok(true) => return Ok(()),
+                Ok(true) => {
+                    self.shared.lock().stats.direct_batches += 1;
+                    return Ok(());
+                }
                 Ok(false) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     // An alignment this disk refuses (its blocks are bigger than
@@ -2966,11 +2973,12 @@ mod tests {
                 files.push(fs.read(incr).expect("incr file"));
             }
             let trace = fs.take_trace();
+            let direct_batches = w.stats().direct_batches;
             w.shutdown().expect("shutdown");
-            (files, trace)
+            (files, trace, direct_batches)
         };
-        let (direct, trace) = run(true);
-        let (buffered, plain_trace) = run(false);
+        let (direct, trace, direct_stats) = run(true);
+        let (buffered, plain_trace, plain_stats) = run(false);
         // The real file system (O_DIRECT where it has it: ext4 here; tmpfs has not).
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut o = opts(FsyncPolicy::Always);
@@ -3014,6 +3022,8 @@ mod tests {
             "{trace:#?}"
         );
         assert!(direct_writes.len() >= sizes.len(), "{trace:#?}");
+        assert_eq!(direct_stats, sizes.len() as u64);
+        assert_eq!(plain_stats, 0);
         assert!(!plain_trace
             .iter()
             .any(|l| l.contains("open_direct") && l.contains("ok Some")));
