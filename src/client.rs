@@ -261,6 +261,7 @@ pub enum Msg {
         tx: UnboundedSender<Outgoing>,
         addr: String,
         laddr: String,
+        transport: crate::server::Transport,
         shared: Arc<ConnShared>,
     },
     Commands {
@@ -353,6 +354,8 @@ pub struct Client {
     pub monitor: bool,
     pub no_evict: bool,
     pub no_touch: bool,
+    /// Connected over the Unix domain socket (`unixsocket`): CLIENT LIST's `U` flag.
+    pub unix_socket: bool,
     /// Replies accumulated during the current round, not sent yet.
     pub out: Vec<Reply>,
     pub out_proto: u8,
@@ -431,6 +434,7 @@ impl Client {
             monitor: false,
             no_evict: false,
             no_touch: false,
+            unix_socket: false,
             out: Vec::new(),
             out_proto: 2,
             close_after_reply: false,

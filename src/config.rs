@@ -133,7 +133,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("daemonize", YES_NO, "no", IMMUTABLE, DONE),
     opt("io-threads-do-reads", YES_NO, "no", IMMUTABLE, INERT),
     opt("always-show-logo", YES_NO, "no", IMMUTABLE, DONE),
-    opt("protected-mode", YES_NO, "yes", MUT, INERT),
+    opt("protected-mode", YES_NO, "yes", MUT, DONE),
     opt("rdbcompression", YES_NO, "yes", MUT, DONE),
     opt("rdb-del-sync-files", YES_NO, "no", MUT, INERT),
     opt("activerehashing", YES_NO, "yes", MUT, DONE),
@@ -184,7 +184,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("replica-ignore-disk-write-errors", YES_NO, "no", MUT, INERT),
     // Strings.
     opt("aclfile", STR, "", IMMUTABLE, DONE),
-    opt("unixsocket", STR, "", IMMUTABLE, INERT),
+    opt("unixsocket", STR, "", IMMUTABLE, DONE),
     opt("pidfile", STR, "", IMMUTABLE, DONE),
     opt("replica-announce-ip", STR, "", MUT, DONE).alias("slave-announce-ip"),
     opt("masteruser", STR, "", MUT, DONE),
@@ -481,7 +481,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Octal(0, 0o777),
         "0",
         IMMUTABLE,
-        INERT,
+        DONE,
     ),
     opt(
         "active-defrag-max-scan-fields",

@@ -1957,6 +1957,21 @@ fn flush_all(srv: &mut Server) {
     }
 }
 
+/// Redis 7.0's refusal of a non-loopback client in protected mode (its text, word for word).
+const PROTECTED_MODE_DENIED: &str = "DENIED Redis is running in protected mode because \
+protected mode is enabled and no password is set for the default user. In this mode \
+connections are only accepted from the loopback interface. If you want to connect from \
+external computers to Redis you may adopt one of the following solutions: 1) Just disable \
+protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface \
+by connecting to Redis from the same host the server is running, however MAKE SURE Redis is \
+not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change \
+permanent. 2) Alternatively you can just disable the protected mode by editing the Redis \
+configuration file, and setting the protected mode option to 'no', and then restarting the \
+server. 3) If you started the server manually just for testing, restart it with the \
+'--protected-mode no' option. 4) Setup a an authentication password for the default user. \
+NOTE: You only need to do one of the above things in order for the server to start accepting \
+connections from the outside.";
+
 pub(crate) fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>) {
     match m {
         Msg::Connect {
@@ -1964,6 +1979,7 @@ pub(crate) fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>)
             tx,
             addr,
             laddr,
+            transport,
             shared,
         } => {
             srv.stats.total_connections += 1;
@@ -1971,6 +1987,19 @@ pub(crate) fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>)
             let needs_auth = !user.logs_in_without_password();
             let mut c = Client::new(id, tx, shared, addr, laddr, now_ms(), needs_auth);
             c.user = user;
+            c.unix_socket = transport == crate::server::Transport::Unix;
+            if transport == crate::server::Transport::Tcp
+                && !needs_auth
+                && srv.cfg.get_bool("protected-mode")
+            {
+                // As Redis: no password on the default user, so only the loopback interface
+                // and the Unix socket are served.
+                srv.stats.rejected_connections += 1;
+                c.close_after_reply = true;
+                c.reply(Reply::err(PROTECTED_MODE_DENIED));
+                c.flush(0, false);
+                return;
+            }
             let max = srv.hot.maxclients.max(1) as usize;
             if srv.clients.len() >= max {
                 srv.stats.rejected_connections += 1;

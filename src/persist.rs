@@ -302,6 +302,13 @@ pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
     if let Err(e) = srv.log.shutdown() {
         tracing::warn!("Error flushing the append only file at shutdown: {e}");
     }
+    let unix = srv.cfg.get("unixsocket");
+    if !unix.is_empty() {
+        tracing::info!("Removing the unix socket file.");
+        if let Err(e) = std::fs::remove_file(unix) {
+            tracing::warn!("Error removing the unix socket file: {e}");
+        }
+    }
     tracing::info!("Strongbox is now ready to exit, bye bye...");
     true
 }

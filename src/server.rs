@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::client::{ConnShared, ExecSender, Msg, Outgoing, AUTH_OK, AUTH_UNKNOWN};
@@ -75,6 +75,70 @@ pub async fn bind_all(bind: &str, port: u16) -> Result<Vec<TcpListener>, String>
     Ok(out)
 }
 
+/// Listen on the Unix domain socket `path` (`unixsocket`), as Redis: whatever is at the path
+/// is removed first, and the socket file gets mode `perm` (`unixsocketperm`; 0 = as the
+/// umask leaves it).
+pub fn bind_unix(path: &str, perm: u32) -> Result<UnixListener, String> {
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).map_err(|e| format!("Failed opening Unix socket: {e}"))?;
+    if perm != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))
+            .map_err(|e| format!("Failed opening Unix socket: chmod: {e}"))?;
+    }
+    Ok(l)
+}
+
+/// Accept clients on the Unix domain socket at `path`.
+pub async fn accept_loop_unix(listener: UnixListener, path: String, net: Arc<Net>) {
+    loop {
+        match listener.accept().await {
+            Ok((sock, _)) => {
+                tracing::debug!("Accepted connection to {path}");
+                let net = net.clone();
+                // As Redis, a Unix socket client's address (and local address) is the
+                // socket's path with port 0.
+                let addr = format!("{path}:0");
+                tokio::spawn(async move {
+                    let (rd, wr) = sock.into_split();
+                    serve(rd, wr, addr.clone(), addr, Transport::Unix, net).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!("Accepting client connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// How a client is connected: what CLIENT LIST's `U` flag and protected mode look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP from 127.0.0.1 or ::1 (exactly those, as Redis's `islocalClient`).
+    TcpLoopback,
+    Tcp,
+    Unix,
+}
+
+/// The write half of a connection. Only a TCP connection can become a replica's (the
+/// replication task writes to a TCP half; a replica always connects over TCP).
+pub trait ConnWrite: AsyncWrite + Unpin + Send + 'static {
+    fn into_tcp(self) -> Option<tokio::net::tcp::OwnedWriteHalf>;
+}
+
+impl ConnWrite for tokio::net::tcp::OwnedWriteHalf {
+    fn into_tcp(self) -> Option<tokio::net::tcp::OwnedWriteHalf> {
+        Some(self)
+    }
+}
+
+impl ConnWrite for tokio::net::unix::OwnedWriteHalf {
+    fn into_tcp(self) -> Option<tokio::net::tcp::OwnedWriteHalf> {
+        None
+    }
+}
+
 pub async fn accept_loop(listener: TcpListener, net: Arc<Net>) {
     loop {
         match listener.accept().await {
@@ -101,6 +165,31 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
         let _ = socket2::SockRef::from(&sock).set_tcp_keepalive(&ka);
     }
     let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let loopback = match peer.ip() {
+        std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
+    };
+    let transport = if loopback {
+        Transport::TcpLoopback
+    } else {
+        Transport::Tcp
+    };
+    let (rd, wr) = sock.into_split();
+    serve(rd, wr, peer.to_string(), laddr, transport, net).await;
+}
+
+/// A client connection, whatever its transport: the reader (this task) and the writer task.
+async fn serve<R, W>(
+    mut rd: R,
+    wr: W,
+    addr: String,
+    laddr: String,
+    transport: Transport,
+    net: Arc<Net>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: ConnWrite,
+{
     let id = net.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
     let shared = Arc::new(ConnShared::default());
@@ -109,15 +198,15 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
         .send(Msg::Connect {
             id,
             tx,
-            addr: peer.to_string(),
+            addr,
             laddr,
+            transport,
             shared: shared.clone(),
         })
         .is_err()
     {
         return;
     }
-    let (mut rd, wr) = sock.into_split();
     let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_MAX));
     let writer = tokio::spawn(writer_task(
         wr,
@@ -260,8 +349,8 @@ async fn settled(permits: &Semaphore, shared: &ConnShared) -> bool {
     }
 }
 
-async fn writer_task(
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+async fn writer_task<W: ConnWrite>(
+    mut wr: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     mut gate: watch::Receiver<Gate>,
     permits: Arc<Semaphore>,
@@ -377,6 +466,12 @@ async fn writer_task(
                     break 'main;
                 }
             }
+            let Some(wr) = wr.into_tcp() else {
+                // SYNC/PSYNC over a Unix socket: no replication task for it.
+                tracing::warn!("A replica can't be served over a Unix socket: closing it");
+                shared.kill.notify_one();
+                break 'main;
+            };
             let conn = crate::master::Conn {
                 wr,
                 rx,
@@ -426,8 +521,8 @@ struct WriteIn<'a> {
 /// in, their batches' permits would not come back, the reader would stop, and client and server
 /// would both wait forever on full sockets. False if the socket failed, or the client was
 /// dropped for its output buffer limit (nothing more is written then).
-async fn write_taking_in(
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+async fn write_taking_in<W: ConnWrite>(
+    wr: &mut W,
     out: &[u8],
     into: WriteIn<'_>,
     take_in: bool,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::client::{exec_channel, ExecBell};
 use crate::config::Config;
 use crate::exec::Server;
-use crate::server::{accept_loop, bind_all, Net, NetConfig};
+use crate::server::{accept_loop, accept_loop_unix, bind_all, bind_unix, Net, NetConfig};
 
 /// Run the server until shutdown; returns the process exit code.
 pub fn run_server(args: Vec<String>) -> i32 {
@@ -108,13 +108,36 @@ pub fn run_server(args: Vec<String>) -> i32 {
     // As Redis, the port is bound before the data set loads: a client may connect at once (and
     // is answered -LOADING, or served, while the load runs: see below).
     let port = cfg.get_i64("port") as u16;
-    let listeners = match rt.block_on(bind_all(cfg.get("bind"), port)) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("{e}");
-            return 1;
+    // As Redis: port 0 listens on no TCP port.
+    let listeners = if port == 0 {
+        Vec::new()
+    } else {
+        match rt.block_on(bind_all(cfg.get("bind"), port)) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("{e}");
+                return 1;
+            }
         }
     };
+    let unix_path = cfg.get("unixsocket").to_string();
+    let unix = if unix_path.is_empty() {
+        None
+    } else {
+        // Kept as written, in octal.
+        let perm = u32::from_str_radix(cfg.get("unixsocketperm"), 8).unwrap_or(0);
+        match rt.block_on(async { bind_unix(&unix_path, perm) }) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!("{e}");
+                return 1;
+            }
+        }
+    };
+    if listeners.is_empty() && unix.is_none() {
+        tracing::error!("Configured to not listen anywhere, exiting.");
+        return 1;
+    }
     log_banner(&cfg);
     // The connections are served from here on, before the data set loads: while it loads,
     // clients are answered `-LOADING` (or served, for the commands Redis allows while loading)
@@ -133,8 +156,12 @@ pub fn run_server(args: Vec<String>) -> i32 {
         bytes_out: Arc::new(AtomicU64::new(0)),
     });
     srv.net_bytes = Some((net.bytes_in.clone(), net.bytes_out.clone()));
+    let tcp = !listeners.is_empty();
     for l in listeners {
         rt.spawn(accept_loop(l, net.clone()));
+    }
+    if let Some(l) = unix {
+        rt.spawn(accept_loop_unix(l, unix_path.clone(), net.clone()));
     }
     spawn_signal_thread(exec_tx.clone());
     // Load the data set (log, snapshot) and attach the log writer, the connections served
@@ -189,7 +216,12 @@ pub fn run_server(args: Vec<String>) -> i32 {
             }
         }
     };
-    tracing::info!("Ready to accept connections tcp (port {port})");
+    if tcp {
+        tracing::info!("Ready to accept connections tcp (port {port})");
+    }
+    if !unix_path.is_empty() {
+        tracing::info!("The server is now ready to accept connections at {unix_path}");
+    }
     crate::supervise::notify("STATUS=Ready to accept connections\n");
     crate::supervise::notify("READY=1\n");
     drop(exec_tx);

@@ -395,6 +395,9 @@ pub(crate) fn client_info(
     if c.closed {
         flags.push('A');
     }
+    if c.unix_socket {
+        flags.push('U');
+    }
     if c.no_evict {
         flags.push('e');
     }
