@@ -356,6 +356,9 @@ pub struct Client {
     pub no_touch: bool,
     /// Connected over the Unix domain socket (`unixsocket`): CLIENT LIST's `U` flag.
     pub unix_socket: bool,
+    /// Connected from 127.0.0.1, ::1 or the Unix socket (Redis's `islocalClient`): what
+    /// `enable-debug-command local` and `enable-protected-configs local` allow.
+    pub local: bool,
     /// Replies accumulated during the current round, not sent yet.
     pub out: Vec<Reply>,
     pub out_proto: u8,
@@ -435,6 +438,7 @@ impl Client {
             no_evict: false,
             no_touch: false,
             unix_socket: false,
+            local: false,
             out: Vec::new(),
             out_proto: 2,
             close_after_reply: false,

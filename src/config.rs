@@ -41,7 +41,7 @@ pub enum Kind {
 /// reopen, the listeners rebind, the data move): CONFIG SET accepts their current value and
 /// refuses a change with a clear message (`dir` only gets that far with
 /// `enable-protected-configs`).
-const RESTART_TO_CHANGE: &[&str] = &["port", "bind", "dir"];
+const RESTART_TO_CHANGE: &[&str] = &["dir"];
 
 pub struct OptionSpec {
     pub name: &'static str,
@@ -207,7 +207,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         MUT,
         INERT,
     ),
-    opt("bind-source-addr", STR, "", MUT, INERT),
+    opt("bind-source-addr", STR, "", MUT, DONE),
     opt("logfile", STR, "", IMMUTABLE, DONE),
     opt("masterauth", STR, "", MUT, DONE),
     opt("requirepass", STR, "", MUT, DONE),
@@ -263,7 +263,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Enum(PROTECTED_ACTION),
         "no",
         IMMUTABLE,
-        INERT,
+        DONE,
     ),
     opt(
         "enable-module-command",
@@ -377,13 +377,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     opt("timeout", Kind::Int(0, INT_MAX), "0", MUT, DONE),
     opt("replica-announce-port", Kind::Int(0, 65535), "0", MUT, DONE).alias("slave-announce-port"),
-    opt(
-        "tcp-backlog",
-        Kind::Int(0, INT_MAX),
-        "511",
-        IMMUTABLE,
-        INERT,
-    ),
+    opt("tcp-backlog", Kind::Int(0, INT_MAX), "511", IMMUTABLE, DONE),
     opt("cluster-port", Kind::Int(0, 65535), "0", IMMUTABLE, INERT),
     opt(
         "cluster-announce-bus-port",
@@ -698,7 +692,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     opt("oom-score-adj-values", Kind::List, "0 200 800", MUT, DONE),
     opt("notify-keyspace-events", STR, "", MUT, DONE),
-    opt("bind", Kind::List, "127.0.0.1 -::1", MUT, DONE),
+    opt("bind", Kind::List, "* -::*", MUT, DONE),
     // Makes this server a replica at start (see `replica`).
     opt("replicaof", Kind::List, "", IMMUTABLE, DONE).alias("slaveof"),
     opt(

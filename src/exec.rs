@@ -456,6 +456,8 @@ pub struct Server {
     pub rewrite_presync: Option<crate::aof::Presync>,
     /// Epoch of the latest snapshot (see `compaction`).
     pub snap_epoch: u32,
+    /// The TCP listeners (CONFIG SET port / bind replace them); None outside a running server.
+    pub listeners: Option<crate::server::Listeners>,
     /// Network byte counters shared with the connection tasks (INFO stats).
     pub net_bytes: Option<(
         Arc<std::sync::atomic::AtomicU64>,
@@ -553,6 +555,7 @@ impl Server {
             script_time_ms: None,
             ldb_sync: Default::default(),
             ldb: None,
+            listeners: None,
             net_bytes: None,
             snapshot: None,
             rewrite_presync: None,
@@ -1143,6 +1146,11 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     let n = argv.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         reject(srv, client, arity_error(spec.name));
+        return;
+    }
+    if spec.has(flags::PROTECTED) && !protected_action_allowed(srv, client, "enable-debug-command")
+    {
+        reject(srv, client, Reply::err(DEBUG_NOT_ALLOWED));
         return;
     }
     if !client.authenticated && !spec.has(flags::NO_AUTH) {
@@ -1957,6 +1965,21 @@ fn flush_all(srv: &mut Server) {
     }
 }
 
+/// Redis's refusal of DEBUG under `enable-debug-command no` (or `local`, from afar).
+const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command \
+option is set to \"local\", you can run it from a local connection, otherwise you need to set \
+this option in the configuration file, and then restart the server.";
+
+/// Whether an option of Redis's protected kind (`enable-debug-command`,
+/// `enable-protected-configs`: no / yes / local) lets `client` go on.
+pub(crate) fn protected_action_allowed(srv: &Server, client: &Client, option: &str) -> bool {
+    match srv.cfg.get(option) {
+        "yes" => true,
+        "local" => client.local,
+        _ => false,
+    }
+}
+
 /// Redis 7.0's refusal of a non-loopback client in protected mode (its text, word for word).
 const PROTECTED_MODE_DENIED: &str = "DENIED Redis is running in protected mode because \
 protected mode is enabled and no password is set for the default user. In this mode \
@@ -1988,6 +2011,7 @@ pub(crate) fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>)
             let mut c = Client::new(id, tx, shared, addr, laddr, now_ms(), needs_auth);
             c.user = user;
             c.unix_socket = transport == crate::server::Transport::Unix;
+            c.local = transport != crate::server::Transport::Tcp;
             if transport == crate::server::Transport::Tcp
                 && !needs_auth
                 && srv.cfg.get_bool("protected-mode")

@@ -53,6 +53,8 @@ pub struct Target {
     pub announce_ip: String,
     pub dir: PathBuf,
     pub timeout_s: u64,
+    /// `bind-source-addr`: the local address the link to the master is made from.
+    pub source_addr: String,
     /// FAILOVER: (our replid, our offset) for the first `PSYNC … FAILOVER`, which asks the
     /// target, our replica until now, to take over (failover.rs).
     pub failover: Option<(String, i64)>,
@@ -246,6 +248,7 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         announce_ip: srv.cfg.get("replica-announce-ip").to_string(),
         dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         timeout_s: srv.cfg.get_i64("repl-timeout").max(1) as u64,
+        source_addr: srv.cfg.get("bind-source-addr").to_string(),
         failover: failover.clone(),
     };
     ctl.shared.read_offset.store(-1, Ordering::Relaxed);
@@ -754,6 +757,31 @@ fn restart_log(srv: &mut Server) {
     }
 }
 
+/// Connect to the master at `addr` (`host:port`), from `bind-source-addr` when it is set: as
+/// Redis's best-effort bind, a source address that cannot be bound (or is of the other family)
+/// is left to the system.
+async fn connect_master(t: &Target, addr: &str) -> std::io::Result<TcpStream> {
+    let Ok(source) = t.source_addr.parse::<std::net::IpAddr>() else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = None;
+    for sa in tokio::net::lookup_host(addr).await? {
+        let sock = if sa.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if sa.is_ipv4() == source.is_ipv4() {
+            let _ = sock.bind(std::net::SocketAddr::new(source, 0));
+        }
+        match sock.connect(sa).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no address for the master")))
+}
+
 /// Timer: a sync waiting for its log becomes `up` once the log holding the new dataset is in
 /// place (the staging directory exchanged in, or no log at all).
 pub fn cron(srv: &mut Server) {
@@ -902,7 +930,7 @@ async fn session(
     shared.phase.store(1, Ordering::Relaxed);
     let addr = format!("{}:{}", t.host, t.port);
     let timeout = Duration::from_secs(t.timeout_s);
-    let sock = tokio::time::timeout(timeout, TcpStream::connect(&addr))
+    let sock = tokio::time::timeout(timeout, connect_master(t, &addr))
         .await
         .map_err(|_| "timeout connecting to the master".to_string())?
         .map_err(|e| format!("Error condition on socket for SYNC: {e}"))?;

@@ -42,23 +42,28 @@ pub struct Net {
     pub bytes_out: Arc<AtomicU64>,
 }
 
-/// Bind every address of `bind` (Redis syntax: a leading '-' means "optional").
-pub async fn bind_all(bind: &str, port: u16) -> Result<Vec<TcpListener>, String> {
+/// Bind every address of `bind` on `port` (Redis's syntax: `*` is every IPv4 address, `::*`
+/// every IPv6 one, a leading `-` makes an address optional: skipped if it cannot be bound),
+/// with a listen backlog of `backlog` (`tcp-backlog`). IPv6 sockets are IPv6-only, as
+/// Redis's, so `* -::*` binds both families on one port. An empty `bind` binds nothing.
+pub fn bind_all(bind: &str, port: u16, backlog: i32) -> Result<Vec<std::net::TcpListener>, String> {
     let mut out = vec![];
     for addr in bind.split_whitespace() {
         let (optional, addr) = match addr.strip_prefix('-') {
             Some(a) => (true, a),
             None => (false, addr),
         };
-        let sa: SocketAddr = if addr.contains(':') {
-            format!("[{addr}]:{port}")
-        } else {
-            format!("{addr}:{port}")
-        }
-        .parse()
-        .map_err(|e| format!("Invalid bind address '{addr}': {e}"))?;
-        match TcpListener::bind(sa).await {
+        let ip: std::net::IpAddr = match addr {
+            "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
+            "::*" => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            a => a
+                .parse()
+                .map_err(|e| format!("Invalid bind address '{a}': {e}"))?,
+        };
+        let sa = SocketAddr::new(ip, port);
+        match listen_tcp(sa, backlog) {
             Ok(l) => out.push(l),
+            // As Redis: an optional address the system lacks (no IPv6) is skipped.
             Err(e) if optional => {
                 tracing::debug!("optional bind {sa} skipped: {e}");
             }
@@ -69,10 +74,85 @@ pub async fn bind_all(bind: &str, port: u16) -> Result<Vec<TcpListener>, String>
             }
         }
     }
-    if out.is_empty() {
-        return Err("Failed listening on any address".into());
-    }
     Ok(out)
+}
+
+fn listen_tcp(sa: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
+    if sa.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_reuse_address(true)?;
+    sock.bind(&sa.into())?;
+    sock.listen(backlog.max(1))?;
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
+}
+
+/// The TCP listeners' accept loops, owned by the execution thread so that CONFIG SET port and
+/// bind can replace them (Redis's changeListenPort / changeBindAddr).
+pub struct Listeners {
+    rt: tokio::runtime::Handle,
+    net: Arc<Net>,
+    loops: Vec<tokio::task::AbortHandle>,
+}
+
+impl Listeners {
+    /// Serve `listeners` (bound by [`bind_all`]) on the runtime `rt`.
+    pub fn start(
+        rt: tokio::runtime::Handle,
+        net: Arc<Net>,
+        listeners: Vec<std::net::TcpListener>,
+    ) -> std::io::Result<Listeners> {
+        let mut me = Listeners {
+            rt,
+            net,
+            loops: Vec::new(),
+        };
+        me.loops = me.spawn(listeners)?;
+        Ok(me)
+    }
+
+    fn spawn(
+        &self,
+        listeners: Vec<std::net::TcpListener>,
+    ) -> std::io::Result<Vec<tokio::task::AbortHandle>> {
+        let _in_rt = self.rt.enter();
+        let mut tokio_listeners = Vec::with_capacity(listeners.len());
+        for l in listeners {
+            tokio_listeners.push(TcpListener::from_std(l)?);
+        }
+        Ok(tokio_listeners
+            .into_iter()
+            .map(|l| {
+                self.rt
+                    .spawn(accept_loop(l, self.net.clone()))
+                    .abort_handle()
+            })
+            .collect())
+    }
+
+    /// Whether any TCP address is listened on.
+    pub fn is_listening(&self) -> bool {
+        !self.loops.is_empty()
+    }
+
+    /// Listen on `bind` × `port` instead of the current addresses (port 0 or an empty `bind`:
+    /// on none). Every new socket is bound before the old ones close, so a failure changes
+    /// nothing. Connected clients stay.
+    pub fn rebind(&mut self, bind: &str, port: u16, backlog: i32) -> Result<(), String> {
+        let fresh = if port == 0 {
+            Vec::new()
+        } else {
+            bind_all(bind, port, backlog)?
+        };
+        let loops = self.spawn(fresh).map_err(|e| e.to_string())?;
+        for old in std::mem::replace(&mut self.loops, loops) {
+            old.abort();
+        }
+        Ok(())
+    }
 }
 
 /// Listen on the Unix domain socket `path` (`unixsocket`), as Redis: whatever is at the path

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::client::{exec_channel, ExecBell};
 use crate::config::Config;
 use crate::exec::Server;
-use crate::server::{accept_loop, accept_loop_unix, bind_all, bind_unix, Net, NetConfig};
+use crate::server::{accept_loop_unix, bind_all, bind_unix, Listeners, Net, NetConfig};
 
 /// Run the server until shutdown; returns the process exit code.
 pub fn run_server(args: Vec<String>) -> i32 {
@@ -109,10 +109,11 @@ pub fn run_server(args: Vec<String>) -> i32 {
     // is answered -LOADING, or served, while the load runs: see below).
     let port = cfg.get_i64("port") as u16;
     // As Redis: port 0 listens on no TCP port.
+    let backlog = cfg.get_i64("tcp-backlog") as i32;
     let listeners = if port == 0 {
         Vec::new()
     } else {
-        match rt.block_on(bind_all(cfg.get("bind"), port)) {
+        match bind_all(cfg.get("bind"), port, backlog) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!("{e}");
@@ -157,8 +158,12 @@ pub fn run_server(args: Vec<String>) -> i32 {
     });
     srv.net_bytes = Some((net.bytes_in.clone(), net.bytes_out.clone()));
     let tcp = !listeners.is_empty();
-    for l in listeners {
-        rt.spawn(accept_loop(l, net.clone()));
+    match Listeners::start(rt.handle().clone(), net.clone(), listeners) {
+        Ok(l) => srv.listeners = Some(l),
+        Err(e) => {
+            tracing::error!("Can't serve the TCP listeners: {e}");
+            return 1;
+        }
     }
     if let Some(l) = unix {
         rt.spawn(accept_loop_unix(l, unix_path.clone(), net.clone()));

@@ -589,8 +589,11 @@ fn an_rdb_with_a_library_that_does_not_compile_is_refused() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("dump.rdb"), &rdb).unwrap();
     let mut cmd = std::process::Command::new(common::server::strongbox_bin());
+    // No TCP port (port 0): a Unix socket to listen on.
     cmd.args(["--port", "0", "--appendonly", "no", "--dir"])
-        .arg(d.path());
+        .arg(d.path())
+        .arg("--unixsocket")
+        .arg(d.path().join("s.sock"));
     let out = common::run_with_timeout(&mut cmd, None, Duration::from_secs(30));
     assert!(!out.status.success());
     let text =

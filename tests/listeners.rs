@@ -205,6 +205,8 @@ fn ping_from(source: Ipv4Addr, port: u16) -> Vec<u8> {
                     return out;
                 }
             }
+            // A server that closes with our PING unread resets the connection (Redis too).
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
             Err(e) => panic!("read: {e} after {}", escape(&out)),
         }
     }
@@ -248,4 +250,127 @@ fn protected_mode_serves_only_loopback_clients_as_redis_does() {
     assert!(ours[0].starts_with("remote, protected: -DENIED Redis is running in protected mode"));
     assert_eq!(ours[1], "local, protected: +PONG\\r\\n");
     assert_eq!(ours[2], "rejected_connections:1");
+}
+
+/// What a client sees of CONFIG SET port / bind, which rebind the listeners at runtime.
+fn rebind_session(kind: ServerKind) -> Vec<String> {
+    let srv = ServerProcess::start(kind, &[]);
+    let mut seen = Vec::new();
+    let mut c = srv.conn();
+    // A port another socket holds: refused, and the server stays where it was.
+    let holder = std::net::TcpListener::bind(("0.0.0.0", 0)).expect("hold a port");
+    let held = holder.local_addr().expect("addr").port().to_string();
+    let r = c.cmd(&["CONFIG", "SET", "port", &held]);
+    seen.push(format!("port in use: {}", escape(&r)));
+    let port_after = c.cmd(&["CONFIG", "GET", "port"]);
+    let kept = format!(
+        "*2\r\n$4\r\nport\r\n${}\r\n{}\r\n",
+        srv.port().to_string().len(),
+        srv.port()
+    );
+    seen.push(format!("port kept: {}", port_after == kept.as_bytes()));
+    assert_eq!(srv.conn().cmd(&["PING"]), b"+PONG\r\n");
+    // A free port: served there, no longer on the old one; connected clients stay.
+    let free = common::pick_free_port();
+    c.assert_cmd(&["CONFIG", "SET", "port", &free.to_string()], b"+OK\r\n");
+    let mut moved = common::RawConn::connect(free);
+    assert_eq!(moved.cmd(&["PING"]), b"+PONG\r\n");
+    seen.push(format!(
+        "old port refuses: {}",
+        TcpStream::connect(("127.0.0.1", srv.port())).is_err()
+    ));
+    assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n");
+    // An address that is not one.
+    let r = moved.cmd(&["CONFIG", "SET", "bind", "999.999.999.999"]);
+    seen.push(format!("bad bind: {}", escape(&r)));
+    assert_eq!(common::RawConn::connect(free).cmd(&["PING"]), b"+PONG\r\n");
+    // No address at all: nobody new gets in.
+    moved.assert_cmd(&["CONFIG", "SET", "bind", ""], b"+OK\r\n");
+    seen.push(format!(
+        "empty bind refuses: {}",
+        TcpStream::connect(("127.0.0.1", free)).is_err()
+    ));
+    moved.assert_cmd(&["CONFIG", "SET", "bind", "127.0.0.1"], b"+OK\r\n");
+    assert_eq!(common::RawConn::connect(free).cmd(&["PING"]), b"+PONG\r\n");
+    // Put the server back where the harness expects it (it stops it through its port).
+    moved.assert_cmd(
+        &["CONFIG", "SET", "port", &srv.port().to_string()],
+        b"+OK\r\n",
+    );
+    drop(holder);
+    seen
+}
+
+#[test]
+fn config_set_port_and_bind_rebind_as_redis_does() {
+    let ours = rebind_session(ServerKind::Strongbox);
+    let redis = rebind_session(ServerKind::Redis);
+    assert_eq!(ours, redis);
+    assert!(
+        ours[0].contains("Unable to listen on this port"),
+        "{ours:?}"
+    );
+    assert_eq!(ours[1], "port kept: true");
+    assert_eq!(ours[2], "old port refuses: true");
+}
+
+/// Without a `bind` line Strongbox listens where Redis's built-in default does, `* -::*`
+/// (every address; protected mode keeps non-loopback clients out until a password is set).
+#[test]
+fn the_default_bind_is_every_address_as_redis() {
+    let srv = ServerProcess::start(ServerKind::Strongbox, &[]);
+    let mut c = srv.conn();
+    c.assert_cmd(
+        &["CONFIG", "GET", "bind"],
+        b"*2\r\n$4\r\nbind\r\n$6\r\n* -::*\r\n",
+    );
+    // Reachable on a loopback address other than 127.0.0.1 (only a wildcard bind is; the
+    // client's own address is 127.0.0.1, so it is served).
+    let mut s = TcpStream::connect(("127.0.0.3", srv.port())).expect("connect 127.0.0.3");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    assert_eq!(cmd(&mut s, &["PING"]), b"+PONG\r\n");
+}
+
+/// What DEBUG answers under each `enable-debug-command` (Redis 7: `no` by default; `local`
+/// admits 127.0.0.1, ::1 and the Unix socket only).
+fn debug_gate_session(kind: ServerKind, setting: &str) -> Vec<String> {
+    let srv = ServerProcess::start(
+        kind,
+        &["--enable-debug-command", setting, "--protected-mode", "no"],
+    );
+    let port = srv.port();
+    let mut out = Vec::new();
+    for (who, source) in [
+        ("local", Ipv4Addr::LOCALHOST),
+        ("remote", Ipv4Addr::new(127, 0, 0, 2)),
+    ] {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        sock.bind(&SocketAddr::from((source, 0)).into())
+            .expect("bind source");
+        sock.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .expect("connect");
+        let mut s: TcpStream = sock.into();
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let r = cmd(&mut s, &["DEBUG", "SLEEP", "0"]);
+        out.push(format!("{setting} {who}: {}", escape(&r)));
+    }
+    out
+}
+
+#[test]
+fn enable_debug_command_gates_debug_as_redis() {
+    for setting in ["no", "local", "yes"] {
+        let ours = debug_gate_session(ServerKind::Strongbox, setting);
+        let redis = debug_gate_session(ServerKind::Redis, setting);
+        assert_eq!(ours, redis);
+    }
+    let ours = debug_gate_session(ServerKind::Strongbox, "local");
+    assert_eq!(ours[0], "local local: +OK\\r\\n");
+    assert!(
+        ours[1].starts_with("local remote: -ERR DEBUG command not allowed."),
+        "{ours:?}"
+    );
 }

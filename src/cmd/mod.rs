@@ -62,6 +62,9 @@ pub mod flags {
     /// Allowed in RESP2 subscribed context.
     pub const SUBSCRIBED_OK: u32 = 1 << 15;
     pub const MAY_REPLICATE: u32 = 1 << 16;
+    /// Allowed by `enable-debug-command` only (Redis's CMD_PROTECTED, which COMMAND INFO
+    /// does not show either).
+    pub const PROTECTED: u32 = 1 << 17;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

@@ -300,6 +300,9 @@ impl ServerProcess {
                 String::new(),
                 "--pidfile".to_string(),
                 self.dir.join("x.pid").display().to_string(),
+                // As Redis's own suite: tests use DEBUG (off by default since Redis 7).
+                "--enable-debug-command".to_string(),
+                "yes".to_string(),
             ];
             argv.extend(self.args.iter().cloned());
             return argv;
@@ -311,6 +314,8 @@ impl ServerProcess {
             self.dir.display().to_string(),
             "--save".to_string(),
             String::new(),
+            "--enable-debug-command".to_string(),
+            "yes".to_string(),
         ];
         if self.kind == ServerKind::Redis {
             for a in [

@@ -103,14 +103,7 @@ fn config_get(ctx: &mut Ctx, patterns: &[Bytes]) -> Reply {
 
 /// `enable-protected-configs`: `yes` for every client, `local` for loopback connections only.
 fn protected_allowed(ctx: &Ctx) -> bool {
-    match ctx.srv.cfg.get("enable-protected-configs") {
-        "yes" => true,
-        "local" => {
-            let a = &ctx.client.addr;
-            a.starts_with("127.") || a.starts_with("[::1]") || a.starts_with("::1")
-        }
-        _ => false,
-    }
+    crate::exec::protected_action_allowed(ctx.srv, ctx.client, "enable-protected-configs")
 }
 
 fn set_failed(arg: &str, why: &str) -> Reply {
@@ -237,6 +230,23 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             "oom-score-adj",
             "Failed to set current oom_score_adj. Check server logs.",
         ));
+    }
+    let listen_changed = ["port", "bind"]
+        .iter()
+        .any(|n| ctx.srv.cfg.get(n) != before.get(n));
+    if failed.is_none() && listen_changed {
+        let (bind, port) = (ctx.srv.cfg.get("bind"), ctx.srv.cfg.get_i64("port") as u16);
+        let backlog = ctx.srv.cfg.get_i64("tcp-backlog") as i32;
+        if let Some(l) = ctx.srv.listeners.as_mut() {
+            if l.rebind(bind, port, backlog).is_err() {
+                // Redis's texts: the port is named when it changed.
+                failed = Some(if ctx.srv.cfg.get("port") != before.get("port") {
+                    set_failed("port", "Unable to listen on this port. Check server logs.")
+                } else {
+                    set_failed("bind", "Failed to bind to specified addresses.")
+                });
+            }
+        }
     }
     if let Some(reply) = failed {
         ctx.srv.cfg = before;

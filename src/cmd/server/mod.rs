@@ -38,7 +38,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "debug",
         -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED,
         KNONE,
         "server",
         debug::debug,
