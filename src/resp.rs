@@ -31,6 +31,10 @@ impl ProtocolError {
     }
 }
 
+/// Arguments at least this long count at their declared length while they arrive (Redis's
+/// `PROTO_MBULK_BIG_ARG`, above which it allocates the whole argument at once).
+pub const BIG_ARG_BYTES: usize = 32 * 1024;
+
 #[derive(Debug, Default)]
 pub struct RequestParser {
     /// Arguments still expected by the multibulk command being received (0 = none in progress).
@@ -56,6 +60,31 @@ impl RequestParser {
     /// True while a multibulk command has been started but not completed.
     pub fn in_progress(&self) -> bool {
         self.pending_args > 0
+    }
+
+    /// The query buffer's size as Redis shows it (CLIENT LIST `qbuf`), and the memory it
+    /// stands for (`tot-mem`, `maxmemory-clients`). The size is `buf` without the `$<len>` line
+    /// of a bulk argument being received (Redis drops it before the argument's bytes arrive),
+    /// so a client sending a big argument shows the bytes of it received so far. The memory of
+    /// an argument of at least [`BIG_ARG_BYTES`] being received is its declared length (with its
+    /// CRLF): Redis allocates that at once; we take it as the bytes arrive, but they all must
+    /// arrive and be held before the command can run.
+    pub fn query_buffer_bytes(&self, buf: &[u8]) -> (usize, usize) {
+        if self.pending_args == 0 || buf.first() != Some(&b'$') {
+            return (buf.len(), buf.len());
+        }
+        // A `$<len>` line is at most "$" + 20 digits + CRLF.
+        let head = &buf[..buf.len().min(24)];
+        let Some(end) = find_crlf(head, 0) else {
+            return (buf.len(), buf.len());
+        };
+        let received = buf.len() - (end + 2);
+        let declared = match parse_i64(&buf[1..end]) {
+            Some(l) if l >= BIG_ARG_BYTES as i64 => (l as u64).saturating_add(2),
+            _ => 0,
+        };
+        let declared = declared.min(usize::MAX as u64) as usize;
+        (received, received.max(declared))
     }
 
     /// Parse one command from the front of `buf`. Empty commands (`*0`, blank inline lines) are

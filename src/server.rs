@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -40,6 +40,9 @@ pub struct Net {
     pub cfg: NetConfig,
     pub bytes_in: Arc<AtomicU64>,
     pub bytes_out: Arc<AtomicU64>,
+    /// Query-buffer growth a reader reports to the execution thread (`Msg::QueryBufGrew`); 0
+    /// while `maxmemory-clients` is off (`cevict::ClientEviction::step`).
+    pub qbuf_report_step: Arc<AtomicUsize>,
 }
 
 /// Bind every address of `bind` (Redis syntax: a leading '-' means "optional").
@@ -133,6 +136,10 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
     // Set when the reader must wait for the batches it sent to be executed before parsing on.
     let mut settle = false;
     let qlimit = net.cfg.query_buffer_limit as usize;
+    // The query buffer's memory last stored in `shared.qbuf_mem_bytes`, and last reported to
+    // the execution thread for client eviction.
+    let mut qbuf_stored = 0usize;
+    let mut qbuf_reported = 0usize;
     'outer: loop {
         // Backpressure: at most BATCHES_IN_FLIGHT_MAX batches queued at the executor. A free
         // permit is taken without building the select (the common case).
@@ -207,7 +214,25 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
                 tracing::warn!("Closing client that reached max query buffer length");
                 break 'outer;
             }
-            shared.qbuf_bytes.store(buf.len(), Ordering::Relaxed);
+            let (qbuf, qbuf_mem) = parser.query_buffer_bytes(&buf);
+            shared.qbuf_bytes.store(qbuf, Ordering::Relaxed);
+            if qbuf_mem != qbuf_stored {
+                qbuf_stored = qbuf_mem;
+                shared.qbuf_mem_bytes.store(qbuf_mem, Ordering::Relaxed);
+            }
+            // Client eviction (`cevict`): say so when the buffer grew by the step. Off (0) by
+            // default: one load per read of an incomplete command.
+            let step = net.qbuf_report_step.load(Ordering::Relaxed);
+            if step != 0 {
+                if qbuf_stored >= qbuf_reported.saturating_add(step) {
+                    qbuf_reported = qbuf_stored;
+                    if net.exec_tx.send(Msg::QueryBufGrew { id }).is_err() {
+                        break 'outer;
+                    }
+                } else if qbuf_stored < qbuf_reported {
+                    qbuf_reported = qbuf_stored;
+                }
+            }
             // Room to read into. The commands cut out of the buffer share its block until they
             // have run: a new block allocated while they wait would hold two (16 KiB more, in
             // `used_memory` and against `maxmemory`, at every block's end). So a new block only
@@ -229,6 +254,13 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
                 let _ = buf.try_reclaim(READ_CHUNK_BYTES / 2);
             }
             net.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if qbuf_stored != 0 {
+            // The bytes of these commands leave the query buffer (they count as arguments now).
+            let (qbuf, qbuf_mem) = parser.query_buffer_bytes(&buf);
+            shared.qbuf_bytes.store(qbuf, Ordering::Relaxed);
+            qbuf_stored = qbuf_mem;
+            shared.qbuf_mem_bytes.store(qbuf_mem, Ordering::Relaxed);
         }
         if net.exec_tx.send_batch(Msg::Commands { id, cmds }).is_err() {
             break;
