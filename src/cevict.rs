@@ -169,6 +169,7 @@ impl ClientEviction {
 }
 
 /// `maxmemory-clients` or `maxmemory` may have changed (`Server::config_changed`).
+#[inline(never)]
 pub fn config_changed(srv: &mut Server) {
     let limit = effective_limit(srv.hot.maxmemory_clients, srv.hot.maxmemory);
     let ce = &mut srv.cevict;
@@ -188,6 +189,7 @@ pub fn config_changed(srv: &mut Server) {
 
 /// `c` (not in `srv.clients`: its batch runs) is about to run `argv_bytes` of arguments. True
 /// if it was evicted for it: the caller drops it without running anything.
+#[inline(never)]
 pub fn before_batch(srv: &mut Server, c: &mut Client, argv_bytes: usize) -> bool {
     c.mem_argv = argv_bytes;
     srv.cevict.remeasure(c);
@@ -196,6 +198,7 @@ pub fn before_batch(srv: &mut Server, c: &mut Client, argv_bytes: usize) -> bool
 
 /// `c`'s batch has run and its replies were handed over (or a message for it was queued).
 /// True if it was evicted.
+#[inline(never)]
 pub fn after_batch(srv: &mut Server, c: &mut Client) -> bool {
     c.mem_argv = 0;
     srv.cevict.remeasure(c);
@@ -208,6 +211,7 @@ pub fn after_batch(srv: &mut Server, c: &mut Client) -> bool {
 
 /// A reader reported its query buffer grew: measure it and evict now if needed (a command of
 /// another client queued behind this message must not see an over-limit client).
+#[inline(never)]
 pub fn query_grew(srv: &mut Server, id: ClientId) {
     if srv.cevict.limit == 0 {
         return;
@@ -224,6 +228,7 @@ pub fn query_grew(srv: &mut Server, id: ClientId) {
 
 /// End of an execution round (Redis's `beforeSleep`): evict if the total reached the limit or
 /// the limit changed.
+#[inline]
 pub fn end_of_round(srv: &mut Server) {
     if srv.cevict.limit != 0 && (srv.cevict.over() || srv.cevict.check_wanted) {
         enforce(srv, None);
@@ -232,6 +237,7 @@ pub fn end_of_round(srv: &mut Server) {
 
 /// The cron: measure every client again (output buffers that drained are only seen here), and
 /// evict if over.
+#[inline]
 pub fn cron(srv: &mut Server) {
     if srv.cevict.limit != 0 {
         enforce(srv, None);
@@ -241,6 +247,7 @@ pub fn cron(srv: &mut Server) {
 /// Measure every client (and `current`, whose batch runs) from scratch, then close the biggest
 /// evictable ones until the total is under the limit. True if `current` was evicted (it is
 /// marked closed; its caller forgets it).
+#[inline(never)]
 pub fn enforce(srv: &mut Server, mut current: Option<&mut Client>) -> bool {
     let limit = srv.cevict.limit;
     srv.cevict.check_wanted = false;

@@ -136,10 +136,7 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
     // Set when the reader must wait for the batches it sent to be executed before parsing on.
     let mut settle = false;
     let qlimit = net.cfg.query_buffer_limit as usize;
-    // The query buffer's memory last stored in `shared.qbuf_mem_bytes`, and last reported to
-    // the execution thread for client eviction.
-    let mut qbuf_stored = 0usize;
-    let mut qbuf_reported = 0usize;
+    let mut qbuf = QueryBufTrack::default();
     'outer: loop {
         // Backpressure: at most BATCHES_IN_FLIGHT_MAX batches queued at the executor. A free
         // permit is taken without building the select (the common case).
@@ -214,24 +211,11 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
                 tracing::warn!("Closing client that reached max query buffer length");
                 break 'outer;
             }
-            let (qbuf, qbuf_mem) = parser.query_buffer_bytes(&buf);
-            shared.qbuf_bytes.store(qbuf, Ordering::Relaxed);
-            if qbuf_mem != qbuf_stored {
-                qbuf_stored = qbuf_mem;
-                shared.qbuf_mem_bytes.store(qbuf_mem, Ordering::Relaxed);
-            }
-            // Client eviction (`cevict`): say so when the buffer grew by the step. Off (0) by
-            // default: one load per read of an incomplete command.
-            let step = net.qbuf_report_step.load(Ordering::Relaxed);
-            if step != 0 {
-                if qbuf_stored >= qbuf_reported.saturating_add(step) {
-                    qbuf_reported = qbuf_stored;
-                    if net.exec_tx.send(Msg::QueryBufGrew { id }).is_err() {
-                        break 'outer;
-                    }
-                } else if qbuf_stored < qbuf_reported {
-                    qbuf_reported = qbuf_stored;
-                }
+            if buf.is_empty() && qbuf.stored == 0 && !parser.in_progress() {
+                // Whole commands only (the common case): nothing held, nothing to report.
+                shared.qbuf_bytes.store(0, Ordering::Relaxed);
+            } else if !qbuf.update(&parser, &buf, &shared, &net, id) {
+                break 'outer;
             }
             // Room to read into. The commands cut out of the buffer share its block until they
             // have run: a new block allocated while they wait would hold two (16 KiB more, in
@@ -255,12 +239,12 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
             }
             net.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
         }
-        if qbuf_stored != 0 {
+        if qbuf.stored != 0 {
             // The bytes of these commands leave the query buffer (they count as arguments now).
-            let (qbuf, qbuf_mem) = parser.query_buffer_bytes(&buf);
-            shared.qbuf_bytes.store(qbuf, Ordering::Relaxed);
-            qbuf_stored = qbuf_mem;
-            shared.qbuf_mem_bytes.store(qbuf_mem, Ordering::Relaxed);
+            let (len, mem) = parser.query_buffer_bytes(&buf);
+            shared.qbuf_bytes.store(len, Ordering::Relaxed);
+            qbuf.stored = mem;
+            shared.qbuf_mem_bytes.store(mem, Ordering::Relaxed);
         }
         if net.exec_tx.send_batch(Msg::Commands { id, cmds }).is_err() {
             break;
@@ -269,6 +253,45 @@ async fn connection(sock: TcpStream, peer: SocketAddr, net: Arc<Net>) {
     let _ = net.exec_tx.send(Msg::Disconnect { id });
     // The writer ends when the executor drops the sender (after Disconnect).
     let _ = writer.await;
+}
+
+/// A reader's view of its query buffer for CLIENT LIST and client eviction (`cevict`).
+#[derive(Default)]
+struct QueryBufTrack {
+    /// The memory last stored in `ConnShared::qbuf_mem_bytes`.
+    stored: usize,
+    /// The memory last reported to the execution thread (`Msg::QueryBufGrew`).
+    reported: usize,
+}
+
+impl QueryBufTrack {
+    /// Store the buffer's size and memory before a read, and report a growth by the step
+    /// (`cevict::ClientEviction::step`, 0 while `maxmemory-clients` is off). Out of line: only
+    /// for a buffer holding part of a command. False if the execution thread is gone.
+    #[inline(never)]
+    fn update(
+        &mut self,
+        parser: &RequestParser,
+        buf: &[u8],
+        shared: &ConnShared,
+        net: &Net,
+        id: u64,
+    ) -> bool {
+        let (len, mem) = parser.query_buffer_bytes(buf);
+        shared.qbuf_bytes.store(len, Ordering::Relaxed);
+        if mem != self.stored {
+            self.stored = mem;
+            shared.qbuf_mem_bytes.store(mem, Ordering::Relaxed);
+        }
+        let step = net.qbuf_report_step.load(Ordering::Relaxed);
+        if step != 0 && mem >= self.reported.saturating_add(step) {
+            self.reported = mem;
+            return net.exec_tx.send(Msg::QueryBufGrew { id }).is_ok();
+        }
+        // Shrunk (a command completed): report from this level on.
+        self.reported = self.reported.min(mem);
+        true
+    }
 }
 
 /// Wait until every batch this connection sent has been executed (its permit comes back when
