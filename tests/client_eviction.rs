@@ -235,13 +235,9 @@ fn unread_output_is_evicted(s: &ServerProcess) {
     let mut greedy = named(s, "greedy");
     let get = common::encode_command(&["GET", "k"]);
     let start = Instant::now();
-    loop {
-        if let Some(line) = client_line(&mut admin, "greedy") {
-            let m: u64 = field(&line, "tot-mem").parse().unwrap();
-            assert!(m < 2 << 20, "{}: tot-mem {m} over the limit", s.describe());
-        } else {
-            break;
-        }
+    while let Some(line) = client_line(&mut admin, "greedy") {
+        let m: u64 = field(&line, "tot-mem").parse().unwrap();
+        assert!(m < 2 << 20, "{}: tot-mem {m} over the limit", s.describe());
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "{}: never evicted",
