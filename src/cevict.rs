@@ -11,8 +11,9 @@
 //! are never evicted nor counted; CLIENT NO-EVICT ON clients are counted but never evicted.
 //!
 //! Cost: with `maxmemory-clients 0` (the default) nothing here runs: the execution thread tests
-//! `limit != 0` once per batch and once per round, a reader loads one atomic per read of an
-//! incomplete command. When on, the execution thread keeps each client's last known memory
+//! `limit != 0` twice per batch, once per round and once per client it flushes replies to; a
+//! reader that holds nothing of a command tests that before each read (`QueryBufTrack` in
+//! `server.rs` does the rest, out of line). When on, the execution thread keeps each client's last known memory
 //! (`Client::mem_counted`) and their sum ([`ClientEviction::total`]), updated after each batch
 //! and each flush of replies; a reader whose query buffer grew by [`ClientEviction::step`] bytes
 //! since it last said so sends `Msg::QueryBufGrew`. Only when the sum reaches the limit (or the
