@@ -42,6 +42,9 @@ pub struct ConnShared {
     pub out_bytes: AtomicUsize,
     /// Bytes in the query buffer (for CLIENT LIST qbuf).
     pub qbuf_bytes: AtomicUsize,
+    /// The memory the query buffer stands for (`cevict`): `qbuf_bytes`, or the declared length
+    /// of a big argument being received (`RequestParser::query_buffer_bytes`).
+    pub qbuf_mem_bytes: AtomicUsize,
     /// Set when the execution thread wants the connection closed.
     pub kill: tokio::sync::Notify,
     /// Closed for overcoming its output buffer limit: the writer drops what is not yet written
@@ -268,6 +271,11 @@ pub enum Msg {
         id: ClientId,
         cmds: Vec<Vec<Bytes>>,
     },
+    /// The connection's query buffer grew by `cevict::ClientEviction::step` bytes since it last
+    /// said so (sent only while `maxmemory-clients` is on).
+    QueryBufGrew {
+        id: ClientId,
+    },
     /// The connection sent bytes that are not RESP: answer `-ERR Protocol error: ...` and close.
     ProtocolError {
         id: ClientId,
@@ -295,6 +303,8 @@ pub enum ReplyMode {
 
 pub struct MultiState {
     pub queued: Vec<Vec<Bytes>>,
+    /// Bytes of the queued commands' arguments (MULTI's memory, `cevict`).
+    pub bytes: usize,
     /// A command failed to queue: EXEC answers EXECABORT.
     pub failed: bool,
 }
@@ -382,6 +392,10 @@ pub struct Client {
     pub repl_conf: Option<Box<crate::master::ReplConf>>,
     /// Set by SYNC/PSYNC: handed to the writer task with the next flush.
     pub handoff: Option<Arc<crate::master::Feed>>,
+    /// What this client adds to `cevict::ClientEviction::total` (0 while eviction is off).
+    pub mem_counted: usize,
+    /// Bytes of the arguments of the batch being executed (`cevict`).
+    pub mem_argv: usize,
 }
 
 impl Client {
@@ -452,6 +466,8 @@ impl Client {
             obuf_soft_since_ms: None,
             repl_conf: None,
             handoff: None,
+            mem_counted: 0,
+            mem_argv: 0,
         }
     }
 

@@ -623,7 +623,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::MemoryOrPercent(-100, LONG_MAX),
         "0",
         MUT,
-        INERT,
+        DONE,
     ),
     opt(
         "repl-backlog-ttl",

@@ -31,6 +31,8 @@ pub struct Stats {
     pub total_commands: u64,
     pub expired_keys: u64,
     pub evicted_keys: u64,
+    /// Clients closed by `maxmemory-clients` (`cevict`).
+    pub evicted_clients: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub pubsub_messages: u64,
@@ -289,6 +291,8 @@ pub struct HotConfig {
     pub latency_monitor_threshold_ms: i64,
     /// `client-output-buffer-limit` per class (`obuf.rs`).
     pub obuf: [crate::config::ObufLimit; 3],
+    /// `maxmemory-clients` as stored (negative: a percentage of `maxmemory`), `cevict.rs`.
+    pub maxmemory_clients: i64,
     /// `tracking-table-max-keys` (0: no limit), `tracking.rs`.
     pub tracking_table_max_keys: u64,
 }
@@ -317,6 +321,7 @@ impl HotConfig {
             latency_tracking: cfg.get("latency-tracking") == "yes",
             latency_monitor_threshold_ms: cfg.get_i64("latency-monitor-threshold"),
             obuf: crate::config::obuf_limits(cfg),
+            maxmemory_clients: cfg.get_i64("maxmemory-clients"),
             tracking_table_max_keys: cfg.get_i64("tracking-table-max-keys").max(0) as u64,
         }
     }
@@ -479,6 +484,8 @@ pub struct Server {
     pub skip_checksum_validation: bool,
     /// MIGRATE's cached connections to target servers.
     pub migrate: crate::cmd::migrate::SocketCache,
+    /// Client eviction (`maxmemory-clients`).
+    pub cevict: crate::cevict::ClientEviction,
 }
 
 impl Server {
@@ -497,6 +504,7 @@ impl Server {
         crate::log::set_level(self.cfg.get("loglevel"));
         crate::master::refresh_good_slaves(self, now_ms());
         crate::aof::config_changed(self);
+        crate::cevict::config_changed(self);
     }
 
     pub fn new(cfg: Config) -> Server {
@@ -564,6 +572,10 @@ impl Server {
             repl_ctl: None,
             master: crate::master::Master::default(),
             migrate: Default::default(),
+            cevict: crate::cevict::ClientEviction::new(crate::cevict::effective_limit(
+                cfg.get_i64("maxmemory-clients"),
+                cfg.get_i64("maxmemory").max(0) as u64,
+            )),
             acl: {
                 let mut acl = crate::acl::Acl::default();
                 acl.set_requirepass(cfg.get("requirepass"));
@@ -805,6 +817,7 @@ impl Server {
 
     /// Remove a client from every structure (disconnect or kill).
     pub fn forget_client(&mut self, c: &mut Client) {
+        self.cevict.forget(c);
         self.ldb_sync.remove(&c.id);
         unwatch_all(self, c);
         if c.tracking {
@@ -1260,6 +1273,7 @@ fn process_command_at(srv: &mut Server, client: &mut Client, argv: Vec<Bytes>, n
     }
     if client.multi.is_some() && !spec.has(flags::NO_MULTI) {
         if let Some(m) = client.multi.as_mut() {
+            m.bytes += argv.iter().map(|a| a.len()).sum::<usize>();
             m.queued.push(argv);
         }
         client.reply(Reply::Status("QUEUED"));
@@ -1849,7 +1863,7 @@ pub fn serve_while_busy(srv: &mut Server) -> bool {
             Msg::Commands { id, .. } | Msg::ProtocolError { id, .. } | Msg::Disconnect { id } => {
                 !srv.clients.contains_key(id)
             }
-            Msg::Connect { .. } => false,
+            Msg::Connect { .. } | Msg::QueryBufGrew { .. } => false,
             Msg::Replica(_) | Msg::Signal { .. } => true,
         };
         if defer {
@@ -1934,6 +1948,7 @@ fn round(srv: &mut Server, first: Option<Msg>, next_cron: &mut Instant, tick: Du
     srv.log.submit();
     crate::master::after_round(srv);
     flush_all(srv);
+    crate::cevict::end_of_round(srv);
     if let Some(s) = srv.snapshot.as_mut() {
         s.note_round(round_start.elapsed());
     }
@@ -1948,10 +1963,14 @@ fn flush_all(srv: &mut Server) {
     let mut dead = vec![];
     let limits = srv.hot.obuf;
     let now = now_ms();
+    let cevict = srv.cevict.limit != 0;
     for c in srv.clients.values_mut() {
         if !c.out.is_empty() {
             c.flush(pos, false);
             crate::obuf::check(c, &limits, now);
+            if cevict {
+                srv.cevict.remeasure(c);
+            }
         }
         if c.closed {
             dead.push(c.id);
@@ -2032,12 +2051,25 @@ pub(crate) fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>)
                 c.flush(0, false);
                 return;
             }
+            // Counted from the start: its base memory is part of the total.
+            if srv.cevict.limit != 0 && crate::cevict::before_batch(srv, &mut c, 0) {
+                srv.forget_client(&mut c);
+                return;
+            }
             srv.clients.insert(id, Box::new(c));
         }
+        Msg::QueryBufGrew { id } => crate::cevict::query_grew(srv, id),
         Msg::Commands { id, cmds } => {
             let Some(mut c) = srv.clients.remove(&id) else {
                 return;
             };
+            // Redis's evictClients before a command: the batch's arguments count now.
+            if srv.cevict.limit != 0
+                && crate::cevict::before_batch(srv, &mut c, crate::cevict::argv_bytes(&cmds))
+            {
+                srv.forget_client(&mut c);
+                return;
+            }
             // One clock read per command: a command starts at the time the previous one's
             // duration was measured (nothing waits in between).
             srv.call_end_us = None;
@@ -2058,6 +2090,10 @@ pub(crate) fn handle_msg(srv: &mut Server, m: Msg, _touched: &mut Vec<ClientId>)
             // not a command's (errors before it runs, QUEUED) reveal no data.
             c.flush(0, true);
             crate::obuf::check(&mut c, &srv.hot.obuf, now_ms());
+            // The output buffer limit goes first: a client it closed is not counted.
+            if !c.closed && srv.cevict.limit != 0 {
+                crate::cevict::after_batch(srv, &mut c);
+            }
             if c.closed {
                 srv.forget_client(&mut c);
             } else {
@@ -2144,6 +2180,8 @@ fn cron(srv: &mut Server) {
         // A writable replica's own keys with a TTL are its to expire.
         crate::replica::expire_local_keys(srv, now);
     }
+    // Client memory measured again (output buffers drained meanwhile), clients evicted.
+    crate::cevict::cron(srv);
     // Evictions left over by a command's time budget, or a lowered `maxmemory`.
     if srv.hot.maxmemory != 0 {
         crate::evict::perform_evictions(srv);

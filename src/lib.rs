@@ -12,11 +12,13 @@
 //! - [`aof`]: the log writer and recovery at start, over `strongbox-storage` and
 //!   `strongbox-recovery`.
 //! - [`loading`]: serving clients while the data set loads (`-LOADING`, INFO `loading_*`).
+//! - [`obuf`] and [`cevict`]: output buffer limits and client eviction (`maxmemory-clients`).
 //! - [`config`], [`limits`], [`util`].
 
 pub mod acl;
 pub mod alloc;
 pub mod aof;
+pub mod cevict;
 pub mod client;
 pub mod cmd;
 pub mod compaction;

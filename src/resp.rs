@@ -31,11 +31,17 @@ impl ProtocolError {
     }
 }
 
+/// Arguments at least this long count at their declared length while they arrive (Redis's
+/// `PROTO_MBULK_BIG_ARG`, above which it allocates the whole argument at once).
+pub const BIG_ARG_BYTES: usize = 32 * 1024;
+
 #[derive(Debug, Default)]
 pub struct RequestParser {
     /// Arguments still expected by the multibulk command being received (0 = none in progress).
     pending_args: usize,
     args: Vec<Bytes>,
+    /// Bytes of `args` (the arguments of the command being received, out of the buffer).
+    args_bytes: usize,
     /// Apply Redis's limits for clients that have not authenticated: at most
     /// `GUEST_MULTIBULK_COUNT_MAX` arguments and `GUEST_BULK_BYTES_MAX` bytes per argument.
     pub guest: bool,
@@ -56,6 +62,36 @@ impl RequestParser {
     /// True while a multibulk command has been started but not completed.
     pub fn in_progress(&self) -> bool {
         self.pending_args > 0
+    }
+
+    /// The query buffer's size as Redis shows it (CLIENT LIST `qbuf`), and the memory it
+    /// stands for (`tot-mem`, `maxmemory-clients`). The size is `buf` without the `$<len>` line
+    /// of a bulk argument being received (Redis drops it before the argument's bytes arrive),
+    /// so a client sending a big argument shows the bytes of it received so far. The memory of
+    /// an argument of at least [`BIG_ARG_BYTES`] being received is its declared length (with its
+    /// CRLF): Redis allocates that at once; we take it as the bytes arrive, but they all must
+    /// arrive and be held before the command can run. The arguments of the command already
+    /// received (out of `buf`, Redis's `argv`) count in the memory too.
+    pub fn query_buffer_bytes(&self, buf: &[u8]) -> (usize, usize) {
+        if self.pending_args == 0 {
+            return (buf.len(), buf.len());
+        }
+        let whole = (buf.len(), buf.len() + self.args_bytes);
+        if buf.first() != Some(&b'$') {
+            return whole;
+        }
+        // A `$<len>` line is at most "$" + 20 digits + CRLF.
+        let head = &buf[..buf.len().min(24)];
+        let Some(end) = find_crlf(head, 0) else {
+            return whole;
+        };
+        let received = buf.len() - (end + 2);
+        let declared = match parse_i64(&buf[1..end]) {
+            Some(l) if l >= BIG_ARG_BYTES as i64 => (l as u64).saturating_add(2),
+            _ => 0,
+        };
+        let declared = declared.min(usize::MAX as u64) as usize;
+        (received, received.max(declared) + self.args_bytes)
     }
 
     /// Parse one command from the front of `buf`. Empty commands (`*0`, blank inline lines) are
@@ -134,9 +170,11 @@ impl RequestParser {
                 buf.advance(line_end + 2);
                 let arg = buf.split_to(len).freeze();
                 buf.advance(2);
+                self.args_bytes += arg.len();
                 self.args.push(arg);
                 self.pending_args -= 1;
             }
+            self.args_bytes = 0;
             return Ok(Parsed::Command(std::mem::take(&mut self.args)));
         }
     }
@@ -718,6 +756,25 @@ pub fn encode_command(out: &mut Vec<u8>, argv: &[Bytes]) {
 mod tests {
     use super::*;
     use quickcheck::{quickcheck, TestResult};
+
+    #[test]
+    fn query_buffer_counts_big_arguments_at_their_declared_length() {
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nset\r\n$100000\r\nvvvv"[..]);
+        assert!(matches!(p.parse(&mut buf, 1 << 20), Ok(Parsed::Incomplete)));
+        // Shown: the 4 bytes of the big argument; counted: its 100000 + CRLF and "set".
+        assert_eq!(p.query_buffer_bytes(&buf), (4, 100_002 + 3));
+        // A small argument counts as received.
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nget\r\n$100\r\nkk"[..]);
+        assert!(matches!(p.parse(&mut buf, 1 << 20), Ok(Parsed::Incomplete)));
+        assert_eq!(p.query_buffer_bytes(&buf), (2, 2 + 3));
+        // Nothing pending: the buffer as it is.
+        let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*1\r"[..]);
+        let mut p = RequestParser::new();
+        assert!(matches!(p.parse(&mut buf, 1 << 20), Ok(Parsed::Command(_))));
+        assert_eq!(p.query_buffer_bytes(&buf), (3, 3));
+    }
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
         let mut p = RequestParser::new();

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -40,6 +40,9 @@ pub struct Net {
     pub cfg: NetConfig,
     pub bytes_in: Arc<AtomicU64>,
     pub bytes_out: Arc<AtomicU64>,
+    /// Query-buffer growth a reader reports to the execution thread (`Msg::QueryBufGrew`); 0
+    /// while `maxmemory-clients` is off (`cevict::ClientEviction::step`).
+    pub qbuf_report_step: Arc<AtomicUsize>,
 }
 
 /// Bind every address of `bind` on `port` (Redis's syntax: `*` is every IPv4 address, `::*`
@@ -302,6 +305,7 @@ async fn serve<R, W>(
     // Set when the reader must wait for the batches it sent to be executed before parsing on.
     let mut settle = false;
     let qlimit = net.cfg.query_buffer_limit as usize;
+    let mut qbuf = QueryBufTrack::default();
     'outer: loop {
         // Backpressure: at most BATCHES_IN_FLIGHT_MAX batches queued at the executor. A free
         // permit is taken without building the select (the common case).
@@ -376,7 +380,12 @@ async fn serve<R, W>(
                 tracing::warn!("Closing client that reached max query buffer length");
                 break 'outer;
             }
-            shared.qbuf_bytes.store(buf.len(), Ordering::Relaxed);
+            if buf.is_empty() && qbuf.stored == 0 && !parser.in_progress() {
+                // Whole commands only (the common case): nothing held, nothing to report.
+                shared.qbuf_bytes.store(0, Ordering::Relaxed);
+            } else if !qbuf.update(&parser, &buf, &shared, &net, id) {
+                break 'outer;
+            }
             // Room to read into. The commands cut out of the buffer share its block until they
             // have run: a new block allocated while they wait would hold two (16 KiB more, in
             // `used_memory` and against `maxmemory`, at every block's end). So a new block only
@@ -399,6 +408,13 @@ async fn serve<R, W>(
             }
             net.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
         }
+        if qbuf.stored != 0 {
+            // The bytes of these commands leave the query buffer (they count as arguments now).
+            let (len, mem) = parser.query_buffer_bytes(&buf);
+            shared.qbuf_bytes.store(len, Ordering::Relaxed);
+            qbuf.stored = mem;
+            shared.qbuf_mem_bytes.store(mem, Ordering::Relaxed);
+        }
         if net.exec_tx.send_batch(Msg::Commands { id, cmds }).is_err() {
             break;
         }
@@ -406,6 +422,45 @@ async fn serve<R, W>(
     let _ = net.exec_tx.send(Msg::Disconnect { id });
     // The writer ends when the executor drops the sender (after Disconnect).
     let _ = writer.await;
+}
+
+/// A reader's view of its query buffer for CLIENT LIST and client eviction (`cevict`).
+#[derive(Default)]
+struct QueryBufTrack {
+    /// The memory last stored in `ConnShared::qbuf_mem_bytes`.
+    stored: usize,
+    /// The memory last reported to the execution thread (`Msg::QueryBufGrew`).
+    reported: usize,
+}
+
+impl QueryBufTrack {
+    /// Store the buffer's size and memory before a read, and report a growth by the step
+    /// (`cevict::ClientEviction::step`, 0 while `maxmemory-clients` is off). Out of line: only
+    /// for a buffer holding part of a command. False if the execution thread is gone.
+    #[inline(never)]
+    fn update(
+        &mut self,
+        parser: &RequestParser,
+        buf: &[u8],
+        shared: &ConnShared,
+        net: &Net,
+        id: u64,
+    ) -> bool {
+        let (len, mem) = parser.query_buffer_bytes(buf);
+        shared.qbuf_bytes.store(len, Ordering::Relaxed);
+        if mem != self.stored {
+            self.stored = mem;
+            shared.qbuf_mem_bytes.store(mem, Ordering::Relaxed);
+        }
+        let step = net.qbuf_report_step.load(Ordering::Relaxed);
+        if step != 0 && mem >= self.reported.saturating_add(step) {
+            self.reported = mem;
+            return net.exec_tx.send(Msg::QueryBufGrew { id }).is_ok();
+        }
+        // Shrunk (a command completed): report from this level on.
+        self.reported = self.reported.min(mem);
+        true
+    }
 }
 
 /// Wait until every batch this connection sent has been executed (its permit comes back when

@@ -155,6 +155,7 @@ pub fn run_server(args: Vec<String>) -> i32 {
         },
         bytes_in: Arc::new(AtomicU64::new(0)),
         bytes_out: Arc::new(AtomicU64::new(0)),
+        qbuf_report_step: srv.cevict.step.clone(),
     });
     srv.net_bytes = Some((net.bytes_in.clone(), net.bytes_out.clone()));
     let tcp = !listeners.is_empty();

@@ -56,6 +56,7 @@ fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     }
     ctx.client.multi = Some(MultiState {
         queued: Vec::new(),
+        bytes: 0,
         failed: false,
     });
     OK

@@ -89,9 +89,6 @@ const HELP: &[&str] = &[
 /// The reply of a blocked client unblocked with CLIENT UNBLOCK … ERROR.
 const UNBLOCKED_ERROR: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
-/// Base memory attributed to a client in CLIENT LIST `tot-mem` (its structures and buffers).
-const CLIENT_BASE_MEM_BYTES: usize = 1024 + 20 * 1024;
-
 /// Client types as CLIENT LIST/KILL TYPE name them.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ClientType {
@@ -408,22 +405,24 @@ pub(crate) fn client_info(
         flags.push('N');
     }
     let (multi, multi_mem) = match &c.multi {
-        Some(m) => (
-            m.queued.len() as i64,
-            m.queued
-                .iter()
-                .map(|a| a.iter().map(|x| x.len()).sum::<usize>())
-                .sum::<usize>(),
-        ),
+        Some(m) => (m.queued.len() as i64, m.bytes),
         None => (-1, 0),
     };
-    let (cmd, argv_mem) = match current {
-        Some((name, argv)) => (name.to_string(), argv.iter().map(|a| a.len()).sum()),
-        None => (c.last_cmd.to_string(), 0usize),
+    let (cmd, argv_mem, argv_tot) = match current {
+        Some((name, argv)) => {
+            let n: usize = argv.iter().map(|a| a.len()).sum();
+            (
+                name.to_string(),
+                n,
+                n + argv.len() * crate::cevict::ARG_OVERHEAD_BYTES,
+            )
+        }
+        None => (c.last_cmd.to_string(), 0usize, c.mem_argv),
     };
     let qbuf = c.shared.qbuf_bytes.load(Ordering::Relaxed);
     let omem = c.shared.out_bytes();
-    let tot = CLIENT_BASE_MEM_BYTES + qbuf + omem + argv_mem + multi_mem;
+    // What `maxmemory-clients` counts (`cevict`).
+    let tot = crate::cevict::client_mem(c, argv_tot);
     let name = c
         .name
         .as_ref()

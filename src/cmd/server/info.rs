@@ -419,7 +419,16 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         s.kv("mem_replication_backlog", repl.backlog);
         s.kv("mem_total_replication_buffers", repl.total);
         s.kv("mem_clients_slaves", repl.replicas);
-        let clients_mem: usize = srv.clients.values().map(|c| c.shared.out_bytes()).sum();
+        // Normal and pub/sub clients (this one too), as `maxmemory-clients` counts them
+        // (`cevict`).
+        let clients_mem: usize = srv
+            .clients
+            .values()
+            .map(|c| &**c)
+            .chain(std::iter::once(caller))
+            .filter(|c| !c.is_replica && !c.is_master)
+            .map(|c| crate::cevict::client_mem(c, c.mem_argv))
+            .sum();
         s.kv("mem_clients_normal", clients_mem);
         s.kv("mem_cluster_links", 0);
         let aof_buffer = match srv.log.sink() {
@@ -486,7 +495,7 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
         s.kv("expired_time_cap_reached_count", 0);
         s.kv("expire_cycle_cpu_milliseconds", 0);
         s.kv("evicted_keys", st.evicted_keys);
-        s.kv("evicted_clients", 0);
+        s.kv("evicted_clients", st.evicted_clients);
         s.kv("total_eviction_exceeded_time", 0);
         s.kv("current_eviction_exceeded_time", 0);
         s.kv("keyspace_hits", st.keyspace_hits);
