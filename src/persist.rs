@@ -302,6 +302,9 @@ pub fn finish_shutdown(srv: &mut Server, mode: ShutdownMode) -> bool {
     if let Err(e) = srv.log.shutdown() {
         tracing::warn!("Error flushing the append only file at shutdown: {e}");
     }
+    if let Some(l) = srv.listeners.as_mut() {
+        l.close();
+    }
     let unix = srv.cfg.get("unixsocket");
     if !unix.is_empty() {
         tracing::info!("Removing the unix socket file.");

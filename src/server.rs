@@ -99,7 +99,12 @@ pub struct Listeners {
     rt: tokio::runtime::Handle,
     net: Arc<Net>,
     loops: Vec<tokio::task::AbortHandle>,
+    /// A second descriptor of each listening socket, to stop it listening at once from this
+    /// thread ([`Listeners::close`]); the accept loop holds the first.
+    fds: Vec<std::net::TcpListener>,
 }
+
+type Spawned = (Vec<tokio::task::AbortHandle>, Vec<std::net::TcpListener>);
 
 impl Listeners {
     /// Serve `listeners` (bound by [`bind_all`]) on the runtime `rt`.
@@ -112,28 +117,29 @@ impl Listeners {
             rt,
             net,
             loops: Vec::new(),
+            fds: Vec::new(),
         };
-        me.loops = me.spawn(listeners)?;
+        (me.loops, me.fds) = me.spawn(listeners)?;
         Ok(me)
     }
 
-    fn spawn(
-        &self,
-        listeners: Vec<std::net::TcpListener>,
-    ) -> std::io::Result<Vec<tokio::task::AbortHandle>> {
+    fn spawn(&self, listeners: Vec<std::net::TcpListener>) -> std::io::Result<Spawned> {
         let _in_rt = self.rt.enter();
         let mut tokio_listeners = Vec::with_capacity(listeners.len());
+        let mut fds = Vec::with_capacity(listeners.len());
         for l in listeners {
+            fds.push(l.try_clone()?);
             tokio_listeners.push(TcpListener::from_std(l)?);
         }
-        Ok(tokio_listeners
+        let loops = tokio_listeners
             .into_iter()
             .map(|l| {
                 self.rt
                     .spawn(accept_loop(l, self.net.clone()))
                     .abort_handle()
             })
-            .collect())
+            .collect();
+        Ok((loops, fds))
     }
 
     /// Whether any TCP address is listened on.
@@ -150,11 +156,24 @@ impl Listeners {
         } else {
             bind_all(bind, port, backlog)?
         };
-        let loops = self.spawn(fresh).map_err(|e| e.to_string())?;
-        for old in std::mem::replace(&mut self.loops, loops) {
+        let (loops, fds) = self.spawn(fresh).map_err(|e| e.to_string())?;
+        self.close();
+        (self.loops, self.fds) = (loops, fds);
+        Ok(())
+    }
+
+    /// Stop listening now (a rebind, and shutdown as Redis's closeListeningSockets): a client
+    /// connecting from here on is refused by the kernel, not taken into the backlog of a
+    /// socket nobody accepts on any more (or of a process about to exit). `shutdown(2)` on a
+    /// listening socket takes it out of the listening state whatever other descriptors it
+    /// has; its accept loop then ends.
+    pub fn close(&mut self) {
+        for l in self.fds.drain(..) {
+            let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Both);
+        }
+        for old in self.loops.drain(..) {
             old.abort();
         }
-        Ok(())
     }
 }
 
@@ -232,6 +251,8 @@ pub async fn accept_loop(listener: TcpListener, net: Arc<Net>) {
                     connection(sock, peer, net).await;
                 });
             }
+            // The listening socket was shut down (`Listeners::close`).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
             Err(e) => {
                 tracing::warn!("Accepting client connection: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
