@@ -519,7 +519,7 @@ pub fn offset(srv: &Server) -> Option<i64> {
 }
 
 /// master_repl_offset as INFO and ROLE show it.
-fn shown_offset(srv: &Server) -> i64 {
+pub fn shown_offset(srv: &Server) -> i64 {
     offset(srv).unwrap_or(srv.master.offset_without_backlog)
 }
 
@@ -535,6 +535,17 @@ pub fn change_replid(srv: &mut Server) {
 fn ensure_backlog(srv: &mut Server) -> Arc<Backlog> {
     if let Some(b) = &srv.master.backlog {
         return b.clone();
+    }
+    if srv.log.proxying() {
+        // A replica's backlog is made at its sync (`replica_backlog`); should it be missing,
+        // it continues the master's offsets under the master's id.
+        let off = srv
+            .replica
+            .as_ref()
+            .and_then(|r| r.psync.as_ref().map(|p| p.1))
+            .unwrap_or(srv.master.offset_without_backlog);
+        let replid = srv.master.replid.clone();
+        return replica_backlog(srv, replid, off);
     }
     // As Redis: a new backlog gets a new replication id (no earlier replica can continue).
     let m = &mut srv.master;
@@ -553,6 +564,56 @@ fn ensure_backlog(srv: &mut Server) -> Arc<Backlog> {
         srv.master.replid2
     );
     b
+}
+
+/// A replica synced from its master (full sync, or a partial one when it had no backlog): the
+/// stream from here on is the master's (proxied), under the master's replication id and at
+/// its offsets, so that our own replicas — and, after a promotion, our siblings and our old
+/// master — can continue from us (Redis's `createReplicationBacklog` after a sync).
+pub fn replica_backlog(srv: &mut Server, replid: String, offset: i64) -> Arc<Backlog> {
+    let b = Backlog::new(offset, srv.cfg.get_i64("repl-backlog-size"));
+    let m = &mut srv.master;
+    m.replid = replid;
+    m.replid2 = "0".repeat(40);
+    m.second_offset = -1;
+    m.backlog = Some(b.clone());
+    srv.log.set_repl(Some(b.clone()));
+    b
+}
+
+/// Our replication history goes on under a new id; the current one stays valid as the former
+/// one up to the current offset (Redis's `shiftReplicationId`): a promotion, or our master's
+/// stream continuing under a new id.
+pub fn shift_replid(srv: &mut Server) {
+    let off = shown_offset(srv);
+    let m = &mut srv.master;
+    m.replid2 = std::mem::replace(&mut m.replid, random_replid());
+    m.second_offset = off + 1;
+    tracing::info!(
+        "Setting secondary replication ID to {}, valid up to offset: {}. New replication ID is {}",
+        m.replid2,
+        m.second_offset,
+        m.replid
+    );
+}
+
+/// Disconnect every replica (they reconnect, and may continue with a partial resync):
+/// Redis's `disconnectSlaves`, after our replication id changed.
+pub fn drop_all_slaves(srv: &mut Server) {
+    let ids: Vec<ClientId> = srv.master.slaves.iter().map(|s| s.id).collect();
+    for id in ids {
+        drop_slave(srv, id);
+    }
+}
+
+/// A replica became a master (REPLICAOF NO ONE, FAILOVER, an aborted failover): the stream is
+/// ours again, the master's id stays valid as our former one up to here, and our replicas are
+/// told by a disconnection (Redis 7.0's `replicationUnsetMaster`).
+pub fn promoted(srv: &mut Server) {
+    srv.log.set_proxy(false);
+    shift_replid(srv);
+    drop_all_slaves(srv);
+    srv.master.no_slaves_since_ms = now_ms();
 }
 
 fn peer_ip(addr: &str) -> String {
@@ -752,9 +813,25 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Nil
 }
 
+/// The RDB options of a payload for replicas at stream offset `offset`. On a replica the
+/// stream after it is the master's, which selected its database before: the payload says
+/// which (`repl-stream-db`, with `repl-id`/`repl-offset`, as Redis's `rdbPopulateSaveInfo`).
+fn sync_writer_options(srv: &Server, offset: i64) -> strongbox_storage::rdb::WriterOptions {
+    let mut opts = crate::snapshot::writer_options(srv, false);
+    if let Some(r) = srv.replica.as_ref().filter(|_| srv.log.proxying()) {
+        opts.aux.repl = Some(strongbox_storage::rdb::writer::ReplInfo {
+            stream_db: r.master.db as i64,
+            id: srv.master.replid.clone(),
+            offset,
+        });
+    }
+    opts
+}
+
 /// An RDB file with no keys; with the function libraries if `with_functions`.
 fn empty_rdb(srv: &Server, with_functions: bool) -> Vec<u8> {
-    let opts = crate::snapshot::writer_options(srv, false);
+    let offset = srv.log.repl_offset().unwrap_or(0);
+    let opts = sync_writer_options(srv, offset);
     let codes = if with_functions {
         crate::cmd::function::library_codes(srv)
     } else {
@@ -892,7 +969,7 @@ fn start_sync(srv: &mut Server) {
         let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         let temp = dir.join(format!("temp-repl-{pid}-{n}.tmp"));
         let path = dir.join(format!("temp-repl-{pid}-{n}.rdb"));
-        let opts = crate::snapshot::writer_options(srv, false);
+        let opts = sync_writer_options(srv, offset);
         let t0 = std::time::Instant::now();
         let timeout = Duration::from_secs(srv.cfg.get_i64("repl-timeout").max(1) as u64);
         let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1474,15 +1551,12 @@ pub fn dataset_replaced(srv: &mut Server) {
         // Aborted just before (`replica::full_sync`).
         let _ = std::fs::remove_file(&sync.path);
     }
-    let ids: Vec<ClientId> = srv.master.slaves.iter().map(|s| s.id).collect();
-    for id in ids {
-        drop_slave(srv, id);
-    }
+    drop_all_slaves(srv);
+    // No one may continue from the old stream (Redis's `freeReplicationBacklog` here); the
+    // sync's load makes the new one, at the master's offset (`replica_backlog`).
     if let Some(b) = srv.master.backlog.take() {
-        let end = b.end();
-        let nb = Backlog::new(end, srv.cfg.get_i64("repl-backlog-size"));
-        srv.master.backlog = Some(nb.clone());
-        srv.log.set_repl(Some(nb));
+        srv.master.offset_without_backlog = b.end();
+        srv.log.set_repl(None);
     }
     srv.master.replid = random_replid();
     srv.master.replid2 = "0".repeat(40);

@@ -53,9 +53,13 @@ pub struct Target {
     pub announce_ip: String,
     pub dir: PathBuf,
     pub timeout_s: u64,
-    /// FAILOVER: (our replid, our offset) for the first `PSYNC … FAILOVER`, which asks the
-    /// target, our replica until now, to take over (failover.rs).
-    pub failover: Option<(String, i64)>,
+    /// Where the first PSYNC continues from: (replid, offset) of the dataset as it is — ours
+    /// when this server was a master (Redis's `replicationCacheMasterUsingMyself`), our
+    /// former master's stream when it was a replica (its cached master).
+    pub psync: Option<(String, i64)>,
+    /// FAILOVER: the first PSYNC carries `FAILOVER`, asking the target, our replica until
+    /// now, to take over (failover.rs).
+    pub failover: bool,
 }
 
 /// Figures the link task updates for INFO.
@@ -100,11 +104,14 @@ pub enum ReplMsg {
     },
     /// Commands of the stream, which ends at `end_offset` after them. `psync_offset`: the
     /// end of the last of them outside a MULTI … EXEC (where a partial resync may continue).
+    /// `raw`: the master's bytes from the previous batch's `psync_offset` to this one's (a
+    /// transaction's only with its EXEC), which our own replicas get as they are (psync2).
     Stream {
         gen: u64,
         cmds: Vec<Vec<Bytes>>,
         end_offset: i64,
         psync_offset: i64,
+        raw: Vec<u8>,
     },
     /// The master accepted `PSYNC <replid> <offset + 1>` (+CONTINUE): the stream goes on from
     /// `offset` over the dataset as it is, now under `new_replid`.
@@ -246,12 +253,27 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         announce_ip: srv.cfg.get("replica-announce-ip").to_string(),
         dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         timeout_s: srv.cfg.get_i64("repl-timeout").max(1) as u64,
-        failover: failover.clone(),
+        psync: None,
+        failover: failover.is_some(),
     };
+    // psync2: a replica switching masters continues its master's stream (its dataset's exact
+    // position); a master continues its own. The new master accepts if it has that history.
+    let psync = match (&srv.replica, failover) {
+        (_, Some(at)) => Some(at),
+        (Some(r), None) => r.psync.clone(),
+        (None, None) => Some((srv.master.replid.clone(), crate::master::shown_offset(srv))),
+    };
+    // From now on our replicas get our master's bytes, not our own.
+    srv.log.set_proxy(true);
+    let target = Target {
+        psync: psync.clone(),
+        ..target
+    };
+    let ctl = srv.repl_ctl.as_mut().expect("checked above");
     ctl.shared.read_offset.store(-1, Ordering::Relaxed);
     ctl.shared.transferring.store(0, Ordering::Relaxed);
     ctl.target_tx.send_replace(Some(target));
-    let (offset, replid) = match (&srv.replica, &failover) {
+    let (offset, replid) = match (&srv.replica, &psync) {
         (Some(r), _) => (r.offset, r.master_replid.clone()),
         (None, Some((id, off))) => (*off, id.clone()),
         (None, None) => (-1, String::new()),
@@ -267,8 +289,7 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         master_replid: replid,
         down_since_ms: now_ms(),
         synced_once: false,
-        // A failover continues from our own stream position if the target agrees.
-        psync: failover,
+        psync,
         local_expires: Default::default(),
     });
     crate::log::set_replica(true);
@@ -289,7 +310,11 @@ pub fn unset_master(srv: &mut Server) -> bool {
         ctl.shared.transferring.store(0, Ordering::Relaxed);
     }
     crate::log::set_replica(false);
-    srv.replica.take().is_some()
+    if srv.replica.take().is_none() {
+        return false;
+    }
+    crate::master::promoted(srv);
+    true
 }
 
 /// After a write command of a client (not the master) on a replica: its keys that now have a
@@ -553,6 +578,7 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
             cmds,
             end_offset,
             psync_offset,
+            raw,
         } => {
             let Some(mut rep) = srv.replica.take() else {
                 return;
@@ -569,6 +595,9 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
             if !srv.ready_keys.is_empty() {
                 crate::exec::serve_blocked(srv, None);
             }
+            // The master's bytes of what was applied, for our own replicas (after our log's
+            // bytes of it, so they are released once those are durable).
+            srv.log.feed_proxied(&raw);
             rep.offset = end_offset;
             if let Some(p) = rep.psync.as_mut() {
                 p.1 = psync_offset;
@@ -624,14 +653,46 @@ fn continue_sync(srv: &mut Server, gen: u64, replid: String, offset: i64, new_re
     rep.master.multi = None;
     rep.offset = offset;
     rep.master_replid = new_replid.clone();
-    rep.psync = Some((new_replid, offset));
+    rep.psync = Some((new_replid.clone(), offset));
     tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
     // Up once the log holding the dataset is in place (`cron`), as after a full sync.
-    if in_place {
-        rep.state = LinkState::Up;
-        send_offset(srv, gen, offset);
+    rep.state = if in_place {
+        LinkState::Up
     } else {
-        rep.state = LinkState::Persisting;
+        LinkState::Persisting
+    };
+    continue_stream(srv, &new_replid, offset);
+    if in_place {
+        send_offset(srv, gen, offset);
+    }
+}
+
+/// After a +CONTINUE: our stream goes on as the master's from `offset`, under its id (Redis's
+/// `slaveTryPartialResynchronization`): a new id shifts ours (the old one stays valid up to
+/// here) and our replicas are disconnected so that they learn it; no backlog yet (this server
+/// was a master that never had replicas) makes one.
+fn continue_stream(srv: &mut Server, new_replid: &str, offset: i64) {
+    let end = srv.master.backlog.as_ref().map(|b| b.end());
+    match end {
+        None => {
+            crate::master::replica_backlog(srv, new_replid.to_string(), offset);
+        }
+        Some(end) if end != offset => {
+            // Not expected: the backlog holds exactly what the dataset does.
+            tracing::warn!(
+                "Replication backlog ends at {end}, the master continues from {offset}: starting a new one"
+            );
+            crate::master::drop_all_slaves(srv);
+            crate::master::replica_backlog(srv, new_replid.to_string(), offset);
+        }
+        Some(_) if srv.master.replid != new_replid => {
+            tracing::info!("Master replication ID changed to {new_replid}");
+            let m = &mut srv.master;
+            m.replid2 = std::mem::replace(&mut m.replid, new_replid.to_string());
+            m.second_offset = offset + 1;
+            crate::master::drop_all_slaves(srv);
+        }
+        Some(_) => {}
     }
 }
 
@@ -698,6 +759,7 @@ fn full_sync(
     rep.offset = offset;
     rep.synced_once = true;
     let gen = rep.gen;
+    let loaded_db = loaded.as_ref().ok().and_then(|s| s.repl_stream_db);
     match loaded {
         Ok(stats) => {
             tracing::info!(
@@ -712,6 +774,12 @@ fn full_sync(
         }
     }
     rep.psync = Some((rep.master_replid.clone(), offset));
+    // The stream goes on in the database the master had selected at the payload's offset.
+    if let Some(db) = loaded_db.filter(|&d| (d as usize) < srv.dbs.len()) {
+        rep.master.db = db as usize;
+    }
+    // Our stream is the master's from here: its id, its offsets.
+    crate::master::replica_backlog(srv, rep.master_replid.clone(), offset);
     srv.dirty += 1;
     // The log must hold the new dataset before the link counts as up (see `cron`).
     if logged {
@@ -799,9 +867,9 @@ async fn manager(
         let mut backoff = Duration::from_millis(1000);
         // Where a partial resync would continue (replid, offset of the stream the execution
         // thread was sent, outside MULTI): kept across reconnections to this target.
-        let mut psync: Option<(String, i64)> = t.failover.clone();
+        let mut psync: Option<(String, i64)> = t.psync.clone();
         // FAILOVER: the first PSYNC this target answers carries the FAILOVER argument.
-        let mut failover = t.failover.is_some();
+        let mut failover = t.failover;
         loop {
             let mut gate = gate.clone();
             let r = tokio::select! {
@@ -1201,6 +1269,10 @@ async fn stream(
         offset: start_offset,
         in_multi: false,
     };
+    // The master's bytes from the last batch's boundary on (an unfinished transaction's wait
+    // for its EXEC): each batch carries those up to its boundary, for our replicas.
+    let mut raw: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut raw_from = start_offset;
     // (offset, log position, logged) reported applied, not yet known fsynced.
     let mut pending: std::collections::VecDeque<(i64, u64, bool)> = Default::default();
     let mut acked: Option<i64> = None;
@@ -1243,6 +1315,7 @@ async fn stream(
                 Some((ranges, n)) => {
                     consumed_any = true;
                     let frame = buf.split_to(n).freeze();
+                    raw.extend_from_slice(&frame);
                     offset += n as i64;
                     boundary.after(ranges.first().map(|&(s, e)| &frame[s..e]), offset);
                     if ranges.is_empty() {
@@ -1267,12 +1340,18 @@ async fn stream(
         }
         if consumed_any {
             shared.read_offset.store(offset, Ordering::Relaxed);
+            let done = (boundary.offset - raw_from) as usize;
+            let rest = raw[done..].to_vec();
+            let mut batch_raw = std::mem::replace(&mut raw, rest);
+            batch_raw.truncate(done);
+            raw_from = boundary.offset;
             exec_tx
                 .send(Msg::Replica(ReplMsg::Stream {
                     gen: t.gen,
                     cmds,
                     end_offset: offset,
                     psync_offset: boundary.offset,
+                    raw: batch_raw,
                 }))
                 .map_err(|_| "the server is shutting down".to_string())?;
             if let Some(p) = psync.as_mut() {

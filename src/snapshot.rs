@@ -107,6 +107,9 @@ const LOAD_CHUNKS_IN_FLIGHT: usize = 32;
 pub struct LoadStats {
     pub keys: u64,
     pub expired_skipped: u64,
+    /// The `repl-stream-db` AUX field: the database selected in the replication stream at
+    /// the payload's offset (a replica's master link starts there, as Redis's).
+    pub repl_stream_db: Option<u32>,
 }
 
 /// How [`load_rdb_bytes`] works.
@@ -133,6 +136,8 @@ enum Decoded {
         freq: Option<u8>,
     },
     ModuleAux(String),
+    /// The `repl-stream-db` AUX field.
+    ReplStreamDb(u32),
     /// A function library (FUNCTION2): its code.
     Function(Bytes),
     SelectDb(u32),
@@ -217,6 +222,15 @@ fn decode_all<Rd: ItemSource>(
                     freq: e.freq,
                 },
                 Item::ModuleAux { module, .. } => Decoded::ModuleAux(module),
+                Item::Aux { key, value } if &key[..] == b"repl-stream-db" => {
+                    match std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                    {
+                        Some(db) => Decoded::ReplStreamDb(db),
+                        None => continue,
+                    }
+                }
                 Item::Function(code) => Decoded::Function(code),
                 Item::SelectDb(db) => Decoded::SelectDb(db),
                 Item::ResizeDb {
@@ -403,6 +417,7 @@ impl Inserter {
                 crate::cmd::function::load_from_rdb(srv, &code, self.replace)?
             }
             Decoded::SelectDb(db) => self.cur_db = db as usize,
+            Decoded::ReplStreamDb(db) => self.stats.repl_stream_db = Some(db),
             Decoded::ResizeDb {
                 db_size,
                 expires_size,
