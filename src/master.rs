@@ -2,7 +2,8 @@
 //! stream and its backlog, partial resynchronization, WAIT, and the master part of INFO
 //! replication and ROLE (docs/architecture.md §8).
 //!
-//! - **The stream** is the log's own bytes: `Durability::submit` hands every round's buffer
+//! - **The stream** (of a master; a replica's is its master's bytes, proxied: psync2,
+//!   `Durability::feed_proxied`) is the log's own bytes: `Durability::submit` hands every round's buffer
 //!   (the effects as logged — SELECT when the database changes, MULTI/EXEC units, expirations
 //!   as DEL) to the [`Backlog`] as well as to the log writer, tagged with the log position the
 //!   bytes take there. PING (`repl-ping-replica-period`) and `REPLCONF GETACK *` (after WAIT)

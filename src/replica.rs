@@ -4,7 +4,8 @@
 //!
 //! - **The link task** (`manager`, a tokio task on the I/O runtime, started at start-up): while
 //!   a master is set it connects, does the handshake of a Redis replica (PING, AUTH,
-//!   REPLCONF listening-port, REPLCONF capa eof capa psync2, PSYNC ? -1: always a full sync),
+//!   REPLCONF listening-port, REPLCONF capa eof capa psync2, PSYNC: a partial resync when it
+//!   continues a known history, else a full sync),
 //!   receives the RDB payload (`$<len>` or diskless `$EOF:<mark>`) into a temporary file in
 //!   `dir` — memory stays bounded by one read chunk whatever the dataset size — and then cuts the
 //!   master's command stream into commands, counting the replication offset. It answers
@@ -13,7 +14,9 @@
 //! - **The execution side** (`handle`, `cron`, on the execution thread): a full sync flushes
 //!   the dataset as FLUSHALL does (logged), loads the file with the RDB loader, and starts an AOF
 //!   rewrite so that the log holds the new dataset; the link reports `up` only once that
-//!   rewrite has been installed. Stream commands run through `exec::process_command` as the
+//!   rewrite has been installed. Our own replicas get the master's bytes as they came
+//!   (`Durability::feed_proxied`, psync2), not our log's. Stream commands run through
+//!   `exec::process_command` as the
 //!   *master client* (its replies are dropped), so they are logged like any write; MULTI/EXEC
 //!   from the master is queued and executed as a unit by the same code as a client's.
 //!
@@ -1047,7 +1050,7 @@ async fn session(
                     }))
                     .map_err(|_| "the server is shutting down".to_string())?;
                 if !accepted {
-                    return Err(format!("Failover target rejected psync request: {r}"));
+                    return Err(format!("the failover target refused PSYNC: {r}"));
                 }
                 r
             } else {
