@@ -1168,6 +1168,12 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
         persist.loaded_keys = stats.keys;
         persist.loaded_expired = stats.expired_skipped;
+        // As Redis, valid only with all three fields.
+        if let (Some(id), Some(off), Some(db)) =
+            (stats.repl_id, stats.repl_offset, stats.repl_stream_db)
+        {
+            srv.master.restored = Some((id, off, db));
+        }
     }
     srv.dirty = 0;
     crate::alloc::release_free_memory();

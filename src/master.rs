@@ -403,6 +403,10 @@ pub struct Master {
     no_slaves_since_ms: i64,
     /// master_repl_offset while there is no backlog (a new one continues from it).
     offset_without_backlog: i64,
+    /// The replication history (id, offset) the dataset loaded at start-up is the image of
+    /// (the RDB's `repl-id`/`repl-offset`), and the database its stream had selected
+    /// (`repl-stream-db`): a replica's first PSYNC continues from it.
+    pub restored: Option<(String, i64, u32)>,
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
@@ -427,6 +431,7 @@ impl Default for Master {
             snapshots: 0,
             no_slaves_since_ms: now_ms(),
             offset_without_backlog: 0,
+            restored: None,
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
@@ -1958,6 +1963,50 @@ mod tests {
         assert_eq!(
             taken(&b, end, p, usize::MAX).unwrap(),
             b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*2\r\n$3\r\nDEL\r\n$1\r\nx\r\n"
+        );
+    }
+
+    /// A replica (proxy mode): its own effects go to its log only; the stream gets the
+    /// master's bytes, released once the log holds the batch's effects; its own PING and
+    /// PUBLISH are not fed; after a promotion its own effects are the stream again, starting
+    /// with SELECT.
+    #[test]
+    fn a_replica_proxies_its_masters_bytes() {
+        let mut d = crate::durability::Durability::new();
+        let (sink, logged) = crate::durability::RecordingSink::new();
+        d.set_sink(Some(sink), 0);
+        let b = Backlog::new(100, 1 << 20);
+        d.set_repl(Some(b.clone()));
+        d.set_proxy(true);
+        d.append(3, &argv(&["SET", "a", "1"]));
+        assert_eq!(
+            d.repl_offset(),
+            Some(100),
+            "our own bytes are not the stream's"
+        );
+        let raw = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n";
+        d.feed_proxied(raw);
+        let log_end = d.pos();
+        assert!(log_end > 0);
+        assert_eq!(logged.lock().unwrap().len() as u64, log_end);
+        assert_eq!(b.end(), 100 + raw.len() as i64);
+        // Released only once our log is durable up to the batch's effects.
+        assert_eq!(taken(&b, 100, log_end - 1, usize::MAX).unwrap(), b"");
+        assert_eq!(taken(&b, 100, log_end, usize::MAX).unwrap(), raw);
+        d.feed_repl_only(b"*1\r\n$4\r\nPING\r\n");
+        d.append_repl_only(0, &argv(&["PUBLISH", "c", "m"]));
+        d.submit();
+        assert_eq!(b.end(), 100 + raw.len() as i64, "own PING / PUBLISH fed");
+        // Promoted: our effects are the stream again, from a SELECT of their database.
+        d.set_proxy(false);
+        let off = b.end();
+        d.append(3, &argv(&["DEL", "a"]));
+        d.submit();
+        let after = taken(&b, off, u64::MAX, usize::MAX).unwrap();
+        assert!(
+            after.starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*2\r\n$3\r\nDEL"),
+            "{}",
+            String::from_utf8_lossy(&after)
         );
     }
 

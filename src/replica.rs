@@ -261,10 +261,15 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
     };
     // psync2: a replica switching masters continues its master's stream (its dataset's exact
     // position); a master continues its own. The new master accepts if it has that history.
-    let psync = match (&srv.replica, failover) {
-        (_, Some(at)) => Some(at),
-        (Some(r), None) => r.psync.clone(),
-        (None, None) => Some((srv.master.replid.clone(), crate::master::shown_offset(srv))),
+    // Just started from an RDB that names its replication history: that one, in the database
+    // its stream had selected (Redis's cached master made from the RDB's `rsi`).
+    let restored = srv.master.restored.take();
+    let stream_db = restored.as_ref().map(|r| r.2 as usize);
+    let psync = match (&srv.replica, failover, restored) {
+        (_, Some(at), _) => Some(at),
+        (Some(r), None, _) => r.psync.clone(),
+        (None, None, Some((id, off, _))) => Some((id, off)),
+        (None, None, None) => Some((srv.master.replid.clone(), crate::master::shown_offset(srv))),
     };
     // From now on our replicas get our master's bytes, not our own.
     srv.log.set_proxy(true);
@@ -272,7 +277,9 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         psync: psync.clone(),
         ..target
     };
-    let ctl = srv.repl_ctl.as_mut().expect("checked above");
+    let Some(ctl) = srv.repl_ctl.as_mut() else {
+        return;
+    };
     ctl.shared.read_offset.store(-1, Ordering::Relaxed);
     ctl.shared.transferring.store(0, Ordering::Relaxed);
     ctl.target_tx.send_replace(Some(target));
@@ -281,7 +288,10 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         (None, Some((id, off))) => (*off, id.clone()),
         (None, None) => (-1, String::new()),
     };
-    let master = master_client(srv);
+    let mut master = master_client(srv);
+    if let Some(db) = stream_db.filter(|&d| d < srv.dbs.len()) {
+        master.db = db;
+    }
     srv.replica = Some(Replica {
         gen,
         host: host.clone(),
@@ -296,6 +306,8 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         local_expires: Default::default(),
     });
     crate::log::set_replica(true);
+    // What CONFIG REWRITE writes (Redis's `replicaof` line), so a restart replicates again.
+    let _ = srv.cfg.set_startup("replicaof", &format!("{host} {port}"));
     tracing::info!("Connecting to MASTER {host}:{port}");
 }
 
@@ -316,6 +328,7 @@ pub fn unset_master(srv: &mut Server) -> bool {
     if srv.replica.take().is_none() {
         return false;
     }
+    let _ = srv.cfg.set_startup("replicaof", "no one");
     crate::master::promoted(srv);
     true
 }

@@ -150,3 +150,45 @@ fn a_redis_replica_of_a_strongbox_replica_gets_the_masters_stream() {
     // B served the Redis replica's one full sync.
     assert_eq!(stat(b, "sync_full"), 1);
 }
+
+/// A replica restarted from its RDB continues with a partial resync: the RDB names the
+/// replication history it is the image of (`repl-id`, `repl-offset`) and the database the
+/// stream had selected (`repl-stream-db`), as Redis's.
+#[test]
+fn a_replica_restarted_from_its_rdb_continues_with_a_partial_resync() {
+    let a = start_strongbox(&[]);
+    fill(a.port(), 300);
+    let ap = a.port().to_string();
+    let mut b = StrongboxServer::start(&["--appendonly", "no", "--replicaof", "127.0.0.1", &ap]);
+    let a = a.port();
+    wait_link_up(b.port());
+    let mut w = con(a);
+    redis::cmd("SELECT").arg(1).query::<()>(&mut w).unwrap();
+    redis::cmd("SET")
+        .arg("before")
+        .arg("1")
+        .query::<()>(&mut w)
+        .unwrap();
+    wait_same(a, b.port(), "B after the sync");
+    wait_same_position(&[a, b.port()], "before SAVE");
+    redis::cmd("SAVE").query::<()>(&mut con(b.port())).unwrap();
+    b.kill9();
+    // Missed while B is down; db 1 is still selected in A's stream (no SELECT follows).
+    redis::cmd("SET")
+        .arg("while-down")
+        .arg("2")
+        .query::<()>(&mut w)
+        .unwrap();
+    let (full0, partial0) = (stat(a, "sync_full"), stat(a, "sync_partial_ok"));
+    b.restart();
+    wait_link_up(b.port());
+    redis::cmd("SET")
+        .arg("after")
+        .arg("3")
+        .query::<()>(&mut w)
+        .unwrap();
+    wait_same(a, b.port(), "B after its restart");
+    wait_same_position(&[a, b.port()], "after the restart");
+    assert_eq!(stat(a, "sync_full"), full0, "a full sync after the restart");
+    assert_eq!(stat(a, "sync_partial_ok"), partial0 + 1);
+}
