@@ -1356,10 +1356,19 @@ async fn stream(
         }
         if consumed_any {
             shared.read_offset.store(offset, Ordering::Relaxed);
-            let done = (boundary.offset - raw_from) as usize;
-            let rest = raw[done..].to_vec();
-            let mut batch_raw = std::mem::replace(&mut raw, rest);
-            batch_raw.truncate(done);
+            // Usually everything (no transaction open); nothing while one is (its bytes are
+            // not copied again for every batch it spans).
+            let done = ((boundary.offset - raw_from).max(0) as usize).min(raw.len());
+            let batch_raw = if done == raw.len() {
+                std::mem::take(&mut raw)
+            } else if done == 0 {
+                Vec::new()
+            } else {
+                let rest = raw[done..].to_vec();
+                let mut b = std::mem::replace(&mut raw, rest);
+                b.truncate(done);
+                b
+            };
             raw_from = boundary.offset;
             exec_tx
                 .send(Msg::Replica(ReplMsg::Stream {
