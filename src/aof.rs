@@ -1173,6 +1173,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
             (stats.repl_id, stats.repl_offset, stats.repl_stream_db)
         {
             srv.master.restored = Some((id, off, db));
+            srv.master.restored_expired = stats.expired_skipped;
         }
     }
     srv.dirty = 0;

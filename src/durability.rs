@@ -309,6 +309,11 @@ impl Durability {
         }
     }
 
+    /// The database selected in the stream so far (0 if none yet).
+    pub fn stream_db(&self) -> u32 {
+        self.log_db.unwrap_or(0)
+    }
+
     pub fn proxying(&self) -> bool {
         self.proxy
     }

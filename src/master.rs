@@ -407,6 +407,8 @@ pub struct Master {
     /// (the RDB's `repl-id`/`repl-offset`), and the database its stream had selected
     /// (`repl-stream-db`): a replica's first PSYNC continues from it.
     pub restored: Option<(String, i64, u32)>,
+    /// Keys of that RDB left out as expired at the load.
+    pub restored_expired: u64,
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
@@ -432,6 +434,7 @@ impl Default for Master {
             no_slaves_since_ms: now_ms(),
             offset_without_backlog: 0,
             restored: None,
+            restored_expired: 0,
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
@@ -585,6 +588,32 @@ pub fn replica_backlog(srv: &mut Server, replid: String, offset: i64) -> Arc<Bac
     m.backlog = Some(b.clone());
     srv.log.set_repl(Some(b.clone()));
     b
+}
+
+/// Start-up of a master from an RDB that names its replication history (Redis's
+/// `loadDataFromDisk`): that id stays valid as our former one up to its offset, and a backlog
+/// starts there, so replicas of before the restart continue with a partial resync. Not when
+/// keys were left out as expired at the load: Redis feeds their DELs to the backlog, we do
+/// not, so those replicas would keep them — they sync in full instead.
+pub fn restore_history(srv: &mut Server) {
+    let Some((id, off, _)) = srv.master.restored.take() else {
+        return;
+    };
+    if srv.master.restored_expired > 0 {
+        tracing::info!(
+            "Not continuing the replication history of the RDB: {} keys expired while loading",
+            srv.master.restored_expired
+        );
+        return;
+    }
+    let b = Backlog::new(off, srv.cfg.get_i64("repl-backlog-size"));
+    let m = &mut srv.master;
+    m.replid2 = id;
+    m.second_offset = off + 1;
+    m.offset_without_backlog = off;
+    m.backlog = Some(b.clone());
+    m.no_slaves_since_ms = now_ms();
+    srv.log.set_repl(Some(b));
 }
 
 /// Our replication history goes on under a new id; the current one stays valid as the former

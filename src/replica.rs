@@ -222,6 +222,9 @@ pub fn install(srv: &mut Server, rt: &tokio::runtime::Runtime, exec_tx: ExecSend
             Err(_) => tracing::warn!("Invalid replicaof port '{p}': not replicating"),
         }
     }
+    if srv.replica.is_none() {
+        crate::master::restore_history(srv);
+    }
 }
 
 /// Become a replica of host:port (drops any current link).

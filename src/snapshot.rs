@@ -631,16 +631,28 @@ fn is_replid(s: &str) -> bool {
 pub fn writer_options(srv: &Server, aof_base: bool) -> WriterOptions {
     // A replica's snapshot (not an AOF base, as Redis) names the replication history it is
     // the exact image of, so that after a restart it continues from there (psync2).
-    let repl = srv
-        .replica
-        .as_ref()
-        .filter(|_| !aof_base)
-        .and_then(|r| r.psync.as_ref().map(|p| (r, p)))
-        .map(|(r, (id, off))| rdb::writer::ReplInfo {
-            stream_db: r.master.db as i64,
-            id: id.clone(),
-            offset: *off,
-        });
+    // A master's too, once it has a backlog (Redis's `rdbPopulateSaveInfo`): restarted, it
+    // lets its replicas continue (`master::restore_history`).
+    let repl = match &srv.replica {
+        Some(r) => r
+            .psync
+            .as_ref()
+            .map(|(id, off)| (id.clone(), *off, r.master.db as i64)),
+        None => srv.master.backlog.as_ref().and_then(|_| {
+            let off = srv.log.repl_offset()?;
+            Some((
+                srv.master.replid.clone(),
+                off,
+                i64::from(srv.log.stream_db()),
+            ))
+        }),
+    }
+    .filter(|_| !aof_base)
+    .map(|(id, offset, stream_db)| rdb::writer::ReplInfo {
+        stream_db,
+        id,
+        offset,
+    });
     WriterOptions {
         compression: srv.cfg.get_bool("rdbcompression"),
         checksum: srv.cfg.get_bool("rdbchecksum"),
