@@ -192,3 +192,45 @@ fn a_replica_restarted_from_its_rdb_continues_with_a_partial_resync() {
     assert_eq!(stat(a, "sync_full"), full0, "a full sync after the restart");
     assert_eq!(stat(a, "sync_partial_ok"), partial0 + 1);
 }
+
+/// A master restarted from its RDB keeps the history it names as its former id, with a
+/// backlog at its offset: its replica continues with a partial resync, and the writes after
+/// the restart reach it.
+#[test]
+fn a_master_restarted_from_its_rdb_lets_its_replica_continue() {
+    let mut a = StrongboxServer::start(&["--appendonly", "no"]);
+    fill(a.port(), 300);
+    let ap = a.port().to_string();
+    let b = start_strongbox(&["--replicaof", "127.0.0.1", &ap]);
+    let b = b.port();
+    wait_link_up(b);
+    more_writes(a.port());
+    wait_same(a.port(), b, "B after the sync");
+    let (id, off) = wait_same_position(&[a.port(), b], "before SAVE");
+    redis::cmd("SAVE").query::<()>(&mut con(a.port())).unwrap();
+    a.kill9();
+    a.restart();
+    assert_eq!(a.port().to_string(), ap, "the master moved to another port");
+    assert_eq!(
+        info_field(a.port(), "master_replid2").as_deref(),
+        Some(&*id)
+    );
+    assert_eq!(
+        info_field(a.port(), "second_repl_offset"),
+        Some((off + 1).to_string())
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while stat(a.port(), "sync_partial_ok") < 1 {
+        assert!(Instant::now() < deadline, "B did not continue");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(stat(a.port(), "sync_full"), 0);
+    wait_link_up(b);
+    redis::cmd("SET")
+        .arg("after-restart")
+        .arg("1")
+        .query::<()>(&mut con(a.port()))
+        .unwrap();
+    wait_same(a.port(), b, "B after the master's restart");
+    wait_same_position(&[a.port(), b], "after the restart");
+}
