@@ -1172,6 +1172,13 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
         persist.loaded_keys = stats.keys;
         persist.loaded_expired = stats.expired_skipped;
+        // As Redis, valid only with all three fields.
+        if let (Some(id), Some(off), Some(db)) =
+            (stats.repl_id, stats.repl_offset, stats.repl_stream_db)
+        {
+            srv.master.restored = Some((id, off, db));
+            srv.master.restored_expired = stats.expired_skipped;
+        }
     }
     srv.dirty = 0;
     crate::alloc::release_free_memory();

@@ -190,6 +190,10 @@ pub struct Durability {
     repl: Option<Arc<crate::master::Backlog>>,
     /// Replication-only commands of the current unit ([`Durability::append_repl_only`]).
     repl_after_unit: Vec<(usize, Vec<Bytes>)>,
+    /// A replica: the stream is its master's bytes, proxied ([`Durability::feed_proxied`]),
+    /// not this server's own effects, which go to the log only (Redis's psync2: offsets are
+    /// the master's, so a sibling or the old master can continue from us after a promotion).
+    proxy: bool,
 }
 
 /// `changed` is pruned of released entries when it has doubled since the last prune, and from
@@ -237,6 +241,7 @@ impl Durability {
             unit_barrier: false,
             repl: None,
             repl_after_unit: Vec::new(),
+            proxy: false,
         }
     }
 
@@ -245,7 +250,7 @@ impl Durability {
     }
 
     pub fn set_sink(&mut self, sink: Option<Box<dyn LogSink>>, start_pos: u64) {
-        if let Some(r) = &self.repl {
+        if let Some(r) = self.repl.as_ref().filter(|_| !self.proxy) {
             // Not expected (the log is flushed before it is replaced); the stream stays whole.
             r.feed(&self.buf, self.submitted_end, false);
         }
@@ -281,9 +286,50 @@ impl Durability {
     }
 
     /// The replication offset of the next byte appended (master_repl_offset), None while no
-    /// replica has ever connected.
+    /// replica has ever connected. On a replica: the end of the master's bytes proxied.
     pub fn repl_offset(&self) -> Option<i64> {
-        self.repl.as_ref().map(|r| r.end() + self.buf.len() as i64)
+        let own = if self.proxy { 0 } else { self.buf.len() as i64 };
+        self.repl.as_ref().map(|r| r.end() + own)
+    }
+
+    /// Proxy mode on (this server became a replica: the stream is its master's bytes) or off
+    /// (promoted). Our own bytes buffered so far go out first under the old mode.
+    pub fn set_proxy(&mut self, on: bool) {
+        if self.proxy == on {
+            return;
+        }
+        if self.multi_depth == 0 {
+            self.submit();
+        }
+        self.proxy = on;
+        if !on {
+            // The stream's last SELECT was the master's: our next effect selects its own
+            // database (Redis's `slaveseldb = -1` in replicationUnsetMaster).
+            self.log_db = None;
+        }
+    }
+
+    /// The database selected in the stream so far (0 if none yet).
+    pub fn stream_db(&self) -> u32 {
+        self.log_db.unwrap_or(0)
+    }
+
+    pub fn proxying(&self) -> bool {
+        self.proxy
+    }
+
+    /// A replica: the master's bytes `raw` (whole commands and transactions, just applied)
+    /// go to the stream, after this server's own effects of them are submitted to the log,
+    /// and are released to sub-replicas once the log is durable up to there.
+    pub fn feed_proxied(&mut self, raw: &[u8]) {
+        debug_assert!(self.proxy, "proxied bytes on a master");
+        if raw.is_empty() || self.repl.is_none() {
+            return;
+        }
+        self.submit();
+        if let Some(r) = &self.repl {
+            r.feed(raw, self.submitted_end, false);
+        }
     }
 
     /// The next effect starts with SELECT (a replica's stream starts at the snapshot point:
@@ -296,7 +342,7 @@ impl Durability {
     /// appended so far, released once the log before them is.
     pub fn feed_repl_only(&mut self, bytes: &[u8]) {
         debug_assert_eq!(self.multi_depth, 0, "replication bytes inside a unit");
-        if self.repl.is_none() {
+        if self.repl.is_none() || self.proxy {
             return;
         }
         self.submit();
@@ -311,7 +357,8 @@ impl Durability {
     /// stream stay in the same database. Inside a unit (MULTI/EXEC, a script) it follows the
     /// unit: the stream's bytes of a unit are the log's.
     pub fn append_repl_only(&mut self, db: usize, argv: &[Bytes]) {
-        if self.repl.is_none() {
+        // A replica's stream is its master's (which carries the master's PUBLISH).
+        if self.repl.is_none() || self.proxy {
             return;
         }
         if self.multi_depth > 0 {
@@ -329,7 +376,7 @@ impl Durability {
 
     /// Append one command executed in database `db`.
     pub fn append(&mut self, db: usize, argv: &[Bytes]) {
-        if self.sink.is_none() && self.repl.is_none() {
+        if self.sink.is_none() && (self.repl.is_none() || self.proxy) {
             return;
         }
         let db = db as u32;
@@ -516,7 +563,7 @@ impl Durability {
         if self.buf.is_empty() {
             return;
         }
-        if let Some(r) = &self.repl {
+        if let Some(r) = self.repl.as_ref().filter(|_| !self.proxy) {
             // The same bytes as the log's, at the log position they take there.
             r.feed(&self.buf, self.submitted_end, self.sink.is_some());
         }

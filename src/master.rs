@@ -2,7 +2,8 @@
 //! stream and its backlog, partial resynchronization, WAIT, and the master part of INFO
 //! replication and ROLE (docs/architecture.md §8).
 //!
-//! - **The stream** is the log's own bytes: `Durability::submit` hands every round's buffer
+//! - **The stream** (of a master; a replica's is its master's bytes, proxied: psync2,
+//!   `Durability::feed_proxied`) is the log's own bytes: `Durability::submit` hands every round's buffer
 //!   (the effects as logged — SELECT when the database changes, MULTI/EXEC units, expirations
 //!   as DEL) to the [`Backlog`] as well as to the log writer, tagged with the log position the
 //!   bytes take there. PING (`repl-ping-replica-period`) and `REPLCONF GETACK *` (after WAIT)
@@ -402,6 +403,12 @@ pub struct Master {
     no_slaves_since_ms: i64,
     /// master_repl_offset while there is no backlog (a new one continues from it).
     offset_without_backlog: i64,
+    /// The replication history (id, offset) the dataset loaded at start-up is the image of
+    /// (the RDB's `repl-id`/`repl-offset`), and the database its stream had selected
+    /// (`repl-stream-db`): a replica's first PSYNC continues from it.
+    pub restored: Option<(String, i64, u32)>,
+    /// Keys of that RDB left out as expired at the load.
+    pub restored_expired: u64,
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
@@ -426,6 +433,8 @@ impl Default for Master {
             snapshots: 0,
             no_slaves_since_ms: now_ms(),
             offset_without_backlog: 0,
+            restored: None,
+            restored_expired: 0,
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
@@ -519,7 +528,7 @@ pub fn offset(srv: &Server) -> Option<i64> {
 }
 
 /// master_repl_offset as INFO and ROLE show it.
-fn shown_offset(srv: &Server) -> i64 {
+pub fn shown_offset(srv: &Server) -> i64 {
     offset(srv).unwrap_or(srv.master.offset_without_backlog)
 }
 
@@ -535,6 +544,17 @@ pub fn change_replid(srv: &mut Server) {
 fn ensure_backlog(srv: &mut Server) -> Arc<Backlog> {
     if let Some(b) = &srv.master.backlog {
         return b.clone();
+    }
+    if srv.log.proxying() {
+        // A replica's backlog is made at its sync (`replica_backlog`); should it be missing,
+        // it continues the master's offsets under the master's id.
+        let off = srv
+            .replica
+            .as_ref()
+            .and_then(|r| r.psync.as_ref().map(|p| p.1))
+            .unwrap_or(srv.master.offset_without_backlog);
+        let replid = srv.master.replid.clone();
+        return replica_backlog(srv, replid, off);
     }
     // As Redis: a new backlog gets a new replication id (no earlier replica can continue).
     let m = &mut srv.master;
@@ -553,6 +573,82 @@ fn ensure_backlog(srv: &mut Server) -> Arc<Backlog> {
         srv.master.replid2
     );
     b
+}
+
+/// A replica synced from its master (full sync, or a partial one when it had no backlog): the
+/// stream from here on is the master's (proxied), under the master's replication id and at
+/// its offsets, so that our own replicas — and, after a promotion, our siblings and our old
+/// master — can continue from us (Redis's `createReplicationBacklog` after a sync).
+pub fn replica_backlog(srv: &mut Server, replid: String, offset: i64) -> Arc<Backlog> {
+    let b = Backlog::new(offset, srv.cfg.get_i64("repl-backlog-size"));
+    let m = &mut srv.master;
+    m.replid = replid;
+    m.replid2 = "0".repeat(40);
+    m.second_offset = -1;
+    m.backlog = Some(b.clone());
+    srv.log.set_repl(Some(b.clone()));
+    b
+}
+
+/// Start-up of a master from an RDB that names its replication history (Redis's
+/// `loadDataFromDisk`): that id stays valid as our former one up to its offset, and a backlog
+/// starts there, so replicas of before the restart continue with a partial resync. Not when
+/// keys were left out as expired at the load: Redis feeds their DELs to the backlog, we do
+/// not, so those replicas would keep them — they sync in full instead.
+pub fn restore_history(srv: &mut Server) {
+    let Some((id, off, _)) = srv.master.restored.take() else {
+        return;
+    };
+    if srv.master.restored_expired > 0 {
+        tracing::info!(
+            "Not continuing the replication history of the RDB: {} keys expired while loading",
+            srv.master.restored_expired
+        );
+        return;
+    }
+    let b = Backlog::new(off, srv.cfg.get_i64("repl-backlog-size"));
+    let m = &mut srv.master;
+    m.replid2 = id;
+    m.second_offset = off + 1;
+    m.offset_without_backlog = off;
+    m.backlog = Some(b.clone());
+    m.no_slaves_since_ms = now_ms();
+    srv.log.set_repl(Some(b));
+}
+
+/// Our replication history goes on under a new id; the current one stays valid as the former
+/// one up to the current offset (Redis's `shiftReplicationId`): a promotion, or our master's
+/// stream continuing under a new id.
+pub fn shift_replid(srv: &mut Server) {
+    let off = shown_offset(srv);
+    let m = &mut srv.master;
+    m.replid2 = std::mem::replace(&mut m.replid, random_replid());
+    m.second_offset = off + 1;
+    tracing::info!(
+        "Setting secondary replication ID to {}, valid up to offset: {}. New replication ID is {}",
+        m.replid2,
+        m.second_offset,
+        m.replid
+    );
+}
+
+/// Disconnect every replica (they reconnect, and may continue with a partial resync):
+/// Redis's `disconnectSlaves`, after our replication id changed.
+pub fn drop_all_slaves(srv: &mut Server) {
+    let ids: Vec<ClientId> = srv.master.slaves.iter().map(|s| s.id).collect();
+    for id in ids {
+        drop_slave(srv, id);
+    }
+}
+
+/// A replica became a master (REPLICAOF NO ONE, FAILOVER, an aborted failover): the stream is
+/// ours again, the master's id stays valid as our former one up to here, and our replicas are
+/// told by a disconnection (Redis 7.0's `replicationUnsetMaster`).
+pub fn promoted(srv: &mut Server) {
+    srv.log.set_proxy(false);
+    shift_replid(srv);
+    drop_all_slaves(srv);
+    srv.master.no_slaves_since_ms = now_ms();
 }
 
 fn peer_ip(addr: &str) -> String {
@@ -752,9 +848,25 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Nil
 }
 
+/// The RDB options of a payload for replicas at stream offset `offset`. On a replica the
+/// stream after it is the master's, which selected its database before: the payload says
+/// which (`repl-stream-db`, with `repl-id`/`repl-offset`, as Redis's `rdbPopulateSaveInfo`).
+fn sync_writer_options(srv: &Server, offset: i64) -> strongbox_storage::rdb::WriterOptions {
+    let mut opts = crate::snapshot::writer_options(srv, false);
+    if let Some(r) = srv.replica.as_ref().filter(|_| srv.log.proxying()) {
+        opts.aux.repl = Some(strongbox_storage::rdb::writer::ReplInfo {
+            stream_db: r.master.db as i64,
+            id: srv.master.replid.clone(),
+            offset,
+        });
+    }
+    opts
+}
+
 /// An RDB file with no keys; with the function libraries if `with_functions`.
 fn empty_rdb(srv: &Server, with_functions: bool) -> Vec<u8> {
-    let opts = crate::snapshot::writer_options(srv, false);
+    let offset = srv.log.repl_offset().unwrap_or(0);
+    let opts = sync_writer_options(srv, offset);
     let codes = if with_functions {
         crate::cmd::function::library_codes(srv)
     } else {
@@ -892,7 +1004,7 @@ fn start_sync(srv: &mut Server) {
         let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         let temp = dir.join(format!("temp-repl-{pid}-{n}.tmp"));
         let path = dir.join(format!("temp-repl-{pid}-{n}.rdb"));
-        let opts = crate::snapshot::writer_options(srv, false);
+        let opts = sync_writer_options(srv, offset);
         let t0 = std::time::Instant::now();
         let timeout = Duration::from_secs(srv.cfg.get_i64("repl-timeout").max(1) as u64);
         let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1474,15 +1586,12 @@ pub fn dataset_replaced(srv: &mut Server) {
         // Aborted just before (`replica::full_sync`).
         let _ = std::fs::remove_file(&sync.path);
     }
-    let ids: Vec<ClientId> = srv.master.slaves.iter().map(|s| s.id).collect();
-    for id in ids {
-        drop_slave(srv, id);
-    }
+    drop_all_slaves(srv);
+    // No one may continue from the old stream (Redis's `freeReplicationBacklog` here); the
+    // sync's load makes the new one, at the master's offset (`replica_backlog`).
     if let Some(b) = srv.master.backlog.take() {
-        let end = b.end();
-        let nb = Backlog::new(end, srv.cfg.get_i64("repl-backlog-size"));
-        srv.master.backlog = Some(nb.clone());
-        srv.log.set_repl(Some(nb));
+        srv.master.offset_without_backlog = b.end();
+        srv.log.set_repl(None);
     }
     srv.master.replid = random_replid();
     srv.master.replid2 = "0".repeat(40);
@@ -1883,6 +1992,50 @@ mod tests {
         assert_eq!(
             taken(&b, end, p, usize::MAX).unwrap(),
             b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*2\r\n$3\r\nDEL\r\n$1\r\nx\r\n"
+        );
+    }
+
+    /// A replica (proxy mode): its own effects go to its log only; the stream gets the
+    /// master's bytes, released once the log holds the batch's effects; its own PING and
+    /// PUBLISH are not fed; after a promotion its own effects are the stream again, starting
+    /// with SELECT.
+    #[test]
+    fn a_replica_proxies_its_masters_bytes() {
+        let mut d = crate::durability::Durability::new();
+        let (sink, logged) = crate::durability::RecordingSink::new();
+        d.set_sink(Some(sink), 0);
+        let b = Backlog::new(100, 1 << 20);
+        d.set_repl(Some(b.clone()));
+        d.set_proxy(true);
+        d.append(3, &argv(&["SET", "a", "1"]));
+        assert_eq!(
+            d.repl_offset(),
+            Some(100),
+            "our own bytes are not the stream's"
+        );
+        let raw = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n";
+        d.feed_proxied(raw);
+        let log_end = d.pos();
+        assert!(log_end > 0);
+        assert_eq!(logged.lock().unwrap().len() as u64, log_end);
+        assert_eq!(b.end(), 100 + raw.len() as i64);
+        // Released only once our log is durable up to the batch's effects.
+        assert_eq!(taken(&b, 100, log_end - 1, usize::MAX).unwrap(), b"");
+        assert_eq!(taken(&b, 100, log_end, usize::MAX).unwrap(), raw);
+        d.feed_repl_only(b"*1\r\n$4\r\nPING\r\n");
+        d.append_repl_only(0, &argv(&["PUBLISH", "c", "m"]));
+        d.submit();
+        assert_eq!(b.end(), 100 + raw.len() as i64, "own PING / PUBLISH fed");
+        // Promoted: our effects are the stream again, from a SELECT of their database.
+        d.set_proxy(false);
+        let off = b.end();
+        d.append(3, &argv(&["DEL", "a"]));
+        d.submit();
+        let after = taken(&b, off, u64::MAX, usize::MAX).unwrap();
+        assert!(
+            after.starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*2\r\n$3\r\nDEL"),
+            "{}",
+            String::from_utf8_lossy(&after)
         );
     }
 

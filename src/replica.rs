@@ -4,7 +4,8 @@
 //!
 //! - **The link task** (`manager`, a tokio task on the I/O runtime, started at start-up): while
 //!   a master is set it connects, does the handshake of a Redis replica (PING, AUTH,
-//!   REPLCONF listening-port, REPLCONF capa eof capa psync2, PSYNC ? -1: always a full sync),
+//!   REPLCONF listening-port, REPLCONF capa eof capa psync2, PSYNC: a partial resync when it
+//!   continues a known history, else a full sync),
 //!   receives the RDB payload (`$<len>` or diskless `$EOF:<mark>`) into a temporary file in
 //!   `dir` — memory stays bounded by one read chunk whatever the dataset size — and then cuts the
 //!   master's command stream into commands, counting the replication offset. It answers
@@ -13,7 +14,9 @@
 //! - **The execution side** (`handle`, `cron`, on the execution thread): a full sync flushes
 //!   the dataset as FLUSHALL does (logged), loads the file with the RDB loader, and starts an AOF
 //!   rewrite so that the log holds the new dataset; the link reports `up` only once that
-//!   rewrite has been installed. Stream commands run through `exec::process_command` as the
+//!   rewrite has been installed. Our own replicas get the master's bytes as they came
+//!   (`Durability::feed_proxied`, psync2), not our log's. Stream commands run through
+//!   `exec::process_command` as the
 //!   *master client* (its replies are dropped), so they are logged like any write; MULTI/EXEC
 //!   from the master is queued and executed as a unit by the same code as a client's.
 //!
@@ -55,9 +58,13 @@ pub struct Target {
     pub timeout_s: u64,
     /// `bind-source-addr`: the local address the link to the master is made from.
     pub source_addr: String,
-    /// FAILOVER: (our replid, our offset) for the first `PSYNC … FAILOVER`, which asks the
-    /// target, our replica until now, to take over (failover.rs).
-    pub failover: Option<(String, i64)>,
+    /// Where the first PSYNC continues from: (replid, offset) of the dataset as it is — ours
+    /// when this server was a master (Redis's `replicationCacheMasterUsingMyself`), our
+    /// former master's stream when it was a replica (its cached master).
+    pub psync: Option<(String, i64)>,
+    /// FAILOVER: the first PSYNC carries `FAILOVER`, asking the target, our replica until
+    /// now, to take over (failover.rs).
+    pub failover: bool,
 }
 
 /// Figures the link task updates for INFO.
@@ -102,11 +109,14 @@ pub enum ReplMsg {
     },
     /// Commands of the stream, which ends at `end_offset` after them. `psync_offset`: the
     /// end of the last of them outside a MULTI … EXEC (where a partial resync may continue).
+    /// `raw`: the master's bytes from the previous batch's `psync_offset` to this one's (a
+    /// transaction's only with its EXEC), which our own replicas get as they are (psync2).
     Stream {
         gen: u64,
         cmds: Vec<Vec<Bytes>>,
         end_offset: i64,
         psync_offset: i64,
+        raw: Vec<u8>,
     },
     /// The master accepted `PSYNC <replid> <offset + 1>` (+CONTINUE): the stream goes on from
     /// `offset` over the dataset as it is, now under `new_replid`.
@@ -214,6 +224,9 @@ pub fn install(srv: &mut Server, rt: &tokio::runtime::Runtime, exec_tx: ExecSend
             Err(_) => tracing::warn!("Invalid replicaof port '{p}': not replicating"),
         }
     }
+    if srv.replica.is_none() {
+        crate::master::restore_history(srv);
+    }
 }
 
 /// Become a replica of host:port (drops any current link).
@@ -249,17 +262,42 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         timeout_s: srv.cfg.get_i64("repl-timeout").max(1) as u64,
         source_addr: srv.cfg.get("bind-source-addr").to_string(),
-        failover: failover.clone(),
+        psync: None,
+        failover: failover.is_some(),
+    };
+    // psync2: a replica switching masters continues its master's stream (its dataset's exact
+    // position); a master continues its own. The new master accepts if it has that history.
+    // Just started from an RDB that names its replication history: that one, in the database
+    // its stream had selected (Redis's cached master made from the RDB's `rsi`).
+    let restored = srv.master.restored.take();
+    let stream_db = restored.as_ref().map(|r| r.2 as usize);
+    let psync = match (&srv.replica, failover, restored) {
+        (_, Some(at), _) => Some(at),
+        (Some(r), None, _) => r.psync.clone(),
+        (None, None, Some((id, off, _))) => Some((id, off)),
+        (None, None, None) => Some((srv.master.replid.clone(), crate::master::shown_offset(srv))),
+    };
+    // From now on our replicas get our master's bytes, not our own.
+    srv.log.set_proxy(true);
+    let target = Target {
+        psync: psync.clone(),
+        ..target
+    };
+    let Some(ctl) = srv.repl_ctl.as_mut() else {
+        return;
     };
     ctl.shared.read_offset.store(-1, Ordering::Relaxed);
     ctl.shared.transferring.store(0, Ordering::Relaxed);
     ctl.target_tx.send_replace(Some(target));
-    let (offset, replid) = match (&srv.replica, &failover) {
+    let (offset, replid) = match (&srv.replica, &psync) {
         (Some(r), _) => (r.offset, r.master_replid.clone()),
         (None, Some((id, off))) => (*off, id.clone()),
         (None, None) => (-1, String::new()),
     };
-    let master = master_client(srv);
+    let mut master = master_client(srv);
+    if let Some(db) = stream_db.filter(|&d| d < srv.dbs.len()) {
+        master.db = db;
+    }
     srv.replica = Some(Replica {
         gen,
         host: host.clone(),
@@ -270,11 +308,12 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         master_replid: replid,
         down_since_ms: now_ms(),
         synced_once: false,
-        // A failover continues from our own stream position if the target agrees.
-        psync: failover,
+        psync,
         local_expires: Default::default(),
     });
     crate::log::set_replica(true);
+    // What CONFIG REWRITE writes (Redis's `replicaof` line), so a restart replicates again.
+    let _ = srv.cfg.set_startup("replicaof", &format!("{host} {port}"));
     tracing::info!("Connecting to MASTER {host}:{port}");
 }
 
@@ -292,7 +331,12 @@ pub fn unset_master(srv: &mut Server) -> bool {
         ctl.shared.transferring.store(0, Ordering::Relaxed);
     }
     crate::log::set_replica(false);
-    srv.replica.take().is_some()
+    if srv.replica.take().is_none() {
+        return false;
+    }
+    let _ = srv.cfg.set_startup("replicaof", "no one");
+    crate::master::promoted(srv);
+    true
 }
 
 /// After a write command of a client (not the master) on a replica: its keys that now have a
@@ -556,6 +600,7 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
             cmds,
             end_offset,
             psync_offset,
+            raw,
         } => {
             let Some(mut rep) = srv.replica.take() else {
                 return;
@@ -572,6 +617,9 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
             if !srv.ready_keys.is_empty() {
                 crate::exec::serve_blocked(srv, None);
             }
+            // The master's bytes of what was applied, for our own replicas (after our log's
+            // bytes of it, so they are released once those are durable).
+            srv.log.feed_proxied(&raw);
             rep.offset = end_offset;
             if let Some(p) = rep.psync.as_mut() {
                 p.1 = psync_offset;
@@ -627,14 +675,46 @@ fn continue_sync(srv: &mut Server, gen: u64, replid: String, offset: i64, new_re
     rep.master.multi = None;
     rep.offset = offset;
     rep.master_replid = new_replid.clone();
-    rep.psync = Some((new_replid, offset));
+    rep.psync = Some((new_replid.clone(), offset));
     tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
     // Up once the log holding the dataset is in place (`cron`), as after a full sync.
-    if in_place {
-        rep.state = LinkState::Up;
-        send_offset(srv, gen, offset);
+    rep.state = if in_place {
+        LinkState::Up
     } else {
-        rep.state = LinkState::Persisting;
+        LinkState::Persisting
+    };
+    continue_stream(srv, &new_replid, offset);
+    if in_place {
+        send_offset(srv, gen, offset);
+    }
+}
+
+/// After a +CONTINUE: our stream goes on as the master's from `offset`, under its id (Redis's
+/// `slaveTryPartialResynchronization`): a new id shifts ours (the old one stays valid up to
+/// here) and our replicas are disconnected so that they learn it; no backlog yet (this server
+/// was a master that never had replicas) makes one.
+fn continue_stream(srv: &mut Server, new_replid: &str, offset: i64) {
+    let end = srv.master.backlog.as_ref().map(|b| b.end());
+    match end {
+        None => {
+            crate::master::replica_backlog(srv, new_replid.to_string(), offset);
+        }
+        Some(end) if end != offset => {
+            // Not expected: the backlog holds exactly what the dataset does.
+            tracing::warn!(
+                "Replication backlog ends at {end}, the master continues from {offset}: starting a new one"
+            );
+            crate::master::drop_all_slaves(srv);
+            crate::master::replica_backlog(srv, new_replid.to_string(), offset);
+        }
+        Some(_) if srv.master.replid != new_replid => {
+            tracing::info!("Master replication ID changed to {new_replid}");
+            let m = &mut srv.master;
+            m.replid2 = std::mem::replace(&mut m.replid, new_replid.to_string());
+            m.second_offset = offset + 1;
+            crate::master::drop_all_slaves(srv);
+        }
+        Some(_) => {}
     }
 }
 
@@ -701,6 +781,7 @@ fn full_sync(
     rep.offset = offset;
     rep.synced_once = true;
     let gen = rep.gen;
+    let loaded_db = loaded.as_ref().ok().and_then(|s| s.repl_stream_db);
     match loaded {
         Ok(stats) => {
             tracing::info!(
@@ -715,6 +796,12 @@ fn full_sync(
         }
     }
     rep.psync = Some((rep.master_replid.clone(), offset));
+    // The stream goes on in the database the master had selected at the payload's offset.
+    if let Some(db) = loaded_db.filter(|&d| (d as usize) < srv.dbs.len()) {
+        rep.master.db = db as usize;
+    }
+    // Our stream is the master's from here: its id, its offsets.
+    crate::master::replica_backlog(srv, rep.master_replid.clone(), offset);
     srv.dirty += 1;
     // The log must hold the new dataset before the link counts as up (see `cron`).
     if logged {
@@ -827,9 +914,9 @@ async fn manager(
         let mut backoff = Duration::from_millis(1000);
         // Where a partial resync would continue (replid, offset of the stream the execution
         // thread was sent, outside MULTI): kept across reconnections to this target.
-        let mut psync: Option<(String, i64)> = t.failover.clone();
+        let mut psync: Option<(String, i64)> = t.psync.clone();
         // FAILOVER: the first PSYNC this target answers carries the FAILOVER argument.
-        let mut failover = t.failover.is_some();
+        let mut failover = t.failover;
         loop {
             let mut gate = gate.clone();
             let r = tokio::select! {
@@ -1007,7 +1094,7 @@ async fn session(
                     }))
                     .map_err(|_| "the server is shutting down".to_string())?;
                 if !accepted {
-                    return Err(format!("Failover target rejected psync request: {r}"));
+                    return Err(format!("the failover target refused PSYNC: {r}"));
                 }
                 r
             } else {
@@ -1229,6 +1316,10 @@ async fn stream(
         offset: start_offset,
         in_multi: false,
     };
+    // The master's bytes from the last batch's boundary on (an unfinished transaction's wait
+    // for its EXEC): each batch carries those up to its boundary, for our replicas.
+    let mut raw: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut raw_from = start_offset;
     // (offset, log position, logged) reported applied, not yet known fsynced.
     let mut pending: std::collections::VecDeque<(i64, u64, bool)> = Default::default();
     let mut acked: Option<i64> = None;
@@ -1271,6 +1362,7 @@ async fn stream(
                 Some((ranges, n)) => {
                     consumed_any = true;
                     let frame = buf.split_to(n).freeze();
+                    raw.extend_from_slice(&frame);
                     offset += n as i64;
                     boundary.after(ranges.first().map(|&(s, e)| &frame[s..e]), offset);
                     if ranges.is_empty() {
@@ -1295,12 +1387,27 @@ async fn stream(
         }
         if consumed_any {
             shared.read_offset.store(offset, Ordering::Relaxed);
+            // Usually everything (no transaction open); nothing while one is (its bytes are
+            // not copied again for every batch it spans).
+            let done = ((boundary.offset - raw_from).max(0) as usize).min(raw.len());
+            let batch_raw = if done == raw.len() {
+                std::mem::take(&mut raw)
+            } else if done == 0 {
+                Vec::new()
+            } else {
+                let rest = raw[done..].to_vec();
+                let mut b = std::mem::replace(&mut raw, rest);
+                b.truncate(done);
+                b
+            };
+            raw_from = boundary.offset;
             exec_tx
                 .send(Msg::Replica(ReplMsg::Stream {
                     gen: t.gen,
                     cmds,
                     end_offset: offset,
                     psync_offset: boundary.offset,
+                    raw: batch_raw,
                 }))
                 .map_err(|_| "the server is shutting down".to_string())?;
             if let Some(p) = psync.as_mut() {

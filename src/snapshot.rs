@@ -103,10 +103,17 @@ const LOAD_CHUNK_BYTES_MAX: u64 = 1 << 20;
 /// Chunks in flight between the two threads (bounds the decoded values held in memory).
 const LOAD_CHUNKS_IN_FLIGHT: usize = 32;
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct LoadStats {
     pub keys: u64,
     pub expired_skipped: u64,
+    /// The `repl-stream-db` AUX field: the database selected in the replication stream at
+    /// the payload's offset (a replica's master link starts there, as Redis's).
+    pub repl_stream_db: Option<u32>,
+    /// The `repl-id` and `repl-offset` AUX fields: the replication history the dataset is the
+    /// exact image of (a restarted replica continues from there).
+    pub repl_id: Option<String>,
+    pub repl_offset: Option<i64>,
 }
 
 /// How [`load_rdb_bytes`] works.
@@ -133,6 +140,12 @@ enum Decoded {
         freq: Option<u8>,
     },
     ModuleAux(String),
+    /// The `repl-stream-db` AUX field.
+    ReplStreamDb(u32),
+    /// The `repl-id` AUX field.
+    ReplId(String),
+    /// The `repl-offset` AUX field.
+    ReplOffset(i64),
     /// A function library (FUNCTION2): its code.
     Function(Bytes),
     SelectDb(u32),
@@ -217,6 +230,24 @@ fn decode_all<Rd: ItemSource>(
                     freq: e.freq,
                 },
                 Item::ModuleAux { module, .. } => Decoded::ModuleAux(module),
+                Item::Aux { key, value } => {
+                    let text = std::str::from_utf8(&value).ok();
+                    match &key[..] {
+                        b"repl-stream-db" => match text.and_then(|v| v.parse().ok()) {
+                            Some(db) => Decoded::ReplStreamDb(db),
+                            None => continue,
+                        },
+                        b"repl-offset" => match text.and_then(|v| v.parse().ok()) {
+                            Some(off) => Decoded::ReplOffset(off),
+                            None => continue,
+                        },
+                        b"repl-id" => match text.filter(|v| is_replid(v)) {
+                            Some(id) => Decoded::ReplId(id.to_string()),
+                            None => continue,
+                        },
+                        _ => continue,
+                    }
+                }
                 Item::Function(code) => Decoded::Function(code),
                 Item::SelectDb(db) => Decoded::SelectDb(db),
                 Item::ResizeDb {
@@ -227,7 +258,6 @@ fn decode_all<Rd: ItemSource>(
                     expires_size,
                 },
                 Item::Eof { .. } => break,
-                _ => continue,
             },
         };
         out.push(d);
@@ -403,6 +433,9 @@ impl Inserter {
                 crate::cmd::function::load_from_rdb(srv, &code, self.replace)?
             }
             Decoded::SelectDb(db) => self.cur_db = db as usize,
+            Decoded::ReplStreamDb(db) => self.stats.repl_stream_db = Some(db),
+            Decoded::ReplId(id) => self.stats.repl_id = Some(id),
+            Decoded::ReplOffset(off) => self.stats.repl_offset = Some(off),
             Decoded::ResizeDb {
                 db_size,
                 expires_size,
@@ -590,7 +623,36 @@ pub fn load_rdb_bytes(
 }
 
 /// Writer options from the live configuration.
+/// A replication id as Redis writes it: 40 hex digits.
+fn is_replid(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 pub fn writer_options(srv: &Server, aof_base: bool) -> WriterOptions {
+    // A replica's snapshot (not an AOF base, as Redis) names the replication history it is
+    // the exact image of, so that after a restart it continues from there (psync2).
+    // A master's too, once it has a backlog (Redis's `rdbPopulateSaveInfo`): restarted, it
+    // lets its replicas continue (`master::restore_history`).
+    let repl = match &srv.replica {
+        Some(r) => r
+            .psync
+            .as_ref()
+            .map(|(id, off)| (id.clone(), *off, r.master.db as i64)),
+        None => srv.master.backlog.as_ref().and_then(|_| {
+            let off = srv.log.repl_offset()?;
+            Some((
+                srv.master.replid.clone(),
+                off,
+                i64::from(srv.log.stream_db()),
+            ))
+        }),
+    }
+    .filter(|_| !aof_base)
+    .map(|(id, offset, stream_db)| rdb::writer::ReplInfo {
+        stream_db,
+        id,
+        offset,
+    });
     WriterOptions {
         compression: srv.cfg.get_bool("rdbcompression"),
         checksum: srv.cfg.get_bool("rdbchecksum"),
@@ -600,6 +662,7 @@ pub fn writer_options(srv: &Server, aof_base: bool) -> WriterOptions {
             ctime: crate::util::now_ms() / 1000,
             used_mem: crate::util::rss_bytes(),
             aof_base,
+            repl,
             ..AuxFields::default()
         },
         ..WriterOptions::default()

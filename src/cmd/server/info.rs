@@ -537,7 +537,12 @@ fn gen_info(ctx: &mut Ctx, sel: &Selection) -> String {
                 for (k, v) in fields {
                     s.kv(&k, v);
                 }
-                if let Some(r) = &srv.replica {
+                // With a backlog, ours are the master's (proxied stream): shown as they are.
+                if let Some(r) = srv
+                    .replica
+                    .as_ref()
+                    .filter(|_| srv.master.backlog.is_none())
+                {
                     let replid = if r.master_replid.is_empty() {
                         srv.master.replid.clone()
                     } else {
