@@ -181,18 +181,24 @@ fn port_0_listens_on_the_unix_socket_only() {
     }
 }
 
-/// Everything a client connecting from `source` gets for `PING` before the server closes or
-/// answers.
-fn ping_from(source: Ipv4Addr, port: u16) -> Vec<u8> {
+/// A TCP connection to 127.0.0.1:`port` from the local address `source`.
+fn connect_from(source: Ipv4Addr, port: u16) -> TcpStream {
     let sock =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     sock.bind(&SocketAddr::from((source, 0)).into())
         .expect("bind source");
     sock.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
         .expect("connect");
-    let mut s: TcpStream = sock.into();
+    let s: TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
+    s
+}
+
+/// Everything a client connecting from `source` gets for `PING` before the server closes or
+/// answers.
+fn ping_from(source: Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut s = connect_from(source, port);
     s.write_all(b"*1\r\n$4\r\nPING\r\n").expect("send");
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -345,15 +351,7 @@ fn debug_gate_session(kind: ServerKind, setting: &str) -> Vec<String> {
         ("local", Ipv4Addr::LOCALHOST),
         ("remote", Ipv4Addr::new(127, 0, 0, 2)),
     ] {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("socket");
-        sock.bind(&SocketAddr::from((source, 0)).into())
-            .expect("bind source");
-        sock.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
-            .expect("connect");
-        let mut s: TcpStream = sock.into();
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
+        let mut s = connect_from(source, port);
         let r = cmd(&mut s, &["DEBUG", "SLEEP", "0"]);
         out.push(format!("{setting} {who}: {}", escape(&r)));
     }
