@@ -142,11 +142,6 @@ impl Listeners {
         Ok((loops, fds))
     }
 
-    /// Whether any TCP address is listened on.
-    pub fn is_listening(&self) -> bool {
-        !self.loops.is_empty()
-    }
-
     /// Listen on `bind` × `port` instead of the current addresses (port 0 or an empty `bind`:
     /// on none). Every new socket is bound before the old ones close, so a failure changes
     /// nothing. Connected clients stay.
