@@ -1541,6 +1541,11 @@ impl Config {
                 continue;
             }
             if let Some(spec) = find(name) {
+                // As Redis (rewriteConfigReplicaOfOption): a master has no `replicaof` line;
+                // `replicaof ""` would not even load.
+                if spec.name == "replicaof" && self.get("replicaof").is_empty() {
+                    continue;
+                }
                 if written.insert(spec.name) {
                     out.push_str(&format!(
                         "{} {}\n",
@@ -1708,6 +1713,25 @@ mod tests {
                 assert_eq!(n, o.default, "{} is not in its normal form", o.name);
             }
         }
+    }
+
+    #[test]
+    fn a_rewrite_of_a_master_drops_replicaof_as_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.conf");
+        std::fs::write(&path, "port 7000\nreplicaof 10.0.0.1 6380\n").unwrap();
+        let mut c = Config::default();
+        c.load_text(&std::fs::read_to_string(&path).unwrap())
+            .unwrap();
+        c.file = Some(path.clone());
+        // REPLICAOF NO ONE (replica.rs) leaves no master behind.
+        c.set_startup("replicaof", "no one").unwrap();
+        c.rewrite().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("replicaof"), "{text}");
+        assert!(text.contains("port 7000"), "{text}");
+        // And the file loads again.
+        Config::default().load_text(&text).unwrap();
     }
 
     #[test]
