@@ -329,7 +329,20 @@ fn spawn_signal_thread(sig_tx: crate::client::ExecSender) {
 }
 
 fn init_logging(cfg: &Config) -> bool {
-    if let Err(e) = crate::log::init(cfg.get("loglevel"), cfg.get("logfile")) {
+    // As Redis, which applies `dir` (chdir) while reading the config and opens the log after:
+    // a relative `logfile` lives in the data directory.
+    let logfile = cfg.get("logfile");
+    let path = if !logfile.is_empty()
+        && std::path::Path::new(logfile).is_relative()
+        && !cfg.get("dir").is_empty()
+    {
+        let dir = cfg.dir();
+        let _ = std::fs::create_dir_all(&dir);
+        dir.join(logfile).to_string_lossy().into_owned()
+    } else {
+        logfile.to_string()
+    };
+    if let Err(e) = crate::log::init(cfg.get("loglevel"), &path) {
         // As redis-server: a log file that cannot be opened stops the start.
         eprintln!("{e}");
         return false;
