@@ -142,19 +142,41 @@ impl Listeners {
         Ok((loops, fds))
     }
 
-    /// Listen on `bind` × `port` instead of the current addresses (port 0 or an empty `bind`:
-    /// on none). Every new socket is bound before the old ones close, so a failure changes
-    /// nothing. Connected clients stay.
-    pub fn rebind(&mut self, bind: &str, port: u16, backlog: i32) -> Result<(), String> {
-        let fresh = if port == 0 {
-            Vec::new()
-        } else {
-            bind_all(bind, port, backlog)?
+    /// Listen on `bind` × `port` instead of `previous` (the current bind and port; port 0 or
+    /// an empty `bind`: on none). As Redis's changeBindAddr, the old sockets close first (the
+    /// new set usually shares an address and port with them), and on a failure the previous
+    /// addresses are bound again. Connected clients stay.
+    pub fn rebind(
+        &mut self,
+        bind: &str,
+        port: u16,
+        backlog: i32,
+        previous: (&str, u16),
+    ) -> Result<(), String> {
+        let listen = |bind: &str, port: u16| -> Result<Vec<std::net::TcpListener>, String> {
+            if port == 0 {
+                Ok(Vec::new())
+            } else {
+                bind_all(bind, port, backlog)
+            }
         };
-        let (loops, fds) = self.spawn(fresh).map_err(|e| e.to_string())?;
         self.close();
-        (self.loops, self.fds) = (loops, fds);
-        Ok(())
+        let err = match listen(bind, port) {
+            Ok(fresh) => match self.spawn(fresh) {
+                Ok((loops, fds)) => {
+                    (self.loops, self.fds) = (loops, fds);
+                    return Ok(());
+                }
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e,
+        };
+        match listen(previous.0, previous.1).and_then(|l| self.spawn(l).map_err(|e| e.to_string()))
+        {
+            Ok((loops, fds)) => (self.loops, self.fds) = (loops, fds),
+            Err(e) => tracing::warn!("Failed to restore the previous listening sockets: {e}"),
+        }
+        Err(err)
     }
 
     /// Stop listening now (a rebind, and shutdown as Redis's closeListeningSockets): a client

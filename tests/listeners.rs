@@ -298,6 +298,22 @@ fn rebind_session(kind: ServerKind) -> Vec<String> {
     ));
     moved.assert_cmd(&["CONFIG", "SET", "bind", "127.0.0.1"], b"+OK\r\n");
     assert_eq!(common::RawConn::connect(free).cmd(&["PING"]), b"+PONG\r\n");
+    // A new set sharing an address and the port with the current one (the usual change).
+    moved.assert_cmd(
+        &["CONFIG", "SET", "bind", "127.0.0.1 127.0.0.4"],
+        b"+OK\r\n",
+    );
+    assert_eq!(common::RawConn::connect(free).cmd(&["PING"]), b"+PONG\r\n");
+    let mut four = TcpStream::connect(("127.0.0.4", free)).expect("connect 127.0.0.4");
+    four.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    assert_eq!(cmd(&mut four, &["PING"]), b"+PONG\r\n");
+    // A failed change keeps the addresses the server had.
+    let r = moved.cmd(&["CONFIG", "SET", "bind", "127.0.0.1 10.255.255.254"]);
+    seen.push(format!("unassigned address: {}", escape(&r)));
+    assert_eq!(common::RawConn::connect(free).cmd(&["PING"]), b"+PONG\r\n");
+    assert!(TcpStream::connect(("127.0.0.4", free)).is_ok());
+    moved.assert_cmd(&["CONFIG", "SET", "bind", "127.0.0.1"], b"+OK\r\n");
     // Put the server back where the harness expects it (it stops it through its port).
     moved.assert_cmd(
         &["CONFIG", "SET", "port", &srv.port().to_string()],

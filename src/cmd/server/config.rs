@@ -238,7 +238,8 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let (bind, port) = (ctx.srv.cfg.get("bind"), ctx.srv.cfg.get_i64("port") as u16);
         let backlog = ctx.srv.cfg.get_i64("tcp-backlog") as i32;
         if let Some(l) = ctx.srv.listeners.as_mut() {
-            if l.rebind(bind, port, backlog).is_err() {
+            let previous = (before.get("bind"), before.get_i64("port") as u16);
+            if l.rebind(bind, port, backlog, previous).is_err() {
                 // Redis's texts: the port is named when it changed.
                 failed = Some(if ctx.srv.cfg.get("port") != before.get("port") {
                     set_failed("port", "Unable to listen on this port. Check server logs.")
