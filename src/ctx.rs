@@ -187,7 +187,17 @@ impl<'a> Ctx<'a> {
         Some(o)
     }
 
-    /// True if the key exists (after lazy expiry).
+    /// Read lookup that leaves the access time alone (Redis's LOOKUP_NOTOUCH: TYPE, TTL,
+    /// EXISTS, OBJECT): expires lazily. None if missing.
+    pub fn lookup_no_touch(&mut self, key: &[u8]) -> Option<&Object> {
+        if self.expire_if_needed(key) && self.srv.expiry_held(self.now_ms) {
+            return None;
+        }
+        let db = self.client.db;
+        self.srv.dbs[db].keys.get(key)
+    }
+
+    /// True if the key exists (after lazy expiry); leaves the access time alone.
     pub fn exists(&mut self, key: &[u8]) -> bool {
         if self.expire_if_needed(key) && self.srv.expiry_held(self.now_ms) {
             return false;

@@ -93,7 +93,7 @@ fn exists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 fn type_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match ctx.lookup(&args[1]) {
+    match ctx.lookup_no_touch(&args[1]) {
         Some(o) => Reply::Status(o.value.type_name()),
         None => Reply::Status("none"),
     }
@@ -484,7 +484,7 @@ fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 fn ttl_generic(ctx: &mut Ctx, key: &[u8], ms: bool, absolute: bool) -> Reply {
-    if ctx.lookup(key).is_none() {
+    if !ctx.exists(key) {
         return Reply::Int(-2);
     }
     let db = ctx.client.db;
