@@ -3,8 +3,10 @@
 //! Memory is INFO's `used_memory` ([`used_memory`]: the allocator's count of live heap bytes,
 //! `alloc::allocated_bytes`, less the unused slots of the keyspace's tables), less what Redis
 //! also leaves out ([`not_counted_for_evict`]: the log's pending bytes, the replication buffer
-//! beyond the backlog). Before a command runs, [`perform_evictions`] compares it with
-//! `maxmemory`; over it, keys are evicted by `maxmemory-policy` until the count is back under,
+//! beyond the backlog, the messages evictions just sent). Before a command runs, [`perform_evictions`] compares it with
+//! `maxmemory`; over it, keys are evicted by `maxmemory-policy` until the memory their deletions
+//! gave back covers the excess measured at the start (as Redis: not re-measured after each
+//! eviction, whose DEL and invalidation messages take memory of their own for a while),
 //! within a time budget set by `maxmemory-eviction-tenacity` (past it, the execution loop goes
 //! on at once, round after round: [`eviction_proc`]). If nothing can be evicted — `noeviction`,
 //! or no key left the policy may take — a command flagged `denyoom` (one that can grow the
@@ -97,6 +99,59 @@ pub struct Evictor {
     /// A call ran out of time over the limit: the execution loop calls [`eviction_proc`] at
     /// once, round after round, until done (Redis's `evictionTimeProc`).
     pub running: bool,
+    /// Memory evictions put in flight — their `evicted` notifications and client-tracking
+    /// invalidation messages, on their way to the connections' writers — in this
+    /// [`INFLIGHT_EPOCH_MS`] epoch (`[0]`) and the one before (`[1]`), and the epoch's number.
+    /// See [`Evictor::in_flight`].
+    sent: [u64; 2],
+    sent_epoch: u64,
+}
+
+/// How long (one to two of these, ms) the memory of an eviction's messages is not counted
+/// against `maxmemory`: long enough for the connections' writer tasks to write them out, short
+/// enough that a client that does not read (its socket full, the messages stuck in its output
+/// buffer) soon counts in full, as in Redis.
+pub const INFLIGHT_EPOCH_MS: u64 = 50;
+
+impl Evictor {
+    fn rotate(&mut self, now_ms: u64) {
+        let epoch = now_ms / INFLIGHT_EPOCH_MS;
+        if epoch == self.sent_epoch {
+            return;
+        }
+        self.sent = if epoch == self.sent_epoch + 1 {
+            [0, self.sent[0]]
+        } else {
+            [0, 0]
+        };
+        self.sent_epoch = epoch;
+    }
+
+    /// Record `bytes` of messages an eviction sent.
+    pub fn note_sent(&mut self, bytes: u64, now_ms: u64) {
+        self.rotate(now_ms);
+        self.sent[0] += bytes;
+    }
+
+    /// Memory of the messages recent evictions sent, not counted against `maxmemory`.
+    ///
+    /// Redis writes every client's pending replies at the end of each event-loop iteration,
+    /// so the invalidation messages an eviction generates have left its memory (for the
+    /// sockets) before the next command is looked at. Here they go to the connections' writer
+    /// tasks, on other threads, and the next command may come first: counted, they would look
+    /// like memory still to free, each eviction paying for the messages of the last, and with
+    /// enough tracking clients the whole keyspace would go (Redis's test "client tracking
+    /// don't cause eviction feedback loop"). Their memory is left out for 50–100 ms instead.
+    pub fn in_flight(&self, now_ms: u64) -> u64 {
+        let epoch = now_ms / INFLIGHT_EPOCH_MS;
+        if epoch == self.sent_epoch {
+            self.sent[0] + self.sent[1]
+        } else if epoch == self.sent_epoch + 1 {
+            self.sent[0]
+        } else {
+            0
+        }
+    }
 }
 
 /// Result of [`perform_evictions`].
@@ -136,10 +191,12 @@ pub fn used_memory(srv: &Server) -> u64 {
 /// Memory in `used_memory` that does not count against `maxmemory` (Redis's
 /// `freeMemoryGetNotCountedMemory`): what the log holds for the writer (Redis's AOF buffer;
 /// `Durability::memory_bytes`),
-/// and the replication buffer beyond the backlog (what replicas have not been sent yet), so
-/// that neither a slow disk nor a slow replica makes the server evict keys.
+/// the replication buffer beyond the backlog (what replicas have not been sent yet), so
+/// that neither a slow disk nor a slow replica makes the server evict keys, and the messages
+/// recent evictions sent ([`Evictor::in_flight`]).
 pub fn not_counted_for_evict(srv: &Server) -> u64 {
-    srv.log.memory_bytes() as u64 + crate::master::repl_memory(srv).not_counted
+    let sent = srv.evictor.in_flight(now_us() as u64 / 1000);
+    srv.log.memory_bytes() as u64 + crate::master::repl_memory(srv).not_counted + sent
 }
 
 /// Memory that counts against `maxmemory`: `used_memory` less what is not counted.
@@ -168,17 +225,28 @@ pub fn perform_evictions(srv: &mut Server) -> Outcome {
     // The replication buffer does not change while keys are evicted (the stream is fed when
     // the round's log is submitted); the log's memory grows by their DELs.
     let repl_not_counted = crate::master::repl_memory(srv).not_counted;
+    let sent = srv.evictor.in_flight(now_us() as u64 / 1000);
     let counted = |srv: &Server, spare: u64| {
         (crate::alloc::allocated_bytes() as u64)
             .saturating_sub(spare)
             .saturating_sub(srv.log.memory_bytes() as u64)
             .saturating_sub(repl_not_counted)
+            .saturating_sub(sent)
     };
     // The unused slots, added up once; an eviction changes only its database's.
-    let mut spare: u64 = srv.dbs.iter().map(|d| d.spare_bytes() as u64).sum();
-    if counted(srv, spare) <= max {
+    let spare: u64 = srv.dbs.iter().map(|d| d.spare_bytes() as u64).sum();
+    let over = counted(srv, spare);
+    if over <= max {
         return Outcome::Ok;
     }
+    // As Redis: what to free is measured once, and each eviction counts only the memory its
+    // deletion gave back. The DELs, notifications and client-tracking invalidation messages
+    // an eviction sends take memory too, until written out; re-measuring after each one
+    // would count them as memory still to free, and with enough tracking clients every
+    // eviction would pay for the next until the keyspace is drained (Redis's "client
+    // tracking don't cause eviction feedback loop").
+    let to_free = over - max;
+    let mut freed = 0u64;
     let policy = srv.hot.maxmemory_policy;
     if policy == Policy::NoEviction {
         return Outcome::Fail;
@@ -186,15 +254,13 @@ pub fn perform_evictions(srv: &mut Server) -> Outcome {
     let start = now_us();
     let limit = time_limit_us(srv.hot.maxmemory_eviction_tenacity);
     let mut n = 0u32;
-    while counted(srv, spare) > max {
+    while freed < to_free {
         // Nothing left the policy may take: over the limit still, whatever was evicted (Redis
         // answers EVICT_FAIL then too, and `denyoom` commands are refused).
         let Some((db, key)) = pick(srv, policy) else {
             return Outcome::Fail;
         };
-        let before = srv.dbs[db].spare_bytes() as u64;
-        srv.evict_key(db, &key);
-        spare = (spare + srv.dbs[db].spare_bytes() as u64).saturating_sub(before);
+        freed += srv.evict_key(db, &key);
         n += 1;
         // Check the clock every 16 evictions, as Redis does; out of time, the execution loop
         // goes on at once ([`eviction_proc`]).

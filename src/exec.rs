@@ -702,16 +702,31 @@ impl Server {
 
     /// Expire `key` in `db` now: delete, log DEL, notify, touch watchers.
     /// Evict `key` for `maxmemory`: deleted, logged as DEL, `evicted` event (`evict.rs`).
-    pub fn evict_key(&mut self, db: usize, key: &[u8]) {
+    /// Evict `key`: delete it, log `DEL`, notify `evicted`, touch WATCHers and trackers.
+    /// Returns the memory the deletion alone gave back (Redis's `delta` around dbSyncDelete
+    /// in performEvictions): what its DEL, its notifications and its invalidation messages
+    /// take is left out, or an eviction could never catch up with the memory it generates.
+    pub fn evict_key(&mut self, db: usize, key: &[u8]) -> u64 {
         if self.snapshot.is_some() {
             crate::compaction::pre_mutate(self, db, key);
         }
         let k = Bytes::copy_from_slice(key);
-        self.dbs[db].remove(key);
+        let used = |d: &crate::keyspace::Db| {
+            (crate::alloc::allocated_bytes() as u64).saturating_sub(d.spare_bytes() as u64)
+        };
+        let before = used(&self.dbs[db]);
+        drop(self.dbs[db].remove(key));
+        let freed = before.saturating_sub(used(&self.dbs[db]));
         self.stats.evicted_keys += 1;
         self.log.append(db, &[Bytes::from_static(b"DEL"), k]);
+        let before = crate::alloc::allocated_bytes() as u64;
         self.notify_keyspace_event(None, db, notify::EVICTED, "evicted", key);
         self.touch_watched(db, key, None);
+        let sent = (crate::alloc::allocated_bytes() as u64).saturating_sub(before);
+        if sent != 0 {
+            self.evictor.note_sent(sent, now_ms() as u64);
+        }
+        freed
     }
 
     pub fn expire_key(&mut self, db: usize, key: &[u8]) {

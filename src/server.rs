@@ -20,9 +20,15 @@ use crate::resp::{encode, Parsed, RequestParser};
 /// A read buffer with less room than this gets more before the next read (see the reader).
 const READ_ROOM_MIN_BYTES: usize = 1024;
 
-/// A writer with nothing left to write keeps an encoding buffer of at most this capacity, and
-/// room for at most this many queued messages (see `writer_task`).
-const IDLE_OUT_BYTES_MAX: usize = 64 * 1024;
+/// A writer's encoding buffer at the start, and the most it keeps once it has nothing left to
+/// write (Redis's 16 KiB client reply buffer): what a burst grew it to (a pipeline's replies,
+/// the invalidation messages of a round of evictions) is given back as soon as it is written,
+/// as Redis frees its reply list. Kept instead, it stays in `used_memory` — up to 64 KiB per
+/// connection before — where it counts against `maxmemory`: ten tracking clients were enough
+/// for the invalidations of a few dozen evictions to call for the next few dozen, until the
+/// keyspace was gone.
+const OUT_BYTES: usize = 16 * 1024;
+/// Room for at most this many queued messages kept by an idle writer (see `writer_task`).
 const IDLE_QUEUED_MAX: usize = 64;
 
 /// Settings a connection needs, read at accept time.
@@ -530,7 +536,7 @@ async fn writer_task<W: ConnWrite>(
     shared: Arc<ConnShared>,
     bytes_out: Arc<AtomicU64>,
 ) {
-    let mut out = Vec::with_capacity(16 * 1024);
+    let mut out = Vec::with_capacity(OUT_BYTES);
     let mut batch: Vec<Outgoing> = Vec::new();
     // Replies taken off the channel while a write was blocked (see `write_taking_in`), in order.
     let mut queued: VecDeque<Outgoing> = VecDeque::new();
@@ -607,15 +613,15 @@ async fn writer_task<W: ConnWrite>(
             bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
             out.clear();
             if out.capacity() > 1 << 20 {
-                out = Vec::with_capacity(16 * 1024);
+                out = Vec::with_capacity(OUT_BYTES);
             }
         }
         if queued.is_empty() && rx.is_empty() {
             // Nothing more to write for now: give back what a burst grew (a big pipeline's
             // replies), as Redis frees a client's reply blocks once written; an idle client
             // keeps a small footprint in `used_memory`.
-            if out.capacity() > IDLE_OUT_BYTES_MAX {
-                out = Vec::with_capacity(16 * 1024);
+            if out.capacity() > OUT_BYTES {
+                out = Vec::with_capacity(OUT_BYTES);
             }
             if queued.capacity() > IDLE_QUEUED_MAX {
                 queued = VecDeque::new();
