@@ -1598,6 +1598,35 @@ pub fn run_pending(srv: &mut Server, c: &mut Client) {
     c.flush(pos, false);
 }
 
+/// Redis's `disconnectAllBlockedClients`, when this server becomes a replica: every client
+/// blocked in a command (BLPOP and the other blocking pops, XREAD BLOCK, WAIT, WAITAOF) is
+/// answered with Redis's `-UNBLOCKED` error and closed after it. Left blocked, a pop would be
+/// served by the master's stream — a write on a replica, the replica diverging from it.
+/// Clients CLIENT PAUSE holds are not blocked in a command (their command has not started)
+/// and stay.
+pub fn disconnect_all_blocked(srv: &mut Server) {
+    let ids: Vec<ClientId> = srv
+        .clients
+        .values()
+        .filter(|c| c.blocked.as_ref().is_some_and(|b| !b.postponed))
+        .map(|c| c.id)
+        .collect();
+    for id in ids {
+        let Some(mut c) = srv.clients.remove(&id) else {
+            continue;
+        };
+        // Closed after this reply: what it sent behind the blocked command is not run.
+        c.pending.clear();
+        c.close_after_reply = true;
+        unblock_with(srv, &mut c, Some(Reply::err(UNBLOCKED_ROLE_CHANGE)));
+        srv.clients.insert(id, c);
+    }
+}
+
+/// Redis's text for [`disconnect_all_blocked`].
+pub const UNBLOCKED_ROLE_CHANGE: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
 /// Unblock `c` with its timeout reply (timeout or CLIENT UNBLOCK TIMEOUT) or `reply`.
 pub fn unblock_with(srv: &mut Server, c: &mut Client, reply: Option<Reply>) {
     if let Some(b) = c.blocked.take() {

@@ -312,6 +312,8 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         local_expires: Default::default(),
     });
     crate::log::set_replica(true);
+    // Clients blocked while this server was a master (or on the previous master's data).
+    crate::exec::disconnect_all_blocked(srv);
     // What CONFIG REWRITE writes (Redis's `replicaof` line), so a restart replicates again.
     let _ = srv.cfg.set_startup("replicaof", &format!("{host} {port}"));
     tracing::info!("Connecting to MASTER {host}:{port}");

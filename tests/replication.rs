@@ -479,3 +479,52 @@ fn replica_announces_the_configured_address() {
         }
     }
 }
+
+/// A client blocked while its server is a master is answered Redis's `-UNBLOCKED` error and
+/// disconnected when the server becomes a replica (Redis's disconnectAllBlockedClients): left
+/// blocked, the master's RPUSH arriving over the link would serve it — a pop on a replica,
+/// the replica's list diverging from its master's (Redis's "BLPOP followed by role change,
+/// issue #2473"). Side by side with redis-server as the demoted server.
+#[test]
+fn becoming_a_replica_unblocks_blocked_clients_as_redis() {
+    let master = RedisServer::start(&["--save", ""]);
+    let mport = master.port().to_string();
+    let ours = StrongboxServer::start(&[]);
+    let redis = RedisServer::start(&["--save", ""]);
+    let mut seen = Vec::new();
+    for server in [&*ours, &*redis] {
+        let mut blocked = server.conn();
+        // The PING behind the BLPOP must not run: the connection closes after the error.
+        blocked.send(b"*3\r\n$5\r\nBLPOP\r\n$3\r\nfoo\r\n$1\r\n0\r\n*1\r\n$4\r\nPING\r\n");
+        let mut waiting = server.conn();
+        waiting.send_cmd(&["WAIT", "1", "0"]);
+        let mut c = server.conn();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&c.cmd(&["INFO", "clients"])).contains("blocked_clients:2") {
+            assert!(Instant::now() < deadline, "clients never blocked");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &mport]), b"+OK\r\n");
+        let b = blocked.read_reply();
+        let w = waiting.read_reply();
+        let closed = (
+            blocked.is_closed_within(Duration::from_secs(5)),
+            waiting.is_closed_within(Duration::from_secs(5)),
+        );
+        seen.push((b, w, closed));
+        wait_link_up(server.port());
+    }
+    let expected = b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&seen[0].0),
+        String::from_utf8_lossy(expected)
+    );
+    assert_eq!(seen[0], seen[1], "strongbox vs redis");
+    assert_eq!(seen[0].2, (true, true));
+    // The master's push reaches both replicas whole: nobody popped from it on a replica.
+    let mut m = master.conn();
+    assert_eq!(m.cmd(&["RPUSH", "foo", "a", "b", "c"]), b":3\r\n");
+    for server in [&*ours, &*redis] {
+        wait_same(master.port(), server.port(), "after the push");
+    }
+}
