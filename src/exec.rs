@@ -505,6 +505,7 @@ impl Server {
         crate::master::refresh_good_slaves(self, now_ms());
         crate::aof::config_changed(self);
         crate::cevict::config_changed(self);
+        crate::replica::config_changed(self);
     }
 
     pub fn new(cfg: Config) -> Server {

@@ -10,7 +10,8 @@
 //!   `dir` — memory stays bounded by one read chunk whatever the dataset size — and then cuts the
 //!   master's command stream into commands, counting the replication offset. It answers
 //!   `REPLCONF GETACK` itself and sends `REPLCONF ACK` about once a second. A dropped link is
-//!   retried (full sync again) with a back-off of 1 s doubling up to 8 s.
+//!   retried every second (first with a partial resync), as Redis's replicationCron; each
+//!   handshake reads `masteruser`/`masterauth` as configured then.
 //! - **The execution side** (`handle`, `cron`, on the execution thread): a full sync flushes
 //!   the dataset as FLUSHALL does (logged), loads the file with the RDB loader, and starts an AOF
 //!   rewrite so that the log holds the new dataset; the link reports `up` only once that
@@ -49,8 +50,6 @@ pub struct Target {
     pub gen: u64,
     pub host: String,
     pub port: u16,
-    pub masteruser: String,
-    pub masterauth: String,
     pub listening_port: u16,
     /// `replica-announce-ip`: sent as `REPLCONF ip-address` (NAT, containers).
     pub announce_ip: String,
@@ -80,6 +79,10 @@ pub struct Shared {
     pub transferring: AtomicU64,
     /// The link task's state for ROLE: 0 connect, 1 connecting, 2 handshake, 3 sync.
     pub phase: AtomicU64,
+    /// `masteruser` and `masterauth` as configured now: each connection's handshake reads
+    /// them, so a CONFIG SET reaches a link that is retrying (as Redis, whose handshake reads
+    /// `server.masterauth`), and a connected link keeps going.
+    pub auth: std::sync::Mutex<(String, String)>,
 }
 
 /// The execution side's messages to the link task.
@@ -191,6 +194,23 @@ fn master_client(srv: &Server) -> Box<Client> {
     Box::new(c)
 }
 
+/// `masteruser`/`masterauth` may have changed: what the next handshake uses.
+pub fn config_changed(srv: &Server) {
+    if let Some(ctl) = &srv.repl_ctl {
+        srv_auth_changed(srv, &ctl.shared);
+    }
+}
+
+fn srv_auth_changed(srv: &Server, shared: &Shared) {
+    let now = (
+        srv.cfg.get("masteruser").to_string(),
+        srv.cfg.get("masterauth").to_string(),
+    );
+    if let Ok(mut a) = shared.auth.lock() {
+        *a = now;
+    }
+}
+
 /// Start-up: create the link task's channels and spawn it on the I/O runtime.
 pub fn install(srv: &mut Server, rt: &tokio::runtime::Runtime, exec_tx: ExecSender) {
     let (target_tx, target_rx) = watch::channel(None);
@@ -210,6 +230,7 @@ pub fn install(srv: &mut Server, rt: &tokio::runtime::Runtime, exec_tx: ExecSend
         }
     }
     rt.spawn(manager(target_rx, ack_rx, exec_tx, shared.clone(), gate));
+    srv_auth_changed(srv, &shared);
     srv.repl_ctl = Some(Control {
         target_tx,
         ack_tx,
@@ -250,8 +271,6 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         gen,
         host: host.clone(),
         port,
-        masteruser: srv.cfg.get("masteruser").to_string(),
-        masterauth: srv.cfg.get("masterauth").to_string(),
         // `replica-announce-port`/`-ip` are what the master (and Sentinel through its INFO)
         // shows for this replica, for port forwarding or NAT.
         listening_port: match srv.cfg.get_i64("replica-announce-port") {
@@ -913,7 +932,9 @@ async fn manager(
             }
             continue;
         };
-        let mut backoff = Duration::from_millis(1000);
+        // Retried every second, whatever went wrong, as Redis's replicationCron: a master
+        // that comes back, or a corrected `masterauth`, is picked up within a second.
+        let retry = Duration::from_millis(1000);
         // Where a partial resync would continue (replid, offset of the stream the execution
         // thread was sent, outside MULTI): kept across reconnections to this target.
         let mut psync: Option<(String, i64)> = t.psync.clone();
@@ -926,24 +947,18 @@ async fn manager(
                 c = target_rx.changed() => { if c.is_err() { return; } None }
             };
             shared.transferring.store(0, Ordering::Relaxed);
-            // A link that got as far as the sync and its stream is retried after a second
-            // again (a dropped link, not a master that refuses us).
-            let synced = shared.phase.swap(0, Ordering::Relaxed) == 3;
+            shared.phase.store(0, Ordering::Relaxed);
             let _ = exec_tx.send(Msg::Replica(ReplMsg::Down { gen: t.gen }));
             let Some(r) = r else {
                 break;
             };
-            if r.is_ok() || synced {
-                backoff = Duration::from_millis(1000);
-            }
             if let Err(e) = r {
                 tracing::warn!("Replication link with {}:{}: {e}", t.host, t.port);
             }
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {},
+                _ = tokio::time::sleep(retry) => {},
                 c = target_rx.changed() => { if c.is_err() { return; } break; }
             }
-            backoff = (backoff * 2).min(Duration::from_secs(8));
         }
     }
 }
@@ -1040,11 +1055,12 @@ async fn session(
     {
         return Err(format!("Error reply to PING from master: '{r}'"));
     }
-    if !t.masterauth.is_empty() {
-        let r = if t.masteruser.is_empty() {
-            link.cmd(&[b"AUTH", t.masterauth.as_bytes()]).await?
+    let (user, pass) = shared.auth.lock().map(|a| a.clone()).unwrap_or_default();
+    if !pass.is_empty() {
+        let r = if user.is_empty() {
+            link.cmd(&[b"AUTH", pass.as_bytes()]).await?
         } else {
-            link.cmd(&[b"AUTH", t.masteruser.as_bytes(), t.masterauth.as_bytes()])
+            link.cmd(&[b"AUTH", user.as_bytes(), pass.as_bytes()])
                 .await?
         };
         if r.starts_with('-') {
