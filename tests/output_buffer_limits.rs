@@ -177,6 +177,86 @@ fn a_quiet_client_over_its_soft_limit_is_closed_in_time(s: &ServerProcess) {
     );
 }
 
+/// A command whose reply has no bound but its arguments — HRANDFIELD, SRANDMEMBER and
+/// ZRANDMEMBER with a huge negative count, KEYS over a big keyspace — stops once its client is
+/// over the hard limit, and the client is closed, as Redis's loops check CLIENT_CLOSE_ASAP.
+/// Strongbox used to build the whole reply first: `HRANDFIELD h -999999999` held the execution
+/// thread for minutes and took gigabytes before the limit was looked at.
+fn a_huge_reply_stops_mid_run(s: &ServerProcess) {
+    let p = s.port();
+    let mut admin = RawConn::connect(p);
+    admin.assert_cmd(&["HSET", "h", "a", "b"], b":1\r\n");
+    admin.assert_cmd(&["SADD", "s", "a"], b":1\r\n");
+    admin.assert_cmd(&["ZADD", "z", "1", "a"], b":1\r\n");
+    admin.assert_cmd(
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 1000000 0 0",
+        ],
+        b"+OK\r\n",
+    );
+    let huge: &[&[&str]] = &[
+        &["HRANDFIELD", "h", "-999999999"],
+        &["HRANDFIELD", "h", "-999999999", "WITHVALUES"],
+        &["SRANDMEMBER", "s", "-999999999"],
+        &["ZRANDMEMBER", "z", "-999999999"],
+        &["ZRANDMEMBER", "z", "-999999999", "WITHSCORES"],
+    ];
+    for cmd in huge {
+        let mut c = RawConn::connect(p);
+        c.send_cmd(cmd);
+        // Within seconds (the release build of either server takes well under one): the
+        // connection is closed, whatever part of the reply was written before.
+        match c.read_reply_within(Duration::from_secs(20)) {
+            Err(common::ReadError::Closed { .. }) => {}
+            other => panic!("{} {cmd:?}: {other:?}", s.describe()),
+        }
+    }
+    // A small count is answered as usual.
+    let r = admin.cmd(&["HRANDFIELD", "h", "-3"]);
+    assert_eq!(
+        r,
+        b"*3\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n",
+        "{}",
+        s.describe()
+    );
+    // KEYS: 1,000 keys of 100 bytes against a 100 kB limit.
+    let prefix = "k".repeat(100);
+    for chunk in 0..10 {
+        let mut args = vec!["MSET".to_string()];
+        for i in 0..100 {
+            args.push(format!("{prefix}{}", chunk * 100 + i));
+            args.push("v".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        admin.assert_cmd(&args, b"+OK\r\n");
+    }
+    admin.assert_cmd(
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 100000 0 0",
+        ],
+        b"+OK\r\n",
+    );
+    let mut c = RawConn::connect(p);
+    c.send_cmd(&["KEYS", "*"]);
+    match c.read_reply_within(Duration::from_secs(20)) {
+        Err(common::ReadError::Closed { .. }) => {}
+        other => panic!("{} KEYS: {other:?}", s.describe()),
+    }
+    admin.assert_cmd(&["PING"], b"+PONG\r\n");
+}
+
+#[test]
+fn a_huge_reply_stops_mid_run_like_redis() {
+    a_huge_reply_stops_mid_run(&RedisServer::start(&[]));
+    a_huge_reply_stops_mid_run(&StrongboxServer::start(&[]));
+}
+
 #[test]
 fn a_reply_over_the_hard_limit_is_not_sent_like_redis() {
     a_reply_over_the_hard_limit_is_not_sent(&RedisServer::start(&[]));

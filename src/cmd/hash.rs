@@ -329,12 +329,17 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         } else {
             false
         };
+        let mut budget = crate::obuf::Budget::of(ctx);
         let h = match hash_mut(ctx, &args[1]) {
             Err(e) => return e,
             Ok(None) => return Reply::Array(vec![]),
             Ok(Some(h)) => h,
         };
-        return randfield_count(h, l, withvalues, resp3);
+        let r = randfield_count(h, l, withvalues, resp3, &mut budget);
+        if budget.close_if_spent(ctx.client) {
+            return Reply::Nil;
+        }
+        return r;
     }
     let h = match hash_mut(ctx, &args[1]) {
         Err(e) => return e,
@@ -348,7 +353,13 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
 }
 
-fn randfield_count(h: &Hash, l: i64, withvalues: bool, resp3: bool) -> Reply {
+fn randfield_count(
+    h: &Hash,
+    l: i64,
+    withvalues: bool,
+    resp3: bool,
+    budget: &mut crate::obuf::Budget,
+) -> Reply {
     let size = h.len();
     let uniq = l >= 0;
     let count = l.unsigned_abs() as usize;
@@ -363,11 +374,17 @@ fn randfield_count(h: &Hash, l: i64, withvalues: bool, resp3: bool) -> Reply {
             let pairs: Vec<(Bytes, Bytes)> = h.iter().collect();
             for _ in 0..count {
                 let (f, v) = pairs[rng.gen_range(0..pairs.len())].clone();
+                if !budget.take(f.len() + if withvalues { v.len() + 16 } else { 0 }) {
+                    break;
+                }
                 push_pair(&mut out, f, v, withvalues, resp3);
             }
         } else {
             for _ in 0..count {
                 if let Some((f, v)) = h.get_index(rng.gen_range(0..size)) {
+                    if !budget.take(f.len() + if withvalues { v.len() + 16 } else { 0 }) {
+                        break;
+                    }
                     push_pair(&mut out, f, v, withvalues, resp3);
                 }
             }

@@ -247,13 +247,18 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let all = pat.as_ref() == b"*";
     let db = ctx.client.db;
     let now = ctx.now_ms;
+    let mut budget = crate::obuf::Budget::of(ctx);
     let d = &ctx.srv.dbs[db];
     let v: Vec<Reply> = d
         .keys
         .keys()
         .filter(|k| (all || glob_match(pat, k, false)) && !d.is_expired(k, now))
+        .take_while(|k| budget.take(k.len()))
         .map(|k| Reply::Bulk(k.to_bytes()))
         .collect();
+    if budget.close_if_spent(ctx.client) {
+        return Reply::Nil;
+    }
     Reply::Array(v)
 }
 

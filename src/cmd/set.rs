@@ -286,6 +286,7 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     } else {
         None
     };
+    let mut budget = crate::obuf::Budget::of(ctx);
     let s = match read_set(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => {
@@ -311,7 +312,18 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     if count < 0 {
         let k = count.unsigned_abs().min(SRANDMEMBER_REPEAT_MAX);
-        return Reply::Array((0..k).map(|_| pick(&mut rng)).collect());
+        let mut out = Vec::new();
+        for _ in 0..k {
+            let m = pick(&mut rng);
+            if !budget.take(m.approx_size()) {
+                break;
+            }
+            out.push(m);
+        }
+        if budget.close_if_spent(ctx.client) {
+            return Reply::Nil;
+        }
+        return Reply::Array(out);
     }
     let count = count as u64;
     if count >= n as u64 {

@@ -1366,6 +1366,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
         }
     }
+    let mut budget = crate::obuf::Budget::of(ctx);
     let z = match read_zset(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => {
@@ -1390,6 +1391,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let k = count.unsigned_abs().min(ZRANDMEMBER_REPEAT_MAX);
         (0..k)
             .filter_map(|_| z.get(rng.gen_range(0..n)))
+            .take_while(|(m, _)| budget.take(m.len() + if withscores { 40 } else { 0 }))
             .map(|(m, s)| (Bytes::copy_from_slice(m), s))
             .collect()
     } else if count as u64 >= n as u64 {
@@ -1421,6 +1423,12 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             .map(|(m, s)| (Bytes::copy_from_slice(m), s))
             .collect()
     };
+    if budget.close_if_spent(ctx.client) {
+        return Reply::Nil;
+    }
+    if budget.close_if_spent(ctx.client) {
+        return Reply::Nil;
+    }
     scored_reply(ctx, items, withscores)
 }
 
