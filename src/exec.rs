@@ -442,6 +442,9 @@ pub struct Server {
     pub script_repl_none: bool,
     /// The time a running script started (unix ms): the commands it runs see this as now.
     pub script_time_ms: Option<i64>,
+    /// The script that just ran ended with an error already counted in the error stats (a
+    /// command's, passed on): its EVAL/FCALL reply is not counted again (`call`).
+    pub script_error_counted: bool,
     /// Clients that asked SCRIPT DEBUG SYNC: their next EVAL runs in the debugger.
     pub ldb_sync: std::collections::HashSet<ClientId>,
     /// The debugging session of the script running now, if any.
@@ -562,6 +565,7 @@ impl Server {
             fast_scripts: Default::default(),
             script_repl_none: false,
             script_time_ms: None,
+            script_error_counted: false,
             ldb_sync: Default::default(),
             ldb: None,
             listeners: None,
@@ -1026,7 +1030,10 @@ fn call_at(
     let name = crate::cmd::server::stat_name(spec, argv);
     let failed = match &reply {
         Reply::Error(msg) => {
-            count_error(&mut srv.stats, msg);
+            // A script's error that a command inside it produced was counted then.
+            if !std::mem::take(&mut srv.script_error_counted) {
+                count_error(&mut srv.stats, msg);
+            }
             if client.is_master {
                 // As Redis: an error in answer to the master's stream means the datasets diverge.
                 let text = &msg[..msg.floor_char_boundary(4096)];

@@ -970,6 +970,7 @@ pub(crate) fn execute(
     run.repl_none
         .store(false, std::sync::atomic::Ordering::Relaxed);
     *run.user.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.client.user.clone());
+    let mut counted = false;
     let outcome = {
         // The script's commands reach the server through this (the execution thread's own
         // data, lent to the scope for the script's run).
@@ -1029,6 +1030,7 @@ pub(crate) fn execute(
             }
             let (ok, v): (bool, Value) = run_limited(lua, || runner.call((f, keys, argv)))?;
             let resp3 = run.proto.load(std::sync::atomic::Ordering::Relaxed) >= 3;
+            counted = outcome_counted(ok, &v);
             Ok(if ok {
                 lua_to_reply(&v, resp3, proto_before)?
             } else {
@@ -1059,6 +1061,10 @@ pub(crate) fn execute(
     // Effects were logged command by command inside the unit; EVAL itself adds nothing.
     ctx.propagate_nothing();
     let _ = lua.set_memory_limit(LUA_MEMORY_MAX);
+    if counted && matches!(outcome, Ok(Reply::Error(_))) {
+        // Not counted again as EVAL's reply (`exec::call`); EVAL still counts as failed.
+        ctx.srv.script_error_counted = true;
+    }
     match outcome {
         Ok(r) => r,
         Err(e) => Reply::Error(format!(
@@ -1157,6 +1163,7 @@ fn debugger_at_line(
                     return Err(mlua::Error::external(Raised {
                         msg: "ERR script aborted for user request".into(),
                         line,
+                        counted: false,
                     }));
                 }
             }
@@ -1227,6 +1234,7 @@ fn arm_time_limit(lua: &Lua, run: std::sync::Arc<RunShared>, every_line: bool) {
             Err(mlua::Error::external(Raised {
                 msg: format!("ERR {msg}"),
                 line,
+                counted: false,
             }))
         };
         let deadline = *run.deadline.lock().unwrap_or_else(|p| p.into_inner());
@@ -1267,6 +1275,14 @@ fn arm_time_limit(lua: &Lua, run: std::sync::Arc<RunShared>, every_line: bool) {
 /// frame survives even a `return redis.call(...)`) or `redis.pcall` returns it (Redis's error
 /// table).
 fn command_error(lua: &Lua, msg: &str, raise: bool) -> mlua::Result<Value> {
+    command_error_counted(lua, msg, raise, false)
+}
+
+/// [`command_error`] for an error already counted in the error stats (a command's error
+/// reply, or a command refused by the script checks, counted there as Redis's afterErrorReply
+/// does): if the script passes it on as its own error, EVAL's reply is not counted again
+/// (Redis's `ignore_error_stats_update` field of the error table).
+fn command_error_counted(lua: &Lua, msg: &str, raise: bool, counted: bool) -> mlua::Result<Value> {
     if raise {
         let line = lua
             .inspect_stack(1, |d| d.current_line())
@@ -1275,11 +1291,34 @@ fn command_error(lua: &Lua, msg: &str, raise: bool) -> mlua::Result<Value> {
         return Err(mlua::Error::external(Raised {
             msg: msg.to_string(),
             line,
+            counted,
         }));
     }
     let t = lua.create_table()?;
     t.raw_set("err", msg)?;
+    if counted {
+        t.raw_set(COUNTED_FIELD, true)?;
+    }
     Ok(Value::Table(t))
+}
+
+/// The error table's field that marks an error already counted (Redis's name).
+const COUNTED_FIELD: &str = "ignore_error_stats_update";
+
+/// Whether a script's outcome (`ok`, and its value) is an error that was counted when a
+/// command produced it.
+fn outcome_counted(ok: bool, v: &Value) -> bool {
+    let flagged =
+        |t: &mlua::Table| matches!(t.raw_get::<Value>(COUNTED_FIELD), Ok(Value::Boolean(true)));
+    match v {
+        Value::Table(t) if !ok => match t.raw_get::<Value>("sb_error") {
+            Ok(Value::Error(e)) => find_raised(&e).is_some_and(|r| r.counted),
+            _ => flagged(t),
+        },
+        Value::Table(t) => flagged(t),
+        Value::Error(e) if !ok => find_raised(e).is_some_and(|r| r.counted),
+        _ => false,
+    }
 }
 
 /// A `redis.call` whose command answered an error: raised to the script, reported by EVAL as
@@ -1288,6 +1327,8 @@ fn command_error(lua: &Lua, msg: &str, raise: bool) -> mlua::Result<Value> {
 struct Raised {
     msg: String,
     line: i64,
+    /// Already counted in the error stats (see [`command_error_counted`]).
+    counted: bool,
 }
 
 impl std::fmt::Display for Raised {
@@ -1463,6 +1504,7 @@ fn script_call(
     raise: bool,
 ) -> mlua::Result<Value> {
     let fail = |msg: &str| command_error(lua, msg, raise);
+    let fail_counted = |msg: &str| command_error_counted(lua, msg, raise, true);
     let mut argv = match command_argv(a) {
         Ok(argv) => argv,
         Err(msg) => return fail(msg),
@@ -1473,51 +1515,67 @@ fn script_call(
     // `rename-command` applies to scripts too (a removed command is unknown here as well).
     let renamed_ok = crate::exec::apply_renames(&mut argv);
     let Some(spec) = crate::exec::lookup_command(&argv[0]).filter(|_| renamed_ok) else {
-        return fail("ERR Unknown Redis command called from script");
+        let msg = "ERR Unknown Redis command called from script";
+        crate::exec::count_error(&mut srv.stats, msg);
+        return fail_counted(msg);
+    };
+    // A command refused here counts as a rejected call of it (Redis's scriptCall:
+    // `incrCommandStatsOnError(cmd, ERROR_COMMAND_REJECTED)`), as one refused before it ran.
+    let stat = crate::cmd::server::stat_name(spec, &argv);
+    let reject = |srv: &mut crate::exec::Server, msg: &str| {
+        srv.stats.per_cmd.entry(stat).or_default().rejected += 1;
+        crate::exec::count_error(&mut srv.stats, msg);
+        fail_counted(msg)
     };
     let n = argv.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-        return fail("ERR Wrong number of args calling Redis command from script");
+        return reject(
+            srv,
+            "ERR Wrong number of args calling Redis command from script",
+        );
     }
     // BLPOP & co. are NOSCRIPT; BLMPOP, BZMPOP and XREAD run without blocking (they are
     // called as EXEC calls them), except that XREAD's BLOCK option is refused (below).
     // DEBUG SET-DISABLE-DENY-SCRIPTS 1 lifts NOSCRIPT (Redis's script_disable_deny_script).
     if spec.has(NOSCRIPT) && !srv.script_disable_deny {
-        return fail("ERR This Redis command is not allowed from script");
+        return reject(srv, "ERR This Redis command is not allowed from script");
     }
     // Scripts run as the calling user (Redis's scriptVerifyACL).
     if !client.user.superuser {
         if let Err(d) = client.user.check(spec, &argv) {
             crate::cmd::acl::log_denied(srv, client, spec, &argv, d, crate::acl::CTX_LUA);
-            return fail(crate::cmd::acl::script_denied_error(d));
+            return reject(srv, crate::cmd::acl::script_denied_error(d));
         }
     }
     if read_only && (spec.is_write() || spec.has(MAY_REPLICATE)) {
-        return fail("ERR Write commands are not allowed from read-only scripts.");
+        return reject(
+            srv,
+            "ERR Write commands are not allowed from read-only scripts.",
+        );
     }
     if spec.is_write() && crate::replica::refuse_write(srv, client) {
-        return fail(crate::replica::READONLY_ERR);
+        return reject(srv, crate::replica::READONLY_ERR);
     }
     // A stale replica (`replica-serve-stale-data no`) runs an `allow-stale` script, but only
     // the `stale` commands inside it (Redis's scriptVerifyAllowStale).
     if !spec.has(crate::cmd::flags::STALE) && crate::replica::stale_only(srv, client) {
-        return fail("ERR Can not execute the command on a stale replica");
+        return reject(srv, "ERR Can not execute the command on a stale replica");
     }
     // As Redis's scriptVerifyWriteCommandAllow: only until the script's first write (it is not
     // stopped half-way through its writes when replicas drop meanwhile).
     let wrote = srv.script_run.as_ref().is_some_and(|r| r.dirty);
     if spec.is_write() && !wrote && crate::master::refuse_write(srv, client) {
-        return fail(crate::master::NOREPLICAS_ERR);
+        return reject(srv, crate::master::NOREPLICAS_ERR);
     }
     if spec.is_write() {
         if let Some(e) = crate::persist::disk_error(srv) {
-            return fail(&e.command_error());
+            return reject(srv, &e.command_error());
         }
     }
     // Over `maxmemory` when the script started: no command that may grow the dataset, until
     // the script has written (Redis does not stop a script half-way through its writes).
     if srv.hot.maxmemory != 0 && srv.pre_command_oom && spec.has(DENYOOM) && !client.is_master {
-        return fail(crate::evict::OOM_ERR);
+        return reject(srv, crate::evict::OOM_ERR);
     }
     if spec.is_write() {
         srv.pre_command_oom = false;
@@ -1542,7 +1600,8 @@ fn script_call(
         }
     }
     if let Reply::Error(msg) = &r {
-        return fail(msg);
+        // Counted by `call`, as the command's error reply.
+        return fail_counted(msg);
     }
     reply_to_lua(lua, &r, client.proto >= 3)
 }
