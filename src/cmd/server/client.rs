@@ -419,7 +419,18 @@ pub(crate) fn client_info(
         }
         None => (c.last_cmd.to_string(), 0usize, c.mem_argv),
     };
-    let qbuf = c.shared.qbuf_bytes.load(Ordering::Relaxed);
+    // Redis's query buffer still holds the command being executed (it is trimmed after):
+    // the calling client's own line counts it, as its RESP request.
+    let running: usize = current.map_or(0, |(_, argv)| {
+        let digits = |n: usize| n.to_string().len();
+        1 + digits(argv.len())
+            + 2
+            + argv
+                .iter()
+                .map(|a| 1 + digits(a.len()) + 2 + a.len() + 2)
+                .sum::<usize>()
+    });
+    let qbuf = c.shared.qbuf_bytes.load(Ordering::Relaxed) + running;
     let omem = c.shared.out_bytes();
     // What `maxmemory-clients` counts (`cevict`).
     let tot = crate::cevict::client_mem(c, argv_tot);
