@@ -217,7 +217,7 @@ pub fn perform_evictions(srv: &mut Server) -> Outcome {
     }
     // Redis's `isSafeToPerformEvictions`: a replica ignoring maxmemory leaves evictions to
     // its master; a paused server's dataset stays as it is.
-    if (srv.replica.is_some() && srv.cfg.get_bool("replica-ignore-maxmemory"))
+    if (srv.is_replica() && srv.cfg.get_bool("replica-ignore-maxmemory"))
         || srv.pause.holds_writes(now_us() / 1000)
     {
         return Outcome::Ok;

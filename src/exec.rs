@@ -442,6 +442,8 @@ pub struct Server {
     pub script_repl_none: bool,
     /// The time a running script started (unix ms): the commands it runs see this as now.
     pub script_time_ms: Option<i64>,
+    /// The master's stream is being applied (`replica::handle`, with `replica` taken out).
+    pub applying_master_stream: bool,
     /// The script that just ran ended with an error already counted in the error stats (a
     /// command's, passed on): its EVAL/FCALL reply is not counted again (`call`).
     pub script_error_counted: bool,
@@ -566,6 +568,7 @@ impl Server {
             script_repl_none: false,
             script_time_ms: None,
             script_error_counted: false,
+            applying_master_stream: false,
             ldb_sync: Default::default(),
             ldb: None,
             listeners: None,
@@ -2270,8 +2273,14 @@ fn active_rehash(srv: &mut Server) {
 impl Server {
     /// Whether keys past their TTL are left in place (a replica: its master's DELs remove them;
     /// CLIENT PAUSE: the dataset is frozen); reads then answer as if they were gone.
+    /// A replica: linked to a master (`replica` set, or taken out while the master's
+    /// commands run).
+    pub fn is_replica(&self) -> bool {
+        self.replica.is_some() || self.applying_master_stream
+    }
+
     pub fn expiry_held(&self, now_ms: i64) -> bool {
-        self.replica.is_some() || self.pause.holds_writes(now_ms)
+        self.is_replica() || self.pause.holds_writes(now_ms)
     }
 
     /// Run `f` with the persistence layer, taken out of the server for the call (it gets the

@@ -630,11 +630,17 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
                 srv.replica = Some(rep);
                 return;
             }
+            // `srv.replica` is out while the master's commands run: they must still see a
+            // replica (no expiry of its own, no eviction), or a command of the master on a key
+            // past its TTL here would delete it first (its DEL in our log) and then apply to
+            // a new key without the TTL, and `maxmemory` would evict on its own.
+            srv.applying_master_stream = true;
             for argv in cmds {
                 crate::exec::process_command(srv, &mut rep.master, argv);
                 rep.master.out.clear();
                 rep.master.need = 0;
             }
+            srv.applying_master_stream = false;
             if !srv.ready_keys.is_empty() {
                 crate::exec::serve_blocked(srv, None);
             }

@@ -788,3 +788,70 @@ fn redis_cli_functions_rdb_holds_the_libraries_only() {
     let v: redis::Value = redis::cmd("FUNCTION").arg("LIST").query(&mut r).unwrap();
     assert!(format!("{v:?}").contains("func1"), "{v:?}");
 }
+
+/// The master's commands on a Strongbox replica see the replica's keys as the master does:
+/// a key past its TTL on the replica (the master has not expired it yet: its DEL follows) is
+/// still there for them, so INCR applies to it and keeps its TTL, and nothing of the replica's
+/// own is logged — as Redis's replica. The replica used to delete it first (a DEL in its own
+/// log) and apply INCR to a new key without the TTL: a key the master expires stayed forever
+/// in the replica's AOF. Likewise a replica with `maxmemory` (and `replica-ignore-maxmemory
+/// yes`, the default) never evicts while it applies the stream. Both sides side by side with
+/// redis-server as the replica.
+#[test]
+fn the_masters_commands_see_the_replicas_keys_as_the_master_does() {
+    let master = StrongboxServer::start(&[]);
+    let mport = master.port().to_string();
+    let args = [
+        "--replicaof",
+        "127.0.0.1",
+        mport.as_str(),
+        "--maxmemory",
+        "2mb",
+        "--maxmemory-policy",
+        "allkeys-random",
+    ];
+    let ours = StrongboxServer::start(&args);
+    let theirs = RedisServer::start(&args);
+    wait_link_up(ours.port());
+    wait_link_up(theirs.port());
+    let mut m = master.conn();
+    m.assert_cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"], b"+OK\r\n");
+    let set_at = Instant::now();
+    m.assert_cmd(&["SET", "j", "1", "PX", "1500"], b"+OK\r\n");
+    wait_offsets_converge(master.port(), ours.port(), "slave_repl_offset");
+    wait_offsets_converge(master.port(), theirs.port(), "slave_repl_offset");
+    // Both replicas stopped while the master increments; they apply it after the TTL.
+    let pids = [ours.pid().unwrap(), theirs.pid().unwrap()];
+    for pid in pids {
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    }
+    m.assert_cmd(&["INCR", "j"], b":2\r\n");
+    std::thread::sleep(Duration::from_millis(1700).saturating_sub(set_at.elapsed()));
+    for pid in pids {
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    }
+    // And 3 MB of values: over the replicas' maxmemory, which they ignore.
+    let v = "x".repeat(1000);
+    for i in 0..3000 {
+        m.assert_cmd(&["SET", &format!("big:{i}"), &v], b"+OK\r\n");
+    }
+    wait_offsets_converge(master.port(), ours.port(), "slave_repl_offset");
+    wait_offsets_converge(master.port(), theirs.port(), "slave_repl_offset");
+    let mut seen = vec![];
+    for s in [&*ours, &*theirs] {
+        let mut c = s.conn();
+        seen.push((
+            c.cmd(&["EXISTS", "j"]),
+            c.cmd(&["PTTL", "j"]),
+            c.cmd(&["DBSIZE"]),
+            String::from_utf8_lossy(&c.cmd(&["INFO", "stats"]))
+                .lines()
+                .find(|l| l.starts_with("evicted_keys:"))
+                .map(str::to_string),
+        ));
+    }
+    assert_eq!(seen[0], seen[1], "strongbox vs redis replica");
+    assert_eq!(seen[0].0, b":0\r\n");
+    assert_eq!(seen[0].2, b":3001\r\n");
+    assert_eq!(seen[0].3.as_deref(), Some("evicted_keys:0"));
+}
