@@ -1163,10 +1163,13 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
         if let Some(l) = srv.loading.as_mut() {
             l.total_bytes = bytes.len() as u64;
         }
+        // A replica keeps the keys already expired (its master's DELs will come), a master
+        // leaves them out, as Redis's rdbLoad does (`iAmMaster()`).
+        let replica = !srv.cfg.get("replicaof").trim().is_empty();
         let (stats, _) = crate::snapshot::load_rdb_bytes(
             srv,
             &bytes,
-            false,
+            replica,
             crate::snapshot::LoadMode::Parallel,
         )
         .map_err(|e| format!("Fatal error loading the DB {}: {e}", dump_path.display()))?;
@@ -1177,7 +1180,7 @@ pub fn open(srv: &mut Server) -> Result<(), String> {
             (stats.repl_id, stats.repl_offset, stats.repl_stream_db)
         {
             srv.master.restored = Some((id, off, db));
-            srv.master.restored_expired = stats.expired_skipped;
+            srv.master.restored_expired = stats.expired_keys;
         }
     }
     srv.dirty = 0;

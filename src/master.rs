@@ -407,8 +407,9 @@ pub struct Master {
     /// (the RDB's `repl-id`/`repl-offset`), and the database its stream had selected
     /// (`repl-stream-db`): a replica's first PSYNC continues from it.
     pub restored: Option<(String, i64, u32)>,
-    /// Keys of that RDB left out as expired at the load.
-    pub restored_expired: u64,
+    /// Keys of that RDB left out as expired at the load (database, name): their DELs start
+    /// the restored history's new backlog.
+    pub restored_expired: Vec<(u32, Bytes)>,
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
@@ -434,7 +435,7 @@ impl Default for Master {
             no_slaves_since_ms: now_ms(),
             offset_without_backlog: 0,
             restored: None,
-            restored_expired: 0,
+            restored_expired: Vec::new(),
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
@@ -592,29 +593,45 @@ pub fn replica_backlog(srv: &mut Server, replid: String, offset: i64) -> Arc<Bac
 
 /// Start-up of a master from an RDB that names its replication history (Redis's
 /// `loadDataFromDisk`): that id stays valid as our former one up to its offset, and a backlog
-/// starts there, so replicas of before the restart continue with a partial resync. Not when
-/// keys were left out as expired at the load: Redis feeds their DELs to the backlog, we do
-/// not, so those replicas would keep them — they sync in full instead.
+/// starts there, so replicas of before the restart continue with a partial resync. Keys the
+/// load left out as expired were deleted here: their DELs (in file order, SELECT first, as
+/// Redis's rdbLoad feeds them with RDBFLAGS_FEED_REPL) are the backlog's first bytes, so those
+/// replicas delete them too; too many for `repl-backlog-size`, and they sync in full.
 pub fn restore_history(srv: &mut Server) {
+    let expired = std::mem::take(&mut srv.master.restored_expired);
     let Some((id, off, _)) = srv.master.restored.take() else {
         return;
     };
-    if srv.master.restored_expired > 0 {
-        tracing::info!(
-            "Not continuing the replication history of the RDB: {} keys expired while loading",
-            srv.master.restored_expired
-        );
-        return;
-    }
     let b = Backlog::new(off, srv.cfg.get_i64("repl-backlog-size"));
     let m = &mut srv.master;
     m.replid2 = id;
     m.second_offset = off + 1;
-    m.offset_without_backlog = off;
     m.backlog = Some(b.clone());
     m.no_slaves_since_ms = now_ms();
-    srv.log.set_repl(Some(b));
+    srv.log.set_repl(Some(b.clone()));
+    // The stream's next command selects its database (Redis's `slaveseldb` starts at -1).
+    srv.log.force_select();
+    for (db, key) in expired {
+        srv.log
+            .append(db as usize, &[Bytes::from_static(b"DEL"), key]);
+        // Fed in blocks, so that the backlog keeps about `repl-backlog-size` of them.
+        if srv.log.buffered_bytes() >= EXPIRED_FEED_BLOCK {
+            srv.log.submit();
+        }
+    }
+    srv.log.submit();
+    srv.master.offset_without_backlog = b.end();
+    if b.end() > off {
+        tracing::info!(
+            "Fed the DELs of the keys expired while loading to the replication backlog: offset {off} -> {}",
+            b.end()
+        );
+    }
 }
+
+/// Size of the blocks the DELs of keys expired at the load are fed to the backlog in (Redis's
+/// replication buffer blocks are 16 KiB).
+const EXPIRED_FEED_BLOCK: usize = 16 << 10;
 
 /// Our replication history goes on under a new id; the current one stays valid as the former
 /// one up to the current offset (Redis's `shiftReplicationId`): a promotion, or our master's

@@ -289,6 +289,7 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
     // Just started from an RDB that names its replication history: that one, in the database
     // its stream had selected (Redis's cached master made from the RDB's `rsi`).
     let restored = srv.master.restored.take();
+    srv.master.restored_expired = Vec::new();
     let stream_db = restored.as_ref().map(|r| r.2 as usize);
     let psync = match (&srv.replica, failover, restored) {
         (_, Some(at), _) => Some(at),

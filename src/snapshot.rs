@@ -107,6 +107,9 @@ const LOAD_CHUNKS_IN_FLIGHT: usize = 32;
 pub struct LoadStats {
     pub keys: u64,
     pub expired_skipped: u64,
+    /// The keys left out as expired (database, name), in file order: a master restarted from
+    /// its RDB feeds their DELs to its new backlog (`master::restore_history`).
+    pub expired_keys: Vec<(u32, Bytes)>,
     /// The `repl-stream-db` AUX field: the database selected in the replication stream at
     /// the payload's offset (a replica's master link starts there, as Redis's).
     pub repl_stream_db: Option<u32>,
@@ -380,6 +383,9 @@ impl Inserter {
                 }
                 if !self.aof_base && expire_ms.is_some_and(|t| t < self.now) {
                     self.stats.expired_skipped += 1;
+                    self.stats
+                        .expired_keys
+                        .push((db as u32, Bytes::copy_from_slice(&key[..])));
                     return Ok(());
                 }
                 let mut obj = Object::new(value, self.lru);

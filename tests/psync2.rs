@@ -234,3 +234,213 @@ fn a_master_restarted_from_its_rdb_lets_its_replica_continue() {
     wait_same(a.port(), b, "B after the master's restart");
     wait_same_position(&[a.port(), b], "after the restart");
 }
+
+/// A field of an INFO section, parsed as a number.
+fn info_num(port: u16, section: &str, name: &str) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query(&mut con(port))
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// DBSIZE of database `db` (on a replica it counts keys past their TTL that its master has
+/// not deleted yet, as Redis's).
+fn dbsize(port: u16, db: i64) -> i64 {
+    let mut c = con(port);
+    redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
+    redis::cmd("DBSIZE").query(&mut c).unwrap()
+}
+
+/// Master A (`appendonly no`, active expiry off) with replica B: `per_db` keys with a short
+/// TTL in each of dbs 0..3 plus one key without TTL in db 0, all on B too; the TTLs pass while
+/// A is still up (nothing expires them), A saves, is killed and restarts from its RDB. Returns
+/// (A, B, A's offset at the save).
+fn master_restarted_after_its_keys_expired(
+    per_db: usize,
+    args: &[&str],
+) -> (StrongboxServer, StrongboxServer, i64) {
+    let mut all = vec!["--appendonly", "no"];
+    all.extend_from_slice(args);
+    let mut a = StrongboxServer::start(&all);
+    let ap = a.port().to_string();
+    let replica = start_strongbox(&["--replicaof", "127.0.0.1", &ap]);
+    let b = replica.port();
+    wait_link_up(b);
+    let mut w = con(a.port());
+    redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(0)
+        .query::<()>(&mut w)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("keep")
+        .arg("1")
+        .query::<()>(&mut w)
+        .unwrap();
+    for db in 0..3 {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut w).unwrap();
+        let mut p = redis::pipe();
+        for i in 0..per_db {
+            p.cmd("SET")
+                .arg(format!("short:{i}"))
+                .arg("v")
+                .arg("PX")
+                .arg(300)
+                .ignore();
+        }
+        p.query::<()>(&mut w).unwrap();
+    }
+    let (_, off) = wait_same_position(&[a.port(), b], "before the TTLs pass");
+    assert_eq!(dbsize(b, 1), per_db as i64, "B holds the keys with a TTL");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        dbsize(a.port(), 1),
+        per_db as i64,
+        "A expired keys (active expiry is off)"
+    );
+    redis::cmd("SAVE").query::<()>(&mut w).unwrap();
+    a.kill9();
+    a.restart();
+    assert_eq!(a.port().to_string(), ap, "the master moved to another port");
+    assert_eq!(
+        info_num(a.port(), "persistence", "rdb_last_load_keys_expired"),
+        3 * per_db as i64
+    );
+    assert_eq!(
+        info_num(a.port(), "replication", "second_repl_offset"),
+        off + 1
+    );
+    (a, replica, off)
+}
+
+/// Waits until A has served a sync of either kind and B's link is up with A's id and offset,
+/// and checks that the keys expired at A's load are gone from B too.
+fn wait_replica_caught_up(a: u16, b: u16, per_db: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while stat(a, "sync_partial_ok") + stat(a, "sync_full") < 1 {
+        assert!(Instant::now() < deadline, "B did not reconnect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_link_up(b);
+    redis::cmd("SET")
+        .arg("after-restart")
+        .arg("1")
+        .query::<()>(&mut con(a))
+        .unwrap();
+    wait_same_position(&[a, b], "after the restart");
+    for (db, want) in [(0, 2), (1, 0), (2, 0)] {
+        assert_eq!(dbsize(a, db), want, "A's db {db}");
+        assert_eq!(
+            dbsize(b, db),
+            want,
+            "B's db {db} (of {per_db} keys with a TTL)"
+        );
+    }
+}
+
+/// Keys that expired while the master was down are deleted at its load and their DELs start
+/// its new backlog (Redis 7's RDBFLAGS_FEED_REPL): master_repl_offset moves past the RDB's
+/// offset by exactly those bytes, and the replica continues with a partial resync and gets
+/// them.
+#[test]
+fn a_master_restarted_after_keys_expired_feeds_their_dels_to_its_replica() {
+    let per_db = 200;
+    let (a, b, off) = master_restarted_after_its_keys_expired(per_db, &[]);
+    let (a, b) = (a.port(), b.port());
+    let end = info_num(a, "replication", "master_repl_offset");
+    assert!(end > off, "no DELs in the stream: {end} <= {off}");
+    assert_eq!(
+        info_num(a, "replication", "repl_backlog_histlen"),
+        end - off
+    );
+    assert_eq!(
+        info_num(a, "replication", "repl_backlog_first_byte_offset"),
+        off + 1
+    );
+    wait_replica_caught_up(a, b, per_db);
+    assert_eq!(stat(a, "sync_full"), 0, "a full sync");
+    assert_eq!(stat(a, "sync_partial_ok"), 1);
+}
+
+/// More DELs than `repl-backlog-size` holds: the backlog no longer reaches back to the RDB's
+/// offset, so the replica syncs in full (and still ends without the expired keys).
+#[test]
+fn a_master_restarted_after_more_keys_expired_than_its_backlog_holds_resyncs_in_full() {
+    let per_db = 1000;
+    let (a, b, off) =
+        master_restarted_after_its_keys_expired(per_db, &["--repl-backlog-size", "16384"]);
+    let (a, b) = (a.port(), b.port());
+    assert!(info_num(a, "replication", "repl_backlog_first_byte_offset") > off + 1);
+    wait_replica_caught_up(a, b, per_db);
+    assert_eq!(stat(a, "sync_partial_ok"), 0, "a partial resync");
+    assert_eq!(stat(a, "sync_full"), 1);
+}
+
+/// A replica restarted from its RDB keeps the keys already past their TTL (Redis's rdbLoad
+/// leaves them out only on a master): they are its master's to delete, and the DELs come in
+/// the stream it continues.
+#[test]
+fn a_replica_restarted_from_its_rdb_keeps_expired_keys_for_its_masters_dels() {
+    let a = start_strongbox(&[]);
+    let a = a.port();
+    let ap = a.to_string();
+    let mut b = StrongboxServer::start(&["--appendonly", "no", "--replicaof", "127.0.0.1", &ap]);
+    wait_link_up(b.port());
+    let mut w = con(a);
+    redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(0)
+        .query::<()>(&mut w)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("keep")
+        .arg("1")
+        .query::<()>(&mut w)
+        .unwrap();
+    for i in 0..20 {
+        redis::cmd("SET")
+            .arg(format!("short:{i}"))
+            .arg("v")
+            .arg("PX")
+            .arg(300)
+            .query::<()>(&mut w)
+            .unwrap();
+    }
+    wait_same_position(&[a, b.port()], "before SAVE");
+    redis::cmd("SAVE").query::<()>(&mut con(b.port())).unwrap();
+    b.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    b.restart();
+    assert_eq!(
+        info_num(b.port(), "persistence", "rdb_last_load_keys_expired"),
+        0
+    );
+    assert_eq!(
+        dbsize(b.port(), 0),
+        21,
+        "the replica left keys out at its load"
+    );
+    wait_link_up(b.port());
+    assert_eq!(stat(a, "sync_full"), 1, "a full sync after the restart");
+    // The master deletes them now, and the replica gets the DELs.
+    redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(1)
+        .query::<()>(&mut w)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while dbsize(b.port(), 0) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the DELs did not reach the replica"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(dbsize(a, 0), 1);
+}

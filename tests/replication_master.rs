@@ -243,6 +243,12 @@ fn redis_replica_full_sync_stream_wait_and_partial_resync() {
     // The replica's and the odd PSYNC's; the odd one also asked for an offset we lack.
     assert_eq!(field(&m, "sync_full").as_deref(), Some("2"), "{m}");
     assert_eq!(field(&m, "sync_partial_err").as_deref(), Some("1"), "{m}");
+    // CONFIG RESETSTAT zeroes them, as Redis's resetServerStats.
+    raw.assert_cmd(&["CONFIG", "RESETSTAT"], b"+OK\r\n");
+    let m = info(mp, "stats");
+    for name in ["sync_full", "sync_partial_ok", "sync_partial_err"] {
+        assert_eq!(field(&m, name).as_deref(), Some("0"), "{name}: {m}");
+    }
     wait_same(mp, rp, "after the partial resync");
     wait_offsets_converge(mp, rp, "master_repl_offset");
 }

@@ -277,6 +277,11 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// CONFIG RESETSTAT: the counters INFO stats/commandstats/errorstats report.
 fn reset_stats(ctx: &mut Ctx) {
     ctx.srv.stats = Stats::default();
+    // Redis's resetServerStats: the replication counters of INFO stats too.
+    let m = &mut ctx.srv.master;
+    m.sync_full = 0;
+    m.sync_partial_ok = 0;
+    m.sync_partial_err = 0;
     if let Some((i, o)) = &ctx.srv.net_bytes {
         i.store(0, Ordering::Relaxed);
         o.store(0, Ordering::Relaxed);
