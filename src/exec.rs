@@ -708,9 +708,8 @@ impl Server {
         }
     }
 
-    /// Expire `key` in `db` now: delete, log DEL, notify, touch watchers.
-    /// Evict `key` for `maxmemory`: deleted, logged as DEL, `evicted` event (`evict.rs`).
-    /// Evict `key`: delete it, log `DEL`, notify `evicted`, touch WATCHers and trackers.
+    /// Evict `key` for `maxmemory` (`evict.rs`): delete it, log `DEL`, notify `evicted`, touch
+    /// WATCHers and trackers.
     /// Returns the memory the deletion alone gave back (Redis's `delta` around dbSyncDelete
     /// in performEvictions): what its DEL, its notifications and its invalidation messages
     /// take is left out, or an eviction could never catch up with the memory it generates.
@@ -737,6 +736,7 @@ impl Server {
         freed
     }
 
+    /// Expire `key` in `db` now: delete, log DEL, notify, touch watchers.
     pub fn expire_key(&mut self, db: usize, key: &[u8]) {
         if self.snapshot.is_some() {
             crate::compaction::pre_mutate(self, db, key);
@@ -975,6 +975,8 @@ fn call_at(
     if spec.is_write() && srv.snapshot.as_ref().is_some_and(|s| s.intercepting()) {
         crate::compaction::before_write(srv, client.db, spec, argv);
     }
+    // Set only by the script this command may run, at its very end (read below).
+    srv.script_error_counted = false;
     let (reply, dirty, propagate, blocked) = {
         let mut ctx = Ctx::new(srv, client, now);
         ctx.in_exec = in_exec;
@@ -2271,14 +2273,14 @@ fn active_rehash(srv: &mut Server) {
 }
 
 impl Server {
-    /// Whether keys past their TTL are left in place (a replica: its master's DELs remove them;
-    /// CLIENT PAUSE: the dataset is frozen); reads then answer as if they were gone.
     /// A replica: linked to a master (`replica` set, or taken out while the master's
     /// commands run).
     pub fn is_replica(&self) -> bool {
         self.replica.is_some() || self.applying_master_stream
     }
 
+    /// Whether keys past their TTL are left in place (a replica: its master's DELs remove them;
+    /// CLIENT PAUSE: the dataset is frozen); reads then answer as if they were gone.
     pub fn expiry_held(&self, now_ms: i64) -> bool {
         self.is_replica() || self.pause.holds_writes(now_ms)
     }
