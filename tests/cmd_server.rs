@@ -204,6 +204,57 @@ fn client_replies_match_redis() {
     ]);
 }
 
+/// A server without cluster mode, and without modules: what Redis 7.0 answers.
+#[test]
+fn cluster_and_module_commands_match_redis() {
+    diff(&[
+        (Exact, &["CLUSTER", "INFO"]),
+        (Exact, &["CLUSTER", "SLOTS"]),
+        (Exact, &["CLUSTER", "HELP"]),
+        (Exact, &["CLUSTER", "KEYSLOT", "foo"]),
+        (Exact, &["CLUSTER", "NOSUCH"]),
+        (Exact, &["CLUSTER", "INFO", "x"]),
+        (Exact, &["CLUSTER"]),
+        (Exact, &["READONLY"]),
+        (Exact, &["READWRITE"]),
+        (Exact, &["ASKING"]),
+        (Exact, &["READONLY", "x"]),
+        (Exact, &["MODULE", "LIST"]),
+        (Exact, &["MODULE", "HELP"]),
+        (Exact, &["MODULE", "LOAD", "/nonexistent.so"]),
+        (Exact, &["MODULE", "UNLOAD", "foo"]),
+        (Exact, &["MODULE", "NOSUCH"]),
+        (Exact, &["MODULE", "LIST", "x"]),
+        (
+            Exact,
+            &[
+                "COMMAND",
+                "INFO",
+                "readonly",
+                "asking",
+                "cluster|info",
+                "module|list",
+            ],
+        ),
+        (
+            Exact,
+            &["EVAL", "return redis.call('cluster', 'reset')", "0"],
+        ),
+        (
+            Exact,
+            &["EVAL", "return redis.pcall('cluster', 'info')", "0"],
+        ),
+        (
+            Sorted,
+            &["COMMAND", "LIST", "FILTERBY", "PATTERN", "cluster|*"],
+        ),
+        (
+            Sorted,
+            &["COMMAND", "LIST", "FILTERBY", "PATTERN", "module*"],
+        ),
+    ]);
+}
+
 #[test]
 fn command_slowlog_memory_latency_misc_replies_match_redis() {
     diff(&[

@@ -1537,7 +1537,9 @@ fn script_call(
     // BLPOP & co. are NOSCRIPT; BLMPOP, BZMPOP and XREAD run without blocking (they are
     // called as EXEC calls them), except that XREAD's BLOCK option is refused (below).
     // DEBUG SET-DISABLE-DENY-SCRIPTS 1 lifts NOSCRIPT (Redis's script_disable_deny_script).
-    if spec.has(NOSCRIPT) && !srv.script_disable_deny {
+    // A container's or its subcommand's (CLUSTER RESET is NOSCRIPT, CLUSTER INFO is not).
+    let noscript = (spec.flags | crate::exec::effective_flags(spec, &argv)) & NOSCRIPT != 0;
+    if noscript && !srv.script_disable_deny {
         return reject(srv, "ERR This Redis command is not allowed from script");
     }
     // Scripts run as the calling user (Redis's scriptVerifyACL).

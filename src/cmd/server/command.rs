@@ -97,6 +97,9 @@ use crate::acl::CATEGORIES;
 /// the one derived from the command's group.
 const EXPLICIT_CATEGORIES: &[(&str, &[&str])] = &[
     ("command", &["connection"]),
+    ("readonly", &["connection"]),
+    ("readwrite", &["connection"]),
+    ("asking", &["connection"]),
     ("wait", &["connection"]),
     ("info", &["dangerous"]),
     ("lastsave", &["admin", "dangerous"]),
@@ -489,9 +492,21 @@ fn info_entry(c: &CommandSpec) -> Reply {
     ])
 }
 
-/// Redis 7.0's command tips, for the subcommands that have them here (FUNCTION's).
+/// Redis 7.0's command tips, for the subcommands that have them here (FUNCTION's, CLUSTER's,
+/// MODULE's).
 fn sub_tips(full: &str) -> Reply {
     let tips: &[&str] = match full {
+        "cluster|bumpepoch"
+        | "cluster|count-failure-reports"
+        | "cluster|getkeysinslot"
+        | "cluster|info"
+        | "cluster|links"
+        | "cluster|nodes"
+        | "cluster|replicas"
+        | "cluster|shards"
+        | "cluster|slaves"
+        | "cluster|slots" => &["nondeterministic_output"],
+        "module|list" => &["nondeterministic_output_order"],
         "function|stats" => &[
             "nondeterministic_output",
             "request_policy:all_shards",

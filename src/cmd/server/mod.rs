@@ -9,6 +9,7 @@ use crate::exec::ShutdownMode;
 use crate::resp::{Reply, OK};
 
 pub(crate) mod client;
+mod cluster;
 pub(crate) mod command;
 mod config;
 mod debug;
@@ -99,6 +100,33 @@ pub static COMMANDS: &[CommandSpec] = &[
             "server",
             misc::memory
         )
+    },
+    CommandSpec {
+        summary: "A container for cluster commands",
+        since: "3.0.0",
+        subcommands: cluster::CLUSTER_SUBS,
+        ..cmd("cluster", -2, 0, KNONE, "cluster", cluster::cluster)
+    },
+    CommandSpec {
+        summary: "Enables read queries for a connection to a cluster replica node",
+        since: "3.0.0",
+        ..cmd("readonly", 1, FAST | LOADING | STALE, KNONE, "cluster", cluster::cluster_only)
+    },
+    CommandSpec {
+        summary: "Disables read queries for a connection to a cluster replica node",
+        since: "3.0.0",
+        ..cmd("readwrite", 1, FAST | LOADING | STALE, KNONE, "cluster", cluster::cluster_only)
+    },
+    CommandSpec {
+        summary: "Sent by cluster clients after an -ASK redirect",
+        since: "3.0.0",
+        ..cmd("asking", 1, FAST, KNONE, "cluster", cluster::cluster_only)
+    },
+    CommandSpec {
+        summary: "A container for module commands",
+        since: "4.0.0",
+        subcommands: cluster::MODULE_SUBS,
+        ..cmd("module", -2, 0, KNONE, "server", cluster::module)
     },
     CommandSpec {
         summary: "A container for latency diagnostics commands",
