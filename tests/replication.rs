@@ -276,12 +276,13 @@ fn kill9_during_the_syncs_log_write_recovers_the_dataset_from_before() {
     // Loaded (the master's keys are there) but its log is still being written.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        // While the master's RDB loads, the replica answers -LOADING (as Redis): not yet.
         let loaded = info_field(replica.port(), "master_sync_in_progress").as_deref() == Some("1")
-            && redis::cmd("EXISTS")
-                .arg("before:0")
-                .query::<i64>(&mut c)
-                .unwrap()
-                == 0;
+            && match redis::cmd("EXISTS").arg("before:0").query::<i64>(&mut c) {
+                Ok(n) => n == 0,
+                Err(e) if e.kind() == redis::ErrorKind::BusyLoadingError => false,
+                Err(e) => panic!("EXISTS during the sync: {e}"),
+            };
         if loaded {
             break;
         }
