@@ -1403,6 +1403,21 @@ pub(crate) fn exec_queues_any(
         })
 }
 
+/// Whether a pause in force holds a batch of our master's stream: any command under `ALL`, a
+/// write or `may_replicate` one (by its flags as for a client, `process_command`) under `WRITE`.
+pub(crate) fn pause_holds_master(srv: &Server, cmds: &[Vec<Bytes>]) -> bool {
+    use crate::pause::Kind;
+    match srv.pause.kind_at(now_ms()) {
+        Kind::Off => false,
+        Kind::All => !cmds.is_empty(),
+        Kind::Write => cmds.iter().any(|a| {
+            lookup_command(&a[0]).is_some_and(|s| {
+                command_flags(srv, s, a) & (flags::WRITE | flags::MAY_REPLICATE) != 0
+            })
+        }),
+    }
+}
+
 /// `effective_flags`, and for a script with declared flags (an EVAL with a `#!lua` shebang, an
 /// FCALL) the flags Redis derives from them (`scriptFlagsToCmdFlags`: a write and `denyoom`
 /// unless `no-writes` / `allow-oom`), so the checks before it runs treat it as what it may do.

@@ -5,7 +5,8 @@
 //! behind it (`Client::pending`, as for any blocked client), and nothing of it runs until the
 //! pause ends. `ALL` covers every command; `WRITE` the commands that may change the dataset or
 //! be propagated (write and `may_replicate` commands: EVAL, PUBLISH, …; EXEC of a transaction
-//! holding one). Replication links are never paused. A new pause only widens the current one
+//! holding one). Our replicas' links are never paused; our master's stream is, as in Redis: it
+//! is read on but not applied, so our replication offset stops (`replica::hold_while_paused`). A new pause only widens the current one
 //! (the later end, the stricter kind), and when it ends — CLIENT UNPAUSE, or the timeout,
 //! checked every round of the execution loop, which wakes for it — the postponed clients run
 //! in the order they were postponed, at the end of that round's messages.
@@ -101,8 +102,9 @@ impl Pause {
     pub fn holds(&self, may_replicate: bool, client: &Client, now_ms: i64) -> bool {
         match self.kind_at(now_ms) {
             Kind::Off => false,
-            // Replication links are never paused (Redis: `!(c->flags & CLIENT_SLAVE)`; our
-            // own master's stream runs as `is_master`).
+            // Replicas are never paused (Redis: `!(c->flags & CLIENT_SLAVE)`); our own
+            // master's stream is held before it runs, a batch at a time
+            // (`replica::hold_while_paused`), so its commands are not held one by one.
             _ if client.is_master || client.is_replica => false,
             Kind::All => true,
             Kind::Write => may_replicate,
@@ -125,6 +127,14 @@ impl Pause {
     /// Unix ms at which the pause ends (when one is on).
     pub fn end_ms(&self) -> Option<i64> {
         (self.kind != Kind::Off).then_some(self.end_ms)
+    }
+
+    /// The master's stream (its client `id`) waits for the end of the pause
+    /// (`replica::resume_held`), in its place among the postponed clients.
+    pub fn postpone_master(&mut self, id: ClientId) {
+        if !self.postponed.contains(&id) {
+            self.postponed.push(id);
+        }
     }
 
     /// Whether `id` waits for the end of the pause.
@@ -152,6 +162,8 @@ fn unpause(srv: &mut Server) {
     let ids = std::mem::take(&mut srv.pause.postponed);
     for id in ids {
         let Some(mut c) = srv.clients.remove(&id) else {
+            // Not a client of ours: the master's stream, if it is still the link's.
+            crate::replica::resume_held(srv, id);
             continue;
         };
         if let Some(b) = c.blocked.take_if(|b| b.postponed) {

@@ -36,7 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use crate::client::{Client, ExecSender, Msg};
+use crate::client::{Client, ClientId, ExecSender, Msg};
 use crate::cmd::CommandSpec;
 use crate::ctx::Ctx;
 use crate::durability::Gate;
@@ -174,6 +174,12 @@ pub struct Replica {
     /// Keys that clients of this (writable) replica wrote with a TTL: the replica expires
     /// these itself, as Redis's slaveKeysWithExpire (its master knows nothing of them).
     pub local_expires: std::collections::HashSet<(usize, Bytes)>,
+    /// The link's messages postponed by a CLIENT PAUSE that covers the master's commands (as
+    /// Redis blocks its master client: the stream is read on, `slave_read_repl_offset` grows,
+    /// but nothing is applied, so `slave_repl_offset` and the offset acked to the master stay
+    /// where they were). Applied in order when the pause ends (`resume_held`); dropped with
+    /// the link's target (REPLICAOF) or by a full sync, which replaces what they apply to.
+    pub held: std::collections::VecDeque<ReplMsg>,
 }
 
 impl Replica {
@@ -330,6 +336,7 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
         synced_once: false,
         psync,
         local_expires: Default::default(),
+        held: Default::default(),
     });
     crate::log::set_replica(true);
     // Clients blocked while this server was a master (or on the previous master's data).
@@ -596,6 +603,9 @@ fn send_ack(srv: &Server, a: Ack) {
 
 /// A message from the link task, on the execution thread.
 pub fn handle(srv: &mut Server, m: ReplMsg) {
+    let Some(m) = hold_while_paused(srv, m) else {
+        return;
+    };
     match m {
         ReplMsg::Sync {
             gen,
@@ -679,6 +689,54 @@ pub fn handle(srv: &mut Server, m: ReplMsg) {
                 }
             }
         }
+    }
+}
+
+/// CLIENT PAUSE covers the master's commands too (Redis pauses every client but its replicas):
+/// a batch of the stream holding a command the pause covers (any command under `ALL`, a write
+/// or `may_replicate` one under `WRITE`) is postponed whole, and the link's later messages
+/// (batches, a reconnection's CONTINUE, the link going down) queue behind it, so they apply
+/// in the order they came. A full sync replaces the dataset they would apply to: it drops
+/// them. Returns the message to handle now, if any.
+fn hold_while_paused(srv: &mut Server, m: ReplMsg) -> Option<ReplMsg> {
+    let gen = match &m {
+        ReplMsg::Stream { gen, .. } | ReplMsg::Continue { gen, .. } | ReplMsg::Down { gen } => *gen,
+        ReplMsg::Sync { gen, .. } => {
+            if let Some(rep) = srv.replica.as_mut().filter(|r| r.gen == *gen) {
+                rep.held.clear();
+            }
+            return Some(m);
+        }
+        ReplMsg::FailoverAnswer { .. } => return Some(m),
+    };
+    let Some(rep) = srv.replica.as_ref().filter(|r| r.gen == gen) else {
+        return Some(m);
+    };
+    let hold = !rep.held.is_empty()
+        || match &m {
+            ReplMsg::Stream { cmds, .. } => crate::exec::pause_holds_master(srv, cmds),
+            _ => false,
+        };
+    if !hold {
+        return Some(m);
+    }
+    let rep = srv.replica.as_mut()?;
+    if rep.held.is_empty() {
+        srv.pause.postpone_master(rep.master.id);
+    }
+    rep.held.push_back(m);
+    None
+}
+
+/// The pause that postponed the master's stream has ended: apply what it held, in order (a
+/// new pause may hold the rest again).
+pub fn resume_held(srv: &mut Server, master_id: ClientId) {
+    let Some(rep) = srv.replica.as_mut().filter(|r| r.master.id == master_id) else {
+        return;
+    };
+    let held = std::mem::take(&mut rep.held);
+    for m in held {
+        handle(srv, m);
     }
 }
 

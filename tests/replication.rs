@@ -529,3 +529,124 @@ fn becoming_a_replica_unblocks_blocked_clients_as_redis() {
         wait_same(master.port(), server.port(), "after the push");
     }
 }
+
+fn stat(port: u16, field: &str) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut con(port))
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO stats"))
+}
+
+fn offset(port: u16, field: &str) -> i64 {
+    info_field(port, field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO replication"))
+}
+
+/// CLIENT PAUSE WRITE on a replica holds its master's stream back, as on a Redis replica: the
+/// stream is read on (`slave_read_repl_offset` reaches the master's) but not applied
+/// (`slave_repl_offset` stays, so the master's view of this replica does not move — what a
+/// failover's pause relies on), reads answer from the dataset as it was, and a link dropped
+/// meanwhile continues with a partial resync behind what is held. CLIENT UNPAUSE applies it
+/// all, in order.
+#[test]
+fn a_paused_replica_holds_its_masters_stream_back() {
+    let master = RedisServer::start(&["--save", ""]);
+    let mport = master.port().to_string();
+    let replica =
+        StrongboxServer::start(&["--appendonly", "yes", "--replicaof", "127.0.0.1", &mport]);
+    let (mp, rp) = (master.port(), replica.port());
+    wait_link_up(rp);
+    let mut m = con(mp);
+    let mut r = con(rp);
+    redis::cmd("SET")
+        .arg("k0")
+        .arg("v0")
+        .query::<()>(&mut m)
+        .unwrap();
+    wait_same(mp, rp, "before the pause");
+    let wait_read_offset = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if offset(rp, "slave_read_repl_offset") == offset(mp, "master_repl_offset") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: the stream was not read on"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_read_offset("before the pause");
+    let applied = offset(rp, "slave_repl_offset");
+    assert_eq!(applied, offset(mp, "master_repl_offset"));
+
+    redis::cmd("CLIENT")
+        .arg(&["PAUSE", "100000", "WRITE"])
+        .query::<()>(&mut r)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("k1")
+        .arg("v1")
+        .query::<()>(&mut m)
+        .unwrap();
+    redis::cmd("RPUSH")
+        .arg("l")
+        .arg(&["a", "b"])
+        .query::<()>(&mut m)
+        .unwrap();
+    wait_read_offset("paused");
+    assert_eq!(offset(rp, "slave_repl_offset"), applied);
+    let k1: Option<String> = redis::cmd("GET").arg("k1").query(&mut r).unwrap();
+    assert_eq!(k1, None, "a write of the master applied during the pause");
+
+    // The link drops and comes back while paused: a partial resync, held behind the rest.
+    let partial = stat(mp, "sync_partial_ok");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "master"])
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(killed, 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stat(mp, "sync_partial_ok") == partial {
+        assert!(
+            Instant::now() < deadline,
+            "no partial resync: {}",
+            replica.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    redis::cmd("SET")
+        .arg("k2")
+        .arg("v2")
+        .query::<()>(&mut m)
+        .unwrap();
+    wait_read_offset("paused, after the reconnection");
+    assert_eq!(offset(rp, "slave_repl_offset"), applied);
+    assert_eq!(stat(mp, "sync_full"), 1, "{}", replica.log());
+
+    redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query::<()>(&mut r)
+        .unwrap();
+    wait_same(mp, rp, "after the unpause");
+    wait_link_up(rp);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while offset(rp, "slave_repl_offset") != offset(mp, "master_repl_offset") {
+        assert!(Instant::now() < deadline, "the offset did not catch up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stat(mp, "sync_full"), 1, "{}", replica.log());
+    let l: Vec<String> = redis::cmd("LRANGE")
+        .arg("l")
+        .arg(0)
+        .arg(-1)
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(l, ["a", "b"]);
+}
