@@ -117,6 +117,8 @@ impl Value {
     /// The name OBJECT ENCODING answers with.
     pub fn encoding(&self) -> &'static str {
         match self {
+            // Longer than 44 bytes, or edited in place: Redis's `raw`.
+            Value::Str(s) if s.is_raw() => "raw",
             Value::Str(s) => string_encoding(s),
             Value::List(l) => l.encoding(),
             Value::Hash(h) => h.encoding(),

@@ -400,7 +400,8 @@ fn edit_str<R>(obj: &mut Object, f: impl FnOnce(&mut BytesMut) -> R) -> R {
     };
     let mut m = std::mem::take(b).into_bytes_mut();
     let r = f(&mut m);
-    *b = CompactBytes::from_bytes(m.freeze());
+    // Redis's dbUnshareStringValue: a string edited in place is `raw` from then on.
+    *b = CompactBytes::raw(m.freeze());
     r
 }
 
@@ -950,7 +951,7 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             let mut v = BytesMut::zeroed(offset as usize + value.len());
             v[offset as usize..].copy_from_slice(value);
-            ctx.set_key(key, str_value(v.freeze()));
+            ctx.set_key(key, Value::Str(CompactBytes::raw(v.freeze())));
         }
         Ok(Some(olen)) => {
             if value.is_empty() {
@@ -1148,16 +1149,23 @@ fn string_for_bit_write(ctx: &mut Ctx, key: &Bytes, maxbit: u64) -> Result<bool,
     let need = (maxbit >> 3) as usize + 1;
     match string_exists_for_write(ctx, key)? {
         None => {
-            ctx.set_key(key, str_value(BytesMut::zeroed(need).freeze()));
+            ctx.set_key(
+                key,
+                Value::Str(CompactBytes::raw(BytesMut::zeroed(need).freeze())),
+            );
             Ok(true)
         }
-        Some(len) if len < need => {
+        // Grown, or at least made `raw` (Redis unshares it whether or not a bit changes).
+        Some(len) => {
             if let Some(o) = ctx.lookup_mut(key) {
-                edit_str(o, |m| m.resize(need, 0));
+                edit_str(o, |m| {
+                    if m.len() < need {
+                        m.resize(need, 0);
+                    }
+                });
             }
-            Ok(true)
+            Ok(len < need)
         }
-        Some(_) => Ok(false),
     }
 }
 

@@ -6,6 +6,10 @@
 //! large value is still answered without a copy. The enum layout is left to rustc, which puts
 //! the discriminant in the niche of the inline length byte: the whole type is 16 bytes, and a
 //! [`crate::keyspace::Value`] holding one is 16 bytes too (checked by the size probe tests).
+//!
+//! A value an in-place edit produced (APPEND, SETRANGE, SETBIT, BITFIELD) is *raw*, as Redis
+//! keeps such a string (OBJECT ENCODING answers `raw` until the next SET): never inline, and
+//! a thin allocation carries the mark in its length's top bit ([`CompactBytes::raw`]).
 
 use std::alloc::{self, Layout};
 use std::borrow::Borrow;
@@ -77,8 +81,12 @@ struct Thin(NonNull<u8>);
 
 const THIN_HEADER: usize = std::mem::size_of::<u32>();
 
-/// The longest string a `Thin` can hold (its length is a `u32`); a longer key is a `Bytes`.
-const THIN_LEN_MAX: usize = u32::MAX as usize - THIN_HEADER;
+/// The top bit of a `Thin`'s length word: the string is raw (made by an in-place edit).
+const THIN_RAW: u32 = 1 << 31;
+
+/// The longest string a `Thin` can hold (its length is 31 bits of a `u32`); a longer key is a
+/// `Bytes`.
+const THIN_LEN_MAX: usize = (THIN_RAW - 1) as usize - THIN_HEADER;
 
 impl Thin {
     fn layout(len: usize) -> Layout {
@@ -88,9 +96,14 @@ impl Thin {
     }
 
     fn new(s: &[u8]) -> Thin {
+        Thin::with_mark(s, 0)
+    }
+
+    /// A copy of `s`, its length word or'ed with `mark` (0 or [`THIN_RAW`]).
+    fn with_mark(s: &[u8], mark: u32) -> Thin {
         // Callers check the length; the assert keeps `Drop`'s layout sound regardless.
         assert!(s.len() <= THIN_LEN_MAX);
-        let len = s.len() as u32;
+        let len = s.len() as u32 | mark;
         let layout = Thin::layout(s.len());
         // SAFETY: the layout has a non-zero size (the header). The header is written aligned
         // (the allocation is aligned for u32) and the bytes after it stay inside the allocation.
@@ -106,9 +119,19 @@ impl Thin {
     }
 
     #[inline]
+    fn word(&self) -> u32 {
+        // SAFETY: the header was written by `with_mark` and the allocation lives as long as
+        // `self`.
+        unsafe { self.0.as_ptr().cast::<u32>().read() }
+    }
+
+    #[inline]
     fn len(&self) -> usize {
-        // SAFETY: the header was written by `new` and the allocation lives as long as `self`.
-        unsafe { self.0.as_ptr().cast::<u32>().read() as usize }
+        (self.word() & !THIN_RAW) as usize
+    }
+
+    fn is_raw(&self) -> bool {
+        self.word() & THIN_RAW != 0
     }
 
     #[inline]
@@ -129,7 +152,7 @@ impl Drop for Thin {
 
 impl Clone for Thin {
     fn clone(&self) -> Thin {
-        Thin::new(self.as_slice())
+        Thin::with_mark(self.as_slice(), self.word() & THIN_RAW)
     }
 }
 
@@ -202,6 +225,27 @@ impl CompactBytes {
             CompactBytes::from_slice(&b)
         } else {
             CompactBytes(Repr::Heap(Box::new(b)))
+        }
+    }
+
+    /// Take `b` as a string an in-place edit produced: raw, as Redis keeps it (see the
+    /// module's documentation). Up to [`THIN_MAX`] bytes it is copied into a marked thin
+    /// allocation (never inline), longer ones are kept as they are.
+    pub fn raw(b: Bytes) -> CompactBytes {
+        if b.len() <= THIN_MAX {
+            CompactBytes(Repr::Thin(Thin::with_mark(&b, THIN_RAW)))
+        } else {
+            CompactBytes(Repr::Heap(Box::new(b)))
+        }
+    }
+
+    /// Whether Redis would encode this value `raw`: longer than [`THIN_MAX`], or made by
+    /// [`CompactBytes::raw`].
+    pub fn is_raw(&self) -> bool {
+        match &self.0 {
+            Repr::Inline(_) => false,
+            Repr::Thin(t) => t.is_raw(),
+            Repr::Heap(_) => true,
         }
     }
 
@@ -370,6 +414,21 @@ mod tests {
             a.hash(&mut h1);
             v[..].hash(&mut h2);
             assert_eq!(h1.finish(), h2.finish());
+            // Raw: the same bytes, equal and hashed alike, marked whatever the length, the
+            // mark kept by a clone; never inline.
+            let r = CompactBytes::raw(Bytes::from(v.clone()));
+            assert_eq!(&r[..], &v[..]);
+            assert_eq!(r, a);
+            assert!(r.is_raw());
+            assert!(r.clone().is_raw());
+            assert_eq!(r.clone(), r);
+            assert!(!r.is_inline());
+            assert_eq!(a.is_raw(), n > THIN_MAX);
+            assert!(!k.is_raw());
+            assert_eq!(&r.clone().into_bytes_mut()[..], &v[..]);
+            let mut h3 = std::collections::hash_map::DefaultHasher::new();
+            r.hash(&mut h3);
+            assert_eq!(h3.finish(), h2.finish());
         }
     }
 
