@@ -990,3 +990,81 @@ print("ok")
     let (out, _) = run_tool(Command::new("python3").args(["-c", &script]), None);
     assert_eq!(out.trim(), "ok");
 }
+
+/// LOLWUT as redis-server 7.0 draws it: the default (the version line), Schotter with one or
+/// two rows of squares (no randomness: byte for byte), argument errors and limits, VERSION
+/// read as an unsigned int, and RESP3's verbatim string; the random drawings by their shape.
+#[test]
+fn lolwut_matches_redis() {
+    diff(&[
+        (Exact, &["LOLWUT"]),
+        (Exact, &["LOLWUT", "1", "2", "3"]),
+        (Exact, &["LOLWUT", "VERSION"]),
+        (Exact, &["LOLWUT", "VERSION", "x"]),
+        (Exact, &["LOLWUT", "VERSION", "9"]),
+        (Exact, &["LOLWUT", "VERSION", "-1"]),
+        (Exact, &["LOLWUT", "version", "5", "66", "8", "2"]),
+        (Exact, &["LOLWUT", "VERSION", "5", "1", "1", "1"]),
+        (Exact, &["LOLWUT", "VERSION", "5", "2", "1", "2"]),
+        (Exact, &["LOLWUT", "VERSION", "5", "3", "7", "1"]),
+        (Exact, &["LOLWUT", "VERSION", "5", "0", "0", "0"]),
+        (Exact, &["LOLWUT", "VERSION", "5", "5000", "300", "1"]),
+        (Exact, &["LOLWUT", "VERSION", "5", "123", "5", "2", "extra"]),
+        (Exact, &["LOLWUT", "VERSION", "4294967301", "20", "3", "2"]),
+        (Exact, &["LOLWUT", "VERSION", "5", "x"]),
+        (Exact, &["LOLWUT", "VERSION", "5", "10", "x"]),
+        (Exact, &["LOLWUT", "VERSION", "6", "10", "x"]),
+        (Exact, &["COMMAND", "INFO", "lolwut"]),
+    ]);
+    let redis = RedisServer::start(&[]);
+    let sb = StrongboxServer::start(&["--appendonly", "no"]);
+    let (mut r, mut s) = (redis.conn(), sb.conn());
+    r.cmd(&["HELLO", "3"]);
+    s.cmd(&["HELLO", "3"]);
+    for args in [&["LOLWUT"][..], &["LOLWUT", "VERSION", "5", "40", "4", "2"]] {
+        assert_eq!(escape(&s.cmd(args)), escape(&r.cmd(args)), "{args:?}");
+    }
+    // Random drawings: the same size and trailer, each line of cells in Redis's four grays.
+    let shape = |reply: &[u8]| -> (Vec<usize>, String) {
+        let text = String::from_utf8(reply.to_vec()).unwrap();
+        let body = &text[text.find("txt:").unwrap() + 4..];
+        let (art, trailer) =
+            body.split_at(body.find("\nDedicated").or(body.find("\nGeorg")).unwrap());
+        const GRAYS: [&str; 4] = [
+            "\x1b[0;30;40m \x1b[0m",
+            "\x1b[0;90;100m \x1b[0m",
+            "\x1b[0;37;47m \x1b[0m",
+            "\x1b[0;97;107m \x1b[0m",
+        ];
+        let widths = art
+            .split('\n')
+            .map(|line| {
+                let (mut rest, mut cells) = (line, 0);
+                while !rest.is_empty() {
+                    let Some(r) = GRAYS.iter().find_map(|g| rest.strip_prefix(g)) else {
+                        panic!("not a cell of the four grays: {rest:?}");
+                    };
+                    rest = r;
+                    cells += 1;
+                }
+                cells
+            })
+            .collect::<Vec<_>>();
+        (widths, trailer.to_string())
+    };
+    for args in [
+        &["LOLWUT", "VERSION", "6"][..],
+        &["LOLWUT", "VERSION", "6", "33", "7"],
+        &["LOLWUT", "VERSION", "6", "1", "1"],
+    ] {
+        let (a, b) = (r.cmd(args), s.cmd(args));
+        assert_eq!(shape(&b), shape(&a), "{args:?}");
+    }
+    // Schotter with random rows: the same number of lines of the same width, same trailer.
+    let lines = |reply: &[u8]| -> Vec<usize> {
+        let text = String::from_utf8(reply.to_vec()).unwrap();
+        text.split('\n').map(|l| l.chars().count()).collect()
+    };
+    let args = &["LOLWUT", "VERSION", "5", "50", "6", "9"];
+    assert_eq!(lines(&s.cmd(args)), lines(&r.cmd(args)));
+}

@@ -14,6 +14,7 @@ pub(crate) mod command;
 mod config;
 mod debug;
 mod info;
+mod lolwut;
 mod misc;
 
 pub use command::stat_name;
@@ -28,6 +29,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("flushall", -1, WRITE, KNONE, "server", flushall),
     cmd("swapdb", 3, WRITE | FAST, KNONE, "server", swapdb),
     cmd("time", 1, LOADING | STALE | FAST, KNONE, "server", time),
+    cmd("lolwut", -1, READONLY | FAST, KNONE, "server", lolwut::lolwut),
     cmd(
         "shutdown",
         -1,
