@@ -324,6 +324,13 @@ fn set_master_inner(srv: &mut Server, host: String, port: u16, failover: Option<
     if let Some(db) = stream_db.filter(|&d| d < srv.dbs.len()) {
         master.db = db;
     }
+    // A replica switching masters continues its stream where it is — in the database the
+    // stream last selected, which the continuation does not select again (Redis keeps it in
+    // its cached master client). Starting over in database 0 put the new master's writes in
+    // the wrong database after a partial resync. A full sync's stream selects anew.
+    if let Some(r) = &srv.replica {
+        master.db = r.master.db;
+    }
     srv.replica = Some(Replica {
         gen,
         host: host.clone(),

@@ -650,3 +650,58 @@ fn a_paused_replica_holds_its_masters_stream_back() {
         .unwrap();
     assert_eq!(l, ["a", "b"]);
 }
+
+/// A replica that points at another master and comes back continues its stream with a
+/// partial resync in the database the stream last selected (the master sends no new SELECT):
+/// Strongbox started the continued stream in database 0, so the master's later writes to
+/// database 1 landed in database 0 (found by Redis's integration/replication-buffer).
+#[test]
+fn switching_masters_and_back_keeps_the_streams_database() {
+    let master = RedisServer::start(&["--repl-diskless-sync-delay", "0"]);
+    let mport = master.port().to_string();
+    let replica = StrongboxServer::start(&["--replicaof", "127.0.0.1", &mport]);
+    let (mp, rp) = (master.port(), replica.port());
+    wait_link_up(rp);
+    let mut m = con(mp);
+    redis::cmd("SELECT").arg(1).query::<()>(&mut m).unwrap();
+    redis::cmd("SET")
+        .arg("a")
+        .arg(1)
+        .query::<()>(&mut m)
+        .unwrap();
+    wait_same(mp, rp, "db 1 selected");
+    let mut r = con(rp);
+    let dead = common::pick_free_port().to_string();
+    redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(&dead)
+        .query::<()>(&mut r)
+        .unwrap();
+    // Written while the replica is away: no SELECT in the stream, it is still database 1.
+    for i in 0..20 {
+        redis::cmd("SET")
+            .arg(format!("b{i}"))
+            .arg(i)
+            .query::<()>(&mut m)
+            .unwrap();
+    }
+    let partial = stat(mp, "sync_partial_ok");
+    redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(&mport)
+        .query::<()>(&mut r)
+        .unwrap();
+    wait_link_up(rp);
+    redis::cmd("SET")
+        .arg("c")
+        .arg(1)
+        .query::<()>(&mut m)
+        .unwrap();
+    wait_same(mp, rp, "after the partial resync");
+    assert_eq!(
+        stat(mp, "sync_partial_ok"),
+        partial + 1,
+        "{}",
+        replica.log()
+    );
+}
