@@ -356,6 +356,9 @@ pub struct Slave {
     pub ack_ms: i64,
     /// Since when the replica is over the soft output limit.
     soft_since_ms: Option<i64>,
+    /// Unix ms at which it asked for a full sync (what `repl-diskless-sync-delay` counts
+    /// from, as Redis's idle time of a replica waiting for its BGSAVE).
+    since_ms: i64,
 }
 
 struct Waiter {
@@ -861,6 +864,12 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::Nil;
     }
     attach(srv, c, conf, psync, Phase::WaitStart);
+    if srv.master.sync.is_none()
+        && srv.cfg.get_bool("repl-diskless-sync")
+        && srv.cfg.get_i64("repl-diskless-sync-delay") > 0
+    {
+        tracing::info!("Delay next BGSAVE for diskless SYNC");
+    }
     start_sync(srv);
     Reply::Nil
 }
@@ -978,6 +987,7 @@ fn attach(srv: &mut Server, c: &mut Client, conf: ReplConf, psync: bool, phase: 
         fack_off: -1,
         ack_ms: now_ms(),
         soft_since_ms: None,
+        since_ms: now_ms(),
     });
 }
 
@@ -1001,6 +1011,9 @@ fn start_sync(srv: &mut Server) {
     if srv.master.sync.is_none() {
         if srv.snapshot.is_some() || srv.rewrite_presync.is_some() {
             // A BGSAVE or rewrite runs: the sync starts when it is done.
+            return;
+        }
+        if !diskless_delay_over(srv) {
             return;
         }
         let backlog = ensure_backlog(srv);
@@ -1106,6 +1119,27 @@ fn start_sync(srv: &mut Server) {
             }
         }
     }
+}
+
+/// With `repl-diskless-sync yes` a new sync snapshot waits, so that replicas arriving close
+/// together share one transfer (Redis's shouldStartChildReplication): until one replica has
+/// waited `repl-diskless-sync-delay` seconds (counted in whole seconds of the clock, as
+/// Redis), or `repl-diskless-sync-max-replicas` (when not 0) are waiting. The cron checks
+/// again every tick.
+fn diskless_delay_over(srv: &Server) -> bool {
+    if !srv.cfg.get_bool("repl-diskless-sync") {
+        return true;
+    }
+    let waiting = srv
+        .master
+        .slaves
+        .iter()
+        .filter(|s| s.phase == Phase::WaitStart);
+    let (count, oldest) = waiting.fold((0i64, i64::MAX), |(n, t), s| (n + 1, t.min(s.since_ms)));
+    let max_replicas = srv.cfg.get_i64("repl-diskless-sync-max-replicas");
+    let idle_s = now_ms() / 1000 - oldest / 1000;
+    (max_replicas > 0 && count >= max_replicas)
+        || idle_s >= srv.cfg.get_i64("repl-diskless-sync-delay")
 }
 
 /// A sync snapshot that is no longer running (aborted: shutdown, a full sync from our own
@@ -1533,6 +1567,8 @@ pub fn cron(srv: &mut Server) {
         serve_waiters(srv, now);
     }
     check_sync_snapshot(srv);
+    // Replicas waiting out `repl-diskless-sync-delay`.
+    start_sync(srv);
     if srv.master.slaves.is_empty() {
         // The PING period starts when a replica comes (not at the last PING, which may be
         // long ago or never): a replica is not sent a PING as soon as it attaches.

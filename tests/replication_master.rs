@@ -861,3 +861,65 @@ fn the_masters_commands_see_the_replicas_keys_as_the_master_does() {
     assert_eq!(seen[0].2, b":3001\r\n");
     assert_eq!(seen[0].3.as_deref(), Some("evicted_keys:0"));
 }
+
+/// `repl-diskless-sync-delay` as Redis: replicas that ask for a full sync within the delay
+/// share one diskless transfer, which starts only once the first has waited the delay; with
+/// `repl-diskless-sync-max-replicas` reached it starts at once. Redis 7.0 replicas, and the
+/// master's log and INFO, tell.
+#[test]
+fn diskless_sync_waits_for_more_replicas_and_shares_one_transfer() {
+    let master = StrongboxServer::start(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "3",
+    ]);
+    let mp = master.port();
+    fill(mp, 200);
+    let mport = mp.to_string();
+    let asked = Instant::now();
+    let r1 = RedisServer::start(&["--replicaof", "127.0.0.1", &mport]);
+    wait_log(|| master.log(), "Delay next BGSAVE for diskless SYNC");
+    std::thread::sleep(Duration::from_millis(1000));
+    let r2 = RedisServer::start(&["--replicaof", "127.0.0.1", &mport]);
+    wait_link_up(r1.port());
+    wait_link_up(r2.port());
+    assert!(
+        asked.elapsed() >= Duration::from_secs(2),
+        "the sync did not wait: {:?}\n{}",
+        asked.elapsed(),
+        master.log()
+    );
+    let log = master.log();
+    assert_eq!(
+        log.matches("Starting BGSAVE for SYNC").count(),
+        1,
+        "one transfer for both replicas:\n{log}"
+    );
+    assert_eq!(field(&info(mp, "stats"), "sync_full").as_deref(), Some("2"));
+    wait_same(mp, r1.port(), "first replica");
+    wait_same(mp, r2.port(), "second replica");
+
+    // With max-replicas 2 the second replica starts the transfer, long before the delay.
+    let master = StrongboxServer::start(&[
+        "--repl-diskless-sync-delay",
+        "60",
+        "--repl-diskless-sync-max-replicas",
+        "2",
+    ]);
+    let mp = master.port();
+    fill(mp, 100);
+    let mport = mp.to_string();
+    let asked = Instant::now();
+    let r1 = RedisServer::start(&["--replicaof", "127.0.0.1", &mport]);
+    let r2 = RedisServer::start(&["--replicaof", "127.0.0.1", &mport]);
+    wait_link_up(r1.port());
+    wait_link_up(r2.port());
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "{}",
+        master.log()
+    );
+    assert_eq!(master.log().matches("Starting BGSAVE for SYNC").count(), 1);
+    wait_same(mp, r2.port(), "max-replicas");
+}

@@ -87,6 +87,8 @@ enum Readiness {
     PortTaken(String),
 }
 
+const NO_SYNC_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
+
 impl ServerProcess {
     /// Starts `kind` on a fresh port with a fresh data directory.
     pub fn start(kind: ServerKind, args: &[&str]) -> ServerProcess {
@@ -286,6 +288,9 @@ impl ServerProcess {
         );
     }
 
+    /// Strongbox as a master starts a diskless sync without waiting for more replicas, as
+    /// Redis's own suite configures it (`repl-diskless-sync-delay 0`; 5 s by default): a test
+    /// that wants the delay sets it in its arguments, which come after.
     fn command_line(&self) -> Vec<String> {
         if let Some(conf) = &self.conf {
             let mut argv = vec![
@@ -304,6 +309,9 @@ impl ServerProcess {
                 "--enable-debug-command".to_string(),
                 "yes".to_string(),
             ];
+            if self.kind == ServerKind::Strongbox {
+                argv.extend(NO_SYNC_DELAY.iter().map(|a| a.to_string()));
+            }
             argv.extend(self.args.iter().cloned());
             return argv;
         }
@@ -317,6 +325,9 @@ impl ServerProcess {
             "--enable-debug-command".to_string(),
             "yes".to_string(),
         ];
+        if self.kind == ServerKind::Strongbox {
+            argv.extend(NO_SYNC_DELAY.iter().map(|a| a.to_string()));
+        }
         if self.kind == ServerKind::Redis {
             for a in [
                 "--bind",
