@@ -1035,6 +1035,10 @@ async fn manager(
     }
 }
 
+/// What the link logs when the master does not answer within `repl-timeout` while it
+/// connects or shakes hands (Redis's text; its suite looks for it).
+const TIMEOUT_CONNECTING: &str = "Timeout connecting to the MASTER...";
+
 struct Link {
     sock: TcpStream,
     buf: BytesMut,
@@ -1049,7 +1053,14 @@ impl Link {
         }
         let n = tokio::time::timeout(self.timeout, self.sock.read_buf(&mut self.buf))
             .await
-            .map_err(|_| "timeout reading from the master".to_string())?
+            .map_err(|_| {
+                // Redis's replicationCron words, by where the link was.
+                if self.shared.phase.load(Ordering::Relaxed) >= 3 {
+                    "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.".to_string()
+                } else {
+                    TIMEOUT_CONNECTING.to_string()
+                }
+            })?
             .map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("the master closed the connection".into());
@@ -1108,7 +1119,7 @@ async fn session(
     let timeout = Duration::from_secs(t.timeout_s);
     let sock = tokio::time::timeout(timeout, connect_master(t, &addr))
         .await
-        .map_err(|_| "timeout connecting to the master".to_string())?
+        .map_err(|_| TIMEOUT_CONNECTING.to_string())?
         .map_err(|e| format!("Error condition on socket for SYNC: {e}"))?;
     let _ = sock.set_nodelay(true);
     tracing::info!("MASTER <-> REPLICA sync started");
@@ -1557,7 +1568,7 @@ async fn stream(
             _ = tick.tick() => {
                 let last = shared.last_io_ms.load(Ordering::Relaxed);
                 if now_ms() - last > timeout.as_millis() as i64 {
-                    return Err("MASTER timeout: no data nor PING received".into());
+                    return Err("MASTER timeout: no data nor PING received...".into());
                 }
                 if let Some(a) = acked {
                     wr.write_all(&ack_msg(a, facked)).await.map_err(|e| e.to_string())?;

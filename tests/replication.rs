@@ -705,3 +705,33 @@ fn switching_masters_and_back_keeps_the_streams_database() {
         replica.log()
     );
 }
+
+/// A master that accepts the link but never answers: the replica gives up after
+/// `repl-timeout` with Redis's words, and tries again.
+#[test]
+fn a_silent_master_times_out_the_handshake_as_redis_says() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    // Holds every connection open without a byte back (for the test's life).
+    std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in listener.incoming().flatten() {
+            conns.push(c);
+        }
+    });
+    let replica = StrongboxServer::start(&["--repl-timeout", "1"]);
+    let mut r = con(replica.port());
+    redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(&port)
+        .query::<()>(&mut r)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !replica
+        .log()
+        .contains("Timeout connecting to the MASTER...")
+    {
+        assert!(Instant::now() < deadline, "{}", replica.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
