@@ -7,26 +7,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::replication::{con, fill, info_field, more_writes, wait_link_up, wait_same};
+use common::replication::{
+    con, fill, info_field, info_stat as stat, more_writes, wait_link_up, wait_same,
+};
 use common::{RedisServer, StrongboxServer};
 
 fn start_strongbox(args: &[&str]) -> StrongboxServer {
     let mut all = vec!["--appendonly", "yes", "--appendfsync", "always"];
     all.extend_from_slice(args);
     StrongboxServer::start(&all)
-}
-
-fn stat(port: u16, name: &str) -> i64 {
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query(&mut con(port))
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name} in INFO stats"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 /// (master_replid, master_repl_offset) as INFO replication shows them.

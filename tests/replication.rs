@@ -6,7 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::replication::{
-    con, diff, dump_keyspace, fill, info_field, more_writes, wait_link_up, wait_same,
+    con, diff, dump_keyspace, fill, info_field, info_stat as stat, more_writes, wait_link_up,
+    wait_same,
 };
 use common::{RedisServer, StrongboxServer};
 
@@ -528,17 +529,6 @@ fn becoming_a_replica_unblocks_blocked_clients_as_redis() {
     for server in [&*ours, &*redis] {
         wait_same(master.port(), server.port(), "after the push");
     }
-}
-
-fn stat(port: u16, field: &str) -> i64 {
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query(&mut con(port))
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in INFO stats"))
 }
 
 fn offset(port: u16, field: &str) -> i64 {

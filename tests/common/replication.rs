@@ -131,6 +131,18 @@ pub fn info_field(port: u16, field: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.to_string()))
 }
 
+/// A counter of INFO stats (`sync_full`, `sync_partial_ok`, …).
+pub fn info_stat(port: u16, field: &str) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut con(port))
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO stats"))
+}
+
 pub fn wait_link_up(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
