@@ -6,10 +6,11 @@
 //! pause ends. `ALL` covers every command; `WRITE` the commands that may change the dataset or
 //! be propagated (write and `may_replicate` commands: EVAL, PUBLISH, …; EXEC of a transaction
 //! holding one). Our replicas' links are never paused; our master's stream is, as in Redis: it
-//! is read on but not applied, so our replication offset stops (`replica::hold_while_paused`). A new pause only widens the current one
-//! (the later end, the stricter kind), and when it ends — CLIENT UNPAUSE, or the timeout,
-//! checked every round of the execution loop, which wakes for it — the postponed clients run
-//! in the order they were postponed, at the end of that round's messages.
+//! is read on but not applied, so our replication offset stops (`replica::hold_while_paused`).
+//! A new pause only widens the current one (the later end, the stricter kind), and when it
+//! ends — CLIENT UNPAUSE, or the timeout, checked every round of the execution loop, which
+//! wakes for it — the postponed clients run in the order they were postponed, at the end of
+//! that round's messages.
 //!
 //! During a `WRITE` pause the dataset must not change, so keys are not expired either: active
 //! expiry stops, and a read of a key past its TTL answers as if the key were gone without
