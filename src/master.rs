@@ -863,8 +863,10 @@ pub fn sync_command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         return Reply::Nil;
     }
+    let eof = conf.capa_eof;
     attach(srv, c, conf, psync, Phase::WaitStart);
-    if srv.master.sync.is_none()
+    if eof
+        && srv.master.sync.is_none()
         && srv.cfg.get_bool("repl-diskless-sync")
         && srv.cfg.get_i64("repl-diskless-sync-delay") > 0
     {
