@@ -365,7 +365,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(0, INT_MAX),
         "5",
         MUT,
-        INERT,
+        DONE,
     ),
     opt("maxmemory-samples", Kind::Int(1, INT_MAX), "5", MUT, DONE),
     opt(
@@ -460,7 +460,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Kind::Int(0, INT_MAX),
         "0",
         MUT,
-        INERT,
+        DONE,
     ),
     opt("maxclients", Kind::Int(1, UINT_MAX), "10000", MUT, DONE),
     opt(

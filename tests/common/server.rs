@@ -288,9 +288,10 @@ impl ServerProcess {
         );
     }
 
-    /// Strongbox as a master starts a diskless sync without waiting for more replicas, as
-    /// Redis's own suite configures it (`repl-diskless-sync-delay 0`; 5 s by default): a test
-    /// that wants the delay sets it in its arguments, which come after.
+    /// Without a config file, Strongbox as a master starts a diskless sync without waiting for
+    /// more replicas, as Redis's own suite configures it (`repl-diskless-sync-delay 0`; 5 s by
+    /// default): a test that wants the delay sets it in its arguments, which come after. With
+    /// one, the file's settings stand (the config tests compare them with Redis's).
     fn command_line(&self) -> Vec<String> {
         if let Some(conf) = &self.conf {
             let mut argv = vec![
@@ -309,9 +310,6 @@ impl ServerProcess {
                 "--enable-debug-command".to_string(),
                 "yes".to_string(),
             ];
-            if self.kind == ServerKind::Strongbox {
-                argv.extend(NO_SYNC_DELAY.iter().map(|a| a.to_string()));
-            }
             argv.extend(self.args.iter().cloned());
             return argv;
         }
