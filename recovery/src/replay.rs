@@ -16,7 +16,6 @@ use crate::report::{FileReport, Report, Skipped, Truncation};
 use crate::{Options, RecoveryError, Sink};
 use bytes::Bytes;
 use std::path::Path;
-use strongbox_storage::aof::batch::BATCH_TAG;
 use strongbox_storage::aof::{
     AppendPoint, BatchReader, Chain, ReadError, ReadErrorKind, ResumePoint, Unit,
 };
@@ -454,8 +453,9 @@ fn replay_file(
                 }
                 Err(e) => {
                     let rel = usize::try_from(e.offset).unwrap_or(usize::MAX);
-                    let ours = reader.reader().batches() > 0
-                        || data.get(rel..).is_some_and(|r| r.starts_with(BATCH_TAG));
+                    let ours = reader
+                        .reader()
+                        .damage_is_ours(data.get(rel..).unwrap_or_default());
                     let later_valid = reader.reader().find_valid_batch_after(e.offset);
                     let tail =
                         later_valid.is_none() && (e.kind == ReadErrorKind::Incomplete || ours);

@@ -119,6 +119,33 @@ fn a_bad_last_batch_at_full_length_is_a_torn_tail() {
     assert_eq!(m.log.len(), 1);
 }
 
+/// Under `always` batches are written over preallocated padding: a write of the first batch
+/// of a file torn after 2 or 3 bytes leaves `#S#\n` or `#SB\n` followed by padding, which
+/// reads as an unknown annotation line, not as our batch tag. It is a torn tail all the same
+/// (crash simulation seed 85776 found it: recovery refused to start).
+#[test]
+fn a_batch_header_torn_over_padding_is_a_torn_tail() {
+    use strongbox_storage::aof::batch::padding;
+    for torn in [&b"#S"[..], b"#SB"] {
+        // Earlier batches in a first file, then none: both are the file's tail.
+        for before in [Vec::new(), batches(&[set("a", "1")]).0] {
+            // The padding was there first; the torn write overwrote its first bytes.
+            let mut f = before.clone();
+            let at = f.len() as u64;
+            f.extend_from_slice(&padding(at, (at + 4096) / 2 * 2));
+            f[at as usize..at as usize + torn.len()].copy_from_slice(torn);
+            let fs = dir_with(&[(F1, &f)]);
+            let (r, m) = run(&fs, Options::default());
+            let out = r.unwrap_or_else(|e| panic!("{:?} after {} bytes: {e}", torn, before.len()));
+            assert_eq!(
+                out.report.truncated.map(|t| t.offset),
+                Some(before.len() as u64)
+            );
+            assert_eq!(m.log.len(), usize::from(!before.is_empty()));
+        }
+    }
+}
+
 #[test]
 fn corruption_before_a_valid_batch_is_an_error_naming_file_offset_and_tools() {
     let (mut f, offs) = batches(&[set("a", "1"), set("b", "2"), set("c", "3")]);

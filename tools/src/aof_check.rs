@@ -13,7 +13,6 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value as Json};
-use strongbox_storage::aof::batch::BATCH_TAG;
 use strongbox_storage::aof::{BatchReader, Manifest, ReadErrorKind, Unit, MANIFEST_NAME_SUFFIX};
 use strongbox_storage::fs::{write_file_atomic, RealFs, Vfs};
 use strongbox_storage::rdb::{Item, RdbReader};
@@ -223,7 +222,7 @@ pub fn scan_file(
             Err(e) => {
                 let rel = usize::try_from(e.offset).unwrap_or(usize::MAX);
                 let rest = data.get(rel..).unwrap_or_default();
-                let ours = reader.batches() > 0 || rest.starts_with(BATCH_TAG);
+                let ours = reader.damage_is_ours(rest);
                 let zeros = !rest.is_empty() && rest.iter().all(|&b| b == 0);
                 let later = reader.find_valid_batch_after(e.offset);
                 let torn =

@@ -84,6 +84,18 @@ pub fn pad_filler(end: u64) -> &'static [u8] {
     }
 }
 
+/// Whether `buf` is one line followed by nothing but preallocated padding to its end: what a
+/// write of a batch header torn after its first bytes leaves over padding (`#S` written over
+/// `#\n#\n…` reads as the line `#S#`). Only Strongbox pads its files, so such a line is our
+/// torn batch, not a line of Redis's.
+fn is_torn_line_over_padding(buf: &[u8]) -> bool {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        return false;
+    };
+    let rest = &buf[nl + 1..];
+    !rest.is_empty() && padding_run(rest) == rest.len()
+}
+
 /// Length of the run of padding lines (`#\n`, `##\n`) at the start of `buf`.
 fn padding_run(buf: &[u8]) -> usize {
     let mut at = 0;
@@ -340,6 +352,14 @@ impl<'a> BatchReader<'a> {
     /// How many verified batches were read.
     pub fn batches(&self) -> u64 {
         self.batches
+    }
+
+    /// Whether damage whose bytes start with `rest` (the file from the error's offset) is in a
+    /// batch of ours — after one of ours, starting with our tag, or a header torn over our
+    /// padding — rather than among plain (Redis) commands: with no valid batch after it, it is
+    /// a torn tail, which recovery may cut (docs/design-aof.md, the decision table).
+    pub fn damage_is_ours(&self, rest: &[u8]) -> bool {
+        self.batches > 0 || rest.starts_with(BATCH_TAG) || is_torn_line_over_padding(rest)
     }
 
     fn err(
